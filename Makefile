@@ -1,0 +1,97 @@
+# kagari: one non-recursive Makefile. `make run` and `make test` are the two commands.
+# SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer (make test does).
+
+CC      ?= cc
+PKGS    := lua5.4 libcurl libcjson libevent libevent_openssl sqlite3 openssl
+SANITIZE ?= 0
+
+ifeq ($(SANITIZE),1)
+B       := build/san
+OPT     := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+B       := build/rel
+OPT     := -O2
+endif
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wwrite-strings
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -I. $(PKG_CFLAGS) -MMD -MP
+LDFLAGS += $(filter -fsanitize%,$(OPT))
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
+
+LIB_SRC  := $(filter-out engine/main.c,$(wildcard engine/*.c connectors/*.c portal/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(filter-out tests/unit/test_main.c,$(UNIT_SRC)))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+MOCK_SRC := $(wildcard tests/mock/*.c)
+
+all: $(B)/kagari
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libkagari.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/kagari: $(B)/engine/main.o $(B)/libkagari.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(B)/tests/unit/test_main.o $(B)/libkagari.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Fuzz targets: replay binaries (corpus runner, any compiler) for make test, and real
+# libFuzzer binaries with clang for `make fuzz`.
+$(B)/fuzz/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay.o $(B)/libkagari.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+ifneq ($(MOCK_SRC),)
+$(B)/kagari-mock: $(MOCK_SRC:%.c=$(B)/%.o) $(B)/libkagari.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+MOCK_BIN := $(B)/kagari-mock
+endif
+
+build-tests: $(B)/kagari $(UNIT_BIN) $(FUZZ_REPLAY) $(MOCK_BIN)
+
+deps:
+	@sh scripts/install-deps.sh
+
+# ---- the two commands ----
+
+run: deps
+	@$(MAKE) --no-print-directory SANITIZE=0 all
+	@sh scripts/demo.sh build/rel/kagari
+
+test: deps
+	@$(MAKE) --no-print-directory SANITIZE=1 build-tests
+	@sh tests/run.sh build/san
+
+bench: deps
+	@$(MAKE) --no-print-directory SANITIZE=0 all
+	@python3 tests/bench/bench.py build/rel/kagari
+
+FUZZ_CC ?= clang
+fuzz:
+	@mkdir -p build/fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+	    $(PKG_CFLAGS) -o build/fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS) -lm -lpthread || exit 1; \
+	  echo "built build/fuzz/$$n (run: build/fuzz/$$n tests/fuzz/corpus/$${n#fuzz_})"; done
+
+format:
+	clang-format -i engine/*.[ch] connectors/*.[ch] portal/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c 2>/dev/null || true
+
+clean:
+	rm -rf build
+
+.PHONY: all deps run test bench fuzz format clean build-tests
+.DELETE_ON_ERROR:
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,56 @@
+/* alert.h: the normalized alert model (DESIGN.md "Data model"). */
+#ifndef KAGARI_ALERT_H
+#define KAGARI_ALERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/util.h"
+
+enum severity { SEV_INFO = 0, SEV_LOW, SEV_MEDIUM, SEV_HIGH, SEV_CRITICAL };
+
+/* "informational", "low", "medium", "high", "critical" (also "info"), case-insensitive.
+ * Returns the level or -1. */
+int severity_from_name(const char *name);
+const char *severity_name(int sev); /* "informational" .. "critical"; "?" when out of range */
+
+/* unknown|blocked|attempted|succeeded; returns 0 when valid, -1 otherwise. */
+int outcome_valid(const char *s);
+/* user|ip|host|device|url|domain|hash|email|process; 0 when valid, -1 otherwise. */
+int observable_type_valid(const char *s);
+
+struct observable {
+    char *type;
+    char *value;
+    char *role; /* may be NULL */
+};
+
+/* One alert. Every string is owned by the alert; alert_free() frees them and
+ * leaves the struct zeroed (the struct itself is the caller's). */
+struct alert {
+    int64_t id;       /* tenant-local id, set by the store; 0 before insertion */
+    char *source;     /* e.g. "entra.signin" */
+    char *source_id;  /* dedup key within (tenant, source) */
+    int64_t time_ms;  /* when it happened */
+    int64_t received_ms;
+    char *title;
+    char *category;        /* may be NULL */
+    char *vendor_severity; /* may be NULL */
+    int severity;          /* enum severity */
+    char *outcome;         /* never NULL after normalization: "unknown" by default */
+    struct observable *obs;
+    size_t nobs;
+    char *raw; /* the original JSON text of this alert, NUL-terminated */
+};
+
+void alert_free(struct alert *a);
+void alert_add_observable(struct alert *a, const char *type, const char *value, const char *role);
+
+/* Serialize to the stored/exchanged JSON form:
+ * {"id":..,"source":..,"source_id":..,"time":"RFC3339","received":"RFC3339","title":..,
+ *  "category":..,"vendor_severity":..,"severity":"high","outcome":..,
+ *  "observables":[{"type":..,"value":..,"role":..}],"raw":{...}}
+ * Returns a newly allocated string. */
+char *alert_to_json(const struct alert *a);
+
+#endif

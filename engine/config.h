@@ -1,0 +1,51 @@
+/* config.h: kagari.conf.lua, a Lua file evaluated in a data-only sandbox. */
+#ifndef KAGARI_CONFIG_H
+#define KAGARI_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/util.h"
+
+struct config {
+    char *path;         /* the file read */
+    char *data_dir;     /* absolute; relative values resolve against the file's folder */
+    char *playbook_dir; /* absolute */
+
+    struct {
+        char *listen;      /* "127.0.0.1:8080" */
+        size_t max_body;   /* bytes, default 4 MiB */
+        size_t max_header; /* bytes, default 16 KiB */
+        int max_conns;     /* default 1024 */
+        double header_timeout, body_timeout, idle_timeout; /* seconds: 10, 30, 60 */
+        int max_queued_runs; /* shed load (503) past this many runs waiting for CPU; 100000 */
+        char *tls_cert;      /* PEM paths; both NULL: plain HTTP */
+        char *tls_key;
+    } intake;
+
+    struct {
+        size_t memory;         /* per tenant Lua state, default 256 MiB */
+        uint64_t instructions; /* per run, default 100000000 */
+        double timeout;        /* wall clock per run, seconds, default 86400 */
+        double slice_ms;       /* time slice before a busy run yields, default 5 */
+    } runs;
+
+    struct {
+        int level; /* enum log_level, default info */
+        int json;  /* 0: key=value, 1: JSON lines */
+    } log;
+};
+
+/* Evaluate the file with no functions in scope, a memory cap and an instruction budget,
+ * then check every value. Unknown keys and wrong types are errors that name the file and
+ * line ("kagari.conf.lua:12: intake.max_body: expected a size such as \"4MiB\""). On
+ * success *cfg is filled (config_free it). */
+int config_load(const char *path, struct config *cfg, char **errp) KG_WUR;
+void config_free(struct config *cfg);
+
+/* Write a commented default configuration file (mode 0600). data_dir and listen are
+ * written as given. Fails if the file exists. */
+int config_write_default(const char *path, const char *data_dir, const char *playbook_dir,
+                         const char *listen, char **errp) KG_WUR;
+
+#endif

@@ -1,0 +1,82 @@
+/* http.h: a small HTTP/1.1 server on libevent bufferevents, with TLS (OpenSSL) when
+ * configured. Built for untrusted clients: separate header, body and idle timeouts,
+ * capped header and body sizes, a connection cap, keep-alive and pipelining (one request
+ * at a time per connection, in order). Used by the alert intake and the portal. */
+#ifndef KAGARI_HTTP_H
+#define KAGARI_HTTP_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "engine/util.h"
+
+struct http_server;
+struct http_request;
+
+struct http_config {
+    size_t max_header_bytes; /* request line + headers; default 16 KiB; over: 431 */
+    size_t max_body_bytes;   /* default 4 MiB; over: 413, connection closed */
+    int max_conns;           /* default 1024; over: 503 and close */
+    double header_timeout;   /* seconds to receive the whole head; default 10; then 408 */
+    double body_timeout;     /* seconds to receive the whole body; default 30; then 408 */
+    double idle_timeout;     /* keep-alive idle seconds; default 60; then close */
+    double write_timeout;    /* seconds for the client to take the reply; default 30 */
+    SSL_CTX *ssl_ctx;        /* NULL: plain HTTP; else TLS (borrowed, caller frees) */
+};
+
+/* Called once per complete request. The request stays valid until http_reply() is
+ * called on it, which must happen exactly once (possibly later, from another callback).
+ * When the client goes away first, the reply is discarded, not an error. */
+typedef void (*http_handler)(struct http_request *req, void *arg);
+
+/* Fields left 0/NULL in cfg take their defaults. */
+struct http_server *http_server_new(struct event_base *base, const struct http_config *cfg,
+                                    http_handler handler, void *arg);
+/* Listen on "127.0.0.1:8080", "[::1]:0", "0.0.0.0:443", ":8080" (all IPv4). Port 0 picks
+ * a free port; http_server_port() tells which. May be called more than once. */
+int http_server_listen(struct http_server *srv, const char *addr, char **errp) KG_WUR;
+int http_server_port(const struct http_server *srv); /* first listener's port */
+/* Stop accepting (drain); open connections finish their current request and close. */
+void http_server_stop_accepting(struct http_server *srv);
+int http_server_conns(const struct http_server *srv); /* open connections */
+void http_server_free(struct http_server *srv); /* closes everything; NULL is a no-op */
+
+/* Request accessors; all strings are borrowed from the request. */
+const char *http_request_method(const struct http_request *req); /* "POST" */
+const char *http_request_path(const struct http_request *req);   /* decoded, no query */
+const char *http_request_query(const struct http_request *req);  /* raw, NULL when none */
+/* Value of the query parameter (decoded), or NULL. */
+const char *http_request_param(struct http_request *req, const char *name);
+const char *http_request_header(const struct http_request *req, const char *name); /* any case */
+const char *http_request_body(const struct http_request *req, size_t *len);
+const char *http_request_peer(const struct http_request *req); /* "127.0.0.1" */
+
+/* Add a response header (before http_reply). */
+void http_reply_header(struct http_request *req, const char *name, const char *value);
+/* Send the response and release the request. Content-Length is set; body may be NULL. */
+void http_reply(struct http_request *req, int status, const char *content_type, const char *body,
+                size_t len);
+/* Convenience: {"error":code,"message":message} as application/json. */
+void http_reply_error(struct http_request *req, int status, const char *code,
+                      const char *message);
+
+/* The request-head parser, separate so it can be fuzzed: parses "METHOD target
+ * HTTP/1.x\r\n" + headers + "\r\n" from buf. Returns the head's length when complete, 0
+ * when more bytes are needed, -1 with *errp on a malformed head. */
+struct http_head {
+    char method[16];
+    char *target; /* malloc'd */
+    int minor;    /* HTTP/1.minor */
+    size_t nheaders;
+    char **names;  /* malloc'd array of malloc'd strings */
+    char **values;
+    long long content_length; /* -1 when absent */
+    int chunked;
+    int keep_alive;
+};
+int http_parse_head(const char *buf, size_t len, size_t max, struct http_head *h, char **errp);
+void http_head_free(struct http_head *h);
+
+#endif

@@ -1,0 +1,30 @@
+/* journal.h: one entry of a run's journal (DESIGN.md "Durable runs"). */
+#ifndef KAGARI_JOURNAL_H
+#define KAGARI_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum journal_status {
+    JOURNAL_STARTED = 0, /* recorded before the effect happened; no result yet */
+    JOURNAL_DONE = 1,    /* finished; result holds its value */
+    JOURNAL_FAILED = 2,  /* finished with an error; result holds the message (JSON string) */
+};
+
+/* Every string is owned by the entry; journal_entry_free() frees them. */
+struct journal_entry {
+    int64_t run_id;
+    int seq;        /* 1, 2, 3 ... in the order the playbook asked for effects */
+    char *kind;     /* "sleep", "now", "log", "graph.disable_user", ... */
+    char *request;  /* JSON text: the effect's arguments, compared on replay */
+    char *result;   /* JSON text or NULL while started */
+    int status;     /* enum journal_status */
+    int64_t started_ms;
+    int64_t ended_ms; /* 0 while started */
+};
+
+void journal_entry_free(struct journal_entry *e);
+void journal_entries_free(struct journal_entry *e, size_t n); /* frees the array too */
+const char *journal_status_name(int status);                  /* "started", "done", "failed" */
+
+#endif

@@ -1,0 +1,72 @@
+/* sandbox.h: one lua_State per tenant for untrusted playbooks (DESIGN.md "Lua sandbox").
+ * The state has a capped allocator; its globals are frozen; each run gets a coroutine
+ * with its own _ENV, an instruction budget, a wall-clock deadline and time slices. */
+#ifndef KAGARI_SANDBOX_H
+#define KAGARI_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "engine/util.h"
+
+#define SANDBOX_HOOK_COUNT 1000 /* instructions between budget checks */
+
+struct sandbox;
+
+/* Budget bookkeeping of one coroutine. run.c embeds one in each run; the coroutine's
+ * extra space (lua_getextraspace) points at it, so the hook and run_from_lua() find it. */
+struct sandbox_task {
+    void *owner;              /* the run */
+    uint64_t instructions;    /* used so far, in SANDBOX_HOOK_COUNT steps */
+    uint64_t max_instructions;
+    int64_t deadline_ms;      /* wall clock (util_now_ms); 0 = none */
+    int64_t slice_end_us;     /* util_mono_us; past it the hook yields when it can; 0 = never */
+    int killed;               /* over a budget: every further hook raises again */
+    char reason[96];          /* why it was killed */
+};
+
+/* Create a sandboxed state whose allocator refuses to grow past memory_cap bytes.
+ * Opens base, table, string, math, utf8 only; removes load, loadfile, dofile, require,
+ * collectgarbage, print, string.dump; wraps setmetatable (refuses __gc), rawset
+ * (refuses frozen tables), table.move (bounded ranges), and the pattern functions
+ * string.find/match/gmatch/gsub (refuse a pattern whose worst case on that subject
+ * would not finish within budget); protects the string metatable. */
+struct sandbox *sandbox_new(size_t memory_cap, char **errp);
+void sandbox_free(struct sandbox *sb); /* NULL is a no-op */
+lua_State *sandbox_state(struct sandbox *sb);
+size_t sandbox_memory(const struct sandbox *sb); /* bytes in use */
+size_t sandbox_memory_cap(const struct sandbox *sb);
+
+/* Add a global before sandbox_freeze: a library (openf's returned table, frozen as a
+ * read-only proxy) or a single function. */
+void sandbox_add_lib(struct sandbox *sb, const char *name, lua_CFunction openf);
+void sandbox_add_func(struct sandbox *sb, const char *name, lua_CFunction f);
+/* Freeze the globals: from now on library tables are read-only proxies whose metatables
+ * are protected. Call once, after all sandbox_add_*. */
+void sandbox_freeze(struct sandbox *sb);
+
+/* Push onto L a new per-run environment table: reads fall back to the frozen globals
+ * and raise "undeclared global 'x'" for a name that exists nowhere; writes stay in the
+ * table. Its metatable is protected. */
+void sandbox_push_env(struct sandbox *sb, lua_State *L);
+
+/* Load a text chunk (bytecode refused) and set its _ENV to the table at env_idx.
+ * Pushes the function and returns 0, or returns -1 with *errp ("name:line: message"). */
+int sandbox_load(lua_State *L, const char *src, size_t len, const char *chunkname, int env_idx,
+                 char **errp) KG_WUR;
+
+/* Point co's extra space at task and install the budget hook on co. */
+void sandbox_task_attach(lua_State *co, struct sandbox_task *task);
+/* The task of the running coroutine (NULL when none attached). */
+struct sandbox_task *sandbox_task_of(lua_State *L);
+/* Mark a task killed (e.g. a parked run's deadline passed) so that anything it runs
+ * next, even a __close handler, raises at once. */
+void sandbox_task_kill(lua_State *co, struct sandbox_task *task, const char *reason);
+
+/* Render the error at the top of co (after a failed lua_resume) with a traceback,
+ * without calling any metamethod of the error object. Returns a malloc'd string. */
+char *sandbox_error_message(lua_State *co);
+
+#endif

@@ -1,0 +1,114 @@
+/* store.h: all persistence, and the only module that speaks SQL. SQLite in WAL mode:
+ * <data>/control.db for tenants (and later users, sessions, platform audit), and one
+ * database per tenant, <data>/tenants/<id>.db, for its alerts, runs and journals.
+ * Each database carries its schema version in PRAGMA user_version and is migrated
+ * forward on open. */
+#ifndef KAGARI_STORE_H
+#define KAGARI_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/alert.h"
+#include "engine/journal.h"
+#include "engine/util.h"
+
+struct store;        /* control database; owned by the caller of store_open */
+struct store_tenant; /* one tenant's database; owned by the caller of store_tenant_open */
+
+/* ---- control database ---- */
+
+/* Create data_dir (0700) and data_dir/tenants if needed, open/migrate control.db. */
+int store_open(const char *data_dir, struct store **out, char **errp) KG_WUR;
+void store_close(struct store *st); /* NULL is a no-op */
+const char *store_data_dir(const struct store *st);
+
+struct store_tenant_info {
+    char id[64];
+    char name[128];
+    int64_t created_ms;
+};
+
+/* Tenant ids match [a-z0-9][a-z0-9-]{0,62}; anything else is refused (they name files).
+ * token_hash is the sha256 hex of the intake bearer token; the token itself is never
+ * stored. Adding an existing id fails with "tenant X exists". */
+int store_tenant_add(struct store *st, const char *id, const char *name, const char *token_hash,
+                     char **errp) KG_WUR;
+int store_tenant_set_token(struct store *st, const char *id, const char *token_hash,
+                           char **errp) KG_WUR;
+/* 1 and the id copied into id_out when found, 0 when not, -1 on a database error. */
+int store_tenant_find_token(struct store *st, const char *token_hash, char *id_out, size_t n);
+/* *out is a malloc'd array the caller frees with free(). */
+int store_tenant_list(struct store *st, struct store_tenant_info **out, size_t *n,
+                      char **errp) KG_WUR;
+
+/* ---- tenant databases ---- */
+
+/* Open (creating and migrating) <data>/tenants/<id>.db. The tenant must exist in
+ * control.db. Connections use synchronous=FULL: a commit is durable on return. */
+int store_tenant_open(struct store *st, const char *id, struct store_tenant **out,
+                      char **errp) KG_WUR;
+void store_tenant_close(struct store_tenant *t); /* rolls back an open transaction */
+const char *store_tenant_id(const struct store_tenant *t);
+
+/* Write transactions (group commit): begin is a no-op when one is already open, so
+ * every writer of one loop iteration shares it; the loop commits once. */
+int store_tx_begin(struct store_tenant *t, char **errp) KG_WUR;
+int store_tx_commit(struct store_tenant *t, char **errp) KG_WUR;
+void store_tx_rollback(struct store_tenant *t);
+int store_in_tx(const struct store_tenant *t);
+
+/* Insert a normalized alert; dedup on (source, source_id). Sets a->id: the new id, or
+ * the existing alert's id with *duplicate = 1. Needs an open transaction. */
+int store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate,
+                       char **errp) KG_WUR;
+/* 1 and *out filled (caller alert_free()s it), 0 when absent, -1 on error. */
+int store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **errp);
+int64_t store_alert_count(struct store_tenant *t); /* -1 on error */
+
+/* Playbook versions, kept so a run replays with the source it started with. put is
+ * insert-or-ignore keyed by hash (sha256 hex of the source). get returns a malloc'd
+ * NUL-terminated copy of the source and its name, or NULL when unknown. */
+int store_playbook_put(struct store_tenant *t, const char *hash, const char *name,
+                       const char *source, size_t len, char **errp) KG_WUR;
+char *store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char **name);
+
+/* Runs. State is one of queued|running|waiting|done|failed|cancelled. */
+struct store_run {
+    int64_t id;
+    int64_t alert_id;
+    char *playbook; /* name */
+    char hash[65];  /* playbook version */
+    char state[16];
+    int64_t created_ms;
+    int64_t started_ms; /* 0 if not yet */
+    int64_t ended_ms;   /* 0 if not yet */
+    char *error;        /* NULL unless failed/cancelled */
+};
+void store_run_free(struct store_run *r);            /* frees the fields */
+void store_runs_free(struct store_run *r, size_t n); /* frees the fields and the array */
+
+int store_run_insert(struct store_tenant *t, int64_t alert_id, const char *playbook,
+                     const char *hash, int64_t created_ms, int64_t *id, char **errp) KG_WUR;
+/* Set the state; started_ms/ended_ms of 0 leave the column as it is; error may be NULL. */
+int store_run_update(struct store_tenant *t, int64_t id, const char *state, int64_t started_ms,
+                     int64_t ended_ms, const char *error, char **errp) KG_WUR;
+/* 1 found, 0 not, -1 error. */
+int store_run_get(struct store_tenant *t, int64_t id, struct store_run *out, char **errp);
+/* Newest first; state may be NULL (all); limit <= 0 means 100. */
+int store_run_list(struct store_tenant *t, const char *state, int limit, struct store_run **out,
+                   size_t *n, char **errp) KG_WUR;
+/* Runs that must be resumed after a restart (queued, running, waiting), oldest first. */
+int store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n,
+                         char **errp) KG_WUR;
+/* Count of runs per state, in the order queued, running, waiting, done, failed,
+ * cancelled. */
+int store_run_counts(struct store_tenant *t, int64_t counts[6], char **errp) KG_WUR;
+
+/* Journal: insert or replace the entry (run_id, seq). */
+int store_journal_put(struct store_tenant *t, const struct journal_entry *e, char **errp) KG_WUR;
+/* All entries of a run in seq order; *out is freed with journal_entries_free. */
+int store_journal_load(struct store_tenant *t, int64_t run_id, struct journal_entry **out,
+                       size_t *n, char **errp) KG_WUR;
+
+#endif
