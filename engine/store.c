@@ -1,0 +1,1370 @@
+/* store.c: all persistence on SQLite; the only file that holds SQL text. */
+#include "engine/store.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/log.h"
+
+#define STORE_BUSY_MS 5000
+#define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
+#define STORE_RUN_LIST_DEFAULT 100
+
+/* ---- schema ----
+ *
+ * Each database kind has an ordered list of migration scripts. PRAGMA user_version
+ * holds how many of them have run; opening a database applies the missing ones, one
+ * transaction each. Scripts are append-only: never edit one that has shipped. */
+
+static const char *const control_migrations[] = {
+    /* 1: tenants. Users, sessions and the platform audit chain come in later scripts. */
+    "CREATE TABLE tenants ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  token_hash TEXT UNIQUE,"
+    "  created INTEGER NOT NULL"
+    ");",
+};
+
+static const char *const tenant_migrations[] = {
+    /* 1: alerts, playbook versions, runs and their journals. Times are ms since the
+     * epoch; started/ended are NULL until they happen. */
+    "CREATE TABLE alerts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  source TEXT NOT NULL,"
+    "  source_id TEXT NOT NULL,"
+    "  time INTEGER NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  title TEXT,"
+    "  category TEXT,"
+    "  vendor_severity TEXT,"
+    "  severity INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  observables TEXT NOT NULL DEFAULT '[]',"
+    "  raw TEXT,"
+    "  UNIQUE (source, source_id)"
+    ");"
+    "CREATE TABLE playbook_versions ("
+    "  hash TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  created INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE runs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  alert_id INTEGER REFERENCES alerts (id),"
+    "  playbook TEXT NOT NULL,"
+    "  playbook_hash TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN"
+    "    ('queued', 'running', 'waiting', 'done', 'failed', 'cancelled')),"
+    "  created INTEGER NOT NULL,"
+    "  started INTEGER,"
+    "  ended INTEGER,"
+    "  error TEXT"
+    ");"
+    "CREATE INDEX runs_state ON runs (state);"
+    "CREATE INDEX runs_alert ON runs (alert_id);"
+    "CREATE TABLE journal ("
+    "  run_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  request TEXT,"
+    "  result TEXT,"
+    "  status INTEGER NOT NULL,"
+    "  started INTEGER NOT NULL,"
+    "  ended INTEGER,"
+    "  PRIMARY KEY (run_id, seq)"
+    ") WITHOUT ROWID;",
+};
+
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* ---- queries ----
+ *
+ * Every statement is prepared once per connection, the first time it is used, and
+ * kept until the connection closes. After each use it is reset and its bindings are
+ * cleared, so no statement holds a read transaction open between calls. */
+
+enum query {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_TENANT_ADD,
+    Q_TENANT_SET_TOKEN,
+    Q_TENANT_FIND_TOKEN,
+    Q_TENANT_LIST,
+    Q_TENANT_EXISTS,
+    Q_ALERT_INSERT,
+    Q_ALERT_FIND,
+    Q_ALERT_GET,
+    Q_ALERT_COUNT,
+    Q_PLAYBOOK_PUT,
+    Q_PLAYBOOK_GET,
+    Q_RUN_INSERT,
+    Q_RUN_UPDATE,
+    Q_RUN_GET,
+    Q_RUN_LIST,
+    Q_RUN_LIST_STATE,
+    Q_RUN_UNFINISHED,
+    Q_RUN_COUNTS,
+    Q_JOURNAL_PUT,
+    Q_JOURNAL_LOAD,
+    Q_COUNT
+};
+
+#define RUN_COLUMNS "id, alert_id, playbook, playbook_hash, state, created, started, ended, error"
+
+static const char *const query_sql[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_TENANT_ADD] = "INSERT INTO tenants (id, name, token_hash, created) VALUES (?1, ?2, ?3, ?4)",
+    [Q_TENANT_SET_TOKEN] = "UPDATE tenants SET token_hash = ?2 WHERE id = ?1",
+    [Q_TENANT_FIND_TOKEN] = "SELECT id FROM tenants WHERE token_hash = ?1",
+    [Q_TENANT_LIST] = "SELECT id, name, created FROM tenants ORDER BY id",
+    [Q_TENANT_EXISTS] = "SELECT 1 FROM tenants WHERE id = ?1",
+    [Q_ALERT_INSERT] = "INSERT INTO alerts (source, source_id, time, received, title, category,"
+                       " vendor_severity, severity, outcome, observables, raw)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                       " ON CONFLICT (source, source_id) DO NOTHING",
+    [Q_ALERT_FIND] = "SELECT id FROM alerts WHERE source = ?1 AND source_id = ?2",
+    [Q_ALERT_GET] = "SELECT id, source, source_id, time, received, title, category,"
+                    " vendor_severity, severity, outcome, observables, raw"
+                    " FROM alerts WHERE id = ?1",
+    [Q_ALERT_COUNT] = "SELECT count(*) FROM alerts",
+    [Q_PLAYBOOK_PUT] = "INSERT INTO playbook_versions (hash, name, source, created)"
+                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hash) DO NOTHING",
+    [Q_PLAYBOOK_GET] = "SELECT source, name FROM playbook_versions WHERE hash = ?1",
+    [Q_RUN_INSERT] = "INSERT INTO runs (alert_id, playbook, playbook_hash, state, created)"
+                     " VALUES (?1, ?2, ?3, 'queued', ?4)",
+    [Q_RUN_UPDATE] = "UPDATE runs SET state = ?2,"
+                     " started = CASE WHEN ?3 > 0 THEN ?3 ELSE started END,"
+                     " ended = CASE WHEN ?4 > 0 THEN ?4 ELSE ended END,"
+                     " error = ?5 WHERE id = ?1",
+    [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
+    [Q_RUN_LIST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT ?1",
+    [Q_RUN_LIST_STATE] = "SELECT " RUN_COLUMNS " FROM runs WHERE state = ?2"
+                         " ORDER BY id DESC LIMIT ?1",
+    [Q_RUN_UNFINISHED] = "SELECT " RUN_COLUMNS " FROM runs"
+                         " WHERE state IN ('queued', 'running', 'waiting') ORDER BY id",
+    [Q_RUN_COUNTS] = "SELECT state, count(*) FROM runs GROUP BY state",
+    [Q_JOURNAL_PUT] = "INSERT INTO journal (run_id, seq, kind, request, result, status, started,"
+                      " ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                      " ON CONFLICT (run_id, seq) DO UPDATE SET kind = excluded.kind,"
+                      " request = excluded.request, result = excluded.result,"
+                      " status = excluded.status, started = excluded.started,"
+                      " ended = excluded.ended",
+    [Q_JOURNAL_LOAD] = "SELECT run_id, seq, kind, request, result, status, started, ended"
+                       " FROM journal WHERE run_id = ?1 ORDER BY seq",
+};
+
+/* The run states, in the order store_run_counts reports them. */
+static const char *const run_states[6] = {
+    "queued", "running", "waiting", "done", "failed", "cancelled",
+};
+
+/* One open database: the connection and its statement cache. */
+struct db {
+    sqlite3 *h;
+    char *path;
+    sqlite3_stmt *stmt[Q_COUNT];
+};
+
+struct store {
+    char *data_dir;
+    struct db db;
+};
+
+struct store_tenant {
+    char id[64];
+    struct db db;
+    struct buf obs; /* reused for each alert's observables JSON */
+};
+
+/* ---- connection helpers ---- */
+
+/* Set *errp to "<operation>: <sqlite's message>" and return -1. The message is taken
+ * before anything else touches the connection. */
+static int db_fail(struct db *d, char **errp, const char *fmt, ...) KG_PRINTF(3, 4);
+
+static int
+db_fail(struct db *d, char **errp, const char *fmt, ...)
+{
+    const char *msg = sqlite3_errmsg(d->h);
+    char *op;
+    va_list ap;
+
+    va_start(ap, fmt);
+    op = xvasprintf(fmt, ap);
+    va_end(ap);
+    kg_err(errp, "%s: %s", op, msg);
+    free(op);
+    return -1;
+}
+
+/* Return the cached statement for q, preparing it on first use. NULL and *errp set when
+ * it does not prepare (a bug in the SQL above, or a database too broken to read). */
+static sqlite3_stmt *
+db_stmt(struct db *d, enum query q, char **errp)
+{
+    if (d->stmt[q] == NULL) {
+        if (sqlite3_prepare_v3(d->h, query_sql[q], -1, SQLITE_PREPARE_PERSISTENT, &d->stmt[q],
+                               NULL) != SQLITE_OK) {
+            db_fail(d, errp, "prepare \"%.40s\"", query_sql[q]);
+            d->stmt[q] = NULL;
+            return NULL;
+        }
+    }
+    return d->stmt[q];
+}
+
+/* Make a cached statement ready for its next use. */
+static void
+stmt_done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Bind a string that may be NULL. The text must outlive the step (we reset right after). */
+static int
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v == NULL) {
+        return sqlite3_bind_null(s, i);
+    }
+    return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/* Bind a time or id where 0 means "none": stored as NULL, read back as 0. */
+static int
+bind_opt_int64(sqlite3_stmt *s, int i, int64_t v)
+{
+    if (v <= 0) {
+        return sqlite3_bind_null(s, i);
+    }
+    return sqlite3_bind_int64(s, i, v);
+}
+
+/* A malloc'd copy of a text column, or NULL when the column is NULL. */
+static char *
+col_strdup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *p = sqlite3_column_text(s, i);
+
+    if (p == NULL) {
+        return NULL;
+    }
+    return xstrndup((const char *)p, (size_t)sqlite3_column_bytes(s, i));
+}
+
+/* Step a statement that returns no rows, then reset it. 0, or -1 with "<op>: <msg>". */
+static int
+stmt_run(struct db *d, sqlite3_stmt *s, const char *op, char **errp)
+{
+    int rc = sqlite3_step(s);
+
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(d, errp, "%s", op);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+/* Run one SQL text that is not worth caching (pragmas at open, migration scripts). */
+static int
+db_exec(struct db *d, const char *sql, const char *op, char **errp)
+{
+    if (sqlite3_exec(d->h, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        return db_fail(d, errp, "%s: %s", d->path, op);
+    }
+    return 0;
+}
+
+static int
+db_user_version(struct db *d, int *v, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(d->h, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) {
+        return db_fail(d, errp, "%s: read user_version", d->path);
+    }
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        db_fail(d, errp, "%s: read user_version", d->path);
+        sqlite3_finalize(s);
+        return -1;
+    }
+    *v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return 0;
+}
+
+/* Bring the schema up to date: apply the scripts in mig[] from user_version on, each in
+ * its own IMMEDIATE transaction together with the new user_version, so a crash leaves
+ * the database at a whole version. The version is re-read inside the transaction in case
+ * another process migrated it meanwhile. A database newer than this build is refused. */
+static int
+db_migrate(struct db *d, const char *const *mig, int n, char **errp)
+{
+    for (;;) {
+        int v;
+        char *sql;
+
+        if (db_user_version(d, &v, errp) == -1) {
+            return -1;
+        }
+        if (v > n) {
+            return kg_err(errp, "%s: database schema %d is newer than this kagari (%d)", d->path, v,
+                          n);
+        }
+        if (v == n) {
+            return 0;
+        }
+        if (db_exec(d, "BEGIN IMMEDIATE", "migration begin", errp) == -1) {
+            return -1;
+        }
+        if (db_user_version(d, &v, errp) == -1) {
+            goto fail;
+        }
+        if (v >= n) {
+            sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+            continue; /* someone else did it; the top of the loop re-checks */
+        }
+        sql = xasprintf("%s\nPRAGMA user_version = %d;", mig[v], v + 1);
+        if (sqlite3_exec(d->h, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            db_fail(d, errp, "%s: migration to schema %d", d->path, v + 1);
+            free(sql);
+            goto fail;
+        }
+        free(sql);
+        if (db_exec(d, "COMMIT", "migration commit", errp) == -1) {
+            goto fail;
+        }
+        log_info("store.migrated db=%s schema=%d", log_quote(d->path), v + 1);
+    }
+fail:
+    if (!sqlite3_get_autocommit(d->h)) {
+        sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return -1;
+}
+
+/* Finalize every cached statement and close. Safe on a zeroed or half-opened db. */
+static void
+db_close(struct db *d)
+{
+    for (int i = 0; i < Q_COUNT; i++) {
+        sqlite3_finalize(d->stmt[i]);
+        d->stmt[i] = NULL;
+    }
+    if (d->h != NULL && sqlite3_close(d->h) != SQLITE_OK) {
+        log_err("store.close_failed db=%s err=%s", log_quote(d->path),
+                log_quote(sqlite3_errmsg(d->h)));
+    }
+    d->h = NULL;
+    free(d->path);
+    d->path = NULL;
+}
+
+/* Open (creating) the database at path and migrate it with mig[0..n-1]. The file is
+ * created 0600 by us before SQLite sees it: SQLite gives its -wal and -shm files the
+ * mode of the main file. Symlinks are refused. On failure d is closed again. */
+static int
+db_open(struct db *d, const char *path, const char *const *mig, int n, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+    const char *mode;
+    int fd, rc;
+
+    memset(d, 0, sizeof(*d));
+    d->path = xstrdup(path);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd == -1) {
+        kg_err(errp, "open %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    close(fd);
+    rc = sqlite3_open_v2(path, &d->h,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+    if (rc != SQLITE_OK) {
+        kg_err(errp, "open %s: %s", path, d->h ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(d->h, STORE_BUSY_MS);
+
+    /* journal_mode answers with the mode in force: anything but "wal" means the file
+     * system or the file refused it. */
+    if (sqlite3_prepare_v2(d->h, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        db_fail(d, errp, "%s: set journal_mode", path);
+        sqlite3_finalize(s);
+        goto fail;
+    }
+    mode = (const char *)sqlite3_column_text(s, 0);
+    if (mode == NULL || strcmp(mode, "wal") != 0) {
+        kg_err(errp, "%s: cannot use WAL mode (journal_mode is %s)", path, mode ? mode : "?");
+        sqlite3_finalize(s);
+        goto fail;
+    }
+    sqlite3_finalize(s);
+    if (db_exec(d, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", "set pragmas", errp) ==
+        -1) {
+        goto fail;
+    }
+    if (db_migrate(d, mig, n, errp) == -1) {
+        goto fail;
+    }
+    return 0;
+fail:
+    db_close(d);
+    return -1;
+}
+
+static int
+db_in_tx(const struct db *d)
+{
+    return d->h != NULL && !sqlite3_get_autocommit(d->h);
+}
+
+/* ---- control database ---- */
+
+/* Tenant ids name files, so they are held to [a-z0-9][a-z0-9-]{0,62}. */
+static int
+tenant_id_valid(const char *id)
+{
+    size_t n;
+
+    if (id == NULL || !((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9'))) {
+        return 0;
+    }
+    for (n = 1; id[n] != '\0'; n++) {
+        char c = id[n];
+
+        if (n > 62 || !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Create data_dir and data_dir/tenants (0700) if needed and open control.db. On success
+ * *out belongs to the caller (store_close). */
+int
+store_open(const char *data_dir, struct store **out, char **errp)
+{
+    struct store *st;
+    char *path;
+
+    *out = NULL;
+    path = xasprintf("%s/tenants", data_dir);
+    if (util_mkdirs(data_dir, 0700) == -1 || util_mkdirs(path, 0700) == -1) {
+        kg_err(errp, "create %s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    free(path);
+    st = xcalloc(1, sizeof(*st));
+    st->data_dir = xstrdup(data_dir);
+    path = xasprintf("%s/control.db", data_dir);
+    if (db_open(&st->db, path, control_migrations, NELEM(control_migrations), errp) == -1) {
+        free(path);
+        free(st->data_dir);
+        free(st);
+        return -1;
+    }
+    free(path);
+    *out = st;
+    return 0;
+}
+
+void
+store_close(struct store *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    db_close(&st->db);
+    free(st->data_dir);
+    free(st);
+}
+
+const char *
+store_data_dir(const struct store *st)
+{
+    return st->data_dir;
+}
+
+/* Add a tenant. The name defaults to the id and must fit struct store_tenant_info;
+ * token_hash may be NULL (no intake token yet). A second tenant with the same id or
+ * the same token hash is refused. */
+int
+store_tenant_add(struct store *st, const char *id, const char *name, const char *token_hash,
+                 char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!tenant_id_valid(id)) {
+        return kg_err(errp, "invalid tenant id \"%s\" (want [a-z0-9][a-z0-9-]{0,62})",
+                      id ? id : "(null)");
+    }
+    if (name == NULL) {
+        name = id;
+    }
+    if (strlen(name) >= sizeof(((struct store_tenant_info *)0)->name)) {
+        return kg_err(errp, "tenant %s: name too long", id);
+    }
+    if ((s = db_stmt(&st->db, Q_TENANT_ADD, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, id) | bind_text(s, 2, name) | bind_text(s, 3, token_hash) |
+         sqlite3_bind_int64(s, 4, util_now_ms())) != SQLITE_OK) {
+        db_fail(&st->db, errp, "tenant add %s", id);
+        stmt_done(s);
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        int ext = sqlite3_extended_errcode(st->db.h);
+
+        if (ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            kg_err(errp, "tenant %s exists", id);
+        } else if (ext == SQLITE_CONSTRAINT_UNIQUE) {
+            kg_err(errp, "tenant add %s: token already used by another tenant", id);
+        } else {
+            db_fail(&st->db, errp, "tenant add %s", id);
+        }
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+/* Replace a tenant's intake token hash (token rotation); NULL removes it. */
+int
+store_tenant_set_token(struct store *st, const char *id, const char *token_hash, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if ((s = db_stmt(&st->db, Q_TENANT_SET_TOKEN, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, id) | bind_text(s, 2, token_hash)) != SQLITE_OK) {
+        db_fail(&st->db, errp, "tenant set token %s", id);
+        stmt_done(s);
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(st->db.h) == SQLITE_CONSTRAINT_UNIQUE) {
+            kg_err(errp, "tenant set token %s: token already used by another tenant", id);
+        } else {
+            db_fail(&st->db, errp, "tenant set token %s", id);
+        }
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    if (sqlite3_changes(st->db.h) == 0) {
+        return kg_err(errp, "unknown tenant %s", id);
+    }
+    return 0;
+}
+
+/* Find the tenant whose token hash this is. Errors are logged (the caller, intake,
+ * answers 500 without detail). */
+int
+store_tenant_find_token(struct store *st, const char *token_hash, char *id_out, size_t n)
+{
+    sqlite3_stmt *s;
+    char *err = NULL;
+    int rc, found = 0;
+
+    if (token_hash == NULL || n == 0) {
+        return 0;
+    }
+    if ((s = db_stmt(&st->db, Q_TENANT_FIND_TOKEN, &err)) == NULL) {
+        log_err("store.error op=tenant_find_token err=%s", log_quote(err));
+        free(err);
+        return -1;
+    }
+    bind_text(s, 1, token_hash);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+
+        if (id == NULL || strlen(id) >= n) {
+            log_err("store.error op=tenant_find_token err=\"tenant id does not fit\"");
+            found = -1;
+        } else {
+            memcpy(id_out, id, strlen(id) + 1);
+            found = 1;
+        }
+    } else if (rc != SQLITE_DONE) {
+        log_err("store.error op=tenant_find_token err=%s", log_quote(sqlite3_errmsg(st->db.h)));
+        found = -1;
+    }
+    stmt_done(s);
+    return found;
+}
+
+/* All tenants, ordered by id, in a malloc'd array (freed with free()). */
+int
+store_tenant_list(struct store *st, struct store_tenant_info **out, size_t *n, char **errp)
+{
+    struct store_tenant_info *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&st->db, Q_TENANT_LIST, errp)) == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        const char *name = (const char *)sqlite3_column_text(s, 1);
+
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        memset(&v[len], 0, sizeof(v[len]));
+        snprintf(v[len].id, sizeof(v[len].id), "%s", id ? id : "");
+        snprintf(v[len].name, sizeof(v[len].name), "%s", name ? name : "");
+        v[len].created_ms = sqlite3_column_int64(s, 2);
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "tenant list");
+        stmt_done(s);
+        free(v);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* ---- tenant databases ---- */
+
+/* Open <data>/tenants/<id>.db for a tenant registered in control.db. */
+int
+store_tenant_open(struct store *st, const char *id, struct store_tenant **out, char **errp)
+{
+    struct store_tenant *t;
+    sqlite3_stmt *s;
+    char *path;
+    int rc;
+
+    *out = NULL;
+    if (!tenant_id_valid(id)) {
+        return kg_err(errp, "invalid tenant id \"%s\"", id ? id : "(null)");
+    }
+    if ((s = db_stmt(&st->db, Q_TENANT_EXISTS, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "tenant open %s", id);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    if (rc == SQLITE_DONE) {
+        return kg_err(errp, "unknown tenant %s", id);
+    }
+    t = xcalloc(1, sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    buf_init(&t->obs, STORE_OBS_MAX);
+    path = xasprintf("%s/tenants/%s.db", st->data_dir, id);
+    if (db_open(&t->db, path, tenant_migrations, NELEM(tenant_migrations), errp) == -1) {
+        free(path);
+        free(t);
+        return -1;
+    }
+    free(path);
+    *out = t;
+    return 0;
+}
+
+void
+store_tenant_close(struct store_tenant *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    store_tx_rollback(t);
+    db_close(&t->db);
+    buf_free(&t->obs);
+    free(t);
+}
+
+const char *
+store_tenant_id(const struct store_tenant *t)
+{
+    return t->id;
+}
+
+/* ---- transactions ---- */
+
+/* BEGIN IMMEDIATE takes the write lock now, so a busy database shows here (after the
+ * busy timeout) rather than halfway through a batch. No-op inside a transaction. */
+int
+store_tx_begin(struct store_tenant *t, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (db_in_tx(&t->db)) {
+        return 0;
+    }
+    if ((s = db_stmt(&t->db, Q_BEGIN, errp)) == NULL) {
+        return -1;
+    }
+    return stmt_run(&t->db, s, "begin transaction", errp);
+}
+
+/* Commit; durable on return (synchronous=FULL). A commit that fails is rolled back if
+ * SQLite left the transaction open, so after -1 nothing of it is written either way.
+ * No-op without a transaction. */
+int
+store_tx_commit(struct store_tenant *t, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (!db_in_tx(&t->db)) {
+        return 0;
+    }
+    if ((s = db_stmt(&t->db, Q_COMMIT, errp)) == NULL) {
+        store_tx_rollback(t);
+        return -1;
+    }
+    if (stmt_run(&t->db, s, "commit", errp) == -1) {
+        store_tx_rollback(t);
+        return -1;
+    }
+    return 0;
+}
+
+void
+store_tx_rollback(struct store_tenant *t)
+{
+    sqlite3_stmt *s;
+    char *err = NULL;
+
+    if (!db_in_tx(&t->db)) {
+        return;
+    }
+    if ((s = db_stmt(&t->db, Q_ROLLBACK, &err)) == NULL ||
+        stmt_run(&t->db, s, "rollback", &err) == -1) {
+        log_err("store.error tenant=%s err=%s", t->id, log_quote(err));
+        free(err);
+    }
+}
+
+int
+store_in_tx(const struct store_tenant *t)
+{
+    return db_in_tx(&t->db);
+}
+
+/* ---- alerts ---- */
+
+/* Append the alert's observables to b as [{"type":..,"value":..,"role":..|null},...]. */
+static int
+obs_to_json(const struct alert *a, struct buf *b)
+{
+    if (buf_append(b, "[", 1) == -1) {
+        return -1;
+    }
+    for (size_t i = 0; i < a->nobs; i++) {
+        const struct observable *o = &a->obs[i];
+        const char *type = o->type ? o->type : "";
+        const char *value = o->value ? o->value : "";
+
+        if ((i > 0 && buf_append(b, ",", 1) == -1) || buf_puts(b, "{\"type\":") == -1 ||
+            buf_json_string(b, type, strlen(type)) == -1 || buf_puts(b, ",\"value\":") == -1 ||
+            buf_json_string(b, value, strlen(value)) == -1 || buf_puts(b, ",\"role\":") == -1) {
+            return -1;
+        }
+        if (o->role == NULL ? buf_puts(b, "null") == -1
+                            : buf_json_string(b, o->role, strlen(o->role)) == -1) {
+            return -1;
+        }
+        if (buf_append(b, "}", 1) == -1) {
+            return -1;
+        }
+    }
+    return buf_append(b, "]", 1);
+}
+
+/* Parse the stored observables array into a->obs. Entries without a string type and
+ * value are skipped (we wrote them, so this only guards against edited databases). */
+static int
+obs_from_json(const char *text, size_t len, struct alert *a)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    const cJSON *item;
+    size_t n;
+
+    if (root == NULL || !cJSON_IsArray(root)) {
+        cJSON_Delete(root);
+        return -1;
+    }
+    n = (size_t)cJSON_GetArraySize(root);
+    a->obs = n > 0 ? xcalloc(n, sizeof(*a->obs)) : NULL;
+    a->nobs = 0;
+    cJSON_ArrayForEach(item, root)
+    {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(item, "type");
+        const cJSON *value = cJSON_GetObjectItemCaseSensitive(item, "value");
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(item, "role");
+        struct observable *o;
+
+        if (!cJSON_IsString(type) || !cJSON_IsString(value)) {
+            continue;
+        }
+        o = &a->obs[a->nobs++];
+        o->type = xstrdup(type->valuestring);
+        o->value = xstrdup(value->valuestring);
+        o->role = cJSON_IsString(role) ? xstrdup(role->valuestring) : NULL;
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+/* Insert within the open transaction. ON CONFLICT DO NOTHING makes a duplicate cost one
+ * index probe; only then do we look the existing id up. NULL outcome is stored as
+ * "unknown". */
+int
+store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *duplicate = 0;
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "alert insert: no open transaction");
+    }
+    if (a->source == NULL || a->source_id == NULL) {
+        return kg_err(errp, "alert insert: source and source_id are required");
+    }
+    buf_reset(&t->obs);
+    if (obs_to_json(a, &t->obs) == -1) {
+        return kg_err(errp, "alert insert %s/%s: observables over %u bytes", a->source,
+                      a->source_id, STORE_OBS_MAX);
+    }
+    if ((s = db_stmt(&t->db, Q_ALERT_INSERT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, a->source) | bind_text(s, 2, a->source_id) |
+         sqlite3_bind_int64(s, 3, a->time_ms) | sqlite3_bind_int64(s, 4, a->received_ms) |
+         bind_text(s, 5, a->title) | bind_text(s, 6, a->category) |
+         bind_text(s, 7, a->vendor_severity) | sqlite3_bind_int(s, 8, a->severity) |
+         bind_text(s, 9, a->outcome ? a->outcome : "unknown") |
+         sqlite3_bind_text(s, 10, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
+         bind_text(s, 11, a->raw)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "alert insert %s/%s", a->source, a->source_id);
+        stmt_done(s);
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert insert %s/%s", a->source, a->source_id);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    if (sqlite3_changes(t->db.h) == 1) {
+        a->id = sqlite3_last_insert_rowid(t->db.h);
+        return 0;
+    }
+
+    if ((s = db_stmt(&t->db, Q_ALERT_FIND, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, a->source);
+    bind_text(s, 2, a->source_id);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE) {
+            kg_err(errp, "alert insert %s/%s: conflict but no existing row", a->source,
+                   a->source_id);
+        } else {
+            db_fail(&t->db, errp, "alert lookup %s/%s", a->source, a->source_id);
+        }
+        stmt_done(s);
+        return -1;
+    }
+    a->id = sqlite3_column_int64(s, 0);
+    *duplicate = 1;
+    stmt_done(s);
+    return 0;
+}
+
+/* Rebuild an alert from its row. *out is zeroed first and, on 1, owns its strings. */
+int
+store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **errp)
+{
+    sqlite3_stmt *s;
+    const char *obs;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((s = db_stmt(&t->db, Q_ALERT_GET, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        stmt_done(s);
+        return 0;
+    }
+    if (rc != SQLITE_ROW) {
+        db_fail(&t->db, errp, "alert get %lld", (long long)id);
+        stmt_done(s);
+        return -1;
+    }
+    out->id = sqlite3_column_int64(s, 0);
+    out->source = col_strdup(s, 1);
+    out->source_id = col_strdup(s, 2);
+    out->time_ms = sqlite3_column_int64(s, 3);
+    out->received_ms = sqlite3_column_int64(s, 4);
+    out->title = col_strdup(s, 5);
+    out->category = col_strdup(s, 6);
+    out->vendor_severity = col_strdup(s, 7);
+    out->severity = sqlite3_column_int(s, 8);
+    out->outcome = col_strdup(s, 9);
+    out->raw = col_strdup(s, 11);
+    obs = (const char *)sqlite3_column_text(s, 10);
+    if (obs != NULL && obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), out) == -1) {
+        stmt_done(s);
+        alert_free(out);
+        return kg_err(errp, "alert get %lld: stored observables are not a JSON array",
+                      (long long)id);
+    }
+    stmt_done(s);
+    return 1;
+}
+
+int64_t
+store_alert_count(struct store_tenant *t)
+{
+    sqlite3_stmt *s;
+    char *err = NULL;
+    int64_t n = -1;
+
+    if ((s = db_stmt(&t->db, Q_ALERT_COUNT, &err)) == NULL) {
+        log_err("store.error tenant=%s err=%s", t->id, log_quote(err));
+        free(err);
+        return -1;
+    }
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        n = sqlite3_column_int64(s, 0);
+    } else {
+        log_err("store.error tenant=%s op=alert_count err=%s", t->id,
+                log_quote(sqlite3_errmsg(t->db.h)));
+    }
+    stmt_done(s);
+    return n;
+}
+
+/* ---- playbook versions ---- */
+
+int
+store_playbook_put(struct store_tenant *t, const char *hash, const char *name, const char *source,
+                   size_t len, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (hash == NULL || name == NULL || source == NULL || len > INT32_MAX) {
+        return kg_err(errp, "playbook put: missing hash, name or source");
+    }
+    if ((s = db_stmt(&t->db, Q_PLAYBOOK_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, hash) | bind_text(s, 2, name) |
+         sqlite3_bind_text(s, 3, source, (int)len, SQLITE_STATIC) |
+         sqlite3_bind_int64(s, 4, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "playbook put %s", name);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "playbook put", errp);
+}
+
+/* The source of a playbook version, NUL-terminated, with its length in *len and its
+ * name in *name (both optional; the caller frees source and name). NULL when unknown;
+ * database errors are logged and also give NULL. */
+char *
+store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char **name)
+{
+    sqlite3_stmt *s;
+    char *err = NULL, *src = NULL;
+    int rc;
+
+    if (len != NULL) {
+        *len = 0;
+    }
+    if (name != NULL) {
+        *name = NULL;
+    }
+    if ((s = db_stmt(&t->db, Q_PLAYBOOK_GET, &err)) == NULL) {
+        log_err("store.error tenant=%s err=%s", t->id, log_quote(err));
+        free(err);
+        return NULL;
+    }
+    bind_text(s, 1, hash);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        const void *p = sqlite3_column_text(s, 0);
+
+        src = xmalloc(n + 1);
+        if (n > 0) {
+            memcpy(src, p, n);
+        }
+        src[n] = '\0';
+        if (len != NULL) {
+            *len = n;
+        }
+        if (name != NULL) {
+            *name = col_strdup(s, 1);
+        }
+    } else if (rc != SQLITE_DONE) {
+        log_err("store.error tenant=%s op=playbook_get err=%s", t->id,
+                log_quote(sqlite3_errmsg(t->db.h)));
+    }
+    stmt_done(s);
+    return src;
+}
+
+/* ---- runs ---- */
+
+static int
+run_state_index(const char *state)
+{
+    for (int i = 0; i < NELEM(run_states); i++) {
+        if (state != NULL && strcmp(state, run_states[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+void
+store_run_free(struct store_run *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    free(r->playbook);
+    free(r->error);
+    r->playbook = NULL;
+    r->error = NULL;
+}
+
+void
+store_runs_free(struct store_run *r, size_t n)
+{
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        store_run_free(&r[i]);
+    }
+    free(r);
+}
+
+/* Fill r from a row selected with RUN_COLUMNS. */
+static void
+run_from_row(sqlite3_stmt *s, struct store_run *r)
+{
+    const char *hash = (const char *)sqlite3_column_text(s, 3);
+    const char *state = (const char *)sqlite3_column_text(s, 4);
+
+    memset(r, 0, sizeof(*r));
+    r->id = sqlite3_column_int64(s, 0);
+    r->alert_id = sqlite3_column_int64(s, 1);
+    r->playbook = col_strdup(s, 2);
+    snprintf(r->hash, sizeof(r->hash), "%s", hash ? hash : "");
+    snprintf(r->state, sizeof(r->state), "%s", state ? state : "");
+    r->created_ms = sqlite3_column_int64(s, 5);
+    r->started_ms = sqlite3_column_int64(s, 6);
+    r->ended_ms = sqlite3_column_int64(s, 7);
+    r->error = col_strdup(s, 8);
+}
+
+/* Step s to the end, collecting runs into a malloc'd array. Resets s. */
+static int
+run_collect(struct db *d, sqlite3_stmt *s, const char *op, struct store_run **out, size_t *n,
+            char **errp)
+{
+    struct store_run *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        run_from_row(s, &v[len++]);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(d, errp, "%s", op);
+        stmt_done(s);
+        store_runs_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* A new run in state queued. alert_id <= 0 stores no alert (read back as 0); a positive
+ * one must name an existing alert. */
+int
+store_run_insert(struct store_tenant *t, int64_t alert_id, const char *playbook, const char *hash,
+                 int64_t created_ms, int64_t *id, char **errp)
+{
+    sqlite3_stmt *s;
+
+    *id = 0;
+    if (playbook == NULL || hash == NULL) {
+        return kg_err(errp, "run insert: missing playbook or hash");
+    }
+    if (strlen(hash) >= sizeof(((struct store_run *)0)->hash)) {
+        return kg_err(errp, "run insert %s: playbook hash too long", playbook);
+    }
+    if ((s = db_stmt(&t->db, Q_RUN_INSERT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_opt_int64(s, 1, alert_id) | bind_text(s, 2, playbook) | bind_text(s, 3, hash) |
+         sqlite3_bind_int64(s, 4, created_ms)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "run insert %s", playbook);
+        stmt_done(s);
+        return -1;
+    }
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        db_fail(&t->db, errp, "run insert %s alert=%lld", playbook, (long long)alert_id);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    *id = sqlite3_last_insert_rowid(t->db.h);
+    return 0;
+}
+
+/* Set state and error (NULL clears it); a started/ended of 0 keeps the column. An
+ * unknown run id is an error. */
+int
+store_run_update(struct store_tenant *t, int64_t id, const char *state, int64_t started_ms,
+                 int64_t ended_ms, const char *error, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (run_state_index(state) == -1) {
+        return kg_err(errp, "run update %lld: invalid state \"%s\"", (long long)id,
+                      state ? state : "(null)");
+    }
+    if ((s = db_stmt(&t->db, Q_RUN_UPDATE, errp)) == NULL) {
+        return -1;
+    }
+    if ((sqlite3_bind_int64(s, 1, id) | bind_text(s, 2, state) |
+         sqlite3_bind_int64(s, 3, started_ms) | sqlite3_bind_int64(s, 4, ended_ms) |
+         bind_text(s, 5, error)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "run update %lld", (long long)id);
+        stmt_done(s);
+        return -1;
+    }
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        db_fail(&t->db, errp, "run update %lld", (long long)id);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    if (sqlite3_changes(t->db.h) == 0) {
+        return kg_err(errp, "run update: no run %lld", (long long)id);
+    }
+    return 0;
+}
+
+int
+store_run_get(struct store_tenant *t, int64_t id, struct store_run *out, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((s = db_stmt(&t->db, Q_RUN_GET, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        run_from_row(s, out);
+    } else if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "run get %lld", (long long)id);
+    }
+    stmt_done(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_run_list(struct store_tenant *t, const char *state, int limit, struct store_run **out,
+               size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if (state != NULL && run_state_index(state) == -1) {
+        return kg_err(errp, "run list: invalid state \"%s\"", state);
+    }
+    if ((s = db_stmt(&t->db, state ? Q_RUN_LIST_STATE : Q_RUN_LIST, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
+    if (state != NULL) {
+        bind_text(s, 2, state);
+    }
+    return run_collect(&t->db, s, "run list", out, n, errp);
+}
+
+int
+store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_RUN_UNFINISHED, errp)) == NULL) {
+        return -1;
+    }
+    return run_collect(&t->db, s, "run unfinished", out, n, errp);
+}
+
+int
+store_run_counts(struct store_tenant *t, int64_t counts[6], char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    memset(counts, 0, 6 * sizeof(counts[0]));
+    if ((s = db_stmt(&t->db, Q_RUN_COUNTS, errp)) == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int i = run_state_index((const char *)sqlite3_column_text(s, 0));
+
+        if (i >= 0) {
+            counts[i] = sqlite3_column_int64(s, 1);
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "run counts");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+/* ---- journal ---- */
+
+/* Insert or replace (run_id, seq): "started" is written before an effect happens and
+ * replaced by "done"/"failed" after. */
+int
+store_journal_put(struct store_tenant *t, const struct journal_entry *e, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (e->kind == NULL) {
+        return kg_err(errp, "journal put run=%lld seq=%d: missing kind", (long long)e->run_id,
+                      e->seq);
+    }
+    if (e->status < JOURNAL_STARTED || e->status > JOURNAL_FAILED) {
+        return kg_err(errp, "journal put run=%lld seq=%d: invalid status %d", (long long)e->run_id,
+                      e->seq, e->status);
+    }
+    if ((s = db_stmt(&t->db, Q_JOURNAL_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((sqlite3_bind_int64(s, 1, e->run_id) | sqlite3_bind_int(s, 2, e->seq) |
+         bind_text(s, 3, e->kind) | bind_text(s, 4, e->request) | bind_text(s, 5, e->result) |
+         sqlite3_bind_int(s, 6, e->status) | sqlite3_bind_int64(s, 7, e->started_ms) |
+         bind_opt_int64(s, 8, e->ended_ms)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "journal put run=%lld seq=%d", (long long)e->run_id, e->seq);
+        stmt_done(s);
+        return -1;
+    }
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        db_fail(&t->db, errp, "journal put run=%lld seq=%d", (long long)e->run_id, e->seq);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_journal_load(struct store_tenant *t, int64_t run_id, struct journal_entry **out, size_t *n,
+                   char **errp)
+{
+    struct journal_entry *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_JOURNAL_LOAD, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, run_id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct journal_entry *e;
+
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        e = &v[len++];
+        e->run_id = sqlite3_column_int64(s, 0);
+        e->seq = sqlite3_column_int(s, 1);
+        e->kind = col_strdup(s, 2);
+        e->request = col_strdup(s, 3);
+        e->result = col_strdup(s, 4);
+        e->status = sqlite3_column_int(s, 5);
+        e->started_ms = sqlite3_column_int64(s, 6);
+        e->ended_ms = sqlite3_column_int64(s, 7);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "journal load run=%lld", (long long)run_id);
+        stmt_done(s);
+        journal_entries_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}

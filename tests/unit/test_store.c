@@ -1,0 +1,858 @@
+/* test_store.c: the SQLite store on real files in a temporary folder: migrations,
+ * tenants, alerts and dedup, durability, runs, journals, playbook versions. */
+#include "engine/store.h"
+
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/alert.h"
+#include "engine/journal.h"
+#include "engine/util.h"
+#include "tests/unit/test.h"
+
+#define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+/* One temporary data folder with the store open and tenant "acme" in it. */
+struct fx {
+    char dir[64];
+    struct store *st;
+    struct store_tenant *t;
+};
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void
+rm_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Make the folder and open the store; with tenant, also add and open "acme". */
+static int
+fx_setup(struct fx *f, int tenant)
+{
+    char *err = NULL;
+
+    memset(f, 0, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/kagari-store-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        return -1;
+    }
+    if (store_open(f->dir, &f->st, &err) == -1) {
+        fprintf(stderr, "  store_open: %s\n", err);
+        free(err);
+        return -1;
+    }
+    if (!tenant) {
+        return 0;
+    }
+    if (store_tenant_add(f->st, "acme", "ACME Corp", NULL, &err) == -1 ||
+        store_tenant_open(f->st, "acme", &f->t, &err) == -1) {
+        fprintf(stderr, "  tenant: %s\n", err);
+        free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+fx_teardown(struct fx *f)
+{
+    store_tenant_close(f->t);
+    store_close(f->st);
+    f->t = NULL;
+    f->st = NULL;
+    if (f->dir[0] != '\0') {
+        rm_tree(f->dir);
+    }
+}
+
+/* Read PRAGMA user_version (or set it when set >= 0) with a plain sqlite3 connection. */
+static int
+raw_user_version(const char *path, int set)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int v = -1;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    if (set >= 0) {
+        char *sql = xasprintf("PRAGMA user_version = %d", set);
+
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) {
+            v = set;
+        }
+        free(sql);
+    } else if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+               sqlite3_step(s) == SQLITE_ROW) {
+        v = sqlite3_column_int(s, 0);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static unsigned
+file_mode(const char *path)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) == -1) {
+        return 0;
+    }
+    return (unsigned)(sb.st_mode & 0777);
+}
+
+/* A heap alert the caller frees with alert_free(). */
+static void
+mk_alert(struct alert *a, const char *source, const char *source_id)
+{
+    memset(a, 0, sizeof(*a));
+    a->source = xstrdup(source);
+    a->source_id = xstrdup(source_id);
+    a->time_ms = 1715650385000LL;
+    a->received_ms = 1715650386123LL;
+    a->title = xstrdup("Impossible travel");
+    a->severity = SEV_HIGH;
+    a->outcome = xstrdup("succeeded");
+    a->raw = xstrdup("{\"id\":\"x\"}");
+}
+
+static void
+add_obs(struct alert *a, const char *type, const char *value, const char *role)
+{
+    a->obs = xrealloc(a->obs, (a->nobs + 1) * sizeof(*a->obs));
+    a->obs[a->nobs].type = xstrdup(type);
+    a->obs[a->nobs].value = xstrdup(value);
+    a->obs[a->nobs].role = role ? xstrdup(role) : NULL;
+    a->nobs++;
+}
+
+/* Insert one alert in its own transaction; returns its id or -1. */
+static int64_t
+insert_one(struct store_tenant *t, const char *source, const char *source_id, int *dup)
+{
+    struct alert a;
+    char *err = NULL;
+    int64_t id = -1;
+
+    mk_alert(&a, source, source_id);
+    if (store_tx_begin(t, &err) == 0 && store_alert_insert(t, &a, dup, &err) == 0 &&
+        store_tx_commit(t, &err) == 0) {
+        id = a.id;
+    } else {
+        fprintf(stderr, "  insert_one: %s\n", err);
+        store_tx_rollback(t);
+    }
+    free(err);
+    alert_free(&a);
+    return id;
+}
+
+static void
+test_open_migrate_reopen(void)
+{
+    struct fx f;
+    char *err = NULL, *path, *tpath;
+    int tv;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    T_EQ_STR(store_data_dir(f.st), f.dir);
+    T_EQ_STR(store_tenant_id(f.t), "acme");
+    path = xasprintf("%s/control.db", f.dir);
+    tpath = xasprintf("%s/tenants/acme.db", f.dir);
+    T_EQ_INT(file_mode(path), 0600);
+    T_EQ_INT(file_mode(tpath), 0600);
+    T_EQ_INT(file_mode(f.dir), 0700);
+    {
+        /* SQLite gives the WAL file the main file's mode. */
+        char *wal = xasprintf("%s-wal", tpath);
+
+        T_EQ_INT(file_mode(wal), 0600);
+        free(wal);
+    }
+    {
+        char *tdir = xasprintf("%s/tenants", f.dir);
+
+        T_EQ_INT(file_mode(tdir), 0700);
+        free(tdir);
+    }
+    store_tenant_close(f.t);
+    store_close(f.st);
+    f.t = NULL;
+    f.st = NULL;
+
+    T_EQ_INT(raw_user_version(path, -1), 1);
+    tv = raw_user_version(tpath, -1);
+    T_ASSERT(tv >= 1);
+
+    /* Reopening finds the schema current and changes nothing. */
+    T_EQ_INT(store_open(f.dir, &f.st, &err), 0);
+    T_EQ_INT(store_tenant_open(f.st, "acme", &f.t, &err), 0);
+    T_ASSERT(err == NULL);
+    store_tenant_close(f.t);
+    store_close(f.st);
+    f.t = NULL;
+    f.st = NULL;
+    T_EQ_INT(raw_user_version(path, -1), 1);
+    T_EQ_INT(raw_user_version(tpath, -1), tv);
+
+    /* Opening a store where the folders do not exist yet creates them. */
+    {
+        char *deep = xasprintf("%s/a/b", f.dir);
+
+        T_EQ_INT(store_open(deep, &f.st, &err), 0);
+        T_EQ_INT(file_mode(deep), 0700);
+        store_close(f.st);
+        f.st = NULL;
+        free(deep);
+    }
+    free(path);
+    free(tpath);
+    fx_teardown(&f);
+}
+
+static void
+test_schema_newer_refused(void)
+{
+    struct fx f;
+    struct store_tenant *t = NULL;
+    char *err = NULL, *path;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    store_tenant_close(f.t);
+    f.t = NULL;
+    store_close(f.st);
+    f.st = NULL;
+
+    /* A tenant database from the future. */
+    path = xasprintf("%s/tenants/acme.db", f.dir);
+    T_EQ_INT(raw_user_version(path, 99), 99);
+    T_EQ_INT(store_open(f.dir, &f.st, &err), 0);
+    T_EQ_INT(store_tenant_open(f.st, "acme", &t, &err), -1);
+    T_ASSERT(t == NULL);
+    T_CONTAINS(err, "database schema 99 is newer than this kagari (");
+    free(err);
+    err = NULL;
+    store_close(f.st);
+    f.st = NULL;
+    free(path);
+
+    /* A control database from the future. */
+    path = xasprintf("%s/control.db", f.dir);
+    T_EQ_INT(raw_user_version(path, 7), 7);
+    T_EQ_INT(store_open(f.dir, &f.st, &err), -1);
+    T_ASSERT(f.st == NULL);
+    T_CONTAINS(err, "database schema 7 is newer than this kagari (1)");
+    T_CONTAINS(err, "control.db");
+    free(err);
+    free(path);
+    fx_teardown(&f);
+}
+
+static void
+test_tenants(void)
+{
+    struct fx f;
+    struct store_tenant_info *list = NULL;
+    struct store_tenant *t = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    char id[64], long_id[80];
+    static const char *const bad[] = {
+        "", "Acme", "-acme", "a/b", "../x", "a.b", "a b", "a_b", "\xc3\xa9", NULL,
+    };
+
+    T_REQUIRE(fx_setup(&f, 0) == 0);
+    T_EQ_INT(store_tenant_add(f.st, "acme", "ACME Corp", "h1", &err), 0);
+    T_EQ_INT(store_tenant_add(f.st, "0lab-2", NULL, "h2", &err), 0);
+    T_ASSERT(err == NULL);
+
+    /* Duplicate id, duplicate token. */
+    T_EQ_INT(store_tenant_add(f.st, "acme", "Other", "h3", &err), -1);
+    T_CONTAINS(err, "tenant acme exists");
+    T_EQ_INT(store_tenant_add(f.st, "beta", "Beta", "h1", &err), -1);
+    T_CONTAINS(err, "token");
+
+    /* Invalid ids. */
+    for (int i = 0; bad[i] != NULL; i++) {
+        T_EQ_INT(store_tenant_add(f.st, bad[i], "x", NULL, &err), -1);
+        T_CONTAINS(err, "invalid tenant id");
+    }
+    T_EQ_INT(store_tenant_add(f.st, NULL, "x", NULL, &err), -1);
+    memset(long_id, 'a', 63);
+    long_id[63] = '\0';
+    T_EQ_INT(store_tenant_add(f.st, long_id, "long", NULL, &err), 0);
+    long_id[63] = 'a';
+    long_id[64] = '\0';
+    T_EQ_INT(store_tenant_add(f.st, long_id, "too long", NULL, &err), -1);
+    T_CONTAINS(err, "invalid tenant id");
+
+    /* Token lookup and rotation. */
+    T_EQ_INT(store_tenant_find_token(f.st, "h1", id, sizeof(id)), 1);
+    T_EQ_STR(id, "acme");
+    T_EQ_INT(store_tenant_find_token(f.st, "h2", id, sizeof(id)), 1);
+    T_EQ_STR(id, "0lab-2");
+    T_EQ_INT(store_tenant_find_token(f.st, "nope", id, sizeof(id)), 0);
+    T_EQ_INT(store_tenant_set_token(f.st, "acme", "h1-new", &err), 0);
+    T_EQ_INT(store_tenant_find_token(f.st, "h1", id, sizeof(id)), 0);
+    T_EQ_INT(store_tenant_find_token(f.st, "h1-new", id, sizeof(id)), 1);
+    T_EQ_STR(id, "acme");
+    T_EQ_INT(store_tenant_set_token(f.st, "ghost", "hx", &err), -1);
+    T_CONTAINS(err, "unknown tenant ghost");
+    T_EQ_INT(store_tenant_set_token(f.st, "acme", "h2", &err), -1);
+    T_CONTAINS(err, "token already used");
+
+    /* List, ordered by id. */
+    T_EQ_INT(store_tenant_list(f.st, &list, &n, &err), 0);
+    T_REQUIRE(n == 3);
+    T_EQ_STR(list[0].id, "0lab-2");
+    T_EQ_STR(list[0].name, "0lab-2");
+    long_id[63] = '\0';
+    T_EQ_STR(list[1].id, long_id);
+    T_EQ_STR(list[2].id, "acme");
+    T_EQ_STR(list[2].name, "ACME Corp");
+    T_ASSERT(list[2].created_ms > 1700000000000LL);
+    free(list);
+
+    /* Opening an unknown or invalid tenant. */
+    T_EQ_INT(store_tenant_open(f.st, "ghost", &t, &err), -1);
+    T_CONTAINS(err, "unknown tenant ghost");
+    T_EQ_INT(store_tenant_open(f.st, "../acme", &t, &err), -1);
+    T_CONTAINS(err, "invalid tenant id");
+    T_ASSERT(t == NULL);
+    free(err);
+    fx_teardown(&f);
+}
+
+static void
+test_alert_dedup(void)
+{
+    struct fx f;
+    struct alert a;
+    char *err = NULL;
+    int dup = -1;
+    int64_t id1, id2, id3;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+
+    /* No transaction, no insert. */
+    mk_alert(&a, "entra.signin", "e-1");
+    T_EQ_INT(store_in_tx(f.t), 0);
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), -1);
+    T_CONTAINS(err, "no open transaction");
+    alert_free(&a);
+
+    id1 = insert_one(f.t, "entra.signin", "e-1", &dup);
+    T_ASSERT(id1 > 0);
+    T_EQ_INT(dup, 0);
+    id2 = insert_one(f.t, "entra.signin", "e-1", &dup);
+    T_EQ_INT(id2, id1);
+    T_EQ_INT(dup, 1);
+    id3 = insert_one(f.t, "defender.alert", "e-1", &dup);
+    T_ASSERT(id3 > 0 && id3 != id1);
+    T_EQ_INT(dup, 0);
+
+    /* Within one transaction too, and begin nests as a no-op. */
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_in_tx(f.t), 1);
+    mk_alert(&a, "panos.threat", "p-1");
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), 0);
+    T_EQ_INT(dup, 0);
+    id1 = a.id;
+    a.id = 0;
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), 0);
+    T_EQ_INT(dup, 1);
+    T_EQ_INT(a.id, id1);
+    alert_free(&a);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    T_EQ_INT(store_in_tx(f.t), 0);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0); /* nothing open: no-op */
+    T_EQ_INT(store_alert_count(f.t), 3);
+
+    /* Missing dedup key. */
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    mk_alert(&a, "x", "y");
+    free(a.source_id);
+    a.source_id = NULL;
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), -1);
+    T_CONTAINS(err, "source_id");
+    alert_free(&a);
+    store_tx_rollback(f.t);
+    free(err);
+    fx_teardown(&f);
+}
+
+static void
+test_alert_roundtrip(void)
+{
+    struct fx f;
+    struct alert a, b;
+    char *err = NULL;
+    int dup = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    mk_alert(&a, "entra.signin", "sid-\"1\"");
+    a.category = xstrdup("InitialAccess");
+    a.vendor_severity = NULL;
+    free(a.raw);
+    a.raw = xstrdup("{\"user\":\"taro@example.jp\",\"note\":\"\xe7\xaf\x9d \\n\"}");
+    add_obs(&a, "user", "taro@example.jp", "victim");
+    add_obs(&a, "ip", "203.0.113.7", NULL);
+    add_obs(&a, "process", "C:\\Windows\\cmd.exe \"/c\"\n\t\x01", "actor");
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), 0);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    T_ASSERT(err == NULL);
+
+    T_EQ_INT(store_alert_get(f.t, a.id, &b, &err), 1);
+    T_EQ_INT(b.id, a.id);
+    T_EQ_STR(b.source, "entra.signin");
+    T_EQ_STR(b.source_id, "sid-\"1\"");
+    T_EQ_INT(b.time_ms, 1715650385000LL);
+    T_EQ_INT(b.received_ms, 1715650386123LL);
+    T_EQ_STR(b.title, "Impossible travel");
+    T_EQ_STR(b.category, "InitialAccess");
+    T_ASSERT(b.vendor_severity == NULL);
+    T_EQ_INT(b.severity, SEV_HIGH);
+    T_EQ_STR(b.outcome, "succeeded");
+    T_EQ_STR(b.raw, a.raw);
+    T_REQUIRE(b.nobs == 3);
+    T_EQ_STR(b.obs[0].type, "user");
+    T_EQ_STR(b.obs[0].value, "taro@example.jp");
+    T_EQ_STR(b.obs[0].role, "victim");
+    T_EQ_STR(b.obs[1].type, "ip");
+    T_EQ_STR(b.obs[1].value, "203.0.113.7");
+    T_ASSERT(b.obs[1].role == NULL);
+    T_EQ_STR(b.obs[2].value, a.obs[2].value);
+    alert_free(&b);
+
+    /* An alert without observables reads back with none. */
+    alert_free(&a);
+    mk_alert(&a, "azure.waf", "w-1");
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), 0);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    T_EQ_INT(store_alert_get(f.t, a.id, &b, &err), 1);
+    T_EQ_INT(b.nobs, 0);
+    T_ASSERT(b.category == NULL);
+    alert_free(&b);
+
+    T_EQ_INT(store_alert_get(f.t, 424242, &b, &err), 0);
+    T_ASSERT(err == NULL);
+    alert_free(&a);
+    fx_teardown(&f);
+}
+
+static void
+test_durability(void)
+{
+    struct fx f;
+    struct alert a, b;
+    char *err = NULL;
+    int dup = 0;
+    int64_t kept, run_id = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    mk_alert(&a, "intune.device", "d-1");
+    add_obs(&a, "device", "PC-0042", NULL);
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), 0);
+    T_EQ_INT(store_run_insert(f.t, a.id, "pb", HASH_A, 1000, &run_id, &err), 0);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    kept = a.id;
+    alert_free(&a);
+
+    /* Rolled back: nothing of it remains. */
+    mk_alert(&a, "intune.device", "d-2");
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), 0);
+    T_EQ_INT(store_alert_count(f.t), 2);
+    store_tx_rollback(f.t);
+    T_EQ_INT(store_in_tx(f.t), 0);
+    T_EQ_INT(store_alert_count(f.t), 1);
+    T_EQ_INT(store_alert_get(f.t, a.id, &b, &err), 0);
+    alert_free(&a);
+
+    /* Left open at close: rolled back too. */
+    mk_alert(&a, "intune.device", "d-3");
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_alert_insert(f.t, &a, &dup, &err), 0);
+    alert_free(&a);
+    store_tenant_close(f.t);
+    store_close(f.st);
+    f.t = NULL;
+    f.st = NULL;
+
+    /* Reopen: the committed alert and run are there, the others are not. */
+    T_EQ_INT(store_open(f.dir, &f.st, &err), 0);
+    T_EQ_INT(store_tenant_open(f.st, "acme", &f.t, &err), 0);
+    T_REQUIRE(f.t != NULL);
+    T_EQ_INT(store_alert_count(f.t), 1);
+    T_EQ_INT(store_alert_get(f.t, kept, &b, &err), 1);
+    T_EQ_STR(b.source_id, "d-1");
+    T_REQUIRE(b.nobs == 1);
+    T_EQ_STR(b.obs[0].value, "PC-0042");
+    alert_free(&b);
+    {
+        struct store_run r;
+
+        T_EQ_INT(store_run_get(f.t, run_id, &r, &err), 1);
+        T_EQ_INT(r.alert_id, kept);
+        store_run_free(&r);
+    }
+    /* The same key still dedups after a restart. */
+    T_EQ_INT(insert_one(f.t, "intune.device", "d-1", &dup), kept);
+    T_EQ_INT(dup, 1);
+    T_ASSERT(err == NULL);
+    fx_teardown(&f);
+}
+
+static void
+test_runs(void)
+{
+    struct fx f;
+    struct store_run r, *v = NULL;
+    size_t n = 0;
+    int64_t counts[6], alert_id, r1 = 0, r2 = 0, r3 = 0, bad = 0;
+    char *err = NULL;
+    int dup = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    alert_id = insert_one(f.t, "entra.risk", "r-1", &dup);
+    T_REQUIRE(alert_id > 0);
+
+    /* Outside any transaction (autocommit), as the CLI does. */
+    T_EQ_INT(store_run_insert(f.t, alert_id, "triage", HASH_A, 1000, &r1, &err), 0);
+    T_EQ_INT(store_run_insert(f.t, alert_id, "contain", HASH_B, 2000, &r2, &err), 0);
+    /* And inside one. */
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_run_insert(f.t, 0, "scheduled", HASH_A, 3000, &r3, &err), 0);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    T_ASSERT(err == NULL);
+    T_ASSERT(r1 > 0 && r2 > r1 && r3 > r2);
+
+    /* A run must point at a real alert. */
+    T_EQ_INT(store_run_insert(f.t, 999999, "triage", HASH_A, 1000, &bad, &err), -1);
+    T_CONTAINS(err, "FOREIGN KEY");
+    T_CONTAINS(err, "run insert");
+    free(err);
+    err = NULL;
+
+    T_EQ_INT(store_run_get(f.t, r1, &r, &err), 1);
+    T_EQ_INT(r.id, r1);
+    T_EQ_INT(r.alert_id, alert_id);
+    T_EQ_STR(r.playbook, "triage");
+    T_EQ_STR(r.hash, HASH_A);
+    T_EQ_STR(r.state, "queued");
+    T_EQ_INT(r.created_ms, 1000);
+    T_EQ_INT(r.started_ms, 0);
+    T_EQ_INT(r.ended_ms, 0);
+    T_ASSERT(r.error == NULL);
+    store_run_free(&r);
+    T_EQ_INT(store_run_get(f.t, r3, &r, &err), 1);
+    T_EQ_INT(r.alert_id, 0);
+    store_run_free(&r);
+    T_EQ_INT(store_run_get(f.t, 12345, &r, &err), 0);
+
+    /* running, then failed: started is kept when 0 is passed. */
+    T_EQ_INT(store_run_update(f.t, r1, "running", 1100, 0, NULL, &err), 0);
+    T_EQ_INT(store_run_update(f.t, r1, "failed", 0, 1200, "boom", &err), 0);
+    T_EQ_INT(store_run_get(f.t, r1, &r, &err), 1);
+    T_EQ_STR(r.state, "failed");
+    T_EQ_INT(r.started_ms, 1100);
+    T_EQ_INT(r.ended_ms, 1200);
+    T_EQ_STR(r.error, "boom");
+    store_run_free(&r);
+    T_EQ_INT(store_run_update(f.t, r2, "waiting", 2100, 0, NULL, &err), 0);
+    T_ASSERT(err == NULL);
+
+    T_EQ_INT(store_run_update(f.t, r1, "sleeping", 0, 0, NULL, &err), -1);
+    T_CONTAINS(err, "invalid state");
+    T_EQ_INT(store_run_update(f.t, 777, "done", 0, 0, NULL, &err), -1);
+    T_CONTAINS(err, "no run 777");
+    free(err);
+    err = NULL;
+
+    /* Newest first; by state; limit. */
+    T_EQ_INT(store_run_list(f.t, NULL, 0, &v, &n, &err), 0);
+    T_REQUIRE(n == 3);
+    T_EQ_INT(v[0].id, r3);
+    T_EQ_INT(v[2].id, r1);
+    store_runs_free(v, n);
+    T_EQ_INT(store_run_list(f.t, NULL, 2, &v, &n, &err), 0);
+    T_EQ_INT(n, 2);
+    store_runs_free(v, n);
+    T_EQ_INT(store_run_list(f.t, "failed", 0, &v, &n, &err), 0);
+    T_REQUIRE(n == 1);
+    T_EQ_INT(v[0].id, r1);
+    T_EQ_STR(v[0].error, "boom");
+    store_runs_free(v, n);
+    T_EQ_INT(store_run_list(f.t, "done", 0, &v, &n, &err), 0);
+    T_EQ_INT(n, 0);
+    store_runs_free(v, n);
+    T_EQ_INT(store_run_list(f.t, "bogus", 0, &v, &n, &err), -1);
+    free(err);
+    err = NULL;
+
+    /* Unfinished: waiting r2 and queued r3, oldest first. */
+    T_EQ_INT(store_run_unfinished(f.t, &v, &n, &err), 0);
+    T_REQUIRE(n == 2);
+    T_EQ_INT(v[0].id, r2);
+    T_EQ_STR(v[0].state, "waiting");
+    T_EQ_INT(v[1].id, r3);
+    store_runs_free(v, n);
+
+    T_EQ_INT(store_run_counts(f.t, counts, &err), 0);
+    T_EQ_INT(counts[0], 1); /* queued */
+    T_EQ_INT(counts[1], 0); /* running */
+    T_EQ_INT(counts[2], 1); /* waiting */
+    T_EQ_INT(counts[3], 0); /* done */
+    T_EQ_INT(counts[4], 1); /* failed */
+    T_EQ_INT(counts[5], 0); /* cancelled */
+    T_ASSERT(err == NULL);
+    fx_teardown(&f);
+}
+
+static void
+test_journal(void)
+{
+    struct fx f;
+    struct journal_entry e, *v = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    int64_t run_id = 0;
+    int dup = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    T_EQ_INT(store_run_insert(f.t, insert_one(f.t, "azure.activity", "a-1", &dup), "pb", HASH_A, 1,
+                              &run_id, &err),
+             0);
+
+    /* seq 2 is written before seq 1 to show load orders by seq. */
+    memset(&e, 0, sizeof(e));
+    e.run_id = run_id;
+    e.seq = 2;
+    e.kind = (char *)"now";
+    e.request = (char *)"{}";
+    e.result = (char *)"1715650385000";
+    e.status = JOURNAL_DONE;
+    e.started_ms = 50;
+    e.ended_ms = 50;
+    T_EQ_INT(store_journal_put(f.t, &e, &err), 0);
+
+    e.seq = 1;
+    e.kind = (char *)"graph.disable_user";
+    e.request = (char *)"{\"user\":\"taro@example.jp\"}";
+    e.result = NULL;
+    e.status = JOURNAL_STARTED;
+    e.started_ms = 40;
+    e.ended_ms = 0;
+    T_EQ_INT(store_journal_put(f.t, &e, &err), 0);
+
+    T_EQ_INT(store_journal_load(f.t, run_id, &v, &n, &err), 0);
+    T_REQUIRE(n == 2);
+    T_EQ_INT(v[0].seq, 1);
+    T_EQ_INT(v[0].status, JOURNAL_STARTED);
+    T_ASSERT(v[0].result == NULL);
+    T_EQ_INT(v[0].ended_ms, 0);
+    T_EQ_INT(v[1].seq, 2);
+    T_EQ_STR(v[1].kind, "now");
+    journal_entries_free(v, n);
+
+    /* Started, then done: the same (run, seq) is replaced, inside a transaction. */
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    e.result = (char *)"{\"ok\":true}";
+    e.status = JOURNAL_DONE;
+    e.ended_ms = 45;
+    T_EQ_INT(store_journal_put(f.t, &e, &err), 0);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    T_EQ_INT(store_journal_load(f.t, run_id, &v, &n, &err), 0);
+    T_REQUIRE(n == 2);
+    T_EQ_INT(v[0].run_id, run_id);
+    T_EQ_STR(v[0].kind, "graph.disable_user");
+    T_EQ_STR(v[0].request, "{\"user\":\"taro@example.jp\"}");
+    T_EQ_STR(v[0].result, "{\"ok\":true}");
+    T_EQ_INT(v[0].status, JOURNAL_DONE);
+    T_EQ_INT(v[0].started_ms, 40);
+    T_EQ_INT(v[0].ended_ms, 45);
+    T_EQ_STR(journal_status_name(v[0].status), "done");
+    journal_entries_free(v, n);
+
+    T_EQ_INT(store_journal_load(f.t, run_id + 100, &v, &n, &err), 0);
+    T_EQ_INT(n, 0);
+    journal_entries_free(v, n);
+
+    e.status = 9;
+    T_EQ_INT(store_journal_put(f.t, &e, &err), -1);
+    T_CONTAINS(err, "invalid status");
+    free(err);
+
+    T_EQ_STR(journal_status_name(JOURNAL_STARTED), "started");
+    T_EQ_STR(journal_status_name(JOURNAL_FAILED), "failed");
+    T_EQ_STR(journal_status_name(42), "?");
+    journal_entry_free(NULL);
+    journal_entries_free(NULL, 0);
+    fx_teardown(&f);
+}
+
+static void
+test_playbooks(void)
+{
+    struct fx f;
+    static const char src[] = "return playbook { name = \"triage\" }\n";
+    char hash[65], *got, *name = NULL, *err = NULL;
+    size_t len = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    util_sha256_hex(src, sizeof(src) - 1, hash);
+    T_EQ_INT(store_playbook_put(f.t, hash, "triage", src, sizeof(src) - 1, &err), 0);
+    /* Idempotent: a second put (even with another name) keeps the first. */
+    T_EQ_INT(store_playbook_put(f.t, hash, "renamed", src, sizeof(src) - 1, &err), 0);
+    T_ASSERT(err == NULL);
+
+    got = store_playbook_get(f.t, hash, &len, &name);
+    T_REQUIRE(got != NULL);
+    T_EQ_INT(len, sizeof(src) - 1);
+    T_EQ_STR(got, src);
+    T_EQ_STR(name, "triage");
+    free(got);
+    free(name);
+    name = NULL;
+
+    got = store_playbook_get(f.t, HASH_B, &len, &name);
+    T_ASSERT(got == NULL);
+    T_ASSERT(name == NULL);
+    T_EQ_INT(len, 0);
+    got = store_playbook_get(f.t, hash, NULL, NULL);
+    T_ASSERT(got != NULL);
+    free(got);
+    fx_teardown(&f);
+}
+
+static void
+test_tenants_separate(void)
+{
+    struct fx f;
+    struct store_tenant *b = NULL;
+    struct alert a;
+    char *err = NULL, *pa, *pb;
+    int dup = 0;
+    int64_t id;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    T_EQ_INT(store_tenant_add(f.st, "beta", "Beta", NULL, &err), 0);
+    T_EQ_INT(store_tenant_open(f.st, "beta", &b, &err), 0);
+    T_REQUIRE(b != NULL);
+    T_EQ_STR(store_tenant_id(b), "beta");
+
+    id = insert_one(f.t, "entra.signin", "only-acme", &dup);
+    T_ASSERT(id > 0);
+    T_EQ_INT(store_alert_count(f.t), 1);
+    T_EQ_INT(store_alert_count(b), 0);
+    T_EQ_INT(store_alert_get(b, id, &a, &err), 0);
+
+    /* Same dedup key in the other tenant is a different alert, not a duplicate. */
+    T_ASSERT(insert_one(b, "entra.signin", "only-acme", &dup) > 0);
+    T_EQ_INT(dup, 0);
+
+    pa = xasprintf("%s/tenants/acme.db", f.dir);
+    pb = xasprintf("%s/tenants/beta.db", f.dir);
+    T_EQ_INT(access(pa, F_OK), 0);
+    T_EQ_INT(access(pb, F_OK), 0);
+    free(pa);
+    free(pb);
+    T_ASSERT(err == NULL);
+    store_tenant_close(b);
+    fx_teardown(&f);
+}
+
+/* The daemon's hot path in one group commit: 10,000 alerts, one run each and two
+ * journal entries per run (started, then done). Timed and printed, not asserted. */
+static void
+test_bulk_timing(void)
+{
+    enum { N = 10000 };
+    struct fx f;
+    struct alert a;
+    struct journal_entry e;
+    char sid[32], *err = NULL;
+    int dup = 0, ok = 1;
+    int64_t t0, t1, t2, run_id = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    mk_alert(&a, "panos.traffic", "x");
+    add_obs(&a, "ip", "198.51.100.23", "src");
+    add_obs(&a, "ip", "192.0.2.10", "dst");
+    free(a.source_id);
+    a.source_id = sid; /* borrowed for the loop; detached before alert_free */
+    memset(&e, 0, sizeof(e));
+    e.kind = (char *)"ti.lookup";
+    e.request = (char *)"{\"ip\":\"198.51.100.23\"}";
+
+    t0 = util_mono_us();
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    for (int i = 0; i < N && ok; i++) {
+        snprintf(sid, sizeof(sid), "s-%d", i);
+        a.id = 0;
+        e.seq = 1;
+        e.result = NULL;
+        e.status = JOURNAL_STARTED;
+        e.ended_ms = 0;
+        ok = store_alert_insert(f.t, &a, &dup, &err) == 0 &&
+             store_run_insert(f.t, a.id, "triage", HASH_A, 1000 + i, &run_id, &err) == 0;
+        e.run_id = run_id;
+        ok = ok && store_journal_put(f.t, &e, &err) == 0;
+        e.result = (char *)"{\"hit\":false}";
+        e.status = JOURNAL_DONE;
+        e.ended_ms = 2;
+        ok = ok && store_journal_put(f.t, &e, &err) == 0;
+    }
+    t1 = util_mono_us();
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    t2 = util_mono_us();
+    T_ASSERT(ok);
+    if (err != NULL) {
+        fprintf(stderr, "  %s\n", err);
+        free(err);
+    }
+    a.source_id = NULL;
+    alert_free(&a);
+    T_EQ_INT(store_alert_count(f.t), N);
+    printf("store bulk: %d alerts + %d runs + %d journal puts in one transaction: "
+           "%.1f ms (commit %.1f ms), %.0f alerts/s\n",
+           N, N, 2 * N, (double)(t2 - t0) / 1000, (double)(t2 - t1) / 1000,
+           (double)N * 1e6 / (double)(t2 - t0));
+    fx_teardown(&f);
+}
+
+TEST_LIST = {
+    { "open_migrate_reopen", test_open_migrate_reopen },
+    { "schema_newer_refused", test_schema_newer_refused },
+    { "tenants", test_tenants },
+    { "alert_dedup", test_alert_dedup },
+    { "alert_roundtrip", test_alert_roundtrip },
+    { "durability", test_durability },
+    { "runs", test_runs },
+    { "journal", test_journal },
+    { "playbooks", test_playbooks },
+    { "tenants_separate", test_tenants_separate },
+    { "bulk_timing", test_bulk_timing },
+    { NULL, NULL },
+};
