@@ -1,0 +1,217 @@
+/* loop.c: the daemon's single event loop and its group commit. */
+#include "engine/loop.h"
+
+#include <stdlib.h>
+
+#include "engine/log.h"
+
+struct after {
+    void (*fn)(void *arg, int ok);
+    void *arg;
+};
+
+struct dirty {
+    struct store_tenant *t;
+    struct after *cbs;
+    size_t n, cap;
+};
+
+struct phase {
+    int (*fn)(void *arg);
+    void *arg;
+};
+
+static struct event_base *base;
+static struct phase phases[8];
+static size_t nphases;
+static struct dirty *dirty;
+static size_t ndirty, dirty_cap;
+static int stopping;
+static void (*commit_failed_fn)(struct store_tenant *t, void *arg);
+static void *commit_failed_arg;
+static struct loop_stats stats;
+
+int
+loop_init(char **errp)
+{
+    base = event_base_new();
+    if (base == NULL) {
+        return kg_err(errp, "event_base_new failed");
+    }
+    return 0;
+}
+
+struct event_base *
+loop_base(void)
+{
+    return base;
+}
+
+void
+loop_free(void)
+{
+    for (size_t i = 0; i < ndirty; i++) {
+        free(dirty[i].cbs);
+    }
+    free(dirty);
+    dirty = NULL;
+    ndirty = dirty_cap = 0;
+    nphases = 0;
+    if (base != NULL) {
+        event_base_free(base);
+        base = NULL;
+    }
+}
+
+void
+loop_add_phase(int (*fn)(void *arg), void *arg)
+{
+    if (nphases == sizeof(phases) / sizeof(phases[0])) {
+        abort();
+    }
+    phases[nphases].fn = fn;
+    phases[nphases].arg = arg;
+    nphases++;
+}
+
+static struct dirty *
+dirty_find(struct store_tenant *t)
+{
+    for (size_t i = 0; i < ndirty; i++) {
+        if (dirty[i].t == t) {
+            return &dirty[i];
+        }
+    }
+    return NULL;
+}
+
+int
+loop_write(struct store_tenant *t, char **errp)
+{
+    struct dirty *d;
+
+    if (store_tx_begin(t, errp) == -1) {
+        return -1;
+    }
+    if (dirty_find(t) != NULL) {
+        return 0;
+    }
+    if (ndirty == dirty_cap) {
+        dirty_cap = dirty_cap ? dirty_cap * 2 : 8;
+        dirty = xrealloc(dirty, dirty_cap * sizeof(*dirty));
+    }
+    d = &dirty[ndirty++];
+    d->t = t;
+    d->cbs = NULL;
+    d->n = d->cap = 0;
+    return 0;
+}
+
+void
+loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg)
+{
+    struct dirty *d = dirty_find(t);
+
+    if (d == NULL) {
+        /* Nothing was written: there is nothing to wait for. */
+        fn(arg, 1);
+        return;
+    }
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 16;
+        d->cbs = xrealloc(d->cbs, d->cap * sizeof(*d->cbs));
+    }
+    d->cbs[d->n].fn = fn;
+    d->cbs[d->n].arg = arg;
+    d->n++;
+}
+
+void
+loop_set_commit_failed(void (*fn)(struct store_tenant *t, void *arg), void *arg)
+{
+    commit_failed_fn = fn;
+    commit_failed_arg = arg;
+}
+
+/* Commit every tenant written in this iteration, then run what waited for it. The
+ * dirty list is detached first: callbacks may start the next iteration's writes. */
+static void
+commit_all(void)
+{
+    struct dirty *list = dirty;
+    size_t n = ndirty;
+
+    if (n == 0) {
+        return;
+    }
+    dirty = NULL;
+    ndirty = dirty_cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *err = NULL;
+        int64_t t0 = util_mono_us();
+        int ok = store_tx_commit(list[i].t, &err) == 0;
+
+        stats.commits++;
+        stats.commit_us_total += (unsigned long long)(util_mono_us() - t0);
+        if (!ok) {
+            stats.commit_failures++;
+            log_err("store.commit_failed tenant=%s error=%s", store_tenant_id(list[i].t),
+                    log_quote(err ? err : "?"));
+            free(err);
+            store_tx_rollback(list[i].t);
+            if (commit_failed_fn != NULL) {
+                commit_failed_fn(list[i].t, commit_failed_arg);
+            }
+        }
+        for (size_t j = 0; j < list[i].n; j++) {
+            list[i].cbs[j].fn(list[i].cbs[j].arg, ok);
+        }
+        free(list[i].cbs);
+    }
+    free(list);
+}
+
+int
+loop_run(void)
+{
+    int busy = 0;
+
+    while (!stopping || ndirty > 0) {
+        if (event_base_loop(base, busy ? EVLOOP_NONBLOCK : EVLOOP_ONCE) == -1) {
+            log_err("loop.failed");
+            return -1;
+        }
+        stats.iterations++;
+        busy = 0;
+        for (size_t i = 0; i < nphases; i++) {
+            busy |= phases[i].fn(phases[i].arg);
+        }
+        commit_all();
+        if (stopping) {
+            break;
+        }
+    }
+    commit_all();
+    return 0;
+}
+
+void
+loop_stop(void)
+{
+    stopping = 1;
+    if (base != NULL) {
+        event_base_loopbreak(base);
+    }
+}
+
+int
+loop_stopping(void)
+{
+    return stopping;
+}
+
+const struct loop_stats *
+loop_stats(void)
+{
+    return &stats;
+}

@@ -1,0 +1,41 @@
+/* loop.h: the one libevent loop and its iteration: events, then the work phases (intake
+ * batches, playbook runs), then one commit per dirty tenant database, then the callbacks
+ * that wait for that commit (replies, effects that may only start once journaled). */
+#ifndef KAGARI_LOOP_H
+#define KAGARI_LOOP_H
+
+#include <event2/event.h>
+
+#include "engine/store.h"
+
+int loop_init(char **errp) KG_WUR;
+struct event_base *loop_base(void);
+void loop_free(void);
+
+/* A phase runs after every iteration's events, in the order added. It returns 1 when it
+ * still has work (the loop will not block waiting for events), else 0. */
+void loop_add_phase(int (*fn)(void *arg), void *arg);
+
+/* Open (if needed) the iteration's transaction on t and mark it for commit. */
+int loop_write(struct store_tenant *t, char **errp) KG_WUR;
+/* Call fn(arg, ok) after this iteration's commit of t (ok = 0 when it failed and was
+ * rolled back). Requires loop_write(t) in this iteration. */
+void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);
+/* Called (before the after-commit callbacks) when a commit of t failed. */
+void loop_set_commit_failed(void (*fn)(struct store_tenant *t, void *arg), void *arg);
+
+/* Run until loop_stop(); the iteration in progress completes (commits included). */
+int loop_run(void);
+void loop_stop(void);
+int loop_stopping(void);
+
+/* Iteration statistics for /metrics. */
+struct loop_stats {
+    unsigned long long iterations;
+    unsigned long long commits;
+    unsigned long long commit_failures;
+    unsigned long long commit_us_total;
+};
+const struct loop_stats *loop_stats(void);
+
+#endif

@@ -1,0 +1,406 @@
+/* playbook.c: reading playbook files, checking their shape and matching triggers. */
+#include "engine/playbook.h"
+
+#include <dirent.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/log.h"
+
+#define PLAYBOOK_MAX_BYTES (1 << 20)
+#define PLAYBOOK_EVAL_INSTRUCTIONS 10000000ULL
+
+int
+playbook_lua_define(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    return 1;
+}
+
+void
+playbook_ref(struct playbook *pb)
+{
+    pb->refs++;
+}
+
+static void
+free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+void
+playbook_unref(struct playbook *pb)
+{
+    if (pb == NULL || --pb->refs > 0) {
+        return;
+    }
+    free(pb->name);
+    free(pb->file);
+    free(pb->description);
+    free(pb->source);
+    free_strv(pb->sources, pb->nsources);
+    free_strv(pb->outcomes, pb->noutcomes);
+    free(pb);
+}
+
+static struct playbook *
+playbook_alloc(const char *src, size_t len)
+{
+    struct playbook *pb = xcalloc(1, sizeof(*pb));
+
+    pb->refs = 1;
+    pb->source = xstrndup(src, len);
+    pb->len = len;
+    util_sha256_hex(src, len, pb->hash);
+    pb->min_severity = SEV_INFO;
+    return pb;
+}
+
+struct playbook *
+playbook_new_bare(const char *name, const char *src, size_t len)
+{
+    struct playbook *pb = playbook_alloc(src, len);
+
+    pb->name = xstrdup(name);
+    return pb;
+}
+
+static int
+valid_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64) {
+        return 0;
+    }
+    for (; *s != '\0'; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Read a string-or-list-of-strings field at idx into a string vector. */
+static int
+read_strv(lua_State *L, int idx, const char *what, char ***out, size_t *n, char **errp)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        *out = xmalloc(sizeof(char *));
+        (*out)[0] = xstrdup(lua_tostring(L, idx));
+        *n = 1;
+        return 0;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        return kg_err(errp, "%s: expected a string or a list of strings", what);
+    }
+    *n = (size_t)lua_rawlen(L, idx);
+    if (*n == 0 || *n > 256) {
+        *n = 0;
+        return kg_err(errp, "%s: expected 1 to 256 strings", what);
+    }
+    *out = xcalloc(*n, sizeof(char *));
+    for (size_t i = 0; i < *n; i++) {
+        int t = lua_rawgeti(L, idx, (lua_Integer)i + 1);
+
+        if (t != LUA_TSTRING) {
+            lua_pop(L, 1);
+            free_strv(*out, i);
+            *out = NULL;
+            *n = 0;
+            return kg_err(errp, "%s[%zu]: expected a string", what, i + 1);
+        }
+        (*out)[i] = xstrdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* Check the table at the top of L and fill pb. Only raw access: a playbook's table may
+ * carry metatables whose code we do not want to run here. */
+static int
+check_table(lua_State *L, struct playbook *pb, char **errp)
+{
+    int t = lua_gettop(L);
+    static const char *const keys[] = { "name", "description", "on", "run", "timeout",
+                                        "instructions", NULL };
+    static const char *const on_keys[] = { "source", "min_severity", "outcome", NULL };
+
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        int known = 0;
+
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            for (int i = 0; keys[i] != NULL; i++) {
+                known |= strcmp(lua_tostring(L, -1), keys[i]) == 0;
+            }
+        }
+        if (!known) {
+            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+
+            return kg_err(errp, "unknown field '%s' (expected name, description, on, run, "
+                                "timeout, instructions)", k);
+        }
+    }
+    if (lua_getfield(L, t, "name") != LUA_TSTRING || !valid_name(lua_tostring(L, -1))) {
+        return kg_err(errp, "name: expected a string of 1-64 letters, digits, '-', '_', '.'");
+    }
+    pb->name = xstrdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (lua_getfield(L, t, "run") != LUA_TFUNCTION) {
+        return kg_err(errp, "run: expected a function(alert)");
+    }
+    lua_pop(L, 1);
+    switch (lua_getfield(L, t, "description")) {
+    case LUA_TNIL: break;
+    case LUA_TSTRING: pb->description = xstrdup(lua_tostring(L, -1)); break;
+    default: return kg_err(errp, "description: expected a string");
+    }
+    lua_pop(L, 1);
+    switch (lua_getfield(L, t, "timeout")) {
+    case LUA_TNIL: break;
+    case LUA_TNUMBER: pb->timeout = lua_tonumber(L, -1); break;
+    case LUA_TSTRING:
+        if (util_parse_duration(lua_tostring(L, -1), &pb->timeout) == 0) {
+            break;
+        }
+        /* fallthrough */
+    default: return kg_err(errp, "timeout: expected seconds or a duration such as \"15m\"");
+    }
+    lua_pop(L, 1);
+    if (pb->timeout < 0) {
+        return kg_err(errp, "timeout: must not be negative");
+    }
+    switch (lua_getfield(L, t, "instructions")) {
+    case LUA_TNIL: break;
+    case LUA_TNUMBER:
+        if (lua_tonumber(L, -1) >= 1000 && lua_tonumber(L, -1) <= 1e12) {
+            pb->instructions = (uint64_t)lua_tonumber(L, -1);
+            break;
+        }
+        /* fallthrough */
+    default: return kg_err(errp, "instructions: expected a number from 1000 to 1e12");
+    }
+    lua_pop(L, 1);
+
+    if (lua_getfield(L, t, "on") != LUA_TTABLE) {
+        return kg_err(errp, "on: expected a table such as { source = \"entra.signin\" }");
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        int known = 0;
+
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            for (int i = 0; on_keys[i] != NULL; i++) {
+                known |= strcmp(lua_tostring(L, -1), on_keys[i]) == 0;
+            }
+        }
+        if (!known) {
+            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+
+            return kg_err(errp, "on: unknown field '%s' (expected source, min_severity, outcome)",
+                          k);
+        }
+    }
+    if (lua_getfield(L, -1, "source") != LUA_TNIL &&
+        read_strv(L, lua_gettop(L), "on.source", &pb->sources, &pb->nsources, errp) == -1) {
+        return -1;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "min_severity") != LUA_TNIL) {
+        int sev = lua_type(L, -1) == LUA_TSTRING ? severity_from_name(lua_tostring(L, -1)) : -1;
+
+        if (sev < 0) {
+            return kg_err(errp, "on.min_severity: expected one of informational, low, medium, "
+                                "high, critical");
+        }
+        pb->min_severity = sev;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "outcome") != LUA_TNIL) {
+        if (read_strv(L, lua_gettop(L), "on.outcome", &pb->outcomes, &pb->noutcomes, errp) == -1) {
+            return -1;
+        }
+        for (size_t i = 0; i < pb->noutcomes; i++) {
+            if (outcome_valid(pb->outcomes[i]) == -1) {
+                return kg_err(errp, "on.outcome: '%s' is not one of unknown, blocked, attempted, "
+                                    "succeeded", pb->outcomes[i]);
+            }
+        }
+    }
+    lua_pop(L, 2);
+    return 0;
+}
+
+struct playbook *
+playbook_parse(struct sandbox *sb, const char *file, const char *src, size_t len, char **errp)
+{
+    lua_State *L = sandbox_state(sb);
+    struct playbook *pb = playbook_alloc(src, len);
+    struct sandbox_task task;
+    const char *base = strrchr(file, '/');
+    char *chunkname = xasprintf("@%s", base ? base + 1 : file);
+    char *err = NULL;
+    int top = lua_gettop(L);
+
+    pb->file = xstrdup(file);
+    memset(&task, 0, sizeof(task));
+    task.max_instructions = PLAYBOOK_EVAL_INSTRUCTIONS;
+    task.deadline_ms = util_now_ms() + 5000;
+    sandbox_task_attach(L, &task);
+    sandbox_push_env(sb, L);
+    if (sandbox_load(L, src, len, chunkname, lua_gettop(L), &err) == -1) {
+        kg_err(errp, "%s", err);
+        goto fail;
+    }
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        char *msg = sandbox_error_message(L);
+
+        kg_err(errp, "%s", msg);
+        free(msg);
+        goto fail;
+    }
+    if (!lua_istable(L, -1)) {
+        kg_err(errp, "%s: the file must end with: return playbook{ name = ..., on = {...}, "
+                     "run = function(alert) ... end }", file);
+        goto fail;
+    }
+    if (check_table(L, pb, &err) == -1) {
+        kg_err(errp, "%s: %s", file, err);
+        goto fail;
+    }
+    lua_settop(L, top);
+    sandbox_task_attach(L, NULL);
+    free(chunkname);
+    free(err);
+    return pb;
+fail:
+    lua_settop(L, top);
+    sandbox_task_attach(L, NULL);
+    free(chunkname);
+    free(err);
+    playbook_unref(pb);
+    return NULL;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set, char **errs)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0;
+    struct buf eb;
+
+    set->v = NULL;
+    set->n = 0;
+    if (d == NULL) {
+        return kg_err(errs, "%s: cannot read the playbook folder", dir);
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+
+        if (de->d_name[0] != '.' && l > 4 && strcmp(de->d_name + l - 4, ".lua") == 0) {
+            names = xrealloc(names, (n + 1) * sizeof(char *));
+            names[n++] = xstrdup(de->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof(char *), cmp_names);
+    buf_init(&eb, 0);
+    set->v = xcalloc(n ? n : 1, sizeof(struct playbook *));
+    for (size_t i = 0; i < n; i++) {
+        char *path = xasprintf("%s/%s", dir, names[i]);
+        char *err = NULL;
+        size_t len = 0;
+        char *src = util_read_file(path, PLAYBOOK_MAX_BYTES, &len, &err);
+        struct playbook *pb = src ? playbook_parse(sb, path, src, len, &err) : NULL;
+
+        for (size_t j = 0; pb != NULL && j < set->n; j++) {
+            if (strcmp(set->v[j]->name, pb->name) == 0) {
+                kg_err(&err, "%s: playbook name '%s' is already used by %s", path, pb->name,
+                       set->v[j]->file);
+                playbook_unref(pb);
+                pb = NULL;
+            }
+        }
+        if (pb != NULL) {
+            set->v[set->n++] = pb;
+        } else {
+            (void)!buf_printf(&eb, "%s\n", err ? err : path);
+        }
+        free(err);
+        free(src);
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    if (errs != NULL && eb.len > 0) {
+        free(*errs);
+        *errs = buf_take(&eb);
+    }
+    buf_free(&eb);
+    return 0;
+}
+
+void
+playbook_set_free(struct playbook_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        playbook_unref(set->v[i]);
+    }
+    free(set->v);
+    set->v = NULL;
+    set->n = 0;
+}
+
+int
+playbook_matches(const struct playbook *pb, const struct alert *a)
+{
+    int ok;
+
+    if (a->severity < pb->min_severity) {
+        return 0;
+    }
+    if (pb->nsources > 0) {
+        ok = 0;
+        for (size_t i = 0; i < pb->nsources && !ok; i++) {
+            const char *s = pb->sources[i];
+            size_t l = strlen(s);
+
+            if (l > 0 && s[l - 1] == '*') {
+                ok = strncmp(a->source, s, l - 1) == 0;
+            } else {
+                ok = strcmp(a->source, s) == 0;
+            }
+        }
+        if (!ok) {
+            return 0;
+        }
+    }
+    if (pb->noutcomes > 0) {
+        ok = 0;
+        for (size_t i = 0; i < pb->noutcomes && !ok; i++) {
+            ok = strcmp(a->outcome, pb->outcomes[i]) == 0;
+        }
+        if (!ok) {
+            return 0;
+        }
+    }
+    return 1;
+}

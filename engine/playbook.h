@@ -1,0 +1,65 @@
+/* playbook.h: playbook files (playbooks/NAME.lua), their triggers and versions. A file
+ * returns playbook{ name=, on={...}, run=function(alert) ... end }. */
+#ifndef KAGARI_PLAYBOOK_H
+#define KAGARI_PLAYBOOK_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/alert.h"
+#include "engine/sandbox.h"
+
+/* One version of one playbook. Reference counted: the set holds one reference, each run
+ * started from it another (playbook_ref / playbook_unref). */
+struct playbook {
+    int refs;
+    char *name;
+    char *file;        /* where it was read from; NULL for a version restored from a store */
+    char *description; /* may be NULL */
+    char *source;      /* the text, NUL-terminated */
+    size_t len;
+    char hash[65]; /* sha256 hex of the source: the version */
+
+    /* trigger: on = { source = "x" | {"x","y*"}, min_severity = "medium",
+     *                 outcome = "succeeded" | {...} } */
+    char **sources; /* exact names or prefixes ending in '*'; NULL/0 = every source */
+    size_t nsources;
+    int min_severity; /* enum severity */
+    char **outcomes;  /* NULL/0 = any */
+    size_t noutcomes;
+
+    double timeout;        /* seconds, 0 = the configured default */
+    uint64_t instructions; /* 0 = the configured default */
+};
+
+struct playbook_set {
+    struct playbook **v;
+    size_t n;
+};
+
+/* The playbook{} global: checks its argument is a table and returns it. */
+int playbook_lua_define(lua_State *L);
+
+/* Evaluate src (named file) in sb, whose globals must include playbook() (run.c's
+ * sandbox does), and check the returned table. Returns a new playbook with one
+ * reference, or NULL and *errp ("file:line: message" or "file: on.min_severity: ..."). */
+struct playbook *playbook_parse(struct sandbox *sb, const char *file, const char *src, size_t len,
+                                char **errp);
+/* A version known only by its text (restored from the store for a run that started
+ * before a restart): no trigger, one reference. */
+struct playbook *playbook_new_bare(const char *name, const char *src, size_t len);
+void playbook_ref(struct playbook *pb);
+void playbook_unref(struct playbook *pb); /* frees at zero; NULL is a no-op */
+
+/* Load every *.lua file of dir, in name order. A file that fails is left out and its
+ * error appended to *errs (one line per file, may be NULL); two playbooks with one name
+ * are an error for the second. Returns -1 only when dir cannot be read. */
+int playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set, char **errs)
+    KG_WUR;
+void playbook_set_free(struct playbook_set *set); /* drops the set's references */
+
+/* Does the alert trigger the playbook? */
+int playbook_matches(const struct playbook *pb, const struct alert *a);
+
+#endif

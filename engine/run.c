@@ -1,0 +1,993 @@
+/* run.c: the run scheduler, the journal with replay, and the built-in effects (sleep,
+ * now, log). */
+#include "engine/run.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/ljson.h"
+#include "engine/log.h"
+#include "engine/loop.h"
+#include "engine/store.h"
+#include "engine/tenant.h"
+
+#define RUN_PHASE_US 20000        /* CPU per loop iteration for runs before I/O again */
+#define RUN_LOG_MAX 4096          /* bytes of one log line from a playbook */
+#define SLEEP_MAX_SECONDS 31622400 /* one year */
+
+enum run_state { RS_QUEUED = 0, RS_RUNNING, RS_WAITING };
+static const char *const state_names[] = { "queued", "running", "waiting" };
+
+struct run {
+    struct sandbox_task task; /* the hook and run_from_lua find the run through it */
+    struct tenant *t;
+    int64_t id;
+    int64_t alert_id;
+    struct playbook *pb; /* one reference */
+    lua_State *co;       /* NULL until started */
+    int co_ref;
+    int state;
+    int64_t started_ms;
+
+    struct journal_entry *j; /* the journal: replayed entries, then new ones */
+    size_t nj, capj;
+    size_t cursor;     /* entries the playbook has consumed in this execution */
+    size_t pending;    /* index of the entry a parked run waits for */
+    int parked;        /* waiting for run_effect_complete */
+    int resume_with;   /* on resume, pass the result of j[pending] */
+    char *fail_msg;    /* a failure explained better than the Lua error (divergence) */
+    struct event *timer;
+
+    int ready;
+    struct run *rprev, *rnext; /* ready queue */
+    struct run *prev, *next;   /* the tenant's runs */
+};
+
+static struct run_limits limits = { 100000000ULL, 86400, 5 };
+static struct playbook_set playbooks;
+static struct run *ready_head, *ready_tail;
+static size_t nready, nactive;
+static struct run_stats stats;
+
+/* ---- lists ---- */
+
+static void
+ready_push(struct run *r)
+{
+    if (r->ready) {
+        return;
+    }
+    r->ready = 1;
+    r->rnext = NULL;
+    r->rprev = ready_tail;
+    if (ready_tail != NULL) {
+        ready_tail->rnext = r;
+    } else {
+        ready_head = r;
+    }
+    ready_tail = r;
+    nready++;
+}
+
+static void
+ready_remove(struct run *r)
+{
+    if (!r->ready) {
+        return;
+    }
+    if (r->rprev != NULL) {
+        r->rprev->rnext = r->rnext;
+    } else {
+        ready_head = r->rnext;
+    }
+    if (r->rnext != NULL) {
+        r->rnext->rprev = r->rprev;
+    } else {
+        ready_tail = r->rprev;
+    }
+    r->ready = 0;
+    r->rprev = r->rnext = NULL;
+    nready--;
+}
+
+static struct run *
+run_new(struct tenant *t, int64_t id, int64_t alert_id, struct playbook *pb)
+{
+    struct run *r = xcalloc(1, sizeof(*r));
+
+    r->task.owner = r;
+    r->t = t;
+    r->id = id;
+    r->alert_id = alert_id;
+    r->pb = pb;
+    playbook_ref(pb);
+    r->co_ref = LUA_NOREF;
+    r->task.max_instructions = pb->instructions ? pb->instructions : limits.instructions;
+    r->next = t->runs;
+    if (t->runs != NULL) {
+        t->runs->prev = r;
+    }
+    t->runs = r;
+    t->nruns++;
+    nactive++;
+    return r;
+}
+
+/* Free the in-memory run. close_thread: run the coroutine's pending __close handlers
+ * (a run that ended); a run parked for shutdown is just dropped. */
+static void
+run_free(struct run *r, int close_thread)
+{
+    struct tenant *t = r->t;
+
+    ready_remove(r);
+    if (r->co != NULL) {
+        lua_State *L = sandbox_state(t->sb);
+
+        r->task.slice_end_us = 0;
+        if (close_thread) {
+            lua_resetthread(r->co);
+        }
+        *(void **)lua_getextraspace(r->co) = NULL;
+        lua_sethook(r->co, NULL, 0, 0);
+        luaL_unref(L, LUA_REGISTRYINDEX, r->co_ref);
+    }
+    if (r->timer != NULL) {
+        event_free(r->timer);
+    }
+    journal_entries_free(r->j, r->nj);
+    playbook_unref(r->pb);
+    free(r->fail_msg);
+    if (r->prev != NULL) {
+        r->prev->next = r->next;
+    } else {
+        t->runs = r->next;
+    }
+    if (r->next != NULL) {
+        r->next->prev = r->prev;
+    }
+    t->nruns--;
+    nactive--;
+    free(r);
+}
+
+static void
+set_state(struct run *r, int state)
+{
+    char *err = NULL;
+
+    if (r->state == state) {
+        return;
+    }
+    r->state = state;
+    if (loop_write(r->t->db, &err) == -1 ||
+        store_run_update(r->t->db, r->id, state_names[state], r->started_ms, 0, NULL, &err) == -1) {
+        log_err("run.state_failed tenant=%s run=%lld error=%s", r->t->id, (long long)r->id,
+                log_quote(err ? err : "?"));
+    }
+    free(err);
+}
+
+/* The run ended: record it and free it. */
+static void
+run_end(struct run *r, int ok, const char *error)
+{
+    char *err = NULL;
+    int64_t now = util_now_ms();
+
+    if (ok) {
+        stats.done++;
+    } else {
+        stats.failed++;
+    }
+    if (loop_write(r->t->db, &err) == -1 ||
+        store_run_update(r->t->db, r->id, ok ? "done" : "failed", r->started_ms, now, error,
+                         &err) == -1) {
+        log_err("run.end_failed tenant=%s run=%lld error=%s", r->t->id, (long long)r->id,
+                log_quote(err ? err : "?"));
+    }
+    free(err);
+    if (ok) {
+        log_info("run.done tenant=%s run=%lld playbook=%s ms=%lld", r->t->id, (long long)r->id,
+                 r->pb->name, (long long)(now - r->started_ms));
+    } else {
+        log_warn("run.failed tenant=%s run=%lld playbook=%s error=%s", r->t->id,
+                 (long long)r->id, r->pb->name, log_quote(error ? error : "?"));
+    }
+    run_free(r, 1);
+}
+
+/* ---- the alert as a Lua value ---- */
+
+static int
+l_alert_observable(lua_State *L)
+{
+    const char *type = luaL_checkstring(L, 2);
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_getfield(L, 1, "observables") != LUA_TTABLE) {
+        return 0;
+    }
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
+        lua_getfield(L, -1, "type");
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), type) == 0) {
+            lua_getfield(L, -2, "value");
+            return 1;
+        }
+        lua_pop(L, 2);
+    }
+    return 0;
+}
+
+static int
+l_alert_observables(lua_State *L)
+{
+    const char *type = luaL_optstring(L, 2, NULL);
+    lua_Integer n = 0;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_newtable(L);
+    if (lua_getfield(L, 1, "observables") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 1;
+    }
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
+        if (type == NULL) {
+            lua_rawseti(L, -3, ++n);
+            continue;
+        }
+        lua_getfield(L, -1, "type");
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), type) == 0) {
+            lua_getfield(L, -2, "value");
+            lua_rawseti(L, -5, ++n);
+        }
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 2);
+    return 1;
+}
+
+static void
+set_str(lua_State *L, const char *k, const char *v)
+{
+    if (v != NULL) {
+        lua_pushstring(L, v);
+        lua_setfield(L, -2, k);
+    }
+}
+
+static void
+set_time(lua_State *L, const char *k, const char *kiso, int64_t ms)
+{
+    char iso[32];
+
+    lua_pushnumber(L, (lua_Number)ms / 1000.0);
+    lua_setfield(L, -2, k);
+    util_fmt_time(ms, iso);
+    lua_pushstring(L, iso);
+    lua_setfield(L, -2, kiso);
+}
+
+/* Push the alert table (raises on memory errors: call protected). */
+static void
+push_alert(lua_State *L, const struct alert *a)
+{
+    lua_createtable(L, 0, 16);
+    lua_pushinteger(L, a->id);
+    lua_setfield(L, -2, "id");
+    set_str(L, "source", a->source);
+    set_str(L, "source_id", a->source_id);
+    set_time(L, "time", "time_iso", a->time_ms);
+    set_time(L, "received", "received_iso", a->received_ms);
+    set_str(L, "title", a->title);
+    set_str(L, "category", a->category);
+    set_str(L, "vendor_severity", a->vendor_severity);
+    set_str(L, "severity", severity_name(a->severity));
+    lua_pushinteger(L, a->severity);
+    lua_setfield(L, -2, "severity_level");
+    set_str(L, "outcome", a->outcome);
+    lua_createtable(L, (int)a->nobs, 0);
+    for (size_t i = 0; i < a->nobs; i++) {
+        lua_createtable(L, 0, 3);
+        set_str(L, "type", a->obs[i].type);
+        set_str(L, "value", a->obs[i].value);
+        set_str(L, "role", a->obs[i].role);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "observables");
+    if (a->raw != NULL && ljson_push_text(L, a->raw, strlen(a->raw)) == -1) {
+        lua_pop(L, 1);
+        lua_pushstring(L, a->raw);
+    }
+    if (a->raw != NULL) {
+        lua_setfield(L, -2, "raw");
+    }
+    luaL_setmetatable(L, "kagari.alert");
+}
+
+/* ---- starting and resuming ---- */
+
+/* The trusted function at the bottom of every run's coroutine: bootstrap(chunk, alert)
+ * evaluates the playbook file, then calls its run(alert). Continuations make both
+ * calls yieldable. */
+static int boot_k(lua_State *L, int status, lua_KContext ctx);
+
+static int
+l_boot(lua_State *L)
+{
+    lua_pushvalue(L, 1);
+    lua_callk(L, 0, 1, 1, boot_k);
+    return boot_k(L, LUA_OK, 1);
+}
+
+static int
+boot_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    if (ctx == 1) {
+        if (lua_type(L, 3) != LUA_TTABLE || lua_getfield(L, 3, "run") != LUA_TFUNCTION) {
+            return luaL_error(L, "the playbook file must end with: return playbook{ ..., run = "
+                                 "function(alert) ... end }");
+        }
+        lua_pushvalue(L, 2);
+        lua_callk(L, 1, LUA_MULTRET, 2, boot_k);
+    }
+    return lua_gettop(L) - 3;
+}
+
+struct start_args {
+    struct run *r;
+    const struct alert *a;
+};
+
+/* Protected: create the coroutine, load the chunk in a fresh _ENV, push boot, chunk,
+ * alert on it. */
+static int
+start_p(lua_State *L)
+{
+    struct start_args *sa = lua_touserdata(L, 1);
+    struct run *r = sa->r;
+    char *err = NULL;
+    char *chunkname = xasprintf("@%s", r->pb->name);
+    lua_State *co;
+    int rc;
+
+    co = lua_newthread(L);
+    lua_pushcfunction(L, l_boot);
+    sandbox_push_env(r->t->sb, L);
+    rc = sandbox_load(L, r->pb->source, r->pb->len, chunkname, lua_gettop(L), &err);
+    free(chunkname);
+    if (rc == -1) {
+        lua_pushstring(L, err);
+        free(err);
+        return lua_error(L);
+    }
+    lua_remove(L, -2); /* the env: the chunk holds it */
+    push_alert(L, sa->a);
+    if (!lua_checkstack(co, 8)) {
+        return luaL_error(L, "out of memory");
+    }
+    lua_xmove(L, co, 3);
+    r->co = co;
+    r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the thread */
+    return 0;
+}
+
+static int
+run_start(struct run *r)
+{
+    lua_State *L = sandbox_state(r->t->sb);
+    struct alert a;
+    struct start_args sa;
+    char *err = NULL;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = store_alert_get(r->t->db, r->alert_id, &a, &err);
+    if (rc != 1) {
+        char *msg = xasprintf("alert %lld: %s", (long long)r->alert_id, err ? err : "not found");
+
+        free(err);
+        run_end(r, 0, msg);
+        free(msg);
+        return -1;
+    }
+    if (r->started_ms == 0) {
+        r->started_ms = util_now_ms();
+        stats.started++;
+    }
+    r->task.deadline_ms =
+        r->started_ms + (int64_t)((r->pb->timeout > 0 ? r->pb->timeout : limits.timeout) * 1000);
+    sa.r = r;
+    sa.a = &a;
+    lua_pushcfunction(L, start_p);
+    lua_pushlightuserdata(L, &sa);
+    rc = lua_pcall(L, 1, 0, 0);
+    alert_free(&a);
+    if (rc != LUA_OK) {
+        char *msg = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "cannot start");
+
+        lua_pop(L, 1);
+        if (r->co != NULL) {
+            luaL_unref(L, LUA_REGISTRYINDEX, r->co_ref);
+            r->co = NULL;
+        }
+        run_end(r, 0, msg);
+        free(msg);
+        return -1;
+    }
+    sandbox_task_attach(r->co, &r->task);
+    return 0;
+}
+
+static int
+push_entry_p(lua_State *L)
+{
+    const struct journal_entry *e = lua_touserdata(L, 1);
+
+    lua_settop(L, 0);
+    return run_effect_push(L, e);
+}
+
+/* Move the pending effect's results onto the suspended coroutine. -1 on memory error. */
+static int
+push_results(struct run *r)
+{
+    lua_State *L = sandbox_state(r->t->sb);
+    int top = lua_gettop(L);
+    int n;
+
+    lua_pushcfunction(L, push_entry_p);
+    lua_pushlightuserdata(L, &r->j[r->pending]);
+    if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
+        lua_settop(L, top);
+        return -1;
+    }
+    n = lua_gettop(L) - top;
+    if (!lua_checkstack(r->co, n + 1)) {
+        lua_settop(L, top);
+        return -1;
+    }
+    lua_xmove(L, r->co, n);
+    return n;
+}
+
+/* Give the run CPU until it ends, parks on an effect or its time slice is over. */
+static void
+run_step(struct run *r)
+{
+    lua_State *L = sandbox_state(r->t->sb);
+    int nargs = 0, nres = 0, status;
+
+    if (r->co == NULL) {
+        if (run_start(r) == -1) {
+            return;
+        }
+        nargs = 2;
+    } else if (r->resume_with) {
+        r->resume_with = 0;
+        nargs = push_results(r);
+        if (nargs < 0) {
+            run_end(r, 0, "out of memory passing an effect's result");
+            return;
+        }
+    }
+    set_state(r, RS_RUNNING);
+    r->task.slice_end_us = util_mono_us() + (int64_t)(limits.slice_ms * 1000);
+    status = lua_resume(r->co, L, nargs, &nres);
+    if (status == LUA_YIELD) {
+        lua_pop(r->co, nres);
+        if (r->parked) {
+            set_state(r, RS_WAITING);
+        } else {
+            ready_push(r); /* time slice over */
+        }
+        return;
+    }
+    if (status == LUA_OK) {
+        lua_pop(r->co, nres);
+        run_end(r, 1, NULL);
+        return;
+    } else {
+        char *msg = sandbox_error_message(r->co);
+
+        if (r->fail_msg != NULL) {
+            char *m2 = xasprintf("%s\n%s", r->fail_msg, msg);
+
+            free(msg);
+            msg = m2;
+        }
+        run_end(r, 0, msg);
+        free(msg);
+    }
+}
+
+static int
+sched_phase(void *arg)
+{
+    int64_t until = util_mono_us() + RUN_PHASE_US;
+
+    (void)arg;
+    while (ready_head != NULL) {
+        struct run *r = ready_head;
+
+        ready_remove(r);
+        run_step(r);
+        if (util_mono_us() >= until) {
+            break;
+        }
+    }
+    return ready_head != NULL;
+}
+
+void
+run_init(const struct run_limits *lim)
+{
+    limits = *lim;
+    loop_add_phase(sched_phase, NULL);
+}
+
+void
+run_set_playbooks(struct playbook_set *set)
+{
+    playbook_set_free(&playbooks);
+    playbooks = *set;
+    set->v = NULL;
+    set->n = 0;
+}
+
+const struct playbook_set *
+run_playbooks(void)
+{
+    return &playbooks;
+}
+
+int
+run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp)
+{
+    int64_t now = util_now_ms();
+
+    *nruns = 0;
+    for (size_t i = 0; i < playbooks.n; i++) {
+        struct playbook *pb = playbooks.v[i];
+        int64_t id;
+        struct run *r;
+
+        if (!playbook_matches(pb, a)) {
+            continue;
+        }
+        if (tenant_save_version(t, pb, errp) == -1 || loop_write(t->db, errp) == -1 ||
+            store_run_insert(t->db, a->id, pb->name, pb->hash, now, &id, errp) == -1) {
+            return -1;
+        }
+        r = run_new(t, id, a->id, pb);
+        ready_push(r);
+        (*nruns)++;
+    }
+    return 0;
+}
+
+int
+run_recover(struct tenant *t, char **errp)
+{
+    struct store_run *list = NULL;
+    size_t n = 0;
+
+    if (store_run_unfinished(t->db, &list, &n, errp) == -1) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct playbook *pb = tenant_version(t, list[i].hash);
+        struct run *r;
+        char *err = NULL;
+
+        if (pb == NULL) {
+            if (loop_write(t->db, &err) == 0) {
+                (void)!store_run_update(t->db, list[i].id, "failed", 0, util_now_ms(),
+                                        "its playbook version is missing from the store", &err);
+            }
+            free(err);
+            continue;
+        }
+        r = run_new(t, list[i].id, list[i].alert_id, pb);
+        r->started_ms = list[i].started_ms;
+        for (int s = 0; s < 3; s++) {
+            if (strcmp(list[i].state, state_names[s]) == 0) {
+                r->state = s;
+            }
+        }
+        if (store_journal_load(t->db, r->id, &r->j, &r->nj, &err) == -1) {
+            log_err("run.recover_failed tenant=%s run=%lld error=%s", t->id, (long long)r->id,
+                    log_quote(err ? err : "?"));
+            free(err);
+            run_free(r, 0);
+            continue;
+        }
+        r->capj = r->nj;
+        stats.replayed++;
+        log_info("run.recover tenant=%s run=%lld playbook=%s state=%s journal=%zu", t->id,
+                 (long long)r->id, pb->name, list[i].state, r->nj);
+        ready_push(r);
+    }
+    store_runs_free(list, n);
+    return 0;
+}
+
+void
+run_tenant_close(struct tenant *t)
+{
+    while (t->runs != NULL) {
+        run_free(t->runs, 0);
+    }
+}
+
+void
+run_tenant_reset(struct store_tenant *db, void *arg)
+{
+    char *err = NULL;
+
+    (void)arg;
+    for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
+        if (t->db != db) {
+            continue;
+        }
+        run_tenant_close(t);
+        if (run_recover(t, &err) == -1) {
+            log_err("run.reset_failed tenant=%s error=%s", t->id, log_quote(err ? err : "?"));
+            free(err);
+        }
+    }
+}
+
+size_t
+run_ready_count(void)
+{
+    return nready;
+}
+
+size_t
+run_active_count(void)
+{
+    return nactive;
+}
+
+const struct run_stats *
+run_stats(void)
+{
+    return &stats;
+}
+
+/* ---- effects ---- */
+
+struct run *
+run_from_lua(lua_State *L)
+{
+    struct sandbox_task *task = sandbox_task_of(L);
+
+    return task != NULL ? task->owner : NULL;
+}
+
+int64_t
+run_id(const struct run *r)
+{
+    return r->id;
+}
+
+struct tenant *
+run_tenant(const struct run *r)
+{
+    return r->t;
+}
+
+static void
+journal_write(struct run *r, struct journal_entry *e, lua_State *L)
+{
+    char *err = NULL;
+
+    if (loop_write(r->t->db, &err) == -1 || store_journal_put(r->t->db, e, &err) == -1) {
+        log_err("run.journal_failed tenant=%s run=%lld error=%s", r->t->id, (long long)r->id,
+                log_quote(err ? err : "?"));
+        if (L != NULL) {
+            lua_pushfstring(L, "journal: %s", err ? err : "write failed");
+            free(err);
+            lua_error(L);
+        }
+    }
+    free(err);
+}
+
+int
+run_effect_begin(lua_State *L, const char *kind, const char *request, struct journal_entry **ep)
+{
+    struct run *r = run_from_lua(L);
+    struct journal_entry *e;
+
+    if (r == NULL) {
+        return luaL_error(L, "%s: only inside a playbook run", kind);
+    }
+    if (r->cursor < r->nj) {
+        e = &r->j[r->cursor];
+        if (strcmp(e->kind, kind) != 0 || strcmp(e->request, request) != 0) {
+            stats.diverged++;
+            free(r->fail_msg);
+            r->fail_msg = xasprintf("diverged from its journal at step %d: the journal has "
+                                    "%s %.200s, the playbook now asks for %s %.200s",
+                                    e->seq, e->kind, e->request, kind, request);
+            sandbox_task_kill(L, &r->task, "diverged from its journal");
+            return luaL_error(L, "%s", r->fail_msg);
+        }
+        r->pending = r->cursor++;
+        *ep = e;
+        return e->status == JOURNAL_STARTED ? EFFECT_IN_DOUBT : EFFECT_REPLAYED;
+    }
+    if (r->nj == r->capj) {
+        r->capj = r->capj ? r->capj * 2 : 4;
+        r->j = xrealloc(r->j, r->capj * sizeof(*r->j));
+    }
+    e = &r->j[r->nj];
+    memset(e, 0, sizeof(*e));
+    e->run_id = r->id;
+    e->seq = (int)r->nj + 1;
+    e->kind = xstrdup(kind);
+    e->request = xstrdup(request);
+    e->status = JOURNAL_STARTED;
+    e->started_ms = util_now_ms();
+    r->pending = r->nj++;
+    r->cursor = r->nj;
+    *ep = e;
+    return EFFECT_NEW;
+}
+
+int
+run_effect_push(lua_State *L, const struct journal_entry *e)
+{
+    const char *res = e->result ? e->result : "null";
+
+    if (e->status == JOURNAL_DONE) {
+        if (ljson_push_text(L, res, strlen(res)) == -1) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+            lua_pushstring(L, "journal: recorded result is not JSON");
+            return 2;
+        }
+        return 1;
+    }
+    lua_pushnil(L);
+    if (ljson_push_text(L, res, strlen(res)) == -1 || lua_type(L, -1) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        lua_pushstring(L, res);
+    }
+    return 2;
+}
+
+void
+run_effect_finish(struct run *r, int ok, const char *result)
+{
+    struct journal_entry *e = &r->j[r->pending];
+
+    e->status = ok ? JOURNAL_DONE : JOURNAL_FAILED;
+    free(e->result);
+    e->result = xstrdup(result ? result : "null");
+    e->ended_ms = util_now_ms();
+    journal_write(r, e, NULL);
+}
+
+int
+run_effect_park(lua_State *L)
+{
+    struct run *r = run_from_lua(L);
+    struct journal_entry *e = &r->j[r->pending];
+
+    if (!lua_isyieldable(L)) {
+        /* Drop the step so the journal keeps no hole, then fail. */
+        if (r->pending + 1 == r->nj && e->ended_ms == 0) {
+            char *kind = xstrdup(e->kind);
+
+            journal_entry_free(e);
+            r->nj--;
+            r->cursor = r->nj;
+            lua_pushfstring(L, "%s: cannot wait here (inside a metamethod, an iterator or "
+                               "table.sort)", kind);
+            free(kind);
+            return lua_error(L);
+        }
+        return luaL_error(L, "cannot wait here");
+    }
+    journal_write(r, e, L);
+    r->parked = 1;
+    return lua_yield(L, 0);
+}
+
+void
+run_effect_complete(struct run *r, int ok, const char *result)
+{
+    run_effect_finish(r, ok, result);
+    r->parked = 0;
+    r->resume_with = 1;
+    ready_push(r);
+}
+
+/* ---- built-in effects ---- */
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct run *r = arg;
+
+    (void)fd;
+    (void)what;
+    if (r->task.deadline_ms != 0 && util_now_ms() >= r->task.deadline_ms) {
+        sandbox_task_kill(r->co, &r->task, "deadline exceeded");
+        run_end(r, 0, "deadline exceeded while waiting");
+        return;
+    }
+    run_effect_complete(r, 1, "true");
+}
+
+/* sleep(seconds): park the run; it costs a timer, no CPU. After a restart the sleep
+ * continues to the time first set, not from the start again. */
+static int
+l_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    struct journal_entry *e;
+    struct run *r;
+    char req[64];
+    int64_t wake, now, due;
+    struct timeval tv;
+
+    luaL_argcheck(L, s >= 0 && s <= SLEEP_MAX_SECONDS, 1, "seconds must be from 0 to one year");
+    snprintf(req, sizeof(req), "{\"seconds\":%.17g}", (double)s);
+    if (run_effect_begin(L, "sleep", req, &e) == EFFECT_REPLAYED) {
+        return run_effect_push(L, e);
+    }
+    r = run_from_lua(L);
+    if (!lua_isyieldable(L)) {
+        return run_effect_park(L); /* raises, dropping the step */
+    }
+    now = util_now_ms();
+    wake = e->started_ms + (int64_t)(s * 1000);
+    due = wake;
+    if (r->task.deadline_ms != 0 && r->task.deadline_ms < due) {
+        due = r->task.deadline_ms;
+    }
+    if (due < now) {
+        due = now;
+    }
+    if (r->timer == NULL) {
+        r->timer = evtimer_new(loop_base(), timer_cb, r);
+    }
+    tv.tv_sec = (due - now) / 1000;
+    tv.tv_usec = ((due - now) % 1000) * 1000;
+    evtimer_add(r->timer, &tv);
+    return run_effect_park(L);
+}
+
+/* now(): seconds since the epoch (milliseconds as the fraction), journaled so that a
+ * replay sees the same clock. */
+static int
+l_now(lua_State *L)
+{
+    struct journal_entry *e;
+
+    if (run_effect_begin(L, "now", "{}", &e) != EFFECT_REPLAYED) {
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%.3f", (double)util_now_ms() / 1000.0);
+        run_effect_finish(run_from_lua(L), 1, buf);
+    }
+    return run_effect_push(L, e);
+}
+
+static int
+log_at(lua_State *L, const char *level)
+{
+    struct buf msg, req;
+    struct journal_entry *e;
+    int n = lua_gettop(L);
+    struct run *r;
+
+    buf_init(&msg, RUN_LOG_MAX);
+    for (int i = 1; i <= n; i++) {
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+
+        if ((i > 1 && buf_append(&msg, " ", 1) == -1) || buf_append(&msg, s, len) == -1) {
+            lua_pop(L, 1);
+            break;
+        }
+        lua_pop(L, 1);
+    }
+    buf_init(&req, 0);
+    (void)!buf_printf(&req, "{\"level\":\"%s\",\"msg\":", level);
+    (void)!buf_json_string(&req, msg.data ? msg.data : "", msg.len);
+    (void)!buf_puts(&req, "}");
+    r = run_from_lua(L);
+    if (r == NULL) {
+        buf_free(&msg);
+        buf_free(&req);
+        return luaL_error(L, "log.%s: only inside a playbook run", level);
+    }
+    if (run_effect_begin(L, "log", req.data, &e) != EFFECT_REPLAYED) {
+        log_msg(strcmp(level, "error") == 0  ? LOG_ERR
+                : strcmp(level, "warn") == 0 ? LOG_WARN
+                : strcmp(level, "debug") == 0 ? LOG_DEBUG
+                                              : LOG_INFO,
+                "playbook.log tenant=%s run=%lld playbook=%s msg=%s", r->t->id, (long long)r->id,
+                r->pb->name, log_quote(msg.data ? msg.data : ""));
+        run_effect_finish(r, 1, "true");
+    }
+    buf_free(&msg);
+    buf_free(&req);
+    return 0;
+}
+
+static int
+l_log_debug(lua_State *L)
+{
+    return log_at(L, "debug");
+}
+
+static int
+l_log_info(lua_State *L)
+{
+    return log_at(L, "info");
+}
+
+static int
+l_log_warn(lua_State *L)
+{
+    return log_at(L, "warn");
+}
+
+static int
+l_log_error(lua_State *L)
+{
+    return log_at(L, "error");
+}
+
+static int
+luaopen_kagari_log(lua_State *L)
+{
+    static const luaL_Reg log_funcs[] = {
+        { "debug", l_log_debug },
+        { "info", l_log_info },
+        { "warn", l_log_warn },
+        { "error", l_log_error },
+        { NULL, NULL },
+    };
+
+    luaL_newlib(L, log_funcs);
+    return 1;
+}
+
+struct sandbox *
+run_sandbox_new(size_t memory_cap, char **errp)
+{
+    static const luaL_Reg alert_methods[] = {
+        { "observable", l_alert_observable },
+        { "observables", l_alert_observables },
+        { NULL, NULL },
+    };
+    struct sandbox *sb = sandbox_new(memory_cap, errp);
+    lua_State *L;
+
+    if (sb == NULL) {
+        return NULL;
+    }
+    sandbox_add_func(sb, "playbook", playbook_lua_define);
+    sandbox_add_func(sb, "sleep", l_sleep);
+    sandbox_add_func(sb, "now", l_now);
+    sandbox_add_lib(sb, "log", luaopen_kagari_log);
+    sandbox_add_lib(sb, "json", luaopen_kagari_json);
+    sandbox_freeze(sb);
+    L = sandbox_state(sb);
+    luaL_newmetatable(L, "kagari.alert");
+    luaL_newlib(L, alert_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+    return sb;
+}

@@ -1,0 +1,160 @@
+/* tenant.c: opening tenants and finding them by intake token. */
+#include "engine/tenant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/log.h"
+#include "engine/loop.h"
+#include "engine/run.h"
+
+static struct store *control;
+static struct tenant *tenants;
+static size_t tenant_memory_cap;
+
+static struct tenant *
+tenant_open(const char *id, char **errp)
+{
+    struct tenant *t = xcalloc(1, sizeof(*t));
+
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    if (store_tenant_open(control, id, &t->db, errp) == -1) {
+        free(t);
+        return NULL;
+    }
+    t->sb = run_sandbox_new(tenant_memory_cap, errp);
+    if (t->sb == NULL) {
+        store_tenant_close(t->db);
+        free(t);
+        return NULL;
+    }
+    t->next = tenants;
+    tenants = t;
+    log_info("tenant.open tenant=%s", id);
+    return t;
+}
+
+int
+tenants_open(struct store *st, size_t memory_cap, char **errp)
+{
+    struct store_tenant_info *list = NULL;
+    size_t n = 0;
+
+    control = st;
+    tenant_memory_cap = memory_cap;
+    if (store_tenant_list(st, &list, &n, errp) == -1) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (tenant_open(list[i].id, errp) == NULL) {
+            free(list);
+            return -1;
+        }
+    }
+    free(list);
+    return 0;
+}
+
+void
+tenants_close(void)
+{
+    while (tenants != NULL) {
+        struct tenant *t = tenants;
+
+        tenants = t->next;
+        run_tenant_close(t);
+        for (size_t i = 0; i < t->nversions; i++) {
+            playbook_unref(t->versions[i]);
+        }
+        free(t->versions);
+        sandbox_free(t->sb);
+        store_tenant_close(t->db);
+        free(t);
+    }
+}
+
+struct tenant *
+tenants_first(void)
+{
+    return tenants;
+}
+
+struct tenant *
+tenant_find(const char *id)
+{
+    for (struct tenant *t = tenants; t != NULL; t = t->next) {
+        if (strcmp(t->id, id) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+struct tenant *
+tenant_for_token(const char *token)
+{
+    char hash[65];
+    char id[64];
+    struct tenant *t;
+    char *err = NULL;
+
+    util_sha256_hex(token, strlen(token), hash);
+    if (store_tenant_find_token(control, hash, id, sizeof(id)) != 1) {
+        return NULL;
+    }
+    t = tenant_find(id);
+    if (t == NULL) {
+        t = tenant_open(id, &err);
+        if (t == NULL) {
+            log_err("tenant.open_failed tenant=%s error=%s", id, log_quote(err ? err : "?"));
+            free(err);
+        }
+    }
+    return t;
+}
+
+int
+tenant_save_version(struct tenant *t, struct playbook *pb, char **errp)
+{
+    if (tenant_version(t, pb->hash) != NULL) {
+        return 0;
+    }
+    if (loop_write(t->db, errp) == -1 ||
+        store_playbook_put(t->db, pb->hash, pb->name, pb->source, pb->len, errp) == -1) {
+        return -1;
+    }
+    t->versions = xrealloc(t->versions, (t->nversions + 1) * sizeof(*t->versions));
+    t->versions[t->nversions++] = pb;
+    playbook_ref(pb);
+    return 0;
+}
+
+struct playbook *
+tenant_version(struct tenant *t, const char *hash)
+{
+    size_t len = 0;
+    char *name = NULL;
+    char *src;
+    struct playbook *pb;
+
+    for (size_t i = 0; i < t->nversions; i++) {
+        if (strcmp(t->versions[i]->hash, hash) == 0) {
+            return t->versions[i];
+        }
+    }
+    src = store_playbook_get(t->db, hash, &len, &name);
+    if (src == NULL) {
+        return NULL;
+    }
+    pb = playbook_new_bare(name ? name : "?", src, len);
+    free(src);
+    free(name);
+    if (strcmp(pb->hash, hash) != 0) {
+        log_err("tenant.version_mismatch tenant=%s hash=%s", t->id, hash);
+        playbook_unref(pb);
+        return NULL;
+    }
+    t->versions = xrealloc(t->versions, (t->nversions + 1) * sizeof(*t->versions));
+    t->versions[t->nversions++] = pb;
+    return pb;
+}
