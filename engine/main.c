@@ -8,9 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "engine/config.h"
+#include "engine/json.h"
 #include "engine/log.h"
 #include "engine/playbook.h"
 #include "engine/run.h"
@@ -445,6 +447,8 @@ out:
 struct runs_opts {
     const char *config, *tenant, *state;
     int limit;
+    int json;
+    cJSON *out; /* the array or object being built with --json */
 };
 
 static int
@@ -457,6 +461,7 @@ runs_opt(int c, const char *arg, void *ud)
     case 't': o->tenant = arg; break;
     case 's': o->state = arg; break;
     case 'n': o->limit = atoi(arg); break;
+    case 'j': o->json = 1; break;
     default: return -1;
     }
     return 0;
@@ -465,7 +470,8 @@ runs_opt(int c, const char *arg, void *ud)
 static const struct option runs_lo[] = {
     { "config", required_argument, NULL, 'c' }, { "tenant", required_argument, NULL, 't' },
     { "state", required_argument, NULL, 's' },  { "limit", required_argument, NULL, 'n' },
-    { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+    { "json", no_argument, NULL, 'j' },         { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
 };
 
 /* Call fn for the chosen tenant, or every tenant when none is chosen. */
@@ -517,6 +523,59 @@ fmt_ms(int64_t ms, char *out)
     }
 }
 
+static void
+json_time(cJSON *o, const char *k, int64_t ms)
+{
+    char ts[32];
+
+    if (ms == 0) {
+        cJSON_AddNullToObject(o, k);
+        return;
+    }
+    util_fmt_time(ms, ts);
+    cJSON_AddStringToObject(o, k, ts);
+}
+
+static cJSON *
+run_json(struct store_tenant *t, const struct store_run *r)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "tenant", store_tenant_id(t));
+    cJSON_AddNumberToObject(o, "id", (double)r->id);
+    cJSON_AddNumberToObject(o, "alert_id", (double)r->alert_id);
+    cJSON_AddStringToObject(o, "playbook", r->playbook);
+    cJSON_AddStringToObject(o, "version", r->hash);
+    cJSON_AddStringToObject(o, "state", r->state);
+    json_time(o, "created", r->created_ms);
+    json_time(o, "started", r->started_ms);
+    json_time(o, "ended", r->ended_ms);
+    if (r->error != NULL) {
+        cJSON_AddStringToObject(o, "error", r->error);
+    } else {
+        cJSON_AddNullToObject(o, "error");
+    }
+    return o;
+}
+
+/* A journal text as JSON when it parses, else as a string. */
+static void
+json_text(cJSON *o, const char *k, const char *text)
+{
+    cJSON *v = text ? cJSON_Parse(text) : cJSON_CreateNull();
+
+    cJSON_AddItemToObject(o, k, v ? v : cJSON_CreateString(text));
+}
+
+static void
+print_json(cJSON *v)
+{
+    char *s = json_print(v);
+
+    printf("%s\n", s);
+    free(s);
+}
+
 static int
 list_runs(struct store_tenant *t, void *ud)
 {
@@ -530,7 +589,10 @@ list_runs(struct store_tenant *t, void *ud)
         free(err);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; o->json && i < n; i++) {
+        cJSON_AddItemToArray(o->out, run_json(t, &runs[i]));
+    }
+    for (size_t i = 0; !o->json && i < n; i++) {
         char created[32], dur[32];
         const char *e = runs[i].error ? runs[i].error : "";
         size_t elen = strcspn(e, "\n");
@@ -553,10 +615,11 @@ static int
 cmd_runs(int argc, char **argv)
 {
     static const char help[] =
-        "usage: kagari runs [--tenant ID] [--state STATE] [--limit N] [--config FILE]\n"
-        "List playbook runs, newest first (all tenants unless --tenant).\n"
-        "STATE is queued, running, waiting, done, failed or cancelled.\n";
-    struct runs_opts o = { default_config(), NULL, NULL, 50 };
+        "usage: kagari runs [--tenant ID] [--state STATE] [--limit N] [--json] [--config FILE]\n"
+        "List playbook runs, newest first (all tenants unless --tenant; N per tenant,\n"
+        "default 50). STATE is queued, running, waiting, done, failed or cancelled.\n"
+        "--json prints a JSON array of runs instead of a table.\n";
+    struct runs_opts o = { default_config(), NULL, NULL, 50, 0, NULL };
     struct config cfg;
     struct store *st;
     int rc;
@@ -569,9 +632,19 @@ cmd_runs(int argc, char **argv)
     if (open_store(o.config, &cfg, &st) == -1) {
         return 1;
     }
-    printf("%-12s %-8s %-9s %-28s %-8s %-24s %-9s %s\n", "TENANT", "RUN", "STATE", "PLAYBOOK",
-           "ALERT", "CREATED", "DURATION", "ERROR");
+    if (o.json) {
+        o.out = cJSON_CreateArray();
+    } else {
+        printf("%-12s %-8s %-9s %-28s %-8s %-24s %-9s %s\n", "TENANT", "RUN", "STATE",
+               "PLAYBOOK", "ALERT", "CREATED", "DURATION", "ERROR");
+    }
     rc = each_tenant(st, o.tenant, list_runs, &o) == 0 ? 0 : 1;
+    if (o.json) {
+        if (rc == 0) {
+            print_json(o.out);
+        }
+        cJSON_Delete(o.out);
+    }
     store_close(st);
     config_free(&cfg);
     return rc;
@@ -580,6 +653,7 @@ cmd_runs(int argc, char **argv)
 struct show_ctx {
     int64_t id;
     int found;
+    int json;
 };
 
 static int
@@ -601,6 +675,35 @@ show_run(struct store_tenant *t, void *ud)
         return r == -1 ? -1 : 0;
     }
     sc->found = 1;
+    if (sc->json) {
+        cJSON *o = run_json(t, &run);
+        cJSON *arr = cJSON_AddArrayToObject(o, "journal");
+
+        if (store_journal_load(t, run.id, &j, &n, &err) == -1) {
+            fprintf(stderr, "kagari: %s\n", err);
+            free(err);
+            cJSON_Delete(o);
+            store_run_free(&run);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            cJSON *e = cJSON_CreateObject();
+
+            cJSON_AddNumberToObject(e, "seq", j[i].seq);
+            cJSON_AddStringToObject(e, "kind", j[i].kind);
+            cJSON_AddStringToObject(e, "status", journal_status_name(j[i].status));
+            json_text(e, "request", j[i].request);
+            json_text(e, "result", j[i].result);
+            json_time(e, "started", j[i].started_ms);
+            json_time(e, "ended", j[i].ended_ms);
+            cJSON_AddItemToArray(arr, e);
+        }
+        print_json(o);
+        cJSON_Delete(o);
+        journal_entries_free(j, n);
+        store_run_free(&run);
+        return 0;
+    }
     printf("run       %lld (tenant %s)\n", (long long)run.id, store_tenant_id(t));
     printf("playbook  %s (version %.12s)\n", run.playbook, run.hash);
     printf("alert     %lld\n", (long long)run.alert_id);
@@ -646,10 +749,11 @@ static int
 cmd_run(int argc, char **argv)
 {
     static const char help[] =
-        "usage: kagari run show ID [--tenant ID] [--config FILE]\n"
-        "Show one run: its playbook version, state, error and every journal step.\n";
-    struct runs_opts o = { default_config(), NULL, NULL, 0 };
-    struct show_ctx sc = { 0, 0 };
+        "usage: kagari run show ID [--tenant ID] [--json] [--config FILE]\n"
+        "Show one run: its playbook version, state, error and every journal step.\n"
+        "Run ids are per tenant: without --tenant every tenant's run ID is shown.\n";
+    struct runs_opts o = { default_config(), NULL, NULL, 0, 0, NULL };
+    struct show_ctx sc = { 0, 0, 0 };
     struct config cfg;
     struct store *st;
     char *end;
@@ -660,6 +764,7 @@ cmd_run(int argc, char **argv)
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
     }
+    sc.json = o.json;
     sc.id = strtoll(argv[optind + 1], &end, 10);
     if (*end != '\0' || sc.id <= 0) {
         return fail("not a run id: %s", argv[optind + 1]);
