@@ -57,6 +57,7 @@ loop_free(void)
     dirty = NULL;
     ndirty = dirty_cap = 0;
     nphases = 0;
+    stopping = 0;
     if (base != NULL) {
         event_base_free(base);
         base = NULL;
@@ -172,23 +173,31 @@ commit_all(void)
 }
 
 int
+loop_iterate(int block)
+{
+    int busy = 0;
+
+    if (event_base_loop(base, block ? EVLOOP_ONCE : EVLOOP_NONBLOCK) == -1) {
+        log_err("loop.failed");
+        return -1;
+    }
+    stats.iterations++;
+    for (size_t i = 0; i < nphases; i++) {
+        busy |= phases[i].fn(phases[i].arg);
+    }
+    commit_all();
+    return busy;
+}
+
+int
 loop_run(void)
 {
     int busy = 0;
 
-    while (!stopping || ndirty > 0) {
-        if (event_base_loop(base, busy ? EVLOOP_NONBLOCK : EVLOOP_ONCE) == -1) {
-            log_err("loop.failed");
+    while (!stopping) {
+        busy = loop_iterate(!busy);
+        if (busy == -1) {
             return -1;
-        }
-        stats.iterations++;
-        busy = 0;
-        for (size_t i = 0; i < nphases; i++) {
-            busy |= phases[i].fn(phases[i].arg);
-        }
-        commit_all();
-        if (stopping) {
-            break;
         }
     }
     commit_all();

@@ -24,6 +24,9 @@ void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), vo
 /* Called (before the after-commit callbacks) when a commit of t failed. */
 void loop_set_commit_failed(void (*fn)(struct store_tenant *t, void *arg), void *arg);
 
+/* One iteration: wait for events (when block) and handle them, run the phases, commit.
+ * Returns 1 when a phase has more work, 0 when idle, -1 on a loop failure. */
+int loop_iterate(int block);
 /* Run until loop_stop(); the iteration in progress completes (commits included). */
 int loop_run(void);
 void loop_stop(void);

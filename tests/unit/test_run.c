@@ -1,0 +1,349 @@
+/* test_run.c: runs in process: scheduling, effects, the journal, replay after a
+ * simulated crash, divergence, budgets and deadlines. */
+#include "engine/run.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/log.h"
+#include "engine/loop.h"
+#include "engine/store.h"
+#include "engine/tenant.h"
+#include "tests/unit/test.h"
+
+static char dir[64];
+static struct store *st;
+
+static void
+write_playbook(const char *name, const char *src)
+{
+    char *pbdir = xasprintf("%s/pb", dir);
+    char *path = xasprintf("%s/%s.lua", pbdir, name);
+    char *err = NULL;
+
+    T_ASSERT(util_mkdirs(pbdir, 0700) == 0);
+    T_ASSERT(util_write_file(path, src, strlen(src), 0600, &err) == 0);
+    free(err);
+    free(path);
+    free(pbdir);
+}
+
+/* Start the engine pieces on dir (as serve does, without intake). */
+static void
+start(void)
+{
+    struct run_limits lim = { 50000000, 60, 2 };
+    char *data = xasprintf("%s/data", dir);
+    char *pbdir = xasprintf("%s/pb", dir);
+    char *err = NULL;
+    struct playbook_set set;
+    struct sandbox *sb;
+
+    T_ASSERT(loop_init(&err) == 0);
+    T_ASSERT(store_open(data, &st, &err) == 0);
+    T_ASSERT(tenants_open(st, 32u << 20, &err) == 0);
+    run_init(&lim);
+    loop_set_commit_failed(run_tenant_reset, NULL);
+    sb = run_sandbox_new(16u << 20, &err);
+    T_ASSERT(sb != NULL);
+    T_ASSERT(playbook_set_load(sb, pbdir, &set, &err) == 0);
+    if (err != NULL) {
+        fprintf(stderr, "playbooks: %s\n", err);
+    }
+    run_set_playbooks(&set);
+    sandbox_free(sb);
+    for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
+        T_ASSERT(run_recover(t, &err) == 0);
+    }
+    free(err);
+    free(data);
+    free(pbdir);
+}
+
+/* Drop everything in memory, as a crash would (what was committed stays). */
+static void
+stop(void)
+{
+    struct playbook_set empty = { NULL, 0 };
+
+    tenants_close();
+    run_set_playbooks(&empty);
+    store_close(st);
+    st = NULL;
+    loop_free();
+}
+
+static void
+setup(void)
+{
+    char *data;
+    char *err = NULL;
+    char hash[65];
+
+    snprintf(dir, sizeof(dir), "/tmp/kagari-test-run-XXXXXX");
+    T_ASSERT(mkdtemp(dir) != NULL);
+    data = xasprintf("%s/data", dir);
+    T_ASSERT(store_open(data, &st, &err) == 0);
+    util_sha256_hex("token", 5, hash);
+    T_ASSERT(store_tenant_add(st, "t1", "t1", hash, &err) == 0);
+    store_close(st);
+    st = NULL;
+    free(data);
+    free(err);
+}
+
+static void
+teardown(void)
+{
+    char *cmd = xasprintf("rm -rf %s", dir);
+
+    T_ASSERT(system(cmd) == 0);
+    free(cmd);
+}
+
+/* Insert one alert in the loop's transaction and route it. Returns its id. */
+static int64_t
+post_alert(const char *source, int severity)
+{
+    struct tenant *t = tenant_find("t1");
+    struct alert a;
+    char *err = NULL;
+    int dup = 0, n = 0;
+    static int seq;
+    char sid[32];
+
+    memset(&a, 0, sizeof(a));
+    snprintf(sid, sizeof(sid), "sid-%d", ++seq);
+    a.source = xstrdup(source);
+    a.source_id = xstrdup(sid);
+    a.title = xstrdup("test alert");
+    a.outcome = xstrdup("succeeded");
+    a.severity = severity;
+    a.time_ms = a.received_ms = util_now_ms();
+    a.raw = xstrdup("{\"k\":1}");
+    alert_add_observable(&a, "user", "alice@example.jp", "target");
+    T_ASSERT(loop_write(t->db, &err) == 0);
+    T_ASSERT(store_alert_insert(t->db, &a, &dup, &err) == 0);
+    T_ASSERT(run_route(t, &a, &n, &err) == 0);
+    free(err);
+    alert_free(&a);
+    return a.id;
+}
+
+/* Iterate the loop until the run reaches state (or about timeout_ms passes). */
+static int
+wait_state(int64_t run, const char *state, int timeout_ms)
+{
+    struct tenant *t = tenant_find("t1");
+    int64_t until = util_now_ms() + timeout_ms;
+
+    for (;;) {
+        struct store_run r;
+        int found;
+
+        (void)loop_iterate(0);
+        found = store_run_get(t->db, run, &r, NULL) == 1;
+        if (found && strcmp(r.state, state) == 0) {
+            store_run_free(&r);
+            return 1;
+        }
+        if (found) {
+            store_run_free(&r);
+        }
+        if (util_now_ms() > until) {
+            return 0;
+        }
+        usleep(2000);
+    }
+}
+
+static char *
+run_error(int64_t run)
+{
+    struct store_run r;
+    char *e;
+
+    if (store_run_get(tenant_find("t1")->db, run, &r, NULL) != 1) {
+        return xstrdup("(no run)");
+    }
+    e = xstrdup(r.error ? r.error : "(none)");
+    store_run_free(&r);
+    return e;
+}
+
+static void
+test_simple_run(void)
+{
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+
+    setup();
+    write_playbook("a", "return playbook{ name='a', on={source='x'}, run=function(alert)\n"
+                        "  log.info('hello', alert:observable('user'), alert.severity)\n"
+                        "end }\n");
+    write_playbook("b", "return playbook{ name='b', on={source='y'}, run=function() end }\n");
+    start();
+    post_alert("x", SEV_HIGH);
+    T_ASSERT(wait_state(1, "done", 2000));
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 1, &j, &n, NULL) == 0);
+    T_EQ_INT(n, 1);
+    if (n == 1) {
+        T_EQ_STR(j[0].kind, "log");
+        T_CONTAINS(j[0].request, "hello alice@example.jp high");
+        T_EQ_INT(j[0].status, JOURNAL_DONE);
+    }
+    journal_entries_free(j, n);
+    /* playbook b did not match: no second run */
+    {
+        struct store_run r;
+
+        T_EQ_INT(store_run_get(tenant_find("t1")->db, 2, &r, NULL), 0);
+    }
+    stop();
+    teardown();
+}
+
+static void
+test_sleep_and_replay_after_crash(void)
+{
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+    char *now_before = NULL;
+
+    setup();
+    write_playbook("s", "return playbook{ name='s', on={}, run=function(alert)\n"
+                        "  log.info('before')\n"
+                        "  local t = now()\n"
+                        "  sleep(0.3)\n"
+                        "  log.info('after', t)\n"
+                        "end }\n");
+    start();
+    post_alert("x", SEV_LOW);
+    T_ASSERT(wait_state(1, "waiting", 2000));
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 1, &j, &n, NULL) == 0);
+    T_EQ_INT(n, 3);
+    if (n == 3) {
+        now_before = xstrdup(j[1].result);
+        T_EQ_STR(j[2].kind, "sleep");
+        T_EQ_INT(j[2].status, JOURNAL_STARTED);
+    }
+    journal_entries_free(j, n);
+    stop(); /* crash while parked */
+    start();
+    T_ASSERT(wait_state(1, "done", 3000));
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 1, &j, &n, NULL) == 0);
+    T_EQ_INT(n, 4);
+    if (n == 4 && now_before != NULL) {
+        T_CONTAINS(j[0].request, "before");
+        T_EQ_STR(j[1].result, now_before); /* the clock was replayed, not read again */
+        T_EQ_INT(j[2].status, JOURNAL_DONE);
+        T_CONTAINS(j[3].request, now_before);
+        T_ASSERT(j[2].ended_ms - j[2].started_ms >= 290);
+    }
+    journal_entries_free(j, n);
+    free(now_before);
+    stop();
+    teardown();
+}
+
+static void
+test_divergence(void)
+{
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+    char *e;
+
+    setup();
+    write_playbook("d", "return playbook{ name='d', on={}, run=function()\n"
+                        "  log.info('one')\n  sleep(5)\n  log.info('two')\nend }\n");
+    start();
+    post_alert("x", SEV_LOW);
+    T_ASSERT(wait_state(1, "waiting", 2000));
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 1, &j, &n, NULL) == 0);
+    T_REQUIRE(n == 2);
+    free(j[0].request);
+    j[0].request = xstrdup("{\"level\":\"info\",\"msg\":\"something else\"}");
+    T_ASSERT(store_journal_put(tenant_find("t1")->db, &j[0], NULL) == 0);
+    journal_entries_free(j, n);
+    stop();
+    start();
+    T_ASSERT(wait_state(1, "failed", 2000));
+    e = run_error(1);
+    T_CONTAINS(e, "diverged");
+    T_CONTAINS(e, "step 1");
+    free(e);
+    stop();
+    teardown();
+}
+
+static void
+test_budget_and_errors(void)
+{
+    char *e;
+
+    setup();
+    write_playbook("loop", "return playbook{ name='loop', on={source='loop'}, instructions=1000000,\n"
+                           "  run=function()\n"
+                           "  while true do pcall(function() while true do end end) end\nend }\n");
+    write_playbook("boom", "return playbook{ name='boom', on={source='boom'}, run=function()\n"
+                           "  local x = nil\n  error('boom here')\nend }\n");
+    write_playbook("late", "return playbook{ name='late', on={source='late'}, timeout=0.2,\n"
+                           "  run=function() sleep(30) end }\n");
+    write_playbook("ok", "return playbook{ name='ok', on={source='ok'}, run=function() end }\n");
+    start();
+    post_alert("loop", SEV_LOW);
+    post_alert("boom", SEV_LOW);
+    post_alert("late", SEV_LOW);
+    post_alert("ok", SEV_LOW);
+    T_ASSERT(wait_state(1, "failed", 5000));
+    e = run_error(1);
+    T_CONTAINS(e, "instruction budget");
+    free(e);
+    T_ASSERT(wait_state(2, "failed", 2000));
+    e = run_error(2);
+    T_CONTAINS(e, "boom here");
+    T_CONTAINS(e, "traceback");
+    free(e);
+    T_ASSERT(wait_state(4, "done", 2000));
+    T_ASSERT(wait_state(3, "failed", 3000));
+    e = run_error(3);
+    T_CONTAINS(e, "deadline");
+    free(e);
+    stop();
+    teardown();
+}
+
+static void
+test_time_slices(void)
+{
+    setup();
+    write_playbook("busy", "return playbook{ name='busy', on={source='busy'}, run=function()\n"
+                           "  local x = 0\n  for i = 1, 5000000 do x = x + i end\nend }\n");
+    write_playbook("quick", "return playbook{ name='quick', on={source='quick'}, "
+                            "run=function() end }\n");
+    start();
+    post_alert("busy", SEV_LOW);
+    post_alert("quick", SEV_LOW);
+    /* One iteration: the busy run yields after its slice, the quick one finishes. */
+    T_ASSERT(wait_state(2, "done", 2000));
+    {
+        struct store_run r;
+
+        T_REQUIRE(store_run_get(tenant_find("t1")->db, 1, &r, NULL) == 1);
+        T_ASSERT(strcmp(r.state, "running") == 0);
+        store_run_free(&r);
+    }
+    T_ASSERT(wait_state(1, "done", 5000));
+    stop();
+    teardown();
+}
+
+TEST_LIST = {
+    { "simple_run", test_simple_run },
+    { "sleep_and_replay_after_crash", test_sleep_and_replay_after_crash },
+    { "divergence", test_divergence },
+    { "budget_and_errors", test_budget_and_errors },
+    { "time_slices", test_time_slices },
+    { NULL, NULL },
+};
