@@ -1,0 +1,637 @@
+/* json.c: strict validation of untrusted JSON before cJSON sees it, and small helpers. */
+#include "engine/json.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest number token we accept. cJSON copies at most 63 bytes of a number into a
+ * local buffer and would misparse anything longer, so we refuse it up front. */
+#define JSON_NUMBER_MAX 63
+
+/* Objects with more members than this are checked for duplicate keys by sorting
+ * instead of comparing every pair (an attacker controls the member count). */
+#define JSON_DUP_PAIRWISE 8
+
+/* Longest key we quote in an error message; the rest is elided. */
+#define JSON_MSG_KEY_MAX 64
+
+/* The validator's state: the text, the position and the stack of open containers
+ * ('{' or '['). The stack is bounded by the depth limit, so there is no recursion. */
+struct json_lexer {
+    const unsigned char *p;
+    size_t len;
+    size_t pos;
+    int depth;
+    int max_depth;
+    char stack[CJSON_NESTING_LIMIT];
+    char **errp;
+};
+
+/* Record an error at the current position. Always returns -1. */
+static int
+lex_fail(struct json_lexer *lx, size_t at, const char *what)
+{
+    return kg_err(lx->errp, "json: %s at byte offset %zu", what, at);
+}
+
+static void
+lex_skip_ws(struct json_lexer *lx)
+{
+    while (lx->pos < lx->len) {
+        unsigned char c = lx->p[lx->pos];
+
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            break;
+        }
+        lx->pos++;
+    }
+}
+
+/* Describe an unexpected byte (or the end of input) at the current position. */
+static int
+lex_unexpected(struct json_lexer *lx, const char *expected)
+{
+    char msg[128];
+
+    if (lx->pos >= lx->len) {
+        snprintf(msg, sizeof(msg), "unexpected end of input, expected %s", expected);
+    } else if (lx->p[lx->pos] == 0) {
+        snprintf(msg, sizeof(msg), "raw NUL byte");
+    } else if (lx->p[lx->pos] >= 0x20 && lx->p[lx->pos] < 0x7f) {
+        snprintf(msg, sizeof(msg), "unexpected '%c', expected %s", lx->p[lx->pos], expected);
+    } else {
+        snprintf(msg, sizeof(msg), "unexpected byte 0x%02x, expected %s", lx->p[lx->pos], expected);
+    }
+    return lex_fail(lx, lx->pos, msg);
+}
+
+static int
+is_cont(unsigned char c)
+{
+    return (c & 0xc0) == 0x80;
+}
+
+/* Check the multi-byte UTF-8 sequence starting at p (p[0] >= 0x80), with avail bytes
+ * available. Returns NULL and sets *n to the sequence length when it is valid, else a
+ * description of the problem. Overlong forms, UTF-16 surrogates (U+D800..U+DFFF) and code
+ * points above U+10FFFF are refused, as RFC 3629 requires. */
+static const char *
+utf8_check(const unsigned char *p, size_t avail, size_t *n)
+{
+    unsigned char c = p[0];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */
+
+    if (c < 0xc0) {
+        return "invalid UTF-8 (unexpected continuation byte)";
+    }
+    if (c < 0xc2) {
+        return "invalid UTF-8 (overlong encoding)";
+    }
+    if (c < 0xe0) {
+        need = 2;
+    } else if (c < 0xf0) {
+        need = 3;
+        if (c == 0xe0) {
+            lo = 0xa0; /* below that is an overlong form */
+        } else if (c == 0xed) {
+            hi = 0x9f; /* above that encodes a surrogate */
+        }
+    } else if (c < 0xf5) {
+        need = 4;
+        if (c == 0xf0) {
+            lo = 0x90;
+        } else if (c == 0xf4) {
+            hi = 0x8f;
+        }
+    } else if (c < 0xf8) {
+        return "invalid UTF-8 (code point above U+10FFFF)";
+    } else {
+        return "invalid UTF-8 (invalid lead byte)";
+    }
+    if (avail < 2 || !is_cont(p[1])) {
+        return "invalid UTF-8 (truncated sequence)";
+    }
+    if (p[1] < lo) {
+        return "invalid UTF-8 (overlong encoding)";
+    }
+    if (p[1] > hi) {
+        return c == 0xed ? "invalid UTF-8 (encoded UTF-16 surrogate)"
+                         : "invalid UTF-8 (code point above U+10FFFF)";
+    }
+    for (size_t i = 2; i < need; i++) {
+        if (i >= avail || !is_cont(p[i])) {
+            return "invalid UTF-8 (truncated sequence)";
+        }
+    }
+    *n = need;
+    return NULL;
+}
+
+/* Read 4 hex digits at p into *cp. Returns 0, or -1 when they are not all hex. */
+static int
+hex4(const unsigned char *p, unsigned *cp)
+{
+    unsigned v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= (unsigned)(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v |= (unsigned)(c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            v |= (unsigned)(c - 'A' + 10);
+        } else {
+            return -1;
+        }
+    }
+    *cp = v;
+    return 0;
+}
+
+/* Validate a string token; lx->pos is at the opening quote and ends after the closing
+ * one. Refuses raw control characters, invalid UTF-8, bad escapes, "\u0000" (cJSON would
+ * end the C string there) and surrogate escapes that are not a high+low pair. */
+static int
+lex_string(struct json_lexer *lx)
+{
+    size_t start = lx->pos;
+
+    lx->pos++;
+    for (;;) {
+        unsigned char c;
+
+        if (lx->pos >= lx->len) {
+            return lex_fail(lx, start, "unterminated string");
+        }
+        c = lx->p[lx->pos];
+        if (c == '"') {
+            lx->pos++;
+            return 0;
+        }
+        if (c == 0) {
+            return lex_fail(lx, lx->pos, "raw NUL byte in string");
+        }
+        if (c < 0x20) {
+            char msg[64];
+
+            snprintf(msg, sizeof(msg), "raw control character 0x%02x in string", c);
+            return lex_fail(lx, lx->pos, msg);
+        }
+        if (c >= 0x80) {
+            size_t n = 0;
+            const char *bad = utf8_check(lx->p + lx->pos, lx->len - lx->pos, &n);
+
+            if (bad != NULL) {
+                return lex_fail(lx, lx->pos, bad);
+            }
+            lx->pos += n;
+            continue;
+        }
+        if (c != '\\') {
+            lx->pos++;
+            continue;
+        }
+        /* An escape. */
+        if (lx->pos + 1 >= lx->len) {
+            return lex_fail(lx, start, "unterminated string");
+        }
+        c = lx->p[lx->pos + 1];
+        if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' ||
+            c == 't') {
+            lx->pos += 2;
+            continue;
+        }
+        if (c != 'u') {
+            return lex_fail(lx, lx->pos, "invalid escape sequence");
+        } else {
+            unsigned cp = 0, lo = 0;
+            size_t at = lx->pos;
+
+            if (lx->len - lx->pos < 6 || hex4(lx->p + lx->pos + 2, &cp) == -1) {
+                return lex_fail(lx, at, "invalid \\u escape (expected 4 hex digits)");
+            }
+            lx->pos += 6;
+            if (cp == 0) {
+                return lex_fail(lx, at, "\\u0000 escape not allowed");
+            }
+            if (cp >= 0xdc00 && cp <= 0xdfff) {
+                return lex_fail(lx, at, "unpaired surrogate escape (low half without high)");
+            }
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (lx->len - lx->pos < 6 || lx->p[lx->pos] != '\\' || lx->p[lx->pos + 1] != 'u' ||
+                    hex4(lx->p + lx->pos + 2, &lo) == -1 || lo < 0xdc00 || lo > 0xdfff) {
+                    return lex_fail(lx, at, "unpaired surrogate escape (high half without low)");
+                }
+                lx->pos += 6;
+            }
+        }
+    }
+}
+
+static int
+is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Validate a number token per RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+ * Also refuses tokens cJSON cannot parse faithfully (too long) and magnitudes that
+ * overflow a double (cJSON would store infinity and print it as null). */
+static int
+lex_number(struct json_lexer *lx)
+{
+    size_t start = lx->pos;
+    const unsigned char *p = lx->p;
+    size_t len = lx->len;
+    char tmp[JSON_NUMBER_MAX + 1];
+    double v;
+
+    if (lx->pos < len && p[lx->pos] == '-') {
+        lx->pos++;
+    }
+    if (lx->pos >= len || !is_digit(p[lx->pos])) {
+        return lex_fail(lx, start, "invalid number (expected a digit)");
+    }
+    if (p[lx->pos] == '0') {
+        lx->pos++;
+        if (lx->pos < len && is_digit(p[lx->pos])) {
+            return lex_fail(lx, start, "invalid number (leading zero)");
+        }
+    } else {
+        while (lx->pos < len && is_digit(p[lx->pos])) {
+            lx->pos++;
+        }
+    }
+    if (lx->pos < len && p[lx->pos] == '.') {
+        lx->pos++;
+        if (lx->pos >= len || !is_digit(p[lx->pos])) {
+            return lex_fail(lx, start, "invalid number (expected a digit after '.')");
+        }
+        while (lx->pos < len && is_digit(p[lx->pos])) {
+            lx->pos++;
+        }
+    }
+    if (lx->pos < len && (p[lx->pos] == 'e' || p[lx->pos] == 'E')) {
+        lx->pos++;
+        if (lx->pos < len && (p[lx->pos] == '+' || p[lx->pos] == '-')) {
+            lx->pos++;
+        }
+        if (lx->pos >= len || !is_digit(p[lx->pos])) {
+            return lex_fail(lx, start, "invalid number (expected a digit in the exponent)");
+        }
+        while (lx->pos < len && is_digit(p[lx->pos])) {
+            lx->pos++;
+        }
+    }
+    if (lx->pos - start > JSON_NUMBER_MAX) {
+        return lex_fail(lx, start, "number longer than 63 bytes");
+    }
+    memcpy(tmp, p + start, lx->pos - start);
+    tmp[lx->pos - start] = '\0';
+    v = strtod(tmp, NULL);
+    if (isinf(v)) {
+        return lex_fail(lx, start, "number out of range");
+    }
+    return 0;
+}
+
+/* Validate one of the literals true, false, null. */
+static int
+lex_literal(struct json_lexer *lx)
+{
+    static const char *const words[] = { "true", "false", "null" };
+
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        size_t n = strlen(words[i]);
+
+        if (lx->len - lx->pos >= n && memcmp(lx->p + lx->pos, words[i], n) == 0) {
+            lx->pos += n;
+            return 0;
+        }
+    }
+    return lex_fail(lx, lx->pos, "invalid literal (expected true, false or null)");
+}
+
+/* Validate an object key and the ':' after it; lx->pos is at the key's first byte. */
+static int
+lex_key(struct json_lexer *lx)
+{
+    if (lx->pos >= lx->len || lx->p[lx->pos] != '"') {
+        return lex_unexpected(lx, "a string key");
+    }
+    if (lex_string(lx) == -1) {
+        return -1;
+    }
+    lex_skip_ws(lx);
+    if (lx->pos >= lx->len || lx->p[lx->pos] != ':') {
+        return lex_unexpected(lx, "':'");
+    }
+    lx->pos++;
+    lex_skip_ws(lx);
+    return 0;
+}
+
+/* The single pass over the text. Containers are tracked on lx->stack, so a deeply
+ * nested input costs one byte per level and is refused as soon as it passes max_depth. */
+static int
+lex_run(struct json_lexer *lx)
+{
+    lex_skip_ws(lx);
+    if (lx->pos >= lx->len) {
+        return kg_err(lx->errp, "json: empty input");
+    }
+    if (lx->len - lx->pos >= 3 && memcmp(lx->p + lx->pos, "\xef\xbb\xbf", 3) == 0) {
+        return lex_fail(lx, lx->pos, "byte order mark not allowed");
+    }
+    for (;;) {
+        unsigned char c;
+
+        /* A value is expected at lx->pos. */
+        if (lx->pos >= lx->len) {
+            return lex_unexpected(lx, "a value");
+        }
+        c = lx->p[lx->pos];
+        if (c == '{' || c == '[') {
+            if (lx->depth >= lx->max_depth) {
+                char msg[64];
+
+                snprintf(msg, sizeof(msg), "nesting deeper than %d", lx->max_depth);
+                return lex_fail(lx, lx->pos, msg);
+            }
+            lx->stack[lx->depth++] = (char)c;
+            lx->pos++;
+            lex_skip_ws(lx);
+            if (lx->pos < lx->len && lx->p[lx->pos] == (c == '{' ? '}' : ']')) {
+                lx->pos++;
+                lx->depth--;
+            } else if (c == '{') {
+                if (lex_key(lx) == -1) {
+                    return -1;
+                }
+                continue;
+            } else {
+                continue;
+            }
+        } else if (c == '"') {
+            if (lex_string(lx) == -1) {
+                return -1;
+            }
+        } else if (c == '-' || is_digit(c)) {
+            if (lex_number(lx) == -1) {
+                return -1;
+            }
+        } else if (c == 't' || c == 'f' || c == 'n') {
+            if (lex_literal(lx) == -1) {
+                return -1;
+            }
+        } else {
+            return lex_unexpected(lx, "a value");
+        }
+
+        /* A value ended: close containers or move to the next member. */
+        for (;;) {
+            char top, close;
+
+            lex_skip_ws(lx);
+            if (lx->depth == 0) {
+                if (lx->pos < lx->len) {
+                    return lex_unexpected(lx, "end of input after the value");
+                }
+                return 0;
+            }
+            top = lx->stack[lx->depth - 1];
+            close = top == '{' ? '}' : ']';
+            if (lx->pos < lx->len && lx->p[lx->pos] == close) {
+                lx->pos++;
+                lx->depth--;
+                continue;
+            }
+            if (lx->pos < lx->len && lx->p[lx->pos] == ',') {
+                lx->pos++;
+                lex_skip_ws(lx);
+                if (top == '{' && lex_key(lx) == -1) {
+                    return -1;
+                }
+                break;
+            }
+            return lex_unexpected(lx, top == '{' ? "',' or '}'" : "',' or ']'");
+        }
+    }
+}
+
+/* Append one path segment for key to path (for error messages): .key for plain
+ * identifiers, ["..."] otherwise. Over the buffer's cap the path is simply cut. */
+static void
+path_push_key(struct buf *path, const char *key)
+{
+    size_t n = strlen(key);
+    int plain = n > 0 && n <= JSON_MSG_KEY_MAX;
+
+    for (size_t i = 0; plain && i < n; i++) {
+        unsigned char c = (unsigned char)key[i];
+
+        plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '-' || c == '@';
+    }
+    if (plain) {
+        (void)!buf_printf(path, ".%s", key);
+        return;
+    }
+    if (n > JSON_MSG_KEY_MAX) {
+        n = JSON_MSG_KEY_MAX;
+        while (n > 0 && is_cont((unsigned char)key[n])) {
+            n--;
+        }
+    }
+    (void)!buf_puts(path, "[");
+    (void)!buf_json_string(path, key, n);
+    (void)!buf_puts(path, "]");
+}
+
+static int
+cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Return a key that occurs twice among obj's members, or NULL. */
+static const char *
+find_duplicate(const cJSON *obj)
+{
+    size_t n = 0, i = 0;
+    const cJSON *it;
+    const char **keys;
+    const char *dup = NULL;
+
+    cJSON_ArrayForEach(it, obj)
+    {
+        n++;
+    }
+    if (n <= JSON_DUP_PAIRWISE) {
+        for (const cJSON *a = obj->child; a != NULL; a = a->next) {
+            for (const cJSON *b = a->next; b != NULL; b = b->next) {
+                if (strcmp(a->string, b->string) == 0) {
+                    return a->string;
+                }
+            }
+        }
+        return NULL;
+    }
+    keys = xmalloc(n * sizeof(*keys));
+    cJSON_ArrayForEach(it, obj)
+    {
+        keys[i++] = it->string;
+    }
+    qsort(keys, n, sizeof(*keys), cmp_key);
+    for (i = 1; i < n && dup == NULL; i++) {
+        if (strcmp(keys[i - 1], keys[i]) == 0) {
+            dup = keys[i];
+        }
+    }
+    free(keys);
+    return dup;
+}
+
+/* Refuse objects with duplicate keys anywhere in the tree. Keys are compared after
+ * escape decoding, so "a" and "\u0061" collide as they should. The recursion is bounded
+ * by the depth the validator already enforced. On error, path holds the object's path. */
+static int
+check_duplicates(const cJSON *item, struct buf *path, char **errp)
+{
+    const cJSON *child;
+    size_t mark = path->len;
+    int i = 0;
+
+    if (cJSON_IsObject(item)) {
+        const char *dup = find_duplicate(item);
+
+        if (dup != NULL) {
+            struct buf k;
+            size_t n = strlen(dup);
+            int rc;
+
+            if (n > JSON_MSG_KEY_MAX) {
+                n = JSON_MSG_KEY_MAX;
+                while (n > 0 && is_cont((unsigned char)dup[n])) {
+                    n--;
+                }
+            }
+            buf_init(&k, 0);
+            (void)!buf_json_string(&k, dup, n);
+            rc = kg_err(errp, "json: duplicate key %s in object at %s", k.data, path->data);
+            buf_free(&k);
+            return rc;
+        }
+    } else if (!cJSON_IsArray(item)) {
+        return 0;
+    }
+    cJSON_ArrayForEach(child, item)
+    {
+        if (!cJSON_IsObject(child) && !cJSON_IsArray(child)) {
+            i++;
+            continue;
+        }
+        if (cJSON_IsObject(item)) {
+            path_push_key(path, child->string);
+        } else {
+            (void)!buf_printf(path, "[%d]", i);
+        }
+        if (check_duplicates(child, path, errp) == -1) {
+            return -1;
+        }
+        path->len = mark;
+        if (path->data != NULL) {
+            path->data[mark] = '\0';
+        }
+        i++;
+    }
+    return 0;
+}
+
+/* Validate first, then let cJSON build the tree from the same bytes (with the length,
+ * since the text need not be NUL-terminated), then refuse duplicate keys. */
+int
+json_parse_strict(const char *text, size_t len, int max_depth, cJSON **out, char **errp)
+{
+    struct json_lexer *lx;
+    cJSON *tree;
+    const char *end = NULL;
+    struct buf path;
+    int rc = -1;
+
+    *out = NULL;
+    if (text == NULL || len == 0) {
+        return kg_err(errp, "json: empty input");
+    }
+    lx = xmalloc(sizeof(*lx));
+    lx->p = (const unsigned char *)text;
+    lx->len = len;
+    lx->pos = 0;
+    lx->depth = 0;
+    lx->max_depth = max_depth < 0 ? 0 : max_depth;
+    if (lx->max_depth > CJSON_NESTING_LIMIT) {
+        lx->max_depth = CJSON_NESTING_LIMIT; /* cJSON's own limit */
+    }
+    lx->errp = errp;
+    if (lex_run(lx) == -1) {
+        free(lx);
+        return -1;
+    }
+    free(lx);
+
+    tree = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (tree == NULL) {
+        return kg_err(errp, "json: parser failed (out of memory?)");
+    }
+    if (end == NULL || end < text || (size_t)(end - text) > len) {
+        cJSON_Delete(tree);
+        return kg_err(errp, "json: parser stopped at an unexpected position");
+    }
+    buf_init(&path, 1024);
+    (void)!buf_puts(&path, "$");
+    if (check_duplicates(tree, &path, errp) == -1) {
+        cJSON_Delete(tree);
+        goto out;
+    }
+    *out = tree;
+    rc = 0;
+out:
+    buf_free(&path);
+    return rc;
+}
+
+cJSON *
+json_get(const cJSON *obj, const char *key)
+{
+    if (!cJSON_IsObject(obj) || key == NULL) {
+        return NULL;
+    }
+    return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+const char *
+json_get_string(const cJSON *obj, const char *key)
+{
+    const cJSON *it = json_get(obj, key);
+
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+char *
+json_print(const cJSON *item)
+{
+    char *s = cJSON_PrintUnformatted(item);
+
+    if (s == NULL) {
+        fprintf(stderr, "level=err event=oom where=json_print\n");
+        abort();
+    }
+    return s;
+}

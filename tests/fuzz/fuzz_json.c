@@ -1,0 +1,88 @@
+/* fuzz_json.c: json_parse_strict on arbitrary bytes. Whatever it accepts must print to
+ * text that it accepts again (and prints identically), and must convert to Lua and back
+ * (every strictly valid document is representable by the json module). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "engine/json.h"
+#include "engine/ljson.h"
+#include "engine/util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Stop the run loudly: the fuzzer (or the replay) reports the crash with the input. */
+static void
+fuzz_die(const char *what, const char *detail)
+{
+    fprintf(stderr, "fuzz_json: %s: %s\n", what, detail != NULL ? detail : "");
+    abort();
+}
+
+/* Decode text into a fresh Lua state and encode it back; both must succeed and the
+ * result must again be strictly valid JSON. */
+static void
+lua_roundtrip(const char *text)
+{
+    lua_State *L = luaL_newstate();
+    char *err = NULL, *out;
+    cJSON *tree, *again = NULL;
+
+    if (L == NULL) {
+        return;
+    }
+    if (ljson_push_text(L, text, strlen(text)) == -1) {
+        fuzz_die("printed text not accepted by ljson_push_text", lua_tostring(L, -1));
+    }
+    tree = ljson_from_lua(L, -1, &err);
+    if (tree == NULL) {
+        fuzz_die("decoded value not encodable", err);
+    }
+    out = json_print(tree);
+    if (json_parse_strict(out, strlen(out), JSON_MAX_DEPTH, &again, &err) == -1) {
+        fuzz_die("Lua-encoded text rejected", err);
+    }
+    cJSON_Delete(again);
+    cJSON_Delete(tree);
+    free(out);
+    lua_close(L);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* An exact-size copy, so any read past the end is caught by ASan. */
+    char *copy = xmalloc(size ? size : 1);
+    cJSON *tree = NULL, *again = NULL;
+    char *err = NULL, *out, *out2;
+
+    if (size > 0) {
+        memcpy(copy, data, size);
+    }
+    if (json_parse_strict(copy, size, JSON_MAX_DEPTH, &tree, &err) == -1) {
+        if (err == NULL || strncmp(err, "json: ", 6) != 0) {
+            fuzz_die("rejection without a message", err);
+        }
+        free(err);
+        free(copy);
+        return 0;
+    }
+    out = json_print(tree);
+    if (json_parse_strict(out, strlen(out), JSON_MAX_DEPTH, &again, &err) == -1) {
+        fuzz_die("printed text rejected", err);
+    }
+    out2 = json_print(again);
+    if (strcmp(out, out2) != 0) {
+        fuzz_die("printing is not stable", out2);
+    }
+    lua_roundtrip(out);
+    free(out2);
+    free(out);
+    cJSON_Delete(again);
+    cJSON_Delete(tree);
+    free(copy);
+    return 0;
+}

@@ -1,0 +1,312 @@
+/* test_json.c: strict JSON intake: every rejection rule, offsets in messages, helpers. */
+#include "engine/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/util.h"
+#include "tests/unit/test.h"
+
+/* Parse len bytes of s; return the error message (caller frees) or NULL when accepted. */
+static char *
+reject_n(const char *s, size_t len, int depth)
+{
+    cJSON *tree = NULL;
+    char *err = NULL;
+    /* Copy to an exact-size heap block so ASan catches any read past len. */
+    char *copy = xmalloc(len ? len : 1);
+
+    memcpy(copy, s, len);
+    if (json_parse_strict(copy, len, depth, &tree, &err) == 0) {
+        cJSON_Delete(tree);
+        free(copy);
+        return NULL;
+    }
+    if (tree != NULL) {
+        T_FAIL_("tree set on error");
+    }
+    free(copy);
+    return err != NULL ? err : xstrdup("(no message)");
+}
+
+static char *
+reject(const char *s)
+{
+    return reject_n(s, strlen(s), JSON_MAX_DEPTH);
+}
+
+/* Assert s is rejected with a message containing want. */
+#define T_REJECTS(s, want)                                                                         \
+    do {                                                                                           \
+        char *e_ = reject(s);                                                                      \
+        if (e_ == NULL) {                                                                          \
+            T_FAIL_("accepted: %s", s);                                                            \
+        } else {                                                                                   \
+            T_CONTAINS(e_, want);                                                                  \
+            free(e_);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+#define T_ACCEPTS(s)                                                                               \
+    do {                                                                                           \
+        char *e_ = reject(s);                                                                      \
+        if (e_ != NULL) {                                                                          \
+            T_FAIL_("rejected %s: %s", s, e_);                                                     \
+            free(e_);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static void
+test_accepts_valid(void)
+{
+    T_ACCEPTS("{}");
+    T_ACCEPTS("[]");
+    T_ACCEPTS(" \t\r\n{ \"a\" : [1, -2, 3.5, -0.25e+3, 1E5, 0, -0, true, false, null] } \n");
+    T_ACCEPTS("\"top-level string\"");
+    T_ACCEPTS("42");
+    T_ACCEPTS("null");
+    T_ACCEPTS("\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00\"");
+    T_ACCEPTS("\"\xc3\xa9\xe3\x81\x82\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\"");
+    T_ACCEPTS("{\"Source\":1,\"source\":2}"); /* differ in case: not duplicates */
+    T_ACCEPTS("[[[[[]]]]]");
+}
+
+static void
+test_parse_values(void)
+{
+    cJSON *tree = NULL;
+    char *err = NULL;
+    const char *s = "{\"name\":\"caf\\u00e9 \\uD83D\\uDE00\",\"n\":-12.5,\"ok\":true}xyz";
+
+    /* Only the first len bytes count: the text need not be NUL-terminated. */
+    T_REQUIRE(json_parse_strict(s, strlen(s) - 3, 8, &tree, &err) == 0);
+    T_EQ_STR(json_get_string(tree, "name"), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    T_ASSERT(json_get(tree, "n") != NULL && json_get(tree, "n")->valuedouble == -12.5);
+    T_ASSERT(cJSON_IsTrue(json_get(tree, "ok")));
+    T_ASSERT(json_get_string(tree, "n") == NULL);
+    T_ASSERT(json_get(tree, "missing") == NULL);
+    cJSON_Delete(tree);
+    free(err);
+}
+
+static void
+test_nul_escape(void)
+{
+    /* cJSON 1.7 would cut the string at the NUL: "alice\u0000@evil" must never be "alice". */
+    T_REJECTS("{\"user\":\"alice\\u0000@evil\"}", "\\u0000 escape not allowed at byte offset 14");
+    T_REJECTS("{\"a\\u0000b\":1}", "\\u0000");
+}
+
+static void
+test_raw_nul(void)
+{
+    char *e;
+
+    e = reject_n("{\"a\":\"x\0y\"}", 11, 8);
+    T_CONTAINS(e, "raw NUL byte in string at byte offset 7");
+    free(e);
+    e = reject_n("[1,\0]", 5, 8);
+    T_CONTAINS(e, "raw NUL byte at byte offset 3");
+    free(e);
+    e = reject_n("{}\0", 3, 8);
+    T_CONTAINS(e, "raw NUL byte");
+    free(e);
+}
+
+static void
+test_control_chars(void)
+{
+    T_REJECTS("\"a\nb\"", "raw control character 0x0a in string at byte offset 2");
+    T_REJECTS("\"a\tb\"", "raw control character 0x09");
+    T_REJECTS("\"\x1f\"", "raw control character 0x1f");
+    T_ACCEPTS("\"\x7f\""); /* DEL is allowed by RFC 8259 */
+}
+
+static void
+test_invalid_utf8(void)
+{
+    T_REJECTS("\"\xc0\xaf\"", "overlong");               /* '/' as 2 bytes */
+    T_REJECTS("\"\xe0\x80\xaf\"", "overlong");           /* '/' as 3 bytes */
+    T_REJECTS("\"\xf0\x80\x80\xaf\"", "overlong");       /* '/' as 4 bytes */
+    T_REJECTS("\"\xed\xa0\x80\"", "surrogate");          /* U+D800 */
+    T_REJECTS("\"\xed\xbf\xbf\"", "surrogate");          /* U+DFFF */
+    T_REJECTS("\"\xf4\x90\x80\x80\"", "above U+10FFFF"); /* U+110000 */
+    T_REJECTS("\"\xf5\x80\x80\x80\"", "above U+10FFFF");
+    T_REJECTS("\"\xff\"", "invalid lead byte");
+    T_REJECTS("\"ab\x80\"", "unexpected continuation byte) at byte offset 3");
+    T_REJECTS("\"\xe3\x81\"", "truncated sequence) at byte offset 1");
+    T_REJECTS("\"\xe3\x81", "truncated");
+    T_REJECTS("\"\xf0\x9f\x98", "truncated");
+    T_REJECTS("[\xc3\xa9]", "unexpected byte 0xc3");
+    T_REJECTS("\xef\xbb\xbf{}", "byte order mark");
+}
+
+static void
+test_surrogate_escapes(void)
+{
+    T_REJECTS("\"\\uD800\"", "unpaired surrogate escape (high half without low) at byte "
+                             "offset 1");
+    T_REJECTS("\"\\uD800x\"", "unpaired surrogate");
+    T_REJECTS("\"\\uD800\\u0041\"", "unpaired surrogate");
+    T_REJECTS("\"\\uD800\\uD800\"", "unpaired surrogate");
+    T_REJECTS("\"\\uDC00\"", "low half without high");
+    T_REJECTS("\"\\uDBFF\\uDFFF\\uDC00\"", "low half without high");
+    T_ACCEPTS("\"\\uDBFF\\uDFFF\"");
+    T_REJECTS("\"\\u12G4\"", "4 hex digits");
+    T_REJECTS("\"\\u12\"", "4 hex digits");
+    T_REJECTS("\"\\x41\"", "invalid escape");
+    T_REJECTS("\"\\", "unterminated string");
+}
+
+static void
+test_depth(void)
+{
+    size_t n = 10000;
+    char *deep = xmalloc(2 * n);
+    char *e;
+    int64_t t0;
+
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    t0 = util_mono_us();
+    e = reject_n(deep, 2 * n, JSON_MAX_DEPTH);
+    T_CONTAINS(e, "nesting deeper than 64 at byte offset 64");
+    free(e);
+    /* Even with a huge limit the validator refuses past cJSON's own limit, no recursion. */
+    e = reject_n(deep, 2 * n, 1 << 30);
+    T_CONTAINS(e, "nesting deeper than 1000");
+    free(e);
+    T_ASSERT(util_mono_us() - t0 < 1000000);
+    /* Exactly 64 levels pass, 65 do not. */
+    e = reject_n(deep + n - 64, 128, 64);
+    T_ASSERT(e == NULL);
+    free(e);
+    memset(deep, '{', n);
+    e = reject_n(deep, n, JSON_MAX_DEPTH);
+    T_CONTAINS(e, "at byte offset 1"); /* '{' needs a key */
+    free(e);
+    e = reject("{\"a\":{\"a\":{\"a\":1}}}");
+    T_ASSERT(e == NULL);
+    free(e);
+    e = reject_n("{\"a\":{\"a\":{\"a\":1}}}", strlen("{\"a\":{\"a\":{\"a\":1}}}"), 2);
+    T_CONTAINS(e, "nesting deeper than 2");
+    free(e);
+    free(deep);
+}
+
+static void
+test_numbers(void)
+{
+    T_REJECTS("01", "leading zero) at byte offset 0");
+    T_REJECTS("[-01]", "leading zero) at byte offset 1");
+    T_REJECTS("[00]", "leading zero");
+    T_REJECTS("[1.]", "after '.'");
+    T_REJECTS("[.5]", "unexpected '.'");
+    T_REJECTS("[+1]", "unexpected '+'");
+    T_REJECTS("[1e]", "exponent");
+    T_REJECTS("[-]", "expected a digit");
+    T_REJECTS("[0x10]", "expected ',' or ']'");
+    T_REJECTS("[1e400]", "number out of range");
+    T_REJECTS("[NaN]", "unexpected 'N'");
+    T_REJECTS("[Infinity]", "unexpected 'I'");
+    T_REJECTS("[1111111111111111111111111111111111111111111111111111111111111111]",
+              "number longer than 63 bytes");
+    T_ACCEPTS("[1e-400]");
+    T_ACCEPTS("[123456789012345678901234567890]");
+}
+
+static void
+test_literals_and_structure(void)
+{
+    T_REJECTS("", "empty input");
+    T_REJECTS("  \n ", "empty input");
+    T_REJECTS("tru", "invalid literal");
+    T_REJECTS("nul", "invalid literal");
+    T_REJECTS("True", "unexpected 'T'");
+    T_REJECTS("truex", "expected end of input");
+    T_REJECTS("{} {}", "expected end of input after the value at byte offset 3");
+    T_REJECTS("{}x", "unexpected 'x'");
+    T_REJECTS("[1,]", "unexpected ']', expected a value at byte offset 3");
+    T_REJECTS("[1 2]", "expected ',' or ']'");
+    T_REJECTS("{\"a\":1,}", "expected a string key");
+    T_REJECTS("{\"a\" 1}", "expected ':'");
+    T_REJECTS("{'a':1}", "unexpected '''");
+    T_REJECTS("{a:1}", "expected a string key");
+    T_REJECTS("[1", "unexpected end of input");
+    T_REJECTS("{\"a\":1", "unexpected end of input, expected ',' or '}'");
+    T_REJECTS("\"abc", "unterminated string at byte offset 0");
+    T_REJECTS("[1]]", "expected end of input");
+    T_REJECTS("\f[]", "unexpected byte 0x0c"); /* form feed is not JSON whitespace */
+    T_REJECTS("/* c */ {}", "unexpected '/'");
+}
+
+static void
+test_duplicate_keys(void)
+{
+    T_REJECTS("{\"a\":1,\"b\":2,\"a\":3}", "duplicate key \"a\" in object at $");
+    /* Escapes are decoded before comparing: "\u0061" is "a". */
+    T_REJECTS("{\"a\":1,\"\\u0061\":2}", "duplicate key \"a\"");
+    T_REJECTS("{\"records\":[{\"x\":1},{\"source\":\"a\",\"source\":\"b\"}]}",
+              "duplicate key \"source\" in object at $.records[1]");
+    /* Many members: the sorted path. */
+    T_REJECTS("{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
+              "\"k9\":1,\"k10\":1,\"k5\":2}",
+              "duplicate key \"k5\"");
+    T_ACCEPTS("{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
+              "\"k9\":1,\"k10\":1,\"k11\":2}");
+    T_REJECTS("{\"a b\":{\"x\":1,\"x\":1}}", "at $[\"a b\"]");
+    /* The same key in different objects is fine. */
+    T_ACCEPTS("[{\"a\":1},{\"a\":2}]");
+}
+
+static void
+test_case_sensitive_get(void)
+{
+    cJSON *tree = NULL;
+    char *err = NULL;
+    const char *s = "{\"Source\":\"upper\",\"title\":\"t\"}";
+
+    T_REQUIRE(json_parse_strict(s, strlen(s), 4, &tree, &err) == 0);
+    T_ASSERT(json_get(tree, "source") == NULL);
+    T_EQ_STR(json_get_string(tree, "Source"), "upper");
+    T_ASSERT(json_get_string(tree, "Title") == NULL);
+    T_ASSERT(json_get(cJSON_GetObjectItemCaseSensitive(tree, "title"), "x") == NULL);
+    T_ASSERT(json_get(NULL, "x") == NULL);
+    cJSON_Delete(tree);
+}
+
+static void
+test_print_roundtrip(void)
+{
+    cJSON *tree = NULL, *again = NULL;
+    char *err = NULL, *out, *out2;
+    const char *s = " { \"b\" : [ 1 , 2.5 , \"\\u00e9\\n\" ] , \"a\" : { } } ";
+
+    T_REQUIRE(json_parse_strict(s, strlen(s), 8, &tree, &err) == 0);
+    out = json_print(tree);
+    T_EQ_STR(out, "{\"b\":[1,2.5,\"\xc3\xa9\\n\"],\"a\":{}}");
+    T_REQUIRE(json_parse_strict(out, strlen(out), 8, &again, &err) == 0);
+    out2 = json_print(again);
+    T_EQ_STR(out, out2);
+    free(out);
+    free(out2);
+    cJSON_Delete(tree);
+    cJSON_Delete(again);
+}
+
+TEST_LIST = {
+    { "accepts_valid", test_accepts_valid },
+    { "parse_values", test_parse_values },
+    { "nul_escape", test_nul_escape },
+    { "raw_nul", test_raw_nul },
+    { "control_chars", test_control_chars },
+    { "invalid_utf8", test_invalid_utf8 },
+    { "surrogate_escapes", test_surrogate_escapes },
+    { "depth", test_depth },
+    { "numbers", test_numbers },
+    { "literals_and_structure", test_literals_and_structure },
+    { "duplicate_keys", test_duplicate_keys },
+    { "case_sensitive_get", test_case_sensitive_get },
+    { "print_roundtrip", test_print_roundtrip },
+    { NULL, NULL },
+};
