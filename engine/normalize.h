@@ -23,7 +23,7 @@ int normalize_alert(const cJSON *obj, const char *default_source, int64_t receiv
 
 /* The generic rules, documented in docs/http-api.md:
  *   source      string [a-z0-9._-]{1,64}; required unless default_source is given
- *   source_id   string (1..256 bytes) or integer up to 2^53; default: sha256 of the
+ *   source_id   string (1..256 bytes) or integer below 2^53; default: sha256 of the
  *               object's canonical JSON
  *   time        RFC 3339 string or epoch seconds (number); default: received
  *   title       string (<= 1024 bytes); default: the source
