@@ -287,9 +287,12 @@ util_fmt_time(int64_t ms, char *out)
     int frac = (int)(ms - (int64_t)secs * 1000);
     struct tm tm;
 
+    char tmp[96];
+
     gmtime_r(&secs, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    snprintf(out, 32, "%.31s", tmp);
 }
 
 static int
