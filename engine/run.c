@@ -221,7 +221,7 @@ l_alert_observable(lua_State *L)
 }
 
 static int
-l_alert_observables(lua_State *L)
+l_alert_values(lua_State *L)
 {
     const char *type = luaL_optstring(L, 2, NULL);
     lua_Integer n = 0;
@@ -967,7 +967,7 @@ run_sandbox_new(size_t memory_cap, char **errp)
 {
     static const luaL_Reg alert_methods[] = {
         { "observable", l_alert_observable },
-        { "observables", l_alert_observables },
+        { "values", l_alert_values },
         { NULL, NULL },
     };
     struct sandbox *sb = sandbox_new(memory_cap, errp);

@@ -7,8 +7,8 @@ return playbook {
   description = "Log each alert with its observables; flag successful high-severity attacks",
   on = { min_severity = "informational" },
   run = function(alert)
-    local users = alert:observables("user")
-    local ips = alert:observables("ip")
+    local users = alert:values("user")
+    local ips = alert:values("ip")
     log.info(("%s [%s] %s outcome=%s users=%s ips=%s"):format(
       alert.source, alert.severity, alert.title, alert.outcome,
       table.concat(users, ","), table.concat(ips, ",")))
