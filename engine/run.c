@@ -38,6 +38,7 @@ struct run {
     int resume_with;   /* on resume, pass the result of j[pending] */
     char *fail_msg;    /* a failure explained better than the Lua error (divergence) */
     struct event *timer;
+    int64_t wake_ms; /* when the current sleep ends */
 
     int ready;
     struct run *rprev, *rnext; /* ready queue */
@@ -817,7 +818,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (r->task.deadline_ms != 0 && util_now_ms() >= r->task.deadline_ms) {
+    /* The timer was set to the earlier of the wake time and the deadline. */
+    if (r->task.deadline_ms != 0 && r->wake_ms > r->task.deadline_ms) {
         sandbox_task_kill(r->co, &r->task, "deadline exceeded");
         run_end(r, 0, "deadline exceeded while waiting");
         return;
@@ -848,6 +850,7 @@ l_sleep(lua_State *L)
     }
     now = util_now_ms();
     wake = e->started_ms + (int64_t)(s * 1000);
+    r->wake_ms = wake;
     due = wake;
     if (r->task.deadline_ms != 0 && r->task.deadline_ms < due) {
         due = r->task.deadline_ms;
@@ -880,46 +883,57 @@ l_now(lua_State *L)
     return run_effect_push(L, e);
 }
 
+/* The log functions. Text is gathered in Lua buffers (collected if anything raises:
+ * a replay that diverges raises from run_effect_begin), so nothing leaks. */
 static int
 log_at(lua_State *L, const char *level)
 {
-    struct buf msg, req;
+    luaL_Buffer lb;
+    struct buf req;
     struct journal_entry *e;
     int n = lua_gettop(L);
-    struct run *r;
+    struct run *r = run_from_lua(L);
+    const char *msg, *reqs;
+    size_t mlen;
 
-    buf_init(&msg, RUN_LOG_MAX);
+    if (r == NULL) {
+        return luaL_error(L, "log.%s: only inside a playbook run", level);
+    }
+    luaL_buffinit(L, &lb);
     for (int i = 1; i <= n; i++) {
-        size_t len;
-        const char *s = luaL_tolstring(L, i, &len);
-
-        if ((i > 1 && buf_append(&msg, " ", 1) == -1) || buf_append(&msg, s, len) == -1) {
-            lua_pop(L, 1);
+        if (i > 1) {
+            luaL_addchar(&lb, ' ');
+        }
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&lb);
+        if (luaL_bufflen(&lb) >= RUN_LOG_MAX) {
             break;
         }
-        lua_pop(L, 1);
+    }
+    luaL_pushresult(&lb);
+    msg = lua_tolstring(L, -1, &mlen);
+    if (mlen > RUN_LOG_MAX) {
+        mlen = RUN_LOG_MAX;
     }
     buf_init(&req, 0);
     (void)!buf_printf(&req, "{\"level\":\"%s\",\"msg\":", level);
-    (void)!buf_json_string(&req, msg.data ? msg.data : "", msg.len);
+    (void)!buf_json_string(&req, msg, mlen);
     (void)!buf_puts(&req, "}");
-    r = run_from_lua(L);
-    if (r == NULL) {
-        buf_free(&msg);
-        buf_free(&req);
-        return luaL_error(L, "log.%s: only inside a playbook run", level);
-    }
-    if (run_effect_begin(L, "log", req.data, &e) != EFFECT_REPLAYED) {
+    lua_pushlstring(L, req.data, req.len);
+    buf_free(&req);
+    reqs = lua_tostring(L, -1);
+    if (run_effect_begin(L, "log", reqs, &e) != EFFECT_REPLAYED) {
+        char *m = xstrndup(msg, mlen);
+
         log_msg(strcmp(level, "error") == 0  ? LOG_ERR
                 : strcmp(level, "warn") == 0 ? LOG_WARN
                 : strcmp(level, "debug") == 0 ? LOG_DEBUG
                                               : LOG_INFO,
                 "playbook.log tenant=%s run=%lld playbook=%s msg=%s", r->t->id, (long long)r->id,
-                r->pb->name, log_quote(msg.data ? msg.data : ""));
+                r->pb->name, log_quote(m));
+        free(m);
         run_effect_finish(r, 1, "true");
     }
-    buf_free(&msg);
-    buf_free(&req);
     return 0;
 }
 
