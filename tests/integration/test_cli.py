@@ -1,0 +1,104 @@
+"""The kagari command line: help, unknown verbs, playbook lint, alert send, run show."""
+
+import json
+import os
+
+from harness import Daemon, check, playbook, run_cli
+
+VERBS = ["init", "serve", "tenant", "alert", "runs", "run", "playbook"]
+
+GOOD = playbook("cli-good", "it.cli", '    log.info("cli step " .. alert.title)')
+BAD = '''return playbook {
+  name = "cli-bad",
+  on = { source = "it.cli" ,
+  run = function(alert) log.info("x") end
+}
+'''  # the table on line 3 is never closed: a syntax error reported at line 5 or so
+
+BAD_LINE3 = '''return playbook {
+  name = "cli-bad",
+  on = { source = = "it.cli" },
+  run = function(alert) end,
+}
+'''
+
+
+def test_help_and_verbs():
+    p = run_cli(["--help"], check_rc=0)
+    check("usage" in p.stdout.lower(), "kagari --help: %r" % p.stdout)
+    for v in VERBS:
+        p = run_cli([v, "--help"], check_rc=0)
+        check("usage" in (p.stdout + p.stderr).lower(), "kagari %s --help: %r" % (v, p.stdout))
+    p = run_cli(["no-such-verb"])
+    check(p.returncode != 0, "an unknown verb exited 0")
+    check("no-such-verb" in p.stderr, "an unknown verb is not named: %r" % p.stderr)
+    p = run_cli([])
+    check(p.returncode != 0, "kagari with no verb exited 0")
+    p = run_cli(["runs", "--no-such-option"])
+    check(p.returncode != 0, "an unknown option exited 0")
+
+
+def test_lint():
+    with Daemon("lint") as d:
+        good = d.write_playbook("good.lua", GOOD)
+        bad = d.write_playbook("bad.lua", BAD_LINE3)
+        p = run_cli(["playbook", "lint", good], check_rc=0)
+        check("cli-good" in p.stdout, "lint of a good file: %r" % p.stdout)
+        p = run_cli(["playbook", "lint", bad])
+        out = p.stdout + p.stderr
+        check(p.returncode != 0, "lint of a file with a syntax error exited 0: %r" % out)
+        check("bad.lua:3:" in out, "lint does not report file:line (bad.lua:3:): %r" % out)
+        bad2 = d.write_playbook("bad2.lua", BAD)
+        p = run_cli(["playbook", "lint", good, bad2])
+        out = p.stdout + p.stderr
+        check(p.returncode != 0, "lint of good + bad exited 0: %r" % out)
+        check("bad2.lua:" in out, "lint names no file:line for bad2.lua: %r" % out)
+        notpb = d.write_playbook("notpb.lua", "return 42\n")
+        p = run_cli(["playbook", "lint", notpb])
+        check(p.returncode != 0, "lint of a file not returning playbook{} exited 0")
+        check("notpb.lua" in p.stdout + p.stderr, "lint does not name notpb.lua: %r"
+              % (p.stdout + p.stderr))
+
+
+def test_alert_send_and_run_show():
+    with Daemon("cli") as d:
+        d.write_playbook("good.lua", GOOD)
+        d.start()
+        f = os.path.join(d.dir, "alert.json")
+        with open(f, "w") as fh:
+            json.dump({"source": "it.cli", "source_id": "cli-1", "title": "from-cli",
+                       "severity": "high"}, fh)
+        url = "http://127.0.0.1:%d/api/v1/alerts" % d.port
+        p = run_cli(["alert", "send", "--token", d.token, "--url", url, f], check_rc=0)
+        check("202" in p.stdout, "alert send output: %r" % p.stdout)
+        rows = d.query("SELECT id FROM alerts WHERE source = 'it.cli' AND source_id = 'cli-1'")
+        check(len(rows) == 1, "alert sent by the CLI is not stored: %r" % rows)
+        aid = rows[0][0]
+        # a wrong token fails with a non-zero exit
+        p = run_cli(["alert", "send", "--token", "kg_" + "1" * 64, "--url", url, f])
+        check(p.returncode != 0, "alert send with a wrong token exited 0: %r" % p.stdout)
+        # records with --source
+        f2 = os.path.join(d.dir, "records.json")
+        with open(f2, "w") as fh:
+            json.dump({"records": [{"source_id": "r-1"}, {"source_id": "r-2"}]}, fh)
+        p = run_cli(["alert", "send", "--token", d.token, "--url", url, "--source",
+                     "azure.activity", f2], check_rc=0)
+        n = d.query("SELECT COUNT(*) FROM alerts WHERE source = 'azure.activity'")[0][0]
+        check(n == 2, "alert send --source stored %d records" % n)
+
+        run = d.wait_run_final(aid, timeout=15)
+        check(run["state"] == "done", "run of the CLI alert: %r" % run)
+        p = d.cli("run", "show", str(run["id"]), "--tenant", d.tenant)
+        out = p.stdout
+        check("done" in out and "cli-good" in out, "run show: %r" % out)
+        check("journal" in out and "log" in out and "cli step from-cli" in out,
+              "run show does not print the journal step: %r" % out)
+        p = d.cli("run", "show", "999999", "--tenant", d.tenant, check_rc=None)
+        check(p.returncode != 0, "run show of an unknown run exited 0")
+        p = d.cli("runs", "--state", "done")
+        check(str(run["id"]) in p.stdout and "cli-good" in p.stdout,
+              "kagari runs --state done: %r" % p.stdout)
+        p = d.cli("runs", "--state", "failed")
+        check("cli-good" not in p.stdout, "kagari runs --state failed lists a done run: %r"
+              % p.stdout)
+        d.stop()
