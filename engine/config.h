@@ -41,6 +41,10 @@ struct config {
  * line ("kagari.conf.lua:12: intake.max_body: expected a size such as \"4MiB\""). On
  * success *cfg is filled (config_free it). */
 int config_load(const char *path, struct config *cfg, char **errp) KG_WUR;
+/* The same for a file already read: text[0..len) is evaluated as if read from the file
+ * name (messages name it; relative paths resolve against its folder, which must exist). */
+int config_load_buffer(const char *text, size_t len, const char *name, struct config *cfg,
+                       char **errp) KG_WUR;
 void config_free(struct config *cfg);
 
 /* Write a commented default configuration file (mode 0600). data_dir and listen are

@@ -65,6 +65,13 @@ struct sandbox_task *sandbox_task_of(lua_State *L);
  * next, even a __close handler, raises at once. */
 void sandbox_task_kill(lua_State *co, struct sandbox_task *task, const char *reason);
 
+/* lua_resume for runs. On a fresh start (lua_status(co) == LUA_OK, the function below the
+ * nargs arguments) the function runs under a protected C entry: Lua leaves hooks disabled
+ * in a coroutine that an error raised by the budget hook has ended, so without the entry a
+ * later lua_resetthread (or reuse) of it would run __close handlers with no budget. The
+ * entry also records the traceback that sandbox_error_message shows. */
+int sandbox_resume(lua_State *co, lua_State *from, int nargs, int *nresults);
+
 /* Render the error at the top of co (after a failed lua_resume) with a traceback,
  * without calling any metamethod of the error object. Returns a malloc'd string. */
 char *sandbox_error_message(lua_State *co);

@@ -1,0 +1,1668 @@
+/* sandbox.c: the Lua sandbox for untrusted playbooks: one capped lua_State per tenant,
+ * frozen globals, per-run environments, instruction budgets, deadlines and time slices. */
+#include "engine/sandbox.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "engine/log.h"
+
+/* Most elements one call of a table function may walk. A C loop over a caller-chosen
+ * range runs with no hook, so table.move({}, 1, 1e15, 2) would otherwise stall the
+ * process; 1e7 elements is about 160 MB of array part, more than a tenant state holds. */
+#define SANDBOX_MAX_RANGE 10000000
+
+/* Worst-case steps of one pattern call (see pat_cost). About 1e8 matcher steps take a
+ * few tenths of a second; past it a call is refused before the C matcher starts. */
+#define SANDBOX_PATTERN_STEPS 1e8
+
+/* Subject scans pat_cost may spend to measure runs of a class; past them it assumes
+ * the worst (a run as long as the subject). */
+#define SANDBOX_PATTERN_SCANS 8
+
+/* How many pattern items pat_first looks ahead past a quantifier. */
+#define SANDBOX_PATTERN_LOOKAHEAD 8
+
+/* Allocation is work too: one instruction does a concatenation of any size, so bytes
+ * allocated are charged as instructions (a memcpy of 64 bytes takes about as long as
+ * one VM instruction), and after SANDBOX_ALLOC_HOOK bytes the running coroutine's hook
+ * fires at its next instruction instead of after SANDBOX_HOOK_COUNT of them. */
+#define SANDBOX_BYTES_PER_INSTRUCTION 64
+#define SANDBOX_ALLOC_HOOK (8u << 20)
+
+struct sandbox {
+    lua_State *L;
+    size_t used; /* bytes the allocator has handed out */
+    size_t cap;
+    int frozen;
+    size_t since_hook;  /* bytes allocated since the hook last ran */
+    lua_State *running; /* the coroutine in sandbox_resume, or NULL */
+    int early;          /* its hook is armed to fire at the next instruction */
+};
+
+static void sandbox_hook(lua_State *L, lua_Debug *ar);
+
+/* Registry keys (their addresses are the keys). */
+static const char sandbox_key_globals = 'G'; /* the frozen globals table */
+static const char sandbox_key_libs = 'L';    /* name -> real library table, until freeze */
+static const char sandbox_key_frozen = 'F';  /* set of read-only proxies */
+static const char sandbox_key_envmt = 'E';   /* the metatable shared by per-run envs */
+static const char sandbox_key_tb = 'T';      /* coroutine -> traceback of its last error */
+
+/* Base functions playbooks keep as they are. setmetatable, rawset and xpcall are
+ * replaced by the wrappers below; everything else in the base library is dropped. */
+static const char *const sandbox_base_keep[] = {
+    "assert", "error",  "getmetatable", "ipairs",   "next",     "pairs", "pcall",    "rawequal",
+    "rawget", "rawlen", "select",       "tonumber", "tostring", "type",  "_VERSION", NULL,
+};
+
+/* ---- memory ---- */
+
+/* The lua_Alloc of every sandbox: tracks the bytes in use and refuses any growth past
+ * the cap by returning NULL (Lua then collects garbage once and retries, and raises a
+ * memory error in the running coroutine if that is not enough). Frees and shrinks
+ * always succeed, as Lua requires. Growth is counted for the hook to charge, and after
+ * SANDBOX_ALLOC_HOOK bytes the running coroutine's hook is made to fire at once
+ * (lua_sethook only sets hook fields and traps; it is safe at any allocation). */
+static void *
+sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct sandbox *sb = ud;
+    size_t old = ptr != NULL ? osize : 0; /* without ptr, osize is a type tag */
+    void *np;
+
+    if (nsize == 0) {
+        free(ptr);
+        sb->used -= old;
+        return NULL;
+    }
+    if (nsize > old && (nsize - old > sb->cap || sb->used > sb->cap - (nsize - old))) {
+        return NULL;
+    }
+    np = realloc(ptr, nsize);
+    if (np == NULL) {
+        if (nsize <= old) {
+            /* A shrink must not fail: keep the bigger block. */
+            sb->used = sb->used - old + nsize;
+            return ptr;
+        }
+        return NULL;
+    }
+    sb->used = sb->used - old + nsize;
+    if (nsize > old) {
+        sb->since_hook += nsize - old;
+        if (sb->since_hook >= SANDBOX_ALLOC_HOOK && sb->running != NULL && !sb->early) {
+            sb->early = 1;
+            lua_sethook(sb->running, sandbox_hook, LUA_MASKCOUNT, 1);
+        }
+    }
+    return np;
+}
+
+/* The sandbox that owns L's global state, or NULL when L is not a sandbox state. */
+static struct sandbox *
+sandbox_of(lua_State *L)
+{
+    void *ud = NULL;
+
+    if (lua_getallocf(L, &ud) != sandbox_alloc) {
+        return NULL;
+    }
+    return ud;
+}
+
+static int
+sandbox_panic(lua_State *L)
+{
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+
+    log_err("sandbox.panic msg=%s", log_quote(msg));
+    return 0; /* Lua aborts */
+}
+
+/* ---- budgets ---- */
+
+struct sandbox_task *
+sandbox_task_of(lua_State *L)
+{
+    return *(struct sandbox_task **)lua_getextraspace(L);
+}
+
+/* Mark t killed for reason and arm the every-instruction hook on L, so that each
+ * further instruction (even one inside a pcall that caught the first error, or a
+ * __close handler) raises again. */
+static void
+sandbox_mark_killed(lua_State *L, struct sandbox_task *t, const char *reason)
+{
+    if (!t->killed) {
+        t->killed = 1;
+        snprintf(t->reason, sizeof(t->reason), "%s", reason);
+    }
+    lua_sethook(L, sandbox_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+}
+
+/* Check t's instruction budget and deadline; kill t when one is spent. Returns
+ * t->killed. */
+static int
+sandbox_task_over(lua_State *L, struct sandbox_task *t)
+{
+    char reason[sizeof(t->reason)];
+
+    if (t->killed) {
+        return 1;
+    }
+    if (t->max_instructions != 0 && t->instructions > t->max_instructions) {
+        snprintf(reason, sizeof(reason), "instruction budget exceeded (%llu)",
+                 (unsigned long long)t->max_instructions);
+        sandbox_mark_killed(L, t, reason);
+    } else if (t->deadline_ms != 0 && util_now_ms() >= t->deadline_ms) {
+        sandbox_mark_killed(L, t, "deadline exceeded");
+    }
+    return t->killed;
+}
+
+/* Arm co's hook: every SANDBOX_HOOK_COUNT instructions, or every instruction and line
+ * once its task is killed. */
+static void
+sandbox_arm(lua_State *co, const struct sandbox_task *t)
+{
+    if (t != NULL && t->killed) {
+        lua_sethook(co, sandbox_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+    } else {
+        lua_sethook(co, sandbox_hook, LUA_MASKCOUNT, SANDBOX_HOOK_COUNT);
+    }
+}
+
+/* The count hook of every run (SANDBOX_HOOK_COUNT instructions; after a kill, every
+ * instruction and line; early after much allocation). It charges the instructions and
+ * the bytes allocated, raises once a budget is spent, and yields when the time slice is
+ * over and the coroutine can yield (the scheduler reads a yield with nothing pending as
+ * "requeue"). Errors raised here leave Lua's hooks off in the coroutine until a pcall
+ * catches them; sandbox_resume's entry is that pcall for the outermost level. */
+static void
+sandbox_hook(lua_State *L, lua_Debug *ar)
+{
+    struct sandbox_task *t = sandbox_task_of(L);
+    struct sandbox *sb = sandbox_of(L);
+    int early = 0;
+    size_t bytes = 0;
+
+    if (sb != NULL) {
+        bytes = sb->since_hook;
+        sb->since_hook = 0;
+        if (sb->early) {
+            sb->early = 0;
+            early = 1;
+            sandbox_arm(L, t);
+        }
+    }
+    if (t == NULL) {
+        return;
+    }
+    if (!t->killed) {
+        if (ar->event == LUA_HOOKCOUNT && !early) {
+            t->instructions += SANDBOX_HOOK_COUNT;
+        }
+        t->instructions += bytes / SANDBOX_BYTES_PER_INSTRUCTION;
+    }
+    if (sandbox_task_over(L, t)) {
+        /* luaL_error would name the caller's line; name the running one's */
+        if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0) {
+            lua_pushfstring(L, "%s:%d: %s", ar->short_src, ar->currentline, t->reason);
+        } else {
+            lua_pushstring(L, t->reason);
+        }
+        lua_error(L);
+        return;
+    }
+    if (t->slice_end_us != 0 && util_mono_us() >= t->slice_end_us && lua_isyieldable(L)) {
+        lua_yield(L, 0);
+    }
+}
+
+/* Charge cost steps of work done in C (a table walk, a pattern match) to the running
+ * task, and raise at once when that spends its budget: the hook would only notice after
+ * the next SANDBOX_HOOK_COUNT instructions, and a loop can pack a lot of C work in
+ * those. Without a task only the fixed per-call bounds apply. */
+static void
+sandbox_charge(lua_State *L, double cost)
+{
+    struct sandbox_task *t = sandbox_task_of(L);
+
+    if (t == NULL) {
+        return;
+    }
+    if (cost > 0) {
+        t->instructions += cost >= 1e18 ? (uint64_t)1e18 : (uint64_t)cost;
+    }
+    if (sandbox_task_over(L, t)) {
+        luaL_error(L, "%s", t->reason);
+    }
+}
+
+void
+sandbox_task_attach(lua_State *co, struct sandbox_task *task)
+{
+    *(struct sandbox_task **)lua_getextraspace(co) = task;
+    sandbox_arm(co, task); /* lua_newthread copied the creator's hook; this one is ours */
+}
+
+void
+sandbox_task_kill(lua_State *co, struct sandbox_task *task, const char *reason)
+{
+    *(struct sandbox_task **)lua_getextraspace(co) = task;
+    sandbox_mark_killed(co, task, reason != NULL ? reason : "killed");
+}
+
+/* ---- running a coroutine ---- */
+
+/* Message handler of the entry: record the traceback while the failing frames still
+ * exist (the entry's pcall unwinds them) in the registry, keyed by the coroutine, and
+ * pass the error object on unchanged. Runs with hooks off; it is C and bounded. */
+static int
+l_sandbox_msgh(lua_State *L)
+{
+    lua_settop(L, 1);
+    luaL_traceback(L, L, NULL, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_tb);
+    lua_pushthread(L);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, -3);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* Continuation of the entry: pass results on, or raise the error again, now from C with
+ * hooks back on. A memory error is raised again as one, by asking for more memory than
+ * the cap, so the caller still sees LUA_ERRMEM. */
+static int
+sandbox_entry_k(lua_State *L, int status, lua_KContext ctx)
+{
+    struct sandbox *sb;
+
+    (void)ctx;
+    if (status == LUA_OK || status == LUA_YIELD) {
+        return lua_gettop(L) - 1; /* everything above the message handler */
+    }
+    if (status == LUA_ERRMEM && (sb = sandbox_of(L)) != NULL && sb->cap < SIZE_MAX / 2) {
+        lua_newuserdatauv(L, sb->cap + 1, 0);
+    }
+    return lua_error(L);
+}
+
+/* The C function sandbox_resume puts below a run's function: it calls the function in
+ * a yieldable pcall. Lua leaves hooks disabled in a coroutine that an error raised from
+ * a hook has killed; had it died so, lua_resetthread would then run its __close
+ * handlers, and any later reuse of it, with no budget at all. The pcall restores the
+ * hooks before it closes the function's to-be-closed variables. */
+static int
+l_sandbox_entry(lua_State *L)
+{
+    int nargs = lua_gettop(L) - 1;
+
+    /* Forget the traceback of an earlier run of this coroutine. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_tb);
+    lua_pushthread(L);
+    if (lua_rawget(L, -2) != LUA_TNIL) {
+        lua_pushthread(L);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 2);
+    lua_pushcfunction(L, l_sandbox_msgh);
+    lua_insert(L, 1);
+    return sandbox_entry_k(L, lua_pcallk(L, nargs, LUA_MULTRET, 1, 0, sandbox_entry_k), 0);
+}
+
+int
+sandbox_resume(lua_State *co, lua_State *from, int nargs, int *nresults)
+{
+    struct sandbox *sb = sandbox_of(co);
+    lua_State *prev = NULL;
+    int status;
+
+    if (lua_status(co) == LUA_OK && lua_gettop(co) > nargs && lua_checkstack(co, 1)) {
+        lua_pushcfunction(co, l_sandbox_entry);
+        lua_insert(co, -(nargs + 2));
+        nargs++;
+    }
+    if (sb != NULL) {
+        prev = sb->running;
+        sb->running = co;
+        sb->since_hook = 0;
+    }
+    status = lua_resume(co, from, nargs, nresults);
+    if (sb != NULL) {
+        sb->running = prev;
+        if (sb->early) {
+            sb->early = 0;
+            sandbox_arm(co, sandbox_task_of(co));
+        }
+    }
+    return status;
+}
+
+struct sandbox_render {
+    lua_State *co;
+    const char *msg;
+};
+
+/* Protected part of sandbox_error_message, run on the main thread: the stored
+ * traceback of co (taken out of the registry) or a fresh one of co's stack. */
+static int
+l_sandbox_render(lua_State *L)
+{
+    struct sandbox_render *r = lua_touserdata(L, 1);
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_tb);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        if (lua_tothread(L, -2) == r->co && lua_type(L, -1) == LUA_TSTRING) {
+            lua_pushfstring(L, "%s\n%s", r->msg, lua_tostring(L, -1));
+            lua_pushvalue(L, -3);
+            lua_pushnil(L);
+            lua_rawset(L, -6); /* an existing key: no allocation, no iteration trouble */
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    luaL_traceback(L, r->co, r->msg, 0);
+    return 1;
+}
+
+char *
+sandbox_error_message(lua_State *co)
+{
+    char num[64];
+    char *msg;
+    char *out = NULL;
+    struct sandbox *sb = sandbox_of(co);
+    int t = lua_gettop(co) > 0 ? lua_type(co, -1) : LUA_TNONE;
+
+    /* Never convert with luaL_tolstring: __tostring could run forever, with no hook. */
+    if (t == LUA_TSTRING) {
+        msg = xstrdup(lua_tostring(co, -1));
+    } else if (t == LUA_TNUMBER) {
+        if (lua_isinteger(co, -1)) {
+            snprintf(num, sizeof(num), "%lld", (long long)lua_tointeger(co, -1));
+        } else {
+            snprintf(num, sizeof(num), "%.14g", (double)lua_tonumber(co, -1));
+        }
+        msg = xstrdup(num);
+    } else {
+        msg = xasprintf("(error object is a %s value)", lua_typename(co, t));
+    }
+    if (sb != NULL && sb->L != co && lua_status(sb->L) == LUA_OK) {
+        struct sandbox_render r = { co, msg };
+        lua_State *L = sb->L;
+        int top = lua_gettop(L);
+
+        if (lua_checkstack(L, 3)) {
+            lua_pushcfunction(L, l_sandbox_render);
+            lua_pushlightuserdata(L, &r);
+            if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+                out = xstrdup(lua_tostring(L, -1));
+            }
+        }
+        lua_settop(L, top);
+    }
+    if (out == NULL) {
+        return msg;
+    }
+    free(msg);
+    return out;
+}
+
+/* ---- protected proxies ---- */
+
+/* __newindex of every read-only proxy. */
+static int
+l_sandbox_readonly(lua_State *L)
+{
+    return luaL_error(L, "attempt to modify read-only table '%s'",
+                      lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* Iterator of a proxy's __pairs: next() over the real table, which it never hands out. */
+static int
+l_sandbox_proxy_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_next(L, lua_upvalueindex(1)) != 0) {
+        return 2;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+static int
+l_sandbox_proxy_pairs(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, l_sandbox_proxy_next, 1);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Replace the table at the top of L with a read-only proxy of it: an empty table whose
+ * protected metatable reads through to the real one and refuses writes. The proxy is
+ * recorded in the frozen set so that rawset refuses it too. */
+static void
+sandbox_make_proxy(lua_State *L, const char *name)
+{
+    int real = lua_gettop(L);
+
+    lua_createtable(L, 0, 0); /* proxy */
+    lua_createtable(L, 0, 4); /* its metatable */
+    lua_pushvalue(L, real);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, l_sandbox_readonly, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushvalue(L, real);
+    lua_pushcclosure(L, l_sandbox_proxy_pairs, 1);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_frozen);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_replace(L, real);
+}
+
+static int
+sandbox_is_frozen(lua_State *L, int idx)
+{
+    int frozen;
+
+    idx = lua_absindex(L, idx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_frozen);
+    lua_pushvalue(L, idx);
+    frozen = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    return frozen;
+}
+
+/* Call the original function (upvalue 1 of the running wrapper) with every argument on
+ * the stack and return all its results. */
+static int
+sandbox_call_orig(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* ---- base library wrappers ---- */
+
+/* setmetatable refuses a metatable with a __gc field: Lua 5.4 runs finalizers with
+ * hooks disabled, so an endless __gc would stall the engine. (Adding __gc later does
+ * not matter: Lua only marks an object for finalization when its metatable is set.) */
+static int
+l_sandbox_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL) {
+            return luaL_error(L, "setmetatable: __gc metamethods are not allowed in playbooks");
+        }
+        lua_pop(L, 1);
+    }
+    return sandbox_call_orig(L);
+}
+
+/* rawset refuses the read-only proxies: a raw write would bypass their __newindex. */
+static int
+l_sandbox_rawset(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE && sandbox_is_frozen(L, 1)) {
+        return luaL_error(L, "attempt to modify a read-only table");
+    }
+    return sandbox_call_orig(L);
+}
+
+static int
+sandbox_xpcall_h(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)L;
+    (void)status;
+    (void)ctx;
+    return 2; /* false, what the handler returned (or its own error) */
+}
+
+static int
+sandbox_xpcall_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)ctx;
+    if (status == LUA_OK || status == LUA_YIELD) {
+        return lua_gettop(L) - 2; /* true and the results */
+    }
+    /* stack: f h true err */
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 4);
+    return sandbox_xpcall_h(L, lua_pcallk(L, 1, 1, 0, 0, sandbox_xpcall_h), 0);
+}
+
+/* xpcall(f, msgh, ...) with the handler called after the stack unwinds, not inside
+ * the error: Lua calls a message handler from where the error was raised, and for an
+ * error raised by the budget hook that is with hooks disabled, so an endless handler
+ * would never be stopped. Without the debug library a handler cannot look at the
+ * failed frames anyway. A failing handler makes xpcall return false and its error. */
+static int
+l_sandbox_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2); /* f h true f args... */
+    return sandbox_xpcall_k(L, lua_pcallk(L, n - 2, LUA_MULTRET, 0, 0, sandbox_xpcall_k), 0);
+}
+
+/* ---- table library wrappers ---- */
+
+/* Check that the value at arg can act as a table (as ltablib's checktab does). */
+static void
+sandbox_checktab(lua_State *L, int arg, int write)
+{
+    int ok;
+
+    if (lua_type(L, arg) == LUA_TTABLE) {
+        return;
+    }
+    ok = lua_getmetatable(L, arg);
+    if (ok) {
+        ok = lua_getfield(L, -1, "__index") != LUA_TNIL;
+        lua_pop(L, 1);
+        if (ok && write) {
+            ok = lua_getfield(L, -1, "__newindex") != LUA_TNIL;
+            lua_pop(L, 1);
+        }
+        if (ok) {
+            ok = lua_getfield(L, -1, "__len") != LUA_TNIL;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    if (!ok) {
+        luaL_checktype(L, arg, LUA_TTABLE);
+    }
+}
+
+/* Refuse a walk over first..last longer than SANDBOX_MAX_RANGE, and charge it. */
+static void
+sandbox_check_range(lua_State *L, const char *fn, lua_Integer first, lua_Integer last)
+{
+    lua_Unsigned count;
+
+    if (first > last) {
+        return;
+    }
+    count = (lua_Unsigned)last - (lua_Unsigned)first;
+    if (count >= SANDBOX_MAX_RANGE) {
+        luaL_error(L, "table.%s: a range of %f elements is over the sandbox limit of %d", fn,
+                   (double)count + 1, SANDBOX_MAX_RANGE);
+    }
+    sandbox_charge(L, (double)count + 1);
+}
+
+/* table.concat(t [, sep [, i [, j]]]): the length is read once and passed on, so a
+ * __len cannot answer differently to the real function. */
+static int
+l_sandbox_table_concat(lua_State *L)
+{
+    lua_Integer i, last;
+
+    sandbox_checktab(L, 1, 0);
+    luaL_optlstring(L, 2, "", NULL);
+    i = luaL_optinteger(L, 3, 1);
+    last = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
+    sandbox_check_range(L, "concat", i, last);
+    lua_settop(L, 2);
+    lua_pushinteger(L, i);
+    lua_pushinteger(L, last);
+    return sandbox_call_orig(L);
+}
+
+static int
+l_sandbox_table_unpack(lua_State *L)
+{
+    lua_Integer i = luaL_optinteger(L, 2, 1);
+    lua_Integer last = lua_isnoneornil(L, 3) ? luaL_len(L, 1) : luaL_checkinteger(L, 3);
+
+    sandbox_check_range(L, "unpack", i, last);
+    lua_settop(L, 1);
+    lua_pushinteger(L, i);
+    lua_pushinteger(L, last);
+    return sandbox_call_orig(L);
+}
+
+static int
+l_sandbox_table_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+
+    luaL_checkinteger(L, 4);
+    sandbox_check_range(L, "move", f, e);
+    return sandbox_call_orig(L);
+}
+
+/* table.insert, written here (as ltablib's) so the length is read once: a __len that
+ * answers 1e15 would otherwise drive the real one's shifting loop that far. */
+static int
+l_sandbox_table_insert(lua_State *L)
+{
+    lua_Integer e, pos, i;
+
+    sandbox_checktab(L, 1, 1);
+    e = (lua_Integer)((lua_Unsigned)luaL_len(L, 1) + 1u); /* first empty element */
+    switch (lua_gettop(L)) {
+    case 2:
+        pos = e;
+        break;
+    case 3:
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+        sandbox_check_range(L, "insert", pos, e);
+        for (i = e; i > pos; i--) {
+            lua_geti(L, 1, i - 1);
+            lua_seti(L, 1, i);
+        }
+        break;
+    default:
+        return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    lua_seti(L, 1, pos);
+    return 0;
+}
+
+/* table.remove, written here for the same reason as table.insert. */
+static int
+l_sandbox_table_remove(lua_State *L)
+{
+    lua_Integer size, pos;
+
+    sandbox_checktab(L, 1, 1);
+    size = luaL_len(L, 1);
+    pos = luaL_optinteger(L, 2, size);
+    if (pos != size) {
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+    }
+    sandbox_check_range(L, "remove", pos, size);
+    lua_geti(L, 1, pos);
+    for (; pos < size; pos++) {
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    return 1;
+}
+
+/* table.sort with a bounded length. A table with a __len metamethod is sorted through
+ * a plain copy, so the real sort sees the length that was checked. */
+static int
+l_sandbox_table_sort(lua_State *L)
+{
+    lua_Integer n, i;
+
+    sandbox_checktab(L, 1, 1);
+    n = luaL_len(L, 1);
+    if (n > 1) {
+        sandbox_check_range(L, "sort", 1, n);
+        sandbox_charge(L, (double)n * log2((double)n));
+    }
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TFUNCTION);
+    }
+    lua_settop(L, 2);
+    if (luaL_getmetafield(L, 1, "__len") == LUA_TNIL) {
+        return sandbox_call_orig(L);
+    }
+    lua_pop(L, 1);
+    if (n <= 1) {
+        return 0;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_createtable(L, (int)n, 0);
+    for (i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lua_seti(L, -2, i);
+    }
+    lua_pushvalue(L, -1);
+    lua_insert(L, 3); /* t cmp copy sort copy */
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 0);
+    for (i = 1; i <= n; i++) {
+        lua_geti(L, 3, i);
+        lua_seti(L, 1, i);
+    }
+    return 0;
+}
+
+/* ---- string library wrappers ---- */
+
+/* string.rep: an empty result is returned at once (the real one would loop n times
+ * copying nothing), and a result that cannot fit in the memory left is refused before
+ * anything is allocated. */
+static int
+l_sandbox_string_rep(lua_State *L)
+{
+    size_t l, lsep;
+    struct sandbox *sb = sandbox_of(L);
+    lua_Integer n;
+    double total;
+
+    luaL_checklstring(L, 1, &l);
+    n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || l + lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    total = (double)l * (double)n + (double)lsep * (double)(n - 1);
+    if (sb != NULL && total >= (double)(sb->cap - sb->used)) {
+        return luaL_error(L, "string.rep: a result of %f bytes does not fit in the memory left",
+                          total);
+    }
+    sandbox_charge(L, (double)n);
+    return sandbox_call_orig(L);
+}
+
+/* The Lua pattern matcher runs in C with no hook, and backtracks: string.find(
+ * string.rep("a", 5000), string.rep("a*", 20) .. "b") would run for ages. So before the
+ * real function runs, pat_cost bounds its worst case from the pattern and the subject,
+ * and a call whose bound passes SANDBOX_PATTERN_STEPS is refused; the bound is charged
+ * to the run's instruction budget otherwise.
+ *
+ * The model follows lstrlib.c's matcher. For one start position, items are walked left
+ * to right keeping A (steps so far) and B (how many times the matcher can arrive at the
+ * current item). A plain item costs 1 per arrival. %b and back-references cost n. A
+ * quantified item X* / X+ / X- can stop at r+1 places, where r is the longest run of
+ * characters of X's class in the subject (measured, at most SANDBOX_PATTERN_SCANS
+ * times per call; otherwise r = n); it multiplies B by r+1 and costs r+1 per arrival.
+ * X? multiplies B by 2. Two exceptions keep ordinary patterns cheap:
+ *  - when nothing after the quantifier can fail (it ends the pattern, up to captures
+ *    and optional items), the first place tried succeeds: cost 1, plus one scan of the
+ *    subject for the whole call (a match ends find/match, and gsub/gmatch move past it);
+ *  - when X's class cannot match the first character the rest needs (as "%d+%." or
+ *    "%S+$"), the rest fails at once at all places but one: cost (r+1) * (1 + f) per
+ *    arrival where f is the few items tried before that failure, and B is unchanged.
+ * The total is (A + B) per start, times n+1 starts unless anchored with '^', plus the
+ * scan, plus for gsub with a string replacement (matches * its length).
+ * Ordinary uses stay far below the bound: "^(%S+)@(%S+)$" on an address is ~1e3 steps,
+ * "(%d+)%.(%d+)%.(%d+)%.(%d+)" on an IP ~1e4, gsub("%s+", " ") on 1 MB ~4e6. */
+
+enum pat_kind {
+    PAT_SINGLE,   /* one character class, maybe quantified */
+    PAT_OPEN,     /* ( */
+    PAT_CLOSE,    /* ) */
+    PAT_POSCAP,   /* () */
+    PAT_END,      /* $ at the end */
+    PAT_BALANCE,  /* %bxy */
+    PAT_FRONTIER, /* %f[set] */
+    PAT_BACKREF,  /* %1 .. %9 */
+};
+
+struct pat_item {
+    enum pat_kind kind;
+    char quant;      /* 0, '*', '+', '-' or '?' */
+    const char *cls; /* PAT_SINGLE: the class text [cls, cls_end) */
+    const char *cls_end;
+    unsigned char c; /* PAT_BALANCE: the opening character */
+};
+
+struct pat_state {
+    const unsigned char *s; /* the subject */
+    size_t n;
+    int scans;                  /* subject scans left */
+    unsigned char classes[256]; /* which %x class sets are computed */
+    unsigned char class_set[256][32];
+};
+
+static void
+pat_set_add(unsigned char *set, int c)
+{
+    set[c >> 3] |= (unsigned char)(1u << (c & 7));
+}
+
+static int
+pat_set_has(const unsigned char *set, int c)
+{
+    return (set[c >> 3] >> (c & 7)) & 1;
+}
+
+/* Does c belong to class %cl? (lstrlib's match_class; %z kept for old patterns.) */
+static int
+pat_match_class(int c, int cl)
+{
+    int res;
+
+    switch (tolower(cl)) {
+    case 'a':
+        res = isalpha(c);
+        break;
+    case 'c':
+        res = iscntrl(c);
+        break;
+    case 'd':
+        res = isdigit(c);
+        break;
+    case 'g':
+        res = isgraph(c);
+        break;
+    case 'l':
+        res = islower(c);
+        break;
+    case 'p':
+        res = ispunct(c);
+        break;
+    case 's':
+        res = isspace(c);
+        break;
+    case 'u':
+        res = isupper(c);
+        break;
+    case 'w':
+        res = isalnum(c);
+        break;
+    case 'x':
+        res = isxdigit(c);
+        break;
+    case 'z':
+        res = (c == 0);
+        break;
+    default:
+        return cl == c;
+    }
+    if (isupper(cl)) {
+        res = !res;
+    }
+    return res != 0;
+}
+
+/* Add class %cl to set, computing each class's set once per call. */
+static void
+pat_add_class(struct pat_state *ps, unsigned char *set, int cl)
+{
+    if (!ps->classes[cl]) {
+        memset(ps->class_set[cl], 0, 32);
+        for (int c = 0; c < 256; c++) {
+            if (pat_match_class(c, cl)) {
+                pat_set_add(ps->class_set[cl], c);
+            }
+        }
+        ps->classes[cl] = 1;
+    }
+    for (int i = 0; i < 32; i++) {
+        set[i] |= ps->class_set[cl][i];
+    }
+}
+
+/* The set of characters a PAT_SINGLE item matches (lstrlib's singlematch). */
+static void
+pat_item_set(struct pat_state *ps, const struct pat_item *it, unsigned char *set)
+{
+    const char *p = it->cls;
+    const char *ec = it->cls_end - 1; /* the ']' of a bracket class */
+    int sig = 1;
+
+    memset(set, 0, 32);
+    switch (*p) {
+    case '.':
+        memset(set, 0xff, 32);
+        return;
+    case '%':
+        pat_add_class(ps, set, (unsigned char)p[1]);
+        return;
+    case '[':
+        break;
+    default:
+        pat_set_add(set, (unsigned char)*p);
+        return;
+    }
+    if (p[1] == '^') {
+        sig = 0;
+        p++;
+    }
+    while (++p < ec) {
+        if (*p == '%') {
+            p++;
+            pat_add_class(ps, set, (unsigned char)*p);
+        } else if (p[1] == '-' && p + 2 < ec) {
+            p += 2;
+            for (int c = (unsigned char)p[-2]; c <= (unsigned char)*p; c++) {
+                pat_set_add(set, c);
+            }
+        } else {
+            pat_set_add(set, (unsigned char)*p);
+        }
+    }
+    if (!sig) {
+        for (int i = 0; i < 32; i++) {
+            set[i] = (unsigned char)~set[i];
+        }
+    }
+}
+
+/* End of the single-character class at p (lstrlib's classEnd), or NULL if malformed. */
+static const char *
+pat_class_end(const char *p, const char *end)
+{
+    switch (*p++) {
+    case '%':
+        return p < end ? p + 1 : NULL;
+    case '[':
+        if (p < end && *p == '^') {
+            p++;
+        }
+        do {
+            if (p >= end) {
+                return NULL;
+            }
+            if (*p++ == '%' && p < end) {
+                p++;
+            }
+        } while (p >= end || *p != ']');
+        return p + 1;
+    default:
+        return p;
+    }
+}
+
+/* Parse the item at p (p < end) into it; return the position after it and its
+ * quantifier, or NULL when the pattern is malformed there (Lua raises when it gets
+ * there). */
+static const char *
+pat_next(const char *p, const char *end, struct pat_item *it)
+{
+    const char *ep;
+
+    memset(it, 0, sizeof(*it));
+    switch (*p) {
+    case '(':
+        if (p + 1 < end && p[1] == ')') {
+            it->kind = PAT_POSCAP;
+            return p + 2;
+        }
+        it->kind = PAT_OPEN;
+        return p + 1;
+    case ')':
+        it->kind = PAT_CLOSE;
+        return p + 1;
+    case '$':
+        if (p + 1 == end) {
+            it->kind = PAT_END;
+            return p + 1;
+        }
+        break;
+    case '%':
+        if (p + 1 < end && p[1] == 'b') {
+            if (p + 4 > end) {
+                return NULL;
+            }
+            it->kind = PAT_BALANCE;
+            it->c = (unsigned char)p[2];
+            return p + 4;
+        }
+        if (p + 1 < end && p[1] == 'f') {
+            if (p + 2 >= end || p[2] != '[') {
+                return NULL;
+            }
+            it->kind = PAT_FRONTIER;
+            return pat_class_end(p + 2, end);
+        }
+        if (p + 1 < end && isdigit((unsigned char)p[1])) {
+            it->kind = PAT_BACKREF;
+            return p + 2;
+        }
+        break;
+    default:
+        break;
+    }
+    ep = pat_class_end(p, end);
+    if (ep == NULL) {
+        return NULL;
+    }
+    it->kind = PAT_SINGLE;
+    it->cls = p;
+    it->cls_end = ep;
+    if (ep < end && (*ep == '*' || *ep == '+' || *ep == '-' || *ep == '?')) {
+        it->quant = *ep;
+        return ep + 1;
+    }
+    return ep;
+}
+
+static int
+pat_fallible(const struct pat_item *it)
+{
+    switch (it->kind) {
+    case PAT_OPEN:
+    case PAT_CLOSE:
+    case PAT_POSCAP:
+        return 0;
+    case PAT_SINGLE:
+        return it->quant == 0 || it->quant == '+';
+    default:
+        return 1;
+    }
+}
+
+/* The characters the pattern from p on can start with, into first, and in *ff the
+ * items tried before it fails on any other character. Returns 0 when unknown (too far,
+ * or an item that can start anywhere). */
+static int
+pat_first(struct pat_state *ps, const char *p, const char *end, unsigned char *first, int *ff)
+{
+    struct pat_item it;
+    unsigned char set[32];
+
+    memset(first, 0, 32);
+    *ff = 0;
+    for (int k = 0; k < SANDBOX_PATTERN_LOOKAHEAD && p < end; k++) {
+        const char *np = pat_next(p, end, &it);
+
+        if (np == NULL) {
+            return 0;
+        }
+        ++*ff;
+        switch (it.kind) {
+        case PAT_OPEN:
+        case PAT_CLOSE:
+        case PAT_POSCAP:
+            break;
+        case PAT_END:
+            return 1;
+        case PAT_BALANCE:
+            pat_set_add(first, it.c);
+            return 1;
+        case PAT_FRONTIER:
+        case PAT_BACKREF:
+            return 0;
+        case PAT_SINGLE:
+            pat_item_set(ps, &it, set);
+            for (int i = 0; i < 32; i++) {
+                first[i] |= set[i];
+            }
+            if (it.quant == 0 || it.quant == '+') {
+                return 1;
+            }
+            break;
+        }
+        p = np;
+    }
+    return 0;
+}
+
+/* The longest run of subject characters in set. */
+static double
+pat_run(struct pat_state *ps, const unsigned char *set)
+{
+    size_t best = 0, cur = 0;
+
+    if (ps->scans <= 0) {
+        return (double)ps->n;
+    }
+    ps->scans--;
+    for (size_t i = 0; i < ps->n; i++) {
+        if (pat_set_has(set, ps->s[i])) {
+            if (++cur > best) {
+                best = cur;
+            }
+        } else {
+            cur = 0;
+        }
+    }
+    return (double)best;
+}
+
+/* Worst-case steps of matching pattern [p, p+lp) on subject [s, s+n) (the model is
+ * described above). anchor_ok: a leading '^' anchors (find, match, gsub; not gmatch). */
+static double
+pat_cost(const char *s, size_t n, const char *p, size_t lp, int anchor_ok)
+{
+    struct pat_state *ps = xcalloc(1, sizeof(*ps));
+    const char *end = p + lp;
+    const char *last_fallible = p; /* end of the last item that can fail */
+    const char *q;
+    double starts, a = 0, b = 1, scan = 0, tail_scan = 0;
+    struct pat_item it;
+    unsigned char set[32], first[32];
+
+    ps->s = (const unsigned char *)s;
+    ps->n = n;
+    ps->scans = SANDBOX_PATTERN_SCANS;
+    if (anchor_ok && lp > 0 && *p == '^') {
+        p++;
+        starts = 1;
+    } else {
+        starts = (double)n + 1;
+    }
+    for (q = p; q < end;) {
+        const char *nq = pat_next(q, end, &it);
+
+        if (nq == NULL) {
+            last_fallible = end;
+            break;
+        }
+        if (pat_fallible(&it)) {
+            last_fallible = nq;
+        }
+        q = nq;
+    }
+    for (q = p; q < end && starts * (a + b) + scan + tail_scan <= SANDBOX_PATTERN_STEPS;) {
+        const char *nq = pat_next(q, end, &it);
+        double r;
+        int ff, disjoint;
+
+        if (nq == NULL) {
+            a += b; /* malformed from here: Lua raises when it arrives */
+            break;
+        }
+        q = nq;
+        if (it.kind == PAT_BALANCE || it.kind == PAT_BACKREF) {
+            a += b * ((double)n + 1);
+            continue;
+        }
+        if (it.kind != PAT_SINGLE || it.quant == 0) {
+            a += b;
+            continue;
+        }
+        if (nq >= last_fallible) {
+            a += b;
+            tail_scan = (double)n + 1;
+            continue;
+        }
+        pat_item_set(ps, &it, set);
+        disjoint = pat_first(ps, nq, end, first, &ff);
+        for (int i = 0; disjoint && i < 32; i++) {
+            disjoint = (set[i] & first[i]) == 0;
+        }
+        if (it.quant == '?') {
+            if (disjoint) {
+                a += b * (2 + ff);
+            } else {
+                a += b;
+                b *= 2;
+            }
+            continue;
+        }
+        r = pat_run(ps, set);
+        scan += (double)n;
+        if (disjoint) {
+            a += b * (r + 1) * (1 + ff);
+        } else {
+            a += b * (r + 1);
+            b *= r + 1;
+        }
+    }
+    free(ps);
+    return starts * (a + b) + scan + tail_scan;
+}
+
+/* Does the pattern have no magic characters (lstrlib's nospecials)? */
+static int
+pat_plain(const char *p, size_t lp)
+{
+    for (size_t i = 0; i < lp; i++) {
+        if (p[i] != '\0' && strchr("^$*+?.([%-", p[i]) != NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Refuse a pattern call whose worst case is over the bound; charge it otherwise. */
+static void
+sandbox_check_pattern(lua_State *L, double cost, size_t n)
+{
+    if (!(cost <= SANDBOX_PATTERN_STEPS)) {
+        luaL_error(L, "pattern too complex for a subject of %d bytes",
+                   (int)(n > INT32_MAX ? INT32_MAX : n));
+    }
+    sandbox_charge(L, cost);
+}
+
+static int
+l_sandbox_string_find(lua_State *L)
+{
+    size_t n, lp;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *p = luaL_checklstring(L, 2, &lp);
+    double cost;
+
+    if (lua_toboolean(L, 4) || pat_plain(p, lp)) {
+        /* memchr + memcmp at each start */
+        cost = lp == 0 || lp > n ? 1 : ((double)(n - lp) + 1) * (double)lp;
+    } else {
+        cost = pat_cost(s, n, p, lp, 1);
+    }
+    sandbox_check_pattern(L, cost, n);
+    return sandbox_call_orig(L);
+}
+
+static int
+l_sandbox_string_match(lua_State *L)
+{
+    size_t n, lp;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *p = luaL_checklstring(L, 2, &lp);
+
+    sandbox_check_pattern(L, pat_cost(s, n, p, lp, 1), n);
+    return sandbox_call_orig(L);
+}
+
+/* string.gmatch: the whole iteration is bounded (and charged) when it is created. */
+static int
+l_sandbox_string_gmatch(lua_State *L)
+{
+    size_t n, lp;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *p = luaL_checklstring(L, 2, &lp);
+
+    sandbox_check_pattern(L, pat_cost(s, n, p, lp, 0), n);
+    return sandbox_call_orig(L);
+}
+
+static int
+l_sandbox_string_gsub(lua_State *L)
+{
+    size_t n, lp;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *p = luaL_checklstring(L, 2, &lp);
+    double cost = pat_cost(s, n, p, lp, 1);
+
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        double matches = (double)n + 1;
+        lua_Integer max_s = luaL_optinteger(L, 4, (lua_Integer)n + 1);
+
+        if ((double)max_s < matches) {
+            matches = max_s < 0 ? 0 : (double)max_s;
+        }
+        cost += matches * (double)lua_rawlen(L, 3);
+    }
+    sandbox_check_pattern(L, cost, n);
+    return sandbox_call_orig(L);
+}
+
+/* ---- building the state ---- */
+
+/* Replace field name of the table at t with the C closure f whose upvalue 1 is the
+ * original value. */
+static void
+sandbox_wrap(lua_State *L, int t, const char *name, lua_CFunction f)
+{
+    t = lua_absindex(L, t);
+    lua_getfield(L, t, name);
+    lua_pushcclosure(L, f, 1);
+    lua_setfield(L, t, name);
+}
+
+static void
+sandbox_open_lib(lua_State *L, const char *name, lua_CFunction openf)
+{
+    luaL_requiref(L, name, openf, 0);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_libs);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_globals);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
+}
+
+/* Protected setup of a new state: registry tables, the base whitelist and the four
+ * libraries with their wrappers. */
+static int
+l_sandbox_setup(lua_State *L)
+{
+    static const char *const drop[] = { "load",  "loadfile", "dofile",         "require",
+                                        "print", "warn",     "collectgarbage", NULL };
+
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_globals);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_libs);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_frozen);
+    lua_newtable(L); /* tracebacks, weak keys: gone with their coroutine */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_tb);
+
+    /* Base: the real global table (never seen by playbooks) loses the loaders too. */
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    for (int i = 0; drop[i] != NULL; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, drop[i]);
+    }
+    sandbox_wrap(L, -1, "setmetatable", l_sandbox_setmetatable);
+    sandbox_wrap(L, -1, "rawset", l_sandbox_rawset);
+    lua_pushcfunction(L, l_sandbox_xpcall);
+    lua_setfield(L, -2, "xpcall");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_globals);
+    for (int i = 0; sandbox_base_keep[i] != NULL; i++) {
+        lua_getfield(L, -2, sandbox_base_keep[i]);
+        lua_setfield(L, -2, sandbox_base_keep[i]);
+    }
+    lua_getfield(L, -2, "setmetatable");
+    lua_setfield(L, -2, "setmetatable");
+    lua_getfield(L, -2, "rawset");
+    lua_setfield(L, -2, "rawset");
+    lua_getfield(L, -2, "xpcall");
+    lua_setfield(L, -2, "xpcall");
+    lua_pop(L, 2);
+
+    /* string: the real table is also the string metatable's __index, so method calls
+     * ("x"):rep() go through the same wrappers. */
+    sandbox_open_lib(L, LUA_STRLIBNAME, luaopen_string);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    sandbox_wrap(L, -1, "rep", l_sandbox_string_rep);
+    sandbox_wrap(L, -1, "find", l_sandbox_string_find);
+    sandbox_wrap(L, -1, "match", l_sandbox_string_match);
+    sandbox_wrap(L, -1, "gmatch", l_sandbox_string_gmatch);
+    sandbox_wrap(L, -1, "gsub", l_sandbox_string_gsub);
+    lua_pop(L, 1);
+
+    sandbox_open_lib(L, LUA_TABLIBNAME, luaopen_table);
+    lua_getfield(L, -1, LUA_TABLIBNAME);
+    sandbox_wrap(L, -1, "concat", l_sandbox_table_concat);
+    sandbox_wrap(L, -1, "unpack", l_sandbox_table_unpack);
+    sandbox_wrap(L, -1, "move", l_sandbox_table_move);
+    sandbox_wrap(L, -1, "sort", l_sandbox_table_sort);
+    lua_pushcfunction(L, l_sandbox_table_insert);
+    lua_setfield(L, -2, "insert");
+    lua_pushcfunction(L, l_sandbox_table_remove);
+    lua_setfield(L, -2, "remove");
+    lua_pop(L, 1);
+
+    /* math: random numbers come from the engine (journaled), never from the state. */
+    sandbox_open_lib(L, LUA_MATHLIBNAME, luaopen_math);
+    lua_getfield(L, -1, LUA_MATHLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "random");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "randomseed");
+    lua_pop(L, 1);
+
+    sandbox_open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8);
+    return 0;
+}
+
+/* Run f(ud) protected on sb's main thread; log and return -1 on error. */
+static int
+sandbox_protected(struct sandbox *sb, lua_CFunction f, void *ud, const char *what)
+{
+    lua_State *L = sb->L;
+    int top = lua_gettop(L);
+    int rc = 0;
+
+    lua_pushcfunction(L, f);
+    lua_pushlightuserdata(L, ud);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        log_err("sandbox.%s err=%s", what,
+                log_quote(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?"));
+        rc = -1;
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
+struct sandbox *
+sandbox_new(size_t memory_cap, char **errp)
+{
+    struct sandbox *sb = xcalloc(1, sizeof(*sb));
+    lua_State *L;
+
+    sb->cap = memory_cap;
+    L = lua_newstate(sandbox_alloc, sb);
+    if (L == NULL) {
+        free(sb);
+        kg_err(errp, "sandbox: a memory cap of %zu bytes is too small for a Lua state", memory_cap);
+        return NULL;
+    }
+    sb->L = L;
+    lua_atpanic(L, sandbox_panic);
+    *(struct sandbox_task **)lua_getextraspace(L) = NULL;
+    lua_pushcfunction(L, l_sandbox_setup);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        kg_err(errp, "sandbox: cannot set up the Lua state (memory cap %zu bytes): %s", memory_cap,
+               lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+        lua_close(L);
+        free(sb);
+        return NULL;
+    }
+    return sb;
+}
+
+void
+sandbox_free(struct sandbox *sb)
+{
+    if (sb == NULL) {
+        return;
+    }
+    lua_close(sb->L);
+    free(sb);
+}
+
+lua_State *
+sandbox_state(struct sandbox *sb)
+{
+    return sb->L;
+}
+
+size_t
+sandbox_memory(const struct sandbox *sb)
+{
+    return sb->used;
+}
+
+size_t
+sandbox_memory_cap(const struct sandbox *sb)
+{
+    return sb->cap;
+}
+
+struct sandbox_add {
+    const char *name;
+    lua_CFunction f;
+};
+
+static int
+l_sandbox_add_lib(lua_State *L)
+{
+    struct sandbox_add *a = lua_touserdata(L, 1);
+
+    lua_pushcfunction(L, a->f);
+    lua_pushstring(L, a->name);
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1)) {
+        return luaL_error(L, "library '%s' did not return a table", a->name);
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* names in tracebacks */
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, a->name);
+    lua_pop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_libs);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, a->name);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_globals);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, a->name);
+    return 0;
+}
+
+void
+sandbox_add_lib(struct sandbox *sb, const char *name, lua_CFunction openf)
+{
+    struct sandbox_add a = { name, openf };
+
+    assert(!sb->frozen);
+    (void)sandbox_protected(sb, l_sandbox_add_lib, &a, "add_lib");
+}
+
+static int
+l_sandbox_add_func(lua_State *L)
+{
+    struct sandbox_add *a = lua_touserdata(L, 1);
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_globals);
+    lua_pushcfunction(L, a->f);
+    lua_setfield(L, -2, a->name);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_libs); /* a function replaces a lib */
+    lua_pushnil(L);
+    lua_setfield(L, -2, a->name);
+    return 0;
+}
+
+void
+sandbox_add_func(struct sandbox *sb, const char *name, lua_CFunction f)
+{
+    struct sandbox_add a = { name, f };
+
+    assert(!sb->frozen);
+    (void)sandbox_protected(sb, l_sandbox_add_func, &a, "add_func");
+}
+
+/* __index of every per-run environment: the frozen global, or an error for a name
+ * that exists nowhere (it catches typos; it is not a security boundary). */
+static int
+l_sandbox_env_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {
+        return 1;
+    }
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        return luaL_error(L, "undeclared global '%s'", lua_tostring(L, 2));
+    }
+    return luaL_error(L, "undeclared global (a %s key)", luaL_typename(L, 2));
+}
+
+/* Protected part of sandbox_freeze: proxies for every library, the string metatable's
+ * protection and the shared environment metatable. */
+static int
+l_sandbox_freeze(lua_State *L)
+{
+    int g;
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_globals);
+    g = lua_gettop(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_libs);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        const char *name = lua_tostring(L, -2);
+
+        sandbox_make_proxy(L, name);
+        lua_setfield(L, g, name); /* pops the proxy; the key stays for lua_next */
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_libs);
+
+    /* getmetatable("") answers a read-only { __index = string } (the proxy). */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, g, LUA_STRLIBNAME);
+    lua_setfield(L, -2, "__index");
+    sandbox_make_proxy(L, "string metatable");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, g);
+    lua_pushcclosure(L, l_sandbox_env_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_envmt);
+    return 0;
+}
+
+void
+sandbox_freeze(struct sandbox *sb)
+{
+    assert(!sb->frozen);
+    if (sandbox_protected(sb, l_sandbox_freeze, NULL, "freeze") == 0) {
+        sb->frozen = 1;
+    }
+}
+
+static int
+l_sandbox_push_env(lua_State *L)
+{
+    lua_createtable(L, 0, 0);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_envmt);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* A per-run environment is one empty table (56 bytes) sharing one metatable. It is
+ * made in protected mode; if memory is exhausted nil is pushed instead, and a chunk
+ * given it as _ENV fails at its first global. */
+void
+sandbox_push_env(struct sandbox *sb, lua_State *L)
+{
+    assert(sb->frozen);
+    lua_pushcfunction(L, l_sandbox_push_env);
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+}
+
+int
+sandbox_load(lua_State *L, const char *src, size_t len, const char *chunkname, int env_idx,
+             char **errp)
+{
+    char *name;
+    int rc;
+
+    env_idx = lua_absindex(L, env_idx);
+    if (chunkname[0] == '=' || chunkname[0] == '@') {
+        name = xstrdup(chunkname);
+    } else {
+        name = xasprintf("=%s", chunkname);
+    }
+    rc = luaL_loadbufferx(L, src, len, name, "t");
+    free(name);
+    if (rc != LUA_OK) {
+        const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+
+        if (strncmp(msg, "attempt to load", 15) == 0) {
+            kg_err(errp, "%s: %s", chunkname, msg); /* no line for a binary chunk */
+        } else {
+            kg_err(errp, "%s", msg);
+        }
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_pushvalue(L, env_idx);
+    if (lua_setupvalue(L, -2, 1) == NULL) {
+        lua_pop(L, 1);
+    }
+    return 0;
+}

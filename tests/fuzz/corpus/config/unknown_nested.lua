@@ -1,0 +1,3 @@
+intake = {
+  maxbody = 1,
+}

@@ -1,0 +1,2 @@
+intake = { max_conns = "many", max_body = {} }
+log = "x"

@@ -1,0 +1,23 @@
+/* fuzz_config.c: config_load_buffer on arbitrary text. It must succeed or fail with a
+ * message, never crash, leak or hang (the evaluation has a memory cap and a budget). */
+#include "engine/config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    if (config_load_buffer((const char *)data, size, "fuzz.conf.lua", &cfg, &err) == 0) {
+        config_free(&cfg);
+    } else if (err == NULL) {
+        abort(); /* every failure has a message */
+    }
+    free(err);
+    return 0;
+}

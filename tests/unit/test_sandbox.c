@@ -1,0 +1,733 @@
+/* test_sandbox.c: every known escape from the playbook sandbox gets a named test; each
+ * attack runs as a chunk in a fresh coroutine with a budget, must fail with the expected
+ * message, and a benign chunk must still work on the same state afterwards. */
+#include "engine/sandbox.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "tests/unit/test.h"
+
+#define TEST_CAP (32u << 20)
+
+struct result {
+    int status; /* of the last resume; LUA_ERRSYNTAX when the chunk did not load */
+    int yields; /* time slices given up */
+    char *text; /* error message, or the first result when it is a string or number */
+    int64_t ms; /* wall time of the run */
+};
+
+static struct sandbox *
+new_sandbox(void)
+{
+    char *err = NULL;
+    struct sandbox *sb = sandbox_new(TEST_CAP, &err);
+
+    if (sb == NULL) {
+        fprintf(stderr, "sandbox_new: %s\n", err);
+        free(err);
+        return NULL;
+    }
+    sandbox_freeze(sb);
+    return sb;
+}
+
+static void
+default_task(struct sandbox_task *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->max_instructions = 5000000;
+    t->deadline_ms = util_now_ms() + 5000;
+}
+
+/* Run src as a chunk in a new coroutine of sb with its own env and task t, resuming it
+ * while it yields for time slices (slice_us > 0 sets a new slice before each resume).
+ * With reset, lua_resetthread the coroutine afterwards. Fills r (free r->text). */
+static void
+run_task(struct sandbox *sb, const char *src, struct sandbox_task *t, int64_t slice_us, int reset,
+         struct result *r)
+{
+    lua_State *L = sandbox_state(sb);
+    lua_State *co = lua_newthread(L);
+    int64_t start = util_now_ms();
+    char *err = NULL;
+    int nres = 0;
+
+    memset(r, 0, sizeof(*r));
+    sandbox_task_attach(co, t);
+    sandbox_push_env(sb, co);
+    if (sandbox_load(co, src, strlen(src), "attack", -1, &err) != 0) {
+        r->status = LUA_ERRSYNTAX;
+        r->text = err;
+        lua_pop(L, 1);
+        return;
+    }
+    lua_remove(co, -2); /* the env: the function holds it as _ENV */
+    for (;;) {
+        if (slice_us > 0) {
+            t->slice_end_us = util_mono_us() + slice_us;
+        }
+        r->status = sandbox_resume(co, L, 0, &nres);
+        if (r->status != LUA_YIELD) {
+            break;
+        }
+        r->yields++;
+        lua_pop(co, nres);
+        if (r->yields > 100000) {
+            break;
+        }
+    }
+    if (r->status == LUA_OK) {
+        if (nres > 0 &&
+            (lua_type(co, -nres) == LUA_TSTRING || lua_type(co, -nres) == LUA_TNUMBER)) {
+            r->text = strdup(lua_tostring(co, -nres));
+        } else {
+            r->text = strdup(nres > 0 ? luaL_typename(co, -nres) : "(none)");
+        }
+    } else if (r->status != LUA_YIELD) {
+        r->text = sandbox_error_message(co);
+    }
+    if (reset) {
+        lua_resetthread(co);
+    }
+    r->ms = util_now_ms() - start;
+    lua_pop(L, 1);
+}
+
+static void
+run(struct sandbox *sb, const char *src, struct result *r)
+{
+    struct sandbox_task t;
+
+    default_task(&t);
+    run_task(sb, src, &t, 0, 0, r);
+}
+
+/* The attack fails with a message containing want; a benign chunk still works. */
+static void
+expect_fail(struct sandbox *sb, const char *src, const char *want)
+{
+    struct result r;
+
+    run(sb, src, &r);
+    if (r.status == LUA_OK) {
+        T_FAIL_("attack succeeded: %s", src);
+    }
+    T_CONTAINS(r.text, want);
+    T_ASSERT(r.ms < 4000);
+    free(r.text);
+    run(sb, "local t = {} for i = 1, 100 do t[i] = i end return #t + 0", &r);
+    T_EQ_INT(r.status, LUA_OK);
+    T_EQ_STR(r.text, "100");
+    free(r.text);
+}
+
+static void
+expect_ok(struct sandbox *sb, const char *src, const char *want)
+{
+    struct result r;
+
+    run(sb, src, &r);
+    T_EQ_INT(r.status, LUA_OK);
+    T_EQ_STR(r.text, want);
+    if (r.status != LUA_OK) {
+        fprintf(stderr, "    chunk: %s\n    error: %s\n", src, r.text);
+    }
+    free(r.text);
+}
+
+static void
+test_bytecode_refused(void)
+{
+    struct sandbox *sb = new_sandbox();
+    lua_State *L;
+    char *err = NULL;
+    static const char chunk[] = "\x1bLua\x54\x00\x19\x93\r\n\x1a\n\x04\x08\x08";
+
+    T_REQUIRE(sb != NULL);
+    L = sandbox_state(sb);
+    sandbox_push_env(sb, L);
+    T_EQ_INT(sandbox_load(L, chunk, sizeof(chunk) - 1, "pb", -1, &err), -1);
+    T_CONTAINS(err, "pb: attempt to load a binary chunk");
+    free(err);
+    lua_pop(L, 1);
+    expect_fail(sb, "return load('\\27Lua')", "undeclared global 'load'");
+    expect_fail(sb, "return loadfile('/etc/passwd')", "undeclared global 'loadfile'");
+    expect_fail(sb, "return dofile('/etc/passwd')", "undeclared global 'dofile'");
+    sandbox_free(sb);
+}
+
+static void
+test_syntax_error_position(void)
+{
+    struct sandbox *sb = new_sandbox();
+    lua_State *L;
+    char *err = NULL;
+
+    T_REQUIRE(sb != NULL);
+    L = sandbox_state(sb);
+    sandbox_push_env(sb, L);
+    T_EQ_INT(sandbox_load(L, "local a = 1\nx = = 2", 19, "triage", -1, &err), -1);
+    T_CONTAINS(err, "triage:2:");
+    free(err);
+    lua_pop(L, 1);
+    sandbox_free(sb);
+}
+
+static void
+test_string_dump_absent(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "return string.dump(function() end)", "field 'dump'");
+    expect_fail(sb, "return ('x').dump(function() end)", "field 'dump'");
+    sandbox_free(sb);
+}
+
+static void
+test_io_os_absent(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "return io.open('/etc/passwd')", "undeclared global 'io'");
+    expect_fail(sb, "return os.execute('id')", "undeclared global 'os'");
+    expect_fail(sb, "return coroutine.create(print)", "undeclared global 'coroutine'");
+    expect_fail(sb, "print('x')", "undeclared global 'print'");
+    expect_fail(sb, "collectgarbage('stop')", "undeclared global 'collectgarbage'");
+    expect_fail(sb, "return _G.os", "undeclared global '_G'");
+    expect_fail(sb, "return math.random(1, 6)", "field 'random'");
+    sandbox_free(sb);
+}
+
+static void
+test_require_absent(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "return require('io')", "undeclared global 'require'");
+    expect_fail(sb, "return package.loadlib('libc.so.6', 'system')", "undeclared global 'package'");
+    sandbox_free(sb);
+}
+
+static void
+test_debug_absent(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "return debug.getregistry()", "undeclared global 'debug'");
+    sandbox_free(sb);
+}
+
+static void
+test_endless_loop_budget(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "while true do end", "attack:1: instruction budget exceeded (5000000)");
+    expect_fail(sb, "local function spin()\n  while true do end\nend\nspin()",
+                "attack:2: instruction budget exceeded");
+    /* one instruction per iteration, but each copies the whole string */
+    expect_fail(sb, "local s = 'x' while true do s = #s .. s end", "instruction budget exceeded");
+    expect_fail(sb, "local s = string.rep('x', 1 << 24) while true do local t = s .. 'y' end",
+                "instruction budget exceeded");
+    sandbox_free(sb);
+}
+
+static void
+test_pcall_cannot_swallow_budget(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "while true do pcall(function() while true do end end) end",
+                "instruction budget exceeded");
+    expect_fail(sb,
+                "while true do xpcall(function() while true do end end, "
+                "function(e) while true do end end) end",
+                "instruction budget exceeded");
+    expect_fail(sb, "local ok, e repeat ok, e = pcall(error, 'x') until false",
+                "instruction budget exceeded");
+    sandbox_free(sb);
+}
+
+static void
+test_deadline(void)
+{
+    struct sandbox *sb = new_sandbox();
+    struct sandbox_task t;
+    struct result r;
+
+    T_REQUIRE(sb != NULL);
+    default_task(&t);
+    t.max_instructions = 0;
+    t.deadline_ms = util_now_ms() + 100;
+    run_task(sb, "while true do end", &t, 0, 0, &r);
+    T_EQ_INT(r.status, LUA_ERRRUN);
+    T_CONTAINS(r.text, "deadline exceeded");
+    T_ASSERT(r.ms < 2000);
+    free(r.text);
+    sandbox_free(sb);
+}
+
+static void
+test_memory_bomb(void)
+{
+    struct sandbox *sb = new_sandbox();
+    struct result r;
+
+    T_REQUIRE(sb != NULL);
+    run(sb,
+        "local t, s = {}, string.rep('x', 1 << 20) "
+        "for i = 1, 1000 do t[i] = s .. i end",
+        &r);
+    T_EQ_INT(r.status, LUA_ERRMEM);
+    T_CONTAINS(r.text, "not enough memory");
+    T_ASSERT(sandbox_memory(sb) <= sandbox_memory_cap(sb));
+    free(r.text);
+    expect_fail(sb, "return string.rep('x', 2^40)", "does not fit in the memory left");
+    expect_fail(sb, "return ('x'):rep(1 << 30, 'yy')", "does not fit in the memory left");
+    expect_fail(sb, "local s = 'x' while true do s = s .. s end", "not enough memory");
+    lua_gc(sandbox_state(sb), LUA_GCCOLLECT);
+    T_ASSERT(sandbox_memory(sb) < (1u << 20));
+    expect_ok(sb, "return #string.rep('ab', 1000, ',')", "2999");
+    expect_ok(sb, "return #string.rep('', 1e15)", "0");
+    sandbox_free(sb);
+}
+
+static void
+test_unbounded_recursion(void)
+{
+    struct sandbox *sb = new_sandbox();
+    struct result r;
+
+    T_REQUIRE(sb != NULL);
+    run(sb, "local function f(n) return f(n + 1) + 1 end return f(1)", &r);
+    T_ASSERT(r.status == LUA_ERRRUN || r.status == LUA_ERRMEM);
+    T_ASSERT(strstr(r.text, "stack overflow") != NULL ||
+             strstr(r.text, "not enough memory") != NULL);
+    free(r.text);
+    expect_fail(sb, "local function f() return string.gsub('x', '.', f) end return f()",
+                "stack overflow");
+    expect_ok(sb, "return 1 + 1", "2");
+    sandbox_free(sb);
+}
+
+static void
+test_library_tables_readonly(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "setmetatable(string, {})", "cannot change a protected metatable");
+    expect_fail(sb, "string.x = 1", "attempt to modify read-only table 'string'");
+    expect_fail(sb, "table.insert = nil", "attempt to modify read-only table 'table'");
+    expect_fail(sb, "rawset(string, 'x', 1)", "read-only table");
+    expect_fail(sb, "rawset(math, 'pi', 3)", "read-only table");
+    expect_fail(sb, "table.insert(utf8, 'x')", "read-only table 'utf8'");
+    expect_ok(sb, "return tostring(getmetatable(string))", "false");
+    expect_ok(sb, "return tostring(rawget(string, 'format'))", "nil");
+    expect_ok(sb,
+              "local n = 0 for k, v in pairs(string) do n = n + 1 end return n > 10 and 'ok' or n",
+              "ok");
+    expect_ok(sb, "return string.format('%d-%s', 7, ('ab'):upper())", "7-AB");
+    expect_ok(sb, "return math.floor(math.pi * 100)", "314");
+    expect_ok(sb, "return utf8.len('日本')", "2");
+    sandbox_free(sb);
+}
+
+static void
+test_gc_metatable_refused(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "setmetatable({}, {__gc = function() while true do end end})",
+                "__gc metamethods are not allowed");
+    expect_fail(sb, "setmetatable({}, {__gc = false})", "__gc metamethods are not allowed");
+    expect_ok(sb, "return getmetatable(setmetatable({}, {__mode = 'k'})).__mode", "k");
+    sandbox_free(sb);
+}
+
+static void
+test_string_metatable_protected(void)
+{
+    struct sandbox *sb = new_sandbox();
+    lua_State *L;
+    lua_State *co;
+    struct sandbox_task t;
+    int nres = 0;
+    const char *src = "return getmetatable('').__index";
+
+    T_REQUIRE(sb != NULL);
+    L = sandbox_state(sb);
+    co = lua_newthread(L);
+    default_task(&t);
+    sandbox_task_attach(co, &t);
+    sandbox_push_env(sb, co);
+    T_REQUIRE(sandbox_load(co, src, strlen(src), "mt", -1, NULL) == 0);
+    lua_remove(co, -2);
+    T_EQ_INT(sandbox_resume(co, L, 0, &nres), LUA_OK);
+    T_EQ_INT(nres, 1);
+    lua_getfield(co, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(co, -1, "string"); /* the real string table */
+    T_ASSERT(lua_istable(co, -3));
+    T_ASSERT(!lua_rawequal(co, -1, -3));
+    lua_pop(L, 1);
+    expect_ok(sb, "return tostring(getmetatable('').__index == string)", "true");
+    expect_fail(sb, "getmetatable('').__index = {}", "read-only table");
+    expect_fail(sb, "getmetatable('').__index.rep = nil", "read-only table 'string'");
+    expect_fail(sb, "rawset(getmetatable(''), '__index', {})", "read-only table");
+    sandbox_free(sb);
+}
+
+static void
+test_catastrophic_pattern(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "return string.find(string.rep('a', 5000), string.rep('a*', 20) .. 'b')",
+                "pattern too complex for a subject of 5000 bytes");
+    expect_fail(sb,
+                "return (string.rep('a', 5000)):match(string.rep('a?', 40) .. string.rep('a', 40))",
+                "pattern too complex");
+    expect_fail(sb, "for w in string.rep('a', 5000):gmatch(string.rep('a*', 20) .. 'b') do end",
+                "pattern too complex");
+    expect_fail(sb, "return string.gsub(string.rep(' ', 1 << 20), '%s+x', '')",
+                "pattern too complex for a subject of 1048576 bytes");
+    expect_fail(sb, "return string.find(string.rep('(', 100000), '%b()')", "pattern too complex");
+    expect_fail(
+        sb,
+        "return string.find(string.rep('a', 1 << 20), string.rep('a', 1 << 19) .. 'b', 1, true)",
+        "pattern too complex");
+    /* ordinary patterns on ordinary strings */
+    expect_ok(
+        sb, "local u, d = string.match('alice@example.com', '^(%S+)@(%S+)$') return u .. '|' .. d",
+        "alice|example.com");
+    expect_ok(sb,
+              "local a, b, c, d = ('10.0.12.7'):match('(%d+)%.(%d+)%.(%d+)%.(%d+)') "
+              "return a + b + c + d",
+              "29");
+    expect_ok(sb,
+              "local s = string.rep('word \\t\\n ', 100000) local r, n = s:gsub('%s+', ' ') "
+              "return #r .. ' ' .. n",
+              "500000 100000");
+    expect_ok(sb,
+              "local s = string.rep('user=alice ip=10.1.2.3 ', 2000) local n = 0 "
+              "for k, v in s:gmatch('(%w+)=(%S+)') do n = n + 1 end return n",
+              "4000");
+    expect_ok(sb, "return (string.find('a needle in a haystack', 'needle', 1, true))", "3");
+    expect_ok(sb, "return ('  trim me  '):match('^%s*(.-)%s*$')", "trim me");
+    sandbox_free(sb);
+}
+
+static void
+test_pattern_work_is_charged(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    /* each call is under the per-call bound but far over the run's budget */
+    expect_fail(sb, "local s = string.rep(' ', 6000) for i = 1, 1000 do s:find('%s+x') end",
+                "instruction budget exceeded");
+    sandbox_free(sb);
+}
+
+static void
+test_table_ranges_bounded(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "table.move({}, 1, 1e15, 2)", "over the sandbox limit");
+    expect_fail(sb, "return table.concat({}, '', 1, 1e15)", "over the sandbox limit");
+    expect_fail(sb,
+                "local t = setmetatable({}, {__index = table.concat}) "
+                "return table.concat(t, '', 1, 1 << 40)",
+                "over the sandbox limit");
+    expect_fail(sb, "return table.unpack({}, 1, 1e8)", "over the sandbox limit");
+    expect_fail(sb, "table.insert(setmetatable({}, {__len = function() return 1e15 end}), 1, 'x')",
+                "over the sandbox limit");
+    expect_fail(sb, "table.remove(setmetatable({}, {__len = function() return 1e15 end}), 1)",
+                "over the sandbox limit");
+    expect_fail(sb, "table.sort(setmetatable({}, {__len = function() return 2^31 end}), tonumber)",
+                "over the sandbox limit");
+    /* the wrappers keep the library's behaviour */
+    expect_ok(sb,
+              "local t = {1, 2, 3} table.insert(t, 1, 0) table.insert(t, 4) "
+              "local r = table.remove(t, 1) table.sort(t, function(a, b) return a > b end) "
+              "return table.concat(t, ',') .. ';' .. r .. ';' .. select('#', table.unpack(t))",
+              "4,3,2,1;0;4");
+    expect_ok(sb,
+              "local real = {3, 1, 2} local n = 0 "
+              "local t = setmetatable({}, {__len = function() n = n + 1 return 3 end, "
+              "__index = real, __newindex = real}) table.sort(t) "
+              "return table.concat(real, ',') .. ' ' .. n",
+              "1,2,3 1");
+    expect_ok(sb, "return table.concat(table.move({1, 2, 3}, 1, 3, 2), ',')", "1,1,2,3");
+    expect_fail(sb, "table.insert({}, 5, 'x')", "position out of bounds");
+    sandbox_free(sb);
+}
+
+static void
+test_global_typo(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb, "local x = strng.format('%d', 1)", "attack:1: undeclared global 'strng'");
+    expect_fail(sb, "local a = 1\nif a then return undefined_thing end",
+                "attack:2: undeclared global");
+    expect_ok(sb, "x = 1 x = x + 1 return x", "2");
+    expect_ok(sb, "_ENV.y = 3 return y", "3");
+    expect_ok(sb, "return tostring(getmetatable(_ENV))", "false");
+    expect_fail(sb, "setmetatable(_ENV, nil)", "cannot change a protected metatable");
+    sandbox_free(sb);
+}
+
+static void
+test_env_isolation(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_ok(sb, "leak = 42 string_copy = string return leak", "42");
+    expect_fail(sb, "return leak", "undeclared global 'leak'");
+    expect_fail(sb, "return string_copy", "undeclared global 'string_copy'");
+    sandbox_free(sb);
+}
+
+static void
+test_close_handler_after_kill(void)
+{
+    struct sandbox *sb = new_sandbox();
+    struct sandbox_task t;
+    struct result r;
+    const char *src =
+        "local x <close> = setmetatable({}, {__close = function() while true do end end}) "
+        "local y <close> = setmetatable({}, {__close = function() while true do end end}) "
+        "while true do end";
+
+    T_REQUIRE(sb != NULL);
+    /* killed by its budget while running, then reset */
+    default_task(&t);
+    run_task(sb, src, &t, 0, 1, &r);
+    T_EQ_INT(r.status, LUA_ERRRUN);
+    T_CONTAINS(r.text, "instruction budget exceeded");
+    T_ASSERT(r.ms < 4000);
+    free(r.text);
+    expect_ok(sb, "return 'alive'", "alive");
+    sandbox_free(sb);
+}
+
+static void
+test_close_handler_parked_kill(void)
+{
+    struct sandbox *sb = new_sandbox();
+    lua_State *L;
+    lua_State *co;
+    struct sandbox_task t;
+    int nres = 0;
+    int64_t start;
+    const char *src =
+        "local x <close> = setmetatable({}, {__close = function() while true do end end}) "
+        "while true do end";
+
+    T_REQUIRE(sb != NULL);
+    L = sandbox_state(sb);
+    co = lua_newthread(L);
+    default_task(&t);
+    t.slice_end_us = 1; /* long past: yield at the first hook */
+    sandbox_task_attach(co, &t);
+    sandbox_push_env(sb, co);
+    T_REQUIRE(sandbox_load(co, src, strlen(src), "parked", -1, NULL) == 0);
+    lua_remove(co, -2);
+    T_EQ_INT(sandbox_resume(co, L, 0, &nres), LUA_YIELD);
+    /* the run is parked; its deadline passes; the engine kills and discards it */
+    start = util_now_ms();
+    sandbox_task_kill(co, &t, "deadline exceeded");
+    T_ASSERT(lua_resetthread(co) != LUA_OK);
+    T_ASSERT(util_now_ms() - start < 2000);
+    T_CONTAINS(lua_tostring(co, -1), "deadline exceeded");
+    lua_pop(L, 1);
+    expect_ok(sb, "return 'alive'", "alive");
+    sandbox_free(sb);
+}
+
+static void
+test_error_object_tostring_loop(void)
+{
+    struct sandbox *sb = new_sandbox();
+    struct result r;
+
+    T_REQUIRE(sb != NULL);
+    run(sb, "error(setmetatable({}, {__tostring = function() while true do end end}))", &r);
+    T_EQ_INT(r.status, LUA_ERRRUN);
+    T_ASSERT(r.text != NULL && strncmp(r.text, "(error object is a table value)", 31) == 0);
+    T_CONTAINS(r.text, "stack traceback:");
+    free(r.text);
+    run(sb, "local function fail() error('boom') end\nfail()", &r);
+    T_CONTAINS(r.text, "attack:1: boom");
+    T_CONTAINS(r.text, "in local 'fail'");
+    free(r.text);
+    run(sb, "error(42)", &r);
+    T_ASSERT(r.text != NULL && strncmp(r.text, "42\n", 3) == 0);
+    free(r.text);
+    sandbox_free(sb);
+}
+
+static void
+test_time_slicing(void)
+{
+    struct sandbox *sb = new_sandbox();
+    struct sandbox_task t;
+    struct result r;
+
+    T_REQUIRE(sb != NULL);
+    default_task(&t);
+    t.max_instructions = 200000000;
+    run_task(sb, "local x = 0 for i = 1, 3000000 do x = x + i % 7 end return x", &t, 500, 0, &r);
+    T_EQ_INT(r.status, LUA_OK);
+    T_EQ_STR(r.text, "8999997");
+    T_ASSERT(r.yields >= 3);
+    T_ASSERT(t.instructions > 3000000);
+    free(r.text);
+    /* no slice: runs straight through */
+    default_task(&t);
+    t.max_instructions = 200000000;
+    run_task(sb, "local x = 0 for i = 1, 300000 do x = x + 1 end return x", &t, 0, 0, &r);
+    T_EQ_INT(r.yields, 0);
+    T_EQ_STR(r.text, "300000");
+    free(r.text);
+    sandbox_free(sb);
+}
+
+static void
+test_xpcall_semantics(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_ok(sb,
+              "local ok, e = xpcall(function() error('boom', 0) end, function(m) return 'handled ' "
+              ".. m end) "
+              "return tostring(ok) .. ' ' .. e",
+              "false handled boom");
+    expect_ok(sb,
+              "local ok, a, b = xpcall(function(x, y) return x + y, x * y end, error, 3, 4) "
+              "return tostring(ok) .. a .. b",
+              "true712");
+    expect_ok(sb,
+              "local ok, e = xpcall(error, function(m) error('again', 0) end, 'x') "
+              "return tostring(ok) .. ' ' .. e",
+              "false again");
+    expect_fail(sb, "xpcall(type)", "bad argument #2 to 'xpcall'");
+    sandbox_free(sb);
+}
+
+static int
+l_test_double(lua_State *L)
+{
+    lua_pushinteger(L, 2 * luaL_checkinteger(L, 1));
+    return 1;
+}
+
+static int
+l_test_open_lib(lua_State *L)
+{
+    static const luaL_Reg funcs[] = { { "double", l_test_double }, { NULL, NULL } };
+
+    luaL_newlib(L, funcs);
+    return 1;
+}
+
+static void
+test_added_globals(void)
+{
+    char *err = NULL;
+    struct sandbox *sb = sandbox_new(TEST_CAP, &err);
+
+    T_REQUIRE(sb != NULL);
+    sandbox_add_lib(sb, "calc", l_test_open_lib);
+    sandbox_add_func(sb, "twice", l_test_double);
+    sandbox_freeze(sb);
+    expect_ok(sb, "return calc.double(4) + twice(1)", "10");
+    expect_fail(sb, "calc.double = nil", "attempt to modify read-only table 'calc'");
+    expect_fail(sb, "rawset(calc, 'x', 1)", "read-only table");
+    expect_fail(sb, "setmetatable(calc, nil)", "cannot change a protected metatable");
+    expect_fail(sb, "calc.double('x')", "bad argument #1 to 'double'");
+    sandbox_free(sb);
+}
+
+static void
+test_memory_cost(void)
+{
+    struct sandbox *sb = new_sandbox();
+    lua_State *L;
+    size_t before, after;
+
+    T_REQUIRE(sb != NULL);
+    L = sandbox_state(sb);
+    T_ASSERT(sandbox_memory(sb) > 0 && sandbox_memory(sb) < 200000);
+    lua_gc(L, LUA_GCCOLLECT);
+    before = sandbox_memory(sb);
+    lua_createtable(L, 1000, 0);
+    for (int i = 1; i <= 1000; i++) {
+        sandbox_push_env(sb, L);
+        lua_rawseti(L, -2, i);
+    }
+    after = sandbox_memory(sb);
+    T_ASSERT((after - before) / 1000 < 100); /* one small table per run */
+    lua_pop(L, 1);
+    T_ASSERT(sandbox_task_of(L) == NULL);
+    sandbox_free(sb);
+    sandbox_free(NULL);
+}
+
+static void
+test_tiny_cap(void)
+{
+    char *err = NULL;
+
+    T_ASSERT(sandbox_new(2000, &err) == NULL);
+    T_CONTAINS(err, "sandbox:");
+    free(err);
+}
+
+TEST_LIST = {
+    { "bytecode_refused", test_bytecode_refused },
+    { "syntax_error_position", test_syntax_error_position },
+    { "string_dump_absent", test_string_dump_absent },
+    { "io_os_absent", test_io_os_absent },
+    { "require_absent", test_require_absent },
+    { "debug_absent", test_debug_absent },
+    { "endless_loop_budget", test_endless_loop_budget },
+    { "pcall_cannot_swallow_budget", test_pcall_cannot_swallow_budget },
+    { "deadline", test_deadline },
+    { "memory_bomb", test_memory_bomb },
+    { "unbounded_recursion", test_unbounded_recursion },
+    { "library_tables_readonly", test_library_tables_readonly },
+    { "gc_metatable_refused", test_gc_metatable_refused },
+    { "string_metatable_protected", test_string_metatable_protected },
+    { "catastrophic_pattern", test_catastrophic_pattern },
+    { "pattern_work_is_charged", test_pattern_work_is_charged },
+    { "table_ranges_bounded", test_table_ranges_bounded },
+    { "global_typo", test_global_typo },
+    { "env_isolation", test_env_isolation },
+    { "close_handler_after_kill", test_close_handler_after_kill },
+    { "close_handler_parked_kill", test_close_handler_parked_kill },
+    { "error_object_tostring_loop", test_error_object_tostring_loop },
+    { "time_slicing", test_time_slicing },
+    { "xpcall_semantics", test_xpcall_semantics },
+    { "added_globals", test_added_globals },
+    { "memory_cost", test_memory_cost },
+    { "tiny_cap", test_tiny_cap },
+    { NULL, NULL },
+};
