@@ -520,7 +520,8 @@ config_get_path(lua_State *L, struct config_ctx *c, int line, const char *path, 
     return 0;
 }
 
-/* host:port with a port from 1 to 65535 ("127.0.0.1:8080", "[::1]:8443", ":8080"). */
+/* host:port with a port from 0 to 65535 ("127.0.0.1:8080", "[::1]:8443", ":8080"); port 0
+ * picks a free port at start (the ready log line names it), for tests. */
 static int
 config_get_listen(lua_State *L, struct config_ctx *c, int line, const char *path, char **out)
 {
@@ -537,9 +538,9 @@ config_get_listen(lua_State *L, struct config_ctx *c, int line, const char *path
     }
     errno = 0;
     port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || errno != 0 || port < 1 || port > 65535 || colon[1] == '-' ||
+    if (*end != '\0' || errno != 0 || port < 0 || port > 65535 || colon[1] == '-' ||
         colon[1] == '+') {
-        return config_fail(c, line, path, "expected \"host:port\" with a port from 1 to 65535");
+        return config_fail(c, line, path, "expected \"host:port\" with a port from 0 to 65535");
     }
     return 0;
 }

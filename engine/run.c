@@ -476,7 +476,7 @@ run_step(struct run *r)
     }
     set_state(r, RS_RUNNING);
     r->task.slice_end_us = util_mono_us() + (int64_t)(limits.slice_ms * 1000);
-    status = lua_resume(r->co, L, nargs, &nres);
+    status = sandbox_resume(r->co, L, nargs, &nres);
     if (status == LUA_YIELD) {
         lua_pop(r->co, nres);
         if (r->parked) {

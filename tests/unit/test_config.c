@@ -248,7 +248,7 @@ test_wrong_type(void)
     expect_error(&t, "data_dir = 42", "data_dir: expected a path (a string), got a number");
     expect_error(&t, "data_dir = ''", "data_dir: expected a path");
     expect_error(&t, "intake = { listen = 'nope' }", "intake.listen: expected \"host:port\"");
-    expect_error(&t, "intake = { listen = 'h:99999' }", "port from 1 to 65535");
+    expect_error(&t, "intake = { listen = 'h:99999' }", "port from 0 to 65535");
     expect_error(&t, "intake = { tls = 'yes' }", "intake.tls: expected a table");
     expect_error(&t, "intake = { tls = { cert = '/c.pem' } }",
                  "intake.tls: cert and key must be set together");
