@@ -34,7 +34,12 @@ static struct loop_stats stats;
 int
 loop_init(char **errp)
 {
-    base = event_base_new();
+    struct event_config *ec = event_config_new();
+
+    /* Precise timers: a sleep must not wake early by the coarse clock's granularity. */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (base == NULL) {
         return kg_err(errp, "event_base_new failed");
     }
@@ -192,7 +197,7 @@ loop_iterate(int block)
 int
 loop_run(void)
 {
-    int busy = 0;
+    int busy = 1; /* run the phases once before waiting: recovered runs are ready */
 
     while (!stopping) {
         busy = loop_iterate(!busy);

@@ -321,7 +321,9 @@ playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set,
         }
     }
     closedir(d);
-    qsort(names, n, sizeof(char *), cmp_names);
+    if (n > 1) {
+        qsort(names, n, sizeof(char *), cmp_names);
+    }
     buf_init(&eb, 0);
     set->v = xcalloc(n ? n : 1, sizeof(struct playbook *));
     for (size_t i = 0; i < n; i++) {

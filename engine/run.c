@@ -190,7 +190,7 @@ run_end(struct run *r, int ok, const char *error)
     }
     free(err);
     if (ok) {
-        log_info("run.done tenant=%s run=%lld playbook=%s ms=%lld", r->t->id, (long long)r->id,
+        log_debug("run.done tenant=%s run=%lld playbook=%s ms=%lld", r->t->id, (long long)r->id,
                  r->pb->name, (long long)(now - r->started_ms));
     } else {
         log_warn("run.failed tenant=%s run=%lld playbook=%s error=%s", r->t->id,
@@ -818,10 +818,19 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    int64_t now = util_now_ms();
+
     /* The timer was set to the earlier of the wake time and the deadline. */
     if (r->task.deadline_ms != 0 && r->wake_ms > r->task.deadline_ms) {
         sandbox_task_kill(r->co, &r->task, "deadline exceeded");
         run_end(r, 0, "deadline exceeded while waiting");
+        return;
+    }
+    if (now < r->wake_ms) { /* woken early by clock granularity: wait the rest */
+        struct timeval tv = { (time_t)((r->wake_ms - now) / 1000),
+                              (suseconds_t)(((r->wake_ms - now) % 1000) * 1000) };
+
+        evtimer_add(r->timer, &tv);
         return;
     }
     run_effect_complete(r, 1, "true");
