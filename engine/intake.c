@@ -26,8 +26,16 @@ struct pending {
     size_t n;
     int failed; /* a store error while inserting: answer 500 */
     int dups;
+    int64_t t0_us; /* when the request was complete: the ack latency starts here */
     struct pending *next;
 };
+
+/* Upper bounds (seconds) of the ack latency histogram buckets: request complete to 202
+ * sent, which includes the commit and every run that finished in that iteration. */
+static const double ack_bounds[] = { 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002,
+                                     0.003,  0.005,   0.0075, 0.01,    0.025, 0.05,   0.1,
+                                     0.25,   0.5,     1.0,    2.5 };
+#define ACK_NB (sizeof(ack_bounds) / sizeof(ack_bounds[0]))
 
 struct intake {
     struct http_server *srv;
@@ -35,6 +43,8 @@ struct intake {
     int max_queued;
     struct pending *head, *tail; /* requests of this iteration, in arrival order */
     unsigned long long requests, accepted, duplicates, rejected, shed, runs;
+    unsigned long long ack_count, ack_buckets[ACK_NB + 1];
+    double ack_sum;
 };
 
 static void
@@ -66,6 +76,17 @@ after_commit(void *arg, int ok)
         (void)!buf_printf(&b, "%s%lld", i ? "," : "", (long long)p->alerts[i].id);
     }
     (void)!buf_puts(&b, "]}");
+    {
+        double secs = (double)(util_mono_us() - p->t0_us) / 1e6;
+        size_t i = 0;
+
+        while (i < ACK_NB && secs > ack_bounds[i]) {
+            i++;
+        }
+        p->in->ack_buckets[i]++;
+        p->in->ack_count++;
+        p->in->ack_sum += secs;
+    }
     p->in->accepted += p->n - (size_t)p->dups;
     p->in->duplicates += (unsigned long long)p->dups;
     http_reply(p->req, 202, "application/json", b.data, b.len);
@@ -208,6 +229,7 @@ handle_alerts(struct intake *in, struct http_request *req)
     cJSON *root = NULL;
     char *err = NULL;
     struct pending *p;
+    int64_t t0_us = util_mono_us();
 
     if (strcmp(http_request_method(req), "POST") != 0) {
         http_reply_header(req, "Allow", "POST");
@@ -239,6 +261,7 @@ handle_alerts(struct intake *in, struct http_request *req)
         return;
     }
     p = xcalloc(1, sizeof(*p));
+    p->t0_us = t0_us;
     p->in = in;
     p->req = req;
     p->t = t;
@@ -306,6 +329,23 @@ handle_metrics(struct intake *in, struct http_request *req)
                       rs->started, rs->done, rs->failed, rs->replayed, rs->diverged,
                       run_ready_count(), run_active_count(), ls->commits, ls->commit_failures,
                       (double)ls->commit_us_total / 1e6, http_server_conns(in->srv));
+    (void)!buf_puts(&b, "# HELP kagari_intake_ack_seconds Request received to 202 sent (commit "
+                        "and runs of that iteration included).\n"
+                        "# TYPE kagari_intake_ack_seconds histogram\n");
+    {
+        unsigned long long cum = 0;
+
+        for (size_t i = 0; i < ACK_NB; i++) {
+            cum += in->ack_buckets[i];
+            (void)!buf_printf(&b, "kagari_intake_ack_seconds_bucket{le=\"%g\"} %llu\n",
+                              ack_bounds[i], cum);
+        }
+        (void)!buf_printf(&b,
+                          "kagari_intake_ack_seconds_bucket{le=\"+Inf\"} %llu\n"
+                          "kagari_intake_ack_seconds_sum %.6f\n"
+                          "kagari_intake_ack_seconds_count %llu\n",
+                          in->ack_count, in->ack_sum, in->ack_count);
+    }
     (void)!buf_puts(&b, "# TYPE kagari_lua_memory_bytes gauge\n");
     for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
         (void)!buf_printf(&b, "kagari_lua_memory_bytes{tenant=\"%s\"} %zu\n", t->id,

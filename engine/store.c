@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -182,10 +183,21 @@ struct store {
     struct db db;
 };
 
+/* The background checkpointer of one tenant database (see store_tenant_checkpointer). */
+struct checkpointer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    char *path;
+    int interval_ms;
+};
+
 struct store_tenant {
     char id[64];
     struct db db;
     struct buf obs; /* reused for each alert's observables JSON */
+    struct checkpointer *ckpt; /* NULL: SQLite checkpoints on commit */
 };
 
 /* ---- connection helpers ---- */
@@ -704,12 +716,108 @@ store_tenant_open(struct store *st, const char *id, struct store_tenant **out, c
     return 0;
 }
 
+/* The checkpointer thread: its own connection, a PASSIVE checkpoint every interval.
+ * PASSIVE never waits for the writer and the writer never waits for it. */
+static void *
+checkpointer_main(void *arg)
+{
+    struct checkpointer *c = arg;
+    sqlite3 *h = NULL;
+
+    if (sqlite3_open_v2(c->path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        log_err("store.checkpointer_failed db=%s error=%s", log_quote(c->path),
+                log_quote(h ? sqlite3_errmsg(h) : "open"));
+        sqlite3_close(h);
+        return NULL;
+    }
+    sqlite3_busy_timeout(h, 100);
+    /* Until it has read the file, a connection does not know the database is in WAL
+     * mode, and a checkpoint on it does nothing. */
+    (void)sqlite3_exec(h, "PRAGMA journal_mode", NULL, NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)c->interval_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        if (c->stop) {
+            break;
+        }
+        pthread_mutex_unlock(&c->mu);
+        int nlog = -1, nckpt = -1;
+        int rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+
+        log_debug("store.checkpoint db=%s rc=%d log=%d done=%d", log_quote(c->path), rc, nlog,
+                  nckpt);
+        if (rc != SQLITE_OK && sqlite3_errcode(h) != SQLITE_BUSY) {
+            log_warn("store.checkpoint_failed db=%s error=%s", log_quote(c->path),
+                     log_quote(sqlite3_errmsg(h)));
+        }
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    sqlite3_close(h);
+    return NULL;
+}
+
+int
+store_tenant_checkpointer(struct store_tenant *t, int interval_ms, char **errp)
+{
+    struct checkpointer *c;
+
+    if (t->ckpt != NULL) {
+        return 0;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->path = xstrdup(t->db.path);
+    c->interval_ms = interval_ms > 0 ? interval_ms : 200;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
+        free(c->path);
+        free(c);
+        return kg_err(errp, "%s: cannot start the checkpointer thread", t->db.path);
+    }
+    /* The writer no longer checkpoints on commit; keep the WAL file bounded. */
+    sqlite3_wal_autocheckpoint(t->db.h, 0);
+    (void)db_exec(&t->db, "PRAGMA journal_size_limit = 67108864", "journal_size_limit", NULL);
+    t->ckpt = c;
+    return 0;
+}
+
+static void
+checkpointer_stop(struct store_tenant *t)
+{
+    struct checkpointer *c = t->ckpt;
+
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c->path);
+    free(c);
+    t->ckpt = NULL;
+}
+
 void
 store_tenant_close(struct store_tenant *t)
 {
     if (t == NULL) {
         return;
     }
+    checkpointer_stop(t);
     store_tx_rollback(t);
     db_close(&t->db);
     buf_free(&t->obs);

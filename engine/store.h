@@ -49,6 +49,11 @@ int store_tenant_list(struct store *st, struct store_tenant_info **out, size_t *
 int store_tenant_open(struct store *st, const char *id, struct store_tenant **out,
                       char **errp) KG_WUR;
 void store_tenant_close(struct store_tenant *t); /* rolls back an open transaction */
+/* Move WAL checkpoints off the committing thread: a background thread with its own
+ * connection checkpoints every interval_ms (PASSIVE: neither waits for the other), so a
+ * commit never pays for copying the WAL into the database. The daemon uses it; the CLI
+ * keeps SQLite's automatic checkpoints. Stopped by store_tenant_close. */
+int store_tenant_checkpointer(struct store_tenant *t, int interval_ms, char **errp) KG_WUR;
 const char *store_tenant_id(const struct store_tenant *t);
 
 /* Write transactions (group commit): begin is a no-op when one is already open, so

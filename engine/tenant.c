@@ -22,6 +22,11 @@ tenant_open(const char *id, char **errp)
         free(t);
         return NULL;
     }
+    if (store_tenant_checkpointer(t->db, 5000, errp) == -1) {
+        store_tenant_close(t->db);
+        free(t);
+        return NULL;
+    }
     t->sb = run_sandbox_new(tenant_memory_cap, errp);
     if (t->sb == NULL) {
         store_tenant_close(t->db);

@@ -842,7 +842,52 @@ test_bulk_timing(void)
     fx_teardown(&f);
 }
 
+static long
+file_size(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == -1 ? -1 : (long)sb.st_size;
+}
+
+/* With the checkpointer, commits leave copying the WAL into the database to the
+ * background thread: the main file grows without any commit checkpointing. */
+static void
+test_background_checkpoints(void)
+{
+    struct fx f;
+    char *err = NULL;
+    char *path;
+    long before, after = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    path = xasprintf("%s/tenants/acme.db", f.dir);
+    T_REQUIRE(store_tenant_checkpointer(f.t, 50, &err) == 0);
+    before = file_size(path);
+    for (int i = 0; i < 300; i++) {
+        struct alert a;
+        char sid[32];
+        int dup = 0;
+
+        snprintf(sid, sizeof(sid), "ck-%d", i);
+        mk_alert(&a, "test.ckpt", sid);
+        T_ASSERT(store_tx_begin(f.t, &err) == 0);
+        T_ASSERT(store_alert_insert(f.t, &a, &dup, &err) == 0);
+        T_ASSERT(store_tx_commit(f.t, &err) == 0);
+        alert_free(&a);
+    }
+    for (int i = 0; i < 100 && (after = file_size(path)) <= before; i++) {
+        usleep(20000);
+    }
+    T_ASSERT(after > before);
+    T_EQ_INT(store_alert_count(f.t), 300);
+    free(path);
+    free(err);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
+    { "background_checkpoints", test_background_checkpoints },
     { "open_migrate_reopen", test_open_migrate_reopen },
     { "schema_newer_refused", test_schema_newer_refused },
     { "tenants", test_tenants },
