@@ -93,5 +93,6 @@ clean:
 
 .PHONY: all deps run test bench fuzz format clean build-tests
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
