@@ -42,7 +42,8 @@ struct config_ctx {
     const char *name; /* the file, for messages */
     const char *dir;  /* its folder, absolute */
     struct config *cfg;
-    char *err; /* the first problem found */
+    char *base; /* what field offsets count from: cfg, or the tenant being mapped */
+    char *err;  /* the first problem found */
 };
 
 enum config_kind {
@@ -56,62 +57,121 @@ enum config_kind {
     CONFIG_LEVEL,    /* int: enum log_level by name */
     CONFIG_FORMAT,   /* int: 0 "kv", 1 "json" */
     CONFIG_TABLE,    /* nested fields */
+    CONFIG_BOOL,     /* int: true or false */
+    CONFIG_STRING,   /* char *, any text (a secret as written) */
+    CONFIG_NAME,     /* char *, letters, digits, '.', '-', '_': an id that goes into URLs */
+    CONFIG_SCOPE,    /* char *, text without spaces: an OAuth scope */
+    CONFIG_URL,      /* char *, https:// (http:// for loopback), trailing slash removed */
+    CONFIG_PROXY,    /* char *, http:// or https:// proxy */
+    CONFIG_HOSTS,    /* char **, a list of host names; its size_t length at count */
+    CONFIG_TENANTS,  /* struct config_tenant *, keyed by id; fields per tenant; count */
 };
 
 struct config_field {
     const char *key;
     enum config_kind kind;
-    size_t offset;                     /* in struct config */
+    size_t offset;                     /* from c->base: in struct config or config_tenant */
     double min;                        /* smallest value allowed (sizes, durations, numbers) */
     double max;                        /* largest, 0 = no limit */
-    const struct config_field *fields; /* CONFIG_TABLE */
+    const struct config_field *fields; /* CONFIG_TABLE, CONFIG_TENANTS (each tenant's) */
+    size_t count;                      /* CONFIG_HOSTS, CONFIG_TENANTS: offset of the length */
 };
 
 static const struct config_field config_tls_fields[] = {
-    { "cert", CONFIG_PATH, offsetof(struct config, intake.tls_cert), 0, 0, NULL },
-    { "key", CONFIG_PATH, offsetof(struct config, intake.tls_key), 0, 0, NULL },
-    { NULL, 0, 0, 0, 0, NULL },
+    { "cert", CONFIG_PATH, offsetof(struct config, intake.tls_cert), 0, 0, NULL, 0 },
+    { "key", CONFIG_PATH, offsetof(struct config, intake.tls_key), 0, 0, NULL, 0 },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
 static const struct config_field config_intake_fields[] = {
-    { "listen", CONFIG_LISTEN, offsetof(struct config, intake.listen), 0, 0, NULL },
-    { "max_body", CONFIG_SIZE, offsetof(struct config, intake.max_body), 1024, 0, NULL },
-    { "max_header", CONFIG_SIZE, offsetof(struct config, intake.max_header), 1024, 0, NULL },
-    { "max_conns", CONFIG_INT, offsetof(struct config, intake.max_conns), 1, 1000000, NULL },
+    { "listen", CONFIG_LISTEN, offsetof(struct config, intake.listen), 0, 0, NULL, 0 },
+    { "max_body", CONFIG_SIZE, offsetof(struct config, intake.max_body), 1024, 0, NULL, 0 },
+    { "max_header", CONFIG_SIZE, offsetof(struct config, intake.max_header), 1024, 0, NULL, 0 },
+    { "max_conns", CONFIG_INT, offsetof(struct config, intake.max_conns), 1, 1000000, NULL, 0 },
     { "header_timeout", CONFIG_DURATION, offsetof(struct config, intake.header_timeout), 0.001, 0,
-      NULL },
-    { "body_timeout", CONFIG_DURATION, offsetof(struct config, intake.body_timeout), 0.001, 0,
-      NULL },
-    { "idle_timeout", CONFIG_DURATION, offsetof(struct config, intake.idle_timeout), 0.001, 0,
-      NULL },
+      NULL, 0 },
+    { "body_timeout", CONFIG_DURATION, offsetof(struct config, intake.body_timeout), 0.001, 0, NULL,
+      0 },
+    { "idle_timeout", CONFIG_DURATION, offsetof(struct config, intake.idle_timeout), 0.001, 0, NULL,
+      0 },
     { "max_queued_runs", CONFIG_INT, offsetof(struct config, intake.max_queued_runs), 1, INT_MAX,
-      NULL },
-    { "tls", CONFIG_TABLE, 0, 0, 0, config_tls_fields },
-    { NULL, 0, 0, 0, 0, NULL },
+      NULL, 0 },
+    { "tls", CONFIG_TABLE, 0, 0, 0, config_tls_fields, 0 },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
 static const struct config_field config_runs_fields[] = {
-    { "memory", CONFIG_SIZE, offsetof(struct config, runs.memory), 1 << 20, 0, NULL },
-    { "instructions", CONFIG_COUNT, offsetof(struct config, runs.instructions), 1000, 1e18, NULL },
-    { "timeout", CONFIG_DURATION, offsetof(struct config, runs.timeout), 0.001, 0, NULL },
-    { "slice", CONFIG_SLICE, offsetof(struct config, runs.slice_ms), 0, 0, NULL },
-    { NULL, 0, 0, 0, 0, NULL },
+    { "memory", CONFIG_SIZE, offsetof(struct config, runs.memory), 1 << 20, 0, NULL, 0 },
+    { "instructions", CONFIG_COUNT, offsetof(struct config, runs.instructions), 1000, 1e18, NULL,
+      0 },
+    { "timeout", CONFIG_DURATION, offsetof(struct config, runs.timeout), 0.001, 0, NULL, 0 },
+    { "slice", CONFIG_SLICE, offsetof(struct config, runs.slice_ms), 0, 0, NULL, 0 },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
 static const struct config_field config_log_fields[] = {
-    { "level", CONFIG_LEVEL, offsetof(struct config, log.level), 0, 0, NULL },
-    { "format", CONFIG_FORMAT, offsetof(struct config, log.json), 0, 0, NULL },
-    { NULL, 0, 0, 0, 0, NULL },
+    { "level", CONFIG_LEVEL, offsetof(struct config, log.level), 0, 0, NULL, 0 },
+    { "format", CONFIG_FORMAT, offsetof(struct config, log.json), 0, 0, NULL, 0 },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
+};
+
+static const struct config_field config_connectors_fields[] = {
+    { "key_file", CONFIG_PATH, offsetof(struct config, connectors.key_file), 0, 0, NULL, 0 },
+    { "ca_file", CONFIG_PATH, offsetof(struct config, connectors.ca_file), 0, 0, NULL, 0 },
+    { "proxy", CONFIG_PROXY, offsetof(struct config, connectors.proxy), 0, 0, NULL, 0 },
+    { "timeout", CONFIG_DURATION, offsetof(struct config, connectors.timeout), 0.001, 0, NULL, 0 },
+    { "max_attempts", CONFIG_INT, offsetof(struct config, connectors.max_attempts), 1, 20, NULL,
+      0 },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
+};
+
+/* The tables below are per tenant: their offsets are in struct config_tenant. */
+
+#define CONFIG_MS(member) offsetof(struct config_tenant, microsoft.member)
+
+static const struct config_field config_microsoft_fields[] = {
+    { "tenant_id", CONFIG_NAME, CONFIG_MS(tenant_id), 0, 0, NULL, 0 },
+    { "client_id", CONFIG_NAME, CONFIG_MS(client_id), 0, 0, NULL, 0 },
+    { "client_secret", CONFIG_STRING, CONFIG_MS(client_secret), 0, 0, NULL, 0 },
+    { "certificate", CONFIG_PATH, CONFIG_MS(certificate), 0, 0, NULL, 0 },
+    { "private_key", CONFIG_PATH, CONFIG_MS(private_key), 0, 0, NULL, 0 },
+    { "authority", CONFIG_URL, CONFIG_MS(authority), 0, 0, NULL, 0 },
+    { "graph", CONFIG_URL, CONFIG_MS(graph), 0, 0, NULL, 0 },
+    { "defender", CONFIG_URL, CONFIG_MS(defender), 0, 0, NULL, 0 },
+    { "defender_scope", CONFIG_SCOPE, CONFIG_MS(defender_scope), 0, 0, NULL, 0 },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
+};
+
+static const struct config_field config_http_fields[] = {
+    { "allow", CONFIG_HOSTS, offsetof(struct config_tenant, http_allow), 0, 0, NULL,
+      offsetof(struct config_tenant, nhttp_allow) },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
+};
+
+static const struct config_field config_tenant_fields[] = {
+    { "dry_run", CONFIG_BOOL, offsetof(struct config_tenant, dry_run), 0, 0, NULL, 0 },
+    { "microsoft", CONFIG_TABLE, 0, 0, 0, config_microsoft_fields, 0 },
+    { "http", CONFIG_TABLE, 0, 0, 0, config_http_fields, 0 },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
 static const struct config_field config_top_fields[] = {
-    { "data_dir", CONFIG_PATH, offsetof(struct config, data_dir), 0, 0, NULL },
-    { "playbook_dir", CONFIG_PATH, offsetof(struct config, playbook_dir), 0, 0, NULL },
-    { "intake", CONFIG_TABLE, 0, 0, 0, config_intake_fields },
-    { "runs", CONFIG_TABLE, 0, 0, 0, config_runs_fields },
-    { "log", CONFIG_TABLE, 0, 0, 0, config_log_fields },
-    { NULL, 0, 0, 0, 0, NULL },
+    { "data_dir", CONFIG_PATH, offsetof(struct config, data_dir), 0, 0, NULL, 0 },
+    { "playbook_dir", CONFIG_PATH, offsetof(struct config, playbook_dir), 0, 0, NULL, 0 },
+    { "intake", CONFIG_TABLE, 0, 0, 0, config_intake_fields, 0 },
+    { "runs", CONFIG_TABLE, 0, 0, 0, config_runs_fields, 0 },
+    { "log", CONFIG_TABLE, 0, 0, 0, config_log_fields, 0 },
+    { "connectors", CONFIG_TABLE, 0, 0, 0, config_connectors_fields, 0 },
+    { "tenants", CONFIG_TENANTS, offsetof(struct config, tenants), 0, 0, config_tenant_fields,
+      offsetof(struct config, ntenants) },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
 };
+
+/* Defaults of a tenant's microsoft block. */
+#define CONFIG_MS_AUTHORITY "https://login.microsoftonline.com"
+#define CONFIG_MS_GRAPH "https://graph.microsoft.com"
+#define CONFIG_MS_DEFENDER "https://api.securitycenter.microsoft.com"
+#define CONFIG_MS_DEFENDER_SCOPE "https://api.securitycenter.microsoft.com/.default"
 
 static const char config_key_env = 'E';   /* registry: the globals the file set */
 static const char config_key_lines = 'N'; /* registry: global name -> line of assignment */
@@ -234,8 +294,9 @@ config_ident_char(char ch)
            (ch >= '0' && ch <= '9');
 }
 
-/* The line, from `from` to `to`, where "key =" appears outside a comment (the first such
- * line, or with last the last one), or 0. */
+/* The line, from `from` to `to`, where "key =" (or "["key"] =", for keys that are not
+ * names, such as tenant ids with a '-') appears outside a comment (the first such line, or
+ * with last the last one), or 0. */
 static int
 config_find_line(const struct config_ctx *c, const char *key, int from, int to, int last)
 {
@@ -259,9 +320,18 @@ config_find_line(const struct config_ctx *c, const char *key, int from, int to, 
         }
         for (const char *q = p; line >= from && klen > 0 && q + klen <= comment; q++) {
             const char *r = q + klen;
+            char quote = q > p ? q[-1] : '\0';
 
-            if (memcmp(q, key, klen) != 0 || (q > p && config_ident_char(q[-1])) ||
-                (r < comment && config_ident_char(*r))) {
+            if (memcmp(q, key, klen) != 0) {
+                continue;
+            }
+            if (quote == '"' || quote == '\'') {
+                if (q - p < 2 || q[-2] != '[' || r + 1 >= comment || r[0] != quote || r[1] != ']') {
+                    continue;
+                }
+                r += 2;
+            } else if ((q > p && config_ident_char(q[-1])) ||
+                       (r < comment && config_ident_char(*r))) {
                 continue;
             }
             while (r < comment && (*r == ' ' || *r == '\t')) {
@@ -282,24 +352,33 @@ config_find_line(const struct config_ctx *c, const char *key, int from, int to, 
 
 /* Lua reports the line where an assignment ends: for a table over many lines, its
  * closing brace. Find instead where the top-level assignment of path starts and, for a
- * nested key, the line inside it that sets the key (a heuristic on the text; when it
- * finds nothing, Lua's line stands). */
+ * nested key, the line inside it that sets the key: each component of the path is looked
+ * for from the line of the one before, so that "tenants.b.microsoft" finds b's microsoft
+ * block, not a's (a heuristic on the text; when it finds nothing, Lua's line stands, and
+ * a component not found leaves the line of the last one found). */
 static int
 config_refine_line(const struct config_ctx *c, const char *path, int line)
 {
     size_t n = strcspn(path, ".[");
-    char *top = xstrndup(path, n);
-    const char *leaf = strrchr(path, '.');
-    int start = config_find_line(c, top, 1, line, 1);
+    char *key = xstrndup(path, n);
+    int start = config_find_line(c, key, 1, line, 1);
 
-    free(top);
+    free(key);
     if (start == 0) {
         return line;
     }
-    if (leaf != NULL && strchr(leaf, '[') == NULL) {
-        int at = config_find_line(c, leaf + 1, start, line, 0);
+    for (path += n; path[0] == '.'; path += n) {
+        int at;
 
-        return at != 0 ? at : start;
+        path++;
+        n = strcspn(path, ".[");
+        key = xstrndup(path, n);
+        at = config_find_line(c, key, start, line, 0);
+        free(key);
+        if (at == 0) {
+            break;
+        }
+        start = at;
     }
     return start;
 }
@@ -545,15 +624,461 @@ config_get_listen(lua_State *L, struct config_ctx *c, int line, const char *path
     return 0;
 }
 
+/* true or false. */
+static int
+config_get_bool(lua_State *L, struct config_ctx *c, int line, const char *path, int *out)
+{
+    if (lua_type(L, -1) != LUA_TBOOLEAN) {
+        return config_fail(c, line, path, "expected true or false, got a %s", luaL_typename(L, -1));
+    }
+    *out = lua_toboolean(L, -1);
+    return 0;
+}
+
+/* An id that is put into URLs and form bodies as is (a directory GUID or domain, an
+ * application id): letters, digits, '.', '-' and '_' only, at most 255 of them. */
+static int
+config_get_name(lua_State *L, struct config_ctx *c, int line, const char *path, char **out)
+{
+    const char *msg = "expected an id such as \"11111111-2222-3333-4444-555555555555\" or a "
+                      "domain (letters, digits, '.', '-' and '_')";
+
+    if (config_get_string(L, c, line, path, "an id (a string)", out) == -1) {
+        return -1;
+    }
+    if (strlen(*out) > 255) {
+        return config_fail(c, line, path, "%s", msg);
+    }
+    for (const char *p = *out; *p != '\0'; p++) {
+        if (!config_ident_char(*p) && *p != '.' && *p != '-') {
+            return config_fail(c, line, path, "%s", msg);
+        }
+    }
+    return 0;
+}
+
+/* Text without spaces or control characters (an OAuth scope such as ".../.default"). */
+static int
+config_get_scope(lua_State *L, struct config_ctx *c, int line, const char *path, char **out)
+{
+    if (config_get_string(L, c, line, path, "a scope (a string)", out) == -1) {
+        return -1;
+    }
+    for (const unsigned char *p = (const unsigned char *)*out; *p != '\0'; p++) {
+        if (*p <= ' ' || *p == 0x7f) {
+            return config_fail(c, line, path,
+                               "expected a scope such as \"" CONFIG_MS_DEFENDER_SCOPE
+                               "\" (no spaces)");
+        }
+    }
+    return 0;
+}
+
+static int
+config_host_char(char ch)
+{
+    return config_ident_char(ch) || ch == '.' || ch == '-';
+}
+
+/* A host name, an IPv4 address or a bracketed IPv6 address ("[::1]"), the whole of
+ * s[0..n): at most 253 characters, no scheme, port, path or spaces. */
+static int
+config_host_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > 253) {
+        return 0;
+    }
+    if (s[0] == '[') {
+        if (n < 3 || s[n - 1] != ']') {
+            return 0;
+        }
+        for (size_t i = 1; i + 1 < n; i++) {
+            char ch = s[i];
+
+            if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                  (ch >= 'A' && ch <= 'F') || ch == ':' || ch == '.')) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!config_host_char(s[i])) {
+            return 0;
+        }
+    }
+    return s[0] != '.' && s[0] != '-';
+}
+
+/* Loopback hosts, where plain http:// is allowed (tests run stub servers there):
+ * 127.x.x.x, [::1] and localhost. */
+static int
+config_host_loopback(const char *s, size_t n)
+{
+    if ((n == 9 && strncasecmp(s, "localhost", 9) == 0) || (n == 5 && memcmp(s, "[::1]", 5) == 0)) {
+        return 1;
+    }
+    if (n < 5 || memcmp(s, "127.", 4) != 0) {
+        return 0;
+    }
+    for (size_t i = 4; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A URL: http:// or https://, a host (a proxy may have "user:password@" before it), an
+ * optional port from 1 to 65535, then an optional path without spaces, query or fragment.
+ * Base URLs (proxy 0) must be https:// except for loopback hosts, since credentials and
+ * tokens travel to them; a proxy may be either (the TLS to the service goes through it).
+ * One trailing slash is removed: callers append "/v1.0/..." to base URLs. */
+static int
+config_get_url(lua_State *L, struct config_ctx *c, int line, const char *path, int proxy,
+               char **out)
+{
+    const char *example = proxy ? "http://proxy.example.jp:3128" : CONFIG_MS_GRAPH;
+    const char *s, *host, *end, *p;
+    size_t len;
+    int tls;
+
+    if (config_get_string(L, c, line, path, "a URL (a string)", out) == -1) {
+        return -1;
+    }
+    s = *out;
+    if (strncmp(s, "https://", 8) == 0) {
+        tls = 1;
+        host = s + 8;
+    } else if (strncmp(s, "http://", 7) == 0) {
+        tls = 0;
+        host = s + 7;
+    } else {
+        return config_fail(c, line, path, "expected a URL starting with %s such as \"%s\"",
+                           proxy ? "http:// or https://" : "https://", example);
+    }
+    end = host + strcspn(host, "/");
+    if (proxy) {
+        for (p = host; p < end; p++) {
+            if (*p == '@') {
+                host = p + 1; /* after the credentials */
+            }
+        }
+    }
+    if (host[0] == '[') {
+        p = memchr(host, ']', (size_t)(end - host));
+        p = p != NULL ? p + 1 : end;
+    } else {
+        p = host + strcspn(host, ":/");
+    }
+    if (!config_host_valid(host, (size_t)(p - host))) {
+        return config_fail(c, line, path, "expected a URL with a host name, such as \"%s\"",
+                           example);
+    }
+    if (!tls && !proxy && !config_host_loopback(host, (size_t)(p - host))) {
+        return config_fail(c, line, path,
+                           "plain http:// is only allowed for loopback hosts (127.x, [::1], "
+                           "localhost): use https://");
+    }
+    if (p[0] == ':') {
+        char *pend;
+        long port;
+
+        errno = 0;
+        port = strtol(p + 1, &pend, 10);
+        if (!(p[1] >= '0' && p[1] <= '9') || errno != 0 || port < 1 || port > 65535 ||
+            (*pend != '\0' && *pend != '/')) {
+            return config_fail(c, line, path, "expected a port from 1 to 65535 after the host");
+        }
+        p = pend;
+    }
+    if (p[0] != '\0' && p[0] != '/') {
+        return config_fail(c, line, path, "expected a URL with a host name, such as \"%s\"",
+                           example);
+    }
+    for (const char *q = s; *q != '\0'; q++) {
+        if ((unsigned char)*q <= ' ' || *q == 0x7f || (q >= p && strchr("?#\\", *q) != NULL)) {
+            return config_fail(c, line, path,
+                               "expected a URL without spaces, query (?) or fragment (#)");
+        }
+    }
+    if (proxy && p[0] != '\0' && strcmp(p, "/") != 0) {
+        return config_fail(c, line, path, "expected a proxy URL without a path, such as \"%s\"",
+                           example);
+    }
+    len = strlen(s);
+    if (s[len - 1] == '/') {
+        (*out)[--len] = '\0';
+        if (s[len - 1] == '/') {
+            return config_fail(c, line, path, "expected a URL without a trailing slash");
+        }
+    }
+    return 0;
+}
+
+/* A list of host names ({ "hooks.example.jp", "api.example.net" }), stored lowercased
+ * into the char ** at f->offset and its length at f->count (the old list freed). Entries
+ * are names, not URLs: no scheme, port, path or spaces. */
+static int
+config_get_hosts(lua_State *L, struct config_ctx *c, int line, const char *path,
+                 const struct config_field *f)
+{
+    char ***list = (char ***)(c->base + f->offset);
+    size_t *count = (size_t *)(c->base + f->count);
+    lua_Unsigned n;
+    size_t keys = 0;
+    int idx;
+
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        return config_fail(c, line, path,
+                           "expected a list of host names such as { \"hooks.example.jp\" }, "
+                           "got a %s",
+                           luaL_typename(L, -1));
+    }
+    idx = lua_absindex(L, -1);
+    n = lua_rawlen(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+            (lua_Unsigned)lua_tointeger(L, -1) > n) {
+            char *bad = config_key_path(L, -1, path);
+
+            lua_pop(L, 1);
+            config_fail(c, line, bad, "expected a list of host names, without keys or holes");
+            free(bad);
+            return -1;
+        }
+        keys++;
+    }
+    if (keys != n) {
+        return config_fail(c, line, path, "expected a list of host names, without holes");
+    }
+    for (size_t i = 0; i < *count; i++) {
+        free((*list)[i]);
+    }
+    free(*list);
+    *list = n > 0 ? xcalloc((size_t)n, sizeof(**list)) : NULL;
+    *count = (size_t)n;
+    for (size_t i = 0; i < (size_t)n; i++) {
+        const char *s;
+        size_t len;
+
+        lua_rawgeti(L, idx, (lua_Integer)i + 1);
+        s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (s == NULL || strlen(s) != len || !config_host_valid(s, len)) {
+            char *bad = xasprintf("%s[%zu]", path, i + 1);
+
+            lua_pop(L, 1);
+            config_fail(c, line, bad,
+                        "expected a host name such as \"hooks.example.jp\" (no scheme, port, "
+                        "path or spaces)");
+            free(bad);
+            return -1;
+        }
+        (*list)[i] = xstrdup(s);
+        for (char *p = (*list)[i]; *p != '\0'; p++) {
+            if (*p >= 'A' && *p <= 'Z') {
+                *p = (char)(*p - 'A' + 'a');
+            }
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
 static int config_map_table(lua_State *L, struct config_ctx *c, int idx, const char *prefix,
                             const struct config_field *fields, int line);
+
+/* Tenant ids name files and appear in URLs, so they are held to the store's rule:
+ * [a-z0-9][a-z0-9-]{0,62}. */
+static int
+config_tenant_id_valid(const char *id, size_t len)
+{
+    if (len == 0 || len > 63 || strlen(id) != len || id[0] == '-') {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+config_tenant_cmp(const void *a, const void *b)
+{
+    const struct config_tenant *ta = a, *tb = b;
+
+    return strcmp(ta->id, tb->id);
+}
+
+/* After a tenant's microsoft block is mapped: the ids are required, and exactly one kind
+ * of credential (a client secret, or a certificate with its key); the URLs left out get
+ * their defaults. */
+static int
+config_check_microsoft(struct config_ctx *c, int line, const char *path,
+                       struct config_microsoft *ms)
+{
+    if (ms->tenant_id == NULL) {
+        return config_fail(c, line, path,
+                           "tenant_id is required (the directory id of the customer's Entra ID)");
+    }
+    if (ms->client_id == NULL) {
+        return config_fail(c, line, path,
+                           "client_id is required (the application id of the app registration)");
+    }
+    if (ms->client_secret != NULL && (ms->certificate != NULL || ms->private_key != NULL)) {
+        return config_fail(c, line, path,
+                           "set either client_secret or certificate and private_key, not both");
+    }
+    if (ms->client_secret == NULL && ms->certificate == NULL && ms->private_key == NULL) {
+        return config_fail(c, line, path,
+                           "a credential is required: client_secret, or certificate and "
+                           "private_key");
+    }
+    if (ms->client_secret == NULL && (ms->certificate == NULL || ms->private_key == NULL)) {
+        return config_fail(c, line, path, "certificate and private_key must be set together");
+    }
+    if (ms->authority == NULL) {
+        ms->authority = xstrdup(CONFIG_MS_AUTHORITY);
+    }
+    if (ms->graph == NULL) {
+        ms->graph = xstrdup(CONFIG_MS_GRAPH);
+    }
+    if (ms->defender == NULL) {
+        ms->defender = xstrdup(CONFIG_MS_DEFENDER);
+    }
+    if (ms->defender_scope == NULL) {
+        ms->defender_scope = xstrdup(CONFIG_MS_DEFENDER_SCOPE);
+    }
+    return 0;
+}
+
+/* Map one tenant's table (at the top of L) onto t, whose id is set. */
+static int
+config_map_tenant(lua_State *L, struct config_ctx *c, int line, const char *path,
+                  const struct config_field *f, struct config_tenant *t)
+{
+    char *saved = c->base;
+    char *tpath = xasprintf("%s.%s", path, t->id);
+    char *mpath = NULL;
+    int rc = -1;
+
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        config_fail(c, line, tpath, "expected a table, got a %s", luaL_typename(L, -1));
+        goto out;
+    }
+    c->base = (char *)t;
+    if (config_map_table(L, c, -1, tpath, f->fields, line) == -1) {
+        goto out;
+    }
+    lua_pushliteral(L, "microsoft");
+    t->has_microsoft = lua_rawget(L, -2) == LUA_TTABLE;
+    lua_pop(L, 1);
+    if (t->has_microsoft) {
+        mpath = xasprintf("%s.microsoft", tpath);
+        if (config_check_microsoft(c, line, mpath, &t->microsoft) == -1) {
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    c->base = saved;
+    free(mpath);
+    free(tpath);
+    return rc;
+}
+
+/* tenants = { <id> = { ... } }: one struct config_tenant per key into the array at
+ * f->offset (its length at f->count), sorted by id since a Lua table has no order.
+ * Keys that are not valid tenant ids are refused. With several bad keys, one that is not
+ * a string goes first, then the smallest path, so that the message does not depend on
+ * the table's internal (seeded) order. */
+static int
+config_get_tenants(lua_State *L, struct config_ctx *c, int line, const char *path,
+                   const struct config_field *f)
+{
+    struct config_tenant **tenants = (struct config_tenant **)(c->base + f->offset);
+    size_t *count = (size_t *)(c->base + f->count);
+    char *bad = NULL;
+    size_t n = 0, i;
+    int idx, bad_kind = 0;
+
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        return config_fail(c, line, path,
+                           "expected a table of tenants keyed by id, such as { demo = { ... } }, "
+                           "got a %s",
+                           luaL_typename(L, -1));
+    }
+    idx = lua_absindex(L, -1);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        int kind = lua_type(L, -2) != LUA_TSTRING; /* 1: not a string, 0: a string */
+        const char *id;
+        size_t len;
+
+        lua_pop(L, 1);
+        n++;
+        if (kind == 0) {
+            id = lua_tolstring(L, -1, &len);
+            if (config_tenant_id_valid(id, len)) {
+                continue;
+            }
+        }
+        if (kind >= bad_kind) {
+            char *p = config_key_path(L, -1, path);
+
+            if (bad == NULL || kind > bad_kind || strcmp(p, bad) < 0) {
+                free(bad);
+                bad = p;
+                bad_kind = kind;
+            } else {
+                free(p);
+            }
+        }
+    }
+    if (bad != NULL) {
+        config_fail(c, line, bad,
+                    bad_kind ? "expected a tenant id as the key, such as demo = { ... }"
+                             : "invalid tenant id (lowercase letters, digits and '-', starting "
+                               "with a letter or digit, at most 63 characters; write "
+                               "[\"acme-corp\"] = { ... })");
+        free(bad);
+        return -1;
+    }
+    *tenants = n > 0 ? xcalloc(n, sizeof(**tenants)) : NULL;
+    *count = n;
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        (*tenants)[i++].id = xstrdup(lua_tostring(L, -1));
+    }
+    if (n > 1) {
+        qsort(*tenants, n, sizeof(**tenants), config_tenant_cmp);
+    }
+    for (i = 0; i < n; i++) {
+        int rc;
+
+        lua_pushstring(L, (*tenants)[i].id);
+        lua_rawget(L, idx);
+        rc = config_map_tenant(L, c, line, path, f, &(*tenants)[i]);
+        lua_pop(L, 1);
+        if (rc == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* Check and store the value at the top of L for field f. */
 static int
 config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
                  const struct config_field *f)
 {
-    char *base = (char *)c->cfg;
+    char *base = c->base;
     double d;
     const char *s;
     int level;
@@ -605,6 +1130,22 @@ config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
             return config_fail(c, line, path, "expected a table, got a %s", luaL_typename(L, -1));
         }
         return config_map_table(L, c, -1, path, f->fields, line);
+    case CONFIG_BOOL:
+        return config_get_bool(L, c, line, path, (int *)(base + f->offset));
+    case CONFIG_STRING:
+        return config_get_string(L, c, line, path, "a string", (char **)(base + f->offset));
+    case CONFIG_NAME:
+        return config_get_name(L, c, line, path, (char **)(base + f->offset));
+    case CONFIG_SCOPE:
+        return config_get_scope(L, c, line, path, (char **)(base + f->offset));
+    case CONFIG_URL:
+        return config_get_url(L, c, line, path, 0, (char **)(base + f->offset));
+    case CONFIG_PROXY:
+        return config_get_url(L, c, line, path, 1, (char **)(base + f->offset));
+    case CONFIG_HOSTS:
+        return config_get_hosts(L, c, line, path, f);
+    case CONFIG_TENANTS:
+        return config_get_tenants(L, c, line, path, f);
     }
     return config_fail(c, line, path, "internal error: unknown setting kind");
 }
@@ -683,6 +1224,9 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->runs.slice_ms = 5;
     cfg->log.level = LOG_INFO;
     cfg->log.json = 0;
+    cfg->connectors.key_file = xasprintf("%s/secret.key", dir);
+    cfg->connectors.timeout = 30;
+    cfg->connectors.max_attempts = 5;
 }
 
 /* The absolute folder of the file name, or NULL with *errp. */
@@ -732,7 +1276,7 @@ int
 config_load_buffer(const char *text, size_t len, const char *name, struct config *cfg, char **errp)
 {
     struct config_eval ev = { 0, CONFIG_MEMORY, 0 };
-    struct config_ctx c = { text, len, name, NULL, cfg, NULL };
+    struct config_ctx c = { text, len, name, NULL, cfg, NULL, NULL };
     struct config tmp;
     char *dir;
     lua_State *L = NULL;
@@ -746,6 +1290,7 @@ config_load_buffer(const char *text, size_t len, const char *name, struct config
     config_defaults(&tmp, dir);
     c.dir = dir;
     c.cfg = &tmp;
+    c.base = (char *)&tmp;
     L = lua_newstate(config_alloc, &ev);
     if (L == NULL) {
         kg_err(errp, "%s: cannot create a Lua state", name);
@@ -806,6 +1351,44 @@ config_load(const char *path, struct config *cfg, char **errp)
     return rc;
 }
 
+/* The settings of tenant id: a binary search, the tenants being sorted by id. */
+const struct config_tenant *
+config_tenant(const struct config *cfg, const char *id)
+{
+    struct config_tenant key;
+
+    if (cfg == NULL || id == NULL || cfg->ntenants == 0) {
+        return NULL;
+    }
+    memset(&key, 0, sizeof(key));
+    key.id = (char *)id;
+    return bsearch(&key, cfg->tenants, cfg->ntenants, sizeof(*cfg->tenants), config_tenant_cmp);
+}
+
+static void
+config_tenant_free(struct config_tenant *t)
+{
+    struct config_microsoft *ms = &t->microsoft;
+
+    free(t->id);
+    free(ms->authority);
+    free(ms->tenant_id);
+    free(ms->client_id);
+    if (ms->client_secret != NULL) {
+        explicit_bzero(ms->client_secret, strlen(ms->client_secret)); /* may be plain */
+        free(ms->client_secret);
+    }
+    free(ms->certificate);
+    free(ms->private_key);
+    free(ms->graph);
+    free(ms->defender);
+    free(ms->defender_scope);
+    for (size_t i = 0; i < t->nhttp_allow; i++) {
+        free(t->http_allow[i]);
+    }
+    free(t->http_allow);
+}
+
 void
 config_free(struct config *cfg)
 {
@@ -818,6 +1401,13 @@ config_free(struct config *cfg)
     free(cfg->intake.listen);
     free(cfg->intake.tls_cert);
     free(cfg->intake.tls_key);
+    free(cfg->connectors.key_file);
+    free(cfg->connectors.ca_file);
+    free(cfg->connectors.proxy);
+    for (size_t i = 0; i < cfg->ntenants; i++) {
+        config_tenant_free(&cfg->tenants[i]);
+    }
+    free(cfg->tenants);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -935,6 +1525,63 @@ static const char config_text_tail[] =
     "    format = \"kv\",\n"
     "}\n";
 
+/* After the tail: the connectors block, and an example of tenants left commented out
+ * (every key with its purpose; the test uncomments it and loads it). */
+static const char config_text_connectors[] =
+    "\n"
+    "-- Outgoing calls of the connectors (Microsoft Graph and Defender, webhooks).\n"
+    "connectors = {\n"
+    "    -- Key of the secrets written in this file as \"enc:v1:...\" (`kagari secret encrypt`\n"
+    "    -- uses it too). Keep it mode 0600 and back it up apart from this file: without it,\n"
+    "    -- those secrets cannot be read.\n"
+    "    key_file = \"secret.key\",\n"
+    "    -- PEM bundle of the certificate authorities trusted for outgoing HTTPS.\n"
+    "    -- Default: the system's.\n"
+    "    -- ca_file = \"/etc/ssl/certs/ca-certificates.crt\",\n"
+    "    -- Proxy for every outgoing call, \"http://host:port\" (or https://).\n"
+    "    -- Default: none, direct connections (proxy environment variables are ignored).\n"
+    "    -- proxy = \"http://proxy.example.jp:3128\",\n"
+    "    -- Time limit of one attempt of a call, the answer included.\n"
+    "    timeout = \"30s\",\n"
+    "    -- Attempts of one call, 1 to 20: a call answered 429, 503 or 504, or cut by a\n"
+    "    -- network error, is tried again until this many attempts have been made.\n"
+    "    max_attempts = 5,\n"
+    "}\n"
+    "\n"
+    "-- Per-tenant settings, keyed by tenant id (lowercase letters, digits and '-'; write\n"
+    "-- [\"acme-corp\"] = { ... } for an id with a '-'). A tenant not listed here has no\n"
+    "-- microsoft block, an empty http.allow and dry_run = false. Remove the leading \"-- \"\n"
+    "-- of the lines below to start from this example.\n"
+    "-- tenants = {\n"
+    "--     demo = {\n"
+    "--         -- true: record what the playbooks would do without sending anything.\n"
+    "--         dry_run = false,\n"
+    "--         -- The customer's Entra ID app registration (client credentials grant).\n"
+    "--         microsoft = {\n"
+    "--             -- Directory (tenant) id: a GUID, or a domain such as "
+    "contoso.onmicrosoft.com.\n"
+    "--             tenant_id = \"11111111-2222-3333-4444-555555555555\",\n"
+    "--             -- Application (client) id of the app registration.\n"
+    "--             client_id = \"66666666-7777-8888-9999-000000000000\",\n"
+    "--             -- Client secret, written encrypted: the output of `kagari secret encrypt`.\n"
+    "--             client_secret = \"enc:v1:...\",\n"
+    "--             -- Or, instead of client_secret, a certificate (PEM) and its key (0600).\n"
+    "--             -- certificate = \"certs/demo.pem\",\n"
+    "--             -- private_key = \"certs/demo.key\",\n"
+    "--             -- Sign-in endpoint (change it for national clouds only).\n"
+    "--             authority = \"" CONFIG_MS_AUTHORITY "\",\n"
+    "--             -- Microsoft Graph base URL.\n"
+    "--             graph = \"" CONFIG_MS_GRAPH "\",\n"
+    "--             -- Microsoft Defender for Endpoint API base URL.\n"
+    "--             defender = \"" CONFIG_MS_DEFENDER "\",\n"
+    "--             -- Scope of the tokens requested for the Defender API.\n"
+    "--             defender_scope = \"" CONFIG_MS_DEFENDER_SCOPE "\",\n"
+    "--         },\n"
+    "--         -- Host names the generic http module may call; it refuses any other host.\n"
+    "--         http = { allow = { \"hooks.example.jp\", \"api.example.net\" } },\n"
+    "--     },\n"
+    "-- }\n";
+
 int
 config_write_default(const char *path, const char *data_dir, const char *playbook_dir,
                      const char *listen, char **errp)
@@ -951,7 +1598,7 @@ config_write_default(const char *path, const char *data_dir, const char *playboo
         config_quote(&b, playbook_dir != NULL ? playbook_dir : "playbooks") == -1 ||
         buf_puts(&b, config_text_intake) == -1 ||
         config_quote(&b, listen != NULL ? listen : "127.0.0.1:8080") == -1 ||
-        buf_puts(&b, config_text_tail) == -1) {
+        buf_puts(&b, config_text_tail) == -1 || buf_puts(&b, config_text_connectors) == -1) {
         buf_free(&b);
         return kg_err(errp, "%s: cannot build the default configuration", path);
     }

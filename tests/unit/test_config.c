@@ -1,5 +1,6 @@
 /* test_config.c: kagari.conf.lua: defaults, every key, both forms of sizes and durations,
- * errors with file:line, runaway files, relative paths and the default file. */
+ * errors with file:line, runaway files, relative paths, connectors and tenants, and the
+ * default file. */
 #include "engine/config.h"
 
 #include <limits.h>
@@ -96,6 +97,18 @@ check_defaults(const struct config *cfg, const char *dir)
     T_ASSERT(cfg->runs.slice_ms == 5);
     T_EQ_INT(cfg->log.level, LOG_INFO);
     T_EQ_INT(cfg->log.json, 0);
+    if (dir != NULL) {
+        want = xasprintf("%s/secret.key", dir);
+        T_EQ_STR(cfg->connectors.key_file, want);
+        free(want);
+    }
+    T_ASSERT(cfg->connectors.ca_file == NULL);
+    T_ASSERT(cfg->connectors.proxy == NULL);
+    T_ASSERT(cfg->connectors.timeout == 30);
+    T_EQ_INT(cfg->connectors.max_attempts, 5);
+    T_EQ_INT(cfg->ntenants, 0);
+    T_ASSERT(cfg->tenants == NULL);
+    T_ASSERT(config_tenant(cfg, "demo") == NULL);
 }
 
 static void
@@ -361,6 +374,485 @@ test_relative_paths(void)
     tmpconf_done(&t);
 }
 
+/* The example of the brief, a second tenant with a certificate, and an id with a '-'. */
+static const char tenants_text[] =
+    "connectors = {\n"                                      /* 1 */
+    "    key_file = '/etc/kagari/secret.key',\n"            /* 2 */
+    "    ca_file = '/etc/ssl/certs/ca-certificates.crt',\n" /* 3 */
+    "    proxy = 'http://proxy.example.jp:3128',\n"         /* 4 */
+    "    timeout = '45s',\n"                                /* 5 */
+    "    max_attempts = 7,\n"                               /* 6 */
+    "}\n"                                                   /* 7 */
+    "tenants = {\n"                                         /* 8 */
+    "    demo = {\n"                                        /* 9 */
+    "        dry_run = true,\n"                             /* 10 */
+    "        microsoft = {\n"                               /* 11 */
+    "            tenant_id = '11111111-2222-3333-4444-555555555555',\n"
+    "            client_id = '66666666-7777-8888-9999-000000000000',\n"
+    "            client_secret = 'enc:v1:c2VjcmV0',\n"
+    "            authority = 'https://login.microsoftonline.us/',\n"
+    "            graph = 'https://graph.microsoft.us',\n"
+    "            defender = 'http://127.0.0.1:8081/defender/',\n"
+    "            defender_scope = 'https://api-gov.securitycenter.microsoft.us/.default',\n"
+    "        },\n"
+    "        http = { allow = { 'hooks.example.jp', 'API.example.net' } },\n"
+    "    },\n"
+    "    ['acme-corp'] = {\n"
+    "        microsoft = {\n"
+    "            tenant_id = 'acme.onmicrosoft.com',\n"
+    "            client_id = 'abc',\n"
+    "            certificate = '/etc/kagari/acme.pem',\n"
+    "            private_key = '/etc/kagari/acme.key',\n"
+    "        },\n"
+    "    },\n"
+    "    zeta = {},\n"
+    "}\n";
+
+static void
+test_tenants_full(void)
+{
+    struct tmpconf t;
+    struct config cfg;
+    const struct config_tenant *demo, *acme, *zeta;
+    char *err = NULL;
+
+    T_REQUIRE(tmpconf_init(&t) == 0);
+    T_EQ_INT(load_text(&t, tenants_text, &cfg, &err), 0);
+    if (err != NULL) {
+        fprintf(stderr, "    %s\n", err);
+        free(err);
+        tmpconf_done(&t);
+        return;
+    }
+    T_EQ_STR(cfg.connectors.key_file, "/etc/kagari/secret.key");
+    T_EQ_STR(cfg.connectors.ca_file, "/etc/ssl/certs/ca-certificates.crt");
+    T_EQ_STR(cfg.connectors.proxy, "http://proxy.example.jp:3128");
+    T_ASSERT(cfg.connectors.timeout == 45);
+    T_EQ_INT(cfg.connectors.max_attempts, 7);
+    /* sorted by id */
+    T_REQUIRE(cfg.ntenants == 3);
+    T_EQ_STR(cfg.tenants[0].id, "acme-corp");
+    T_EQ_STR(cfg.tenants[1].id, "demo");
+    T_EQ_STR(cfg.tenants[2].id, "zeta");
+
+    demo = config_tenant(&cfg, "demo");
+    T_REQUIRE(demo != NULL);
+    T_ASSERT(demo == &cfg.tenants[1]);
+    T_EQ_INT(demo->dry_run, 1);
+    T_EQ_INT(demo->has_microsoft, 1);
+    T_EQ_STR(demo->microsoft.tenant_id, "11111111-2222-3333-4444-555555555555");
+    T_EQ_STR(demo->microsoft.client_id, "66666666-7777-8888-9999-000000000000");
+    T_EQ_STR(demo->microsoft.client_secret, "enc:v1:c2VjcmV0");
+    T_ASSERT(demo->microsoft.certificate == NULL);
+    T_ASSERT(demo->microsoft.private_key == NULL);
+    T_EQ_STR(demo->microsoft.authority, "https://login.microsoftonline.us");
+    T_EQ_STR(demo->microsoft.graph, "https://graph.microsoft.us");
+    T_EQ_STR(demo->microsoft.defender, "http://127.0.0.1:8081/defender");
+    T_EQ_STR(demo->microsoft.defender_scope,
+             "https://api-gov.securitycenter.microsoft.us/.default");
+    T_REQUIRE(demo->nhttp_allow == 2);
+    T_EQ_STR(demo->http_allow[0], "hooks.example.jp");
+    T_EQ_STR(demo->http_allow[1], "api.example.net"); /* lowercased */
+
+    acme = config_tenant(&cfg, "acme-corp");
+    T_REQUIRE(acme != NULL);
+    T_EQ_INT(acme->dry_run, 0);
+    T_EQ_INT(acme->has_microsoft, 1);
+    T_EQ_STR(acme->microsoft.tenant_id, "acme.onmicrosoft.com");
+    T_ASSERT(acme->microsoft.client_secret == NULL);
+    T_EQ_STR(acme->microsoft.certificate, "/etc/kagari/acme.pem");
+    T_EQ_STR(acme->microsoft.private_key, "/etc/kagari/acme.key");
+    /* defaults of the URLs */
+    T_EQ_STR(acme->microsoft.authority, "https://login.microsoftonline.com");
+    T_EQ_STR(acme->microsoft.graph, "https://graph.microsoft.com");
+    T_EQ_STR(acme->microsoft.defender, "https://api.securitycenter.microsoft.com");
+    T_EQ_STR(acme->microsoft.defender_scope, "https://api.securitycenter.microsoft.com/.default");
+    T_EQ_INT(acme->nhttp_allow, 0);
+    T_ASSERT(acme->http_allow == NULL);
+
+    zeta = config_tenant(&cfg, "zeta");
+    T_REQUIRE(zeta != NULL);
+    T_EQ_INT(zeta->has_microsoft, 0);
+    T_ASSERT(zeta->microsoft.tenant_id == NULL);
+    T_ASSERT(zeta->microsoft.authority == NULL);
+    T_EQ_INT(zeta->nhttp_allow, 0);
+
+    T_ASSERT(config_tenant(&cfg, "nope") == NULL);
+    T_ASSERT(config_tenant(&cfg, "") == NULL);
+    T_ASSERT(config_tenant(&cfg, "aaa") == NULL);
+    T_ASSERT(config_tenant(&cfg, "zzz") == NULL);
+    T_ASSERT(config_tenant(&cfg, NULL) == NULL);
+    T_ASSERT(config_tenant(NULL, "demo") == NULL);
+    config_free(&cfg);
+    T_ASSERT(config_tenant(&cfg, "demo") == NULL); /* freed: empty */
+    tmpconf_done(&t);
+}
+
+static void
+test_tenants_defaults(void)
+{
+    struct tmpconf t;
+    struct config cfg;
+    const struct config_tenant *ten;
+    char *err = NULL;
+
+    T_REQUIRE(tmpconf_init(&t) == 0);
+    T_EQ_INT(load_text(&t, "connectors = {}\ntenants = {}\n", &cfg, &err), 0);
+    check_defaults(&cfg, t.real);
+    config_free(&cfg);
+    T_EQ_INT(load_text(&t,
+                       "tenants = { t1 = { http = { allow = {} } }, ['0-x'] = {\n"
+                       "  microsoft = { tenant_id = 'x', client_id = 'y', client_secret = 's' },"
+                       " dry_run = false } }\n",
+                       &cfg, &err),
+             0);
+    T_REQUIRE(cfg.ntenants == 2);
+    ten = config_tenant(&cfg, "t1");
+    T_REQUIRE(ten != NULL);
+    T_EQ_INT(ten->dry_run, 0);
+    T_EQ_INT(ten->has_microsoft, 0);
+    T_EQ_INT(ten->nhttp_allow, 0);
+    ten = config_tenant(&cfg, "0-x");
+    T_REQUIRE(ten != NULL);
+    T_EQ_INT(ten->has_microsoft, 1);
+    T_EQ_STR(ten->microsoft.authority, "https://login.microsoftonline.com");
+    T_EQ_STR(ten->microsoft.graph, "https://graph.microsoft.com");
+    T_EQ_STR(ten->microsoft.defender, "https://api.securitycenter.microsoft.com");
+    T_EQ_STR(ten->microsoft.defender_scope, "https://api.securitycenter.microsoft.com/.default");
+    config_free(&cfg);
+    /* a 63-character id is the longest */
+    T_EQ_INT(load_text(&t,
+                       "tenants = { ['a12345678901234567890123456789012345678901234567890123456789"
+                       "-yz'] = {} }",
+                       &cfg, &err),
+             0);
+    T_REQUIRE(cfg.ntenants == 1);
+    T_EQ_INT(strlen(cfg.tenants[0].id), 63);
+    config_free(&cfg);
+    tmpconf_done(&t);
+}
+
+/* A file with a microsoft block whose body is ms (after the ids), for the error tests. */
+static char *
+ms_text(const char *ms)
+{
+    return xasprintf("tenants = {\n  demo = {\n    microsoft = {\n"
+                     "      tenant_id = 'tid', client_id = 'cid',\n%s\n    },\n  },\n}\n",
+                     ms);
+}
+
+static void
+expect_ms_error(struct tmpconf *t, const char *ms, const char *want)
+{
+    char *text = ms_text(ms);
+
+    expect_error(t, text, want);
+    free(text);
+}
+
+/* The microsoft block with ms loads; its graph URL is returned in graph (malloc'd). */
+static int
+load_ms(struct tmpconf *t, const char *ms, char **graph)
+{
+    struct config cfg;
+    char *err = NULL;
+    char *text = ms_text(ms);
+    int rc = load_text(t, text, &cfg, &err);
+
+    free(text);
+    if (rc == -1) {
+        fprintf(stderr, "    %s\n", err);
+        free(err);
+        return -1;
+    }
+    *graph = xstrdup(cfg.tenants[0].microsoft.graph);
+    config_free(&cfg);
+    return 0;
+}
+
+static void
+test_tenants_errors(void)
+{
+    struct tmpconf t;
+    char *want;
+
+    T_REQUIRE(tmpconf_init(&t) == 0);
+    /* an unknown nested key names its path and line */
+    want = xasprintf("%s:14: tenants.demo.microsoft.client_secert: unknown setting", t.path);
+    {
+        char *text = xstrdup(tenants_text);
+        char *p = strstr(text, "client_secret");
+
+        T_REQUIRE(p != NULL);
+        memcpy(p, "client_secert", 13);
+        expect_error(&t, text, want);
+        free(text);
+    }
+    free(want);
+    want = xasprintf("%s:4: tenants.demo.bogus: unknown setting", t.path);
+    expect_error(&t, "log = {}\ntenants = {\n  demo = {\n    bogus = 1,\n  },\n}\n", want);
+    free(want);
+    want = xasprintf("%s:4: tenants.acme-corp.dryrun: unknown setting", t.path);
+    expect_error(&t,
+                 "tenants = {\n  demo = { dry_run = true },\n  [\"acme-corp\"] = {\n"
+                 "    dryrun = true,\n  },\n}\n",
+                 want);
+    free(want);
+    want = xasprintf("%s:3: tenants.demo.http.deny: unknown setting", t.path);
+    expect_error(&t, "tenants = {\n  demo = {\n    http = { deny = {} },\n  },\n}\n", want);
+    free(want);
+    /* the line of the right tenant's block, though both have one */
+    want = xasprintf("%s:6: tenants.b.microsoft: client_id is required", t.path);
+    expect_error(
+        &t,
+        "tenants = {\n"
+        "  a = { microsoft = { tenant_id = 't', client_id = 'c', client_secret = 's' } },\n"
+        "  b = {\n"
+        "    dry_run = true,\n"
+        "    -- microsoft = { },\n"
+        "    microsoft = {\n"
+        "      tenant_id = 't', client_secret = 's',\n"
+        "    },\n"
+        "  },\n"
+        "}\n",
+        want);
+    free(want);
+    expect_error(&t,
+                 "tenants = { demo = { microsoft = { client_id = 'c', client_secret = 's' } } }",
+                 "tenants.demo.microsoft: tenant_id is required");
+    expect_ms_error(&t, "client_secret = 's', certificate = 'c.pem', private_key = 'k.pem'",
+                    "tenants.demo.microsoft: set either client_secret or certificate and "
+                    "private_key, not both");
+    expect_ms_error(&t, "client_secret = 's', private_key = 'k.pem'", "not both");
+    expect_ms_error(&t, "", "tenants.demo.microsoft: a credential is required");
+    expect_ms_error(&t, "certificate = 'c.pem'",
+                    "tenants.demo.microsoft: certificate and private_key must be set together");
+    expect_ms_error(&t, "private_key = 'k.pem'", "must be set together");
+    expect_ms_error(&t, "client_secret = ''", "tenants.demo.microsoft.client_secret: expected");
+    expect_ms_error(&t, "client_secret = 42", "client_secret: expected a string, got a number");
+    expect_error(&t,
+                 "tenants = { demo = { microsoft = { tenant_id = 'a/b', client_id = 'c',"
+                 " client_secret = 's' } } }",
+                 "tenants.demo.microsoft.tenant_id: expected an id");
+    expect_error(&t,
+                 "tenants = { demo = { microsoft = { tenant_id = 'a', client_id = 'c d',"
+                 " client_secret = 's' } } }",
+                 "tenants.demo.microsoft.client_id: expected an id");
+    expect_error(&t, "tenants = { demo = { microsoft = 'x' } }",
+                 "tenants.demo.microsoft: expected a table, got a string");
+    expect_ms_error(&t, "client_secret = 's', defender_scope = 'a b'",
+                    "tenants.demo.microsoft.defender_scope: expected a scope");
+    /* URLs */
+    expect_ms_error(&t, "client_secret = 's', graph = 'ftp://graph.microsoft.com'",
+                    "tenants.demo.microsoft.graph: expected a URL starting with https://");
+    expect_ms_error(&t, "client_secret = 's', graph = 'graph.microsoft.com'",
+                    "expected a URL starting with https://");
+    expect_ms_error(&t, "client_secret = 's', authority = 'http://login.microsoftonline.com'",
+                    "tenants.demo.microsoft.authority: plain http:// is only allowed for "
+                    "loopback hosts");
+    expect_ms_error(&t, "client_secret = 's', graph = 'http://128.0.0.1'", "plain http://");
+    expect_ms_error(&t, "client_secret = 's', graph = 'http://localhost.example.com'",
+                    "plain http://");
+    expect_ms_error(&t, "client_secret = 's', graph = 'https://'", "expected a URL with a host");
+    expect_ms_error(&t, "client_secret = 's', graph = 'https://u@graph.microsoft.com'",
+                    "expected a URL with a host");
+    expect_ms_error(&t, "client_secret = 's', graph = 'https://graph.microsoft.com:0'",
+                    "expected a port from 1 to 65535");
+    expect_ms_error(&t, "client_secret = 's', graph = 'https://graph.microsoft.com:x/'",
+                    "expected a port");
+    expect_ms_error(&t, "client_secret = 's', graph = 'https://graph.microsoft.com/a b'",
+                    "without spaces");
+    expect_ms_error(&t, "client_secret = 's', graph = 'https://graph.microsoft.com/?x=1'", "query");
+    expect_ms_error(&t, "client_secret = 's', graph = 'https://graph.microsoft.com//'",
+                    "without a trailing slash");
+    expect_ms_error(&t, "client_secret = 's', graph = 'http://[::1]x/'",
+                    "expected a URL with a host");
+    expect_ms_error(&t, "client_secret = 's', graph = 'https://[::1'",
+                    "expected a URL with a host");
+    expect_error(&t, "connectors = { proxy = 'http://u p@proxy:1' }", "without spaces");
+    /* tenant ids */
+    expect_error(&t, "tenants = { Demo = {} }", "tenants.Demo: invalid tenant id");
+    expect_error(&t, "tenants = { ['-x'] = {} }", "tenants.-x: invalid tenant id");
+    expect_error(&t, "tenants = { ['a.b'] = {} }", "tenants.a.b: invalid tenant id");
+    expect_error(&t, "tenants = { ['a_b'] = {} }", "invalid tenant id");
+    expect_error(&t, "tenants = { [''] = {} }", "invalid tenant id");
+    expect_error(&t, "tenants = { ['a\\0b'] = {} }", "invalid tenant id");
+    expect_error(&t,
+                 "tenants = { ['a12345678901234567890123456789012345678901234567890123456789"
+                 "-xyz'] = {} }",
+                 "invalid tenant id");
+    /* with several bad ids, the smallest is named */
+    expect_error(&t, "tenants = { ok = {}, Zb = {}, Za = {}, Zc = {} }",
+                 "tenants.Za: invalid tenant id");
+    expect_error(&t, "tenants = { { dry_run = true } }",
+                 "tenants[1]: expected a tenant id as the key");
+    expect_error(&t, "tenants = { Za = {}, [3] = {}, [true] = {}, [2] = {}, ok = {} }",
+                 "tenants[2]: expected a tenant id as the key");
+    expect_error(&t, "tenants = { demo = 1 }", "tenants.demo: expected a table, got a number");
+    expect_error(&t, "tenants = 'demo'", "tenants: expected a table of tenants");
+    expect_error(&t, "tenants = { demo = { dry_run = 'yes' } }",
+                 "tenants.demo.dry_run: expected true or false, got a string");
+    /* http.allow */
+    want = xasprintf("%s:3: tenants.demo.http.allow[2]: expected a host name", t.path);
+    expect_error(&t,
+                 "tenants = {\n  demo = {\n    http = { allow = { 'a.example', "
+                 "'https://b.example' } },\n  },\n}\n",
+                 want);
+    free(want);
+    expect_error(&t, "tenants = { demo = { http = { allow = { 'b.example/path' } } } }",
+                 "tenants.demo.http.allow[1]: expected a host name");
+    expect_error(&t, "tenants = { demo = { http = { allow = { 'b example' } } } }",
+                 "expected a host name");
+    expect_error(&t, "tenants = { demo = { http = { allow = { 'b.example:8080' } } } }",
+                 "expected a host name");
+    expect_error(&t, "tenants = { demo = { http = { allow = { '' } } } }", "expected a host name");
+    expect_error(&t, "tenants = { demo = { http = { allow = { 42 } } } }", "expected a host name");
+    expect_error(&t, "tenants = { demo = { http = { allow = { x = 'a.example' } } } }",
+                 "tenants.demo.http.allow.x: expected a list of host names");
+    expect_error(&t, "tenants = { demo = { http = { allow = 'a.example' } } }",
+                 "tenants.demo.http.allow: expected a list of host names");
+    expect_error(&t, "tenants = { demo = { http = { allow = { 'a', nil, 'c' } } } }",
+                 "expected a list of host names");
+    /* connectors */
+    expect_error(&t, "connectors = { max_attempts = 0 }",
+                 "connectors.max_attempts: expected a whole number from 1 to 20");
+    expect_error(&t, "connectors = { max_attempts = 21 }", "from 1 to 20");
+    expect_error(&t, "connectors = { max_attempts = 2.5 }", "from 1 to 20");
+    expect_error(&t, "connectors = { timeout = 'soon' }",
+                 "connectors.timeout: expected a duration");
+    expect_error(&t, "connectors = { timeout = 0 }", "connectors.timeout: must be at least");
+    expect_error(&t, "connectors = { proxy = 'socks5://p:1080' }",
+                 "connectors.proxy: expected a URL starting with http:// or https://");
+    expect_error(&t, "connectors = { proxy = 'http://p:3128/x' }", "without a path");
+    expect_error(&t, "connectors = { proxy = 'http://:3128' }", "expected a URL with a host");
+    expect_error(&t, "connectors = { key_file = 1 }", "connectors.key_file: expected a path");
+    want = xasprintf("%s:3: connectors.max_attempt: unknown setting", t.path);
+    expect_error(&t, "connectors = {\n  timeout = '1s',\n  max_attempt = 3,\n}\n", want);
+    free(want);
+    tmpconf_done(&t);
+}
+
+static void
+test_tenants_urls_accepted(void)
+{
+    struct tmpconf t;
+    struct config cfg;
+    char *err = NULL;
+    char *graph = NULL;
+
+    T_REQUIRE(tmpconf_init(&t) == 0);
+    /* one trailing slash is removed */
+    T_REQUIRE(load_ms(&t, "client_secret = 's', graph = 'https://graph.microsoft.com/'", &graph) ==
+              0);
+    T_EQ_STR(graph, "https://graph.microsoft.com");
+    free(graph);
+    T_REQUIRE(load_ms(&t, "client_secret = 's', graph = 'https://g.example:8443/v1/'", &graph) ==
+              0);
+    T_EQ_STR(graph, "https://g.example:8443/v1");
+    free(graph);
+    /* plain http for loopback hosts only */
+    T_REQUIRE(load_ms(&t, "client_secret = 's', graph = 'http://127.0.0.1:8081'", &graph) == 0);
+    T_EQ_STR(graph, "http://127.0.0.1:8081");
+    free(graph);
+    T_REQUIRE(load_ms(&t, "client_secret = 's', graph = 'http://127.1.2.3/g/'", &graph) == 0);
+    T_EQ_STR(graph, "http://127.1.2.3/g");
+    free(graph);
+    T_REQUIRE(load_ms(&t, "client_secret = 's', graph = 'http://[::1]:9/'", &graph) == 0);
+    T_EQ_STR(graph, "http://[::1]:9");
+    free(graph);
+    T_REQUIRE(load_ms(&t, "client_secret = 's', graph = 'http://localhost'", &graph) == 0);
+    T_EQ_STR(graph, "http://localhost");
+    free(graph);
+    /* proxies: http or https to any host, with credentials */
+    T_EQ_INT(
+        load_text(&t, "connectors = { proxy = 'https://u:p@proxy.example.jp:8443/' }", &cfg, &err),
+        0);
+    T_EQ_STR(cfg.connectors.proxy, "https://u:p@proxy.example.jp:8443");
+    config_free(&cfg);
+    T_EQ_INT(load_text(&t, "connectors = { proxy = 'http://10.0.0.1:3128' }", &cfg, &err), 0);
+    T_EQ_STR(cfg.connectors.proxy, "http://10.0.0.1:3128");
+    config_free(&cfg);
+    T_EQ_INT(load_text(&t, "connectors = { max_attempts = 1, timeout = 0.5 }", &cfg, &err), 0);
+    T_EQ_INT(cfg.connectors.max_attempts, 1);
+    T_ASSERT(cfg.connectors.timeout == 0.5);
+    config_free(&cfg);
+    T_EQ_INT(load_text(&t, "connectors = { max_attempts = 20 }", &cfg, &err), 0);
+    T_EQ_INT(cfg.connectors.max_attempts, 20);
+    config_free(&cfg);
+    T_EQ_INT(
+        load_text(&t, "tenants = { d = { http = { allow = { '10.1.2.3', '[::1]', 'a-b.c_d' } } } }",
+                  &cfg, &err),
+        0);
+    T_REQUIRE(cfg.ntenants == 1 && cfg.tenants[0].nhttp_allow == 3);
+    T_EQ_STR(cfg.tenants[0].http_allow[1], "[::1]");
+    config_free(&cfg);
+    tmpconf_done(&t);
+}
+
+static void
+test_tenants_relative_paths(void)
+{
+    struct tmpconf t;
+    struct config cfg;
+    const struct config_tenant *ten;
+    char *err = NULL;
+    char *want;
+
+    T_REQUIRE(tmpconf_init(&t) == 0);
+    T_EQ_INT(load_text(&t,
+                       "connectors = { key_file = 'keys/secret.key', ca_file = './ca.pem' }\n"
+                       "tenants = { demo = { microsoft = { tenant_id = 't', client_id = 'c',\n"
+                       "  certificate = 'certs/demo.pem', private_key = './certs/demo.key' } } }\n",
+                       &cfg, &err),
+             0);
+    want = xasprintf("%s/keys/secret.key", t.real);
+    T_EQ_STR(cfg.connectors.key_file, want);
+    free(want);
+    want = xasprintf("%s/ca.pem", t.real);
+    T_EQ_STR(cfg.connectors.ca_file, want);
+    free(want);
+    ten = config_tenant(&cfg, "demo");
+    T_REQUIRE(ten != NULL);
+    want = xasprintf("%s/certs/demo.pem", t.real);
+    T_EQ_STR(ten->microsoft.certificate, want);
+    free(want);
+    want = xasprintf("%s/certs/demo.key", t.real);
+    T_EQ_STR(ten->microsoft.private_key, want);
+    free(want);
+    config_free(&cfg);
+    tmpconf_done(&t);
+}
+
+/* Remove the "-- " in front of the lines of the commented-out tenants example of text. */
+static void
+uncomment_tenants(char *text)
+{
+    char *p = strstr(text, "\n-- tenants = {\n");
+    char *out;
+
+    if (p == NULL) {
+        return;
+    }
+    out = ++p;
+    while (*p != '\0') {
+        char *eol = strchr(p, '\n');
+        size_t n = eol != NULL ? (size_t)(eol - p + 1) : strlen(p);
+        int last = strncmp(p, "-- }\n", 5) == 0;
+
+        if (strncmp(p, "-- ", 3) == 0) {
+            p += 3;
+            n -= 3;
+        }
+        memmove(out, p, n);
+        out += n;
+        p += n;
+        if (last) {
+            break;
+        }
+    }
+    memmove(out, p, strlen(p) + 1);
+}
+
 static void
 test_write_default_roundtrip(void)
 {
@@ -394,6 +886,43 @@ test_write_default_roundtrip(void)
     T_CONTAINS(text, "slice = \"5ms\"");
     T_CONTAINS(text, "-- cert = ");
     T_CONTAINS(text, "format = \"kv\"");
+    T_CONTAINS(text, "connectors = {");
+    T_CONTAINS(text, "key_file = \"secret.key\"");
+    T_CONTAINS(text, "-- ca_file = ");
+    T_CONTAINS(text, "-- proxy = ");
+    T_CONTAINS(text, "timeout = \"30s\"");
+    T_CONTAINS(text, "max_attempts = 5");
+    T_CONTAINS(text, "-- tenants = {");
+    T_CONTAINS(text, "`kagari secret encrypt`");
+    T_CONTAINS(text, "--         dry_run = false");
+    T_CONTAINS(text, "without sending anything");
+    T_CONTAINS(text, "http module");
+    T_CONTAINS(text, "--             -- certificate = ");
+    T_CONTAINS(text, "--             -- private_key = ");
+    /* the example, uncommented, loads */
+    uncomment_tenants(text);
+    T_ASSERT(strstr(text, "\ntenants = {\n") != NULL);
+    unlink(t.path);
+    T_EQ_INT(load_text(&t, text, &cfg, &err), 0);
+    if (err != NULL) {
+        fprintf(stderr, "    %s\n", err);
+        free(err);
+        err = NULL;
+    } else {
+        const struct config_tenant *ten = config_tenant(&cfg, "demo");
+
+        T_EQ_INT(cfg.ntenants, 1);
+        T_REQUIRE(ten != NULL);
+        T_EQ_INT(ten->dry_run, 0);
+        T_EQ_INT(ten->has_microsoft, 1);
+        T_EQ_STR(ten->microsoft.client_secret, "enc:v1:...");
+        T_ASSERT(ten->microsoft.certificate == NULL);
+        T_EQ_STR(ten->microsoft.authority, "https://login.microsoftonline.com");
+        T_EQ_STR(ten->microsoft.defender_scope,
+                 "https://api.securitycenter.microsoft.com/.default");
+        T_EQ_INT(ten->nhttp_allow, 2);
+        config_free(&cfg);
+    }
     free(text);
     unlink(t.path);
     /* NULL values: the defaults, relative to the file */
@@ -463,5 +992,10 @@ TEST_LIST = {
     { "write_default_roundtrip", test_write_default_roundtrip },
     { "write_default_no_overwrite", test_write_default_no_overwrite },
     { "missing_file_and_buffer", test_missing_file_and_buffer },
+    { "tenants_full", test_tenants_full },
+    { "tenants_defaults", test_tenants_defaults },
+    { "tenants_errors", test_tenants_errors },
+    { "tenants_urls_accepted", test_tenants_urls_accepted },
+    { "tenants_relative_paths", test_tenants_relative_paths },
     { NULL, NULL },
 };

@@ -70,3 +70,55 @@ log = {
     -- "kv" for key=value lines, "json" for one JSON object per line.
     format = "kv",
 }
+
+-- Outgoing calls of the connectors (Microsoft Graph and Defender, webhooks).
+connectors = {
+    -- Key of the secrets written in this file as "enc:v1:..." (`kagari secret encrypt`
+    -- uses it too). Keep it mode 0600 and back it up apart from this file: without it,
+    -- those secrets cannot be read.
+    key_file = "secret.key",
+    -- PEM bundle of the certificate authorities trusted for outgoing HTTPS.
+    -- Default: the system's.
+    -- ca_file = "/etc/ssl/certs/ca-certificates.crt",
+    -- Proxy for every outgoing call, "http://host:port" (or https://).
+    -- Default: none, direct connections (proxy environment variables are ignored).
+    -- proxy = "http://proxy.example.jp:3128",
+    -- Time limit of one attempt of a call, the answer included.
+    timeout = "30s",
+    -- Attempts of one call, 1 to 20: a call answered 429, 503 or 504, or cut by a
+    -- network error, is tried again until this many attempts have been made.
+    max_attempts = 5,
+}
+
+-- Per-tenant settings, keyed by tenant id (lowercase letters, digits and '-'; write
+-- ["acme-corp"] = { ... } for an id with a '-'). A tenant not listed here has no
+-- microsoft block, an empty http.allow and dry_run = false. Remove the leading "-- "
+-- of the lines below to start from this example.
+-- tenants = {
+--     demo = {
+--         -- true: record what the playbooks would do without sending anything.
+--         dry_run = false,
+--         -- The customer's Entra ID app registration (client credentials grant).
+--         microsoft = {
+--             -- Directory (tenant) id: a GUID, or a domain such as contoso.onmicrosoft.com.
+--             tenant_id = "11111111-2222-3333-4444-555555555555",
+--             -- Application (client) id of the app registration.
+--             client_id = "66666666-7777-8888-9999-000000000000",
+--             -- Client secret, written encrypted: the output of `kagari secret encrypt`.
+--             client_secret = "enc:v1:...",
+--             -- Or, instead of client_secret, a certificate (PEM) and its key (0600).
+--             -- certificate = "certs/demo.pem",
+--             -- private_key = "certs/demo.key",
+--             -- Sign-in endpoint (change it for national clouds only).
+--             authority = "https://login.microsoftonline.com",
+--             -- Microsoft Graph base URL.
+--             graph = "https://graph.microsoft.com",
+--             -- Microsoft Defender for Endpoint API base URL.
+--             defender = "https://api.securitycenter.microsoft.com",
+--             -- Scope of the tokens requested for the Defender API.
+--             defender_scope = "https://api.securitycenter.microsoft.com/.default",
+--         },
+--         -- Host names the generic http module may call; it refuses any other host.
+--         http = { allow = { "hooks.example.jp", "api.example.net" } },
+--     },
+-- }
