@@ -7,6 +7,29 @@
 
 #include "engine/util.h"
 
+/* One tenant's Microsoft app registration (Entra ID app, client credentials). */
+struct config_microsoft {
+    char *authority;      /* default "https://login.microsoftonline.com" */
+    char *tenant_id;      /* directory GUID or domain (required) */
+    char *client_id;      /* required */
+    char *client_secret;  /* as written: "enc:v1:..." or plain; NULL with a certificate */
+    char *certificate;    /* absolute PEM path, or NULL */
+    char *private_key;    /* absolute PEM path, or NULL */
+    char *graph;          /* base URL, default "https://graph.microsoft.com" */
+    char *defender;       /* base URL, default "https://api.securitycenter.microsoft.com" */
+    char *defender_scope; /* default "https://api.securitycenter.microsoft.com/.default" */
+};
+
+/* Per-tenant settings: tenants = { <id> = { ... } }. */
+struct config_tenant {
+    char *id;
+    int dry_run;                  /* effects recorded as "would do", nothing sent */
+    int has_microsoft;
+    struct config_microsoft microsoft;
+    char **http_allow;            /* hosts the generic http module may call */
+    size_t nhttp_allow;
+};
+
 struct config {
     char *path;         /* the file read */
     char *data_dir;     /* absolute; relative values resolve against the file's folder */
@@ -34,7 +57,21 @@ struct config {
         int level; /* enum log_level, default info */
         int json;  /* 0: key=value, 1: JSON lines */
     } log;
+
+    struct {
+        char *key_file;   /* secrets key (absolute), default "secret.key" next to the file */
+        char *ca_file;    /* PEM bundle for outgoing TLS, NULL = the system's */
+        char *proxy;      /* "http://proxy:3128", NULL = none */
+        double timeout;   /* seconds per attempt, default 30 */
+        int max_attempts; /* per call (429/503/504/network), default 5 */
+    } connectors;
+
+    struct config_tenant *tenants; /* sorted by id */
+    size_t ntenants;
 };
+
+/* The settings of tenant id, or NULL when the file has none. */
+const struct config_tenant *config_tenant(const struct config *cfg, const char *id);
 
 /* Evaluate the file with no functions in scope, a memory cap and an instruction budget,
  * then check every value. Unknown keys and wrong types are errors that name the file and

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/connectors.h"
 #include "engine/ljson.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -39,6 +40,8 @@ struct run {
     char *fail_msg;    /* a failure explained better than the Lua error (divergence) */
     struct event *timer;
     int64_t wake_ms; /* when the current sleep ends */
+    void (*op_cancel)(void *op); /* the pending operation (connector call) */
+    void *op;
 
     int ready;
     struct run *rprev, *rnext; /* ready queue */
@@ -123,6 +126,12 @@ run_free(struct run *r, int close_thread)
     struct tenant *t = r->t;
 
     ready_remove(r);
+    if (r->op != NULL) {
+        void *op = r->op;
+
+        r->op = NULL;
+        r->op_cancel(op);
+    }
     if (r->co != NULL) {
         lua_State *L = sandbox_state(t->sb);
 
@@ -801,8 +810,23 @@ run_effect_park(lua_State *L)
 }
 
 void
+run_set_op(struct run *r, void (*cancel)(void *op), void *op)
+{
+    r->op_cancel = cancel;
+    r->op = op;
+}
+
+int64_t
+run_deadline_ms(const struct run *r)
+{
+    return r->task.deadline_ms;
+}
+
+void
 run_effect_complete(struct run *r, int ok, const char *result)
 {
+    r->op = NULL;
+    r->op_cancel = NULL;
     run_effect_finish(r, ok, result);
     r->parked = 0;
     r->resume_with = 1;
@@ -874,6 +898,12 @@ l_sleep(lua_State *L)
     tv.tv_usec = ((due - now) % 1000) * 1000;
     evtimer_add(r->timer, &tv);
     return run_effect_park(L);
+}
+
+int
+run_lua_sleep(lua_State *L)
+{
+    return l_sleep(L);
 }
 
 /* now(): seconds since the epoch (milliseconds as the fraction), journaled so that a
@@ -1004,6 +1034,7 @@ run_sandbox_new(size_t memory_cap, char **errp)
     sandbox_add_func(sb, "now", l_now);
     sandbox_add_lib(sb, "log", luaopen_kagari_log);
     sandbox_add_lib(sb, "json", luaopen_kagari_json);
+    connectors_register(sb);
     sandbox_freeze(sb);
     L = sandbox_state(sb);
     luaL_newmetatable(L, "kagari.alert");

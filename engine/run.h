@@ -80,7 +80,18 @@ void run_effect_finish(struct run *r, int ok, const char *result);
 /* Park the run until run_effect_complete(); returns what lua_yield returns. The
  * effect's results are what run_effect_push gives for the completed entry. */
 int run_effect_park(lua_State *L);
-/* Called from an event callback when the parked effect finishes. */
+/* Called from an event callback when the parked effect finishes. Clears the run's
+ * pending op (run_set_op). */
 void run_effect_complete(struct run *r, int ok, const char *result);
+
+/* The operation a parked run waits for (a connector call). The run owns it: if the run
+ * is freed first (shutdown, reset, deadline), cancel(op) is called. */
+void run_set_op(struct run *r, void (*cancel)(void *op), void *op);
+/* The playbooks' sleep(seconds), for connector helpers written in Lua that wait
+ * (defender.wait_action): pass it as an upvalue. */
+int run_lua_sleep(lua_State *L);
+
+/* The run's wall-clock deadline (ms since the epoch; 0 = none). */
+int64_t run_deadline_ms(const struct run *r);
 
 #endif

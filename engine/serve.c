@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "engine/config.h"
+#include "engine/connectors.h"
 #include "engine/intake.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -100,8 +101,9 @@ serve_main(const char *config_path)
     log_set_level((enum log_level)conf.log.level);
     log_set_json(conf.log.json);
     signal(SIGPIPE, SIG_IGN);
-    if (loop_init(&err) == -1 || store_open(conf.data_dir, &st, &err) == -1 ||
-        tenants_open(st, conf.runs.memory, &err) == -1) {
+    if (loop_init(&err) == -1 || connectors_init(&conf, &err) == -1 ||
+        store_open(conf.data_dir, &st, &err) == -1 ||
+        tenants_open(st, conf.runs.memory, &conf, &err) == -1) {
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
     }
@@ -141,7 +143,8 @@ out:
     }
     intake_free(intake);
     intake = NULL;
-    tenants_close();
+    tenants_close(); /* frees the runs, which cancel their calls */
+    connectors_shutdown();
     {
         struct playbook_set empty = { NULL, 0 };
 

@@ -7,10 +7,12 @@
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/run.h"
+#include "connectors/secret.h"
 
 static struct store *control;
 static struct tenant *tenants;
 static size_t tenant_memory_cap;
+static const struct config *config;
 
 static struct tenant *
 tenant_open(const char *id, char **errp)
@@ -27,8 +29,19 @@ tenant_open(const char *id, char **errp)
         free(t);
         return NULL;
     }
+    t->cfg = config != NULL ? config_tenant(config, id) : NULL;
+    if (t->cfg != NULL && t->cfg->has_microsoft && t->cfg->microsoft.client_secret != NULL) {
+        t->ms_secret = secret_decrypt(t->cfg->microsoft.client_secret, errp);
+        if (t->ms_secret == NULL) {
+            store_tenant_close(t->db);
+            free(t);
+            return NULL;
+        }
+        secret_register(t->ms_secret);
+    }
     t->sb = run_sandbox_new(tenant_memory_cap, errp);
     if (t->sb == NULL) {
+        secret_free(t->ms_secret);
         store_tenant_close(t->db);
         free(t);
         return NULL;
@@ -40,12 +53,13 @@ tenant_open(const char *id, char **errp)
 }
 
 int
-tenants_open(struct store *st, size_t memory_cap, char **errp)
+tenants_open(struct store *st, size_t memory_cap, const struct config *cfg, char **errp)
 {
     struct store_tenant_info *list = NULL;
     size_t n = 0;
 
     control = st;
+    config = cfg;
     tenant_memory_cap = memory_cap;
     if (store_tenant_list(st, &list, &n, errp) == -1) {
         return -1;
@@ -73,6 +87,7 @@ tenants_close(void)
         }
         free(t->versions);
         sandbox_free(t->sb);
+        secret_free(t->ms_secret);
         store_tenant_close(t->db);
         free(t);
     }

@@ -5,6 +5,7 @@
 #include <lua.h>
 #include <stddef.h>
 
+#include "engine/config.h"
 #include "engine/playbook.h"
 #include "engine/sandbox.h"
 #include "engine/store.h"
@@ -15,6 +16,8 @@ struct tenant {
     char id[64];
     struct store_tenant *db; /* owned */
     struct sandbox *sb;      /* owned; one Lua state for all of this tenant's runs */
+    const struct config_tenant *cfg; /* its settings in the configuration, or NULL */
+    char *ms_secret;         /* the decrypted Microsoft client secret, or NULL */
     struct playbook **versions; /* playbook versions known to be in db (one ref each) */
     size_t nversions;
     struct run *runs; /* in-memory runs (run.c's list) */
@@ -22,8 +25,11 @@ struct tenant {
     struct tenant *next;
 };
 
-/* Open every tenant of the control database: its database and its sandbox. */
-int tenants_open(struct store *st, size_t memory_cap, char **errp) KG_WUR;
+/* Open every tenant of the control database: its database and its sandbox. cfg (may be
+ * NULL) gives each tenant its settings; secrets in it are decrypted with the loaded
+ * key (secret_load_key). */
+int tenants_open(struct store *st, size_t memory_cap, const struct config *cfg,
+                 char **errp) KG_WUR;
 void tenants_close(void);
 struct tenant *tenants_first(void); /* then t->next */
 struct tenant *tenant_find(const char *id);

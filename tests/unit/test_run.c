@@ -42,7 +42,7 @@ start(void)
 
     T_ASSERT(loop_init(&err) == 0);
     T_ASSERT(store_open(data, &st, &err) == 0);
-    T_ASSERT(tenants_open(st, 32u << 20, &err) == 0);
+    T_ASSERT(tenants_open(st, 32u << 20, NULL, &err) == 0);
     run_init(&lim);
     loop_set_commit_failed(run_tenant_reset, NULL);
     sb = run_sandbox_new(16u << 20, &err);
