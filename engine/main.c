@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "connectors/secret.h"
 #include "engine/config.h"
 #include "engine/json.h"
 #include "engine/log.h"
@@ -162,6 +163,11 @@ cmd_init(int argc, char **argv)
         return 1;
     }
     (void)!util_mkdirs(cfg.playbook_dir, 0755);
+    if (access(cfg.connectors.key_file, F_OK) != 0 &&
+        secret_keyfile_create(cfg.connectors.key_file, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err);
+        goto fail;
+    }
     token = new_token();
     if (token == NULL || store_open(cfg.data_dir, &st, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err ? err : "no randomness");
@@ -172,8 +178,8 @@ cmd_init(int argc, char **argv)
         fprintf(stderr, "kagari: %s\n", err);
         goto fail;
     }
-    printf("wrote %s\ndata folder %s\ntenant %s\nintake token (shown once): %s\n", o.config,
-           cfg.data_dir, o.tenant, token);
+    printf("wrote %s\ndata folder %s\nsecrets key %s\ntenant %s\nintake token (shown once): %s\n",
+           o.config, cfg.data_dir, cfg.connectors.key_file, o.tenant, token);
     store_close(st);
     config_free(&cfg);
     free(token);
@@ -838,6 +844,71 @@ cmd_playbook(int argc, char **argv)
     return bad ? 1 : 0;
 }
 
+/* ---- secret ---- */
+
+static int
+cmd_secret(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char help[] =
+        "usage: kagari secret encrypt [--config FILE] < secret.txt\n"
+        "Encrypt a connector credential (read from standard input, so it stays out of\n"
+        "shell history and the process list) with the configuration's key file, and print\n"
+        "the \"enc:v1:...\" value to put in kagari.conf.lua (e.g. client_secret).\n";
+    const char *config = default_config();
+    struct config cfg;
+    char *err = NULL, *plain, *enc;
+    size_t len = 0;
+    int r = parse_opts(argc, argv, lo, "h", config_opt, &config);
+
+    if (r != 0 || optind + 1 != argc || strcmp(argv[optind], "encrypt") != 0) {
+        fputs(help, r == 1 ? stdout : stderr);
+        return r == 1 ? 0 : 2;
+    }
+    if (config_load(config, &cfg, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        return 1;
+    }
+    if (secret_load_key(cfg.connectors.key_file, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        config_free(&cfg);
+        return 1;
+    }
+    config_free(&cfg);
+    plain = util_read_file("/dev/stdin", 64 * 1024, &len, &err);
+    if (plain == NULL) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        secret_unload_key();
+        return 1;
+    }
+    while (len > 0 && (plain[len - 1] == '\n' || plain[len - 1] == '\r')) {
+        plain[--len] = '\0';
+    }
+    if (len == 0 || strlen(plain) != len) {
+        secret_free(plain);
+        secret_unload_key();
+        return fail("%s", "expected one secret on standard input");
+    }
+    enc = secret_encrypt(plain, &err);
+    secret_free(plain);
+    secret_unload_key();
+    if (enc == NULL) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        return 1;
+    }
+    printf("%s\n", enc);
+    free(enc);
+    return 0;
+}
+
 static const char usage[] =
     "usage: kagari VERB [options]   (kagari VERB --help for each)\n"
     "  init            write a configuration, data folder and first tenant\n"
@@ -847,6 +918,7 @@ static const char usage[] =
     "  runs            list playbook runs\n"
     "  run show ID     one run with its journal\n"
     "  playbook lint   check playbook files\n"
+    "  secret encrypt  encrypt a connector credential for the configuration\n"
     "  version         print the version\n";
 
 int
@@ -858,7 +930,7 @@ main(int argc, char **argv)
     } verbs[] = {
         { "init", cmd_init },   { "serve", cmd_serve }, { "tenant", cmd_tenant },
         { "alert", cmd_alert }, { "runs", cmd_runs },   { "run", cmd_run },
-        { "playbook", cmd_playbook },
+        { "playbook", cmd_playbook }, { "secret", cmd_secret },
     };
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0 ||
