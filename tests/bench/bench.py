@@ -19,6 +19,7 @@ import time
 
 KAGARI = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/rel/kagari")
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+PARKED = int(os.environ.get("KAGARI_BENCH_PARKED", "100000"))
 
 PLAYBOOK = """
 return playbook {
@@ -26,6 +27,16 @@ return playbook {
   on = { source = "bench.run" },
   run = function(alert)
     log.info("seen", alert.source_id)
+  end,
+}
+"""
+
+PARK_PLAYBOOK = """
+return playbook {
+  name = "bench-park",
+  on = { source = "bench.park" },
+  run = function(alert)
+    sleep(3600)
   end,
 }
 """
@@ -68,6 +79,8 @@ class Daemon:
         os.makedirs(pb)
         with open(os.path.join(pb, "bench.lua"), "w") as f:
             f.write(PLAYBOOK)
+        with open(os.path.join(pb, "park.lua"), "w") as f:
+            f.write(PARK_PLAYBOOK)
         out = subprocess.run([KAGARI, "init", "--config", os.path.join(root, "kagari.conf.lua"),
                               "--data", "data", "--playbooks", "playbooks", "--listen",
                               "127.0.0.1:0", "--tenant", "bench"],
@@ -193,6 +206,47 @@ def hist_pct(before, after, p):
     return float("inf")
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def metric(d, name):
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+def parked_runs(d, n, batch=1000):
+    """Post n alerts whose runs park in sleep(3600); return (runs parked, KiB per run)."""
+    before = rss_kib(d.proc.pid)
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+    hdrs = {"Authorization": "Bearer " + d.token, "Content-Type": "application/json"}
+    for b in range(0, n, batch):
+        body = json.dumps([{"source": "bench.park", "source_id": "park-%d" % i, "title": "park"}
+                           for i in range(b, min(n, b + batch))])
+        while True:
+            c.request("POST", "/api/v1/alerts", body, hdrs)
+            r = c.getresponse()
+            r.read()
+            if r.status == 202:
+                break
+            time.sleep(0.2)  # 503: the engine sheds load while runs start; retry
+    deadline = time.time() + 300
+    while time.time() < deadline and metric(d, "kagari_runs_ready") > 0:
+        time.sleep(0.5)
+    time.sleep(1)
+    active = metric(d, "kagari_runs_active")
+    after = rss_kib(d.proc.pid)
+    return int(active), (after - before) / max(1, n)
+
+
 def pct(v, p):
     return v[min(len(v) - 1, int(len(v) * p / 100))] if v else float("nan")
 
@@ -223,6 +277,9 @@ def main():
         print("  (a 202 is sent after the commit that also holds the run's end, so POST->202 is "
               "POST->run finished for a playbook that does not wait; the client figures include "
               "the Python client's own overhead)")
+        n, per = parked_runs(d, PARKED)
+        print("parked runs         : %d runs parked in sleep(); resident memory %.1f KiB per "
+              "parked run (daemon RSS growth / runs)" % (n, per))
     finally:
         d.stop()
         shutil.rmtree(root, ignore_errors=True)
