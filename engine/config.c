@@ -1466,7 +1466,7 @@ static const char config_text_head[] =
 static const char config_text_playbooks[] =
     "\n"
     "\n"
-    "-- Folder of the Lua playbooks and their helper libraries. Default: \"playbooks\"\n"
+    "-- Folder of the Lua playbooks: every *.lua file in it is loaded as a playbook.\n-- Default: \"playbooks\"\n"
     "-- next to this file.\n"
     "playbook_dir = ";
 

@@ -1299,7 +1299,7 @@ conn_new(struct http_server *srv, evutil_socket_t fd, const struct sockaddr *sa)
         SSL *ssl = SSL_new(srv->cfg.ssl_ctx);
 
         if (ssl == NULL) {
-            log_warn("http.tls_error event=ssl_new");
+            log_warn("http.tls_error step=ssl_new");
             evutil_closesocket(fd);
             return NULL;
         }

@@ -64,6 +64,9 @@ after_commit(void *arg, int ok)
     struct buf b;
 
     if (!ok || p->failed) {
+        if (!ok) {
+            http_reply_header(p->req, "Retry-After", "1");
+        }
         http_reply_error(p->req, ok ? 500 : 503, "store_unavailable",
                          "the alerts could not be stored durably; retry later");
         pending_free(p);
@@ -346,10 +349,21 @@ handle_metrics(struct intake *in, struct http_request *req)
                           "kagari_intake_ack_seconds_count %llu\n",
                           in->ack_count, in->ack_sum, in->ack_count);
     }
-    (void)!buf_puts(&b, "# TYPE kagari_lua_memory_bytes gauge\n");
-    for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
-        (void)!buf_printf(&b, "kagari_lua_memory_bytes{tenant=\"%s\"} %zu\n", t->id,
-                          sandbox_memory(t->sb));
+    {
+        /* Summed: the intake port is reachable by every sender, so no tenant names. */
+        size_t mem = 0;
+        int n = 0;
+
+        for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
+            mem += sandbox_memory(t->sb);
+            n++;
+        }
+        (void)!buf_printf(&b,
+                          "# TYPE kagari_lua_memory_bytes gauge\n"
+                          "kagari_lua_memory_bytes %zu\n"
+                          "# TYPE kagari_tenants gauge\n"
+                          "kagari_tenants %d\n",
+                          mem, n);
     }
     http_reply(req, 200, "text/plain; version=0.0.4", b.data, b.len);
     buf_free(&b);

@@ -328,7 +328,7 @@ cmd_tenant(int argc, char **argv)
 /* ---- alert send ---- */
 
 struct send_opts {
-    const char *config, *url, *token, *source;
+    const char *config, *url, *token, *source, *cacert;
 };
 
 static int
@@ -341,6 +341,7 @@ send_opt(int c, const char *arg, void *ud)
     case 'u': o->url = arg; break;
     case 't': o->token = arg; break;
     case 's': o->source = arg; break;
+    case 'a': o->cacert = arg; break;
     default: return -1;
     }
     return 0;
@@ -361,16 +362,21 @@ cmd_alert(int argc, char **argv)
     static const struct option lo[] = {
         { "config", required_argument, NULL, 'c' }, { "url", required_argument, NULL, 'u' },
         { "token", required_argument, NULL, 't' }, { "source", required_argument, NULL, 's' },
-        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+        { "cacert", required_argument, NULL, 'a' }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     static const char help[] =
-        "usage: kagari alert send [--token TOKEN] [--url URL] [--source SOURCE] FILE|-\n"
+        "usage: kagari alert send [--token TOKEN] [--url URL] [--source SOURCE] [--cacert PEM]\n"
+        "                         [--config FILE] FILE|-\n"
         "POST the JSON in FILE (or standard input) to the intake: one alert, an array,\n"
         "or an Azure diagnostic {\"records\":[...]} envelope.\n"
         "  --token TOKEN   the tenant's intake token (default $KAGARI_TOKEN)\n"
         "  --url URL       intake URL (default from the configuration's intake.listen)\n"
-        "  --source NAME   source for records that name none (?source=)\n";
-    struct send_opts o = { default_config(), NULL, getenv("KAGARI_TOKEN"), NULL };
+        "  --source NAME   source for records that name none (?source=)\n"
+        "  --cacert PEM    trust this CA for an HTTPS intake (default: the system's)\n"
+        "  --config FILE   configuration giving the intake address (default\n"
+        "                  $KAGARI_CONFIG or kagari.conf.lua)\n";
+    struct send_opts o = { default_config(), NULL, getenv("KAGARI_TOKEN"), NULL, NULL };
     struct config cfg;
     int have_cfg = 0;
     char *body = NULL, *err = NULL, *url = NULL, *auth = NULL;
@@ -426,6 +432,9 @@ cmd_alert(int argc, char **argv)
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+    if (o.cacert != NULL) {
+        curl_easy_setopt(curl, CURLOPT_CAINFO, o.cacert);
+    }
     if (curl_easy_perform(curl) != CURLE_OK) {
         fprintf(stderr, "kagari: cannot reach %s\n", url);
     } else {
@@ -502,6 +511,17 @@ each_tenant(struct store *st, const char *only, int (*fn)(struct store_tenant *,
             continue;
         }
         found = 1;
+        {
+            /* A tenant whose database the daemon has not created yet has no runs: do not
+             * create it here (as another user, it would lock the daemon out). */
+            char *path = xasprintf("%s/tenants/%s.db", store_data_dir(st), list[i].id);
+            int exists = access(path, F_OK) == 0;
+
+            free(path);
+            if (!exists) {
+                continue;
+            }
+        }
         if (store_tenant_open(st, list[i].id, &t, &err) == -1) {
             fprintf(stderr, "kagari: %s\n", err);
             free(err);

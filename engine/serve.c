@@ -23,6 +23,32 @@
 static struct intake *intake;
 static const struct config *cfg;
 
+/* A reload must not silently stop a playbook because its file now fails to load (a
+ * half-saved edit): the version serving so far stays while its file exists. */
+static void
+keep_previous(struct playbook_set *set)
+{
+    const struct playbook_set *cur = run_playbooks();
+
+    for (size_t i = 0; i < cur->n; i++) {
+        struct playbook *old = cur->v[i];
+        int present = 0;
+
+        for (size_t j = 0; j < set->n && !present; j++) {
+            present = (set->v[j]->file && old->file && strcmp(set->v[j]->file, old->file) == 0) ||
+                      strcmp(set->v[j]->name, old->name) == 0;
+        }
+        if (present || old->file == NULL || access(old->file, F_OK) != 0) {
+            continue;
+        }
+        set->v = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
+        set->v[set->n++] = old;
+        playbook_ref(old);
+        log_warn("playbook.kept_previous name=%s version=%.12s file=%s", old->name, old->hash,
+                 old->file);
+    }
+}
+
 /* Load the playbook folder; broken files are logged and left out, the rest serve. */
 static int
 load_playbooks(void)
@@ -53,6 +79,7 @@ load_playbooks(void)
             log_err("playbook.invalid error=%s", log_quote(line));
             line = nl ? nl + 1 : NULL;
         }
+        keep_previous(&set);
         for (size_t i = 0; i < set.n; i++) {
             log_info("playbook.loaded name=%s version=%.12s file=%s", set.v[i]->name,
                      set.v[i]->hash, set.v[i]->file);
@@ -102,7 +129,7 @@ serve_main(const char *config_path)
     log_set_json(conf.log.json);
     signal(SIGPIPE, SIG_IGN);
     if (loop_init(&err) == -1 || connectors_init(&conf, &err) == -1 ||
-        store_open(conf.data_dir, &st, &err) == -1 ||
+        store_open(conf.data_dir, &st, &err) == -1 || store_lock(st, &err) == -1 ||
         tenants_open(st, conf.runs.memory, &conf, &err) == -1) {
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;

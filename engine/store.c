@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -181,6 +182,7 @@ struct db {
 struct store {
     char *data_dir;
     struct db db;
+    int lock_fd; /* -1 unless store_lock took the data folder */
 };
 
 /* The background checkpointer of one tenant database (see store_tenant_checkpointer). */
@@ -488,6 +490,7 @@ store_open(const char *data_dir, struct store **out, char **errp)
     free(path);
     st = xcalloc(1, sizeof(*st));
     st->data_dir = xstrdup(data_dir);
+    st->lock_fd = -1;
     path = xasprintf("%s/control.db", data_dir);
     if (db_open(&st->db, path, control_migrations, NELEM(control_migrations), errp) == -1) {
         free(path);
@@ -500,6 +503,43 @@ store_open(const char *data_dir, struct store **out, char **errp)
     return 0;
 }
 
+/* One daemon per data folder: two would both resume the same runs and repeat their
+ * side effects. An advisory lock on <data>/serve.lock, held while the process lives
+ * (the kernel drops it on any exit, kill -9 included), with the holder's pid inside. */
+int
+store_lock(struct store *st, char **errp)
+{
+    char *path = xasprintf("%s/serve.lock", st->data_dir);
+    char pid[32];
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int n;
+
+    if (fd == -1) {
+        kg_err(errp, "open %s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        char other[32] = "";
+        ssize_t r = pread(fd, other, sizeof(other) - 1, 0);
+
+        other[r > 0 ? r : 0] = '\0';
+        other[strcspn(other, "\n")] = '\0';
+        kg_err(errp, "%s is in use by another kagari serve (pid %s)", st->data_dir,
+               other[0] ? other : "?");
+        close(fd);
+        free(path);
+        return -1;
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        log_warn("store.lock_pid path=%s error=%s", log_quote(path), log_quote(strerror(errno)));
+    }
+    free(path);
+    st->lock_fd = fd;
+    return 0;
+}
+
 void
 store_close(struct store *st)
 {
@@ -507,6 +547,9 @@ store_close(struct store *st)
         return;
     }
     db_close(&st->db);
+    if (st->lock_fd != -1) {
+        close(st->lock_fd); /* releases the flock */
+    }
     free(st->data_dir);
     free(st);
 }

@@ -20,7 +20,11 @@ struct store_tenant; /* one tenant's database; owned by the caller of store_tena
 
 /* Create data_dir (0700) and data_dir/tenants if needed, open/migrate control.db. */
 int store_open(const char *data_dir, struct store **out, char **errp) KG_WUR;
-void store_close(struct store *st); /* NULL is a no-op */
+void store_close(struct store *st); /* NULL is a no-op; releases the lock */
+/* Take the data folder for this process (the daemon does; the CLI does not): a second
+ * `kagari serve` on the same folder fails with "in use by another kagari serve (pid N)".
+ * Held until store_close or the process ends. */
+int store_lock(struct store *st, char **errp) KG_WUR;
 const char *store_data_dir(const struct store *st);
 
 struct store_tenant_info {

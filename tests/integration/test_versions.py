@@ -1,11 +1,13 @@
 """Playbook versions: a run keeps the version it started with across a SIGHUP reload,
 while new alerts get the new version."""
 
+import os
 import re
 import signal
+import subprocess
 
-from harness import (Daemon, check, expect_accepted, journal_summary, log_step, playbook,
-                     sha256_file, wait_for)
+from harness import (Daemon, check, expect_accepted, journal_summary, kagari, log_step, playbook,
+                     sanitizer_env, sha256_file, wait_for)
 
 
 def version_text(v, nap):
@@ -50,4 +52,38 @@ def test_reload_keeps_running_version():
         check(new["version"].startswith(hash_v2[:12]) and hash_v2.startswith(new["version"]),
               "the new run's version %r, the file's sha256 is %s" % (new["version"], hash_v2))
         check(d.get("/healthz").status == 200, "healthz after the reload")
+        d.stop()
+
+
+def test_reload_keeps_previous_version_of_broken_file():
+    """A reload with a half-saved (broken) playbook file keeps the version that served
+    before, instead of silently dropping the playbook."""
+    with Daemon("keepprev") as d:
+        d.write_playbook("keep.lua", playbook("keep-me", "it.keep", '    log.info("v1 text")'))
+        d.start()
+        a1 = expect_accepted(d.post({"source": "it.keep", "source_id": "k1"}), 1)[0]
+        check(d.wait_run_final(a1)["state"] == "done", "first run")
+        with open(os.path.join(d.pbdir, "keep.lua"), "w") as f:
+            f.write("return playbook{ name = 'keep-me', on = { source = 'it.keep' },\n")
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "playbook.kept_previous" in d.log(), 10, "playbook.kept_previous")
+        a2 = expect_accepted(d.post({"source": "it.keep", "source_id": "k2"}), 1)[0]
+        r2 = d.wait_run_final(a2)
+        check(r2["state"] == "done", "run after the broken reload: %r" % r2)
+        j = d.run_show(r2["id"])["journal"]
+        check(journal_summary(j) == [log_step("v1 text")], "journal %r" % journal_summary(j))
+        d.stop()
+
+
+def test_one_daemon_per_data_folder():
+    """A second serve on the same data folder refuses to start and names the holder."""
+    with Daemon("lock") as d:
+        d.start()
+        p = subprocess.run([kagari(), "serve", "--config", d.config], capture_output=True,
+                           text=True, timeout=30, env=sanitizer_env())
+        check(p.returncode != 0, "a second serve started on the same data folder")
+        check("in use by another kagari serve (pid %d)" % d.proc.pid in p.stderr,
+              "second serve said: %r" % p.stderr[-500:])
+        r = d.get("/healthz")
+        check(r.status == 200, "the first daemon stopped serving: %r" % r)
         d.stop()
