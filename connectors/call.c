@@ -772,8 +772,18 @@ call_effect(lua_State *L, const struct call_spec *spec)
         call_free(c);
         return luaL_error(L, "%s: journal unavailable", spec->kind);
     }
-    c->awaiting_commit = 1;
-    loop_after_commit(t->db, after_commit, c);
     run_set_op(r, call_cancel, c);
+    if (spec->idempotent) {
+        /* Repeating it is harmless, so it need not wait for its journal entry to be
+         * durable: a crash before the commit just sends it again on replay. It starts
+         * from the loop, never from here: the run has not parked yet. */
+        struct timeval now = { 0, 0 };
+
+        c->timer = evtimer_new(loop_base(), on_backoff, c);
+        evtimer_add(c->timer, &now);
+    } else {
+        c->awaiting_commit = 1;
+        loop_after_commit(t->db, after_commit, c);
+    }
     return run_effect_park(L);
 }

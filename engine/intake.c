@@ -7,6 +7,8 @@
 
 #include <openssl/err.h>
 
+#include "connectors/call.h"
+#include "connectors/limiter.h"
 #include "engine/http.h"
 #include "engine/json.h"
 #include "engine/log.h"
@@ -332,6 +334,25 @@ handle_metrics(struct intake *in, struct http_request *req)
                       rs->started, rs->done, rs->failed, rs->replayed, rs->diverged,
                       run_ready_count(), run_active_count(), ls->commits, ls->commit_failures,
                       (double)ls->commit_us_total / 1e6, http_server_conns(in->srv));
+    {
+        const struct call_stats *cs = call_stats();
+
+        (void)!buf_printf(&b,
+                          "# TYPE kagari_connector_calls_total counter\n"
+                          "kagari_connector_calls_total{result=\"succeeded\"} %llu\n"
+                          "kagari_connector_calls_total{result=\"failed\"} %llu\n"
+                          "kagari_connector_calls_total{result=\"replayed\"} %llu\n"
+                          "kagari_connector_calls_total{result=\"dry_run\"} %llu\n"
+                          "kagari_connector_calls_total{result=\"reconciled\"} %llu\n"
+                          "# TYPE kagari_connector_retries_total counter\n"
+                          "kagari_connector_retries_total %llu\n"
+                          "# TYPE kagari_connector_calls_in_flight gauge\n"
+                          "kagari_connector_calls_in_flight %llu\n"
+                          "# TYPE kagari_connector_calls_rate_limited gauge\n"
+                          "kagari_connector_calls_rate_limited %zu\n",
+                          cs->succeeded, cs->failed, cs->replayed, cs->dry_run, cs->reconciled,
+                          cs->retried, cs->in_flight, limiter_waiting(NULL));
+    }
     (void)!buf_puts(&b, "# HELP kagari_intake_ack_seconds Request received to 202 sent (commit "
                         "and runs of that iteration included).\n"
                         "# TYPE kagari_intake_ack_seconds histogram\n");
