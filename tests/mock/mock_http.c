@@ -305,9 +305,17 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         c->closing = 1;
         bufferevent_disable(c->bev, EV_READ);
     }
+    /* A TLS write error may run the event callback right here: defer its free. */
+    c->in_cb++;
     bufferevent_write_buffer(c->bev, c->held);
+    c->in_cb--;
     evbuffer_free(c->held);
     c->held = NULL;
+    if (c->dead) {
+        c->dead = 0;
+        conn_free(c);
+        return;
+    }
     conn_process(c);
 }
 
