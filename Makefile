@@ -66,7 +66,7 @@ deps:
 # ---- the two commands ----
 
 run: deps
-	@$(MAKE) --no-print-directory SANITIZE=0 all
+	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@sh scripts/demo.sh build/rel/kagari
 
 test: deps

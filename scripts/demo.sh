@@ -1,15 +1,41 @@
 #!/bin/sh
-# make run: create a demo configuration and data folder under ./var on first use, then
-# serve in the foreground. Stop with Ctrl-C.
+# make run: create a demo configuration and data folder under ./var on first use, start
+# the mock Microsoft APIs (so the demo needs no internet) and serve in the foreground.
+# Stop with Ctrl-C.
 set -eu
 bin=$1
-mkdir -p var
+mock=$(dirname "$bin")/kagari-mock
+mkdir -p var/mock
+if [ ! -f var/mock/cert.pem ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout var/mock/key.pem -out var/mock/cert.pem -days 3650 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+    chmod 600 var/mock/key.pem
+fi
 if [ ! -f var/kagari.conf.lua ]; then
     "$bin" init --config var/kagari.conf.lua --data data --playbooks ../playbooks \
         --listen 127.0.0.1:8080 --tenant demo >var/init.out
     cat var/init.out
     token=$(sed -n 's/^intake token (shown once): //p' var/init.out)
     rm -f var/init.out
+    secret=$(printf 'mock-secret-value-1' | "$bin" secret encrypt --config var/kagari.conf.lua)
+    cat >>var/kagari.conf.lua <<CONF
+
+-- Demo: the tenant's Microsoft APIs are the local mock (tests/mock), started by make run.
+connectors = { ca_file = "mock/cert.pem" }
+tenants = {
+    demo = {
+        microsoft = {
+            authority = "https://127.0.0.1:8443",
+            graph = "https://127.0.0.1:8443",
+            defender = "https://127.0.0.1:8443",
+            tenant_id = "8f3c1a2b-0000-4000-8000-000000000001",
+            client_id = "5e1b7a90-0000-4000-8000-00000000f006",
+            client_secret = "$secret",
+        },
+    },
+}
+CONF
     cat <<TXT
 
 Send the example alert (in another terminal):
@@ -17,8 +43,9 @@ Send the example alert (in another terminal):
 or with curl:
   curl -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' \\
        --data @docs/examples/alert.json http://127.0.0.1:8080/api/v1/alerts
-then list the runs:
+then list the runs and see what the mock APIs were asked to do:
   $bin runs --config var/kagari.conf.lua
+  curl -s --cacert var/mock/cert.pem https://127.0.0.1:8443/_mock/counters
 
 TXT
 else
@@ -28,4 +55,8 @@ issue a new one with:
   $bin tenant token demo --config var/kagari.conf.lua
 TXT
 fi
-exec "$bin" serve --config var/kagari.conf.lua
+"$mock" --listen 127.0.0.1:8443 --tls-cert var/mock/cert.pem --tls-key var/mock/key.pem \
+    >var/mock/mock.out 2>var/mock/mock.log &
+mock_pid=$!
+trap 'kill $mock_pid 2>/dev/null' EXIT INT TERM
+"$bin" serve --config var/kagari.conf.lua
