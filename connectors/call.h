@@ -77,6 +77,7 @@ struct call_settings {
     const char *proxy;
     double timeout;   /* per attempt, seconds */
     int max_attempts; /* per call */
+    int rate_limits;  /* 0: no limiter buckets (for benchmarks against a mock) */
 };
 void call_configure(const struct call_settings *s);
 

@@ -122,6 +122,7 @@ static const struct config_field config_connectors_fields[] = {
     { "timeout", CONFIG_DURATION, offsetof(struct config, connectors.timeout), 0.001, 0, NULL, 0 },
     { "max_attempts", CONFIG_INT, offsetof(struct config, connectors.max_attempts), 1, 20, NULL,
       0 },
+    { "rate_limits", CONFIG_BOOL, offsetof(struct config, connectors.rate_limits), 0, 0, NULL, 0 },
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
@@ -1227,6 +1228,7 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->connectors.key_file = xasprintf("%s/secret.key", dir);
     cfg->connectors.timeout = 30;
     cfg->connectors.max_attempts = 5;
+    cfg->connectors.rate_limits = 1;
 }
 
 /* The absolute folder of the file name, or NULL with *errp. */
@@ -1546,6 +1548,9 @@ static const char config_text_connectors[] =
     "    -- Attempts of one call, 1 to 20: a call answered 429, 503 or 504, or cut by a\n"
     "    -- network error, is tried again until this many attempts have been made.\n"
     "    max_attempts = 5,\n"
+    "    -- Hold calls to each API's published rate limits per tenant (Defender 100/min and\n"
+    "    -- 1,500/h, Identity Protection 1/s, ...). Turn off only against a test mock.\n"
+    "    rate_limits = true,\n"
     "}\n"
     "\n"
     "-- Per-tenant settings, keyed by tenant id (lowercase letters, digits and '-'; write\n"

@@ -64,6 +64,7 @@ struct config {
         char *proxy;      /* "http://proxy:3128", NULL = none */
         double timeout;   /* seconds per attempt, default 30 */
         int max_attempts; /* per call (429/503/504/network), default 5 */
+        int rate_limits;  /* hold calls to the vendors' published limits, default 1 */
     } connectors;
 
     struct config_tenant *tenants; /* sorted by id */

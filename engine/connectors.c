@@ -31,7 +31,7 @@ connectors_register(struct sandbox *sb)
 int
 connectors_init(const struct config *cfg, char **errp)
 {
-    struct call_settings cs = { NULL, NULL, 30, 5 };
+    struct call_settings cs = { NULL, NULL, 30, 5, 1 };
 
     if (httpc_init(loop_base(), errp) == -1) {
         return -1;
@@ -41,6 +41,7 @@ connectors_init(const struct config *cfg, char **errp)
         cs.proxy = cfg->connectors.proxy;
         cs.timeout = cfg->connectors.timeout;
         cs.max_attempts = cfg->connectors.max_attempts;
+        cs.rate_limits = cfg->connectors.rate_limits;
         if (cfg->connectors.key_file != NULL && access(cfg->connectors.key_file, F_OK) == 0 &&
             secret_load_key(cfg->connectors.key_file, errp) == -1) {
             httpc_shutdown();

@@ -318,16 +318,17 @@ push_alert(lua_State *L, const struct alert *a)
 
 /* ---- starting and resuming ---- */
 
-/* The trusted function at the bottom of every run's coroutine: bootstrap(chunk, alert)
- * evaluates the playbook file, then calls its run(alert). Continuations make both
- * calls yieldable. */
+/* The trusted function at the bottom of every run's coroutine: bootstrap(chunk, env,
+ * alert) evaluates the playbook file with the run's own _ENV, then calls its
+ * run(alert). Continuations make both calls yieldable. */
 static int boot_k(lua_State *L, int status, lua_KContext ctx);
 
 static int
 l_boot(lua_State *L)
 {
     lua_pushvalue(L, 1);
-    lua_callk(L, 0, 1, 1, boot_k);
+    lua_pushvalue(L, 2);
+    lua_callk(L, 1, 1, 1, boot_k);
     return boot_k(L, LUA_OK, 1);
 }
 
@@ -336,14 +337,14 @@ boot_k(lua_State *L, int status, lua_KContext ctx)
 {
     (void)status;
     if (ctx == 1) {
-        if (lua_type(L, 3) != LUA_TTABLE || lua_getfield(L, 3, "run") != LUA_TFUNCTION) {
+        if (lua_type(L, 4) != LUA_TTABLE || lua_getfield(L, 4, "run") != LUA_TFUNCTION) {
             return luaL_error(L, "the playbook file must end with: return playbook{ ..., run = "
                                  "function(alert) ... end }");
         }
-        lua_pushvalue(L, 2);
+        lua_pushvalue(L, 3);
         lua_callk(L, 1, LUA_MULTRET, 2, boot_k);
     }
-    return lua_gettop(L) - 3;
+    return lua_gettop(L) - 4;
 }
 
 struct start_args {
@@ -351,34 +352,66 @@ struct start_args {
     const struct alert *a;
 };
 
-/* Protected: create the coroutine, load the chunk in a fresh _ENV, push boot, chunk,
- * alert on it. */
+#define COMPILED_KEY "kagari.compiled"
+#define ENV_PREFIX "local _ENV = ...; "
+
+/* Push the compiled chunk of the run's playbook version, compiling it the first time
+ * this tenant state sees the version. The text is compiled as
+ * "local _ENV = ...; <source>" (on its first line, so line numbers stay): each call of
+ * the one compiled function with a run's env gives that run its own globals, and a
+ * playbook is parsed once, not once per run. Raises on a syntax error. */
+static void
+push_compiled(lua_State *L, struct run *r)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, COMPILED_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, COMPILED_KEY);
+    }
+    if (lua_getfield(L, -1, r->pb->hash) != LUA_TFUNCTION) {
+        size_t plen = strlen(ENV_PREFIX);
+        char *src = xmalloc(plen + r->pb->len + 1);
+        char *chunkname = xasprintf("@%s", r->pb->name);
+        char *err = NULL;
+        int rc;
+
+        lua_pop(L, 1);
+        memcpy(src, ENV_PREFIX, plen);
+        memcpy(src + plen, r->pb->source, r->pb->len);
+        sandbox_push_env(r->t->sb, L); /* the chunk's own upvalue: never read */
+        rc = sandbox_load(L, src, plen + r->pb->len, chunkname, lua_gettop(L), &err);
+        free(src);
+        free(chunkname);
+        if (rc == -1) {
+            lua_pushstring(L, err);
+            free(err);
+            lua_error(L);
+        }
+        lua_remove(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, r->pb->hash);
+    }
+    lua_remove(L, -2); /* the cache table */
+}
+
+/* Protected: create the coroutine and push boot, chunk, env, alert on it. */
 static int
 start_p(lua_State *L)
 {
     struct start_args *sa = lua_touserdata(L, 1);
     struct run *r = sa->r;
-    char *err = NULL;
-    char *chunkname = xasprintf("@%s", r->pb->name);
     lua_State *co;
-    int rc;
 
     co = lua_newthread(L);
     lua_pushcfunction(L, l_boot);
+    push_compiled(L, r);
     sandbox_push_env(r->t->sb, L);
-    rc = sandbox_load(L, r->pb->source, r->pb->len, chunkname, lua_gettop(L), &err);
-    free(chunkname);
-    if (rc == -1) {
-        lua_pushstring(L, err);
-        free(err);
-        return lua_error(L);
-    }
-    lua_remove(L, -2); /* the env: the chunk holds it */
     push_alert(L, sa->a);
     if (!lua_checkstack(co, 8)) {
         return luaL_error(L, "out of memory");
     }
-    lua_xmove(L, co, 3);
+    lua_xmove(L, co, 4);
     r->co = co;
     r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the thread */
     return 0;
@@ -474,7 +507,7 @@ run_step(struct run *r)
         if (run_start(r) == -1) {
             return;
         }
-        nargs = 2;
+        nargs = 3;
     } else if (r->resume_with) {
         r->resume_with = 0;
         nargs = push_results(r);
