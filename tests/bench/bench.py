@@ -55,8 +55,13 @@ request = function()
   counter = counter + 1
   local items = {}
   for i = 1, BATCH do
-    items[i] = '{"source":"bench.intake","source_id":"' .. prefix .. '-' .. counter .. '-' .. i ..
-      '","title":"benchmark alert","severity":"low","observables":[{"type":"ip","value":"192.0.2.7"}]}'
+    local sev = "low"
+    if i % 10 < 3 then sev = "high" end
+    local user = string.format("user%05d@example.jp", (counter * BATCH + i) % 5000 + 1)
+    items[i] = '{"source":"SOURCE","source_id":"' .. prefix .. '-' .. counter .. '-' .. i ..
+      '","title":"benchmark alert","severity":"' .. sev .. '","outcome":"succeeded",' ..
+      '"observables":[{"type":"ip","value":"198.51.100.' .. (i % 250) .. '"},' ..
+      '{"type":"user","value":"' .. user .. '"}]}'
   end
   local body = items[1]
   if BATCH > 1 then body = "[" .. table.concat(items, ",") .. "]" end
@@ -73,19 +78,23 @@ end
 
 
 class Daemon:
-    def __init__(self, root):
+    def __init__(self, root, extra_config="", playbooks=None):
         self.root = root
         pb = os.path.join(root, "playbooks")
         os.makedirs(pb)
-        with open(os.path.join(pb, "bench.lua"), "w") as f:
-            f.write(PLAYBOOK)
-        with open(os.path.join(pb, "park.lua"), "w") as f:
-            f.write(PARK_PLAYBOOK)
+        books = {"bench.lua": PLAYBOOK, "park.lua": PARK_PLAYBOOK}
+        books.update(playbooks or {})
+        for name, text in books.items():
+            with open(os.path.join(pb, name), "w") as f:
+                f.write(text)
         out = subprocess.run([KAGARI, "init", "--config", os.path.join(root, "kagari.conf.lua"),
                               "--data", "data", "--playbooks", "playbooks", "--listen",
                               "127.0.0.1:0", "--tenant", "bench"],
                              check=True, capture_output=True, text=True).stdout
         self.token = re.search(r"intake token \(shown once\): (\S+)", out).group(1)
+        if extra_config:
+            with open(os.path.join(root, "kagari.conf.lua"), "a") as f:
+                f.write("\n" + extra_config + "\n")
         # The daemon logs to a file: a pipe drained by a busy Python thread could fill
         # up and stall the daemon's writes, which would show up as engine latency.
         self.logpath = os.path.join(root, "serve.log")
@@ -119,9 +128,10 @@ class Daemon:
         return len(json.loads(out))
 
 
-def wrk(d, batch, connections, seconds):
+def wrk(d, batch, connections, seconds, source="bench.intake"):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT.replace("BATCH", str(batch)).replace("TOKEN", d.token))
+        f.write(WRK_SCRIPT.replace("BATCH", str(batch)).replace("TOKEN", d.token)
+                .replace("SOURCE", source))
         script = f.name
     try:
         out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency",
@@ -247,6 +257,168 @@ def parked_runs(d, n, batch=1000):
     return int(active), (after - before) / max(1, n)
 
 
+SLOW_PLAYBOOK = """
+return playbook {
+  name = "bench-slow",
+  on = { source = "bench.slow" },
+  run = function(alert)
+    local u, err = graph.user(alert:observable("user"))
+    if not u then error(err) end
+  end,
+}
+"""
+
+SEQ_PLAYBOOK = """
+return playbook {
+  name = "bench-seq",
+  on = { source = "bench.seq" },
+  run = function(alert)
+    for i = 1, 200 do
+      local u, err = graph.user("alice@example.jp")
+      if not u then error(err) end
+    end
+  end,
+}
+"""
+
+# The reference workload: threat intel (1,000 IPs in one string), risk from severity,
+# success and a TI hit, containment (disable the user) for High/Critical.
+TI_LIST = "|" + "|".join("198.51.%d.%d" % (100 + i // 250, i % 250) for i in range(1000)) + "|"
+REF_PLAYBOOK = """
+local TI = "%s"
+return playbook {
+  name = "bench-reference",
+  on = { source = "bench.ref" },
+  run = function(alert)
+    local ip = alert:observable("ip")
+    local hit = ip ~= nil and TI:find("|" .. ip .. "|", 1, true) ~= nil
+    local risk = alert.severity_level
+    if alert.outcome == "succeeded" then risk = risk + 0.5 end
+    if hit then risk = risk + 0.25 end
+    if alert.severity_level >= 3 then
+      local ok, err = graph.disable_user(alert:observable("user"))
+      if not ok then error(err) end
+    end
+    return risk
+  end,
+}
+""" % TI_LIST
+
+
+def post_alerts(d, items, batch=500):
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+    hdrs = {"Authorization": "Bearer " + d.token, "Content-Type": "application/json"}
+    for b in range(0, len(items), batch):
+        body = json.dumps(items[b:b + batch])
+        while True:
+            c.request("POST", "/api/v1/alerts", body, hdrs)
+            r = c.getresponse()
+            r.read()
+            if r.status == 202:
+                break
+            time.sleep(0.2)
+    c.close()
+
+
+def wait_idle(d, timeout=300):
+    end = time.time() + timeout
+    while time.time() < end:
+        if metric(d, "kagari_runs_active") == 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def run_rows(d, playbook):
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.root, "data", "tenants", "bench.db"),
+                         uri=True)
+    rows = db.execute("SELECT state, created, started, ended FROM runs WHERE playbook = ?",
+                      (playbook,)).fetchall()
+    db.close()
+    return rows
+
+
+def connector_bench(mockctl):
+    m = mockctl.MockServer(tls=True, seed={"generate": {"users": 5000}}).start()
+    root = tempfile.mkdtemp(prefix="kagari-bench-conn-")
+    cfg = """
+connectors = { ca_file = "%s", rate_limits = false }
+runs = { memory = "4GiB" }
+intake = { listen = "127.0.0.1:0", max_queued_runs = 1000000 }
+tenants = { bench = { microsoft = {
+    authority = "%s", graph = "%s", defender = "%s",
+    tenant_id = "%s", client_id = "%s", client_secret = "%s",
+} } }
+""" % (m.ca_file, m.base_url, m.base_url, m.base_url, mockctl.TENANT, mockctl.CLIENT_ID,
+       mockctl.CLIENT_SECRET)
+    d = Daemon(root, cfg, {"slow.lua": SLOW_PLAYBOOK, "seq.lua": SEQ_PLAYBOOK,
+                           "ref.lua": REF_PLAYBOOK})
+    try:
+        # 1. engine time per call over the mock's own: 200 sequential calls in one run
+        post_alerts(d, [{"source": "bench.seq", "source_id": "seq-warm", "title": "warm"}])
+        wait_idle(d)
+        t0 = time.perf_counter()
+        post_alerts(d, [{"source": "bench.seq", "source_id": "seq-1", "title": "seq"}])
+        wait_idle(d)
+        wall = (time.perf_counter() - t0) * 1000
+        lg = m.control("GET", "/log?n=200")
+        if isinstance(lg, dict):
+            lg = lg.get("value") or []
+        mock_ms = [e.get("ms", 0) for e in lg if "/v1.0/users/" in e.get("path", "")]
+        mock_avg = sum(mock_ms) / len(mock_ms) if mock_ms else float("nan")
+        per_call = wall / 200
+        print("connector call      : %.3f ms per sequential graph.user call end to end "
+              "(mock's own handling %.3f ms; engine + TLS + loopback %.3f ms per call; each "
+              "call's journal entries are committed before the run goes on)"
+              % (per_call, mock_avg, per_call - mock_avg))
+        # 2. 1,000 calls in flight against a mock that answers after 1 s
+        m.delay("/v1.0/users/", 1000)
+        before = rss_kib(d.proc.pid)
+        post_alerts(d, [{"source": "bench.slow", "source_id": "slow-%d" % i, "title": "slow",
+                         "observables": [{"type": "user",
+                                          "value": "user%05d@example.jp" % (i % 5000 + 1)}]}
+                        for i in range(1000)])
+        peak, rss_peak = 0, before
+        end = time.time() + 20
+        while time.time() < end:
+            inflight = metric(d, "kagari_connector_calls_in_flight")
+            rss_peak = max(rss_peak, rss_kib(d.proc.pid))
+            peak = max(peak, inflight)
+            if inflight == 0 and peak > 0:
+                break
+            time.sleep(0.05)
+        print("calls in flight     : %d at peak against a 1 s mock; resident memory %.1f KiB per "
+              "in-flight call" % (peak, (rss_peak - before) / max(1, peak)))
+        m.clear_faults()
+        wait_idle(d)
+        # 3. the reference workload
+        rps, req, non2xx, errs, p50, p99 = wrk(d, 10, 16, SECONDS, source="bench.ref")
+        wait_idle(d, 600)
+        rows = run_rows(d, "bench-reference")
+        lat = sorted((r[3] - r[1]) for r in rows if r[0] == "done" and r[3])
+        failed = sum(1 for r in rows if r[0] != "done")
+        import sqlite3
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.root, "data", "tenants",
+                                                            "bench.db"), uri=True)
+        high = db.execute("SELECT count(*) FROM alerts WHERE source = 'bench.ref' AND "
+                          "severity >= 3").fetchone()[0]
+        total = db.execute("SELECT count(*) FROM alerts WHERE source = 'bench.ref'").fetchone()[0]
+        db.close()
+        counters = m.counters()
+        disables = sum(u.get("disable", 0) for u in counters.get("users", {}).values())
+        print("reference workload  : %.0f alerts/s accepted for %d s (%d alerts, %d non-2xx); "
+              "run latency POST->finished p50 %d ms, p99 %d ms (ms resolution); %d runs not "
+              "done; High/Critical sent %d, mock disable calls %d (%s)"
+              % (rps * 10, SECONDS, total, non2xx, pct(lat, 50), pct(lat, 99), failed, high,
+                 disables, "equal" if high == disables else "DIFFERENT"))
+    finally:
+        d.stop()
+        m.stop()
+        m.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def pct(v, p):
     return v[min(len(v) - 1, int(len(v) * p / 100))] if v else float("nan")
 
@@ -283,6 +455,11 @@ def main():
     finally:
         d.stop()
         shutil.rmtree(root, ignore_errors=True)
+    os.environ["KAGARI_BUILD"] = os.path.dirname(KAGARI)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                    "integration"))
+    import mockctl
+    connector_bench(mockctl)
 
 
 if __name__ == "__main__":
