@@ -5,11 +5,16 @@
 
 #include "connectors/breaker.h"
 #include "connectors/call.h"
+#include "connectors/defender.h"
 #include "connectors/graph.h"
 #include "connectors/httpc.h"
+#include "connectors/idp.h"
+#include "connectors/intune.h"
 #include "connectors/limiter.h"
 #include "connectors/oauth.h"
+#include "connectors/rest.h"
 #include "connectors/secret.h"
+#include "connectors/security.h"
 #include "engine/log.h"
 #include "engine/loop.h"
 
@@ -18,6 +23,11 @@ static const struct {
     lua_CFunction open;
 } connectors[] = {
     { "graph", luaopen_kagari_graph },
+    { "idp", luaopen_kagari_idp },
+    { "security", luaopen_kagari_security },
+    { "defender", luaopen_kagari_defender },
+    { "intune", luaopen_kagari_intune },
+    { "http", luaopen_kagari_http },
 };
 
 void

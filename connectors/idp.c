@@ -1,0 +1,224 @@
+/* idp.c: the playbooks' `idp` module: Entra ID Protection risky users and risk
+ * detections through Microsoft Graph (reference: connectors.md section 3). The service
+ * allows one request per second per tenant for all apps: the "idp" limiter serializes
+ * them. */
+#include "connectors/idp.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/call.h"
+
+#define IDP_ID_MAX 256
+#define IDP_IDS_MAX 60
+
+/* Push prefix + the percent-encoded id at idx + suffix and return it (owned by the Lua
+ * stack). Raises on misuse. */
+static const char *
+push_id_path(lua_State *L, int idx, const char *prefix, const char *suffix)
+{
+    size_t len;
+    const char *id = luaL_checklstring(L, idx, &len);
+    char *esc, *path;
+
+    luaL_argcheck(L, len > 0 && len <= IDP_ID_MAX && strlen(id) == len, idx,
+                  "expected a user object id");
+    esc = call_escape(id);
+    path = xasprintf("%s%s%s", prefix, esc, suffix);
+    free(esc);
+    lua_pushstring(L, path);
+    free(path);
+    return lua_tostring(L, -1);
+}
+
+/* idp.risky_user(id) -> riskyUser | nil, err */
+static int
+l_idp_risky_user(lua_State *L)
+{
+    struct call_spec spec = { 0 };
+
+    spec.path = push_id_path(L, 1, "/v1.0/identityProtection/riskyUsers/", "");
+    spec.kind = "idp.risky_user";
+    spec.api = CALL_GRAPH;
+    spec.limiter = "idp";
+    spec.prio = LIMITER_ENRICH;
+    spec.idempotent = 1;
+    spec.method = "GET";
+    return call_effect(L, &spec);
+}
+
+/* 1 when the value at idx is a usable user id string. */
+static int
+is_user_id(lua_State *L, int idx)
+{
+    size_t len;
+    const char *s;
+
+    if (lua_type(L, idx) != LUA_TSTRING) {
+        return 0;
+    }
+    s = lua_tolstring(L, idx, &len);
+    return len > 0 && len <= IDP_ID_MAX && strlen(s) == len;
+}
+
+/* Push the body {"userIds":[...]} for argument 1 (one id, or a list of 1 to
+ * IDP_IDS_MAX ids) and return it. Every element is checked before any C memory is
+ * taken. Raises on misuse. */
+static const char *
+push_user_ids(lua_State *L)
+{
+    lua_Integer n = 1;
+    struct buf b;
+
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        n = (lua_Integer)lua_rawlen(L, 1);
+        luaL_argcheck(L, n >= 1 && n <= IDP_IDS_MAX, 1, "expected 1 to 60 user ids");
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, 1, i);
+            luaL_argcheck(L, is_user_id(L, -1), 1, "expected a list of user object ids");
+            lua_pop(L, 1);
+        }
+    } else {
+        luaL_argcheck(L, is_user_id(L, 1), 1, "expected a user object id or a list of them");
+    }
+    buf_init(&b, 0);
+    (void)!buf_puts(&b, "{\"userIds\":[");
+    for (lua_Integer i = 1; i <= n; i++) {
+        const char *s;
+        size_t len;
+
+        if (lua_type(L, 1) == LUA_TTABLE) {
+            lua_rawgeti(L, 1, i); /* checked above: a string, no conversion */
+        } else {
+            lua_pushvalue(L, 1);
+        }
+        s = lua_tolstring(L, -1, &len);
+        (void)!buf_puts(&b, i > 1 ? "," : "");
+        (void)!buf_json_string(&b, s, len);
+        lua_pop(L, 1);
+    }
+    (void)!buf_puts(&b, "]}");
+    lua_pushlstring(L, b.data, b.len);
+    buf_free(&b);
+    return lua_tostring(L, -1);
+}
+
+/* POST a userIds body to riskyUsers/<action>: 204 -> true. Setting a risk state is safe
+ * to repeat (the second call sets the same state). */
+static int
+risk_action(lua_State *L, const char *kind, const char *action, enum limiter_prio prio)
+{
+    struct call_spec spec = { 0 };
+
+    spec.body = push_user_ids(L);
+    spec.path = lua_pushfstring(L, "/v1.0/identityProtection/riskyUsers/%s", action);
+    spec.kind = kind;
+    spec.api = CALL_GRAPH;
+    spec.limiter = "idp";
+    spec.prio = prio;
+    spec.idempotent = 1;
+    spec.method = "POST";
+    spec.map = call_map_true;
+    return call_effect(L, &spec);
+}
+
+/* idp.confirm_compromised(ids) -> true | nil, err */
+static int
+l_idp_confirm_compromised(lua_State *L)
+{
+    return risk_action(L, "idp.confirm_compromised", "confirmCompromised", LIMITER_CONTAIN);
+}
+
+/* idp.dismiss(ids) -> true | nil, err */
+static int
+l_idp_dismiss(lua_State *L)
+{
+    return risk_action(L, "idp.dismiss", "dismiss", LIMITER_NORMAL);
+}
+
+/* idp.risk_detections{ user = upn, since = time, top = n } -> array | nil, err (every
+ * page). since filters on activityDateTime. */
+static int
+l_idp_risk_detections(lua_State *L)
+{
+    struct call_spec spec = { 0 };
+    const char *user;
+    char since[32] = "";
+    lua_Integer top;
+    struct buf f;
+    char *filter, *path;
+
+    /* Every check first: nothing below may raise while C memory is held. */
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "user");
+    user = luaL_optstring(L, -1, NULL);
+    luaL_argcheck(L, user == NULL || (user[0] != '\0' && strlen(user) <= IDP_ID_MAX), 1,
+                  "user: a user principal name");
+    lua_getfield(L, 1, "since");
+    if (!lua_isnil(L, -1)) {
+        int64_t ms = 0;
+        char iso[32];
+
+        if (lua_type(L, -1) == LUA_TNUMBER) {
+            lua_Number s = lua_tonumber(L, -1);
+
+            luaL_argcheck(L, s >= 0 && s < 253402300800.0, 1, "since: epoch seconds");
+            ms = (int64_t)(s * 1000);
+        } else if (lua_type(L, -1) != LUA_TSTRING ||
+                   util_parse_time(lua_tostring(L, -1), &ms) == -1) {
+            return luaL_argerror(L, 1, "since: expected epoch seconds or an RFC 3339 time");
+        }
+        util_fmt_time(ms, iso);
+        snprintf(since, sizeof(since), "%.19sZ", iso);
+    }
+    lua_getfield(L, 1, "top");
+    top = luaL_optinteger(L, -1, 100);
+    luaL_argcheck(L, top >= 1 && top <= 500, 1, "top: 1 to 500");
+    buf_init(&f, 0);
+    if (user != NULL) {
+        (void)!buf_puts(&f, "userPrincipalName eq '");
+        for (const char *p = user; *p != '\0'; p++) {
+            (void)!buf_append(&f, p, 1);
+            if (*p == '\'') {
+                (void)!buf_append(&f, "'", 1); /* OData doubles quotes */
+            }
+        }
+        (void)!buf_puts(&f, "'");
+    }
+    if (since[0] != '\0') {
+        (void)!buf_printf(&f, "%sactivityDateTime ge %s", f.len ? " and " : "", since);
+    }
+    filter = call_escape(f.data ? f.data : "");
+    path = f.len ? xasprintf("/v1.0/identityProtection/riskDetections?$filter=%s&$top=%lld", filter,
+                             (long long)top)
+                 : xasprintf("/v1.0/identityProtection/riskDetections?$top=%lld", (long long)top);
+    free(filter);
+    buf_free(&f);
+    lua_pushstring(L, path);
+    free(path);
+    spec.path = lua_tostring(L, -1);
+    spec.kind = "idp.risk_detections";
+    spec.api = CALL_GRAPH;
+    spec.limiter = "idp";
+    spec.prio = LIMITER_ENRICH;
+    spec.idempotent = 1;
+    spec.method = "GET";
+    spec.map = call_map_paged;
+    return call_effect(L, &spec);
+}
+
+int
+luaopen_kagari_idp(lua_State *L)
+{
+    static const luaL_Reg idp_funcs[] = {
+        { "risky_user", l_idp_risky_user },
+        { "confirm_compromised", l_idp_confirm_compromised },
+        { "dismiss", l_idp_dismiss },
+        { "risk_detections", l_idp_risk_detections },
+        { NULL, NULL },
+    };
+
+    luaL_newlib(L, idp_funcs);
+    return 1;
+}

@@ -1,0 +1,280 @@
+/* intune.c: the playbooks' `intune` module: Intune managed devices through Microsoft
+ * Graph: lookups and remote actions (reference: connectors.md section 6). */
+#include "connectors/intune.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "connectors/call.h"
+#include "engine/json.h"
+
+#define INTUNE_ID_MAX 256
+#define INTUNE_BASE "/v1.0/deviceManagement/managedDevices"
+/* A reconciliation accepts actions started this long before the call: clocks differ. */
+#define INTUNE_SKEW_MS 60000
+
+/* The text of an Intune error. Its Graph envelope's message is itself a JSON string
+ * ({"_version":3,"Message":"...",...}): show the inner Message when there is one. */
+static char *
+intune_error(struct call *c, const struct httpc_response *resp)
+{
+    cJSON *root = NULL, *inner = NULL;
+    const cJSON *e;
+    const char *code, *msg, *text = NULL;
+    char *out;
+
+    if (resp->status == 0 || resp->body_len == 0 ||
+        json_parse_strict(resp->body, resp->body_len, 32, &root, NULL) == -1) {
+        return call_error_text(c, resp);
+    }
+    e = json_get(root, "error");
+    code = e ? json_get_string(e, "code") : NULL;
+    msg = e ? json_get_string(e, "message") : NULL;
+    if (code == NULL || msg == NULL) {
+        cJSON_Delete(root);
+        return call_error_text(c, resp);
+    }
+    if (msg[0] == '{' && json_parse_strict(msg, strlen(msg), 32, &inner, NULL) == 0) {
+        text = json_get_string(inner, "Message");
+    }
+    out = xasprintf("%s: HTTP %d %s: %.300s", call_kind(c), resp->status, code, text ? text : msg);
+    cJSON_Delete(inner);
+    cJSON_Delete(root);
+    return out;
+}
+
+/* Device lists: every page, with Intune's error text. */
+static int
+map_devices(struct call *c, const struct httpc_response *resp, char **result)
+{
+    if (resp->status < 200 || resp->status >= 300) {
+        *result = intune_error(c, resp);
+        return 0;
+    }
+    return call_map_paged(c, resp, result);
+}
+
+/* Remote actions: 204 (any 2xx) -> true. */
+static int
+map_action(struct call *c, const struct httpc_response *resp, char **result)
+{
+    if (resp->status >= 200 && resp->status < 300) {
+        *result = xstrdup("true");
+        return 1;
+    }
+    *result = intune_error(c, resp);
+    return 0;
+}
+
+/* In doubt after a restart: the device's deviceActionResults. An action of this name
+ * (call_ud) started at or after the call (less the skew allowance) and not failed or
+ * canceled is the one the interrupted call asked for: done (1). Otherwise send (0). */
+static int
+reconcile_action(struct call *c, const struct httpc_response *resp, char **result)
+{
+    const char *name = call_ud(c);
+    int64_t since = call_started_ms(c) - INTUNE_SKEW_MS;
+    const cJSON *list, *it;
+    cJSON *root = NULL;
+    int found = 0;
+
+    *result = NULL;
+    if (resp->status < 200 || resp->status >= 300 ||
+        json_parse_strict(resp->body, resp->body_len, JSON_MAX_DEPTH, &root, NULL) == -1) {
+        return 0;
+    }
+    list = json_get(root, "deviceActionResults");
+    if (!cJSON_IsArray(list)) {
+        list = NULL;
+    }
+    cJSON_ArrayForEach(it, list)
+    {
+        const char *an = json_get_string(it, "actionName");
+        const char *state = json_get_string(it, "actionState");
+        const char *start = json_get_string(it, "startDateTime");
+        int64_t ms;
+
+        if (an != NULL && strcasecmp(an, name) == 0 && start != NULL &&
+            util_parse_time(start, &ms) == 0 && ms >= since &&
+            (state == NULL ||
+             (strcasecmp(state, "failed") != 0 && strcasecmp(state, "canceled") != 0))) {
+            found = 1;
+        }
+    }
+    cJSON_Delete(root);
+    if (found) {
+        *result = xstrdup("true");
+    }
+    return found;
+}
+
+/* The device id at argument 1. Raises on misuse. */
+static const char *
+check_id(lua_State *L)
+{
+    size_t len;
+    const char *id = luaL_checklstring(L, 1, &len);
+
+    luaL_argcheck(L, len > 0 && len <= INTUNE_ID_MAX && strlen(id) == len, 1,
+                  "expected a managed device id");
+    return id;
+}
+
+/* Push INTUNE_BASE/<percent-encoded id><suffix> and return it. */
+static const char *
+push_device_path(lua_State *L, const char *id, const char *suffix)
+{
+    char *esc = call_escape(id);
+    char *path = xasprintf(INTUNE_BASE "/%s%s", esc, suffix);
+
+    free(esc);
+    lua_pushstring(L, path);
+    free(path);
+    return lua_tostring(L, -1);
+}
+
+/* One remote action: POST .../{id}/<action> with body (or none). Actions that are not
+ * safe to repeat (retire, wipe) reconcile from the device's action results and never
+ * overlap for one device. */
+static int
+device_action(lua_State *L, const char *kind, const char *action, int idempotent,
+              enum limiter_prio prio, const char *body)
+{
+    struct call_spec spec = { 0 };
+    const char *id = check_id(L);
+    const char *suffix = lua_pushfstring(L, "/%s", action);
+
+    spec.path = push_device_path(L, id, suffix);
+    spec.kind = kind;
+    spec.api = CALL_GRAPH;
+    spec.limiter = "intune";
+    spec.prio = prio;
+    spec.idempotent = idempotent;
+    spec.method = "POST";
+    spec.body = body;
+    spec.map = map_action;
+    if (!idempotent) {
+        spec.reconcile_path = push_device_path(L, id, "");
+        spec.reconcile = reconcile_action;
+        spec.ud = (void *)action; /* a string literal */
+        spec.exclusive = lua_pushfstring(L, "intune:%s:%s", action, id);
+    }
+    return call_effect(L, &spec);
+}
+
+/* intune.remote_lock(id) -> true | nil, err */
+static int
+l_intune_remote_lock(lua_State *L)
+{
+    return device_action(L, "intune.remote_lock", "remoteLock", 1, LIMITER_CONTAIN, NULL);
+}
+
+/* intune.sync(id) -> true | nil, err */
+static int
+l_intune_sync(lua_State *L)
+{
+    return device_action(L, "intune.sync", "syncDevice", 1, LIMITER_NORMAL, NULL);
+}
+
+/* intune.retire(id) -> true | nil, err */
+static int
+l_intune_retire(lua_State *L)
+{
+    return device_action(L, "intune.retire", "retire", 0, LIMITER_NORMAL, NULL);
+}
+
+/* intune.wipe(id, { keep_enrollment_data = bool, keep_user_data = bool }) -> true |
+ * nil, err */
+static int
+l_intune_wipe(lua_State *L)
+{
+    int keep_enroll = 0, keep_user = 0;
+
+    (void)check_id(L);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "keep_enrollment_data");
+        luaL_argcheck(L, lua_isnil(L, -1) || lua_isboolean(L, -1), 2,
+                      "keep_enrollment_data: a boolean");
+        keep_enroll = lua_toboolean(L, -1);
+        lua_getfield(L, 2, "keep_user_data");
+        luaL_argcheck(L, lua_isnil(L, -1) || lua_isboolean(L, -1), 2, "keep_user_data: a boolean");
+        keep_user = lua_toboolean(L, -1);
+        lua_pop(L, 2);
+    }
+    lua_pushfstring(L, "{\"keepEnrollmentData\":%s,\"keepUserData\":%s}",
+                    keep_enroll ? "true" : "false", keep_user ? "true" : "false");
+    return device_action(L, "intune.wipe", "wipe", 0, LIMITER_CONTAIN, lua_tostring(L, -1));
+}
+
+/* intune.device{ user = upn } or { name = device name } or { aad_id = Entra device id }
+ * -> array of managedDevice | nil, err */
+static int
+l_intune_device(lua_State *L)
+{
+    static const char *const keys[] = { "user", "name", "aad_id" };
+    static const char *const fields[] = { "userPrincipalName", "deviceName", "azureADDeviceId" };
+    struct call_spec spec = { 0 };
+    const char *v = NULL;
+    int which = -1;
+    struct buf f;
+    char *esc, *path;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    for (int i = 0; i < 3; i++) {
+        lua_getfield(L, 1, keys[i]);
+        if (!lua_isnil(L, -1)) {
+            size_t len;
+
+            luaL_argcheck(L, which < 0, 1, "expected exactly one of user, name, aad_id");
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1,
+                          "user, name, aad_id: expected a string");
+            v = lua_tolstring(L, -1, &len);
+            luaL_argcheck(L, len > 0 && len <= INTUNE_ID_MAX && strlen(v) == len, 1,
+                          "user, name, aad_id: 1 to 256 bytes");
+            which = i;
+        }
+    }
+    luaL_argcheck(L, which >= 0, 1, "expected exactly one of user, name, aad_id");
+    buf_init(&f, 0);
+    (void)!buf_printf(&f, "%s eq '", fields[which]);
+    for (const char *p = v; *p != '\0'; p++) {
+        (void)!buf_append(&f, p, 1);
+        if (*p == '\'') {
+            (void)!buf_append(&f, "'", 1); /* OData doubles quotes */
+        }
+    }
+    (void)!buf_puts(&f, "'");
+    esc = call_escape(f.data);
+    buf_free(&f);
+    path = xasprintf(INTUNE_BASE "?$filter=%s", esc);
+    free(esc);
+    lua_pushstring(L, path);
+    free(path);
+    spec.path = lua_tostring(L, -1);
+    spec.kind = "intune.device";
+    spec.api = CALL_GRAPH;
+    spec.limiter = "intune";
+    spec.prio = LIMITER_ENRICH;
+    spec.idempotent = 1;
+    spec.method = "GET";
+    spec.map = map_devices;
+    return call_effect(L, &spec);
+}
+
+int
+luaopen_kagari_intune(lua_State *L)
+{
+    static const luaL_Reg intune_funcs[] = {
+        { "device", l_intune_device }, { "remote_lock", l_intune_remote_lock },
+        { "retire", l_intune_retire }, { "wipe", l_intune_wipe },
+        { "sync", l_intune_sync },     { NULL, NULL },
+    };
+
+    luaL_newlib(L, intune_funcs);
+    return 1;
+}

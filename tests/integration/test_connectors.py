@@ -1,0 +1,691 @@
+"""Connector modules (graph, idp, security, defender, intune, http) driven by playbooks in
+a real daemon against kagari-mock: each function's success and failure classes, token
+refresh, Retry-After, circuit breaking, dry run, and crash safety (kill -9 while calls
+are in flight: every side effect happens once)."""
+
+import re
+
+from harness import check, wait_for
+from mockctl import (ALERT_LSASS, ALICE, DEVICE_WS0142, FAILING, INCIDENT, JIRO, LEGACY,
+                     OFFLINE, WS0077, WS0142, ADMIN)
+from connhelp import ConnEnv, effects, expect_fail, expect_ok, log_times, lua_str
+
+
+def test_graph_users():
+    """graph.user / disable_user / enable_user / revoke_sessions: results, the mock's
+    side-effect counters, 404 and 403 as nil + message, misuse raising."""
+    body = """
+    rec("user", graph.user(%(alice)s))
+    rec("disable", graph.disable_user(%(alice)s))
+    rec("after_disable", graph.user(%(alice_id)s))
+    rec("revoke", graph.revoke_sessions(%(alice)s))
+    rec("enable", graph.enable_user(%(alice)s))
+    rec("missing", graph.user("nobody@example.jp"))
+    rec("privileged", graph.disable_user(%(admin)s))
+    try("misuse_empty", graph.user, "")
+    try("misuse_type", graph.disable_user, {})
+    """ % {"alice": lua_str(ALICE[1]), "alice_id": lua_str(ALICE[0]), "admin": lua_str(ADMIN[1])}
+    with ConnEnv("graph-users", {"users": body}) as env:
+        out, run, journal = env.fire("users")
+        u = expect_ok(out, "user")
+        check(u["userPrincipalName"] == ALICE[1] and u["accountEnabled"] is True,
+              "graph.user: %r" % u)
+        check(expect_ok(out, "disable") is True, "disable_user: %r" % out["disable"])
+        check(expect_ok(out, "after_disable")["accountEnabled"] is False,
+              "user still enabled after disable: %r" % out["after_disable"])
+        check(expect_ok(out, "revoke") is True, "revoke_sessions: %r" % out["revoke"])
+        check(expect_ok(out, "enable") is True, "enable_user: %r" % out["enable"])
+        expect_fail(out, "missing", "graph.user", "404", "Request_ResourceNotFound")
+        expect_fail(out, "privileged", "403", "Authorization_RequestDenied")
+        expect_fail(out, "misuse_empty", "bad argument")
+        expect_fail(out, "misuse_type", "bad argument")
+        c = env.m.counters()["users"][ALICE[1]]
+        check((c["disable"], c["enable"], c["revoke"]) == (1, 1, 1),
+              "alice's counters: %r" % c)
+        check(env.m.user_state(ALICE[1])["accountEnabled"] is True, "alice not re-enabled")
+        kinds = [e["kind"] for e in effects(journal)]
+        check(kinds == ["graph.user", "graph.disable_user", "graph.user",
+                        "graph.revoke_sessions", "graph.enable_user", "graph.user",
+                        "graph.disable_user"], "journal effects: %r" % kinds)
+        req = effects(journal, "graph.disable_user")[0]["request"]
+        check(req["method"] == "PATCH" and req["body"] == {"accountEnabled": False}
+              and req["url"].endswith("/v1.0/users/alice%40example.jp"),
+              "disable request: %r" % req)
+
+
+def test_graph_signins_paging():
+    """graph.signins follows @odata.nextLink across pages (page size 2 at the mock, an
+    empty middle page) and filters by user and time."""
+    body = """
+    rec("all_n", #assert(graph.signins{ top = 2 }))
+    local a = graph.signins{ user = %(alice)s, since = now() - 86400 * 3, top = 2 }
+    local ids = {}
+    for i, s in ipairs(a) do ids[i] = s.id; assert(s.userPrincipalName == %(alice)s) end
+    rec("alice_ids", ids)
+    rec("bad_since", pcall(graph.signins, { since = "yesterday" }))
+    """ % {"alice": lua_str(ALICE[1])}
+    with ConnEnv("graph-signins", {"signins": body}) as env:
+        expected_all = env.m.graph("GET", "/v1.0/auditLogs/signIns?$top=1000").json["value"]
+        expected_alice = [s["id"] for s in expected_all if s["userPrincipalName"] == ALICE[1]]
+        env.m.config(page_size=2, empty_page=True)
+        before = env.m.counters()["routes"].get("signIns.list", 0)
+        out, run, journal = env.fire("signins", timeout=60)
+        check(expect_ok(out, "all_n") == len(expected_all),
+              "graph.signins gathered %r of %d sign-ins" % (out["all_n"], len(expected_all)))
+        check(expect_ok(out, "alice_ids") == expected_alice,
+              "alice's sign-ins %r, expected %r" % (out["alice_ids"], expected_alice))
+        pages = env.m.counters()["routes"]["signIns.list"] - before
+        check(pages >= len(expected_all) // 2 + 1,
+              "only %d page requests for %d sign-ins at 2 per page" % (pages, len(expected_all)))
+        check(not out["bad_since"]["ok"] or out["bad_since"]["v"] is False,
+              "a malformed since did not raise: %r" % out["bad_since"])
+        check(len(effects(journal, "graph.signins")) == 2, "one journal entry per signins call")
+
+
+test_graph_signins_paging.TIMEOUT = 90
+
+
+def test_idp():
+    """idp.risky_user / confirm_compromised / dismiss / risk_detections against the mock,
+    within its 1 request/s limit."""
+    body = """
+    rec("risky", idp.risky_user(%(jiro)s))
+    rec("confirm", idp.confirm_compromised({ %(jiro)s }))
+    rec("dismiss", idp.dismiss(%(alice)s))
+    rec("detections", idp.risk_detections{ user = %(jiro_upn)s,
+                                           since = now() - 86400 * 30 })
+    rec("missing", idp.risky_user("00000000-0000-4000-8000-00000000dead"))
+    try("misuse_empty_list", idp.dismiss, {})
+    try("misuse_list", idp.confirm_compromised, { 1, 2 })
+    """ % {"jiro": lua_str(JIRO[0]), "alice": lua_str(ALICE[0]), "jiro_upn": lua_str(JIRO[1])}
+    with ConnEnv("idp", {"idp": body}) as env:
+        out, run, journal = env.fire("idp", timeout=60)
+        check(expect_ok(out, "risky")["id"] == JIRO[0], "risky_user: %r" % out["risky"])
+        check(expect_ok(out, "confirm") is True and expect_ok(out, "dismiss") is True,
+              "confirm/dismiss: %r %r" % (out["confirm"], out["dismiss"]))
+        dets = expect_ok(out, "detections")
+        check(isinstance(dets, list) and dets and all(
+            x["userPrincipalName"] == JIRO[1] for x in dets), "risk_detections: %r" % dets)
+        expect_fail(out, "missing", "404")
+        expect_fail(out, "misuse_empty_list", "bad argument")
+        expect_fail(out, "misuse_list", "bad argument")
+        c = env.m.counters()["risky_users"]
+        check(c[JIRO[0]]["confirm"] == 1 and c[ALICE[0]]["dismiss"] == 1, "counters: %r" % c)
+        req = effects(journal, "idp.confirm_compromised")[0]["request"]
+        check(req["body"] == {"userIds": [JIRO[0]]}, "confirm body: %r" % req)
+        # 1 request/s for the tenant: the limiter spaces the calls (a 429 the mock may
+        # still answer on jitter is retried with backoff, as it has no Retry-After)
+        t = log_times([e for e in env.m.log_entries(100, "/v1.0/identityProtection/")
+                       if e["status"] != 429])
+        check(len(t) == 5 and all(b - a >= 800 for a, b in zip(t, t[1:])),
+              "idp requests not spaced by the limiter: %r" % t)
+
+
+test_idp.TIMEOUT = 90
+
+
+def test_security():
+    """security.alert / update_alert / comment_alert / incident / update_incident; enum
+    values checked locally (misuse raises, nothing sent); unknown ids as nil + message."""
+    body = """
+    local function pick(t, ...)
+      if t == nil then return nil end
+      local o = {}
+      for _, k in ipairs({ ... }) do o[k] = t[k] end
+      return o
+    end
+    local a, e = security.alert(%(alert)s)
+    rec("alert", pick(a, "id", "status"), e)
+    a, e = security.update_alert(%(alert)s, { status = "inProgress",
+        classification = "truePositive", determination = "malware",
+        assigned_to = "soc@example.jp" })
+    rec("update", pick(a, "status", "classification", "determination", "assignedTo"), e)
+    rec("comment", security.comment_alert(%(alert)s, "isolated by kagari"))
+    local inc, ie = security.incident(%(incident)s, { alerts = true })
+    rec("incident", inc and { id = inc.id, nalerts = #inc.alerts }, ie)
+    inc, ie = security.update_incident(%(incident)s, { status = "inProgress",
+        custom_tags = { "kagari", "contained" } })
+    rec("update_incident", pick(inc, "status", "customTags"), ie)
+    rec("missing", security.alert("nope-000"))
+    try("bad_status", security.update_alert, %(alert)s, { status = "done" })
+    try("bad_field", security.update_alert, %(alert)s, { assignedTo = "x" })
+    try("nothing", security.update_incident, %(incident)s, {})
+    try("bad_incident_status", security.update_incident, %(incident)s, { status = "new" })
+    """ % {"alert": lua_str(ALERT_LSASS), "incident": lua_str(INCIDENT)}
+    with ConnEnv("security", {"sec": body}) as env:
+        out, run, journal = env.fire("sec")
+        check(expect_ok(out, "alert")["id"] == ALERT_LSASS, "alert: %r" % out["alert"])
+        up = expect_ok(out, "update")
+        check(up["status"] == "inProgress" and up["classification"] == "truePositive"
+              and up["determination"] == "malware" and up["assignedTo"] == "soc@example.jp",
+              "update_alert: %r" % up)
+        cs = expect_ok(out, "comment")
+        check(isinstance(cs, list) and any(c.get("comment") == "isolated by kagari" for c in cs),
+              "comment_alert: %r" % cs)
+        inc = expect_ok(out, "incident")
+        check(inc["id"] == INCIDENT and inc["nalerts"] >= 1,
+              "incident with alerts: %r" % inc)
+        ui = expect_ok(out, "update_incident")
+        check(ui["status"] == "inProgress" and ui["customTags"] == ["kagari", "contained"],
+              "update_incident: %r" % ui)
+        expect_fail(out, "missing", "404")
+        expect_fail(out, "bad_status", "status", "done")
+        expect_fail(out, "bad_field", "unknown field assignedTo")
+        expect_fail(out, "nothing", "nothing to change")
+        expect_fail(out, "bad_incident_status", "status")
+        c = env.m.counters()
+        check(c["alerts"][ALERT_LSASS] == {"update": 1, "comment": 1}, "alert counters: %r" % c)
+        check(c["incidents"][INCIDENT]["update"] == 1, "incident counters: %r" % c)
+        patch = effects(journal, "security.update_alert")[0]["request"]
+        check(patch["body"] == {"status": "inProgress", "classification": "truePositive",
+                                "determination": "malware", "assignedTo": "soc@example.jp"},
+              "PATCH body: %r" % patch)
+
+
+def test_defender_machines_and_actions():
+    """defender.machine / find_machine / isolate / unisolate / av_scan / restrict_code /
+    collect_package / action; ActiveRequestAlreadyExists recorded as success (already);
+    unsupported OS and unknown machines as nil + message."""
+    body = """
+    rec("machine", defender.machine(%(ws)s))
+    rec("by_name", defender.machine(%(ws_name)s))
+    local f = defender.find_machine{ host = %(ws_name)s }
+    rec("find_host", #f == 1 and f[1].id or nil)
+    local g = defender.find_machine{ ip = %(ws_ip)s }
+    rec("find_ip", #g == 1 and g[1].id or nil)
+    rec("find_none", #assert(defender.find_machine{ host = "nothing.example.jp" }))
+    local iso = rec("isolate", defender.isolate(%(ws)s, "selective", "case 42"))
+    rec("isolate_again", defender.isolate(%(ws)s, "selective", "case 42"))
+    rec("action", defender.action(iso.id))
+    rec("scan", defender.av_scan(%(ws77)s, "full"))
+    rec("restrict", defender.restrict_code(%(ws77)s))
+    rec("collect", defender.collect_package(%(ws77)s, "forensics"))
+    rec("unisolate", defender.unisolate(%(ws77)s, "done"))
+    rec("legacy", defender.isolate(%(legacy)s))
+    rec("missing", defender.machine("0000000000000000000000000000000000000000"))
+    rec("missing_action", defender.isolate("0000000000000000000000000000000000000000"))
+    try("bad_kind", defender.isolate, %(ws)s, "partial")
+    try("bad_find", defender.find_machine, { host = "a", ip = "192.0.2.1" })
+    try("bad_ip", defender.find_machine, { ip = "192.0.2.1/24" })
+    """ % {"ws": lua_str(WS0142[0]), "ws_name": lua_str(WS0142[1]), "ws_ip": lua_str(WS0142[2]),
+           "ws77": lua_str(WS0077[0]), "legacy": lua_str(LEGACY[0])}
+    with ConnEnv("defender", {"mde": body}) as env:
+        out, run, journal = env.fire("mde")
+        check(expect_ok(out, "machine")["computerDnsName"] == WS0142[1], "machine: %r" % out)
+        check(expect_ok(out, "by_name")["id"] == WS0142[0], "machine by name: %r" % out)
+        check(expect_ok(out, "find_host") == WS0142[0], "find_machine host: %r" % out)
+        check(expect_ok(out, "find_ip") == WS0142[0], "find_machine ip: %r" % out)
+        check(expect_ok(out, "find_none") == 0, "find_machine none: %r" % out["find_none"])
+        iso = expect_ok(out, "isolate")
+        check(iso["type"] == "Isolate" and iso["scope"] == "Selective"
+              and iso["status"] == "Pending" and iso["requestorComment"] == "case 42",
+              "isolate: %r" % iso)
+        again = expect_ok(out, "isolate_again")
+        check(again.get("already") is True and again.get("type") == "Isolate",
+              "a duplicate isolate is not recorded as already: %r" % again)
+        check(expect_ok(out, "action")["id"] == iso["id"], "action: %r" % out["action"])
+        check(expect_ok(out, "scan")["type"] == "RunAntiVirusScan", "scan: %r" % out["scan"])
+        check(expect_ok(out, "restrict")["type"] == "RestrictCodeExecution", "restrict")
+        check(expect_ok(out, "collect")["type"] == "CollectInvestigationPackage", "collect")
+        unis = expect_ok(out, "unisolate")
+        check(unis["type"] == "Unisolate", "unisolate: %r" % unis)
+        expect_fail(out, "legacy", "defender.isolate", "OsPlatformNotSupported")
+        expect_fail(out, "missing", "404")
+        expect_fail(out, "missing_action", "defender.isolate", "404")
+        expect_fail(out, "bad_kind", "invalid option")
+        expect_fail(out, "bad_find", "exactly one")
+        expect_fail(out, "bad_ip", "ip")
+        c = env.m.counters()["machines"]
+        check(c[WS0142[0]].get("Isolate") == 1 and c[WS0142[0]]["rejected"] == 1,
+              "WS0142 counters: %r" % c[WS0142[0]])
+        reqs = [e["request"] for e in effects(journal) if e["kind"].startswith("defender.")
+                and e["request"]["method"] == "POST"]
+        bodies = [r["body"] for r in reqs]
+        check({"Comment": "case 42", "IsolationType": "Selective"} in bodies
+              and any(b.get("ScanType") == "Full" for b in bodies),
+              "case-sensitive bodies: %r" % bodies)
+        check(any(b["Comment"].startswith("Requested by kagari (run ") for b in bodies),
+              "no default comment: %r" % bodies)
+        # the already-pending answer is a success in the journal
+        dups = effects(journal, "defender.isolate")
+        check(dups[1]["status"] == "done" and dups[1]["result"]["already"] is True,
+              "duplicate isolate journaled as %r" % dups[1])
+
+
+def test_defender_wait_action():
+    """defender.wait_action polls with journaled action reads and sleeps until a final
+    state (Succeeded, Failed) or its timeout (an offline machine stays Pending)."""
+    body = """
+    local a = assert(defender.isolate(%(ws)s))
+    rec("ok", defender.wait_action(a.id, { interval = 0.2, timeout = 10 }))
+    local b = assert(defender.av_scan(%(failing)s))
+    rec("failed", defender.wait_action(b.id, { interval = 0.2, timeout = 10 }))
+    local c = assert(defender.isolate(%(offline)s))
+    rec("timeout", defender.wait_action(c.id, { interval = 0.3, timeout = 1 }))
+    rec("missing", defender.wait_action("00000000-0000-4000-8000-000000000000", { interval = 1 }))
+    try("bad_interval", defender.wait_action, c.id, { interval = 0 })
+    try("bad_opts", defender.wait_action, c.id, 5)
+    """ % {"ws": lua_str(WS0142[0]), "failing": lua_str(FAILING[0]),
+           "offline": lua_str(OFFLINE[0])}
+    with ConnEnv("wait", {"wait": body}) as env:
+        out, run, journal = env.fire("wait", timeout=60)
+        check(expect_ok(out, "ok")["status"] == "Succeeded", "wait ok: %r" % out["ok"])
+        check(expect_ok(out, "failed")["status"] == "Failed", "wait failed: %r" % out["failed"])
+        check(out["timeout"] == {"ok": False, "e": "timeout"}, "wait timeout: %r" % out["timeout"])
+        expect_fail(out, "missing", "404")
+        expect_fail(out, "bad_interval", "interval")
+        expect_fail(out, "bad_opts", "options")
+        kinds = [e["kind"] for e in journal if e["kind"] != "log"]
+        check("sleep" in kinds and kinds.count("defender.action") >= 6,
+              "polls and sleeps are not journaled: %r" % kinds)
+        # the offline wait: polls until 1 s of sleeps, the last sleep cut to the rest
+        sleeps = [e["request"]["seconds"] for e in journal if e["kind"] == "sleep"]
+        check(abs(sleeps[-1] - 0.1) < 1e-9 and sleeps[-4:-1] == [0.3, 0.3, 0.3],
+              "offline wait sleeps: %r" % sleeps)
+
+
+test_defender_wait_action.TIMEOUT = 90
+
+
+def test_defender_indicators():
+    """defender.add_indicator upserts (type/action names mapped, idempotent) and
+    remove_indicator treats a second delete (404) as already done."""
+    body = """
+    local i = rec("add", defender.add_indicator{ type = "ip", value = "203.0.113.9",
+        action = "block", title = "C2", description = "seen in case 42",
+        severity = "high", expires = "2099-01-01T00:00:00Z" })
+    rec("add_again", defender.add_indicator{ type = "ip", value = "203.0.113.9",
+        action = "alert", title = "C2", description = "downgraded" })
+    rec("hash", defender.add_indicator{ type = "sha256", action = "allowed",
+        value = string.rep("ab", 32) })
+    rec("remove", defender.remove_indicator(i.id))
+    rec("remove_again", defender.remove_indicator(i.id))
+    try("bad_type", defender.add_indicator, { type = "cidr", value = "x", action = "block" })
+    try("bad_value", defender.add_indicator, { type = "ip", value = "203.0.113.0/24",
+                                               action = "block" })
+    try("bad_hash", defender.add_indicator, { type = "sha1", value = "abc", action = "block" })
+    try("no_action", defender.add_indicator, { type = "ip", value = "203.0.113.9" })
+    """
+    with ConnEnv("indicators", {"ind": body}) as env:
+        out, run, journal = env.fire("ind")
+        i = expect_ok(out, "add")
+        check(i["indicatorType"] == "IpAddress" and i["action"] == "Block"
+              and i["severity"] == "High", "add_indicator: %r" % i)
+        j = expect_ok(out, "add_again")
+        check(j["id"] == i["id"] and j["action"] == "Alert", "upsert: %r / %r" % (i, j))
+        check(expect_ok(out, "hash")["indicatorType"] == "FileSha256", "hash: %r" % out["hash"])
+        check(expect_ok(out, "remove") is True, "remove: %r" % out["remove"])
+        check(expect_ok(out, "remove_again") == {"already": True},
+              "second remove: %r" % out["remove_again"])
+        for k in ("bad_type", "bad_value", "bad_hash", "no_action"):
+            expect_fail(out, k)
+        c = env.m.counters()["indicators"]
+        check((c["added"], c["updated"], c["removed"]) == (2, 1, 1), "counters: %r" % c)
+        req = effects(journal, "defender.add_indicator")[0]["request"]["body"]
+        check(req == {"indicatorValue": "203.0.113.9", "indicatorType": "IpAddress",
+                      "action": "Block", "title": "C2", "description": "seen in case 42",
+                      "severity": "High", "expirationTime": "2099-01-01T00:00:00Z"},
+              "indicator body: %r" % req)
+
+
+def test_intune():
+    """intune.device (by user, name, Entra device id) and the remote actions: 204 -> true;
+    Intune's error text (JSON inside the message) unwrapped."""
+    body = """
+    local byuser = assert(intune.device{ user = %(alice)s })
+    local names = {}
+    for i, d in ipairs(byuser) do names[i] = d.deviceName end
+    table.sort(names)
+    rec("by_user", names)
+    rec("by_name", #assert(intune.device{ name = "WS-0142" }))
+    rec("by_aad", assert(intune.device{ aad_id = "d3f10000-0000-4000-8000-000000000142" })[1].id)
+    rec("lock", intune.remote_lock(%(dev)s))
+    rec("sync", intune.sync(%(dev)s))
+    rec("retire", intune.retire(%(dev)s))
+    rec("wipe", intune.wipe(%(dev)s, { keep_user_data = true }))
+    rec("missing", intune.remote_lock("0d1c0000-0000-4000-8000-00000000ffff"))
+    try("two_keys", intune.device, { user = "a", name = "b" })
+    try("bad_wipe", intune.wipe, %(dev)s, { keep_user_data = "yes" })
+    """ % {"alice": lua_str(ALICE[1]), "dev": lua_str(DEVICE_WS0142)}
+    with ConnEnv("intune", {"intune": body}) as env:
+        out, run, journal = env.fire("intune")
+        check(expect_ok(out, "by_user") == ["Alice iPhone", "WS-0142"], "by user: %r" % out)
+        check(expect_ok(out, "by_name") == 1, "by name: %r" % out["by_name"])
+        check(expect_ok(out, "by_aad") == DEVICE_WS0142, "by aad id: %r" % out["by_aad"])
+        for k in ("lock", "sync", "retire", "wipe"):
+            check(expect_ok(out, k) is True, "%s: %r" % (k, out[k]))
+        e = expect_fail(out, "missing", "intune.remote_lock", "404", "Resource not found")
+        check("_version" not in e, "the inner Intune message was not unwrapped: %r" % e)
+        expect_fail(out, "two_keys", "exactly one")
+        expect_fail(out, "bad_wipe", "keep_user_data")
+        c = env.m.counters()["intune"][DEVICE_WS0142]
+        check(all(c.get(k) == 1 for k in ("remoteLock", "syncDevice", "retire", "wipe")),
+              "device counters: %r" % c)
+        w = effects(journal, "intune.wipe")[0]["request"]
+        check(w["body"] == {"keepEnrollmentData": False, "keepUserData": True}, "wipe: %r" % w)
+
+
+def test_http_module():
+    """http.request: any status is data ({status, body, json}); the allow list; plain http
+    only to loopback; header and body checks raise."""
+    body = """
+    rec("get", http.request{ url = alert.raw.mock .. "/v1.0/users/alice@example.jp" })
+    rec("post", http.request{ method = "post", url = alert.raw.mock .. "/api/indicators",
+        headers = { ["X-Trace"] = "kagari" }, body = { indicatorValue = "x" } })
+    rec("health", http.request{ url = alert.raw.health })
+    rec("head", http.request{ method = "HEAD", url = alert.raw.health })
+    rec("not_allowed", http.request{ url = "https://example.com/hook" })
+    try("plain_http", http.request, { url = "http://example.com/" })
+    try("userinfo", http.request, { url = "https://u:p@127.0.0.1/" })
+    try("crlf", http.request, { url = alert.raw.health, headers = { ["X-A"] = "a\\r\\nB: c" } })
+    try("bad_name", http.request, { url = alert.raw.health, headers = { ["X A"] = "a" } })
+    try("host_header", http.request, { url = alert.raw.health, headers = { Host = "x" } })
+    try("bad_body", http.request, { method = "POST", url = alert.raw.health, body = "not json" })
+    try("get_body", http.request, { url = alert.raw.health, body = {} })
+    try("timeout", http.request, { url = alert.raw.health, timeout = 5 })
+    try("bad_method", http.request, { method = "TRACE", url = alert.raw.health })
+    """
+    with ConnEnv("http", {"http": body}) as env:
+        raw = {"mock": env.m.base_url,
+               "health": "http://127.0.0.1:%d/healthz" % env.d.port}
+        out, run, journal = env.fire("http", raw=raw)
+        g = expect_ok(out, "get")
+        check(g["status"] == 401 and g["json"]["error"]["code"] == "InvalidAuthenticationToken",
+              "a 401 is data for the playbook: %r" % g)
+        p = expect_ok(out, "post")
+        check(p["status"] == 401 and isinstance(p["body"], str), "post: %r" % p)
+        h = expect_ok(out, "health")
+        check(h["status"] == 200, "GET /healthz over loopback http: %r" % h)
+        check(expect_ok(out, "head")["body"] == "", "HEAD: %r" % out["head"])
+        check(out["not_allowed"] == {"ok": False, "e": "host not allowed"},
+              "not allowed: %r" % out["not_allowed"])
+        expect_fail(out, "plain_http", "https")
+        expect_fail(out, "userinfo", "user info")
+        expect_fail(out, "crlf", "control character")
+        expect_fail(out, "bad_name", "header name")
+        expect_fail(out, "host_header", "Host")
+        expect_fail(out, "bad_body", "JSON")
+        expect_fail(out, "get_body", "GET")
+        expect_fail(out, "timeout", "timeout")
+        expect_fail(out, "bad_method", "method")
+        post = effects(journal, "http.request")[1]["request"]
+        check(post["method"] == "POST" and post["body"] == {"indicatorValue": "x"},
+              "journaled POST: %r" % post)
+        hits = [e for e in env.m.log_entries(200) if e["path"] == "/api/indicators"]
+        check(len(hits) >= 1 and hits[0]["method"] == "POST", "mock saw: %r" % hits)
+
+
+def test_token_refresh_on_401():
+    """A token the server no longer accepts (expired at the mock) gets one 401: the
+    connector drops it, fetches a new one and retries once, and the call succeeds."""
+    body = """
+    rec("user", graph.user(%s))
+    """ % lua_str(ALICE[1])
+    with ConnEnv("refresh", {"tok": body}) as env:
+        out, run, journal = env.fire("tok")
+        expect_ok(out, "user")
+        c0 = env.m.counters()
+        env.m.expire_tokens()
+        out, run, journal = env.fire("tok")
+        expect_ok(out, "user")
+        c1 = env.m.counters()
+        check(c1["answered_401"] - c0["answered_401"] == 1,
+              "expected exactly one 401, got %d" % (c1["answered_401"] - c0["answered_401"]))
+        check(c1["tokens"]["issued"] - c0["tokens"]["issued"] == 1,
+              "expected one new token, got %d" % (c1["tokens"]["issued"] - c0["tokens"]["issued"]))
+        users = [e for e in env.m.log_entries(50, "/v1.0/users/")]
+        check([e["status"] for e in users[-2:]] == [401, 200], "retry after 401: %r" % users)
+
+
+def test_429_retry_after():
+    """A 429 with Retry-After: 2 is retried, and the next attempt reaches the mock no
+    sooner than two seconds later; a 429 without Retry-After (Identity Protection) is
+    retried with backoff."""
+    body = """
+    rec("user", graph.user(%s))
+    rec("risky", idp.risky_user(%s))
+    """ % (lua_str(ALICE[1]), lua_str(JIRO[0]))
+    with ConnEnv("retry-after", {"ra": body}) as env:
+        env.m.fault("/v1.0/users/", status=429, retry_after=2, count=1)
+        env.m.fault("/v1.0/identityProtection/", status=429, count=1)
+        out, run, journal = env.fire("ra", timeout=60)
+        expect_ok(out, "user")
+        expect_ok(out, "risky")
+        users = env.m.log_entries(50, "/v1.0/users/")
+        check([e["status"] for e in users] == [429, 200], "user requests: %r" % users)
+        t = log_times(users)
+        check(t[1] - t[0] >= 1950, "retried %d ms after a Retry-After of 2 s" % (t[1] - t[0]))
+        idp = env.m.log_entries(50, "/v1.0/identityProtection/")
+        check([e["status"] for e in idp] == [429, 200], "idp requests: %r" % idp)
+        check(len(effects(journal)) == 2 and all(e["status"] == "done" for e in effects(journal)),
+              "the retries are not separate journal entries")
+
+
+test_429_retry_after.TIMEOUT = 90
+
+
+def test_5xx_storm_opens_circuit():
+    """Repeated 500s from Defender: each call fails with nil + message, then the circuit
+    opens and calls fail at once without reaching the mock; the run fails with a clear
+    message; the engine stays healthy and serves other runs."""
+    body = """
+    local last
+    for i = 1, 8 do
+      local m, err = defender.machine(%s)
+      last = err
+    end
+    error("gave up: " .. tostring(last))
+    """ % lua_str(WS0142[0])
+    other = """
+    rec("health", http.request{ url = alert.raw.health })
+    """
+    with ConnEnv("storm", {"storm": body, "other": other}, max_attempts=2) as env:
+        env.m.fault("/api/machines", status=500, count=100)
+        out, run, journal = env.fire("storm", state="failed", timeout=60)
+        check("circuit open" in (run["error"] or ""),
+              "run error does not say the circuit is open: %r" % run["error"])
+        errs = [e["result"] for e in effects(journal, "defender.machine")]
+        check(len(errs) == 8 and "HTTP 500" in errs[0] and "circuit open" in errs[-1],
+              "call results: %r" % errs)
+        hits = env.m.log_entries(200, "/api/machines")
+        check(len(hits) < 8, "%d requests reached the mock with the circuit open" % len(hits))
+        r = env.d.get("/healthz")
+        check(r.status == 200, "healthz after the storm: %r" % r)
+        out, run2, _ = env.fire("other", raw={"health": "http://127.0.0.1:%d/healthz" % env.d.port})
+        check(expect_ok(out, "health")["status"] == 200, "another run after the storm")
+
+
+test_5xx_storm_opens_circuit.TIMEOUT = 90
+
+
+def test_dry_run():
+    """tenants.t1.dry_run = true: nothing reaches the mock (not even a token request); the
+    journal shows every intended request and the playbook gets {dry_run = true}."""
+    body = """
+    rec("disable", graph.disable_user(%(alice)s))
+    rec("isolate", defender.isolate(%(ws)s, "full", "dry"))
+    rec("comment", security.comment_alert(%(alert)s, "dry"))
+    rec("wipe", intune.wipe(%(dev)s))
+    rec("http", http.request{ method = "POST", url = alert.raw.mock .. "/hook", body = { a = 1 } })
+    """ % {"alice": lua_str(ALICE[1]), "ws": lua_str(WS0142[0]), "alert": lua_str(ALERT_LSASS),
+           "dev": lua_str(DEVICE_WS0142)}
+    with ConnEnv("dry", {"dry": body}, dry_run=True) as env:
+        out, run, journal = env.fire("dry", raw={"mock": env.m.base_url})
+        for k in ("disable", "isolate", "comment", "wipe", "http"):
+            v = expect_ok(out, k)
+            check(v.get("dry_run") is True and "request" in v, "%s: %r" % (k, v))
+        c = env.m.counters()
+        check(c["requests_total"] == 0 and c["tokens"]["issued"] == 0,
+              "the mock was called in dry-run: %r" % c)
+        reqs = {e["kind"]: e["request"] for e in effects(journal)}
+        check(reqs["defender.isolate"]["url"].endswith("/api/machines/%s/isolate" % WS0142[0])
+              and reqs["defender.isolate"]["body"] == {"Comment": "dry", "IsolationType": "Full"},
+              "isolate intent: %r" % reqs["defender.isolate"])
+        check(reqs["graph.disable_user"]["body"] == {"accountEnabled": False},
+              "disable intent: %r" % reqs["graph.disable_user"])
+        check(all(e["status"] == "done" for e in effects(journal)), "dry-run entries not done")
+
+
+# ---- crash safety ----
+
+CONTAIN = """
+    sleep(1)
+    rec("disable", graph.disable_user(%(alice)s))
+    sleep(1)
+    rec("revoke", graph.revoke_sessions(%(alice)s))
+    sleep(1)
+    rec("isolate", defender.isolate(%(ws)s, "full", "contain"))
+    sleep(1)
+    rec("done", true)
+""" % {"alice": lua_str(ALICE[1]), "ws": lua_str(WS0142[0])}
+
+
+def _wait_journal(env, alert_id, pred, what, timeout=20):
+    def get():
+        runs = env.d.runs_of_alert(alert_id)
+        if len(runs) != 1:
+            return None
+        j = env.d.db_journal(runs[0]["id"])
+        return j if pred(j) else None
+    return wait_for(get, timeout, what)
+
+
+def test_crash_safety_containment():
+    """kill -9 before, during and after each call of disable_user, revoke_sessions and
+    isolate (the mock holds a call in flight; the run sleeps between calls): after a
+    restart each run completes, the user is disabled and the machine isolated, and the
+    isolate request was sent exactly once (in doubt, it is reconciled from the machine's
+    actions). An idempotent call caught in flight may be sent again (that is its
+    contract: DESIGN.md "Durable runs"); every other call reaches the mock exactly once."""
+    alice_path = "/v1.0/users/%s" % ALICE[1]
+    iso_path = "/api/machines/%s/isolate" % WS0142[0]
+    kinds = ["graph.disable_user", "graph.revoke_sessions", "defender.isolate"]
+    # (point, path held in flight, its method, or: the number of sleeps begun)
+    points = [
+        ("before", None, None, 1),
+        ("during-disable", alice_path, "PATCH", None),
+        ("after-disable", None, None, 2),
+        ("during-revoke", alice_path + "/revokeSignInSessions", "POST", None),
+        ("after-revoke", None, None, 3),
+        ("during-isolate", iso_path, "POST", None),
+        ("after-isolate", None, None, 4),
+    ]
+    with ConnEnv("crash", {"contain": CONTAIN}) as env:
+        for point, path, method, nsleep in points:
+            env.m.reset()
+            if path is not None:
+                env.m.delay(path, 4000)
+            aid = env.post("contain")
+            if nsleep is not None:
+                _wait_journal(env, aid,
+                              lambda j: sum(e["kind"] == "sleep" for e in j) == nsleep
+                              and len(effects(j)) == nsleep - 1
+                              and all(e["status"] == "done" for e in effects(j)),
+                              "the run in sleep %d" % nsleep)
+            else:
+                def in_flight():
+                    es = [e for e in env.m.log_entries(200, path)
+                          if e["method"] == method and e["path"] == path]
+                    return es or None
+                wait_for(in_flight, 20, "the %s call in flight at the mock" % point)
+            env.d.kill9()
+            if path is not None:
+                env.m.delay(path, 0)
+            env.d.restart()
+            out, run, journal = env.result(aid, timeout=60)
+            check(run["state"] == "done", "%s: run %s (%s)" % (point, run["state"], run["error"]))
+            check(expect_ok(out, "done") is True, "%s: the run did not finish" % point)
+            c = env.m.counters()
+            u = c["users"].get(ALICE[1], {})
+            mc = c["machines"].get(WS0142[0], {})
+            check(env.m.user_state(ALICE[1])["accountEnabled"] is False,
+                  "%s: alice not disabled" % point)
+            check(mc.get("Isolate") == 1 and mc.get("rejected", 0) == 0,
+                  "%s: isolate requests at the mock: %r" % (point, mc))
+            want_disable = (1, 2) if point == "during-disable" else (1,)
+            want_revoke = (1, 2) if point == "during-revoke" else (1,)
+            check(u.get("disable") in want_disable and u.get("revoke") in want_revoke,
+                  "%s: alice's counters %r" % (point, u))
+            check([e["kind"] for e in effects(journal)] == kinds,
+                  "%s: journal effects %r" % (point, [e["kind"] for e in effects(journal)]))
+            iso = effects(journal, "defender.isolate")[0]
+            actions = env.m.machine_state(WS0142[0])["actions"]
+            check(len(actions) == 1 and iso["status"] == "done"
+                  and iso["result"]["id"] == actions[0]["id"],
+                  "%s: isolate recorded %r, mock has %r" % (point, iso["result"], actions))
+            if point == "during-isolate":
+                check(re.search(r"call\.reconciled .*kind=defender\.isolate", env.d.log()),
+                      "the in-doubt isolate was not reconciled:\n%s" % env.d.log()[-2000:])
+
+
+test_crash_safety_containment.TIMEOUT = 240
+
+
+def test_crash_in_doubt_other_effects():
+    """Calls that are not safe to repeat, caught in flight by kill -9: comment_alert finds
+    its comment on the alert, intune.wipe finds its action in deviceActionResults (both
+    done once), and an http POST fails with "left in doubt" rather than posting twice."""
+    cases = {
+        "comment": ("security.comment_alert",
+                    "/v1.0/security/alerts_v2/%s/comments" % ALERT_LSASS,
+                    'rec("r", security.comment_alert(%s, "kagari crash test"))'
+                    % lua_str(ALERT_LSASS)),
+        "wipe": ("intune.wipe", "/v1.0/deviceManagement/managedDevices/%s/wipe" % DEVICE_WS0142,
+                 'rec("r", intune.wipe(%s))' % lua_str(DEVICE_WS0142)),
+        "post": ("http.request", "/hook-in-doubt",
+                 'rec("r", http.request{ method = "POST", url = alert.raw.mock .. '
+                 '"/hook-in-doubt", body = { n = 1 } })'),
+    }
+    pbs = {k: v[2] for k, v in cases.items()}
+    with ConnEnv("doubt", pbs) as env:
+        for name, (kind, path, _) in cases.items():
+            env.m.reset()
+            env.m.delay(path, 4000)
+            aid = env.post(name, {"mock": env.m.base_url})
+            wait_for(lambda: env.m.log_entries(100, path) or None, 20, "%s in flight" % name)
+            env.d.kill9()
+            env.m.delay(path, 0)
+            env.d.restart()
+            out, run, journal = env.result(aid, timeout=60)
+            check(run["state"] == "done", "%s: run %s (%s)" % (name, run["state"], run["error"]))
+            hits = [e for e in env.m.log_entries(200, path) if e["method"] == "POST"]
+            check(len(hits) == 1, "%s: %d POSTs reached the mock" % (name, len(hits)))
+            if name == "post":
+                expect_fail(out, "r", "left in doubt")
+            else:
+                expect_ok(out, "r")
+                check("call.reconciled" in env.d.log(), "%s: not reconciled" % name)
+
+
+test_crash_in_doubt_other_effects.TIMEOUT = 180
+
+
+def test_two_runs_isolate_one_machine():
+    """Two runs isolating the same machine at once: their requests never overlap (the
+    exclusive key), one isolate action is created and the other run records the pending
+    one as already requested."""
+    body = """
+    rec("isolate", defender.isolate(%s, "full", "race"))
+    """ % lua_str(WS0142[0])
+    with ConnEnv("race", {"race": body}) as env:
+        path = "/api/machines/%s/isolate" % WS0142[0]
+        env.m.delay(path, 1500)
+        a1 = env.post("race")
+        a2 = env.post("race")
+        o1, r1, _ = env.result(a1, timeout=60)
+        o2, r2, _ = env.result(a2, timeout=60)
+        check(r1["state"] == "done" and r2["state"] == "done", "runs: %r %r" % (r1, r2))
+        res = [expect_ok(o1, "isolate"), expect_ok(o2, "isolate")]
+        created = [x for x in res if not x.get("already")]
+        check(len(created) == 1 and sum(1 for x in res if x.get("already")) == 1,
+              "results: %r" % res)
+        mc = env.m.counters()["machines"][WS0142[0]]
+        check(mc.get("Isolate") == 1, "isolate actions created: %r" % mc)
+        hits = [e for e in env.m.log_entries(100, path) if e["method"] == "POST"]
+        t = log_times(hits)
+        check(len(hits) == 2 and t[1] - t[0] >= 1400,
+              "the two isolate requests overlapped: %r" % hits)
+        check(len(env.m.machine_state(WS0142[0])["actions"]) == 1, "more than one action")
+
+
+test_two_runs_isolate_one_machine.TIMEOUT = 90
