@@ -41,6 +41,7 @@ struct call {
     char *reconcile_url;
     call_map_fn reconcile;
     int reconciling;
+    int idempotent;
 
     int attempt;
     int refreshed; /* a 401 already got its one token refresh */
@@ -208,6 +209,11 @@ excl_release(struct call *c)
             x->tail = NULL;
         }
         n->holds_exclusive = 1;
+        /* The holder may just have done the very thing n is about to do (another run
+         * isolating the same machine): ask first when the call can. */
+        if (n->reconcile != NULL) {
+            n->reconciling = 1;
+        }
         call_send(n);
         return;
     }
@@ -503,6 +509,17 @@ on_http(void *arg, const struct httpc_response *resp)
         if (resp->status != 429) {
             breaker_failure(c->origin);
         }
+        if (resp->status == 0 && !c->idempotent && !c->reconciling) {
+            /* The request may have been carried out with only the answer lost: a call
+             * that is not safe to repeat asks the API first, or fails. */
+            if (c->reconcile == NULL) {
+                call_finish(c, 0, xasprintf("%s: %s; not retried: it may have been carried "
+                                            "out and is not safe to repeat",
+                                            c->kind, resp->error ? resp->error : "no answer"));
+                return;
+            }
+            c->reconciling = 1;
+        }
         if (maybe_retry(c, resp)) {
             return;
         }
@@ -762,10 +779,13 @@ call_effect(lua_State *L, const struct call_spec *spec)
     }
     c->map = spec->map;
     c->ud = spec->ud;
-    if (st == EFFECT_IN_DOUBT && !spec->idempotent) {
-        c->reconciling = 1;
+    c->idempotent = spec->idempotent;
+    if (spec->reconcile != NULL && spec->reconcile_path != NULL) {
         c->reconcile = spec->reconcile;
         c->reconcile_url = xasprintf("%s%s", base, spec->reconcile_path);
+    }
+    if (st == EFFECT_IN_DOUBT && !spec->idempotent) {
+        c->reconciling = 1;
     }
     define_limits(t->id);
     stats.started++;
