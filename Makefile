@@ -74,7 +74,7 @@ test: deps
 	@sh tests/run.sh build/san
 
 bench: deps
-	@$(MAKE) --no-print-directory SANITIZE=0 all
+	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@python3 tests/bench/bench.py build/rel/kagari
 
 FUZZ_CC ?= clang
