@@ -790,7 +790,7 @@ call_effect(lua_State *L, const struct call_spec *spec)
     define_limits(t->id);
     stats.started++;
     stats.in_flight++;
-    if (loop_write(t->db, &err) == -1) {
+    if (!spec->idempotent && loop_write(t->db, &err) == -1) {
         free(err);
         call_free(c);
         return luaL_error(L, "%s: journal unavailable", spec->kind);
@@ -804,9 +804,9 @@ call_effect(lua_State *L, const struct call_spec *spec)
 
         c->timer = evtimer_new(loop_base(), on_backoff, c);
         evtimer_add(c->timer, &now);
-    } else {
-        c->awaiting_commit = 1;
-        loop_after_commit(t->db, after_commit, c);
+        return run_effect_park_idempotent(L);
     }
+    c->awaiting_commit = 1;
+    loop_after_commit(t->db, after_commit, c);
     return run_effect_park(L);
 }

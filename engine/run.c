@@ -816,8 +816,22 @@ run_effect_finish(struct run *r, int ok, const char *result)
     journal_write(r, e, NULL);
 }
 
+static int park(lua_State *L, int write);
+
 int
 run_effect_park(lua_State *L)
+{
+    return park(L, 1);
+}
+
+int
+run_effect_park_idempotent(lua_State *L)
+{
+    return park(L, 0);
+}
+
+static int
+park(lua_State *L, int write)
 {
     struct run *r = run_from_lua(L);
     struct journal_entry *e = &r->j[r->pending];
@@ -837,7 +851,9 @@ run_effect_park(lua_State *L)
         }
         return luaL_error(L, "cannot wait here");
     }
-    journal_write(r, e, L);
+    if (write) {
+        journal_write(r, e, L);
+    }
     r->parked = 1;
     return lua_yield(L, 0);
 }

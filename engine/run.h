@@ -80,6 +80,10 @@ void run_effect_finish(struct run *r, int ok, const char *result);
 /* Park the run until run_effect_complete(); returns what lua_yield returns. The
  * effect's results are what run_effect_push gives for the completed entry. */
 int run_effect_park(lua_State *L);
+/* The same for an effect that is safe to repeat: its "started" entry is not written (one
+ * commit less per call); a crash before its result is recorded makes the replay perform
+ * it again, which is harmless by definition. */
+int run_effect_park_idempotent(lua_State *L);
 /* Called from an event callback when the parked effect finishes. Clears the run's
  * pending op (run_set_op). */
 void run_effect_complete(struct run *r, int ok, const char *result);
