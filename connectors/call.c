@@ -252,6 +252,63 @@ call_escape(const char *s)
     return buf_take(&b);
 }
 
+#define CALL_ID_MAX 256
+
+const char *
+call_check_id(lua_State *L, int idx, const char *what)
+{
+    size_t len;
+    const char *id = luaL_checklstring(L, idx, &len);
+
+    if (len == 0 || len > CALL_ID_MAX || strlen(id) != len) {
+        luaL_argerror(L, idx, lua_pushfstring(L, "expected %s", what));
+    }
+    return id;
+}
+
+const char *
+call_push_path(lua_State *L, const char *prefix, const char *id, const char *suffix)
+{
+    char *esc = call_escape(id);
+    char *path = xasprintf("%s%s%s", prefix, esc, suffix);
+
+    free(esc);
+    lua_pushstring(L, path);
+    free(path);
+    return lua_tostring(L, -1);
+}
+
+const char *
+call_push_id_path(lua_State *L, int idx, const char *what, const char *prefix,
+                  const char *suffix)
+{
+    return call_push_path(L, prefix, call_check_id(L, idx, what), suffix);
+}
+
+void
+call_odata_quote(struct buf *b, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        (void)!buf_append(b, s, 1);
+        if (*s == '\'') {
+            (void)!buf_append(b, "'", 1);
+        }
+    }
+}
+
+const char *
+call_push_filter_path(lua_State *L, const char *prefix, struct buf *filter)
+{
+    char *esc = call_escape(filter->data ? filter->data : "");
+    char *path = xasprintf("%s?$filter=%s", prefix, esc);
+
+    free(esc);
+    buf_free(filter);
+    lua_pushstring(L, path);
+    free(path);
+    return lua_tostring(L, -1);
+}
+
 /* The message of a Graph / Defender error envelope {"error":{"code","message"}}, or
  * of the status alone. */
 char *

@@ -71,6 +71,20 @@ char *call_error_text(const struct call *c, const struct httpc_response *resp);
 /* Percent-encode a path segment (RFC 3986 unreserved kept). Malloc'd. */
 char *call_escape(const char *s);
 
+/* Helpers for the modules' argument checks and paths. Everything they push is owned by
+ * the Lua stack, so nothing leaks when a later step raises.
+ * call_check_id: the string argument at idx as an id (1 to 256 bytes, no NUL); raises
+ * "expected <what>". call_push_path: pushes prefix + percent-encoded id + suffix.
+ * call_push_id_path: both. call_odata_quote: appends s with single quotes doubled (an
+ * OData string literal's body). call_push_filter_path: pushes
+ * "<prefix>?$filter=<encoded filter>" and frees the filter buffer. */
+const char *call_check_id(lua_State *L, int idx, const char *what);
+const char *call_push_path(lua_State *L, const char *prefix, const char *id, const char *suffix);
+const char *call_push_id_path(lua_State *L, int idx, const char *what, const char *prefix,
+                              const char *suffix);
+void call_odata_quote(struct buf *b, const char *s);
+const char *call_push_filter_path(lua_State *L, const char *prefix, struct buf *filter);
+
 /* Settings that apply to every call (from the configuration). */
 struct call_settings {
     const char *ca_file;

@@ -47,60 +47,6 @@ static const struct defender_action act_collect = { "collect_package", "defender
                                                     "collectInvestigationPackage",
                                                     "CollectInvestigationPackage", LIMITER_NORMAL };
 
-/* The string argument at idx as an identifier: 1 to DEFENDER_ID_MAX bytes, no NUL.
- * Raises on misuse. */
-static const char *
-check_id(lua_State *L, int idx, const char *what)
-{
-    size_t len;
-    const char *id = luaL_checklstring(L, idx, &len);
-
-    if (len == 0 || len > DEFENDER_ID_MAX || strlen(id) != len) {
-        luaL_argerror(L, idx, lua_pushfstring(L, "expected %s", what));
-    }
-    return id;
-}
-
-/* Push prefix + the percent-encoded id + suffix; the path is owned by the Lua stack. */
-static const char *
-push_path(lua_State *L, const char *prefix, const char *id, const char *suffix)
-{
-    char *esc = call_escape(id);
-    char *path = xasprintf("%s%s%s", prefix, esc, suffix);
-
-    free(esc);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
-}
-
-/* Append s as an OData string literal body (single quotes doubled; the caller writes
- * the enclosing quotes). */
-static void
-odata_quote(struct buf *b, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        (void)!buf_append(b, s, 1);
-        if (*s == '\'') {
-            (void)!buf_append(b, "'", 1);
-        }
-    }
-}
-
-/* Push "<prefix>?$filter=<percent-encoded filter text>" and return it. */
-static const char *
-push_filter_path(lua_State *L, const char *prefix, struct buf *filter)
-{
-    char *esc = call_escape(filter->data ? filter->data : "");
-    char *path = xasprintf("%s?$filter=%s", prefix, esc);
-
-    free(esc);
-    buf_free(filter);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
-}
-
 /* An optional free-text argument (comment, title): nil gives dflt. Raises on misuse. */
 static const char *
 check_text(lua_State *L, int idx, const char *dflt, const char *what)
@@ -253,14 +199,14 @@ machine_action(lua_State *L, const struct defender_action *a, const char *id, co
     struct call_spec spec = { 0 };
     struct buf f;
 
-    spec.path = push_path(L, "/api/machines/", id, "");
+    spec.path = call_push_path(L, "/api/machines/", id, "");
     lua_pushfstring(L, "%s/%s", spec.path, a->suffix);
     spec.path = lua_tostring(L, -1);
     buf_init(&f, 0);
     (void)!buf_puts(&f, "machineId eq '");
-    odata_quote(&f, id);
+    call_odata_quote(&f, id);
     (void)!buf_printf(&f, "' and type eq '%s'", a->type);
-    spec.reconcile_path = push_filter_path(L, "/api/machineactions", &f);
+    spec.reconcile_path = call_push_filter_path(L, "/api/machineactions", &f);
     spec.exclusive = lua_pushfstring(L, "defender:%s:%s", a->name, id);
     spec.kind = a->kind;
     spec.api = CALL_DEFENDER;
@@ -300,7 +246,7 @@ l_defender_isolate(lua_State *L)
 {
     static const char *const kinds[] = { "full", "selective", NULL };
     static const char *const api[] = { "Full", "Selective" };
-    const char *id = check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id");
     int k = luaL_checkoption(L, 2, "full", kinds);
     const char *comment = check_text(L, 3, NULL, "comment");
 
@@ -315,7 +261,7 @@ l_defender_isolate(lua_State *L)
 static int
 l_defender_unisolate(lua_State *L)
 {
-    const char *id = check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id");
     const char *comment = check_text(L, 2, NULL, "comment");
 
     if (comment == NULL) {
@@ -331,7 +277,7 @@ l_defender_av_scan(lua_State *L)
 {
     static const char *const kinds[] = { "quick", "full", NULL };
     static const char *const api[] = { "Quick", "Full" };
-    const char *id = check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id");
     int k = luaL_checkoption(L, 2, "quick", kinds);
     const char *comment = check_text(L, 3, NULL, "comment");
 
@@ -345,7 +291,7 @@ l_defender_av_scan(lua_State *L)
 static int
 l_defender_restrict_code(lua_State *L)
 {
-    const char *id = check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id");
     const char *comment = check_text(L, 2, NULL, "comment");
 
     if (comment == NULL) {
@@ -358,7 +304,7 @@ l_defender_restrict_code(lua_State *L)
 static int
 l_defender_collect_package(lua_State *L)
 {
-    const char *id = check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id");
     const char *comment = check_text(L, 2, NULL, "comment");
 
     if (comment == NULL) {
@@ -388,9 +334,9 @@ read_call(lua_State *L, const char *kind, const char *path, enum limiter_prio pr
 static int
 l_defender_machine(lua_State *L)
 {
-    const char *id = check_id(L, 1, "a machine id or computer name");
+    const char *id = call_check_id(L, 1, "a machine id or computer name");
 
-    return read_call(L, "defender.machine", push_path(L, "/api/machines/", id, ""), LIMITER_ENRICH,
+    return read_call(L, "defender.machine", call_push_path(L, "/api/machines/", id, ""), LIMITER_ENRICH,
                      NULL);
 }
 
@@ -415,9 +361,9 @@ l_defender_find_machine(lua_State *L)
         "ip: an IPv4 or IPv6 address");
     buf_init(&f, 0);
     (void)!buf_puts(&f, host != NULL ? "computerDnsName eq '" : "lastIpAddress eq '");
-    odata_quote(&f, host != NULL ? host : ip);
+    call_odata_quote(&f, host != NULL ? host : ip);
     (void)!buf_puts(&f, "'");
-    return read_call(L, "defender.find_machine", push_filter_path(L, "/api/machines", &f),
+    return read_call(L, "defender.find_machine", call_push_filter_path(L, "/api/machines", &f),
                      LIMITER_ENRICH, call_map_paged);
 }
 
@@ -425,9 +371,9 @@ l_defender_find_machine(lua_State *L)
 static int
 l_defender_action(lua_State *L)
 {
-    const char *id = check_id(L, 1, "a machine action id");
+    const char *id = call_check_id(L, 1, "a machine action id");
 
-    return read_call(L, "defender.action", push_path(L, "/api/machineactions/", id, ""),
+    return read_call(L, "defender.action", call_push_path(L, "/api/machineactions/", id, ""),
                      LIMITER_NORMAL, NULL);
 }
 
@@ -694,9 +640,9 @@ static int
 l_defender_remove_indicator(lua_State *L)
 {
     struct call_spec spec = { 0 };
-    const char *id = check_id(L, 1, "an indicator id");
+    const char *id = call_check_id(L, 1, "an indicator id");
 
-    spec.path = push_path(L, "/api/indicators/", id, "");
+    spec.path = call_push_path(L, "/api/indicators/", id, "");
     spec.kind = "defender.remove_indicator";
     spec.api = CALL_DEFENDER;
     spec.limiter = "defender";

@@ -13,33 +13,13 @@
     "$select=id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"           \
     "signInSessionsValidFromDateTime"
 
-/* Push the path prefix + the percent-encoded string argument at idx (a user id or
- * UPN) + suffix, and return it (owned by the Lua stack: nothing leaks if a later step
- * raises). Raises on misuse. */
-static const char *
-push_user_path(lua_State *L, int idx, const char *prefix, const char *suffix)
-{
-    size_t len;
-    const char *id = luaL_checklstring(L, idx, &len);
-    char *esc, *path;
-
-    luaL_argcheck(L, len > 0 && len <= GRAPH_ID_MAX && strlen(id) == len, idx,
-                  "expected a user id or user principal name");
-    esc = call_escape(id);
-    path = xasprintf("%s%s%s", prefix, esc, suffix);
-    free(esc);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
-}
-
 /* graph.user(id) -> user table | nil, err */
 static int
 l_graph_user(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = push_user_path(L, 1, "/v1.0/users/", "?" USER_SELECT);
+    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "?" USER_SELECT);
     spec.kind = "graph.user";
     spec.api = CALL_GRAPH;
     spec.limiter = "graph.users";
@@ -54,7 +34,7 @@ set_enabled(lua_State *L, const char *kind, int enabled)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = push_user_path(L, 1, "/v1.0/users/", "");
+    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "");
     spec.kind = kind;
     spec.api = CALL_GRAPH;
     spec.limiter = "graph.users";
@@ -86,7 +66,7 @@ l_graph_revoke_sessions(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = push_user_path(L, 1, "/v1.0/users/", "/revokeSignInSessions");
+    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "/revokeSignInSessions");
     spec.kind = "graph.revoke_sessions";
     spec.api = CALL_GRAPH;
     spec.limiter = "graph.users";
@@ -140,12 +120,7 @@ l_graph_signins(lua_State *L)
     buf_init(&f, 0);
     if (user != NULL) {
         (void)!buf_puts(&f, "userPrincipalName eq '");
-        for (const char *p = user; *p != '\0'; p++) {
-            (void)!buf_append(&f, p, 1);
-            if (*p == '\'') {
-                (void)!buf_append(&f, "'", 1); /* OData doubles quotes */
-            }
-        }
+        call_odata_quote(&f, user);
         (void)!buf_puts(&f, "'");
     }
     if (since[0] != '\0') {

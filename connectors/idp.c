@@ -13,32 +13,13 @@
 #define IDP_ID_MAX 256
 #define IDP_IDS_MAX 60
 
-/* Push prefix + the percent-encoded id at idx + suffix and return it (owned by the Lua
- * stack). Raises on misuse. */
-static const char *
-push_id_path(lua_State *L, int idx, const char *prefix, const char *suffix)
-{
-    size_t len;
-    const char *id = luaL_checklstring(L, idx, &len);
-    char *esc, *path;
-
-    luaL_argcheck(L, len > 0 && len <= IDP_ID_MAX && strlen(id) == len, idx,
-                  "expected a user object id");
-    esc = call_escape(id);
-    path = xasprintf("%s%s%s", prefix, esc, suffix);
-    free(esc);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
-}
-
 /* idp.risky_user(id) -> riskyUser | nil, err */
 static int
 l_idp_risky_user(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = push_id_path(L, 1, "/v1.0/identityProtection/riskyUsers/", "");
+    spec.path = call_push_id_path(L, 1, "a user object id", "/v1.0/identityProtection/riskyUsers/", "");
     spec.kind = "idp.risky_user";
     spec.api = CALL_GRAPH;
     spec.limiter = "idp";

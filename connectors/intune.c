@@ -112,31 +112,6 @@ reconcile_action(struct call *c, const struct httpc_response *resp, char **resul
     return found;
 }
 
-/* The device id at argument 1. Raises on misuse. */
-static const char *
-check_id(lua_State *L)
-{
-    size_t len;
-    const char *id = luaL_checklstring(L, 1, &len);
-
-    luaL_argcheck(L, len > 0 && len <= INTUNE_ID_MAX && strlen(id) == len, 1,
-                  "expected a managed device id");
-    return id;
-}
-
-/* Push INTUNE_BASE/<percent-encoded id><suffix> and return it. */
-static const char *
-push_device_path(lua_State *L, const char *id, const char *suffix)
-{
-    char *esc = call_escape(id);
-    char *path = xasprintf(INTUNE_BASE "/%s%s", esc, suffix);
-
-    free(esc);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
-}
-
 /* One remote action: POST .../{id}/<action> with body (or none). Actions that are not
  * safe to repeat (retire, wipe) reconcile from the device's action results and never
  * overlap for one device. */
@@ -145,10 +120,10 @@ device_action(lua_State *L, const char *kind, const char *action, int idempotent
               enum limiter_prio prio, const char *body)
 {
     struct call_spec spec = { 0 };
-    const char *id = check_id(L);
+    const char *id = call_check_id(L, 1, "a managed device id");
     const char *suffix = lua_pushfstring(L, "/%s", action);
 
-    spec.path = push_device_path(L, id, suffix);
+    spec.path = call_push_path(L, INTUNE_BASE "/", id, suffix);
     spec.kind = kind;
     spec.api = CALL_GRAPH;
     spec.limiter = "intune";
@@ -158,7 +133,7 @@ device_action(lua_State *L, const char *kind, const char *action, int idempotent
     spec.body = body;
     spec.map = map_action;
     if (!idempotent) {
-        spec.reconcile_path = push_device_path(L, id, "");
+        spec.reconcile_path = call_push_path(L, INTUNE_BASE "/", id, "");
         spec.reconcile = reconcile_action;
         spec.ud = (void *)action; /* a string literal */
         spec.exclusive = lua_pushfstring(L, "intune:%s:%s", action, id);
@@ -194,7 +169,7 @@ l_intune_wipe(lua_State *L)
 {
     int keep_enroll = 0, keep_user = 0;
 
-    (void)check_id(L);
+    (void)call_check_id(L, 1, "a managed device id");
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_getfield(L, 2, "keep_enrollment_data");
@@ -242,12 +217,7 @@ l_intune_device(lua_State *L)
     luaL_argcheck(L, which >= 0, 1, "expected exactly one of user, name, aad_id");
     buf_init(&f, 0);
     (void)!buf_printf(&f, "%s eq '", fields[which]);
-    for (const char *p = v; *p != '\0'; p++) {
-        (void)!buf_append(&f, p, 1);
-        if (*p == '\'') {
-            (void)!buf_append(&f, "'", 1); /* OData doubles quotes */
-        }
-    }
+    call_odata_quote(&f, v);
     (void)!buf_puts(&f, "'");
     esc = call_escape(f.data);
     buf_free(&f);

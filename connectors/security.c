@@ -40,26 +40,6 @@ static const char *const determinations[] = {
     NULL,
 };
 
-/* Push prefix + the percent-encoded id at idx + suffix and return it (owned by the Lua
- * stack). Raises on misuse. */
-static const char *
-push_id_path(lua_State *L, int idx, const char *what, const char *prefix, const char *suffix)
-{
-    size_t len;
-    const char *id = luaL_checklstring(L, idx, &len);
-    char *esc, *path;
-
-    if (len == 0 || len > SECURITY_ID_MAX || strlen(id) != len) {
-        luaL_argerror(L, idx, lua_pushfstring(L, "expected %s", what));
-    }
-    esc = call_escape(id);
-    path = xasprintf("%s%s%s", prefix, esc, suffix);
-    free(esc);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
-}
-
 static int
 read_call(lua_State *L, const char *kind, const char *path)
 {
@@ -80,7 +60,7 @@ static int
 l_security_alert(lua_State *L)
 {
     return read_call(L, "security.alert",
-                     push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", ""));
+                     call_push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", ""));
 }
 
 /* security.incident(id, { alerts = true }) -> incident | nil, err (alerts: expand the
@@ -97,7 +77,7 @@ l_security_incident(lua_State *L)
         lua_pop(L, 1);
     }
     return read_call(L, "security.incident",
-                     push_id_path(L, 1, "an incident id", "/v1.0/security/incidents/",
+                     call_push_id_path(L, 1, "an incident id", "/v1.0/security/incidents/",
                                   expand ? "?$expand=alerts" : ""));
 }
 
@@ -281,7 +261,7 @@ l_security_update_alert(lua_State *L)
     struct security_update u;
     const char *path, *body;
 
-    path = push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", "");
+    path = call_push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", "");
     check_update(L, "security.update_alert", 0, &u);
     body = push_update(L, &u, alert_status, 0);
     return patch_call(L, "security.update_alert", path, body);
@@ -296,7 +276,7 @@ l_security_update_incident(lua_State *L)
     const char *path, *body;
     int tags;
 
-    path = push_id_path(L, 1, "an incident id", "/v1.0/security/incidents/", "");
+    path = call_push_id_path(L, 1, "an incident id", "/v1.0/security/incidents/", "");
     check_update(L, "security.update_incident", 1, &u);
     tags = lua_gettop(L); /* check_update left custom_tags on top */
     body = push_update(L, &u, incident_status, tags);
@@ -371,7 +351,7 @@ l_security_comment_alert(lua_State *L)
     const char *text;
     struct buf b;
 
-    spec.path = push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", "/comments");
+    spec.path = call_push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", "/comments");
     lua_pushlstring(L, spec.path, strlen(spec.path) - strlen("/comments"));
     spec.reconcile_path = lua_tostring(L, -1); /* GET the alert itself */
     text = luaL_checklstring(L, 2, &len);

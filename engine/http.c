@@ -145,8 +145,8 @@ hex_value(unsigned char ch)
 /* Decode %XX escapes of s[0..n) into a new string; with plus set, '+' becomes a space
  * (application/x-www-form-urlencoded). Returns NULL on a malformed escape or on %00,
  * which would cut the string short for every C caller downstream. */
-static char *
-url_decode(const char *s, size_t n, int plus)
+char *
+http_url_decode(const char *s, size_t n, int plus)
 {
     char *out = xmalloc(n + 1);
     size_t o = 0;
@@ -596,10 +596,10 @@ request_new(struct http_conn *c, struct http_head *head)
     head_init(head);
     q = strchr(req->head.target, '?');
     if (q != NULL) {
-        req->path = url_decode(req->head.target, (size_t)(q - req->head.target), 0);
+        req->path = http_url_decode(req->head.target, (size_t)(q - req->head.target), 0);
         req->query = xstrdup(q + 1);
     } else {
-        req->path = url_decode(req->head.target, strlen(req->head.target), 0);
+        req->path = http_url_decode(req->head.target, strlen(req->head.target), 0);
     }
     buf_init(&req->body, c->srv->cfg.max_body_bytes);
     buf_init(&req->reply_headers, HTTP_REPLY_HEADERS_MAX);
@@ -1681,8 +1681,8 @@ request_parse_params(struct http_request *req)
         const char *eq = memchr(p, '=', (size_t)(end - p));
 
         if (end > p) {
-            char *name = url_decode(p, (size_t)((eq != NULL ? eq : end) - p), 1);
-            char *value = eq != NULL ? url_decode(eq + 1, (size_t)(end - eq - 1), 1) : xstrdup("");
+            char *name = http_url_decode(p, (size_t)((eq != NULL ? eq : end) - p), 1);
+            char *value = eq != NULL ? http_url_decode(eq + 1, (size_t)(end - eq - 1), 1) : xstrdup("");
 
             if (name != NULL && value != NULL) {
                 req->pnames = xrealloc(req->pnames, (req->nparams + 1) * sizeof(char *));

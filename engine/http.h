@@ -77,6 +77,9 @@ struct http_head {
     int keep_alive;
 };
 int http_parse_head(const char *buf, size_t len, size_t max, struct http_head *h, char **errp);
+/* Decode %XX escapes of s[0..n) into a new string (malloc'd); with plus, '+' becomes a
+ * space (form encoding). NULL on a malformed escape or on %00. */
+char *http_url_decode(const char *s, size_t n, int plus);
 void http_head_free(struct http_head *h);
 
 #endif

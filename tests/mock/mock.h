@@ -63,7 +63,6 @@ void mhttp_respond(struct mhttp_req *req, int status, const char *headers, const
 void mhttp_drop(struct mhttp_req *req, int delay_ms);
 
 /* Decode %XX (and '+' as space when plus is set) of s[0..n); NULL on a bad escape or %00. */
-char *mock_url_decode(const char *s, size_t n, int plus);
 
 /* ---- mock_util.c: containers, ids, time, base64url, filters, paging, limiters ---- */
 

@@ -100,50 +100,6 @@ reason(int status)
     }
 }
 
-static int
-hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
-char *
-mock_url_decode(const char *s, size_t n, int plus)
-{
-    char *out = xmalloc(n + 1);
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '%') {
-            int hi = n - i >= 3 ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = n - i >= 3 ? hexval((unsigned char)s[i + 2]) : -1;
-
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                free(out);
-                return NULL;
-            }
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (ch == '+' && plus) {
-            out[o++] = ' ';
-        } else {
-            out[o++] = (char)ch;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* ---- requests ---- */
 
 static void
@@ -174,9 +130,9 @@ req_parse_params(struct mhttp_req *req)
         const char *eq = memchr(p, '=', (size_t)(end - p));
 
         if (end > p) {
-            char *name = mock_url_decode(p, (size_t)((eq != NULL ? eq : end) - p), 1);
+            char *name = http_url_decode(p, (size_t)((eq != NULL ? eq : end) - p), 1);
             char *value =
-                eq != NULL ? mock_url_decode(eq + 1, (size_t)(end - eq - 1), 1) : xstrdup("");
+                eq != NULL ? http_url_decode(eq + 1, (size_t)(end - eq - 1), 1) : xstrdup("");
 
             if (name != NULL && value != NULL) {
                 req->pnames = xrealloc(req->pnames, (req->nparams + 1) * sizeof(char *));
@@ -387,7 +343,7 @@ conn_dispatch(struct mhttp_conn *c)
     q = strchr(target, '?');
     req->raw_path = q != NULL ? xstrndup(target, (size_t)(q - target)) : xstrdup(target);
     req->query = q != NULL ? xstrdup(q + 1) : NULL;
-    req->path = mock_url_decode(req->raw_path, strlen(req->raw_path), 0);
+    req->path = http_url_decode(req->raw_path, strlen(req->raw_path), 0);
     if (req->path == NULL) {
         req_free(req);
         conn_fail(c, 400, "malformed percent-escape in path");

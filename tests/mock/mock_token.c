@@ -54,8 +54,8 @@ form_parse(const char *body, size_t len, struct form *f)
             if (f->n == 16) {
                 return -1;
             }
-            name = mock_url_decode(p, (size_t)((eq != NULL ? eq : stop) - p), 1);
-            value = eq != NULL ? mock_url_decode(eq + 1, (size_t)(stop - eq - 1), 1) : xstrdup("");
+            name = http_url_decode(p, (size_t)((eq != NULL ? eq : stop) - p), 1);
+            value = eq != NULL ? http_url_decode(eq + 1, (size_t)(stop - eq - 1), 1) : xstrdup("");
             if (name == NULL || value == NULL) {
                 free(name);
                 free(value);
@@ -318,8 +318,8 @@ token_endpoint(struct mreq *r)
         char *colon = dec != NULL ? strchr((char *)dec, ':') : NULL;
 
         if (colon != NULL) {
-            basic_id = mock_url_decode((char *)dec, (size_t)(colon - (char *)dec), 1);
-            basic_secret = mock_url_decode(colon + 1, strlen(colon + 1), 1);
+            basic_id = http_url_decode((char *)dec, (size_t)(colon - (char *)dec), 1);
+            basic_secret = http_url_decode(colon + 1, strlen(colon + 1), 1);
         }
         free(dec);
     }

@@ -825,7 +825,7 @@ query_without_token(const char *query, int drop_skip)
         const char *amp = strchr(p, '&');
         size_t n = amp != NULL ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', n);
-        char *name = mock_url_decode(p, eq != NULL ? (size_t)(eq - p) : n, 1);
+        char *name = http_url_decode(p, eq != NULL ? (size_t)(eq - p) : n, 1);
         int drop = name == NULL || strcmp(name, "$skiptoken") == 0 ||
                    (drop_skip && strcmp(name, "$skip") == 0);
 
