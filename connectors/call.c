@@ -781,7 +781,7 @@ call_effect(lua_State *L, const struct call_spec *spec)
                         json_str("no Microsoft app is configured for this tenant "
                                  "(tenants.<id>.microsoft in kagari.conf.lua)"));
     }
-    if (t->cfg != NULL && t->cfg->dry_run) {
+    if ((t->cfg != NULL && t->cfg->dry_run) || run_dry_run(r)) {
         char *res;
 
         stats.dry_run++;

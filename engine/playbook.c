@@ -62,15 +62,6 @@ playbook_alloc(const char *src, size_t len)
     return pb;
 }
 
-struct playbook *
-playbook_new_bare(const char *name, const char *src, size_t len)
-{
-    struct playbook *pb = playbook_alloc(src, len);
-
-    pb->name = xstrdup(name);
-    return pb;
-}
-
 static int
 valid_name(const char *s)
 {
@@ -130,7 +121,7 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
 {
     int t = lua_gettop(L);
     static const char *const keys[] = { "name", "description", "on", "run", "timeout",
-                                        "instructions", NULL };
+                                        "instructions", "dry_run", NULL };
     static const char *const on_keys[] = { "source", "min_severity", "outcome", NULL };
 
     lua_pushnil(L);
@@ -147,7 +138,7 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
             const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
 
             return kg_err(errp, "unknown field '%s' (expected name, description, on, run, "
-                                "timeout, instructions)", k);
+                                "timeout, instructions, dry_run)", k);
         }
     }
     if (lua_getfield(L, t, "name") != LUA_TSTRING || !valid_name(lua_tostring(L, -1))) {
@@ -191,6 +182,12 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
     }
     lua_pop(L, 1);
 
+    switch (lua_getfield(L, t, "dry_run")) {
+    case LUA_TNIL: break;
+    case LUA_TBOOLEAN: pb->dry_run = lua_toboolean(L, -1); break;
+    default: return kg_err(errp, "dry_run: expected true or false");
+    }
+    lua_pop(L, 1);
     if (lua_getfield(L, t, "on") != LUA_TTABLE) {
         return kg_err(errp, "on: expected a table such as { source = \"entra.signin\" }");
     }

@@ -30,6 +30,7 @@ struct playbook {
     size_t noutcomes;
 
     double timeout;        /* seconds, 0 = the configured default */
+    int dry_run;           /* connector calls recorded as "would do", nothing sent */
     uint64_t instructions; /* 0 = the configured default */
 };
 
@@ -46,9 +47,6 @@ int playbook_lua_define(lua_State *L);
  * reference, or NULL and *errp ("file:line: message" or "file: on.min_severity: ..."). */
 struct playbook *playbook_parse(struct sandbox *sb, const char *file, const char *src, size_t len,
                                 char **errp);
-/* A version known only by its text (restored from the store for a run that started
- * before a restart): no trigger, one reference. */
-struct playbook *playbook_new_bare(const char *name, const char *src, size_t len);
 void playbook_ref(struct playbook *pb);
 void playbook_unref(struct playbook *pb); /* frees at zero; NULL is a no-op */
 

@@ -717,6 +717,12 @@ run_id(const struct run *r)
     return r->id;
 }
 
+int
+run_dry_run(const struct run *r)
+{
+    return r->pb->dry_run;
+}
+
 struct tenant *
 run_tenant(const struct run *r)
 {

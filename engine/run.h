@@ -54,6 +54,8 @@ const struct run_stats *run_stats(void);
 /* The run executing in coroutine L, or NULL outside a run. */
 struct run *run_from_lua(lua_State *L);
 int64_t run_id(const struct run *r);
+/* The run's playbook asked for a dry run (playbook{ dry_run = true }). */
+int run_dry_run(const struct run *r);
 struct tenant *run_tenant(const struct run *r);
 
 enum effect_state {

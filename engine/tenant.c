@@ -166,9 +166,25 @@ tenant_version(struct tenant *t, const char *hash)
     if (src == NULL) {
         return NULL;
     }
-    pb = playbook_new_bare(name ? name : "?", src, len);
+    /* Evaluate the stored text again: a run resumed after a restart must keep its
+     * version's options (dry_run, timeout, instructions), not just its code. */
+    {
+        char *err = NULL;
+        struct sandbox *sb = run_sandbox_new(16u << 20, &err);
+
+        pb = sb != NULL ? playbook_parse(sb, name ? name : "?", src, len, &err) : NULL;
+        sandbox_free(sb);
+        if (pb == NULL) {
+            log_err("tenant.version_unreadable tenant=%s hash=%s error=%s", t->id, hash,
+                    log_quote(err ? err : "?"));
+        }
+        free(err);
+    }
     free(src);
     free(name);
+    if (pb == NULL) {
+        return NULL;
+    }
     if (strcmp(pb->hash, hash) != 0) {
         log_err("tenant.version_mismatch tenant=%s hash=%s", t->id, hash);
         playbook_unref(pb);

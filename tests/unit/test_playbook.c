@@ -27,6 +27,7 @@ test_parse_ok(void)
     char *err = NULL;
     struct playbook *pb =
         parse("return playbook{ name='t1', description='d', timeout='15m', instructions=5000,\n"
+              "  dry_run=true,\n"
               "  on={source={'entra.signin','azure.*'}, min_severity='Medium',\n"
               "      outcome='succeeded'},\n"
               "  run=function(alert) end }\n",
@@ -40,6 +41,7 @@ test_parse_ok(void)
     T_EQ_INT(pb->noutcomes, 1);
     T_ASSERT(pb->timeout == 900);
     T_EQ_INT(pb->instructions, 5000);
+    T_EQ_INT(pb->dry_run, 1);
     T_EQ_INT(strlen(pb->hash), 64);
     playbook_unref(pb);
     free(err);
@@ -77,6 +79,8 @@ test_parse_errors(void)
                  "unknown field 'tiemout'");
     expect_error("return playbook{ name='x', on={}, timeout='soon', run=function() end }",
                  "timeout:");
+    expect_error("return playbook{ name='x', on={}, dry_run='yes', run=function() end }",
+                 "dry_run:");
     expect_error("while true do end", "budget");
     expect_error("sleep(1)", "only inside a playbook run");
     expect_error("\x1bLua\x54\x00", "test.lua");
