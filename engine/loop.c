@@ -2,6 +2,7 @@
 #include "engine/loop.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/log.h"
 
@@ -14,7 +15,11 @@ struct dirty {
     struct store_tenant *t;
     struct after *cbs;
     size_t n, cap;
+    int urgent;       /* someone waits for this commit: commit at the end of the iteration */
+    int64_t since_us; /* when the transaction was opened */
 };
+
+#define LOOP_LAZY_US 10000 /* the longest a commit nobody waits for is put off */
 
 struct phase {
     int (*fn)(void *arg);
@@ -30,6 +35,7 @@ static int stopping;
 static void (*commit_failed_fn)(struct store_tenant *t, void *arg);
 static void *commit_failed_arg;
 static struct loop_stats stats;
+static struct event *lazy_timer;
 
 int
 loop_init(char **errp)
@@ -55,6 +61,10 @@ loop_base(void)
 void
 loop_free(void)
 {
+    if (lazy_timer != NULL) {
+        event_free(lazy_timer);
+        lazy_timer = NULL;
+    }
     for (size_t i = 0; i < ndirty; i++) {
         free(dirty[i].cbs);
     }
@@ -91,26 +101,48 @@ dirty_find(struct store_tenant *t)
     return NULL;
 }
 
-int
-loop_write(struct store_tenant *t, char **errp)
+static struct dirty *
+dirty_add(struct store_tenant *t)
+{
+    struct dirty *d;
+
+    if (ndirty == dirty_cap) {
+        dirty_cap = dirty_cap ? dirty_cap * 2 : 8;
+        dirty = xrealloc(dirty, dirty_cap * sizeof(*dirty));
+    }
+    d = &dirty[ndirty++];
+    memset(d, 0, sizeof(*d));
+    d->t = t;
+    d->since_us = util_mono_us();
+    return d;
+}
+
+static int
+write_begin(struct store_tenant *t, int urgent, char **errp)
 {
     struct dirty *d;
 
     if (store_tx_begin(t, errp) == -1) {
         return -1;
     }
-    if (dirty_find(t) != NULL) {
-        return 0;
+    d = dirty_find(t);
+    if (d == NULL) {
+        d = dirty_add(t);
     }
-    if (ndirty == dirty_cap) {
-        dirty_cap = dirty_cap ? dirty_cap * 2 : 8;
-        dirty = xrealloc(dirty, dirty_cap * sizeof(*dirty));
-    }
-    d = &dirty[ndirty++];
-    d->t = t;
-    d->cbs = NULL;
-    d->n = d->cap = 0;
+    d->urgent |= urgent;
     return 0;
+}
+
+int
+loop_write(struct store_tenant *t, char **errp)
+{
+    return write_begin(t, 1, errp);
+}
+
+int
+loop_write_lazy(struct store_tenant *t, char **errp)
+{
+    return write_begin(t, 0, errp);
 }
 
 void
@@ -123,6 +155,7 @@ loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *a
         fn(arg, 1);
         return;
     }
+    d->urgent = 1;
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 16;
         d->cbs = xrealloc(d->cbs, d->cap * sizeof(*d->cbs));
@@ -139,13 +172,25 @@ loop_set_commit_failed(void (*fn)(struct store_tenant *t, void *arg), void *arg)
     commit_failed_arg = arg;
 }
 
-/* Commit every tenant written in this iteration, then run what waited for it. The
- * dirty list is detached first: callbacks may start the next iteration's writes. */
+static void
+on_lazy_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg; /* waking the loop is all: the iteration's end commits what is due */
+}
+
+/* Commit every tenant whose transaction is due (someone waits for it, it is older than
+ * LOOP_LAZY_US, or the loop is stopping), then run what waited for it. Transactions
+ * nobody waits for stay open a little longer so that several iterations share one
+ * fsync; a timer makes sure they are committed in time. The due list is detached
+ * first: callbacks may start the next iteration's writes. */
 static void
 commit_all(void)
 {
     struct dirty *list = dirty;
     size_t n = ndirty;
+    int64_t now = util_mono_us(), next_due = 0;
 
     if (n == 0) {
         return;
@@ -154,9 +199,20 @@ commit_all(void)
     ndirty = dirty_cap = 0;
     for (size_t i = 0; i < n; i++) {
         char *err = NULL;
-        int64_t t0 = util_mono_us();
-        int ok = store_tx_commit(list[i].t, &err) == 0;
+        int64_t t0;
+        int ok;
 
+        if (!list[i].urgent && !stopping && now - list[i].since_us < LOOP_LAZY_US) {
+            struct dirty *keep = dirty_add(list[i].t);
+
+            keep->since_us = list[i].since_us;
+            if (next_due == 0 || list[i].since_us + LOOP_LAZY_US < next_due) {
+                next_due = list[i].since_us + LOOP_LAZY_US;
+            }
+            continue;
+        }
+        t0 = util_mono_us();
+        ok = store_tx_commit(list[i].t, &err) == 0;
         stats.commits++;
         stats.commit_us_total += (unsigned long long)(util_mono_us() - t0);
         if (!ok) {
@@ -175,6 +231,20 @@ commit_all(void)
         free(list[i].cbs);
     }
     free(list);
+    if (next_due != 0 && base != NULL) {
+        struct timeval tv;
+        int64_t wait = next_due - util_mono_us();
+
+        if (lazy_timer == NULL) {
+            lazy_timer = evtimer_new(base, on_lazy_timer, NULL);
+        }
+        if (wait < 0) {
+            wait = 0;
+        }
+        tv.tv_sec = (time_t)(wait / 1000000);
+        tv.tv_usec = (suseconds_t)(wait % 1000000);
+        evtimer_add(lazy_timer, &tv);
+    }
 }
 
 int
@@ -205,7 +275,7 @@ loop_run(void)
             return -1;
         }
     }
-    commit_all();
+    commit_all(); /* stopping: everything is due */
     return 0;
 }
 

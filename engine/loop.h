@@ -18,6 +18,10 @@ void loop_add_phase(int (*fn)(void *arg), void *arg);
 
 /* Open (if needed) the iteration's transaction on t and mark it for commit. */
 int loop_write(struct store_tenant *t, char **errp) KG_WUR;
+/* The same for writes nobody waits on (a run's progress: a replay redoes it safely):
+ * the commit may be put off for up to 10 ms so that several iterations share one
+ * fsync. A later loop_write or loop_after_commit on t makes it due at once. */
+int loop_write_lazy(struct store_tenant *t, char **errp) KG_WUR;
 /* Call fn(arg, ok) after this iteration's commit of t (ok = 0 when it failed and was
  * rolled back). Requires loop_write(t) in this iteration. */
 void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);

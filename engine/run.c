@@ -171,7 +171,7 @@ set_state(struct run *r, int state)
         return;
     }
     r->state = state;
-    if (loop_write(r->t->db, &err) == -1 ||
+    if (loop_write_lazy(r->t->db, &err) == -1 ||
         store_run_update(r->t->db, r->id, state_names[state], r->started_ms, 0, NULL, &err) == -1) {
         log_err("run.state_failed tenant=%s run=%lld error=%s", r->t->id, (long long)r->id,
                 log_quote(err ? err : "?"));
@@ -191,7 +191,7 @@ run_end(struct run *r, int ok, const char *error)
     } else {
         stats.failed++;
     }
-    if (loop_write(r->t->db, &err) == -1 ||
+    if (loop_write_lazy(r->t->db, &err) == -1 ||
         store_run_update(r->t->db, r->id, ok ? "done" : "failed", r->started_ms, now, error,
                          &err) == -1) {
         log_err("run.end_failed tenant=%s run=%lld error=%s", r->t->id, (long long)r->id,
@@ -734,7 +734,7 @@ journal_write(struct run *r, struct journal_entry *e, lua_State *L)
 {
     char *err = NULL;
 
-    if (loop_write(r->t->db, &err) == -1 || store_journal_put(r->t->db, e, &err) == -1) {
+    if (loop_write_lazy(r->t->db, &err) == -1 || store_journal_put(r->t->db, e, &err) == -1) {
         log_err("run.journal_failed tenant=%s run=%lld error=%s", r->t->id, (long long)r->id,
                 log_quote(err ? err : "?"));
         if (L != NULL) {

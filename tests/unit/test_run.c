@@ -144,7 +144,8 @@ wait_state(int64_t run, const char *state, int timeout_ms)
 
         (void)loop_iterate(0);
         found = store_run_get(t->db, run, &r, NULL) == 1;
-        if (found && strcmp(r.state, state) == 0) {
+        /* Only what is committed counts: a run's progress may sit in a put-off commit. */
+        if (found && strcmp(r.state, state) == 0 && !store_in_tx(t->db)) {
             store_run_free(&r);
             return 1;
         }
