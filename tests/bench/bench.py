@@ -330,6 +330,7 @@ def wait_idle(d, timeout=300):
     end = time.time() + timeout
     while time.time() < end:
         if metric(d, "kagari_runs_active") == 0:
+            time.sleep(0.05)  # a run's last state may wait up to 10 ms for its commit
             return True
         time.sleep(0.01)
     return False
