@@ -309,6 +309,20 @@ call_push_filter_path(lua_State *L, const char *prefix, struct buf *filter)
     return lua_tostring(L, -1);
 }
 
+const char *
+call_push_list_path(lua_State *L, const char *prefix, struct buf *filter, long long top)
+{
+    char *esc = call_escape(filter->data ? filter->data : "");
+    char *path = filter->len ? xasprintf("%s?$filter=%s&$top=%lld", prefix, esc, top)
+                             : xasprintf("%s?$top=%lld", prefix, top);
+
+    free(esc);
+    buf_free(filter);
+    lua_pushstring(L, path);
+    free(path);
+    return lua_tostring(L, -1);
+}
+
 /* The message of a Graph / Defender error envelope {"error":{"code","message"}}, or
  * of the status alone. */
 char *

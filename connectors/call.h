@@ -84,6 +84,10 @@ const char *call_push_id_path(lua_State *L, int idx, const char *what, const cha
                               const char *suffix);
 void call_odata_quote(struct buf *b, const char *s);
 const char *call_push_filter_path(lua_State *L, const char *prefix, struct buf *filter);
+/* Push "<prefix>?$filter=<encoded filter>&$top=<top>" ($filter left out when the filter
+ * is empty) and free the filter buffer. */
+const char *call_push_list_path(lua_State *L, const char *prefix, struct buf *filter,
+                                long long top);
 
 /* Settings that apply to every call (from the configuration). */
 struct call_settings {

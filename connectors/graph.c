@@ -101,7 +101,6 @@ l_graph_signins(lua_State *L)
     struct buf f;
     char since[32] = "";
     const char *user;
-    char *filter, *path;
     lua_Integer top;
 
     /* Every check first: nothing below may raise while C memory is held. */
@@ -126,14 +125,7 @@ l_graph_signins(lua_State *L)
     if (since[0] != '\0') {
         (void)!buf_printf(&f, "%screatedDateTime ge %s", f.len ? " and " : "", since);
     }
-    filter = call_escape(f.data ? f.data : "");
-    path = f.len ? xasprintf("/v1.0/auditLogs/signIns?$filter=%s&$top=%lld", filter, (long long)top)
-                 : xasprintf("/v1.0/auditLogs/signIns?$top=%lld", (long long)top);
-    free(filter);
-    buf_free(&f);
-    lua_pushstring(L, path);
-    free(path);
-    spec.path = lua_tostring(L, -1);
+    spec.path = call_push_list_path(L, "/v1.0/auditLogs/signIns", &f, (long long)top);
     spec.kind = "graph.signins";
     spec.api = CALL_GRAPH;
     spec.limiter = "graph.signins";

@@ -128,7 +128,6 @@ l_idp_risk_detections(lua_State *L)
     char since[32] = "";
     lua_Integer top;
     struct buf f;
-    char *filter, *path;
 
     /* Every check first: nothing below may raise while C memory is held. */
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -170,15 +169,7 @@ l_idp_risk_detections(lua_State *L)
     if (since[0] != '\0') {
         (void)!buf_printf(&f, "%sactivityDateTime ge %s", f.len ? " and " : "", since);
     }
-    filter = call_escape(f.data ? f.data : "");
-    path = f.len ? xasprintf("/v1.0/identityProtection/riskDetections?$filter=%s&$top=%lld", filter,
-                             (long long)top)
-                 : xasprintf("/v1.0/identityProtection/riskDetections?$top=%lld", (long long)top);
-    free(filter);
-    buf_free(&f);
-    lua_pushstring(L, path);
-    free(path);
-    spec.path = lua_tostring(L, -1);
+    spec.path = call_push_list_path(L, "/v1.0/identityProtection/riskDetections", &f, (long long)top);
     spec.kind = "idp.risk_detections";
     spec.api = CALL_GRAPH;
     spec.limiter = "idp";

@@ -1664,39 +1664,40 @@ http_request_query(const struct http_request *req)
     return req->query;
 }
 
-/* Split the query into decoded name/value pairs, once. Pairs with a malformed escape or
- * %00 are skipped; "name" alone has the value "". */
-static void
-request_parse_params(struct http_request *req)
+void
+http_parse_query(const char *p, char ***names, char ***values, size_t *n)
 {
-    const char *p = req->query;
-
-    req->params_done = 1;
-    if (p == NULL) {
-        return;
-    }
-    while (*p != '\0') {
+    while (p != NULL && *p != '\0') {
         const char *amp = strchr(p, '&');
         const char *end = amp != NULL ? amp : p + strlen(p);
         const char *eq = memchr(p, '=', (size_t)(end - p));
 
         if (end > p) {
             char *name = http_url_decode(p, (size_t)((eq != NULL ? eq : end) - p), 1);
-            char *value = eq != NULL ? http_url_decode(eq + 1, (size_t)(end - eq - 1), 1) : xstrdup("");
+            char *value =
+                eq != NULL ? http_url_decode(eq + 1, (size_t)(end - eq - 1), 1) : xstrdup("");
 
             if (name != NULL && value != NULL) {
-                req->pnames = xrealloc(req->pnames, (req->nparams + 1) * sizeof(char *));
-                req->pvalues = xrealloc(req->pvalues, (req->nparams + 1) * sizeof(char *));
-                req->pnames[req->nparams] = name;
-                req->pvalues[req->nparams] = value;
-                req->nparams++;
+                *names = xrealloc(*names, (*n + 1) * sizeof(char *));
+                *values = xrealloc(*values, (*n + 1) * sizeof(char *));
+                (*names)[*n] = name;
+                (*values)[*n] = value;
+                (*n)++;
             } else {
                 free(name);
                 free(value);
             }
         }
-        p = amp != NULL ? amp + 1 : end;
+        p = amp != NULL ? amp + 1 : NULL;
     }
+}
+
+/* Split the query into decoded name/value pairs, once. */
+static void
+request_parse_params(struct http_request *req)
+{
+    req->params_done = 1;
+    http_parse_query(req->query, &req->pnames, &req->pvalues, &req->nparams);
 }
 
 const char *

@@ -80,6 +80,10 @@ int http_parse_head(const char *buf, size_t len, size_t max, struct http_head *h
 /* Decode %XX escapes of s[0..n) into a new string (malloc'd); with plus, '+' becomes a
  * space (form encoding). NULL on a malformed escape or on %00. */
 char *http_url_decode(const char *s, size_t n, int plus);
+/* Append the decoded name=value pairs of a query string (form encoding) to the
+ * malloc'd arrays *names and *values (count *n). Pairs with a malformed escape or %00 are
+ * skipped; "name" alone has the value "". q may be NULL. */
+void http_parse_query(const char *q, char ***names, char ***values, size_t *n);
 void http_head_free(struct http_head *h);
 
 #endif

@@ -122,31 +122,7 @@ req_free(struct mhttp_req *req)
 static void
 req_parse_params(struct mhttp_req *req)
 {
-    const char *p = req->query;
-
-    while (p != NULL && *p != '\0') {
-        const char *amp = strchr(p, '&');
-        const char *end = amp != NULL ? amp : p + strlen(p);
-        const char *eq = memchr(p, '=', (size_t)(end - p));
-
-        if (end > p) {
-            char *name = http_url_decode(p, (size_t)((eq != NULL ? eq : end) - p), 1);
-            char *value =
-                eq != NULL ? http_url_decode(eq + 1, (size_t)(end - eq - 1), 1) : xstrdup("");
-
-            if (name != NULL && value != NULL) {
-                req->pnames = xrealloc(req->pnames, (req->nparams + 1) * sizeof(char *));
-                req->pvalues = xrealloc(req->pvalues, (req->nparams + 1) * sizeof(char *));
-                req->pnames[req->nparams] = name;
-                req->pvalues[req->nparams] = value;
-                req->nparams++;
-            } else {
-                free(name);
-                free(value);
-            }
-        }
-        p = amp != NULL ? amp + 1 : NULL;
-    }
+    http_parse_query(req->query, &req->pnames, &req->pvalues, &req->nparams);
 }
 
 const char *
