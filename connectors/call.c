@@ -23,7 +23,6 @@
 #define CALL_MAX_PAGES 50
 #define CALL_BACKOFF_BASE_MS 500
 #define CALL_BACKOFF_MAX_MS 30000
-#define GRAPH_SCOPE "https://graph.microsoft.com/.default"
 
 struct call {
     struct run *r;
@@ -711,7 +710,7 @@ on_token_slot(void *arg)
     app.ca_file = settings.ca_file;
     app.proxy = settings.proxy;
     c->oauth_pending = 1;
-    if (oauth_get(&app, c->api == CALL_DEFENDER ? ms->defender_scope : GRAPH_SCOPE, force,
+    if (oauth_get(&app, c->api == CALL_DEFENDER ? ms->defender_scope : ms->graph_scope, force,
                   call_on_token, c, &err) == -1) {
         c->oauth_pending = 0;
         call_finish(c, 0, xasprintf("%s: %s", c->kind, err ? err : "oauth"));

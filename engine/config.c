@@ -140,6 +140,7 @@ static const struct config_field config_microsoft_fields[] = {
     { "graph", CONFIG_URL, CONFIG_MS(graph), 0, 0, NULL, 0 },
     { "defender", CONFIG_URL, CONFIG_MS(defender), 0, 0, NULL, 0 },
     { "defender_scope", CONFIG_SCOPE, CONFIG_MS(defender_scope), 0, 0, NULL, 0 },
+    { "graph_scope", CONFIG_SCOPE, CONFIG_MS(graph_scope), 0, 0, NULL, 0 },
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
@@ -173,6 +174,7 @@ static const struct config_field config_top_fields[] = {
 #define CONFIG_MS_GRAPH "https://graph.microsoft.com"
 #define CONFIG_MS_DEFENDER "https://api.securitycenter.microsoft.com"
 #define CONFIG_MS_DEFENDER_SCOPE "https://api.securitycenter.microsoft.com/.default"
+#define CONFIG_MS_GRAPH_SCOPE "https://graph.microsoft.com/.default"
 
 static const char config_key_env = 'E';   /* registry: the globals the file set */
 static const char config_key_lines = 'N'; /* registry: global name -> line of assignment */
@@ -951,6 +953,9 @@ config_check_microsoft(struct config_ctx *c, int line, const char *path,
     if (ms->defender == NULL) {
         ms->defender = xstrdup(CONFIG_MS_DEFENDER);
     }
+    if (ms->graph_scope == NULL) {
+        ms->graph_scope = xstrdup(CONFIG_MS_GRAPH_SCOPE);
+    }
     if (ms->defender_scope == NULL) {
         ms->defender_scope = xstrdup(CONFIG_MS_DEFENDER_SCOPE);
     }
@@ -1385,6 +1390,7 @@ config_tenant_free(struct config_tenant *t)
     free(ms->graph);
     free(ms->defender);
     free(ms->defender_scope);
+    free(ms->graph_scope);
     for (size_t i = 0; i < t->nhttp_allow; i++) {
         free(t->http_allow[i]);
     }
@@ -1581,6 +1587,8 @@ static const char config_text_connectors[] =
     "--             defender = \"" CONFIG_MS_DEFENDER "\",\n"
     "--             -- Scope of the tokens requested for the Defender API.\n"
     "--             defender_scope = \"" CONFIG_MS_DEFENDER_SCOPE "\",\n"
+    "--             -- Scope of the tokens requested for Graph (national clouds differ).\n"
+    "--             graph_scope = \"" CONFIG_MS_GRAPH_SCOPE "\",\n"
     "--         },\n"
     "--         -- Host names the generic http module may call; it refuses any other host.\n"
     "--         http = { allow = { \"hooks.example.jp\", \"api.example.net\" } },\n"

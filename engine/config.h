@@ -18,6 +18,7 @@ struct config_microsoft {
     char *graph;          /* base URL, default "https://graph.microsoft.com" */
     char *defender;       /* base URL, default "https://api.securitycenter.microsoft.com" */
     char *defender_scope; /* default "https://api.securitycenter.microsoft.com/.default" */
+    char *graph_scope;    /* default "https://graph.microsoft.com/.default" */
 };
 
 /* Per-tenant settings: tenants = { <id> = { ... } }. */

@@ -394,6 +394,7 @@ static const char tenants_text[] =
     "            graph = 'https://graph.microsoft.us',\n"
     "            defender = 'http://127.0.0.1:8081/defender/',\n"
     "            defender_scope = 'https://api-gov.securitycenter.microsoft.us/.default',\n"
+    "            graph_scope = 'https://graph.microsoft.us/.default',\n"
     "        },\n"
     "        http = { allow = { 'hooks.example.jp', 'API.example.net' } },\n"
     "    },\n"
@@ -467,6 +468,8 @@ test_tenants_full(void)
     T_EQ_STR(acme->microsoft.graph, "https://graph.microsoft.com");
     T_EQ_STR(acme->microsoft.defender, "https://api.securitycenter.microsoft.com");
     T_EQ_STR(acme->microsoft.defender_scope, "https://api.securitycenter.microsoft.com/.default");
+    T_EQ_STR(acme->microsoft.graph_scope, "https://graph.microsoft.com/.default");
+    T_EQ_STR(demo->microsoft.graph_scope, "https://graph.microsoft.us/.default");
     T_EQ_INT(acme->nhttp_allow, 0);
     T_ASSERT(acme->http_allow == NULL);
 
