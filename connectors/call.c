@@ -53,6 +53,7 @@ struct call {
     struct limiter_wait *lw;
     struct event *timer;
     int oauth_pending;
+    double timeout; /* per attempt, seconds */
     int64_t started_ms;
     char *exclusive;
     int holds_exclusive;
@@ -603,6 +604,10 @@ on_http(void *arg, const struct httpc_response *resp)
     }
     if (c->reconciling) {
         rc = c->reconcile(c, resp, &result);
+        if (rc == -1) { /* the target's state cannot be read: do not guess, fail */
+            call_finish(c, 0, result ? result : call_error_text(c, resp));
+            return;
+        }
         if (rc == 1) {
             stats.reconciled++;
             log_info("call.reconciled tenant=%s run=%lld kind=%s", c->t->id,
@@ -662,7 +667,7 @@ call_on_token(void *arg, const char *token, const char *err)
         rq.body = c->body;
         rq.body_len = strlen(c->body);
     }
-    rq.timeout = settings.timeout;
+    rq.timeout = c->timeout > 0 ? c->timeout : settings.timeout;
     rq.ca_file = settings.ca_file;
     rq.proxy = settings.proxy;
     c->http = httpc_start(&rq, on_http, c, &e);
@@ -832,6 +837,7 @@ call_effect(lua_State *L, const struct call_spec *spec)
         c->origin = slash ? xstrndup(o, (size_t)(slash - o)) : xstrdup(o);
     }
     c->started_ms = e->started_ms;
+    c->timeout = spec->timeout;
     c->exclusive = spec->exclusive ? xstrdup(spec->exclusive) : NULL;
     if (spec->headers != NULL) {
         size_t n = 0;

@@ -38,7 +38,9 @@ struct call_spec {
     call_map_fn map;        /* NULL: default mapping */
     /* In doubt and not idempotent: GET this path first; reconcile returns 1 with a
      * result when the effect is found done (recorded as reconciled, nothing resent), 0
-     * to resend. NULL: not reconcilable (the run fails rather than risk a repeat). */
+     * to resend, -1 (with a message in *result, or NULL) when the state cannot be read:
+     * the call then fails rather than guess. NULL: not reconcilable (the run fails
+     * rather than risk a repeat). */
     const char *reconcile_path;
     call_map_fn reconcile;
     void *ud;               /* for map functions: call_ud() */
@@ -47,6 +49,7 @@ struct call_spec {
      * machine in flight). NULL: none. */
     const char *exclusive;
     const char *const *headers; /* extra "Name: value" lines (CALL_PLAIN), or NULL */
+    double timeout;             /* seconds per attempt; 0 = connectors.timeout */
 };
 
 /* The Lua C function's tail: `return call_effect(L, &spec);`. Copies what it needs from

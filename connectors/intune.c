@@ -85,7 +85,11 @@ reconcile_action(struct call *c, const struct httpc_response *resp, char **resul
     *result = NULL;
     if (resp->status < 200 || resp->status >= 300 ||
         json_parse_strict(resp->body, resp->body_len, JSON_MAX_DEPTH, &root, NULL) == -1) {
-        return 0;
+        /* The target's state cannot be read: do not guess (resending might act
+         * twice); the call fails with the reason. */
+        *result = xasprintf("%s: cannot check whether an earlier attempt went through "
+                            "(HTTP %d); not sent again", call_kind(c), resp->status);
+        return -1;
     }
     list = json_get(root, "deviceActionResults");
     if (!cJSON_IsArray(list)) {

@@ -339,7 +339,7 @@ static int
 l_http_request(lua_State *L)
 {
     static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", NULL };
-    static const char *const keys[] = { "method", "url", "headers", "body", NULL };
+    static const char *const keys[] = { "method", "url", "headers", "body", "timeout", NULL };
     struct call_spec spec = { 0 };
     struct run *r = run_from_lua(L);
     const char *method = "GET", *url, *err;
@@ -361,15 +361,26 @@ l_http_request(lua_State *L)
             known |= strcmp(lua_tostring(L, -1), keys[i]) == 0;
         }
         if (!known) {
-            return luaL_error(L, "http.request: unknown field %s%s",
-                              lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a name)",
-                              lua_type(L, -1) == LUA_TSTRING &&
-                                      strcmp(lua_tostring(L, -1), "timeout") == 0
-                                  ? " (per-request timeouts are not supported: "
-                                    "connectors.timeout applies)"
-                                  : "");
+            return luaL_error(L, "http.request: unknown field %s",
+                              lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                             : "(not a name)");
         }
     }
+    lua_getfield(L, 1, "timeout");
+    if (!lua_isnil(L, -1)) {
+        double secs = -1;
+
+        if (lua_type(L, -1) == LUA_TNUMBER) {
+            secs = lua_tonumber(L, -1);
+        } else if (lua_type(L, -1) != LUA_TSTRING ||
+                   util_parse_duration(lua_tostring(L, -1), &secs) == -1) {
+            secs = -1;
+        }
+        luaL_argcheck(L, secs > 0 && secs <= 300, 1,
+                      "timeout: seconds or a duration such as \"5s\", at most 5 minutes");
+        spec.timeout = secs;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, 1, "method"); /* 2 */
     if (!lua_isnil(L, 2)) {
         int m = -1;

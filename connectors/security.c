@@ -328,13 +328,16 @@ map_comments(struct call *c, const struct httpc_response *resp, char **result)
 }
 
 /* In doubt after a restart: the alert's comments. The same text already there means
- * the interrupted call got through: record the list (1); otherwise post it (0). */
+ * the interrupted call got through: record the list (1); otherwise post it (0); an
+ * alert that cannot be read fails the call (-1). */
 static int
 reconcile_comment(struct call *c, const struct httpc_response *resp, char **result)
 {
     *result = NULL;
     if (resp->status < 200 || resp->status >= 300) {
-        return 0;
+        *result = xasprintf("%s: cannot check whether an earlier attempt went through "
+                            "(HTTP %d); not sent again", call_kind(c), resp->status);
+        return -1;
     }
     *result = comments_of(resp, "comments", call_ud(c));
     return *result != NULL;

@@ -382,7 +382,8 @@ def test_http_module():
     try("host_header", http.request, { url = alert.raw.health, headers = { Host = "x" } })
     try("bad_body", http.request, { method = "POST", url = alert.raw.health, body = "not json" })
     try("get_body", http.request, { url = alert.raw.health, body = {} })
-    try("timeout", http.request, { url = alert.raw.health, timeout = 5 })
+    rec("timeout_ok", http.request{ url = alert.raw.health, timeout = "5s" })
+    try("timeout", http.request, { url = alert.raw.health, timeout = 0 })
     try("bad_method", http.request, { method = "TRACE", url = alert.raw.health })
     """
     with ConnEnv("http", {"http": body}) as env:
@@ -406,6 +407,7 @@ def test_http_module():
         expect_fail(out, "host_header", "Host")
         expect_fail(out, "bad_body", "JSON")
         expect_fail(out, "get_body", "GET")
+        check(expect_ok(out, "timeout_ok")["status"] == 200, "timeout 5s: %r" % out["timeout_ok"])
         expect_fail(out, "timeout", "timeout")
         expect_fail(out, "bad_method", "method")
         post = effects(journal, "http.request")[1]["request"]
