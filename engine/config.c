@@ -713,7 +713,7 @@ config_host_valid(const char *s, size_t n)
     return s[0] != '.' && s[0] != '-';
 }
 
-/* Loopback hosts, where plain http:// is allowed (tests run stub servers there):
+/* Loopback hosts, where plain http:// is allowed (tests run local servers there):
  * 127.x.x.x, [::1] and localhost. */
 static int
 config_host_loopback(const char *s, size_t n)
