@@ -2,6 +2,7 @@
  * onto struct config, with every unknown key and wrong type reported as file:line. */
 #include "engine/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -623,6 +624,27 @@ config_get_listen(lua_State *L, struct config_ctx *c, int line, const char *path
     if (*end != '\0' || errno != 0 || port < 0 || port > 65535 || colon[1] == '-' ||
         colon[1] == '+') {
         return config_fail(c, line, path, "expected \"host:port\" with a port from 0 to 65535");
+    }
+    {
+        /* The host must be a numeric address (the listener does not resolve names). */
+        size_t hl = (size_t)(colon - *out);
+        char host[64];
+        unsigned char a[16];
+
+        if (hl >= sizeof(host)) {
+            return config_fail(c, line, path, "expected a numeric IPv4 or [IPv6] address");
+        }
+        memcpy(host, *out, hl);
+        host[hl] = '\0';
+        if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+            host[hl - 1] = '\0';
+            if (inet_pton(AF_INET6, host + 1, a) != 1) {
+                return config_fail(c, line, path, "expected a numeric IPv4 or [IPv6] address");
+            }
+        } else if (hl > 0 && inet_pton(AF_INET, host, a) != 1) {
+            return config_fail(c, line, path,
+                               "expected a numeric IPv4 or [IPv6] address (not a host name)");
+        }
     }
     return 0;
 }

@@ -262,6 +262,8 @@ test_wrong_type(void)
     expect_error(&t, "data_dir = ''", "data_dir: expected a path");
     expect_error(&t, "intake = { listen = 'nope' }", "intake.listen: expected \"host:port\"");
     expect_error(&t, "intake = { listen = 'h:99999' }", "port from 0 to 65535");
+    expect_error(&t, "intake = { listen = 'localhost:8080' }", "not a host name");
+    expect_error(&t, "intake = { listen = '[::zz]:8080' }", "numeric IPv4 or [IPv6]");
     expect_error(&t, "intake = { tls = 'yes' }", "intake.tls: expected a table");
     expect_error(&t, "intake = { tls = { cert = '/c.pem' } }",
                  "intake.tls: cert and key must be set together");
@@ -935,7 +937,7 @@ test_write_default_roundtrip(void)
     config_free(&cfg);
     unlink(t.path);
     /* values that need quoting come back as written */
-    T_EQ_INT(config_write_default(t.path, "/srv/a \"b\" \\c\nd", "pb", "h:1", &err), 0);
+    T_EQ_INT(config_write_default(t.path, "/srv/a \"b\" \\c\nd", "pb", "127.0.0.1:1", &err), 0);
     T_EQ_INT(config_load(t.path, &cfg, &err), 0);
     T_EQ_STR(cfg.data_dir, "/srv/a \"b\" \\c\nd");
     config_free(&cfg);
