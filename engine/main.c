@@ -156,6 +156,21 @@ cmd_init(int argc, char **argv)
     if (access(o.config, F_OK) == 0) {
         return fail("%s exists: already initialized (remove it to start over)", o.config);
     }
+    /* Check what can be checked before anything is written: a failure half-way would
+     * leave a configuration behind that blocks the next init. */
+    {
+        size_t n = strlen(o.tenant);
+        int ok = n > 0 && n <= 63 && o.tenant[0] != '-';
+
+        for (size_t i = 0; ok && i < n; i++) {
+            ok = (o.tenant[i] >= 'a' && o.tenant[i] <= 'z') ||
+                 (o.tenant[i] >= '0' && o.tenant[i] <= '9') || o.tenant[i] == '-';
+        }
+        if (!ok) {
+            return fail("invalid tenant id \"%s\": lowercase letters, digits and '-', "
+                        "1 to 63, not starting with '-'", o.tenant);
+        }
+    }
     if (config_write_default(o.config, o.data, o.playbooks, o.listen, &err) == -1 ||
         config_load(o.config, &cfg, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);

@@ -5,7 +5,7 @@ import os
 
 from harness import Daemon, check, playbook, run_cli
 
-VERBS = ["init", "serve", "tenant", "alert", "runs", "run", "playbook"]
+VERBS = ["init", "serve", "tenant", "alert", "runs", "run", "playbook", "secret"]
 
 GOOD = playbook("cli-good", "it.cli", '    log.info("cli step " .. alert.title)')
 BAD = '''return playbook {
@@ -36,6 +36,21 @@ def test_help_and_verbs():
     check(p.returncode != 0, "kagari with no verb exited 0")
     p = run_cli(["runs", "--no-such-option"])
     check(p.returncode != 0, "an unknown option exited 0")
+
+
+def test_init_refuses_bad_tenant_without_leaving_files():
+    import tempfile, shutil
+    d = tempfile.mkdtemp(prefix="kagari-it-init-")
+    try:
+        conf = os.path.join(d, "kagari.conf.lua")
+        p = run_cli(["init", "--config", conf, "--tenant", "Bad_Id"], check_rc=1)
+        check("invalid tenant id" in p.stderr, "init said: %r" % p.stderr)
+        check(os.listdir(d) == [], "init left files behind: %r" % os.listdir(d))
+        run_cli(["init", "--config", conf, "--tenant", "good-id", "--listen", "127.0.0.1:0"],
+                check_rc=0)
+        check(os.path.isfile(conf), "the second init wrote no configuration")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_lint():
