@@ -323,6 +323,53 @@ call_push_list_path(lua_State *L, const char *prefix, struct buf *filter, long l
     return lua_tostring(L, -1);
 }
 
+const char *
+call_push_user_since_path(lua_State *L, int idx, const char *prefix, const char *time_field,
+                          lua_Integer max_top)
+{
+    char since[32] = "";
+    const char *user;
+    lua_Integer top;
+    struct buf f;
+
+    /* Every check first: nothing below may raise while C memory is held. */
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "user");
+    user = luaL_optstring(L, -1, NULL);
+    luaL_argcheck(L, user == NULL || (user[0] != '\0' && strlen(user) <= CALL_ID_MAX), idx,
+                  "user: a user principal name");
+    lua_getfield(L, idx, "since");
+    if (!lua_isnil(L, -1)) {
+        int64_t ms = 0;
+        char iso[32];
+
+        if (lua_type(L, -1) == LUA_TNUMBER) {
+            lua_Number secs = lua_tonumber(L, -1);
+
+            luaL_argcheck(L, secs >= 0 && secs < 253402300800.0, idx, "since: epoch seconds");
+            ms = (int64_t)(secs * 1000);
+        } else if (lua_type(L, -1) != LUA_TSTRING ||
+                   util_parse_time(lua_tostring(L, -1), &ms) == -1) {
+            luaL_argerror(L, idx, "since: expected epoch seconds or an RFC 3339 time");
+        }
+        util_fmt_time(ms, iso);
+        snprintf(since, sizeof(since), "%.19sZ", iso); /* OData: whole seconds, UTC */
+    }
+    lua_getfield(L, idx, "top");
+    top = luaL_optinteger(L, -1, 100);
+    luaL_argcheck(L, top >= 1 && top <= max_top, idx, "top: out of range");
+    buf_init(&f, 0);
+    if (user != NULL) {
+        (void)!buf_puts(&f, "userPrincipalName eq '");
+        call_odata_quote(&f, user);
+        (void)!buf_puts(&f, "'");
+    }
+    if (since[0] != '\0') {
+        (void)!buf_printf(&f, "%s%s ge %s", f.len ? " and " : "", time_field, since);
+    }
+    return call_push_list_path(L, prefix, &f, (long long)top);
+}
+
 /* The message of a Graph / Defender error envelope {"error":{"code","message"}}, or
  * of the status alone. */
 char *

@@ -91,6 +91,12 @@ const char *call_push_filter_path(lua_State *L, const char *prefix, struct buf *
  * is empty) and free the filter buffer. */
 const char *call_push_list_path(lua_State *L, const char *prefix, struct buf *filter,
                                 long long top);
+/* The argument table at idx of a paged lookup by user and time, { user = upn, since =
+ * epoch seconds or RFC 3339, top = n }: checked (raises on misuse; top 1..max_top,
+ * default 100), then pushed as "<prefix>?$filter=userPrincipalName eq '..' and
+ * <time_field> ge <since>&$top=n". */
+const char *call_push_user_since_path(lua_State *L, int idx, const char *prefix,
+                                      const char *time_field, lua_Integer max_top);
 
 /* Settings that apply to every call (from the configuration). */
 struct call_settings {

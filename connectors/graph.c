@@ -8,7 +8,6 @@
 
 #include "connectors/call.h"
 
-#define GRAPH_ID_MAX 256
 #define USER_SELECT                                                                              \
     "$select=id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"           \
     "signInSessionsValidFromDateTime"
@@ -77,55 +76,14 @@ l_graph_revoke_sessions(lua_State *L)
     return call_effect(L, &spec);
 }
 
-/* A time argument (epoch seconds or an RFC 3339 string) as OData's UTC literal. */
-static void
-odata_time(lua_State *L, int idx, char out[32])
-{
-    int64_t ms = 0;
-    char iso[32];
-
-    if (lua_type(L, idx) == LUA_TNUMBER) {
-        ms = (int64_t)(lua_tonumber(L, idx) * 1000);
-    } else if (lua_type(L, idx) != LUA_TSTRING || util_parse_time(lua_tostring(L, idx), &ms) == -1) {
-        luaL_error(L, "since: expected epoch seconds or an RFC 3339 time");
-    }
-    util_fmt_time(ms, iso);
-    snprintf(out, 32, "%.19sZ", iso); /* whole seconds */
-}
-
 /* graph.signins{ user = upn, since = time, top = n } -> array | nil, err (every page) */
 static int
 l_graph_signins(lua_State *L)
 {
     struct call_spec spec = { 0 };
-    struct buf f;
-    char since[32] = "";
-    const char *user;
-    lua_Integer top;
 
-    /* Every check first: nothing below may raise while C memory is held. */
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_getfield(L, 1, "user");
-    user = luaL_optstring(L, -1, NULL);
-    luaL_argcheck(L, user == NULL || (strlen(user) > 0 && strlen(user) <= GRAPH_ID_MAX), 1,
-                  "user: a user principal name");
-    lua_getfield(L, 1, "since");
-    if (!lua_isnil(L, -1)) {
-        odata_time(L, -1, since);
-    }
-    lua_getfield(L, 1, "top");
-    top = luaL_optinteger(L, -1, 100);
-    luaL_argcheck(L, top >= 1 && top <= 1000, 1, "top: 1 to 1000");
-    buf_init(&f, 0);
-    if (user != NULL) {
-        (void)!buf_puts(&f, "userPrincipalName eq '");
-        call_odata_quote(&f, user);
-        (void)!buf_puts(&f, "'");
-    }
-    if (since[0] != '\0') {
-        (void)!buf_printf(&f, "%screatedDateTime ge %s", f.len ? " and " : "", since);
-    }
-    spec.path = call_push_list_path(L, "/v1.0/auditLogs/signIns", &f, (long long)top);
+    spec.path = call_push_user_since_path(L, 1, "/v1.0/auditLogs/signIns", "createdDateTime",
+                                          1000);
     spec.kind = "graph.signins";
     spec.api = CALL_GRAPH;
     spec.limiter = "graph.signins";

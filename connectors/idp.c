@@ -124,52 +124,9 @@ static int
 l_idp_risk_detections(lua_State *L)
 {
     struct call_spec spec = { 0 };
-    const char *user;
-    char since[32] = "";
-    lua_Integer top;
-    struct buf f;
 
-    /* Every check first: nothing below may raise while C memory is held. */
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_getfield(L, 1, "user");
-    user = luaL_optstring(L, -1, NULL);
-    luaL_argcheck(L, user == NULL || (user[0] != '\0' && strlen(user) <= IDP_ID_MAX), 1,
-                  "user: a user principal name");
-    lua_getfield(L, 1, "since");
-    if (!lua_isnil(L, -1)) {
-        int64_t ms = 0;
-        char iso[32];
-
-        if (lua_type(L, -1) == LUA_TNUMBER) {
-            lua_Number s = lua_tonumber(L, -1);
-
-            luaL_argcheck(L, s >= 0 && s < 253402300800.0, 1, "since: epoch seconds");
-            ms = (int64_t)(s * 1000);
-        } else if (lua_type(L, -1) != LUA_TSTRING ||
-                   util_parse_time(lua_tostring(L, -1), &ms) == -1) {
-            return luaL_argerror(L, 1, "since: expected epoch seconds or an RFC 3339 time");
-        }
-        util_fmt_time(ms, iso);
-        snprintf(since, sizeof(since), "%.19sZ", iso);
-    }
-    lua_getfield(L, 1, "top");
-    top = luaL_optinteger(L, -1, 100);
-    luaL_argcheck(L, top >= 1 && top <= 500, 1, "top: 1 to 500");
-    buf_init(&f, 0);
-    if (user != NULL) {
-        (void)!buf_puts(&f, "userPrincipalName eq '");
-        for (const char *p = user; *p != '\0'; p++) {
-            (void)!buf_append(&f, p, 1);
-            if (*p == '\'') {
-                (void)!buf_append(&f, "'", 1); /* OData doubles quotes */
-            }
-        }
-        (void)!buf_puts(&f, "'");
-    }
-    if (since[0] != '\0') {
-        (void)!buf_printf(&f, "%sactivityDateTime ge %s", f.len ? " and " : "", since);
-    }
-    spec.path = call_push_list_path(L, "/v1.0/identityProtection/riskDetections", &f, (long long)top);
+    spec.path = call_push_user_since_path(L, 1, "/v1.0/identityProtection/riskDetections",
+                                          "activityDateTime", 500);
     spec.kind = "idp.risk_detections";
     spec.api = CALL_GRAPH;
     spec.limiter = "idp";

@@ -549,8 +549,8 @@ http_parse_head(const char *buf, size_t len, size_t max, struct http_head *h, ch
     return parse_head(buf, len, max, h, errp, &too_large);
 }
 
-static const char *
-head_get(const struct http_head *h, const char *name)
+const char *
+http_head_get(const struct http_head *h, const char *name)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
         if (strcasecmp(h->names[i], name) == 0) {
@@ -861,7 +861,7 @@ conn_begin_request(struct http_conn *c, struct http_head *head)
         conn_dispatch(c);
         return 1;
     }
-    expect = head_get(h, "Expect");
+    expect = http_head_get(h, "Expect");
     if (expect != NULL && h->minor == 1 && strcasecmp(expect, "100-continue") == 0 &&
         evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1717,7 +1717,7 @@ http_request_param(struct http_request *req, const char *name)
 const char *
 http_request_header(const struct http_request *req, const char *name)
 {
-    return head_get(&req->head, name);
+    return http_head_get(&req->head, name);
 }
 
 /* The body, NUL-terminated for convenience ("" when there is none). */

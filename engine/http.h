@@ -85,5 +85,7 @@ char *http_url_decode(const char *s, size_t n, int plus);
  * skipped; "name" alone has the value "". q may be NULL. */
 void http_parse_query(const char *q, char ***names, char ***values, size_t *n);
 void http_head_free(struct http_head *h);
+/* A header's value in a parsed head (name in any case), or NULL. */
+const char *http_head_get(const struct http_head *h, const char *name);
 
 #endif

@@ -128,12 +128,7 @@ req_parse_params(struct mhttp_req *req)
 const char *
 mhttp_header(const struct mhttp_req *req, const char *name)
 {
-    for (size_t i = 0; i < req->head.nheaders; i++) {
-        if (strcasecmp(req->head.names[i], name) == 0) {
-            return req->head.values[i];
-        }
-    }
-    return NULL;
+    return http_head_get(&req->head, name);
 }
 
 const char *
