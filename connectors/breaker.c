@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/log.h"
-#include "engine/util.h"
+#include "engine/kagari.h"
 
 #define BREAKER_DEFAULT_THRESHOLD 5
 #define BREAKER_DEFAULT_COOLDOWN 30.0

@@ -10,25 +10,22 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "connectors/breaker.h"
 #include "connectors/oauth.h"
-#include "connectors/secret.h"
-#include "engine/json.h"
-#include "engine/log.h"
-#include "engine/loop.h"
-#include "engine/run.h"
-#include "engine/tenant.h"
+#include "engine/kagari.h"
 
 #define CALL_MAX_PAGES 50
 #define CALL_BACKOFF_BASE_MS 500
 #define CALL_BACKOFF_MAX_MS 30000
 
 struct call {
+    struct effect *ef;
     struct run *r;
-    struct tenant *t;
+    const struct tenant *t;
     char *kind;
-    enum call_api api;
+    const struct call_api *api;
     char *limiter_key;
     enum limiter_prio prio;
     char *method;
@@ -45,8 +42,6 @@ struct call {
     int attempt;
     int refreshed; /* a 401 already got its one token refresh */
     int force_token;
-    int awaiting_commit;
-    int cancelled;
     int pages;
     cJSON *acc; /* paged results so far */
     struct httpc_call *http;
@@ -58,6 +53,7 @@ struct call {
     char *exclusive;
     int holds_exclusive;
     char **headers; /* extra header lines, NULL-terminated, or NULL */
+    const char *content_type; /* of the body */
     struct call *xnext; /* waiting for the same exclusive key */
 };
 
@@ -70,44 +66,38 @@ struct excl {
 static struct excl *excls;
 
 static struct call_settings settings = { NULL, NULL, 30, 5, 1 };
-static struct call_stats stats;
+static struct {
+    unsigned long long started, succeeded, failed, retried, reconciled, in_flight;
+} stats;
 
 static void call_send(struct call *c);
 void call_on_token(void *arg, const char *token, const char *err);
 
-/* The vendors' published limits (reference: connectors.md), per API and tenant; set
- * up the first time a tenant calls out. */
+/* The API's published limits, per tenant; set up the first time a tenant calls it. */
 static void
-define_limits(const char *tenant)
+define_limits(const struct call_api *api, const char *tenant)
 {
-    static char (*done)[64];
+    static char **done;
     static size_t ndone;
-    char key[128];
+    char *id;
+    char key[160];
 
-    if (!settings.rate_limits) {
+    if (!settings.rate_limits || api->limits == NULL) {
         return;
     }
+    id = xasprintf("%s:%s", api->name, tenant);
     for (size_t i = 0; i < ndone; i++) {
-        if (strcmp(done[i], tenant) == 0) {
+        if (strcmp(done[i], id) == 0) {
+            free(id);
             return;
         }
     }
     done = xrealloc(done, (ndone + 1) * sizeof(*done));
-    snprintf(done[ndone++], sizeof(done[0]), "%s", tenant);
-
-    snprintf(key, sizeof(key), "defender:%s", tenant);
-    limiter_define(key, 100.0 / 60, 100);
-    limiter_define(key, 1500.0 / 3600, 1500);
-    snprintf(key, sizeof(key), "idp:%s", tenant);
-    limiter_define(key, 1, 1);
-    snprintf(key, sizeof(key), "graph.users:%s", tenant);
-    limiter_define(key, 3000.0 / 150, 3000);
-    snprintf(key, sizeof(key), "graph.signins:%s", tenant);
-    limiter_define(key, 0.5, 5);
-    snprintf(key, sizeof(key), "graph.security:%s", tenant);
-    limiter_define(key, 150.0 / 60, 150);
-    snprintf(key, sizeof(key), "intune:%s", tenant);
-    limiter_define(key, 200.0 / 20, 200);
+    done[ndone++] = id;
+    for (const struct call_limit *l = api->limits; l->key != NULL; l++) {
+        snprintf(key, sizeof(key), "%s:%s", l->key, tenant);
+        limiter_define(key, l->per_second, l->burst);
+    }
 }
 
 void
@@ -122,10 +112,49 @@ call_configure(const struct call_settings *s)
     }
 }
 
-const struct call_stats *
-call_stats(void)
+static void
+call_metrics(struct buf *b, void *arg)
 {
-    return &stats;
+    const char *name = "kagari_connector_calls_total";
+
+    (void)arg;
+    metrics_labelled(b, name, "result", "started", stats.started, 1);
+    metrics_labelled(b, name, "result", "succeeded", stats.succeeded, 0);
+    metrics_labelled(b, name, "result", "failed", stats.failed, 0);
+    metrics_labelled(b, name, "result", "reconciled", stats.reconciled, 0);
+    metrics_counter(b, "kagari_connector_retries_total", NULL, stats.retried);
+    metrics_gauge(b, "kagari_connector_calls_in_flight", NULL, (double)stats.in_flight);
+    metrics_gauge(b, "kagari_connector_calls_rate_limited", NULL, (double)limiter_waiting(NULL));
+}
+
+int
+call_init(const struct config *cfg, char **errp)
+{
+    struct call_settings cs = { NULL, NULL, 30, 5, 1 };
+
+    if (httpc_init(loop_base(), errp) == -1) {
+        return -1;
+    }
+    if (cfg != NULL) {
+        cs.ca_file = cfg->connectors.ca_file;
+        cs.proxy = cfg->connectors.proxy;
+        cs.timeout = cfg->connectors.timeout;
+        cs.max_attempts = cfg->connectors.max_attempts;
+        cs.rate_limits = cfg->connectors.rate_limits;
+    }
+    call_configure(&cs);
+    metrics_add(call_metrics, NULL);
+    return 0;
+}
+
+void
+call_shutdown(void)
+{
+    metrics_remove(call_metrics, NULL);
+    oauth_shutdown();
+    httpc_shutdown();
+    limiter_shutdown();
+    breaker_shutdown();
 }
 
 void *
@@ -138,6 +167,12 @@ int64_t
 call_started_ms(const struct call *c)
 {
     return c->started_ms;
+}
+
+struct run *
+call_run(const struct call *c)
+{
+    return c->r;
 }
 
 static struct excl *
@@ -252,8 +287,6 @@ call_escape(const char *s)
     return buf_take(&b);
 }
 
-#define CALL_ID_MAX 256
-
 const char *
 call_check_id(lua_State *L, int idx, const char *what)
 {
@@ -285,115 +318,20 @@ call_push_id_path(lua_State *L, int idx, const char *what, const char *prefix,
     return call_push_path(L, prefix, call_check_id(L, idx, what), suffix);
 }
 
-void
-call_odata_quote(struct buf *b, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        (void)!buf_append(b, s, 1);
-        if (*s == '\'') {
-            (void)!buf_append(b, "'", 1);
-        }
-    }
-}
-
-const char *
-call_push_filter_path(lua_State *L, const char *prefix, struct buf *filter)
-{
-    char *esc = call_escape(filter->data ? filter->data : "");
-    char *path = xasprintf("%s?$filter=%s", prefix, esc);
-
-    free(esc);
-    buf_free(filter);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
-}
-
-const char *
-call_push_list_path(lua_State *L, const char *prefix, struct buf *filter, long long top)
-{
-    char *esc = call_escape(filter->data ? filter->data : "");
-    char *path = filter->len ? xasprintf("%s?$filter=%s&$top=%lld", prefix, esc, top)
-                             : xasprintf("%s?$top=%lld", prefix, top);
-
-    free(esc);
-    buf_free(filter);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
-}
-
-const char *
-call_push_user_since_path(lua_State *L, int idx, const char *prefix, const char *time_field,
-                          lua_Integer max_top)
-{
-    char since[32] = "";
-    const char *user;
-    lua_Integer top;
-    struct buf f;
-
-    /* Every check first: nothing below may raise while C memory is held. */
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_getfield(L, idx, "user");
-    user = luaL_optstring(L, -1, NULL);
-    luaL_argcheck(L, user == NULL || (user[0] != '\0' && strlen(user) <= CALL_ID_MAX), idx,
-                  "user: a user principal name");
-    lua_getfield(L, idx, "since");
-    if (!lua_isnil(L, -1)) {
-        int64_t ms = 0;
-        char iso[32];
-
-        if (lua_type(L, -1) == LUA_TNUMBER) {
-            lua_Number secs = lua_tonumber(L, -1);
-
-            luaL_argcheck(L, secs >= 0 && secs < 253402300800.0, idx, "since: epoch seconds");
-            ms = (int64_t)(secs * 1000);
-        } else if (lua_type(L, -1) != LUA_TSTRING ||
-                   util_parse_time(lua_tostring(L, -1), &ms) == -1) {
-            luaL_argerror(L, idx, "since: expected epoch seconds or an RFC 3339 time");
-        }
-        util_fmt_time(ms, iso);
-        snprintf(since, sizeof(since), "%.19sZ", iso); /* OData: whole seconds, UTC */
-    }
-    lua_getfield(L, idx, "top");
-    top = luaL_optinteger(L, -1, 100);
-    luaL_argcheck(L, top >= 1 && top <= max_top, idx, "top: out of range");
-    buf_init(&f, 0);
-    if (user != NULL) {
-        (void)!buf_puts(&f, "userPrincipalName eq '");
-        call_odata_quote(&f, user);
-        (void)!buf_puts(&f, "'");
-    }
-    if (since[0] != '\0') {
-        (void)!buf_printf(&f, "%s%s ge %s", f.len ? " and " : "", time_field, since);
-    }
-    return call_push_list_path(L, prefix, &f, (long long)top);
-}
-
-/* The message of a Graph / Defender error envelope {"error":{"code","message"}}, or
- * of the status alone. */
+/* "<kind>: HTTP <status> <the envelope's text>", or the transport error. */
 char *
 call_error_text(const struct call *c, const struct httpc_response *resp)
 {
-    cJSON *root = NULL;
-    char *out;
+    char *env, *out;
 
     if (resp->status == 0) {
         return xasprintf("%s: %s", c->kind, resp->error ? resp->error : "transfer failed");
     }
-    if (resp->body_len > 0 &&
-        json_parse_strict(resp->body, resp->body_len, 32, &root, NULL) == 0) {
-        const cJSON *e = json_get(root, "error");
-        const char *code = e ? json_get_string(e, "code") : NULL;
-        const char *msg = e ? json_get_string(e, "message") : NULL;
-
-        if (code != NULL) {
-            out = xasprintf("%s: HTTP %d %s: %.300s", c->kind, resp->status, code,
-                            msg ? msg : "");
-            cJSON_Delete(root);
-            return out;
-        }
-        cJSON_Delete(root);
+    env = c->api->error_text != NULL && resp->body_len > 0 ? c->api->error_text(resp) : NULL;
+    if (env != NULL) {
+        out = xasprintf("%s: HTTP %d %s", c->kind, resp->status, env);
+        free(env);
+        return out;
     }
     return xasprintf("%s: HTTP %d", c->kind, resp->status);
 }
@@ -441,46 +379,29 @@ map_default(struct call *c, const struct httpc_response *resp, char **result)
     return 0;
 }
 
-int
-call_map_paged(struct call *c, const struct httpc_response *resp, char **result)
+cJSON *
+call_acc(struct call *c)
 {
-    cJSON *root = NULL;
-    const cJSON *value, *it;
-    const char *next;
-
-    if (resp->status < 200 || resp->status >= 300) {
-        *result = call_error_text(c, resp);
-        return 0;
-    }
-    if (json_parse_strict(resp->body, resp->body_len, JSON_MAX_DEPTH, &root, NULL) == -1 ||
-        !cJSON_IsArray(value = json_get(root, "value"))) {
-        cJSON_Delete(root);
-        *result = xasprintf("%s: the answer is not a list page", c->kind);
-        return 0;
-    }
     if (c->acc == NULL) {
         c->acc = cJSON_CreateArray();
     }
-    cJSON_ArrayForEach(it, value)
-    {
-        cJSON_AddItemToArray(c->acc, cJSON_Duplicate(it, 1));
-    }
-    next = json_get_string(root, "@odata.nextLink");
-    if (next != NULL && ++c->pages < CALL_MAX_PAGES) {
-        size_t ol = strlen(c->origin);
+    return c->acc;
+}
 
-        if (strncmp(next, c->origin, ol) != 0 || (next[ol] != '/' && next[ol] != '\0')) {
-            cJSON_Delete(root);
-            *result = xasprintf("%s: next page link leaves %s", c->kind, c->origin);
-            return 0;
-        }
-        *result = xstrdup(next);
-        cJSON_Delete(root);
-        return 2;
+int
+call_next_page(struct call *c, const char *next, char **result)
+{
+    size_t ol = strlen(c->origin);
+
+    if (next == NULL || ++c->pages >= CALL_MAX_PAGES) {
+        return 1;
     }
-    cJSON_Delete(root);
-    *result = json_print(c->acc);
-    return 1;
+    if (strncmp(next, c->origin, ol) != 0 || (next[ol] != '/' && next[ol] != '\0')) {
+        *result = xasprintf("%s: next page link leaves %s", c->kind, c->origin);
+        return 0;
+    }
+    *result = xstrdup(next);
+    return 2;
 }
 
 static void
@@ -522,37 +443,25 @@ call_free(struct call *c)
 static void
 call_cancel(void *op)
 {
-    struct call *c = op;
-
-    if (c->awaiting_commit) {
-        c->cancelled = 1; /* the after-commit callback frees it */
-        return;
-    }
-    call_free(c);
+    call_free(op);
 }
 
+/* The call is over: result is JSON text (ok) or a plain message (failed); taken. */
 static void
 call_finish(struct call *c, int ok, char *result)
 {
-    struct run *r = c->r;
+    struct effect *ef = c->ef;
 
+    secret_redact(result);
     if (ok) {
         stats.succeeded++;
     } else {
         stats.failed++;
-        log_warn("call.failed tenant=%s run=%lld kind=%s error=%s", c->t->id,
-                 (long long)run_id(r), c->kind, log_quote(result));
+        log_warn("call.failed tenant=%s run=%lld kind=%s error=%s", tenant_id(c->t),
+                 (long long)run_id(c->r), c->kind, log_quote(result));
     }
-    if (!ok) {
-        char *msg = json_str(result);
-
-        free(result);
-        result = msg;
-    }
-    secret_redact(result);
-    run_set_op(r, NULL, NULL);
     call_free(c);
-    run_effect_complete(r, ok, result);
+    effect_done(ef, ok, result);
     free(result);
 }
 
@@ -599,7 +508,8 @@ maybe_retry(struct call *c, const struct httpc_response *resp)
     }
     stats.retried++;
     log_info("call.retry tenant=%s run=%lld kind=%s status=%d attempt=%d delay_ms=%.0f",
-             c->t->id, (long long)run_id(c->r), c->kind, resp->status, c->attempt, delay_ms);
+             tenant_id(c->t), (long long)run_id(c->r), c->kind, resp->status, c->attempt,
+             delay_ms);
     if (c->timer == NULL) {
         c->timer = evtimer_new(loop_base(), on_backoff, c);
     }
@@ -657,7 +567,7 @@ on_http(void *arg, const struct httpc_response *resp)
         }
         if (rc == 1) {
             stats.reconciled++;
-            log_info("call.reconciled tenant=%s run=%lld kind=%s", c->t->id,
+            log_info("call.reconciled tenant=%s run=%lld kind=%s", tenant_id(c->t),
                      (long long)run_id(c->r), c->kind);
             call_finish(c, 1, result);
             return;
@@ -679,37 +589,34 @@ on_http(void *arg, const struct httpc_response *resp)
     call_finish(c, rc == 1, result);
 }
 
-void
-call_on_token(void *arg, const char *token, const char *err)
+/* Send one attempt with the credential line auth ("Authorization: ..." or the API's
+ * own header; NULL for none). */
+static void
+call_transfer(struct call *c, const char *auth)
 {
-    struct call *c = arg;
     struct httpc_request rq;
-    const char *headers[5];
-    char *auth;
+    const char *headers[40];
+    size_t n = 0;
     char *e = NULL;
 
-    c->oauth_pending = 0;
-    if (token == NULL) {
-        call_finish(c, 0, xasprintf("%s: token: %s", c->kind, err ? err : "unavailable"));
-        return;
+    if (auth != NULL) {
+        headers[n++] = auth;
     }
-    {
-        size_t n = 0;
-
-        auth = token[0] ? xasprintf("Authorization: Bearer %s", token) : NULL;
-        if (auth != NULL) {
-            headers[n++] = auth;
+    if (c->headers != NULL) {
+        for (size_t i = 0; c->headers[i] != NULL && n < 37; i++) {
+            headers[n++] = c->headers[i];
         }
-        headers[n++] = "Accept: application/json";
-        if (c->body != NULL) {
-            headers[n++] = "Content-Type: application/json";
-        }
-        headers[n] = NULL;
+    } else {
+        headers[n++] = c->api->accept != NULL ? c->api->accept : "Accept: application/json";
     }
+    if (!c->reconciling && c->body != NULL) {
+        headers[n++] = c->content_type;
+    }
+    headers[n] = NULL;
     memset(&rq, 0, sizeof(rq));
     rq.method = c->reconciling ? "GET" : c->method;
     rq.url = c->reconciling ? c->reconcile_url : c->url;
-    rq.headers = c->headers ? (const char *const *)c->headers : headers;
+    rq.headers = headers;
     if (!c->reconciling && c->body != NULL) {
         rq.body = c->body;
         rq.body_len = strlen(c->body);
@@ -718,22 +625,53 @@ call_on_token(void *arg, const char *token, const char *err)
     rq.ca_file = settings.ca_file;
     rq.proxy = settings.proxy;
     c->http = httpc_start(&rq, on_http, c, &e);
-    if (auth != NULL) {
-        OPENSSL_cleanse(auth, strlen(auth));
-        free(auth);
-    }
     if (c->http == NULL) {
         call_finish(c, 0, xasprintf("%s: %s", c->kind, e ? e : "cannot start the request"));
         free(e);
     }
 }
 
+void
+call_on_token(void *arg, const char *token, const char *err)
+{
+    struct call *c = arg;
+    char *auth;
+
+    c->oauth_pending = 0;
+    if (token == NULL) {
+        call_finish(c, 0, xasprintf("%s: token: %s", c->kind, err ? err : "unavailable"));
+        return;
+    }
+    auth = xasprintf("Authorization: Bearer %s", token);
+    call_transfer(c, auth);
+    OPENSSL_cleanse(auth, strlen(auth));
+    free(auth);
+}
+
+/* "Authorization: Basic base64(user:password)", malloc'd. */
+static char *
+basic_auth(const char *user, const char *password)
+{
+    char *pair = xasprintf("%s:%s", user, password);
+    size_t n = strlen(pair);
+    char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
+    char *line;
+
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pair, (int)n);
+    line = xasprintf("Authorization: Basic %s", b64);
+
+    OPENSSL_cleanse(pair, strlen(pair));
+    OPENSSL_cleanse(b64, strlen(b64));
+    free(pair);
+    free(b64);
+    return line;
+}
+
 static void
 on_token_slot(void *arg)
 {
     struct call *c = arg;
-    const struct config_microsoft *ms = &c->t->cfg->microsoft;
-    struct oauth_app app;
+    struct call_cred cred;
     char *err = NULL;
     int force = c->force_token;
 
@@ -748,29 +686,41 @@ on_token_slot(void *arg)
     }
     c->attempt++;
     c->force_token = 0;
-    if (c->api == CALL_PLAIN) {
-        call_on_token(c, "", NULL);
+    memset(&cred, 0, sizeof(cred));
+    if (c->api->credentials != NULL && c->api->credentials(c->t, &cred, &err) == -1) {
+        call_finish(c, 0, xasprintf("%s: %s", c->kind, err ? err : "no credentials"));
+        free(err);
         return;
     }
-    memset(&app, 0, sizeof(app));
-    app.authority = ms->authority;
-    app.tenant = ms->tenant_id;
-    app.client_id = ms->client_id;
-    app.secret = c->t->ms_secret;
-    app.cert_file = ms->certificate;
-    app.key_file = ms->private_key;
-    app.ca_file = settings.ca_file;
-    app.proxy = settings.proxy;
+    switch (cred.kind) {
+    case CALL_AUTH_NONE:
+        call_transfer(c, NULL);
+        return;
+    case CALL_AUTH_HEADER:
+        call_transfer(c, cred.header);
+        return;
+    case CALL_AUTH_BASIC: {
+        char *line = basic_auth(cred.user, cred.password);
+
+        call_transfer(c, line);
+        OPENSSL_cleanse(line, strlen(line));
+        free(line);
+        return;
+    }
+    case CALL_AUTH_OAUTH2:
+        break;
+    }
+    cred.app.ca_file = settings.ca_file;
+    cred.app.proxy = settings.proxy;
     c->oauth_pending = 1;
-    if (oauth_get(&app, c->api == CALL_DEFENDER ? ms->defender_scope : ms->graph_scope, force,
-                  call_on_token, c, &err) == -1) {
+    if (oauth_get(&cred.app, cred.scope, force, call_on_token, c, &err) == -1) {
         c->oauth_pending = 0;
         call_finish(c, 0, xasprintf("%s: %s", c->kind, err ? err : "oauth"));
         free(err);
     }
 }
 
-/* Wait for the rate limiter, then the token, then send. */
+/* Wait for the rate limiter, then the credentials, then send. */
 static void
 call_send(struct call *c)
 {
@@ -780,110 +730,72 @@ call_send(struct call *c)
 }
 
 static void
-after_commit(void *arg, int ok)
+call_start(void *op)
 {
-    struct call *c = arg;
-
-    c->awaiting_commit = 0;
-    if (c->cancelled) {
-        call_free(c);
-        return;
-    }
-    if (!ok) {
-        return; /* the run is replayed from the database; it cancels this call */
-    }
-    call_send(c);
+    call_send(op);
 }
 
-static int
-push_now(lua_State *L, struct run *r, struct journal_entry *e, int ok, char *result)
+static const char *const content_types[] = {
+    [CALL_BODY_JSON] = "Content-Type: application/json",
+    [CALL_BODY_FORM] = "Content-Type: application/x-www-form-urlencoded",
+    [CALL_BODY_XML] = "Content-Type: application/xml",
+    [CALL_BODY_TEXT] = "Content-Type: text/plain; charset=utf-8",
+};
+static const char *const format_names[] = {
+    [CALL_BODY_JSON] = "json",
+    [CALL_BODY_FORM] = "form",
+    [CALL_BODY_XML] = "xml",
+    [CALL_BODY_TEXT] = "text",
+};
+
+/* What call_effect hands the effect driver. */
+struct call_args {
+    const struct call_spec *spec;
+    const char *base; /* the API's base URL for this tenant, or NULL: not configured */
+    const char *url;
+};
+
+static char *
+call_check(struct run *r, void *arg)
 {
-    run_effect_finish(r, ok, result);
-    free(result);
-    return run_effect_push(L, e);
+    struct call_args *a = arg;
+
+    (void)r;
+    if (a->base == NULL) {
+        return xstrdup(a->spec->api->not_configured ? a->spec->api->not_configured
+                                                     : "this connector is not configured for "
+                                                       "this tenant");
+    }
+    return NULL;
 }
 
-int
-call_effect(lua_State *L, const struct call_spec *spec)
+static void *
+call_open(struct effect *ef, void *arg)
 {
-    struct run *r = run_from_lua(L);
-    struct tenant *t;
-    const struct config_microsoft *ms;
-    const char *base;
-    struct journal_entry *e;
-    struct buf req;
-    struct call *c;
-    char *url, *err = NULL;
-    int st;
+    struct call_args *a = arg;
+    const struct call_spec *spec = a->spec;
+    struct run *r = effect_owner(ef);
+    struct call *c = xcalloc(1, sizeof(*c));
 
-    if (r == NULL) {
-        return luaL_error(L, "%s: only inside a playbook run", spec->kind);
-    }
-    t = run_tenant(r);
-    ms = t->cfg != NULL && t->cfg->has_microsoft ? &t->cfg->microsoft : NULL;
-    base = spec->api == CALL_PLAIN ? ""
-           : ms == NULL             ? ""
-           : spec->api == CALL_DEFENDER ? ms->defender
-                                        : ms->graph;
-    url = xasprintf("%s%s", base, spec->path);
-    buf_init(&req, 0);
-    (void)!buf_printf(&req, "{\"method\":\"%s\",\"url\":", spec->method);
-    (void)!buf_json_string(&req, url, strlen(url));
-    (void)!buf_puts(&req, ",\"body\":");
-    (void)!buf_puts(&req, spec->body ? spec->body : "null");
-    (void)!buf_puts(&req, "}");
-    lua_pushlstring(L, req.data, req.len); /* collected if anything below raises */
-    buf_free(&req);
-    st = run_effect_begin(L, spec->kind, lua_tostring(L, -1), &e);
-    if (st == EFFECT_REPLAYED) {
-        free(url);
-        stats.replayed++;
-        return run_effect_push(L, e);
-    }
-    if (ms == NULL && spec->api != CALL_PLAIN) {
-        free(url);
-        return push_now(L, r, e, 0,
-                        json_str("no Microsoft app is configured for this tenant "
-                                 "(tenants.<id>.microsoft in kagari.conf.lua)"));
-    }
-    if ((t->cfg != NULL && t->cfg->dry_run) || run_dry_run(r)) {
-        char *res;
-
-        stats.dry_run++;
-        res = xasprintf("{\"dry_run\":true,\"request\":%s}", lua_tostring(L, -1));
-        free(url);
-        log_info("call.dry_run tenant=%s run=%lld kind=%s", t->id, (long long)run_id(r),
-                 spec->kind);
-        return push_now(L, r, e, 1, res);
-    }
-    if (st == EFFECT_IN_DOUBT && !spec->idempotent && spec->reconcile == NULL) {
-        free(url);
-        return push_now(L, r, e, 0,
-                        json_str("left in doubt by a restart and not safe to repeat: "
-                                 "check the target by hand"));
-    }
-    if (!lua_isyieldable(L)) {
-        free(url);
-        return run_effect_park(L); /* raises: cannot wait here */
-    }
-    c = xcalloc(1, sizeof(*c));
+    c->ef = ef;
     c->r = r;
-    c->t = t;
+    c->t = run_tenant(r);
     c->kind = xstrdup(spec->kind);
     c->api = spec->api;
-    c->limiter_key = xasprintf("%s:%s", spec->limiter, t->id);
+    c->limiter_key = xasprintf("%s:%s", spec->limiter, tenant_id(c->t));
     c->prio = spec->prio;
     c->method = xstrdup(spec->method);
-    c->url = url;
+    c->url = xstrdup(a->url);
     c->body = spec->body ? xstrdup(spec->body) : NULL;
+    c->content_type = content_types[spec->body_format];
     {
-        const char *o = spec->api == CALL_PLAIN ? url : base;
+        const char *o = a->base[0] != '\0' ? a->base : a->url;
         const char *p = strstr(o, "://");
         const char *slash = p ? strpbrk(p + 3, "/?#") : NULL;
 
         c->origin = slash ? xstrndup(o, (size_t)(slash - o)) : xstrdup(o);
     }
-    c->started_ms = e->started_ms;
+    c->started_ms = effect_started_ms(ef);
     c->timeout = spec->timeout;
     c->exclusive = spec->exclusive ? xstrdup(spec->exclusive) : NULL;
     if (spec->headers != NULL) {
@@ -892,12 +804,9 @@ call_effect(lua_State *L, const struct call_spec *spec)
         while (spec->headers[n] != NULL) {
             n++;
         }
-        c->headers = xcalloc(n + 2, sizeof(char *));
+        c->headers = xcalloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++) {
             c->headers[i] = xstrdup(spec->headers[i]);
-        }
-        if (c->body != NULL) {
-            c->headers[n] = xstrdup("Content-Type: application/json");
         }
     }
     c->map = spec->map;
@@ -905,31 +814,93 @@ call_effect(lua_State *L, const struct call_spec *spec)
     c->idempotent = spec->idempotent;
     if (spec->reconcile != NULL && spec->reconcile_path != NULL) {
         c->reconcile = spec->reconcile;
-        c->reconcile_url = xasprintf("%s%s", base, spec->reconcile_path);
+        c->reconcile_url = xasprintf("%s%s", a->base, spec->reconcile_path);
     }
-    if (st == EFFECT_IN_DOUBT && !spec->idempotent) {
+    if (effect_in_doubt(ef) && !spec->idempotent) {
         c->reconciling = 1;
     }
-    define_limits(t->id);
+    define_limits(c->api, tenant_id(c->t));
     stats.started++;
     stats.in_flight++;
-    if (!spec->idempotent && loop_write(t->db, &err) == -1) {
-        free(err);
-        call_free(c);
-        return luaL_error(L, "%s: journal unavailable", spec->kind);
-    }
-    run_set_op(r, call_cancel, c);
-    if (spec->idempotent) {
-        /* Repeating it is harmless, so it need not wait for its journal entry to be
-         * durable: a crash before the commit just sends it again on replay. It starts
-         * from the loop, never from here: the run has not parked yet. */
-        struct timeval now = { 0, 0 };
+    return c;
+}
 
-        c->timer = evtimer_new(loop_base(), on_backoff, c);
-        evtimer_add(c->timer, &now);
-        return run_effect_park_idempotent(L);
+/* The journal's record of the request: {"method","url","body"}, the body inline when it
+ * is JSON (as it always was), else as a JSON string with "format" naming it, so that any
+ * body keeps the entry valid JSON. */
+static void
+push_request(lua_State *L, const struct call_spec *spec, const char *url)
+{
+    struct buf req;
+    enum call_body fmt = spec->body_format;
+    cJSON *tree = NULL;
+
+    if (spec->body != NULL && fmt == CALL_BODY_JSON &&
+        json_parse_strict(spec->body, strlen(spec->body), JSON_MAX_DEPTH, &tree, NULL) == -1) {
+        fmt = CALL_BODY_TEXT; /* not JSON after all: recorded as text */
     }
-    c->awaiting_commit = 1;
-    loop_after_commit(t->db, after_commit, c);
-    return run_effect_park(L);
+    cJSON_Delete(tree);
+    buf_init(&req, 0);
+    (void)!buf_printf(&req, "{\"method\":\"%s\",\"url\":", spec->method);
+    (void)!buf_json_string(&req, url, strlen(url));
+    (void)!buf_puts(&req, ",\"body\":");
+    if (spec->body == NULL) {
+        (void)!buf_puts(&req, "null");
+    } else if (fmt == CALL_BODY_JSON) {
+        (void)!buf_puts(&req, spec->body);
+    } else {
+        (void)!buf_json_string(&req, spec->body, strlen(spec->body));
+        (void)!buf_printf(&req, ",\"format\":\"%s\"", format_names[spec->body_format]);
+    }
+    (void)!buf_puts(&req, "}");
+    lua_pushlstring(L, req.data, req.len); /* collected if anything below raises */
+    buf_free(&req);
+}
+
+int
+call_effect(lua_State *L, const struct call_spec *spec)
+{
+    struct run *r = run_from_lua(L);
+    struct effect_spec es = { 0 };
+    struct call_args a;
+
+    if (r == NULL) {
+        return luaL_error(L, "%s: only inside a playbook run", spec->kind);
+    }
+    a.spec = spec;
+    a.base = spec->api->base(run_tenant(r));
+    lua_pushfstring(L, "%s%s", a.base ? a.base : "", spec->path);
+    a.url = lua_tostring(L, -1);
+    push_request(L, spec, a.url);
+    es.kind = spec->kind;
+    es.request = lua_tostring(L, -1);
+    es.flags = EFFECT_OUTSIDE;
+    if (spec->idempotent) {
+        es.flags |= EFFECT_IDEMPOTENT;
+    } else if (spec->reconcile != NULL && spec->reconcile_path != NULL) {
+        es.flags |= EFFECT_RECONCILES;
+    }
+    es.check = call_check;
+    es.open = call_open;
+    es.start = call_start;
+    es.cancel = call_cancel;
+    es.arg = &a;
+    return effect_run(L, &es);
+}
+
+int
+call_def_effect(lua_State *L, const struct call_def *d, const char *path, const char *body)
+{
+    struct call_spec spec = { 0 };
+
+    spec.kind = d->kind;
+    spec.api = d->api;
+    spec.limiter = d->limiter;
+    spec.prio = d->prio;
+    spec.idempotent = d->idempotent;
+    spec.method = d->method;
+    spec.map = d->map;
+    spec.path = path;
+    spec.body = body;
+    return call_effect(L, &spec);
 }

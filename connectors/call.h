@@ -1,40 +1,90 @@
-/* call.h: a connector call as a journaled effect (DESIGN.md "Durable runs"). It runs
- * the playbook's request through the tenant's dry-run switch, the journal, the shared
- * rate limiter, the endpoint's circuit breaker, an OAuth token, retries with backoff
- * (Retry-After honoured) bounded by attempts and the run's deadline, and maps the answer
- * to the value the playbook gets: the decoded result, or nil + message. */
+/* call.h: a connector's HTTP call as a journaled effect (DESIGN.md "Durable runs"),
+ * knowing no vendor. The connector describes its API once (struct call_api: base URL,
+ * credentials, rate limits, error envelope) and each call (struct call_spec); the call
+ * core runs it through the effect driver (journal, replay, dry run, in doubt), the
+ * tenant's rate limiter, the endpoint's circuit breaker, the credentials, retries with
+ * backoff (Retry-After honoured) bounded by attempts and the run's deadline, and maps
+ * the answer to what the playbook gets: the decoded result, or nil + message. */
 #ifndef KAGARI_CALL_H
 #define KAGARI_CALL_H
 
-#include <lua.h>
-
 #include "connectors/httpc.h"
 #include "connectors/limiter.h"
+#include "connectors/oauth.h"
+#include "engine/kagari.h"
 
 struct call;
 
 /* What a finished HTTP exchange means. Return 1 (success: *result is JSON text, malloc'd)
  * or 0 (failure: *result is a message, malloc'd plain text), or 2 to ask for the next
- * request (paging: *result is the next absolute URL). The default (map == NULL): 2xx is
- * success with the body as result ("true" when empty); anything else is a failure
- * "<kind>: HTTP <status> <error code>: <message>". */
+ * request (paging: *result is the next absolute URL, checked with call_next_page). The
+ * default (map == NULL): 2xx is success with the body as result (JSON, or a JSON string
+ * when it is not JSON; "true" when empty); anything else a failure
+ * "<kind>: HTTP <status> <the API's error text>". */
 typedef int (*call_map_fn)(struct call *c, const struct httpc_response *resp, char **result);
 
-enum call_api {
-    CALL_GRAPH = 0, /* base: tenants.<id>.microsoft.graph, Graph token */
-    CALL_DEFENDER,  /* base: tenants.<id>.microsoft.defender, Defender token */
-    CALL_PLAIN,     /* path is an absolute URL; no token (the generic http module) */
+/* How a call proves who it is. */
+enum call_auth {
+    CALL_AUTH_NONE = 0,
+    CALL_AUTH_OAUTH2, /* client credentials (secret or certificate): a bearer token */
+    CALL_AUTH_HEADER, /* a fixed header line, e.g. "X-PAN-KEY: <key>" */
+    CALL_AUTH_BASIC,  /* HTTP basic: user and password */
+};
+
+/* The credentials of one tenant for one API; every pointer is borrowed from the
+ * connector's tenant state. */
+struct call_cred {
+    enum call_auth kind;
+    struct oauth_app app; /* OAUTH2; ca_file and proxy are filled by the call core */
+    const char *scope;    /* OAUTH2 */
+    const char *header;   /* HEADER: the whole "Name: value" line */
+    const char *user;     /* BASIC */
+    const char *password; /* BASIC */
+};
+
+/* A rate-limit bucket a tenant gets for an API: limiter key "<key>:<tenant>". One key
+ * may have several rows (per minute and per hour). */
+struct call_limit {
+    const char *key;
+    double per_second;
+    double burst;
+};
+
+/* One API of a connector (Graph, Defender, the PAN-OS XML API, plain HTTP). */
+struct call_api {
+    const char *name;
+    /* The URL a call's path is appended to for tenant t ("" for absolute URLs), or NULL
+     * when the tenant has no settings for it: the call fails with not_configured. */
+    const char *(*base)(const struct tenant *t);
+    const char *not_configured;
+    /* The tenant's credentials: 0, or -1 with *errp (the call fails). NULL: none. */
+    int (*credentials)(const struct tenant *t, struct call_cred *cred, char **errp);
+    const char *accept;              /* Accept header value; NULL: application/json */
+    const struct call_limit *limits; /* ends with a NULL key; NULL: no buckets */
+    /* The code and message of an error answer's envelope ("Code: message"), malloc'd,
+     * or NULL when the body has none (the status is reported alone). */
+    char *(*error_text)(const struct httpc_response *resp);
+};
+
+/* How a request body is encoded: its Content-Type, and how the journal records it (JSON
+ * inline; anything else as a JSON string with its format named). */
+enum call_body {
+    CALL_BODY_JSON = 0, /* application/json; the text must be JSON */
+    CALL_BODY_FORM,     /* application/x-www-form-urlencoded */
+    CALL_BODY_XML,      /* application/xml */
+    CALL_BODY_TEXT,     /* text/plain */
 };
 
 struct call_spec {
     const char *kind;       /* journal kind, e.g. "graph.disable_user" */
-    enum call_api api;      /* which base URL, token scope and limiter */
+    const struct call_api *api;
     const char *limiter;    /* limiter key prefix, e.g. "graph.users", "defender" */
     enum limiter_prio prio; /* containment before enrichment */
     int idempotent;         /* may be resent when a crash left it in doubt */
     const char *method;
     const char *path;       /* appended to the API base ("/v1.0/users/alice%40x.jp") */
-    const char *body;       /* JSON or NULL */
+    const char *body;       /* or NULL */
+    enum call_body body_format;
     call_map_fn map;        /* NULL: default mapping */
     /* In doubt and not idempotent: GET this path first; reconcile returns 1 with a
      * result when the effect is found done (recorded as reconciled, nothing resent), 0
@@ -48,7 +98,7 @@ struct call_spec {
      * first has finished (e.g. "isolate:<machine>": never two isolate requests for one
      * machine in flight). NULL: none. */
     const char *exclusive;
-    const char *const *headers; /* extra "Name: value" lines (CALL_PLAIN), or NULL */
+    const char *const *headers; /* extra "Name: value" lines (they replace Accept), or NULL */
     double timeout;             /* seconds per attempt; 0 = connectors.timeout */
 };
 
@@ -57,18 +107,37 @@ struct call_spec {
  * until the call completes. */
 int call_effect(lua_State *L, const struct call_spec *spec);
 
-/* Ready-made mappings: paged lists ({"value":[...],"@odata.nextLink":...}) collected into
- * one array, following next links only on the API's own origin (the token goes with
- * them), at most 50 pages; and "2xx means true". */
-int call_map_paged(struct call *c, const struct httpc_response *resp, char **result);
+/* A connector's calls that differ only in these: a static table row each, and
+ * call_def_effect fills the rest of the spec (path and body from the arguments). */
+struct call_def {
+    const char *kind;
+    const struct call_api *api;
+    const char *limiter;
+    enum limiter_prio prio;
+    int idempotent;
+    const char *method;
+    call_map_fn map;
+};
+int call_def_effect(lua_State *L, const struct call_def *d, const char *path, const char *body);
+
+/* "2xx means true". */
 int call_map_true(struct call *c, const struct httpc_response *resp, char **result);
+
+/* For paging map functions: the list gathered so far (created empty on first use; the
+ * call owns it), and the check of a next-page link: it must stay on the API's own origin
+ * (the credentials go with it) and within 50 pages. Returns 2 with *result the link to
+ * follow, 1 when there is no next page (*result untouched), or 0 with *result a
+ * message. */
+struct cJSON *call_acc(struct call *c);
+int call_next_page(struct call *c, const char *next, char **result);
 
 void *call_ud(const struct call *c);
 /* When the journal entry of this call was first started (ms since the epoch): a
  * reconciliation looks for what happened since. */
 int64_t call_started_ms(const struct call *c);
 const char *call_kind(const struct call *c);
-/* For map functions: the message of an error body (Graph/MDE envelope) or the status. */
+struct run *call_run(const struct call *c);
+/* For map functions: "<kind>: HTTP <status> <error text>" or the transport error. */
 char *call_error_text(const struct call *c, const struct httpc_response *resp);
 
 /* Percent-encode a path segment (RFC 3986 unreserved kept). Malloc'd. */
@@ -78,27 +147,18 @@ char *call_escape(const char *s);
  * the Lua stack, so nothing leaks when a later step raises.
  * call_check_id: the string argument at idx as an id (1 to 256 bytes, no NUL); raises
  * "expected <what>". call_push_path: pushes prefix + percent-encoded id + suffix.
- * call_push_id_path: both. call_odata_quote: appends s with single quotes doubled (an
- * OData string literal's body). call_push_filter_path: pushes
- * "<prefix>?$filter=<encoded filter>" and frees the filter buffer. */
+ * call_push_id_path: both. */
+#define CALL_ID_MAX 256
 const char *call_check_id(lua_State *L, int idx, const char *what);
 const char *call_push_path(lua_State *L, const char *prefix, const char *id, const char *suffix);
 const char *call_push_id_path(lua_State *L, int idx, const char *what, const char *prefix,
                               const char *suffix);
-void call_odata_quote(struct buf *b, const char *s);
-const char *call_push_filter_path(lua_State *L, const char *prefix, struct buf *filter);
-/* Push "<prefix>?$filter=<encoded filter>&$top=<top>" ($filter left out when the filter
- * is empty) and free the filter buffer. */
-const char *call_push_list_path(lua_State *L, const char *prefix, struct buf *filter,
-                                long long top);
-/* The argument table at idx of a paged lookup by user and time, { user = upn, since =
- * epoch seconds or RFC 3339, top = n }: checked (raises on misuse; top 1..max_top,
- * default 100), then pushed as "<prefix>?$filter=userPrincipalName eq '..' and
- * <time_field> ge <since>&$top=n". */
-const char *call_push_user_since_path(lua_State *L, int idx, const char *prefix,
-                                      const char *time_field, lua_Integer max_top);
 
-/* Settings that apply to every call (from the configuration). */
+/* Settings that apply to every call, from the configuration's connectors block, and the
+ * shared HTTP client on the loop: every connector's init and shutdown. */
+int call_init(const struct config *cfg, char **errp);
+void call_shutdown(void);
+/* The same settings given directly (tests). */
 struct call_settings {
     const char *ca_file;
     const char *proxy;
@@ -107,12 +167,5 @@ struct call_settings {
     int rate_limits;  /* 0: no limiter buckets (for benchmarks against a mock) */
 };
 void call_configure(const struct call_settings *s);
-
-/* Counters for /metrics. */
-struct call_stats {
-    unsigned long long started, succeeded, failed, retried, replayed, dry_run, reconciled;
-    unsigned long long in_flight, waiting_limiter;
-};
-const struct call_stats *call_stats(void);
 
 #endif

@@ -11,9 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "connectors/call.h"
-#include "engine/json.h"
-#include "engine/run.h"
+#include "connectors/microsoft.h"
 
 #define DEFENDER_ID_MAX 256
 #define DEFENDER_TEXT_MAX 4000
@@ -208,12 +206,12 @@ machine_action(lua_State *L, const struct defender_action *a, const char *id, co
     spec.path = lua_tostring(L, -1);
     buf_init(&f, 0);
     (void)!buf_puts(&f, "machineId eq '");
-    call_odata_quote(&f, id);
+    microsoft_odata_quote(&f, id);
     (void)!buf_printf(&f, "' and type eq '%s'", a->type);
-    spec.reconcile_path = call_push_filter_path(L, "/api/machineactions", &f);
+    spec.reconcile_path = microsoft_push_filter_path(L, "/api/machineactions", &f);
     spec.exclusive = lua_pushfstring(L, "defender:%s:%s", a->name, id);
     spec.kind = a->kind;
-    spec.api = CALL_DEFENDER;
+    spec.api = &microsoft_defender;
     spec.limiter = "defender";
     spec.prio = a->prio;
     spec.idempotent = 0;
@@ -325,7 +323,7 @@ read_call(lua_State *L, const char *kind, const char *path, enum limiter_prio pr
 
     spec.path = path;
     spec.kind = kind;
-    spec.api = CALL_DEFENDER;
+    spec.api = &microsoft_defender;
     spec.limiter = "defender";
     spec.prio = prio;
     spec.idempotent = 1;
@@ -365,10 +363,10 @@ l_defender_find_machine(lua_State *L)
         "ip: an IPv4 or IPv6 address");
     buf_init(&f, 0);
     (void)!buf_puts(&f, host != NULL ? "computerDnsName eq '" : "lastIpAddress eq '");
-    call_odata_quote(&f, host != NULL ? host : ip);
+    microsoft_odata_quote(&f, host != NULL ? host : ip);
     (void)!buf_puts(&f, "'");
-    return read_call(L, "defender.find_machine", call_push_filter_path(L, "/api/machines", &f),
-                     LIMITER_ENRICH, call_map_paged);
+    return read_call(L, "defender.find_machine", microsoft_push_filter_path(L, "/api/machines", &f),
+                     LIMITER_ENRICH, microsoft_map_paged);
 }
 
 /* defender.action(id) -> MachineAction | nil, err */
@@ -615,7 +613,7 @@ l_defender_add_indicator(lua_State *L)
     spec.body = lua_tostring(L, -1);
     spec.path = "/api/indicators";
     spec.kind = "defender.add_indicator";
-    spec.api = CALL_DEFENDER;
+    spec.api = &microsoft_defender;
     spec.limiter = "defender";
     spec.prio = strcmp(ind_actions_api[action], "Block") == 0 ? LIMITER_CONTAIN : LIMITER_NORMAL;
     spec.idempotent = 1; /* an upsert by value and type */
@@ -648,7 +646,7 @@ l_defender_remove_indicator(lua_State *L)
 
     spec.path = call_push_path(L, "/api/indicators/", id, "");
     spec.kind = "defender.remove_indicator";
-    spec.api = CALL_DEFENDER;
+    spec.api = &microsoft_defender;
     spec.limiter = "defender";
     spec.prio = LIMITER_NORMAL;
     spec.idempotent = 1; /* deleting twice leaves it deleted */
@@ -657,7 +655,7 @@ l_defender_remove_indicator(lua_State *L)
     return call_effect(L, &spec);
 }
 
-int
+static int
 luaopen_kagari_defender(lua_State *L)
 {
     static const luaL_Reg defender_funcs[] = {
@@ -682,10 +680,13 @@ luaopen_kagari_defender(lua_State *L)
     lua_newtable(L); /* its _ENV: empty */
     lua_setupvalue(L, -2, 1);
     lua_pushcfunction(L, l_defender_action);
-    lua_pushcfunction(L, run_lua_sleep);
+    lua_pushcfunction(L, builtin_sleep);
     lua_pushcfunction(L, l_defender_wait_check);
     lua_pushcfunction(L, l_defender_wait_final);
     lua_call(L, 4, 1);
     lua_setfield(L, -2, "wait_action");
     return 1;
 }
+
+const struct connector defender_connector =
+    MICROSOFT_CONNECTOR("defender", "Defender for Endpoint machines, actions and indicators", luaopen_kagari_defender);

@@ -3,8 +3,8 @@
 #ifndef KAGARI_DEFENDER_H
 #define KAGARI_DEFENDER_H
 
-#include <lua.h>
+#include "engine/kagari.h"
 
-int luaopen_kagari_defender(lua_State *L);
+extern const struct connector defender_connector;
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "connectors/call.h"
+#include "connectors/microsoft.h"
 
 #define USER_SELECT                                                                              \
     "$select=id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"           \
@@ -20,7 +20,7 @@ l_graph_user(lua_State *L)
 
     spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "?" USER_SELECT);
     spec.kind = "graph.user";
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "graph.users";
     spec.prio = LIMITER_ENRICH;
     spec.idempotent = 1;
@@ -35,7 +35,7 @@ set_enabled(lua_State *L, const char *kind, int enabled)
 
     spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "");
     spec.kind = kind;
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "graph.users";
     spec.prio = enabled ? LIMITER_NORMAL : LIMITER_CONTAIN;
     spec.idempotent = 1; /* PATCH to a state: repeating it changes nothing */
@@ -67,7 +67,7 @@ l_graph_revoke_sessions(lua_State *L)
 
     spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "/revokeSignInSessions");
     spec.kind = "graph.revoke_sessions";
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "graph.users";
     spec.prio = LIMITER_CONTAIN;
     spec.idempotent = 1; /* revoking twice is harmless */
@@ -82,19 +82,19 @@ l_graph_signins(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = call_push_user_since_path(L, 1, "/v1.0/auditLogs/signIns", "createdDateTime",
+    spec.path = microsoft_push_user_since_path(L, 1, "/v1.0/auditLogs/signIns", "createdDateTime",
                                           1000);
     spec.kind = "graph.signins";
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "graph.signins";
     spec.prio = LIMITER_ENRICH;
     spec.idempotent = 1;
     spec.method = "GET";
-    spec.map = call_map_paged;
+    spec.map = microsoft_map_paged;
     return call_effect(L, &spec);
 }
 
-int
+static int
 luaopen_kagari_graph(lua_State *L)
 {
     static const luaL_Reg graph_funcs[] = {
@@ -109,3 +109,6 @@ luaopen_kagari_graph(lua_State *L)
     luaL_newlib(L, graph_funcs);
     return 1;
 }
+
+const struct connector graph_connector =
+    MICROSOFT_CONNECTOR("graph", "Entra ID users and sign-ins (Microsoft Graph)", luaopen_kagari_graph);

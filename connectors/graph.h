@@ -2,8 +2,8 @@
 #ifndef KAGARI_GRAPH_H
 #define KAGARI_GRAPH_H
 
-#include <lua.h>
+#include "engine/kagari.h"
 
-int luaopen_kagari_graph(lua_State *L);
+extern const struct connector graph_connector;
 
 #endif

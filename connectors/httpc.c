@@ -19,7 +19,7 @@
 
 #include <curl/curl.h>
 
-#include "engine/log.h"
+#include "engine/kagari.h"
 
 #define HTTPC_DEFAULT_TIMEOUT 30.0
 #define HTTPC_DEFAULT_MAX_RESPONSE ((size_t)16 * 1024 * 1024)

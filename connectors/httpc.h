@@ -8,7 +8,7 @@
 
 #include <event2/event.h>
 
-#include "engine/util.h"
+#include "engine/kagari.h"
 
 struct httpc_call;
 

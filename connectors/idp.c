@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "connectors/call.h"
+#include "connectors/microsoft.h"
 
 #define IDP_ID_MAX 256
 #define IDP_IDS_MAX 60
@@ -21,7 +21,7 @@ l_idp_risky_user(lua_State *L)
 
     spec.path = call_push_id_path(L, 1, "a user object id", "/v1.0/identityProtection/riskyUsers/", "");
     spec.kind = "idp.risky_user";
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "idp";
     spec.prio = LIMITER_ENRICH;
     spec.idempotent = 1;
@@ -95,7 +95,7 @@ risk_action(lua_State *L, const char *kind, const char *action, enum limiter_pri
     spec.body = push_user_ids(L);
     spec.path = lua_pushfstring(L, "/v1.0/identityProtection/riskyUsers/%s", action);
     spec.kind = kind;
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "idp";
     spec.prio = prio;
     spec.idempotent = 1;
@@ -125,19 +125,19 @@ l_idp_risk_detections(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = call_push_user_since_path(L, 1, "/v1.0/identityProtection/riskDetections",
+    spec.path = microsoft_push_user_since_path(L, 1, "/v1.0/identityProtection/riskDetections",
                                           "activityDateTime", 500);
     spec.kind = "idp.risk_detections";
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "idp";
     spec.prio = LIMITER_ENRICH;
     spec.idempotent = 1;
     spec.method = "GET";
-    spec.map = call_map_paged;
+    spec.map = microsoft_map_paged;
     return call_effect(L, &spec);
 }
 
-int
+static int
 luaopen_kagari_idp(lua_State *L)
 {
     static const luaL_Reg idp_funcs[] = {
@@ -151,3 +151,6 @@ luaopen_kagari_idp(lua_State *L)
     luaL_newlib(L, idp_funcs);
     return 1;
 }
+
+const struct connector idp_connector =
+    MICROSOFT_CONNECTOR("idp", "Entra ID Protection: risky users and risk detections", luaopen_kagari_idp);

@@ -2,8 +2,8 @@
 #ifndef KAGARI_IDP_H
 #define KAGARI_IDP_H
 
-#include <lua.h>
+#include "engine/kagari.h"
 
-int luaopen_kagari_idp(lua_State *L);
+extern const struct connector idp_connector;
 
 #endif

@@ -9,8 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "connectors/call.h"
-#include "engine/json.h"
+#include "connectors/microsoft.h"
 
 #define INTUNE_ID_MAX 256
 #define INTUNE_BASE "/v1.0/deviceManagement/managedDevices"
@@ -55,7 +54,7 @@ map_devices(struct call *c, const struct httpc_response *resp, char **result)
         *result = intune_error(c, resp);
         return 0;
     }
-    return call_map_paged(c, resp, result);
+    return microsoft_map_paged(c, resp, result);
 }
 
 /* Remote actions: 204 (any 2xx) -> true. */
@@ -129,7 +128,7 @@ device_action(lua_State *L, const char *kind, const char *action, int idempotent
 
     spec.path = call_push_path(L, INTUNE_BASE "/", id, suffix);
     spec.kind = kind;
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "intune";
     spec.prio = prio;
     spec.idempotent = idempotent;
@@ -221,7 +220,7 @@ l_intune_device(lua_State *L)
     luaL_argcheck(L, which >= 0, 1, "expected exactly one of user, name, aad_id");
     buf_init(&f, 0);
     (void)!buf_printf(&f, "%s eq '", fields[which]);
-    call_odata_quote(&f, v);
+    microsoft_odata_quote(&f, v);
     (void)!buf_puts(&f, "'");
     esc = call_escape(f.data);
     buf_free(&f);
@@ -231,7 +230,7 @@ l_intune_device(lua_State *L)
     free(path);
     spec.path = lua_tostring(L, -1);
     spec.kind = "intune.device";
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "intune";
     spec.prio = LIMITER_ENRICH;
     spec.idempotent = 1;
@@ -240,7 +239,7 @@ l_intune_device(lua_State *L)
     return call_effect(L, &spec);
 }
 
-int
+static int
 luaopen_kagari_intune(lua_State *L)
 {
     static const luaL_Reg intune_funcs[] = {
@@ -252,3 +251,6 @@ luaopen_kagari_intune(lua_State *L)
     luaL_newlib(L, intune_funcs);
     return 1;
 }
+
+const struct connector intune_connector =
+    MICROSOFT_CONNECTOR("intune", "Intune managed devices", luaopen_kagari_intune);

@@ -2,8 +2,8 @@
 #ifndef KAGARI_INTUNE_H
 #define KAGARI_INTUNE_H
 
-#include <lua.h>
+#include "engine/kagari.h"
 
-int luaopen_kagari_intune(lua_State *L);
+extern const struct connector intune_connector;
 
 #endif

@@ -14,8 +14,7 @@
 
 #include <event2/event.h>
 
-#include "engine/log.h"
-#include "engine/loop.h"
+#include "engine/kagari.h"
 
 #define LIMITER_NCHAINS 128
 #define LIMITER_EPSILON 1e-9 /* float slack when comparing token counts with 1 */

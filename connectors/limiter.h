@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "engine/util.h"
+#include "engine/kagari.h"
 
 enum limiter_prio { LIMITER_CONTAIN = 0, LIMITER_NORMAL = 1, LIMITER_ENRICH = 2 };
 

@@ -19,10 +19,7 @@
 #include <openssl/x509.h>
 
 #include "connectors/httpc.h"
-#include "connectors/secret.h"
-#include "engine/json.h"
-#include "engine/log.h"
-#include "engine/loop.h"
+#include "engine/kagari.h"
 
 #define OAUTH_ATTEMPTS 3                /* token requests per fetch, first one included */
 #define OAUTH_RETRY_AFTER_MAX 60        /* seconds; a longer Retry-After fails the fetch */

@@ -4,7 +4,7 @@
 #ifndef KAGARI_OAUTH_H
 #define KAGARI_OAUTH_H
 
-#include "engine/util.h"
+#include "engine/kagari.h"
 
 struct oauth_app {
     const char *authority; /* "https://login.microsoftonline.com" (no trailing slash) */

@@ -4,6 +4,7 @@
 #include "connectors/rest.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <lauxlib.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -14,9 +15,6 @@
 #include <curl/curl.h>
 
 #include "connectors/call.h"
-#include "engine/json.h"
-#include "engine/run.h"
-#include "engine/tenant.h"
 
 #define REST_URL_MAX 8192
 #define REST_BODY_MAX (1024 * 1024)
@@ -151,15 +149,40 @@ check_body(lua_State *L, int idx)
     }
 }
 
+static const struct config_field rest_fields[] = {
+    { "allow", CONFIG_HOSTS, offsetof(struct rest_conf, allow), 0, 0, NULL,
+      offsetof(struct rest_conf, nallow) },
+    CONFIG_FIELDS_END,
+};
+
+static const char rest_example[] =
+    "--         -- Host names the generic http module may call; it refuses any other host.\n"
+    "--         http = { allow = { \"hooks.example.jp\", \"api.example.net\" } },\n";
+
+const struct config_section rest_section = {
+    "http", rest_fields, sizeof(struct rest_conf), NULL, rest_example,
+};
+
+/* Plain HTTP: the path is the whole URL, no credentials, no buckets. */
+static const char *
+rest_base(const struct tenant *t)
+{
+    (void)t;
+    return "";
+}
+
+static const struct call_api rest_api = {
+    "http", rest_base, NULL, NULL, NULL, NULL, NULL,
+};
+
 /* 1 when host (libcurl's form: IPv6 in brackets) is on the tenant's allow list. */
 static int
 host_allowed(const struct tenant *t, const char *host)
 {
-    if (t == NULL || t->cfg == NULL) {
-        return 0;
-    }
-    for (size_t i = 0; i < t->cfg->nhttp_allow; i++) {
-        if (strcasecmp(t->cfg->http_allow[i], host) == 0) {
+    const struct rest_conf *rc = t != NULL ? tenant_conf(t, &rest_section) : NULL;
+
+    for (size_t i = 0; rc != NULL && i < rc->nallow; i++) {
+        if (strcasecmp(rc->allow[i], host) == 0) {
             return 1;
         }
     }
@@ -427,7 +450,7 @@ l_http_request(lua_State *L)
         return 2;
     }
     spec.kind = "http.request";
-    spec.api = CALL_PLAIN;
+    spec.api = &rest_api;
     spec.limiter = "http";
     spec.prio = LIMITER_NORMAL;
     spec.method = method;
@@ -437,7 +460,7 @@ l_http_request(lua_State *L)
     return call_effect(L, &spec);
 }
 
-int
+static int
 luaopen_kagari_http(lua_State *L)
 {
     static const luaL_Reg http_funcs[] = {
@@ -448,3 +471,8 @@ luaopen_kagari_http(lua_State *L)
     luaL_newlib(L, http_funcs);
     return 1;
 }
+
+const struct connector rest_connector = {
+    "http", "JSON requests to the hosts on the tenant's allow list", luaopen_kagari_http,
+    &rest_section, NULL, NULL, call_init, call_shutdown,
+};

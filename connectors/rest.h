@@ -3,8 +3,15 @@
 #ifndef KAGARI_REST_H
 #define KAGARI_REST_H
 
-#include <lua.h>
+#include "engine/kagari.h"
 
-int luaopen_kagari_http(lua_State *L);
+/* tenants.<id>.http = { allow = { "hooks.example.jp", ... } } */
+struct rest_conf {
+    char **allow; /* host names, lowercase */
+    size_t nallow;
+};
+
+extern const struct config_section rest_section;
+extern const struct connector rest_connector;
 
 #endif

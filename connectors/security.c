@@ -9,8 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "connectors/call.h"
-#include "engine/json.h"
+#include "connectors/microsoft.h"
 
 #define SECURITY_ID_MAX 256
 #define SECURITY_TEXT_MAX 30000
@@ -47,7 +46,7 @@ read_call(lua_State *L, const char *kind, const char *path)
 
     spec.path = path;
     spec.kind = kind;
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "graph.security";
     spec.prio = LIMITER_ENRICH;
     spec.idempotent = 1;
@@ -245,7 +244,7 @@ patch_call(lua_State *L, const char *kind, const char *path, const char *body)
     spec.path = path;
     spec.body = body;
     spec.kind = kind;
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "graph.security";
     spec.prio = LIMITER_NORMAL;
     spec.idempotent = 1;
@@ -369,7 +368,7 @@ l_security_comment_alert(lua_State *L)
     buf_free(&b);
     spec.body = lua_tostring(L, -1);
     spec.kind = "security.comment_alert";
-    spec.api = CALL_GRAPH;
+    spec.api = &microsoft_graph;
     spec.limiter = "graph.security";
     spec.prio = LIMITER_NORMAL;
     spec.idempotent = 0;
@@ -382,7 +381,7 @@ l_security_comment_alert(lua_State *L)
     return call_effect(L, &spec);
 }
 
-int
+static int
 luaopen_kagari_security(lua_State *L)
 {
     static const luaL_Reg security_funcs[] = {
@@ -397,3 +396,6 @@ luaopen_kagari_security(lua_State *L)
     luaL_newlib(L, security_funcs);
     return 1;
 }
+
+const struct connector security_connector =
+    MICROSOFT_CONNECTOR("security", "Graph security alerts and incidents", luaopen_kagari_security);

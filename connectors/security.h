@@ -2,8 +2,8 @@
 #ifndef KAGARI_SECURITY_H
 #define KAGARI_SECURITY_H
 
-#include <lua.h>
+#include "engine/kagari.h"
 
-int luaopen_kagari_security(lua_State *L);
+extern const struct connector security_connector;
 
 #endif

@@ -43,39 +43,10 @@ struct config_ctx {
     const char *name; /* the file, for messages */
     const char *dir;  /* its folder, absolute */
     struct config *cfg;
-    char *base; /* what field offsets count from: cfg, or the tenant being mapped */
-    char *err;  /* the first problem found */
-};
-
-enum config_kind {
-    CONFIG_PATH,     /* char *, relative to the file's folder */
-    CONFIG_LISTEN,   /* char *, host:port */
-    CONFIG_SIZE,     /* size_t: bytes or "4MiB" */
-    CONFIG_DURATION, /* double seconds: seconds or "15m" */
-    CONFIG_SLICE,    /* double milliseconds, written as a duration */
-    CONFIG_INT,      /* int */
-    CONFIG_COUNT,    /* uint64_t */
-    CONFIG_LEVEL,    /* int: enum log_level by name */
-    CONFIG_FORMAT,   /* int: 0 "kv", 1 "json" */
-    CONFIG_TABLE,    /* nested fields */
-    CONFIG_BOOL,     /* int: true or false */
-    CONFIG_STRING,   /* char *, any text (a secret as written) */
-    CONFIG_NAME,     /* char *, letters, digits, '.', '-', '_': an id that goes into URLs */
-    CONFIG_SCOPE,    /* char *, text without spaces: an OAuth scope */
-    CONFIG_URL,      /* char *, https:// (http:// for loopback), trailing slash removed */
-    CONFIG_PROXY,    /* char *, http:// or https:// proxy */
-    CONFIG_HOSTS,    /* char **, a list of host names; its size_t length at count */
-    CONFIG_TENANTS,  /* struct config_tenant *, keyed by id; fields per tenant; count */
-};
-
-struct config_field {
-    const char *key;
-    enum config_kind kind;
-    size_t offset;                     /* from c->base: in struct config or config_tenant */
-    double min;                        /* smallest value allowed (sizes, durations, numbers) */
-    double max;                        /* largest, 0 = no limit */
-    const struct config_field *fields; /* CONFIG_TABLE, CONFIG_TENANTS (each tenant's) */
-    size_t count;                      /* CONFIG_HOSTS, CONFIG_TENANTS: offset of the length */
+    char *base; /* what field offsets count from: cfg, the tenant or a plug-in block */
+    struct config_tenant *tenant;       /* the tenant being mapped */
+    struct config_field *tenant_fields; /* its own fields, then one per plug-in section */
+    char *err;                          /* the first problem found */
 };
 
 static const struct config_field config_tls_fields[] = {
@@ -129,34 +100,15 @@ static const struct config_field config_connectors_fields[] = {
 
 /* The tables below are per tenant: their offsets are in struct config_tenant. */
 
-#define CONFIG_MS(member) offsetof(struct config_tenant, microsoft.member)
-
-static const struct config_field config_microsoft_fields[] = {
-    { "tenant_id", CONFIG_NAME, CONFIG_MS(tenant_id), 0, 0, NULL, 0 },
-    { "client_id", CONFIG_NAME, CONFIG_MS(client_id), 0, 0, NULL, 0 },
-    { "client_secret", CONFIG_STRING, CONFIG_MS(client_secret), 0, 0, NULL, 0 },
-    { "certificate", CONFIG_PATH, CONFIG_MS(certificate), 0, 0, NULL, 0 },
-    { "private_key", CONFIG_PATH, CONFIG_MS(private_key), 0, 0, NULL, 0 },
-    { "authority", CONFIG_URL, CONFIG_MS(authority), 0, 0, NULL, 0 },
-    { "graph", CONFIG_URL, CONFIG_MS(graph), 0, 0, NULL, 0 },
-    { "defender", CONFIG_URL, CONFIG_MS(defender), 0, 0, NULL, 0 },
-    { "defender_scope", CONFIG_SCOPE, CONFIG_MS(defender_scope), 0, 0, NULL, 0 },
-    { "graph_scope", CONFIG_SCOPE, CONFIG_MS(graph_scope), 0, 0, NULL, 0 },
-    { NULL, 0, 0, 0, 0, NULL, 0 },
-};
-
-static const struct config_field config_http_fields[] = {
-    { "allow", CONFIG_HOSTS, offsetof(struct config_tenant, http_allow), 0, 0, NULL,
-      offsetof(struct config_tenant, nhttp_allow) },
-    { NULL, 0, 0, 0, 0, NULL, 0 },
-};
-
+/* A tenant's own settings; each registered plug-in section adds its block's key. */
 static const struct config_field config_tenant_fields[] = {
     { "dry_run", CONFIG_BOOL, offsetof(struct config_tenant, dry_run), 0, 0, NULL, 0 },
-    { "microsoft", CONFIG_TABLE, 0, 0, 0, config_microsoft_fields, 0 },
-    { "http", CONFIG_TABLE, 0, 0, 0, config_http_fields, 0 },
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
+
+/* The plug-ins' per-tenant sections (config_add_section). */
+static const struct config_section **sections;
+static size_t nsections;
 
 static const struct config_field config_top_fields[] = {
     { "data_dir", CONFIG_PATH, offsetof(struct config, data_dir), 0, 0, NULL, 0 },
@@ -169,13 +121,6 @@ static const struct config_field config_top_fields[] = {
       offsetof(struct config, ntenants) },
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
-
-/* Defaults of a tenant's microsoft block. */
-#define CONFIG_MS_AUTHORITY "https://login.microsoftonline.com"
-#define CONFIG_MS_GRAPH "https://graph.microsoft.com"
-#define CONFIG_MS_DEFENDER "https://api.securitycenter.microsoft.com"
-#define CONFIG_MS_DEFENDER_SCOPE "https://api.securitycenter.microsoft.com/.default"
-#define CONFIG_MS_GRAPH_SCOPE "https://graph.microsoft.com/.default"
 
 static const char config_key_env = 'E';   /* registry: the globals the file set */
 static const char config_key_lines = 'N'; /* registry: global name -> line of assignment */
@@ -692,8 +637,8 @@ config_get_scope(lua_State *L, struct config_ctx *c, int line, const char *path,
     for (const unsigned char *p = (const unsigned char *)*out; *p != '\0'; p++) {
         if (*p <= ' ' || *p == 0x7f) {
             return config_fail(c, line, path,
-                               "expected a scope such as \"" CONFIG_MS_DEFENDER_SCOPE
-                               "\" (no spaces)");
+                               "expected a scope such as \"https://api.example.com/.default\" (no "
+                               "spaces)");
         }
     }
     return 0;
@@ -763,7 +708,7 @@ static int
 config_get_url(lua_State *L, struct config_ctx *c, int line, const char *path, int proxy,
                char **out)
 {
-    const char *example = proxy ? "http://proxy.example.jp:3128" : CONFIG_MS_GRAPH;
+    const char *example = proxy ? "http://proxy.example.jp:3128" : "https://api.example.com";
     const char *s, *host, *end, *p;
     size_t len;
     int tls;
@@ -939,51 +884,6 @@ config_tenant_cmp(const void *a, const void *b)
     return strcmp(ta->id, tb->id);
 }
 
-/* After a tenant's microsoft block is mapped: the ids are required, and exactly one kind
- * of credential (a client secret, or a certificate with its key); the URLs left out get
- * their defaults. */
-static int
-config_check_microsoft(struct config_ctx *c, int line, const char *path,
-                       struct config_microsoft *ms)
-{
-    if (ms->tenant_id == NULL) {
-        return config_fail(c, line, path,
-                           "tenant_id is required (the directory id of the customer's Entra ID)");
-    }
-    if (ms->client_id == NULL) {
-        return config_fail(c, line, path,
-                           "client_id is required (the application id of the app registration)");
-    }
-    if (ms->client_secret != NULL && (ms->certificate != NULL || ms->private_key != NULL)) {
-        return config_fail(c, line, path,
-                           "set either client_secret or certificate and private_key, not both");
-    }
-    if (ms->client_secret == NULL && ms->certificate == NULL && ms->private_key == NULL) {
-        return config_fail(c, line, path,
-                           "a credential is required: client_secret, or certificate and "
-                           "private_key");
-    }
-    if (ms->client_secret == NULL && (ms->certificate == NULL || ms->private_key == NULL)) {
-        return config_fail(c, line, path, "certificate and private_key must be set together");
-    }
-    if (ms->authority == NULL) {
-        ms->authority = xstrdup(CONFIG_MS_AUTHORITY);
-    }
-    if (ms->graph == NULL) {
-        ms->graph = xstrdup(CONFIG_MS_GRAPH);
-    }
-    if (ms->defender == NULL) {
-        ms->defender = xstrdup(CONFIG_MS_DEFENDER);
-    }
-    if (ms->graph_scope == NULL) {
-        ms->graph_scope = xstrdup(CONFIG_MS_GRAPH_SCOPE);
-    }
-    if (ms->defender_scope == NULL) {
-        ms->defender_scope = xstrdup(CONFIG_MS_DEFENDER_SCOPE);
-    }
-    return 0;
-}
-
 /* Map one tenant's table (at the top of L) onto t, whose id is set. */
 static int
 config_map_tenant(lua_State *L, struct config_ctx *c, int line, const char *path,
@@ -991,30 +891,19 @@ config_map_tenant(lua_State *L, struct config_ctx *c, int line, const char *path
 {
     char *saved = c->base;
     char *tpath = xasprintf("%s.%s", path, t->id);
-    char *mpath = NULL;
     int rc = -1;
 
+    (void)f;
     if (lua_type(L, -1) != LUA_TTABLE) {
         config_fail(c, line, tpath, "expected a table, got a %s", luaL_typename(L, -1));
         goto out;
     }
     c->base = (char *)t;
-    if (config_map_table(L, c, -1, tpath, f->fields, line) == -1) {
-        goto out;
-    }
-    lua_pushliteral(L, "microsoft");
-    t->has_microsoft = lua_rawget(L, -2) == LUA_TTABLE;
-    lua_pop(L, 1);
-    if (t->has_microsoft) {
-        mpath = xasprintf("%s.microsoft", tpath);
-        if (config_check_microsoft(c, line, mpath, &t->microsoft) == -1) {
-            goto out;
-        }
-    }
-    rc = 0;
+    c->tenant = t;
+    rc = config_map_table(L, c, -1, tpath, c->tenant_fields, line);
 out:
     c->base = saved;
-    free(mpath);
+    c->tenant = NULL;
     free(tpath);
     return rc;
 }
@@ -1101,6 +990,37 @@ config_get_tenants(lua_State *L, struct config_ctx *c, int line, const char *pat
     return 0;
 }
 
+/* A plug-in's block in the tenant being mapped: a zeroed struct filled by the section's
+ * fields, then its own check. The block is added to the tenant before it is filled, so
+ * that config_free frees what a failure left half done. */
+static int
+config_get_section(lua_State *L, struct config_ctx *c, int line, const char *path,
+                   const struct config_section *sec)
+{
+    struct config_tenant *t = c->tenant;
+    char *saved = c->base;
+    char *msg = NULL;
+    void *conf;
+    int rc;
+
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        return config_fail(c, line, path, "expected a table, got a %s", luaL_typename(L, -1));
+    }
+    conf = xcalloc(1, sec->size);
+    t->blocks = xrealloc(t->blocks, (t->nblocks + 1) * sizeof(*t->blocks));
+    t->blocks[t->nblocks].section = sec;
+    t->blocks[t->nblocks].conf = conf;
+    t->nblocks++;
+    c->base = conf;
+    rc = config_map_table(L, c, -1, path, sec->fields, line);
+    c->base = saved;
+    if (rc == 0 && sec->check != NULL && sec->check(conf, &msg) == -1) {
+        rc = config_fail(c, line, path, "%s", msg ? msg : "invalid");
+    }
+    free(msg);
+    return rc;
+}
+
 /* Check and store the value at the top of L for field f. */
 static int
 config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
@@ -1174,6 +1094,8 @@ config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
         return config_get_hosts(L, c, line, path, f);
     case CONFIG_TENANTS:
         return config_get_tenants(L, c, line, path, f);
+    case CONFIG_SECTION:
+        return config_get_section(L, c, line, path, sections[f->count]);
     }
     return config_fail(c, line, path, "internal error: unknown setting kind");
 }
@@ -1250,7 +1172,7 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->runs.instructions = 100000000;
     cfg->runs.timeout = 86400;
     cfg->runs.slice_ms = 5;
-    cfg->log.level = LOG_INFO;
+    cfg->log.level = KG_LOG_INFO;
     cfg->log.json = 0;
     cfg->connectors.key_file = xasprintf("%s/secret.key", dir);
     cfg->connectors.timeout = 30;
@@ -1305,8 +1227,9 @@ int
 config_load_buffer(const char *text, size_t len, const char *name, struct config *cfg, char **errp)
 {
     struct config_eval ev = { 0, CONFIG_MEMORY, 0 };
-    struct config_ctx c = { text, len, name, NULL, cfg, NULL, NULL };
+    struct config_ctx c = { text, len, name, NULL, cfg, NULL, NULL, NULL, NULL };
     struct config tmp;
+    size_t ncore = 0;
     char *dir;
     lua_State *L = NULL;
     int rc = -1;
@@ -1320,6 +1243,16 @@ config_load_buffer(const char *text, size_t len, const char *name, struct config
     c.dir = dir;
     c.cfg = &tmp;
     c.base = (char *)&tmp;
+    while (config_tenant_fields[ncore].key != NULL) {
+        ncore++;
+    }
+    c.tenant_fields = xcalloc(ncore + nsections + 1, sizeof(*c.tenant_fields));
+    memcpy(c.tenant_fields, config_tenant_fields, ncore * sizeof(*c.tenant_fields));
+    for (size_t i = 0; i < nsections; i++) {
+        c.tenant_fields[ncore + i].key = sections[i]->key;
+        c.tenant_fields[ncore + i].kind = CONFIG_SECTION;
+        c.tenant_fields[ncore + i].count = i;
+    }
     L = lua_newstate(config_alloc, &ev);
     if (L == NULL) {
         kg_err(errp, "%s: cannot create a Lua state", name);
@@ -1358,6 +1291,7 @@ out:
         lua_close(L);
     }
     config_free(&tmp);
+    free(c.tenant_fields);
     free(c.err);
     free(dir);
     return rc;
@@ -1394,29 +1328,67 @@ config_tenant(const struct config *cfg, const char *id)
     return bsearch(&key, cfg->tenants, cfg->ntenants, sizeof(*cfg->tenants), config_tenant_cmp);
 }
 
+/* Free what the fields of a table hold in the struct at base (strings, host lists,
+ * tenants with their plug-in blocks). Secrets as written are wiped first. */
 static void
-config_tenant_free(struct config_tenant *t)
+config_fields_free(const struct config_field *fields, char *base)
 {
-    struct config_microsoft *ms = &t->microsoft;
+    for (const struct config_field *f = fields; f->key != NULL; f++) {
+        char **sp = (char **)(base + f->offset);
 
-    free(t->id);
-    free(ms->authority);
-    free(ms->tenant_id);
-    free(ms->client_id);
-    if (ms->client_secret != NULL) {
-        explicit_bzero(ms->client_secret, strlen(ms->client_secret)); /* may be plain */
-        free(ms->client_secret);
+        switch (f->kind) {
+        case CONFIG_STRING:
+            if (*sp != NULL) {
+                explicit_bzero(*sp, strlen(*sp)); /* may be a plain secret */
+            }
+            /* fall through */
+        case CONFIG_PATH:
+        case CONFIG_LISTEN:
+        case CONFIG_NAME:
+        case CONFIG_SCOPE:
+        case CONFIG_URL:
+        case CONFIG_PROXY:
+            free(*sp);
+            *sp = NULL;
+            break;
+        case CONFIG_HOSTS: {
+            char ***list = (char ***)(base + f->offset);
+            size_t *n = (size_t *)(base + f->count);
+
+            for (size_t i = 0; i < *n; i++) {
+                free((*list)[i]);
+            }
+            free(*list);
+            *list = NULL;
+            *n = 0;
+            break;
+        }
+        case CONFIG_TABLE:
+            config_fields_free(f->fields, base);
+            break;
+        case CONFIG_TENANTS: {
+            struct config_tenant **ts = (struct config_tenant **)(base + f->offset);
+            size_t *n = (size_t *)(base + f->count);
+
+            for (size_t i = 0; i < *n; i++) {
+                struct config_tenant *t = &(*ts)[i];
+
+                for (size_t k = 0; k < t->nblocks; k++) {
+                    config_fields_free(t->blocks[k].section->fields, t->blocks[k].conf);
+                    free(t->blocks[k].conf);
+                }
+                free(t->blocks);
+                free(t->id);
+            }
+            free(*ts);
+            *ts = NULL;
+            *n = 0;
+            break;
+        }
+        default:
+            break;
+        }
     }
-    free(ms->certificate);
-    free(ms->private_key);
-    free(ms->graph);
-    free(ms->defender);
-    free(ms->defender_scope);
-    free(ms->graph_scope);
-    for (size_t i = 0; i < t->nhttp_allow; i++) {
-        free(t->http_allow[i]);
-    }
-    free(t->http_allow);
 }
 
 void
@@ -1426,19 +1398,31 @@ config_free(struct config *cfg)
         return;
     }
     free(cfg->path);
-    free(cfg->data_dir);
-    free(cfg->playbook_dir);
-    free(cfg->intake.listen);
-    free(cfg->intake.tls_cert);
-    free(cfg->intake.tls_key);
-    free(cfg->connectors.key_file);
-    free(cfg->connectors.ca_file);
-    free(cfg->connectors.proxy);
-    for (size_t i = 0; i < cfg->ntenants; i++) {
-        config_tenant_free(&cfg->tenants[i]);
-    }
-    free(cfg->tenants);
+    config_fields_free(config_top_fields, (char *)cfg);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+void
+config_add_section(const struct config_section *s)
+{
+    for (size_t i = 0; i < nsections; i++) {
+        if (sections[i] == s) {
+            return;
+        }
+    }
+    sections = xrealloc(sections, (nsections + 1) * sizeof(*sections));
+    sections[nsections++] = s;
+}
+
+const void *
+config_tenant_block(const struct config_tenant *t, const struct config_section *s)
+{
+    for (size_t i = 0; t != NULL && i < t->nblocks; i++) {
+        if (t->blocks[i].section == s) {
+            return t->blocks[i].conf;
+        }
+    }
+    return NULL;
 }
 
 /* ---- the default file ---- */
@@ -1583,39 +1567,28 @@ static const char config_text_connectors[] =
     "\n"
     "-- Per-tenant settings, keyed by tenant id (lowercase letters, digits and '-'; write\n"
     "-- [\"acme-corp\"] = { ... } for an id with a '-'). A tenant not listed here has no\n"
-    "-- microsoft block, an empty http.allow and dry_run = false. Remove the leading \"-- \"\n"
+    "-- connector blocks and dry_run = false. Remove the leading \"-- \"\n"
     "-- of the lines below to start from this example.\n"
     "-- tenants = {\n"
     "--     demo = {\n"
     "--         -- true: record what the playbooks would do without sending anything.\n"
-    "--         dry_run = false,\n"
-    "--         -- The customer's Entra ID app registration (client credentials grant).\n"
-    "--         microsoft = {\n"
-    "--             -- Directory (tenant) id: a GUID, or a domain such as "
-    "contoso.onmicrosoft.com.\n"
-    "--             tenant_id = \"11111111-2222-3333-4444-555555555555\",\n"
-    "--             -- Application (client) id of the app registration.\n"
-    "--             client_id = \"66666666-7777-8888-9999-000000000000\",\n"
-    "--             -- Client secret, written encrypted: the output of `kagari secret encrypt`.\n"
-    "--             client_secret = \"enc:v1:...\",\n"
-    "--             -- Or, instead of client_secret, a certificate (PEM) and its key (0600).\n"
-    "--             -- certificate = \"certs/demo.pem\",\n"
-    "--             -- private_key = \"certs/demo.key\",\n"
-    "--             -- Sign-in endpoint (change it for national clouds only).\n"
-    "--             authority = \"" CONFIG_MS_AUTHORITY "\",\n"
-    "--             -- Microsoft Graph base URL.\n"
-    "--             graph = \"" CONFIG_MS_GRAPH "\",\n"
-    "--             -- Microsoft Defender for Endpoint API base URL.\n"
-    "--             defender = \"" CONFIG_MS_DEFENDER "\",\n"
-    "--             -- Scope of the tokens requested for the Defender API.\n"
-    "--             defender_scope = \"" CONFIG_MS_DEFENDER_SCOPE "\",\n"
-    "--             -- Scope of the tokens requested for Graph (national clouds differ).\n"
-    "--             graph_scope = \"" CONFIG_MS_GRAPH_SCOPE "\",\n"
-    "--         },\n"
-    "--         -- Host names the generic http module may call; it refuses any other host.\n"
-    "--         http = { allow = { \"hooks.example.jp\", \"api.example.net\" } },\n"
+    "--         dry_run = false,\n";
+
+static const char config_text_end[] =
     "--     },\n"
     "-- }\n";
+
+/* Each plug-in section's commented example, inside the example tenant. */
+static int
+config_examples(struct buf *b)
+{
+    for (size_t i = 0; i < nsections; i++) {
+        if (sections[i]->example != NULL && buf_puts(b, sections[i]->example) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
 
 int
 config_write_default(const char *path, const char *data_dir, const char *playbook_dir,
@@ -1633,7 +1606,8 @@ config_write_default(const char *path, const char *data_dir, const char *playboo
         config_quote(&b, playbook_dir != NULL ? playbook_dir : "playbooks") == -1 ||
         buf_puts(&b, config_text_intake) == -1 ||
         config_quote(&b, listen != NULL ? listen : "127.0.0.1:8080") == -1 ||
-        buf_puts(&b, config_text_tail) == -1 || buf_puts(&b, config_text_connectors) == -1) {
+        buf_puts(&b, config_text_tail) == -1 || buf_puts(&b, config_text_connectors) == -1 ||
+        config_examples(&b) == -1 || buf_puts(&b, config_text_end) == -1) {
         buf_free(&b);
         return kg_err(errp, "%s: cannot build the default configuration", path);
     }

@@ -7,29 +7,73 @@
 
 #include "engine/util.h"
 
-/* One tenant's Microsoft app registration (Entra ID app, client credentials). */
-struct config_microsoft {
-    char *authority;      /* default "https://login.microsoftonline.com" */
-    char *tenant_id;      /* directory GUID or domain (required) */
-    char *client_id;      /* required */
-    char *client_secret;  /* as written: "enc:v1:..." or plain; NULL with a certificate */
-    char *certificate;    /* absolute PEM path, or NULL */
-    char *private_key;    /* absolute PEM path, or NULL */
-    char *graph;          /* base URL, default "https://graph.microsoft.com" */
-    char *defender;       /* base URL, default "https://api.securitycenter.microsoft.com" */
-    char *defender_scope; /* default "https://api.securitycenter.microsoft.com/.default" */
-    char *graph_scope;    /* default "https://graph.microsoft.com/.default" */
+/* How a setting is read and checked. Plug-ins use these kinds for their own blocks. */
+enum config_kind {
+    CONFIG_PATH,     /* char *, relative to the file's folder */
+    CONFIG_LISTEN,   /* char *, host:port */
+    CONFIG_SIZE,     /* size_t: bytes or "4MiB" */
+    CONFIG_DURATION, /* double seconds: seconds or "15m" */
+    CONFIG_SLICE,    /* double milliseconds, written as a duration */
+    CONFIG_INT,      /* int */
+    CONFIG_COUNT,    /* uint64_t */
+    CONFIG_LEVEL,    /* int: enum log_level by name */
+    CONFIG_FORMAT,   /* int: 0 "kv", 1 "json" */
+    CONFIG_TABLE,    /* nested fields */
+    CONFIG_BOOL,     /* int: true or false */
+    CONFIG_STRING,   /* char *, any text (a secret as written) */
+    CONFIG_NAME,     /* char *, letters, digits, '.', '-', '_': an id that goes into URLs */
+    CONFIG_SCOPE,    /* char *, text without spaces: an OAuth scope */
+    CONFIG_URL,      /* char *, https:// (http:// for loopback), trailing slash removed */
+    CONFIG_PROXY,    /* char *, http:// or https:// proxy */
+    CONFIG_HOSTS,    /* char **, a list of host names; its size_t length at count */
+    CONFIG_TENANTS,  /* struct config_tenant *, keyed by id; fields per tenant; count */
+    CONFIG_SECTION,  /* the loader's own: a plug-in section's block in a tenant (count:
+                      * the section's index) */
 };
+
+struct config_field {
+    const char *key;
+    enum config_kind kind;
+    size_t offset;                     /* from the start of the struct the table fills */
+    double min;                        /* smallest value allowed (sizes, durations, numbers) */
+    double max;                        /* largest, 0 = no limit */
+    const struct config_field *fields; /* CONFIG_TABLE, CONFIG_TENANTS (each tenant's) */
+    size_t count;                      /* CONFIG_HOSTS, CONFIG_TENANTS: offset of the length */
+};
+#define CONFIG_FIELDS_END { NULL, 0, 0, 0, 0, NULL, 0 }
+
+/* A plug-in's block in each tenant's settings, tenants.<id>.<key> = { ... }. Its fields
+ * fill a zeroed struct of size bytes (offsets from the struct's start; nested
+ * CONFIG_TABLE fields use offsets from the same start). check, when set, then checks
+ * what single fields cannot (required ones, exclusive ones) and fills defaults: -1 with a
+ * message in *errp, to which the loader adds the file, line and path. The loader frees
+ * the strings and lists its fields hold. */
+struct config_section {
+    const char *key;
+    const struct config_field *fields;
+    size_t size;
+    int (*check)(void *conf, char **errp);
+    /* Commented lines for the default configuration file, inside its example tenant
+     * ("--         key = { ... },\n"), or NULL. */
+    const char *example;
+};
+
+/* Make a section known to the loader (the plug-in registry does, once per section). */
+void config_add_section(const struct config_section *s);
 
 /* Per-tenant settings: tenants = { <id> = { ... } }. */
 struct config_tenant {
     char *id;
-    int dry_run;                  /* effects recorded as "would do", nothing sent */
-    int has_microsoft;
-    struct config_microsoft microsoft;
-    char **http_allow;            /* hosts the generic http module may call */
-    size_t nhttp_allow;
+    int dry_run; /* effects recorded as "would do", nothing sent */
+    struct config_block {
+        const struct config_section *section;
+        void *conf; /* the filled struct */
+    } *blocks;      /* the plug-in blocks this tenant has */
+    size_t nblocks;
 };
+
+/* The tenant's filled block of section s, or NULL when it has none. */
+const void *config_tenant_block(const struct config_tenant *t, const struct config_section *s);
 
 struct config {
     char *path;         /* the file read */

@@ -1,21 +1,20 @@
-/* intake.c: HTTP alert intake with group commit. */
+/* intake.c: the HTTP intake source: POST /api/v1/alerts, /healthz and /metrics. */
 #include "engine/intake.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/err.h>
-
-#include "connectors/call.h"
-#include "connectors/limiter.h"
+#include "engine/admit.h"
 #include "engine/http.h"
 #include "engine/json.h"
 #include "engine/log.h"
 #include "engine/loop.h"
+#include "engine/metrics.h"
 #include "engine/normalize.h"
 #include "engine/run.h"
 #include "engine/tenant.h"
+#include "engine/tls.h"
 
 #define INTAKE_MAX_ALERTS 10000 /* per request */
 
@@ -23,13 +22,7 @@
 struct pending {
     struct intake *in;
     struct http_request *req;
-    struct tenant *t;
-    struct alert *alerts;
-    size_t n;
-    int failed; /* a store error while inserting: answer 500 */
-    int dups;
     int64_t t0_us; /* when the request was complete: the ack latency starts here */
-    struct pending *next;
 };
 
 /* Upper bounds (seconds) of the ack latency histogram buckets: request complete to 202
@@ -43,42 +36,40 @@ struct intake {
     struct http_server *srv;
     SSL_CTX *ssl;
     int max_queued;
-    struct pending *head, *tail; /* requests of this iteration, in arrival order */
-    unsigned long long requests, accepted, duplicates, rejected, shed, runs;
+    char *listen; /* as configured */
+    unsigned long long requests, rejected, shed;
     unsigned long long ack_count, ack_buckets[ACK_NB + 1];
     double ack_sum;
 };
 
+/* The batch's answer: 202 with the ids once durable, else an error. */
 static void
-pending_free(struct pending *p)
-{
-    for (size_t i = 0; i < p->n; i++) {
-        alert_free(&p->alerts[i]);
-    }
-    free(p->alerts);
-    free(p);
-}
-
-static void
-after_commit(void *arg, int ok)
+answer(void *arg, const struct admit_result *res)
 {
     struct pending *p = arg;
     struct buf b;
 
-    if (!ok || p->failed) {
-        if (!ok) {
-            http_reply_header(p->req, "Retry-After", "1");
-        }
-        http_reply_error(p->req, ok ? 500 : 503, "store_unavailable",
+    switch (res->status) {
+    case ADMIT_OK:
+        break;
+    case ADMIT_SHUTTING_DOWN:
+        http_reply_error(p->req, 503, "shutting_down", "the engine is stopping");
+        free(p);
+        return;
+    case ADMIT_UNAVAILABLE:
+        http_reply_header(p->req, "Retry-After", "1");
+        /* fall through */
+    case ADMIT_FAILED:
+        http_reply_error(p->req, res->status == ADMIT_FAILED ? 500 : 503, "store_unavailable",
                          "the alerts could not be stored durably; retry later");
-        pending_free(p);
+        free(p);
         return;
     }
     buf_init(&b, 0);
-    (void)!buf_printf(&b, "{\"accepted\":%zu,\"duplicates\":%d,\"ids\":[", p->n - (size_t)p->dups,
-                      p->dups);
-    for (size_t i = 0; i < p->n; i++) {
-        (void)!buf_printf(&b, "%s%lld", i ? "," : "", (long long)p->alerts[i].id);
+    (void)!buf_printf(&b, "{\"accepted\":%zu,\"duplicates\":%zu,\"ids\":[", res->accepted,
+                      res->duplicates);
+    for (size_t i = 0; i < res->n; i++) {
+        (void)!buf_printf(&b, "%s%lld", i ? "," : "", (long long)res->alerts[i].id);
     }
     (void)!buf_puts(&b, "]}");
     {
@@ -92,54 +83,9 @@ after_commit(void *arg, int ok)
         p->in->ack_count++;
         p->in->ack_sum += secs;
     }
-    p->in->accepted += p->n - (size_t)p->dups;
-    p->in->duplicates += (unsigned long long)p->dups;
     http_reply(p->req, 202, "application/json", b.data, b.len);
     buf_free(&b);
-    pending_free(p);
-}
-
-/* The iteration phase: insert every waiting request's alerts (one transaction per
- * tenant, opened by loop_write), create their runs, and answer after the commit. */
-static int
-intake_phase(void *arg)
-{
-    struct intake *in = arg;
-    struct pending *p = in->head;
-
-    in->head = in->tail = NULL;
-    while (p != NULL) {
-        struct pending *next = p->next;
-        char *err = NULL;
-
-        if (loop_write(p->t->db, &err) == -1) {
-            p->failed = 1;
-        }
-        for (size_t i = 0; i < p->n && !p->failed; i++) {
-            int dup = 0, nruns = 0;
-
-            if (store_alert_insert(p->t->db, &p->alerts[i], &dup, &err) == -1) {
-                p->failed = 1;
-                break;
-            }
-            if (dup) {
-                p->dups++;
-                continue;
-            }
-            if (run_route(p->t, &p->alerts[i], &nruns, &err) == -1) {
-                p->failed = 1;
-                break;
-            }
-            in->runs += (unsigned long long)nruns;
-        }
-        if (p->failed) {
-            log_err("intake.store_failed tenant=%s error=%s", p->t->id, log_quote(err ? err : "?"));
-        }
-        free(err);
-        loop_after_commit(p->t->db, after_commit, p);
-        p = next;
-    }
-    return 0;
+    free(p);
 }
 
 static const char *
@@ -168,16 +114,26 @@ is_json_type(const char *ct)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
-/* Normalize the items of a request. The body is one alert object, an array of them, or
- * an Azure diagnostic envelope {"records": [...]}. */
+static void
+alerts_free(struct alert *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        alert_free(&v[i]);
+    }
+    free(v);
+}
+
+/* Normalize the items of a parsed body: one alert object, an array of them, or an Azure
+ * diagnostic envelope {"records": [...]}. */
 static int
-normalize_body(const cJSON *root, const char *default_source, struct pending *p, char **errp)
+normalize_tree(const cJSON *root, const char *hint, int64_t now, struct alert **out, size_t *nout,
+               char **errp)
 {
     const cJSON *items = root;
     const cJSON *it;
     const char *prefix = "";
-    size_t i = 0;
-    int64_t now = util_now_ms();
+    struct alert *v;
+    size_t i = 0, n;
     char *err = NULL;
 
     if (cJSON_IsObject(root) && json_get(root, "records") != NULL) {
@@ -192,36 +148,59 @@ normalize_body(const cJSON *root, const char *default_source, struct pending *p,
         return kg_err(errp, "expected an alert object, an array of alerts or {\"records\":[...]}");
     }
     if (cJSON_IsObject(items)) {
-        p->alerts = xcalloc(1, sizeof(struct alert));
-        p->n = 1;
-        if (normalize_alert(items, default_source, now, &p->alerts[0], &err) == -1) {
+        v = xcalloc(1, sizeof(*v));
+        if (normalize_alert(items, hint, now, &v[0], &err) == -1) {
             kg_err(errp, "%s", err);
             free(err);
+            alerts_free(v, 1);
             return -1;
         }
+        *out = v;
+        *nout = 1;
         return 0;
     }
-    p->n = (size_t)cJSON_GetArraySize(items);
-    if (p->n == 0) {
+    n = (size_t)cJSON_GetArraySize(items);
+    if (n == 0) {
         return kg_err(errp, "%s: empty", prefix);
     }
-    if (p->n > INTAKE_MAX_ALERTS) {
+    if (n > INTAKE_MAX_ALERTS) {
         return kg_err(errp, "%s: more than %d alerts in one request", prefix, INTAKE_MAX_ALERTS);
     }
-    p->alerts = xcalloc(p->n, sizeof(struct alert));
+    v = xcalloc(n, sizeof(*v));
     cJSON_ArrayForEach(it, items)
     {
         if (!cJSON_IsObject(it)) {
-            return kg_err(errp, "%s[%zu]: expected an object", prefix, i);
+            kg_err(errp, "%s[%zu]: expected an object", prefix, i);
+            alerts_free(v, n);
+            return -1;
         }
-        if (normalize_alert(it, default_source, now, &p->alerts[i], &err) == -1) {
+        if (normalize_alert(it, hint, now, &v[i], &err) == -1) {
             kg_err(errp, "%s[%zu].%s", prefix, i, err);
             free(err);
+            alerts_free(v, n);
             return -1;
         }
         i++;
     }
+    *out = v;
+    *nout = n;
     return 0;
+}
+
+/* The source's normalizer: a JSON document (strictly validated) to alerts. */
+static int
+intake_normalize(const char *rec, size_t len, const char *hint, int64_t received_ms,
+                 struct alert **alerts, size_t *n, char **errp)
+{
+    cJSON *root = NULL;
+    int rc;
+
+    if (json_parse_strict(rec, len, JSON_MAX_DEPTH, &root, errp) == -1) {
+        return -1;
+    }
+    rc = normalize_tree(root, hint, received_ms, alerts, n, errp);
+    cJSON_Delete(root);
+    return rc;
 }
 
 static void
@@ -230,11 +209,12 @@ handle_alerts(struct intake *in, struct http_request *req)
     const char *token = bearer(req);
     struct tenant *t;
     const char *body;
-    size_t len = 0;
-    cJSON *root = NULL;
+    size_t len = 0, n = 0;
+    struct alert *alerts = NULL;
     char *err = NULL;
     struct pending *p;
     int64_t t0_us = util_mono_us();
+    cJSON *root = NULL;
 
     if (strcmp(http_request_method(req), "POST") != 0) {
         http_reply_header(req, "Allow", "POST");
@@ -259,133 +239,63 @@ handle_alerts(struct intake *in, struct http_request *req)
         return;
     }
     body = http_request_body(req, &len);
+    /* Two steps rather than intake_normalize, so that bad JSON and a bad alert answer
+     * with different error codes. */
     if (json_parse_strict(body, len, JSON_MAX_DEPTH, &root, &err) == -1) {
         in->rejected++;
         http_reply_error(req, 400, "bad_json", err);
         free(err);
         return;
     }
-    p = xcalloc(1, sizeof(*p));
-    p->t0_us = t0_us;
-    p->in = in;
-    p->req = req;
-    p->t = t;
-    if (normalize_body(root, http_request_param(req, "source"), p, &err) == -1) {
+    if (normalize_tree(root, http_request_param(req, "source"), util_now_ms(), &alerts, &n,
+                       &err) == -1) {
         in->rejected++;
         http_reply_error(req, 400, "bad_alert", err);
         free(err);
         cJSON_Delete(root);
-        pending_free(p);
         return;
     }
     cJSON_Delete(root);
-    if (in->tail != NULL) {
-        in->tail->next = p;
-    } else {
-        in->head = p;
-    }
-    in->tail = p;
+    p = xcalloc(1, sizeof(*p));
+    p->t0_us = t0_us;
+    p->in = in;
+    p->req = req;
+    admit_alerts(t, alerts, n, answer, p);
 }
 
 static void
-handle_metrics(struct intake *in, struct http_request *req)
+intake_metrics(struct buf *b, void *arg)
+{
+    struct intake *in = arg;
+    unsigned long long cum = 0;
+
+    metrics_counter(b, "kagari_intake_requests_total", "Intake requests received.",
+                    in->requests);
+    metrics_counter(b, "kagari_intake_rejected_total", NULL, in->rejected);
+    metrics_counter(b, "kagari_intake_shed_total", NULL, in->shed);
+    metrics_gauge(b, "kagari_intake_connections", NULL, http_server_conns(in->srv));
+    (void)!buf_puts(b, "# HELP kagari_intake_ack_seconds Request received to 202 sent (commit "
+                       "and runs of that iteration included).\n"
+                       "# TYPE kagari_intake_ack_seconds histogram\n");
+    for (size_t i = 0; i < ACK_NB; i++) {
+        cum += in->ack_buckets[i];
+        (void)!buf_printf(b, "kagari_intake_ack_seconds_bucket{le=\"%g\"} %llu\n", ack_bounds[i],
+                          cum);
+    }
+    (void)!buf_printf(b,
+                      "kagari_intake_ack_seconds_bucket{le=\"+Inf\"} %llu\n"
+                      "kagari_intake_ack_seconds_sum %.6f\n"
+                      "kagari_intake_ack_seconds_count %llu\n",
+                      in->ack_count, in->ack_sum, in->ack_count);
+}
+
+static void
+handle_metrics(struct http_request *req)
 {
     struct buf b;
-    const struct run_stats *rs = run_stats();
-    const struct loop_stats *ls = loop_stats();
 
     buf_init(&b, 0);
-    (void)!buf_printf(&b,
-                      "# HELP kagari_intake_requests_total Intake requests received.\n"
-                      "# TYPE kagari_intake_requests_total counter\n"
-                      "kagari_intake_requests_total %llu\n"
-                      "# TYPE kagari_alerts_accepted_total counter\n"
-                      "kagari_alerts_accepted_total %llu\n"
-                      "# TYPE kagari_alerts_duplicate_total counter\n"
-                      "kagari_alerts_duplicate_total %llu\n"
-                      "# TYPE kagari_intake_rejected_total counter\n"
-                      "kagari_intake_rejected_total %llu\n"
-                      "# TYPE kagari_intake_shed_total counter\n"
-                      "kagari_intake_shed_total %llu\n"
-                      "# TYPE kagari_runs_created_total counter\n"
-                      "kagari_runs_created_total %llu\n"
-                      "# TYPE kagari_runs_started_total counter\n"
-                      "kagari_runs_started_total %llu\n"
-                      "# TYPE kagari_runs_finished_total counter\n"
-                      "kagari_runs_finished_total{state=\"done\"} %llu\n"
-                      "kagari_runs_finished_total{state=\"failed\"} %llu\n"
-                      "# TYPE kagari_runs_replayed_total counter\n"
-                      "kagari_runs_replayed_total %llu\n"
-                      "# TYPE kagari_runs_diverged_total counter\n"
-                      "kagari_runs_diverged_total %llu\n"
-                      "# TYPE kagari_runs_ready gauge\n"
-                      "kagari_runs_ready %zu\n"
-                      "# TYPE kagari_runs_active gauge\n"
-                      "kagari_runs_active %zu\n"
-                      "# TYPE kagari_commits_total counter\n"
-                      "kagari_commits_total %llu\n"
-                      "# TYPE kagari_commit_failures_total counter\n"
-                      "kagari_commit_failures_total %llu\n"
-                      "# TYPE kagari_commit_seconds_total counter\n"
-                      "kagari_commit_seconds_total %.6f\n"
-                      "# TYPE kagari_intake_connections gauge\n"
-                      "kagari_intake_connections %d\n",
-                      in->requests, in->accepted, in->duplicates, in->rejected, in->shed, in->runs,
-                      rs->started, rs->done, rs->failed, rs->replayed, rs->diverged,
-                      run_ready_count(), run_active_count(), ls->commits, ls->commit_failures,
-                      (double)ls->commit_us_total / 1e6, http_server_conns(in->srv));
-    {
-        const struct call_stats *cs = call_stats();
-
-        (void)!buf_printf(&b,
-                          "# TYPE kagari_connector_calls_total counter\n"
-                          "kagari_connector_calls_total{result=\"succeeded\"} %llu\n"
-                          "kagari_connector_calls_total{result=\"failed\"} %llu\n"
-                          "kagari_connector_calls_total{result=\"replayed\"} %llu\n"
-                          "kagari_connector_calls_total{result=\"dry_run\"} %llu\n"
-                          "kagari_connector_calls_total{result=\"reconciled\"} %llu\n"
-                          "# TYPE kagari_connector_retries_total counter\n"
-                          "kagari_connector_retries_total %llu\n"
-                          "# TYPE kagari_connector_calls_in_flight gauge\n"
-                          "kagari_connector_calls_in_flight %llu\n"
-                          "# TYPE kagari_connector_calls_rate_limited gauge\n"
-                          "kagari_connector_calls_rate_limited %zu\n",
-                          cs->succeeded, cs->failed, cs->replayed, cs->dry_run, cs->reconciled,
-                          cs->retried, cs->in_flight, limiter_waiting(NULL));
-    }
-    (void)!buf_puts(&b, "# HELP kagari_intake_ack_seconds Request received to 202 sent (commit "
-                        "and runs of that iteration included).\n"
-                        "# TYPE kagari_intake_ack_seconds histogram\n");
-    {
-        unsigned long long cum = 0;
-
-        for (size_t i = 0; i < ACK_NB; i++) {
-            cum += in->ack_buckets[i];
-            (void)!buf_printf(&b, "kagari_intake_ack_seconds_bucket{le=\"%g\"} %llu\n",
-                              ack_bounds[i], cum);
-        }
-        (void)!buf_printf(&b,
-                          "kagari_intake_ack_seconds_bucket{le=\"+Inf\"} %llu\n"
-                          "kagari_intake_ack_seconds_sum %.6f\n"
-                          "kagari_intake_ack_seconds_count %llu\n",
-                          in->ack_count, in->ack_sum, in->ack_count);
-    }
-    {
-        /* Summed: the intake port is reachable by every sender, so no tenant names. */
-        size_t mem = 0;
-        int n = 0;
-
-        for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
-            mem += sandbox_memory(t->sb);
-            n++;
-        }
-        (void)!buf_printf(&b,
-                          "# TYPE kagari_lua_memory_bytes gauge\n"
-                          "kagari_lua_memory_bytes %zu\n"
-                          "# TYPE kagari_tenants gauge\n"
-                          "kagari_tenants %d\n",
-                          mem, n);
-    }
+    metrics_render(&b);
     http_reply(req, 200, "text/plain; version=0.0.4", b.data, b.len);
     buf_free(&b);
 }
@@ -404,33 +314,10 @@ handle(struct http_request *req, void *arg)
 
         http_reply(req, loop_stopping() ? 503 : 200, "application/json", ok, strlen(ok));
     } else if (strcmp(path, "/metrics") == 0) {
-        handle_metrics(in, req);
+        handle_metrics(req);
     } else {
         http_reply_error(req, 404, "not_found", "no such endpoint");
     }
-}
-
-static SSL_CTX *
-tls_context(const struct config *cfg, char **errp)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-    if (ctx == NULL) {
-        kg_err(errp, "TLS: cannot create a context");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->intake.tls_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, cfg->intake.tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        char ebuf[256];
-
-        ERR_error_string_n(ERR_get_error(), ebuf, sizeof(ebuf));
-        kg_err(errp, "TLS: %s / %s: %s", cfg->intake.tls_cert, cfg->intake.tls_key, ebuf);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
 }
 
 struct intake *
@@ -447,8 +334,9 @@ intake_new(const struct config *cfg, char **errp)
     hc.body_timeout = cfg->intake.body_timeout;
     hc.idle_timeout = cfg->intake.idle_timeout;
     in->max_queued = cfg->intake.max_queued_runs;
+    in->listen = xstrdup(cfg->intake.listen);
     if (cfg->intake.tls_cert != NULL && cfg->intake.tls_key != NULL) {
-        in->ssl = tls_context(cfg, errp);
+        in->ssl = tls_server_context(cfg->intake.tls_cert, cfg->intake.tls_key, errp);
         if (in->ssl == NULL) {
             free(in);
             return NULL;
@@ -460,7 +348,7 @@ intake_new(const struct config *cfg, char **errp)
         intake_free(in);
         return NULL;
     }
-    loop_add_phase(intake_phase, in);
+    metrics_add(intake_metrics, in);
     return in;
 }
 
@@ -482,16 +370,48 @@ intake_free(struct intake *in)
     if (in == NULL) {
         return;
     }
-    while (in->head != NULL) {
-        struct pending *p = in->head;
-
-        in->head = p->next;
-        http_reply_error(p->req, 503, "shutting_down", "the engine is stopping");
-        pending_free(p);
-    }
+    metrics_remove(intake_metrics, in);
+    free(in->listen);
     http_server_free(in->srv);
     if (in->ssl != NULL) {
         SSL_CTX_free(in->ssl);
     }
     free(in);
 }
+
+static int
+source_start(const struct config *cfg, void **state, char **errp)
+{
+    *state = intake_new(cfg, errp);
+    return *state != NULL ? 0 : -1;
+}
+
+static void
+source_drain(void *state)
+{
+    intake_stop_accepting(state);
+}
+
+static void
+source_stop(void *state)
+{
+    intake_free(state);
+}
+
+static void
+source_describe(void *state, struct buf *b)
+{
+    struct intake *in = state;
+
+    (void)!buf_printf(b, " intake=%s port=%d", in->listen, http_server_port(in->srv));
+}
+
+const struct source intake_source = {
+    "http",
+    "POST /api/v1/alerts with a tenant's bearer token: JSON alerts, arrays, Azure records",
+    source_start,
+    source_drain,
+    source_stop,
+    source_describe,
+    intake_normalize,
+};

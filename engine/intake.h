@@ -5,9 +5,13 @@
 #define KAGARI_INTAKE_H
 
 #include "engine/config.h"
+#include "engine/plugin.h"
 #include "engine/util.h"
 
 struct intake;
+
+/* The source descriptor the registry lists. */
+extern const struct source intake_source;
 
 /* Listen on cfg->intake.listen (TLS when cert and key are set) and register the
  * iteration phase that commits the batches. */

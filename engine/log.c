@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-static enum log_level min_level = LOG_INFO;
+static enum log_level min_level = KG_LOG_INFO;
 static int json_lines;
 
 static const char *const level_names[] = { "debug", "info", "warn", "err" };
@@ -26,10 +26,10 @@ log_level_from_name(const char *name)
         }
     }
     if (strcasecmp(name, "error") == 0) {
-        return LOG_ERR;
+        return KG_LOG_ERR;
     }
     if (strcasecmp(name, "warning") == 0) {
-        return LOG_WARN;
+        return KG_LOG_WARN;
     }
     return -1;
 }

@@ -4,7 +4,7 @@
 
 #include "engine/util.h"
 
-enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERR };
+enum log_level { KG_LOG_DEBUG = 0, KG_LOG_INFO, KG_LOG_WARN, KG_LOG_ERR };
 
 /* The format starts with the event name, then key=value pairs:
  *     log_info("intake.accepted tenant=%s n=%d", id, n);
@@ -18,9 +18,9 @@ void log_msg(enum log_level level, const char *fmt, ...) KG_PRINTF(2, 3);
  * buffer (valid for the next few calls only). */
 const char *log_quote(const char *s);
 
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_debug(...) log_msg(KG_LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(KG_LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(KG_LOG_WARN, __VA_ARGS__)
+#define log_err(...) log_msg(KG_LOG_ERR, __VA_ARGS__)
 
 #endif

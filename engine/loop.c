@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/log.h"
+#include "engine/metrics.h"
 
 struct after {
     void (*fn)(void *arg, int ok);
@@ -22,6 +23,7 @@ struct dirty {
 #define LOOP_LAZY_US 10000 /* the longest a commit nobody waits for is put off */
 
 struct phase {
+    enum loop_phase rank;
     int (*fn)(void *arg);
     void *arg;
 };
@@ -34,8 +36,12 @@ static size_t ndirty, dirty_cap;
 static int stopping;
 static void (*commit_failed_fn)(struct store_tenant *t, void *arg);
 static void *commit_failed_arg;
-static struct loop_stats stats;
+static struct {
+    unsigned long long iterations, commits, commit_failures, commit_us_total;
+} stats;
 static struct event *lazy_timer;
+
+static void loop_metrics(struct buf *b, void *arg);
 
 int
 loop_init(char **errp)
@@ -49,6 +55,7 @@ loop_init(char **errp)
     if (base == NULL) {
         return kg_err(errp, "event_base_new failed");
     }
+    metrics_add(loop_metrics, NULL);
     return 0;
 }
 
@@ -80,13 +87,21 @@ loop_free(void)
 }
 
 void
-loop_add_phase(int (*fn)(void *arg), void *arg)
+loop_add_phase(enum loop_phase rank, int (*fn)(void *arg), void *arg)
 {
+    size_t i = nphases;
+
     if (nphases == sizeof(phases) / sizeof(phases[0])) {
         abort();
     }
-    phases[nphases].fn = fn;
-    phases[nphases].arg = arg;
+    /* Kept sorted by rank; phases of one rank run in the order added. */
+    while (i > 0 && phases[i - 1].rank > rank) {
+        phases[i] = phases[i - 1];
+        i--;
+    }
+    phases[i].rank = rank;
+    phases[i].fn = fn;
+    phases[i].arg = arg;
     nphases++;
 }
 
@@ -294,8 +309,13 @@ loop_stopping(void)
     return stopping;
 }
 
-const struct loop_stats *
-loop_stats(void)
+static void
+loop_metrics(struct buf *b, void *arg)
 {
-    return &stats;
+    (void)arg;
+    metrics_counter(b, "kagari_commits_total", NULL, stats.commits);
+    metrics_counter(b, "kagari_commit_failures_total", NULL, stats.commit_failures);
+    (void)!buf_printf(b, "# TYPE kagari_commit_seconds_total counter\n"
+                         "kagari_commit_seconds_total %.6f\n",
+                      (double)stats.commit_us_total / 1e6);
 }

@@ -12,9 +12,17 @@ int loop_init(char **errp) KG_WUR;
 struct event_base *loop_base(void);
 void loop_free(void);
 
-/* A phase runs after every iteration's events, in the order added. It returns 1 when it
- * still has work (the loop will not block waiting for events), else 0. */
-void loop_add_phase(int (*fn)(void *arg), void *arg);
+/* The work phases of an iteration, in the order they run: alerts are admitted (stored,
+ * routed, their runs created) before the scheduler gives runs CPU, so that a run created
+ * in this iteration may finish before the commit that acknowledges its alert. */
+enum loop_phase {
+    LOOP_PHASE_ADMIT = 0, /* intake batches of every source */
+    LOOP_PHASE_RUNS,      /* the run scheduler */
+};
+/* A phase runs after every iteration's events, by rank (then in the order added). It
+ * returns 1 when it still has work (the loop will not block waiting for events), else
+ * 0. */
+void loop_add_phase(enum loop_phase rank, int (*fn)(void *arg), void *arg);
 
 /* Open (if needed) the iteration's transaction on t and mark it for commit. */
 int loop_write(struct store_tenant *t, char **errp) KG_WUR;
@@ -35,14 +43,5 @@ int loop_iterate(int block);
 int loop_run(void);
 void loop_stop(void);
 int loop_stopping(void);
-
-/* Iteration statistics for /metrics. */
-struct loop_stats {
-    unsigned long long iterations;
-    unsigned long long commits;
-    unsigned long long commit_failures;
-    unsigned long long commit_us_total;
-};
-const struct loop_stats *loop_stats(void);
 
 #endif

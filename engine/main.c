@@ -11,12 +11,13 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "connectors/secret.h"
+#include "engine/secret.h"
 #include "engine/config.h"
+#include "engine/env.h"
 #include "engine/json.h"
 #include "engine/log.h"
 #include "engine/playbook.h"
-#include "engine/run.h"
+#include "engine/registry.h"
 #include "engine/serve.h"
 #include "engine/store.h"
 
@@ -853,7 +854,7 @@ cmd_playbook(int argc, char **argv)
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
     }
-    sb = run_sandbox_new(64u << 20, &err);
+    sb = env_sandbox_new(64u << 20, &err);
     if (sb == NULL) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);
@@ -967,6 +968,8 @@ main(int argc, char **argv)
         { "alert", cmd_alert }, { "runs", cmd_runs },   { "run", cmd_run },
         { "playbook", cmd_playbook }, { "secret", cmd_secret },
     };
+
+    registry_init();
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0 ||
         strcmp(argv[1], "-h") == 0) {

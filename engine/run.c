@@ -1,21 +1,21 @@
-/* run.c: the run scheduler, the journal with replay, and the built-in effects (sleep,
- * now, log). */
+/* run.c: the run scheduler, the journal with replay, and the effect driver that every
+ * effect (built-in or connector) goes through. */
 #include "engine/run.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/connectors.h"
+#include "engine/kagari.h"
 #include "engine/ljson.h"
 #include "engine/log.h"
 #include "engine/loop.h"
+#include "engine/metrics.h"
+#include "engine/secret.h"
 #include "engine/store.h"
 #include "engine/tenant.h"
 
-#define RUN_PHASE_US 20000        /* CPU per loop iteration for runs before I/O again */
-#define RUN_LOG_MAX 4096          /* bytes of one log line from a playbook */
-#define SLEEP_MAX_SECONDS 31622400 /* one year */
+#define RUN_PHASE_US 20000 /* CPU per loop iteration for runs before I/O again */
 
 enum run_state { RS_QUEUED = 0, RS_RUNNING, RS_WAITING };
 static const char *const state_names[] = { "queued", "running", "waiting" };
@@ -35,13 +35,11 @@ struct run {
     size_t nj, capj;
     size_t cursor;     /* entries the playbook has consumed in this execution */
     size_t pending;    /* index of the entry a parked run waits for */
-    int parked;        /* waiting for run_effect_complete */
+    int parked;        /* waiting for effect_done */
     int resume_with;   /* on resume, pass the result of j[pending] */
     char *fail_msg;    /* a failure explained better than the Lua error (divergence) */
-    struct event *timer;
-    int64_t wake_ms; /* when the current sleep ends */
-    void (*op_cancel)(void *op); /* the pending operation (connector call) */
-    void *op;
+    struct effect *ef; /* the effect a parked run waits for */
+    struct event *deadline; /* fires when a parked run reaches its deadline */
 
     int ready;
     struct run *rprev, *rnext; /* ready queue */
@@ -52,7 +50,28 @@ static struct run_limits limits = { 100000000ULL, 86400, 5 };
 static struct playbook_set playbooks;
 static struct run *ready_head, *ready_tail;
 static size_t nready, nactive;
-static struct run_stats stats;
+static struct {
+    unsigned long long started, done, failed, replayed, diverged;
+    unsigned long long effects_replayed, dry_run, in_doubt_failed;
+} stats;
+
+/* A pending effect: what the driver keeps while its op works. */
+struct effect {
+    struct run *r;
+    size_t entry;        /* its journal entry: r->j[entry] */
+    int in_doubt;        /* a crash left the entry started */
+    int opening;         /* inside spec->open: effect_done only records */
+    int finished;        /* effect_done was called */
+    int awaiting_commit; /* start waits for the journal commit */
+    int cancelled;       /* the run went away while the commit was pending */
+    void *op;
+    void (*start)(void *op);
+    void (*cancel)(void *op);
+    struct event *kick; /* starts an idempotent effect on the next loop pass */
+};
+
+static void effect_cancel(struct effect *ef);
+static int journal_push(lua_State *L, const struct journal_entry *e);
 
 /* ---- lists ---- */
 
@@ -126,11 +145,11 @@ run_free(struct run *r, int close_thread)
     struct tenant *t = r->t;
 
     ready_remove(r);
-    if (r->op != NULL) {
-        void *op = r->op;
+    if (r->ef != NULL) {
+        struct effect *ef = r->ef;
 
-        r->op = NULL;
-        r->op_cancel(op);
+        r->ef = NULL;
+        effect_cancel(ef);
     }
     if (r->co != NULL) {
         lua_State *L = sandbox_state(t->sb);
@@ -143,8 +162,8 @@ run_free(struct run *r, int close_thread)
         lua_sethook(r->co, NULL, 0, 0);
         luaL_unref(L, LUA_REGISTRYINDEX, r->co_ref);
     }
-    if (r->timer != NULL) {
-        event_free(r->timer);
+    if (r->deadline != NULL) {
+        event_free(r->deadline);
     }
     journal_entries_free(r->j, r->nj);
     playbook_unref(r->pb);
@@ -209,54 +228,6 @@ run_end(struct run *r, int ok, const char *error)
 }
 
 /* ---- the alert as a Lua value ---- */
-
-static int
-l_alert_observable(lua_State *L)
-{
-    const char *type = luaL_checkstring(L, 2);
-
-    luaL_checktype(L, 1, LUA_TTABLE);
-    if (lua_getfield(L, 1, "observables") != LUA_TTABLE) {
-        return 0;
-    }
-    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
-        lua_getfield(L, -1, "type");
-        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), type) == 0) {
-            lua_getfield(L, -2, "value");
-            return 1;
-        }
-        lua_pop(L, 2);
-    }
-    return 0;
-}
-
-static int
-l_alert_values(lua_State *L)
-{
-    const char *type = luaL_optstring(L, 2, NULL);
-    lua_Integer n = 0;
-
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_newtable(L);
-    if (lua_getfield(L, 1, "observables") != LUA_TTABLE) {
-        lua_pop(L, 1);
-        return 1;
-    }
-    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
-        if (type == NULL) {
-            lua_rawseti(L, -3, ++n);
-            continue;
-        }
-        lua_getfield(L, -1, "type");
-        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), type) == 0) {
-            lua_getfield(L, -2, "value");
-            lua_rawseti(L, -5, ++n);
-        }
-        lua_pop(L, 2);
-    }
-    lua_pop(L, 2);
-    return 1;
-}
 
 static void
 set_str(lua_State *L, const char *k, const char *v)
@@ -470,7 +441,7 @@ push_entry_p(lua_State *L)
     const struct journal_entry *e = lua_touserdata(L, 1);
 
     lua_settop(L, 0);
-    return run_effect_push(L, e);
+    return journal_push(L, e);
 }
 
 /* Move the pending effect's results onto the suspended coroutine. -1 on memory error. */
@@ -546,6 +517,23 @@ run_step(struct run *r)
     }
 }
 
+static void
+run_metrics(struct buf *b, void *arg)
+{
+    (void)arg;
+    metrics_counter(b, "kagari_runs_started_total", NULL, stats.started);
+    metrics_labelled(b, "kagari_runs_finished_total", "state", "done", stats.done, 1);
+    metrics_labelled(b, "kagari_runs_finished_total", "state", "failed", stats.failed, 0);
+    metrics_counter(b, "kagari_runs_replayed_total", NULL, stats.replayed);
+    metrics_counter(b, "kagari_runs_diverged_total", NULL, stats.diverged);
+    metrics_gauge(b, "kagari_runs_ready", NULL, (double)nready);
+    metrics_gauge(b, "kagari_runs_active", NULL, (double)nactive);
+    metrics_labelled(b, "kagari_effects_total", "result", "replayed", stats.effects_replayed, 1);
+    metrics_labelled(b, "kagari_effects_total", "result", "dry_run", stats.dry_run, 0);
+    metrics_labelled(b, "kagari_effects_total", "result", "in_doubt_failed",
+                     stats.in_doubt_failed, 0);
+}
+
 static int
 sched_phase(void *arg)
 {
@@ -568,7 +556,8 @@ void
 run_init(const struct run_limits *lim)
 {
     limits = *lim;
-    loop_add_phase(sched_phase, NULL);
+    loop_add_phase(LOOP_PHASE_RUNS, sched_phase, NULL);
+    metrics_add(run_metrics, NULL);
 }
 
 void
@@ -695,13 +684,8 @@ run_active_count(void)
     return nactive;
 }
 
-const struct run_stats *
-run_stats(void)
-{
-    return &stats;
-}
 
-/* ---- effects ---- */
+/* ---- what plug-ins see of a run ---- */
 
 struct run *
 run_from_lua(lua_State *L)
@@ -717,17 +701,25 @@ run_id(const struct run *r)
     return r->id;
 }
 
-int
-run_dry_run(const struct run *r)
-{
-    return r->pb->dry_run;
-}
-
 struct tenant *
 run_tenant(const struct run *r)
 {
     return r->t;
 }
+
+const char *
+run_playbook_name(const struct run *r)
+{
+    return r->pb->name;
+}
+
+int64_t
+run_deadline_ms(const struct run *r)
+{
+    return r->task.deadline_ms;
+}
+
+/* ---- the journal ---- */
 
 static void
 journal_write(struct run *r, struct journal_entry *e, lua_State *L)
@@ -746,15 +738,16 @@ journal_write(struct run *r, struct journal_entry *e, lua_State *L)
     free(err);
 }
 
-int
-run_effect_begin(lua_State *L, const char *kind, const char *request, struct journal_entry **ep)
+enum step { STEP_NEW = 0, STEP_REPLAYED, STEP_IN_DOUBT };
+
+/* Take the next journal step for kind(request): the entry at this position when
+ * replaying (it must be the same effect, else the run is killed as diverged), or a new
+ * "started" entry in memory. r->pending is its index. */
+static enum step
+journal_step(lua_State *L, struct run *r, const char *kind, const char *request)
 {
-    struct run *r = run_from_lua(L);
     struct journal_entry *e;
 
-    if (r == NULL) {
-        return luaL_error(L, "%s: only inside a playbook run", kind);
-    }
     if (r->cursor < r->nj) {
         e = &r->j[r->cursor];
         if (strcmp(e->kind, kind) != 0 || strcmp(e->request, request) != 0) {
@@ -764,11 +757,10 @@ run_effect_begin(lua_State *L, const char *kind, const char *request, struct jou
                                     "%s %.200s, the playbook now asks for %s %.200s",
                                     e->seq, e->kind, e->request, kind, request);
             sandbox_task_kill(L, &r->task, "diverged from its journal");
-            return luaL_error(L, "%s", r->fail_msg);
+            luaL_error(L, "%s", r->fail_msg);
         }
         r->pending = r->cursor++;
-        *ep = e;
-        return e->status == JOURNAL_STARTED ? EFFECT_IN_DOUBT : EFFECT_REPLAYED;
+        return e->status == JOURNAL_STARTED ? STEP_IN_DOUBT : STEP_REPLAYED;
     }
     if (r->nj == r->capj) {
         r->capj = r->capj ? r->capj * 2 : 4;
@@ -784,12 +776,13 @@ run_effect_begin(lua_State *L, const char *kind, const char *request, struct jou
     e->started_ms = util_now_ms();
     r->pending = r->nj++;
     r->cursor = r->nj;
-    *ep = e;
-    return EFFECT_NEW;
+    return STEP_NEW;
 }
 
-int
-run_effect_push(lua_State *L, const struct journal_entry *e)
+/* Push a finished entry's result as the effect's return values: the value (ok) or
+ * nil, message (failed). Returns the number of values. */
+static int
+journal_push(lua_State *L, const struct journal_entry *e)
 {
     const char *res = e->result ? e->result : "null";
 
@@ -810,293 +803,270 @@ run_effect_push(lua_State *L, const struct journal_entry *e)
     return 2;
 }
 
-void
-run_effect_finish(struct run *r, int ok, const char *result)
+/* Record the entry at index i as finished now: ok with JSON text (NULL: true), or
+ * failed with a plain message (stored as a JSON string). Secrets are masked. */
+static void
+journal_finish(struct run *r, size_t i, int ok, const char *result)
 {
-    struct journal_entry *e = &r->j[r->pending];
+    struct journal_entry *e = &r->j[i];
+    char *text;
 
+    if (ok) {
+        text = xstrdup(result != NULL ? result : "true");
+    } else {
+        struct buf b;
+
+        buf_init(&b, 0);
+        result = result != NULL ? result : "failed";
+        (void)!buf_json_string(&b, result, strlen(result));
+        text = buf_take(&b);
+    }
+    secret_redact(text);
     e->status = ok ? JOURNAL_DONE : JOURNAL_FAILED;
     free(e->result);
-    e->result = xstrdup(result ? result : "null");
+    e->result = text;
     e->ended_ms = util_now_ms();
     journal_write(r, e, NULL);
 }
 
-static int park(lua_State *L, int write);
+/* ---- the effect driver ---- */
 
-int
-run_effect_park(lua_State *L)
+static void
+effect_free(struct effect *ef)
 {
-    return park(L, 1);
+    if (ef->kick != NULL) {
+        event_free(ef->kick);
+    }
+    free(ef);
 }
 
-int
-run_effect_park_idempotent(lua_State *L)
+/* The run went away first: free the op now; the shell waits for a pending commit. */
+static void
+effect_cancel(struct effect *ef)
 {
-    return park(L, 0);
+    if (ef->op != NULL) {
+        void *op = ef->op;
+
+        ef->op = NULL;
+        ef->cancel(op);
+    }
+    if (ef->awaiting_commit) {
+        ef->cancelled = 1; /* effect_after_commit frees it */
+        return;
+    }
+    effect_free(ef);
 }
 
+static void
+effect_after_commit(void *arg, int ok)
+{
+    struct effect *ef = arg;
+
+    ef->awaiting_commit = 0;
+    if (ef->cancelled) {
+        effect_free(ef);
+        return;
+    }
+    if (!ok) {
+        return; /* the run is replayed from the database; that cancels this effect */
+    }
+    ef->start(ef->op);
+}
+
+static void
+effect_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct effect *ef = arg;
+
+    (void)fd;
+    (void)what;
+    ef->start(ef->op);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct run *r = arg;
+    int64_t now = util_now_ms();
+
+    (void)fd;
+    (void)what;
+    if (now < r->task.deadline_ms) { /* woken early by clock granularity */
+        struct timeval tv = { (time_t)((r->task.deadline_ms - now) / 1000),
+                              (suseconds_t)(((r->task.deadline_ms - now) % 1000) * 1000) };
+
+        evtimer_add(r->deadline, &tv);
+        return;
+    }
+    sandbox_task_kill(r->co, &r->task, "deadline exceeded");
+    run_end(r, 0, "deadline exceeded while waiting");
+}
+
+/* Park the run on ef until effect_done. */
 static int
-park(lua_State *L, int write)
+effect_park(lua_State *L, struct run *r, struct effect *ef)
 {
-    struct run *r = run_from_lua(L);
-    struct journal_entry *e = &r->j[r->pending];
-
-    if (!lua_isyieldable(L)) {
-        /* Drop the step so the journal keeps no hole, then fail. */
-        if (r->pending + 1 == r->nj && e->ended_ms == 0) {
-            char *kind = xstrdup(e->kind);
-
-            journal_entry_free(e);
-            r->nj--;
-            r->cursor = r->nj;
-            lua_pushfstring(L, "%s: cannot wait here (inside a metamethod, an iterator or "
-                               "table.sort)", kind);
-            free(kind);
-            return lua_error(L);
-        }
-        return luaL_error(L, "cannot wait here");
-    }
-    if (write) {
-        journal_write(r, e, L);
-    }
+    r->ef = ef;
     r->parked = 1;
+    if (r->task.deadline_ms != 0) {
+        int64_t left = r->task.deadline_ms - util_now_ms();
+        struct timeval tv;
+
+        if (left < 0) {
+            left = 0;
+        }
+        tv.tv_sec = (time_t)(left / 1000);
+        tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
+        if (r->deadline == NULL) {
+            r->deadline = evtimer_new(loop_base(), deadline_cb, r);
+        }
+        evtimer_add(r->deadline, &tv);
+    }
     return lua_yield(L, 0);
 }
 
-void
-run_set_op(struct run *r, void (*cancel)(void *op), void *op)
+/* The run cannot wait here (a metamethod, an iterator, table.sort): drop a new step so
+ * the journal keeps no hole, then raise. */
+static int
+cannot_wait(lua_State *L, struct run *r, const char *kind)
 {
-    r->op_cancel = cancel;
-    r->op = op;
+    if (r->pending + 1 == r->nj && r->j[r->pending].ended_ms == 0 &&
+        r->j[r->pending].status == JOURNAL_STARTED && r->cursor == r->nj) {
+        journal_entry_free(&r->j[r->pending]);
+        r->nj--;
+        r->cursor = r->nj;
+    }
+    return luaL_error(L, "%s: cannot wait here (inside a metamethod, an iterator or table.sort)",
+                      kind);
 }
 
-int64_t
-run_deadline_ms(const struct run *r)
+int
+effect_run(lua_State *L, const struct effect_spec *spec)
 {
-    return r->task.deadline_ms;
+    struct run *r = run_from_lua(L);
+    struct effect *ef;
+    enum step st;
+    size_t entry;
+    char *msg;
+    void *op;
+
+    if (r == NULL) {
+        return luaL_error(L, "%s: only inside a playbook run", spec->kind);
+    }
+    st = journal_step(L, r, spec->kind, spec->request);
+    entry = r->pending;
+    if (st == STEP_REPLAYED) {
+        if (spec->flags & EFFECT_OUTSIDE) {
+            stats.effects_replayed++;
+        }
+        return journal_push(L, &r->j[entry]);
+    }
+    if (spec->check != NULL && (msg = spec->check(r, spec->arg)) != NULL) {
+        journal_finish(r, entry, 0, msg);
+        free(msg);
+        return journal_push(L, &r->j[entry]);
+    }
+    if ((spec->flags & EFFECT_OUTSIDE) && (r->pb->dry_run || tenant_dry_run(r->t))) {
+        char *res = xasprintf("{\"dry_run\":true,\"request\":%s}", spec->request);
+
+        stats.dry_run++;
+        log_info("effect.dry_run tenant=%s run=%lld kind=%s", r->t->id, (long long)r->id,
+                 spec->kind);
+        journal_finish(r, entry, 1, res);
+        free(res);
+        return journal_push(L, &r->j[entry]);
+    }
+    if (st == STEP_IN_DOUBT && (spec->flags & EFFECT_OUTSIDE) &&
+        !(spec->flags & (EFFECT_IDEMPOTENT | EFFECT_RECONCILES))) {
+        stats.in_doubt_failed++;
+        journal_finish(r, entry, 0,
+                       "left in doubt by a restart and not safe to repeat: check the target by "
+                       "hand");
+        return journal_push(L, &r->j[entry]);
+    }
+    ef = xcalloc(1, sizeof(*ef));
+    ef->r = r;
+    ef->entry = entry;
+    ef->in_doubt = st == STEP_IN_DOUBT;
+    ef->opening = 1;
+    op = spec->open(ef, spec->arg);
+    ef->opening = 0;
+    if (op == NULL) {
+        if (!ef->finished) {
+            journal_finish(r, entry, 0, "the effect neither finished nor started");
+        }
+        free(ef);
+        return journal_push(L, &r->j[entry]);
+    }
+    ef->op = op;
+    ef->start = spec->start;
+    ef->cancel = spec->cancel;
+    if (!lua_isyieldable(L)) {
+        effect_cancel(ef);
+        return cannot_wait(L, r, spec->kind);
+    }
+    if ((spec->flags & EFFECT_OUTSIDE) && !(spec->flags & EFFECT_IDEMPOTENT)) {
+        char *err = NULL;
+
+        /* Journal first: the request goes out only once its "started" entry is durable. */
+        if (loop_write(r->t->db, &err) == -1) {
+            free(err);
+            effect_cancel(ef);
+            return luaL_error(L, "%s: journal unavailable", spec->kind);
+        }
+        journal_write(r, &r->j[entry], L);
+        ef->awaiting_commit = 1;
+        loop_after_commit(r->t->db, effect_after_commit, ef);
+    } else if (spec->flags & EFFECT_OUTSIDE) {
+        /* Repeating it is harmless, so it need not wait for its entry to be durable: a
+         * crash before the commit just performs it again on replay. It starts from the
+         * loop, never from here: the run has not parked yet. */
+        struct timeval now = { 0, 0 };
+
+        ef->kick = evtimer_new(loop_base(), effect_kick, ef);
+        evtimer_add(ef->kick, &now);
+    } else {
+        journal_write(r, &r->j[entry], L);
+        ef->start(ef->op);
+    }
+    return effect_park(L, r, ef);
 }
 
 void
-run_effect_complete(struct run *r, int ok, const char *result)
+effect_done(struct effect *ef, int ok, const char *result)
 {
-    r->op = NULL;
-    r->op_cancel = NULL;
-    run_effect_finish(r, ok, result);
+    struct run *r = ef->r;
+
+    journal_finish(r, ef->entry, ok, result);
+    if (ef->opening) {
+        ef->finished = 1;
+        return;
+    }
+    ef->op = NULL;
+    r->ef = NULL;
+    effect_free(ef);
+    if (r->deadline != NULL) {
+        evtimer_del(r->deadline);
+    }
     r->parked = 0;
     r->resume_with = 1;
     ready_push(r);
 }
 
-/* ---- built-in effects ---- */
-
-static void
-timer_cb(evutil_socket_t fd, short what, void *arg)
+struct run *
+effect_owner(const struct effect *ef)
 {
-    struct run *r = arg;
-
-    (void)fd;
-    (void)what;
-    int64_t now = util_now_ms();
-
-    /* The timer was set to the earlier of the wake time and the deadline. */
-    if (r->task.deadline_ms != 0 && r->wake_ms > r->task.deadline_ms) {
-        sandbox_task_kill(r->co, &r->task, "deadline exceeded");
-        run_end(r, 0, "deadline exceeded while waiting");
-        return;
-    }
-    if (now < r->wake_ms) { /* woken early by clock granularity: wait the rest */
-        struct timeval tv = { (time_t)((r->wake_ms - now) / 1000),
-                              (suseconds_t)(((r->wake_ms - now) % 1000) * 1000) };
-
-        evtimer_add(r->timer, &tv);
-        return;
-    }
-    run_effect_complete(r, 1, "true");
-}
-
-/* sleep(seconds): park the run; it costs a timer, no CPU. After a restart the sleep
- * continues to the time first set, not from the start again. */
-static int
-l_sleep(lua_State *L)
-{
-    lua_Number s = luaL_checknumber(L, 1);
-    struct journal_entry *e;
-    struct run *r;
-    char req[64];
-    int64_t wake, now, due;
-    struct timeval tv;
-
-    luaL_argcheck(L, s >= 0 && s <= SLEEP_MAX_SECONDS, 1, "seconds must be from 0 to one year");
-    snprintf(req, sizeof(req), "{\"seconds\":%.17g}", (double)s);
-    if (run_effect_begin(L, "sleep", req, &e) == EFFECT_REPLAYED) {
-        return run_effect_push(L, e);
-    }
-    r = run_from_lua(L);
-    if (!lua_isyieldable(L)) {
-        return run_effect_park(L); /* raises, dropping the step */
-    }
-    now = util_now_ms();
-    wake = e->started_ms + (int64_t)(s * 1000);
-    r->wake_ms = wake;
-    due = wake;
-    if (r->task.deadline_ms != 0 && r->task.deadline_ms < due) {
-        due = r->task.deadline_ms;
-    }
-    if (due < now) {
-        due = now;
-    }
-    if (r->timer == NULL) {
-        r->timer = evtimer_new(loop_base(), timer_cb, r);
-    }
-    tv.tv_sec = (due - now) / 1000;
-    tv.tv_usec = ((due - now) % 1000) * 1000;
-    evtimer_add(r->timer, &tv);
-    return run_effect_park(L);
+    return ef->r;
 }
 
 int
-run_lua_sleep(lua_State *L)
+effect_in_doubt(const struct effect *ef)
 {
-    return l_sleep(L);
+    return ef->in_doubt;
 }
 
-/* now(): seconds since the epoch (milliseconds as the fraction), journaled so that a
- * replay sees the same clock. */
-static int
-l_now(lua_State *L)
+int64_t
+effect_started_ms(const struct effect *ef)
 {
-    struct journal_entry *e;
-
-    if (run_effect_begin(L, "now", "{}", &e) != EFFECT_REPLAYED) {
-        char buf[32];
-
-        snprintf(buf, sizeof(buf), "%.3f", (double)util_now_ms() / 1000.0);
-        run_effect_finish(run_from_lua(L), 1, buf);
-    }
-    return run_effect_push(L, e);
-}
-
-/* The log functions. Text is gathered in Lua buffers (collected if anything raises:
- * a replay that diverges raises from run_effect_begin), so nothing leaks. */
-static int
-log_at(lua_State *L, const char *level)
-{
-    luaL_Buffer lb;
-    struct buf req;
-    struct journal_entry *e;
-    int n = lua_gettop(L);
-    struct run *r = run_from_lua(L);
-    const char *msg, *reqs;
-    size_t mlen;
-
-    if (r == NULL) {
-        return luaL_error(L, "log.%s: only inside a playbook run", level);
-    }
-    luaL_buffinit(L, &lb);
-    for (int i = 1; i <= n; i++) {
-        if (i > 1) {
-            luaL_addchar(&lb, ' ');
-        }
-        luaL_tolstring(L, i, NULL);
-        luaL_addvalue(&lb);
-        if (luaL_bufflen(&lb) >= RUN_LOG_MAX) {
-            break;
-        }
-    }
-    luaL_pushresult(&lb);
-    msg = lua_tolstring(L, -1, &mlen);
-    if (mlen > RUN_LOG_MAX) {
-        mlen = RUN_LOG_MAX;
-    }
-    buf_init(&req, 0);
-    (void)!buf_printf(&req, "{\"level\":\"%s\",\"msg\":", level);
-    (void)!buf_json_string(&req, msg, mlen);
-    (void)!buf_puts(&req, "}");
-    lua_pushlstring(L, req.data, req.len);
-    buf_free(&req);
-    reqs = lua_tostring(L, -1);
-    if (run_effect_begin(L, "log", reqs, &e) != EFFECT_REPLAYED) {
-        char *m = xstrndup(msg, mlen);
-
-        log_msg(strcmp(level, "error") == 0  ? LOG_ERR
-                : strcmp(level, "warn") == 0 ? LOG_WARN
-                : strcmp(level, "debug") == 0 ? LOG_DEBUG
-                                              : LOG_INFO,
-                "playbook.log tenant=%s run=%lld playbook=%s msg=%s", r->t->id, (long long)r->id,
-                r->pb->name, log_quote(m));
-        free(m);
-        run_effect_finish(r, 1, "true");
-    }
-    return 0;
-}
-
-static int
-l_log_debug(lua_State *L)
-{
-    return log_at(L, "debug");
-}
-
-static int
-l_log_info(lua_State *L)
-{
-    return log_at(L, "info");
-}
-
-static int
-l_log_warn(lua_State *L)
-{
-    return log_at(L, "warn");
-}
-
-static int
-l_log_error(lua_State *L)
-{
-    return log_at(L, "error");
-}
-
-static int
-luaopen_kagari_log(lua_State *L)
-{
-    static const luaL_Reg log_funcs[] = {
-        { "debug", l_log_debug },
-        { "info", l_log_info },
-        { "warn", l_log_warn },
-        { "error", l_log_error },
-        { NULL, NULL },
-    };
-
-    luaL_newlib(L, log_funcs);
-    return 1;
-}
-
-struct sandbox *
-run_sandbox_new(size_t memory_cap, char **errp)
-{
-    static const luaL_Reg alert_methods[] = {
-        { "observable", l_alert_observable },
-        { "values", l_alert_values },
-        { NULL, NULL },
-    };
-    struct sandbox *sb = sandbox_new(memory_cap, errp);
-    lua_State *L;
-
-    if (sb == NULL) {
-        return NULL;
-    }
-    sandbox_add_func(sb, "playbook", playbook_lua_define);
-    sandbox_add_func(sb, "sleep", l_sleep);
-    sandbox_add_func(sb, "now", l_now);
-    sandbox_add_lib(sb, "log", luaopen_kagari_log);
-    sandbox_add_lib(sb, "json", luaopen_kagari_json);
-    connectors_register(sb);
-    sandbox_freeze(sb);
-    L = sandbox_state(sb);
-    luaL_newmetatable(L, "kagari.alert");
-    luaL_newlib(L, alert_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-    return sb;
+    return ef->r->j[ef->entry].started_ms;
 }

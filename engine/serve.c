@@ -1,4 +1,4 @@
-/* serve.c: the daemon: configuration, store, tenants, playbooks, intake, signals. */
+/* serve.c: the daemon: configuration, store, tenants, playbooks, sources, signals. */
 #include "engine/serve.h"
 
 #include <signal.h>
@@ -9,19 +9,23 @@
 
 #include <event2/event.h>
 
+#include "engine/admit.h"
 #include "engine/config.h"
-#include "engine/connectors.h"
-#include "engine/intake.h"
+#include "engine/env.h"
 #include "engine/log.h"
 #include "engine/loop.h"
+#include "engine/plugin.h"
+#include "engine/registry.h"
 #include "engine/run.h"
+#include "engine/secret.h"
 #include "engine/store.h"
 #include "engine/tenant.h"
 
 #define PLAYBOOK_LINT_MEMORY (64u << 20)
 
-static struct intake *intake;
 static const struct config *cfg;
+static void **source_states; /* one per registered source, NULL when not started */
+static size_t nsource_states;
 
 /* A reload must not silently stop a playbook because its file now fails to load (a
  * half-saved edit): the version serving so far stays while its file exists. */
@@ -54,7 +58,7 @@ static int
 load_playbooks(void)
 {
     char *err = NULL;
-    struct sandbox *sb = run_sandbox_new(PLAYBOOK_LINT_MEMORY, &err);
+    struct sandbox *sb = env_sandbox_new(PLAYBOOK_LINT_MEMORY, &err);
     struct playbook_set set;
     char *errs = NULL;
     int rc = 0;
@@ -92,6 +96,52 @@ load_playbooks(void)
     return rc;
 }
 
+/* Start every registered source's listeners. */
+static int
+sources_start(const struct config *conf, char **errp)
+{
+    const struct source *const *sv;
+    size_t n = plugin_sources(&sv);
+
+    source_states = xcalloc(n + 1, sizeof(*source_states));
+    nsource_states = n;
+    for (size_t i = 0; i < n; i++) {
+        if (sv[i]->start(conf, &source_states[i], errp) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+sources_drain(void)
+{
+    const struct source *const *sv;
+
+    plugin_sources(&sv);
+    for (size_t i = 0; i < nsource_states; i++) {
+        if (source_states[i] != NULL) {
+            sv[i]->drain(source_states[i]);
+        }
+    }
+}
+
+static void
+sources_stop(void)
+{
+    const struct source *const *sv;
+
+    plugin_sources(&sv);
+    for (size_t i = 0; i < nsource_states; i++) {
+        if (source_states[i] != NULL) {
+            sv[i]->stop(source_states[i]);
+        }
+    }
+    free(source_states);
+    source_states = NULL;
+    nsource_states = 0;
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -104,7 +154,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     }
     log_info("serve.draining signal=%d ready=%zu active=%zu", (int)sig, run_ready_count(),
              run_active_count());
-    intake_stop_accepting(intake);
+    sources_drain();
     loop_stop();
 }
 
@@ -116,9 +166,11 @@ serve_main(const char *config_path)
     struct event *sigs[3] = { NULL, NULL, NULL };
     static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
     struct run_limits lim;
+    struct tenant_hooks hooks = { env_sandbox_new, run_tenant_close };
     char *err = NULL;
     int rc = 1;
 
+    registry_init();
     if (config_load(config_path, &conf, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);
@@ -128,17 +180,20 @@ serve_main(const char *config_path)
     log_set_level((enum log_level)conf.log.level);
     log_set_json(conf.log.json);
     signal(SIGPIPE, SIG_IGN);
-    if (loop_init(&err) == -1 || connectors_init(&conf, &err) == -1 ||
-        store_open(conf.data_dir, &st, &err) == -1 || store_lock(st, &err) == -1 ||
-        tenants_open(st, conf.runs.memory, &conf, &err) == -1) {
+    if (loop_init(&err) == -1 ||
+        (access(conf.connectors.key_file, F_OK) == 0 &&
+         secret_load_key(conf.connectors.key_file, &err) == -1) ||
+        plugin_init(&conf, &err) == -1 || store_open(conf.data_dir, &st, &err) == -1 ||
+        store_lock(st, &err) == -1 ||
+        tenants_open(st, conf.runs.memory, &conf, &hooks, &err) == -1) {
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
     }
     if (load_playbooks() == -1) {
         goto out;
     }
-    intake = intake_new(&conf, &err); /* its phase runs first: new runs start at once */
-    if (intake == NULL) {
+    admit_init();
+    if (sources_start(&conf, &err) == -1) {
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
     }
@@ -157,8 +212,21 @@ serve_main(const char *config_path)
         sigs[i] = evsignal_new(loop_base(), signums[i], on_signal, NULL);
         evsignal_add(sigs[i], NULL);
     }
-    log_info("serve.ready intake=%s port=%d data=%s pid=%ld", conf.intake.listen,
-             intake_port(intake), conf.data_dir, (long)getpid());
+    {
+        const struct source *const *sv;
+        struct buf where;
+
+        plugin_sources(&sv);
+        buf_init(&where, 0);
+        for (size_t i = 0; i < nsource_states; i++) {
+            if (source_states[i] != NULL && sv[i]->describe != NULL) {
+                sv[i]->describe(source_states[i], &where);
+            }
+        }
+        log_info("serve.ready%s data=%s pid=%ld", where.data ? where.data : "", conf.data_dir,
+                 (long)getpid());
+        buf_free(&where);
+    }
     rc = loop_run() == 0 ? 0 : 1;
     log_info("serve.stopped active=%zu", run_active_count());
 out:
@@ -168,10 +236,12 @@ out:
             event_free(sigs[i]);
         }
     }
-    intake_free(intake);
-    intake = NULL;
+    admit_shutdown(); /* answers what was never stored, before the listeners go */
+    sources_stop();
     tenants_close(); /* frees the runs, which cancel their calls */
-    connectors_shutdown();
+    plugin_shutdown();
+    secret_shutdown();
+    secret_unload_key();
     {
         struct playbook_set empty = { NULL, 0 };
 

@@ -4,15 +4,108 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/kagari.h"
 #include "engine/log.h"
 #include "engine/loop.h"
-#include "engine/run.h"
-#include "connectors/secret.h"
+#include "engine/metrics.h"
 
 static struct store *control;
 static struct tenant *tenants;
 static size_t tenant_memory_cap;
 static const struct config *config;
+static struct tenant_hooks hooks;
+
+/* Close the connector states of t, last opened first. */
+static void
+plugins_close(struct tenant *t)
+{
+    while (t->nplugins > 0) {
+        struct tenant_plugin *p = &t->plugins[--t->nplugins];
+
+        if (p->state != NULL && p->c->tenant_close != NULL) {
+            p->c->tenant_close(p->state);
+        }
+    }
+    free(t->plugins);
+    t->plugins = NULL;
+}
+
+/* Open a state for every settings section t has, once per section: the connectors of
+ * one vendor account share it. */
+static int
+plugins_open(struct tenant *t, char **errp)
+{
+    const struct connector *const *cv;
+    size_t n = plugin_connectors(&cv);
+
+    t->plugins = xcalloc(n + 1, sizeof(*t->plugins));
+    for (size_t i = 0; i < n; i++) {
+        const void *conf = cv[i]->config ? config_tenant_block(t->cfg, cv[i]->config) : NULL;
+        int seen = 0;
+
+        if (conf == NULL || cv[i]->tenant_open == NULL) {
+            continue;
+        }
+        for (size_t k = 0; k < t->nplugins; k++) {
+            seen |= t->plugins[k].c->config == cv[i]->config;
+        }
+        if (seen) {
+            continue;
+        }
+        t->plugins[t->nplugins].c = cv[i];
+        if (cv[i]->tenant_open(conf, &t->plugins[t->nplugins].state, errp) == -1) {
+            plugins_close(t);
+            return -1;
+        }
+        t->nplugins++;
+    }
+    return 0;
+}
+
+const char *
+tenant_id(const struct tenant *t)
+{
+    return t->id;
+}
+
+int
+tenant_dry_run(const struct tenant *t)
+{
+    return t->cfg != NULL && t->cfg->dry_run;
+}
+
+const void *
+tenant_conf(const struct tenant *t, const struct config_section *s)
+{
+    return s != NULL ? config_tenant_block(t->cfg, s) : NULL;
+}
+
+void *
+tenant_state(const struct tenant *t, const struct config_section *s)
+{
+    for (size_t i = 0; s != NULL && i < t->nplugins; i++) {
+        if (t->plugins[i].c->config == s) {
+            return t->plugins[i].state;
+        }
+    }
+    return NULL;
+}
+
+/* Summed: the metrics endpoint is reachable by every sender, so no tenant names. */
+static void
+tenant_metrics(struct buf *b, void *arg)
+{
+    size_t mem = 0;
+    int n = 0;
+
+    (void)arg;
+    for (struct tenant *t = tenants; t != NULL; t = t->next) {
+        mem += sandbox_memory(t->sb);
+        n++;
+    }
+    metrics_gauge(b, "kagari_lua_memory_bytes", NULL, (double)mem);
+    metrics_gauge(b, "kagari_tenants", NULL, n);
+}
 
 static struct tenant *
 tenant_open(const char *id, char **errp)
@@ -30,18 +123,14 @@ tenant_open(const char *id, char **errp)
         return NULL;
     }
     t->cfg = config != NULL ? config_tenant(config, id) : NULL;
-    if (t->cfg != NULL && t->cfg->has_microsoft && t->cfg->microsoft.client_secret != NULL) {
-        t->ms_secret = secret_decrypt(t->cfg->microsoft.client_secret, errp);
-        if (t->ms_secret == NULL) {
-            store_tenant_close(t->db);
-            free(t);
-            return NULL;
-        }
-        secret_register(t->ms_secret);
+    if (plugins_open(t, errp) == -1) {
+        store_tenant_close(t->db);
+        free(t);
+        return NULL;
     }
-    t->sb = run_sandbox_new(tenant_memory_cap, errp);
+    t->sb = hooks.sandbox_new(tenant_memory_cap, errp);
     if (t->sb == NULL) {
-        secret_free(t->ms_secret);
+        plugins_close(t);
         store_tenant_close(t->db);
         free(t);
         return NULL;
@@ -53,13 +142,16 @@ tenant_open(const char *id, char **errp)
 }
 
 int
-tenants_open(struct store *st, size_t memory_cap, const struct config *cfg, char **errp)
+tenants_open(struct store *st, size_t memory_cap, const struct config *cfg,
+             const struct tenant_hooks *h, char **errp)
 {
     struct store_tenant_info *list = NULL;
     size_t n = 0;
 
     control = st;
     config = cfg;
+    hooks = *h;
+    metrics_add(tenant_metrics, NULL);
     tenant_memory_cap = memory_cap;
     if (store_tenant_list(st, &list, &n, errp) == -1) {
         return -1;
@@ -81,13 +173,15 @@ tenants_close(void)
         struct tenant *t = tenants;
 
         tenants = t->next;
-        run_tenant_close(t);
+        if (hooks.closing != NULL) {
+            hooks.closing(t);
+        }
         for (size_t i = 0; i < t->nversions; i++) {
             playbook_unref(t->versions[i]);
         }
         free(t->versions);
         sandbox_free(t->sb);
-        secret_free(t->ms_secret);
+        plugins_close(t);
         store_tenant_close(t->db);
         free(t);
     }
@@ -170,7 +264,7 @@ tenant_version(struct tenant *t, const char *hash)
      * version's options (dry_run, timeout, instructions), not just its code. */
     {
         char *err = NULL;
-        struct sandbox *sb = run_sandbox_new(16u << 20, &err);
+        struct sandbox *sb = hooks.sandbox_new(16u << 20, &err);
 
         pb = sb != NULL ? playbook_parse(sb, name ? name : "?", src, len, &err) : NULL;
         sandbox_free(sb);

@@ -11,13 +11,21 @@
 #include "engine/store.h"
 
 struct run;
+struct connector;
+
+/* A connector's per-tenant state (plugin.h tenant_open), one per settings section. */
+struct tenant_plugin {
+    const struct connector *c; /* the first connector with this section */
+    void *state;
+};
 
 struct tenant {
     char id[64];
     struct store_tenant *db; /* owned */
     struct sandbox *sb;      /* owned; one Lua state for all of this tenant's runs */
     const struct config_tenant *cfg; /* its settings in the configuration, or NULL */
-    char *ms_secret;         /* the decrypted Microsoft client secret, or NULL */
+    struct tenant_plugin *plugins;   /* connector states opened for it */
+    size_t nplugins;
     struct playbook **versions; /* playbook versions known to be in db (one ref each) */
     size_t nversions;
     struct run *runs; /* in-memory runs (run.c's list) */
@@ -25,11 +33,19 @@ struct tenant {
     struct tenant *next;
 };
 
-/* Open every tenant of the control database: its database and its sandbox. cfg (may be
- * NULL) gives each tenant its settings; secrets in it are decrypted with the loaded
- * key (secret_load_key). */
+/* What the daemon's start-up gives the tenants, so that this module needs neither the
+ * scheduler nor the playbook environment: how to make a tenant's sandbox, and what to
+ * do with a tenant's runs before it closes. */
+struct tenant_hooks {
+    struct sandbox *(*sandbox_new)(size_t memory_cap, char **errp);
+    void (*closing)(struct tenant *t); /* may be NULL */
+};
+
+/* Open every tenant of the control database: its database, its sandbox and its
+ * connectors' states. cfg (may be NULL) gives each tenant its settings; secrets in it
+ * are decrypted with the loaded key (secret_load_key). */
 int tenants_open(struct store *st, size_t memory_cap, const struct config *cfg,
-                 char **errp) KG_WUR;
+                 const struct tenant_hooks *hooks, char **errp) KG_WUR;
 void tenants_close(void);
 struct tenant *tenants_first(void); /* then t->next */
 struct tenant *tenant_find(const char *id);

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "engine/registry.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -13,6 +15,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct config cfg;
     char *err = NULL;
 
+    registry_init(); /* the connectors' tenant blocks are part of the language */
     if (config_load_buffer((const char *)data, size, "fuzz.conf.lua", &cfg, &err) == 0) {
         config_free(&cfg);
     } else if (err == NULL) {

@@ -28,7 +28,7 @@ fail_n(const char *ep, int n)
 static void
 test_threshold(void)
 {
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     breaker_configure(3, 10);
     T_EQ_STR(breaker_state(EP), "closed");
     T_EQ_INT(breaker_allow(EP), 1);
@@ -57,7 +57,7 @@ test_threshold(void)
 static void
 test_defaults(void)
 {
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     breaker_shutdown();
     fail_n(EP, 4);
     T_EQ_STR(breaker_state(EP), "closed");
@@ -74,7 +74,7 @@ test_half_open_success(void)
 {
     int64_t t0;
 
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     breaker_configure(2, 0.05);
     fail_n(EP, 2);
     t0 = util_mono_us();
@@ -104,7 +104,7 @@ test_half_open_failure(void)
 {
     int64_t t0;
 
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     breaker_configure(1, 0.05);
     breaker_failure(EP);
     T_EQ_STR(breaker_state(EP), "open");
@@ -130,7 +130,7 @@ test_half_open_failure(void)
 static void
 test_abandoned_trial(void)
 {
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     breaker_configure(1, 0.05);
     breaker_failure(EP);
     sleep_ms(70);
@@ -145,7 +145,7 @@ test_abandoned_trial(void)
 static void
 test_configure_bounds(void)
 {
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     breaker_configure(0, -1);
     breaker_failure(EP);
     /* threshold 0 acts as 1; cooldown 0 means a trial may go at once. */
@@ -154,7 +154,7 @@ test_configure_bounds(void)
     breaker_success(EP);
     T_EQ_STR(breaker_state(EP), "closed");
     breaker_shutdown();
-    log_set_level(LOG_INFO);
+    log_set_level(KG_LOG_INFO);
 }
 
 TEST_LIST = {

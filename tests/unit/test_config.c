@@ -9,8 +9,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "connectors/microsoft.h"
+#include "connectors/rest.h"
 #include "engine/log.h"
 #include "tests/unit/test.h"
+
+/* The connectors' blocks of a tenant (registered by test_main's registry_init). */
+#define MSC(t) ((const struct microsoft_conf *)config_tenant_block((t), &microsoft_section))
+#define HTTPC(t) ((const struct rest_conf *)config_tenant_block((t), &rest_section))
+#define NALLOW(t) (HTTPC(t) != NULL ? HTTPC(t)->nallow : 0)
 
 /* A temporary folder holding the file kagari.conf.lua; the real (absolute) folder name
  * is in real. */
@@ -95,7 +102,7 @@ check_defaults(const struct config *cfg, const char *dir)
     T_EQ_INT(cfg->runs.instructions, 100000000);
     T_ASSERT(cfg->runs.timeout == 86400);
     T_ASSERT(cfg->runs.slice_ms == 5);
-    T_EQ_INT(cfg->log.level, LOG_INFO);
+    T_EQ_INT(cfg->log.level, KG_LOG_INFO);
     T_EQ_INT(cfg->log.json, 0);
     if (dir != NULL) {
         want = xasprintf("%s/secret.key", dir);
@@ -171,7 +178,7 @@ test_every_key(void)
     T_EQ_INT(cfg.runs.instructions, 5000000);
     T_ASSERT(cfg.runs.timeout == 7200);
     T_ASSERT(cfg.runs.slice_ms == 10);
-    T_EQ_INT(cfg.log.level, LOG_DEBUG);
+    T_EQ_INT(cfg.log.level, KG_LOG_DEBUG);
     T_EQ_INT(cfg.log.json, 1);
     config_free(&cfg);
     tmpconf_done(&t);
@@ -442,45 +449,43 @@ test_tenants_full(void)
     T_REQUIRE(demo != NULL);
     T_ASSERT(demo == &cfg.tenants[1]);
     T_EQ_INT(demo->dry_run, 1);
-    T_EQ_INT(demo->has_microsoft, 1);
-    T_EQ_STR(demo->microsoft.tenant_id, "11111111-2222-3333-4444-555555555555");
-    T_EQ_STR(demo->microsoft.client_id, "66666666-7777-8888-9999-000000000000");
-    T_EQ_STR(demo->microsoft.client_secret, "enc:v1:c2VjcmV0");
-    T_ASSERT(demo->microsoft.certificate == NULL);
-    T_ASSERT(demo->microsoft.private_key == NULL);
-    T_EQ_STR(demo->microsoft.authority, "https://login.microsoftonline.us");
-    T_EQ_STR(demo->microsoft.graph, "https://graph.microsoft.us");
-    T_EQ_STR(demo->microsoft.defender, "http://127.0.0.1:8081/defender");
-    T_EQ_STR(demo->microsoft.defender_scope,
+    T_EQ_INT((MSC(demo) != NULL), 1);
+    T_EQ_STR(MSC(demo)->tenant_id, "11111111-2222-3333-4444-555555555555");
+    T_EQ_STR(MSC(demo)->client_id, "66666666-7777-8888-9999-000000000000");
+    T_EQ_STR(MSC(demo)->client_secret, "enc:v1:c2VjcmV0");
+    T_ASSERT(MSC(demo)->certificate == NULL);
+    T_ASSERT(MSC(demo)->private_key == NULL);
+    T_EQ_STR(MSC(demo)->authority, "https://login.microsoftonline.us");
+    T_EQ_STR(MSC(demo)->graph, "https://graph.microsoft.us");
+    T_EQ_STR(MSC(demo)->defender, "http://127.0.0.1:8081/defender");
+    T_EQ_STR(MSC(demo)->defender_scope,
              "https://api-gov.securitycenter.microsoft.us/.default");
-    T_REQUIRE(demo->nhttp_allow == 2);
-    T_EQ_STR(demo->http_allow[0], "hooks.example.jp");
-    T_EQ_STR(demo->http_allow[1], "api.example.net"); /* lowercased */
+    T_REQUIRE(NALLOW(demo) == 2);
+    T_EQ_STR(HTTPC(demo)->allow[0], "hooks.example.jp");
+    T_EQ_STR(HTTPC(demo)->allow[1], "api.example.net"); /* lowercased */
 
     acme = config_tenant(&cfg, "acme-corp");
     T_REQUIRE(acme != NULL);
     T_EQ_INT(acme->dry_run, 0);
-    T_EQ_INT(acme->has_microsoft, 1);
-    T_EQ_STR(acme->microsoft.tenant_id, "acme.onmicrosoft.com");
-    T_ASSERT(acme->microsoft.client_secret == NULL);
-    T_EQ_STR(acme->microsoft.certificate, "/etc/kagari/acme.pem");
-    T_EQ_STR(acme->microsoft.private_key, "/etc/kagari/acme.key");
+    T_EQ_INT((MSC(acme) != NULL), 1);
+    T_EQ_STR(MSC(acme)->tenant_id, "acme.onmicrosoft.com");
+    T_ASSERT(MSC(acme)->client_secret == NULL);
+    T_EQ_STR(MSC(acme)->certificate, "/etc/kagari/acme.pem");
+    T_EQ_STR(MSC(acme)->private_key, "/etc/kagari/acme.key");
     /* defaults of the URLs */
-    T_EQ_STR(acme->microsoft.authority, "https://login.microsoftonline.com");
-    T_EQ_STR(acme->microsoft.graph, "https://graph.microsoft.com");
-    T_EQ_STR(acme->microsoft.defender, "https://api.securitycenter.microsoft.com");
-    T_EQ_STR(acme->microsoft.defender_scope, "https://api.securitycenter.microsoft.com/.default");
-    T_EQ_STR(acme->microsoft.graph_scope, "https://graph.microsoft.com/.default");
-    T_EQ_STR(demo->microsoft.graph_scope, "https://graph.microsoft.us/.default");
-    T_EQ_INT(acme->nhttp_allow, 0);
-    T_ASSERT(acme->http_allow == NULL);
+    T_EQ_STR(MSC(acme)->authority, "https://login.microsoftonline.com");
+    T_EQ_STR(MSC(acme)->graph, "https://graph.microsoft.com");
+    T_EQ_STR(MSC(acme)->defender, "https://api.securitycenter.microsoft.com");
+    T_EQ_STR(MSC(acme)->defender_scope, "https://api.securitycenter.microsoft.com/.default");
+    T_EQ_STR(MSC(acme)->graph_scope, "https://graph.microsoft.com/.default");
+    T_EQ_STR(MSC(demo)->graph_scope, "https://graph.microsoft.us/.default");
+    T_EQ_INT(NALLOW(acme), 0);
+    T_ASSERT(HTTPC(acme) == NULL);
 
     zeta = config_tenant(&cfg, "zeta");
     T_REQUIRE(zeta != NULL);
-    T_EQ_INT(zeta->has_microsoft, 0);
-    T_ASSERT(zeta->microsoft.tenant_id == NULL);
-    T_ASSERT(zeta->microsoft.authority == NULL);
-    T_EQ_INT(zeta->nhttp_allow, 0);
+    T_EQ_INT((MSC(zeta) != NULL), 0);
+    T_EQ_INT(NALLOW(zeta), 0);
 
     T_ASSERT(config_tenant(&cfg, "nope") == NULL);
     T_ASSERT(config_tenant(&cfg, "") == NULL);
@@ -515,15 +520,15 @@ test_tenants_defaults(void)
     ten = config_tenant(&cfg, "t1");
     T_REQUIRE(ten != NULL);
     T_EQ_INT(ten->dry_run, 0);
-    T_EQ_INT(ten->has_microsoft, 0);
-    T_EQ_INT(ten->nhttp_allow, 0);
+    T_EQ_INT((MSC(ten) != NULL), 0);
+    T_EQ_INT(NALLOW(ten), 0);
     ten = config_tenant(&cfg, "0-x");
     T_REQUIRE(ten != NULL);
-    T_EQ_INT(ten->has_microsoft, 1);
-    T_EQ_STR(ten->microsoft.authority, "https://login.microsoftonline.com");
-    T_EQ_STR(ten->microsoft.graph, "https://graph.microsoft.com");
-    T_EQ_STR(ten->microsoft.defender, "https://api.securitycenter.microsoft.com");
-    T_EQ_STR(ten->microsoft.defender_scope, "https://api.securitycenter.microsoft.com/.default");
+    T_EQ_INT((MSC(ten) != NULL), 1);
+    T_EQ_STR(MSC(ten)->authority, "https://login.microsoftonline.com");
+    T_EQ_STR(MSC(ten)->graph, "https://graph.microsoft.com");
+    T_EQ_STR(MSC(ten)->defender, "https://api.securitycenter.microsoft.com");
+    T_EQ_STR(MSC(ten)->defender_scope, "https://api.securitycenter.microsoft.com/.default");
     config_free(&cfg);
     /* a 63-character id is the longest */
     T_EQ_INT(load_text(&t,
@@ -570,7 +575,7 @@ load_ms(struct tmpconf *t, const char *ms, char **graph)
         free(err);
         return -1;
     }
-    *graph = xstrdup(cfg.tenants[0].microsoft.graph);
+    *graph = xstrdup(MSC(&cfg.tenants[0])->graph);
     config_free(&cfg);
     return 0;
 }
@@ -788,8 +793,8 @@ test_tenants_urls_accepted(void)
         load_text(&t, "tenants = { d = { http = { allow = { '10.1.2.3', '[::1]', 'a-b.c_d' } } } }",
                   &cfg, &err),
         0);
-    T_REQUIRE(cfg.ntenants == 1 && cfg.tenants[0].nhttp_allow == 3);
-    T_EQ_STR(cfg.tenants[0].http_allow[1], "[::1]");
+    T_REQUIRE(cfg.ntenants == 1 && NALLOW(&cfg.tenants[0]) == 3);
+    T_EQ_STR(HTTPC(&cfg.tenants[0])->allow[1], "[::1]");
     config_free(&cfg);
     tmpconf_done(&t);
 }
@@ -819,10 +824,10 @@ test_tenants_relative_paths(void)
     ten = config_tenant(&cfg, "demo");
     T_REQUIRE(ten != NULL);
     want = xasprintf("%s/certs/demo.pem", t.real);
-    T_EQ_STR(ten->microsoft.certificate, want);
+    T_EQ_STR(MSC(ten)->certificate, want);
     free(want);
     want = xasprintf("%s/certs/demo.key", t.real);
-    T_EQ_STR(ten->microsoft.private_key, want);
+    T_EQ_STR(MSC(ten)->private_key, want);
     free(want);
     config_free(&cfg);
     tmpconf_done(&t);
@@ -919,13 +924,13 @@ test_write_default_roundtrip(void)
         T_EQ_INT(cfg.ntenants, 1);
         T_REQUIRE(ten != NULL);
         T_EQ_INT(ten->dry_run, 0);
-        T_EQ_INT(ten->has_microsoft, 1);
-        T_EQ_STR(ten->microsoft.client_secret, "enc:v1:...");
-        T_ASSERT(ten->microsoft.certificate == NULL);
-        T_EQ_STR(ten->microsoft.authority, "https://login.microsoftonline.com");
-        T_EQ_STR(ten->microsoft.defender_scope,
+        T_EQ_INT((MSC(ten) != NULL), 1);
+        T_EQ_STR(MSC(ten)->client_secret, "enc:v1:...");
+        T_ASSERT(MSC(ten)->certificate == NULL);
+        T_EQ_STR(MSC(ten)->authority, "https://login.microsoftonline.com");
+        T_EQ_STR(MSC(ten)->defender_scope,
                  "https://api.securitycenter.microsoft.com/.default");
-        T_EQ_INT(ten->nhttp_allow, 2);
+        T_EQ_INT(NALLOW(ten), 2);
         config_free(&cfg);
     }
     free(text);
@@ -975,7 +980,7 @@ test_missing_file_and_buffer(void)
     free(err);
     err = NULL;
     T_EQ_INT(config_load_buffer("log = { level = 'warn' }", 24, "/tmp/x.conf.lua", &cfg, &err), 0);
-    T_EQ_INT(cfg.log.level, LOG_WARN);
+    T_EQ_INT(cfg.log.level, KG_LOG_WARN);
     T_EQ_STR(cfg.path, "/tmp/x.conf.lua");
     config_free(&cfg);
     T_EQ_INT(config_load_buffer("x = 1", 5, "/no/such/dir/x.conf.lua", &cfg, &err), -1);

@@ -278,7 +278,7 @@ tsrv_start(struct tsrv *t, const struct http_config *cfg)
     memset(t, 0, sizeof(*t));
     signal(SIGPIPE, SIG_IGN); /* as the daemon does: libevent writes with writev */
     /* Quiet by default; TEST_HTTP_DEBUG=1 shows the server's log lines. */
-    log_set_level(getenv("TEST_HTTP_DEBUG") != NULL ? LOG_DEBUG : LOG_ERR);
+    log_set_level(getenv("TEST_HTTP_DEBUG") != NULL ? KG_LOG_DEBUG : KG_LOG_ERR);
     t->base = event_base_new();
     if (t->base == NULL) {
         return -1;
@@ -299,7 +299,7 @@ tsrv_stop(struct tsrv *t)
     http_server_free(t->srv);
     event_base_free(t->base);
     free(t->big);
-    log_set_level(LOG_INFO);
+    log_set_level(KG_LOG_INFO);
 }
 
 static void
@@ -1220,7 +1220,7 @@ test_listen_addresses(void)
                                        "[::1",         "[::1]80",   "localhost:80",
                                        "127.0.0.1:8x", "::1:80",    "127.0.0.1:" };
 
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     T_EQ_INT(http_server_port(srv), -1);
     T_EQ_INT(http_server_listen(srv, "127.0.0.1:0", &err), 0);
     T_ASSERT(http_server_port(srv) > 0);
@@ -1242,7 +1242,7 @@ test_listen_addresses(void)
     http_server_free(srv);
     http_server_free(NULL);
     event_base_free(base);
-    log_set_level(LOG_INFO);
+    log_set_level(KG_LOG_INFO);
 }
 
 /* ---- TLS ---- */

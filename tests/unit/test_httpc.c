@@ -277,7 +277,7 @@ setup_tls(int with_tls, X509 **certp)
     char *err = NULL;
     struct timeval tv = { 0, 20000 };
 
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     memset(&S, 0, sizeof(S));
     ndone = 0;
     reentered = 0;
@@ -334,7 +334,7 @@ teardown(void)
     event_free(ticker);
     event_base_free(base);
     base = NULL;
-    log_set_level(LOG_INFO);
+    log_set_level(KG_LOG_INFO);
 }
 
 /* ---- tests ---- */
@@ -1104,7 +1104,7 @@ test_no_secrets_logged(void)
 
     T_REQUIRE(fd >= 0 && saved >= 0);
     setup();
-    log_set_level(LOG_DEBUG);
+    log_set_level(KG_LOG_DEBUG);
     memset(&r, 0, sizeof(r));
     memset(&rq, 0, sizeof(rq));
     u = url("/echo?q=PATH-SECRET");

@@ -57,7 +57,7 @@ setup(void)
 {
     char *err = NULL;
 
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     norder = 0;
     reentered = 0;
     if (loop_init(&err) == -1) {
@@ -71,7 +71,7 @@ teardown(void)
 {
     limiter_shutdown();
     loop_free();
-    log_set_level(LOG_INFO);
+    log_set_level(KG_LOG_INFO);
 }
 
 /* Run the loop until n callbacks have run or ms have passed. */

@@ -1,5 +1,6 @@
 /* test_main.c: runs the TEST_LIST of the test file it is linked with. An optional
  * argument runs only the tests whose name contains it. */
+#include "engine/registry.h"
 #include "tests/unit/test.h"
 
 int test_failed_;
@@ -12,6 +13,7 @@ main(int argc, char **argv)
     const char *name = strrchr(argv[0], '/');
 
     name = name ? name + 1 : argv[0];
+    registry_init(); /* the connectors' settings blocks and modules, as the daemon has */
     for (const struct test_case *t = test_list_; t->name != NULL; t++) {
         if (only != NULL && strstr(t->name, only) == NULL) {
             continue;

@@ -16,7 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "connectors/httpc.h"
-#include "connectors/secret.h"
+#include "engine/secret.h"
 #include "engine/http.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -349,7 +349,7 @@ setup(void)
 
     memset(&mock, 0, sizeof(mock));
     mock.expires_in = 3599;
-    log_set_level(LOG_ERR);
+    log_set_level(KG_LOG_ERR);
     strcpy(tmpdir, "/tmp/kg-oauth-XXXXXX");
     if (mkdtemp(tmpdir) == NULL || loop_init(&err) == -1) {
         goto out;

@@ -4,13 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/run.h"
+#include "engine/env.h"
 #include "tests/unit/test.h"
 
 static struct playbook *
 parse(const char *src, char **err)
 {
-    struct sandbox *sb = run_sandbox_new(16u << 20, err);
+    struct sandbox *sb = env_sandbox_new(16u << 20, err);
     struct playbook *pb;
 
     if (sb == NULL) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/env.h"
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/store.h"
@@ -29,6 +30,8 @@ write_playbook(const char *name, const char *src)
     free(pbdir);
 }
 
+static const struct tenant_hooks hooks = { env_sandbox_new, run_tenant_close };
+
 /* Start the engine pieces on dir (as serve does, without intake). */
 static void
 start(void)
@@ -42,10 +45,10 @@ start(void)
 
     T_ASSERT(loop_init(&err) == 0);
     T_ASSERT(store_open(data, &st, &err) == 0);
-    T_ASSERT(tenants_open(st, 32u << 20, NULL, &err) == 0);
+    T_ASSERT(tenants_open(st, 32u << 20, NULL, &hooks, &err) == 0);
     run_init(&lim);
     loop_set_commit_failed(run_tenant_reset, NULL);
-    sb = run_sandbox_new(16u << 20, &err);
+    sb = env_sandbox_new(16u << 20, &err);
     T_ASSERT(sb != NULL);
     T_ASSERT(playbook_set_load(sb, pbdir, &set, &err) == 0);
     if (err != NULL) {

@@ -1,5 +1,5 @@
 /* test_secret.c: key files, AES-256-GCM values, plain passthrough and redaction. */
-#include "connectors/secret.h"
+#include "engine/secret.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

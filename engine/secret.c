@@ -1,6 +1,6 @@
 /* secret.c: connector credentials at rest (AES-256-GCM under a key file) and the registry
  * of live secrets that secret_redact() masks in logs and run journals. */
-#include "connectors/secret.h"
+#include "engine/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,0 +1,108 @@
+/* kagari.h: the plug-in API. What a connector (connectors/) or a built-in may use of the
+ * engine, and nothing else: the run and the tenant are opaque here, and every effect on
+ * the world goes through the one effect driver (effect_run), which owns the journal,
+ * replay, dry run, in-doubt handling, parking and cancellation (DESIGN.md "Durable
+ * runs"). Like Lua's lauxlib.h, it is all a plug-in includes from the engine. */
+#ifndef KAGARI_KAGARI_H
+#define KAGARI_KAGARI_H
+
+#include <lua.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "engine/config.h"
+#include "engine/json.h"
+#include "engine/log.h"
+#include "engine/metrics.h"
+#include "engine/plugin.h"
+#include "engine/secret.h"
+#include "engine/util.h"
+
+struct tenant; /* opaque */
+struct run;    /* opaque */
+struct effect; /* one pending effect, owned by its run */
+
+/* ---- the loop ---- */
+
+/* The daemon's one event base, for timers and transfers. */
+struct event_base *loop_base(void);
+
+/* ---- tenants ---- */
+
+const char *tenant_id(const struct tenant *t);
+/* tenants.<id>.dry_run: every outside effect is recorded, none performed. */
+int tenant_dry_run(const struct tenant *t);
+/* The tenant's filled settings block of section s (a connector's config), or NULL when
+ * the configuration has none for this tenant. */
+const void *tenant_conf(const struct tenant *t, const struct config_section *s);
+/* The state the tenant_open of s's connectors made for this tenant, or NULL. */
+void *tenant_state(const struct tenant *t, const struct config_section *s);
+
+/* ---- runs ---- */
+
+/* The run executing in coroutine L, or NULL outside a run. */
+struct run *run_from_lua(lua_State *L);
+int64_t run_id(const struct run *r);
+struct tenant *run_tenant(const struct run *r);
+const char *run_playbook_name(const struct run *r);
+/* The run's wall-clock deadline (ms since the epoch; 0 = none). A parked run that
+ * reaches it fails ("deadline exceeded while waiting") and its effect is cancelled. */
+int64_t run_deadline_ms(const struct run *r);
+
+/* ---- effects ---- */
+
+#define EFFECT_OUTSIDE 0x1     /* acts on the outside world: a dry run records it instead */
+#define EFFECT_IDEMPOTENT 0x2  /* safe to repeat: starts without waiting for its journal */
+#define EFFECT_RECONCILES 0x4  /* not idempotent, but when a crash left it in doubt it can
+                                * find out what happened (open sees effect_in_doubt) */
+
+/* One effect as the playbook asked for it, and the parts only it knows.
+ *
+ * The driver takes the next journal step for (kind, request): a finished entry returns
+ * its recorded result and nothing else happens; a different entry at this position
+ * fails the run as diverged. Otherwise, in order: check may fail it at once; an outside
+ * effect in a dry run is recorded as {"dry_run":true,"request":...}; an outside effect
+ * left in doubt by a crash that is neither idempotent nor reconciles fails ("check the
+ * target by hand"); then open does or starts it.
+ *
+ * open returns NULL when the effect finished inside it (it called effect_done), or its
+ * op: the run owns the op until effect_done, and cancel(op) frees it if the run goes
+ * away first (shutdown, deadline, a failed commit). start(op) is called when the op may
+ * act: for an outside effect that is not idempotent, only once its "started" journal
+ * entry is durable (so a crash cannot leave it done but unrecorded); for an idempotent
+ * one, on the next loop pass; for a local one (a timer), at once. */
+struct effect_spec {
+    const char *kind;    /* journal kind, e.g. "graph.disable_user" */
+    const char *request; /* JSON text, built deterministically from the arguments */
+    unsigned flags;      /* EFFECT_* */
+    char *(*check)(struct run *r, void *arg); /* NULL, or a malloc'd reason to fail */
+    void *(*open)(struct effect *ef, void *arg);
+    void (*start)(void *op);
+    void (*cancel)(void *op);
+    void *arg;
+};
+
+/* The Lua C function's tail: `return effect_run(L, &spec);`. Returns the number of
+ * results (replayed, finished at once, failed) or yields until effect_done. Raises
+ * outside a run, on divergence, and where the run cannot wait (inside a metamethod). */
+int effect_run(lua_State *L, const struct effect_spec *spec);
+/* The effect finished: ok with result as JSON text (NULL means true), or failed with
+ * result as a plain message (the playbook gets nil, message). Registered secrets are
+ * masked before anything is recorded. The op must already be freed or must not be
+ * touched again by the driver: effect_done is its owner's last call. */
+void effect_done(struct effect *ef, int ok, const char *result);
+struct run *effect_owner(const struct effect *ef);
+/* A crash left this effect started but unrecorded: it may have happened. */
+int effect_in_doubt(const struct effect *ef);
+/* When its journal entry was first started (ms since the epoch): a sleep's wake time
+ * and a reconciliation's "since" count from it. */
+int64_t effect_started_ms(const struct effect *ef);
+
+/* ---- built-ins a connector's Lua helpers may call ---- */
+
+/* The playbooks' sleep(seconds), as a C function (defender.wait_action passes it as an
+ * upvalue to its Lua helper). */
+int builtin_sleep(lua_State *L);
+
+#endif
