@@ -1,0 +1,394 @@
+/* cmd_runs.c: `kagari runs` and `kagari run show`, playbook runs and their journals. */
+#include "engine/cmd.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "engine/config.h"
+#include "engine/journal.h"
+#include "engine/json.h"
+#include "engine/store.h"
+
+struct cmd_runs_opts {
+    const char *config, *tenant, *state;
+    int limit;
+    int json;
+    cJSON *out; /* the array or object being built with --json */
+};
+
+static int
+cmd_runs_opt(int c, const char *arg, void *ud)
+{
+    struct cmd_runs_opts *o = ud;
+
+    switch (c) {
+    case 'c':
+        o->config = arg;
+        break;
+    case 't':
+        o->tenant = arg;
+        break;
+    case 's':
+        o->state = arg;
+        break;
+    case 'n':
+        o->limit = atoi(arg);
+        break;
+    case 'j':
+        o->json = 1;
+        break;
+    default:
+        return -1;
+    }
+    return 0;
+}
+
+static const struct option cmd_runs_lo[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "tenant", required_argument, NULL, 't' },
+    { "state", required_argument, NULL, 's' },
+    { "limit", required_argument, NULL, 'n' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* Call fn for the chosen tenant, or every tenant when none is chosen. */
+static int
+cmd_runs_each_tenant(struct store *st, const char *only, int (*fn)(struct store_tenant *, void *),
+                     void *ud)
+{
+    struct store_tenant_info *list = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    int rc = 0, found = 0;
+
+    if (store_tenant_list(st, &list, &n, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        return -1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct store_tenant *t;
+
+        if (only != NULL && strcmp(only, list[i].id) != 0) {
+            continue;
+        }
+        found = 1;
+        {
+            /* A tenant whose database the daemon has not created yet has no runs: do not
+             * create it here (as another user, it would lock the daemon out). */
+            char *path = xasprintf("%s/tenants/%s.db", store_data_dir(st), list[i].id);
+            int exists = access(path, F_OK) == 0;
+
+            free(path);
+            if (!exists) {
+                continue;
+            }
+        }
+        if (store_tenant_open(st, list[i].id, &t, &err) == -1) {
+            fprintf(stderr, "kagari: %s\n", err);
+            free(err);
+            rc = -1;
+            break;
+        }
+        rc = fn(t, ud);
+        store_tenant_close(t);
+    }
+    free(list);
+    if (only != NULL && !found) {
+        fprintf(stderr, "kagari: unknown tenant %s\n", only);
+        return -1;
+    }
+    return rc;
+}
+
+static void
+cmd_runs_fmt_ms(int64_t ms, char *out)
+{
+    if (ms == 0) {
+        snprintf(out, 32, "-");
+    } else {
+        util_fmt_time(ms, out);
+    }
+}
+
+static void
+cmd_runs_json_time(cJSON *o, const char *k, int64_t ms)
+{
+    char ts[32];
+
+    if (ms == 0) {
+        cJSON_AddNullToObject(o, k);
+        return;
+    }
+    util_fmt_time(ms, ts);
+    cJSON_AddStringToObject(o, k, ts);
+}
+
+static cJSON *
+cmd_runs_run_json(struct store_tenant *t, const struct store_run *r)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "tenant", store_tenant_id(t));
+    cJSON_AddNumberToObject(o, "id", (double)r->id);
+    cJSON_AddNumberToObject(o, "alert_id", (double)r->alert_id);
+    cJSON_AddStringToObject(o, "playbook", r->playbook);
+    cJSON_AddStringToObject(o, "version", r->hash);
+    cJSON_AddStringToObject(o, "state", r->state);
+    cmd_runs_json_time(o, "created", r->created_ms);
+    cmd_runs_json_time(o, "started", r->started_ms);
+    cmd_runs_json_time(o, "ended", r->ended_ms);
+    if (r->error != NULL) {
+        cJSON_AddStringToObject(o, "error", r->error);
+    } else {
+        cJSON_AddNullToObject(o, "error");
+    }
+    return o;
+}
+
+/* A journal text as JSON when it parses, else as a string. */
+static void
+cmd_runs_json_text(cJSON *o, const char *k, const char *text)
+{
+    cJSON *v = text ? cJSON_Parse(text) : cJSON_CreateNull();
+
+    cJSON_AddItemToObject(o, k, v ? v : cJSON_CreateString(text));
+}
+
+static void
+cmd_runs_print_json(cJSON *v)
+{
+    char *s = json_print(v);
+
+    printf("%s\n", s);
+    free(s);
+}
+
+static int
+cmd_runs_list(struct store_tenant *t, void *ud)
+{
+    struct cmd_runs_opts *o = ud;
+    struct store_run *runs = NULL;
+    size_t n = 0;
+    char *err = NULL;
+
+    if (store_run_list(t, o->state, o->limit, &runs, &n, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        return -1;
+    }
+    for (size_t i = 0; o->json && i < n; i++) {
+        cJSON_AddItemToArray(o->out, cmd_runs_run_json(t, &runs[i]));
+    }
+    for (size_t i = 0; !o->json && i < n; i++) {
+        char created[32], dur[32];
+        const char *e = runs[i].error ? runs[i].error : "";
+        size_t elen = strcspn(e, "\n");
+
+        cmd_runs_fmt_ms(runs[i].created_ms, created);
+        if (runs[i].ended_ms && runs[i].started_ms) {
+            snprintf(dur, sizeof(dur), "%lldms",
+                     (long long)(runs[i].ended_ms - runs[i].started_ms));
+        } else {
+            snprintf(dur, sizeof(dur), "-");
+        }
+        printf("%-12s %-8lld %-9s %-28s %-8lld %-24s %-9s %.*s\n", store_tenant_id(t),
+               (long long)runs[i].id, runs[i].state, runs[i].playbook, (long long)runs[i].alert_id,
+               created, dur, (int)(elen > 80 ? 80 : elen), e);
+    }
+    store_runs_free(runs, n);
+    return 0;
+}
+
+static int
+cmd_runs_exec(int argc, char **argv)
+{
+    static const char help[] =
+        "usage: kagari runs [--tenant ID] [--state STATE] [--limit N] [--json] [--config FILE]\n"
+        "List playbook runs, newest first (all tenants unless --tenant; N per tenant,\n"
+        "default 50). STATE is queued, running, waiting, done, failed or cancelled.\n"
+        "--json prints a JSON array of runs instead of a table.\n";
+    struct cmd_runs_opts o = { cmd_default_config(), NULL, NULL, 50, 0, NULL };
+    struct config cfg;
+    struct store *st;
+    int rc;
+    int r = cmd_parse_opts(argc, argv, cmd_runs_lo, "h", cmd_runs_opt, &o);
+
+    if (r != 0 || optind != argc) {
+        fputs(help, r == 1 ? stdout : stderr);
+        return r == 1 ? 0 : 2;
+    }
+    if (cmd_open_store(o.config, &cfg, &st) == -1) {
+        return 1;
+    }
+    if (o.json) {
+        o.out = cJSON_CreateArray();
+    } else {
+        printf("%-12s %-8s %-9s %-28s %-8s %-24s %-9s %s\n", "TENANT", "RUN", "STATE", "PLAYBOOK",
+               "ALERT", "CREATED", "DURATION", "ERROR");
+    }
+    rc = cmd_runs_each_tenant(st, o.tenant, cmd_runs_list, &o) == 0 ? 0 : 1;
+    if (o.json) {
+        if (rc == 0) {
+            cmd_runs_print_json(o.out);
+        }
+        cJSON_Delete(o.out);
+    }
+    store_close(st);
+    config_free(&cfg);
+    return rc;
+}
+
+struct cmd_runs_show_ctx {
+    int64_t id;
+    int found;
+    int json;
+};
+
+static int
+cmd_runs_show(struct store_tenant *t, void *ud)
+{
+    struct cmd_runs_show_ctx *sc = ud;
+    struct store_run run;
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    char ts[32];
+    int r = store_run_get(t, sc->id, &run, &err);
+
+    if (r != 1) {
+        if (r == -1) {
+            fprintf(stderr, "kagari: %s\n", err);
+        }
+        free(err);
+        return r == -1 ? -1 : 0;
+    }
+    sc->found = 1;
+    if (sc->json) {
+        cJSON *o = cmd_runs_run_json(t, &run);
+        cJSON *arr = cJSON_AddArrayToObject(o, "journal");
+
+        if (store_journal_load(t, run.id, &j, &n, &err) == -1) {
+            fprintf(stderr, "kagari: %s\n", err);
+            free(err);
+            cJSON_Delete(o);
+            store_run_free(&run);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            cJSON *e = cJSON_CreateObject();
+
+            cJSON_AddNumberToObject(e, "seq", j[i].seq);
+            cJSON_AddStringToObject(e, "kind", j[i].kind);
+            cJSON_AddStringToObject(e, "status", journal_status_name(j[i].status));
+            cmd_runs_json_text(e, "request", j[i].request);
+            cmd_runs_json_text(e, "result", j[i].result);
+            cmd_runs_json_time(e, "started", j[i].started_ms);
+            cmd_runs_json_time(e, "ended", j[i].ended_ms);
+            cJSON_AddItemToArray(arr, e);
+        }
+        cmd_runs_print_json(o);
+        cJSON_Delete(o);
+        journal_entries_free(j, n);
+        store_run_free(&run);
+        return 0;
+    }
+    printf("run       %lld (tenant %s)\n", (long long)run.id, store_tenant_id(t));
+    printf("playbook  %s (version %.12s)\n", run.playbook, run.hash);
+    printf("alert     %lld\n", (long long)run.alert_id);
+    printf("state     %s\n", run.state);
+    cmd_runs_fmt_ms(run.created_ms, ts);
+    printf("created   %s\n", ts);
+    cmd_runs_fmt_ms(run.started_ms, ts);
+    printf("started   %s\n", ts);
+    cmd_runs_fmt_ms(run.ended_ms, ts);
+    printf("ended     %s", ts);
+    if (run.ended_ms && run.started_ms) {
+        printf(" (%lld ms)", (long long)(run.ended_ms - run.started_ms));
+    }
+    printf("\n");
+    if (run.error != NULL) {
+        printf("error     %s\n", run.error);
+    }
+    if (store_journal_load(t, run.id, &j, &n, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        store_run_free(&run);
+        return -1;
+    }
+    printf("journal   %zu step%s\n", n, n == 1 ? "" : "s");
+    for (size_t i = 0; i < n; i++) {
+        cmd_runs_fmt_ms(j[i].started_ms, ts);
+        printf("  #%-3d %-24s %-8s %s  %s", j[i].seq, j[i].kind, journal_status_name(j[i].status),
+               ts, j[i].request);
+        if (j[i].result != NULL) {
+            printf(" -> %s", j[i].result);
+        }
+        if (j[i].ended_ms) {
+            printf("  (%lld ms)", (long long)(j[i].ended_ms - j[i].started_ms));
+        }
+        printf("\n");
+    }
+    journal_entries_free(j, n);
+    store_run_free(&run);
+    return 0;
+}
+
+static int
+cmd_runs_show_exec(int argc, char **argv)
+{
+    static const char help[] =
+        "usage: kagari run show ID [--tenant ID] [--json] [--config FILE]\n"
+        "Show one run: its playbook version, state, error and every journal step.\n"
+        "Run ids are per tenant: without --tenant every tenant's run ID is shown.\n";
+    struct cmd_runs_opts o = { cmd_default_config(), NULL, NULL, 0, 0, NULL };
+    struct cmd_runs_show_ctx sc = { 0, 0, 0 };
+    struct config cfg;
+    struct store *st;
+    char *end;
+    int rc;
+    int r = cmd_parse_opts(argc, argv, cmd_runs_lo, "h", cmd_runs_opt, &o);
+
+    if (r != 0 || optind + 2 != argc || strcmp(argv[optind], "show") != 0) {
+        fputs(help, r == 1 ? stdout : stderr);
+        return r == 1 ? 0 : 2;
+    }
+    sc.json = o.json;
+    sc.id = strtoll(argv[optind + 1], &end, 10);
+    if (*end != '\0' || sc.id <= 0) {
+        return cmd_fail("not a run id: %s", argv[optind + 1]);
+    }
+    if (cmd_open_store(o.config, &cfg, &st) == -1) {
+        return 1;
+    }
+    rc = cmd_runs_each_tenant(st, o.tenant, cmd_runs_show, &sc) == 0 ? 0 : 1;
+    if (rc == 0 && !sc.found) {
+        fprintf(stderr, "kagari: no run %lld\n", (long long)sc.id);
+        rc = 1;
+    }
+    store_close(st);
+    config_free(&cfg);
+    return rc;
+}
+
+const struct cmd_entry cmd_runs_entry = {
+    .name = "runs",
+    .usage = "runs",
+    .summary = "list playbook runs",
+    .exec = cmd_runs_exec,
+};
+
+/* `run show` shares the options and the printing above, so it lives here too. */
+const struct cmd_entry cmd_run_entry = {
+    .name = "run",
+    .usage = "run show ID",
+    .summary = "one run with its journal",
+    .exec = cmd_runs_show_exec,
+};
