@@ -69,9 +69,14 @@ run: deps
 	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@sh scripts/demo.sh build/rel/kagari
 
-test: deps
+test: deps check
 	@$(MAKE) --no-print-directory SANITIZE=1 build-tests
 	@sh tests/run.sh build/san
+
+# Layering (which folder may include which, no dependency circle, own header first) and
+# the format of every C file (.clang-format); scripts/check.py tests its own rules first.
+check:
+	@python3 scripts/check.py --self-test
 
 bench: deps
 	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
@@ -86,12 +91,13 @@ fuzz:
 	  echo "built build/fuzz/$$n (run: build/fuzz/$$n tests/fuzz/corpus/$${n#fuzz_})"; done
 
 format:
-	clang-format -i engine/*.[ch] connectors/*.[ch] portal/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c 2>/dev/null || true
+	clang-format -i $(wildcard engine/*.[ch] connectors/*.[ch] portal/*.[ch] tests/unit/*.[ch] \
+	  tests/fuzz/*.[ch] tests/mock/*.[ch] tests/plugin/*.[ch])
 
 clean:
 	rm -rf build
 
-.PHONY: all deps run test bench fuzz format clean build-tests
+.PHONY: all deps run test check bench fuzz format clean build-tests
 .DELETE_ON_ERROR:
 .SECONDARY:
 

@@ -52,9 +52,9 @@ struct call {
     int64_t started_ms;
     char *exclusive;
     int holds_exclusive;
-    char **headers; /* extra header lines, NULL-terminated, or NULL */
+    char **headers;           /* extra header lines, NULL-terminated, or NULL */
     const char *content_type; /* of the body */
-    struct call *xnext; /* waiting for the same exclusive key */
+    struct call *xnext;       /* waiting for the same exclusive key */
 };
 
 /* Exclusive keys in use, each with the calls waiting for it. */
@@ -312,8 +312,7 @@ call_push_path(lua_State *L, const char *prefix, const char *id, const char *suf
 }
 
 const char *
-call_push_id_path(lua_State *L, int idx, const char *what, const char *prefix,
-                  const char *suffix)
+call_push_id_path(lua_State *L, int idx, const char *what, const char *prefix, const char *suffix)
 {
     return call_push_path(L, prefix, call_check_id(L, idx, what), suffix);
 }
@@ -508,8 +507,7 @@ maybe_retry(struct call *c, const struct httpc_response *resp)
     }
     stats.retried++;
     log_info("call.retry tenant=%s run=%lld kind=%s status=%d attempt=%d delay_ms=%.0f",
-             tenant_id(c->t), (long long)run_id(c->r), c->kind, resp->status, c->attempt,
-             delay_ms);
+             tenant_id(c->t), (long long)run_id(c->r), c->kind, resp->status, c->attempt, delay_ms);
     if (c->timer == NULL) {
         c->timer = evtimer_new(loop_base(), on_backoff, c);
     }
@@ -541,9 +539,10 @@ on_http(void *arg, const struct httpc_response *resp)
             /* The request may have been carried out with only the answer lost: a call
              * that is not safe to repeat asks the API first, or fails. */
             if (c->reconcile == NULL) {
-                call_finish(c, 0, xasprintf("%s: %s; not retried: it may have been carried "
-                                            "out and is not safe to repeat",
-                                            c->kind, resp->error ? resp->error : "no answer"));
+                call_finish(c, 0,
+                            xasprintf("%s: %s; not retried: it may have been carried "
+                                      "out and is not safe to repeat",
+                                      c->kind, resp->error ? resp->error : "no answer"));
                 return;
             }
             c->reconciling = 1;
@@ -680,8 +679,8 @@ on_token_slot(void *arg)
         return; /* excl_release sends it when the holder is done */
     }
     if (!breaker_allow(c->origin)) {
-        call_finish(c, 0, xasprintf("%s: circuit open for %s after repeated failures", c->kind,
-                                    c->origin));
+        call_finish(
+            c, 0, xasprintf("%s: circuit open for %s after repeated failures", c->kind, c->origin));
         return;
     }
     c->attempt++;
@@ -763,8 +762,8 @@ call_check(struct run *r, void *arg)
     (void)r;
     if (a->base == NULL) {
         return xstrdup(a->spec->api->not_configured ? a->spec->api->not_configured
-                                                     : "this connector is not configured for "
-                                                       "this tenant");
+                                                    : "this connector is not configured for "
+                                                      "this tenant");
     }
     return NULL;
 }

@@ -76,16 +76,16 @@ enum call_body {
 };
 
 struct call_spec {
-    const char *kind;       /* journal kind, e.g. "graph.disable_user" */
+    const char *kind; /* journal kind, e.g. "graph.disable_user" */
     const struct call_api *api;
     const char *limiter;    /* limiter key prefix, e.g. "graph.users", "defender" */
     enum limiter_prio prio; /* containment before enrichment */
     int idempotent;         /* may be resent when a crash left it in doubt */
     const char *method;
-    const char *path;       /* appended to the API base ("/v1.0/users/alice%40x.jp") */
-    const char *body;       /* or NULL */
+    const char *path; /* appended to the API base ("/v1.0/users/alice%40x.jp") */
+    const char *body; /* or NULL */
     enum call_body body_format;
-    call_map_fn map;        /* NULL: default mapping */
+    call_map_fn map; /* NULL: default mapping */
     /* In doubt and not idempotent: GET this path first; reconcile returns 1 with a
      * result when the effect is found done (recorded as reconciled, nothing resent), 0
      * to resend, -1 (with a message in *result, or NULL) when the state cannot be read:
@@ -93,7 +93,7 @@ struct call_spec {
      * rather than risk a repeat). */
     const char *reconcile_path;
     call_map_fn reconcile;
-    void *ud;               /* for map functions: call_ud() */
+    void *ud; /* for map functions: call_ud() */
     /* Calls with the same exclusive key never overlap: a second one waits until the
      * first has finished (e.g. "isolate:<machine>": never two isolate requests for one
      * machine in flight). NULL: none. */

@@ -161,7 +161,8 @@ reconcile_action(struct call *c, const struct httpc_response *resp, char **resul
         /* The target's state cannot be read: do not guess (resending might act
          * twice); the call fails with the reason. */
         *result = xasprintf("%s: cannot check whether an earlier attempt went through "
-                            "(HTTP %d); not sent again", call_kind(c), resp->status);
+                            "(HTTP %d); not sent again",
+                            call_kind(c), resp->status);
         return -1;
     }
     list = json_get(root, "value");
@@ -338,8 +339,8 @@ l_defender_machine(lua_State *L)
 {
     const char *id = call_check_id(L, 1, "a machine id or computer name");
 
-    return read_call(L, "defender.machine", call_push_path(L, "/api/machines/", id, ""), LIMITER_ENRICH,
-                     NULL);
+    return read_call(L, "defender.machine", call_push_path(L, "/api/machines/", id, ""),
+                     LIMITER_ENRICH, NULL);
 }
 
 /* defender.find_machine{ host = dns name } or { ip = address } -> array | nil, err */
@@ -688,5 +689,5 @@ luaopen_kagari_defender(lua_State *L)
     return 1;
 }
 
-const struct connector defender_connector =
-    MICROSOFT_CONNECTOR("defender", "Defender for Endpoint machines, actions and indicators", luaopen_kagari_defender);
+const struct connector defender_connector = MICROSOFT_CONNECTOR(
+    "defender", "Defender for Endpoint machines, actions and indicators", luaopen_kagari_defender);

@@ -8,8 +8,8 @@
 
 #include "connectors/microsoft.h"
 
-#define USER_SELECT                                                                              \
-    "$select=id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"           \
+#define USER_SELECT                                                                                \
+    "$select=id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"               \
     "signInSessionsValidFromDateTime"
 
 /* graph.user(id) -> user table | nil, err */
@@ -18,7 +18,8 @@ l_graph_user(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "?" USER_SELECT);
+    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/",
+                                  "?" USER_SELECT);
     spec.kind = "graph.user";
     spec.api = &microsoft_graph;
     spec.limiter = "graph.users";
@@ -65,7 +66,8 @@ l_graph_revoke_sessions(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "/revokeSignInSessions");
+    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/",
+                                  "/revokeSignInSessions");
     spec.kind = "graph.revoke_sessions";
     spec.api = &microsoft_graph;
     spec.limiter = "graph.users";
@@ -82,8 +84,8 @@ l_graph_signins(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = microsoft_push_user_since_path(L, 1, "/v1.0/auditLogs/signIns", "createdDateTime",
-                                          1000);
+    spec.path =
+        microsoft_push_user_since_path(L, 1, "/v1.0/auditLogs/signIns", "createdDateTime", 1000);
     spec.kind = "graph.signins";
     spec.api = &microsoft_graph;
     spec.limiter = "graph.signins";
@@ -110,5 +112,5 @@ luaopen_kagari_graph(lua_State *L)
     return 1;
 }
 
-const struct connector graph_connector =
-    MICROSOFT_CONNECTOR("graph", "Entra ID users and sign-ins (Microsoft Graph)", luaopen_kagari_graph);
+const struct connector graph_connector = MICROSOFT_CONNECTOR(
+    "graph", "Entra ID users and sign-ins (Microsoft Graph)", luaopen_kagari_graph);

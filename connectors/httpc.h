@@ -13,26 +13,26 @@
 struct httpc_call;
 
 struct httpc_request {
-    const char *method;   /* "GET", "POST", "PATCH", "DELETE" */
-    const char *url;      /* absolute https:// (http:// only for loopback hosts) */
+    const char *method;         /* "GET", "POST", "PATCH", "DELETE" */
+    const char *url;            /* absolute https:// (http:// only for loopback hosts) */
     const char *const *headers; /* NULL-terminated "Name: value" lines; may be NULL */
-    const char *body;     /* may be NULL */
+    const char *body;           /* may be NULL */
     size_t body_len;
-    double timeout;       /* seconds for the whole transfer; 0 = 30 */
-    const char *ca_file;  /* PEM bundle to verify the server; NULL = system default */
-    const char *proxy;    /* "http://proxy:3128"; NULL = none (env vars are ignored) */
-    size_t max_response;  /* bytes; 0 = 16 MiB; over it the call fails */
+    double timeout;      /* seconds for the whole transfer; 0 = 30 */
+    const char *ca_file; /* PEM bundle to verify the server; NULL = system default */
+    const char *proxy;   /* "http://proxy:3128"; NULL = none (env vars are ignored) */
+    size_t max_response; /* bytes; 0 = 16 MiB; over it the call fails */
 };
 
 struct httpc_response {
-    int status;            /* HTTP status; 0 when the transfer failed (see error) */
-    const char *error;     /* transport error text (DNS, connect, TLS, timeout), or NULL */
-    int timed_out;         /* the transfer hit its timeout */
-    const char *body;      /* NUL-terminated, may be empty */
+    int status;        /* HTTP status; 0 when the transfer failed (see error) */
+    const char *error; /* transport error text (DNS, connect, TLS, timeout), or NULL */
+    int timed_out;     /* the transfer hit its timeout */
+    const char *body;  /* NUL-terminated, may be empty */
     size_t body_len;
     const char *retry_after; /* the Retry-After header value, or NULL */
     const char *content_type;
-    const char *request_id;  /* request-id / client-request-id header, or NULL */
+    const char *request_id; /* request-id / client-request-id header, or NULL */
     double elapsed_ms;
 };
 

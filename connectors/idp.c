@@ -19,7 +19,8 @@ l_idp_risky_user(lua_State *L)
 {
     struct call_spec spec = { 0 };
 
-    spec.path = call_push_id_path(L, 1, "a user object id", "/v1.0/identityProtection/riskyUsers/", "");
+    spec.path =
+        call_push_id_path(L, 1, "a user object id", "/v1.0/identityProtection/riskyUsers/", "");
     spec.kind = "idp.risky_user";
     spec.api = &microsoft_graph;
     spec.limiter = "idp";
@@ -126,7 +127,7 @@ l_idp_risk_detections(lua_State *L)
     struct call_spec spec = { 0 };
 
     spec.path = microsoft_push_user_since_path(L, 1, "/v1.0/identityProtection/riskDetections",
-                                          "activityDateTime", 500);
+                                               "activityDateTime", 500);
     spec.kind = "idp.risk_detections";
     spec.api = &microsoft_graph;
     spec.limiter = "idp";
@@ -152,5 +153,5 @@ luaopen_kagari_idp(lua_State *L)
     return 1;
 }
 
-const struct connector idp_connector =
-    MICROSOFT_CONNECTOR("idp", "Entra ID Protection: risky users and risk detections", luaopen_kagari_idp);
+const struct connector idp_connector = MICROSOFT_CONNECTOR(
+    "idp", "Entra ID Protection: risky users and risk detections", luaopen_kagari_idp);

@@ -87,7 +87,8 @@ reconcile_action(struct call *c, const struct httpc_response *resp, char **resul
         /* The target's state cannot be read: do not guess (resending might act
          * twice); the call fails with the reason. */
         *result = xasprintf("%s: cannot check whether an earlier attempt went through "
-                            "(HTTP %d); not sent again", call_kind(c), resp->status);
+                            "(HTTP %d); not sent again",
+                            call_kind(c), resp->status);
         return -1;
     }
     list = json_get(root, "deviceActionResults");

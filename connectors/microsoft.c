@@ -99,8 +99,8 @@ static const char microsoft_example[] =
     "--         },\n";
 
 const struct config_section microsoft_section = {
-    "microsoft", microsoft_fields, sizeof(struct microsoft_conf), microsoft_check,
-    microsoft_example,
+    "microsoft",     microsoft_fields,  sizeof(struct microsoft_conf),
+    microsoft_check, microsoft_example,
 };
 
 /* ---- per tenant: the decrypted client secret ---- */
@@ -223,8 +223,8 @@ const struct call_api microsoft_graph = {
 };
 
 const struct call_api microsoft_defender = {
-    "defender", defender_base, not_configured, defender_credentials, NULL, defender_limits,
-    error_text,
+    "defender", defender_base,   not_configured, defender_credentials,
+    NULL,       defender_limits, error_text,
 };
 
 /* ---- paged lists ---- */
@@ -302,7 +302,7 @@ microsoft_push_list_path(lua_State *L, const char *prefix, struct buf *filter, l
 
 const char *
 microsoft_push_user_since_path(lua_State *L, int idx, const char *prefix, const char *time_field,
-                          lua_Integer max_top)
+                               lua_Integer max_top)
 {
     char since[32] = "";
     const char *user;
@@ -346,4 +346,3 @@ microsoft_push_user_since_path(lua_State *L, int idx, const char *prefix, const 
     }
     return microsoft_push_list_path(L, prefix, &f, (long long)top);
 }
-

@@ -29,9 +29,11 @@ extern const struct call_api microsoft_defender;
 /* The connector descriptor fields every Microsoft connector shares. */
 int microsoft_tenant_open(const void *conf, void **state, char **errp);
 void microsoft_tenant_close(void *state);
-#define MICROSOFT_CONNECTOR(name, summary, open)                                               \
-    { name, summary, open, &microsoft_section, microsoft_tenant_open, microsoft_tenant_close,  \
-      call_init, call_shutdown }
+#define MICROSOFT_CONNECTOR(name, summary, open)                                                   \
+    {                                                                                              \
+        name, summary, open, &microsoft_section, microsoft_tenant_open, microsoft_tenant_close,    \
+            call_init, call_shutdown                                                               \
+    }
 
 /* Paged lists ({"value":[...],"@odata.nextLink":...}) collected into one array,
  * following next links only on the API's own origin, at most 50 pages. */

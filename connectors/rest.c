@@ -4,9 +4,9 @@
 #include "connectors/rest.h"
 
 #include <arpa/inet.h>
-#include <stddef.h>
 #include <lauxlib.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -473,6 +473,12 @@ luaopen_kagari_http(lua_State *L)
 }
 
 const struct connector rest_connector = {
-    "http", "JSON requests to the hosts on the tenant's allow list", luaopen_kagari_http,
-    &rest_section, NULL, NULL, call_init, call_shutdown,
+    "http",
+    "JSON requests to the hosts on the tenant's allow list",
+    luaopen_kagari_http,
+    &rest_section,
+    NULL,
+    NULL,
+    call_init,
+    call_shutdown,
 };

@@ -77,7 +77,7 @@ l_security_incident(lua_State *L)
     }
     return read_call(L, "security.incident",
                      call_push_id_path(L, 1, "an incident id", "/v1.0/security/incidents/",
-                                  expand ? "?$expand=alerts" : ""));
+                                       expand ? "?$expand=alerts" : ""));
 }
 
 /* The string field key of the table at idx, which must be one of list: its index, or
@@ -335,7 +335,8 @@ reconcile_comment(struct call *c, const struct httpc_response *resp, char **resu
     *result = NULL;
     if (resp->status < 200 || resp->status >= 300) {
         *result = xasprintf("%s: cannot check whether an earlier attempt went through "
-                            "(HTTP %d); not sent again", call_kind(c), resp->status);
+                            "(HTTP %d); not sent again",
+                            call_kind(c), resp->status);
         return -1;
     }
     *result = comments_of(resp, "comments", call_ud(c));

@@ -21,8 +21,8 @@ enum admit_status {
 
 struct admit_result {
     enum admit_status status;
-    size_t accepted;     /* new alerts */
-    size_t duplicates;   /* already stored */
+    size_t accepted;            /* new alerts */
+    size_t duplicates;          /* already stored */
     const struct alert *alerts; /* the batch, ids filled (borrowed for the call) */
     size_t n;
 };

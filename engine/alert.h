@@ -28,10 +28,10 @@ struct observable {
 /* One alert. Every string is owned by the alert; alert_free() frees them and
  * leaves the struct zeroed (the struct itself is the caller's). */
 struct alert {
-    int64_t id;       /* tenant-local id, set by the store; 0 before insertion */
-    char *source;     /* e.g. "entra.signin" */
-    char *source_id;  /* dedup key within (tenant, source) */
-    int64_t time_ms;  /* when it happened */
+    int64_t id;      /* tenant-local id, set by the store; 0 before insertion */
+    char *source;    /* e.g. "entra.signin" */
+    char *source_id; /* dedup key within (tenant, source) */
+    int64_t time_ms; /* when it happened */
     int64_t received_ms;
     char *title;
     char *category;        /* may be NULL */

@@ -11,8 +11,8 @@
 #include "engine/ljson.h"
 #include "engine/playbook.h"
 
-#define BUILTIN_LOG_MAX 4096          /* bytes of one log line from a playbook */
-#define BUILTIN_SLEEP_MAX 31622400    /* seconds: one year */
+#define BUILTIN_LOG_MAX 4096       /* bytes of one log line from a playbook */
+#define BUILTIN_SLEEP_MAX 31622400 /* seconds: one year */
 
 /* ---- sleep ---- */
 
@@ -221,11 +221,8 @@ static int
 luaopen_kagari_log(lua_State *L)
 {
     static const luaL_Reg log_funcs[] = {
-        { "debug", l_log_debug },
-        { "info", l_log_info },
-        { "warn", l_log_warn },
-        { "error", l_log_error },
-        { NULL, NULL },
+        { "debug", l_log_debug }, { "info", l_log_info }, { "warn", l_log_warn },
+        { "error", l_log_error }, { NULL, NULL },
     };
 
     luaL_newlib(L, log_funcs);

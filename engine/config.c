@@ -1480,7 +1480,8 @@ static const char config_text_head[] =
 static const char config_text_playbooks[] =
     "\n"
     "\n"
-    "-- Folder of the Lua playbooks: every *.lua file in it is loaded as a playbook.\n-- Default: \"playbooks\"\n"
+    "-- Folder of the Lua playbooks: every *.lua file in it is loaded as a playbook.\n-- Default: "
+    "\"playbooks\"\n"
     "-- next to this file.\n"
     "playbook_dir = ";
 
@@ -1574,9 +1575,8 @@ static const char config_text_connectors[] =
     "--         -- true: record what the playbooks would do without sending anything.\n"
     "--         dry_run = false,\n";
 
-static const char config_text_end[] =
-    "--     },\n"
-    "-- }\n";
+static const char config_text_end[] = "--     },\n"
+                                      "-- }\n";
 
 /* Each plug-in section's commented example, inside the example tenant. */
 static int

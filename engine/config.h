@@ -40,7 +40,10 @@ struct config_field {
     const struct config_field *fields; /* CONFIG_TABLE, CONFIG_TENANTS (each tenant's) */
     size_t count;                      /* CONFIG_HOSTS, CONFIG_TENANTS: offset of the length */
 };
-#define CONFIG_FIELDS_END { NULL, 0, 0, 0, 0, NULL, 0 }
+#define CONFIG_FIELDS_END                                                                          \
+    {                                                                                              \
+        NULL, 0, 0, 0, 0, NULL, 0                                                                  \
+    }
 
 /* A plug-in's block in each tenant's settings, tenants.<id>.<key> = { ... }. Its fields
  * fill a zeroed struct of size bytes (offsets from the struct's start; nested
@@ -68,7 +71,7 @@ struct config_tenant {
     struct config_block {
         const struct config_section *section;
         void *conf; /* the filled struct */
-    } *blocks;      /* the plug-in blocks this tenant has */
+    } * blocks;     /* the plug-in blocks this tenant has */
     size_t nblocks;
 };
 
@@ -81,10 +84,10 @@ struct config {
     char *playbook_dir; /* absolute */
 
     struct {
-        char *listen;      /* "127.0.0.1:8080" */
-        size_t max_body;   /* bytes, default 4 MiB */
-        size_t max_header; /* bytes, default 16 KiB */
-        int max_conns;     /* default 1024 */
+        char *listen;                                      /* "127.0.0.1:8080" */
+        size_t max_body;                                   /* bytes, default 4 MiB */
+        size_t max_header;                                 /* bytes, default 16 KiB */
+        int max_conns;                                     /* default 1024 */
         double header_timeout, body_timeout, idle_timeout; /* seconds: 10, 30, 60 */
         int max_queued_runs; /* shed load (503) past this many runs waiting for CPU; 100000 */
         char *tls_cert;      /* PEM paths; both NULL: plain HTTP */

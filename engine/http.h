@@ -41,7 +41,7 @@ int http_server_port(const struct http_server *srv); /* first listener's port */
 /* Stop accepting (drain); open connections finish their current request and close. */
 void http_server_stop_accepting(struct http_server *srv);
 int http_server_conns(const struct http_server *srv); /* open connections */
-void http_server_free(struct http_server *srv); /* closes everything; NULL is a no-op */
+void http_server_free(struct http_server *srv);       /* closes everything; NULL is a no-op */
 
 /* Request accessors; all strings are borrowed from the request. */
 const char *http_request_method(const struct http_request *req); /* "POST" */
@@ -59,8 +59,7 @@ void http_reply_header(struct http_request *req, const char *name, const char *v
 void http_reply(struct http_request *req, int status, const char *content_type, const char *body,
                 size_t len);
 /* Convenience: {"error":code,"message":message} as application/json. */
-void http_reply_error(struct http_request *req, int status, const char *code,
-                      const char *message);
+void http_reply_error(struct http_request *req, int status, const char *code, const char *message);
 
 /* The request-head parser, separate so it can be fuzzed: parses "METHOD target
  * HTTP/1.x\r\n" + headers + "\r\n" from buf. Returns the head's length when complete, 0
@@ -70,7 +69,7 @@ struct http_head {
     char *target; /* malloc'd */
     int minor;    /* HTTP/1.minor */
     size_t nheaders;
-    char **names;  /* malloc'd array of malloc'd strings */
+    char **names; /* malloc'd array of malloc'd strings */
     char **values;
     long long content_length; /* -1 when absent */
     int chunked;

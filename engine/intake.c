@@ -27,9 +27,9 @@ struct pending {
 
 /* Upper bounds (seconds) of the ack latency histogram buckets: request complete to 202
  * sent, which includes the commit and every run that finished in that iteration. */
-static const double ack_bounds[] = { 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002,
-                                     0.003,  0.005,   0.0075, 0.01,    0.025, 0.05,   0.1,
-                                     0.25,   0.5,     1.0,    2.5 };
+static const double ack_bounds[] = { 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015,
+                                     0.002,  0.003,   0.005,  0.0075,  0.01,  0.025,
+                                     0.05,   0.1,     0.25,   0.5,     1.0,   2.5 };
 #define ACK_NB (sizeof(ack_bounds) / sizeof(ack_bounds[0]))
 
 struct intake {
@@ -229,7 +229,8 @@ handle_alerts(struct intake *in, struct http_request *req)
     }
     if (!is_json_type(http_request_header(req, "Content-Type"))) {
         in->rejected++;
-        http_reply_error(req, 415, "unsupported_media_type", "Content-Type must be application/json");
+        http_reply_error(req, 415, "unsupported_media_type",
+                         "Content-Type must be application/json");
         return;
     }
     if (run_ready_count() >= (size_t)in->max_queued) {
@@ -247,8 +248,8 @@ handle_alerts(struct intake *in, struct http_request *req)
         free(err);
         return;
     }
-    if (normalize_tree(root, http_request_param(req, "source"), util_now_ms(), &alerts, &n,
-                       &err) == -1) {
+    if (normalize_tree(root, http_request_param(req, "source"), util_now_ms(), &alerts, &n, &err) ==
+        -1) {
         in->rejected++;
         http_reply_error(req, 400, "bad_alert", err);
         free(err);
@@ -269,8 +270,7 @@ intake_metrics(struct buf *b, void *arg)
     struct intake *in = arg;
     unsigned long long cum = 0;
 
-    metrics_counter(b, "kagari_intake_requests_total", "Intake requests received.",
-                    in->requests);
+    metrics_counter(b, "kagari_intake_requests_total", "Intake requests received.", in->requests);
     metrics_counter(b, "kagari_intake_rejected_total", NULL, in->rejected);
     metrics_counter(b, "kagari_intake_shed_total", NULL, in->shed);
     metrics_gauge(b, "kagari_intake_connections", NULL, http_server_conns(in->srv));

@@ -14,11 +14,11 @@ enum journal_status {
 /* Every string is owned by the entry; journal_entry_free() frees them. */
 struct journal_entry {
     int64_t run_id;
-    int seq;        /* 1, 2, 3 ... in the order the playbook asked for effects */
-    char *kind;     /* "sleep", "now", "log", "graph.disable_user", ... */
-    char *request;  /* JSON text: the effect's arguments, compared on replay */
-    char *result;   /* JSON text or NULL while started */
-    int status;     /* enum journal_status */
+    int seq;       /* 1, 2, 3 ... in the order the playbook asked for effects */
+    char *kind;    /* "sleep", "now", "log", "graph.disable_user", ... */
+    char *request; /* JSON text: the effect's arguments, compared on replay */
+    char *result;  /* JSON text or NULL while started */
+    int status;    /* enum journal_status */
     int64_t started_ms;
     int64_t ended_ms; /* 0 while started */
 };

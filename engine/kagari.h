@@ -52,10 +52,11 @@ int64_t run_deadline_ms(const struct run *r);
 
 /* ---- effects ---- */
 
-#define EFFECT_OUTSIDE 0x1     /* acts on the outside world: a dry run records it instead */
-#define EFFECT_IDEMPOTENT 0x2  /* safe to repeat: starts without waiting for its journal */
-#define EFFECT_RECONCILES 0x4  /* not idempotent, but when a crash left it in doubt it can
-                                * find out what happened (open sees effect_in_doubt) */
+#define EFFECT_OUTSIDE 0x1    /* acts on the outside world: a dry run records it instead */
+#define EFFECT_IDEMPOTENT 0x2 /* safe to repeat: starts without waiting for its journal */
+#define EFFECT_RECONCILES                                                                          \
+    0x4 /* not idempotent, but when a crash left it in doubt it can                                \
+         * find out what happened (open sees effect_in_doubt) */
 
 /* One effect as the playbook asked for it, and the parts only it knows.
  *

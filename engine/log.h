@@ -12,7 +12,7 @@ enum log_level { KG_LOG_DEBUG = 0, KG_LOG_INFO, KG_LOG_WARN, KG_LOG_ERR };
  * by the caller with %s around log_quote(). */
 void log_set_level(enum log_level level);
 int log_level_from_name(const char *name); /* -1 when unknown */
-void log_set_json(int on);                   /* emit one JSON object per line instead */
+void log_set_json(int on);                 /* emit one JSON object per line instead */
 void log_msg(enum log_level level, const char *fmt, ...) KG_PRINTF(2, 3);
 /* Return a quoted, escaped copy of s for a key=value field, in a small rotating static
  * buffer (valid for the next few calls only). */

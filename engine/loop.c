@@ -315,7 +315,8 @@ loop_metrics(struct buf *b, void *arg)
     (void)arg;
     metrics_counter(b, "kagari_commits_total", NULL, stats.commits);
     metrics_counter(b, "kagari_commit_failures_total", NULL, stats.commit_failures);
-    (void)!buf_printf(b, "# TYPE kagari_commit_seconds_total counter\n"
-                         "kagari_commit_seconds_total %.6f\n",
+    (void)!buf_printf(b,
+                      "# TYPE kagari_commit_seconds_total counter\n"
+                      "kagari_commit_seconds_total %.6f\n",
                       (double)stats.commit_us_total / 1e6);
 }

@@ -120,8 +120,8 @@ static int
 check_table(lua_State *L, struct playbook *pb, char **errp)
 {
     int t = lua_gettop(L);
-    static const char *const keys[] = { "name", "description", "on", "run", "timeout",
-                                        "instructions", "dry_run", NULL };
+    static const char *const keys[] = { "name",    "description",  "on",      "run",
+                                        "timeout", "instructions", "dry_run", NULL };
     static const char *const on_keys[] = { "source", "min_severity", "outcome", NULL };
 
     lua_pushnil(L);
@@ -137,8 +137,10 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
         if (!known) {
             const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
 
-            return kg_err(errp, "unknown field '%s' (expected name, description, on, run, "
-                                "timeout, instructions, dry_run)", k);
+            return kg_err(errp,
+                          "unknown field '%s' (expected name, description, on, run, "
+                          "timeout, instructions, dry_run)",
+                          k);
         }
     }
     if (lua_getfield(L, t, "name") != LUA_TSTRING || !valid_name(lua_tostring(L, -1))) {
@@ -151,41 +153,55 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
     }
     lua_pop(L, 1);
     switch (lua_getfield(L, t, "description")) {
-    case LUA_TNIL: break;
-    case LUA_TSTRING: pb->description = xstrdup(lua_tostring(L, -1)); break;
-    default: return kg_err(errp, "description: expected a string");
+    case LUA_TNIL:
+        break;
+    case LUA_TSTRING:
+        pb->description = xstrdup(lua_tostring(L, -1));
+        break;
+    default:
+        return kg_err(errp, "description: expected a string");
     }
     lua_pop(L, 1);
     switch (lua_getfield(L, t, "timeout")) {
-    case LUA_TNIL: break;
-    case LUA_TNUMBER: pb->timeout = lua_tonumber(L, -1); break;
+    case LUA_TNIL:
+        break;
+    case LUA_TNUMBER:
+        pb->timeout = lua_tonumber(L, -1);
+        break;
     case LUA_TSTRING:
         if (util_parse_duration(lua_tostring(L, -1), &pb->timeout) == 0) {
             break;
         }
         /* fallthrough */
-    default: return kg_err(errp, "timeout: expected seconds or a duration such as \"15m\"");
+    default:
+        return kg_err(errp, "timeout: expected seconds or a duration such as \"15m\"");
     }
     lua_pop(L, 1);
     if (pb->timeout < 0) {
         return kg_err(errp, "timeout: must not be negative");
     }
     switch (lua_getfield(L, t, "instructions")) {
-    case LUA_TNIL: break;
+    case LUA_TNIL:
+        break;
     case LUA_TNUMBER:
         if (lua_tonumber(L, -1) >= 1000 && lua_tonumber(L, -1) <= 1e12) {
             pb->instructions = (uint64_t)lua_tonumber(L, -1);
             break;
         }
         /* fallthrough */
-    default: return kg_err(errp, "instructions: expected a number from 1000 to 1e12");
+    default:
+        return kg_err(errp, "instructions: expected a number from 1000 to 1e12");
     }
     lua_pop(L, 1);
 
     switch (lua_getfield(L, t, "dry_run")) {
-    case LUA_TNIL: break;
-    case LUA_TBOOLEAN: pb->dry_run = lua_toboolean(L, -1); break;
-    default: return kg_err(errp, "dry_run: expected true or false");
+    case LUA_TNIL:
+        break;
+    case LUA_TBOOLEAN:
+        pb->dry_run = lua_toboolean(L, -1);
+        break;
+    default:
+        return kg_err(errp, "dry_run: expected true or false");
     }
     lua_pop(L, 1);
     if (lua_getfield(L, t, "on") != LUA_TTABLE) {
@@ -229,8 +245,10 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
         }
         for (size_t i = 0; i < pb->noutcomes; i++) {
             if (outcome_valid(pb->outcomes[i]) == -1) {
-                return kg_err(errp, "on.outcome: '%s' is not one of unknown, blocked, attempted, "
-                                    "succeeded", pb->outcomes[i]);
+                return kg_err(errp,
+                              "on.outcome: '%s' is not one of unknown, blocked, attempted, "
+                              "succeeded",
+                              pb->outcomes[i]);
             }
         }
     }
@@ -267,8 +285,10 @@ playbook_parse(struct sandbox *sb, const char *file, const char *src, size_t len
         goto fail;
     }
     if (!lua_istable(L, -1)) {
-        kg_err(errp, "%s: the file must end with: return playbook{ name = ..., on = {...}, "
-                     "run = function(alert) ... end }", file);
+        kg_err(errp,
+               "%s: the file must end with: return playbook{ name = ..., on = {...}, "
+               "run = function(alert) ... end }",
+               file);
         goto fail;
     }
     if (check_table(L, pb, &err) == -1) {

@@ -40,7 +40,7 @@ struct connector {
  * source hands what it normalized to the one admit step (engine/admit.h), which stores,
  * deduplicates, routes and acknowledges after the commit. */
 struct source {
-    const char *name;    /* "http", later "syslog", pollers */
+    const char *name; /* "http", later "syslog", pollers */
     const char *summary;
     /* Open the listeners the configuration asks for. *state NULL: nothing configured
      * (not an error). -1 with *errp stops the daemon's start. */

@@ -12,7 +12,7 @@
 #include "engine/plugin.h"
 
 static const struct connector *const connectors[] = {
-    &graph_connector, &idp_connector,    &security_connector,
+    &graph_connector,    &idp_connector,    &security_connector,
     &defender_connector, &intune_connector, &rest_connector,
 };
 

@@ -33,12 +33,12 @@ struct run {
 
     struct journal_entry *j; /* the journal: replayed entries, then new ones */
     size_t nj, capj;
-    size_t cursor;     /* entries the playbook has consumed in this execution */
-    size_t pending;    /* index of the entry a parked run waits for */
-    int parked;        /* waiting for effect_done */
-    int resume_with;   /* on resume, pass the result of j[pending] */
-    char *fail_msg;    /* a failure explained better than the Lua error (divergence) */
-    struct effect *ef; /* the effect a parked run waits for */
+    size_t cursor;          /* entries the playbook has consumed in this execution */
+    size_t pending;         /* index of the entry a parked run waits for */
+    int parked;             /* waiting for effect_done */
+    int resume_with;        /* on resume, pass the result of j[pending] */
+    char *fail_msg;         /* a failure explained better than the Lua error (divergence) */
+    struct effect *ef;      /* the effect a parked run waits for */
     struct event *deadline; /* fires when a parked run reaches its deadline */
 
     int ready;
@@ -219,10 +219,10 @@ run_end(struct run *r, int ok, const char *error)
     free(err);
     if (ok) {
         log_debug("run.done tenant=%s run=%lld playbook=%s ms=%lld", r->t->id, (long long)r->id,
-                 r->pb->name, (long long)(now - r->started_ms));
+                  r->pb->name, (long long)(now - r->started_ms));
     } else {
-        log_warn("run.failed tenant=%s run=%lld playbook=%s error=%s", r->t->id,
-                 (long long)r->id, r->pb->name, log_quote(error ? error : "?"));
+        log_warn("run.failed tenant=%s run=%lld playbook=%s error=%s", r->t->id, (long long)r->id,
+                 r->pb->name, log_quote(error ? error : "?"));
     }
     run_free(r, 1);
 }
@@ -530,8 +530,8 @@ run_metrics(struct buf *b, void *arg)
     metrics_gauge(b, "kagari_runs_active", NULL, (double)nactive);
     metrics_labelled(b, "kagari_effects_total", "result", "replayed", stats.effects_replayed, 1);
     metrics_labelled(b, "kagari_effects_total", "result", "dry_run", stats.dry_run, 0);
-    metrics_labelled(b, "kagari_effects_total", "result", "in_doubt_failed",
-                     stats.in_doubt_failed, 0);
+    metrics_labelled(b, "kagari_effects_total", "result", "in_doubt_failed", stats.in_doubt_failed,
+                     0);
 }
 
 static int
@@ -683,7 +683,6 @@ run_active_count(void)
 {
     return nactive;
 }
-
 
 /* ---- what plug-ins see of a run ---- */
 

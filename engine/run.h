@@ -72,8 +72,7 @@ enum effect_state {
  * run_effect_park, so an effect that must be journaled before it happens is performed
  * only after that commit (loop_after_commit). *e points at the entry (valid until the
  * next call). */
-int run_effect_begin(lua_State *L, const char *kind, const char *request,
-                     struct journal_entry **e);
+int run_effect_begin(lua_State *L, const char *kind, const char *request, struct journal_entry **e);
 /* Push a finished entry's result as the effect's return values: the value (ok) or
  * nil, message (failed). Returns the number of values. */
 int run_effect_push(lua_State *L, const struct journal_entry *e);

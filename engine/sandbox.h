@@ -18,13 +18,13 @@ struct sandbox;
 /* Budget bookkeeping of one coroutine. run.c embeds one in each run; the coroutine's
  * extra space (lua_getextraspace) points at it, so the hook and run_from_lua() find it. */
 struct sandbox_task {
-    void *owner;              /* the run */
-    uint64_t instructions;    /* used so far, in SANDBOX_HOOK_COUNT steps */
+    void *owner;           /* the run */
+    uint64_t instructions; /* used so far, in SANDBOX_HOOK_COUNT steps */
     uint64_t max_instructions;
-    int64_t deadline_ms;      /* wall clock (util_now_ms); 0 = none */
-    int64_t slice_end_us;     /* util_mono_us; past it the hook yields when it can; 0 = never */
-    int killed;               /* over a budget: every further hook raises again */
-    char reason[96];          /* why it was killed */
+    int64_t deadline_ms;  /* wall clock (util_now_ms); 0 = none */
+    int64_t slice_end_us; /* util_mono_us; past it the hook yields when it can; 0 = never */
+    int killed;           /* over a budget: every further hook raises again */
+    char reason[96];      /* why it was killed */
 };
 
 /* Create a sandboxed state whose allocator refuses to grow past memory_cap bytes.

@@ -69,7 +69,8 @@ load_playbooks(void)
         return -1;
     }
     if (playbook_set_load(sb, cfg->playbook_dir, &set, &errs) == -1) {
-        log_err("playbooks.failed dir=%s error=%s", cfg->playbook_dir, log_quote(errs ? errs : "?"));
+        log_err("playbooks.failed dir=%s error=%s", cfg->playbook_dir,
+                log_quote(errs ? errs : "?"));
         rc = -1;
     } else {
         char *line = errs;

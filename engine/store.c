@@ -3,14 +3,14 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
-#include <sys/file.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "engine/log.h"
@@ -198,7 +198,7 @@ struct checkpointer {
 struct store_tenant {
     char id[64];
     struct db db;
-    struct buf obs; /* reused for each alert's observables JSON */
+    struct buf obs;            /* reused for each alert's observables JSON */
     struct checkpointer *ckpt; /* NULL: SQLite checkpoints on commit */
 };
 

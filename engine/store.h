@@ -69,8 +69,7 @@ int store_in_tx(const struct store_tenant *t);
 
 /* Insert a normalized alert; dedup on (source, source_id). Sets a->id: the new id, or
  * the existing alert's id with *duplicate = 1. Needs an open transaction. */
-int store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate,
-                       char **errp) KG_WUR;
+int store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char **errp) KG_WUR;
 /* 1 and *out filled (caller alert_free()s it), 0 when absent, -1 on error. */
 int store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **errp);
 int64_t store_alert_count(struct store_tenant *t); /* -1 on error */

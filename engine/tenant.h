@@ -21,8 +21,8 @@ struct tenant_plugin {
 
 struct tenant {
     char id[64];
-    struct store_tenant *db; /* owned */
-    struct sandbox *sb;      /* owned; one Lua state for all of this tenant's runs */
+    struct store_tenant *db;         /* owned */
+    struct sandbox *sb;              /* owned; one Lua state for all of this tenant's runs */
     const struct config_tenant *cfg; /* its settings in the configuration, or NULL */
     struct tenant_plugin *plugins;   /* connector states opened for it */
     size_t nplugins;

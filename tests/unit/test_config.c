@@ -458,8 +458,7 @@ test_tenants_full(void)
     T_EQ_STR(MSC(demo)->authority, "https://login.microsoftonline.us");
     T_EQ_STR(MSC(demo)->graph, "https://graph.microsoft.us");
     T_EQ_STR(MSC(demo)->defender, "http://127.0.0.1:8081/defender");
-    T_EQ_STR(MSC(demo)->defender_scope,
-             "https://api-gov.securitycenter.microsoft.us/.default");
+    T_EQ_STR(MSC(demo)->defender_scope, "https://api-gov.securitycenter.microsoft.us/.default");
     T_REQUIRE(NALLOW(demo) == 2);
     T_EQ_STR(HTTPC(demo)->allow[0], "hooks.example.jp");
     T_EQ_STR(HTTPC(demo)->allow[1], "api.example.net"); /* lowercased */
@@ -928,8 +927,7 @@ test_write_default_roundtrip(void)
         T_EQ_STR(MSC(ten)->client_secret, "enc:v1:...");
         T_ASSERT(MSC(ten)->certificate == NULL);
         T_EQ_STR(MSC(ten)->authority, "https://login.microsoftonline.com");
-        T_EQ_STR(MSC(ten)->defender_scope,
-                 "https://api.securitycenter.microsoft.com/.default");
+        T_EQ_STR(MSC(ten)->defender_scope, "https://api.securitycenter.microsoft.com/.default");
         T_EQ_INT(NALLOW(ten), 2);
         config_free(&cfg);
     }

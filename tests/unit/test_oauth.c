@@ -16,10 +16,10 @@
 #include <openssl/x509v3.h>
 
 #include "connectors/httpc.h"
-#include "engine/secret.h"
 #include "engine/http.h"
 #include "engine/log.h"
 #include "engine/loop.h"
+#include "engine/secret.h"
 #include "tests/unit/test.h"
 
 #define TENANT "contoso.example.jp"

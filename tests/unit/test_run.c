@@ -292,9 +292,10 @@ test_budget_and_errors(void)
     char *e;
 
     setup();
-    write_playbook("loop", "return playbook{ name='loop', on={source='loop'}, instructions=1000000,\n"
-                           "  run=function()\n"
-                           "  while true do pcall(function() while true do end end) end\nend }\n");
+    write_playbook("loop",
+                   "return playbook{ name='loop', on={source='loop'}, instructions=1000000,\n"
+                   "  run=function()\n"
+                   "  while true do pcall(function() while true do end end) end\nend }\n");
     write_playbook("boom", "return playbook{ name='boom', on={source='boom'}, run=function()\n"
                            "  local x = nil\n  error('boom here')\nend }\n");
     write_playbook("late", "return playbook{ name='late', on={source='late'}, timeout=0.2,\n"
