@@ -2,7 +2,7 @@
 # SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer (make test does).
 
 CC      ?= cc
-PKGS    := lua5.4 libcurl libcjson libevent libevent_openssl sqlite3 openssl
+PKGS    := lua5.4 libcurl libcjson libevent libevent_openssl sqlite3 openssl expat
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
@@ -28,6 +28,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(filter-out tests/unit/test_
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 MOCK_SRC := $(wildcard tests/mock/*.c)
+PLUGIN_SRC := $(wildcard tests/plugin/*.c)
 
 all: $(B)/kagari
 
@@ -58,7 +59,15 @@ $(B)/kagari-mock: $(MOCK_SRC:%.c=$(B)/%.o) $(B)/libkagari.a
 MOCK_BIN := $(B)/kagari-mock
 endif
 
-build-tests: $(B)/kagari $(UNIT_BIN) $(FUZZ_REPLAY) $(MOCK_BIN)
+# The daemon with the test-only plug-ins of tests/plugin linked in (each registers itself):
+# a connector added by files alone, as a new vendor's would be.
+ifneq ($(PLUGIN_SRC),)
+$(B)/kagari-plugtest: $(B)/engine/main.o $(PLUGIN_SRC:%.c=$(B)/%.o) $(B)/libkagari.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+PLUGTEST_BIN := $(B)/kagari-plugtest
+endif
+
+build-tests: $(B)/kagari $(UNIT_BIN) $(FUZZ_REPLAY) $(MOCK_BIN) $(PLUGTEST_BIN)
 
 deps:
 	@sh scripts/install-deps.sh
