@@ -1,5 +1,6 @@
-"""mockctl.py: start kagari-mock (the Microsoft identity / Graph / Defender / Intune mock,
-tests/mock) and drive it from integration tests, with the Python standard library only.
+"""mockctl.py: start kagari-mock (the Microsoft identity / Graph / Defender / Intune and
+PAN-OS XML API mock, tests/mock) and drive it from integration tests, with the Python
+standard library only.
 
     from mockctl import MockServer, GRAPH_SCOPE, MDE_SCOPE
 
@@ -19,6 +20,8 @@ for the authority, Graph and Defender (https://127.0.0.1:PORT); m.ca_file is the
 certificate to trust. The control API is documented in tests/mock/README.md.
 """
 
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -30,6 +33,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import xml.etree.ElementTree as ET
 
 try:
     import harness
@@ -69,6 +73,21 @@ DEVICE_WS0142 = "0d1c0000-0000-4000-8000-000000000142"
 ALERT_LSASS = "da0001112223334445_-1234567"
 INCIDENT = "4711"
 INCIDENT_REDIRECTED = "4713"
+
+# PAN-OS XML API (/api/): the seeded admin and its fixed key (see panos_key).
+PANOS_USER = "soar-api"
+PANOS_PASSWORD = "mock-panos-password"
+PANOS_KEY = "LUFRPT1vM2lqWmR2cHEwdzZkL3B2Nzk4ZkNyS0t0TUk9R2poakRuVDV2S2dDWU5OeUlVWmw0Zz09"
+
+
+def panos_key(user, password):
+    """The key kagari-mock gives a seeded PAN-OS admin that has no explicit "key":
+    base64("-AQ==" + base64(SHA-1(user)) + base64(SHA-256("user:password")[:16]))."""
+    u, p = user.encode(), password.encode()
+    raw = (b"-AQ==" + base64.b64encode(hashlib.sha1(u).digest())
+           + base64.b64encode(hashlib.sha256(u + b":" + p).digest()[:16]))
+    return base64.b64encode(raw).decode()
+
 
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error",
                    "UndefinedBehaviorSanitizer")
@@ -132,6 +151,14 @@ class Response:
             if k.lower() == name.lower():
                 return v
         return None
+
+    @property
+    def xml(self):
+        """The body as an XML element (PAN-OS answers), None when it does not parse."""
+        try:
+            return ET.fromstring(self.body)
+        except ET.ParseError:
+            return None
 
     @property
     def error_code(self):
@@ -429,6 +456,27 @@ class MockServer:
 
     def get_config(self):
         return self.control("GET", "/config")
+
+    # -- PAN-OS --
+
+    def panos(self, params, key=PANOS_KEY, method="POST", headers=None, **kw):
+        """A PAN-OS XML API call on /api/: params as a form body (POST) or in the query
+        (GET); key, unless None, goes in X-PAN-KEY. Returns a Response (see .xml)."""
+        hdrs = dict(headers or {})
+        if key is not None:
+            hdrs["X-PAN-KEY"] = key
+        if method == "GET":
+            return self.request("GET", "/api/?" + urllib.parse.urlencode(params), headers=hdrs,
+                                **kw)
+        return self.request(method, "/api/", form=params, headers=hdrs, **kw)
+
+    def registered_ips(self):
+        """The PAN-OS IP->tag registrations: [{"ip", "persistent", "tags": [{"name",
+        "timeout", "registered", "expires"}]}]."""
+        return self.control("GET", "/state/registeredIps")
+
+    def clear_registered_ips(self):
+        return self.control("DELETE", "/state/registeredIps")
 
     def log_entries(self, n=100, path_prefix=None):
         q = "?n=%d" % n

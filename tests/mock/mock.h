@@ -1,8 +1,9 @@
 /* mock.h: kagari-mock, a stateful stand-in for the Microsoft identity platform token
  * endpoint, Microsoft Graph (users, sign-ins, Identity Protection, security alerts_v2 and
- * incidents, Intune managedDevices) and Microsoft Defender for Endpoint, for the engine's
- * tests and benchmark. Internal header shared by the tests/mock C files; nothing outside
- * tests/mock includes it. The whole program is single-threaded (one event_base). */
+ * incidents, Intune managedDevices), Microsoft Defender for Endpoint and the PAN-OS XML
+ * API, for the engine's tests and benchmark. Internal header shared by the tests/mock C
+ * files; nothing outside tests/mock includes it. The whole program is single-threaded (one
+ * event_base). */
 #ifndef KAGARI_MOCK_H
 #define KAGARI_MOCK_H
 
@@ -146,7 +147,7 @@ void limiter_reset(struct limiter *l);
 
 /* ---- requests as the API handlers see them ---- */
 
-enum svc { SVC_CONTROL, SVC_TOKEN, SVC_GRAPH, SVC_INTUNE, SVC_MDE };
+enum svc { SVC_CONTROL, SVC_TOKEN, SVC_GRAPH, SVC_INTUNE, SVC_MDE, SVC_PANOS };
 enum aud { AUD_NONE, AUD_GRAPH, AUD_DEFENDER };
 
 /* Rate limiters (reference sections 2-6); per tenant. */
@@ -187,8 +188,9 @@ struct mreq {
     char *cap[MREQ_CAPS];
     int ncap;
     struct m_token *tok;
-    char base[300];      /* "https://127.0.0.1:4443": absolute links */
-    char request_id[40]; /* Graph request-id */
+    char base[300];        /* "https://127.0.0.1:4443": absolute links */
+    char request_id[40];   /* Graph request-id */
+    const char *log_route; /* set by a handler: its request-log name, else the route's */
     /* the answer */
     int status;
     const char *ctype;
@@ -198,6 +200,8 @@ struct mreq {
 };
 
 /* Answer helpers; each sets the reply (the last call wins). */
+/* Any body (takes it; NULL with len 0: none) with its Content-Type. */
+void mreq_set(struct mreq *r, int status, const char *ctype, char *body, size_t len);
 void mreq_json(struct mreq *r, int status, cJSON *obj); /* takes obj */
 void mreq_empty(struct mreq *r, int status);
 void mreq_header(struct mreq *r, const char *name, const char *value);
@@ -442,5 +446,18 @@ void mde_apply_final(struct m_action *a);
 cJSON *mde_render_action(struct m_action *a);
 /* mock_intune.c */
 extern const struct route intune_routes[];
+/* mock_panos.c: GET/POST /api/. Admins come from the seed's panosAdmins (once); the
+ * registered IP->tag mappings and the PAN-OS counters live here and go back to empty on
+ * panos_reset(). */
+#define PANOS_CTYPE "application/xml; charset=UTF-8"
+extern const struct route panos_routes[];
+int panos_init(char **errp) KG_WUR;
+void panos_reset(void);
+void panos_clear_registrations(void);
+void panos_free(void);
+/* <response status="error" code="code"><result><msg>msg</msg></result></response>. */
+void panos_error(struct mreq *r, int status, int code, const char *msg);
+cJSON *panos_counters_json(void);
+cJSON *panos_state_json(void); /* the registered IPs, expired tags dropped first */
 
 #endif

@@ -607,6 +607,11 @@ control_handle(struct mhttp_req *h)
         clear_faults(h);
     } else if (get && strcmp(p, "/counters") == 0) {
         reply(h, 200, mock_counters_json());
+    } else if (get && strcmp(p, "/state/registeredIps") == 0) {
+        reply(h, 200, panos_state_json());
+    } else if (strcmp(m, "DELETE") == 0 && strcmp(p, "/state/registeredIps") == 0) {
+        panos_clear_registrations();
+        reply(h, 200, ok_json());
     } else if ((get || post) && strncmp(p, "/state/", 7) == 0) {
         state(h, p + 7, post);
     } else if (post && strcmp(p, "/reset") == 0) {

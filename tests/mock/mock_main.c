@@ -1,6 +1,6 @@
 /* mock_main.c: kagari-mock's entry point and request dispatch: routing, queued faults and
  * latency, bearer tokens, app permissions, per-tenant rate limits, error bodies in each
- * service's shape, the request log. */
+ * service's shape (PAN-OS: XML), the request log. */
 #include "tests/mock/mock.h"
 
 #include <getopt.h>
@@ -48,7 +48,7 @@ mock_now(void)
 
 /* ---- answers ---- */
 
-static void
+void
 mreq_set(struct mreq *r, int status, const char *ctype, char *body, size_t len)
 {
     free(r->body);
@@ -70,6 +70,8 @@ svc_ctype(enum svc svc)
     case SVC_INTUNE:
         return "application/json;odata.metadata=minimal;odata.streaming=true;"
                "IEEE754Compatible=false;charset=utf-8";
+    case SVC_PANOS:
+        return PANOS_CTYPE;
     default:
         return "application/json";
     }
@@ -251,6 +253,13 @@ mreq_error(struct mreq *r, int status, const char *code, const char *fmt, ...)
                    status == 429 || status >= 500 ? "temporarily_unavailable" : "invalid_request",
                    status == 429 || status >= 500 ? 90033 : 900144, fmt, ap);
         break;
+    case SVC_PANOS: {
+        char *msg = xvasprintf(fmt, ap);
+
+        panos_error(r, status, status, msg);
+        free(msg);
+        break;
+    }
     default:
         vgraph_error(r, status, code, fmt, ap);
         break;
@@ -388,10 +397,11 @@ fail:
 static void
 routes_init(void)
 {
-    const struct route *tables[] = { graph_routes, intune_routes, mde_routes };
+    const struct route *tables[] = { graph_routes, intune_routes, mde_routes, panos_routes };
+    const size_t ntables = sizeof(tables) / sizeof(tables[0]);
 
     nroutes = 1;
-    for (size_t t = 0; t < 3; t++) {
+    for (size_t t = 0; t < ntables; t++) {
         for (const struct route *rt = tables[t]; rt->method != NULL; rt++) {
             nroutes++;
         }
@@ -400,7 +410,7 @@ routes_init(void)
     mock.route_count = xcalloc(nroutes, sizeof(unsigned long));
     nroutes = 0;
     routes[nroutes++] = &token_route;
-    for (size_t t = 0; t < 3; t++) {
+    for (size_t t = 0; t < ntables; t++) {
         for (const struct route *rt = tables[t]; rt->method != NULL; rt++) {
             routes[nroutes++] = rt;
         }
@@ -439,7 +449,10 @@ svc_of_path(const char *path)
     if (strncasecmp(path, "/v1.0/deviceManagement", 22) == 0) {
         return SVC_INTUNE;
     }
-    if (strncasecmp(path, "/api/", 5) == 0 || strcasecmp(path, "/api") == 0) {
+    if (strcasecmp(path, "/api/") == 0 || strcasecmp(path, "/api") == 0) {
+        return SVC_PANOS; /* the PAN-OS XML API; Defender's routes are below /api/ */
+    }
+    if (strncasecmp(path, "/api/", 5) == 0) {
         return SVC_MDE;
     }
     if (strstr(path, "/oauth2/") != NULL) {
@@ -493,9 +506,11 @@ answer_fault(struct mreq *r, const struct fault *f)
 
     if (f->malformed) {
         static const char junk[] = "{\"value\":[{\"id\":\"4c2f0e9a\",\"status\":";
+        static const char xjunk[] = "<response status=\"success\"><result><entry ip=\"203.0.113";
+        const char *body = r->svc == SVC_PANOS ? xjunk : junk;
 
-        mreq_set(r, f->status > 0 ? f->status : 200, svc_ctype(r->svc), xstrdup(junk),
-                 sizeof(junk) - 1);
+        mreq_set(r, f->status > 0 ? f->status : 200, svc_ctype(r->svc), xstrdup(body),
+                 strlen(body));
         return;
     }
     switch (f->status) {
@@ -670,7 +685,7 @@ handle(struct mhttp_req *h, void *arg)
         }
         goto send;
     }
-    if (r.svc != SVC_TOKEN) {
+    if (r.svc != SVC_TOKEN && r.svc != SVC_PANOS) { /* PAN-OS: API keys, in the handler */
         if (token_check(&r, r.svc == SVC_MDE ? AUD_DEFENDER : AUD_GRAPH) == -1) {
             goto send;
         }
@@ -694,7 +709,10 @@ send:
         mreq_header(&r, "request-id", r.request_id);
         mreq_header(&r, "client-request-id", crid != NULL ? crid : r.request_id);
     }
-    mock_log_add(method, path, h->query, r.route != NULL ? r.route->name : "-", r.status,
+    if (r.log_route == NULL) {
+        r.log_route = r.route != NULL ? r.route->name : "-";
+    }
+    mock_log_add(method, path, h->query, r.log_route, r.status,
                  (double)(util_mono_us() - t0) / 1000.0 + delay);
     mhttp_respond(h, r.status, r.headers.data, r.ctype, r.body, r.body_len, delay);
     mreq_release(&r);

@@ -586,7 +586,10 @@ static const char seed_text[] =
     "  'systemTags':[],'comments':[],'description':null,'summary':null,"
     "  'redirectIncidentId':'4711','resolvingComment':null,"
     "  'incidentWebUrl':'https://security.microsoft.com/incidents/4713',"
-    "  'createdDateTime':'@now-2d','lastUpdateDateTime':'@now-1d'}]"
+    "  'createdDateTime':'@now-2d','lastUpdateDateTime':'@now-1d'}],"
+    /* ---- PAN-OS: the XML API admin (its key is derived, see mock_panos.c) ---- */
+    "'panosAdmins':["
+    " {'user':'soar-api','password':'mock-panos-password'}]"
     "}";
 
 const char *

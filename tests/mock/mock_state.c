@@ -1,6 +1,6 @@
-/* mock_state.c: the seed (built-in defaults, replaced or extended by --seed), the tenants
- * and apps built from it once, the mutable data built from it at start and at every
- * /_mock/reset, the side-effect counters and the state views of the control API. */
+/* mock_state.c: the seed (built-in defaults, replaced or extended by --seed), the tenants,
+ * apps and PAN-OS admins built from it once, the mutable data built from it at start and at
+ * every /_mock/reset, the side-effect counters and the state views of the control API. */
 #include "tests/mock/mock.h"
 
 #include <stdio.h>
@@ -16,9 +16,9 @@
 #define SEED_MAX (256 * 1024 * 1024)
 
 static const char *const collections[] = {
-    "tenants",        "clients",        "users",     "signIns",  "riskyUsers",
-    "riskDetections", "alerts",         "incidents", "machines", "machineActions",
-    "indicators",     "managedDevices", NULL
+    "tenants",        "clients",        "users",       "signIns",  "riskyUsers",
+    "riskDetections", "alerts",         "incidents",   "machines", "machineActions",
+    "indicators",     "managedDevices", "panosAdmins", NULL,
 };
 
 /* ---- the seed document ---- */
@@ -26,7 +26,10 @@ static const char *const collections[] = {
 static const char *
 key_field(const char *collection)
 {
-    return strcmp(collection, "clients") == 0 ? "client_id" : "id";
+    if (strcmp(collection, "clients") == 0) {
+        return "client_id";
+    }
+    return strcmp(collection, "panosAdmins") == 0 ? "user" : "id";
 }
 
 /* Add items of add[] to base[]: an item whose key matches one in base replaces it. */
@@ -722,7 +725,7 @@ mock_state_init(const char *seed_path, char **errp)
         return -1;
     }
     clear_counters();
-    if (load_tenants(errp) == -1 || load_data(errp) == -1) {
+    if (load_tenants(errp) == -1 || panos_init(errp) == -1 || load_data(errp) == -1) {
         return -1;
     }
     return 0;
@@ -737,6 +740,7 @@ mock_state_reset(void)
 
     free_data();
     clear_counters();
+    panos_reset();
     mock_log_clear();
     for (size_t i = 0; i < mock.faults.n; i++) {
         struct fault *f = mock.faults.v[i];
@@ -770,6 +774,7 @@ void
 mock_state_free(void)
 {
     free_data();
+    panos_free();
     token_free_all();
     for (size_t i = 0; i < mock.clients.n; i++) {
         struct m_client *c = mock.clients.v[i];
@@ -932,6 +937,7 @@ mock_counters_json(void)
             cJSON_AddItemToObject(sub, jstr(d->obj, "id"), e);
         }
     }
+    cJSON_AddItemToObject(o, "panos", panos_counters_json());
     return o;
 }
 
