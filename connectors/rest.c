@@ -375,19 +375,8 @@ l_http_request(lua_State *L)
     }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        int known = 0;
-
-        lua_pop(L, 1);
-        for (int i = 0; lua_type(L, -1) == LUA_TSTRING && keys[i] != NULL; i++) {
-            known |= strcmp(lua_tostring(L, -1), keys[i]) == 0;
-        }
-        if (!known) {
-            return luaL_error(L, "http.request: unknown field %s",
-                              lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                             : "(not a name)");
-        }
+    if (lcheck_unknown_key(L, 1, keys)) {
+        return luaL_error(L, "http.request: unknown field %s", lua_tostring(L, -1));
     }
     lua_getfield(L, 1, "timeout");
     if (!lua_isnil(L, -1)) {

@@ -108,20 +108,8 @@ enum_field(lua_State *L, int idx, const char *fn, const char *key, const char *c
 static void
 check_keys(lua_State *L, int idx, const char *fn, const char *const *keys)
 {
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        int known = 0;
-
-        lua_pop(L, 1);
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            for (int i = 0; keys[i] != NULL; i++) {
-                known |= strcmp(lua_tostring(L, -1), keys[i]) == 0;
-            }
-        }
-        if (!known) {
-            luaL_error(L, "%s: unknown field %s", fn,
-                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a name)");
-        }
+    if (lcheck_unknown_key(L, idx, keys)) {
+        luaL_error(L, "%s: unknown field %s", fn, lua_tostring(L, -1));
     }
 }
 

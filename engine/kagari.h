@@ -13,6 +13,7 @@
 
 #include "engine/config.h"
 #include "engine/json.h"
+#include "engine/lcheck.h"
 #include "engine/log.h"
 #include "engine/metrics.h"
 #include "engine/plugin.h"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/lcheck.h"
 #include "engine/log.h"
 
 #define PLAYBOOK_MAX_BYTES (1 << 20)
@@ -124,24 +125,11 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
                                         "timeout", "instructions", "dry_run", NULL };
     static const char *const on_keys[] = { "source", "min_severity", "outcome", NULL };
 
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        int known = 0;
-
-        lua_pop(L, 1);
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            for (int i = 0; keys[i] != NULL; i++) {
-                known |= strcmp(lua_tostring(L, -1), keys[i]) == 0;
-            }
-        }
-        if (!known) {
-            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-
-            return kg_err(errp,
-                          "unknown field '%s' (expected name, description, on, run, "
-                          "timeout, instructions, dry_run)",
-                          k);
-        }
+    if (lcheck_unknown_key(L, t, keys)) {
+        return kg_err(errp,
+                      "unknown field '%s' (expected name, description, on, run, timeout, "
+                      "instructions, dry_run)",
+                      lua_tostring(L, -1));
     }
     if (lua_getfield(L, t, "name") != LUA_TSTRING || !valid_name(lua_tostring(L, -1))) {
         return kg_err(errp, "name: expected a string of 1-64 letters, digits, '-', '_', '.'");
@@ -207,22 +195,9 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
     if (lua_getfield(L, t, "on") != LUA_TTABLE) {
         return kg_err(errp, "on: expected a table such as { source = \"entra.signin\" }");
     }
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        int known = 0;
-
-        lua_pop(L, 1);
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            for (int i = 0; on_keys[i] != NULL; i++) {
-                known |= strcmp(lua_tostring(L, -1), on_keys[i]) == 0;
-            }
-        }
-        if (!known) {
-            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-
-            return kg_err(errp, "on: unknown field '%s' (expected source, min_severity, outcome)",
-                          k);
-        }
+    if (lcheck_unknown_key(L, -1, on_keys)) {
+        return kg_err(errp, "on: unknown field '%s' (expected source, min_severity, outcome)",
+                      lua_tostring(L, -1));
     }
     if (lua_getfield(L, -1, "source") != LUA_TNIL &&
         read_strv(L, lua_gettop(L), "on.source", &pb->sources, &pb->nsources, errp) == -1) {
