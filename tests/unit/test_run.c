@@ -2,11 +2,13 @@
  * simulated crash, divergence, budgets and deadlines. */
 #include "engine/run.h"
 
+#include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "engine/env.h"
+#include "engine/kagari.h"
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/store.h"
@@ -349,11 +351,192 @@ test_time_slices(void)
     teardown();
 }
 
+/* ---- a probe connector: what the effect driver does around an effect ---- */
+
+enum probe_mode { PROBE_ONCE, PROBE_HANG };
+
+static struct {
+    int opened[2], started[2], cancelled[2];
+    int durable_at_start; /* probe.once's "started" entry was committed when it started */
+} probe;
+
+struct probe_op {
+    struct effect *ef;
+    int mode;
+};
+
+static void
+probe_start(void *arg)
+{
+    struct probe_op *op = arg;
+    struct run *r = effect_owner(op->ef);
+    struct tenant *t = run_tenant(r);
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+    struct effect *ef = op->ef;
+
+    probe.started[op->mode]++;
+    if (op->mode == PROBE_HANG) {
+        return; /* never answers: the run's deadline must end it */
+    }
+    if (!store_in_tx(t->db) && store_journal_load(t->db, run_id(r), &j, &n, NULL) == 0 && n > 0 &&
+        strcmp(j[n - 1].kind, "probe.once") == 0 && j[n - 1].status == JOURNAL_STARTED) {
+        probe.durable_at_start++;
+    }
+    journal_entries_free(j, n);
+    free(op);
+    effect_done(ef, 1, "{\"sent\":1}");
+}
+
+static void
+probe_cancel(void *arg)
+{
+    struct probe_op *op = arg;
+
+    probe.cancelled[op->mode]++;
+    free(op);
+}
+
+static void *
+probe_open(struct effect *ef, void *arg)
+{
+    struct probe_op *op = xcalloc(1, sizeof(*op));
+
+    op->ef = ef;
+    op->mode = *(int *)arg;
+    probe.opened[op->mode]++;
+    return op;
+}
+
+static char *
+probe_refuse(struct run *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    return xstrdup("probe: refused");
+}
+
+static int
+probe_call(lua_State *L, const char *kind, int mode, unsigned flags, int refuse)
+{
+    struct effect_spec spec = { 0 };
+
+    spec.kind = kind;
+    spec.request = "{}";
+    spec.flags = flags;
+    spec.check = refuse ? probe_refuse : NULL;
+    spec.open = probe_open;
+    spec.start = probe_start;
+    spec.cancel = probe_cancel;
+    spec.arg = &mode;
+    return effect_run(L, &spec);
+}
+
+static int
+l_probe_once(lua_State *L)
+{
+    return probe_call(L, "probe.once", PROBE_ONCE, EFFECT_OUTSIDE, 0);
+}
+
+static int
+l_probe_hang(lua_State *L)
+{
+    return probe_call(L, "probe.hang", PROBE_HANG, EFFECT_OUTSIDE | EFFECT_IDEMPOTENT, 0);
+}
+
+static int
+l_probe_refuse(lua_State *L)
+{
+    return probe_call(L, "probe.refuse", PROBE_ONCE, EFFECT_OUTSIDE, 1);
+}
+
+static int
+luaopen_probe(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "once", l_probe_once },
+        { "hang", l_probe_hang },
+        { "refuse", l_probe_refuse },
+        { NULL, NULL },
+    };
+
+    luaL_newlib(L, funcs);
+    return 1;
+}
+
+static const struct connector probe_connector = {
+    "probe", "the effect driver's test probe", luaopen_probe, NULL, NULL, NULL, NULL, NULL,
+};
+
+/* One effect of each kind: journal first (not idempotent), a check that refuses, a dry
+ * run, and a parked effect that outlives the run's deadline. */
+static void
+test_effect_driver(void)
+{
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+    char *e;
+
+    memset(&probe, 0, sizeof(probe));
+    plugin_add_connector(&probe_connector);
+    setup();
+    write_playbook("once", "return playbook{ name='once', on={source='once'}, run=function()\n"
+                           "  local v = probe.once()\n  log.info('sent', v.sent)\nend }\n");
+    write_playbook("refuse", "return playbook{ name='refuse', on={source='refuse'}, "
+                             "run=function()\n  local v, e = probe.refuse()\n"
+                             "  log.info('refused', v, e)\nend }\n");
+    write_playbook("dry", "return playbook{ name='dry', on={source='dry'}, dry_run=true, "
+                          "run=function()\n  local v = probe.once()\n"
+                          "  log.info('dry', v.dry_run)\nend }\n");
+    write_playbook("hang", "return playbook{ name='hang', on={source='hang'}, timeout=0.3, "
+                           "run=function() probe.hang() end }\n");
+    start();
+    post_alert("once", SEV_LOW);
+    T_ASSERT(wait_state(1, "done", 3000));
+    T_EQ_INT(probe.started[PROBE_ONCE], 1);
+    T_EQ_INT(probe.durable_at_start, 1);
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 1, &j, &n, NULL) == 0);
+    T_REQUIRE(n == 2);
+    T_EQ_STR(j[0].result, "{\"sent\":1}");
+    T_CONTAINS(j[1].request, "sent 1");
+    journal_entries_free(j, n);
+
+    post_alert("refuse", SEV_LOW);
+    T_ASSERT(wait_state(2, "done", 3000));
+    T_EQ_INT(probe.opened[PROBE_ONCE], 1); /* the check failed it before open */
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 2, &j, &n, NULL) == 0);
+    T_REQUIRE(n == 2);
+    T_EQ_INT(j[0].status, JOURNAL_FAILED);
+    T_EQ_STR(j[0].result, "\"probe: refused\"");
+    T_CONTAINS(j[1].request, "refused nil probe: refused");
+    journal_entries_free(j, n);
+
+    post_alert("dry", SEV_LOW);
+    T_ASSERT(wait_state(3, "done", 3000));
+    T_EQ_INT(probe.opened[PROBE_ONCE], 1); /* nothing performed */
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 3, &j, &n, NULL) == 0);
+    T_REQUIRE(n == 2);
+    T_CONTAINS(j[0].result, "\"dry_run\":true");
+    T_CONTAINS(j[1].request, "dry true");
+    journal_entries_free(j, n);
+
+    post_alert("hang", SEV_LOW);
+    T_ASSERT(wait_state(4, "failed", 3000));
+    e = run_error(4);
+    T_CONTAINS(e, "deadline exceeded while waiting");
+    free(e);
+    T_EQ_INT(probe.started[PROBE_HANG], 1);
+    T_EQ_INT(probe.cancelled[PROBE_HANG], 1); /* the run's end freed its op */
+    stop();
+    teardown();
+}
+
 TEST_LIST = {
     { "simple_run", test_simple_run },
     { "sleep_and_replay_after_crash", test_sleep_and_replay_after_crash },
     { "divergence", test_divergence },
     { "budget_and_errors", test_budget_and_errors },
     { "time_slices", test_time_slices },
+    { "effect_driver", test_effect_driver },
     { NULL, NULL },
 };
