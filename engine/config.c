@@ -46,6 +46,7 @@ struct config_ctx {
     char *base; /* what field offsets count from: cfg, the tenant or a plug-in block */
     struct config_tenant *tenant;       /* the tenant being mapped */
     struct config_field *tenant_fields; /* its own fields, then one per plug-in section */
+    struct config_field *top_fields;    /* the file's: the core's, then the plug-ins' */
     char *err;                          /* the first problem found */
 };
 
@@ -106,9 +107,11 @@ static const struct config_field config_tenant_fields[] = {
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
-/* The plug-ins' per-tenant sections (config_add_section). */
+/* The plug-ins' per-tenant sections (config_add_section) and top-level ones. */
 static const struct config_section **sections;
 static size_t nsections;
+static const struct config_section **globals;
+static size_t nglobals;
 
 static const struct config_field config_top_fields[] = {
     { "data_dir", CONFIG_PATH, offsetof(struct config, data_dir), 0, 0, NULL, 0 },
@@ -993,11 +996,22 @@ config_get_tenants(lua_State *L, struct config_ctx *c, int line, const char *pat
 /* A plug-in's block in the tenant being mapped: a zeroed struct filled by the section's
  * fields, then its own check. The block is added to the tenant before it is filled, so
  * that config_free frees what a failure left half done. */
+static void *
+block_add(struct config_block **blocks, size_t *n, const struct config_section *sec)
+{
+    void *conf = xcalloc(1, sec->size);
+
+    *blocks = xrealloc(*blocks, (*n + 1) * sizeof(**blocks));
+    (*blocks)[*n].section = sec;
+    (*blocks)[*n].conf = conf;
+    (*n)++;
+    return conf;
+}
+
 static int
 config_get_section(lua_State *L, struct config_ctx *c, int line, const char *path,
-                   const struct config_section *sec)
+                   const struct config_section *sec, struct config_block **blocks, size_t *n)
 {
-    struct config_tenant *t = c->tenant;
     char *saved = c->base;
     char *msg = NULL;
     void *conf;
@@ -1006,11 +1020,7 @@ config_get_section(lua_State *L, struct config_ctx *c, int line, const char *pat
     if (lua_type(L, -1) != LUA_TTABLE) {
         return config_fail(c, line, path, "expected a table, got a %s", luaL_typename(L, -1));
     }
-    conf = xcalloc(1, sec->size);
-    t->blocks = xrealloc(t->blocks, (t->nblocks + 1) * sizeof(*t->blocks));
-    t->blocks[t->nblocks].section = sec;
-    t->blocks[t->nblocks].conf = conf;
-    t->nblocks++;
+    conf = block_add(blocks, n, sec);
     c->base = conf;
     rc = config_map_table(L, c, -1, path, sec->fields, line);
     c->base = saved;
@@ -1095,7 +1105,11 @@ config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
     case CONFIG_TENANTS:
         return config_get_tenants(L, c, line, path, f);
     case CONFIG_SECTION:
-        return config_get_section(L, c, line, path, sections[f->count]);
+        return config_get_section(L, c, line, path, sections[f->count], &c->tenant->blocks,
+                                  &c->tenant->nblocks);
+    case CONFIG_BLOCK:
+        return config_get_section(L, c, line, path, globals[f->count], &c->cfg->blocks,
+                                  &c->cfg->nblocks);
     }
     return config_fail(c, line, path, "internal error: unknown setting kind");
 }
@@ -1141,8 +1155,23 @@ l_config_map(lua_State *L)
     struct config *cfg = c->cfg;
 
     lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key_env);
-    if (config_map_table(L, c, -1, "", config_top_fields, -1) == -1) {
+    if (config_map_table(L, c, -1, "", c->top_fields, -1) == -1) {
         return 0;
+    }
+    /* A top-level plug-in block the file leaves out still gets its defaults. */
+    for (size_t i = 0; i < nglobals; i++) {
+        char *msg = NULL;
+        void *conf;
+
+        if (config_block(cfg, globals[i]) != NULL) {
+            continue;
+        }
+        conf = block_add(&cfg->blocks, &cfg->nblocks, globals[i]);
+        if (globals[i]->check != NULL && globals[i]->check(conf, &msg) == -1) {
+            config_fail(c, 0, globals[i]->key, "%s", msg ? msg : "invalid");
+            free(msg);
+            return 0;
+        }
     }
     if ((cfg->intake.tls_cert == NULL) != (cfg->intake.tls_key == NULL)) {
         lua_pushliteral(L, "intake");
@@ -1223,13 +1252,33 @@ config_lua_error(lua_State *L, const struct config_eval *ev, const char *name, c
     return kg_err(errp, "%s: %s", name, msg);
 }
 
+/* A field table: core's fields, then one of kind per plug-in section (malloc'd). */
+static struct config_field *
+config_fields_with(const struct config_field *core, const struct config_section *const *v, size_t n,
+                   enum config_kind kind)
+{
+    size_t ncore = 0;
+    struct config_field *out;
+
+    while (core[ncore].key != NULL) {
+        ncore++;
+    }
+    out = xcalloc(ncore + n + 1, sizeof(*out));
+    memcpy(out, core, ncore * sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        out[ncore + i].key = v[i]->key;
+        out[ncore + i].kind = kind;
+        out[ncore + i].count = i;
+    }
+    return out;
+}
+
 int
 config_load_buffer(const char *text, size_t len, const char *name, struct config *cfg, char **errp)
 {
     struct config_eval ev = { 0, CONFIG_MEMORY, 0 };
-    struct config_ctx c = { text, len, name, NULL, cfg, NULL, NULL, NULL, NULL };
+    struct config_ctx c = { text, len, name, NULL, cfg, NULL, NULL, NULL, NULL, NULL };
     struct config tmp;
-    size_t ncore = 0;
     char *dir;
     lua_State *L = NULL;
     int rc = -1;
@@ -1243,16 +1292,8 @@ config_load_buffer(const char *text, size_t len, const char *name, struct config
     c.dir = dir;
     c.cfg = &tmp;
     c.base = (char *)&tmp;
-    while (config_tenant_fields[ncore].key != NULL) {
-        ncore++;
-    }
-    c.tenant_fields = xcalloc(ncore + nsections + 1, sizeof(*c.tenant_fields));
-    memcpy(c.tenant_fields, config_tenant_fields, ncore * sizeof(*c.tenant_fields));
-    for (size_t i = 0; i < nsections; i++) {
-        c.tenant_fields[ncore + i].key = sections[i]->key;
-        c.tenant_fields[ncore + i].kind = CONFIG_SECTION;
-        c.tenant_fields[ncore + i].count = i;
-    }
+    c.tenant_fields = config_fields_with(config_tenant_fields, sections, nsections, CONFIG_SECTION);
+    c.top_fields = config_fields_with(config_top_fields, globals, nglobals, CONFIG_BLOCK);
     L = lua_newstate(config_alloc, &ev);
     if (L == NULL) {
         kg_err(errp, "%s: cannot create a Lua state", name);
@@ -1292,6 +1333,7 @@ out:
     }
     config_free(&tmp);
     free(c.tenant_fields);
+    free(c.top_fields);
     free(c.err);
     free(dir);
     return rc;
@@ -1326,6 +1368,18 @@ config_tenant(const struct config *cfg, const char *id)
     memset(&key, 0, sizeof(key));
     key.id = (char *)id;
     return bsearch(&key, cfg->tenants, cfg->ntenants, sizeof(*cfg->tenants), config_tenant_cmp);
+}
+
+static void config_fields_free(const struct config_field *fields, char *base);
+
+static void
+config_blocks_free(struct config_block *blocks, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        config_fields_free(blocks[k].section->fields, blocks[k].conf);
+        free(blocks[k].conf);
+    }
+    free(blocks);
 }
 
 /* Free what the fields of a table hold in the struct at base (strings, host lists,
@@ -1373,11 +1427,7 @@ config_fields_free(const struct config_field *fields, char *base)
             for (size_t i = 0; i < *n; i++) {
                 struct config_tenant *t = &(*ts)[i];
 
-                for (size_t k = 0; k < t->nblocks; k++) {
-                    config_fields_free(t->blocks[k].section->fields, t->blocks[k].conf);
-                    free(t->blocks[k].conf);
-                }
-                free(t->blocks);
+                config_blocks_free(t->blocks, t->nblocks);
                 free(t->id);
             }
             free(*ts);
@@ -1399,19 +1449,43 @@ config_free(struct config *cfg)
     }
     free(cfg->path);
     config_fields_free(config_top_fields, (char *)cfg);
+    config_blocks_free(cfg->blocks, cfg->nblocks);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+static void
+add_unique(const struct config_section ***v, size_t *n, const struct config_section *s)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if ((*v)[i] == s) {
+            return;
+        }
+    }
+    *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = s;
+}
+
+void
+config_add_global_section(const struct config_section *s)
+{
+    add_unique(&globals, &nglobals, s);
+}
+
+const void *
+config_block(const struct config *cfg, const struct config_section *s)
+{
+    for (size_t i = 0; cfg != NULL && i < cfg->nblocks; i++) {
+        if (cfg->blocks[i].section == s) {
+            return cfg->blocks[i].conf;
+        }
+    }
+    return NULL;
 }
 
 void
 config_add_section(const struct config_section *s)
 {
-    for (size_t i = 0; i < nsections; i++) {
-        if (sections[i] == s) {
-            return;
-        }
-    }
-    sections = xrealloc(sections, (nsections + 1) * sizeof(*sections));
-    sections[nsections++] = s;
+    add_unique(&sections, &nsections, s);
 }
 
 const void *

@@ -29,6 +29,7 @@ enum config_kind {
     CONFIG_TENANTS,  /* struct config_tenant *, keyed by id; fields per tenant; count */
     CONFIG_SECTION,  /* the loader's own: a plug-in section's block in a tenant (count:
                       * the section's index) */
+    CONFIG_BLOCK,    /* the loader's own: a plug-in's top-level block (count: its index) */
 };
 
 struct config_field {
@@ -61,8 +62,12 @@ struct config_section {
     const char *example;
 };
 
-/* Make a section known to the loader (the plug-in registry does, once per section). */
+/* Make a section known to the loader (the plug-in registry does, once per section):
+ * a block in each tenant (tenants.<id>.<key>), or a top-level block (<key> = { ... },
+ * an intake source's settings). A top-level block is always there for its plug-in: when
+ * the file has none, it is the zeroed struct after check (which fills the defaults). */
 void config_add_section(const struct config_section *s);
+void config_add_global_section(const struct config_section *s);
 
 /* Per-tenant settings: tenants = { <id> = { ... } }. */
 struct config_tenant {
@@ -117,7 +122,14 @@ struct config {
 
     struct config_tenant *tenants; /* sorted by id */
     size_t ntenants;
+
+    struct config_block *blocks; /* the plug-ins' top-level blocks */
+    size_t nblocks;
 };
+
+/* The filled top-level block of section s (never NULL for a registered section of a
+ * loaded configuration; NULL for an unknown one). */
+const void *config_block(const struct config *cfg, const struct config_section *s);
 
 /* The settings of tenant id, or NULL when the file has none. */
 const struct config_tenant *config_tenant(const struct config *cfg, const char *id);

@@ -1404,72 +1404,6 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
     }
 }
 
-/* Parse "host:port", "[v6]:port" or ":port" (all IPv4) with a numeric host. */
-static int
-parse_listen_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen, char **errp)
-{
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *port, *hend;
-    int v6 = 0;
-    long pn = 0;
-
-    if (addr[0] == '[') {
-        hend = strchr(addr, ']');
-        if (hend == NULL || hend[1] != ':') {
-            return kg_err(errp, "listen address %s: expected [address]:port", addr);
-        }
-        port = hend + 2;
-        addr++;
-        v6 = 1;
-    } else {
-        hend = strrchr(addr, ':');
-        if (hend == NULL) {
-            return kg_err(errp, "listen address %s: missing :port", addr);
-        }
-        port = hend + 1;
-    }
-    if ((size_t)(hend - addr) >= sizeof(host)) {
-        return kg_err(errp, "listen address %s: bad host", addr);
-    }
-    memcpy(host, addr, (size_t)(hend - addr));
-    host[hend - addr] = '\0';
-    if (port[0] == '\0' || strlen(port) > 5) {
-        return kg_err(errp, "listen address %s: bad port", addr);
-    }
-    for (const char *p = port; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9') {
-            return kg_err(errp, "listen address %s: bad port", addr);
-        }
-        pn = pn * 10 + (*p - '0');
-    }
-    if (pn > 65535) {
-        return kg_err(errp, "listen address %s: bad port", addr);
-    }
-    memset(ss, 0, sizeof(*ss));
-    if (v6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)pn);
-        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-            return kg_err(errp, "listen address %s: not a numeric IPv6 address", host);
-        }
-        *sslen = sizeof(*sin6);
-    } else {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)pn);
-        if (host[0] == '\0') {
-            sin->sin_addr.s_addr = htonl(INADDR_ANY);
-        } else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-            return kg_err(errp, "listen address %s: not a numeric IPv4 address", host);
-        }
-        *sslen = sizeof(*sin);
-    }
-    return 0;
-}
-
 /* Bind and listen on addr (SO_REUSEADDR; IPv6 sockets are v6-only, so "[::]:p" and
  * "0.0.0.0:p" can coexist). The socket is owned by the server. */
 int
@@ -1480,7 +1414,7 @@ http_server_listen(struct http_server *srv, const char *addr, char **errp)
     int fd, one = 1;
     struct http_listener *l;
 
-    if (parse_listen_addr(addr, &ss, &sslen, errp) == -1) {
+    if (util_parse_listen(addr, &ss, &sslen, errp) == -1) {
         return -1;
     }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -409,6 +409,7 @@ source_describe(void *state, struct buf *b)
 const struct source intake_source = {
     "http",
     "POST /api/v1/alerts with a tenant's bearer token: JSON alerts, arrays, Azure records",
+    NULL, /* its settings are the core's intake block */
     source_start,
     source_drain,
     source_stop,

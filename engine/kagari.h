@@ -2,7 +2,8 @@
  * engine, and nothing else: the run and the tenant are opaque here, and every effect on
  * the world goes through the one effect driver (effect_run), which owns the journal,
  * replay, dry run, in-doubt handling, parking and cancellation (DESIGN.md "Durable
- * runs"). Like Lua's lauxlib.h, it is all a plug-in includes from the engine. */
+ * runs"). Sources hand their alerts to the one admit step (admit_alerts). Like Lua's
+ * lauxlib.h, it is all a plug-in includes from the engine. */
 #ifndef KAGARI_KAGARI_H
 #define KAGARI_KAGARI_H
 
@@ -31,6 +32,8 @@ struct event_base *loop_base(void);
 
 /* ---- tenants ---- */
 
+/* The open tenant with this id, or NULL (a source maps its senders to tenants). */
+struct tenant *tenant_find(const char *id);
 const char *tenant_id(const struct tenant *t);
 /* tenants.<id>.dry_run: every outside effect is recorded, none performed. */
 int tenant_dry_run(const struct tenant *t);
@@ -101,6 +104,33 @@ int effect_in_doubt(const struct effect *ef);
  * and a reconciliation's "since" count from it. */
 int64_t effect_started_ms(const struct effect *ef);
 
+/* ---- admitting alerts (intake sources) ----
+ *
+ * The one step every intake source ends with: store a batch of normalized alerts in
+ * their tenant's database (deduplicated on (source, source_id)), route each new one to
+ * the playbooks it triggers and create their runs, all in the iteration's transaction,
+ * and answer the source only after the commit made them durable (engine/admit.c). */
+
+enum admit_status {
+    ADMIT_OK = 0,       /* stored durably (new or duplicate) */
+    ADMIT_FAILED,       /* a store error: nothing of the batch is kept */
+    ADMIT_UNAVAILABLE,  /* the commit failed: retry later */
+    ADMIT_SHUTTING_DOWN /* the daemon stopped before the batch's turn */
+};
+
+struct admit_result {
+    enum admit_status status;
+    size_t accepted;            /* new alerts */
+    size_t duplicates;          /* already stored */
+    const struct alert *alerts; /* the batch, ids filled (borrowed for the call) */
+    size_t n;
+};
+
+typedef void (*admit_fn)(void *arg, const struct admit_result *res);
+
+/* Queue n alerts (the array and every alert are taken) for t; done(arg, result) is
+ * called once, after the commit of the iteration that stored them (or at shutdown). */
+void admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg);
 /* ---- built-ins a connector's Lua helpers may call ---- */
 
 /* The playbooks' sleep(seconds), as a C function (defender.wait_action passes it as an

@@ -35,6 +35,9 @@ plugin_add_source(const struct source *s)
     }
     sources = xrealloc(sources, (nsources + 1) * sizeof(*sources));
     sources[nsources++] = s;
+    if (s->config != NULL) {
+        config_add_global_section(s->config);
+    }
 }
 
 size_t

@@ -42,6 +42,9 @@ struct connector {
 struct source {
     const char *name; /* "http", later "syslog", pollers */
     const char *summary;
+    /* Its top-level settings block (<key> = { ... }), or NULL: start reads it with
+     * config_block(cfg, config), defaults filled when the file has none. */
+    const struct config_section *config;
     /* Open the listeners the configuration asks for. *state NULL: nothing configured
      * (not an error). -1 with *errp stops the daemon's start. */
     int (*start)(const struct config *cfg, void **state, char **errp);

@@ -1,6 +1,7 @@
 /* util.c: allocation, capped buffers, time, hashing and small parsers. */
 #include "engine/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -594,4 +595,70 @@ util_write_file(const char *path, const void *p, size_t n, unsigned mode, char *
 out:
     free(tmp);
     return rc;
+}
+
+/* Parse "host:port", "[v6]:port" or ":port" (all IPv4) with a numeric host. */
+int
+util_parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen, char **errp)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *port, *hend;
+    int v6 = 0;
+    long pn = 0;
+
+    if (addr[0] == '[') {
+        hend = strchr(addr, ']');
+        if (hend == NULL || hend[1] != ':') {
+            return kg_err(errp, "listen address %s: expected [address]:port", addr);
+        }
+        port = hend + 2;
+        addr++;
+        v6 = 1;
+    } else {
+        hend = strrchr(addr, ':');
+        if (hend == NULL) {
+            return kg_err(errp, "listen address %s: missing :port", addr);
+        }
+        port = hend + 1;
+    }
+    if ((size_t)(hend - addr) >= sizeof(host)) {
+        return kg_err(errp, "listen address %s: bad host", addr);
+    }
+    memcpy(host, addr, (size_t)(hend - addr));
+    host[hend - addr] = '\0';
+    if (port[0] == '\0' || strlen(port) > 5) {
+        return kg_err(errp, "listen address %s: bad port", addr);
+    }
+    for (const char *p = port; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9') {
+            return kg_err(errp, "listen address %s: bad port", addr);
+        }
+        pn = pn * 10 + (*p - '0');
+    }
+    if (pn > 65535) {
+        return kg_err(errp, "listen address %s: bad port", addr);
+    }
+    memset(ss, 0, sizeof(*ss));
+    if (v6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)pn);
+        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+            return kg_err(errp, "listen address %s: not a numeric IPv6 address", host);
+        }
+        *sslen = sizeof(*sin6);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)pn);
+        if (host[0] == '\0') {
+            sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        } else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+            return kg_err(errp, "listen address %s: not a numeric IPv4 address", host);
+        }
+        *sslen = sizeof(*sin);
+    }
+    return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define KG_AGAIN (-2) /* an operation has started and will complete later */
 
@@ -67,5 +68,10 @@ int util_mkdirs(const char *path, unsigned mode) KG_WUR;
 char *util_read_file(const char *path, size_t max, size_t *len, char **errp);
 /* Write a file atomically (temp + fsync + rename) with the given mode. */
 int util_write_file(const char *path, const void *p, size_t n, unsigned mode, char **errp) KG_WUR;
+
+/* Parse a listen address, "host:port", "[v6]:port" or ":port" (all IPv4), with a
+ * numeric host, into *ss and *sslen. -1 with *errp naming what is wrong. */
+int util_parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
+                      char **errp) KG_WUR;
 
 #endif

@@ -202,3 +202,83 @@ def test_core_binary_refuses_the_plugin_block():
             raise TestFailure("kagari started with a tenants.t1.xmlapi block")
     finally:
         d.__exit__(None, None, None)
+
+
+class LineClient:
+    """A TCP client of linesrc: one line sent, one answer read."""
+
+    def __init__(self, port):
+        import socket
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.f = self.s.makefile("rb")
+
+    def send(self, line):
+        self.s.sendall(line if isinstance(line, bytes) else line.encode() + b"\n")
+        return self.f.readline().decode().rstrip("\n")
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def _line_port(d):
+    import re
+    m = re.search(r"event=serve\.ready\b.*\blinesrc_port=(\d+)", d.log())
+    check(m is not None, "no linesrc_port= on the ready line: %r" % d.log()[-2000:])
+    return int(m.group(1))
+
+
+def test_plugin_source_admits_text_lines():
+    """An intake source added by files alone (tests/plugin/linesrc.c): its own top-level
+    block and listener, a normalizer of text lines, and the shared admit step: each good
+    line is stored and answered with its id after the commit, routed to the playbooks it
+    triggers; a bad line is rejected with a reason and the next one is accepted; a line
+    seen before is a duplicate."""
+    cfg = 'linesrc = { listen = "127.0.0.1:0", tenant = "t1" }\n'
+    with plugtest_binary():
+        d = Daemon("plug-lines", config_extra=cfg)
+        try:
+            d.write_playbook("line.lua", playbook(
+                "line", "it.line", '    log.info("LINE " .. alert.title .. " " .. alert.severity)\n'))
+            d.start()
+            c = LineClient(_line_port(d))
+            try:
+                first = c.send("it.line|l-1|hello there|high")
+                check(first.startswith("ok "), "answer %r" % first)
+                aid = int(first.split()[1])
+                for bad, why in (("no bars at all", "expected source|source_id"),
+                                 ("Bad Source|x|t|low", "source:"),
+                                 ("it.line||t|low", "source_id"),
+                                 ("it.line|x|t|catastrophic", "severity"),
+                                 ("it.line|x|" + "t" * 5000 + "|low", "too long")):
+                    ans = c.send(bad)
+                    check(ans.startswith("error ") and why in ans, "%r -> %r" % (bad[:40], ans))
+                second = c.send("it.line|l-2|next one|low")
+                check(second.startswith("ok "), "after bad lines: %r" % second)
+                dup = c.send("it.line|l-1|hello there|high")
+                check(dup == "dup %d" % aid, "duplicate: %r" % dup)
+            finally:
+                c.close()
+            run = d.wait_run_final(aid, timeout=20)
+            check(run["state"] == "done", "run %r" % run)
+            journal = d.run_show(run["id"])["journal"]
+            check(any(e["kind"] == "log" and "LINE hello there high" in json.dumps(e["request"])
+                      for e in journal), "journal %r" % journal)
+            d.stop()
+        finally:
+            d.__exit__(None, None, None)
+
+
+def test_core_binary_refuses_the_source_block():
+    """A top-level block belongs to its source: kagari without it refuses the setting."""
+    d = Daemon("plug-core-src", config_extra='linesrc = { listen = "127.0.0.1:0" }\n')
+    try:
+        try:
+            d.start(timeout=15)
+        except TestFailure as e:
+            check("linesrc: unknown setting" in str(e), "message: %s" % e)
+        else:
+            d.stop()
+            raise TestFailure("kagari started with a linesrc block")
+    finally:
+        d.__exit__(None, None, None)
