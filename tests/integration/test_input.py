@@ -58,6 +58,12 @@ def test_bad_input():
         bad("observables: not an array", 400, ["observables"],
             obj={"source": "it.bad", "observables": "1.2.3.4"})
         bad("not an alert", 400, [], raw=b'"just a string"')
+        # More alerts than a request may carry: refused before any is read (this once
+        # freed an array that was never allocated and killed the daemon).
+        many = b",".join([b"{}"] * 10001)
+        bad("10001 alerts in an array", 400, ["more than 10000"], raw=b"[" + many + b"]")
+        bad("10001 records", 400, ["records", "more than 10000"],
+            raw=b'{"records":[' + many + b"]}")
         bad("wrong content type", 415, [], obj={"source": "it.bad"}, content_type="text/plain")
         bad("no content type", 415, [], obj={"source": "it.bad"}, content_type=None)
         bad("no token", 401, [], obj={"source": "it.bad"}, token=None)

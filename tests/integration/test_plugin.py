@@ -151,6 +151,23 @@ def test_plugin_connector_retries_and_dry_run():
         check(env.m.counters()["panos"]["user-id"] == 0, "a dry run reached the mock")
 
 
+def test_plugin_connector_xml_body_journaled():
+    """A raw XML body (quotes, angle brackets, a newline, non-ASCII) is sent as
+    application/xml and journaled as a JSON string with "format": "xml", so the entry stays
+    valid JSON; the API's refusal comes back from its XML envelope."""
+    doc = '<uid-message a="1">\n  <x>\u00e9 & "q"</x>\n</uid-message>'
+    body = 'rec("raw", xmlapi.post_xml(alert.raw.doc))\n'
+    with PlugEnv("xmlbody", body) as env:
+        out, _, journal = env.fire({"doc": doc})
+        expect_fail(out, "raw", "xmlapi.post_xml", "HTTP 400", "400:")
+        e = effects(journal, "xmlapi.post_xml")
+        check(len(e) == 1, "journal %r" % journal)
+        req = e[0]["request"]
+        check(req.get("format") == "xml" and req["body"] == doc, "journaled request %r" % req)
+        hits = [x for x in env.m.log_entries(50, "/api/") if x["method"] == "POST"]
+        check(len(hits) == 1, "requests at the mock: %r" % hits)
+
+
 def test_plugin_connector_not_configured():
     """A tenant without the connector's block gets the connector's own message."""
     with PlugEnv("nocfg", TAG_AND_LIST, block=False) as env:

@@ -8,7 +8,8 @@
  *
  *   tenants.<id>.xmlapi = { url = "https://fw.example.jp", api_key = "enc:v1:..." }
  *   xmlapi.tag(ip, tag) -> true | nil, err        (User-ID register; idempotent)
- *   xmlapi.tagged()     -> { { ip =, tags = { .. } }, .. } | nil, err */
+ *   xmlapi.tagged()     -> { { ip =, tags = { .. } }, .. } | nil, err
+ *   xmlapi.post_xml(doc) -> true | nil, err      (the document as an XML body) */
 #include <expat.h>
 #include <lauxlib.h>
 #include <stddef.h>
@@ -330,12 +331,33 @@ l_xmlapi_tagged(lua_State *L)
     return call_def_effect(L, &def, lua_tostring(L, -1), NULL);
 }
 
+/* xmlapi.post_xml(document): POST the document itself as application/xml (the mock's
+ * XML API takes forms only, so this shows how a raw XML body is sent, journaled and
+ * refused). Not idempotent, not reconcilable. */
+static int
+l_xmlapi_post_xml(lua_State *L)
+{
+    struct call_spec spec = { 0 };
+
+    spec.kind = "xmlapi.post_xml";
+    spec.api = &xmlapi_api;
+    spec.limiter = "xmlapi";
+    spec.prio = LIMITER_NORMAL;
+    spec.method = "POST";
+    spec.path = "/api/";
+    spec.body = luaL_checkstring(L, 1);
+    spec.body_format = CALL_BODY_XML;
+    spec.map = map_done;
+    return call_effect(L, &spec);
+}
+
 static int
 luaopen_kagari_xmlapi(lua_State *L)
 {
     static const luaL_Reg xmlapi_funcs[] = {
         { "tag", l_xmlapi_tag },
         { "tagged", l_xmlapi_tagged },
+        { "post_xml", l_xmlapi_post_xml },
         { NULL, NULL },
     };
 
