@@ -273,31 +273,39 @@ microsoft_odata_quote(struct buf *b, const char *s)
     }
 }
 
+/* Push "<prefix>?$filter=<encoded>[&$top=<top>]" (top <= 0: none; with list, an empty
+ * filter is left out) and free the filter buffer. */
+static const char *
+push_query(lua_State *L, const char *prefix, struct buf *filter, long long top, int list)
+{
+    char *esc = call_escape(filter->data ? filter->data : "");
+    struct buf path;
+
+    buf_init(&path, 0);
+    (void)!buf_puts(&path, prefix);
+    if (!list || filter->len > 0) {
+        (void)!buf_printf(&path, "?$filter=%s", esc);
+    }
+    if (top > 0) {
+        (void)!buf_printf(&path, "%s$top=%lld", path.len > strlen(prefix) ? "&" : "?", top);
+    }
+    free(esc);
+    buf_free(filter);
+    lua_pushlstring(L, path.data, path.len);
+    buf_free(&path);
+    return lua_tostring(L, -1);
+}
+
 const char *
 microsoft_push_filter_path(lua_State *L, const char *prefix, struct buf *filter)
 {
-    char *esc = call_escape(filter->data ? filter->data : "");
-    char *path = xasprintf("%s?$filter=%s", prefix, esc);
-
-    free(esc);
-    buf_free(filter);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
+    return push_query(L, prefix, filter, 0, 0);
 }
 
 const char *
 microsoft_push_list_path(lua_State *L, const char *prefix, struct buf *filter, long long top)
 {
-    char *esc = call_escape(filter->data ? filter->data : "");
-    char *path = filter->len ? xasprintf("%s?$filter=%s&$top=%lld", prefix, esc, top)
-                             : xasprintf("%s?$top=%lld", prefix, top);
-
-    free(esc);
-    buf_free(filter);
-    lua_pushstring(L, path);
-    free(path);
-    return lua_tostring(L, -1);
+    return push_query(L, prefix, filter, top, 1);
 }
 
 const char *

@@ -1,6 +1,7 @@
 /* mock_main.c: kagari-mock's entry point and request dispatch: routing, queued faults and
  * latency, bearer tokens, app permissions, per-tenant rate limits, error bodies in each
  * service's shape (PAN-OS: XML), the request log. */
+#include "engine/tls.h"
 #include "tests/mock/mock.h"
 
 #include <getopt.h>
@@ -736,30 +737,6 @@ usage(void)
                     "[--print-seed]\n");
 }
 
-static SSL_CTX *
-tls_context(const char *cert, const char *key, char **errp)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-    if (ctx == NULL) {
-        kg_err(errp, "SSL_CTX_new failed");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        char e[256];
-
-        ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-        kg_err(errp, "TLS certificate/key: %s", e);
-        SSL_CTX_free(ctx);
-        ERR_clear_error();
-        return NULL;
-    }
-    return ctx;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -851,7 +828,7 @@ main(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    if (cert != NULL && (ssl = tls_context(cert, key, &err)) == NULL) {
+    if (cert != NULL && (ssl = tls_server_context(cert, key, &err)) == NULL) {
         fprintf(stderr, "kagari-mock: %s\n", err);
         goto out;
     }

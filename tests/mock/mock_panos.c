@@ -865,29 +865,44 @@ register_entry(const struct xnode *e, struct buf *msgs, int64_t now)
     }
 }
 
+/* The cmd parameter as an XML document, or NULL after answering what is wrong with it
+ * (missing: HTTP 400; not well-formed: code 18). */
+static struct xnode *
+parse_cmd(struct papi *a, const char *cmd)
+{
+    struct xnode *doc = NULL;
+    char *err = NULL;
+
+    if (cmd == NULL) {
+        cnt.bad_request++;
+        panos_error(a->r, 400, 400, "Missing parameter: cmd");
+        return NULL;
+    }
+    if (xml_parse(cmd, strlen(cmd), &doc, &err) == -1) {
+        cnt.malformed++;
+        reply_line(a->r, 18, "Malformed Request: %s", err);
+        free(err);
+        return NULL;
+    }
+    return doc;
+}
+
 /* type=user-id&cmd=<uid-message>: the structure is checked first (nothing applies when
  * it is wrong), then every unregister block, then every register block. Per-entry
  * refusals ("already exists, ignore", ...) make the answer status="error" with a
  * uid-response listing them; the other entries still apply. */
+
 static void
 user_id(struct papi *a)
 {
     const char *cmd = param(a, "cmd");
     struct xnode *doc = NULL, *payload, *n;
     struct buf reg, unreg, b;
-    char *err = NULL, *s;
+    char *s;
     int64_t now = mock_now();
 
     cnt.user_id++;
-    if (cmd == NULL) {
-        cnt.bad_request++;
-        panos_error(a->r, 400, 400, "Missing parameter: cmd");
-        return;
-    }
-    if (xml_parse(cmd, strlen(cmd), &doc, &err) == -1) {
-        cnt.malformed++;
-        reply_line(a->r, 18, "Malformed Request: %s", err);
-        free(err);
+    if ((doc = parse_cmd(a, cmd)) == NULL) {
         return;
     }
     if (strcmp(doc->name, "uid-message") != 0) {
@@ -1057,18 +1072,9 @@ op(struct papi *a)
 {
     const char *cmd = param(a, "cmd");
     struct xnode *doc = NULL, *obj, *rip;
-    char *err = NULL;
 
     cnt.op++;
-    if (cmd == NULL) {
-        cnt.bad_request++;
-        panos_error(a->r, 400, 400, "Missing parameter: cmd");
-        return;
-    }
-    if (xml_parse(cmd, strlen(cmd), &doc, &err) == -1) {
-        cnt.malformed++;
-        reply_line(a->r, 18, "Malformed Request: %s", err);
-        free(err);
+    if ((doc = parse_cmd(a, cmd)) == NULL) {
         return;
     }
     if (strcmp(doc->name, "show") != 0 || doc->child == NULL) {
