@@ -1,4 +1,4 @@
-/* config.c: kagari.conf.lua, evaluated in a throwaway data-only Lua state and mapped
+/* config.c: kagari.conf.lua, evaluated in a throwaway data-only sandbox and mapped
  * onto struct config, with every unknown key and wrong type reported as file:line. */
 #include "engine/config.h"
 
@@ -19,22 +19,14 @@
 #include <lua.h>
 
 #include "engine/log.h"
+#include "engine/sandbox.h"
 
 #define CONFIG_MAX_FILE (1u << 20)      /* bytes of kagari.conf.lua */
 #define CONFIG_MEMORY (8u << 20)        /* the evaluating state's memory cap */
 #define CONFIG_HEADROOM (1u << 20)      /* more memory for reading the result */
 #define CONFIG_INSTRUCTIONS 10000000ULL /* an endless loop is stopped after these */
-#define CONFIG_HOOK_COUNT 1000
-#define CONFIG_BYTES_PER_INSTRUCTION 64 /* allocation is work: a big .. is one instruction */
 
 #define CONFIG_CHUNK "config" /* chunk name; its "config:" prefix is replaced by the path */
-
-/* The evaluating state: allocator bookkeeping and the instruction count. */
-struct config_eval {
-    size_t used;
-    size_t cap;
-    uint64_t instructions;
-};
 
 /* What the mapping step works with. */
 struct config_ctx {
@@ -128,55 +120,7 @@ static const struct config_field config_top_fields[] = {
 static const char config_key_env = 'E';   /* registry: the globals the file set */
 static const char config_key_lines = 'N'; /* registry: global name -> line of assignment */
 
-/* ---- the evaluating state ---- */
-
-/* A capped lua_Alloc, as the sandbox's: growth past the cap fails, frees never do.
- * Bytes allocated count as instructions, and past the budget growth fails too: one
- * concatenation instruction can copy megabytes, so counting instructions alone would
- * let a loop of them run for hours. */
-static void *
-config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    struct config_eval *ev = ud;
-    size_t old = ptr != NULL ? osize : 0;
-    void *np;
-
-    if (nsize == 0) {
-        free(ptr);
-        ev->used -= old;
-        return NULL;
-    }
-    if (nsize > old && (nsize - old > ev->cap || ev->used > ev->cap - (nsize - old) ||
-                        ev->instructions > CONFIG_INSTRUCTIONS)) {
-        return NULL;
-    }
-    np = realloc(ptr, nsize);
-    if (np == NULL) {
-        if (nsize <= old) {
-            ev->used = ev->used - old + nsize;
-            return ptr;
-        }
-        return NULL;
-    }
-    if (nsize > old) {
-        ev->instructions += (nsize - old) / CONFIG_BYTES_PER_INSTRUCTION;
-    }
-    ev->used = ev->used - old + nsize;
-    return np;
-}
-
-/* Stop a configuration that runs too long (an endless loop). */
-static void
-config_hook(lua_State *L, lua_Debug *ar)
-{
-    struct config_eval *ev = *(struct config_eval **)lua_getextraspace(L);
-
-    (void)ar;
-    ev->instructions += CONFIG_HOOK_COUNT;
-    if (ev->instructions > CONFIG_INSTRUCTIONS) {
-        luaL_error(L, "instruction budget exceeded (an endless loop?)");
-    }
-}
+/* ---- the file's environment ---- */
 
 /* __newindex of the file's globals: note the line of the assignment, then store. */
 static int
@@ -1235,14 +1179,16 @@ config_folder(const char *name, char **errp)
 }
 
 /* The message of a failed evaluation: "config:12: x" becomes "name:12: x"; anything
- * else (a memory error) gets "name: " in front. */
+ * else (a memory error) gets "name: " in front. A spent budget (the sandbox's task on
+ * L killed) is reported in the configuration's own words, without a line. */
 static int
-config_lua_error(lua_State *L, const struct config_eval *ev, const char *name, char **errp)
+config_lua_error(lua_State *L, const char *name, char **errp)
 {
     const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error";
+    const struct sandbox_task *t = sandbox_task_of(L);
     size_t n = strlen(CONFIG_CHUNK);
 
-    if (ev->instructions > CONFIG_INSTRUCTIONS) {
+    if (t != NULL && t->killed) {
         msg = "instruction budget exceeded (an endless loop?)";
     }
 
@@ -1276,11 +1222,11 @@ config_fields_with(const struct config_field *core, const struct config_section 
 int
 config_load_buffer(const char *text, size_t len, const char *name, struct config *cfg, char **errp)
 {
-    struct config_eval ev = { 0, CONFIG_MEMORY, 0 };
     struct config_ctx c = { text, len, name, NULL, cfg, NULL, NULL, NULL, NULL, NULL };
     struct config tmp;
     char *dir;
-    lua_State *L = NULL;
+    struct sandbox *sb = NULL;
+    lua_State *L;
     int rc = -1;
 
     memset(cfg, 0, sizeof(*cfg));
@@ -1294,29 +1240,28 @@ config_load_buffer(const char *text, size_t len, const char *name, struct config
     c.base = (char *)&tmp;
     c.tenant_fields = config_fields_with(config_tenant_fields, sections, nsections, CONFIG_SECTION);
     c.top_fields = config_fields_with(config_top_fields, globals, nglobals, CONFIG_BLOCK);
-    L = lua_newstate(config_alloc, &ev);
-    if (L == NULL) {
+    sb = sandbox_new_data(CONFIG_MEMORY, CONFIG_INSTRUCTIONS, NULL);
+    if (sb == NULL) {
         kg_err(errp, "%s: cannot create a Lua state", name);
         goto out;
     }
-    *(struct config_eval **)lua_getextraspace(L) = &ev;
-    lua_sethook(L, config_hook, LUA_MASKCOUNT, CONFIG_HOOK_COUNT);
+    L = sandbox_state(sb);
     lua_pushcfunction(L, l_config_run);
     if (luaL_loadbufferx(L, text, len, "=" CONFIG_CHUNK, "t") != LUA_OK) {
-        config_lua_error(L, &ev, name, errp);
+        config_lua_error(L, name, errp);
         goto out;
     }
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        config_lua_error(L, &ev, name, errp);
+        config_lua_error(L, name, errp);
         goto out;
     }
-    lua_sethook(L, NULL, 0, 0);
-    ev.cap += CONFIG_HEADROOM;
-    ev.instructions = 0;
+    /* Reading the result is our own C code: no budget, and room for its copies. */
+    sandbox_set_budget(sb, 0);
+    sandbox_set_memory_cap(sb, CONFIG_MEMORY + CONFIG_HEADROOM);
     lua_pushcfunction(L, l_config_map);
     lua_pushlightuserdata(L, &c);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        config_lua_error(L, &ev, name, errp);
+        config_lua_error(L, name, errp);
         goto out;
     }
     if (c.err != NULL) {
@@ -1328,9 +1273,7 @@ config_load_buffer(const char *text, size_t len, const char *name, struct config
     memset(&tmp, 0, sizeof(tmp));
     rc = 0;
 out:
-    if (L != NULL) {
-        lua_close(L);
-    }
+    sandbox_free(sb);
     config_free(&tmp);
     free(c.tenant_fields);
     free(c.top_fields);

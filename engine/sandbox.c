@@ -45,6 +45,9 @@ struct sandbox {
     size_t since_hook;  /* bytes allocated since the hook last ran */
     lua_State *running; /* the coroutine in sandbox_resume, or NULL */
     int early;          /* its hook is armed to fire at the next instruction */
+    /* The data-only profile (sandbox_new_data) and the budget of its main thread. */
+    int data;
+    struct sandbox_task task;
 };
 
 static void sandbox_hook(lua_State *L, lua_Debug *ar);
@@ -1430,8 +1433,11 @@ sandbox_protected(struct sandbox *sb, lua_CFunction f, void *ud, const char *wha
     return rc;
 }
 
-struct sandbox *
-sandbox_new(size_t memory_cap, char **errp)
+/* Create a sandbox around a bare state: the capped allocator and the panic handler, no
+ * library, no task on the main thread. Returns NULL with *errp when memory_cap cannot
+ * hold a bare state. */
+static struct sandbox *
+sandbox_create(size_t memory_cap, char **errp)
 {
     struct sandbox *sb = xcalloc(1, sizeof(*sb));
     lua_State *L;
@@ -1446,15 +1452,70 @@ sandbox_new(size_t memory_cap, char **errp)
     sb->L = L;
     lua_atpanic(L, sandbox_panic);
     *(struct sandbox_task **)lua_getextraspace(L) = NULL;
+    return sb;
+}
+
+struct sandbox *
+sandbox_new(size_t memory_cap, char **errp)
+{
+    struct sandbox *sb = sandbox_create(memory_cap, errp);
+    lua_State *L;
+
+    if (sb == NULL) {
+        return NULL;
+    }
+    L = sb->L;
     lua_pushcfunction(L, l_sandbox_setup);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
         kg_err(errp, "sandbox: cannot set up the Lua state (memory cap %zu bytes): %s", memory_cap,
                lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
-        lua_close(L);
-        free(sb);
+        sandbox_free(sb);
         return NULL;
     }
     return sb;
+}
+
+/* The data-only profile opens nothing: lua_newstate leaves an empty global table and no
+ * string metatable, so a chunk can reach no function at all. Its budget is sb->task,
+ * attached to the main thread, where the caller runs its chunk (lua_pcall). */
+struct sandbox *
+sandbox_new_data(size_t memory_cap, uint64_t instructions, char **errp)
+{
+    struct sandbox *sb = sandbox_create(memory_cap, errp);
+
+    if (sb == NULL) {
+        return NULL;
+    }
+    sb->data = 1;
+    sandbox_set_budget(sb, instructions);
+    return sb;
+}
+
+/* Set the budget of a data-only sandbox's main thread, counted from zero. With a budget
+ * the main thread counts as running (sb->running), so that the allocator arms its hook
+ * early after much allocation, as sandbox_resume does for a run; without one the hook
+ * is removed and nothing is counted. */
+void
+sandbox_set_budget(struct sandbox *sb, uint64_t instructions)
+{
+    assert(sb->data);
+    memset(&sb->task, 0, sizeof(sb->task));
+    sb->task.max_instructions = instructions;
+    sb->since_hook = 0;
+    sb->early = 0;
+    if (instructions == 0) {
+        sb->running = NULL;
+        lua_sethook(sb->L, NULL, 0, 0);
+        return;
+    }
+    sb->running = sb->L;
+    sandbox_task_attach(sb->L, &sb->task);
+}
+
+void
+sandbox_set_memory_cap(struct sandbox *sb, size_t memory_cap)
+{
+    sb->cap = memory_cap;
 }
 
 void
@@ -1519,7 +1580,7 @@ sandbox_add_lib(struct sandbox *sb, const char *name, lua_CFunction openf)
 {
     struct sandbox_add a = { name, openf };
 
-    assert(!sb->frozen);
+    assert(!sb->frozen && !sb->data);
     (void)sandbox_protected(sb, l_sandbox_add_lib, &a, "add_lib");
 }
 
@@ -1542,7 +1603,7 @@ sandbox_add_func(struct sandbox *sb, const char *name, lua_CFunction f)
 {
     struct sandbox_add a = { name, f };
 
-    assert(!sb->frozen);
+    assert(!sb->frozen && !sb->data);
     (void)sandbox_protected(sb, l_sandbox_add_func, &a, "add_func");
 }
 
@@ -1605,7 +1666,7 @@ l_sandbox_freeze(lua_State *L)
 void
 sandbox_freeze(struct sandbox *sb)
 {
-    assert(!sb->frozen);
+    assert(!sb->frozen && !sb->data);
     if (sandbox_protected(sb, l_sandbox_freeze, NULL, "freeze") == 0) {
         sb->frozen = 1;
     }

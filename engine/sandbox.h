@@ -1,6 +1,8 @@
 /* sandbox.h: one lua_State per tenant for untrusted playbooks (DESIGN.md "Lua sandbox").
  * The state has a capped allocator; its globals are frozen; each run gets a coroutine
- * with its own _ENV, an instruction budget, a wall-clock deadline and time slices. */
+ * with its own _ENV, an instruction budget, a wall-clock deadline and time slices.
+ * A second, data-only profile evaluates a file that must compute values but call nothing
+ * (kagari.conf.lua): the same allocator and budget, and no library at all. */
 #ifndef KAGARI_SANDBOX_H
 #define KAGARI_SANDBOX_H
 
@@ -38,6 +40,22 @@ void sandbox_free(struct sandbox *sb); /* NULL is a no-op */
 lua_State *sandbox_state(struct sandbox *sb);
 size_t sandbox_memory(const struct sandbox *sb); /* bytes in use */
 size_t sandbox_memory_cap(const struct sandbox *sb);
+/* Change the cap; lowering it below what is in use only makes further growth fail. */
+void sandbox_set_memory_cap(struct sandbox *sb, size_t memory_cap);
+
+/* Create a data-only sandbox: a state with no library, no base function, no string
+ * metatable and an empty global table, so that a chunk run in it can call nothing; the
+ * caller gives the chunk its environment. Its main thread, where the caller runs the
+ * chunk (lua_pcall), has a task (sandbox_task_of) with the given instruction budget, in
+ * which every 64 bytes allocated count as one instruction, so that a loop of big
+ * concatenations is stopped too. Over budget, the running chunk raises
+ * "chunk:line: instruction budget exceeded (N)" and the task is marked killed. NULL
+ * with *errp when memory_cap cannot hold a bare state. sandbox_add_*, sandbox_freeze
+ * and sandbox_push_env are for playbook sandboxes only. Free with sandbox_free. */
+struct sandbox *sandbox_new_data(size_t memory_cap, uint64_t instructions, char **errp);
+/* Give a data-only sandbox's main thread a fresh budget of instructions (the count and
+ * any kill are reset); 0 turns the budget off, e.g. for C code reading the results. */
+void sandbox_set_budget(struct sandbox *sb, uint64_t instructions);
 
 /* Add a global before sandbox_freeze: a library (openf's returned table, frozen as a
  * read-only proxy) or a single function. */

@@ -1,6 +1,8 @@
 /* test_sandbox.c: every known escape from the playbook sandbox gets a named test; each
  * attack runs as a chunk in a fresh coroutine with a budget, must fail with the expected
- * message, and a benign chunk must still work on the same state afterwards. */
+ * message, and a benign chunk must still work on the same state afterwards. The data-only
+ * profile (the configuration's) has its own tests at the end: nothing callable, its
+ * memory cap, its budget with allocation counted as work, and the caller's changes. */
 #include "engine/sandbox.h"
 
 #include <stdlib.h>
@@ -701,6 +703,239 @@ test_tiny_cap(void)
     free(err);
 }
 
+/* ---- the data-only profile ---- */
+
+#define DATA_CAP (8u << 20)
+#define DATA_BUDGET 1000000
+
+static struct sandbox *
+new_data(size_t cap, uint64_t instructions)
+{
+    char *err = NULL;
+    struct sandbox *sb = sandbox_new_data(cap, instructions, &err);
+
+    if (sb == NULL) {
+        fprintf(stderr, "sandbox_new_data: %s\n", err);
+        free(err);
+    }
+    return sb;
+}
+
+/* Run src on the main thread of the data-only sandbox sb, as the configuration does,
+ * with the state's own globals as _ENV. Returns the status; *text gets the error
+ * message, or the first result (a string or number; else its type name). Free it. */
+static int
+run_data(struct sandbox *sb, const char *src, char **text)
+{
+    lua_State *L = sandbox_state(sb);
+    int top = lua_gettop(L);
+    int status = luaL_loadbufferx(L, src, strlen(src), "=data", "t");
+
+    if (status == LUA_OK) {
+        status = lua_pcall(L, 0, 1, 0);
+    }
+    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+        *text = strdup(lua_tostring(L, -1));
+    } else {
+        *text = strdup(luaL_typename(L, -1));
+    }
+    lua_settop(L, top);
+    return status;
+}
+
+/* Run src (run_data) and check its status and message. Returns whether both are as
+ * expected, so that a test can stop before a chunk that would never end were a limit
+ * broken: such a test then fails instead of hanging. */
+static int
+expect_data(struct sandbox *sb, const char *src, int status, const char *want)
+{
+    char *text = NULL;
+    int got = run_data(sb, src, &text);
+    int ok = got == status && text != NULL && strstr(text, want) != NULL;
+
+    T_EQ_INT(got, status);
+    T_CONTAINS(text, want);
+    if (!ok) {
+        fprintf(stderr, "    chunk: %s\n", src);
+    }
+    free(text);
+    return ok;
+}
+
+/* The integer global name (a chunk's progress counter), or -1. */
+static lua_Integer
+data_global_int(struct sandbox *sb, const char *name)
+{
+    lua_State *L = sandbox_state(sb);
+    lua_Integer n;
+    int isnum = 0;
+
+    lua_getglobal(L, name);
+    n = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    return isnum ? n : -1;
+}
+
+static void
+test_data_no_functions(void)
+{
+    static const char *const names[] = {
+        "print",          "string",  "pcall", "setmetatable", "getmetatable", "rawset",
+        "load",           "require", "type",  "tostring",     "error",        "next",
+        "pairs",          "_G",      "os",    "io",           "debug",        "coroutine",
+        "collectgarbage", "table",   "math",  NULL,
+    };
+    struct sandbox *sb = new_data(DATA_CAP, DATA_BUDGET);
+    lua_State *L;
+    char src[128], want[128];
+
+    T_REQUIRE(sb != NULL);
+    L = sandbox_state(sb);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua_pushnil(L);
+    T_EQ_INT(lua_next(L, -2), 0); /* an empty global table */
+    lua_pop(L, 1);
+    T_EQ_INT(lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE), LUA_TNIL); /* no library */
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+    T_EQ_INT(lua_getmetatable(L, -1), 0); /* no string methods */
+    lua_pop(L, 1);
+    for (int i = 0; names[i] != NULL; i++) {
+        snprintf(src, sizeof(src), "return %s", names[i]);
+        expect_data(sb, src, LUA_OK, "nil");
+        snprintf(src, sizeof(src), "%s()", names[i]);
+        snprintf(want, sizeof(want), "data:1: attempt to call a nil value (global '%s')", names[i]);
+        expect_data(sb, src, LUA_ERRRUN, want);
+    }
+    expect_data(sb, "return ('x'):rep(3)", LUA_ERRRUN, "attempt to index a string value");
+    expect_data(sb, "local t = { 1, 2 } return #t .. 'x' .. 2 ^ 3", LUA_OK, "2x8.0");
+    sandbox_free(sb);
+}
+
+static void
+test_data_memory_cap(void)
+{
+    struct sandbox *sb = new_data(1u << 20, 100000000);
+    char *err = NULL;
+
+    T_REQUIRE(sb != NULL);
+    T_EQ_INT(sandbox_memory_cap(sb), 1u << 20);
+    /* 160 MB without a cap; it must hold before the unbounded loop below */
+    T_REQUIRE(expect_data(sb, "local t = {} for i = 1, 1e7 do t[i] = i end", LUA_ERRMEM,
+                          "not enough memory"));
+    T_REQUIRE(sandbox_memory(sb) <= (1u << 20));
+    expect_data(sb, "local s = 'x' while true do s = s .. s end", LUA_ERRMEM, "not enough memory");
+    T_ASSERT(sandbox_memory(sb) <= (1u << 20));
+    expect_data(sb, "return 1 + 1", LUA_OK, "2"); /* the state is still usable */
+    sandbox_free(sb);
+    T_ASSERT(sandbox_new_data(2000, DATA_BUDGET, &err) == NULL);
+    T_CONTAINS(err, "sandbox:");
+    free(err);
+}
+
+static void
+test_data_budget(void)
+{
+    struct sandbox *sb = new_data(DATA_CAP, DATA_BUDGET);
+    const struct sandbox_task *t;
+    int64_t start = util_now_ms();
+    int ok;
+
+    T_REQUIRE(sb != NULL);
+    t = sandbox_task_of(sandbox_state(sb));
+    T_REQUIRE(t != NULL);
+    T_ASSERT(!t->killed);
+    /* a loop that ends, so that a missing budget fails here instead of hanging below */
+    ok = expect_data(sb, "local n = 0 for i = 1, 1e8 do n = n + 1 end", LUA_ERRRUN,
+                     "data:1: instruction budget exceeded (1000000)");
+    T_ASSERT(t->killed);
+    sandbox_free(sb);
+    T_REQUIRE(ok);
+    sb = new_data(DATA_CAP, DATA_BUDGET);
+    T_REQUIRE(sb != NULL);
+    expect_data(sb, "while true do end", LUA_ERRRUN,
+                "data:1: instruction budget exceeded (1000000)");
+    T_ASSERT(util_now_ms() - start < 4000);
+    sandbox_free(sb);
+}
+
+/* Each .. below is one instruction that copies kilobytes or megabytes: unless the bytes
+ * are charged, the loop runs hundreds of times longer than its budget allows. */
+static void
+test_data_budget_counts_allocation(void)
+{
+    struct sandbox *sb = new_data(DATA_CAP, DATA_BUDGET);
+    int64_t start = util_now_ms();
+    lua_Integer n;
+
+    T_REQUIRE(sb != NULL);
+    /* 16 KB a turn, about 260 instructions charged: some 3,800 turns, not 140,000 */
+    expect_data(sb,
+                "n = 0 local s = 'x' for i = 1, 13 do s = s .. s end\n"
+                "while true do n = n + 1 local t = s .. s end",
+                LUA_ERRRUN, "instruction budget exceeded");
+    n = data_global_int(sb, "n");
+    sandbox_free(sb);
+    T_REQUIRE(n > 0 && n < 20000); /* else the last loop below would run for hours */
+
+    /* 2 MB a turn: the hook fires early after 8 MB, so some 30 turns, not the 140 that
+     * run before the count hook's first check */
+    sb = new_data(DATA_CAP, DATA_BUDGET);
+    T_REQUIRE(sb != NULL);
+    expect_data(sb,
+                "n = 0 local s = 'x' for i = 1, 20 do s = s .. s end\n"
+                "while true do n = n + 1 local t = s .. s end",
+                LUA_ERRRUN, "instruction budget exceeded");
+    n = data_global_int(sb, "n");
+    sandbox_free(sb);
+    T_REQUIRE(n > 0 && n < 100);
+
+    /* the configuration's own runaway: a string growing by a few bytes a turn */
+    sb = new_data(DATA_CAP, 10000000);
+    T_REQUIRE(sb != NULL);
+    expect_data(sb, "local s = 'x' while true do s = #s .. s end", LUA_ERRRUN,
+                "instruction budget exceeded (10000000)");
+    sandbox_free(sb);
+    T_ASSERT(util_now_ms() - start < 8000);
+}
+
+static void
+test_data_raise_cap(void)
+{
+    static const char src[] = "local s = 'x' for i = 1, 19 do s = s .. s end return #(s .. s)";
+    struct sandbox *sb = new_data(1u << 20, DATA_BUDGET);
+
+    T_REQUIRE(sb != NULL);
+    expect_data(sb, src, LUA_ERRMEM, "not enough memory"); /* 1 MB does not fit in 1 MB */
+    sandbox_set_memory_cap(sb, 4u << 20);
+    T_EQ_INT(sandbox_memory_cap(sb), 4u << 20);
+    expect_data(sb, src, LUA_OK, "1048576");
+    T_ASSERT(sandbox_memory(sb) <= (4u << 20));
+    sandbox_free(sb);
+}
+
+static void
+test_data_budget_off(void)
+{
+    static const char src[] = "local n = 0 for i = 1, 1e6 do n = n + i end return n";
+    struct sandbox *sb = new_data(DATA_CAP, 100000);
+    lua_State *L;
+
+    T_REQUIRE(sb != NULL);
+    L = sandbox_state(sb);
+    expect_data(sb, src, LUA_ERRRUN, "instruction budget exceeded (100000)");
+    T_ASSERT(sandbox_task_of(L)->killed);
+    sandbox_set_budget(sb, 0);
+    T_ASSERT(lua_gethook(L) == NULL);
+    expect_data(sb, src, LUA_OK, "500000500000");
+    /* and on again, counted afresh: the earlier kill is forgotten */
+    sandbox_set_budget(sb, 100000);
+    T_ASSERT(!sandbox_task_of(L)->killed);
+    expect_data(sb, "return 6 * 7", LUA_OK, "42");
+    expect_data(sb, src, LUA_ERRRUN, "instruction budget exceeded (100000)");
+    sandbox_free(sb);
+}
+
 TEST_LIST = {
     { "bytecode_refused", test_bytecode_refused },
     { "syntax_error_position", test_syntax_error_position },
@@ -729,5 +964,11 @@ TEST_LIST = {
     { "added_globals", test_added_globals },
     { "memory_cost", test_memory_cost },
     { "tiny_cap", test_tiny_cap },
+    { "data_no_functions", test_data_no_functions },
+    { "data_memory_cap", test_data_memory_cap },
+    { "data_budget", test_data_budget },
+    { "data_budget_counts_allocation", test_data_budget_counts_allocation },
+    { "data_raise_cap", test_data_raise_cap },
+    { "data_budget_off", test_data_budget_off },
     { NULL, NULL },
 };
