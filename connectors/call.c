@@ -887,18 +887,25 @@ call_effect(lua_State *L, const struct call_spec *spec)
     return effect_run(L, &es);
 }
 
+void
+call_spec_from_def(struct call_spec *spec, const struct call_def *d)
+{
+    *spec = (struct call_spec){ 0 };
+    spec->kind = d->kind;
+    spec->api = d->api;
+    spec->limiter = d->limiter;
+    spec->prio = d->prio;
+    spec->idempotent = d->idempotent;
+    spec->method = d->method;
+    spec->map = d->map;
+}
+
 int
 call_def_effect(lua_State *L, const struct call_def *d, const char *path, const char *body)
 {
-    struct call_spec spec = { 0 };
+    struct call_spec spec;
 
-    spec.kind = d->kind;
-    spec.api = d->api;
-    spec.limiter = d->limiter;
-    spec.prio = d->prio;
-    spec.idempotent = d->idempotent;
-    spec.method = d->method;
-    spec.map = d->map;
+    call_spec_from_def(&spec, d);
     spec.path = path;
     spec.body = body;
     return call_effect(L, &spec);

@@ -119,6 +119,9 @@ struct call_def {
     call_map_fn map;
 };
 int call_def_effect(lua_State *L, const struct call_def *d, const char *path, const char *body);
+/* For a call that needs more of the spec (reconcile, exclusive, ud, headers, ...): spec
+ * becomes d's fields with everything else zero; the caller fills in the rest. */
+void call_spec_from_def(struct call_spec *spec, const struct call_def *d);
 
 /* "2xx means true". */
 int call_map_true(struct call *c, const struct httpc_response *resp, char **result);

@@ -22,28 +22,41 @@
 #define DEFENDER_WAIT_TIMEOUT 3600
 #define DEFENDER_WAIT_INTERVAL 30
 
-/* One machine action: its Lua name (journal kind "defender.<name>"), the URL suffix,
- * the MachineAction type the API reports for it, and its limiter priority. */
-struct defender_action {
-    const char *name;
-    const char *kind;
-    const char *suffix;
-    const char *type;
-    enum limiter_prio prio;
+/* The module's calls: rows of defender_calls. */
+enum defender_call {
+    DEFENDER_MACHINE,
+    DEFENDER_FIND_MACHINE,
+    DEFENDER_ACTION,
+    DEFENDER_ISOLATE,
+    DEFENDER_UNISOLATE,
+    DEFENDER_AV_SCAN,
+    DEFENDER_RESTRICT_CODE,
+    DEFENDER_COLLECT_PACKAGE,
+    DEFENDER_ADD_INDICATOR,
+    DEFENDER_REMOVE_INDICATOR,
 };
 
-static const struct defender_action act_isolate = { "isolate", "defender.isolate", "isolate",
-                                                    "Isolate", LIMITER_CONTAIN };
-static const struct defender_action act_unisolate = { "unisolate", "defender.unisolate",
-                                                      "unisolate", "Unisolate", LIMITER_NORMAL };
-static const struct defender_action act_scan = { "av_scan", "defender.av_scan", "runAntiVirusScan",
-                                                 "RunAntiVirusScan", LIMITER_NORMAL };
-static const struct defender_action act_restrict = { "restrict_code", "defender.restrict_code",
+/* One machine action: its call (journal kind "defender.<name>", limiter priority), its
+ * Lua name, the URL suffix, and the MachineAction type the API reports for it. */
+struct defender_action {
+    enum defender_call call;
+    const char *name;
+    const char *suffix;
+    const char *type;
+};
+
+static const struct defender_action act_isolate = { DEFENDER_ISOLATE, "isolate", "isolate",
+                                                    "Isolate" };
+static const struct defender_action act_unisolate = { DEFENDER_UNISOLATE, "unisolate", "unisolate",
+                                                      "Unisolate" };
+static const struct defender_action act_scan = { DEFENDER_AV_SCAN, "av_scan", "runAntiVirusScan",
+                                                 "RunAntiVirusScan" };
+static const struct defender_action act_restrict = { DEFENDER_RESTRICT_CODE, "restrict_code",
                                                      "restrictCodeExecution",
-                                                     "RestrictCodeExecution", LIMITER_CONTAIN };
-static const struct defender_action act_collect = { "collect_package", "defender.collect_package",
+                                                     "RestrictCodeExecution" };
+static const struct defender_action act_collect = { DEFENDER_COLLECT_PACKAGE, "collect_package",
                                                     "collectInvestigationPackage",
-                                                    "CollectInvestigationPackage", LIMITER_NORMAL };
+                                                    "CollectInvestigationPackage" };
 
 /* An optional free-text argument (comment, title): nil gives dflt. Raises on misuse. */
 static const char *
@@ -142,6 +155,49 @@ map_action(struct call *c, const struct httpc_response *resp, char **result)
     return 0;
 }
 
+/* DELETE answers: 2xx -> true; 404 (already gone) -> {"already":true}. */
+static int
+map_removed(struct call *c, const struct httpc_response *resp, char **result)
+{
+    if (resp->status >= 200 && resp->status < 300) {
+        *result = xstrdup("true");
+        return 1;
+    }
+    if (resp->status == 404) {
+        *result = xstrdup("{\"already\":true}");
+        return 1;
+    }
+    *result = call_error_text(c, resp);
+    return 0;
+}
+
+/* Every call of the module. Machine actions are not safe to repeat (see
+ * machine_action); adding an indicator is an upsert by value and type, and deleting one
+ * twice leaves it deleted. */
+static const struct call_def defender_calls[] = {
+    [DEFENDER_MACHINE] = { "defender.machine", &microsoft_defender, "defender", LIMITER_ENRICH, 1,
+                           "GET", NULL },
+    [DEFENDER_FIND_MACHINE] = { "defender.find_machine", &microsoft_defender, "defender",
+                                LIMITER_ENRICH, 1, "GET", microsoft_map_paged },
+    [DEFENDER_ACTION] = { "defender.action", &microsoft_defender, "defender", LIMITER_NORMAL, 1,
+                          "GET", NULL },
+    [DEFENDER_ISOLATE] = { "defender.isolate", &microsoft_defender, "defender", LIMITER_CONTAIN, 0,
+                           "POST", map_action },
+    [DEFENDER_UNISOLATE] = { "defender.unisolate", &microsoft_defender, "defender", LIMITER_NORMAL,
+                             0, "POST", map_action },
+    [DEFENDER_AV_SCAN] = { "defender.av_scan", &microsoft_defender, "defender", LIMITER_NORMAL, 0,
+                           "POST", map_action },
+    [DEFENDER_RESTRICT_CODE] = { "defender.restrict_code", &microsoft_defender, "defender",
+                                 LIMITER_CONTAIN, 0, "POST", map_action },
+    [DEFENDER_COLLECT_PACKAGE] = { "defender.collect_package", &microsoft_defender, "defender",
+                                   LIMITER_NORMAL, 0, "POST", map_action },
+    /* LIMITER_CONTAIN when the indicator blocks: see l_defender_add_indicator */
+    [DEFENDER_ADD_INDICATOR] = { "defender.add_indicator", &microsoft_defender, "defender",
+                                 LIMITER_NORMAL, 1, "POST", NULL },
+    [DEFENDER_REMOVE_INDICATOR] = { "defender.remove_indicator", &microsoft_defender, "defender",
+                                    LIMITER_NORMAL, 1, "DELETE", map_removed },
+};
+
 /* In doubt after a restart: the machine's actions of this type. One created at or after
  * the call started (less the clock skew allowance) that has not failed or been
  * cancelled is the one the interrupted call made: record it (1). Otherwise send again
@@ -199,9 +255,10 @@ reconcile_action(struct call *c, const struct httpc_response *resp, char **resul
 static int
 machine_action(lua_State *L, const struct defender_action *a, const char *id, const char *body)
 {
-    struct call_spec spec = { 0 };
+    struct call_spec spec;
     struct buf f;
 
+    call_spec_from_def(&spec, &defender_calls[a->call]);
     spec.path = call_push_path(L, "/api/machines/", id, "");
     lua_pushfstring(L, "%s/%s", spec.path, a->suffix);
     spec.path = lua_tostring(L, -1);
@@ -211,14 +268,7 @@ machine_action(lua_State *L, const struct defender_action *a, const char *id, co
     (void)!buf_printf(&f, "' and type eq '%s'", a->type);
     spec.reconcile_path = microsoft_push_filter_path(L, "/api/machineactions", &f);
     spec.exclusive = lua_pushfstring(L, "defender:%s:%s", a->name, id);
-    spec.kind = a->kind;
-    spec.api = &microsoft_defender;
-    spec.limiter = "defender";
-    spec.prio = a->prio;
-    spec.idempotent = 0;
-    spec.method = "POST";
     spec.body = body;
-    spec.map = map_action;
     spec.reconcile = reconcile_action;
     spec.ud = (void *)a;
     return call_effect(L, &spec);
@@ -316,31 +366,14 @@ l_defender_collect_package(lua_State *L)
     return machine_action(L, &act_collect, id, push_action_body(L, comment, NULL, NULL));
 }
 
-/* A read: GET path, safe to repeat. */
-static int
-read_call(lua_State *L, const char *kind, const char *path, enum limiter_prio prio, call_map_fn map)
-{
-    struct call_spec spec = { 0 };
-
-    spec.path = path;
-    spec.kind = kind;
-    spec.api = &microsoft_defender;
-    spec.limiter = "defender";
-    spec.prio = prio;
-    spec.idempotent = 1;
-    spec.method = "GET";
-    spec.map = map;
-    return call_effect(L, &spec);
-}
-
 /* defender.machine(id) -> Machine | nil, err (id: machine id or computer name) */
 static int
 l_defender_machine(lua_State *L)
 {
     const char *id = call_check_id(L, 1, "a machine id or computer name");
 
-    return read_call(L, "defender.machine", call_push_path(L, "/api/machines/", id, ""),
-                     LIMITER_ENRICH, NULL);
+    return call_def_effect(L, &defender_calls[DEFENDER_MACHINE],
+                           call_push_path(L, "/api/machines/", id, ""), NULL);
 }
 
 /* defender.find_machine{ host = dns name } or { ip = address } -> array | nil, err */
@@ -366,8 +399,8 @@ l_defender_find_machine(lua_State *L)
     (void)!buf_puts(&f, host != NULL ? "computerDnsName eq '" : "lastIpAddress eq '");
     microsoft_odata_quote(&f, host != NULL ? host : ip);
     (void)!buf_puts(&f, "'");
-    return read_call(L, "defender.find_machine", microsoft_push_filter_path(L, "/api/machines", &f),
-                     LIMITER_ENRICH, microsoft_map_paged);
+    return call_def_effect(L, &defender_calls[DEFENDER_FIND_MACHINE],
+                           microsoft_push_filter_path(L, "/api/machines", &f), NULL);
 }
 
 /* defender.action(id) -> MachineAction | nil, err */
@@ -376,8 +409,8 @@ l_defender_action(lua_State *L)
 {
     const char *id = call_check_id(L, 1, "a machine action id");
 
-    return read_call(L, "defender.action", call_push_path(L, "/api/machineactions/", id, ""),
-                     LIMITER_NORMAL, NULL);
+    return call_def_effect(L, &defender_calls[DEFENDER_ACTION],
+                           call_push_path(L, "/api/machineactions/", id, ""), NULL);
 }
 
 /* wait_action's argument check: (id, opts) -> timeout, interval (seconds). */
@@ -564,7 +597,7 @@ text_field(lua_State *L, const char *key, const char *dflt, size_t max)
 static int
 l_defender_add_indicator(lua_State *L)
 {
-    struct call_spec spec = { 0 };
+    struct call_def d = defender_calls[DEFENDER_ADD_INDICATOR];
     const char *value, *title, *desc;
     char expires[32] = "";
     int type, action, sev;
@@ -611,49 +644,20 @@ l_defender_add_indicator(lua_State *L)
     (void)!buf_puts(&b, "}");
     lua_pushlstring(L, b.data, b.len);
     buf_free(&b);
-    spec.body = lua_tostring(L, -1);
-    spec.path = "/api/indicators";
-    spec.kind = "defender.add_indicator";
-    spec.api = &microsoft_defender;
-    spec.limiter = "defender";
-    spec.prio = strcmp(ind_actions_api[action], "Block") == 0 ? LIMITER_CONTAIN : LIMITER_NORMAL;
-    spec.idempotent = 1; /* an upsert by value and type */
-    spec.method = "POST";
-    return call_effect(L, &spec);
-}
-
-/* DELETE answers: 2xx -> true; 404 (already gone) -> {"already":true}. */
-static int
-map_removed(struct call *c, const struct httpc_response *resp, char **result)
-{
-    if (resp->status >= 200 && resp->status < 300) {
-        *result = xstrdup("true");
-        return 1;
+    if (strcmp(ind_actions_api[action], "Block") == 0) {
+        d.prio = LIMITER_CONTAIN;
     }
-    if (resp->status == 404) {
-        *result = xstrdup("{\"already\":true}");
-        return 1;
-    }
-    *result = call_error_text(c, resp);
-    return 0;
+    return call_def_effect(L, &d, "/api/indicators", lua_tostring(L, -1));
 }
 
 /* defender.remove_indicator(id) -> true | {already=true} | nil, err */
 static int
 l_defender_remove_indicator(lua_State *L)
 {
-    struct call_spec spec = { 0 };
     const char *id = call_check_id(L, 1, "an indicator id");
 
-    spec.path = call_push_path(L, "/api/indicators/", id, "");
-    spec.kind = "defender.remove_indicator";
-    spec.api = &microsoft_defender;
-    spec.limiter = "defender";
-    spec.prio = LIMITER_NORMAL;
-    spec.idempotent = 1; /* deleting twice leaves it deleted */
-    spec.method = "DELETE";
-    spec.map = map_removed;
-    return call_effect(L, &spec);
+    return call_def_effect(L, &defender_calls[DEFENDER_REMOVE_INDICATOR],
+                           call_push_path(L, "/api/indicators/", id, ""), NULL);
 }
 
 static int

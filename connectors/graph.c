@@ -12,88 +12,76 @@
     "$select=id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"               \
     "signInSessionsValidFromDateTime"
 
+enum graph_call {
+    GRAPH_USER,
+    GRAPH_DISABLE_USER,
+    GRAPH_ENABLE_USER,
+    GRAPH_REVOKE_SESSIONS,
+    GRAPH_SIGNINS,
+};
+
+/* Every call of the module. The user updates are safe to repeat: a PATCH to a state
+ * changes nothing the second time, and revoking twice is harmless. */
+static const struct call_def graph_calls[] = {
+    [GRAPH_USER] = { "graph.user", &microsoft_graph, "graph.users", LIMITER_ENRICH, 1, "GET",
+                     NULL },
+    [GRAPH_DISABLE_USER] = { "graph.disable_user", &microsoft_graph, "graph.users", LIMITER_CONTAIN,
+                             1, "PATCH", call_map_true },
+    [GRAPH_ENABLE_USER] = { "graph.enable_user", &microsoft_graph, "graph.users", LIMITER_NORMAL, 1,
+                            "PATCH", call_map_true },
+    [GRAPH_REVOKE_SESSIONS] = { "graph.revoke_sessions", &microsoft_graph, "graph.users",
+                                LIMITER_CONTAIN, 1, "POST", call_map_true },
+    [GRAPH_SIGNINS] = { "graph.signins", &microsoft_graph, "graph.signins", LIMITER_ENRICH, 1,
+                        "GET", microsoft_map_paged },
+};
+
+/* Push the path of the user named by argument 1, followed by suffix. Raises on
+ * misuse. */
+static const char *
+push_user_path(lua_State *L, const char *suffix)
+{
+    return call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", suffix);
+}
+
 /* graph.user(id) -> user table | nil, err */
 static int
 l_graph_user(lua_State *L)
 {
-    struct call_spec spec = { 0 };
-
-    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/",
-                                  "?" USER_SELECT);
-    spec.kind = "graph.user";
-    spec.api = &microsoft_graph;
-    spec.limiter = "graph.users";
-    spec.prio = LIMITER_ENRICH;
-    spec.idempotent = 1;
-    spec.method = "GET";
-    return call_effect(L, &spec);
-}
-
-static int
-set_enabled(lua_State *L, const char *kind, int enabled)
-{
-    struct call_spec spec = { 0 };
-
-    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/", "");
-    spec.kind = kind;
-    spec.api = &microsoft_graph;
-    spec.limiter = "graph.users";
-    spec.prio = enabled ? LIMITER_NORMAL : LIMITER_CONTAIN;
-    spec.idempotent = 1; /* PATCH to a state: repeating it changes nothing */
-    spec.method = "PATCH";
-    spec.body = enabled ? "{\"accountEnabled\":true}" : "{\"accountEnabled\":false}";
-    spec.map = call_map_true;
-    return call_effect(L, &spec);
+    return call_def_effect(L, &graph_calls[GRAPH_USER], push_user_path(L, "?" USER_SELECT), NULL);
 }
 
 /* graph.disable_user(id) -> true | nil, err */
 static int
 l_graph_disable_user(lua_State *L)
 {
-    return set_enabled(L, "graph.disable_user", 0);
+    return call_def_effect(L, &graph_calls[GRAPH_DISABLE_USER], push_user_path(L, ""),
+                           "{\"accountEnabled\":false}");
 }
 
 /* graph.enable_user(id) -> true | nil, err */
 static int
 l_graph_enable_user(lua_State *L)
 {
-    return set_enabled(L, "graph.enable_user", 1);
+    return call_def_effect(L, &graph_calls[GRAPH_ENABLE_USER], push_user_path(L, ""),
+                           "{\"accountEnabled\":true}");
 }
 
 /* graph.revoke_sessions(id) -> true | nil, err */
 static int
 l_graph_revoke_sessions(lua_State *L)
 {
-    struct call_spec spec = { 0 };
-
-    spec.path = call_push_id_path(L, 1, "a user id or user principal name", "/v1.0/users/",
-                                  "/revokeSignInSessions");
-    spec.kind = "graph.revoke_sessions";
-    spec.api = &microsoft_graph;
-    spec.limiter = "graph.users";
-    spec.prio = LIMITER_CONTAIN;
-    spec.idempotent = 1; /* revoking twice is harmless */
-    spec.method = "POST";
-    spec.map = call_map_true;
-    return call_effect(L, &spec);
+    return call_def_effect(L, &graph_calls[GRAPH_REVOKE_SESSIONS],
+                           push_user_path(L, "/revokeSignInSessions"), NULL);
 }
 
 /* graph.signins{ user = upn, since = time, top = n } -> array | nil, err (every page) */
 static int
 l_graph_signins(lua_State *L)
 {
-    struct call_spec spec = { 0 };
-
-    spec.path =
+    const char *path =
         microsoft_push_user_since_path(L, 1, "/v1.0/auditLogs/signIns", "createdDateTime", 1000);
-    spec.kind = "graph.signins";
-    spec.api = &microsoft_graph;
-    spec.limiter = "graph.signins";
-    spec.prio = LIMITER_ENRICH;
-    spec.idempotent = 1;
-    spec.method = "GET";
-    spec.map = microsoft_map_paged;
-    return call_effect(L, &spec);
+
+    return call_def_effect(L, &graph_calls[GRAPH_SIGNINS], path, NULL);
 }
 
 static int

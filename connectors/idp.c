@@ -12,22 +12,34 @@
 
 #define IDP_ID_MAX 256
 #define IDP_IDS_MAX 60
+#define IDP_RISKY_USERS "/v1.0/identityProtection/riskyUsers/"
+
+enum idp_call {
+    IDP_RISKY_USER,
+    IDP_CONFIRM_COMPROMISED,
+    IDP_DISMISS,
+    IDP_RISK_DETECTIONS,
+};
+
+/* Every call of the module. Setting a risk state is safe to repeat (the second call
+ * sets the same state). */
+static const struct call_def idp_calls[] = {
+    [IDP_RISKY_USER] = { "idp.risky_user", &microsoft_graph, "idp", LIMITER_ENRICH, 1, "GET",
+                         NULL },
+    [IDP_CONFIRM_COMPROMISED] = { "idp.confirm_compromised", &microsoft_graph, "idp",
+                                  LIMITER_CONTAIN, 1, "POST", call_map_true },
+    [IDP_DISMISS] = { "idp.dismiss", &microsoft_graph, "idp", LIMITER_NORMAL, 1, "POST",
+                      call_map_true },
+    [IDP_RISK_DETECTIONS] = { "idp.risk_detections", &microsoft_graph, "idp", LIMITER_ENRICH, 1,
+                              "GET", microsoft_map_paged },
+};
 
 /* idp.risky_user(id) -> riskyUser | nil, err */
 static int
 l_idp_risky_user(lua_State *L)
 {
-    struct call_spec spec = { 0 };
-
-    spec.path =
-        call_push_id_path(L, 1, "a user object id", "/v1.0/identityProtection/riskyUsers/", "");
-    spec.kind = "idp.risky_user";
-    spec.api = &microsoft_graph;
-    spec.limiter = "idp";
-    spec.prio = LIMITER_ENRICH;
-    spec.idempotent = 1;
-    spec.method = "GET";
-    return call_effect(L, &spec);
+    return call_def_effect(L, &idp_calls[IDP_RISKY_USER],
+                           call_push_id_path(L, 1, "a user object id", IDP_RISKY_USERS, ""), NULL);
 }
 
 /* 1 when the value at idx is a usable user id string. */
@@ -86,37 +98,23 @@ push_user_ids(lua_State *L)
     return lua_tostring(L, -1);
 }
 
-/* POST a userIds body to riskyUsers/<action>: 204 -> true. Setting a risk state is safe
- * to repeat (the second call sets the same state). */
-static int
-risk_action(lua_State *L, const char *kind, const char *action, enum limiter_prio prio)
-{
-    struct call_spec spec = { 0 };
-
-    spec.body = push_user_ids(L);
-    spec.path = lua_pushfstring(L, "/v1.0/identityProtection/riskyUsers/%s", action);
-    spec.kind = kind;
-    spec.api = &microsoft_graph;
-    spec.limiter = "idp";
-    spec.prio = prio;
-    spec.idempotent = 1;
-    spec.method = "POST";
-    spec.map = call_map_true;
-    return call_effect(L, &spec);
-}
-
 /* idp.confirm_compromised(ids) -> true | nil, err */
 static int
 l_idp_confirm_compromised(lua_State *L)
 {
-    return risk_action(L, "idp.confirm_compromised", "confirmCompromised", LIMITER_CONTAIN);
+    const char *body = push_user_ids(L);
+
+    return call_def_effect(L, &idp_calls[IDP_CONFIRM_COMPROMISED],
+                           IDP_RISKY_USERS "confirmCompromised", body);
 }
 
 /* idp.dismiss(ids) -> true | nil, err */
 static int
 l_idp_dismiss(lua_State *L)
 {
-    return risk_action(L, "idp.dismiss", "dismiss", LIMITER_NORMAL);
+    const char *body = push_user_ids(L);
+
+    return call_def_effect(L, &idp_calls[IDP_DISMISS], IDP_RISKY_USERS "dismiss", body);
 }
 
 /* idp.risk_detections{ user = upn, since = time, top = n } -> array | nil, err (every
@@ -124,18 +122,10 @@ l_idp_dismiss(lua_State *L)
 static int
 l_idp_risk_detections(lua_State *L)
 {
-    struct call_spec spec = { 0 };
+    const char *path = microsoft_push_user_since_path(
+        L, 1, "/v1.0/identityProtection/riskDetections", "activityDateTime", 500);
 
-    spec.path = microsoft_push_user_since_path(L, 1, "/v1.0/identityProtection/riskDetections",
-                                               "activityDateTime", 500);
-    spec.kind = "idp.risk_detections";
-    spec.api = &microsoft_graph;
-    spec.limiter = "idp";
-    spec.prio = LIMITER_ENRICH;
-    spec.idempotent = 1;
-    spec.method = "GET";
-    spec.map = microsoft_map_paged;
-    return call_effect(L, &spec);
+    return call_def_effect(L, &idp_calls[IDP_RISK_DETECTIONS], path, NULL);
 }
 
 static int

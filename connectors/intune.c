@@ -116,27 +116,42 @@ reconcile_action(struct call *c, const struct httpc_response *resp, char **resul
     return found;
 }
 
-/* One remote action: POST .../{id}/<action> with body (or none). Actions that are not
- * safe to repeat (retire, wipe) reconcile from the device's action results and never
- * overlap for one device. */
+enum intune_call {
+    INTUNE_DEVICE,
+    INTUNE_REMOTE_LOCK,
+    INTUNE_SYNC,
+    INTUNE_RETIRE,
+    INTUNE_WIPE,
+};
+
+/* Every call of the module. Retire and wipe are not safe to repeat. */
+static const struct call_def intune_calls[] = {
+    [INTUNE_DEVICE] = { "intune.device", &microsoft_graph, "intune", LIMITER_ENRICH, 1, "GET",
+                        map_devices },
+    [INTUNE_REMOTE_LOCK] = { "intune.remote_lock", &microsoft_graph, "intune", LIMITER_CONTAIN, 1,
+                             "POST", map_action },
+    [INTUNE_SYNC] = { "intune.sync", &microsoft_graph, "intune", LIMITER_NORMAL, 1, "POST",
+                      map_action },
+    [INTUNE_RETIRE] = { "intune.retire", &microsoft_graph, "intune", LIMITER_NORMAL, 0, "POST",
+                        map_action },
+    [INTUNE_WIPE] = { "intune.wipe", &microsoft_graph, "intune", LIMITER_CONTAIN, 0, "POST",
+                      map_action },
+};
+
+/* One remote action (call: its row): POST .../{id}/<action> with body (or none).
+ * Actions that are not safe to repeat (retire, wipe) reconcile from the device's action
+ * results and never overlap for one device. */
 static int
-device_action(lua_State *L, const char *kind, const char *action, int idempotent,
-              enum limiter_prio prio, const char *body)
+device_action(lua_State *L, enum intune_call call, const char *action, const char *body)
 {
-    struct call_spec spec = { 0 };
+    struct call_spec spec;
     const char *id = call_check_id(L, 1, "a managed device id");
     const char *suffix = lua_pushfstring(L, "/%s", action);
 
+    call_spec_from_def(&spec, &intune_calls[call]);
     spec.path = call_push_path(L, INTUNE_BASE "/", id, suffix);
-    spec.kind = kind;
-    spec.api = &microsoft_graph;
-    spec.limiter = "intune";
-    spec.prio = prio;
-    spec.idempotent = idempotent;
-    spec.method = "POST";
     spec.body = body;
-    spec.map = map_action;
-    if (!idempotent) {
+    if (!spec.idempotent) {
         spec.reconcile_path = call_push_path(L, INTUNE_BASE "/", id, "");
         spec.reconcile = reconcile_action;
         spec.ud = (void *)action; /* a string literal */
@@ -149,21 +164,21 @@ device_action(lua_State *L, const char *kind, const char *action, int idempotent
 static int
 l_intune_remote_lock(lua_State *L)
 {
-    return device_action(L, "intune.remote_lock", "remoteLock", 1, LIMITER_CONTAIN, NULL);
+    return device_action(L, INTUNE_REMOTE_LOCK, "remoteLock", NULL);
 }
 
 /* intune.sync(id) -> true | nil, err */
 static int
 l_intune_sync(lua_State *L)
 {
-    return device_action(L, "intune.sync", "syncDevice", 1, LIMITER_NORMAL, NULL);
+    return device_action(L, INTUNE_SYNC, "syncDevice", NULL);
 }
 
 /* intune.retire(id) -> true | nil, err */
 static int
 l_intune_retire(lua_State *L)
 {
-    return device_action(L, "intune.retire", "retire", 0, LIMITER_NORMAL, NULL);
+    return device_action(L, INTUNE_RETIRE, "retire", NULL);
 }
 
 /* intune.wipe(id, { keep_enrollment_data = bool, keep_user_data = bool }) -> true |
@@ -187,7 +202,7 @@ l_intune_wipe(lua_State *L)
     }
     lua_pushfstring(L, "{\"keepEnrollmentData\":%s,\"keepUserData\":%s}",
                     keep_enroll ? "true" : "false", keep_user ? "true" : "false");
-    return device_action(L, "intune.wipe", "wipe", 0, LIMITER_CONTAIN, lua_tostring(L, -1));
+    return device_action(L, INTUNE_WIPE, "wipe", lua_tostring(L, -1));
 }
 
 /* intune.device{ user = upn } or { name = device name } or { aad_id = Entra device id }
@@ -197,7 +212,6 @@ l_intune_device(lua_State *L)
 {
     static const char *const keys[] = { "user", "name", "aad_id" };
     static const char *const fields[] = { "userPrincipalName", "deviceName", "azureADDeviceId" };
-    struct call_spec spec = { 0 };
     const char *v = NULL;
     int which = -1;
     struct buf f;
@@ -229,15 +243,7 @@ l_intune_device(lua_State *L)
     free(esc);
     lua_pushstring(L, path);
     free(path);
-    spec.path = lua_tostring(L, -1);
-    spec.kind = "intune.device";
-    spec.api = &microsoft_graph;
-    spec.limiter = "intune";
-    spec.prio = LIMITER_ENRICH;
-    spec.idempotent = 1;
-    spec.method = "GET";
-    spec.map = map_devices;
-    return call_effect(L, &spec);
+    return call_def_effect(L, &intune_calls[INTUNE_DEVICE], lua_tostring(L, -1), NULL);
 }
 
 static int

@@ -39,27 +39,98 @@ static const char *const determinations[] = {
     NULL,
 };
 
-static int
-read_call(lua_State *L, const char *kind, const char *path)
+/* The comments of an answer: its "value" list (POST .../comments) or its "comments"
+ * member (GET of the alert), printed; NULL when there is none. */
+static char *
+comments_of(const struct httpc_response *resp, const char *member, const char *text)
 {
-    struct call_spec spec = { 0 };
+    cJSON *root = NULL;
+    const cJSON *list, *it;
+    char *out = NULL;
+    int found = text == NULL;
 
-    spec.path = path;
-    spec.kind = kind;
-    spec.api = &microsoft_graph;
-    spec.limiter = "graph.security";
-    spec.prio = LIMITER_ENRICH;
-    spec.idempotent = 1;
-    spec.method = "GET";
-    return call_effect(L, &spec);
+    if (json_parse_strict(resp->body, resp->body_len, JSON_MAX_DEPTH, &root, NULL) == -1) {
+        return NULL;
+    }
+    list = json_get(root, member);
+    if (cJSON_IsArray(list)) {
+        cJSON_ArrayForEach(it, list)
+        {
+            const char *s = json_get_string(it, "comment");
+
+            found |= s != NULL && text != NULL && strcmp(s, text) == 0;
+        }
+        if (found) {
+            out = json_print(list);
+        }
+    }
+    cJSON_Delete(root);
+    return out;
 }
+
+/* comment_alert's answer (200 + every comment of the alert): the comment list. */
+static int
+map_comments(struct call *c, const struct httpc_response *resp, char **result)
+{
+    if (resp->status >= 200 && resp->status < 300) {
+        *result = comments_of(resp, "value", NULL);
+        if (*result == NULL) {
+            *result = xstrdup("true");
+        }
+        return 1;
+    }
+    *result = call_error_text(c, resp);
+    return 0;
+}
+
+/* In doubt after a restart: the alert's comments. The same text already there means
+ * the interrupted call got through: record the list (1); otherwise post it (0); an
+ * alert that cannot be read fails the call (-1). */
+static int
+reconcile_comment(struct call *c, const struct httpc_response *resp, char **result)
+{
+    *result = NULL;
+    if (resp->status < 200 || resp->status >= 300) {
+        *result = xasprintf("%s: cannot check whether an earlier attempt went through "
+                            "(HTTP %d); not sent again",
+                            call_kind(c), resp->status);
+        return -1;
+    }
+    *result = comments_of(resp, "comments", call_ud(c));
+    return *result != NULL;
+}
+
+enum security_call {
+    SECURITY_ALERT,
+    SECURITY_INCIDENT,
+    SECURITY_UPDATE_ALERT,
+    SECURITY_UPDATE_INCIDENT,
+    SECURITY_COMMENT_ALERT,
+};
+
+/* Every call of the module. An update's PATCH answers (200) with the updated object;
+ * setting fields to values is safe to repeat. A comment is not: a repeat posts it
+ * twice (see l_security_comment_alert). */
+static const struct call_def security_calls[] = {
+    [SECURITY_ALERT] = { "security.alert", &microsoft_graph, "graph.security", LIMITER_ENRICH, 1,
+                         "GET", NULL },
+    [SECURITY_INCIDENT] = { "security.incident", &microsoft_graph, "graph.security", LIMITER_ENRICH,
+                            1, "GET", NULL },
+    [SECURITY_UPDATE_ALERT] = { "security.update_alert", &microsoft_graph, "graph.security",
+                                LIMITER_NORMAL, 1, "PATCH", NULL },
+    [SECURITY_UPDATE_INCIDENT] = { "security.update_incident", &microsoft_graph, "graph.security",
+                                   LIMITER_NORMAL, 1, "PATCH", NULL },
+    [SECURITY_COMMENT_ALERT] = { "security.comment_alert", &microsoft_graph, "graph.security",
+                                 LIMITER_NORMAL, 0, "POST", map_comments },
+};
 
 /* security.alert(id) -> alert | nil, err */
 static int
 l_security_alert(lua_State *L)
 {
-    return read_call(L, "security.alert",
-                     call_push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", ""));
+    return call_def_effect(L, &security_calls[SECURITY_ALERT],
+                           call_push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", ""),
+                           NULL);
 }
 
 /* security.incident(id, { alerts = true }) -> incident | nil, err (alerts: expand the
@@ -75,9 +146,10 @@ l_security_incident(lua_State *L)
         expand = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    return read_call(L, "security.incident",
-                     call_push_id_path(L, 1, "an incident id", "/v1.0/security/incidents/",
-                                       expand ? "?$expand=alerts" : ""));
+    return call_def_effect(L, &security_calls[SECURITY_INCIDENT],
+                           call_push_id_path(L, 1, "an incident id", "/v1.0/security/incidents/",
+                                             expand ? "?$expand=alerts" : ""),
+                           NULL);
 }
 
 /* The string field key of the table at idx, which must be one of list: its index, or
@@ -222,24 +294,6 @@ push_update(lua_State *L, const struct security_update *u, const char *const *st
     return lua_tostring(L, -1);
 }
 
-/* PATCH path with body: the answer (200) is the updated object. Setting fields to
- * values is safe to repeat. */
-static int
-patch_call(lua_State *L, const char *kind, const char *path, const char *body)
-{
-    struct call_spec spec = { 0 };
-
-    spec.path = path;
-    spec.body = body;
-    spec.kind = kind;
-    spec.api = &microsoft_graph;
-    spec.limiter = "graph.security";
-    spec.prio = LIMITER_NORMAL;
-    spec.idempotent = 1;
-    spec.method = "PATCH";
-    return call_effect(L, &spec);
-}
-
 /* security.update_alert(id, { status =, classification =, determination =,
  * assigned_to = }) -> alert | nil, err */
 static int
@@ -251,7 +305,7 @@ l_security_update_alert(lua_State *L)
     path = call_push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", "");
     check_update(L, "security.update_alert", 0, &u);
     body = push_update(L, &u, alert_status, 0);
-    return patch_call(L, "security.update_alert", path, body);
+    return call_def_effect(L, &security_calls[SECURITY_UPDATE_ALERT], path, body);
 }
 
 /* security.update_incident(id, { status =, classification =, determination =,
@@ -267,68 +321,7 @@ l_security_update_incident(lua_State *L)
     check_update(L, "security.update_incident", 1, &u);
     tags = lua_gettop(L); /* check_update left custom_tags on top */
     body = push_update(L, &u, incident_status, tags);
-    return patch_call(L, "security.update_incident", path, body);
-}
-
-/* The comments of an answer: its "value" list (POST .../comments) or its "comments"
- * member (GET of the alert), printed; NULL when there is none. */
-static char *
-comments_of(const struct httpc_response *resp, const char *member, const char *text)
-{
-    cJSON *root = NULL;
-    const cJSON *list, *it;
-    char *out = NULL;
-    int found = text == NULL;
-
-    if (json_parse_strict(resp->body, resp->body_len, JSON_MAX_DEPTH, &root, NULL) == -1) {
-        return NULL;
-    }
-    list = json_get(root, member);
-    if (cJSON_IsArray(list)) {
-        cJSON_ArrayForEach(it, list)
-        {
-            const char *s = json_get_string(it, "comment");
-
-            found |= s != NULL && text != NULL && strcmp(s, text) == 0;
-        }
-        if (found) {
-            out = json_print(list);
-        }
-    }
-    cJSON_Delete(root);
-    return out;
-}
-
-/* comment_alert's answer (200 + every comment of the alert): the comment list. */
-static int
-map_comments(struct call *c, const struct httpc_response *resp, char **result)
-{
-    if (resp->status >= 200 && resp->status < 300) {
-        *result = comments_of(resp, "value", NULL);
-        if (*result == NULL) {
-            *result = xstrdup("true");
-        }
-        return 1;
-    }
-    *result = call_error_text(c, resp);
-    return 0;
-}
-
-/* In doubt after a restart: the alert's comments. The same text already there means
- * the interrupted call got through: record the list (1); otherwise post it (0); an
- * alert that cannot be read fails the call (-1). */
-static int
-reconcile_comment(struct call *c, const struct httpc_response *resp, char **result)
-{
-    *result = NULL;
-    if (resp->status < 200 || resp->status >= 300) {
-        *result = xasprintf("%s: cannot check whether an earlier attempt went through "
-                            "(HTTP %d); not sent again",
-                            call_kind(c), resp->status);
-        return -1;
-    }
-    *result = comments_of(resp, "comments", call_ud(c));
-    return *result != NULL;
+    return call_def_effect(L, &security_calls[SECURITY_UPDATE_INCIDENT], path, body);
 }
 
 /* security.comment_alert(id, text) -> comments | nil, err. Not idempotent (a repeat
@@ -337,11 +330,12 @@ reconcile_comment(struct call *c, const struct httpc_response *resp, char **resu
 static int
 l_security_comment_alert(lua_State *L)
 {
-    struct call_spec spec = { 0 };
+    struct call_spec spec;
     size_t len;
     const char *text;
     struct buf b;
 
+    call_spec_from_def(&spec, &security_calls[SECURITY_COMMENT_ALERT]);
     spec.path = call_push_id_path(L, 1, "an alert id", "/v1.0/security/alerts_v2/", "/comments");
     lua_pushlstring(L, spec.path, strlen(spec.path) - strlen("/comments"));
     spec.reconcile_path = lua_tostring(L, -1); /* GET the alert itself */
@@ -356,13 +350,6 @@ l_security_comment_alert(lua_State *L)
     lua_pushlstring(L, b.data, b.len);
     buf_free(&b);
     spec.body = lua_tostring(L, -1);
-    spec.kind = "security.comment_alert";
-    spec.api = &microsoft_graph;
-    spec.limiter = "graph.security";
-    spec.prio = LIMITER_NORMAL;
-    spec.idempotent = 0;
-    spec.method = "POST";
-    spec.map = map_comments;
     spec.reconcile = reconcile_comment;
     /* Argument 2 stays on this frame's stack while the run waits: the text outlives
      * the call. */
