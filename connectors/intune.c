@@ -215,7 +215,6 @@ l_intune_device(lua_State *L)
     const char *v = NULL;
     int which = -1;
     struct buf f;
-    char *esc, *path;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     for (int i = 0; i < 3; i++) {
@@ -237,13 +236,8 @@ l_intune_device(lua_State *L)
     (void)!buf_printf(&f, "%s eq '", fields[which]);
     microsoft_odata_quote(&f, v);
     (void)!buf_puts(&f, "'");
-    esc = call_escape(f.data);
-    buf_free(&f);
-    path = xasprintf(INTUNE_BASE "?$filter=%s", esc);
-    free(esc);
-    lua_pushstring(L, path);
-    free(path);
-    return call_def_effect(L, &intune_calls[INTUNE_DEVICE], lua_tostring(L, -1), NULL);
+    return call_def_effect(L, &intune_calls[INTUNE_DEVICE],
+                           microsoft_push_filter_path(L, INTUNE_BASE, &f), NULL);
 }
 
 static int
