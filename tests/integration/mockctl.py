@@ -316,6 +316,20 @@ class MockServer:
                                                timeout=timeout)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
+    def expect_dropped(self, method, path, body, headers):
+        """Send one request on a new connection and check that the mock closes it without
+        an answer (a drop fault)."""
+        c = self.connect(timeout=10)
+        try:
+            c.request(method, path, body=body, headers=headers)
+            try:
+                c.getresponse()
+                _fail("a dropped request got an answer")
+            except (http.client.RemoteDisconnected, ConnectionResetError, ssl.SSLError):
+                pass
+        finally:
+            c.close()
+
     def close_conn(self):
         if self._conn is not None:
             self._conn.close()
