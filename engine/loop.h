@@ -24,6 +24,10 @@ enum loop_phase {
  * 0. */
 void loop_add_phase(enum loop_phase rank, int (*fn)(void *arg), void *arg);
 
+/* Make the next iteration run its phases without waiting for an event: something
+ * became ready outside the phases (an effect finished in an after-commit callback). */
+void loop_wake(void);
+
 /* Open (if needed) the iteration's transaction on t and mark it for commit. */
 int loop_write(struct store_tenant *t, char **errp) KG_WUR;
 /* The same for writes nobody waits on (a run's progress: a replay redoes it safely):

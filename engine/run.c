@@ -91,6 +91,7 @@ ready_push(struct run *r)
     }
     ready_tail = r;
     nready++;
+    loop_wake(); /* it may have become ready outside the scheduler's phase */
 }
 
 static void

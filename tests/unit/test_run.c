@@ -531,6 +531,57 @@ test_effect_driver(void)
     teardown();
 }
 
+static void
+guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(int *)arg = 1;
+}
+
+/* Iterate the loop as the daemon does (blocking when no phase has work) until the run
+ * reaches state, or a guard timer of guard_ms fires: 0 then. */
+static int
+wait_state_blocking(int64_t run, const char *state, int guard_ms)
+{
+    struct tenant *t = tenant_find("t1");
+    int fired = 0, busy = 1, ok = 0;
+    struct event *guard = evtimer_new(loop_base(), guard_cb, &fired);
+    struct timeval tv = { guard_ms / 1000, (guard_ms % 1000) * 1000 };
+
+    evtimer_add(guard, &tv);
+    while (!fired && !ok) {
+        struct store_run r;
+
+        busy = loop_iterate(!busy);
+        if (store_run_get(t->db, run, &r, NULL) == 1) {
+            ok = strcmp(r.state, state) == 0 && !store_in_tx(t->db);
+            store_run_free(&r);
+        }
+    }
+    event_free(guard);
+    return ok && !fired; /* done only because the guard woke the loop is a failure */
+}
+
+/* An effect that finishes inside an after-commit callback (a call that meets an open
+ * circuit breaker once its journal entry is durable) resumes its run by itself: the
+ * loop must not sleep until some unrelated event. */
+static void
+test_effect_done_after_commit_wakes_the_loop(void)
+{
+    memset(&probe, 0, sizeof(probe));
+    plugin_add_connector(&probe_connector);
+    setup();
+    write_playbook("once", "return playbook{ name='once', on={source='once'}, run=function()\n"
+                           "  probe.once()\n  log.info('after')\nend }\n");
+    start();
+    post_alert("once", SEV_LOW);
+    T_ASSERT(wait_state_blocking(1, "done", 3000));
+    T_EQ_INT(probe.started[PROBE_ONCE], 1);
+    stop();
+    teardown();
+}
+
 TEST_LIST = {
     { "simple_run", test_simple_run },
     { "sleep_and_replay_after_crash", test_sleep_and_replay_after_crash },
@@ -538,5 +589,6 @@ TEST_LIST = {
     { "budget_and_errors", test_budget_and_errors },
     { "time_slices", test_time_slices },
     { "effect_driver", test_effect_driver },
+    { "effect_done_after_commit_wakes_the_loop", test_effect_done_after_commit_wakes_the_loop },
     { NULL, NULL },
 };
