@@ -291,10 +291,29 @@ const char *
 call_check_id(lua_State *L, int idx, const char *what)
 {
     size_t len;
-    const char *id = luaL_checklstring(L, idx, &len);
+    const char *id;
 
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        /* An integer is its decimal text; a float (1.5, 0/0, 1e300) is no id. */
+        if (!lua_isinteger(L, idx)) {
+            luaL_argerror(L, idx, lua_pushfstring(L, "expected %s (a string or an integer)", what));
+        }
+        lua_pushfstring(L, "%I", (lua_Integer)lua_tointeger(L, idx));
+        lua_replace(L, idx);
+    } else if (lua_type(L, idx) != LUA_TSTRING) {
+        luaL_argerror(L, idx,
+                      lua_pushfstring(L, "expected %s, got %s", what, luaL_typename(L, idx)));
+    }
+    id = lua_tolstring(L, idx, &len);
     if (len == 0 || len > CALL_ID_MAX || strlen(id) != len) {
         luaL_argerror(L, idx, lua_pushfstring(L, "expected %s", what));
+    }
+    /* Percent-encoding keeps every other character inside its path segment, but "." and
+     * ".." are dot segments that URL normalization removes: the request would go to
+     * another resource than the one recorded. */
+    if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0) {
+        luaL_argerror(L, idx, lua_pushfstring(L, "expected %s, not a dot segment", what));
     }
     return id;
 }

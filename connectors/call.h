@@ -148,7 +148,9 @@ char *call_escape(const char *s);
 
 /* Helpers for the modules' argument checks and paths. Everything they push is owned by
  * the Lua stack, so nothing leaks when a later step raises.
- * call_check_id: the string argument at idx as an id (1 to 256 bytes, no NUL); raises
+ * call_check_id: the argument at idx as an id: a string of 1 to 256 bytes without NUL,
+ * not "." or ".." (dot segments that URL normalization would remove), or an integer
+ * (its decimal text, which replaces it on the stack); anything else raises
  * "expected <what>". call_push_path: pushes prefix + percent-encoded id + suffix.
  * call_push_id_path: both. */
 #define CALL_ID_MAX 256

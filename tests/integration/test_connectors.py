@@ -53,6 +53,43 @@ def test_graph_users():
               "disable request: %r" % req)
 
 
+ID_FUNCS = ["graph.user", "graph.disable_user", "graph.enable_user", "graph.revoke_sessions",
+            "idp.risky_user", "security.alert", "security.incident", "security.comment_alert",
+            "defender.machine", "defender.isolate", "defender.unisolate", "defender.av_scan",
+            "defender.action", "defender.remove_indicator", "intune.remote_lock",
+            "intune.retire", "intune.wipe", "intune.sync"]
+
+
+def test_ids_path_tricks_refused():
+    """Every connector function that puts an id in a URL path refuses the dot segments
+    "." and ".." (URL normalization would send the request to another resource than the
+    one journaled) and floats such as 0/0 or 1.5, before anything is journaled or sent;
+    an integer id is its decimal text, sent as recorded."""
+    calls = []
+    for f in ID_FUNCS:
+        for i, bad in enumerate(('"."', '".."', "0/0", "1.5", "{}", "true")):
+            key = "%s_%d" % (f.replace(".", "_"), i)
+            extra = ', "c"' if f == "security.comment_alert" else ""
+            calls.append('try(%s, %s, %s%s)' % (lua_str(key), f, bad, extra))
+    body = "\n".join("    " + c for c in calls) + """
+    rec("int_id", graph.user(42))
+"""
+    with ConnEnv("ids", {"ids": body}) as env:
+        out, run, journal = env.fire("ids")
+        for f in ID_FUNCS:
+            for i in range(6):
+                key = "%s_%d" % (f.replace(".", "_"), i)
+                expect_fail(out, key, "bad argument")
+        expect_fail(out, "int_id", "404")
+        es = effects(journal)
+        check(len(es) == 1 and es[0]["kind"] == "graph.user"
+              and "/v1.0/users/42?" in es[0]["request"]["url"],
+              "only the integer id was journaled: %r" % es)
+        sent = [e["path"] for e in env.m.log_entries(500) if not e["path"].startswith("/_mock")
+                and "/oauth2/" not in e["path"]]
+        check(sent == ["/v1.0/users/42"], "requests at the mock: %r" % sent)
+
+
 def test_graph_signins_paging():
     """graph.signins follows @odata.nextLink across pages (page size 2 at the mock, an
     empty middle page) and filters by user and time."""
