@@ -300,6 +300,27 @@ handle_metrics(struct http_request *req)
     buf_free(&b);
 }
 
+/* 200 ok; 503 while draining, or degraded while commits fail (nothing can be stored). */
+static void
+handle_healthz(struct http_request *req)
+{
+    const char *body = "{\"status\":\"ok\"}";
+    int status = 200;
+
+    if (loop_stopping()) {
+        body = "{\"status\":\"draining\"}";
+        status = 503;
+    } else if (loop_commits_failing() > 0) {
+        body = "{\"status\":\"degraded\",\"reason\":\"commits are failing (disk full or I/O "
+               "errors): alerts cannot be stored\"}";
+        status = 503;
+    }
+    if (status == 503) {
+        http_reply_header(req, "Retry-After", "5");
+    }
+    http_reply(req, status, "application/json", body, strlen(body));
+}
+
 static void
 handle(struct http_request *req, void *arg)
 {
@@ -310,9 +331,7 @@ handle(struct http_request *req, void *arg)
     if (strcmp(path, "/api/v1/alerts") == 0) {
         handle_alerts(in, req);
     } else if (strcmp(path, "/healthz") == 0) {
-        const char *ok = loop_stopping() ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}";
-
-        http_reply(req, loop_stopping() ? 503 : 200, "application/json", ok, strlen(ok));
+        handle_healthz(req);
     } else if (strcmp(path, "/metrics") == 0) {
         handle_metrics(req);
     } else {

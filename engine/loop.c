@@ -40,7 +40,13 @@ static struct {
     unsigned long long iterations, commits, commit_failures, commit_us_total;
 } stats;
 static struct event *lazy_timer;
-static struct event *wake_ev; /* makes the next iteration not wait for events */
+static struct event *wake_ev;         /* makes the next iteration not wait for events */
+static struct store_tenant **failing; /* tenants whose last commit failed */
+static size_t nfailing;
+static int64_t fail_logged_us;   /* when store.commit_failed was last logged */
+static unsigned long fail_quiet; /* failures not logged since */
+
+#define LOOP_FAIL_LOG_US 10000000 /* repeated commit failures: one line per 10 s */
 static int wake_active;
 
 static void loop_metrics(struct buf *b, void *arg);
@@ -51,7 +57,10 @@ on_wake(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    wake_active = 0; /* the iteration's phases do the work */
+    wake_active = 0;
+    free(failing);
+    failing = NULL;
+    nfailing = 0; /* the iteration's phases do the work */
 }
 
 void
@@ -213,6 +222,45 @@ loop_set_commit_failed(void (*fn)(struct store_tenant *t, void *arg), void *arg)
     commit_failed_arg = arg;
 }
 
+/* Keep the set of tenants whose last commit failed (for /healthz), and log failures
+ * without flooding: the first at once, then one line per LOOP_FAIL_LOG_US with how
+ * many were not logged. */
+static void
+note_commit(struct store_tenant *t, int ok, const char *err)
+{
+    size_t i = 0;
+    int64_t now = util_mono_us();
+
+    while (i < nfailing && failing[i] != t) {
+        i++;
+    }
+    if (ok) {
+        if (i < nfailing) {
+            failing[i] = failing[--nfailing];
+            log_info("store.commit_recovered tenant=%s", store_tenant_id(t));
+        }
+        return;
+    }
+    if (i == nfailing) {
+        failing = xrealloc(failing, (nfailing + 1) * sizeof(*failing));
+        failing[nfailing++] = t;
+    }
+    if (fail_logged_us == 0 || now - fail_logged_us >= LOOP_FAIL_LOG_US) {
+        log_err("store.commit_failed tenant=%s error=%s not_logged=%lu", store_tenant_id(t),
+                log_quote(err ? err : "?"), fail_quiet);
+        fail_logged_us = now;
+        fail_quiet = 0;
+    } else {
+        fail_quiet++;
+    }
+}
+
+size_t
+loop_commits_failing(void)
+{
+    return nfailing;
+}
+
 static void
 on_lazy_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -256,10 +304,9 @@ commit_all(void)
         ok = store_tx_commit(list[i].t, &err) == 0;
         stats.commits++;
         stats.commit_us_total += (unsigned long long)(util_mono_us() - t0);
+        note_commit(list[i].t, ok, err);
         if (!ok) {
             stats.commit_failures++;
-            log_err("store.commit_failed tenant=%s error=%s", store_tenant_id(list[i].t),
-                    log_quote(err ? err : "?"));
             free(err);
             store_tx_rollback(list[i].t);
             if (commit_failed_fn != NULL) {
@@ -349,6 +396,7 @@ loop_metrics(struct buf *b, void *arg)
     (void)arg;
     metrics_counter(b, "kagari_commits_total", NULL, stats.commits);
     metrics_counter(b, "kagari_commit_failures_total", NULL, stats.commit_failures);
+    metrics_gauge(b, "kagari_tenants_commit_failing", NULL, (double)nfailing);
     (void)!buf_printf(b,
                       "# TYPE kagari_commit_seconds_total counter\n"
                       "kagari_commit_seconds_total %.6f\n",

@@ -37,6 +37,9 @@ int loop_write_lazy(struct store_tenant *t, char **errp) KG_WUR;
 /* Call fn(arg, ok) after this iteration's commit of t (ok = 0 when it failed and was
  * rolled back). Requires loop_write(t) in this iteration. */
 void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);
+/* How many tenant databases failed their last commit (disk full, I/O errors): the
+ * daemon is degraded while it is not 0. */
+size_t loop_commits_failing(void);
 /* Called (before the after-commit callbacks) when a commit of t failed. */
 void loop_set_commit_failed(void (*fn)(struct store_tenant *t, void *arg), void *arg);
 

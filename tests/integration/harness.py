@@ -273,6 +273,7 @@ class Daemon:
         self.log_path = None
         self.logs = []  # every serve.N.log of this daemon
         self.ready_ms = None  # wall clock when the last start logged serve.ready
+        self.preexec = None  # run in the child before exec (limits for fault tests)
         try:
             self._init(config_extra)
         except BaseException:
@@ -321,7 +322,7 @@ class Daemon:
         try:
             self.proc = subprocess.Popen([kagari(), "serve", "--config", self.config],
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                         env=sanitizer_env())
+                                         env=sanitizer_env(), preexec_fn=self.preexec)
         finally:
             logf.close()
         end = time.monotonic() + timeout

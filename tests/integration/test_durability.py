@@ -246,3 +246,48 @@ def test_sigterm_while_posting():
 
 
 test_sigterm_while_posting.TIMEOUT = 120
+
+
+def test_disk_full_degraded_health():
+    """A disk that fills up (a file-size limit on the daemon: writes fail with EFBIG, as
+    on a full disk): commits fail, alerts get 503 with Retry-After, /healthz reports
+    503 "degraded" instead of ok, the failure is logged without flooding; once space is
+    back the next alert is stored and /healthz is ok again."""
+    import resource
+    import signal as sig
+
+    limit = 3 << 20
+
+    def small_disk():
+        sig.signal(sig.SIGXFSZ, sig.SIG_IGN)  # EFBIG instead of a kill, as ENOSPC would be
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    with Daemon("diskfull") as d:
+        d.preexec = small_disk
+        d.start()
+        check(d.get("/healthz").status == 200, "healthz before")
+        pad = "x" * 60000
+        failed = None
+        for i in range(400):
+            r = d.post({"source": "it.fill", "source_id": "f-%d" % i, "pad": pad})
+            if r.status != 202:
+                failed = r
+                break
+        check(failed is not None, "4 MB of alerts never hit the %d-byte limit" % limit)
+        check(failed.status == 503 and failed.header("Retry-After"),
+              "a failed commit: expected 503 with Retry-After, got %r" % failed)
+        for _ in range(20):  # keep failing: the log must not get a line each time
+            d.post({"source": "it.fill", "source_id": "again", "pad": pad})
+        h = d.get("/healthz")
+        check(h.status == 503 and h.json.get("status") == "degraded",
+              "healthz while commits fail: %r" % h)
+        lines = [ln for ln in d.log().splitlines() if "event=store.commit_failed" in ln]
+        check(1 <= len(lines) <= 3, "commit failures logged %d times" % len(lines))
+        resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        r = wait_for(lambda: (lambda r: r if r.status == 202 else None)(
+            d.post({"source": "it.fill", "source_id": "after", "title": "space is back"})),
+            20, "an alert stored once space is back")
+        h = d.get("/healthz")
+        check(h.status == 200 and h.json == {"status": "ok"}, "healthz after recovery: %r" % h)
+        check("event=store.commit_recovered" in d.log(), "no recovery line in the log")
