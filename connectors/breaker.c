@@ -1,5 +1,6 @@
-/* breaker.c: circuit breakers per endpoint: consecutive failures open the circuit for a
- * cooldown, then a single trial call decides whether it closes or opens again. */
+/* breaker.c: circuit breakers per key (a tenant and an endpoint): consecutive failures
+ * open the circuit for a cooldown, then a single trial call decides whether it closes or
+ * opens again. */
 #include "connectors/breaker.h"
 
 #include <stdint.h>
@@ -10,6 +11,7 @@
 
 #define BREAKER_DEFAULT_THRESHOLD 5
 #define BREAKER_DEFAULT_COOLDOWN 30.0
+#define BREAKER_POLL_MS 1000
 
 enum breaker_st { BREAKER_CLOSED = 0, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
@@ -25,6 +27,7 @@ struct breaker {
 static struct breaker *breakers;
 static int threshold = BREAKER_DEFAULT_THRESHOLD;
 static int64_t cooldown_us = (int64_t)(BREAKER_DEFAULT_COOLDOWN * 1e6);
+static unsigned long long opened, closed_again, half_opened; /* transitions, for /metrics */
 
 static struct breaker *
 find(const char *endpoint, int create)
@@ -66,7 +69,8 @@ breaker_allow(const char *endpoint)
         }
         b->st = BREAKER_HALF_OPEN;
         b->trial_since = 0;
-        log_info("breaker.half_open endpoint=%s", log_quote(endpoint));
+        half_opened++;
+        log_info("breaker.half_open key=%s", log_quote(endpoint));
     }
     if (b->trial_since != 0 && now - b->trial_since < cooldown_us) {
         return 0;
@@ -85,7 +89,8 @@ breaker_success(const char *endpoint)
         return;
     }
     if (b->st != BREAKER_CLOSED) {
-        log_info("breaker.closed endpoint=%s", log_quote(endpoint));
+        closed_again++;
+        log_info("breaker.closed key=%s", log_quote(endpoint));
     }
     b->st = BREAKER_CLOSED;
     b->failures = 0;
@@ -114,8 +119,9 @@ breaker_failure(const char *endpoint)
     b->st = BREAKER_OPEN;
     b->open_until = util_mono_us() + cooldown_us;
     b->trial_since = 0;
-    log_warn("breaker.open endpoint=%s failures=%d cooldown_ms=%lld", log_quote(endpoint),
-             b->failures, (long long)(cooldown_us / 1000));
+    opened++;
+    log_warn("breaker.open key=%s failures=%d cooldown_ms=%lld", log_quote(endpoint), b->failures,
+             (long long)(cooldown_us / 1000));
 }
 
 /* The state a call would meet now: an open circuit whose cooldown is over reads as
@@ -132,6 +138,42 @@ breaker_state(const char *endpoint)
         return "open";
     }
     return "half-open";
+}
+
+/* While a call may not go: the rest of an open circuit's cooldown; while a half-open
+ * trial is out, a short poll (BREAKER_POLL_MS), as the trial's end is not announced. */
+int64_t
+breaker_wait_ms(const char *endpoint)
+{
+    struct breaker *b = find(endpoint, 0);
+    int64_t now = util_mono_us();
+
+    if (b == NULL || b->st == BREAKER_CLOSED) {
+        return 0;
+    }
+    if (b->st == BREAKER_OPEN && now < b->open_until) {
+        return (b->open_until - now + 999) / 1000;
+    }
+    return BREAKER_POLL_MS;
+}
+
+void
+breaker_metrics(struct buf *out)
+{
+    size_t n[3] = { 0, 0, 0 };
+
+    for (struct breaker *b = breakers; b != NULL; b = b->next) {
+        const char *st = breaker_state(b->endpoint);
+
+        n[strcmp(st, "closed") == 0 ? 0 : strcmp(st, "open") == 0 ? 1 : 2]++;
+    }
+    (void)!buf_puts(out, "# TYPE kagari_breakers gauge\n");
+    (void)!buf_printf(out, "kagari_breakers{state=\"closed\"} %zu\n", n[0]);
+    (void)!buf_printf(out, "kagari_breakers{state=\"open\"} %zu\n", n[1]);
+    (void)!buf_printf(out, "kagari_breakers{state=\"half-open\"} %zu\n", n[2]);
+    metrics_labelled(out, "kagari_breaker_transitions_total", "to", "open", opened, 1);
+    metrics_labelled(out, "kagari_breaker_transitions_total", "to", "half-open", half_opened, 0);
+    metrics_labelled(out, "kagari_breaker_transitions_total", "to", "closed", closed_again, 0);
 }
 
 /* threshold < 1 counts as 1; a negative cooldown as 0. Open circuits keep the time they
@@ -156,4 +198,5 @@ breaker_shutdown(void)
     }
     threshold = BREAKER_DEFAULT_THRESHOLD;
     cooldown_us = (int64_t)(BREAKER_DEFAULT_COOLDOWN * 1e6);
+    opened = closed_again = half_opened = 0;
 }

@@ -31,7 +31,8 @@ struct call {
     char *method;
     char *url;
     char *body;
-    char *origin; /* scheme://host[:port] of the API: the breaker's key; pages stay on it */
+    char *origin; /* scheme://host[:port] of the API: pages stay on it */
+    char *bkey;   /* the breaker's key: "<tenant> <origin>" */
     call_map_fn map;
     void *ud;
     char *reconcile_url;
@@ -68,6 +69,7 @@ static struct excl *excls;
 static struct call_settings settings = { NULL, NULL, 30, 5, 1 };
 static struct {
     unsigned long long started, succeeded, failed, retried, reconciled, in_flight;
+    unsigned long long breaker_waits;
 } stats;
 
 static void call_send(struct call *c);
@@ -125,6 +127,8 @@ call_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_connector_retries_total", NULL, stats.retried);
     metrics_gauge(b, "kagari_connector_calls_in_flight", NULL, (double)stats.in_flight);
     metrics_gauge(b, "kagari_connector_calls_rate_limited", NULL, (double)limiter_waiting(NULL));
+    metrics_counter(b, "kagari_connector_breaker_waits_total", NULL, stats.breaker_waits);
+    breaker_metrics(b);
 }
 
 int
@@ -141,6 +145,7 @@ call_init(const struct config *cfg, char **errp)
         cs.timeout = cfg->connectors.timeout;
         cs.max_attempts = cfg->connectors.max_attempts;
         cs.rate_limits = cfg->connectors.rate_limits;
+        breaker_configure(cfg->connectors.breaker_threshold, cfg->connectors.breaker_cooldown);
     }
     call_configure(&cs);
     metrics_add(call_metrics, NULL);
@@ -452,6 +457,7 @@ call_free(struct call *c)
     free(c->url);
     free(c->body);
     free(c->origin);
+    free(c->bkey);
     free(c->reconcile_url);
     free(c);
     stats.in_flight--;
@@ -552,7 +558,7 @@ on_http(void *arg, const struct httpc_response *resp)
     }
     if (resp->status == 0 || resp->status == 429 || resp->status == 503 || resp->status == 504) {
         if (resp->status != 429) {
-            breaker_failure(c->origin);
+            breaker_failure(c->bkey);
         }
         if (resp->status == 0 && !c->idempotent && !c->reconciling) {
             /* The request may have been carried out with only the answer lost: a call
@@ -573,9 +579,9 @@ on_http(void *arg, const struct httpc_response *resp)
         return;
     }
     if (resp->status >= 500) {
-        breaker_failure(c->origin);
+        breaker_failure(c->bkey);
     } else {
-        breaker_success(c->origin);
+        breaker_success(c->bkey);
     }
     if (c->reconciling) {
         rc = c->reconcile(c, resp, &result);
@@ -697,9 +703,28 @@ on_token_slot(void *arg)
     if (c->exclusive != NULL && !c->holds_exclusive && !excl_take(c)) {
         return; /* excl_release sends it when the holder is done */
     }
-    if (!breaker_allow(c->origin)) {
-        call_finish(
-            c, 0, xasprintf("%s: circuit open for %s after repeated failures", c->kind, c->origin));
+    if (!breaker_allow(c->bkey)) {
+        /* The API failed repeatedly: wait for the circuit's trial rather than fail, so an
+         * outage shorter than the run's deadline delays containment without losing it. */
+        int64_t wait = breaker_wait_ms(c->bkey), deadline = run_deadline_ms(c->r);
+        struct timeval tv;
+
+        if (deadline != 0 && util_now_ms() + wait >= deadline) {
+            call_finish(c, 0,
+                        xasprintf("%s: circuit open for %s after repeated failures; it "
+                                  "reopens after the run's deadline",
+                                  c->kind, c->origin));
+            return;
+        }
+        stats.breaker_waits++;
+        log_info("call.breaker_wait tenant=%s run=%lld kind=%s endpoint=%s wait_ms=%lld",
+                 tenant_id(c->t), (long long)run_id(c->r), c->kind, c->origin, (long long)wait);
+        if (c->timer == NULL) {
+            c->timer = evtimer_new(loop_base(), on_backoff, c);
+        }
+        tv.tv_sec = (time_t)(wait / 1000);
+        tv.tv_usec = (suseconds_t)((wait % 1000) * 1000);
+        evtimer_add(c->timer, &tv);
         return;
     }
     c->attempt++;
@@ -812,6 +837,7 @@ call_open(struct effect *ef, void *arg)
         const char *slash = p ? strpbrk(p + 3, "/?#") : NULL;
 
         c->origin = slash ? xstrndup(o, (size_t)(slash - o)) : xstrdup(o);
+        c->bkey = xasprintf("%s %s", tenant_id(c->t), c->origin);
     }
     c->started_ms = effect_started_ms(ef);
     c->timeout = spec->timeout;

@@ -88,6 +88,10 @@ static const struct config_field config_connectors_fields[] = {
     { "max_attempts", CONFIG_INT, offsetof(struct config, connectors.max_attempts), 1, 20, NULL,
       0 },
     { "rate_limits", CONFIG_BOOL, offsetof(struct config, connectors.rate_limits), 0, 0, NULL, 0 },
+    { "breaker_threshold", CONFIG_INT, offsetof(struct config, connectors.breaker_threshold), 1,
+      1000, NULL, 0 },
+    { "breaker_cooldown", CONFIG_DURATION, offsetof(struct config, connectors.breaker_cooldown),
+      0.001, 86400, NULL, 0 },
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
@@ -1151,6 +1155,8 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->connectors.timeout = 30;
     cfg->connectors.max_attempts = 5;
     cfg->connectors.rate_limits = 1;
+    cfg->connectors.breaker_threshold = 5;
+    cfg->connectors.breaker_cooldown = 30;
 }
 
 /* The absolute folder of the file name, or NULL with *errp. */
@@ -1581,6 +1587,11 @@ static const char config_text_connectors[] =
     "    -- Hold calls to each API's published rate limits per tenant (Defender 100/min and\n"
     "    -- 1,500/h, Identity Protection 1/s, ...). Turn off only against a test mock.\n"
     "    rate_limits = true,\n"
+    "    -- Circuit breakers, per tenant and API endpoint: after this many failures in a row\n"
+    "    -- (transport errors, 5xx) calls wait for the cooldown, then one trial call decides.\n"
+    "    -- A waiting call goes on after the trial; it fails only at its run's deadline.\n"
+    "    breaker_threshold = 5,\n"
+    "    breaker_cooldown = \"30s\",\n"
     "}\n"
     "\n"
     "-- Per-tenant settings, keyed by tenant id (lowercase letters, digits and '-'; write\n"

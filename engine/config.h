@@ -112,12 +112,14 @@ struct config {
     } log;
 
     struct {
-        char *key_file;   /* secrets key (absolute), default "secret.key" next to the file */
-        char *ca_file;    /* PEM bundle for outgoing TLS, NULL = the system's */
-        char *proxy;      /* "http://proxy:3128", NULL = none */
-        double timeout;   /* seconds per attempt, default 30 */
-        int max_attempts; /* per call (429/503/504/network), default 5 */
-        int rate_limits;  /* hold calls to the vendors' published limits, default 1 */
+        char *key_file;          /* secrets key (absolute), default "secret.key" next to the file */
+        char *ca_file;           /* PEM bundle for outgoing TLS, NULL = the system's */
+        char *proxy;             /* "http://proxy:3128", NULL = none */
+        double timeout;          /* seconds per attempt, default 30 */
+        int max_attempts;        /* per call (429/503/504/network), default 5 */
+        int rate_limits;         /* hold calls to the vendors' published limits, default 1 */
+        int breaker_threshold;   /* consecutive failures that open a circuit, default 5 */
+        double breaker_cooldown; /* seconds an open circuit waits for its trial, default 30 */
     } connectors;
 
     struct config_tenant *tenants; /* sorted by id */

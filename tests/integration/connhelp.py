@@ -79,7 +79,8 @@ class ConnEnv:
     """A mock (TLS, its own certificate) and a daemon whose tenant t1 uses it."""
 
     def __init__(self, name, playbooks, dry_run=False, max_attempts=3, timeout="10s",
-                 mock_kw=None, allow=("127.0.0.1",), run_timeout=None):
+                 mock_kw=None, allow=("127.0.0.1",), run_timeout=None, extra_config="",
+                 breaker=(5, "30s")):
         self.name = name
         self.playbooks = playbooks
         self.dry_run = dry_run
@@ -88,6 +89,8 @@ class ConnEnv:
         self.mock_kw = mock_kw or {}
         self.allow = allow
         self.run_timeout = run_timeout
+        self.extra_config = extra_config
+        self.breaker = breaker
         self.m = None
         self.d = None
         self.seq = 0
@@ -96,11 +99,14 @@ class ConnEnv:
         self.m = MockServer(**self.mock_kw)
         self.m.__enter__()
         try:
-            cfg = "connectors = { ca_file = %s, max_attempts = %d, timeout = %s }\n%s\n" % (
-                lua_str(self.m.ca_file), self.max_attempts, lua_str(self.timeout),
-                tenant_config(self.m, self.dry_run, self.allow))
+            cfg = ("connectors = { ca_file = %s, max_attempts = %d, timeout = %s, "
+                   "breaker_threshold = %d, breaker_cooldown = %s }\n%s\n" % (
+                       lua_str(self.m.ca_file), self.max_attempts, lua_str(self.timeout),
+                       self.breaker[0], lua_str(self.breaker[1]),
+                       tenant_config(self.m, self.dry_run, self.allow)))
             if self.run_timeout is not None:
                 cfg += 'runs = { timeout = %s }\n' % lua_str(self.run_timeout)
+            cfg += self.extra_config
             self.d = Daemon("conn-%s" % self.name, config_extra=cfg)
             for pb, body in self.playbooks.items():
                 self.d.write_playbook("%s.lua" % pb,

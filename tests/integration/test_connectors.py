@@ -5,10 +5,11 @@ are in flight: every side effect happens once)."""
 
 import re
 
-from harness import check, wait_for
+from harness import Daemon, check, expect_accepted, playbook, wait_for
 from mockctl import (ALERT_LSASS, ALICE, DEVICE_WS0142, FAILING, INCIDENT, JIRO, LEGACY,
                      OFFLINE, WS0077, WS0142, ADMIN)
-from connhelp import ConnEnv, effects, expect_fail, expect_ok, log_times, lua_str
+from connhelp import (PRELUDE, ConnEnv, effects, expect_fail, expect_ok, log_times, lua_str,
+                      outputs)
 
 
 def test_graph_users():
@@ -504,12 +505,13 @@ test_429_retry_after.TIMEOUT = 90
 
 
 def test_5xx_storm_opens_circuit():
-    """Repeated 500s from Defender: each call fails with nil + message, then the circuit
-    opens and calls fail at once without reaching the mock; the run fails with a clear
-    message; the engine stays healthy and serves other runs."""
+    """Repeated 500s from Defender: each call fails with nil + message; the tenant's
+    circuit for that endpoint opens (logged, in /metrics), after which attempts wait for
+    the circuit's trial instead of hammering the API: no two attempts while it is open
+    come closer than the cooldown. The engine stays healthy and serves other runs."""
     body = """
     local last
-    for i = 1, 8 do
+    for i = 1, 6 do
       local m, err = defender.machine(%s)
       last = err
     end
@@ -518,20 +520,87 @@ def test_5xx_storm_opens_circuit():
     other = """
     rec("health", http.request{ url = alert.raw.health })
     """
-    with ConnEnv("storm", {"storm": body, "other": other}, max_attempts=2) as env:
+    with ConnEnv("storm", {"storm": body, "other": other}, max_attempts=2,
+                 breaker=(3, "1s")) as env:
         env.m.fault("/api/machines", status=500, count=100)
         out, run, journal = env.fire("storm", state="failed", timeout=60)
-        check("circuit open" in (run["error"] or ""),
-              "run error does not say the circuit is open: %r" % run["error"])
+        check("HTTP 500" in (run["error"] or ""), "run error: %r" % run["error"])
         errs = [e["result"] for e in effects(journal, "defender.machine")]
-        check(len(errs) == 8 and "HTTP 500" in errs[0] and "circuit open" in errs[-1],
-              "call results: %r" % errs)
-        hits = env.m.log_entries(200, "/api/machines")
-        check(len(hits) < 8, "%d requests reached the mock with the circuit open" % len(hits))
+        check(len(errs) == 6 and all("HTTP 500" in e for e in errs), "call results: %r" % errs)
+        hits = log_times(env.m.log_entries(200, "/api/machines"))
+        check(len(hits) >= 6, "every call reached the API in the end: %d" % len(hits))
+        gaps = [b - a for a, b in zip(hits[2:], hits[3:])]  # open after the third failure
+        check(all(g >= 900 for g in gaps), "attempts while the circuit was open: gaps %r" % gaps)
+        log = env.d.log()
+        check("event=breaker.open key=\"t1 https://127.0.0.1:" in log, "no breaker.open line")
+        check("event=call.breaker_wait tenant=t1" in log, "no breaker_wait line")
+        m = env.d.get("/metrics").body.decode()
+        check('kagari_breaker_transitions_total{to="open"}' in m
+              and "kagari_connector_breaker_waits_total" in m, "breaker metrics missing")
         r = env.d.get("/healthz")
         check(r.status == 200, "healthz after the storm: %r" % r)
         out, run2, _ = env.fire("other", raw={"health": "http://127.0.0.1:%d/healthz" % env.d.port})
         check(expect_ok(out, "health")["status"] == 200, "another run after the storm")
+
+
+def test_outage_waits_at_open_circuit():
+    """An outage shorter than the run's deadline delays a call without losing it: once
+    the circuit is open, the next run's call waits for the trial instead of failing, and
+    succeeds when the API is back (before, it failed at once with "circuit open" and the
+    containment was dropped for good)."""
+    body = 'rec("m", defender.machine(%s))' % lua_str(WS0142[0])
+    with ConnEnv("outage", {"m": body}, max_attempts=2, breaker=(2, "1s")) as env:
+        env.m.fault("/api/machines", status=503, count=2)
+        out, _, _ = env.fire("m", timeout=30)
+        expect_fail(out, "m", "HTTP 503")  # two failed attempts: the circuit opens
+        out, run, journal = env.fire("m", timeout=30)
+        v = expect_ok(out, "m")
+        check(v["id"] == WS0142[0], "machine: %r" % v)
+        e = effects(journal, "defender.machine")[0]
+        check(e["ended"] - e["started"] >= 900, "the call did not wait for the trial: %r" % e)
+
+
+test_outage_waits_at_open_circuit.TIMEOUT = 60
+
+
+def test_breaker_is_per_tenant():
+    """One tenant's failing calls open that tenant's circuit only: another tenant calling
+    the same endpoint goes straight through."""
+    import mockctl
+    from mockctl import MockServer
+    storm = """
+    for i = 1, 3 do defender.isolate(%s, "full", "storm") end
+    """ % lua_str(WS0142[0])
+    probe = 'rec("m", defender.machine(%s))' % lua_str(WS0142[0])
+    with MockServer() as m:
+        ms = ("microsoft = { authority = %s, graph = %s, defender = %s, tenant_id = %s, "
+              "client_id = %s, client_secret = %s }"
+              % (lua_str(m.base_url), lua_str(m.base_url), lua_str(m.base_url),
+                 lua_str(mockctl.TENANT), lua_str(mockctl.CLIENT_ID),
+                 lua_str(mockctl.CLIENT_SECRET)))
+        cfg = ("connectors = { ca_file = %s, max_attempts = 1, breaker_threshold = 2, "
+               "breaker_cooldown = \"30s\" }\ntenants = { t1 = { %s }, t2 = { %s } }\n"
+               % (lua_str(m.ca_file), ms, ms))
+        with Daemon("breaker-tenants", config_extra=cfg) as d:
+            d.add_tenant("t2")
+            d.write_playbook("storm.lua", playbook("storm", "it.storm", PRELUDE + storm))
+            d.write_playbook("probe.lua", playbook("probe", "it.probe", PRELUDE + probe))
+            d.start()
+            m.fault("/api/machines/%s/isolate" % WS0142[0], status=500, count=100)
+            aid = expect_accepted(d.post({"source": "it.storm", "source_id": "s1"}), 1)[0]
+            wait_for(lambda: "event=breaker.open key=\"t1 " in d.log() or None, 30,
+                     "t1's circuit open")
+            bid = expect_accepted(d.post({"source": "it.probe", "source_id": "p1"},
+                                         tenant="t2"), 1)[0]
+            run = d.wait_run_final(bid, timeout=10, tenant="t2")
+            journal = d.run_show(run["id"], tenant="t2")["journal"]
+            out = outputs(journal)
+            check(run["state"] == "done" and out["m"]["ok"], "t2's call: %r" % out)
+            e = effects(journal, "defender.machine")[0]
+            check(e["ended"] - e["started"] < 900, "t2 waited at t1's circuit: %r" % e)
+            check("call.breaker_wait tenant=t2" not in d.log(), "t2 waited at a circuit")
+            d.stop()
+            check(aid > 0, "the storm's alert")
 
 
 test_5xx_storm_opens_circuit.TIMEOUT = 90

@@ -117,6 +117,9 @@ test_half_open_failure(void)
     t0 = util_mono_us();
     T_EQ_STR(breaker_state(EP), "open");
     T_EQ_INT(breaker_allow(EP), 0);
+    /* A waiting call is told the rest of the cooldown. */
+    T_ASSERT(breaker_wait_ms(EP) > 0 && breaker_wait_ms(EP) <= 50);
+    T_EQ_INT(breaker_wait_ms("other key"), 0);
     while (breaker_allow(EP) == 0 && util_mono_us() - t0 < 2000000) {
         sleep_ms(5);
     }

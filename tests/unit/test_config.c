@@ -113,6 +113,8 @@ check_defaults(const struct config *cfg, const char *dir)
     T_ASSERT(cfg->connectors.proxy == NULL);
     T_ASSERT(cfg->connectors.timeout == 30);
     T_EQ_INT(cfg->connectors.max_attempts, 5);
+    T_EQ_INT(cfg->connectors.breaker_threshold, 5);
+    T_ASSERT(cfg->connectors.breaker_cooldown == 30);
     T_EQ_INT(cfg->ntenants, 0);
     T_ASSERT(cfg->tenants == NULL);
     T_ASSERT(config_tenant(cfg, "demo") == NULL);
@@ -726,6 +728,10 @@ test_tenants_errors(void)
     expect_error(&t, "connectors = { max_attempts = 0 }",
                  "connectors.max_attempts: expected a whole number from 1 to 20");
     expect_error(&t, "connectors = { max_attempts = 21 }", "from 1 to 20");
+    expect_error(&t, "connectors = { breaker_threshold = 0 }",
+                 "connectors.breaker_threshold: expected a whole number from 1 to 1000");
+    expect_error(&t, "connectors = { breaker_cooldown = 'never' }",
+                 "connectors.breaker_cooldown:");
     expect_error(&t, "connectors = { max_attempts = 2.5 }", "from 1 to 20");
     expect_error(&t, "connectors = { timeout = 'soon' }",
                  "connectors.timeout: expected a duration");
