@@ -175,14 +175,24 @@ static const struct call_api rest_api = {
     "http", rest_base, NULL, NULL, NULL, NULL, NULL,
 };
 
-/* 1 when host (libcurl's form: IPv6 in brackets) is on the tenant's allow list. */
+/* 1 when host:port (libcurl's form: IPv6 in brackets) is on the tenant's allow list:
+ * an entry "host" allows the scheme's default port only, "host:port" that port. */
 static int
-host_allowed(const struct tenant *t, const char *host)
+host_allowed(const struct tenant *t, const char *host, int port, int default_port)
 {
     const struct rest_conf *rc = t != NULL ? tenant_conf(t, &rest_section) : NULL;
+    size_t hlen = strlen(host);
 
     for (size_t i = 0; rc != NULL && i < rc->nallow; i++) {
-        if (strcasecmp(rc->allow[i], host) == 0) {
+        const char *e = rc->allow[i];
+
+        if (strncasecmp(e, host, hlen) != 0) {
+            continue;
+        }
+        if (e[hlen] == '\0' && port == default_port) {
+            return 1;
+        }
+        if (e[hlen] == ':' && atoi(e + hlen + 1) == port) {
             return 1;
         }
     }
@@ -216,12 +226,13 @@ host_loopback(const char *host)
 /* Parse url with libcurl's parser (the one that will send it, so both agree on the
  * host) and push its normalized form. Returns NULL with a message in err (a static
  * string) when it is not an absolute https URL (http only to loopback) without user
- * info, or *host_ok = 0 when its host is not on the allow list. */
+ * info; or err NULL and *host_ok 0 when its host and port are not on the allow list,
+ * -1 when it names one of the engine's own listeners on loopback. */
 static const char *
 push_url(lua_State *L, const struct tenant *t, const char *url, int *host_ok, const char **err)
 {
     CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *user = NULL, *pass = NULL, *full = NULL;
+    char *scheme = NULL, *host = NULL, *user = NULL, *pass = NULL, *full = NULL, *port = NULL;
     const char *out = NULL;
 
     *host_ok = 0;
@@ -240,8 +251,17 @@ push_url(lua_State *L, const struct tenant *t, const char *url, int *host_ok, co
         *err = "only https URLs are allowed (http only to loopback)";
         goto out;
     }
+    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        goto out;
+    }
+    if (host_loopback(host) && util_own_port(atoi(port))) {
+        /* A run posting to the engine's own intake would feed itself alerts. */
+        *err = NULL;
+        *host_ok = -1;
+        goto out;
+    }
     *err = NULL;
-    *host_ok = host_allowed(t, host);
+    *host_ok = host_allowed(t, host, atoi(port), strcmp(scheme, "https") == 0 ? 443 : 80);
     if (*host_ok && curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK) {
         lua_pushstring(L, full);
         out = lua_tostring(L, -1);
@@ -254,6 +274,7 @@ out:
     curl_free(user);
     curl_free(pass);
     curl_free(full);
+    curl_free(port);
     curl_url_cleanup(u);
     return out;
 }
@@ -433,9 +454,13 @@ l_http_request(lua_State *L)
     if (err != NULL) {
         return luaL_error(L, "http.request: url: %s", err);
     }
-    if (!host_ok) {
+    if (host_ok != 1) {
         luaL_pushfail(L);
-        lua_pushliteral(L, "host not allowed");
+        if (host_ok == -1) {
+            lua_pushliteral(L, "refused: the engine's own listener");
+        } else {
+            lua_pushliteral(L, "host not allowed");
+        }
         return 2;
     }
     spec.kind = "http.request";

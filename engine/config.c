@@ -631,6 +631,36 @@ config_host_valid(const char *s, size_t n)
     return s[0] != '.' && s[0] != '-';
 }
 
+/* A host, optionally followed by ":port" (1 to 65535): "a.example", "a.example:8443",
+ * "[::1]:8443". */
+static int
+config_host_port_valid(const char *s, size_t n)
+{
+    const char *colon = NULL;
+    long port = 0;
+
+    for (size_t i = n; i > 0; i--) {
+        if (s[i - 1] == ':' || s[i - 1] == ']') {
+            colon = s[i - 1] == ':' ? s + i - 1 : NULL;
+            break;
+        }
+    }
+    if (colon == NULL || (s[0] == '[' && colon[-1] != ']') ||
+        (s[0] != '[' && memchr(s, ':', (size_t)(colon - s)) != NULL)) {
+        return config_host_valid(s, n);
+    }
+    if (colon + 1 == s + n || s + n - (colon + 1) > 5) {
+        return 0;
+    }
+    for (const char *p = colon + 1; p < s + n; p++) {
+        if (*p < '0' || *p > '9') {
+            return 0;
+        }
+        port = port * 10 + (*p - '0');
+    }
+    return port >= 1 && port <= 65535 && config_host_valid(s, (size_t)(colon - s));
+}
+
 /* Loopback hosts, where plain http:// is allowed (tests run local servers there):
  * 127.x.x.x, [::1] and localhost. */
 static int
@@ -787,13 +817,13 @@ config_get_hosts(lua_State *L, struct config_ctx *c, int line, const char *path,
 
         lua_rawgeti(L, idx, (lua_Integer)i + 1);
         s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-        if (s == NULL || strlen(s) != len || !config_host_valid(s, len)) {
+        if (s == NULL || strlen(s) != len || !config_host_port_valid(s, len)) {
             char *bad = xasprintf("%s[%zu]", path, i + 1);
 
             lua_pop(L, 1);
             config_fail(c, line, bad,
-                        "expected a host name such as \"hooks.example.jp\" (no scheme, port, "
-                        "path or spaces)");
+                        "expected a host name such as \"hooks.example.jp\", with an optional "
+                        "port (\"hooks.example.jp:8443\"; no scheme, path or spaces)");
             free(bad);
             return -1;
         }

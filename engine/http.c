@@ -1465,6 +1465,7 @@ http_server_listen(struct http_server *srv, const char *addr, char **errp)
     }
     srv->listeners = xrealloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*srv->listeners));
     srv->listeners[srv->nlisteners++] = l;
+    util_own_port_add(l->port);
     log_info("http.listen addr=%s port=%d tls=%d", addr, l->port, srv->cfg.ssl_ctx != NULL);
     return 0;
 }
@@ -1561,6 +1562,7 @@ http_server_free(struct http_server *srv)
     }
     srv->freeing = 1;
     for (size_t i = 0; i < srv->nlisteners; i++) {
+        util_own_port_del(srv->listeners[i]->port);
         evconnlistener_free(srv->listeners[i]->lev);
         event_free(srv->listeners[i]->retry);
         free(srv->listeners[i]);

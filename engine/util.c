@@ -662,3 +662,37 @@ util_parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *ssle
     }
     return 0;
 }
+
+/* The engine's own listening ports (a small fixed set: intake, later syslog and portal). */
+static int own_ports[32];
+static size_t nown_ports;
+
+void
+util_own_port_add(int port)
+{
+    if (nown_ports < sizeof(own_ports) / sizeof(own_ports[0])) {
+        own_ports[nown_ports++] = port;
+    }
+}
+
+void
+util_own_port_del(int port)
+{
+    for (size_t i = 0; i < nown_ports; i++) {
+        if (own_ports[i] == port) {
+            own_ports[i] = own_ports[--nown_ports];
+            return;
+        }
+    }
+}
+
+int
+util_own_port(int port)
+{
+    for (size_t i = 0; i < nown_ports; i++) {
+        if (own_ports[i] == port) {
+            return 1;
+        }
+    }
+    return 0;
+}

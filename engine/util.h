@@ -74,4 +74,10 @@ int util_write_file(const char *path, const void *p, size_t n, unsigned mode, ch
 int util_parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
                       char **errp) KG_WUR;
 
+/* The ports this process listens on (its listeners add and remove them): a connector
+ * refuses to call them on loopback, so a run cannot feed the engine's own intake. */
+void util_own_port_add(int port);
+void util_own_port_del(int port);
+int util_own_port(int port);
+
 #endif

@@ -11,7 +11,9 @@ playbook, waits until its run is final and returns the recorded outputs by key, 
 and its journal. The alert's raw fields reach the playbook as `alert.raw`.
 """
 
+import http.server
 import json
+import threading
 import time
 
 import harness
@@ -39,8 +41,45 @@ def lua_str(s):
     return json.dumps(s)
 
 
-def tenant_config(m, dry_run=False, allow=("127.0.0.1",), client_id=None, secret=None):
-    """The tenants block pointing tenant t1 at mock m."""
+class LocalHTTP:
+    """A plain-http server on loopback for the generic http module's tests: every GET or
+    HEAD answers 200 {"status": "ok"} (the engine's own listeners are off limits)."""
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _reply(self, body):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "16")
+                self.end_headers()
+                if body:
+                    self.wfile.write(b'{"status": "ok"}')
+
+            def do_GET(self):
+                self._reply(True)
+
+            def do_HEAD(self):
+                self._reply(False)
+
+            def log_message(self, *args):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def tenant_config(m, dry_run=False, allow=None, client_id=None, secret=None):
+    """The tenants block pointing tenant t1 at mock m; allow defaults to the mock's own
+    host and port."""
+    if allow is None:
+        allow = ("127.0.0.1:%d" % m.port,)
     ms = ("microsoft = { authority = %s, graph = %s, defender = %s, tenant_id = %s, "
           "client_id = %s, client_secret = %s }"
           % (lua_str(m.base_url), lua_str(m.base_url), lua_str(m.base_url),
@@ -79,7 +118,7 @@ class ConnEnv:
     """A mock (TLS, its own certificate) and a daemon whose tenant t1 uses it."""
 
     def __init__(self, name, playbooks, dry_run=False, max_attempts=3, timeout="10s",
-                 mock_kw=None, allow=("127.0.0.1",), run_timeout=None, extra_config="",
+                 mock_kw=None, allow=None, run_timeout=None, extra_config="",
                  breaker=(5, "30s")):
         self.name = name
         self.playbooks = playbooks
@@ -98,6 +137,9 @@ class ConnEnv:
     def __enter__(self):
         self.m = MockServer(**self.mock_kw)
         self.m.__enter__()
+        self.local = LocalHTTP()
+        if self.allow is None:
+            self.allow = ("127.0.0.1:%d" % self.m.port, "127.0.0.1:%d" % self.local.port)
         try:
             cfg = ("connectors = { ca_file = %s, max_attempts = %d, timeout = %s, "
                    "breaker_threshold = %d, breaker_cooldown = %s }\n%s\n" % (
@@ -122,6 +164,7 @@ class ConnEnv:
             if self.d is not None:
                 self.d.__exit__(etype, None, None)
         finally:
+            self.local.close()
             self.m.__exit__(etype, None, None)
 
     def __exit__(self, etype, exc, tb):

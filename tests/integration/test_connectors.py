@@ -413,6 +413,9 @@ def test_http_module():
     rec("health", http.request{ url = alert.raw.health })
     rec("head", http.request{ method = "HEAD", url = alert.raw.health })
     rec("not_allowed", http.request{ url = "https://example.com/hook" })
+    rec("other_port", http.request{ url = "https://127.0.0.1:1/hook" })
+    rec("own", http.request{ url = alert.raw.own })
+    rec("own_localhost", http.request{ url = alert.raw.own_localhost })
     try("plain_http", http.request, { url = "http://example.com/" })
     try("userinfo", http.request, { url = "https://u:p@127.0.0.1/" })
     try("crlf", http.request, { url = alert.raw.health, headers = { ["X-A"] = "a\\r\\nB: c" } })
@@ -425,8 +428,9 @@ def test_http_module():
     try("bad_method", http.request, { method = "TRACE", url = alert.raw.health })
     """
     with ConnEnv("http", {"http": body}) as env:
-        raw = {"mock": env.m.base_url,
-               "health": "http://127.0.0.1:%d/healthz" % env.d.port}
+        raw = {"mock": env.m.base_url, "health": env.local.url + "/healthz",
+               "own": "http://127.0.0.1:%d/api/v1/alerts" % env.d.port,
+               "own_localhost": "http://localhost:%d/healthz" % env.d.port}
         out, run, journal = env.fire("http", raw=raw)
         g = expect_ok(out, "get")
         check(g["status"] == 401 and g["json"]["error"]["code"] == "InvalidAuthenticationToken",
@@ -438,6 +442,11 @@ def test_http_module():
         check(expect_ok(out, "head")["body"] == "", "HEAD: %r" % out["head"])
         check(out["not_allowed"] == {"ok": False, "e": "host not allowed"},
               "not allowed: %r" % out["not_allowed"])
+        check(out["other_port"] == {"ok": False, "e": "host not allowed"},
+              "an allowed host on another port: %r" % out["other_port"])
+        for k in ("own", "own_localhost"):
+            check(out[k] == {"ok": False, "e": "refused: the engine's own listener"},
+                  "the engine's own intake: %r" % out[k])
         expect_fail(out, "plain_http", "https")
         expect_fail(out, "userinfo", "user info")
         expect_fail(out, "crlf", "control character")
@@ -539,7 +548,7 @@ def test_5xx_storm_opens_circuit():
               and "kagari_connector_breaker_waits_total" in m, "breaker metrics missing")
         r = env.d.get("/healthz")
         check(r.status == 200, "healthz after the storm: %r" % r)
-        out, run2, _ = env.fire("other", raw={"health": "http://127.0.0.1:%d/healthz" % env.d.port})
+        out, run2, _ = env.fire("other", raw={"health": env.local.url + "/healthz"})
         check(expect_ok(out, "health")["status"] == 200, "another run after the storm")
 
 

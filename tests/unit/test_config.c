@@ -714,8 +714,8 @@ test_tenants_errors(void)
                  "tenants.demo.http.allow[1]: expected a host name");
     expect_error(&t, "tenants = { demo = { http = { allow = { 'b example' } } } }",
                  "expected a host name");
-    expect_error(&t, "tenants = { demo = { http = { allow = { 'b.example:8080' } } } }",
-                 "expected a host name");
+    expect_error(&t, "tenants = { demo = { http = { allow = { 'b.example:80x' } } } }",
+                 "expected a host name"); /* a port is allowed, but only digits */
     expect_error(&t, "tenants = { demo = { http = { allow = { '' } } } }", "expected a host name");
     expect_error(&t, "tenants = { demo = { http = { allow = { 42 } } } }", "expected a host name");
     expect_error(&t, "tenants = { demo = { http = { allow = { x = 'a.example' } } } }",
@@ -730,8 +730,7 @@ test_tenants_errors(void)
     expect_error(&t, "connectors = { max_attempts = 21 }", "from 1 to 20");
     expect_error(&t, "connectors = { breaker_threshold = 0 }",
                  "connectors.breaker_threshold: expected a whole number from 1 to 1000");
-    expect_error(&t, "connectors = { breaker_cooldown = 'never' }",
-                 "connectors.breaker_cooldown:");
+    expect_error(&t, "connectors = { breaker_cooldown = 'never' }", "connectors.breaker_cooldown:");
     expect_error(&t, "connectors = { max_attempts = 2.5 }", "from 1 to 20");
     expect_error(&t, "connectors = { timeout = 'soon' }",
                  "connectors.timeout: expected a duration");
@@ -801,6 +800,23 @@ test_tenants_urls_accepted(void)
     T_REQUIRE(cfg.ntenants == 1 && NALLOW(&cfg.tenants[0]) == 3);
     T_EQ_STR(HTTPC(&cfg.tenants[0])->allow[1], "[::1]");
     config_free(&cfg);
+    /* a port per entry: host:port, [v6]:port */
+    T_EQ_INT(load_text(&t,
+                       "tenants = { d = { http = { allow = { 'a.example:8443', '[::1]:9', "
+                       "'10.0.0.1:65535' } } } }",
+                       &cfg, &err),
+             0);
+    T_REQUIRE(NALLOW(&cfg.tenants[0]) == 3);
+    T_EQ_STR(HTTPC(&cfg.tenants[0])->allow[1], "[::1]:9");
+    config_free(&cfg);
+    expect_error(&t, "tenants = { d = { http = { allow = { 'a.example:0' } } } }",
+                 "expected a host name");
+    expect_error(&t, "tenants = { d = { http = { allow = { 'a.example:65536' } } } }",
+                 "expected a host name");
+    expect_error(&t, "tenants = { d = { http = { allow = { 'a.example:' } } } }",
+                 "expected a host name");
+    expect_error(&t, "tenants = { d = { http = { allow = { 'a:b:c' } } } }",
+                 "expected a host name");
     tmpconf_done(&t);
 }
 
