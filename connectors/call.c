@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -66,10 +67,10 @@ struct excl {
 };
 static struct excl *excls;
 
-static struct call_settings settings = { NULL, NULL, 30, 5, 1 };
+static struct call_settings settings = { NULL, NULL, 30, 5, 1, 300 };
 static struct {
     unsigned long long started, succeeded, failed, retried, reconciled, in_flight;
-    unsigned long long breaker_waits;
+    unsigned long long breaker_waits, throttled;
 } stats;
 
 static void call_send(struct call *c);
@@ -112,6 +113,9 @@ call_configure(const struct call_settings *s)
     if (settings.max_attempts <= 0) {
         settings.max_attempts = 5;
     }
+    if (settings.retry_after_max <= 0) {
+        settings.retry_after_max = 300;
+    }
 }
 
 static void
@@ -128,13 +132,14 @@ call_metrics(struct buf *b, void *arg)
     metrics_gauge(b, "kagari_connector_calls_in_flight", NULL, (double)stats.in_flight);
     metrics_gauge(b, "kagari_connector_calls_rate_limited", NULL, (double)limiter_waiting(NULL));
     metrics_counter(b, "kagari_connector_breaker_waits_total", NULL, stats.breaker_waits);
+    metrics_counter(b, "kagari_connector_throttled_total", NULL, stats.throttled);
     breaker_metrics(b);
 }
 
 int
 call_init(const struct config *cfg, char **errp)
 {
-    struct call_settings cs = { NULL, NULL, 30, 5, 1 };
+    struct call_settings cs = { NULL, NULL, 30, 5, 1, 300 };
 
     if (httpc_init(loop_base(), errp) == -1) {
         return -1;
@@ -145,6 +150,7 @@ call_init(const struct config *cfg, char **errp)
         cs.timeout = cfg->connectors.timeout;
         cs.max_attempts = cfg->connectors.max_attempts;
         cs.rate_limits = cfg->connectors.rate_limits;
+        cs.retry_after_max = cfg->connectors.retry_after_max;
         breaker_configure(cfg->connectors.breaker_threshold, cfg->connectors.breaker_cooldown);
     }
     call_configure(&cs);
@@ -497,26 +503,57 @@ on_backoff(evutil_socket_t fd, short what, void *arg)
     call_send(arg);
 }
 
-/* Retry after the server's Retry-After or exponential backoff with jitter, unless the
- * attempts or the run's deadline are used up. Returns 1 when a retry was scheduled. */
-static int
-maybe_retry(struct call *c, const struct httpc_response *resp)
+/* The wait a Retry-After value asks for, in seconds: delta-seconds or an HTTP-date
+ * (RFC 9110 10.2.3); -1 when absent or unreadable. */
+static double
+retry_after_s(const char *v)
 {
-    double delay_ms = -1;
+    char *end;
+    double s;
+    time_t when;
+
+    if (v == NULL) {
+        return -1;
+    }
+    s = strtod(v, &end);
+    if (end != v && end[strspn(end, " \t")] == '\0') {
+        return s >= 0 ? s : -1;
+    }
+    when = curl_getdate(v, NULL);
+    if (when == -1) {
+        return -1;
+    }
+    s = difftime(when, time(NULL));
+    return s > 0 ? s : 0;
+}
+
+/* Retry after the server's Retry-After or exponential backoff with jitter, unless the
+ * attempts or the run's deadline are used up. Returns 1 when a retry was scheduled;
+ * 0 with *why (malloc'd) when the server asked for a wait longer than
+ * connectors.retry_after_max or past the run's deadline, else 0. */
+static int
+maybe_retry(struct call *c, const struct httpc_response *resp, char **why)
+{
+    double delay_ms = -1, ra = retry_after_s(resp->retry_after);
     unsigned char rnd = 0;
     int64_t deadline = run_deadline_ms(c->r);
     struct timeval tv;
 
+    if (ra >= 0) {
+        stats.throttled++;
+        if (ra > settings.retry_after_max ||
+            (deadline != 0 && util_now_ms() + (int64_t)(ra * 1000) >= deadline)) {
+            *why = xasprintf("%s: HTTP %d: throttled for %.0f s (%s)", c->kind, resp->status, ra,
+                             ra > settings.retry_after_max ? "over connectors.retry_after_max"
+                                                           : "past the run's deadline");
+            return 0;
+        }
+    }
     if (c->attempt >= settings.max_attempts) {
         return 0;
     }
-    if (resp->retry_after != NULL) {
-        char *end;
-        double s = strtod(resp->retry_after, &end);
-
-        if (end != resp->retry_after && s >= 0 && s < 86400) {
-            delay_ms = s * 1000;
-        }
+    if (ra >= 0) {
+        delay_ms = ra * 1000;
     }
     if (delay_ms < 0) {
         double base = CALL_BACKOFF_BASE_MS * pow(2, c->attempt - 1);
@@ -572,10 +609,14 @@ on_http(void *arg, const struct httpc_response *resp)
             }
             c->reconciling = 1;
         }
-        if (maybe_retry(c, resp)) {
-            return;
+        {
+            char *why = NULL;
+
+            if (maybe_retry(c, resp, &why)) {
+                return;
+            }
+            call_finish(c, 0, why != NULL ? why : call_error_text(c, resp));
         }
-        call_finish(c, 0, call_error_text(c, resp));
         return;
     }
     if (resp->status >= 500) {

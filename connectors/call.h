@@ -167,9 +167,10 @@ void call_shutdown(void);
 struct call_settings {
     const char *ca_file;
     const char *proxy;
-    double timeout;   /* per attempt, seconds */
-    int max_attempts; /* per call */
-    int rate_limits;  /* 0: no limiter buckets (for benchmarks against a mock) */
+    double timeout;         /* per attempt, seconds */
+    int max_attempts;       /* per call */
+    int rate_limits;        /* 0: no limiter buckets (for benchmarks against a mock) */
+    double retry_after_max; /* seconds: a longer Retry-After fails the call, default 300 */
 };
 void call_configure(const struct call_settings *s);
 

@@ -92,6 +92,8 @@ static const struct config_field config_connectors_fields[] = {
       1000, NULL, 0 },
     { "breaker_cooldown", CONFIG_DURATION, offsetof(struct config, connectors.breaker_cooldown),
       0.001, 86400, NULL, 0 },
+    { "retry_after_max", CONFIG_DURATION, offsetof(struct config, connectors.retry_after_max),
+      0.001, 86400, NULL, 0 },
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
@@ -1187,6 +1189,7 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->connectors.rate_limits = 1;
     cfg->connectors.breaker_threshold = 5;
     cfg->connectors.breaker_cooldown = 30;
+    cfg->connectors.retry_after_max = 300;
 }
 
 /* The absolute folder of the file name, or NULL with *errp. */
@@ -1622,6 +1625,9 @@ static const char config_text_connectors[] =
     "    -- A waiting call goes on after the trial; it fails only at its run's deadline.\n"
     "    breaker_threshold = 5,\n"
     "    breaker_cooldown = \"30s\",\n"
+    "    -- The longest wait a server's Retry-After (seconds or an HTTP-date) may ask of a\n"
+    "    -- call; a longer one fails the call (\"throttled for N s\") at once.\n"
+    "    retry_after_max = \"5m\",\n"
     "}\n"
     "\n"
     "-- Per-tenant settings, keyed by tenant id (lowercase letters, digits and '-'; write\n"

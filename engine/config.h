@@ -120,6 +120,7 @@ struct config {
         int rate_limits;         /* hold calls to the vendors' published limits, default 1 */
         int breaker_threshold;   /* consecutive failures that open a circuit, default 5 */
         double breaker_cooldown; /* seconds an open circuit waits for its trial, default 30 */
+        double retry_after_max;  /* longest Retry-After a call waits, seconds, default 300 */
     } connectors;
 
     struct config_tenant *tenants; /* sorted by id */

@@ -119,7 +119,7 @@ class ConnEnv:
 
     def __init__(self, name, playbooks, dry_run=False, max_attempts=3, timeout="10s",
                  mock_kw=None, allow=None, run_timeout=None, extra_config="",
-                 breaker=(5, "30s")):
+                 breaker=(5, "30s"), retry_after_max="5m"):
         self.name = name
         self.playbooks = playbooks
         self.dry_run = dry_run
@@ -130,6 +130,7 @@ class ConnEnv:
         self.run_timeout = run_timeout
         self.extra_config = extra_config
         self.breaker = breaker
+        self.retry_after_max = retry_after_max
         self.m = None
         self.d = None
         self.seq = 0
@@ -142,9 +143,11 @@ class ConnEnv:
             self.allow = ("127.0.0.1:%d" % self.m.port, "127.0.0.1:%d" % self.local.port)
         try:
             cfg = ("connectors = { ca_file = %s, max_attempts = %d, timeout = %s, "
-                   "breaker_threshold = %d, breaker_cooldown = %s }\n%s\n" % (
+                   "breaker_threshold = %d, breaker_cooldown = %s, retry_after_max = %s }\n"
+                   "%s\n" % (
                        lua_str(self.m.ca_file), self.max_attempts, lua_str(self.timeout),
                        self.breaker[0], lua_str(self.breaker[1]),
+                       lua_str(self.retry_after_max),
                        tenant_config(self.m, self.dry_run, self.allow)))
             if self.run_timeout is not None:
                 cfg += 'runs = { timeout = %s }\n' % lua_str(self.run_timeout)

@@ -422,8 +422,8 @@ class MockServer:
         return r.json
 
     def fault(self, path_prefix, **kw):
-        """Queue a fault: status=, retry_after=, count=, delay_ms=, drop=, malformed=,
-        method=."""
+        """Queue a fault: status=, retry_after=, retry_after_date= (send it as an
+        HTTP-date), count=, delay_ms=, drop=, malformed=, method=."""
         body = {"path_prefix": path_prefix}
         body.update(kw)
         return self.control("POST", "/fault", body)

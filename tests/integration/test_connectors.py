@@ -4,6 +4,7 @@ refresh, Retry-After, circuit breaking, dry run, and crash safety (kill -9 while
 are in flight: every side effect happens once)."""
 
 import re
+import time
 
 from harness import Daemon, check, expect_accepted, playbook, wait_for
 from mockctl import (ALERT_LSASS, ALICE, DEVICE_WS0142, FAILING, INCIDENT, JIRO, LEGACY,
@@ -511,6 +512,37 @@ def test_429_retry_after():
 
 
 test_429_retry_after.TIMEOUT = 90
+
+
+def test_retry_after_forms_and_maximum():
+    """Retry-After as an HTTP-date is honoured like delta-seconds; a wait longer than
+    connectors.retry_after_max (or past the run's deadline) fails the call at once with
+    "throttled for N s" instead of holding the run silently; throttling is counted."""
+    body = """
+    rec("date", graph.user(%s))
+    rec("long", graph.user(%s))
+    """ % (lua_str(ALICE[1]), lua_str(JIRO[1]))
+    with ConnEnv("retry-after-forms", {"ra": body}, retry_after_max="30s") as env:
+        env.m.fault("/v1.0/users/" + ALICE[1], status=429, retry_after=2, retry_after_date=True,
+                    count=1)
+        env.m.fault("/v1.0/users/" + JIRO[1], status=429, retry_after=3600, count=1)
+        t0 = time.time()
+        out, run, journal = env.fire("ra", timeout=60)
+        expect_ok(out, "date")
+        users = env.m.log_entries(50, "/v1.0/users/" + ALICE[1])
+        t = log_times(users)
+        check([e["status"] for e in users] == [429, 200] and t[1] - t[0] >= 900,
+              "HTTP-date Retry-After: %r" % users)
+        expect_fail(out, "long", "throttled for 3600 s", "retry_after_max")
+        check(time.time() - t0 < 20, "the long Retry-After was waited for")
+        jiro = env.m.log_entries(50, "/v1.0/users/" + JIRO[1])
+        check(len(jiro) == 1, "the throttled call was resent: %r" % jiro)
+        m = env.d.get("/metrics").body.decode()
+        check(re.search(r"^kagari_connector_throttled_total [2-9]", m, re.M) is not None,
+              "throttling not counted: %s" % [ln for ln in m.splitlines() if "throttled" in ln])
+
+
+test_retry_after_forms_and_maximum.TIMEOUT = 90
 
 
 def test_5xx_storm_opens_circuit():

@@ -322,7 +322,8 @@ struct fault {
     char *prefix;
     char method[12];
     int status;
-    int retry_after; /* -1: no header */
+    int retry_after;      /* -1: no header */
+    int retry_after_date; /* send it as an HTTP-date (now + retry_after) */
     int count;
     int delay_ms;
     int drop;

@@ -175,14 +175,15 @@ bool_member(struct mhttp_req *h, const cJSON *o, const char *key, int *out)
 
 /* ---- faults and latency ---- */
 
-/* POST /_mock/fault {"path_prefix", "method"?, "status"?, "retry_after"?, "count"?,
- * "delay_ms"?, "drop"?, "malformed"?} */
+/* POST /_mock/fault {"path_prefix", "method"?, "status"?, "retry_after"?,
+ * "retry_after_date"?, "count"?, "delay_ms"?, "drop"?, "malformed"?} */
 static void
 post_fault(struct mhttp_req *h)
 {
     static const char *const keys[] = { "path_prefix", "method",    "status",
                                         "retry_after", "count",     "delay_ms",
-                                        "drop",        "malformed", NULL };
+                                        "drop",        "malformed", "retry_after_date",
+                                        NULL };
     cJSON *o = body_json(h), *it;
     struct fault f;
     const char *prefix, *method;
@@ -217,7 +218,8 @@ post_fault(struct mhttp_req *h)
         int_member(h, o, "count", 1, 1000000, &f.count) == -1 ||
         int_member(h, o, "delay_ms", 0, 600000, &f.delay_ms) == -1 ||
         bool_member(h, o, "drop", &f.drop) == -1 ||
-        bool_member(h, o, "malformed", &f.malformed) == -1) {
+        bool_member(h, o, "malformed", &f.malformed) == -1 ||
+        bool_member(h, o, "retry_after_date", &f.retry_after_date) == -1) {
         if (method != NULL && strlen(method) >= sizeof(f.method)) {
             reply_error(h, 400, "bad method");
         }

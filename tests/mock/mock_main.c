@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <openssl/err.h>
@@ -539,7 +540,14 @@ answer_fault(struct mreq *r, const struct fault *f)
         mreq_error(r, f->status, "InjectedFault", "Fault injected by the mock.");
         break;
     }
-    if (f->retry_after >= 0) {
+    if (f->retry_after >= 0 && f->retry_after_date) {
+        time_t when = time(NULL) + f->retry_after;
+        struct tm tm;
+
+        gmtime_r(&when, &tm);
+        strftime(ra, sizeof(ra), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        mreq_header(r, "Retry-After", ra);
+    } else if (f->retry_after >= 0) {
         snprintf(ra, sizeof(ra), "%d", f->retry_after);
         mreq_header(r, "Retry-After", ra);
     }
