@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -579,12 +580,56 @@ maybe_retry(struct call *c, const struct httpc_response *resp, char **why)
     return 1;
 }
 
+/* 1 when the call expects JSON answers: the API's default Accept and no headers of its
+ * own (the generic http module sets its own and keeps any body as a JSON string). */
+static int
+wants_json(const struct call *c)
+{
+    return c->headers == NULL && c->api->accept == NULL;
+}
+
+/* For a 2xx answer with a body to a JSON call: NULL when the body is JSON of a JSON
+ * media type (application/json, or any +json), else what is wrong, malloc'd ("the answer
+ * is not JSON (text/html)"). The Content-Type comes from the server: only its printable
+ * ASCII, at most 64 bytes of it, goes into the message. */
+static char *
+junk_answer(const struct call *c, const struct httpc_response *resp)
+{
+    char mt[65];
+    size_t n = 0;
+    const char *ct = resp->content_type;
+    cJSON *root = NULL;
+    char *err = NULL, *out;
+
+    for (; ct != NULL && ct[n] != '\0' && ct[n] != ';' && n < sizeof(mt) - 1; n++) {
+        mt[n] = ct[n] > 0x20 && ct[n] < 0x7f ? ct[n] : '?';
+    }
+    mt[n] = '\0';
+    if (n == 0) {
+        return xasprintf("%s: the answer is not JSON (no Content-Type)", c->kind);
+    }
+    if (strcasecmp(mt, "application/json") != 0 &&
+        (n < 5 || strcasecmp(mt + n - 5, "+json") != 0)) {
+        return xasprintf("%s: the answer is not JSON (%s)", c->kind, mt);
+    }
+    if (json_parse_strict(resp->body, resp->body_len, JSON_MAX_DEPTH, &root, &err) == 0) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    out = xasprintf("%s: the answer is not JSON (%s: %s)", c->kind, mt, err ? err : "invalid");
+    free(err);
+    return out;
+}
+
 static void
 on_http(void *arg, const struct httpc_response *resp)
 {
     struct call *c = arg;
     char *result = NULL;
     int rc;
+    /* A 500 or 502 reached the server: repeated only when that is safe, or after asking
+     * (reconcile) what it did. */
+    int server_error = resp->status == 500 || resp->status == 502;
 
     c->http = NULL;
     if (resp->status == 401 && !c->refreshed) {
@@ -593,11 +638,12 @@ on_http(void *arg, const struct httpc_response *resp)
         call_send(c);
         return;
     }
-    if (resp->status == 0 || resp->status == 429 || resp->status == 503 || resp->status == 504) {
+    if (resp->status == 0 || resp->status == 429 || resp->status == 503 || resp->status == 504 ||
+        (server_error && (c->idempotent || c->reconciling || c->reconcile != NULL))) {
         if (resp->status != 429) {
             breaker_failure(c->bkey);
         }
-        if (resp->status == 0 && !c->idempotent && !c->reconciling) {
+        if ((resp->status == 0 || server_error) && !c->idempotent && !c->reconciling) {
             /* The request may have been carried out with only the answer lost: a call
              * that is not safe to repeat asks the API first, or fails. */
             if (c->reconcile == NULL) {
@@ -623,6 +669,37 @@ on_http(void *arg, const struct httpc_response *resp)
         breaker_failure(c->bkey);
     } else {
         breaker_success(c->bkey);
+    }
+    if (resp->status >= 200 && resp->status < 300 && resp->body_len > 0 && wants_json(c) &&
+        (result = junk_answer(c, resp)) != NULL) {
+        /* Not the API's answer (a proxy's page, a cut or corrupted body): an error, retried
+         * where that is safe. A request that is not safe to repeat may have been carried
+         * out: it is asked about first (reconcile), or fails. */
+        if (!c->idempotent && !c->reconciling && c->reconcile != NULL) {
+            c->reconciling = 1;
+        }
+        {
+            char *why = NULL;
+            int again = (c->idempotent || c->reconciling) && maybe_retry(c, resp, &why);
+
+            free(why);
+            if (again) {
+                log_warn("call.junk_answer tenant=%s run=%lld kind=%s error=%s", tenant_id(c->t),
+                         (long long)run_id(c->r), c->kind, log_quote(result));
+                free(result);
+                return;
+            }
+        }
+        if (!c->idempotent && !c->reconciling) {
+            char *msg = xasprintf("%s; not retried: it may have been carried out and is not "
+                                  "safe to repeat",
+                                  result);
+
+            free(result);
+            result = msg;
+        }
+        call_finish(c, 0, result);
+        return;
     }
     if (c->reconciling) {
         rc = c->reconcile(c, resp, &result);

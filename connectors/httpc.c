@@ -27,6 +27,19 @@
 #define HTTPC_MAX_CONNS 64L
 #define HTTPC_MAX_HEADER_VALUE 1024 /* longest Retry-After/Content-Type/id value kept */
 
+/* Outbound TLS: 1.2 or later. For TLS 1.2 only forward-secret AEAD suites (Mozilla's
+ * "intermediate" profile without DHE); TLS 1.3 suites are all AEAD and kept at their
+ * defaults. A server offering nothing else (AES-CBC with RSA key exchange, TLS 1.0/1.1)
+ * fails the handshake. */
+#define HTTPC_TLS12_CIPHERS                                                                        \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define HTTPC_TLS13_CIPHERS                                                                        \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+/* The content codings we ask for and libcurl decodes; an answer in any other is refused. */
+#define HTTPC_ACCEPT_ENCODING "gzip, deflate"
+
 /* One socket libcurl asked us to watch. The event is allocated with libevent's struct
  * size so it can be re-assigned in place when libcurl changes what it waits for. */
 struct httpc_sock {
@@ -51,6 +64,7 @@ struct httpc_call {
     char *body;
     struct buf resp;
     int too_big;
+    char *bad_encoding; /* a Content-Encoding we did not ask for: the transfer is aborted */
     char *retry_after;
     char *content_type;
     char *request_id;
@@ -127,6 +141,7 @@ call_free(struct httpc_call *c)
     free(c->content_type);
     free(c->request_id);
     free(c->client_request_id);
+    free(c->bad_encoding);
     free(c->fail);
     free(c);
 }
@@ -156,6 +171,35 @@ set_header(char **slot, const char *v, size_t n)
     }
     free(*slot);
     *slot = xstrndup(v, n);
+}
+
+/* 1 when every coding of a Content-Encoding value is one we asked for (or identity). */
+static int
+encoding_ok(const char *v, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t start, len;
+
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+            i++;
+        }
+        start = i;
+        while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t') {
+            i++;
+        }
+        len = i - start;
+        if (len == 0) {
+            continue;
+        }
+        if (!((len == 4 && strncasecmp(v + start, "gzip", 4) == 0) ||
+              (len == 7 && strncasecmp(v + start, "deflate", 7) == 0) ||
+              (len == 8 && strncasecmp(v + start, "identity", 8) == 0))) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* One header line ("Name: value\r\n"), or a status line. A new status line starts a new
@@ -197,6 +241,17 @@ header_cb(char *p, size_t size, size_t nmemb, void *userp)
         set_header(&c->request_id, v, (size_t)(end - v));
     } else if (nlen == 17 && strncasecmp(p, "client-request-id", nlen) == 0) {
         set_header(&c->client_request_id, v, (size_t)(end - v));
+    } else if (nlen == 16 && strncasecmp(p, "Content-Encoding", nlen) == 0 &&
+               !encoding_ok(v, (size_t)(end - v))) {
+        /* libcurl would hand the coded bytes over as the body (or decode a coding we
+         * did not offer): refuse the answer instead. */
+        set_header(&c->bad_encoding, v, (size_t)(end - v));
+        for (char *q = c->bad_encoding; *q != '\0'; q++) {
+            if (*q < 0x21 || *q > 0x7e) {
+                *q = '?'; /* it ends up in messages and the journal */
+            }
+        }
+        return 0;
     }
     return n;
 }
@@ -284,8 +339,16 @@ check_multi_info(void)
         c->result = res;
         if (res == CURLE_OK) {
             curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &c->status);
+        } else if (c->bad_encoding != NULL) {
+            c->fail = xasprintf("the answer's Content-Encoding %s was not asked for (only %s)",
+                                c->bad_encoding, HTTPC_ACCEPT_ENCODING);
         } else if (c->too_big || res == CURLE_FILESIZE_EXCEEDED) {
             c->fail = xasprintf("response larger than %zu bytes", c->resp.max);
+        } else if (res == CURLE_SSL_CONNECT_ERROR) {
+            c->fail =
+                xasprintf("TLS handshake with %s failed: it must offer TLS 1.2 or later "
+                          "with an ECDHE AES-GCM or ChaCha20 cipher (%s)",
+                          c->host, c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(res));
         }
         list_unlink(&hc.active, c);
         c->state = HTTPC_DONE;
@@ -596,6 +659,9 @@ call_setup(struct httpc_call *c, const struct httpc_request *rq, size_t max_resp
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
     SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    SET(CURLOPT_SSL_CIPHER_LIST, HTTPC_TLS12_CIPHERS);
+    SET(CURLOPT_TLS13_CIPHERS, HTTPC_TLS13_CIPHERS);
+    SET(CURLOPT_ACCEPT_ENCODING, HTTPC_ACCEPT_ENCODING);
     if (rq->ca_file != NULL) {
         SET(CURLOPT_CAINFO, rq->ca_file);
     }

@@ -545,6 +545,61 @@ def test_retry_after_forms_and_maximum():
 test_retry_after_forms_and_maximum.TIMEOUT = 90
 
 
+def test_500_502_retried_when_safe():
+    """A GET answered 500 (or 502) and then 200 succeeds after one retry with backoff; a
+    POST that is not safe to repeat and cannot reconcile (http.request) answered 500 is
+    not resent: the 500 is data for the playbook."""
+    body = """
+    rec("u500", graph.user(%s))
+    rec("u502", graph.user(%s))
+    rec("post", http.request{ method = "POST", url = alert.raw.mock .. "/v1.0/kagari-once",
+        body = { x = 1 } })
+    """ % (lua_str(ALICE[1]), lua_str(JIRO[1]))
+    with ConnEnv("5xx-retry", {"r": body}) as env:
+        env.m.fault("/v1.0/users/alice", status=500, count=1)
+        env.m.fault("/v1.0/users/jiro", status=502, count=1)
+        env.m.fault("/v1.0/kagari-once", method="POST", status=500, count=5)
+        out, run, journal = env.fire("r", raw={"mock": env.m.base_url}, timeout=60)
+        check(expect_ok(out, "u500")["userPrincipalName"] == ALICE[1], "u500: %r" % out)
+        check(expect_ok(out, "u502")["userPrincipalName"] == JIRO[1], "u502: %r" % out)
+        for who, st in (("alice", 500), ("jiro", 502)):
+            hits = env.m.log_entries(50, "/v1.0/users/" + who)
+            check([e["status"] for e in hits] == [st, 200], "%s requests: %r" % (who, hits))
+        check(expect_ok(out, "post")["status"] == 500, "post: %r" % out["post"])
+        hits = env.m.log_entries(50, "/v1.0/kagari-once")
+        check(len(hits) == 1, "a non-idempotent POST answered 500 was resent: %r" % hits)
+
+
+test_500_502_retried_when_safe.TIMEOUT = 90
+
+
+def test_junk_answers():
+    """A 200 that is not the API's JSON (a proxy's HTML page, cut JSON, 10,000-deep JSON,
+    a \\u0000 escape, gzip bytes without Content-Encoding, a coding not asked for) is
+    retried and then fails: the playbook gets nil + message and the journal stays valid
+    JSON. One junk answer followed by the real one succeeds."""
+    kinds = ["html", "truncated", "deep", "nul", "gzip", "br"]
+    body = "".join('rec(%s, graph.user(%s))\n' % (lua_str(k), lua_str(ALICE[1]))
+                   for k in kinds)
+    body += 'rec("once", graph.user(%s))\n' % lua_str(ALICE[1])
+    with ConnEnv("junk", {"j": body}, max_attempts=2) as env:
+        for k in kinds:
+            env.m.fault("/v1.0/users/", malformed=k, count=2)
+        env.m.fault("/v1.0/users/", malformed="html", count=1)
+        out, run, journal = env.fire("j", timeout=90)  # run_show parsed the journal
+        expect_fail(out, "html", "graph.user", "the answer is not JSON (text/html)")
+        for k in ("truncated", "deep", "nul", "gzip"):
+            expect_fail(out, k, "graph.user", "the answer is not JSON (application/json")
+        expect_fail(out, "br", "graph.user", "Content-Encoding br was not asked for")
+        check(expect_ok(out, "once")["userPrincipalName"] == ALICE[1], "once: %r" % out["once"])
+        results = [e["result"] for e in effects(journal, "graph.user")]
+        check(len(results) == 7, "journal: %r" % results)
+        check(len(env.m.log_entries(200, "/v1.0/users/")) == 14, "each junk class retried once")
+
+
+test_junk_answers.TIMEOUT = 120
+
+
 def test_5xx_storm_opens_circuit():
     """Repeated 500s from Defender: each call fails with nil + message; the tenant's
     circuit for that endpoint opens (logged, in /metrics), after which attempts wait for

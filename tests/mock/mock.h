@@ -327,8 +327,22 @@ struct fault {
     int count;
     int delay_ms;
     int drop;
-    int malformed;
+    int malformed; /* enum mock_junk */
 };
+
+/* What a "malformed" fault answers instead of the service's body. */
+enum mock_junk {
+    JUNK_NONE = 0,
+    JUNK_TRUNCATED, /* true: cut JSON (cut XML for PAN-OS) */
+    JUNK_HTML,      /* a proxy's HTML error page, text/html */
+    JUNK_DEEP,      /* JSON nested 10000 deep */
+    JUNK_NUL,       /* JSON with a \u0000 escape */
+    JUNK_GZIP,      /* gzip bytes labelled JSON, without Content-Encoding */
+    JUNK_BR,        /* JSON labelled Content-Encoding: br (not asked for) */
+};
+/* "truncated", "html", ... -> enum mock_junk; 0 when unknown. */
+int mock_junk_kind(const char *name);
+const char *mock_junk_name(int kind);
 
 struct delay {
     char *prefix;

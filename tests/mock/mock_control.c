@@ -175,6 +175,46 @@ bool_member(struct mhttp_req *h, const cJSON *o, const char *key, int *out)
 
 /* ---- faults and latency ---- */
 
+static const char *const junk_names[] = {
+    [JUNK_TRUNCATED] = "truncated", [JUNK_HTML] = "html", [JUNK_DEEP] = "deep", [JUNK_NUL] = "nul",
+    [JUNK_GZIP] = "gzip",           [JUNK_BR] = "br"
+};
+
+int
+mock_junk_kind(const char *name)
+{
+    for (int i = JUNK_TRUNCATED; i <= JUNK_BR; i++) {
+        if (strcmp(name, junk_names[i]) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+const char *
+mock_junk_name(int kind)
+{
+    return kind >= JUNK_TRUNCATED && kind <= JUNK_BR ? junk_names[kind] : "none";
+}
+
+/* "malformed": true (truncated JSON), false, or the name of a junk class. */
+static int
+junk_member(struct mhttp_req *h, const cJSON *o, int *out)
+{
+    const cJSON *v = json_get(o, "malformed");
+
+    if (v != NULL && cJSON_IsString(v)) {
+        if ((*out = mock_junk_kind(v->valuestring)) == 0) {
+            reply_error(h, 400,
+                        "malformed must be true, false or one of truncated, html, "
+                        "deep, nul, gzip, br");
+            return -1;
+        }
+        return 1;
+    }
+    return bool_member(h, o, "malformed", out);
+}
+
 /* POST /_mock/fault {"path_prefix", "method"?, "status"?, "retry_after"?,
  * "retry_after_date"?, "count"?, "delay_ms"?, "drop"?, "malformed"?} */
 static void
@@ -217,8 +257,7 @@ post_fault(struct mhttp_req *h)
         int_member(h, o, "retry_after", 0, 86400, &f.retry_after) == -1 ||
         int_member(h, o, "count", 1, 1000000, &f.count) == -1 ||
         int_member(h, o, "delay_ms", 0, 600000, &f.delay_ms) == -1 ||
-        bool_member(h, o, "drop", &f.drop) == -1 ||
-        bool_member(h, o, "malformed", &f.malformed) == -1 ||
+        bool_member(h, o, "drop", &f.drop) == -1 || junk_member(h, o, &f.malformed) == -1 ||
         bool_member(h, o, "retry_after_date", &f.retry_after_date) == -1) {
         if (method != NULL && strlen(method) >= sizeof(f.method)) {
             reply_error(h, 400, "bad method");
@@ -266,7 +305,11 @@ get_faults(struct mhttp_req *h)
         cJSON_AddNumberToObject(it, "count", f->count);
         cJSON_AddNumberToObject(it, "delay_ms", f->delay_ms);
         cJSON_AddBoolToObject(it, "drop", f->drop);
-        cJSON_AddBoolToObject(it, "malformed", f->malformed);
+        if (f->malformed > JUNK_TRUNCATED) {
+            cJSON_AddStringToObject(it, "malformed", mock_junk_name(f->malformed));
+        } else {
+            cJSON_AddBoolToObject(it, "malformed", f->malformed);
+        }
         cJSON_AddItemToArray(fa, it);
     }
     for (size_t i = 0; i < mock.delays.n; i++) {

@@ -509,10 +509,46 @@ answer_fault(struct mreq *r, const struct fault *f)
     if (f->malformed) {
         static const char junk[] = "{\"value\":[{\"id\":\"4c2f0e9a\",\"status\":";
         static const char xjunk[] = "<response status=\"success\"><result><entry ip=\"203.0.113";
-        const char *body = r->svc == SVC_PANOS ? xjunk : junk;
+        static const char html[] = "<html><head><title>502 Bad Gateway</title></head><body>"
+                                   "<h1>Bad Gateway</h1></body></html>";
+        static const char nul[] = "{\"id\":\"a\\u0000b\",\"displayName\":\"x\"}";
+        /* gzip of {"coded":true} */
+        static const unsigned char gz[] = { 0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+                                            0xff, 0xab, 0x56, 0x4a, 0xce, 0x4f, 0x49, 0x4d, 0x51,
+                                            0xb2, 0x2a, 0x29, 0x2a, 0x4d, 0xad, 0x05, 0x00, 0xc9,
+                                            0x07, 0xd4, 0xf5, 0x0e, 0x00, 0x00, 0x00 };
+        int status = f->status > 0 ? f->status : 200;
+        char *b;
 
-        mreq_set(r, f->status > 0 ? f->status : 200, svc_ctype(r->svc), xstrdup(body),
-                 strlen(body));
+        switch (f->malformed) {
+        case JUNK_HTML:
+            mreq_set(r, status, "text/html", xstrdup(html), strlen(html));
+            return;
+        case JUNK_DEEP:
+            b = xmalloc(20001);
+            memset(b, '[', 10000);
+            memset(b + 10000, ']', 10000);
+            b[20000] = '\0';
+            mreq_set(r, status, svc_ctype(r->svc), b, 20000);
+            return;
+        case JUNK_NUL:
+            mreq_set(r, status, svc_ctype(r->svc), xstrdup(nul), strlen(nul));
+            return;
+        case JUNK_GZIP:
+        case JUNK_BR:
+            b = xmalloc(sizeof(gz) + 1);
+            memcpy(b, gz, sizeof(gz));
+            b[sizeof(gz)] = '\0';
+            mreq_set(r, status, svc_ctype(r->svc), b, sizeof(gz));
+            if (f->malformed == JUNK_BR) {
+                mreq_header(r, "Content-Encoding", "br");
+            }
+            return;
+        default:
+            break;
+        }
+        b = xstrdup(r->svc == SVC_PANOS ? xjunk : junk);
+        mreq_set(r, status, svc_ctype(r->svc), b, strlen(b));
         return;
     }
     switch (f->status) {

@@ -93,6 +93,18 @@ handler(struct http_request *req, void *arg)
         memset(body, 'x', n);
         http_reply(req, 200, "text/plain", body, n);
         free(body);
+    } else if (strcmp(path, "/coded") == 0) {
+        /* gzip of {"coded":true}, labelled with the coding ?enc= names */
+        static const unsigned char gz[] = { 0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+                                            0xff, 0xab, 0x56, 0x4a, 0xce, 0x4f, 0x49, 0x4d, 0x51,
+                                            0xb2, 0x2a, 0x29, 0x2a, 0x4d, 0xad, 0x05, 0x00, 0xc9,
+                                            0x07, 0xd4, 0xf5, 0x0e, 0x00, 0x00, 0x00 };
+        const char *enc = http_request_param(req, "enc");
+
+        if (enc != NULL) {
+            http_reply_header(req, "Content-Encoding", enc);
+        }
+        http_reply(req, 200, "application/json", (const char *)gz, sizeof(gz));
     } else if (strcmp(path, "/hang") == 0) {
         if (s->hung < MAX_HELD) {
             s->held[s->hung] = req;
@@ -103,11 +115,12 @@ handler(struct http_request *req, void *arg)
     }
 }
 
-/* A self-signed P-256 certificate for IP 127.0.0.1, valid for an hour. */
+/* A self-signed certificate for IP 127.0.0.1 with a new P-256 (or RSA 2048) key, valid
+ * for an hour. */
 static X509 *
-make_cert(EVP_PKEY **keyp)
+make_cert_kind(EVP_PKEY **keyp, int rsa)
 {
-    EVP_PKEY *pkey = EVP_EC_gen("P-256");
+    EVP_PKEY *pkey = rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
     X509 *x = X509_new();
     X509_NAME *name;
     X509V3_CTX v3;
@@ -137,6 +150,12 @@ make_cert(EVP_PKEY **keyp)
     X509_sign(x, pkey, EVP_sha256());
     *keyp = pkey;
     return x;
+}
+
+static X509 *
+make_cert(EVP_PKEY **keyp)
+{
+    return make_cert_kind(keyp, 0);
 }
 
 /* Write cert as PEM to a new temp file; returns its malloc'd path. */
@@ -1089,6 +1108,137 @@ test_proxy(void)
     teardown();
 }
 
+/* A TLS server on 127.0.0.1 with an RSA certificate, limited to the protocol versions
+ * [minv, maxv] and the TLS 1.2 cipher list ciphers. */
+struct tls_srv {
+    SSL_CTX *ctx;
+    struct http_server *http;
+    char *ca;
+    int port;
+};
+
+static void
+tls_srv_open(struct tls_srv *t, int minv, int maxv, const char *ciphers)
+{
+    struct http_config cfg;
+    EVP_PKEY *key = NULL;
+    X509 *x = make_cert_kind(&key, 1);
+    char *err = NULL;
+
+    memset(t, 0, sizeof(*t));
+    t->ctx = SSL_CTX_new(TLS_server_method());
+    T_REQUIRE(x != NULL && t->ctx != NULL);
+    T_REQUIRE(SSL_CTX_use_certificate(t->ctx, x) == 1 && SSL_CTX_use_PrivateKey(t->ctx, key) == 1);
+    SSL_CTX_set_min_proto_version(t->ctx, minv);
+    SSL_CTX_set_max_proto_version(t->ctx, maxv);
+    T_REQUIRE(SSL_CTX_set_cipher_list(t->ctx, ciphers) == 1);
+    t->ca = write_pem(x);
+    T_REQUIRE(t->ca != NULL);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ssl_ctx = t->ctx;
+    t->http = http_server_new(base, &cfg, handler, &S);
+    if (http_server_listen(t->http, "127.0.0.1:0", &err) == -1) {
+        T_FAIL_("listen: %s", err);
+        free(err);
+    }
+    t->port = http_server_port(t->http);
+}
+
+static void
+tls_srv_close(struct tls_srv *t)
+{
+    http_server_free(t->http);
+    SSL_CTX_free(t->ctx);
+    unlink(t->ca);
+    free(t->ca);
+}
+
+/* Outbound TLS is 1.2 or later with forward-secret AEAD ciphers: a server that offers
+ * only AES128-SHA (RSA key exchange, CBC) or only TLS 1.0/1.1 is refused with a message
+ * that says so; a TLS 1.2 server with ECDHE-RSA-AES128-GCM-SHA256 still works. */
+static void
+test_tls_policy(void)
+{
+    struct tls_srv t[3];
+    struct res r[3];
+    char *u[3];
+    struct httpc_request rq;
+
+    setup();
+    memset(r, 0, sizeof(r));
+    tls_srv_open(&t[0], TLS1_2_VERSION, TLS1_2_VERSION, "AES128-SHA");
+    tls_srv_open(&t[1], TLS1_VERSION, TLS1_1_VERSION, "DEFAULT:@SECLEVEL=0");
+    tls_srv_open(&t[2], TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-RSA-AES128-GCM-SHA256");
+    for (int i = 0; i < 3; i++) {
+        u[i] = xasprintf("https://127.0.0.1:%d/echo", t[i].port);
+        memset(&rq, 0, sizeof(rq));
+        rq.method = "GET";
+        rq.url = u[i];
+        rq.ca_file = t[i].ca;
+        start(&rq, &r[i]);
+    }
+    run_until(&ndone, 3, 10000);
+    T_REQUIRE(ndone == 3);
+    for (int i = 0; i < 2; i++) {
+        T_EQ_INT(r[i].status, 0);
+        T_REQUIRE(r[i].error != NULL);
+        T_CONTAINS(r[i].error, "TLS handshake with 127.0.0.1 failed");
+        T_CONTAINS(r[i].error, "TLS 1.2 or later");
+    }
+    T_EQ_INT(r[2].status, 200);
+    T_ASSERT(r[2].error == NULL);
+    T_CONTAINS(r[2].body, "method=GET");
+    for (int i = 0; i < 3; i++) {
+        res_free(&r[i]);
+        free(u[i]);
+        tls_srv_close(&t[i]);
+    }
+    teardown();
+}
+
+/* Answers are asked for in gzip or deflate, and libcurl decodes them; an answer in a
+ * coding we did not ask for (br, or an unknown one) is refused, never handed over as
+ * coded bytes. */
+static void
+test_content_encoding(void)
+{
+    static const char *const paths[] = { "/coded?enc=gzip", "/coded?enc=br", "/coded?enc=x-custom",
+                                         "/coded" };
+    struct res r[4];
+    char *u[4];
+    struct httpc_request rq;
+
+    setup();
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 4; i++) {
+        u[i] = url(paths[i]);
+        memset(&rq, 0, sizeof(rq));
+        rq.method = "GET";
+        rq.url = u[i];
+        start(&rq, &r[i]);
+    }
+    run_until(&ndone, 4, 10000);
+    T_REQUIRE(ndone == 4);
+    T_EQ_INT(r[0].status, 200);
+    T_EQ_STR(r[0].body, "{\"coded\":true}");
+    for (int i = 1; i < 3; i++) {
+        T_EQ_INT(r[i].status, 0);
+        T_REQUIRE(r[i].error != NULL);
+        T_CONTAINS(r[i].error, "Content-Encoding");
+        T_CONTAINS(r[i].error, "was not asked for");
+    }
+    /* Unlabelled, the bytes are the body: the caller's content checks see them. */
+    T_EQ_INT(r[3].status, 200);
+    T_EQ_INT(r[3].body_len, 34);
+    for (int i = 0; i < 4; i++) {
+        res_free(&r[i]);
+        free(u[i]);
+    }
+    teardown();
+}
+
 /* Debug logs name the method, host and status, never the body or the Authorization
  * header. */
 static void
@@ -1145,6 +1295,8 @@ TEST_LIST = {
     { "get_post_echo", test_get_post_echo },
     { "status_codes", test_status_codes },
     { "tls", test_tls },
+    { "tls_policy", test_tls_policy },
+    { "content_encoding", test_content_encoding },
     { "timeout", test_timeout },
     { "max_response", test_max_response },
     { "refused", test_refused },
