@@ -56,3 +56,31 @@ def test_run_show_and_log_escape_control_text():
         why = unsafe_bytes(log)
         check(why is None, "the daemon's log has %s" % why)
         check(b"event=playbook.log" in log and b"\\x1b[2J" in log, "no escaped playbook.log line")
+
+
+def test_playbook_folder_loads_only_regular_files():
+    import os
+    with Daemon("pbfolder") as d:
+        secret = os.path.join(d.dir, "secret.txt")
+        with open(secret, "w") as f:
+            f.write("api_key = SUPERSECRET-VALUE-42\n")
+        outside = os.path.join(d.dir, "outside.lua")
+        with open(outside, "w") as f:
+            f.write(playbook("outside", "it.pb", '    log.info("outside ran")'))
+        os.symlink(secret, os.path.join(d.pbdir, "secret.lua"))
+        os.symlink(outside, os.path.join(d.pbdir, "outside.lua"))
+        os.symlink(d.dir, os.path.join(d.pbdir, "dir.lua"))
+        os.mkfifo(os.path.join(d.pbdir, "fifo.lua"))
+        d.write_playbook("good.lua", playbook("good", "it.pb", '    log.info("good ran")'))
+        d.start()
+        aid = expect_accepted(d.post({"source": "it.pb", "source_id": "p-1"}), 1)[0]
+        runs = d.wait_run_final(aid, timeout=15)
+        names = sorted(r["playbook"] for r in d.runs_of_alert(aid))
+        check(names == ["good"], "runs of the alert: %r" % names)
+        d.stop()
+        with open(d.log_path, "rb") as f:
+            log = f.read()
+        check(b"SUPERSECRET" not in log and b"api_key" not in log,
+              "a refused file's content reached the log")
+        for name in (b"secret.lua", b"outside.lua", b"dir.lua", b"fifo.lua"):
+            check(name + b": refused" in log, "%r is not reported as refused" % name)
