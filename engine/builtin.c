@@ -177,7 +177,11 @@ log_at(lua_State *L, const char *level, enum log_level lv)
     ll.level = lv;
     ll.msg = lua_tolstring(L, -1, &ll.len);
     if (ll.len > BUILTIN_LOG_MAX) {
+        /* Cut on a character boundary: never half a UTF-8 sequence. */
         ll.len = BUILTIN_LOG_MAX;
+        while (ll.len > 0 && ((unsigned char)ll.msg[ll.len] & 0xc0) == 0x80) {
+            ll.len--;
+        }
     }
     buf_init(&req, 0);
     (void)!buf_printf(&req, "{\"level\":\"%s\",\"msg\":", level);

@@ -118,6 +118,21 @@ cmd_runs_fmt_ms(int64_t ms, char *out)
     }
 }
 
+/* Text from the store as the terminal may show it: control characters, DEL, C1 controls,
+ * U+2028/U+2029 and invalid UTF-8 escaped (buf_escape_text), so a playbook's text cannot
+ * drive the terminal. Newlines and tabs stay when keep_nl. n bytes of s are shown. */
+static void
+cmd_runs_put(const char *s, size_t n, int keep_nl)
+{
+    struct buf b;
+
+    buf_init(&b, 0);
+    if (buf_escape_text(&b, s, n, keep_nl ? UTIL_ESC_KEEP_NL : 0) == 0 && b.len > 0) {
+        fwrite(b.data, 1, b.len, stdout);
+    }
+    buf_free(&b);
+}
+
 static void
 cmd_runs_json_time(cJSON *o, const char *k, int64_t ms)
 {
@@ -199,9 +214,11 @@ cmd_runs_list(struct store_tenant *t, void *ud)
         } else {
             snprintf(dur, sizeof(dur), "-");
         }
-        printf("%-12s %-8lld %-9s %-28s %-8lld %-24s %-9s %.*s\n", store_tenant_id(t),
+        printf("%-12s %-8lld %-9s %-28s %-8lld %-24s %-9s ", store_tenant_id(t),
                (long long)runs[i].id, runs[i].state, runs[i].playbook, (long long)runs[i].alert_id,
-               created, dur, (int)(elen > 80 ? 80 : elen), e);
+               created, dur);
+        cmd_runs_put(e, elen > 80 ? 80 : elen, 0);
+        printf("\n");
     }
     store_runs_free(runs, n);
     return 0;
@@ -315,7 +332,9 @@ cmd_runs_show(struct store_tenant *t, void *ud)
     }
     printf("\n");
     if (run.error != NULL) {
-        printf("error     %s\n", run.error);
+        printf("error     ");
+        cmd_runs_put(run.error, strlen(run.error), 1);
+        printf("\n");
     }
     if (store_journal_load(t, run.id, &j, &n, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);
@@ -326,10 +345,12 @@ cmd_runs_show(struct store_tenant *t, void *ud)
     printf("journal   %zu step%s\n", n, n == 1 ? "" : "s");
     for (size_t i = 0; i < n; i++) {
         cmd_runs_fmt_ms(j[i].started_ms, ts);
-        printf("  #%-3d %-24s %-8s %s  %s", j[i].seq, j[i].kind, journal_status_name(j[i].status),
-               ts, j[i].request);
+        printf("  #%-3d %-24s %-8s %s  ", j[i].seq, j[i].kind, journal_status_name(j[i].status),
+               ts);
+        cmd_runs_put(j[i].request, strlen(j[i].request), 0);
         if (j[i].result != NULL) {
-            printf(" -> %s", j[i].result);
+            printf(" -> ");
+            cmd_runs_put(j[i].result, strlen(j[i].result), 0);
         }
         if (j[i].ended_ms) {
             printf("  (%lld ms)", (long long)(j[i].ended_ms - j[i].started_ms));

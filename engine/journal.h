@@ -11,6 +11,15 @@ enum journal_status {
     JOURNAL_FAILED = 2,  /* finished with an error; result holds the message (JSON string) */
 };
 
+/* Caps on what a journal entry stores (docs/playbooks.md "Sizes"). An effect whose
+ * request is larger fails with a message instead of being stored or performed; a larger
+ * result fails the effect (cutting JSON would leave no JSON). A failure message is cut
+ * to JOURNAL_MESSAGE_MAX bytes with a marker saying how much was dropped. Every stored
+ * value is valid UTF-8 JSON: bytes that are not UTF-8 become U+FFFD. */
+#define JOURNAL_REQUEST_MAX (4u << 20)
+#define JOURNAL_RESULT_MAX (8u << 20)
+#define JOURNAL_MESSAGE_MAX (16u << 10)
+
 /* Every string is owned by the entry; journal_entry_free() frees them. */
 struct journal_entry {
     int64_t run_id;

@@ -1,6 +1,7 @@
 /* log.c: one structured line per event on stderr. */
 #include "engine/log.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,31 +41,91 @@ log_set_json(int on)
     json_lines = on;
 }
 
+/* Each input character is escaped on its own and kept only while the whole escape fits,
+ * so a long value is cut between characters, never inside an escape or a UTF-8
+ * sequence. */
 const char *
 log_quote(const char *s)
 {
     static char ring[4][512];
     static int next;
     char *out = ring[next++ & 3];
-    size_t o = 0;
+    size_t o = 0, n = strlen(s), i = 0;
+    struct buf one;
 
+    buf_init(&one, 0);
     out[o++] = '"';
-    for (; *s != '\0' && o < sizeof(ring[0]) - 4; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (i < n) {
+        size_t l = util_utf8_char(s + i, n - i);
 
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20) {
-            out[o++] = '\\';
-            out[o++] = c == '\n' ? 'n' : c == '\t' ? 't' : '?';
-        } else {
-            out[o++] = (char)c;
+        l = l > 0 ? l : 1;
+        buf_reset(&one);
+        (void)!buf_escape_text(&one, s + i, l, UTIL_ESC_QUOTES);
+        if (o + one.len > sizeof(ring[0]) - 2) {
+            break;
         }
+        memcpy(out + o, one.data, one.len);
+        o += one.len;
+        i += l;
     }
+    buf_free(&one);
     out[o++] = '"';
     out[o] = '\0';
     return out;
+}
+
+/* Undo one escape of buf_escape_text at p (just after its backslash) into v. Returns
+ * the number of bytes used after the backslash. */
+static size_t
+unescape_one(struct buf *v, const char *p)
+{
+    char hex[5] = { 0 };
+    unsigned long cp;
+
+    switch (*p) {
+    case 'n':
+        (void)!buf_append(v, "\n", 1);
+        return 1;
+    case 'r':
+        (void)!buf_append(v, "\r", 1);
+        return 1;
+    case 't':
+        (void)!buf_append(v, "\t", 1);
+        return 1;
+    case 'x':
+        if (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            char b;
+
+            memcpy(hex, p + 1, 2);
+            b = (char)strtoul(hex, NULL, 16);
+            (void)!buf_append(v, &b, 1);
+            return 3;
+        }
+        break;
+    case 'u':
+        if (strspn(p + 1, "0123456789abcdefABCDEF") >= 4) {
+            char u[3];
+
+            memcpy(hex, p + 1, 4);
+            cp = strtoul(hex, NULL, 16);
+            if (cp < 0x800) { /* C1 controls: two bytes */
+                u[0] = (char)(0xc0 | (cp >> 6));
+                u[1] = (char)(0x80 | (cp & 0x3f));
+                (void)!buf_append(v, u, 2);
+            } else {
+                u[0] = (char)(0xe0 | (cp >> 12));
+                u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                u[2] = (char)(0x80 | (cp & 0x3f));
+                (void)!buf_append(v, u, 3);
+            }
+            return 5;
+        }
+        break;
+    default:
+        break;
+    }
+    (void)!buf_append(v, p, 1);
+    return 1;
 }
 
 /* Turn "event k=v k2=\"a b\"" into a JSON object. Values stay strings. */
@@ -102,11 +163,10 @@ emit_json(struct buf *b, const char *ts, enum log_level level, const char *line)
             p++;
             while (*p != '\0' && *p != '"') {
                 if (*p == '\\' && p[1] != '\0') {
-                    p++;
-                    (void)!buf_append(&v, *p == 'n' ? "\n" : p, 1);
-                } else {
-                    (void)!buf_append(&v, p, 1);
+                    p += 1 + unescape_one(&v, p + 1);
+                    continue;
                 }
+                (void)!buf_append(&v, p, 1);
                 p++;
             }
             if (*p == '"') {

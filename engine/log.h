@@ -15,7 +15,9 @@ int log_level_from_name(const char *name); /* -1 when unknown */
 void log_set_json(int on);                 /* emit one JSON object per line instead */
 void log_msg(enum log_level level, const char *fmt, ...) KG_PRINTF(2, 3);
 /* Return a quoted, escaped copy of s for a key=value field, in a small rotating static
- * buffer (valid for the next few calls only). */
+ * buffer (valid for the next few calls only; about 500 bytes, longer values are cut).
+ * '"' and '\\' are escaped, and so is anything a terminal could take for control (see
+ * buf_escape_text): C0 controls, DEL, C1 controls, U+2028/U+2029 and invalid UTF-8. */
 const char *log_quote(const char *s);
 
 #define log_debug(...) log_msg(KG_LOG_DEBUG, __VA_ARGS__)

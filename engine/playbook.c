@@ -2,9 +2,13 @@
 #include "engine/playbook.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/lcheck.h"
 #include "engine/log.h"
@@ -284,6 +288,93 @@ fail:
     return NULL;
 }
 
+/* Why st is not a file we load, or NULL when it is a regular file. */
+static const char *
+playbook_refusal(const struct stat *st)
+{
+    if (S_ISREG(st->st_mode)) {
+        return NULL;
+    }
+    if (S_ISLNK(st->st_mode)) {
+        return "a symbolic link (playbooks must be regular files in the folder)";
+    }
+    if (S_ISDIR(st->st_mode)) {
+        return "a directory";
+    }
+    if (S_ISFIFO(st->st_mode)) {
+        return "a FIFO";
+    }
+    if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+        return "a device";
+    }
+    return "not a regular file";
+}
+
+/* Read the playbook file name of the folder open as dfd (path is its name for messages).
+ * Only a regular file that lies in the folder itself is read: it is looked at without
+ * following links, opened with O_NOFOLLOW (and O_NONBLOCK, so that a FIFO swapped in
+ * cannot block us), and the opened descriptor is checked again, so a file swapped in
+ * between the look and the open is refused too. A refused file is never read: its
+ * message names the file and the reason only. Returns the text (the caller frees it)
+ * or NULL and *errp. */
+static char *
+playbook_read_at(int dfd, const char *name, const char *path, size_t *len, char **errp)
+{
+    struct stat st, fst;
+    const char *why;
+    struct buf b;
+    char chunk[16384];
+    int fd;
+
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+        kg_err(errp, "%s: refused: %s", path, strerror(errno));
+        return NULL;
+    }
+    if ((why = playbook_refusal(&st)) != NULL) {
+        kg_err(errp, "%s: refused: %s", path, why);
+        return NULL;
+    }
+    fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd == -1) {
+        kg_err(errp, "%s: refused: %s", path,
+               errno == ELOOP ? "a symbolic link (playbooks must be regular files in the folder)"
+                              : strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &fst) == -1 || (why = playbook_refusal(&fst)) != NULL ||
+        fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+        kg_err(errp, "%s: refused: %s", path, why ? why : "replaced while being opened");
+        close(fd);
+        return NULL;
+    }
+    buf_init(&b, PLAYBOOK_MAX_BYTES);
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+
+        if (n == 0) {
+            break;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            kg_err(errp, "%s: refused: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (buf_append(&b, chunk, (size_t)n) == -1) {
+            kg_err(errp, "%s: refused: larger than %d bytes", path, PLAYBOOK_MAX_BYTES);
+            goto fail;
+        }
+    }
+    close(fd);
+    *len = b.len;
+    return buf_take(&b);
+fail:
+    close(fd);
+    buf_free(&b);
+    return NULL;
+}
+
 static int
 cmp_names(const void *a, const void *b)
 {
@@ -312,7 +403,6 @@ playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set,
             names[n++] = xstrdup(de->d_name);
         }
     }
-    closedir(d);
     if (n > 1) {
         qsort(names, n, sizeof(char *), cmp_names);
     }
@@ -322,7 +412,7 @@ playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set,
         char *path = xasprintf("%s/%s", dir, names[i]);
         char *err = NULL;
         size_t len = 0;
-        char *src = util_read_file(path, PLAYBOOK_MAX_BYTES, &len, &err);
+        char *src = playbook_read_at(dirfd(d), names[i], path, &len, &err);
         struct playbook *pb = src ? playbook_parse(sb, path, src, len, &err) : NULL;
 
         for (size_t j = 0; pb != NULL && j < set->n; j++) {
@@ -343,6 +433,7 @@ playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set,
         free(path);
         free(names[i]);
     }
+    closedir(d);
     free(names);
     if (errs != NULL && eb.len > 0) {
         free(*errs);

@@ -15,7 +15,8 @@
 #include "engine/store.h"
 #include "engine/tenant.h"
 
-#define RUN_PHASE_US 20000 /* CPU per loop iteration for runs before I/O again */
+#define RUN_PHASE_US 20000        /* CPU per loop iteration for runs before I/O again */
+#define RUN_ERROR_MAX (16u << 10) /* bytes of a run's stored error (docs/playbooks.md) */
 
 enum run_state { RS_QUEUED = 0, RS_RUNNING, RS_WAITING };
 static const char *const state_names[] = { "queued", "running", "waiting" };
@@ -199,12 +200,26 @@ set_state(struct run *r, int state)
     free(err);
 }
 
-/* The run ended: record it and free it. */
+/* A message as stored: cut to max bytes (with a marker saying how many were dropped)
+ * and made valid UTF-8. The caller frees it. */
+static char *
+run_message(const char *msg, size_t max)
+{
+    char *cut = util_cut_text(msg, max);
+    char *clean = util_utf8_clean(cut, strlen(cut), NULL);
+
+    free(cut);
+    return clean;
+}
+
+/* The run ended: record it and free it. The error is stored cut to RUN_ERROR_MAX bytes:
+ * a playbook's error(string.rep("x", 5e7)) must not store 50 MB per run. */
 static void
 run_end(struct run *r, int ok, const char *error)
 {
     char *err = NULL;
     int64_t now = util_now_ms();
+    char *stored = error != NULL ? run_message(error, RUN_ERROR_MAX) : NULL;
 
     if (ok) {
         stats.done++;
@@ -212,7 +227,7 @@ run_end(struct run *r, int ok, const char *error)
         stats.failed++;
     }
     if (loop_write_lazy(r->t->db, &err) == -1 ||
-        store_run_update(r->t->db, r->id, ok ? "done" : "failed", r->started_ms, now, error,
+        store_run_update(r->t->db, r->id, ok ? "done" : "failed", r->started_ms, now, stored,
                          &err) == -1) {
         log_err("run.end_failed tenant=%s run=%lld error=%s", r->t->id, (long long)r->id,
                 log_quote(err ? err : "?"));
@@ -223,8 +238,9 @@ run_end(struct run *r, int ok, const char *error)
                   r->pb->name, (long long)(now - r->started_ms));
     } else {
         log_warn("run.failed tenant=%s run=%lld playbook=%s error=%s", r->t->id, (long long)r->id,
-                 r->pb->name, log_quote(error ? error : "?"));
+                 r->pb->name, log_quote(stored ? stored : "?"));
     }
+    free(stored);
     run_free(r, 1);
 }
 
@@ -804,23 +820,41 @@ journal_push(lua_State *L, const struct journal_entry *e)
 }
 
 /* Record the entry at index i as finished now: ok with JSON text (NULL: true), or
- * failed with a plain message (stored as a JSON string). Secrets are masked. */
+ * failed with a plain message (stored as a JSON string). Secrets are masked. The caps of
+ * journal.h hold here: a result over JOURNAL_RESULT_MAX fails the effect, a message is
+ * cut to JOURNAL_MESSAGE_MAX, and bytes that are not UTF-8 become U+FFFD. */
 static void
 journal_finish(struct run *r, size_t i, int ok, const char *result)
 {
     struct journal_entry *e = &r->j[i];
     char *text;
 
-    if (ok) {
-        text = xstrdup(result != NULL ? result : "true");
-    } else {
+    char *msg = NULL;
+    size_t len = result != NULL ? strlen(result) : 0;
+
+    if (ok && result != NULL) {
+        text = len <= JOURNAL_RESULT_MAX ? util_utf8_clean(result, len, &len) : NULL;
+        if (text == NULL || len > JOURNAL_RESULT_MAX) {
+            free(text);
+            text = NULL;
+            ok = 0;
+            msg = xasprintf("result of %zu bytes is over the journal's cap of %u bytes", len,
+                            JOURNAL_RESULT_MAX);
+            result = msg;
+        }
+    } else if (ok) {
+        text = xstrdup("true");
+    }
+    if (!ok) {
         struct buf b;
+        char *m = run_message(result != NULL ? result : "failed", JOURNAL_MESSAGE_MAX);
 
         buf_init(&b, 0);
-        result = result != NULL ? result : "failed";
-        (void)!buf_json_string(&b, result, strlen(result));
+        (void)!buf_json_string(&b, m, strlen(m));
         text = buf_take(&b);
+        free(m);
     }
+    free(msg);
     secret_redact(text);
     e->status = ok ? JOURNAL_DONE : JOURNAL_FAILED;
     free(e->result);
@@ -946,15 +980,39 @@ effect_run(lua_State *L, const struct effect_spec *spec)
     struct run *r = run_from_lua(L);
     struct effect *ef;
     enum step st;
-    size_t entry;
+    size_t entry, rlen;
+    const char *request;
     char *msg;
     void *op;
 
     if (r == NULL) {
         return luaL_error(L, "%s: only inside a playbook run", spec->kind);
     }
-    st = journal_step(L, r, spec->kind, spec->request);
+    rlen = strlen(spec->request);
+    if (rlen > JOURNAL_REQUEST_MAX) {
+        /* Stored as its size and hash: a replay of the same request still matches. */
+        char hash[65];
+
+        util_sha256_hex(spec->request, rlen, hash);
+        lua_pushfstring(L, "{\"too_large\":%I,\"sha256\":\"%s\"}", (lua_Integer)rlen, hash);
+        request = lua_tostring(L, -1);
+    } else {
+        /* The copy on the Lua stack is collected even when journal_step raises. */
+        char *clean = util_utf8_clean(spec->request, rlen, NULL);
+
+        lua_pushstring(L, clean);
+        free(clean);
+        request = lua_tostring(L, -1);
+    }
+    st = journal_step(L, r, spec->kind, request);
     entry = r->pending;
+    if (rlen > JOURNAL_REQUEST_MAX && st != STEP_REPLAYED) {
+        msg = xasprintf("%s: request of %zu bytes is over the journal's cap of %u bytes",
+                        spec->kind, rlen, JOURNAL_REQUEST_MAX);
+        journal_finish(r, entry, 0, msg);
+        free(msg);
+        return journal_push(L, &r->j[entry]);
+    }
     if (st == STEP_REPLAYED) {
         if (spec->flags & EFFECT_OUTSIDE) {
             stats.effects_replayed++;
@@ -967,7 +1025,7 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         return journal_push(L, &r->j[entry]);
     }
     if ((spec->flags & EFFECT_OUTSIDE) && (r->pb->dry_run || tenant_dry_run(r->t))) {
-        char *res = xasprintf("{\"dry_run\":true,\"request\":%s}", spec->request);
+        char *res = xasprintf("{\"dry_run\":true,\"request\":%s}", request);
 
         stats.dry_run++;
         log_info("effect.dry_run tenant=%s run=%lld kind=%s", r->t->id, (long long)r->id,

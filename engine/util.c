@@ -185,28 +185,128 @@ buf_printf(struct buf *b, const char *fmt, ...)
     }
 }
 
+size_t
+util_utf8_char(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len;
+    uint32_t cp;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (u[0] < 0x80) {
+        return 1;
+    } else if (u[0] >= 0xc2 && u[0] <= 0xdf) {
+        len = 2;
+        cp = u[0] & 0x1f;
+    } else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+        len = 3;
+        cp = u[0] & 0x0f;
+    } else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+        len = 4;
+        cp = u[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((u[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (u[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
+        return 0;
+    }
+    return len;
+}
+
+/* The code point of the valid UTF-8 character of len bytes at s. */
+static uint32_t
+utf8_decode(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    uint32_t cp = len == 1 ? u[0] : len == 2 ? u[0] & 0x1f : len == 3 ? u[0] & 0x0f : u[0] & 0x07;
+
+    for (size_t i = 1; i < len; i++) {
+        cp = (cp << 6) | (u[i] & 0x3f);
+    }
+    return cp;
+}
+
+char *
+util_utf8_clean(const char *s, size_t n, size_t *outlen)
+{
+    struct buf b;
+    size_t i = 0, start = 0;
+
+    buf_init(&b, 0);
+    while (i < n) {
+        size_t l = util_utf8_char(s + i, n - i);
+
+        if (l > 0) {
+            i += l;
+            continue;
+        }
+        (void)!buf_append(&b, s + start, i - start);
+        (void)!buf_append(&b, "\xef\xbf\xbd", 3);
+        start = ++i;
+    }
+    (void)!buf_append(&b, s + start, n - start);
+    if (outlen != NULL) {
+        *outlen = b.len;
+    }
+    return buf_take(&b);
+}
+
+char *
+util_cut_text(const char *s, size_t max)
+{
+    size_t n = strlen(s), keep = max;
+
+    if (n <= max) {
+        return xstrdup(s);
+    }
+    /* Back up over continuation bytes so that no character is split. */
+    while (keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80) {
+        keep--;
+    }
+    return xasprintf("%.*s [... %zu bytes dropped]", (int)keep, s, n - keep);
+}
+
 int
 buf_json_string(struct buf *b, const char *s, size_t n)
 {
     static const char hexd[] = "0123456789abcdef";
-    size_t i, start = 0;
+    size_t i = 0, start = 0;
 
     if (buf_append(b, "\"", 1) == -1) {
         return -1;
     }
-    for (i = 0; i < n; i++) {
+    while (i < n) {
         unsigned char c = (unsigned char)s[i];
+        size_t l = c >= 0x20 && c < 0x7f ? 1 : util_utf8_char(s + i, n - i);
+        uint32_t cp = l > 0 ? utf8_decode(s + i, l) : 0xfffd;
         char esc[7];
         size_t elen = 2;
 
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (l == 1 && c >= 0x20 && c != 0x7f && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        if (l > 1 && cp > 0x9f && cp != 0x2028 && cp != 0x2029) {
+            i += l;
             continue;
         }
         if (buf_append(b, s + start, i - start) == -1) {
             return -1;
         }
         esc[0] = '\\';
-        switch (c) {
+        switch (cp) {
         case '"':
             esc[1] = '"';
             break;
@@ -224,21 +324,64 @@ buf_json_string(struct buf *b, const char *s, size_t n)
             break;
         default:
             esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hexd[c >> 4];
-            esc[5] = hexd[c & 15];
+            esc[2] = hexd[(cp >> 12) & 15];
+            esc[3] = hexd[(cp >> 8) & 15];
+            esc[4] = hexd[(cp >> 4) & 15];
+            esc[5] = hexd[cp & 15];
             elen = 6;
         }
         if (buf_append(b, esc, elen) == -1) {
             return -1;
         }
-        start = i + 1;
+        i += l > 0 ? l : 1;
+        start = i;
     }
     if (buf_append(b, s + start, n - start) == -1) {
         return -1;
     }
     return buf_append(b, "\"", 1);
+}
+
+int
+buf_escape_text(struct buf *b, const char *s, size_t n, int flags)
+{
+    size_t i = 0, start = 0;
+
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t l = c >= 0x20 && c < 0x7f ? 1 : util_utf8_char(s + i, n - i);
+        uint32_t cp = l > 0 ? utf8_decode(s + i, l) : 0;
+        char esc[8];
+
+        if (l == 1 &&
+            ((c >= 0x20 && c != 0x7f && ((c != '"' && c != '\\') || !(flags & UTIL_ESC_QUOTES))) ||
+             ((c == '\n' || c == '\t') && (flags & UTIL_ESC_KEEP_NL)))) {
+            i++;
+            continue;
+        }
+        if (l > 1 && cp > 0x9f && cp != 0x2028 && cp != 0x2029) {
+            i += l;
+            continue;
+        }
+        if (buf_append(b, s + start, i - start) == -1) {
+            return -1;
+        }
+        if (l > 1) {
+            snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
+        } else if (l == 1 && (c == '"' || c == '\\')) {
+            snprintf(esc, sizeof(esc), "\\%c", c);
+        } else if (l == 1 && (c == '\n' || c == '\r' || c == '\t')) {
+            snprintf(esc, sizeof(esc), "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+        } else {
+            snprintf(esc, sizeof(esc), "\\x%02x", c);
+        }
+        if (buf_puts(b, esc) == -1) {
+            return -1;
+        }
+        i += l > 0 ? l : 1;
+        start = i;
+    }
+    return buf_append(b, s + start, n - start);
 }
 
 void

@@ -37,11 +37,33 @@ void buf_init(struct buf *b, size_t max);
 int buf_append(struct buf *b, const void *p, size_t n) KG_WUR; /* -1 over max */
 int buf_puts(struct buf *b, const char *s) KG_WUR;
 int buf_printf(struct buf *b, const char *fmt, ...) KG_PRINTF(2, 3) KG_WUR;
-/* Append s as a JSON string literal, quotes included. */
+/* Append s as a JSON string literal, quotes included. The literal is always valid UTF-8
+ * JSON: each byte that is not part of valid UTF-8 becomes \ufffd, and control
+ * characters, DEL, the C1 controls and U+2028/U+2029 are escaped as \u sequences. */
 int buf_json_string(struct buf *b, const char *s, size_t n) KG_WUR;
+/* Flags of buf_escape_text. */
+#define UTIL_ESC_QUOTES 1  /* also escape '"' and '\\' (for a quoted key=value field) */
+#define UTIL_ESC_KEEP_NL 2 /* keep LF and TAB as they are (for multi-line terminal text) */
+/* Append s with everything a terminal or a log reader could take for control escaped:
+ * C0 controls and DEL as \n, \r, \t or \xNN, the C1 controls (U+0080..U+009F) and
+ * U+2028/U+2029 as \uNNNN, and each byte that is not part of valid UTF-8 as \xNN.
+ * Other text, UTF-8 included, is copied. */
+int buf_escape_text(struct buf *b, const char *s, size_t n, int flags) KG_WUR;
 void buf_reset(struct buf *b);
 char *buf_take(struct buf *b); /* ownership of data moves to the caller; b is reset */
 void buf_free(struct buf *b);
+
+/* The length (1 to 4) of the valid UTF-8 character at s, which has n bytes left; 0 when
+ * the bytes there are not valid UTF-8 (overlong forms and surrogates are not). */
+size_t util_utf8_char(const char *s, size_t n);
+/* A copy of s (n bytes) with each byte that is not part of valid UTF-8 replaced by
+ * U+FFFD. Inside valid JSON such bytes can only be in strings, so the copy of a JSON
+ * text stays JSON. The caller frees the result; *outlen (may be NULL) gets its length. */
+char *util_utf8_clean(const char *s, size_t n, size_t *outlen);
+/* A copy of s cut to at most max bytes on a UTF-8 character boundary, followed by
+ * " [... N bytes dropped]" when anything was cut; a plain copy when s fits. The caller
+ * frees the result. */
+char *util_cut_text(const char *s, size_t max);
 
 /* Time. util_now_ms: wall clock, ms since the epoch. util_mono_us: monotonic microseconds. */
 int64_t util_now_ms(void);

@@ -1,8 +1,11 @@
 /* test_playbook.c: parsing playbook files and matching their triggers. */
 #include "engine/playbook.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/env.h"
 #include "tests/unit/test.h"
@@ -116,9 +119,101 @@ test_matches(void)
     free(err);
 }
 
+static void
+write_text(const char *dir, const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    char *err = NULL;
+
+    T_ASSERT(util_write_file(path, text, strlen(text), 0600, &err) == 0);
+    free(err);
+    free(path);
+}
+
+static void
+link_to(const char *target, const char *dir, const char *name)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+
+    T_ASSERT(symlink(target, path) == 0);
+    free(path);
+}
+
+/* The folder loads regular files in it and refuses, without reading, symbolic links
+ * (to a playbook outside, to a secret, to a directory, even to a playbook inside),
+ * directories named *.lua and FIFOs. */
+static void
+test_folder_refuses_non_regular(void)
+{
+    char root[64];
+    char *pbdir, *outside, *secret, *good, *sub, *fifo, *cmd;
+    char *errs = NULL, *err = NULL;
+    struct sandbox *sb = env_sandbox_new(16u << 20, &err);
+    struct playbook_set set;
+
+    T_REQUIRE(sb != NULL);
+    snprintf(root, sizeof(root), "/tmp/kagari-test-pb-XXXXXX");
+    T_REQUIRE(mkdtemp(root) != NULL);
+    pbdir = xasprintf("%s/pb", root);
+    T_ASSERT(util_mkdirs(pbdir, 0700) == 0);
+    write_text(root, "outside.lua",
+               "return playbook{ name='outside', on={}, run=function() end }\n");
+    write_text(root, "secret.txt", "db_password = hunter2-SECRET-LINE\n");
+    write_text(pbdir, "good.lua", "return playbook{ name='good', on={}, run=function() end }\n");
+    outside = xasprintf("%s/outside.lua", root);
+    secret = xasprintf("%s/secret.txt", root);
+    good = xasprintf("%s/good.lua", pbdir);
+    link_to(outside, pbdir, "link-out.lua");
+    link_to(secret, pbdir, "link-secret.lua");
+    link_to(root, pbdir, "link-dir.lua");
+    link_to(good, pbdir, "link-in.lua");
+    sub = xasprintf("%s/sub.lua", pbdir);
+    T_ASSERT(mkdir(sub, 0700) == 0);
+    fifo = xasprintf("%s/fifo.lua", pbdir);
+    T_ASSERT(mkfifo(fifo, 0600) == 0);
+
+    T_REQUIRE(playbook_set_load(sb, pbdir, &set, &errs) == 0);
+    T_EQ_INT(set.n, 1);
+    if (set.n == 1) {
+        T_EQ_STR(set.v[0]->name, "good");
+    }
+    T_CONTAINS(errs, "link-out.lua: refused: a symbolic link");
+    T_CONTAINS(errs, "link-secret.lua: refused: a symbolic link");
+    T_CONTAINS(errs, "link-dir.lua: refused: a symbolic link");
+    T_CONTAINS(errs, "link-in.lua: refused: a symbolic link");
+    T_CONTAINS(errs, "sub.lua: refused: a directory");
+    T_CONTAINS(errs, "fifo.lua: refused: a FIFO");
+    T_ASSERT(errs == NULL || strstr(errs, "hunter2") == NULL);
+    T_ASSERT(errs == NULL || strstr(errs, "db_password") == NULL);
+    playbook_set_free(&set);
+    free(errs);
+    errs = NULL;
+
+    if (geteuid() != 0) { /* root reads a file of mode 000 anyway */
+        T_ASSERT(chmod(good, 0) == 0);
+        T_REQUIRE(playbook_set_load(sb, pbdir, &set, &errs) == 0);
+        T_EQ_INT(set.n, 0);
+        T_CONTAINS(errs, "good.lua: refused: Permission denied");
+        playbook_set_free(&set);
+        free(errs);
+    }
+    sandbox_free(sb);
+    cmd = xasprintf("rm -rf %s", root);
+    T_ASSERT(system(cmd) == 0);
+    free(cmd);
+    free(pbdir);
+    free(outside);
+    free(secret);
+    free(good);
+    free(sub);
+    free(fifo);
+    free(err);
+}
+
 TEST_LIST = {
     { "parse_ok", test_parse_ok },
     { "parse_errors", test_parse_errors },
     { "matches", test_matches },
+    { "folder_refuses_non_regular", test_folder_refuses_non_regular },
     { NULL, NULL },
 };

@@ -578,6 +578,142 @@ test_effect_done_after_commit_wakes_the_loop(void)
     post_alert("once", SEV_LOW);
     T_ASSERT(wait_state_blocking(1, "done", 3000));
     T_EQ_INT(probe.started[PROBE_ONCE], 1);
+
+/* ---- sizes: a run's error, log lines and journal values are capped ---- */
+
+/* size.echo(request_bytes, result_bytes[, bad]): an effect whose request and result
+ * hold that many bytes of 'x' (bad: the result has a byte that is not UTF-8). */
+static void *
+size_open(struct effect *ef, void *arg)
+{
+    const lua_Integer *n = arg;
+    struct buf b;
+
+    buf_init(&b, 0);
+    (void)!buf_puts(&b, "{\"r\":\"");
+    for (lua_Integer i = 0; i < n[1]; i++) {
+        (void)!buf_append(&b, "x", 1);
+    }
+    (void)!buf_puts(&b, n[2] ? "\xff\"}" : "\"}");
+    effect_done(ef, 1, b.data);
+    buf_free(&b);
+    return NULL;
+}
+
+static int
+l_size_echo(lua_State *L)
+{
+    struct effect_spec spec = { 0 };
+    lua_Integer n[3] = { luaL_checkinteger(L, 1), luaL_checkinteger(L, 2), lua_toboolean(L, 3) };
+    luaL_Buffer lb;
+
+    luaL_buffinit(L, &lb);
+    luaL_addstring(&lb, "{\"s\":\"");
+    for (lua_Integer i = 0; i < n[0]; i++) {
+        luaL_addchar(&lb, 'x');
+    }
+    luaL_addstring(&lb, "\"}");
+    luaL_pushresult(&lb);
+    spec.kind = "size.echo";
+    spec.request = lua_tostring(L, -1);
+    spec.open = size_open;
+    spec.arg = n;
+    return effect_run(L, &spec);
+}
+
+static int
+luaopen_size(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "echo", l_size_echo },
+        { NULL, NULL },
+    };
+
+    luaL_newlib(L, funcs);
+    return 1;
+}
+
+static const struct connector size_connector = {
+    "size", "the journal caps' test effect", luaopen_size, NULL, NULL, NULL, NULL, NULL,
+};
+
+/* Is s valid UTF-8 throughout? */
+static int
+utf8_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    for (size_t i = 0, l; i < n; i += l) {
+        if ((l = util_utf8_char(s + i, n - i)) == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+test_sizes(void)
+{
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+    char *e;
+
+    plugin_add_connector(&size_connector);
+    setup();
+    /* The sandbox's memory cap is 32 MiB here; the cut is the same for 50 MB. */
+    write_playbook("bigerr", "return playbook{ name='bigerr', on={source='bigerr'}, "
+                             "run=function() error(string.rep('x', 4e6)) end }\n");
+    write_playbook("badutf", "return playbook{ name='badutf', on={source='badutf'}, "
+                             "run=function() error('bad \\255\\192 end', 0) end }\n");
+    write_playbook("biglog", "return playbook{ name='biglog', on={source='biglog'}, "
+                             "run=function() log.info(string.rep('\\u{e9}', 5000)) end }\n");
+    write_playbook("bigio", "return playbook{ name='bigio', on={source='bigio'}, run=function()\n"
+                            "  local v, e = size.echo(5 * 1024 * 1024, 10)\n"
+                            "  log.info('req', v, e)\n"
+                            "  v, e = size.echo(10, 9 * 1024 * 1024)\n"
+                            "  log.info('res', v, e)\n"
+                            "  v, e = size.echo(10, 10, true)\n"
+                            "  log.info('bad', #v.r)\n"
+                            "end }\n");
+    start();
+    post_alert("bigerr", SEV_LOW);
+    post_alert("badutf", SEV_LOW);
+    post_alert("biglog", SEV_LOW);
+    post_alert("bigio", SEV_LOW);
+    T_ASSERT(wait_state(1, "failed", 5000));
+    e = run_error(1);
+    T_ASSERT(strlen(e) <= (16u << 10) + 64);
+    T_CONTAINS(e, "bytes dropped]");
+    free(e);
+    T_ASSERT(wait_state(2, "failed", 3000));
+    e = run_error(2);
+    T_ASSERT(utf8_ok(e));
+    T_CONTAINS(e, "bad \xef\xbf\xbd\xef\xbf\xbd end");
+    free(e);
+
+    T_ASSERT(wait_state(3, "done", 3000));
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 3, &j, &n, NULL) == 0);
+    T_REQUIRE(n == 1);
+    /* 4096 bytes of two-byte characters: 2048 of them, as JSON, not one split */
+    T_EQ_INT(strlen(j[0].request), strlen("{\"level\":\"info\",\"msg\":\"\"}") + 4096);
+    T_ASSERT(utf8_ok(j[0].request));
+    journal_entries_free(j, n);
+
+    T_ASSERT(wait_state(4, "done", 5000));
+    T_ASSERT(store_journal_load(tenant_find("t1")->db, 4, &j, &n, NULL) == 0);
+    T_REQUIRE(n == 6);
+    T_ASSERT(strlen(j[0].request) < 200); /* stored by size and hash, not whole */
+    T_CONTAINS(j[0].request, "\"too_large\":5242888");
+    T_EQ_INT(j[0].status, JOURNAL_FAILED);
+    T_CONTAINS(j[0].result, "over the journal's cap");
+    T_CONTAINS(j[1].request, "req nil size.echo: request of 5242888 bytes is over");
+    T_EQ_INT(j[2].status, JOURNAL_FAILED);
+    T_CONTAINS(j[2].result, "result of 9437192 bytes is over the journal's cap");
+    T_CONTAINS(j[3].request, "res nil result of");
+    T_EQ_INT(j[4].status, JOURNAL_DONE);
+    T_EQ_STR(j[4].result, "{\"r\":\"xxxxxxxxxx\xef\xbf\xbd\"}");
+    T_CONTAINS(j[5].request, "bad 13");
+    journal_entries_free(j, n);
     stop();
     teardown();
 }
@@ -590,5 +726,6 @@ TEST_LIST = {
     { "time_slices", test_time_slices },
     { "effect_driver", test_effect_driver },
     { "effect_done_after_commit_wakes_the_loop", test_effect_done_after_commit_wakes_the_loop },
+    { "sizes", test_sizes },
     { NULL, NULL },
 };

@@ -2,6 +2,7 @@
 #include "engine/util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "tests/unit/test.h"
 
@@ -27,6 +28,62 @@ test_buf_json_string(void)
     T_EQ_INT(buf_json_string(&b, "a\"b\\c\n\x01", 7), 0);
     T_EQ_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
     buf_free(&b);
+}
+
+/* The JSON of any bytes is valid UTF-8 with nothing a terminal or a JavaScript parser
+ * could take for control: DEL, C1 controls, U+2028/U+2029 escaped, invalid bytes U+FFFD. */
+static void
+test_buf_json_string_unsafe(void)
+{
+    struct buf b;
+
+    buf_init(&b, 0);
+    T_EQ_INT(buf_json_string(&b, "a\x7f\xc2\x85\xe2\x80\xa8\xe2\x80\xa9\x1b[2J", 14), 0);
+    T_EQ_STR(b.data, "\"a\\u007f\\u0085\\u2028\\u2029\\u001b[2J\"");
+    buf_reset(&b);
+    T_EQ_INT(buf_json_string(&b, "\xff\xc0\xafok\xe2\x80", 7), 0);
+    T_EQ_STR(b.data, "\"\\ufffd\\ufffd\\ufffdok\\ufffd\\ufffd\"");
+    buf_reset(&b);
+    T_EQ_INT(buf_json_string(&b, "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80", 14), 0);
+    T_EQ_STR(b.data, "\"caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80\"");
+    buf_free(&b);
+}
+
+static void
+test_buf_escape_text(void)
+{
+    struct buf b;
+    const char *s = "a\"\\\r\n\t\x1b\x7f\xc2\x9b\xe2\x80\xa8\xe2\x80\xa9\xff\xc3\xa9";
+
+    buf_init(&b, 0);
+    T_EQ_INT(buf_escape_text(&b, s, strlen(s), UTIL_ESC_QUOTES), 0);
+    T_EQ_STR(b.data, "a\\\"\\\\\\r\\n\\t\\x1b\\x7f\\u009b\\u2028\\u2029\\xff\xc3\xa9");
+    buf_reset(&b);
+    T_EQ_INT(buf_escape_text(&b, s, strlen(s), UTIL_ESC_KEEP_NL), 0);
+    T_EQ_STR(b.data, "a\"\\\\r\n\t\\x1b\\x7f\\u009b\\u2028\\u2029\\xff\xc3\xa9");
+    buf_free(&b);
+}
+
+static void
+test_utf8_clean_and_cut(void)
+{
+    char *s;
+    size_t n = 0;
+
+    s = util_utf8_clean("{\"a\":\"\xff\xc3\xa9\"}", 11, &n);
+    T_EQ_STR(s, "{\"a\":\"\xef\xbf\xbd\xc3\xa9\"}");
+    T_EQ_INT(n, 13);
+    free(s);
+    s = util_cut_text("short", 16);
+    T_EQ_STR(s, "short");
+    free(s);
+    s = util_cut_text("abc\xc3\xa9"
+                      "def",
+                      4); /* would split the e-acute: cut before it */
+    T_EQ_STR(s, "abc [... 5 bytes dropped]");
+    free(s);
+    T_EQ_INT(util_utf8_char("\xed\xa0\x80", 3), 0); /* a surrogate */
+    T_EQ_INT(util_utf8_char("\xf0\x9f\x98\x80", 4), 4);
 }
 
 static void
@@ -77,6 +134,9 @@ test_sha256(void)
 TEST_LIST = {
     { "buf_cap", test_buf_cap },
     { "buf_json_string", test_buf_json_string },
+    { "buf_json_string_unsafe", test_buf_json_string_unsafe },
+    { "buf_escape_text", test_buf_escape_text },
+    { "utf8_clean_and_cut", test_utf8_clean_and_cut },
     { "time_roundtrip", test_time_roundtrip },
     { "size_duration", test_size_duration },
     { "sha256", test_sha256 },
