@@ -578,6 +578,9 @@ test_effect_done_after_commit_wakes_the_loop(void)
     post_alert("once", SEV_LOW);
     T_ASSERT(wait_state_blocking(1, "done", 3000));
     T_EQ_INT(probe.started[PROBE_ONCE], 1);
+    stop();
+    teardown();
+}
 
 /* ---- sizes: a run's error, log lines and journal values are capped ---- */
 
