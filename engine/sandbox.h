@@ -90,6 +90,11 @@ void sandbox_task_kill(lua_State *co, struct sandbox_task *task, const char *rea
  * entry also records the traceback that sandbox_error_message shows. */
 int sandbox_resume(lua_State *co, lua_State *from, int nargs, int *nresults);
 
+/* Push the text tostring() gives a playbook for the value at idx: __tostring's result,
+ * or for a table, function, userdata or thread its __name or type name and never an
+ * address, so that replays of a run see the same text. May raise (a __tostring). */
+void sandbox_tolstring(lua_State *L, int idx);
+
 /* Render the error at the top of co (after a failed lua_resume) with a traceback,
  * without calling any metamethod of the error object. Returns a malloc'd string. */
 char *sandbox_error_message(lua_State *co);
