@@ -34,7 +34,10 @@ struct sandbox_task {
  * collectgarbage, print, string.dump; wraps setmetatable (refuses __gc), rawset
  * (refuses frozen tables), table.move (bounded ranges), and the pattern functions
  * string.find/match/gmatch/gsub (refuse a pattern whose worst case on that subject
- * would not finish within budget); protects the string metatable. */
+ * would not finish within budget); charges the C work of the other library functions
+ * that grow with their input; replaces pairs, next, tostring and table.sort with
+ * versions whose results are the same on every replay (fixed key order, no addresses,
+ * a stable sort) and refuses string.format's %p; protects the string metatable. */
 struct sandbox *sandbox_new(size_t memory_cap, char **errp);
 void sandbox_free(struct sandbox *sb); /* NULL is a no-op */
 lua_State *sandbox_state(struct sandbox *sb);
