@@ -608,6 +608,7 @@ sandbox_sorted_keys(lua_State *L, int t, const char *fn)
             sandbox_key_refuse(L, fn);
         }
     }
+    lua_settop(L, kt + 1); /* the keys and their descriptions */
     n = j;
     qsort(keys, (size_t)n, sizeof(*keys), sandbox_key_cmp);
     lua_createtable(L, (int)n, 0);
