@@ -1266,8 +1266,9 @@ l_sandbox_string_linear(lua_State *L)
     return sandbox_call_orig(L);
 }
 
-/* Charge one instruction per argument (string.char, utf8.char) or per value asked
- * for (string.byte), then call the real function. Upvalue 2 is its name. */
+/* Charge one instruction per argument (string.char, utf8.char, table.pack, select: each
+ * copies its arguments in one call) or per value asked for (string.byte), then call the
+ * real function. Upvalue 2 is its name. */
 static int
 l_sandbox_string_count(lua_State *L)
 {
@@ -1850,14 +1851,18 @@ sandbox_wrap(lua_State *L, int t, const char *name, lua_CFunction f)
     lua_setfield(L, t, name);
 }
 
-/* sandbox_wrap with the qualified name ("lib.name") as upvalue 2, for the wrappers that
- * serve several functions. */
+/* sandbox_wrap with the qualified name ("lib.name", or "name" without lib) as upvalue 2, for the
+ * wrappers that serve several functions. */
 static void
 sandbox_wrap_named(lua_State *L, int t, const char *lib, const char *name, lua_CFunction f)
 {
     t = lua_absindex(L, t);
     lua_getfield(L, t, name);
-    lua_pushfstring(L, "%s.%s", lib, name);
+    if (lib != NULL) {
+        lua_pushfstring(L, "%s.%s", lib, name);
+    } else {
+        lua_pushstring(L, name);
+    }
     lua_pushcclosure(L, f, 2);
     lua_setfield(L, t, name);
 }
@@ -1905,6 +1910,7 @@ l_sandbox_setup(lua_State *L)
     }
     sandbox_wrap(L, -1, "setmetatable", l_sandbox_setmetatable);
     sandbox_wrap(L, -1, "rawset", l_sandbox_rawset);
+    sandbox_wrap_named(L, -1, NULL, "select", l_sandbox_string_count);
     lua_pushcfunction(L, l_sandbox_next);
     lua_setfield(L, -2, "next");
     lua_pushcfunction(L, l_sandbox_pairs);
@@ -1958,6 +1964,7 @@ l_sandbox_setup(lua_State *L)
     lua_setfield(L, -2, "insert");
     lua_pushcfunction(L, l_sandbox_table_remove);
     lua_setfield(L, -2, "remove");
+    sandbox_wrap_named(L, -1, "table", "pack", l_sandbox_string_count);
     lua_pop(L, 1);
 
     /* math: random numbers come from the engine (journaled), never from the state. */

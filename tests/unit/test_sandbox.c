@@ -1123,6 +1123,14 @@ test_c_work_charged(void)
                 "local function f(...) for i = 1, 200 do utf8.char(...) end end "
                 "f(string.rep('a', 1e5):byte(1, -1))",
                 "instruction budget exceeded");
+    expect_fail(sb,
+                "local function f(...) for i = 1, 60 do table.pack(...) end end "
+                "f(string.rep('a', 1e5):byte(1, -1))",
+                "instruction budget exceeded");
+    expect_fail(sb,
+                "local function f(...) for i = 1, 200 do select(2, ...) end end "
+                "f(string.rep('a', 1e5):byte(1, -1))",
+                "instruction budget exceeded");
     expect_fail(sb, "for i = 1, 100 do string.pack('c1000000', '') end",
                 "instruction budget exceeded");
     expect_fail(sb, "local s = string.rep('x', 1e6) for i = 1, 100 do string.format('%q', s) end",
@@ -1136,9 +1144,10 @@ test_c_work_charged(void)
         ".. string.char(104, 105) .. utf8.char(233) .. #string.pack('c4', 'ab') .. "
         "select('#', ('abc'):byte(1, -1)) .. string.rep('ab', 2, '-') .. "
         "string.format('%5.1f|%q', 1.25, 'a\\n') .. table.concat({1, 2}, '+') .. "
-        "utf8.offset('abc', -1) .. utf8.codepoint('abc', 3)",
+        "utf8.offset('abc', -1) .. utf8.codepoint('abc', 3) .. table.pack(1, 2).n .. "
+        "select('#', 1, 2) .. select(2, 'a', 'b')",
         "ABCabccba2hi\xc3\xa9"
-        "43ab-ab  1.2|\"a\\\n\"1+2399");
+        "43ab-ab  1.2|\"a\\\n\"1+239922b");
     sandbox_free(sb);
     sandbox_free(big);
 }
