@@ -10,6 +10,7 @@
 #include "engine/kagari.h"
 #include "engine/ljson.h"
 #include "engine/playbook.h"
+#include "engine/sandbox.h"
 
 #define BUILTIN_LOG_MAX 4096       /* bytes of one log line from a playbook */
 #define BUILTIN_SLEEP_MAX 31622400 /* seconds: one year */
@@ -167,7 +168,7 @@ log_at(lua_State *L, const char *level, enum log_level lv)
         if (i > 1) {
             luaL_addchar(&lb, ' ');
         }
-        luaL_tolstring(L, i, NULL);
+        sandbox_tolstring(L, i); /* no addresses: a replay logs the same */
         luaL_addvalue(&lb);
         if (luaL_bufflen(&lb) >= BUILTIN_LOG_MAX) {
             break;

@@ -37,6 +37,20 @@
 #define SANDBOX_BYTES_PER_INSTRUCTION 64
 #define SANDBOX_ALLOC_HOOK (8u << 20)
 
+/* Most work, in instructions, one call of a library C function may do. Such a call runs
+ * with no hook and cannot yield a time slice, so every tenant waits for it: 1e8
+ * instructions are about 0.4 s. Work under it is charged to the run's budget. */
+#define SANDBOX_CALL_STEPS 1e8
+
+/* Instructions one comparison of table.sort costs (measured: a string comparison and
+ * the moves around it take about as long as 16 VM instructions), and bytes of the
+ * shorter string compared per further instruction. */
+#define SANDBOX_SORT_COMPARE 16
+#define SANDBOX_SORT_BYTES 8
+
+/* Bytes a per-byte C loop (string.upper, %q, utf8.len) handles per instruction. */
+#define SANDBOX_LOOP_BYTES 4
+
 struct sandbox {
     lua_State *L;
     size_t used; /* bytes the allocator has handed out */
@@ -250,6 +264,25 @@ sandbox_charge(lua_State *L, double cost)
     }
 }
 
+/* Raise when total, the work of one library C call, is over SANDBOX_CALL_STEPS. */
+static void
+sandbox_call_limit(lua_State *L, const char *fn, double total)
+{
+    if (!(total <= SANDBOX_CALL_STEPS)) {
+        luaL_error(L, "%s: %I steps of work in one call is over the sandbox limit of %I", fn,
+                   (lua_Integer)(total < 1e18 ? total : 1e18), (lua_Integer)SANDBOX_CALL_STEPS);
+    }
+}
+
+/* Charge the work of one library C call, refusing it when it is over the per-call limit
+ * (SANDBOX_CALL_STEPS) even if the run's budget could pay for it. */
+static void
+sandbox_call_work(lua_State *L, const char *fn, double cost)
+{
+    sandbox_call_limit(L, fn, cost);
+    sandbox_charge(L, cost);
+}
+
 void
 sandbox_task_attach(lua_State *co, struct sandbox_task *task)
 {
@@ -423,6 +456,312 @@ sandbox_error_message(lua_State *co)
     return out;
 }
 
+/* ---- deterministic iteration and tostring ----
+ *
+ * A run is re-executed from the start after a restart and its effects are matched
+ * against the journal, so nothing a playbook can observe may differ between processes.
+ * Lua's next() walks the hash part in an order that depends on the per-state string
+ * hash seed and on addresses, and tostring() of a table shows its address. In the
+ * sandbox, pairs and next visit keys in one total order (numbers ascending, then
+ * strings bytewise, then false and true, then at most one key of another type), and
+ * tostring names the type without an address. */
+
+/* One key of a table being ordered; pos is its index in the table of keys, which keeps
+ * the strings s points into alive. */
+struct sandbox_key {
+    int rank; /* 0 number, 1 string, 2 boolean, 3 anything else */
+    int isint;
+    lua_Integer i;
+    lua_Number f;
+    const char *s;
+    size_t len;
+    lua_Integer pos;
+};
+
+/* Is integer i less than float f (not NaN: NaN is never a key)? i < f exactly when i <
+ * ceil(f), for f within the integer range. */
+static int
+sandbox_int_lt_float(lua_Integer i, lua_Number f)
+{
+    if (f >= 0x1p63) {
+        return 1;
+    }
+    if (f <= -0x1p63) {
+        return 0;
+    }
+    return i < (lua_Integer)ceil(f);
+}
+
+static int
+sandbox_float_lt_int(lua_Number f, lua_Integer i)
+{
+    if (f >= 0x1p63) {
+        return 0;
+    }
+    if (f < -0x1p63) {
+        return 1;
+    }
+    return (lua_Integer)floor(f) < i;
+}
+
+static int
+sandbox_key_cmp(const void *pa, const void *pb)
+{
+    const struct sandbox_key *a = pa, *b = pb;
+    int c;
+
+    if (a->rank != b->rank) {
+        return a->rank < b->rank ? -1 : 1;
+    }
+    switch (a->rank) {
+    case 0:
+        if (a->isint && b->isint) {
+            return a->i < b->i ? -1 : a->i > b->i;
+        }
+        if (a->isint) {
+            return sandbox_int_lt_float(a->i, b->f) ? -1 : 1; /* never equal: one key */
+        }
+        if (b->isint) {
+            return sandbox_float_lt_int(a->f, b->i) ? -1 : 1;
+        }
+        return a->f < b->f ? -1 : a->f > b->f;
+    case 1:
+        c = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
+        if (c != 0) {
+            return c;
+        }
+        return a->len < b->len ? -1 : a->len > b->len;
+    case 2:
+        return a->i < b->i ? -1 : a->i > b->i;
+    default:
+        return 0; /* at most one such key (sandbox_key_fill refuses more) */
+    }
+}
+
+/* Describe the value at idx (a key of some table) in k. */
+static void
+sandbox_key_fill(lua_State *L, int idx, struct sandbox_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+        k->rank = 0;
+        k->isint = lua_isinteger(L, idx);
+        if (k->isint) {
+            k->i = lua_tointeger(L, idx);
+        } else {
+            k->f = lua_tonumber(L, idx);
+        }
+        break;
+    case LUA_TSTRING:
+        k->rank = 1;
+        k->s = lua_tolstring(L, idx, &k->len); /* a string already: no conversion */
+        break;
+    case LUA_TBOOLEAN:
+        k->rank = 2;
+        k->i = lua_toboolean(L, idx);
+        break;
+    default:
+        k->rank = 3;
+        break;
+    }
+}
+
+static int
+sandbox_key_refuse(lua_State *L, const char *fn)
+{
+    return luaL_error(L,
+                      "%s: a table with more than one key that is a table, function, userdata "
+                      "or thread has no order that is the same on replay",
+                      fn);
+}
+
+/* Push a new array of the keys of the table at t in the sandbox's order. Charges the
+ * walk and the sort; raises (naming fn) when the table has two keys of rank 3. */
+static void
+sandbox_sorted_keys(lua_State *L, int t, const char *fn)
+{
+    lua_Integer n = 0, j;
+    struct sandbox_key *keys;
+    int others = 0;
+    int kt;
+
+    t = lua_absindex(L, t);
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        lua_pop(L, 1);
+        n++;
+    }
+    sandbox_call_work(L, fn, (double)n * (n > 1 ? 2 + log2((double)n) : 1));
+    lua_createtable(L, n > INT32_MAX ? INT32_MAX : (int)n, 0); /* the keys, unordered */
+    kt = lua_gettop(L);
+    keys = lua_newuserdatauv(L, (size_t)n * sizeof(*keys) + 1, 0);
+    j = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0 && j < n) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, kt, ++j);
+        sandbox_key_fill(L, -1, &keys[j - 1]);
+        keys[j - 1].pos = j;
+        if (keys[j - 1].rank == 3 && ++others > 1) {
+            sandbox_key_refuse(L, fn);
+        }
+    }
+    lua_settop(L, kt + 1); /* the keys and their descriptions */
+    n = j;
+    qsort(keys, (size_t)n, sizeof(*keys), sandbox_key_cmp);
+    lua_createtable(L, (int)n, 0);
+    for (j = 0; j < n; j++) {
+        lua_rawgeti(L, kt, keys[j].pos);
+        lua_rawseti(L, -2, j + 1);
+    }
+    lua_replace(L, kt);
+    lua_pop(L, 1); /* the descriptions */
+}
+
+/* next(t [, k]): the key after k in the sandbox's order (the first with no k) and its
+ * value, or nil. One call walks the whole table (charged), so a loop of next() over a
+ * big table is quadratic; pairs() orders once. */
+static int
+l_sandbox_next(lua_State *L)
+{
+    struct sandbox_key after, best, cur;
+    int have_after, have_best = 0, others = 0;
+    double count = 0;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    have_after = !lua_isnil(L, 2);
+    if (have_after) {
+        sandbox_key_fill(L, 2, &after);
+    }
+    lua_pushnil(L); /* 3: the best key so far */
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        lua_pop(L, 1);
+        count++;
+        sandbox_key_fill(L, -1, &cur);
+        if (cur.rank == 3 && ++others > 1) {
+            sandbox_key_refuse(L, "next");
+        }
+        if (have_after && sandbox_key_cmp(&cur, &after) <= 0) {
+            continue;
+        }
+        if (!have_best || sandbox_key_cmp(&cur, &best) < 0) {
+            best = cur;
+            have_best = 1;
+            lua_pushvalue(L, -1);
+            lua_replace(L, 3);
+        }
+    }
+    sandbox_call_work(L, "next", count + 1);
+    if (!have_best) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushvalue(L, 3);
+    lua_rawget(L, 1);
+    return 2;
+}
+
+/* The iterator pairs() returns: upvalue 1 the table, 2 its keys in order, 3 the
+ * position. Keys whose value was set to nil during the loop are skipped; keys added
+ * during the loop are not visited (adding keys during a traversal is undefined in Lua
+ * anyway). */
+static int
+l_sandbox_pairs_iter(lua_State *L)
+{
+    lua_Integer i = lua_tointeger(L, lua_upvalueindex(3));
+    lua_Integer n = (lua_Integer)lua_rawlen(L, lua_upvalueindex(2));
+
+    while (++i <= n) {
+        lua_rawgeti(L, lua_upvalueindex(2), i);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {
+            lua_pushinteger(L, i);
+            lua_replace(L, lua_upvalueindex(3));
+            return 2;
+        }
+        lua_pop(L, 2);
+    }
+    lua_pushinteger(L, n);
+    lua_replace(L, lua_upvalueindex(3));
+    lua_pushnil(L);
+    return 1;
+}
+
+/* Push the iterator over the table at t, in the sandbox's order. */
+static void
+sandbox_push_pairs_iter(lua_State *L, int t, const char *fn)
+{
+    t = lua_absindex(L, t);
+    lua_pushvalue(L, t);
+    sandbox_sorted_keys(L, t, fn);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, l_sandbox_pairs_iter, 3);
+}
+
+/* pairs(t): a __pairs metamethod is honoured, as in Lua; a plain table is visited in
+ * the sandbox's order, from a list of its keys made here (charged). */
+static int
+l_sandbox_pairs(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (luaL_getmetafield(L, 1, "__pairs") != LUA_TNIL) {
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 3);
+        return 3;
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    sandbox_push_pairs_iter(L, 1, "pairs");
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+void
+sandbox_tolstring(lua_State *L, int idx)
+{
+    int t;
+
+    idx = lua_absindex(L, idx);
+    if (luaL_callmeta(L, idx, "__tostring")) {
+        if (!lua_isstring(L, -1)) {
+            luaL_error(L, "'__tostring' must return a string");
+        }
+        return;
+    }
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+    case LUA_TBOOLEAN:
+    case LUA_TNUMBER:
+    case LUA_TSTRING:
+        luaL_tolstring(L, idx, NULL);
+        return;
+    default:
+        break;
+    }
+    t = luaL_getmetafield(L, idx, "__name");
+    if (t == LUA_TSTRING) {
+        return;
+    }
+    if (t != LUA_TNIL) {
+        lua_pop(L, 1);
+    }
+    lua_pushstring(L, luaL_typename(L, idx));
+}
+
+/* tostring(v) with no address (see sandbox_tolstring). */
+static int
+l_sandbox_tostring(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    sandbox_tolstring(L, 1);
+    return 1;
+}
+
 /* ---- protected proxies ---- */
 
 /* __newindex of every read-only proxy. */
@@ -433,23 +772,11 @@ l_sandbox_readonly(lua_State *L)
                       lua_tostring(L, lua_upvalueindex(1)));
 }
 
-/* Iterator of a proxy's __pairs: next() over the real table, which it never hands out. */
-static int
-l_sandbox_proxy_next(lua_State *L)
-{
-    lua_settop(L, 2);
-    if (lua_next(L, lua_upvalueindex(1)) != 0) {
-        return 2;
-    }
-    lua_pushnil(L);
-    return 1;
-}
-
+/* A proxy's __pairs: the real table (which it never hands out) in the sandbox's order. */
 static int
 l_sandbox_proxy_pairs(lua_State *L)
 {
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushcclosure(L, l_sandbox_proxy_next, 1);
+    sandbox_push_pairs_iter(L, lua_upvalueindex(1), "pairs");
     lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
@@ -635,6 +962,9 @@ l_sandbox_table_concat(lua_State *L)
     i = luaL_optinteger(L, 3, 1);
     last = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
     sandbox_check_range(L, "concat", i, last);
+    if (i <= last) { /* each element is fetched, checked and copied: ~8 instructions */
+        sandbox_call_work(L, "table.concat", ((double)last - (double)i + 1) * 8);
+    }
     lua_settop(L, 2);
     lua_pushinteger(L, i);
     lua_pushinteger(L, last);
@@ -717,42 +1047,119 @@ l_sandbox_table_remove(lua_State *L)
     return 1;
 }
 
-/* table.sort with a bounded length. A table with a __len metamethod is sorted through
- * a plain copy, so the real sort sees the length that was checked. */
+struct sandbox_sort {
+    lua_State *L;
+    int cmp;        /* stack index of the order function, or 0 */
+    double pending; /* work not yet charged */
+    double spent;   /* work of this call so far */
+};
+
+/* Charge the pending work of a sort; raise if the call is now over its limit. */
+static void
+sandbox_sort_flush(struct sandbox_sort *s)
+{
+    s->spent += s->pending;
+    sandbox_call_limit(s->L, "table.sort", s->spent);
+    sandbox_charge(s->L, s->pending);
+    s->pending = 0;
+}
+
+/* Is the value at a less than the one at b (absolute indices)? Charges a string comparison by the
+ * length of the shorter string (strcoll walks it), in batches. */
+static int
+sandbox_sort_less(struct sandbox_sort *s, int a, int b)
+{
+    lua_State *L = s->L;
+    int lt;
+
+    if (s->cmp != 0) {
+        lua_pushvalue(L, s->cmp);
+        lua_pushvalue(L, a);
+        lua_pushvalue(L, b);
+        lua_call(L, 2, 1);
+        lt = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    } else {
+        if (lua_type(L, a) == LUA_TSTRING && lua_type(L, b) == LUA_TSTRING) {
+            size_t la = lua_rawlen(L, a), lb = lua_rawlen(L, b);
+
+            s->pending += (double)(la < lb ? la : lb) / SANDBOX_SORT_BYTES;
+        }
+        lt = lua_compare(L, a, b, LUA_OPLT);
+    }
+    if (s->pending >= 100000) {
+        sandbox_sort_flush(s);
+    }
+    return lt;
+}
+
+/* table.sort as a stable merge sort written here. Lua's own quicksort picks a random
+ * pivot for big arrays, so elements that compare equal could end in a different order
+ * on replay; and it runs with no way to charge its comparisons. Here the comparisons are
+ * bounded (n log n of them, charged before starting, refused past SANDBOX_CALL_STEPS),
+ * the bytes compared are charged as it goes, and the elements are sorted in two scratch
+ * arrays and written back once (through __index/__newindex, as Lua's sort does). */
 static int
 l_sandbox_table_sort(lua_State *L)
 {
-    lua_Integer n, i;
+    struct sandbox_sort s = { L, 0, 0, 0 };
+    lua_Integer n, i, width;
+    int src = 3, dst = 4;
 
     sandbox_checktab(L, 1, 1);
     n = luaL_len(L, 1);
-    if (n > 1) {
-        sandbox_check_range(L, "sort", 1, n);
-        sandbox_charge(L, (double)n * log2((double)n));
-    }
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TFUNCTION);
+        s.cmp = 2;
     }
     lua_settop(L, 2);
-    if (luaL_getmetafield(L, 1, "__len") == LUA_TNIL) {
-        return sandbox_call_orig(L);
-    }
-    lua_pop(L, 1);
     if (n <= 1) {
         return 0;
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
+    sandbox_check_range(L, "sort", 1, n);
+    s.spent = (double)n * ceil(log2((double)n)) * SANDBOX_SORT_COMPARE;
+    sandbox_call_work(L, "table.sort", s.spent);
+    lua_createtable(L, (int)n, 0);
     lua_createtable(L, (int)n, 0);
     for (i = 1; i <= n; i++) {
         lua_geti(L, 1, i);
-        lua_seti(L, -2, i);
+        lua_rawseti(L, src, i);
     }
-    lua_pushvalue(L, -1);
-    lua_insert(L, 3); /* t cmp copy sort copy */
-    lua_pushvalue(L, 2);
-    lua_call(L, 2, 0);
+    for (width = 1; width < n; width *= 2) {
+        for (lua_Integer lo = 1; lo <= n; lo += 2 * width) {
+            lua_Integer mid = lo + width - 1 < n ? lo + width - 1 : n;
+            lua_Integer hi = lo + 2 * width - 1 < n ? lo + 2 * width - 1 : n;
+            lua_Integer a = lo, b = mid + 1, k = lo;
+
+            while (a <= mid && b <= hi) {
+                lua_rawgeti(L, src, a);
+                lua_rawgeti(L, src, b);
+                if (sandbox_sort_less(&s, lua_gettop(L),
+                                      lua_gettop(L) - 1)) { /* take b only when b < a: stable */
+                    lua_rawseti(L, dst, k++);
+                    lua_pop(L, 1);
+                    b++;
+                } else {
+                    lua_pop(L, 1);
+                    lua_rawseti(L, dst, k++);
+                    a++;
+                }
+            }
+            for (; a <= mid; a++) {
+                lua_rawgeti(L, src, a);
+                lua_rawseti(L, dst, k++);
+            }
+            for (; b <= hi; b++) {
+                lua_rawgeti(L, src, b);
+                lua_rawseti(L, dst, k++);
+            }
+        }
+        src = src == 3 ? 4 : 3;
+        dst = dst == 3 ? 4 : 3;
+    }
+    sandbox_sort_flush(&s);
     for (i = 1; i <= n; i++) {
-        lua_geti(L, 3, i);
+        lua_rawgeti(L, src, i);
         lua_seti(L, 1, i);
     }
     return 0;
@@ -783,7 +1190,134 @@ l_sandbox_string_rep(lua_State *L)
         return luaL_error(L, "string.rep: a result of %f bytes does not fit in the memory left",
                           total);
     }
-    sandbox_charge(L, (double)n);
+    sandbox_call_work(L, "string.rep", (double)n * 2 + total / SANDBOX_LOOP_BYTES);
+    return sandbox_call_orig(L);
+}
+
+/* string.format: '%p' (an address) is refused, '%s' of a table, function, userdata or
+ * thread gives sandbox_tolstring's text (no address), and the work is charged: the
+ * format, the strings '%s' copies, and '%q', which escapes byte by byte. Widths and
+ * precisions need no bound: Lua takes at most two digits of each. */
+static int
+l_sandbox_string_format(lua_State *L)
+{
+    size_t lf, l;
+    const char *f = luaL_checklstring(L, 1, &lf);
+    const char *end = f + lf;
+    int arg = 1, top = lua_gettop(L);
+    double cost = (double)lf;
+
+    while (f < end) {
+        if (*f++ != '%') {
+            continue;
+        }
+        if (f < end && *f == '%') {
+            f++;
+            continue;
+        }
+        while (f < end && strchr("-+ #0123456789.", *f) != NULL) {
+            f++;
+        }
+        if (f >= end) {
+            break; /* the real function names the bad conversion */
+        }
+        if (++arg > top) {
+            break;
+        }
+        switch (*f++) {
+        case 'p':
+            return luaL_error(L, "string.format: '%%p' is not allowed in playbooks (an address "
+                                 "differs on replay)");
+        case 's':
+            if (lua_type(L, arg) != LUA_TSTRING && lua_type(L, arg) != LUA_TNUMBER) {
+                sandbox_tolstring(L, arg);
+                lua_replace(L, arg);
+            }
+            luaL_tolstring(L, arg, &l);
+            lua_pop(L, 1);
+            cost += (double)l / SANDBOX_BYTES_PER_INSTRUCTION;
+            break;
+        case 'q':
+            if (lua_type(L, arg) == LUA_TSTRING) {
+                lua_tolstring(L, arg, &l);
+                cost += (double)l * 4;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    sandbox_call_work(L, "string.format", cost);
+    return sandbox_call_orig(L);
+}
+
+/* Charge work proportional to the length of the string argument 1, at bytes_per_step
+ * bytes per instruction, then call the real function (string.upper, lower, reverse,
+ * utf8.len, codepoint, offset). Upvalue 2 is the function's name. */
+static int
+l_sandbox_string_linear(lua_State *L)
+{
+    size_t l = 0;
+
+    if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
+        lua_tolstring(L, 1, &l);
+    }
+    sandbox_call_work(L, lua_tostring(L, lua_upvalueindex(2)), (double)l / SANDBOX_LOOP_BYTES + 1);
+    return sandbox_call_orig(L);
+}
+
+/* Charge one instruction per argument (string.char, utf8.char, table.pack, select: each
+ * copies its arguments in one call) or per value asked for (string.byte), then call the
+ * real function. Upvalue 2 is its name. */
+static int
+l_sandbox_string_count(lua_State *L)
+{
+    const char *fn = lua_tostring(L, lua_upvalueindex(2));
+    double count = lua_gettop(L);
+
+    if (strcmp(fn, "string.byte") == 0) {
+        size_t l;
+        lua_Integer i, j;
+
+        luaL_checklstring(L, 1, &l);
+        i = luaL_optinteger(L, 2, 1);
+        j = luaL_optinteger(L, 3, i);
+        i = i < 0 ? (lua_Integer)l + i + 1 : i;
+        j = j < 0 ? (lua_Integer)l + j + 1 : j;
+        count = j >= i ? (double)j - (double)i + 1 : 0;
+        if (count > (double)l) {
+            count = (double)l;
+        }
+    }
+    sandbox_call_work(L, fn, count + 1);
+    return sandbox_call_orig(L);
+}
+
+/* string.pack: an option's size ("c1000000", "i16", "!8", "X...") is work the packer
+ * does byte by byte (padding), so every number in the format is charged, and so are
+ * the strings packed. */
+static int
+l_sandbox_string_pack(lua_State *L)
+{
+    size_t lf, l;
+    const char *f = luaL_checklstring(L, 1, &lf);
+    double cost = (double)lf, num = 0;
+
+    for (size_t i = 0; i <= lf; i++) {
+        if (i < lf && isdigit((unsigned char)f[i])) {
+            num = num * 10 + (f[i] - '0');
+        } else {
+            cost += num / SANDBOX_LOOP_BYTES;
+            num = 0;
+        }
+    }
+    for (int i = 2; i <= lua_gettop(L); i++) {
+        if (lua_type(L, i) == LUA_TSTRING) {
+            lua_tolstring(L, i, &l);
+            cost += (double)l / SANDBOX_BYTES_PER_INSTRUCTION;
+        }
+    }
+    sandbox_call_work(L, "string.pack", cost);
     return sandbox_call_orig(L);
 }
 
@@ -1317,6 +1851,22 @@ sandbox_wrap(lua_State *L, int t, const char *name, lua_CFunction f)
     lua_setfield(L, t, name);
 }
 
+/* sandbox_wrap with the qualified name ("lib.name", or "name" without lib) as upvalue 2, for the
+ * wrappers that serve several functions. */
+static void
+sandbox_wrap_named(lua_State *L, int t, const char *lib, const char *name, lua_CFunction f)
+{
+    t = lua_absindex(L, t);
+    lua_getfield(L, t, name);
+    if (lib != NULL) {
+        lua_pushfstring(L, "%s.%s", lib, name);
+    } else {
+        lua_pushstring(L, name);
+    }
+    lua_pushcclosure(L, f, 2);
+    lua_setfield(L, t, name);
+}
+
 static void
 sandbox_open_lib(lua_State *L, const char *name, lua_CFunction openf)
 {
@@ -1360,6 +1910,13 @@ l_sandbox_setup(lua_State *L)
     }
     sandbox_wrap(L, -1, "setmetatable", l_sandbox_setmetatable);
     sandbox_wrap(L, -1, "rawset", l_sandbox_rawset);
+    sandbox_wrap_named(L, -1, NULL, "select", l_sandbox_string_count);
+    lua_pushcfunction(L, l_sandbox_next);
+    lua_setfield(L, -2, "next");
+    lua_pushcfunction(L, l_sandbox_pairs);
+    lua_setfield(L, -2, "pairs");
+    lua_pushcfunction(L, l_sandbox_tostring);
+    lua_setfield(L, -2, "tostring");
     lua_pushcfunction(L, l_sandbox_xpcall);
     lua_setfield(L, -2, "xpcall");
     lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_globals);
@@ -1387,6 +1944,13 @@ l_sandbox_setup(lua_State *L)
     sandbox_wrap(L, -1, "match", l_sandbox_string_match);
     sandbox_wrap(L, -1, "gmatch", l_sandbox_string_gmatch);
     sandbox_wrap(L, -1, "gsub", l_sandbox_string_gsub);
+    sandbox_wrap(L, -1, "format", l_sandbox_string_format);
+    sandbox_wrap(L, -1, "pack", l_sandbox_string_pack);
+    sandbox_wrap_named(L, -1, "string", "upper", l_sandbox_string_linear);
+    sandbox_wrap_named(L, -1, "string", "lower", l_sandbox_string_linear);
+    sandbox_wrap_named(L, -1, "string", "reverse", l_sandbox_string_linear);
+    sandbox_wrap_named(L, -1, "string", "char", l_sandbox_string_count);
+    sandbox_wrap_named(L, -1, "string", "byte", l_sandbox_string_count);
     lua_pop(L, 1);
 
     sandbox_open_lib(L, LUA_TABLIBNAME, luaopen_table);
@@ -1394,11 +1958,13 @@ l_sandbox_setup(lua_State *L)
     sandbox_wrap(L, -1, "concat", l_sandbox_table_concat);
     sandbox_wrap(L, -1, "unpack", l_sandbox_table_unpack);
     sandbox_wrap(L, -1, "move", l_sandbox_table_move);
-    sandbox_wrap(L, -1, "sort", l_sandbox_table_sort);
+    lua_pushcfunction(L, l_sandbox_table_sort);
+    lua_setfield(L, -2, "sort");
     lua_pushcfunction(L, l_sandbox_table_insert);
     lua_setfield(L, -2, "insert");
     lua_pushcfunction(L, l_sandbox_table_remove);
     lua_setfield(L, -2, "remove");
+    sandbox_wrap_named(L, -1, "table", "pack", l_sandbox_string_count);
     lua_pop(L, 1);
 
     /* math: random numbers come from the engine (journaled), never from the state. */
@@ -1411,6 +1977,12 @@ l_sandbox_setup(lua_State *L)
     lua_pop(L, 1);
 
     sandbox_open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8);
+    lua_getfield(L, -1, LUA_UTF8LIBNAME);
+    sandbox_wrap_named(L, -1, "utf8", "char", l_sandbox_string_count);
+    sandbox_wrap_named(L, -1, "utf8", "len", l_sandbox_string_linear);
+    sandbox_wrap_named(L, -1, "utf8", "codepoint", l_sandbox_string_linear);
+    sandbox_wrap_named(L, -1, "utf8", "offset", l_sandbox_string_linear);
+    lua_pop(L, 1);
     return 0;
 }
 

@@ -34,7 +34,10 @@ struct sandbox_task {
  * collectgarbage, print, string.dump; wraps setmetatable (refuses __gc), rawset
  * (refuses frozen tables), table.move (bounded ranges), and the pattern functions
  * string.find/match/gmatch/gsub (refuse a pattern whose worst case on that subject
- * would not finish within budget); protects the string metatable. */
+ * would not finish within budget); charges the C work of the other library functions
+ * that grow with their input; replaces pairs, next, tostring and table.sort with
+ * versions whose results are the same on every replay (fixed key order, no addresses,
+ * a stable sort) and refuses string.format's %p; protects the string metatable. */
 struct sandbox *sandbox_new(size_t memory_cap, char **errp);
 void sandbox_free(struct sandbox *sb); /* NULL is a no-op */
 lua_State *sandbox_state(struct sandbox *sb);
@@ -89,6 +92,11 @@ void sandbox_task_kill(lua_State *co, struct sandbox_task *task, const char *rea
  * later lua_resetthread (or reuse) of it would run __close handlers with no budget. The
  * entry also records the traceback that sandbox_error_message shows. */
 int sandbox_resume(lua_State *co, lua_State *from, int nargs, int *nresults);
+
+/* Push the text tostring() gives a playbook for the value at idx: __tostring's result,
+ * or for a table, function, userdata or thread its __name or type name and never an
+ * address, so that replays of a run see the same text. May raise (a __tostring). */
+void sandbox_tolstring(lua_State *L, int idx);
 
 /* Render the error at the top of co (after a failed lua_resume) with a traceback,
  * without calling any metamethod of the error object. Returns a malloc'd string. */

@@ -150,6 +150,51 @@ def test_sleep_across_restart():
         d.stop()
 
 
+PAIRS = playbook("pairs", "it.pairs", '''    local devices = {}
+    for _, name in ipairs({"ws-17", "srv-db", "laptop-9", "ws-03", "kiosk", "srv-web",
+                           "printer-2", "vpn-gw"}) do
+        devices[name] = { isolated = false }
+    end
+    for k, v in pairs(devices) do
+        sleep(0.2)
+        log.info(k, v)
+    end''')
+
+
+def test_pairs_replay_after_kill9():
+    """A run that loops pairs() over 8 devices (string keys: hash order) with a sleep and
+    a log per device is killed with -9 in the middle; after the restart its replay visits
+    the keys in the same order, so it ends done, not diverged, with each device logged
+    exactly once (and tostring of a table in the log shows no address)."""
+    names = ["ws-17", "srv-db", "laptop-9", "ws-03", "kiosk", "srv-web", "printer-2", "vpn-gw"]
+    with Daemon("pairs") as d:
+        d.write_playbook("pairs.lua", PAIRS)
+        d.start()
+        aid = expect_accepted(d.post({"source": "it.pairs", "source_id": "pr-1"}), 1)[0]
+        run = d.wait_run_state(aid, "waiting", timeout=10)
+
+        def logged():
+            return [e for e in d.db_journal(run["id"]) if e["kind"] == "log"]
+        wait_for(lambda: len(logged()) >= 3, 10, "3 devices logged before the kill")
+        d.kill9()
+        before = len(logged())
+        check(before < 8, "the run had logged every device before the kill")
+        d.restart()
+        run = d.wait_run_final(aid, timeout=20)
+        check(run["state"] == "done", "run after the restart: %r" % run)
+        j = d.db_journal(run["id"])
+        msgs = [e["request"]["msg"] for e in j if e["kind"] == "log"]
+        check(sorted(msgs) == sorted(n + " table" for n in names),
+              "each device logged exactly once: %r" % msgs)
+        check(msgs == [n + " table" for n in sorted(names)],
+              "devices not visited in key order: %r" % msgs)
+        check(all(e["status"] == "done" for e in j), "journal statuses: %r" % j)
+        d.stop()
+
+
+test_pairs_replay_after_kill9.TIMEOUT = 90
+
+
 def test_divergence():
     """A parked run whose recorded step no longer matches the playbook fails with a
     'diverged' error after the restart, instead of going on."""

@@ -936,7 +936,228 @@ test_data_budget_off(void)
     sandbox_free(sb);
 }
 
+/* Run src under a task with the given budget; it must fail with want, promptly. */
+static void
+expect_fail_budget(struct sandbox *sb, const char *src, uint64_t budget, const char *want)
+{
+    struct sandbox_task t;
+    struct result r;
+
+    default_task(&t);
+    t.max_instructions = budget;
+    run_task(sb, src, &t, 0, 0, &r);
+    if (r.status == LUA_OK) {
+        T_FAIL_("attack succeeded: %s", src);
+    }
+    T_CONTAINS(r.text, want);
+    T_ASSERT(r.ms < 4000);
+    free(r.text);
+}
+
+/* The keys of a table visited by pairs, and by a loop of next, joined with commas. */
+#define ORDER_OF(t)                                                                                \
+    "local a, b = {}, {} for k in pairs(" t ") do a[#a + 1] = tostring(k) end "                    \
+    "for k in next, " t " do b[#b + 1] = tostring(k) end "                                         \
+    "local x, y = table.concat(a, ','), table.concat(b, ',') "                                     \
+    "assert(x == y, x .. ' <> ' .. y) return x"
+
+/* pairs and next visit keys in one order, whatever the insertion history and the
+ * state's hash seed: two fresh states, keys inserted in different orders (one with
+ * deletions and re-insertions, so the hash part differs), the same order. */
+static void
+test_pairs_order_deterministic(void)
+{
+    static const char *const srcs[] = {
+        "local t = {} t.zeta = 1 t[3] = 1 t.alpha = 1 t[true] = 1 t[1] = 1 t[2.5] = 1 "
+        "t.mid = 1 t[-1] = 1 t[2] = 1 t[1 << 40] = 1 t[''] = 1 " ORDER_OF("t"),
+        "local t = {} for i = 1, 200 do t['tmp' .. i] = i end t[''] = 1 t[1 << 40] = 1 "
+        "t[2] = 1 t[-1] = 1 t.mid = 1 t[2.5] = 1 t[1] = 1 t[true] = 1 t.alpha = 1 t[3] = 1 "
+        "t.zeta = 1 for i = 1, 200 do t['tmp' .. i] = nil end " ORDER_OF("t"),
+    };
+    const char *want = "-1,1,2,2.5,3,1099511627776,,alpha,mid,zeta,true";
+
+    for (int i = 0; i < 2; i++) {
+        struct sandbox *sb = new_sandbox();
+
+        T_REQUIRE(sb != NULL);
+        expect_ok(sb, srcs[i], want);
+        /* a library table (a read-only proxy) is ordered too */
+        expect_ok(sb,
+                  "local a = {} for k in pairs(math) do a[#a + 1] = k end "
+                  "return a[1] .. ',' .. a[2] .. ',' .. a[#a]",
+                  "abs,acos,ult");
+        /* values changed or cleared during the loop */
+        expect_ok(sb,
+                  "local t = {a = 1, b = 2, c = 3, d = 4} local s = '' "
+                  "for k, v in pairs(t) do t.c = nil t[k] = v * 10 s = s .. k .. t[k] end "
+                  "return s",
+                  "a10b20d40");
+        /* one key that is a table is ordered last; two have no stable order */
+        expect_ok(sb, "local t = {[{}] = 1, x = 2, [1] = 3} " ORDER_OF("t"), "1,x,table");
+        expect_fail(sb, "for k in pairs({[{}] = 1, [{}] = 2}) do end",
+                    "no order that is the same on replay");
+        expect_fail(sb, "return next({[{}] = 1, [pairs] = 2})",
+                    "no order that is the same on replay");
+        expect_ok(sb, "return tostring(next({}))", "nil");
+        sandbox_free(sb);
+    }
+}
+
+/* pairs over a big table is charged: the keys are sorted. */
+static void
+test_pairs_charged(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_fail(sb,
+                "local t = {} for i = 1, 20000 do t['k' .. i] = i end "
+                "for j = 1, 100 do for k in pairs(t) do break end end",
+                "instruction budget exceeded");
+    sandbox_free(sb);
+}
+
+/* tostring and string.format('%s') show no address; '%p' is refused. */
+static void
+test_tostring_no_address(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_ok(sb, "return tostring({})", "table");
+    expect_ok(sb, "return tostring(tostring) .. ' ' .. tostring(function() end)",
+              "function function");
+    expect_ok(sb, "return string.format('%s|%s|%5.2s', {}, pairs, 'abc')", "table|function|   ab");
+    expect_ok(sb, "return tostring(setmetatable({}, {__name = 'thing'}))", "thing");
+    expect_ok(sb, "return tostring(setmetatable({}, {__tostring = function() return 'me' end}))",
+              "me");
+    expect_ok(sb,
+              "return string.format('%s', setmetatable({}, {__tostring = function() "
+              "return 'me' end}))",
+              "me");
+    expect_ok(sb, "return tostring(1.5) .. tostring(nil) .. tostring(true) .. tostring(7)",
+              "1.5niltrue7");
+    expect_fail(sb, "return string.format('%p', {})", "'%p' is not allowed in playbooks");
+    expect_fail(sb, "return string.format('%d %10p', 1, 'x')", "'%p' is not allowed");
+    expect_fail(sb, "return tostring(setmetatable({}, {__tostring = function() return {} end}))",
+                "'__tostring' must return a string");
+    expect_ok(sb, "return string.format('%%p %d', 1)", "%p 1");
+    sandbox_free(sb);
+}
+
+/* table.sort is stable, so elements that compare equal keep their order on replay
+ * (Lua's quicksort picks a random pivot for big arrays). */
+static void
+test_sort_stable(void)
+{
+    struct sandbox *sb = new_sandbox();
+
+    T_REQUIRE(sb != NULL);
+    expect_ok(sb,
+              "local t = {} for i = 1, 500 do t[i] = {k = (i * 7) % 3, n = i} end "
+              "table.sort(t, function(a, b) return a.k < b.k end) "
+              "for i = 2, #t do local a, b = t[i - 1], t[i] "
+              "  assert(a.k < b.k or (a.k == b.k and a.n < b.n), 'unstable at ' .. i) end "
+              "return t[1].n .. ' ' .. t[500].n",
+              "3 500");
+    expect_ok(sb,
+              "local t = {} for i = 1, 5000 do t[i] = tostring((i * 7919) % 5000) end "
+              "table.sort(t) return t[1] .. ' ' .. t[2] .. ' ' .. t[5000]",
+              "0 1 999");
+    expect_ok(sb, "local t = {3, 1.5, 2, -1} table.sort(t) return table.concat(t, ',')",
+              "-1,1.5,2,3");
+    expect_fail(sb, "table.sort({1, 'x', 2})", "attempt to compare");
+    sandbox_free(sb);
+}
+
+/* Library C functions whose work grows with their input are charged (and stopped by the
+ * budget) or refused past the per-call limit; ordinary calls still work. */
+static void
+test_c_work_charged(void)
+{
+    struct sandbox *sb = new_sandbox();
+    char *err = NULL;
+    struct sandbox *big = sandbox_new(256u << 20, &err);
+
+    T_REQUIRE(sb != NULL);
+    T_REQUIRE(big != NULL);
+    sandbox_freeze(big);
+    /* 3 million elements: refused before any comparison */
+    expect_fail_budget(sb,
+                       "table.sort(setmetatable({}, {__len = function() return 3e6 end, "
+                       "__index = function() return 'x' end, __newindex = function() end}))",
+                       (uint64_t)1e12, "table.sort: 1056000000 steps of work in one call");
+    /* long equal strings: each comparison walks them, and is charged as it goes */
+    expect_fail(sb,
+                "local s = string.rep('x', 1 << 20) local t = {} for i = 1, 1000 do t[i] = s end "
+                "table.sort(t)",
+                "instruction budget exceeded");
+    expect_fail_budget(big,
+                       "local s = string.rep('x', 1 << 24) local t = {} "
+                       "for i = 1, 1000 do t[i] = s end table.sort(t)",
+                       (uint64_t)1e12, "table.sort: ");
+    expect_fail(sb,
+                "table.concat(setmetatable({}, {__index = function() return 'x' end}), '', 1, 1e6)",
+                "instruction budget exceeded");
+    expect_fail(sb, "return select('#', table.unpack({}, 1, 6e6))", "budget exceeded");
+    expect_fail(sb, "local s = string.rep('ab', 3e6)", "instruction budget exceeded");
+    expect_fail_budget(big, "local s = string.rep('\\0', 3e7) return #string.format('%q', s)",
+                       (uint64_t)1e12, "string.format: 120000002 steps of work in one call");
+    expect_fail(sb, "local s = string.rep('a', 1e6) for i = 1, 100 do s:upper() end",
+                "instruction budget exceeded");
+    expect_fail(sb, "local s = string.rep('a', 1e6) for i = 1, 100 do s:lower() end",
+                "instruction budget exceeded");
+    expect_fail(sb, "local s = string.rep('a', 1e6) for i = 1, 100 do s:reverse() end",
+                "instruction budget exceeded");
+    expect_fail(sb, "local s = string.rep('a', 1e6) for i = 1, 100 do utf8.len(s) end",
+                "instruction budget exceeded");
+    expect_fail(sb, "local s = string.rep('a', 1e6) for i = 1, 100 do utf8.offset(s, -1) end",
+                "instruction budget exceeded");
+    expect_fail(sb, "local s = string.rep('a', 1e5) for i = 1, 100 do s:byte(1, -1) end",
+                "instruction budget exceeded");
+    expect_fail(sb,
+                "local function f(...) for i = 1, 200 do string.char(...) end end "
+                "f(string.rep('a', 1e5):byte(1, -1))",
+                "instruction budget exceeded");
+    expect_fail(sb,
+                "local function f(...) for i = 1, 200 do utf8.char(...) end end "
+                "f(string.rep('a', 1e5):byte(1, -1))",
+                "instruction budget exceeded");
+    expect_fail(sb,
+                "local function f(...) for i = 1, 60 do table.pack(...) end end "
+                "f(string.rep('a', 1e5):byte(1, -1))",
+                "instruction budget exceeded");
+    expect_fail(sb,
+                "local function f(...) for i = 1, 200 do select(2, ...) end end "
+                "f(string.rep('a', 1e5):byte(1, -1))",
+                "instruction budget exceeded");
+    expect_fail(sb, "for i = 1, 100 do string.pack('c1000000', '') end",
+                "instruction budget exceeded");
+    expect_fail(sb, "local s = string.rep('x', 1e6) for i = 1, 100 do string.format('%q', s) end",
+                "instruction budget exceeded");
+    /* widths and precisions: Lua takes two digits at most */
+    expect_fail(sb, "return string.format('%100d', 1)", "invalid conversion");
+    /* ordinary calls */
+    expect_ok(
+        sb,
+        "return ('Abc'):upper() .. ('Abc'):lower() .. ('abc'):reverse() .. utf8.len('h\\u{e9}') "
+        ".. string.char(104, 105) .. utf8.char(233) .. #string.pack('c4', 'ab') .. "
+        "select('#', ('abc'):byte(1, -1)) .. string.rep('ab', 2, '-') .. "
+        "string.format('%5.1f|%q', 1.25, 'a\\n') .. table.concat({1, 2}, '+') .. "
+        "utf8.offset('abc', -1) .. utf8.codepoint('abc', 3) .. table.pack(1, 2).n .. "
+        "select('#', 1, 2) .. select(2, 'a', 'b')",
+        "ABCabccba2hi\xc3\xa9"
+        "43ab-ab  1.2|\"a\\\n\"1+239922b");
+    sandbox_free(sb);
+    sandbox_free(big);
+}
+
 TEST_LIST = {
+    { "pairs_order_deterministic", test_pairs_order_deterministic },
+    { "pairs_charged", test_pairs_charged },
+    { "tostring_no_address", test_tostring_no_address },
+    { "sort_stable", test_sort_stable },
+    { "c_work_charged", test_c_work_charged },
     { "bytecode_refused", test_bytecode_refused },
     { "syntax_error_position", test_syntax_error_position },
     { "string_dump_absent", test_string_dump_absent },
