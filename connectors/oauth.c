@@ -25,8 +25,12 @@
 #define OAUTH_RETRY_AFTER_MAX 60        /* seconds; a longer Retry-After fails the fetch */
 #define OAUTH_MARGIN_MAX_US 300000000LL /* renew at most 5 minutes before expiry */
 #define OAUTH_FALLBACK_US 30000000LL    /* a failed renewal may answer with a token this fresh */
-#define OAUTH_MAX_LIFETIME 86400        /* seconds; longer expires_in values are clamped */
-#define OAUTH_ASSERTION_LIFETIME 600    /* seconds (exp - iat) of a client assertion */
+#define OAUTH_FAIL_BASE_US 30000000LL   /* a refused app (4xx) is asked again after 30 s, */
+#define OAUTH_FAIL_MAX_US 600000000LL   /* doubling up to 10 min */
+#define OAUTH_FAIL_SHORT_US 2000000LL   /* other failures: 2 s, doubling up to 60 s */
+#define OAUTH_FAIL_SHORT_MAX_US 60000000LL
+#define OAUTH_MAX_LIFETIME 86400     /* seconds; longer expires_in values are clamped */
+#define OAUTH_ASSERTION_LIFETIME 600 /* seconds (exp - iat) of a client assertion */
 #define OAUTH_MAX_RESPONSE (64 * 1024)
 #define OAUTH_TIMEOUT 30.0
 #define OAUTH_MAX_ERR 300 /* bytes of error_description kept */
@@ -64,6 +68,12 @@ struct oauth_entry {
     struct oauth_waiter **tail;
     struct oauth_fetch *fetch; /* the request in flight (or waiting to retry), or NULL */
     struct event *deliver;     /* answers waiters from the loop when the token is cached */
+    /* The last fetch failed for good: calls until fail_until_us get its message without
+     * asking the endpoint again (an app with a revoked secret would otherwise be asked on
+     * every call). The window doubles with each failure in a row. */
+    char *fail_err;
+    int64_t fail_until_us;
+    int fail_count;
 };
 
 /* A token request for one entry: up to OAUTH_ATTEMPTS attempts. */
@@ -72,6 +82,7 @@ struct oauth_fetch {
     struct httpc_call *call; /* attempt in flight, or NULL */
     struct event *timer;     /* backoff before the next attempt */
     int attempt;             /* attempts started */
+    int status;              /* the last answer's HTTP status (0: transport error) */
     int64_t sent_us;         /* when the current attempt started (the token's lifetime counts
                               * from here, so network time only shortens it) */
 };
@@ -574,6 +585,7 @@ static void
 fetch_fail(struct oauth_fetch *f, const char *err)
 {
     struct oauth_entry *e = f->e;
+    int f_status = f->status;
 
     e->fetch = NULL;
     fetch_free(f);
@@ -584,9 +596,34 @@ fetch_fail(struct oauth_fetch *f, const char *err)
         entry_answer(e, e->token, NULL);
         return;
     }
-    log_warn("oauth.failed tenant=%s client=%s scope=%s err=%s", log_quote(e->tenant),
-             log_quote(e->client_id), log_quote(e->scope), log_quote(err));
+    {
+        int refused = f_status >= 400 && f_status < 500 && f_status != 429;
+        int64_t base = refused ? OAUTH_FAIL_BASE_US : OAUTH_FAIL_SHORT_US;
+        int64_t max = refused ? OAUTH_FAIL_MAX_US : OAUTH_FAIL_SHORT_MAX_US;
+        int64_t wait = base;
+
+        for (int i = 0; i < e->fail_count && wait < max; i++) {
+            wait *= 2;
+        }
+        if (wait > max) {
+            wait = max;
+        }
+        e->fail_count++;
+        e->fail_until_us = util_mono_us() + wait;
+        free(e->fail_err);
+        e->fail_err = xstrdup(err);
+        log_warn("oauth.failed tenant=%s client=%s scope=%s err=%s next_try_ms=%lld",
+                 log_quote(e->tenant), log_quote(e->client_id), log_quote(e->scope), log_quote(err),
+                 (long long)(wait / 1000));
+    }
     entry_answer(e, NULL, err);
+}
+
+/* The cached failure, while its window is open (else NULL). */
+static const char *
+entry_failing(const struct oauth_entry *e)
+{
+    return e->fail_err != NULL && util_mono_us() < e->fail_until_us ? e->fail_err : NULL;
 }
 
 static void
@@ -744,6 +781,7 @@ fetch_done(void *arg, const struct httpc_response *resp)
     double delay;
 
     f->call = NULL;
+    f->status = resp->status;
     if (resp->status == 200) {
         if (parse_token(resp, &token, &expires_in, &err) == -1) {
             fetch_fail(f, err);
@@ -761,6 +799,9 @@ fetch_done(void *arg, const struct httpc_response *resp)
                  f->attempt);
         e->fetch = NULL;
         fetch_free(f);
+        free(e->fail_err);
+        e->fail_err = NULL;
+        e->fail_count = 0;
         entry_answer(e, e->token, NULL);
         return;
     }
@@ -802,6 +843,13 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (entry_fresh(e, util_mono_us())) {
         entry_answer(e, e->token, NULL);
+        return;
+    }
+    if (entry_failing(e) != NULL) {
+        char *msg = xstrdup(e->fail_err); /* entry_answer may run a waiter that frees it */
+
+        entry_answer(e, NULL, msg);
+        free(msg);
         return;
     }
     if (fetch_start(e, &err) == -1) {
@@ -849,6 +897,7 @@ entry_free(struct oauth_entry *e)
         free(w);
     }
     event_free(e->deliver);
+    free(e->fail_err);
     free(e->authority);
     free(e->tenant);
     free(e->client_id);
@@ -885,6 +934,14 @@ oauth_get(const struct oauth_app *app, const char *scope, int force, oauth_fn fn
         return -1;
     }
     free(authority);
+    if (e->fail_err != NULL &&
+        (nonempty(app->secret) ? e->secret == NULL || strcmp(e->secret, app->secret) != 0
+                               : e->secret != NULL)) {
+        /* New credentials: the cached failure was about the old ones. */
+        free(e->fail_err);
+        e->fail_err = NULL;
+        e->fail_count = 0;
+    }
     if (nonempty(app->secret)) {
         set_str(&e->secret, app->secret, 1);
         set_str(&e->cert_file, NULL, 0);
@@ -899,7 +956,7 @@ oauth_get(const struct oauth_app *app, const char *scope, int force, oauth_fn fn
     if (force) {
         entry_drop_token(e);
     }
-    if (e->fetch == NULL && !entry_fresh(e, util_mono_us())) {
+    if (e->fetch == NULL && !entry_fresh(e, util_mono_us()) && entry_failing(e) == NULL) {
         if (fetch_start(e, errp) == -1) {
             if (e->waiters != NULL) {
                 event_active(e->deliver, 0, 0); /* they get the error from the loop */

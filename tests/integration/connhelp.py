@@ -119,7 +119,7 @@ class ConnEnv:
 
     def __init__(self, name, playbooks, dry_run=False, max_attempts=3, timeout="10s",
                  mock_kw=None, allow=None, run_timeout=None, extra_config="",
-                 breaker=(5, "30s"), retry_after_max="5m"):
+                 breaker=(5, "30s"), retry_after_max="5m", client=(None, None)):
         self.name = name
         self.playbooks = playbooks
         self.dry_run = dry_run
@@ -131,6 +131,7 @@ class ConnEnv:
         self.extra_config = extra_config
         self.breaker = breaker
         self.retry_after_max = retry_after_max
+        self.client = client
         self.m = None
         self.d = None
         self.seq = 0
@@ -148,7 +149,8 @@ class ConnEnv:
                        lua_str(self.m.ca_file), self.max_attempts, lua_str(self.timeout),
                        self.breaker[0], lua_str(self.breaker[1]),
                        lua_str(self.retry_after_max),
-                       tenant_config(self.m, self.dry_run, self.allow)))
+                       tenant_config(self.m, self.dry_run, self.allow, self.client[0],
+                                     self.client[1])))
             if self.run_timeout is not None:
                 cfg += 'runs = { timeout = %s }\n' % lua_str(self.run_timeout)
             cfg += self.extra_config

@@ -465,6 +465,24 @@ def test_http_module():
         check(len(hits) >= 1 and hits[0]["method"] == "POST", "mock saw: %r" % hits)
 
 
+def test_refused_app_not_asked_on_every_call():
+    """An app the token endpoint refuses (an expired secret: invalid_client) is asked
+    once: the next calls fail at once with the endpoint's message instead of sending a
+    token request each (40 a minute were seen), until the back-off window passes."""
+    import mockctl
+    body = """
+    for i = 1, 6 do rec("u" .. i, graph.user(%s)) end
+    """ % lua_str(ALICE[1])
+    with ConnEnv("refused-app", {"r": body},
+                 client=(mockctl.EXPIRED_CLIENT_ID, mockctl.EXPIRED_CLIENT_SECRET)) as env:
+        out, run, journal = env.fire("r", timeout=60)
+        for i in range(1, 7):
+            expect_fail(out, "u%d" % i, "token", "invalid_client")
+        token_requests = [e for e in env.m.log_entries(200) if "/oauth2/" in e["path"]]
+        check(len(token_requests) == 1, "token requests: %d" % len(token_requests))
+        check(env.m.log_entries(200, "/v1.0/users/") == [], "a call went out without a token")
+
+
 def test_token_refresh_on_401():
     """A token the server no longer accepts (expired at the mock) gets one 401: the
     connector drops it, fetches a new one and retries once, and the call succeeds."""

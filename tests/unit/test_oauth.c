@@ -687,13 +687,25 @@ test_error_body(void)
                     "secret being sent in the request is the client secret value.");
     T_EQ_INT(mock.requests, 1); /* 401 is not retried */
 
+    /* The refusal is cached: the next calls get it without asking the endpoint again
+     * (forcing a refresh included), until its window passes or the credentials change. */
     T_EQ_INT(oauth_get(&app, SCOPE, 0, got_cb, &g, NULL), 0);
     T_ASSERT(wait_calls(&g.calls, 2, 10));
+    T_CONTAINS(g.err, "invalid_client: AADSTS7000215");
+    T_EQ_INT(oauth_get(&app, SCOPE, 1, got_cb, &g, NULL), 0);
+    T_ASSERT(wait_calls(&g.calls, 3, 10));
+    T_CONTAINS(g.err, "invalid_client");
+    T_EQ_INT(mock.requests, 1);
+
+    app.secret = "a rotated secret";
+    T_EQ_INT(oauth_get(&app, SCOPE, 0, got_cb, &g, NULL), 0);
+    T_ASSERT(wait_calls(&g.calls, 4, 10));
     T_EQ_STR(g.err, "token endpoint: HTTP 400");
     T_EQ_INT(mock.requests, 2);
 
+    app.secret = "another rotated secret";
     T_EQ_INT(oauth_get(&app, SCOPE, 0, got_cb, &g, NULL), 0);
-    T_ASSERT(wait_calls(&g.calls, 3, 10));
+    T_ASSERT(wait_calls(&g.calls, 5, 10));
     T_CONTAINS(g.err, "no access_token");
     T_EQ_INT(mock.requests, 3);
     T_EQ_INT(oauth_fetches(), 0);
