@@ -40,13 +40,17 @@ static struct {
     unsigned long long iterations, commits, commit_failures, commit_us_total;
 } stats;
 static struct event *lazy_timer;
-static struct event *wake_ev;         /* makes the next iteration not wait for events */
+static struct event *wake_ev;   /* makes the next iteration not wait for events */
+static int64_t clock_offset_ms; /* wall clock minus monotonic clock, as last seen */
+static int clock_offset_known;
+static unsigned long long clock_steps;
 static struct store_tenant **failing; /* tenants whose last commit failed */
 static size_t nfailing;
 static int64_t fail_logged_us;   /* when store.commit_failed was last logged */
 static unsigned long fail_quiet; /* failures not logged since */
 
 #define LOOP_FAIL_LOG_US 10000000 /* repeated commit failures: one line per 10 s */
+#define LOOP_CLOCK_STEP_MS 2000   /* a wall-clock jump this large is logged */
 static int wake_active;
 
 static void loop_metrics(struct buf *b, void *arg);
@@ -60,7 +64,8 @@ on_wake(evutil_socket_t fd, short what, void *arg)
     wake_active = 0;
     free(failing);
     failing = NULL;
-    nfailing = 0; /* the iteration's phases do the work */
+    nfailing = 0;
+    clock_offset_known = 0; /* the iteration's phases do the work */
 }
 
 void
@@ -255,6 +260,27 @@ note_commit(struct store_tenant *t, int ok, const char *err)
     }
 }
 
+int
+loop_clock_check(int64_t wall_ms, int64_t mono_us, int64_t *step_ms)
+{
+    int64_t offset = wall_ms - mono_us / 1000, d;
+
+    *step_ms = 0;
+    if (!clock_offset_known) {
+        clock_offset_known = 1;
+        clock_offset_ms = offset;
+        return 0;
+    }
+    d = offset - clock_offset_ms;
+    clock_offset_ms = offset;
+    if (d > -LOOP_CLOCK_STEP_MS && d < LOOP_CLOCK_STEP_MS) {
+        return 0;
+    }
+    *step_ms = d;
+    clock_steps++;
+    return 1;
+}
+
 size_t
 loop_commits_failing(void)
 {
@@ -353,6 +379,15 @@ loop_iterate(int block)
         return -1;
     }
     stats.iterations++;
+    {
+        int64_t step;
+
+        if (loop_clock_check(util_now_ms(), util_mono_us(), &step)) {
+            log_warn("clock.step delta_ms=%lld (the wall clock moved; sleeps and deadlines "
+                     "count in wall-clock time)",
+                     (long long)step);
+        }
+    }
     for (size_t i = 0; i < nphases; i++) {
         busy |= phases[i].fn(phases[i].arg);
     }
@@ -397,6 +432,7 @@ loop_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_commits_total", NULL, stats.commits);
     metrics_counter(b, "kagari_commit_failures_total", NULL, stats.commit_failures);
     metrics_gauge(b, "kagari_tenants_commit_failing", NULL, (double)nfailing);
+    metrics_counter(b, "kagari_clock_steps_total", NULL, clock_steps);
     (void)!buf_printf(b,
                       "# TYPE kagari_commit_seconds_total counter\n"
                       "kagari_commit_seconds_total %.6f\n",

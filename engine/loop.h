@@ -4,6 +4,8 @@
 #ifndef KAGARI_LOOP_H
 #define KAGARI_LOOP_H
 
+#include <stdint.h>
+
 #include <event2/event.h>
 
 #include "engine/store.h"
@@ -37,6 +39,11 @@ int loop_write_lazy(struct store_tenant *t, char **errp) KG_WUR;
 /* Call fn(arg, ok) after this iteration's commit of t (ok = 0 when it failed and was
  * rolled back). Requires loop_write(t) in this iteration. */
 void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);
+/* Compare the wall clock with the monotonic one (each iteration does, logging
+ * clock.step): 1 with *step_ms when the wall clock jumped by 2 s or more since the last
+ * check, either way (an operator or NTP stepping it), else 0. */
+int loop_clock_check(int64_t wall_ms, int64_t mono_us, int64_t *step_ms);
+
 /* How many tenant databases failed their last commit (disk full, I/O errors): the
  * daemon is degraded while it is not 0. */
 size_t loop_commits_failing(void);
