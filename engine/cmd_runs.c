@@ -362,13 +362,94 @@ cmd_runs_show(struct store_tenant *t, void *ud)
     return 0;
 }
 
+/* run retry: the tenants that have a failed run with the id, then the retry. */
+struct cmd_runs_retry_ctx {
+    int64_t id;
+    int found;
+    char tenant[64];
+};
+
+static int
+cmd_runs_retry_find(struct store_tenant *t, void *ud)
+{
+    struct cmd_runs_retry_ctx *rc = ud;
+    struct store_run r;
+
+    if (store_run_get(t, rc->id, &r, NULL) == 1) {
+        if (strcmp(r.state, "failed") == 0) {
+            rc->found++;
+            snprintf(rc->tenant, sizeof(rc->tenant), "%s", store_tenant_id(t));
+        }
+        store_run_free(&r);
+    }
+    return 0;
+}
+
+static int
+cmd_runs_retry_one(struct store_tenant *t, void *ud)
+{
+    struct cmd_runs_retry_ctx *rc = ud;
+    char *err = NULL;
+
+    if (strcmp(store_tenant_id(t), rc->tenant) != 0) {
+        return 0;
+    }
+    if (store_run_retry(t, rc->id, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err ? err : "retry failed");
+        free(err);
+        return -1;
+    }
+    printf("run %lld (tenant %s) queued again: the daemon continues it from its journal at its "
+           "next start or reload (kill -HUP)\n",
+           (long long)rc->id, rc->tenant);
+    return 0;
+}
+
+static int
+cmd_runs_retry(int argc, char **argv, struct cmd_runs_opts *o)
+{
+    struct cmd_runs_retry_ctx rc;
+    struct config cfg;
+    struct store *st;
+    char *end;
+    int code;
+
+    memset(&rc, 0, sizeof(rc));
+    rc.id = strtoll(argv[optind + 1], &end, 10);
+    (void)argc;
+    if (*end != '\0' || rc.id <= 0) {
+        return cmd_fail("not a run id: %s", argv[optind + 1]);
+    }
+    if (cmd_open_store(o->config, &cfg, &st) == -1) {
+        return 1;
+    }
+    code = cmd_runs_each_tenant(st, o->tenant, cmd_runs_retry_find, &rc) == 0 ? 0 : 1;
+    if (code == 0 && rc.found == 0) {
+        fprintf(stderr, "kagari: no failed run %lld\n", (long long)rc.id);
+        code = 1;
+    } else if (code == 0 && rc.found > 1) {
+        fprintf(stderr, "kagari: several tenants have a failed run %lld: give --tenant\n",
+                (long long)rc.id);
+        code = 1;
+    } else if (code == 0) {
+        code = cmd_runs_each_tenant(st, rc.tenant, cmd_runs_retry_one, &rc) == 0 ? 0 : 1;
+    }
+    store_close(st);
+    config_free(&cfg);
+    return code;
+}
+
 static int
 cmd_runs_show_exec(int argc, char **argv)
 {
     static const char help[] =
         "usage: kagari run show ID [--tenant ID] [--json] [--config FILE]\n"
-        "Show one run: its playbook version, state, error and every journal step.\n"
-        "Run ids are per tenant: without --tenant every tenant's run ID is shown.\n";
+        "       kagari run retry ID [--tenant ID] [--config FILE]\n"
+        "show: one run: its playbook version, state, error and every journal step.\n"
+        "Run ids are per tenant: without --tenant every tenant's run ID is shown.\n"
+        "retry: queue a failed run again; the daemon continues it from its journal at its\n"
+        "next start or reload (kill -HUP): finished steps are not repeated, the step that\n"
+        "failed is done again (check its target first when it may have been carried out).\n";
     struct cmd_runs_opts o = { cmd_default_config(), NULL, NULL, 0, 0, NULL };
     struct cmd_runs_show_ctx sc = { 0, 0, 0 };
     struct config cfg;
@@ -377,9 +458,13 @@ cmd_runs_show_exec(int argc, char **argv)
     int rc;
     int r = cmd_parse_opts(argc, argv, cmd_runs_lo, "h", cmd_runs_opt, &o);
 
-    if (r != 0 || optind + 2 != argc || strcmp(argv[optind], "show") != 0) {
+    if (r != 0 || optind + 2 != argc ||
+        (strcmp(argv[optind], "show") != 0 && strcmp(argv[optind], "retry") != 0)) {
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
+    }
+    if (strcmp(argv[optind], "retry") == 0) {
+        return cmd_runs_retry(argc, argv, &o);
     }
     sc.json = o.json;
     sc.id = strtoll(argv[optind + 1], &end, 10);
@@ -409,7 +494,7 @@ const struct cmd_entry cmd_runs_entry = {
 /* `run show` shares the options and the printing above, so it lives here too. */
 const struct cmd_entry cmd_run_entry = {
     .name = "run",
-    .usage = "run show ID",
-    .summary = "one run with its journal",
+    .usage = "run show|retry ID",
+    .summary = "one run with its journal; retry a failed run",
     .exec = cmd_runs_show_exec,
 };

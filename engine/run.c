@@ -627,9 +627,18 @@ run_recover(struct tenant *t, char **errp)
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        struct playbook *pb = tenant_version(t, list[i].hash);
+        struct playbook *pb;
         struct run *r;
         char *err = NULL;
+        int known = 0;
+
+        for (r = t->runs; r != NULL && !known; r = r->next) {
+            known = r->id == list[i].id; /* already in memory (a reload) */
+        }
+        if (known) {
+            continue;
+        }
+        pb = tenant_version(t, list[i].hash);
 
         if (pb == NULL) {
             if (loop_write(t->db, &err) == 0) {

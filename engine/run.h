@@ -34,7 +34,9 @@ struct sandbox *run_sandbox_new(size_t memory_cap, char **errp);
 /* Create a queued run for each playbook the alert triggers (in the iteration's
  * transaction) and schedule them. *nruns counts them. */
 int run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp) KG_WUR;
-/* Load the tenant's unfinished runs from its database and schedule them for replay. */
+/* Load the tenant's unfinished runs from its database and schedule them for replay;
+ * runs already in memory are left alone (so a reload picks up runs queued again by
+ * `kagari run retry`). */
 int run_recover(struct tenant *t, char **errp) KG_WUR;
 /* Free the tenant's in-memory runs (at shutdown: their state is in the database). */
 void run_tenant_close(struct tenant *t);

@@ -149,8 +149,18 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     if (sig == SIGHUP) {
+        char *err = NULL;
+
         log_info("serve.reload");
         (void)load_playbooks();
+        for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
+            if (run_recover(t, &err) == -1) { /* runs queued again by `kagari run retry` */
+                log_err("serve.recover_failed tenant=%s error=%s", t->id,
+                        log_quote(err ? err : "?"));
+                free(err);
+                err = NULL;
+            }
+        }
         return;
     }
     log_info("serve.draining signal=%d ready=%zu active=%zu", (int)sig, run_ready_count(),

@@ -111,6 +111,8 @@ enum query {
     Q_PLAYBOOK_GET,
     Q_RUN_INSERT,
     Q_RUN_UPDATE,
+    Q_RUN_RETRY,
+    Q_JOURNAL_DROP_UNFINISHED_TAIL,
     Q_RUN_GET,
     Q_RUN_LIST,
     Q_RUN_LIST_STATE,
@@ -150,6 +152,11 @@ static const char *const query_sql[Q_COUNT] = {
                      " started = CASE WHEN ?3 > 0 THEN ?3 ELSE started END,"
                      " ended = CASE WHEN ?4 > 0 THEN ?4 ELSE ended END,"
                      " error = ?5 WHERE id = ?1",
+    [Q_RUN_RETRY] = "UPDATE runs SET state = 'queued', started = NULL, ended = NULL,"
+                    " error = NULL WHERE id = ?1 AND state = 'failed'",
+    [Q_JOURNAL_DROP_UNFINISHED_TAIL] = "DELETE FROM journal WHERE run_id = ?1 AND status != 1"
+                                       " AND seq = (SELECT max(seq) FROM journal"
+                                       " WHERE run_id = ?1)",
     [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
     [Q_RUN_LIST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT ?1",
     [Q_RUN_LIST_STATE] = "SELECT " RUN_COLUMNS " FROM runs WHERE state = ?2"
@@ -1356,6 +1363,55 @@ store_run_update(struct store_tenant *t, int64_t id, const char *state, int64_t 
         return kg_err(errp, "run update: no run %lld", (long long)id);
     }
     return 0;
+}
+
+/* Run statement q with the run id bound to ?1; its number of changed rows, or -1. */
+static int
+run_exec(struct store_tenant *t, enum query q, int64_t id, char **errp)
+{
+    sqlite3_stmt *s = db_stmt(&t->db, q, errp);
+    int n;
+
+    if (s == NULL) {
+        return -1;
+    }
+    if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK || sqlite3_step(s) != SQLITE_DONE) {
+        db_fail(&t->db, errp, "run %lld", (long long)id);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    n = sqlite3_changes(t->db.h);
+    return n;
+}
+
+int
+store_run_retry(struct store_tenant *t, int64_t id, char **errp)
+{
+    struct store_run r;
+    int rc = store_run_get(t, id, &r, errp);
+
+    if (rc != 1) {
+        return rc == 0 ? kg_err(errp, "no run %lld", (long long)id) : -1;
+    }
+    if (strcmp(r.state, "failed") != 0) {
+        kg_err(errp, "run %lld is %s: only a failed run can be retried", (long long)id, r.state);
+        store_run_free(&r);
+        return -1;
+    }
+    store_run_free(&r);
+    if (store_tx_begin(t, errp) == -1) {
+        return -1;
+    }
+    if (run_exec(t, Q_JOURNAL_DROP_UNFINISHED_TAIL, id, errp) == -1 ||
+        run_exec(t, Q_RUN_RETRY, id, errp) != 1) {
+        if (errp != NULL && *errp == NULL) {
+            kg_err(errp, "run %lld changed meanwhile", (long long)id);
+        }
+        store_tx_rollback(t);
+        return -1;
+    }
+    return store_tx_commit(t, errp);
 }
 
 int

@@ -99,6 +99,11 @@ void store_runs_free(struct store_run *r, size_t n); /* frees the fields and the
 int store_run_insert(struct store_tenant *t, int64_t alert_id, const char *playbook,
                      const char *hash, int64_t created_ms, int64_t *id, char **errp) KG_WUR;
 /* Set the state; started_ms/ended_ms of 0 leave the column as it is; error may be NULL. */
+/* Make a failed run queued again so that the daemon continues it from its journal: its
+ * last journal entry is dropped when it did not finish well (the failed call is made
+ * again), its error and times are cleared (a new deadline counts from its restart).
+ * Commits at once. -1 with *errp when there is no such run or it is not failed. */
+int store_run_retry(struct store_tenant *t, int64_t id, char **errp) KG_WUR;
 int store_run_update(struct store_tenant *t, int64_t id, const char *state, int64_t started_ms,
                      int64_t ended_ms, const char *error, char **errp) KG_WUR;
 /* 1 found, 0 not, -1 error. */

@@ -483,6 +483,39 @@ def test_refused_app_not_asked_on_every_call():
         check(env.m.log_entries(200, "/v1.0/users/") == [], "a call went out without a token")
 
 
+def test_run_retry_continues_a_failed_run():
+    """kagari run retry: a run that failed at a connector call (a 404 the playbook
+    asserted on) is queued again; after a reload the daemon continues it from its
+    journal: the finished disable_user is not repeated, the failed lookup is made again
+    and the run ends done. Only failed runs can be retried."""
+    import signal
+    body = """
+    rec("disable", graph.disable_user(%s))
+    local u = assert(graph.user(%s))
+    rec("user", u)
+    """ % (lua_str(ALICE[1]), lua_str(JIRO[1]))
+    with ConnEnv("retry", {"r": body}) as env:
+        env.m.fault("/v1.0/users/" + JIRO[1], status=404, count=1)
+        out, run, journal = env.fire("r", state="failed")
+        check("404" in (run["error"] or ""), "run error: %r" % run["error"])
+        p = env.d.cli("run", "retry", str(run["id"]), "--tenant", "t1")
+        check("queued again" in p.stdout, "retry: %r" % p.stdout)
+        env.d.proc.send_signal(signal.SIGHUP)
+        run2 = env.d.wait_run_final(run["alert_id"], timeout=30)
+        journal = env.d.run_show(run2["id"])["journal"]
+        check(run2["id"] == run["id"] and run2["state"] == "done",
+              "after the retry: %r" % run2)
+        expect_ok(outputs(journal), "user")
+        check(env.m.user_counter(ALICE[1], "disable") == 1, "disable_user was repeated")
+        kinds = [(e["kind"], e["status"]) for e in effects(journal)]
+        check(kinds == [("graph.disable_user", "done"), ("graph.user", "done")],
+              "journal: %r" % kinds)
+        p = env.d.cli("run", "retry", str(run["id"]), "--tenant", "t1", check_rc=1)
+        check("no failed run" in p.stderr, "retry of a done run: %r" % p.stderr)
+        p = env.d.cli("run", "retry", "999", check_rc=1)
+        check("no failed run 999" in p.stderr, "retry of no run: %r" % p.stderr)
+
+
 def test_token_refresh_on_401():
     """A token the server no longer accepts (expired at the mock) gets one 401: the
     connector drops it, fetches a new one and retries once, and the call succeeds."""
