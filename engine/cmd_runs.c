@@ -343,6 +343,15 @@ cmd_runs_show(struct store_tenant *t, void *ud)
         return -1;
     }
     printf("journal   %zu step%s\n", n, n == 1 ? "" : "s");
+    if (strcmp(run.state, "failed") == 0) {
+        /* Where it stopped: the last step when it did not finish well, else after it. */
+        if (n > 0 && j[n - 1].status != JOURNAL_DONE) {
+            printf("stopped   at step #%d (%s, %s); steps before it finished\n", j[n - 1].seq,
+                   j[n - 1].kind, journal_status_name(j[n - 1].status));
+        } else {
+            printf("stopped   after step #%zu, in the playbook's own code (see error)\n", n);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         cmd_runs_fmt_ms(j[i].started_ms, ts);
         printf("  #%-3d %-24s %-8s %s  ", j[i].seq, j[i].kind, journal_status_name(j[i].status),

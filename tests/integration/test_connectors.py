@@ -498,6 +498,9 @@ def test_run_retry_continues_a_failed_run():
         env.m.fault("/v1.0/users/" + JIRO[1], status=404, count=1)
         out, run, journal = env.fire("r", state="failed")
         check("404" in (run["error"] or ""), "run error: %r" % run["error"])
+        p = env.d.cli("run", "show", str(run["id"]), "--tenant", "t1")
+        check("stopped   at step #3 (graph.user, failed)" in p.stdout,
+              "run show does not say where the run stopped: %r" % p.stdout)
         p = env.d.cli("run", "retry", str(run["id"]), "--tenant", "t1")
         check("queued again" in p.stdout, "retry: %r" % p.stdout)
         env.d.proc.send_signal(signal.SIGHUP)
