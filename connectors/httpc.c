@@ -50,9 +50,10 @@ struct httpc_sock {
 };
 
 enum httpc_state {
-    HTTPC_ACTIVE = 0, /* the easy handle is in the multi handle */
-    HTTPC_DONE,       /* finished (or failed at once); callback pending */
-    HTTPC_DELIVERING  /* its callback is running */
+    HTTPC_QUEUED = -1, /* waiting for a connection slot: not yet in the multi handle */
+    HTTPC_ACTIVE = 0,  /* the easy handle is in the multi handle */
+    HTTPC_DONE,        /* finished (or failed at once); callback pending */
+    HTTPC_DELIVERING   /* its callback is running */
 };
 
 struct httpc_call {
@@ -60,7 +61,8 @@ struct httpc_call {
     CURL *easy;
     struct curl_slist *headers;
     char *method;
-    char *host; /* for logs only: never the path or query */
+    char *host;   /* for logs only: never the path or query */
+    char *origin; /* "host:port": the connection slot it needs */
     char *body;
     struct buf resp;
     int too_big;
@@ -89,6 +91,7 @@ static struct {
     struct event *timer;   /* libcurl's single timeout */
     struct event *deliver; /* zero-delay: run callbacks of the done list */
     struct httpc_list active;
+    struct httpc_list queued; /* waiting for a slot, oldest first */
     struct httpc_list done;
     struct httpc_sock *socks;
     int n;           /* calls whose callback has neither run nor been cancelled */
@@ -135,6 +138,7 @@ call_free(struct httpc_call *c)
     curl_slist_free_all(c->headers);
     free(c->method);
     free(c->host);
+    free(c->origin);
     free(c->body);
     buf_free(&c->resp);
     free(c->retry_after);
@@ -312,6 +316,74 @@ deliver_all(void)
     }
 }
 
+/* Connection slots: a call enters the multi handle only when its host has fewer than
+ * HTTPC_MAX_HOST_CONNS transfers there and all hosts fewer than HTTPC_MAX_CONNS, so that
+ * its timeout counts the time on the wire (connect and answer), never the time spent
+ * waiting for a slot: libcurl's own queue would count it. */
+static int
+slot_free(const char *origin)
+{
+    long host = 0, total = 0;
+
+    for (struct httpc_call *c = hc.active.head; c != NULL; c = c->next) {
+        total++;
+        host += strcmp(c->origin, origin) == 0;
+    }
+    return host < HTTPC_MAX_HOST_CONNS && total < HTTPC_MAX_CONNS;
+}
+
+/* Put c's easy handle in the multi handle (its timeout starts now), or fail it. */
+static void
+activate(struct httpc_call *c)
+{
+    CURLMcode mres;
+
+    c->start_us = util_mono_us();
+    mres = curl_multi_add_handle(hc.multi, c->easy);
+    if (mres != CURLM_OK) {
+        c->fail = xasprintf("curl_multi_add_handle: %s", curl_multi_strerror(mres));
+        c->state = HTTPC_DONE;
+        list_push(&hc.done, c);
+        event_active(hc.deliver, 0, 0);
+        return;
+    }
+    c->state = HTTPC_ACTIVE;
+    list_push(&hc.active, c);
+}
+
+/* Start the queued calls that now have a slot, oldest first. */
+static void
+promote(void)
+{
+    struct httpc_call *c = hc.queued.head, *next;
+
+    for (; c != NULL; c = next) {
+        next = c->next;
+        if (slot_free(c->origin)) {
+            list_unlink(&hc.queued, c);
+            activate(c);
+        }
+    }
+}
+
+/* "host:port" of url (the port the scheme implies when none is given). */
+static char *
+origin_of(const char *url)
+{
+    CURLU *u = curl_url();
+    char *h = NULL, *p = NULL, *out = NULL;
+
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        out = xasprintf("%s:%s", h, p);
+    }
+    curl_free(h);
+    curl_free(p);
+    curl_url_cleanup(u);
+    return out != NULL ? out : xstrdup(url);
+}
+
 /* Move every finished transfer from the multi handle to the done list, then deliver.
  * Called only after curl_multi_socket_action() has returned. */
 static void
@@ -354,6 +426,7 @@ check_multi_info(void)
         c->state = HTTPC_DONE;
         list_push(&hc.done, c);
     }
+    promote();
     deliver_all();
 }
 
@@ -531,6 +604,10 @@ httpc_shutdown(void)
     }
     while ((c = hc.done.head) != NULL) {
         list_unlink(&hc.done, c);
+        call_free(c);
+    }
+    while ((c = hc.queued.head) != NULL) {
+        list_unlink(&hc.queued, c);
         call_free(c);
     }
     if (hc.multi != NULL) {
@@ -747,6 +824,7 @@ httpc_start(const struct httpc_request *rq, httpc_done_fn fn, void *arg, char **
     c = xcalloc(1, sizeof(*c));
     c->method = xstrdup(rq->method);
     c->host = host;
+    c->origin = origin_of(rq->url);
     c->fn = fn;
     c->arg = arg;
     c->start_us = util_mono_us();
@@ -781,21 +859,17 @@ httpc_start(const struct httpc_request *rq, httpc_done_fn fn, void *arg, char **
     if (c->fail == NULL && (res = call_setup(c, rq, max_response)) != CURLE_OK) {
         c->fail = xasprintf("curl setup: %s", curl_easy_strerror(res));
     }
-    if (c->fail == NULL) {
-        CURLMcode mres = curl_multi_add_handle(hc.multi, c->easy);
-
-        if (mres != CURLM_OK) {
-            c->fail = xasprintf("curl_multi_add_handle: %s", curl_multi_strerror(mres));
-        }
-    }
     hc.n++;
     if (c->fail != NULL) {
         c->state = HTTPC_DONE;
         list_push(&hc.done, c);
         event_active(hc.deliver, 0, 0);
+    } else if (hc.queued.head != NULL || !slot_free(c->origin)) {
+        c->state = HTTPC_QUEUED; /* behind the calls already waiting */
+        list_push(&hc.queued, c);
+        promote();
     } else {
-        c->state = HTTPC_ACTIVE;
-        list_push(&hc.active, c);
+        activate(c);
     }
     log_debug("httpc.start method=%s host=%s", c->method, c->host);
     return c;
@@ -812,12 +886,15 @@ httpc_cancel(struct httpc_call *c)
     if (c->state == HTTPC_ACTIVE) {
         list_unlink(&hc.active, c);
         curl_multi_remove_handle(hc.multi, c->easy);
+    } else if (c->state == HTTPC_QUEUED) {
+        list_unlink(&hc.queued, c);
     } else {
         list_unlink(&hc.done, c);
     }
     hc.n--;
     log_debug("httpc.cancel method=%s host=%s", c->method, c->host);
     call_free(c);
+    promote();
 }
 
 int

@@ -43,8 +43,28 @@ struct srv {
     struct http_request *held[MAX_HELD];
 };
 
-/* The test server: /echo tells what it got; /status?code=N answers N (429 and 503 with
- * Retry-After); /big?n=N answers N bytes; /hang never answers. */
+static struct event_base *base;
+
+/* A reply held for a while (/slow?ms=N). */
+struct slow_reply {
+    struct http_request *req;
+    struct event *ev;
+};
+
+static void
+slow_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct slow_reply *sr = arg;
+
+    (void)fd;
+    (void)what;
+    http_reply(sr->req, 200, "text/plain", "slow", 4);
+    event_free(sr->ev);
+    free(sr);
+}
+
+/* The test server: /echo tells what it got; /slow?ms=N answers after N ms; /status?code=N answers N
+ * (429 and 503 with Retry-After); /big?n=N answers N bytes; /hang never answers. */
 static void
 handler(struct http_request *req, void *arg)
 {
@@ -105,6 +125,15 @@ handler(struct http_request *req, void *arg)
             http_reply_header(req, "Content-Encoding", enc);
         }
         http_reply(req, 200, "application/json", (const char *)gz, sizeof(gz));
+    } else if (strcmp(path, "/slow") == 0) {
+        const char *p = http_request_param(req, "ms");
+        long ms = p != NULL ? atol(p) : 1000;
+        struct slow_reply *sr = xcalloc(1, sizeof(*sr));
+        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+        sr->req = req;
+        sr->ev = evtimer_new(base, slow_fire, sr);
+        evtimer_add(sr->ev, &tv);
     } else if (strcmp(path, "/hang") == 0) {
         if (s->hung < MAX_HELD) {
             s->held[s->hung] = req;
@@ -193,7 +222,6 @@ struct res {
     double elapsed_ms;
 };
 
-static struct event_base *base;
 static struct event *ticker;
 static struct srv S;
 static int in_start; /* set around httpc_start: a callback seeing it was re-entrant */
@@ -909,6 +937,48 @@ test_many_concurrent(void)
     teardown();
 }
 
+/* Waiting for a connection slot is not on the wire: with every slot to the host taken
+ * by slow answers, a call queued behind them with a timeout shorter than that wait still
+ * gets its full timeout once it has a connection. */
+static void
+test_queue_time_not_counted(void)
+{
+    enum { N = 17 }; /* one more than the connections per host */
+    struct res r[N];
+    char *slow = NULL, *quick = NULL;
+    struct httpc_request rq;
+
+    setup();
+    memset(r, 0, sizeof(r));
+    slow = xasprintf("http://127.0.0.1:%d/slow?ms=1200", S.port);
+    quick = xasprintf("http://127.0.0.1:%d/echo", S.port);
+    memset(&rq, 0, sizeof(rq));
+    rq.method = "GET";
+    rq.timeout = 10;
+    rq.url = slow;
+    for (int i = 0; i < N - 1; i++) {
+        start(&rq, &r[i]);
+    }
+    rq.url = quick;
+    rq.timeout = 0.6; /* shorter than the 1.2 s it waits for a slot */
+    start(&rq, &r[N - 1]);
+    run_until(&ndone, N, 10000);
+    T_EQ_INT(ndone, N);
+    for (int i = 0; i < N - 1; i++) {
+        T_EQ_INT(r[i].status, 200);
+    }
+    T_EQ_INT(r[N - 1].status, 200);
+    T_EQ_INT(r[N - 1].timed_out, 0);
+    T_ASSERT(r[N - 1].elapsed_ms < 600); /* counted from its connection, not its queueing */
+    T_ASSERT(S.max_conns <= 16);
+    for (int i = 0; i < N; i++) {
+        res_free(&r[i]);
+    }
+    free(slow);
+    free(quick);
+    teardown();
+}
+
 /* Each callback starts the next call, from inside the callback. */
 static int chain_left;
 static char *chain_url;
@@ -1302,6 +1372,7 @@ TEST_LIST = {
     { "refused", test_refused },
     { "rejected_at_start", test_rejected_at_start },
     { "many_concurrent", test_many_concurrent },
+    { "queue_time_not_counted", test_queue_time_not_counted },
     { "connection_reuse", test_connection_reuse },
     { "cancel", test_cancel },
     { "shutdown", test_shutdown },
