@@ -31,6 +31,7 @@
 #define HTTP_ACCEPT_RETRY_SECS 0.5   /* pause after accept() ran out of descriptors */
 #define HTTP_READ_SLACK (64 * 1024)  /* read-ahead beyond max_header_bytes (pipelining) */
 #define HTTP_REPLY_HEADERS_MAX 65536 /* bytes of handler-added response headers */
+#define LINE_BARE_LF (-2)            /* conn_take_line: a line ended by LF without CR */
 
 /* What a connection is doing; each phase has its own timeout (see conn_enter). */
 enum conn_state {
@@ -319,16 +320,13 @@ http_head_free(struct http_head *h)
     head_init(h);
 }
 
-/* Parse "METHOD /target HTTP/1.x" from p[0..n) (n excludes the LF; a CR before it is
- * dropped). Fills method, target (malloc'd) and minor. */
+/* Parse "METHOD /target HTTP/1.x" from p[0..n) (n excludes the CRLF). Fills method,
+ * target (malloc'd) and minor. */
 static int
 parse_request_line(const char *p, size_t n, struct http_head *h, char **errp)
 {
     size_t i = 0, t, tlen;
 
-    if (n > 0 && p[n - 1] == '\r') {
-        n--;
-    }
     while (i < n && is_tchar((unsigned char)p[i])) {
         i++;
     }
@@ -424,7 +422,7 @@ head_field(struct http_head *h, struct head_scan *hs, const char *name, const ch
     return 0;
 }
 
-/* Parse one "name: value" line p[0..n) (no LF; a CR before it is dropped) and append it. */
+/* Parse one "name: value" line p[0..n) (n excludes the CRLF) and append it. */
 static int
 parse_field_line(const char *p, size_t n, struct http_head *h, struct head_scan *hs, char **errp,
                  int *too_large)
@@ -432,9 +430,6 @@ parse_field_line(const char *p, size_t n, struct http_head *h, struct head_scan 
     size_t i = 0, vs, ve;
     char *name, *value;
 
-    if (n > 0 && p[n - 1] == '\r') {
-        n--;
-    }
     if (n > 0 && (p[0] == ' ' || p[0] == '\t')) {
         return kg_err(errp, "obsolete line folding");
     }
@@ -472,8 +467,10 @@ parse_field_line(const char *p, size_t n, struct http_head *h, struct head_scan 
 }
 
 /* The parser behind http_parse_head; *too_large tells a 431 from a 400. Lines are checked
- * as soon as they are complete, so garbage is refused before the head ends. On 0 and -1
- * nothing stays allocated in h. */
+ * as soon as they are complete, so garbage is refused before the head ends. Every line
+ * ends with CRLF: a bare LF is refused (RFC 9112 allows a recipient to accept one, but a
+ * proxy in front of us that reads the same bytes differently would see other requests
+ * than we do: request smuggling). On 0 and -1 nothing stays allocated in h. */
 static int
 parse_head(const char *buf, size_t len, size_t max, struct http_head *h, char **errp,
            int *too_large)
@@ -503,11 +500,16 @@ parse_head(const char *buf, size_t len, size_t max, struct http_head *h, char **
         }
         n = (size_t)(nl - (buf + pos));
         end = pos + n + 1;
+        if (n == 0 || buf[pos + n - 1] != '\r') {
+            kg_err(errp, "bare LF line ending in the request head (CRLF required)");
+            goto fail;
+        }
+        n--; /* the CR */
         if (line == 0) {
             if (parse_request_line(buf + pos, n, h, errp) == -1) {
                 goto fail;
             }
-        } else if (n == 0 || (n == 1 && buf[pos] == '\r')) {
+        } else if (n == 0) {
             if (h->chunked && h->content_length >= 0) {
                 kg_err(errp, "both Content-Length and Transfer-Encoding");
                 goto fail;
@@ -889,15 +891,13 @@ conn_read_head(struct http_conn *c)
     }
     c->got_bytes = 1;
     if (c->scan == 0) {
-        /* RFC 9112 2.2: empty lines before a request line are ignored. */
+        /* RFC 9112 2.2: empty lines (CRLF; a bare LF is refused below, like everywhere in
+         * the framing) before a request line are ignored. */
         while (avail > 0) {
             char two[2];
 
             evbuffer_copyout(in, two, avail >= 2 ? 2 : 1);
-            if (two[0] == '\n') {
-                evbuffer_drain(in, 1);
-                avail--;
-            } else if (two[0] == '\r' && avail >= 2 && two[1] == '\n') {
+            if (two[0] == '\r' && avail >= 2 && two[1] == '\n') {
                 evbuffer_drain(in, 2);
                 avail -= 2;
             } else {
@@ -914,9 +914,14 @@ conn_read_head(struct http_conn *c)
         if (p[i] != '\n') {
             continue;
         }
+        if (i == 0 || p[i - 1] != '\r') {
+            conn_fail(c, 400, "bad_request",
+                      "bare LF line ending in the request head (CRLF required)");
+            return 1;
+        }
         if (!c->line1_ok) {
             head_init(&head);
-            r = parse_request_line(p, i, &head, &err);
+            r = parse_request_line(p, i - 1, &head, &err);
             http_head_free(&head);
             if (r == -1) {
                 conn_fail(c, 400, "bad_request", err);
@@ -924,7 +929,7 @@ conn_read_head(struct http_conn *c)
                 return 1;
             }
             c->line1_ok = 1;
-        } else if (i == c->line_start || (i == c->line_start + 1 && p[c->line_start] == '\r')) {
+        } else if (i == c->line_start + 1) {
             end = i + 1;
             break;
         }
@@ -975,28 +980,38 @@ conn_take_body(struct http_conn *c, size_t n)
     return 0;
 }
 
-/* Take one line (CRLF or LF) from the input into out (NUL-terminated; out may be NULL to
- * only drop it). Returns 1 with *linelen set, 0 when no full line is buffered yet (and
- * fewer than cap bytes wait), -1 when the line is longer than cap. */
+/* Take one CRLF-terminated line from the input into out (NUL-terminated, without the CRLF;
+ * out may be NULL to only drop it). Returns 1 with *linelen set, 0 when no full line is
+ * buffered yet (and at most cap bytes plus the CR wait), -1 when the line is longer than
+ * cap, LINE_BARE_LF when it ends with a bare LF (refused, as in the head). */
 static int
 conn_take_line(struct http_conn *c, char *out, size_t cap, size_t *linelen)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t eol_len = 0;
-    struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    size_t eol_len = 0, n;
+    struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+    char cr;
 
     if (pos.pos < 0) {
-        return evbuffer_get_length(in) > cap ? -1 : 0;
+        return evbuffer_get_length(in) > cap + 1 ? -1 : 0;
     }
-    if ((size_t)pos.pos > cap) {
+    if (pos.pos == 0) {
+        return LINE_BARE_LF;
+    }
+    n = (size_t)pos.pos - 1;
+    evbuffer_ptr_set(in, &pos, n, EVBUFFER_PTR_SET);
+    if (evbuffer_copyout_from(in, &pos, &cr, 1) != 1 || cr != '\r') {
+        return LINE_BARE_LF;
+    }
+    if (n > cap) {
         return -1;
     }
     if (out != NULL) {
-        evbuffer_copyout(in, out, (size_t)pos.pos);
-        out[pos.pos] = '\0';
+        evbuffer_copyout(in, out, n);
+        out[n] = '\0';
     }
-    evbuffer_drain(in, (size_t)pos.pos + eol_len);
-    *linelen = (size_t)pos.pos;
+    evbuffer_drain(in, n + 2);
+    *linelen = n;
     return 1;
 }
 
@@ -1071,6 +1086,10 @@ conn_read_body(struct http_conn *c)
             if (r == 0) {
                 return 0;
             }
+            if (r == LINE_BARE_LF) {
+                conn_fail(c, 400, "bad_request", "bare LF after a chunk size (CRLF required)");
+                return 1;
+            }
             if (r == -1 || chunk_size_parse(line, n, &size, &overflow) == -1) {
                 if (r != -1 && overflow) {
                     conn_fail(c, 413, "too_large", "request body too large");
@@ -1102,28 +1121,41 @@ conn_read_body(struct http_conn *c)
             }
             c->chunk = CHUNK_DATA_END;
             break;
-        case CHUNK_DATA_END:
-            r = conn_take_line(c, line, HTTP_CHUNK_LINE_MAX, &n);
-            if (r == 0) {
+        case CHUNK_DATA_END: {
+            char two[2];
+
+            /* Exactly CRLF, checked byte by byte: no waiting for a line that is not one. */
+            avail = evbuffer_get_length(in);
+            if (avail == 0) {
                 return 0;
             }
-            if (r == -1 || n != 0) {
+            evbuffer_copyout(in, two, avail >= 2 ? 2 : 1);
+            if (two[0] != '\r' || (avail >= 2 && two[1] != '\n')) {
                 conn_fail(c, 400, "bad_request", "chunk data not followed by CRLF");
                 return 1;
             }
+            if (avail < 2) {
+                return 0;
+            }
+            evbuffer_drain(in, 2);
             c->chunk = CHUNK_SIZE;
             break;
+        }
         case CHUNK_TRAILER:
             /* Trailer fields are read and ignored, within the head's size cap. */
             r = conn_take_line(c, NULL, c->srv->cfg.max_header_bytes - c->trailer_bytes, &n);
             if (r == 0) {
                 return 0;
             }
+            if (r == LINE_BARE_LF) {
+                conn_fail(c, 400, "bad_request", "bare LF in the trailer section (CRLF required)");
+                return 1;
+            }
             if (r == -1) {
                 conn_fail(c, 431, "header_too_large", "trailer section too large");
                 return 1;
             }
-            c->trailer_bytes += n + 1;
+            c->trailer_bytes += n + 2;
             if (c->trailer_bytes > c->srv->cfg.max_header_bytes) {
                 conn_fail(c, 431, "header_too_large", "trailer section too large");
                 return 1;
