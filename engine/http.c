@@ -32,6 +32,8 @@
 #define HTTP_READ_SLACK (64 * 1024)  /* read-ahead beyond max_header_bytes (pipelining) */
 #define HTTP_REPLY_HEADERS_MAX 65536 /* bytes of handler-added response headers */
 #define LINE_BARE_LF (-2)            /* conn_take_line: a line ended by LF without CR */
+#define HTTP_PEER_BUCKETS 256        /* hash buckets of the per-peer connection counts */
+#define HTTP_RETRY_AFTER "1"         /* seconds a refused connection is told to wait */
 
 /* What a connection is doing; each phase has its own timeout (see conn_enter). */
 enum conn_state {
@@ -46,6 +48,13 @@ enum conn_state {
 
 enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 enum chunk_state { CHUNK_SIZE, CHUNK_DATA, CHUNK_DATA_END, CHUNK_TRAILER };
+
+/* Open connections from one client address (only while it has some). */
+struct http_peer {
+    struct http_peer *next; /* same bucket */
+    int nconns;
+    char addr[INET6_ADDRSTRLEN];
+};
 
 struct http_listener {
     struct http_server *srv;
@@ -103,6 +112,8 @@ struct http_server {
     int freeing; /* http_server_free: requests die with their connections */
     int nconns;
     int nrejecting;
+    unsigned long long refused; /* connections refused by a cap (503, or dropped) */
+    struct http_peer *peers[HTTP_PEER_BUCKETS];
     struct http_conn *conns;
     struct http_request *orphans;
 };
@@ -625,6 +636,61 @@ orphan_unlink(struct http_request *req)
     req->prev = req->next = NULL;
 }
 
+/* ---- per-peer connection counts ---- */
+
+static unsigned
+peer_hash(const char *addr)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+
+    for (; *addr != '\0'; addr++) {
+        h = (h ^ (unsigned char)*addr) * 16777619u;
+    }
+    return h % HTTP_PEER_BUCKETS;
+}
+
+/* The open connections from addr. */
+static int
+peer_conns(const struct http_server *srv, const char *addr)
+{
+    for (const struct http_peer *p = srv->peers[peer_hash(addr)]; p != NULL; p = p->next) {
+        if (strcmp(p->addr, addr) == 0) {
+            return p->nconns;
+        }
+    }
+    return 0;
+}
+
+/* Count one more (delta 1) or one fewer (delta -1) connection from addr. An entry lives
+ * only while its address has connections, so the table holds at most max_conns. */
+static void
+peer_count(struct http_server *srv, const char *addr, int delta)
+{
+    struct http_peer **pp = &srv->peers[peer_hash(addr)];
+    struct http_peer *p;
+
+    for (; (p = *pp) != NULL; pp = &p->next) {
+        if (strcmp(p->addr, addr) == 0) {
+            break;
+        }
+    }
+    if (p == NULL) {
+        if (delta < 0) {
+            return;
+        }
+        p = xcalloc(1, sizeof(*p));
+        snprintf(p->addr, sizeof(p->addr), "%s", addr);
+        p->next = srv->peers[peer_hash(addr)];
+        srv->peers[peer_hash(addr)] = p;
+        pp = &srv->peers[peer_hash(addr)];
+    }
+    p->nconns += delta;
+    if (p->nconns <= 0) {
+        *pp = p->next;
+        free(p);
+    }
+}
+
 /* ---- connections ---- */
 
 /* Enter a phase and arm the connection's timer for it (per phase, never per byte, so a
@@ -702,6 +768,7 @@ conn_free(struct http_conn *c)
         srv->nrejecting--;
     } else {
         srv->nconns--;
+        peer_count(srv, c->peer, -1);
     }
     event_free(c->timer);
     bufferevent_free(c->bev);
@@ -758,20 +825,27 @@ error_body(const char *code, const char *message, size_t *len)
 }
 
 /* Answer with a server-generated error and close once it is sent. Only called when no
- * handler holds the request (it is not CONN_HANDLING). */
+ * handler holds the request (it is not CONN_HANDLING). A 503 (a connection cap) carries
+ * Retry-After. */
 static void
 conn_fail(struct http_conn *c, int status, const char *code, const char *message)
 {
     size_t len;
     char *body = error_body(code, message, &len);
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct buf extra;
 
+    buf_init(&extra, 0);
+    if (status == 503 && buf_puts(&extra, "Retry-After: " HTTP_RETRY_AFTER "\r\n") == -1) {
+        abort(); /* uncapped buffer: cannot fail */
+    }
     if (status != 503 && status != 408) { /* those two are logged by their callers */
         log_warn("http.error peer=%s status=%d reason=%s", c->peer, status, log_quote(message));
     }
     request_free(c->req);
     c->req = NULL;
-    conn_write(c, status, "application/json", NULL, body, len, 1, 0, 0);
+    conn_write(c, status, "application/json", &extra, body, len, 1, 0, 0);
+    buf_free(&extra);
     free(body);
     conn_enter(c, CONN_CLOSING);
     evbuffer_drain(in, evbuffer_get_length(in));
@@ -1378,13 +1452,23 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
     struct http_listener *l = arg;
     struct http_server *srv = l->srv;
     int rejected = srv->nconns >= srv->cfg.max_conns;
+    int from_peer, peer_full;
     struct http_conn *c;
     int one = 1;
+    char peer[INET6_ADDRSTRLEN];
 
     (void)lev;
     (void)salen;
+    /* One client address may hold at most max_conns_per_peer of the max_conns slots, so
+     * that a single sender cannot lock all the others out. */
+    peer_format(sa, peer, sizeof(peer));
+    from_peer = peer_conns(srv, peer);
+    peer_full = !rejected && from_peer >= srv->cfg.max_conns_per_peer;
+    rejected = rejected || peer_full;
     if (rejected && srv->nrejecting >= HTTP_REJECT_MAX) {
-        log_warn("http.overloaded action=drop conns=%d", srv->nconns);
+        srv->refused++;
+        log_warn("http.overloaded action=drop peer=%s conns=%d peer_conns=%d", peer, srv->nconns,
+                 from_peer);
         evutil_closesocket(fd);
         return;
     }
@@ -1398,11 +1482,16 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
     if (rejected) {
         c->rejected = 1;
         srv->nrejecting++;
-        log_warn("http.overloaded peer=%s conns=%d", c->peer, srv->nconns);
-        conn_fail(c, 503, "overloaded", "too many connections, retry later");
+        srv->refused++;
+        log_warn("http.overloaded peer=%s conns=%d peer_conns=%d cap=%s", c->peer, srv->nconns,
+                 from_peer, peer_full ? "peer" : "total");
+        conn_fail(c, 503, "overloaded",
+                  peer_full ? "too many connections from this address, retry later"
+                            : "too many connections, retry later");
         return;
     }
     srv->nconns++;
+    peer_count(srv, c->peer, 1);
     log_debug("http.accept peer=%s conns=%d", c->peer, srv->nconns);
     conn_enter(c, CONN_HEAD);
 }
@@ -1524,6 +1613,9 @@ http_server_new(struct event_base *base, const struct http_config *cfg, http_han
     if (srv->cfg.max_conns <= 0) {
         srv->cfg.max_conns = 1024;
     }
+    if (srv->cfg.max_conns_per_peer <= 0) {
+        srv->cfg.max_conns_per_peer = 64;
+    }
     if (srv->cfg.header_timeout <= 0) {
         srv->cfg.header_timeout = 10;
     }
@@ -1580,6 +1672,12 @@ int
 http_server_conns(const struct http_server *srv)
 {
     return srv != NULL ? srv->nconns : 0;
+}
+
+unsigned long long
+http_server_refused(const struct http_server *srv)
+{
+    return srv != NULL ? srv->refused : 0;
 }
 
 /* Free the server: listeners, every connection, and every request not yet replied to,

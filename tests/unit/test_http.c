@@ -341,14 +341,26 @@ pump_until_conns(struct tsrv *t, int n, int ms)
     return 0;
 }
 
+/* Connect to 127.0.0.1:port from the loopback address from (NULL: the kernel's choice,
+ * 127.0.0.1); every 127.0.0.0/8 address is local on Linux, so a test can play several
+ * clients. */
 static int
-cli_connect(int port, int rcvbuf)
+cli_connect_from(int port, int rcvbuf, const char *from)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin;
 
     if (fd == -1) {
         return -1;
+    }
+    if (from != NULL) {
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        if (inet_pton(AF_INET, from, &sin.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+            close(fd);
+            return -1;
+        }
     }
     if (rcvbuf > 0) {
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
@@ -364,6 +376,12 @@ cli_connect(int port, int rcvbuf)
     }
     (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     return fd;
+}
+
+static int
+cli_connect(int port, int rcvbuf)
+{
+    return cli_connect_from(port, rcvbuf, NULL);
 }
 
 static int
@@ -1147,7 +1165,9 @@ test_conn_cap(void)
     T_EQ_INT(status_of(out.data), 503);
     T_CONTAINS(out.data, "{\"error\":\"overloaded\",");
     T_CONTAINS(out.data, "\r\nConnection: close\r\n");
+    T_CONTAINS(out.data, "\r\nRetry-After: 1\r\n");
     T_EQ_INT(http_server_conns(t.srv), 2);
+    T_EQ_INT((int)http_server_refused(t.srv), 1);
     close(c);
 
     /* The listener keeps serving once a slot is free. */
@@ -1162,6 +1182,66 @@ test_conn_cap(void)
     T_EQ_INT(t.handled, 1);
     close(b);
     close(d);
+    T_EQ_INT(pump_until_conns(&t, 0, 1000), 0);
+    buf_free(&out);
+    tsrv_stop(&t);
+}
+
+/* One client address holds at most max_conns_per_peer connections: past it a new one gets
+ * the cap's 503 with Retry-After and is closed, while another address is still served
+ * (the total cap is far from reached), and a closed connection frees its slot. */
+static void
+test_peer_cap(void)
+{
+    struct tsrv t;
+    struct http_config cfg = { 0 };
+    struct buf out;
+    int a, b, c, d, e;
+
+    cfg.max_conns = 8;
+    cfg.max_conns_per_peer = 2;
+    T_REQUIRE(tsrv_start(&t, &cfg) == 0);
+    buf_init(&out, 0);
+    a = cli_connect_from(t.port, 0, "127.0.0.1");
+    b = cli_connect_from(t.port, 0, "127.0.0.1");
+    T_REQUIRE(a >= 0 && b >= 0);
+    T_EQ_INT(pump_until_conns(&t, 2, 1000), 0);
+    c = cli_connect_from(t.port, 0, "127.0.0.1");
+    T_REQUIRE(c >= 0);
+    T_EQ_INT(cli_sends(&t, c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    T_EQ_INT(cli_recv(&t, c, &out, -1, 1000), 1);
+    T_EQ_INT(status_of(out.data), 503);
+    T_CONTAINS(out.data, "{\"error\":\"overloaded\",");
+    T_CONTAINS(out.data, "from this address");
+    T_CONTAINS(out.data, "\r\nRetry-After: 1\r\n");
+    T_CONTAINS(out.data, "\r\nConnection: close\r\n");
+    T_EQ_INT(t.handled, 0);
+    T_EQ_INT((int)http_server_refused(t.srv), 1);
+    close(c);
+
+    /* Another address is served meanwhile. */
+    buf_reset(&out);
+    d = cli_connect_from(t.port, 0, "127.0.0.2");
+    T_REQUIRE(d >= 0);
+    T_EQ_INT(cli_sends(&t, d, "GET /info HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    T_EQ_INT(cli_recv(&t, d, &out, 1, 1000), 0);
+    T_EQ_INT(status_of(out.data), 200);
+    T_CONTAINS(out.data, "peer=[127.0.0.2]");
+    T_EQ_INT(http_server_conns(t.srv), 3);
+
+    /* The first address gets a slot back when one of its connections closes. */
+    close(a);
+    T_EQ_INT(pump_until_conns(&t, 2, 1000), 0);
+    buf_reset(&out);
+    e = cli_connect_from(t.port, 0, "127.0.0.1");
+    T_REQUIRE(e >= 0);
+    T_EQ_INT(cli_sends(&t, e, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    T_EQ_INT(cli_recv(&t, e, &out, 1, 1000), 0);
+    T_EQ_INT(status_of(out.data), 200);
+    T_EQ_INT(t.handled, 2);
+    close(b);
+    close(d);
+    close(e);
     T_EQ_INT(pump_until_conns(&t, 0, 1000), 0);
     buf_free(&out);
     tsrv_stop(&t);
@@ -1503,6 +1583,7 @@ TEST_LIST = {
     { "idle_timeout", test_idle_timeout },
     { "write_timeout", test_write_timeout },
     { "conn_cap", test_conn_cap },
+    { "peer_cap", test_peer_cap },
     { "delayed_reply", test_delayed_reply },
     { "client_gone", test_client_gone },
     { "free_pending", test_free_pending },
