@@ -1,6 +1,7 @@
 /* http.c: a small HTTP/1.1 server on libevent bufferevents (TLS through bufferevent_openssl),
- * with strict incremental request parsing, one timer per connection re-armed per phase,
- * caps on head, body and connections, keep-alive and in-order pipelining. */
+ * with strict incremental request parsing (CRLF line ends only), one timer per connection
+ * re-armed per phase, caps on head, body and connections (in all and per client address),
+ * keep-alive and in-order pipelining. */
 #include "engine/http.h"
 
 #include <arpa/inet.h>

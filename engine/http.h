@@ -1,7 +1,8 @@
 /* http.h: a small HTTP/1.1 server on libevent bufferevents, with TLS (OpenSSL) when
  * configured. Built for untrusted clients: separate header, body and idle timeouts,
- * capped header and body sizes, a connection cap, keep-alive and pipelining (one request
- * at a time per connection, in order). Used by the alert intake and the portal. */
+ * capped header and body sizes, connection caps (in all and per client address), strict
+ * CRLF framing, keep-alive and pipelining (one request at a time per connection, in
+ * order). Used by the alert intake and the portal. */
 #ifndef KAGARI_HTTP_H
 #define KAGARI_HTTP_H
 
