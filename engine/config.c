@@ -53,6 +53,12 @@ static const struct config_field config_intake_fields[] = {
     { "max_body", CONFIG_SIZE, offsetof(struct config, intake.max_body), 1024, 0, NULL, 0 },
     { "max_header", CONFIG_SIZE, offsetof(struct config, intake.max_header), 1024, 0, NULL, 0 },
     { "max_conns", CONFIG_INT, offsetof(struct config, intake.max_conns), 1, 1000000, NULL, 0 },
+    { "max_conns_per_peer", CONFIG_INT, offsetof(struct config, intake.max_conns_per_peer), 1,
+      1000000, NULL, 0 },
+    { "tenant_rate", CONFIG_INT, offsetof(struct config, intake.tenant_rate), 0, 100000000, NULL,
+      0 },
+    { "tenant_burst", CONFIG_INT, offsetof(struct config, intake.tenant_burst), 1, 100000000, NULL,
+      0 },
     { "header_timeout", CONFIG_DURATION, offsetof(struct config, intake.header_timeout), 0.001, 0,
       NULL, 0 },
     { "body_timeout", CONFIG_DURATION, offsetof(struct config, intake.body_timeout), 0.001, 0, NULL,
@@ -1173,6 +1179,9 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->intake.max_body = 4u << 20;
     cfg->intake.max_header = 16u << 10;
     cfg->intake.max_conns = 1024;
+    cfg->intake.max_conns_per_peer = 64;
+    cfg->intake.tenant_rate = 10000;
+    cfg->intake.tenant_burst = 20000;
     cfg->intake.header_timeout = 10;
     cfg->intake.body_timeout = 30;
     cfg->intake.idle_timeout = 60;
@@ -1558,6 +1567,13 @@ static const char config_text_tail[] =
     "    max_header = \"16KiB\",\n"
     "    -- Most client connections open at once.\n"
     "    max_conns = 1024,\n"
+    "    -- Most of them from one client address (raise it when a proxy or load balancer\n"
+    "    -- connects for every sender); past it a new connection gets 503 and is closed.\n"
+    "    max_conns_per_peer = 64,\n"
+    "    -- Alerts per second one tenant may send, with bursts of up to tenant_burst\n"
+    "    -- alerts; past it its requests get 429 with Retry-After. 0: no limit.\n"
+    "    tenant_rate = 10000,\n"
+    "    tenant_burst = 20000,\n"
     "    -- A client must send its headers within header_timeout and its body within\n"
     "    -- body_timeout; a keep-alive connection idle for idle_timeout is closed.\n"
     "    header_timeout = \"10s\",\n"

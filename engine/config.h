@@ -89,10 +89,13 @@ struct config {
     char *playbook_dir; /* absolute */
 
     struct {
-        char *listen;                                      /* "127.0.0.1:8080" */
-        size_t max_body;                                   /* bytes, default 4 MiB */
-        size_t max_header;                                 /* bytes, default 16 KiB */
-        int max_conns;                                     /* default 1024 */
+        char *listen;           /* "127.0.0.1:8080" */
+        size_t max_body;        /* bytes, default 4 MiB */
+        size_t max_header;      /* bytes, default 16 KiB */
+        int max_conns;          /* default 1024 */
+        int max_conns_per_peer; /* from one client address, default 64 (503 past it) */
+        int tenant_rate;        /* alerts per second per tenant, default 10000; 0: no limit */
+        int tenant_burst;       /* alerts a tenant may send at once, default 20000 */
         double header_timeout, body_timeout, idle_timeout; /* seconds: 10, 30, 60 */
         int max_queued_runs; /* shed load (503) past this many runs waiting for CPU; 100000 */
         char *tls_cert;      /* PEM paths; both NULL: plain HTTP */

@@ -1,6 +1,7 @@
 /* http.c: a small HTTP/1.1 server on libevent bufferevents (TLS through bufferevent_openssl),
- * with strict incremental request parsing, one timer per connection re-armed per phase,
- * caps on head, body and connections, keep-alive and in-order pipelining. */
+ * with strict incremental request parsing (CRLF line ends only), one timer per connection
+ * re-armed per phase, caps on head, body and connections (in all and per client address),
+ * keep-alive and in-order pipelining. */
 #include "engine/http.h"
 
 #include <arpa/inet.h>
@@ -31,6 +32,9 @@
 #define HTTP_ACCEPT_RETRY_SECS 0.5   /* pause after accept() ran out of descriptors */
 #define HTTP_READ_SLACK (64 * 1024)  /* read-ahead beyond max_header_bytes (pipelining) */
 #define HTTP_REPLY_HEADERS_MAX 65536 /* bytes of handler-added response headers */
+#define LINE_BARE_LF (-2)            /* conn_take_line: a line ended by LF without CR */
+#define HTTP_PEER_BUCKETS 256        /* hash buckets of the per-peer connection counts */
+#define HTTP_RETRY_AFTER "1"         /* seconds a refused connection is told to wait */
 
 /* What a connection is doing; each phase has its own timeout (see conn_enter). */
 enum conn_state {
@@ -45,6 +49,13 @@ enum conn_state {
 
 enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 enum chunk_state { CHUNK_SIZE, CHUNK_DATA, CHUNK_DATA_END, CHUNK_TRAILER };
+
+/* Open connections from one client address (only while it has some). */
+struct http_peer {
+    struct http_peer *next; /* same bucket */
+    int nconns;
+    char addr[INET6_ADDRSTRLEN];
+};
 
 struct http_listener {
     struct http_server *srv;
@@ -102,6 +113,8 @@ struct http_server {
     int freeing; /* http_server_free: requests die with their connections */
     int nconns;
     int nrejecting;
+    unsigned long long refused; /* connections refused by a cap (503, or dropped) */
+    struct http_peer *peers[HTTP_PEER_BUCKETS];
     struct http_conn *conns;
     struct http_request *orphans;
 };
@@ -319,16 +332,13 @@ http_head_free(struct http_head *h)
     head_init(h);
 }
 
-/* Parse "METHOD /target HTTP/1.x" from p[0..n) (n excludes the LF; a CR before it is
- * dropped). Fills method, target (malloc'd) and minor. */
+/* Parse "METHOD /target HTTP/1.x" from p[0..n) (n excludes the CRLF). Fills method,
+ * target (malloc'd) and minor. */
 static int
 parse_request_line(const char *p, size_t n, struct http_head *h, char **errp)
 {
     size_t i = 0, t, tlen;
 
-    if (n > 0 && p[n - 1] == '\r') {
-        n--;
-    }
     while (i < n && is_tchar((unsigned char)p[i])) {
         i++;
     }
@@ -424,7 +434,7 @@ head_field(struct http_head *h, struct head_scan *hs, const char *name, const ch
     return 0;
 }
 
-/* Parse one "name: value" line p[0..n) (no LF; a CR before it is dropped) and append it. */
+/* Parse one "name: value" line p[0..n) (n excludes the CRLF) and append it. */
 static int
 parse_field_line(const char *p, size_t n, struct http_head *h, struct head_scan *hs, char **errp,
                  int *too_large)
@@ -432,9 +442,6 @@ parse_field_line(const char *p, size_t n, struct http_head *h, struct head_scan 
     size_t i = 0, vs, ve;
     char *name, *value;
 
-    if (n > 0 && p[n - 1] == '\r') {
-        n--;
-    }
     if (n > 0 && (p[0] == ' ' || p[0] == '\t')) {
         return kg_err(errp, "obsolete line folding");
     }
@@ -472,8 +479,10 @@ parse_field_line(const char *p, size_t n, struct http_head *h, struct head_scan 
 }
 
 /* The parser behind http_parse_head; *too_large tells a 431 from a 400. Lines are checked
- * as soon as they are complete, so garbage is refused before the head ends. On 0 and -1
- * nothing stays allocated in h. */
+ * as soon as they are complete, so garbage is refused before the head ends. Every line
+ * ends with CRLF: a bare LF is refused (RFC 9112 allows a recipient to accept one, but a
+ * proxy in front of us that reads the same bytes differently would see other requests
+ * than we do: request smuggling). On 0 and -1 nothing stays allocated in h. */
 static int
 parse_head(const char *buf, size_t len, size_t max, struct http_head *h, char **errp,
            int *too_large)
@@ -503,11 +512,16 @@ parse_head(const char *buf, size_t len, size_t max, struct http_head *h, char **
         }
         n = (size_t)(nl - (buf + pos));
         end = pos + n + 1;
+        if (n == 0 || buf[pos + n - 1] != '\r') {
+            kg_err(errp, "bare LF line ending in the request head (CRLF required)");
+            goto fail;
+        }
+        n--; /* the CR */
         if (line == 0) {
             if (parse_request_line(buf + pos, n, h, errp) == -1) {
                 goto fail;
             }
-        } else if (n == 0 || (n == 1 && buf[pos] == '\r')) {
+        } else if (n == 0) {
             if (h->chunked && h->content_length >= 0) {
                 kg_err(errp, "both Content-Length and Transfer-Encoding");
                 goto fail;
@@ -623,6 +637,61 @@ orphan_unlink(struct http_request *req)
     req->prev = req->next = NULL;
 }
 
+/* ---- per-peer connection counts ---- */
+
+static unsigned
+peer_hash(const char *addr)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+
+    for (; *addr != '\0'; addr++) {
+        h = (h ^ (unsigned char)*addr) * 16777619u;
+    }
+    return h % HTTP_PEER_BUCKETS;
+}
+
+/* The open connections from addr. */
+static int
+peer_conns(const struct http_server *srv, const char *addr)
+{
+    for (const struct http_peer *p = srv->peers[peer_hash(addr)]; p != NULL; p = p->next) {
+        if (strcmp(p->addr, addr) == 0) {
+            return p->nconns;
+        }
+    }
+    return 0;
+}
+
+/* Count one more (delta 1) or one fewer (delta -1) connection from addr. An entry lives
+ * only while its address has connections, so the table holds at most max_conns. */
+static void
+peer_count(struct http_server *srv, const char *addr, int delta)
+{
+    struct http_peer **pp = &srv->peers[peer_hash(addr)];
+    struct http_peer *p;
+
+    for (; (p = *pp) != NULL; pp = &p->next) {
+        if (strcmp(p->addr, addr) == 0) {
+            break;
+        }
+    }
+    if (p == NULL) {
+        if (delta < 0) {
+            return;
+        }
+        p = xcalloc(1, sizeof(*p));
+        snprintf(p->addr, sizeof(p->addr), "%s", addr);
+        p->next = srv->peers[peer_hash(addr)];
+        srv->peers[peer_hash(addr)] = p;
+        pp = &srv->peers[peer_hash(addr)];
+    }
+    p->nconns += delta;
+    if (p->nconns <= 0) {
+        *pp = p->next;
+        free(p);
+    }
+}
+
 /* ---- connections ---- */
 
 /* Enter a phase and arm the connection's timer for it (per phase, never per byte, so a
@@ -700,6 +769,7 @@ conn_free(struct http_conn *c)
         srv->nrejecting--;
     } else {
         srv->nconns--;
+        peer_count(srv, c->peer, -1);
     }
     event_free(c->timer);
     bufferevent_free(c->bev);
@@ -756,20 +826,27 @@ error_body(const char *code, const char *message, size_t *len)
 }
 
 /* Answer with a server-generated error and close once it is sent. Only called when no
- * handler holds the request (it is not CONN_HANDLING). */
+ * handler holds the request (it is not CONN_HANDLING). A 503 (a connection cap) carries
+ * Retry-After. */
 static void
 conn_fail(struct http_conn *c, int status, const char *code, const char *message)
 {
     size_t len;
     char *body = error_body(code, message, &len);
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct buf extra;
 
+    buf_init(&extra, 0);
+    if (status == 503 && buf_puts(&extra, "Retry-After: " HTTP_RETRY_AFTER "\r\n") == -1) {
+        abort(); /* uncapped buffer: cannot fail */
+    }
     if (status != 503 && status != 408) { /* those two are logged by their callers */
         log_warn("http.error peer=%s status=%d reason=%s", c->peer, status, log_quote(message));
     }
     request_free(c->req);
     c->req = NULL;
-    conn_write(c, status, "application/json", NULL, body, len, 1, 0, 0);
+    conn_write(c, status, "application/json", &extra, body, len, 1, 0, 0);
+    buf_free(&extra);
     free(body);
     conn_enter(c, CONN_CLOSING);
     evbuffer_drain(in, evbuffer_get_length(in));
@@ -889,15 +966,13 @@ conn_read_head(struct http_conn *c)
     }
     c->got_bytes = 1;
     if (c->scan == 0) {
-        /* RFC 9112 2.2: empty lines before a request line are ignored. */
+        /* RFC 9112 2.2: empty lines (CRLF; a bare LF is refused below, like everywhere in
+         * the framing) before a request line are ignored. */
         while (avail > 0) {
             char two[2];
 
             evbuffer_copyout(in, two, avail >= 2 ? 2 : 1);
-            if (two[0] == '\n') {
-                evbuffer_drain(in, 1);
-                avail--;
-            } else if (two[0] == '\r' && avail >= 2 && two[1] == '\n') {
+            if (two[0] == '\r' && avail >= 2 && two[1] == '\n') {
                 evbuffer_drain(in, 2);
                 avail -= 2;
             } else {
@@ -914,9 +989,14 @@ conn_read_head(struct http_conn *c)
         if (p[i] != '\n') {
             continue;
         }
+        if (i == 0 || p[i - 1] != '\r') {
+            conn_fail(c, 400, "bad_request",
+                      "bare LF line ending in the request head (CRLF required)");
+            return 1;
+        }
         if (!c->line1_ok) {
             head_init(&head);
-            r = parse_request_line(p, i, &head, &err);
+            r = parse_request_line(p, i - 1, &head, &err);
             http_head_free(&head);
             if (r == -1) {
                 conn_fail(c, 400, "bad_request", err);
@@ -924,7 +1004,7 @@ conn_read_head(struct http_conn *c)
                 return 1;
             }
             c->line1_ok = 1;
-        } else if (i == c->line_start || (i == c->line_start + 1 && p[c->line_start] == '\r')) {
+        } else if (i == c->line_start + 1) {
             end = i + 1;
             break;
         }
@@ -975,28 +1055,38 @@ conn_take_body(struct http_conn *c, size_t n)
     return 0;
 }
 
-/* Take one line (CRLF or LF) from the input into out (NUL-terminated; out may be NULL to
- * only drop it). Returns 1 with *linelen set, 0 when no full line is buffered yet (and
- * fewer than cap bytes wait), -1 when the line is longer than cap. */
+/* Take one CRLF-terminated line from the input into out (NUL-terminated, without the CRLF;
+ * out may be NULL to only drop it). Returns 1 with *linelen set, 0 when no full line is
+ * buffered yet (and at most cap bytes plus the CR wait), -1 when the line is longer than
+ * cap, LINE_BARE_LF when it ends with a bare LF (refused, as in the head). */
 static int
 conn_take_line(struct http_conn *c, char *out, size_t cap, size_t *linelen)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t eol_len = 0;
-    struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    size_t eol_len = 0, n;
+    struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+    char cr;
 
     if (pos.pos < 0) {
-        return evbuffer_get_length(in) > cap ? -1 : 0;
+        return evbuffer_get_length(in) > cap + 1 ? -1 : 0;
     }
-    if ((size_t)pos.pos > cap) {
+    if (pos.pos == 0) {
+        return LINE_BARE_LF;
+    }
+    n = (size_t)pos.pos - 1;
+    evbuffer_ptr_set(in, &pos, n, EVBUFFER_PTR_SET);
+    if (evbuffer_copyout_from(in, &pos, &cr, 1) != 1 || cr != '\r') {
+        return LINE_BARE_LF;
+    }
+    if (n > cap) {
         return -1;
     }
     if (out != NULL) {
-        evbuffer_copyout(in, out, (size_t)pos.pos);
-        out[pos.pos] = '\0';
+        evbuffer_copyout(in, out, n);
+        out[n] = '\0';
     }
-    evbuffer_drain(in, (size_t)pos.pos + eol_len);
-    *linelen = (size_t)pos.pos;
+    evbuffer_drain(in, n + 2);
+    *linelen = n;
     return 1;
 }
 
@@ -1071,6 +1161,10 @@ conn_read_body(struct http_conn *c)
             if (r == 0) {
                 return 0;
             }
+            if (r == LINE_BARE_LF) {
+                conn_fail(c, 400, "bad_request", "bare LF after a chunk size (CRLF required)");
+                return 1;
+            }
             if (r == -1 || chunk_size_parse(line, n, &size, &overflow) == -1) {
                 if (r != -1 && overflow) {
                     conn_fail(c, 413, "too_large", "request body too large");
@@ -1102,28 +1196,41 @@ conn_read_body(struct http_conn *c)
             }
             c->chunk = CHUNK_DATA_END;
             break;
-        case CHUNK_DATA_END:
-            r = conn_take_line(c, line, HTTP_CHUNK_LINE_MAX, &n);
-            if (r == 0) {
+        case CHUNK_DATA_END: {
+            char two[2];
+
+            /* Exactly CRLF, checked byte by byte: no waiting for a line that is not one. */
+            avail = evbuffer_get_length(in);
+            if (avail == 0) {
                 return 0;
             }
-            if (r == -1 || n != 0) {
+            evbuffer_copyout(in, two, avail >= 2 ? 2 : 1);
+            if (two[0] != '\r' || (avail >= 2 && two[1] != '\n')) {
                 conn_fail(c, 400, "bad_request", "chunk data not followed by CRLF");
                 return 1;
             }
+            if (avail < 2) {
+                return 0;
+            }
+            evbuffer_drain(in, 2);
             c->chunk = CHUNK_SIZE;
             break;
+        }
         case CHUNK_TRAILER:
             /* Trailer fields are read and ignored, within the head's size cap. */
             r = conn_take_line(c, NULL, c->srv->cfg.max_header_bytes - c->trailer_bytes, &n);
             if (r == 0) {
                 return 0;
             }
+            if (r == LINE_BARE_LF) {
+                conn_fail(c, 400, "bad_request", "bare LF in the trailer section (CRLF required)");
+                return 1;
+            }
             if (r == -1) {
                 conn_fail(c, 431, "header_too_large", "trailer section too large");
                 return 1;
             }
-            c->trailer_bytes += n + 1;
+            c->trailer_bytes += n + 2;
             if (c->trailer_bytes > c->srv->cfg.max_header_bytes) {
                 conn_fail(c, 431, "header_too_large", "trailer section too large");
                 return 1;
@@ -1346,13 +1453,23 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
     struct http_listener *l = arg;
     struct http_server *srv = l->srv;
     int rejected = srv->nconns >= srv->cfg.max_conns;
+    int from_peer, peer_full;
     struct http_conn *c;
     int one = 1;
+    char peer[INET6_ADDRSTRLEN];
 
     (void)lev;
     (void)salen;
+    /* One client address may hold at most max_conns_per_peer of the max_conns slots, so
+     * that a single sender cannot lock all the others out. */
+    peer_format(sa, peer, sizeof(peer));
+    from_peer = peer_conns(srv, peer);
+    peer_full = !rejected && from_peer >= srv->cfg.max_conns_per_peer;
+    rejected = rejected || peer_full;
     if (rejected && srv->nrejecting >= HTTP_REJECT_MAX) {
-        log_warn("http.overloaded action=drop conns=%d", srv->nconns);
+        srv->refused++;
+        log_warn("http.overloaded action=drop peer=%s conns=%d peer_conns=%d", peer, srv->nconns,
+                 from_peer);
         evutil_closesocket(fd);
         return;
     }
@@ -1366,11 +1483,16 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
     if (rejected) {
         c->rejected = 1;
         srv->nrejecting++;
-        log_warn("http.overloaded peer=%s conns=%d", c->peer, srv->nconns);
-        conn_fail(c, 503, "overloaded", "too many connections, retry later");
+        srv->refused++;
+        log_warn("http.overloaded peer=%s conns=%d peer_conns=%d cap=%s", c->peer, srv->nconns,
+                 from_peer, peer_full ? "peer" : "total");
+        conn_fail(c, 503, "overloaded",
+                  peer_full ? "too many connections from this address, retry later"
+                            : "too many connections, retry later");
         return;
     }
     srv->nconns++;
+    peer_count(srv, c->peer, 1);
     log_debug("http.accept peer=%s conns=%d", c->peer, srv->nconns);
     conn_enter(c, CONN_HEAD);
 }
@@ -1492,6 +1614,9 @@ http_server_new(struct event_base *base, const struct http_config *cfg, http_han
     if (srv->cfg.max_conns <= 0) {
         srv->cfg.max_conns = 1024;
     }
+    if (srv->cfg.max_conns_per_peer <= 0) {
+        srv->cfg.max_conns_per_peer = 64;
+    }
     if (srv->cfg.header_timeout <= 0) {
         srv->cfg.header_timeout = 10;
     }
@@ -1548,6 +1673,12 @@ int
 http_server_conns(const struct http_server *srv)
 {
     return srv != NULL ? srv->nconns : 0;
+}
+
+unsigned long long
+http_server_refused(const struct http_server *srv)
+{
+    return srv != NULL ? srv->refused : 0;
 }
 
 /* Free the server: listeners, every connection, and every request not yet replied to,

@@ -1,7 +1,8 @@
 /* http.h: a small HTTP/1.1 server on libevent bufferevents, with TLS (OpenSSL) when
  * configured. Built for untrusted clients: separate header, body and idle timeouts,
- * capped header and body sizes, a connection cap, keep-alive and pipelining (one request
- * at a time per connection, in order). Used by the alert intake and the portal. */
+ * capped header and body sizes, connection caps (in all and per client address), strict
+ * CRLF framing, keep-alive and pipelining (one request at a time per connection, in
+ * order). Used by the alert intake and the portal. */
 #ifndef KAGARI_HTTP_H
 #define KAGARI_HTTP_H
 
@@ -18,7 +19,8 @@ struct http_request;
 struct http_config {
     size_t max_header_bytes; /* request line + headers; default 16 KiB; over: 431 */
     size_t max_body_bytes;   /* default 4 MiB; over: 413, connection closed */
-    int max_conns;           /* default 1024; over: 503 and close */
+    int max_conns;           /* default 1024; over: 503 with Retry-After, and close */
+    int max_conns_per_peer;  /* from one client address; default 64; over: the same 503 */
     double header_timeout;   /* seconds to receive the whole head; default 10; then 408 */
     double body_timeout;     /* seconds to receive the whole body; default 30; then 408 */
     double idle_timeout;     /* keep-alive idle seconds; default 60; then close */
@@ -41,7 +43,9 @@ int http_server_port(const struct http_server *srv); /* first listener's port */
 /* Stop accepting (drain); open connections finish their current request and close. */
 void http_server_stop_accepting(struct http_server *srv);
 int http_server_conns(const struct http_server *srv); /* open connections */
-void http_server_free(struct http_server *srv);       /* closes everything; NULL is a no-op */
+/* Connections refused by max_conns or max_conns_per_peer since the start. */
+unsigned long long http_server_refused(const struct http_server *srv);
+void http_server_free(struct http_server *srv); /* closes everything; NULL is a no-op */
 
 /* Request accessors; all strings are borrowed from the request. */
 const char *http_request_method(const struct http_request *req); /* "POST" */

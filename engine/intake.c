@@ -1,6 +1,8 @@
 /* intake.c: the HTTP intake source: POST /api/v1/alerts, /healthz and /metrics. */
 #include "engine/intake.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,12 +34,22 @@ static const double ack_bounds[] = { 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.
                                      0.05,   0.1,     0.25,   0.5,     1.0,   2.5 };
 #define ACK_NB (sizeof(ack_bounds) / sizeof(ack_bounds[0]))
 
+/* A tenant's token bucket of alerts (intake.tenant_rate, intake.tenant_burst). */
+struct bucket {
+    char tenant[64];
+    double tokens;   /* alerts it may send now; below 0 after a large request (a debt) */
+    int64_t last_us; /* when tokens was last brought up to date */
+};
+
 struct intake {
     struct http_server *srv;
     SSL_CTX *ssl;
     int max_queued;
+    int rate, burst;        /* alerts per second and bucket size; rate 0: no limit */
+    struct bucket *buckets; /* one per tenant that has sent alerts; few, searched in order */
+    size_t nbuckets;
     char *listen; /* as configured */
-    unsigned long long requests, rejected, shed;
+    unsigned long long requests, rejected, shed, throttled;
     unsigned long long ack_count, ack_buckets[ACK_NB + 1];
     double ack_sum;
 };
@@ -86,6 +98,65 @@ answer(void *arg, const struct admit_result *res)
     http_reply(p->req, 202, "application/json", b.data, b.len);
     buf_free(&b);
     free(p);
+}
+
+/* Tenant t's bucket, refilled up to now (created full). */
+static struct bucket *
+bucket_for(struct intake *in, const struct tenant *t)
+{
+    int64_t now = util_mono_us();
+    struct bucket *b = NULL;
+
+    for (size_t i = 0; i < in->nbuckets; i++) {
+        if (strcmp(in->buckets[i].tenant, t->id) == 0) {
+            b = &in->buckets[i];
+            break;
+        }
+    }
+    if (b == NULL) {
+        in->buckets = xrealloc(in->buckets, (in->nbuckets + 1) * sizeof(*in->buckets));
+        b = &in->buckets[in->nbuckets++];
+        snprintf(b->tenant, sizeof(b->tenant), "%s", t->id);
+        b->tokens = in->burst;
+        b->last_us = now;
+    }
+    b->tokens += (double)(now - b->last_us) / 1e6 * in->rate;
+    if (b->tokens > in->burst) {
+        b->tokens = in->burst;
+    }
+    b->last_us = now;
+    return b;
+}
+
+/* The tenant's rate limit: a request is let through while its bucket holds at least one
+ * alert, and costs one alert now (bad requests cost that much too); handle_alerts takes
+ * the rest of its alerts once it knows how many there are. The bucket may go into debt,
+ * so a request of more alerts than it holds (up to 10,000) is never refused forever, and
+ * the tenant then waits until the debt is paid. Returns 0, or -1 after answering 429 with
+ * the whole seconds until the bucket holds one alert again as Retry-After. */
+static int
+rate_check(struct intake *in, struct http_request *req, const struct tenant *t, struct bucket **bp)
+{
+    struct bucket *b;
+    char secs[32];
+
+    *bp = NULL;
+    if (in->rate <= 0) {
+        return 0;
+    }
+    b = bucket_for(in, t);
+    if (b->tokens >= 1) {
+        b->tokens -= 1;
+        *bp = b;
+        return 0;
+    }
+    in->throttled++;
+    snprintf(secs, sizeof(secs), "%.0f", ceil((1 - b->tokens) / in->rate)); /* >= 1 */
+    log_debug("intake.throttled tenant=%s retry_after=%s", t->id, secs);
+    http_reply_header(req, "Retry-After", secs);
+    http_reply_error(req, 429, "rate_limited",
+                     "the tenant's alert rate (intake.tenant_rate) is exceeded; retry later");
+    return -1;
 }
 
 static const char *
@@ -215,6 +286,7 @@ handle_alerts(struct intake *in, struct http_request *req)
     struct pending *p;
     int64_t t0_us = util_mono_us();
     cJSON *root = NULL;
+    struct bucket *bucket;
 
     if (strcmp(http_request_method(req), "POST") != 0) {
         http_reply_header(req, "Allow", "POST");
@@ -225,6 +297,9 @@ handle_alerts(struct intake *in, struct http_request *req)
         in->rejected++;
         http_reply_header(req, "WWW-Authenticate", "Bearer");
         http_reply_error(req, 401, "unauthorized", "missing or unknown bearer token");
+        return;
+    }
+    if (rate_check(in, req, t, &bucket) == -1) {
         return;
     }
     if (!is_json_type(http_request_header(req, "Content-Type"))) {
@@ -257,6 +332,9 @@ handle_alerts(struct intake *in, struct http_request *req)
         return;
     }
     cJSON_Delete(root);
+    if (bucket != NULL) {
+        bucket->tokens -= (double)n - 1; /* the first was taken by rate_check */
+    }
     p = xcalloc(1, sizeof(*p));
     p->t0_us = t0_us;
     p->in = in;
@@ -273,6 +351,8 @@ intake_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_intake_requests_total", "Intake requests received.", in->requests);
     metrics_counter(b, "kagari_intake_rejected_total", NULL, in->rejected);
     metrics_counter(b, "kagari_intake_shed_total", NULL, in->shed);
+    metrics_counter(b, "kagari_intake_throttled_total", NULL, in->throttled);
+    metrics_counter(b, "kagari_intake_conns_refused_total", NULL, http_server_refused(in->srv));
     metrics_gauge(b, "kagari_intake_connections", NULL, http_server_conns(in->srv));
     (void)!buf_puts(b, "# HELP kagari_intake_ack_seconds Request received to 202 sent (commit "
                        "and runs of that iteration included).\n"
@@ -349,10 +429,13 @@ intake_new(const struct config *cfg, char **errp)
     hc.max_body_bytes = cfg->intake.max_body;
     hc.max_header_bytes = cfg->intake.max_header;
     hc.max_conns = cfg->intake.max_conns;
+    hc.max_conns_per_peer = cfg->intake.max_conns_per_peer;
     hc.header_timeout = cfg->intake.header_timeout;
     hc.body_timeout = cfg->intake.body_timeout;
     hc.idle_timeout = cfg->intake.idle_timeout;
     in->max_queued = cfg->intake.max_queued_runs;
+    in->rate = cfg->intake.tenant_rate;
+    in->burst = cfg->intake.tenant_burst;
     in->listen = xstrdup(cfg->intake.listen);
     if (cfg->intake.tls_cert != NULL && cfg->intake.tls_key != NULL) {
         in->ssl = tls_server_context(cfg->intake.tls_cert, cfg->intake.tls_key, errp);
@@ -391,6 +474,7 @@ intake_free(struct intake *in)
     }
     metrics_remove(intake_metrics, in);
     free(in->listen);
+    free(in->buckets);
     http_server_free(in->srv);
     if (in->ssl != NULL) {
         SSL_CTX_free(in->ssl);

@@ -386,7 +386,8 @@ def connector_bench(mockctl):
     cfg = """
 connectors = { ca_file = "%s", rate_limits = false }
 runs = { memory = "4GiB" }
-intake = { listen = "127.0.0.1:0", max_queued_runs = 1000000 }
+intake = { listen = "127.0.0.1:0", max_queued_runs = 1000000, max_conns_per_peer = 1024,
+           tenant_rate = 0 }
 tenants = { bench = { microsoft = {
     authority = "%s", graph = "%s", defender = "%s",
     tenant_id = "%s", client_id = "%s", client_secret = "%s",

@@ -1,6 +1,7 @@
 /* fuzz_http_head.c: feeds arbitrary bytes to the HTTP request-head parser and checks what
  * a successful parse promises (length within the input, an origin-form target, framing
- * that is never both chunked and sized). */
+ * that is never both chunked and sized, every line of the head ended by CRLF: a bare LF
+ * is never accepted). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,11 @@ parse_once(const char *buf, size_t size, size_t max)
             h.target[0] != '/' || h.method[0] == '\0' || (h.minor != 0 && h.minor != 1) ||
             (h.chunked && h.content_length >= 0) || err != NULL) {
             abort();
+        }
+        for (int i = 0; i < r; i++) {
+            if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r')) {
+                abort();
+            }
         }
         for (size_t i = 0; i < h.nheaders; i++) {
             if (h.names[i][0] == '\0' || strchr(h.values[i], '\n') != NULL) {

@@ -581,10 +581,13 @@ def sha256_file(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def raw_exchange(port, data, timeout=5.0, shut_write=False):
+def raw_exchange(port, data, timeout=5.0, shut_write=False, source=None):
     """Send raw bytes on a fresh connection and read until the server closes or timeout.
-    Returns (bytes read, closed_by_server). A reset counts as closed."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    Returns (bytes read, closed_by_server). A reset counts as closed. source: the local
+    address to connect from (another loopback address such as "127.0.0.2" plays another
+    client)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
     try:
         try:
             s.sendall(data)

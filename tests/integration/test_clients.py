@@ -1,7 +1,10 @@
 """Slow and greedy clients: a stalled or trickling request head is cut off after
 intake.header_timeout while others are served; past intake.max_conns a connection is
-refused (503 or closed) and service resumes once the others close."""
+refused (503 or closed) and service resumes once the others close; one client address
+cannot take more than intake.max_conns_per_peer connections, and one tenant cannot send
+more than intake.tenant_rate alerts per second, while others are still served."""
 
+import math
 import socket
 import time
 
@@ -98,6 +101,98 @@ def test_stalled_head():
             s.close()
         with d.client() as c:
             expect_accepted(c.post({"source": "it.slow", "source_id": "s-2"}), 1)
+        d.stop()
+
+
+def test_peer_cap():
+    config = ('intake = { listen = "127.0.0.1:0", max_conns = 64, max_conns_per_peer = 4 }')
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with Daemon("peercap", config) as d:
+        d.start()
+        held = []
+        try:
+            for i in range(4):
+                c = Client(d.port, d.token)
+                check(c.get("/healthz").status == 200, "connection %d refused under the cap" % i)
+                held.append(c)
+            # the 5th from the same address: 503 with Retry-After, closed, not served
+            raw, closed = raw_exchange(d.port, get, timeout=5, source="127.0.0.1")
+            check(parse_status(raw) == 503 and closed,
+                  "5th connection from one address got %r (closed=%s)" % (raw[:300], closed))
+            check(b"\r\nRetry-After: 1\r\n" in raw and b"from this address" in raw,
+                  "per-peer 503 without Retry-After or reason: %r" % raw[:400])
+            # another client address is served meanwhile, alerts included
+            raw, _ = raw_exchange(d.port, get, timeout=5, source="127.0.0.2")
+            check(parse_status(raw) == 200, "another address refused: %r" % raw[:300])
+            body = b'{"source":"it.peer","source_id":"other-address"}'
+            raw, _ = raw_exchange(
+                d.port, b"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + d.token.encode() + b"\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
+                timeout=5, source="127.0.0.2")
+            check(parse_status(raw) == 202, "alert from another address: %r" % raw[:300])
+            # the held connections still work
+            expect_accepted(held[0].post({"source": "it.peer", "source_id": "held-0"}), 1)
+        finally:
+            for c in held:
+                c.close()
+        # once they close, the first address is served again
+        wait_for(lambda: parse_status(raw_exchange(d.port, get, timeout=2)[0]) == 200, 5,
+                 "service to the first address after its connections closed")
+        m = d.metrics()
+        check(m.get("kagari_intake_conns_refused_total") == 1,
+              "kagari_intake_conns_refused_total: %r" % m.get("kagari_intake_conns_refused_total"))
+        d.stop()
+
+
+def test_tenant_rate():
+    config = 'intake = { listen = "127.0.0.1:0", tenant_rate = 1, tenant_burst = 3 }'
+    with Daemon("tenantrate", config) as d:
+        d.add_tenant("t2")
+        d.start()
+        c1 = d.client()
+        c2 = d.client("t2")
+        try:
+            t0 = time.monotonic()
+            codes = []
+            throttled = None
+            for i in range(8):
+                r = c1.post({"source": "it.rate", "source_id": "t1-%d" % i})
+                codes.append(r.status)
+                if r.status == 429:
+                    throttled = r
+                    break
+                expect_accepted(r, 1)
+            elapsed = time.monotonic() - t0
+            check(throttled is not None, "tenant over its rate never got 429: %r" % codes)
+            check(codes.count(202) >= 3, "the burst of 3 was not accepted: %r" % codes)
+            check(codes.count(202) <= 3 + math.ceil(elapsed),
+                  "%d accepted in %.2fs at 1/s with a burst of 3" % (codes.count(202), elapsed))
+            check(throttled.json and throttled.json.get("error") == "rate_limited",
+                  "429 body: %r" % throttled)
+            ra = throttled.header("Retry-After")
+            check(ra is not None and ra.isdigit() and 1 <= int(ra) <= 2,
+                  "429 Retry-After: %r" % ra)
+            # another tenant is accepted meanwhile, on the same address
+            expect_accepted(c2.post({"source": "it.rate", "source_id": "t2-0"}), 1)
+            # the same tenant again after Retry-After; a batch larger than what is left is
+            # accepted, and then the tenant waits until it is paid for
+            time.sleep(int(ra) + 0.2)
+            batch = [{"source": "it.rate", "source_id": "batch-%d" % i} for i in range(6)]
+            expect_accepted(c1.post(batch), 6)
+            r = c1.post({"source": "it.rate", "source_id": "after-batch"})
+            check(r.status == 429, "right after a batch of 6 at 1/s: %r" % r)
+            check(int(r.header("Retry-After") or 0) >= 4,
+                  "Retry-After after a batch of 6: %r" % r.header("Retry-After"))
+            expect_accepted(c2.post({"source": "it.rate", "source_id": "t2-1"}), 1)
+            m = d.metrics()
+            check(m.get("kagari_intake_throttled_total") == 2,
+                  "kagari_intake_throttled_total: %r" % m.get("kagari_intake_throttled_total"))
+        finally:
+            c1.close()
+            c2.close()
+        rows = d.query("SELECT source_id FROM alerts WHERE source_id = 'after-batch'")
+        check(rows == [], "a throttled alert was stored: %r" % rows)
         d.stop()
 
 

@@ -101,6 +101,21 @@ def test_bad_input():
         check(parse_status(raw) == 413,
               "chunked body over max_body: expected 413, got %r" % raw[:200])
         still_serving("a chunked body over max_body")
+        # A bare LF instead of CRLF is refused (400), in the head and in chunked framing,
+        # and the request is not served even though it is otherwise complete.
+        lf_body = b'{"source":"it.bad","title":"bare LF"}'
+        lf_head = head.replace("\r\n", "\n").encode()
+        raw, closed = raw_exchange(d.port, lf_head + b"Content-Length: %d\n\n" % len(lf_body)
+                                   + lf_body)
+        check(parse_status(raw) == 400 and b"CRLF" in raw and closed,
+              "bare-LF request head: expected 400 naming CRLF, got %r" % raw[:300])
+        still_serving("a bare-LF request head")
+        raw, closed = raw_exchange(d.port, (head + "Transfer-Encoding: chunked\r\n\r\n").encode()
+                                   + b"%x\n%s\n0\n\n" % (len(lf_body), lf_body))
+        check(parse_status(raw) == 400 and b"CRLF" in raw and closed,
+              "bare-LF chunk framing: expected 400 naming CRLF, got %r" % raw[:300])
+        still_serving("bare-LF chunk framing")
+
         # just under the limit is fine
         fits = json.dumps({"source": "it.valid", "source_id": "fits", "blob": "y" * 60000})
         expect_accepted(c.post(raw=fits.encode()), 1)

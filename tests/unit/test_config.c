@@ -92,6 +92,9 @@ check_defaults(const struct config *cfg, const char *dir)
     T_EQ_INT(cfg->intake.max_body, 4 << 20);
     T_EQ_INT(cfg->intake.max_header, 16 << 10);
     T_EQ_INT(cfg->intake.max_conns, 1024);
+    T_EQ_INT(cfg->intake.max_conns_per_peer, 64);
+    T_EQ_INT(cfg->intake.tenant_rate, 10000);
+    T_EQ_INT(cfg->intake.tenant_burst, 20000);
     T_ASSERT(cfg->intake.header_timeout == 10);
     T_ASSERT(cfg->intake.body_timeout == 30);
     T_ASSERT(cfg->intake.idle_timeout == 60);
@@ -151,7 +154,8 @@ test_every_key(void)
                        "  listen = '[::1]:8443',\n"
                        "  max_body = '8MiB', max_header = 32768, max_conns = 64,\n"
                        "  header_timeout = 5, body_timeout = '1m', idle_timeout = '2m',\n"
-                       "  max_queued_runs = 500,\n"
+                       "  max_queued_runs = 500, max_conns_per_peer = 8,\n"
+                       "  tenant_rate = 0, tenant_burst = 50,\n"
                        "  tls = { cert = '/etc/k/cert.pem', key = '/etc/k/key.pem' },\n"
                        "}\n"
                        "runs = { memory = '64MiB', instructions = 5e6, timeout = '2h',\n"
@@ -174,6 +178,9 @@ test_every_key(void)
     T_ASSERT(cfg.intake.body_timeout == 60);
     T_ASSERT(cfg.intake.idle_timeout == 120);
     T_EQ_INT(cfg.intake.max_queued_runs, 500);
+    T_EQ_INT(cfg.intake.max_conns_per_peer, 8);
+    T_EQ_INT(cfg.intake.tenant_rate, 0);
+    T_EQ_INT(cfg.intake.tenant_burst, 50);
     T_EQ_STR(cfg.intake.tls_cert, "/etc/k/cert.pem");
     T_EQ_STR(cfg.intake.tls_key, "/etc/k/key.pem");
     T_EQ_INT(cfg.runs.memory, 64 << 20);
@@ -263,6 +270,14 @@ test_wrong_type(void)
     expect_error(&t, "intake = { max_conns = 'many' }",
                  ":1: intake.max_conns: expected a whole number, got a string");
     expect_error(&t, "intake = { max_conns = 0 }", "from 1 to 1000000");
+    expect_error(&t, "intake = { max_conns_per_peer = 0 }",
+                 "intake.max_conns_per_peer: expected a whole number from 1 to 1000000");
+    expect_error(&t, "intake = { max_conns_per_peer = 2.5 }", "intake.max_conns_per_peer");
+    expect_error(&t, "intake = { tenant_rate = -1 }",
+                 "intake.tenant_rate: expected a whole number from 0 to 100000000");
+    expect_error(&t, "intake = { tenant_rate = 'fast' }", "intake.tenant_rate");
+    expect_error(&t, "intake = { tenant_burst = 0 }",
+                 "intake.tenant_burst: expected a whole number from 1 to 100000000");
     expect_error(&t, "intake = { max_body = {} }", "expected a size such as \"4MiB\", got a table");
     expect_error(&t, "log = 'debug'", "log: expected a table, got a string");
     expect_error(&t, "log = { level = 'loud' }", "log.level: expected \"debug\"");
@@ -914,6 +929,9 @@ test_write_default_roundtrip(void)
     text = util_read_file(t.path, 1 << 20, NULL, &err);
     T_REQUIRE(text != NULL);
     T_CONTAINS(text, "max_queued_runs = 100000");
+    T_CONTAINS(text, "max_conns_per_peer = 64");
+    T_CONTAINS(text, "tenant_rate = 10000");
+    T_CONTAINS(text, "tenant_burst = 20000");
     T_CONTAINS(text, "slice = \"5ms\"");
     T_CONTAINS(text, "-- cert = ");
     T_CONTAINS(text, "format = \"kv\"");

@@ -31,7 +31,7 @@ test_parse_valid(void)
     char *err = NULL;
     const char *s = "POST /a/b?x=1 HTTP/1.1\r\nHost: example\r\nContent-Length: 5\r\n"
                     "X-Empty:\r\nX-Pad: \t v  v \t\r\n\r\nhello";
-    const char *s10 = "GET / HTTP/1.0\nConnection: Keep-Alive\n\n";
+    const char *s10 = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
     const char *sch = "PUT /c HTTP/1.1\r\nhost: h\r\nTransfer-Encoding: Chunked\r\n"
                       "Connection: foo, close\r\n\r\n";
     const char *sdup =
@@ -145,6 +145,13 @@ test_parse_malformed(void)
         { "two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 0 },
         { "bad line in incomplete head", "GET / HTTP/9.9\r\nHost: h\r\n", 0 },
         { "bad field in incomplete head", "GET / HTTP/1.1\r\nHost h\r\n", 0 },
+        /* Every line ends with CRLF; a bare LF is refused wherever it is. */
+        { "bare LF everywhere", "GET / HTTP/1.0\nConnection: Keep-Alive\n\n", 0 },
+        { "bare LF after request line", "GET / HTTP/1.1\nHost: h\r\n\r\n", 0 },
+        { "bare LF after a field", "GET / HTTP/1.1\r\nHost: h\nX-A: b\r\n\r\n", 0 },
+        { "bare LF as the empty line", "GET / HTTP/1.1\r\nHost: h\r\n\n", 0 },
+        { "bare LF in incomplete head", "GET / HTTP/1.1\r\nHost: h\n", 0 },
+        { "bare LF alone", "\n", 0 },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -334,14 +341,26 @@ pump_until_conns(struct tsrv *t, int n, int ms)
     return 0;
 }
 
+/* Connect to 127.0.0.1:port from the loopback address from (NULL: the kernel's choice,
+ * 127.0.0.1); every 127.0.0.0/8 address is local on Linux, so a test can play several
+ * clients. */
 static int
-cli_connect(int port, int rcvbuf)
+cli_connect_from(int port, int rcvbuf, const char *from)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin;
 
     if (fd == -1) {
         return -1;
+    }
+    if (from != NULL) {
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        if (inet_pton(AF_INET, from, &sin.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+            close(fd);
+            return -1;
+        }
     }
     if (rcvbuf > 0) {
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
@@ -357,6 +376,12 @@ cli_connect(int port, int rcvbuf)
     }
     (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     return fd;
+}
+
+static int
+cli_connect(int port, int rcvbuf)
+{
+    return cli_connect_from(port, rcvbuf, NULL);
 }
 
 static int
@@ -590,7 +615,7 @@ test_keep_alive(void)
     fd = cli_connect(t.port, 0);
     T_REQUIRE(fd >= 0);
     /* Empty lines before a request are ignored (RFC 9112 2.2). */
-    T_EQ_INT(cli_sends(&t, fd, "\r\n\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    T_EQ_INT(cli_sends(&t, fd, "\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
     T_EQ_INT(cli_recv(&t, fd, &out, 1, 1000), 0);
     T_EQ_INT(status_of(out.data), 200);
     T_EQ_INT(http_server_conns(t.srv), 1);
@@ -922,6 +947,74 @@ test_bad_request(void)
     tsrv_stop(&t);
 }
 
+/* A bare LF instead of CRLF is refused with 400 wherever the framing has a line end: in
+ * the head (request line, fields, the empty line, an empty line before the request) and
+ * in chunked framing (size line, after the data, trailer fields, the final empty line).
+ * Each request is complete otherwise, so a lenient parser would answer it. */
+static void
+test_bare_lf(void)
+{
+    struct tsrv t;
+    struct buf out;
+    int fd;
+    static const char *const reqs[] = {
+        "GET /hello HTTP/1.1\n", /* refused as soon as the request line ends */
+        "GET /hello HTTP/1.1\nHost: x\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: x\r\n\n",
+        "GET /hello HTTP/1.0\nConnection: keep-alive\n\n",
+        "\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        "\r\n\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\nhello\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5;ext=1\nhello\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-Trailer: t\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\n\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-Trailer: t\r\n\n",
+    };
+
+    T_REQUIRE(tsrv_start(&t, NULL) == 0);
+    buf_init(&out, 0);
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        buf_reset(&out);
+        fd = cli_connect(t.port, 0);
+        T_REQUIRE(fd >= 0);
+        T_EQ_INT(cli_sends(&t, fd, reqs[i]), 0);
+        T_EQ_INT(cli_recv(&t, fd, &out, -1, 1000), 1);
+        if (status_of(out.data) != 400) {
+            T_FAIL_("request %zu: %s", i, out.data ? out.data : "(nothing)");
+        }
+        T_CONTAINS(out.data, "\r\nConnection: close\r\n");
+        T_CONTAINS(out.data, "CRLF");
+        close(fd);
+    }
+    T_EQ_INT(t.handled, 0);
+
+    /* The same chunked body with CRLF throughout is served. */
+    buf_reset(&out);
+    fd = cli_connect(t.port, 0);
+    T_REQUIRE(fd >= 0);
+    T_EQ_INT(cli_sends(&t, fd,
+                       "\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n"),
+             0);
+    T_EQ_INT(cli_recv(&t, fd, &out, 1, 1000), 0);
+    T_EQ_INT(status_of(out.data), 200);
+    T_EQ_STR(body_of(out.data), "hello");
+    close(fd);
+    T_EQ_INT(pump_until_conns(&t, 0, 1000), 0);
+    buf_free(&out);
+    tsrv_stop(&t);
+}
+
 static void
 test_header_timeout(void)
 {
@@ -1072,7 +1165,9 @@ test_conn_cap(void)
     T_EQ_INT(status_of(out.data), 503);
     T_CONTAINS(out.data, "{\"error\":\"overloaded\",");
     T_CONTAINS(out.data, "\r\nConnection: close\r\n");
+    T_CONTAINS(out.data, "\r\nRetry-After: 1\r\n");
     T_EQ_INT(http_server_conns(t.srv), 2);
+    T_EQ_INT((int)http_server_refused(t.srv), 1);
     close(c);
 
     /* The listener keeps serving once a slot is free. */
@@ -1087,6 +1182,66 @@ test_conn_cap(void)
     T_EQ_INT(t.handled, 1);
     close(b);
     close(d);
+    T_EQ_INT(pump_until_conns(&t, 0, 1000), 0);
+    buf_free(&out);
+    tsrv_stop(&t);
+}
+
+/* One client address holds at most max_conns_per_peer connections: past it a new one gets
+ * the cap's 503 with Retry-After and is closed, while another address is still served
+ * (the total cap is far from reached), and a closed connection frees its slot. */
+static void
+test_peer_cap(void)
+{
+    struct tsrv t;
+    struct http_config cfg = { 0 };
+    struct buf out;
+    int a, b, c, d, e;
+
+    cfg.max_conns = 8;
+    cfg.max_conns_per_peer = 2;
+    T_REQUIRE(tsrv_start(&t, &cfg) == 0);
+    buf_init(&out, 0);
+    a = cli_connect_from(t.port, 0, "127.0.0.1");
+    b = cli_connect_from(t.port, 0, "127.0.0.1");
+    T_REQUIRE(a >= 0 && b >= 0);
+    T_EQ_INT(pump_until_conns(&t, 2, 1000), 0);
+    c = cli_connect_from(t.port, 0, "127.0.0.1");
+    T_REQUIRE(c >= 0);
+    T_EQ_INT(cli_sends(&t, c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    T_EQ_INT(cli_recv(&t, c, &out, -1, 1000), 1);
+    T_EQ_INT(status_of(out.data), 503);
+    T_CONTAINS(out.data, "{\"error\":\"overloaded\",");
+    T_CONTAINS(out.data, "from this address");
+    T_CONTAINS(out.data, "\r\nRetry-After: 1\r\n");
+    T_CONTAINS(out.data, "\r\nConnection: close\r\n");
+    T_EQ_INT(t.handled, 0);
+    T_EQ_INT((int)http_server_refused(t.srv), 1);
+    close(c);
+
+    /* Another address is served meanwhile. */
+    buf_reset(&out);
+    d = cli_connect_from(t.port, 0, "127.0.0.2");
+    T_REQUIRE(d >= 0);
+    T_EQ_INT(cli_sends(&t, d, "GET /info HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    T_EQ_INT(cli_recv(&t, d, &out, 1, 1000), 0);
+    T_EQ_INT(status_of(out.data), 200);
+    T_CONTAINS(out.data, "peer=[127.0.0.2]");
+    T_EQ_INT(http_server_conns(t.srv), 3);
+
+    /* The first address gets a slot back when one of its connections closes. */
+    close(a);
+    T_EQ_INT(pump_until_conns(&t, 2, 1000), 0);
+    buf_reset(&out);
+    e = cli_connect_from(t.port, 0, "127.0.0.1");
+    T_REQUIRE(e >= 0);
+    T_EQ_INT(cli_sends(&t, e, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    T_EQ_INT(cli_recv(&t, e, &out, 1, 1000), 0);
+    T_EQ_INT(status_of(out.data), 200);
+    T_EQ_INT(t.handled, 2);
+    close(b);
+    close(d);
+    close(e);
     T_EQ_INT(pump_until_conns(&t, 0, 1000), 0);
     buf_free(&out);
     tsrv_stop(&t);
@@ -1422,11 +1577,13 @@ TEST_LIST = {
     { "body_too_large", test_body_too_large },
     { "head_too_large", test_head_too_large },
     { "bad_request", test_bad_request },
+    { "bare_lf", test_bare_lf },
     { "header_timeout", test_header_timeout },
     { "body_timeout", test_body_timeout },
     { "idle_timeout", test_idle_timeout },
     { "write_timeout", test_write_timeout },
     { "conn_cap", test_conn_cap },
+    { "peer_cap", test_peer_cap },
     { "delayed_reply", test_delayed_reply },
     { "client_gone", test_client_gone },
     { "free_pending", test_free_pending },
