@@ -56,6 +56,7 @@ struct call {
     char *exclusive;
     int holds_exclusive;
     char **headers;           /* extra header lines, NULL-terminated, or NULL */
+    char *idem_header;        /* "Idempotency-Key: <key>", or NULL */
     const char *content_type; /* of the body */
     struct call *xnext;       /* waiting for the same exclusive key */
 };
@@ -445,6 +446,7 @@ call_free(struct call *c)
         free(c->headers[i]);
     }
     free(c->headers);
+    free(c->idem_header);
     if (c->http != NULL) {
         httpc_cancel(c->http);
     }
@@ -647,10 +649,13 @@ on_http(void *arg, const struct httpc_response *resp)
             /* The request may have been carried out with only the answer lost: a call
              * that is not safe to repeat asks the API first, or fails. */
             if (c->reconcile == NULL) {
+                /* The journal keeps this message: it must say that a request went out. */
                 call_finish(c, 0,
-                            xasprintf("%s: %s; not retried: it may have been carried "
-                                      "out and is not safe to repeat",
-                                      c->kind, resp->error ? resp->error : "no answer"));
+                            xasprintf("%s: %s request sent (attempt %d) but its answer was "
+                                      "lost (%s): it may have been carried out; not sent "
+                                      "again, as it is not safe to repeat",
+                                      c->kind, c->method, c->attempt,
+                                      resp->error ? resp->error : "no answer"));
                 return;
             }
             c->reconciling = 1;
@@ -754,6 +759,9 @@ call_transfer(struct call *c, const char *auth)
     if (!c->reconciling && c->body != NULL) {
         headers[n++] = c->content_type;
     }
+    if (!c->reconciling && c->idem_header != NULL) {
+        headers[n++] = c->idem_header;
+    }
     headers[n] = NULL;
     memset(&rq, 0, sizeof(rq));
     rq.method = c->reconciling ? "GET" : c->method;
@@ -764,6 +772,7 @@ call_transfer(struct call *c, const char *auth)
         rq.body_len = strlen(c->body);
     }
     rq.timeout = c->timeout > 0 ? c->timeout : settings.timeout;
+    rq.once = !c->idempotent && !c->reconciling;
     rq.ca_file = settings.ca_file;
     rq.proxy = settings.proxy;
     c->http = httpc_start(&rq, on_http, c, &e);
@@ -973,12 +982,16 @@ call_open(struct effect *ef, void *arg)
     }
     c->map = spec->map;
     c->ud = spec->ud;
-    c->idempotent = spec->idempotent;
+    /* A key the server deduplicates by makes a repeat harmless. */
+    c->idempotent = spec->idempotent || spec->idempotency_key != NULL;
+    if (spec->idempotency_key != NULL) {
+        c->idem_header = xasprintf("Idempotency-Key: %s", spec->idempotency_key);
+    }
     if (spec->reconcile != NULL && spec->reconcile_path != NULL) {
         c->reconcile = spec->reconcile;
         c->reconcile_url = xasprintf("%s%s", a->base, spec->reconcile_path);
     }
-    if (effect_in_doubt(ef) && !spec->idempotent) {
+    if (effect_in_doubt(ef) && !c->idempotent) {
         c->reconciling = 1;
     }
     define_limits(c->api, tenant_id(c->t));
@@ -989,7 +1002,8 @@ call_open(struct effect *ef, void *arg)
 
 /* The journal's record of the request: {"method","url","body"}, the body inline when it
  * is JSON (as it always was), else as a JSON string with "format" naming it, so that any
- * body keeps the entry valid JSON. */
+ * body keeps the entry valid JSON; then "idempotency_key" when the call has one (a
+ * replay with another key, or none, diverges rather than resend under a new key). */
 static void
 push_request(lua_State *L, const struct call_spec *spec, const char *url)
 {
@@ -1014,6 +1028,10 @@ push_request(lua_State *L, const struct call_spec *spec, const char *url)
         (void)!buf_json_string(&req, spec->body, strlen(spec->body));
         (void)!buf_printf(&req, ",\"format\":\"%s\"", format_names[spec->body_format]);
     }
+    if (spec->idempotency_key != NULL) {
+        (void)!buf_puts(&req, ",\"idempotency_key\":");
+        (void)!buf_json_string(&req, spec->idempotency_key, strlen(spec->idempotency_key));
+    }
     (void)!buf_puts(&req, "}");
     lua_pushlstring(L, req.data, req.len); /* collected if anything below raises */
     buf_free(&req);
@@ -1037,7 +1055,7 @@ call_effect(lua_State *L, const struct call_spec *spec)
     es.kind = spec->kind;
     es.request = lua_tostring(L, -1);
     es.flags = EFFECT_OUTSIDE;
-    if (spec->idempotent) {
+    if (spec->idempotent || spec->idempotency_key != NULL) {
         es.flags |= EFFECT_IDEMPOTENT;
     } else if (spec->reconcile != NULL && spec->reconcile_path != NULL) {
         es.flags |= EFFECT_RECONCILES;

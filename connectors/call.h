@@ -100,6 +100,12 @@ struct call_spec {
     const char *exclusive;
     const char *const *headers; /* extra "Name: value" lines (they replace Accept), or NULL */
     double timeout;             /* seconds per attempt; 0 = connectors.timeout */
+    /* A key the server deduplicates requests by (the caller checked it: 1 to 255
+     * printable ASCII characters), or NULL. Sent as "Idempotency-Key: <key>" with every
+     * attempt and recorded in the journaled request (so a replay must carry the same
+     * key); it makes the call safe to resend, as if idempotent: a lost answer is
+     * retried and a crash in flight resends it, with the same key. */
+    const char *idempotency_key;
 };
 
 /* The Lua C function's tail: `return call_effect(L, &spec);`. Copies what it needs from

@@ -58,6 +58,22 @@ static const struct defender_action act_collect = { DEFENDER_COLLECT_PACKAGE, "c
                                                     "collectInvestigationPackage",
                                                     "CollectInvestigationPackage" };
 
+/* 1 when s is exactly n hex digits. */
+static int
+is_hex(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; s[i] != '\0'; i++) {
+        char ch = s[i];
+
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) {
+            return 0;
+        }
+    }
+    return i == n;
+}
+
 /* An optional free-text argument (comment, title): nil gives dflt. Raises on misuse. */
 static const char *
 check_text(lua_State *L, int idx, const char *dflt, const char *what)
@@ -249,11 +265,13 @@ reconcile_action(struct call *c, const struct httpc_response *resp, char **resul
     return best != NULL;
 }
 
-/* Send machine action a for the machine id at index 1 with the JSON body (owned by the
- * Lua stack). Not idempotent (a repeat may queue a second action that outlives a later
- * undo), so a call left in doubt is reconciled from the machine's action list. */
+/* Send machine action a for the machine id with the JSON body (both owned by the Lua
+ * stack). Not idempotent (a repeat may queue a second action that outlives a later
+ * undo), so a call left in doubt is reconciled from the machine's action list, which is
+ * filtered by machineId: id must be the machine id, never its computer name (see
+ * machine_action). */
 static int
-machine_action(lua_State *L, const struct defender_action *a, const char *id, const char *body)
+send_action(lua_State *L, const struct defender_action *a, const char *id, const char *body)
 {
     struct call_spec spec;
     struct buf f;
@@ -273,6 +291,74 @@ machine_action(lua_State *L, const struct defender_action *a, const char *id, co
     spec.ud = (void *)a;
     return call_effect(L, &spec);
 }
+
+/* The continuation of machine_action: the by-name helper's results are the call's. */
+static int
+action_k(lua_State *L, int status, lua_KContext base)
+{
+    (void)status;
+    return lua_gettop(L) - (int)base;
+}
+
+/* Machine action a on the machine id or computer name id, with the JSON body (both owned
+ * by the Lua stack). The API takes a name in GET /api/machines/{id} only, and the action
+ * list a reconciliation reads can be filtered by machineId only: a name is first
+ * resolved to the machine's id by a journaled read (defender.machine, with the action's
+ * priority), so that the request, its exclusive key and its reconciliation all name the
+ * machine by id. The resolving helper is Lua (upvalue 1 of every function of the
+ * module), so that both steps are effects a replay walks through. */
+static int
+machine_action(lua_State *L, const struct defender_action *a, const char *id, const char *body)
+{
+    int base;
+
+    if (is_hex(id, 40)) {
+        return send_action(L, a, id, body);
+    }
+    base = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushlightuserdata(L, (void *)a);
+    lua_pushstring(L, id);
+    lua_pushstring(L, body);
+    lua_callk(L, 3, LUA_MULTRET, base, action_k);
+    return action_k(L, LUA_OK, base);
+}
+
+/* The helper's steps: resolve(a, name) -> Machine | nil, err; send(a, id, body). */
+static int
+l_defender_resolve(lua_State *L)
+{
+    const struct defender_action *a = lua_touserdata(L, 1);
+    struct call_def d = defender_calls[DEFENDER_MACHINE];
+
+    d.prio = defender_calls[a->call].prio;
+    return call_def_effect(L, &d, call_push_id_path(L, 2, "a computer name", "/api/machines/", ""),
+                           NULL);
+}
+
+/* send(a, machine, name, body): the machine's id when the read returned a Machine; in a
+ * dry run it returns no machine, and the action is then recorded with the name. */
+static int
+l_defender_send(lua_State *L)
+{
+    const struct defender_action *a = lua_touserdata(L, 1);
+    const char *body = luaL_checkstring(L, 4);
+
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "dry_run") == LUA_TNIL &&
+        lua_getfield(L, 2, "id") == LUA_TSTRING) {
+        lua_replace(L, 3); /* the machine's id, in place of the name */
+    }
+    return send_action(L, a, call_check_id(L, 3, "a machine id"), body);
+}
+
+/* machine_action's helper for a computer name. Trusted text, loaded with an empty _ENV:
+ * it reaches nothing but its arguments and its two upvalues. */
+static const char by_name_lua[] = "local resolve, send = ...\n"
+                                  "return function(a, name, body)\n"
+                                  "  local m, err = resolve(a, name)\n"
+                                  "  if m == nil then return nil, err end\n"
+                                  "  return send(a, m, name, body)\n"
+                                  "end\n";
 
 /* Push {"Comment":comment[,extra_key:extra_value]} and return it. */
 static const char *
@@ -299,7 +385,7 @@ l_defender_isolate(lua_State *L)
 {
     static const char *const kinds[] = { "full", "selective", NULL };
     static const char *const api[] = { "Full", "Selective" };
-    const char *id = call_check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id or computer name");
     int k = luaL_checkoption(L, 2, "full", kinds);
     const char *comment = check_text(L, 3, NULL, "comment");
 
@@ -314,7 +400,7 @@ l_defender_isolate(lua_State *L)
 static int
 l_defender_unisolate(lua_State *L)
 {
-    const char *id = call_check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id or computer name");
     const char *comment = check_text(L, 2, NULL, "comment");
 
     if (comment == NULL) {
@@ -330,7 +416,7 @@ l_defender_av_scan(lua_State *L)
 {
     static const char *const kinds[] = { "quick", "full", NULL };
     static const char *const api[] = { "Quick", "Full" };
-    const char *id = call_check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id or computer name");
     int k = luaL_checkoption(L, 2, "quick", kinds);
     const char *comment = check_text(L, 3, NULL, "comment");
 
@@ -344,7 +430,7 @@ l_defender_av_scan(lua_State *L)
 static int
 l_defender_restrict_code(lua_State *L)
 {
-    const char *id = call_check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id or computer name");
     const char *comment = check_text(L, 2, NULL, "comment");
 
     if (comment == NULL) {
@@ -357,7 +443,7 @@ l_defender_restrict_code(lua_State *L)
 static int
 l_defender_collect_package(lua_State *L)
 {
-    const char *id = call_check_id(L, 1, "a machine id");
+    const char *id = call_check_id(L, 1, "a machine id or computer name");
     const char *comment = check_text(L, 2, NULL, "comment");
 
     if (comment == NULL) {
@@ -503,22 +589,6 @@ static const char *const ind_actions_api[] = {
 };
 static const char *const ind_severities[] = { "informational", "low", "medium", "high", NULL };
 static const char *const ind_severities_api[] = { "Informational", "Low", "Medium", "High" };
-
-/* 1 when s is exactly n hex digits. */
-static int
-is_hex(const char *s, size_t n)
-{
-    size_t i;
-
-    for (i = 0; s[i] != '\0'; i++) {
-        char ch = s[i];
-
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) {
-            return 0;
-        }
-    }
-    return i == n;
-}
 
 /* The indicator value suits its type: an address without a prefix length for "ip",
  * hashes of the right length, and no spaces or control characters elsewhere. */
@@ -677,7 +747,17 @@ luaopen_kagari_defender(lua_State *L)
         { NULL, NULL },
     };
 
-    luaL_newlib(L, defender_funcs);
+    luaL_newlibtable(L, defender_funcs);
+    if (luaL_loadbufferx(L, by_name_lua, sizeof(by_name_lua) - 1, "=defender.by_name", "t") !=
+        LUA_OK) {
+        return lua_error(L);
+    }
+    lua_newtable(L); /* its _ENV: empty */
+    lua_setupvalue(L, -2, 1);
+    lua_pushcfunction(L, l_defender_resolve);
+    lua_pushcfunction(L, l_defender_send);
+    lua_call(L, 2, 1);
+    luaL_setfuncs(L, defender_funcs, 1); /* the helper: upvalue 1 of every function */
     if (luaL_loadbufferx(L, wait_action_lua, sizeof(wait_action_lua) - 1, "=defender.wait_action",
                          "t") != LUA_OK) {
         return lua_error(L);

@@ -754,6 +754,10 @@ call_setup(struct httpc_call *c, const struct httpc_request *rq, size_t max_resp
     if (strncasecmp(rq->url, "https:", 6) == 0) {
         SET(CURLOPT_PIPEWAIT, 1L);
     }
+    if (rq->once) {
+        /* libcurl resends a request by itself only over a reused connection. */
+        SET(CURLOPT_FRESH_CONNECT, 1L);
+    }
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_response);

@@ -21,6 +21,7 @@
 #define REST_HEADERS_MAX 32
 #define REST_HEADER_NAME_MAX 64
 #define REST_HEADER_VALUE_MAX 8192
+#define REST_IDEM_KEY_MAX 255
 /* Bodies beyond this are cut in the result (the journal keeps what the playbook gets). */
 #define REST_RESULT_MAX (1024 * 1024)
 
@@ -376,17 +377,46 @@ map_response(struct call *c, const struct httpc_response *resp, char **result)
     return 1;
 }
 
-/* http.request{ method =, url =, headers = { name = value }, body = table or JSON text }
- * -> { status =, body =, json = } | nil, err. GET and HEAD may be repeated after a
- * crash; any other method left in doubt fails rather than risk sending twice. */
+/* The idempotency_key field (on the stack at idx) as a string of 1 to 255 printable
+ * ASCII characters that neither starts nor ends with a space (a header value's edges
+ * are trimmed on the way), or NULL when absent. Raises on anything else. */
+static const char *
+check_idempotency_key(lua_State *L, int idx)
+{
+    const char *key;
+    size_t len;
+
+    if (lua_isnil(L, idx)) {
+        return NULL;
+    }
+    key = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+    luaL_argcheck(L, key != NULL && len >= 1 && len <= REST_IDEM_KEY_MAX, 1,
+                  "idempotency_key: a string of 1 to 255 printable ASCII characters");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)key[i];
+
+        luaL_argcheck(L, ch >= 0x20 && ch < 0x7f, 1,
+                      "idempotency_key: printable ASCII characters only");
+    }
+    luaL_argcheck(L, key[0] != ' ' && key[len - 1] != ' ', 1,
+                  "idempotency_key: no leading or trailing space");
+    return key;
+}
+
+/* http.request{ method =, url =, headers = { name = value }, body = table or JSON text,
+ * timeout =, idempotency_key = } -> { status =, body =, json = } | nil, err. GET and
+ * HEAD may be repeated after a crash or a lost answer; so may any request with an
+ * idempotency key (sent as Idempotency-Key, the same on every attempt). Any other
+ * request whose answer is lost fails rather than risk sending it twice. */
 static int
 l_http_request(lua_State *L)
 {
     static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", NULL };
-    static const char *const keys[] = { "method", "url", "headers", "body", "timeout", NULL };
+    static const char *const keys[] = { "method",          "url", "headers", "body", "timeout",
+                                        "idempotency_key", NULL };
     struct call_spec spec = { 0 };
     struct run *r = run_from_lua(L);
-    const char *method = "GET", *url, *err;
+    const char *method = "GET", *url, *err, *idem;
     const char **lines;
     size_t ulen;
     int nh, hdr_tab, host_ok;
@@ -450,6 +480,12 @@ l_http_request(lua_State *L)
         }
         lines[nh] = NULL;
     }
+    lua_getfield(L, 1, "idempotency_key"); /* kept on the stack until the call is made */
+    idem = check_idempotency_key(L, -1);
+    for (int i = 0; idem != NULL && i < nh; i++) {
+        luaL_argcheck(L, strncasecmp(lines[i], "Idempotency-Key:", 16) != 0, 1,
+                      "headers: Idempotency-Key is set by idempotency_key");
+    }
     spec.path = push_url(L, run_tenant(r), url, &host_ok, &err);
     if (err != NULL) {
         return luaL_error(L, "http.request: url: %s", err);
@@ -471,6 +507,7 @@ l_http_request(lua_State *L)
     spec.idempotent = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     spec.map = map_response;
     spec.headers = lines;
+    spec.idempotency_key = idem;
     return call_effect(L, &spec);
 }
 

@@ -945,3 +945,161 @@ def test_two_runs_isolate_one_machine():
 
 
 test_two_runs_isolate_one_machine.TIMEOUT = 90
+
+
+def test_defender_actions_by_name():
+    """A machine action given the computer DNS name (as defender.machine accepts it) is
+    sent for the machine id: the name is resolved first by a journaled read, so the
+    request, its exclusive key and a reconciliation all name the machine by id. An
+    unknown name fails with the read's 404 and sends no action."""
+    body = """
+    rec("isolate", defender.isolate(%(name)s, "full", "by name"))
+    rec("again", defender.isolate(%(name_upper)s, "full", "by name"))
+    rec("scan", defender.av_scan(%(name)s, "quick"))
+    rec("unknown", defender.isolate("nothing.example.jp"))
+    """ % {"name": lua_str(WS0142[1]), "name_upper": lua_str(WS0142[1].upper())}
+    with ConnEnv("by-name", {"n": body}) as env:
+        out, run, journal = env.fire("n")
+        iso = expect_ok(out, "isolate")
+        check(iso.get("machineId") == WS0142[0] and iso.get("type") == "Isolate",
+              "isolate by name: %r" % iso)
+        check(expect_ok(out, "again").get("already") is True, "again: %r" % out["again"])
+        check(expect_ok(out, "scan").get("machineId") == WS0142[0], "scan: %r" % out["scan"])
+        expect_fail(out, "unknown", "defender.machine", "404")
+        kinds = [e["kind"] for e in effects(journal)]
+        check(kinds == ["defender.machine", "defender.isolate"] * 2
+              + ["defender.machine", "defender.av_scan", "defender.machine"],
+              "journal effects: %r" % kinds)
+        urls = [e["request"]["url"] for e in effects(journal, "defender.isolate")]
+        check(all(u.endswith("/api/machines/%s/isolate" % WS0142[0]) for u in urls),
+              "isolate sent by id: %r" % urls)
+        mc = env.m.counters()["machines"][WS0142[0]]
+        check(mc.get("Isolate") == 1 and mc.get("RunAntiVirusScan") == 1,
+              "actions at the mock: %r" % mc)
+        posts = [e for e in env.m.log_entries(200, "/api/machines/") if e["method"] == "POST"]
+        check(all(e["path"].startswith("/api/machines/%s/" % WS0142[0]) for e in posts),
+              "an action was posted by name: %r" % posts)
+
+
+def test_crash_isolate_by_name():
+    """kill -9 while an isolate given the computer DNS name is in flight: after a restart
+    the call, in doubt, finds its action among the machine's actions (filtered by the
+    machine id the name resolved to) and records it: the isolate reaches the mock
+    exactly once and the run finishes."""
+    body = """
+    rec("isolate", defender.isolate(%s, "full", "contain by name"))
+    rec("done", true)
+    """ % lua_str(WS0142[1])
+    iso_path = "/api/machines/%s/isolate" % WS0142[0]
+    with ConnEnv("crash-name", {"c": body}) as env:
+        env.m.delay(iso_path, 4000)
+        aid = env.post("c")
+        wait_for(lambda: [e for e in env.m.log_entries(200, iso_path)
+                          if e["method"] == "POST"] or None, 20, "the isolate in flight")
+        env.d.kill9()
+        env.m.delay(iso_path, 0)
+        env.d.restart()
+        out, run, journal = env.result(aid, timeout=60)
+        check(run["state"] == "done", "run %s (%s)" % (run["state"], run["error"]))
+        check(expect_ok(out, "done") is True, "the run did not finish")
+        mc = env.m.counters()["machines"].get(WS0142[0], {})
+        check(mc.get("Isolate") == 1 and mc.get("rejected", 0) == 0,
+              "isolate requests at the mock: %r" % mc)
+        hits = [e for e in env.m.log_entries(200, iso_path) if e["method"] == "POST"]
+        check(len(hits) == 1, "isolate POSTs: %r" % hits)
+        actions = env.m.machine_state(WS0142[0])["actions"]
+        iso = effects(journal, "defender.isolate")
+        check(len(iso) == 1 and iso[0]["status"] == "done" and len(actions) == 1
+              and iso[0]["result"]["id"] == actions[0]["id"],
+              "isolate recorded %r, mock has %r" % (iso, actions))
+        check(re.search(r"call\.reconciled .*kind=defender\.isolate", env.d.log()),
+              "the in-doubt isolate was not reconciled:\n%s" % env.d.log()[-2000:])
+
+
+test_crash_isolate_by_name.TIMEOUT = 120
+
+
+def test_http_idempotency_key():
+    """http.request with an idempotency_key: the key goes out as Idempotency-Key and into
+    the journaled request, and a POST whose answer is lost is resent with the same key
+    (the mock sees it twice) and succeeds. Without a key the lost answer fails the call
+    with a message that says the request was sent and may have been carried out. Bad
+    keys raise."""
+    body = """
+    rec("keyed", http.request{ method = "POST", url = alert.raw.mock .. "/hook-keyed",
+        body = { n = 1 }, idempotency_key = "case-42/isolate-ws-0142" })
+    rec("unkeyed", http.request{ method = "POST", url = alert.raw.mock .. "/hook-unkeyed",
+        body = { n = 2 } })
+    local u = alert.raw.mock .. "/hook-bad"
+    try("empty", http.request, { method = "POST", url = u, idempotency_key = "" })
+    try("long", http.request, { method = "POST", url = u, idempotency_key = string.rep("k", 256) })
+    try("ctl", http.request, { method = "POST", url = u, idempotency_key = "a\\nb" })
+    try("utf8", http.request, { method = "POST", url = u, idempotency_key = "caf\\u{e9}" })
+    try("space", http.request, { method = "POST", url = u, idempotency_key = " a" })
+    try("number", http.request, { method = "POST", url = u, idempotency_key = 42 })
+    try("both", http.request, { method = "POST", url = u, idempotency_key = "a",
+        headers = { ["idempotency-key"] = "b" } })
+    rec("max", http.request{ method = "PUT", url = alert.raw.mock .. "/hook-max",
+        idempotency_key = string.rep("k", 255) })
+    """
+    with ConnEnv("idem", {"k": body}) as env:
+        env.m.fault("/hook-keyed", method="POST", drop=True, count=1)
+        env.m.fault("/hook-unkeyed", method="POST", drop=True, count=1)
+        out, run, journal = env.fire("k", raw={"mock": env.m.base_url}, timeout=60)
+        check(isinstance(expect_ok(out, "keyed").get("status"), int), "keyed: %r" % out)
+        hits = env.m.log_entries(200, "/hook-keyed")
+        check([e["status"] == 0 for e in hits] == [True, False]
+              and all(e["idempotency_key"] == "case-42/isolate-ws-0142" for e in hits),
+              "keyed POST at the mock: %r" % hits)
+        expect_fail(out, "unkeyed", "http.request", "POST request sent",
+                    "may have been carried out")
+        check(len(env.m.log_entries(200, "/hook-unkeyed")) == 1, "the unkeyed POST was resent")
+        for k in ("empty", "long", "ctl", "utf8", "space", "number"):
+            expect_fail(out, k, "idempotency_key")
+        expect_fail(out, "both", "Idempotency-Key")
+        check(len(env.m.log_entries(200, "/hook-bad")) == 0, "a bad key was sent")
+        expect_ok(out, "max")
+        check(env.m.log_entries(200, "/hook-max")[0]["idempotency_key"] == "k" * 255,
+              "255-character key: %r" % env.m.log_entries(200, "/hook-max"))
+        reqs = effects(journal, "http.request")
+        check(reqs[0]["request"].get("idempotency_key") == "case-42/isolate-ws-0142"
+              and reqs[0]["status"] == "done", "keyed journal entry: %r" % reqs[0])
+        check("idempotency_key" not in reqs[1]["request"] and reqs[1]["status"] == "failed"
+              and "POST request sent" in reqs[1]["result"]
+              and "may have been carried out" in reqs[1]["result"],
+              "unkeyed journal entry: %r" % reqs[1])
+
+
+test_http_idempotency_key.TIMEOUT = 90
+
+
+def test_crash_keyed_post():
+    """kill -9 while a POST with an idempotency_key is in flight: after the restart the
+    call is resent with the same key (not failed as left in doubt) and the run
+    finishes; the journaled request carries the key."""
+    body = """
+    rec("r", http.request{ method = "POST", url = alert.raw.mock .. "/hook-keyed-doubt",
+        body = { n = 1 }, idempotency_key = "kagari-run-key-1" })
+    rec("done", true)
+    """
+    path = "/hook-keyed-doubt"
+    with ConnEnv("idem-doubt", {"c": body}) as env:
+        env.m.delay(path, 4000)
+        aid = env.post("c", {"mock": env.m.base_url})
+        wait_for(lambda: env.m.log_entries(100, path) or None, 20, "the POST in flight")
+        env.d.kill9()
+        env.m.delay(path, 0)
+        env.d.restart()
+        out, run, journal = env.result(aid, timeout=60)
+        check(run["state"] == "done", "run %s (%s)" % (run["state"], run["error"]))
+        check(expect_ok(out, "done") is True, "the run did not finish")
+        check(isinstance(expect_ok(out, "r").get("status"), int), "r: %r" % out["r"])
+        hits = [e for e in env.m.log_entries(200, path) if e["method"] == "POST"]
+        check(len(hits) == 2 and all(e["idempotency_key"] == "kagari-run-key-1" for e in hits),
+              "POSTs at the mock: %r" % hits)
+        reqs = effects(journal, "http.request")
+        check(len(reqs) == 1 and reqs[0]["request"]["idempotency_key"] == "kagari-run-key-1"
+              and reqs[0]["status"] == "done", "journal: %r" % reqs)
+
+
+test_crash_keyed_post.TIMEOUT = 120

@@ -355,6 +355,7 @@ struct logent {
     char *path;
     char *query;
     const char *route;
+    char *idem_key; /* the request's Idempotency-Key header, or NULL */
     int status;
     double ms;
     int64_t at;
@@ -441,7 +442,7 @@ void mock_route_counts_reset(void);
 /* mock_control.c: the /_mock/ control API and the request log */
 void control_handle(struct mhttp_req *h);
 void mock_log_add(const char *method, const char *path, const char *query, const char *route,
-                  int status, double ms);
+                  const char *idem_key, int status, double ms);
 void mock_log_clear(void);
 
 /* mock_token.c */

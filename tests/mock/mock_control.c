@@ -14,16 +14,19 @@
 /* ---- the request log ---- */
 
 void
-mock_log_add(const char *method, const char *path, const char *query, const char *route, int status,
-             double ms)
+mock_log_add(const char *method, const char *path, const char *query, const char *route,
+             const char *idem_key, int status, double ms)
 {
     struct logent *e = &mock.log[mock.log_next];
 
     free(e->path);
     free(e->query);
+    free(e->idem_key);
     snprintf(e->method, sizeof(e->method), "%s", method);
     e->path = xstrdup(path);
     e->query = query != NULL ? xstrdup(query) : NULL;
+    /* capped: the log is for assertions, not a store for whatever a client sends */
+    e->idem_key = idem_key != NULL ? xstrndup(idem_key, strnlen(idem_key, 1024)) : NULL;
     e->route = route;
     e->status = status;
     e->ms = ms;
@@ -40,7 +43,8 @@ mock_log_clear(void)
     for (size_t i = 0; i < LOG_RING; i++) {
         free(mock.log[i].path);
         free(mock.log[i].query);
-        mock.log[i].path = mock.log[i].query = NULL;
+        free(mock.log[i].idem_key);
+        mock.log[i].path = mock.log[i].query = mock.log[i].idem_key = NULL;
     }
     mock.log_next = mock.log_n = 0;
 }
@@ -71,6 +75,11 @@ log_json(size_t n, const char *prefix)
             cJSON_AddNullToObject(it, "query");
         }
         cJSON_AddStringToObject(it, "route", e->route);
+        if (e->idem_key != NULL) {
+            cJSON_AddStringToObject(it, "idempotency_key", e->idem_key);
+        } else {
+            cJSON_AddNullToObject(it, "idempotency_key");
+        }
         cJSON_AddNumberToObject(it, "status", e->status);
         cJSON_AddNumberToObject(it, "ms", e->ms);
         cJSON_AddItemToArray(arr, it);

@@ -701,8 +701,8 @@ handle(struct mhttp_req *h, void *arg)
     if (have_fault) {
         mock.faults_applied++;
         if (f.drop) {
-            mock_log_add(method, path, h->query, r.route != NULL ? r.route->name : "-", 0,
-                         (double)delay);
+            mock_log_add(method, path, h->query, r.route != NULL ? r.route->name : "-",
+                         mhttp_header(h, "Idempotency-Key"), 0, (double)delay);
             mreq_release(&r);
             mhttp_drop(h, delay);
             return;
@@ -757,7 +757,7 @@ send:
     if (r.log_route == NULL) {
         r.log_route = r.route != NULL ? r.route->name : "-";
     }
-    mock_log_add(method, path, h->query, r.log_route, r.status,
+    mock_log_add(method, path, h->query, r.log_route, mhttp_header(h, "Idempotency-Key"), r.status,
                  (double)(util_mono_us() - t0) / 1000.0 + delay);
     mhttp_respond(h, r.status, r.headers.data, r.ctype, r.body, r.body_len, delay);
     mreq_release(&r);
