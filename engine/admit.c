@@ -18,6 +18,7 @@ struct batch {
     size_t n;
     size_t dups;
     int failed; /* a store error while inserting */
+    int locked; /* the tenant's database is locked by another process */
     admit_fn done;
     void *arg;
     struct batch *next;
@@ -25,7 +26,7 @@ struct batch {
 
 static struct batch *head, *tail; /* batches of this iteration, in arrival order */
 static struct {
-    unsigned long long accepted, duplicates, runs, failed;
+    unsigned long long accepted, duplicates, runs, failed, locked;
 } stats;
 
 static void
@@ -57,6 +58,11 @@ after_commit(void *arg, int ok)
 {
     struct batch *b = arg;
 
+    if (b->locked || (!ok && loop_locked(b->t->db))) {
+        stats.locked++;
+        batch_answer(b, ADMIT_LOCKED);
+        return;
+    }
     if (!ok) {
         batch_answer(b, ADMIT_UNAVAILABLE);
         return;
@@ -86,6 +92,7 @@ admit_phase(void *arg)
 
         if (loop_write(b->t->db, &err) == -1) {
             b->failed = 1;
+            b->locked = loop_locked(b->t->db);
         }
         for (size_t i = 0; i < b->n && !b->failed; i++) {
             int dup = 0, nruns = 0;
@@ -104,7 +111,7 @@ admit_phase(void *arg)
             }
             stats.runs += (unsigned long long)nruns;
         }
-        if (b->failed) {
+        if (b->failed && !b->locked) { /* a lock is logged by the loop */
             log_err("admit.store_failed tenant=%s error=%s", b->t->id, log_quote(err ? err : "?"));
         }
         free(err);
@@ -121,6 +128,7 @@ admit_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_alerts_accepted_total", NULL, stats.accepted);
     metrics_counter(b, "kagari_alerts_duplicate_total", NULL, stats.duplicates);
     metrics_counter(b, "kagari_admit_failures_total", NULL, stats.failed);
+    metrics_counter(b, "kagari_admit_locked_total", NULL, stats.locked);
     metrics_counter(b, "kagari_runs_created_total", NULL, stats.runs);
 }
 

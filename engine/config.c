@@ -80,6 +80,11 @@ static const struct config_field config_runs_fields[] = {
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
 
+static const struct config_field config_store_fields[] = {
+    { "wal_warn", CONFIG_SIZE, offsetof(struct config, store.wal_warn), 4096, 0, NULL, 0 },
+    { NULL, 0, 0, 0, 0, NULL, 0 },
+};
+
 static const struct config_field config_log_fields[] = {
     { "level", CONFIG_LEVEL, offsetof(struct config, log.level), 0, 0, NULL, 0 },
     { "format", CONFIG_FORMAT, offsetof(struct config, log.json), 0, 0, NULL, 0 },
@@ -122,6 +127,7 @@ static const struct config_field config_top_fields[] = {
     { "playbook_dir", CONFIG_PATH, offsetof(struct config, playbook_dir), 0, 0, NULL, 0 },
     { "intake", CONFIG_TABLE, 0, 0, 0, config_intake_fields, 0 },
     { "runs", CONFIG_TABLE, 0, 0, 0, config_runs_fields, 0 },
+    { "store", CONFIG_TABLE, 0, 0, 0, config_store_fields, 0 },
     { "log", CONFIG_TABLE, 0, 0, 0, config_log_fields, 0 },
     { "connectors", CONFIG_TABLE, 0, 0, 0, config_connectors_fields, 0 },
     { "tenants", CONFIG_TENANTS, offsetof(struct config, tenants), 0, 0, config_tenant_fields,
@@ -1190,6 +1196,7 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->runs.instructions = 100000000;
     cfg->runs.timeout = 86400;
     cfg->runs.slice_ms = 5;
+    cfg->store.wal_warn = (size_t)64 << 20;
     cfg->log.level = KG_LOG_INFO;
     cfg->log.json = 0;
     cfg->connectors.key_file = xasprintf("%s/secret.key", dir);
@@ -1602,6 +1609,13 @@ static const char config_text_tail[] =
     "    timeout = \"1d\",\n"
     "    -- A busy run gives the CPU to the others after this long, then continues.\n"
     "    slice = \"5ms\",\n"
+    "}\n"
+    "\n"
+    "-- Tenant databases (SQLite in WAL mode).\n"
+    "store = {\n"
+    "    -- A tenant's WAL file past this size (a reader holds an old snapshot) is logged\n"
+    "    -- (store.wal_large) and truncated as soon as the readers let go.\n"
+    "    wal_warn = \"64MiB\",\n"
     "}\n"
     "\n"
     "-- Logs, on standard error.\n"

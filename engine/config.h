@@ -110,6 +110,10 @@ struct config {
     } runs;
 
     struct {
+        size_t wal_warn; /* a tenant's WAL past this: warn, truncate when readers allow; 64 MiB */
+    } store;
+
+    struct {
         int level; /* enum log_level, default info */
         int json;  /* 0: key=value, 1: JSON lines */
     } log;

@@ -68,6 +68,12 @@ answer(void *arg, const struct admit_result *res)
         http_reply_error(p->req, 503, "shutting_down", "the engine is stopping");
         free(p);
         return;
+    case ADMIT_LOCKED:
+        http_reply_header(p->req, "Retry-After", "1");
+        http_reply_error(p->req, 503, "store_locked",
+                         "the tenant's database is locked by another process; retry later");
+        free(p);
+        return;
     case ADMIT_UNAVAILABLE:
         http_reply_header(p->req, "Retry-After", "1");
         /* fall through */
@@ -380,11 +386,13 @@ handle_metrics(struct http_request *req)
     buf_free(&b);
 }
 
-/* 200 ok; 503 while draining, or degraded while commits fail (nothing can be stored). */
+/* 200 ok; 503 while draining, or degraded while commits fail (nothing can be stored).
+ * A tenant database locked by another process leaves it 200 with tenants_locked. */
 static void
 handle_healthz(struct http_request *req)
 {
     const char *body = "{\"status\":\"ok\"}";
+    char text[64];
     int status = 200;
 
     if (loop_stopping()) {
@@ -394,6 +402,11 @@ handle_healthz(struct http_request *req)
         body = "{\"status\":\"degraded\",\"reason\":\"commits are failing (disk full or I/O "
                "errors): alerts cannot be stored\"}";
         status = 503;
+    } else if (loop_tenants_locked() > 0) {
+        /* Still 200: every other tenant is served; the locked one gets 503 per request. */
+        snprintf(text, sizeof(text), "{\"status\":\"ok\",\"tenants_locked\":%zu}",
+                 loop_tenants_locked());
+        body = text;
     }
     if (status == 503) {
         http_reply_header(req, "Retry-After", "5");

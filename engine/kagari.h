@@ -112,10 +112,11 @@ int64_t effect_started_ms(const struct effect *ef);
  * and answer the source only after the commit made them durable (engine/admit.c). */
 
 enum admit_status {
-    ADMIT_OK = 0,       /* stored durably (new or duplicate) */
-    ADMIT_FAILED,       /* a store error: nothing of the batch is kept */
-    ADMIT_UNAVAILABLE,  /* the commit failed: retry later */
-    ADMIT_SHUTTING_DOWN /* the daemon stopped before the batch's turn */
+    ADMIT_OK = 0,        /* stored durably (new or duplicate) */
+    ADMIT_FAILED,        /* a store error: nothing of the batch is kept */
+    ADMIT_UNAVAILABLE,   /* the commit failed: retry later */
+    ADMIT_SHUTTING_DOWN, /* the daemon stopped before the batch's turn */
+    ADMIT_LOCKED         /* another process holds the tenant database's lock: retry later */
 };
 
 struct admit_result {

@@ -53,6 +53,20 @@ static unsigned long fail_quiet; /* failures not logged since */
 #define LOOP_CLOCK_STEP_MS 2000   /* a wall-clock jump this large is logged */
 static int wake_active;
 
+/* Tenant databases locked by another process (see loop.h). */
+struct locked {
+    struct store_tenant *t;
+    int64_t since_us;
+    int64_t probed_us; /* last probe */
+    int reset;         /* the commit-failed callback is still to be called */
+};
+static struct locked *locked;
+static size_t nlocked;
+static struct event *lock_timer;
+static int64_t lock_logged_us;   /* when store.locked was last logged */
+static unsigned long lock_quiet; /* lock events not logged since */
+static unsigned long long lock_events, lock_refused;
+
 static void loop_metrics(struct buf *b, void *arg);
 
 static void
@@ -111,6 +125,13 @@ loop_free(void)
         event_free(wake_ev);
         wake_ev = NULL;
     }
+    if (lock_timer != NULL) {
+        event_free(lock_timer);
+        lock_timer = NULL;
+    }
+    free(locked);
+    locked = NULL;
+    nlocked = 0;
     wake_active = 0;
     for (size_t i = 0; i < ndirty; i++) {
         free(dirty[i].cbs);
@@ -172,12 +193,143 @@ dirty_add(struct store_tenant *t)
     return d;
 }
 
+static struct locked *
+lock_find(const struct store_tenant *t)
+{
+    for (size_t i = 0; i < nlocked; i++) {
+        if (locked[i].t == t) {
+            return &locked[i];
+        }
+    }
+    return NULL;
+}
+
+int
+loop_locked(const struct store_tenant *t)
+{
+    return lock_find(t) != NULL;
+}
+
+size_t
+loop_tenants_locked(void)
+{
+    return nlocked;
+}
+
+static void
+on_lock_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg; /* waking the loop is all: lock_poll probes at the iteration's end */
+}
+
+static void
+lock_timer_arm(void)
+{
+    struct timeval tv = { 0, LOOP_LOCK_RETRY_MS * 1000 };
+
+    if (base == NULL) {
+        return;
+    }
+    if (lock_timer == NULL) {
+        lock_timer = evtimer_new(base, on_lock_timer, NULL);
+    }
+    if (!evtimer_pending(lock_timer, NULL)) {
+        evtimer_add(lock_timer, &tv);
+    }
+}
+
+/* t's database is locked by another process: refuse its writes until a probe finds it
+ * free, and have its runs dropped at the iteration's end (reset; at once when the caller
+ * runs the commit-failed callback itself). Logged at once, then at most once per
+ * LOOP_FAIL_LOG_US with how many were not logged. */
+static void
+lock_add(struct store_tenant *t, const char *err, int reset)
+{
+    int64_t now = util_mono_us();
+    struct locked *l;
+
+    lock_events++;
+    if (lock_find(t) != NULL) {
+        return;
+    }
+    locked = xrealloc(locked, (nlocked + 1) * sizeof(*locked));
+    l = &locked[nlocked++];
+    l->t = t;
+    l->since_us = l->probed_us = now;
+    l->reset = reset;
+    if (lock_logged_us == 0 || now - lock_logged_us >= LOOP_FAIL_LOG_US) {
+        log_warn("store.locked tenant=%s error=%s not_logged=%lu hint=\"another process holds "
+                 "the database's write lock; its requests get 503 until it is released\"",
+                 store_tenant_id(t), log_quote(err != NULL ? err : "database is locked"),
+                 lock_quiet);
+        lock_logged_us = now;
+        lock_quiet = 0;
+    } else {
+        lock_quiet++;
+    }
+    lock_timer_arm();
+}
+
+/* At the end of an iteration, outside the phases: drop the runs of tenants found
+ * locked in it, and probe the others (no busy wait) every LOOP_LOCK_RETRY_MS; a free
+ * one is writable again and its runs are replayed from the database. */
+static void
+lock_poll(void)
+{
+    size_t i = 0;
+
+    while (i < nlocked) {
+        struct store_tenant *t = locked[i].t;
+        int64_t now = util_mono_us();
+
+        if (locked[i].reset) {
+            locked[i].reset = 0;
+            if (commit_failed_fn != NULL) {
+                commit_failed_fn(t, commit_failed_arg);
+            }
+            i = 0; /* the callback may have changed the list */
+            continue;
+        }
+        if (now - locked[i].probed_us < LOOP_LOCK_RETRY_MS * 1000 || loop_stopping()) {
+            i++;
+            continue;
+        }
+        locked[i].probed_us = now;
+        if (!store_tx_probe(t)) {
+            i++;
+            continue;
+        }
+        log_info("store.unlocked tenant=%s ms=%lld", store_tenant_id(t),
+                 (long long)((now - locked[i].since_us) / 1000));
+        locked[i] = locked[--nlocked];
+        if (commit_failed_fn != NULL) {
+            commit_failed_fn(t, commit_failed_arg);
+        }
+        i = 0;
+    }
+    if (nlocked > 0) {
+        lock_timer_arm();
+    }
+}
+
 static int
 write_begin(struct store_tenant *t, int urgent, char **errp)
 {
     struct dirty *d;
+    int rc;
 
-    if (store_tx_begin(t, errp) == -1) {
+    if (lock_find(t) != NULL) {
+        lock_refused++;
+        return kg_err(errp, "the tenant's database is locked by another process");
+    }
+    rc = store_tx_begin(t, errp);
+    if (rc == KG_AGAIN) {
+        lock_add(t, errp != NULL ? *errp : NULL, 1);
+        return -1;
+    }
+    if (rc != 0) {
         return -1;
     }
     d = dirty_find(t);
@@ -315,7 +467,7 @@ commit_all(void)
     for (size_t i = 0; i < n; i++) {
         char *err = NULL;
         int64_t t0;
-        int ok;
+        int ok, rc;
 
         if (!list[i].urgent && !stopping && now - list[i].since_us < LOOP_LAZY_US) {
             struct dirty *keep = dirty_add(list[i].t);
@@ -327,10 +479,15 @@ commit_all(void)
             continue;
         }
         t0 = util_mono_us();
-        ok = store_tx_commit(list[i].t, &err) == 0;
+        rc = store_tx_commit(list[i].t, &err);
+        ok = rc == 0;
         stats.commits++;
         stats.commit_us_total += (unsigned long long)(util_mono_us() - t0);
-        note_commit(list[i].t, ok, err);
+        if (rc == KG_AGAIN) {
+            lock_add(list[i].t, err, 0); /* locked, not failing: the disk is fine */
+        } else {
+            note_commit(list[i].t, ok, err);
+        }
         if (!ok) {
             stats.commit_failures++;
             free(err);
@@ -392,6 +549,7 @@ loop_iterate(int block)
         busy |= phases[i].fn(phases[i].arg);
     }
     commit_all();
+    lock_poll();
     return busy;
 }
 
@@ -433,6 +591,9 @@ loop_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_commit_failures_total", NULL, stats.commit_failures);
     metrics_gauge(b, "kagari_tenants_commit_failing", NULL, (double)nfailing);
     metrics_counter(b, "kagari_clock_steps_total", NULL, clock_steps);
+    metrics_counter(b, "kagari_store_locked_total", NULL, lock_events);
+    metrics_counter(b, "kagari_store_locked_writes_total", NULL, lock_refused);
+    metrics_gauge(b, "kagari_tenants_locked", NULL, (double)nlocked);
     (void)!buf_printf(b,
                       "# TYPE kagari_commit_seconds_total counter\n"
                       "kagari_commit_seconds_total %.6f\n",

@@ -47,8 +47,22 @@ int loop_clock_check(int64_t wall_ms, int64_t mono_us, int64_t *step_ms);
 /* How many tenant databases failed their last commit (disk full, I/O errors): the
  * daemon is degraded while it is not 0. */
 size_t loop_commits_failing(void);
-/* Called (before the after-commit callbacks) when a commit of t failed. */
+/* Called (before the after-commit callbacks) when a commit of t failed: what is in
+ * memory of t may be ahead of its database. Also called when t became locked (below),
+ * outside the phases, and again when the lock is gone (loop_locked(t) is 0 by then). */
 void loop_set_commit_failed(void (*fn)(struct store_tenant *t, void *arg), void *arg);
+
+/* The loop never waits for a lock another process holds on a tenant database (a backup
+ * tool, an operator's sqlite3 shell in BEGIN IMMEDIATE): SQLite waits at most
+ * LOOP_BUSY_MS (enough to ride out the checkpointer's brief truncation of the WAL), then
+ * the tenant is "locked". Until a probe, every LOOP_LOCK_RETRY_MS and without any wait,
+ * finds its write lock free, loop_write and loop_write_lazy on it fail at once and its
+ * runs are out of memory (dropped, replayed from the database once it is free); other
+ * tenants are unaffected. */
+#define LOOP_BUSY_MS 10
+#define LOOP_LOCK_RETRY_MS 100
+int loop_locked(const struct store_tenant *t);
+size_t loop_tenants_locked(void);
 
 /* One iteration: wait for events (when block) and handle them, run the phases, commit.
  * Returns 1 when a phase has more work, 0 when idle, -1 on a loop failure. */

@@ -691,6 +691,9 @@ run_tenant_reset(struct store_tenant *db, void *arg)
             continue;
         }
         run_tenant_close(t);
+        if (loop_locked(db)) {
+            continue; /* replayed when the lock is gone: the loop calls again */
+        }
         if (run_recover(t, &err) == -1) {
             log_err("run.reset_failed tenant=%s error=%s", t->id, log_quote(err ? err : "?"));
             free(err);

@@ -7,15 +7,20 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/log.h"
 
-#define STORE_BUSY_MS 5000
+#define STORE_BUSY_MS 5000          /* the CLI waits this long for a lock; the daemon far less */
+#define STORE_WAL_LARGE_POLL_MS 500 /* checkpointer interval while the WAL is too large */
+#define STORE_WAL_LOG_MS 60000      /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
 #define STORE_RUN_LIST_DEFAULT 100
 
@@ -199,7 +204,12 @@ struct checkpointer {
     pthread_cond_t cv;
     int stop;
     char *path;
+    char id[64]; /* the tenant, for its log lines */
     int interval_ms;
+    size_t wal_warn;
+    /* Written by the thread, read by the loop (store_tenant_wal): no lock to wait on. */
+    _Atomic int64_t frames_behind;
+    _Atomic int64_t complete_ms;
 };
 
 struct store_tenant {
@@ -207,6 +217,7 @@ struct store_tenant {
     struct db db;
     struct buf obs;            /* reused for each alert's observables JSON */
     struct checkpointer *ckpt; /* NULL: SQLite checkpoints on commit */
+    int busy_ms;               /* the connection's busy timeout */
 };
 
 /* ---- connection helpers ---- */
@@ -762,8 +773,86 @@ store_tenant_open(struct store *st, const char *id, struct store_tenant **out, c
         return -1;
     }
     free(path);
+    t->busy_ms = STORE_BUSY_MS;
     *out = t;
     return 0;
+}
+
+void
+store_tenant_busy_ms(struct store_tenant *t, int busy_ms)
+{
+    t->busy_ms = busy_ms;
+    sqlite3_busy_timeout(t->db.h, busy_ms);
+}
+
+static uint64_t
+file_size(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+void
+store_tenant_wal(struct store_tenant *t, struct store_wal *out)
+{
+    char *wal = xasprintf("%s-wal", t->db.path);
+
+    out->bytes = file_size(wal);
+    free(wal);
+    out->frames_behind = t->ckpt != NULL ? atomic_load(&t->ckpt->frames_behind) : 0;
+    out->complete_ms = t->ckpt != NULL ? atomic_load(&t->ckpt->complete_ms) : 0;
+}
+
+/* One pass of the checkpointer: a PASSIVE checkpoint (copies what no reader still
+ * needs; never waits, never blocks the writer), then, when the WAL file is over the
+ * threshold, a warning and, if that checkpoint was complete, a TRUNCATE with no busy
+ * wait: it fails at once while a reader or the writer is active, and otherwise has
+ * next to nothing left to copy, so the writer's lock is taken only for a moment.
+ * Returns 1 while the WAL stays over the threshold. */
+static int
+checkpoint_pass(struct checkpointer *c, sqlite3 *h, const char *wal, int64_t *logged_ms)
+{
+    int nlog = -1, nckpt = -1, rc;
+    uint64_t size;
+    int64_t now;
+
+    rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+    log_debug("store.checkpoint tenant=%s rc=%d log=%d done=%d", c->id, rc, nlog, nckpt);
+    if (rc != SQLITE_OK) {
+        if (sqlite3_errcode(h) != SQLITE_BUSY) {
+            log_warn("store.checkpoint_failed tenant=%s error=%s", c->id, sqlite3_errmsg(h));
+        }
+        return 0;
+    }
+    now = util_now_ms();
+    atomic_store(&c->frames_behind, (int64_t)(nlog - nckpt));
+    if (nlog == nckpt) {
+        atomic_store(&c->complete_ms, now);
+    }
+    size = file_size(wal);
+    if (size <= c->wal_warn) {
+        return 0;
+    }
+    if (*logged_ms == 0 || now - *logged_ms >= STORE_WAL_LOG_MS) {
+        log_warn("store.wal_large tenant=%s bytes=%llu threshold=%zu frames_behind=%d "
+                 "hint=\"a reader holds an old snapshot: the WAL is truncated once it lets go\"",
+                 c->id, (unsigned long long)size, c->wal_warn, nlog - nckpt);
+        *logged_ms = now;
+    }
+    if (nlog != nckpt) {
+        return 1;
+    }
+    sqlite3_busy_timeout(h, 0);
+    rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+    if (rc != SQLITE_OK) {
+        return 1; /* a reader or the writer is active: next time */
+    }
+    atomic_store(&c->frames_behind, 0);
+    atomic_store(&c->complete_ms, util_now_ms());
+    log_info("store.wal_truncated tenant=%s bytes=%llu", c->id, (unsigned long long)size);
+    *logged_ms = 0;
+    return file_size(wal) > c->wal_warn;
 }
 
 /* The checkpointer thread: its own connection, a PASSIVE checkpoint every interval.
@@ -773,49 +862,49 @@ checkpointer_main(void *arg)
 {
     struct checkpointer *c = arg;
     sqlite3 *h = NULL;
+    char *wal = xasprintf("%s-wal", c->path);
+    int64_t logged_ms = 0;
+    int large = 0;
 
     if (sqlite3_open_v2(c->path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        log_err("store.checkpointer_failed db=%s error=%s", log_quote(c->path),
-                log_quote(h ? sqlite3_errmsg(h) : "open"));
+        log_err("store.checkpointer_failed tenant=%s error=%s", c->id,
+                h ? sqlite3_errmsg(h) : "open");
         sqlite3_close(h);
+        free(wal);
         return NULL;
     }
-    sqlite3_busy_timeout(h, 100);
     /* Until it has read the file, a connection does not know the database is in WAL
      * mode, and a checkpoint on it does nothing. */
+    sqlite3_busy_timeout(h, 100);
     (void)sqlite3_exec(h, "PRAGMA journal_mode", NULL, NULL, NULL);
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         struct timespec ts;
+        int ms = large && c->interval_ms > STORE_WAL_LARGE_POLL_MS ? STORE_WAL_LARGE_POLL_MS
+                                                                   : c->interval_ms;
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)c->interval_ms * 1000000L;
+        ts.tv_nsec += (long)ms * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
         if (c->stop) {
             break;
         }
+        /* The mutex only guards stop: it is never held while touching the database. */
         pthread_mutex_unlock(&c->mu);
-        int nlog = -1, nckpt = -1;
-        int rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
-
-        log_debug("store.checkpoint db=%s rc=%d log=%d done=%d", log_quote(c->path), rc, nlog,
-                  nckpt);
-        if (rc != SQLITE_OK && sqlite3_errcode(h) != SQLITE_BUSY) {
-            log_warn("store.checkpoint_failed db=%s error=%s", log_quote(c->path),
-                     log_quote(sqlite3_errmsg(h)));
-        }
+        large = checkpoint_pass(c, h, wal, &logged_ms);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
     sqlite3_close(h);
+    free(wal);
     return NULL;
 }
 
 int
-store_tenant_checkpointer(struct store_tenant *t, int interval_ms, char **errp)
+store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_warn, char **errp)
 {
     struct checkpointer *c;
 
@@ -824,7 +913,11 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, char **errp)
     }
     c = xcalloc(1, sizeof(*c));
     c->path = xstrdup(t->db.path);
+    snprintf(c->id, sizeof(c->id), "%s", t->id);
     c->interval_ms = interval_ms > 0 ? interval_ms : 200;
+    c->wal_warn = wal_warn > 0 ? wal_warn : STORE_WAL_WARN;
+    atomic_init(&c->frames_behind, 0);
+    atomic_init(&c->complete_ms, 0);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
@@ -882,8 +975,19 @@ store_tenant_id(const struct store_tenant *t)
 
 /* ---- transactions ---- */
 
+/* Another connection holds a lock we would have to wait for (SQLITE_BUSY, or
+ * SQLITE_LOCKED for a shared-cache peer): the operation can be tried again later. */
+static int
+db_busy(const struct db *d)
+{
+    int rc = sqlite3_errcode(d->h);
+
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+}
+
 /* BEGIN IMMEDIATE takes the write lock now, so a busy database shows here (after the
- * busy timeout) rather than halfway through a batch. No-op inside a transaction. */
+ * busy timeout, KG_AGAIN) rather than halfway through a batch. No-op inside a
+ * transaction. */
 int
 store_tx_begin(struct store_tenant *t, char **errp)
 {
@@ -895,16 +999,40 @@ store_tx_begin(struct store_tenant *t, char **errp)
     if ((s = db_stmt(&t->db, Q_BEGIN, errp)) == NULL) {
         return -1;
     }
-    return stmt_run(&t->db, s, "begin transaction", errp);
+    if (stmt_run(&t->db, s, "begin transaction", errp) == -1) {
+        return db_busy(&t->db) ? KG_AGAIN : -1;
+    }
+    return 0;
+}
+
+int
+store_tx_probe(struct store_tenant *t)
+{
+    char *err = NULL;
+    int rc;
+
+    if (db_in_tx(&t->db)) {
+        return 1;
+    }
+    sqlite3_busy_timeout(t->db.h, 0);
+    rc = store_tx_begin(t, &err);
+    sqlite3_busy_timeout(t->db.h, t->busy_ms);
+    free(err);
+    if (rc != 0) {
+        return 0;
+    }
+    store_tx_rollback(t);
+    return 1;
 }
 
 /* Commit; durable on return (synchronous=FULL). A commit that fails is rolled back if
- * SQLite left the transaction open, so after -1 nothing of it is written either way.
- * No-op without a transaction. */
+ * SQLite left the transaction open, so after -1 (or KG_AGAIN: locked) nothing of it is
+ * written either way. No-op without a transaction. */
 int
 store_tx_commit(struct store_tenant *t, char **errp)
 {
     sqlite3_stmt *s;
+    int busy;
 
     if (!db_in_tx(&t->db)) {
         return 0;
@@ -914,8 +1042,9 @@ store_tx_commit(struct store_tenant *t, char **errp)
         return -1;
     }
     if (stmt_run(&t->db, s, "commit", errp) == -1) {
+        busy = db_busy(&t->db);
         store_tx_rollback(t);
-        return -1;
+        return busy ? KG_AGAIN : -1;
     }
     return 0;
 }

@@ -56,14 +56,44 @@ void store_tenant_close(struct store_tenant *t); /* rolls back an open transacti
 /* Move WAL checkpoints off the committing thread: a background thread with its own
  * connection checkpoints every interval_ms (PASSIVE: neither waits for the other), so a
  * commit never pays for copying the WAL into the database. The daemon uses it; the CLI
- * keeps SQLite's automatic checkpoints. Stopped by store_tenant_close. */
-int store_tenant_checkpointer(struct store_tenant *t, int interval_ms, char **errp) KG_WUR;
+ * keeps SQLite's automatic checkpoints. Stopped by store_tenant_close.
+ *
+ * A reader holding an old snapshot (a backup, an operator's shell) keeps PASSIVE from
+ * finishing and the WAL grows. Past wal_warn bytes (0: STORE_WAL_WARN) the thread logs
+ * store.wal_large (at most once a minute per database), checks every 500 ms, and once a
+ * checkpoint completes (the readers let go) truncates the WAL to zero
+ * (wal_checkpoint(TRUNCATE), never waiting for a reader or the writer). */
+#define STORE_WAL_WARN (64u << 20)
+int store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_warn,
+                              char **errp) KG_WUR;
+/* For the event loop, which must never wait for a lock another process holds: SQLite
+ * waits at most busy_ms (a few ms ride out the checkpointer's truncation) before a
+ * locked database fails store_tx_begin/store_tx_commit with KG_AGAIN. The default is
+ * 5 s, fit for the CLI. */
+void store_tenant_busy_ms(struct store_tenant *t, int busy_ms);
+
+/* The WAL of a tenant database: its file size, and what the checkpointer saw last
+ * (frames not yet copied into the database, and when a checkpoint last completed; 0
+ * without a checkpointer or before its first pass). Safe on the loop thread: reads
+ * atomics and stats a file. */
+struct store_wal {
+    uint64_t bytes;
+    int64_t frames_behind;
+    int64_t complete_ms; /* ms since the epoch */
+};
+void store_tenant_wal(struct store_tenant *t, struct store_wal *out);
 const char *store_tenant_id(const struct store_tenant *t);
 
 /* Write transactions (group commit): begin is a no-op when one is already open, so
- * every writer of one loop iteration shares it; the loop commits once. */
+ * every writer of one loop iteration shares it; the loop commits once. Both return
+ * KG_AGAIN (with *errp set) when another connection holds the database's write lock past
+ * the busy timeout: nothing was written, try again later. A failed commit is rolled
+ * back. */
 int store_tx_begin(struct store_tenant *t, char **errp) KG_WUR;
 int store_tx_commit(struct store_tenant *t, char **errp) KG_WUR;
+/* 1 when a write transaction could begin right now, without waiting at all (it is
+ * rolled back at once), else 0. No-op (1) inside a transaction. */
+int store_tx_probe(struct store_tenant *t);
 void store_tx_rollback(struct store_tenant *t);
 int store_in_tx(const struct store_tenant *t);
 

@@ -97,14 +97,31 @@ tenant_metrics(struct buf *b, void *arg)
 {
     size_t mem = 0;
     int n = 0;
+    uint64_t wal_bytes = 0;
+    int64_t behind = 0, age_ms = 0, now = util_now_ms();
 
     (void)arg;
     for (struct tenant *t = tenants; t != NULL; t = t->next) {
+        struct store_wal w;
+
         mem += sandbox_memory(t->sb);
         n++;
+        store_tenant_wal(t->db, &w);
+        wal_bytes += w.bytes;
+        behind += w.frames_behind;
+        if (w.complete_ms > 0 && now - w.complete_ms > age_ms) {
+            age_ms = now - w.complete_ms;
+        }
     }
     metrics_gauge(b, "kagari_lua_memory_bytes", NULL, (double)mem);
     metrics_gauge(b, "kagari_tenants", NULL, n);
+    metrics_gauge(b, "kagari_store_wal_bytes", "size of the tenants' WAL files, summed",
+                  (double)wal_bytes);
+    metrics_gauge(b, "kagari_store_wal_frames_behind",
+                  "WAL frames not yet checkpointed into the databases, summed", (double)behind);
+    metrics_gauge(b, "kagari_store_checkpoint_age_seconds",
+                  "longest time since a tenant database's last complete checkpoint",
+                  (double)age_ms / 1000.0);
 }
 
 static struct tenant *
@@ -117,7 +134,10 @@ tenant_open(const char *id, char **errp)
         free(t);
         return NULL;
     }
-    if (store_tenant_checkpointer(t->db, 5000, errp) == -1) {
+    /* The loop must not wait for a lock another process holds (loop.h LOOP_BUSY_MS). */
+    store_tenant_busy_ms(t->db, LOOP_BUSY_MS);
+    if (store_tenant_checkpointer(t->db, 5000, config != NULL ? config->store.wal_warn : 0, errp) ==
+        -1) {
         store_tenant_close(t->db);
         free(t);
         return NULL;
