@@ -181,8 +181,25 @@ static void
 cmd_runs_print_json(cJSON *v)
 {
     char *s = json_print(v);
+    const unsigned char *p = (const unsigned char *)s;
 
-    printf("%s\n", s);
+    /* Valid JSON may carry DEL, C1 controls and U+2028/9 raw inside strings; a terminal
+     * may act on them. They can only be inside strings (the rest is ASCII), so each is
+     * written as its \u escape, which decodes to the same text. */
+    for (; *p != '\0'; p++) {
+        if (*p == 0x7f) {
+            fputs("\\u007f", stdout);
+        } else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            printf("\\u%04x", p[1]);
+            p++;
+        } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+            printf("\\u%04x", p[2] == 0xa8 ? 0x2028 : 0x2029);
+            p += 2;
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('\n');
     free(s);
 }
 

@@ -2,6 +2,7 @@
 and the terminal escaped: no raw control bytes, DEL, C1 controls, U+2028/U+2029 or
 invalid UTF-8."""
 
+import json
 import subprocess
 
 from harness import Daemon, check, expect_accepted, kagari, playbook, sanitizer_env
@@ -50,6 +51,15 @@ def test_run_show_and_log_escape_control_text():
         out = cli_bytes(d, "runs", "--tenant", d.tenant)
         why = unsafe_bytes(out)
         check(why is None, "runs printed %s: %r" % (why, out))
+        for args in (("run", "show", str(run["id"]), "--json"), ("runs", "--json")):
+            out = cli_bytes(d, *(args + ("--tenant", d.tenant)))
+            why = unsafe_bytes(out, allow=b"\n")
+            check(why is None, "%s printed %s: %r" % (" ".join(args), why, out))
+            json.loads(out.decode().splitlines()[0])  # still JSON, the same text
+        shown = json.loads(cli_bytes(d, "run", "show", str(run["id"]), "--json",
+                                     "--tenant", d.tenant).decode())
+        check("\u009b" in json.dumps(shown["error"]) or "\x9b" in shown["error"],
+              "the JSON error lost its text: %r" % shown["error"][:200])
         d.stop()
         with open(d.log_path, "rb") as f:
             log = f.read()
