@@ -19,6 +19,7 @@
 #include "engine/log.h"
 
 #define STORE_BUSY_MS 5000          /* the CLI waits this long for a lock; the daemon far less */
+#define STORE_OWN_LOCK_MS 2000      /* the loop waits this long for its own checkpointer */
 #define STORE_WAL_LARGE_POLL_MS 500 /* checkpointer interval while the WAL is too large */
 #define STORE_WAL_LOG_MS 60000      /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
@@ -210,6 +211,10 @@ struct checkpointer {
     /* Written by the thread, read by the loop (store_tenant_wal): no lock to wait on. */
     _Atomic int64_t frames_behind;
     _Atomic int64_t complete_ms;
+    /* Our own TRUNCATE holds the write lock for a moment: the loop then waits for it
+     * (STORE_OWN_LOCK_MS) instead of taking the tenant for locked by another process. */
+    _Atomic int truncating;
+    _Atomic int64_t truncated_us; /* util_mono_us when the last TRUNCATE ended */
 };
 
 struct store_tenant {
@@ -844,7 +849,10 @@ checkpoint_pass(struct checkpointer *c, sqlite3 *h, const char *wal, int64_t *lo
         return 1;
     }
     sqlite3_busy_timeout(h, 0);
+    atomic_store(&c->truncating, 1);
     rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+    atomic_store(&c->truncated_us, util_mono_us());
+    atomic_store(&c->truncating, 0);
     if (rc != SQLITE_OK) {
         return 1; /* a reader or the writer is active: next time */
     }
@@ -1000,7 +1008,28 @@ store_tx_begin(struct store_tenant *t, char **errp)
         return -1;
     }
     if (stmt_run(&t->db, s, "begin transaction", errp) == -1) {
-        return db_busy(&t->db) ? KG_AGAIN : -1;
+        if (!db_busy(&t->db)) {
+            return -1;
+        }
+        if (t->ckpt == NULL || !(atomic_load(&t->ckpt->truncating) ||
+                                 util_mono_us() - atomic_load(&t->ckpt->truncated_us) < 100000)) {
+            return KG_AGAIN; /* another process holds the lock */
+        }
+        /* Our own checkpointer is truncating the WAL: wait for it, briefly. */
+        if (errp != NULL) {
+            free(*errp);
+            *errp = NULL;
+        }
+        sqlite3_busy_timeout(t->db.h, STORE_OWN_LOCK_MS);
+        if ((s = db_stmt(&t->db, Q_BEGIN, errp)) == NULL) {
+            sqlite3_busy_timeout(t->db.h, t->busy_ms);
+            return -1;
+        }
+        if (stmt_run(&t->db, s, "begin transaction", errp) == -1) {
+            sqlite3_busy_timeout(t->db.h, t->busy_ms);
+            return db_busy(&t->db) ? KG_AGAIN : -1;
+        }
+        sqlite3_busy_timeout(t->db.h, t->busy_ms);
     }
     return 0;
 }
