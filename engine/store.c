@@ -18,10 +18,11 @@
 
 #include "engine/log.h"
 
-#define STORE_BUSY_MS 5000          /* the CLI waits this long for a lock; the daemon far less */
-#define STORE_OWN_LOCK_MS 2000      /* the loop waits this long for its own checkpointer */
-#define STORE_WAL_LARGE_POLL_MS 500 /* checkpointer interval while the WAL is too large */
-#define STORE_WAL_LOG_MS 60000      /* store.wal_large: once a minute per database */
+#define STORE_BUSY_MS 5000            /* the CLI waits this long for a lock; the daemon far less */
+#define STORE_OWN_LOCK_MS 2000        /* the loop waits this long for its own checkpointer */
+#define STORE_TRUNCATE_IDLE_US 500000 /* truncate only after this long without a commit */
+#define STORE_WAL_LARGE_POLL_MS 500   /* checkpointer interval while the WAL is too large */
+#define STORE_WAL_LOG_MS 60000        /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
 #define STORE_RUN_LIST_DEFAULT 100
 
@@ -215,6 +216,7 @@ struct checkpointer {
      * (STORE_OWN_LOCK_MS) instead of taking the tenant for locked by another process. */
     _Atomic int truncating;
     _Atomic int64_t truncated_us; /* util_mono_us when the last TRUNCATE ended */
+    _Atomic int64_t wrote_us;     /* util_mono_us of the loop's last commit */
 };
 
 struct store_tenant {
@@ -848,6 +850,12 @@ checkpoint_pass(struct checkpointer *c, sqlite3 *h, const char *wal, int64_t *lo
     if (nlog != nckpt) {
         return 1;
     }
+    if (util_mono_us() - atomic_load(&c->wrote_us) < STORE_TRUNCATE_IDLE_US) {
+        /* The tenant is busy writing: truncating now would hold its writer back. The WAL
+         * is reused from its start after each complete checkpoint anyway; it is cut once
+         * the writes pause. */
+        return 1;
+    }
     sqlite3_busy_timeout(h, 0);
     atomic_store(&c->truncating, 1);
     rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
@@ -1074,6 +1082,9 @@ store_tx_commit(struct store_tenant *t, char **errp)
         busy = db_busy(&t->db);
         store_tx_rollback(t);
         return busy ? KG_AGAIN : -1;
+    }
+    if (t->ckpt != NULL) {
+        atomic_store(&t->ckpt->wrote_us, util_mono_us());
     }
     return 0;
 }
