@@ -4,6 +4,15 @@
 CC      ?= cc
 PKGS    := lua5.4 libcurl libcjson libevent libevent_openssl sqlite3 openssl expat
 SANITIZE ?= 0
+# Compiler lines are quiet ("CC file" only) unless V=1.
+V       ?= 0
+ifeq ($(V),1)
+Q       :=
+SAY     := @true
+else
+Q       := @
+SAY     := @printf '  %-6s %s\n'
+endif
 
 ifeq ($(SANITIZE),1)
 B       := build/san
@@ -34,28 +43,34 @@ all: $(B)/kagari
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(SAY) CC $<
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(B)/libkagari.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(SAY) AR $@
+	$(Q)ar rcs $@ $^
 
 $(B)/kagari: $(B)/engine/main.o $(B)/libkagari.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/test_%: $(B)/tests/unit/test_%.o $(B)/tests/unit/test_main.o $(B)/libkagari.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Fuzz targets: replay binaries (corpus runner, any compiler) for make test, and real
 # libFuzzer binaries with clang for `make fuzz`.
 $(B)/fuzz/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay.o $(B)/libkagari.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 ifneq ($(MOCK_SRC),)
 $(B)/kagari-mock: $(MOCK_SRC:%.c=$(B)/%.o) $(B)/libkagari.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 MOCK_BIN := $(B)/kagari-mock
 endif
 
@@ -63,7 +78,8 @@ endif
 # a connector added by files alone, as a new vendor's would be.
 ifneq ($(PLUGIN_SRC),)
 $(B)/kagari-plugtest: $(B)/engine/main.o $(PLUGIN_SRC:%.c=$(B)/%.o) $(B)/libkagari.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 PLUGTEST_BIN := $(B)/kagari-plugtest
 endif
 

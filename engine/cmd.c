@@ -4,8 +4,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "engine/config.h"
+#include "engine/json.h"
 #include "engine/store.h"
 
 const char *
@@ -88,4 +93,145 @@ cmd_open_store(const char *config_path, struct config *cfg, struct store **st)
         return -1;
     }
     return 0;
+}
+
+int
+cmd_parse_when(const char *s, int64_t *ms)
+{
+    double secs;
+    size_t n = strlen(s);
+    char *end;
+
+    /* "7d": days are not a config duration, but a natural look-back. */
+    if (n >= 2 && s[n - 1] == 'd') {
+        double days = strtod(s, &end);
+
+        if (end == s + n - 1 && days >= 0 && days <= 36500) {
+            *ms = util_now_ms() - (int64_t)(days * 86400000.0);
+            return 0;
+        }
+    }
+    if (n > 0 && s[0] >= '0' && s[0] <= '9' && strchr(s, '-') == NULL &&
+        util_parse_duration(s, &secs) == 0 && secs >= 0 && secs <= 36500.0 * 86400) {
+        *ms = util_now_ms() - (int64_t)(secs * 1000.0);
+        return 0;
+    }
+    if (n == 10 && s[4] == '-' && s[7] == '-') {
+        char full[32];
+
+        snprintf(full, sizeof(full), "%sT00:00:00Z", s);
+        return util_parse_time(full, ms);
+    }
+    return util_parse_time(s, ms);
+}
+
+int
+cmd_parse_count(const char *s, int *n)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (end == s || *end != '\0' || v <= 0 || v > 1000000000L) {
+        return -1;
+    }
+    *n = (int)v;
+    return 0;
+}
+
+void
+cmd_put_text(const char *s, size_t n, size_t max, int keep_nl)
+{
+    struct buf b;
+    int cut = n > max;
+
+    if (cut) {
+        /* Back up to a UTF-8 character boundary so that no half character is escaped. */
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
+            n--;
+        }
+    }
+    buf_init(&b, 0);
+    if (buf_escape_text(&b, s, n, keep_nl ? UTIL_ESC_KEEP_NL : 0) == 0 && b.len > 0) {
+        fwrite(b.data, 1, b.len, stdout);
+    }
+    buf_free(&b);
+    if (cut) {
+        fputs("...", stdout);
+    }
+}
+
+void
+cmd_print_json(const struct cJSON *v)
+{
+    char *s = json_print(v);
+    const unsigned char *p = (const unsigned char *)s;
+
+    /* Valid JSON may carry DEL, C1 controls and U+2028/9 raw inside strings; a terminal
+     * may act on them. They can only be inside strings (the rest is ASCII), so each is
+     * written as its \u escape, which decodes to the same text. */
+    for (; *p != '\0'; p++) {
+        if (*p == 0x7f) {
+            fputs("\\u007f", stdout);
+        } else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            printf("\\u%04x", p[1]);
+            p++;
+        } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+            printf("\\u%04x", p[2] == 0xa8 ? 0x2028 : 0x2029);
+            p += 2;
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('\n');
+    free(s);
+}
+
+int
+cmd_each_tenant(struct store *st, const char *only, int (*fn)(struct store_tenant *, void *),
+                void *ud)
+{
+    struct store_tenant_info *list = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    int rc = 0, found = 0;
+
+    if (store_tenant_list(st, &list, &n, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        return -1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct store_tenant *t;
+
+        if (only != NULL && strcmp(only, list[i].id) != 0) {
+            continue;
+        }
+        found = 1;
+        {
+            /* A tenant whose database the daemon has not created yet has no runs: do not
+             * create it here (as another user, it would lock the daemon out). */
+            char *path = xasprintf("%s/tenants/%s.db", store_data_dir(st), list[i].id);
+            int exists = access(path, F_OK) == 0;
+
+            free(path);
+            if (!exists) {
+                continue;
+            }
+        }
+        if (store_tenant_open(st, list[i].id, &t, &err) == -1) {
+            fprintf(stderr, "kagari: %s\n", err);
+            free(err);
+            rc = -1;
+            break;
+        }
+        rc = fn(t, ud);
+        store_tenant_close(t);
+    }
+    free(list);
+    if (only != NULL && !found) {
+        fprintf(stderr, "kagari: unknown tenant %s\n", only);
+        return -1;
+    }
+    return rc;
 }

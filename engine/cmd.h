@@ -8,6 +8,7 @@
 
 struct config;
 struct store;
+struct cJSON;
 
 /* One verb of the kagari command (tmux cmd_entry). main() picks the entry whose name is
  * argv[1] and lists usage and summary in `kagari --help`. */
@@ -44,6 +45,31 @@ int cmd_parse_opts(int argc, char **argv, const struct option *long_opts, const 
 
 /* An each for cmd_parse_opts when --config is the only option: ud is a const char **. */
 int cmd_config_opt(int c, const char *arg, void *ud);
+
+/* A point in time for --since/--until: a duration back from now ("24h", "15m", "7d",
+ * "90s") or an RFC 3339 time ("2026-12-04T09:00:00Z", "2026-12-04T18:00:00+09:00"), or
+ * a date ("2026-12-04", midnight UTC). 0 and *ms, or -1 when it is neither. */
+int cmd_parse_when(const char *s, int64_t *ms) KG_WUR;
+
+/* A positive count for --limit: 0 and *n, or -1. */
+int cmd_parse_count(const char *s, int *n) KG_WUR;
+
+/* Print text from the store as a terminal may show it: control characters, DEL, C1
+ * controls, U+2028/U+2029 and invalid UTF-8 escaped, so that untrusted text (an alert,
+ * a playbook's message) cannot drive the terminal. Newlines and tabs stay when keep_nl.
+ * At most max bytes of s are shown (then "..."). */
+void cmd_put_text(const char *s, size_t n, size_t max, int keep_nl);
+/* Print a JSON value on one line with DEL, C1 controls and U+2028/9 written as their \u
+ * escapes (the same JSON, nothing raw on the terminal), then a newline. */
+void cmd_print_json(const struct cJSON *v);
+
+/* Call fn(t, ud) for the tenant only (NULL: every tenant) whose database exists (one the
+ * daemon has not created yet has nothing to show, and is not created here), opened for
+ * the call. Stops at the first fn that returns -1. An unknown `only` is an error
+ * (printed). Returns 0 or -1. */
+struct store_tenant;
+int cmd_each_tenant(struct store *st, const char *only, int (*fn)(struct store_tenant *, void *),
+                    void *ud) KG_WUR;
 
 /* A new intake token "kg_<64 hex>" that the caller frees, or NULL without randomness. */
 char *cmd_new_token(void);

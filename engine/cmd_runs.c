@@ -15,8 +15,8 @@
 #include "engine/store.h"
 
 struct cmd_runs_opts {
-    const char *config, *tenant, *state;
-    int limit;
+    const char *config, *tenant;
+    struct store_run_filter f;
     int json;
     cJSON *out; /* the array or object being built with --json */
 };
@@ -25,6 +25,7 @@ static int
 cmd_runs_opt(int c, const char *arg, void *ud)
 {
     struct cmd_runs_opts *o = ud;
+    char *end;
 
     switch (c) {
     case 'c':
@@ -34,10 +35,39 @@ cmd_runs_opt(int c, const char *arg, void *ud)
         o->tenant = arg;
         break;
     case 's':
-        o->state = arg;
+        o->f.state = arg;
+        break;
+    case 'p':
+        o->f.playbook = arg;
+        break;
+    case 'a':
+        o->f.alert_id = strtoll(arg, &end, 10);
+        if (*end != '\0' || o->f.alert_id <= 0) {
+            (void)cmd_fail("--alert: not an alert id: %s", arg);
+            return -1;
+        }
+        break;
+    case 'S':
+        if (cmd_parse_when(arg, &o->f.since_ms) == -1) {
+            (void)cmd_fail("--since: not a duration (24h, 15m, 7d) or a time "
+                           "(2026-12-04T09:00:00Z): %s",
+                           arg);
+            return -1;
+        }
+        break;
+    case 'U':
+        if (cmd_parse_when(arg, &o->f.until_ms) == -1) {
+            (void)cmd_fail("--until: not a duration (24h, 15m, 7d) or a time "
+                           "(2026-12-04T09:00:00Z): %s",
+                           arg);
+            return -1;
+        }
         break;
     case 'n':
-        o->limit = atoi(arg);
+        if (cmd_parse_count(arg, &o->f.limit) == -1) {
+            (void)cmd_fail("--limit: not a positive number: %s", arg);
+            return -1;
+        }
         break;
     case 'j':
         o->json = 1;
@@ -52,61 +82,15 @@ static const struct option cmd_runs_lo[] = {
     { "config", required_argument, NULL, 'c' },
     { "tenant", required_argument, NULL, 't' },
     { "state", required_argument, NULL, 's' },
+    { "playbook", required_argument, NULL, 'p' },
+    { "alert", required_argument, NULL, 'a' },
+    { "since", required_argument, NULL, 'S' },
+    { "until", required_argument, NULL, 'U' },
     { "limit", required_argument, NULL, 'n' },
     { "json", no_argument, NULL, 'j' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
-
-/* Call fn for the chosen tenant, or every tenant when none is chosen. */
-static int
-cmd_runs_each_tenant(struct store *st, const char *only, int (*fn)(struct store_tenant *, void *),
-                     void *ud)
-{
-    struct store_tenant_info *list = NULL;
-    size_t n = 0;
-    char *err = NULL;
-    int rc = 0, found = 0;
-
-    if (store_tenant_list(st, &list, &n, &err) == -1) {
-        fprintf(stderr, "kagari: %s\n", err);
-        free(err);
-        return -1;
-    }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        struct store_tenant *t;
-
-        if (only != NULL && strcmp(only, list[i].id) != 0) {
-            continue;
-        }
-        found = 1;
-        {
-            /* A tenant whose database the daemon has not created yet has no runs: do not
-             * create it here (as another user, it would lock the daemon out). */
-            char *path = xasprintf("%s/tenants/%s.db", store_data_dir(st), list[i].id);
-            int exists = access(path, F_OK) == 0;
-
-            free(path);
-            if (!exists) {
-                continue;
-            }
-        }
-        if (store_tenant_open(st, list[i].id, &t, &err) == -1) {
-            fprintf(stderr, "kagari: %s\n", err);
-            free(err);
-            rc = -1;
-            break;
-        }
-        rc = fn(t, ud);
-        store_tenant_close(t);
-    }
-    free(list);
-    if (only != NULL && !found) {
-        fprintf(stderr, "kagari: unknown tenant %s\n", only);
-        return -1;
-    }
-    return rc;
-}
 
 static void
 cmd_runs_fmt_ms(int64_t ms, char *out)
@@ -118,19 +102,10 @@ cmd_runs_fmt_ms(int64_t ms, char *out)
     }
 }
 
-/* Text from the store as the terminal may show it: control characters, DEL, C1 controls,
- * U+2028/U+2029 and invalid UTF-8 escaped (buf_escape_text), so a playbook's text cannot
- * drive the terminal. Newlines and tabs stay when keep_nl. n bytes of s are shown. */
 static void
 cmd_runs_put(const char *s, size_t n, int keep_nl)
 {
-    struct buf b;
-
-    buf_init(&b, 0);
-    if (buf_escape_text(&b, s, n, keep_nl ? UTIL_ESC_KEEP_NL : 0) == 0 && b.len > 0) {
-        fwrite(b.data, 1, b.len, stdout);
-    }
-    buf_free(&b);
+    cmd_put_text(s, n, n, keep_nl);
 }
 
 static void
@@ -144,6 +119,15 @@ cmd_runs_json_time(cJSON *o, const char *k, int64_t ms)
     }
     util_fmt_time(ms, ts);
     cJSON_AddStringToObject(o, k, ts);
+}
+
+/* A journal text as JSON when it parses, else as a string. */
+static void
+cmd_runs_json_text(cJSON *o, const char *k, const char *text)
+{
+    cJSON *v = text ? cJSON_Parse(text) : cJSON_CreateNull();
+
+    cJSON_AddItemToObject(o, k, v ? v : cJSON_CreateString(text));
 }
 
 static cJSON *
@@ -165,42 +149,13 @@ cmd_runs_run_json(struct store_tenant *t, const struct store_run *r)
     } else {
         cJSON_AddNullToObject(o, "error");
     }
-    return o;
-}
-
-/* A journal text as JSON when it parses, else as a string. */
-static void
-cmd_runs_json_text(cJSON *o, const char *k, const char *text)
-{
-    cJSON *v = text ? cJSON_Parse(text) : cJSON_CreateNull();
-
-    cJSON_AddItemToObject(o, k, v ? v : cJSON_CreateString(text));
-}
-
-static void
-cmd_runs_print_json(cJSON *v)
-{
-    char *s = json_print(v);
-    const unsigned char *p = (const unsigned char *)s;
-
-    /* Valid JSON may carry DEL, C1 controls and U+2028/9 raw inside strings; a terminal
-     * may act on them. They can only be inside strings (the rest is ASCII), so each is
-     * written as its \u escape, which decodes to the same text. */
-    for (; *p != '\0'; p++) {
-        if (*p == 0x7f) {
-            fputs("\\u007f", stdout);
-        } else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            printf("\\u%04x", p[1]);
-            p++;
-        } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
-            printf("\\u%04x", p[2] == 0xa8 ? 0x2028 : 0x2029);
-            p += 2;
-        } else {
-            putchar(*p);
-        }
+    cmd_runs_json_text(o, "result", r->result);
+    if (r->result_note != NULL) {
+        cJSON_AddStringToObject(o, "result_note", r->result_note);
+    } else {
+        cJSON_AddNullToObject(o, "result_note");
     }
-    putchar('\n');
-    free(s);
+    return o;
 }
 
 static int
@@ -211,7 +166,7 @@ cmd_runs_list(struct store_tenant *t, void *ud)
     size_t n = 0;
     char *err = NULL;
 
-    if (store_run_list(t, o->state, o->limit, &runs, &n, &err) == -1) {
+    if (store_run_query(t, &o->f, &runs, &n, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);
         return -1;
@@ -221,7 +176,10 @@ cmd_runs_list(struct store_tenant *t, void *ud)
     }
     for (size_t i = 0; !o->json && i < n; i++) {
         char created[32], dur[32];
-        const char *e = runs[i].error ? runs[i].error : "";
+        const char *e = runs[i].error         ? runs[i].error
+                        : runs[i].result      ? runs[i].result
+                        : runs[i].result_note ? runs[i].result_note
+                                              : "";
         size_t elen = strcspn(e, "\n");
 
         cmd_runs_fmt_ms(runs[i].created_ms, created);
@@ -234,7 +192,7 @@ cmd_runs_list(struct store_tenant *t, void *ud)
         printf("%-12s %-8lld %-9s %-28s %-8lld %-24s %-9s ", store_tenant_id(t),
                (long long)runs[i].id, runs[i].state, runs[i].playbook, (long long)runs[i].alert_id,
                created, dur);
-        cmd_runs_put(e, elen > 80 ? 80 : elen, 0);
+        cmd_put_text(e, elen, 80, 0);
         printf("\n");
     }
     store_runs_free(runs, n);
@@ -245,16 +203,23 @@ static int
 cmd_runs_exec(int argc, char **argv)
 {
     static const char help[] =
-        "usage: kagari runs [--tenant ID] [--state STATE] [--limit N] [--json] [--config FILE]\n"
+        "usage: kagari runs [--tenant ID] [--state STATE] [--playbook NAME] [--alert ID]\n"
+        "                   [--since WHEN] [--until WHEN] [--limit N] [--json] [--config FILE]\n"
         "List playbook runs, newest first (all tenants unless --tenant; N per tenant,\n"
-        "default 50). STATE is queued, running, waiting, done, failed or cancelled.\n"
+        "default 50), with each run's result (what its playbook returned) or error.\n"
+        "STATE is queued, running, waiting, done, failed or cancelled. WHEN is a time back\n"
+        "from now (24h, 15m, 7d) or an RFC 3339 time or date (2026-12-04T09:00:00Z,\n"
+        "2026-12-04); both bound the run's creation: since <= created < until.\n"
         "--json prints a JSON array of runs instead of a table.\n";
-    struct cmd_runs_opts o = { cmd_default_config(), NULL, NULL, 50, 0, NULL };
+    struct cmd_runs_opts o;
     struct config cfg;
     struct store *st;
-    int rc;
-    int r = cmd_parse_opts(argc, argv, cmd_runs_lo, "h", cmd_runs_opt, &o);
+    int rc, r;
 
+    memset(&o, 0, sizeof(o));
+    o.config = cmd_default_config();
+    o.f.limit = 50;
+    r = cmd_parse_opts(argc, argv, cmd_runs_lo, "h", cmd_runs_opt, &o);
     if (r != 0 || optind != argc) {
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
@@ -266,12 +231,12 @@ cmd_runs_exec(int argc, char **argv)
         o.out = cJSON_CreateArray();
     } else {
         printf("%-12s %-8s %-9s %-28s %-8s %-24s %-9s %s\n", "TENANT", "RUN", "STATE", "PLAYBOOK",
-               "ALERT", "CREATED", "DURATION", "ERROR");
+               "ALERT", "CREATED", "DURATION", "RESULT OR ERROR");
     }
-    rc = cmd_runs_each_tenant(st, o.tenant, cmd_runs_list, &o) == 0 ? 0 : 1;
+    rc = cmd_each_tenant(st, o.tenant, cmd_runs_list, &o) == 0 ? 0 : 1;
     if (o.json) {
         if (rc == 0) {
-            cmd_runs_print_json(o.out);
+            cmd_print_json(o.out);
         }
         cJSON_Delete(o.out);
     }
@@ -328,7 +293,7 @@ cmd_runs_show(struct store_tenant *t, void *ud)
             cmd_runs_json_time(e, "ended", j[i].ended_ms);
             cJSON_AddItemToArray(arr, e);
         }
-        cmd_runs_print_json(o);
+        cmd_print_json(o);
         cJSON_Delete(o);
         journal_entries_free(j, n);
         store_run_free(&run);
@@ -353,13 +318,25 @@ cmd_runs_show(struct store_tenant *t, void *ud)
         cmd_runs_put(run.error, strlen(run.error), 1);
         printf("\n");
     }
+    if (run.result != NULL) {
+        printf("result    ");
+        cmd_runs_put(run.result, strlen(run.result), 0);
+        printf("\n");
+    } else if (run.result_note != NULL) {
+        printf("result    none: ");
+        cmd_runs_put(run.result_note, strlen(run.result_note), 0);
+        printf("\n");
+    } else if (strcmp(run.state, "done") == 0) {
+        printf("result    none (the playbook returned nothing)\n");
+    }
     if (store_journal_load(t, run.id, &j, &n, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);
         store_run_free(&run);
         return -1;
     }
-    printf("journal   %zu step%s\n", n, n == 1 ? "" : "s");
+    printf("journal   %zu step%s%s\n", n, n == 1 ? "" : "s",
+           n == 0 ? " (the playbook called no effect: no connector, sleep, now or log)" : "");
     if (strcmp(run.state, "failed") == 0) {
         /* Where it stopped: the last step when it did not finish well, else after it. */
         if (n > 0 && j[n - 1].status != JOURNAL_DONE) {
@@ -375,7 +352,7 @@ cmd_runs_show(struct store_tenant *t, void *ud)
                ts);
         cmd_runs_put(j[i].request, strlen(j[i].request), 0);
         if (j[i].result != NULL) {
-            printf(" -> ");
+            printf(j[i].status == JOURNAL_FAILED ? " -> error: " : " -> ");
             cmd_runs_put(j[i].result, strlen(j[i].result), 0);
         }
         if (j[i].ended_ms) {
@@ -449,7 +426,7 @@ cmd_runs_retry(int argc, char **argv, struct cmd_runs_opts *o)
     if (cmd_open_store(o->config, &cfg, &st) == -1) {
         return 1;
     }
-    code = cmd_runs_each_tenant(st, o->tenant, cmd_runs_retry_find, &rc) == 0 ? 0 : 1;
+    code = cmd_each_tenant(st, o->tenant, cmd_runs_retry_find, &rc) == 0 ? 0 : 1;
     if (code == 0 && rc.found == 0) {
         fprintf(stderr, "kagari: no failed run %lld\n", (long long)rc.id);
         code = 1;
@@ -458,7 +435,7 @@ cmd_runs_retry(int argc, char **argv, struct cmd_runs_opts *o)
                 (long long)rc.id);
         code = 1;
     } else if (code == 0) {
-        code = cmd_runs_each_tenant(st, rc.tenant, cmd_runs_retry_one, &rc) == 0 ? 0 : 1;
+        code = cmd_each_tenant(st, rc.tenant, cmd_runs_retry_one, &rc) == 0 ? 0 : 1;
     }
     store_close(st);
     config_free(&cfg);
@@ -476,13 +453,16 @@ cmd_runs_show_exec(int argc, char **argv)
         "retry: queue a failed run again; the daemon continues it from its journal at its\n"
         "next start or reload (kill -HUP): finished steps are not repeated, the step that\n"
         "failed is done again (check its target first when it may have been carried out).\n";
-    struct cmd_runs_opts o = { cmd_default_config(), NULL, NULL, 0, 0, NULL };
+    struct cmd_runs_opts o;
     struct cmd_runs_show_ctx sc = { 0, 0, 0 };
     struct config cfg;
     struct store *st;
     char *end;
-    int rc;
-    int r = cmd_parse_opts(argc, argv, cmd_runs_lo, "h", cmd_runs_opt, &o);
+    int rc, r;
+
+    memset(&o, 0, sizeof(o));
+    o.config = cmd_default_config();
+    r = cmd_parse_opts(argc, argv, cmd_runs_lo, "h", cmd_runs_opt, &o);
 
     if (r != 0 || optind + 2 != argc ||
         (strcmp(argv[optind], "show") != 0 && strcmp(argv[optind], "retry") != 0)) {
@@ -500,7 +480,7 @@ cmd_runs_show_exec(int argc, char **argv)
     if (cmd_open_store(o.config, &cfg, &st) == -1) {
         return 1;
     }
-    rc = cmd_runs_each_tenant(st, o.tenant, cmd_runs_show, &sc) == 0 ? 0 : 1;
+    rc = cmd_each_tenant(st, o.tenant, cmd_runs_show, &sc) == 0 ? 0 : 1;
     if (rc == 0 && !sc.found) {
         fprintf(stderr, "kagari: no run %lld\n", (long long)sc.id);
         rc = 1;

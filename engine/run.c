@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/json.h"
 #include "engine/kagari.h"
 #include "engine/ljson.h"
 #include "engine/log.h"
@@ -15,8 +16,9 @@
 #include "engine/store.h"
 #include "engine/tenant.h"
 
-#define RUN_PHASE_US 20000        /* CPU per loop iteration for runs before I/O again */
-#define RUN_ERROR_MAX (16u << 10) /* bytes of a run's stored error (docs/playbooks.md) */
+#define RUN_PHASE_US 20000         /* CPU per loop iteration for runs before I/O again */
+#define RUN_ERROR_MAX (16u << 10)  /* bytes of a run's stored error (docs/playbooks.md) */
+#define RUN_RESULT_MAX (64u << 10) /* bytes of a run's stored result as JSON (the same) */
 
 enum run_state { RS_QUEUED = 0, RS_RUNNING, RS_WAITING };
 static const char *const state_names[] = { "queued", "running", "waiting" };
@@ -212,10 +214,86 @@ run_message(const char *msg, size_t max)
     return clean;
 }
 
-/* The run ended: record it and free it. The error is stored cut to RUN_ERROR_MAX bytes:
- * a playbook's error(string.rep("x", 5e7)) must not store 50 MB per run. */
+/* What a run's playbook returned, as stored: the JSON text (NULL for nil or nothing), or
+ * a note saying why the value was not kept. */
+struct run_result {
+    char *json;
+    char *note;
+};
+
+struct result_args {
+    cJSON *tree;
+    char *err;
+};
+
+static int
+result_p(lua_State *L)
+{
+    struct result_args *ra = lua_touserdata(L, 1);
+
+    ra->tree = ljson_from_lua(L, 2, &ra->err);
+    return 0;
+}
+
+/* Convert the first of the nres values a finished coroutine returned. A value JSON cannot
+ * hold (a function, a cycle, a non-string key...) or one over RUN_RESULT_MAX bytes is not
+ * kept: the run still succeeds and the note says why. Secrets are masked as in the
+ * journal. */
 static void
-run_end(struct run *r, int ok, const char *error)
+run_result_take(struct run *r, int nres, struct run_result *out)
+{
+    lua_State *L = sandbox_state(r->t->sb);
+    struct result_args ra = { NULL, NULL };
+    int top = lua_gettop(L);
+    size_t len;
+
+    memset(out, 0, sizeof(*out));
+    if (nres < 1 || lua_isnil(r->co, -nres)) {
+        return;
+    }
+    if (!lua_checkstack(L, 3)) {
+        out->note = xstrdup("the returned value was not kept: out of memory");
+        return;
+    }
+    lua_pushcfunction(L, result_p);
+    lua_pushlightuserdata(L, &ra);
+    lua_pushvalue(r->co, -nres);
+    lua_xmove(r->co, L, 1);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        lua_settop(L, top);
+        cJSON_Delete(ra.tree);
+        free(ra.err);
+        out->note = xstrdup("the returned value was not kept: out of memory");
+        return;
+    }
+    lua_settop(L, top);
+    if (ra.tree == NULL) {
+        char *m = run_message(ra.err ? ra.err : "?", 512);
+
+        out->note = xasprintf("the returned value is not JSON and was not kept: %s", m);
+        free(m);
+        free(ra.err);
+        return;
+    }
+    out->json = json_print(ra.tree);
+    cJSON_Delete(ra.tree);
+    len = strlen(out->json);
+    if (len > RUN_RESULT_MAX) {
+        free(out->json);
+        out->json = NULL;
+        out->note = xasprintf("the returned value is %zu bytes as JSON, over the cap of %u "
+                              "bytes, and was not kept",
+                              len, RUN_RESULT_MAX);
+        return;
+    }
+    secret_redact(out->json);
+}
+
+/* The run ended: record it and free it. The error is stored cut to RUN_ERROR_MAX bytes:
+ * a playbook's error(string.rep("x", 5e7)) must not store 50 MB per run. The result (may
+ * be NULL) is recorded in the same transaction as the final state. */
+static void
+run_end_result(struct run *r, int ok, const char *error, const struct run_result *res)
 {
     char *err = NULL;
     int64_t now = util_now_ms();
@@ -228,11 +306,17 @@ run_end(struct run *r, int ok, const char *error)
     }
     if (loop_write_lazy(r->t->db, &err) == -1 ||
         store_run_update(r->t->db, r->id, ok ? "done" : "failed", r->started_ms, now, stored,
-                         &err) == -1) {
+                         &err) == -1 ||
+        (res != NULL && (res->json != NULL || res->note != NULL) &&
+         store_run_set_result(r->t->db, r->id, res->json, res->note, &err) == -1)) {
         log_err("run.end_failed tenant=%s run=%lld error=%s", r->t->id, (long long)r->id,
                 log_quote(err ? err : "?"));
     }
     free(err);
+    if (res != NULL && res->note != NULL) {
+        log_warn("run.result_dropped tenant=%s run=%lld playbook=%s reason=%s", r->t->id,
+                 (long long)r->id, r->pb->name, log_quote(res->note));
+    }
     if (ok) {
         log_debug("run.done tenant=%s run=%lld playbook=%s ms=%lld", r->t->id, (long long)r->id,
                   r->pb->name, (long long)(now - r->started_ms));
@@ -242,6 +326,12 @@ run_end(struct run *r, int ok, const char *error)
     }
     free(stored);
     run_free(r, 1);
+}
+
+static void
+run_end(struct run *r, int ok, const char *error)
+{
+    run_end_result(r, ok, error, NULL);
 }
 
 /* ---- the alert as a Lua value ---- */
@@ -517,8 +607,13 @@ run_step(struct run *r)
         return;
     }
     if (status == LUA_OK) {
+        struct run_result res;
+
+        run_result_take(r, nres, &res);
         lua_pop(r->co, nres);
-        run_end(r, 1, NULL);
+        run_end_result(r, 1, NULL, &res);
+        free(res.json);
+        free(res.note);
         return;
     } else {
         char *msg = sandbox_error_message(r->co);

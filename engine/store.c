@@ -91,6 +91,11 @@ static const char *const tenant_migrations[] = {
     "  ended INTEGER,"
     "  PRIMARY KEY (run_id, seq)"
     ") WITHOUT ROWID;",
+    /* A run's result: the JSON text of the value its playbook returned (NULL when it
+     * returned nothing or nil), and a note when the value could not be kept (not
+     * JSON-able, or over the size cap). Written with the run's final state. */
+    "ALTER TABLE runs ADD COLUMN result TEXT;"
+    "ALTER TABLE runs ADD COLUMN result_note TEXT;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -125,12 +130,15 @@ enum query {
     Q_RUN_LIST_STATE,
     Q_RUN_UNFINISHED,
     Q_RUN_COUNTS,
+    Q_RUN_SET_RESULT,
     Q_JOURNAL_PUT,
     Q_JOURNAL_LOAD,
     Q_COUNT
 };
 
-#define RUN_COLUMNS "id, alert_id, playbook, playbook_hash, state, created, started, ended, error"
+#define RUN_COLUMNS                                                                                \
+    "id, alert_id, playbook, playbook_hash, state, created, started, ended, error, result,"        \
+    " result_note"
 
 static const char *const query_sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -171,6 +179,7 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_RUN_UNFINISHED] = "SELECT " RUN_COLUMNS " FROM runs"
                          " WHERE state IN ('queued', 'running', 'waiting') ORDER BY id",
     [Q_RUN_COUNTS] = "SELECT state, count(*) FROM runs GROUP BY state",
+    [Q_RUN_SET_RESULT] = "UPDATE runs SET result = ?2, result_note = ?3 WHERE id = ?1",
     [Q_JOURNAL_PUT] = "INSERT INTO journal (run_id, seq, kind, request, result, status, started,"
                       " ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                       " ON CONFLICT (run_id, seq) DO UPDATE SET kind = excluded.kind,"
@@ -317,6 +326,57 @@ stmt_run(struct db *d, sqlite3_stmt *s, const char *op, char **errp)
     }
     stmt_done(s);
     return 0;
+}
+
+/* A filtered query is assembled from fixed fragments (never from the values, which are
+ * bound), prepared for this one call and finalized: the CLI runs it once. */
+struct query_build {
+    struct buf sql;
+    int nbind;
+    struct {
+        int is_text;
+        const char *text;
+        int64_t num;
+    } bind[12];
+};
+
+static void
+qb_cond_text(struct query_build *q, const char *cond, const char *v)
+{
+    (void)!buf_printf(&q->sql, " AND %s ?%d", cond, q->nbind + 1);
+    q->bind[q->nbind].is_text = 1;
+    q->bind[q->nbind++].text = v;
+}
+
+static void
+qb_cond_num(struct query_build *q, const char *cond, int64_t v)
+{
+    (void)!buf_printf(&q->sql, " AND %s ?%d", cond, q->nbind + 1);
+    q->bind[q->nbind].is_text = 0;
+    q->bind[q->nbind++].num = v;
+}
+
+/* Prepare q's text and bind its values. NULL with *errp on failure. */
+static sqlite3_stmt *
+qb_prepare(struct db *d, struct query_build *q, const char *op, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+
+    if (sqlite3_prepare_v2(d->h, q->sql.data, (int)q->sql.len, &s, NULL) != SQLITE_OK) {
+        db_fail(d, errp, "%s", op);
+        return NULL;
+    }
+    for (int i = 0; i < q->nbind; i++) {
+        int rc = q->bind[i].is_text ? bind_text(s, i + 1, q->bind[i].text)
+                                    : sqlite3_bind_int64(s, i + 1, q->bind[i].num);
+
+        if (rc != SQLITE_OK) {
+            db_fail(d, errp, "%s", op);
+            sqlite3_finalize(s);
+            return NULL;
+        }
+    }
+    return s;
 }
 
 /* Run one SQL text that is not worth caching (pragmas at open, migration scripts). */
@@ -1245,12 +1305,122 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
     return 0;
 }
 
+/* Fill a from a row of the columns of Q_ALERT_GET (raw as column 11, may be NULL). */
+static int
+alert_from_row(sqlite3_stmt *s, struct alert *out)
+{
+    const char *obs;
+
+    memset(out, 0, sizeof(*out));
+    out->id = sqlite3_column_int64(s, 0);
+    out->source = col_strdup(s, 1);
+    out->source_id = col_strdup(s, 2);
+    out->time_ms = sqlite3_column_int64(s, 3);
+    out->received_ms = sqlite3_column_int64(s, 4);
+    out->title = col_strdup(s, 5);
+    out->category = col_strdup(s, 6);
+    out->vendor_severity = col_strdup(s, 7);
+    out->severity = sqlite3_column_int(s, 8);
+    out->outcome = col_strdup(s, 9);
+    out->raw = col_strdup(s, 11);
+    obs = (const char *)sqlite3_column_text(s, 10);
+    if (obs != NULL && obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), out) == -1) {
+        alert_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void
+store_alerts_free(struct alert *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        alert_free(&v[i]);
+    }
+    free(v);
+}
+
+int
+store_alert_query(struct store_tenant *t, const struct store_alert_filter *f, struct alert **out,
+                  size_t *n, char **errp)
+{
+    struct query_build q;
+    struct alert *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    memset(&q, 0, sizeof(q));
+    buf_init(&q.sql, 0);
+    (void)!buf_puts(&q.sql, "SELECT id, source, source_id, time, received, title, category,"
+                            " vendor_severity, severity, outcome, observables, NULL"
+                            " FROM alerts WHERE 1");
+    if (f->source != NULL) {
+        qb_cond_text(&q, "source =", f->source);
+    }
+    if (f->severity_min >= 0) {
+        qb_cond_num(&q, "severity >=", f->severity_min);
+    }
+    if (f->severity >= 0) {
+        qb_cond_num(&q, "severity =", f->severity);
+    }
+    if (f->outcome != NULL) {
+        qb_cond_text(&q, "outcome =", f->outcome);
+    }
+    if (f->since_ms > 0) {
+        qb_cond_num(&q, "received >=", f->since_ms);
+    }
+    if (f->until_ms > 0) {
+        qb_cond_num(&q, "received <", f->until_ms);
+    }
+    if (f->observable != NULL) {
+        qb_cond_text(&q,
+                     "EXISTS (SELECT 1 FROM json_each(alerts.observables) o"
+                     " WHERE json_extract(o.value, '$.value') =",
+                     f->observable);
+        (void)!buf_puts(&q.sql, ")");
+    }
+    (void)!buf_printf(&q.sql, " ORDER BY id DESC LIMIT %d",
+                      f->limit > 0 ? f->limit : STORE_RUN_LIST_DEFAULT);
+    s = qb_prepare(&t->db, &q, "alert query", errp);
+    buf_free(&q.sql);
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        if (alert_from_row(s, &v[len]) == -1) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        if (rc == SQLITE_CORRUPT) {
+            kg_err(errp, "alert query: stored observables are not a JSON array");
+        } else {
+            db_fail(&t->db, errp, "alert query");
+        }
+        sqlite3_finalize(s);
+        store_alerts_free(v, len);
+        return -1;
+    }
+    sqlite3_finalize(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
 /* Rebuild an alert from its row. *out is zeroed first and, on 1, owns its strings. */
 int
 store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **errp)
 {
     sqlite3_stmt *s;
-    const char *obs;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -1268,25 +1438,12 @@ store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **er
         stmt_done(s);
         return -1;
     }
-    out->id = sqlite3_column_int64(s, 0);
-    out->source = col_strdup(s, 1);
-    out->source_id = col_strdup(s, 2);
-    out->time_ms = sqlite3_column_int64(s, 3);
-    out->received_ms = sqlite3_column_int64(s, 4);
-    out->title = col_strdup(s, 5);
-    out->category = col_strdup(s, 6);
-    out->vendor_severity = col_strdup(s, 7);
-    out->severity = sqlite3_column_int(s, 8);
-    out->outcome = col_strdup(s, 9);
-    out->raw = col_strdup(s, 11);
-    obs = (const char *)sqlite3_column_text(s, 10);
-    if (obs != NULL && obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), out) == -1) {
-        stmt_done(s);
-        alert_free(out);
+    rc = alert_from_row(s, out);
+    stmt_done(s);
+    if (rc == -1) {
         return kg_err(errp, "alert get %lld: stored observables are not a JSON array",
                       (long long)id);
     }
-    stmt_done(s);
     return 1;
 }
 
@@ -1403,8 +1560,12 @@ store_run_free(struct store_run *r)
     }
     free(r->playbook);
     free(r->error);
+    free(r->result);
+    free(r->result_note);
     r->playbook = NULL;
     r->error = NULL;
+    r->result = NULL;
+    r->result_note = NULL;
 }
 
 void
@@ -1436,6 +1597,8 @@ run_from_row(sqlite3_stmt *s, struct store_run *r)
     r->started_ms = sqlite3_column_int64(s, 6);
     r->ended_ms = sqlite3_column_int64(s, 7);
     r->error = col_strdup(s, 8);
+    r->result = col_strdup(s, 9);
+    r->result_note = col_strdup(s, 10);
 }
 
 /* Step s to the end, collecting runs into a malloc'd array. Resets s. */
@@ -1623,6 +1786,88 @@ store_run_list(struct store_tenant *t, const char *state, int limit, struct stor
         bind_text(s, 2, state);
     }
     return run_collect(&t->db, s, "run list", out, n, errp);
+}
+
+/* Record the run's result (JSON text or NULL) and its note (NULL when none), in the
+ * open transaction that also records its final state. */
+int
+store_run_set_result(struct store_tenant *t, int64_t id, const char *result, const char *note,
+                     char **errp)
+{
+    sqlite3_stmt *s = db_stmt(&t->db, Q_RUN_SET_RESULT, errp);
+
+    if (s == NULL) {
+        return -1;
+    }
+    if ((sqlite3_bind_int64(s, 1, id) | bind_text(s, 2, result) | bind_text(s, 3, note)) !=
+        SQLITE_OK) {
+        db_fail(&t->db, errp, "run result %lld", (long long)id);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "run result", errp);
+}
+
+int
+store_run_query(struct store_tenant *t, const struct store_run_filter *f, struct store_run **out,
+                size_t *n, char **errp)
+{
+    struct query_build q;
+    struct store_run *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (f->state != NULL && run_state_index(f->state) == -1) {
+        return kg_err(errp,
+                      "invalid run state \"%s\" (queued, running, waiting, done, failed "
+                      "or cancelled)",
+                      f->state);
+    }
+    memset(&q, 0, sizeof(q));
+    buf_init(&q.sql, 0);
+    (void)!buf_puts(&q.sql, "SELECT " RUN_COLUMNS " FROM runs WHERE 1");
+    if (f->state != NULL) {
+        qb_cond_text(&q, "state =", f->state);
+    }
+    if (f->playbook != NULL) {
+        qb_cond_text(&q, "playbook =", f->playbook);
+    }
+    if (f->alert_id > 0) {
+        qb_cond_num(&q, "alert_id =", f->alert_id);
+    }
+    if (f->since_ms > 0) {
+        qb_cond_num(&q, "created >=", f->since_ms);
+    }
+    if (f->until_ms > 0) {
+        qb_cond_num(&q, "created <", f->until_ms);
+    }
+    (void)!buf_printf(&q.sql, " ORDER BY id DESC LIMIT %d",
+                      f->limit > 0 ? f->limit : STORE_RUN_LIST_DEFAULT);
+    s = qb_prepare(&t->db, &q, "run query", errp);
+    buf_free(&q.sql);
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        run_from_row(s, &v[len++]);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "run query");
+        sqlite3_finalize(s);
+        store_runs_free(v, len);
+        return -1;
+    }
+    sqlite3_finalize(s);
+    *out = v;
+    *n = len;
+    return 0;
 }
 
 int

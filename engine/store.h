@@ -104,6 +104,23 @@ int store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, 
 int store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **errp);
 int64_t store_alert_count(struct store_tenant *t); /* -1 on error */
 
+/* Alerts matching every filter that is set, newest first. Unset: NULL strings, -1
+ * severities, 0 times. Times bound the received time: since <= received < until. The
+ * observable matches the value of any observable exactly. The alerts come without raw
+ * (store_alert_get has it); *out is freed with store_alerts_free. */
+struct store_alert_filter {
+    const char *source;
+    int severity_min; /* enum severity, or -1 */
+    int severity;     /* exactly this one, or -1 */
+    const char *outcome;
+    int64_t since_ms, until_ms;
+    const char *observable;
+    int limit; /* <= 0: 100 */
+};
+int store_alert_query(struct store_tenant *t, const struct store_alert_filter *f,
+                      struct alert **out, size_t *n, char **errp) KG_WUR;
+void store_alerts_free(struct alert *v, size_t n);
+
 /* Playbook versions, kept so a run replays with the source it started with. put is
  * insert-or-ignore keyed by hash (sha256 hex of the source). get returns a malloc'd
  * NUL-terminated copy of the source and its name, or NULL when unknown. */
@@ -122,6 +139,8 @@ struct store_run {
     int64_t started_ms; /* 0 if not yet */
     int64_t ended_ms;   /* 0 if not yet */
     char *error;        /* NULL unless failed/cancelled */
+    char *result;       /* JSON text of the playbook's return value; NULL when none */
+    char *result_note;  /* why a returned value was not kept (NULL when it was) */
 };
 void store_run_free(struct store_run *r);            /* frees the fields */
 void store_runs_free(struct store_run *r, size_t n); /* frees the fields and the array */
@@ -141,6 +160,21 @@ int store_run_get(struct store_tenant *t, int64_t id, struct store_run *out, cha
 /* Newest first; state may be NULL (all); limit <= 0 means 100. */
 int store_run_list(struct store_tenant *t, const char *state, int limit, struct store_run **out,
                    size_t *n, char **errp) KG_WUR;
+/* Runs matching every filter that is set (NULL, 0), newest first; times bound the
+ * creation time: since <= created < until. An unknown state is an error. */
+struct store_run_filter {
+    const char *state;
+    const char *playbook;
+    int64_t alert_id;
+    int64_t since_ms, until_ms;
+    int limit; /* <= 0: 100 */
+};
+int store_run_query(struct store_tenant *t, const struct store_run_filter *f,
+                    struct store_run **out, size_t *n, char **errp) KG_WUR;
+/* Record a run's result (JSON text, or NULL) and the note saying why a returned value was
+ * not kept (or NULL). Called in the transaction that records its final state. */
+int store_run_set_result(struct store_tenant *t, int64_t id, const char *result, const char *note,
+                         char **errp) KG_WUR;
 /* Runs that must be resumed after a restart (queued, running, waiting), oldest first. */
 int store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n,
                          char **errp) KG_WUR;
