@@ -24,11 +24,15 @@ extern const struct cmd_entry cmd_init_entry;
 extern const struct cmd_entry cmd_serve_entry;
 extern const struct cmd_entry cmd_tenant_entry;
 extern const struct cmd_entry cmd_alert_entry;
+extern const struct cmd_entry cmd_alerts_entry;
 extern const struct cmd_entry cmd_runs_entry;
 extern const struct cmd_entry cmd_run_entry;
 extern const struct cmd_entry cmd_playbook_entry;
 extern const struct cmd_entry cmd_secret_entry;
 extern const struct cmd_entry cmd_version_entry;
+
+/* `kagari alert show ...` (engine/cmd_alerts.c), argv[0] being "show". */
+int cmd_alert_show(int argc, char **argv);
 
 /* The configuration file to use without --config: $KAGARI_CONFIG or kagari.conf.lua. */
 const char *cmd_default_config(void);

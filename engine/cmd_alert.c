@@ -1,4 +1,5 @@
-/* cmd_alert.c: `kagari alert send`, POST alerts to the intake over HTTP(S). */
+/* cmd_alert.c: `kagari alert send`, POST alerts to the intake over HTTP(S); `alert show`
+ * is in engine/cmd_alerts.c. */
 #include "engine/cmd.h"
 
 #include <stdio.h>
@@ -66,6 +67,7 @@ cmd_alert_exec(int argc, char **argv)
     static const char help[] =
         "usage: kagari alert send [--token TOKEN] [--url URL] [--source SOURCE] [--cacert PEM]\n"
         "                         [--config FILE] FILE|-\n"
+        "       kagari alert show ID [--tenant ID] [--json | --raw] [--config FILE]\n"
         "POST the JSON in FILE (or standard input) to the intake: one alert, an array,\n"
         "or an Azure diagnostic {\"records\":[...]} envelope.\n"
         "  --token TOKEN   the tenant's intake token (default $KAGARI_TOKEN)\n"
@@ -73,7 +75,8 @@ cmd_alert_exec(int argc, char **argv)
         "  --source NAME   source for records that name none (?source=)\n"
         "  --cacert PEM    trust this CA for an HTTPS intake (default: the system's)\n"
         "  --config FILE   configuration giving the intake address (default\n"
-        "                  $KAGARI_CONFIG or kagari.conf.lua)\n";
+        "                  $KAGARI_CONFIG or kagari.conf.lua)\n"
+        "show: one stored alert, its raw record and the runs it started (alert show --help).\n";
     struct cmd_alert_opts o = { cmd_default_config(), NULL, getenv("KAGARI_TOKEN"), NULL, NULL };
     struct config cfg;
     int have_cfg = 0;
@@ -84,8 +87,12 @@ cmd_alert_exec(int argc, char **argv)
     struct buf resp;
     long code = 0;
     int rc = 1;
-    int r = cmd_parse_opts(argc, argv, lo, "h", cmd_alert_opt, &o);
+    int r;
 
+    if (argc >= 2 && strcmp(argv[1], "show") == 0) {
+        return cmd_alert_show(argc - 1, argv + 1);
+    }
+    r = cmd_parse_opts(argc, argv, lo, "h", cmd_alert_opt, &o);
     if (r != 0 || optind + 2 != argc || strcmp(argv[optind], "send") != 0) {
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
@@ -157,7 +164,7 @@ out:
 
 const struct cmd_entry cmd_alert_entry = {
     .name = "alert",
-    .usage = "alert send",
-    .summary = "post alerts to the intake",
+    .usage = "alert send|show",
+    .summary = "post alerts to the intake; show one stored alert",
     .exec = cmd_alert_exec,
 };
