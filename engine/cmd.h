@@ -22,6 +22,9 @@ struct cmd_entry {
 
 extern const struct cmd_entry cmd_init_entry;
 extern const struct cmd_entry cmd_serve_entry;
+extern const struct cmd_entry cmd_status_entry;
+extern const struct cmd_entry cmd_reload_entry;
+extern const struct cmd_entry cmd_stop_entry;
 extern const struct cmd_entry cmd_tenant_entry;
 extern const struct cmd_entry cmd_alert_entry;
 extern const struct cmd_entry cmd_alerts_entry;

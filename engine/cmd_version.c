@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-#define KAGARI_VERSION "0.1.0"
+#include "engine/serve.h"
 
 /* Arguments are ignored: `kagari version --help` prints the version too. */
 static int

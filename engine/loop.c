@@ -46,6 +46,7 @@ static int clock_offset_known;
 static unsigned long long clock_steps;
 static struct store_tenant **failing; /* tenants whose last commit failed */
 static size_t nfailing;
+static int64_t last_commit_ms;   /* wall clock of the last successful commit */
 static int64_t fail_logged_us;   /* when store.commit_failed was last logged */
 static unsigned long fail_quiet; /* failures not logged since */
 
@@ -433,6 +434,12 @@ loop_clock_check(int64_t wall_ms, int64_t mono_us, int64_t *step_ms)
     return 1;
 }
 
+int64_t
+loop_last_commit_ms(void)
+{
+    return last_commit_ms;
+}
+
 size_t
 loop_commits_failing(void)
 {
@@ -481,6 +488,9 @@ commit_all(void)
         t0 = util_mono_us();
         rc = store_tx_commit(list[i].t, &err);
         ok = rc == 0;
+        if (ok) {
+            last_commit_ms = util_now_ms();
+        }
         stats.commits++;
         stats.commit_us_total += (unsigned long long)(util_mono_us() - t0);
         if (rc == KG_AGAIN) {

@@ -47,6 +47,8 @@ int loop_clock_check(int64_t wall_ms, int64_t mono_us, int64_t *step_ms);
 /* How many tenant databases failed their last commit (disk full, I/O errors): the
  * daemon is degraded while it is not 0. */
 size_t loop_commits_failing(void);
+/* Wall-clock time (ms since the epoch) of the last successful commit; 0 before any. */
+int64_t loop_last_commit_ms(void);
 /* Called (before the after-commit callbacks) when a commit of t failed: what is in
  * memory of t may be ahead of its database. Also called when t became locked (below),
  * outside the phases, and again when the lock is gone (loop_locked(t) is 0 by then). */

@@ -11,6 +11,7 @@
 
 #include "engine/admit.h"
 #include "engine/config.h"
+#include "engine/control.h"
 #include "engine/env.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -26,6 +27,11 @@
 static const struct config *cfg;
 static void **source_states; /* one per registered source, NULL when not started */
 static size_t nsource_states;
+static int64_t started_ms;    /* when serve.ready was logged */
+static char *config_path_abs; /* the configuration file, for status */
+static struct {
+    size_t loaded, invalid; /* of the last load of the playbook folder */
+} pb_count;
 
 /* A reload must not silently stop a playbook because its file now fails to load (a
  * half-saved edit): the version serving so far stays while its file exists. */
@@ -68,6 +74,7 @@ load_playbooks(void)
         free(err);
         return -1;
     }
+    pb_count.invalid = 0;
     if (playbook_set_load(sb, cfg->playbook_dir, &set, &errs) == -1) {
         log_err("playbooks.failed dir=%s error=%s", cfg->playbook_dir,
                 log_quote(errs ? errs : "?"));
@@ -82,6 +89,7 @@ load_playbooks(void)
                 *nl = '\0';
             }
             log_err("playbook.invalid error=%s", log_quote(line));
+            pb_count.invalid++;
             line = nl ? nl + 1 : NULL;
         }
         keep_previous(&set);
@@ -90,6 +98,7 @@ load_playbooks(void)
                      set.v[i]->hash, set.v[i]->file);
         }
         log_info("playbooks.loaded count=%zu dir=%s", set.n, cfg->playbook_dir);
+        pb_count.loaded = set.n;
         run_set_playbooks(&set);
     }
     free(errs);
@@ -143,30 +152,134 @@ sources_stop(void)
     nsource_states = 0;
 }
 
+/* Reload: the playbook folder again, and the runs queued again by `kagari run retry`.
+ * SIGHUP and `kagari reload` both come here. Returns 0, or -1 when the folder could not
+ * be read at all (the playbooks serving so far stay). */
+static int
+serve_reload(void)
+{
+    char *err = NULL;
+    int rc;
+
+    log_info("serve.reload");
+    rc = load_playbooks();
+    for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
+        if (run_recover(t, &err) == -1) {
+            log_err("serve.recover_failed tenant=%s error=%s", t->id, log_quote(err ? err : "?"));
+            free(err);
+            err = NULL;
+        }
+    }
+    return rc;
+}
+
+/* Stop: the listeners stop accepting, the iteration in progress completes and commits,
+ * and serve_main shuts down (runs stay in the database and resume at the next start).
+ * SIGTERM, SIGINT and `kagari stop` all come here. */
+static void
+serve_drain(const char *why) /* "signal=15", "by=control" */
+{
+    if (loop_stopping()) {
+        return;
+    }
+    log_info("serve.draining %s ready=%zu active=%zu", why, run_ready_count(), run_active_count());
+    sources_drain();
+    loop_stop();
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
+    char by[32];
+
     (void)what;
     (void)arg;
     if (sig == SIGHUP) {
-        char *err = NULL;
-
-        log_info("serve.reload");
-        (void)load_playbooks();
-        for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
-            if (run_recover(t, &err) == -1) { /* runs queued again by `kagari run retry` */
-                log_err("serve.recover_failed tenant=%s error=%s", t->id,
-                        log_quote(err ? err : "?"));
-                free(err);
-                err = NULL;
-            }
-        }
+        (void)serve_reload();
         return;
     }
-    log_info("serve.draining signal=%d ready=%zu active=%zu", (int)sig, run_ready_count(),
-             run_active_count());
-    sources_drain();
-    loop_stop();
+    snprintf(by, sizeof(by), "signal=%d", (int)sig);
+    serve_drain(by);
+}
+
+static void
+put_time(struct buf *b, const char *key, int64_t ms)
+{
+    char ts[32];
+
+    if (ms <= 0) {
+        (void)!buf_printf(b, ",\"%s\":null", key);
+        return;
+    }
+    util_fmt_time(ms, ts);
+    (void)!buf_printf(b, ",\"%s\":\"%s\"", key, ts);
+}
+
+static void
+put_string(struct buf *b, const char *key, const char *v)
+{
+    (void)!buf_printf(b, ",\"%s\":", key);
+    (void)!buf_json_string(b, v, strlen(v));
+}
+
+/* The control channel's status: what only the running daemon knows (runs in memory,
+ * queue, commits, listeners). Counting runs by state in the databases is left to the
+ * CLI, which reads them itself: the loop never scans a table for it. */
+static void
+serve_status(struct buf *b)
+{
+    const struct source *const *sv;
+    struct buf where;
+
+    (void)!buf_printf(b, "{\"state\":\"%s\",\"pid\":%ld", loop_stopping() ? "stopping" : "running",
+                      (long)getpid());
+    put_string(b, "version", KAGARI_VERSION);
+    put_time(b, "up_since", started_ms);
+    (void)!buf_printf(b, ",\"uptime_s\":%lld", (long long)((util_now_ms() - started_ms) / 1000));
+    put_string(b, "config", config_path_abs ? config_path_abs : "");
+    put_string(b, "data", cfg->data_dir);
+    put_string(b, "playbook_dir", cfg->playbook_dir);
+    (void)!buf_printf(b, ",\"playbooks\":%zu,\"playbooks_invalid\":%zu", pb_count.loaded,
+                      pb_count.invalid);
+    (void)!buf_puts(b, ",\"tenants\":[");
+    for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
+        (void)!buf_printf(b, "%s{\"id\":", t == tenants_first() ? "" : ",");
+        (void)!buf_json_string(b, t->id, strlen(t->id));
+        (void)!buf_printf(b, ",\"runs_in_memory\":%zu,\"locked\":%s}", t->nruns,
+                          loop_locked(t->db) ? "true" : "false");
+    }
+    (void)!buf_printf(b, "],\"runs_ready\":%zu,\"runs_in_memory\":%zu", run_ready_count(),
+                      run_active_count());
+    put_time(b, "last_commit", loop_last_commit_ms());
+    (void)!buf_printf(b, ",\"commits_failing\":%zu,\"tenants_locked\":%zu", loop_commits_failing(),
+                      loop_tenants_locked());
+    plugin_sources(&sv);
+    buf_init(&where, 0);
+    for (size_t i = 0; i < nsource_states; i++) {
+        if (source_states[i] != NULL && sv[i]->describe != NULL) {
+            sv[i]->describe(source_states[i], &where);
+        }
+    }
+    put_string(b, "listeners", where.data ? where.data + (where.data[0] == ' ') : "");
+    buf_free(&where);
+    (void)!buf_puts(b, "}");
+}
+
+static void
+on_control(const char *verb, struct buf *reply, void *arg)
+{
+    (void)arg;
+    if (strcmp(verb, "status") == 0) {
+        serve_status(reply);
+    } else if (strcmp(verb, "reload") == 0) {
+        int rc = serve_reload();
+
+        (void)!buf_printf(reply, "{\"reloaded\":%s,\"playbooks\":%zu,\"invalid\":%zu}",
+                          rc == 0 ? "true" : "false", pb_count.loaded, pb_count.invalid);
+    } else {
+        (void)!buf_printf(reply, "{\"stopping\":true,\"pid\":%ld}", (long)getpid());
+        serve_drain("by=control");
+    }
 }
 
 int
@@ -178,6 +291,7 @@ serve_main(const char *config_path)
     static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
     struct run_limits lim;
     struct tenant_hooks hooks = { env_sandbox_new, run_tenant_close };
+    struct control *ctl = NULL;
     char *err = NULL;
     int rc = 1;
 
@@ -223,6 +337,16 @@ serve_main(const char *config_path)
         sigs[i] = evsignal_new(loop_base(), signums[i], on_signal, NULL);
         evsignal_add(sigs[i], NULL);
     }
+    /* Without it `kagari status|reload|stop` cannot reach us, but alerts are still
+     * served: a warning, not a refusal to start. */
+    ctl = control_start(loop_base(), conf.data_dir, on_control, NULL, &err);
+    if (ctl == NULL) {
+        log_warn("control.unavailable error=%s", log_quote(err ? err : "?"));
+        free(err);
+        err = NULL;
+    }
+    config_path_abs = realpath(config_path, NULL);
+    started_ms = util_now_ms();
     {
         const struct source *const *sv;
         struct buf where;
@@ -234,14 +358,17 @@ serve_main(const char *config_path)
                 sv[i]->describe(source_states[i], &where);
             }
         }
-        log_info("serve.ready%s data=%s pid=%ld", where.data ? where.data : "", conf.data_dir,
-                 (long)getpid());
+        log_info("serve.ready%s data=%s pid=%ld control=%s", where.data ? where.data : "",
+                 conf.data_dir, (long)getpid(), ctl != NULL ? CONTROL_SOCKET : "none");
         buf_free(&where);
     }
     rc = loop_run() == 0 ? 0 : 1;
     log_info("serve.stopped active=%zu", run_active_count());
 out:
     free(err);
+    control_free(ctl); /* first: a `kagari status` now says "not running" */
+    free(config_path_abs);
+    config_path_abs = NULL;
     for (int i = 0; i < 3; i++) {
         if (sigs[i] != NULL) {
             event_free(sigs[i]);

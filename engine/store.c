@@ -625,6 +625,34 @@ store_lock(struct store *st, char **errp)
     return 0;
 }
 
+int
+store_lock_probe(const char *data_dir, long *pid)
+{
+    char *path = xasprintf("%s/serve.lock", data_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int held;
+
+    *pid = 0;
+    free(path);
+    if (fd == -1) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    /* A shared lock is refused only while the daemon holds its exclusive one; we let go
+     * at once, so a daemon starting meanwhile is held back for a moment at most. */
+    held = flock(fd, LOCK_SH | LOCK_NB) == -1;
+    if (!held) {
+        flock(fd, LOCK_UN);
+    } else {
+        char text[32] = "";
+        ssize_t r = pread(fd, text, sizeof(text) - 1, 0);
+
+        text[r > 0 ? r : 0] = '\0';
+        *pid = strtol(text, NULL, 10);
+    }
+    close(fd);
+    return held;
+}
+
 void
 store_close(struct store *st)
 {

@@ -21,6 +21,9 @@ struct store_tenant; /* one tenant's database; owned by the caller of store_tena
 /* Create data_dir (0700) and data_dir/tenants if needed, open/migrate control.db. */
 int store_open(const char *data_dir, struct store **out, char **errp) KG_WUR;
 void store_close(struct store *st); /* NULL is a no-op; releases the lock */
+/* Is data_dir's lock held by a running `kagari serve`? 1 (and its pid in *pid, 0 when
+ * unreadable), 0 when not, -1 when the lock file cannot be read. Takes nothing. */
+int store_lock_probe(const char *data_dir, long *pid);
 /* Take the data folder for this process (the daemon does; the CLI does not): a second
  * `kagari serve` on the same folder fails with "in use by another kagari serve (pid N)".
  * Held until store_close or the process ends. */
