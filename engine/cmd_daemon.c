@@ -89,7 +89,7 @@ cmd_daemon_ask(int argc, char **argv, const char *help, const char *verb, struct
 /* No daemon answered: say whether one holds the data folder anyway (its control socket
  * gone or stuck) or none runs. Returns the exit status. */
 static int
-cmd_daemon_absent(const struct config *cfg)
+cmd_daemon_absent(const struct config *cfg, int json)
 {
     long pid = 0;
     int held = store_lock_probe(cfg->data_dir, &pid);
@@ -101,7 +101,11 @@ cmd_daemon_absent(const struct config *cfg)
                 pid, cfg->data_dir, pid);
         return 1;
     }
-    printf("not running (no kagari serve on %s)\n", cfg->data_dir);
+    if (json) {
+        printf("{\"state\":\"stopped\"}\n");
+    } else {
+        printf("not running (no kagari serve on %s)\n", cfg->data_dir);
+    }
     return CMD_DAEMON_NOT_RUNNING;
 }
 
@@ -230,10 +234,7 @@ cmd_status_exec(int argc, char **argv)
         return code;
     }
     if (r != 0) {
-        code = r == 1 ? cmd_daemon_absent(&cfg) : 1;
-        if (r == 1 && o.json && code == CMD_DAEMON_NOT_RUNNING) {
-            printf("{\"state\":\"stopped\"}\n");
-        }
+        code = r == 1 ? cmd_daemon_absent(&cfg, o.json) : 1;
         config_free(&cfg);
         return code;
     }
@@ -282,7 +283,7 @@ cmd_reload_exec(int argc, char **argv)
         return code;
     }
     if (r != 0) {
-        code = r == 1 ? cmd_daemon_absent(&cfg) : 1;
+        code = r == 1 ? cmd_daemon_absent(&cfg, 0) : 1;
         config_free(&cfg);
         return code;
     }
@@ -327,7 +328,7 @@ cmd_stop_exec(int argc, char **argv)
         return code;
     }
     if (r != 0) {
-        code = r == 1 ? cmd_daemon_absent(&cfg) : 1;
+        code = r == 1 ? cmd_daemon_absent(&cfg, 0) : 1;
         config_free(&cfg);
         return code == CMD_DAEMON_NOT_RUNNING ? 0 : code;
     }

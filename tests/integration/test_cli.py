@@ -5,7 +5,8 @@ import os
 
 from harness import Daemon, check, playbook, run_cli
 
-VERBS = ["init", "serve", "tenant", "alert", "runs", "run", "playbook", "secret"]
+VERBS = ["init", "serve", "status", "reload", "stop", "tenant", "alert", "alerts", "runs", "run",
+         "playbook", "secret"]
 
 GOOD = playbook("cli-good", "it.cli", '    log.info("cli step " .. alert.title)')
 BAD = '''return playbook {
