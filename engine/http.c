@@ -100,6 +100,9 @@ struct http_request {
     char **pnames;
     char **pvalues;
     char peer[INET6_ADDRSTRLEN];
+    char id[24];                    /* X-Request-Id */
+    char client[64];                /* http_request_set_client; "" when unknown */
+    const char *err_code, *err_msg; /* http_reply_error's, for on_reject */
 };
 
 struct http_server {
@@ -117,6 +120,8 @@ struct http_server {
     struct http_peer *peers[HTTP_PEER_BUCKETS];
     struct http_conn *conns;
     struct http_request *orphans;
+    uint32_t id_prefix;         /* random per server: ids differ across restarts */
+    unsigned long long next_id; /* request counter */
 };
 
 static const char *const conn_state_names[] = { "idle",    "head",    "body",  "handling",
@@ -596,6 +601,13 @@ request_free(struct http_request *req)
     free(req);
 }
 
+/* A new request id into out (24 bytes). */
+static void
+request_mint_id(struct http_server *srv, char *out)
+{
+    snprintf(out, 24, "%08x-%08llx", (unsigned)srv->id_prefix, ++srv->next_id & 0xffffffffULL);
+}
+
 /* A request for connection c; takes over the allocations of *head (which is reset). The
  * path is decoded here: NULL path means a malformed escape (the caller answers 400). */
 static struct http_request *
@@ -618,6 +630,7 @@ request_new(struct http_conn *c, struct http_head *head)
     buf_init(&req->body, c->srv->cfg.max_body_bytes);
     buf_init(&req->reply_headers, HTTP_REPLY_HEADERS_MAX);
     memcpy(req->peer, c->peer, sizeof(req->peer));
+    request_mint_id(c->srv, req->id);
     return req;
 }
 
@@ -780,15 +793,17 @@ conn_free(struct http_conn *c)
  * no Content-Length for 1xx, 204 and 304; head_only (HEAD requests) keeps the length but
  * sends no body. */
 static void
-conn_write(struct http_conn *c, int status, const char *ctype, const struct buf *extra,
-           const char *body, size_t len, int close, int ka10, int head_only)
+conn_write(struct http_conn *c, int status, const char *id, const char *ctype,
+           const struct buf *extra, const char *body, size_t len, int close, int ka10,
+           int head_only)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int no_body = status < 200 || status == 204 || status == 304;
     char date[64];
 
     http_date(date, sizeof(date));
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_reason(status), date);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nX-Request-Id: %s\r\n", status,
+                        http_reason(status), date, id);
     if (extra != NULL && extra->len > 0) {
         evbuffer_add(out, extra->data, extra->len);
     }
@@ -835,17 +850,32 @@ conn_fail(struct http_conn *c, int status, const char *code, const char *message
     char *body = error_body(code, message, &len);
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct buf extra;
+    char id[24];
 
     buf_init(&extra, 0);
     if (status == 503 && buf_puts(&extra, "Retry-After: " HTTP_RETRY_AFTER "\r\n") == -1) {
         abort(); /* uncapped buffer: cannot fail */
     }
-    if (status != 503 && status != 408) { /* those two are logged by their callers */
-        log_warn("http.error peer=%s status=%d reason=%s", c->peer, status, log_quote(message));
+    if (c->req != NULL) {
+        memcpy(id, c->req->id, sizeof(id));
+    } else {
+        request_mint_id(c->srv, id);
+    }
+    if (c->srv->cfg.on_reject != NULL) {
+        struct http_reject rej = { status, code, message, c->peer, id, NULL, NULL, NULL };
+
+        if (c->req != NULL) {
+            rej.method = c->req->head.method;
+            rej.path = c->req->path;
+        }
+        c->srv->cfg.on_reject(&rej, c->srv->cfg.reject_arg);
+    } else if (status != 503 && status != 408) { /* those two are logged by their callers */
+        log_warn("http.error peer=%s status=%d reason=%s request=%s", c->peer, status,
+                 log_quote(message), id);
     }
     request_free(c->req);
     c->req = NULL;
-    conn_write(c, status, "application/json", &extra, body, len, 1, 0, 0);
+    conn_write(c, status, id, "application/json", &extra, body, len, 1, 0, 0);
     buf_free(&extra);
     free(body);
     conn_enter(c, CONN_CLOSING);
@@ -1629,6 +1659,9 @@ http_server_new(struct event_base *base, const struct http_config *cfg, http_han
     if (srv->cfg.write_timeout <= 0) {
         srv->cfg.write_timeout = 30;
     }
+    if (util_random(&srv->id_prefix, sizeof(srv->id_prefix)) == -1) {
+        srv->id_prefix = (uint32_t)util_now_ms() ^ (uint32_t)getpid();
+    }
     srv->base = base;
     srv->handler = handler;
     srv->arg = arg;
@@ -1803,6 +1836,18 @@ http_request_peer(const struct http_request *req)
     return req->peer;
 }
 
+const char *
+http_request_id(const struct http_request *req)
+{
+    return req->id;
+}
+
+void
+http_request_set_client(struct http_request *req, const char *name)
+{
+    snprintf(req->client, sizeof(req->client), "%s", name != NULL ? name : "");
+}
+
 /* ---- replies ---- */
 
 static int
@@ -1866,7 +1911,15 @@ http_reply(struct http_request *req, int status, const char *content_type, const
     }
     close = !req->head.keep_alive || !c->srv->accepting;
     head_only = strcmp(req->head.method, "HEAD") == 0;
-    conn_write(c, status, content_type, &req->reply_headers, body, len, close,
+    if (status >= 400 && req->err_code != NULL && c->srv->cfg.on_reject != NULL) {
+        struct http_reject rej = { status,           req->err_code,
+                                   req->err_msg,     req->peer,
+                                   req->id,          req->client[0] ? req->client : NULL,
+                                   req->head.method, req->path };
+
+        c->srv->cfg.on_reject(&rej, c->srv->cfg.reject_arg);
+    }
+    conn_write(c, status, req->id, content_type, &req->reply_headers, body, len, close,
                !close && req->head.minor == 0, head_only);
     log_debug("http.reply peer=%s status=%d bytes=%zu close=%d", c->peer, status, len, close);
     c->req = NULL;
@@ -1885,6 +1938,8 @@ http_reply_error(struct http_request *req, int status, const char *code, const c
     size_t len;
     char *body = error_body(code, message, &len);
 
+    req->err_code = code;
+    req->err_msg = message;
     http_reply(req, status, "application/json", body, len);
     free(body);
 }

@@ -16,6 +16,19 @@
 struct http_server;
 struct http_request;
 
+/* A request the server or its handler refused (status 400 and up), for the log. Every
+ * string is borrowed for the duration of the callback. */
+struct http_reject {
+    int status;
+    const char *code;       /* "bad_json", "too_large", ... */
+    const char *message;    /* the message sent to the client */
+    const char *peer;       /* the client's address */
+    const char *request_id; /* as sent in X-Request-Id */
+    const char *client;     /* who the handler found the client to be, or NULL */
+    const char *method;     /* NULL when the request line was not read */
+    const char *path;       /* likewise; decoded */
+};
+
 struct http_config {
     size_t max_header_bytes; /* request line + headers; default 16 KiB; over: 431 */
     size_t max_body_bytes;   /* default 4 MiB; over: 413, connection closed */
@@ -26,6 +39,11 @@ struct http_config {
     double idle_timeout;     /* keep-alive idle seconds; default 60; then close */
     double write_timeout;    /* seconds for the client to take the reply; default 30 */
     SSL_CTX *ssl_ctx;        /* NULL: plain HTTP; else TLS (borrowed, caller frees) */
+    /* Called for every error answer (http_reply_error, and the server's own 4xx/5xx:
+     * malformed requests, 413, 431, 408, connection caps); NULL: the server logs its own
+     * as http.error. */
+    void (*on_reject)(const struct http_reject *rej, void *arg);
+    void *reject_arg;
 };
 
 /* Called once per complete request. The request stays valid until http_reply() is
@@ -56,6 +74,13 @@ const char *http_request_param(struct http_request *req, const char *name);
 const char *http_request_header(const struct http_request *req, const char *name); /* any case */
 const char *http_request_body(const struct http_request *req, size_t *len);
 const char *http_request_peer(const struct http_request *req); /* "127.0.0.1" */
+/* The request's id, unique in the process ("1f3a9c0e-0000002a": a random prefix per
+ * server and a counter). Every response carries it as X-Request-Id, error answers the
+ * server sends by itself included. */
+const char *http_request_id(const struct http_request *req);
+/* Name the client for the log (a tenant, once its token is known): on_reject gets it.
+ * Copied (at most 63 bytes). */
+void http_request_set_client(struct http_request *req, const char *name);
 
 /* Add a response header (before http_reply). */
 void http_reply_header(struct http_request *req, const char *name, const char *value);

@@ -19,12 +19,27 @@
 #include "engine/tls.h"
 
 #define INTAKE_MAX_ALERTS 10000 /* per request */
+/* Rejected requests are logged one line each, at most INTAKE_REJECT_LINES per reason in
+ * each INTAKE_REJECT_WINDOW_US; the rest are counted and reported in one
+ * intake.rejected_suppressed line per reason when its window ends. */
+#define INTAKE_REJECT_LINES 5
+#define INTAKE_REJECT_WINDOW_US 10000000
+#define INTAKE_REJECT_REASONS 32 /* distinct reasons tracked; the codes are a fixed set */
 
 /* One accepted request waiting for its batch's commit. */
 struct pending {
     struct intake *in;
     struct http_request *req;
     int64_t t0_us; /* when the request was complete: the ack latency starts here */
+    char tenant[64];
+};
+
+/* The log budget of one rejection reason (see INTAKE_REJECT_LINES). */
+struct reject_reason {
+    char code[32];
+    int64_t window_us;             /* when its current window began */
+    unsigned logged;               /* lines in the current window */
+    unsigned long long suppressed; /* rejections not logged in the current window */
 };
 
 /* Upper bounds (seconds) of the ack latency histogram buckets: request complete to 202
@@ -52,7 +67,79 @@ struct intake {
     unsigned long long requests, rejected, shed, throttled;
     unsigned long long ack_count, ack_buckets[ACK_NB + 1];
     double ack_sum;
+    struct reject_reason reasons[INTAKE_REJECT_REASONS];
+    size_t nreasons;
+    struct event *reject_timer; /* reports suppressed counts when windows end */
 };
+
+/* End r's window when it is over: report what it suppressed. */
+static void
+reject_window_end(struct reject_reason *r, int64_t now_us)
+{
+    if (now_us - r->window_us < INTAKE_REJECT_WINDOW_US) {
+        return;
+    }
+    if (r->suppressed > 0) {
+        log_warn("intake.rejected_suppressed reason=%s suppressed=%llu window_s=%d", r->code,
+                 r->suppressed, INTAKE_REJECT_WINDOW_US / 1000000);
+    }
+    r->window_us = now_us;
+    r->logged = 0;
+    r->suppressed = 0;
+}
+
+static void
+reject_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct intake *in = arg;
+    int64_t now = util_mono_us();
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < in->nreasons; i++) {
+        reject_window_end(&in->reasons[i], now);
+    }
+}
+
+/* The http server's on_reject: one log line per rejected request (tenant when known,
+ * peer, reason, request id), within each reason's budget. */
+static void
+on_reject(const struct http_reject *rej, void *arg)
+{
+    struct intake *in = arg;
+    int64_t now = util_mono_us();
+    struct reject_reason *r = NULL;
+    char *msg;
+
+    for (size_t i = 0; i < in->nreasons; i++) {
+        if (strcmp(in->reasons[i].code, rej->code) == 0) {
+            r = &in->reasons[i];
+            break;
+        }
+    }
+    if (r == NULL) {
+        /* Full (a code list grown past the cap): share the last slot. */
+        r = &in->reasons[in->nreasons < INTAKE_REJECT_REASONS ? in->nreasons++
+                                                              : INTAKE_REJECT_REASONS - 1];
+        if (r->code[0] == '\0') {
+            snprintf(r->code, sizeof(r->code), "%s", rej->code);
+            r->window_us = now;
+        }
+    }
+    reject_window_end(r, now);
+    if (r->logged >= INTAKE_REJECT_LINES) {
+        r->suppressed++;
+        return;
+    }
+    r->logged++;
+    msg = util_cut_text(rej->message != NULL ? rej->message : "", 200);
+    log_warn("intake.rejected status=%d reason=%s tenant=%s peer=%s request=%s method=%s "
+             "path=%s message=%s",
+             rej->status, rej->code, rej->client ? rej->client : "-", rej->peer, rej->request_id,
+             rej->method ? log_quote(rej->method) : "-", rej->path ? log_quote(rej->path) : "-",
+             log_quote(msg));
+    free(msg);
+}
 
 /* The batch's answer: 202 with the ids once durable, else an error. */
 static void
@@ -101,6 +188,11 @@ answer(void *arg, const struct admit_result *res)
         p->in->ack_count++;
         p->in->ack_sum += secs;
     }
+    log_info("intake.accepted tenant=%s peer=%s request=%s alerts=%zu new=%zu duplicates=%zu "
+             "first_id=%lld ms=%.1f",
+             p->tenant, http_request_peer(p->req), http_request_id(p->req), res->n, res->accepted,
+             res->duplicates, res->n > 0 ? (long long)res->alerts[0].id : 0LL,
+             (double)(util_mono_us() - p->t0_us) / 1000.0);
     http_reply(p->req, 202, "application/json", b.data, b.len);
     buf_free(&b);
     free(p);
@@ -305,6 +397,7 @@ handle_alerts(struct intake *in, struct http_request *req)
         http_reply_error(req, 401, "unauthorized", "missing or unknown bearer token");
         return;
     }
+    http_request_set_client(req, t->id);
     if (rate_check(in, req, t, &bucket) == -1) {
         return;
     }
@@ -345,6 +438,7 @@ handle_alerts(struct intake *in, struct http_request *req)
     p->t0_us = t0_us;
     p->in = in;
     p->req = req;
+    snprintf(p->tenant, sizeof(p->tenant), "%s", t->id);
     admit_alerts(t, alerts, n, answer, p);
 }
 
@@ -446,6 +540,8 @@ intake_new(const struct config *cfg, char **errp)
     hc.header_timeout = cfg->intake.header_timeout;
     hc.body_timeout = cfg->intake.body_timeout;
     hc.idle_timeout = cfg->intake.idle_timeout;
+    hc.on_reject = on_reject;
+    hc.reject_arg = in;
     in->max_queued = cfg->intake.max_queued_runs;
     in->rate = cfg->intake.tenant_rate;
     in->burst = cfg->intake.tenant_burst;
@@ -459,6 +555,15 @@ intake_new(const struct config *cfg, char **errp)
         hc.ssl_ctx = in->ssl;
     }
     in->srv = http_server_new(loop_base(), &hc, handle, in);
+    {
+        struct timeval tv = { 1, 0 };
+
+        in->reject_timer = event_new(loop_base(), -1, EV_PERSIST, reject_timer_cb, in);
+        if (in->reject_timer == NULL) {
+            abort(); /* only fails on OOM, like xmalloc */
+        }
+        event_add(in->reject_timer, &tv);
+    }
     if (in->srv == NULL || http_server_listen(in->srv, cfg->intake.listen, errp) == -1) {
         intake_free(in);
         return NULL;
@@ -486,6 +591,13 @@ intake_free(struct intake *in)
         return;
     }
     metrics_remove(intake_metrics, in);
+    if (in->reject_timer != NULL) {
+        /* Report what the open windows suppressed so far. */
+        for (size_t i = 0; i < in->nreasons; i++) {
+            reject_window_end(&in->reasons[i], in->reasons[i].window_us + INTAKE_REJECT_WINDOW_US);
+        }
+        event_free(in->reject_timer);
+    }
     free(in->listen);
     free(in->buckets);
     http_server_free(in->srv);
