@@ -85,8 +85,15 @@ endif
 
 build-tests: $(B)/kagari $(UNIT_BIN) $(FUZZ_REPLAY) $(MOCK_BIN) $(PLUGTEST_BIN)
 
+# Each command installs only the Debian packages it needs (scripts/install-deps.sh).
 deps:
-	@sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh run
+deps-test:
+	@sh scripts/install-deps.sh test
+deps-bench:
+	@sh scripts/install-deps.sh bench
+deps-fuzz:
+	@sh scripts/install-deps.sh fuzz
 
 # ---- the two commands ----
 
@@ -94,7 +101,7 @@ run: deps
 	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@sh scripts/demo.sh build/rel/kagari
 
-test: deps check
+test: deps-test check
 	@$(MAKE) --no-print-directory SANITIZE=1 build-tests
 	@sh tests/run.sh build/san
 
@@ -103,12 +110,12 @@ test: deps check
 check:
 	@python3 scripts/check.py --self-test
 
-bench: deps
+bench: deps-bench
 	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@python3 tests/bench/bench.py build/rel/kagari
 
 FUZZ_CC ?= clang
-fuzz:
+fuzz: deps-fuzz
 	@mkdir -p build/fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. \
@@ -122,7 +129,7 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all deps run test check bench fuzz format clean build-tests
+.PHONY: all deps deps-test deps-bench deps-fuzz run test check bench fuzz format clean build-tests
 .DELETE_ON_ERROR:
 .SECONDARY:
 

@@ -13,7 +13,7 @@
 #define CMD_ALERT_FILE_MAX (64u << 20)
 
 struct cmd_alert_opts {
-    const char *config, *url, *token, *source, *cacert;
+    const char *config, *url, *token, *source, *cacert, *token_file;
 };
 
 static int
@@ -37,6 +37,9 @@ cmd_alert_opt(int c, const char *arg, void *ud)
     case 'a':
         o->cacert = arg;
         break;
+    case 'f':
+        o->token_file = arg;
+        break;
     default:
         return -1;
     }
@@ -56,28 +59,30 @@ static int
 cmd_alert_exec(int argc, char **argv)
 {
     static const struct option lo[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "url", required_argument, NULL, 'u' },
-        { "token", required_argument, NULL, 't' },
-        { "source", required_argument, NULL, 's' },
-        { "cacert", required_argument, NULL, 'a' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        { "config", required_argument, NULL, 'c' }, { "url", required_argument, NULL, 'u' },
+        { "token", required_argument, NULL, 't' },  { "source", required_argument, NULL, 's' },
+        { "cacert", required_argument, NULL, 'a' }, { "token-file", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
     };
     static const char help[] =
-        "usage: kagari alert send [--token TOKEN] [--url URL] [--source SOURCE] [--cacert PEM]\n"
-        "                         [--config FILE] FILE|-\n"
+        "usage: kagari alert send [--token TOKEN | --token-file FILE] [--url URL]\n"
+        "                         [--source SOURCE] [--cacert PEM] [--config FILE] FILE|-\n"
         "       kagari alert show ID [--tenant ID] [--json | --raw] [--config FILE]\n"
         "POST the JSON in FILE (or standard input) to the intake: one alert, an array,\n"
         "or an Azure diagnostic {\"records\":[...]} envelope.\n"
         "  --token TOKEN   the tenant's intake token (default $KAGARI_TOKEN)\n"
+        "  --token-file F  read the token from file F (its first line), e.g. the demo's\n"
+        "                  var/intake.token: the token stays out of ps and shell history\n"
         "  --url URL       intake URL (default from the configuration's intake.listen)\n"
         "  --source NAME   source for records that name none (?source=)\n"
         "  --cacert PEM    trust this CA for an HTTPS intake (default: the system's)\n"
         "  --config FILE   configuration giving the intake address (default\n"
         "                  $KAGARI_CONFIG or kagari.conf.lua)\n"
         "show: one stored alert, its raw record and the runs it started (alert show --help).\n";
-    struct cmd_alert_opts o = { cmd_default_config(), NULL, getenv("KAGARI_TOKEN"), NULL, NULL };
+    struct cmd_alert_opts o = {
+        cmd_default_config(), NULL, getenv("KAGARI_TOKEN"), NULL, NULL, NULL,
+    };
+    char *file_token = NULL;
     struct config cfg;
     int have_cfg = 0;
     char *body = NULL, *err = NULL, *url = NULL, *auth = NULL;
@@ -97,13 +102,29 @@ cmd_alert_exec(int argc, char **argv)
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
     }
+    if (o.token_file != NULL) {
+        file_token = util_read_file(o.token_file, 4096, &len, &err);
+        if (file_token == NULL) {
+            rc = cmd_fail("%s", err);
+            free(err);
+            return rc;
+        }
+        file_token[strcspn(file_token, "\r\n")] = '\0';
+        if (file_token[0] == '\0') {
+            free(file_token);
+            return cmd_fail("%s: no token in the file", o.token_file);
+        }
+        o.token = file_token;
+        len = 0;
+    }
     if (o.token == NULL) {
-        return cmd_fail("%s", "no token: pass --token or set KAGARI_TOKEN");
+        return cmd_fail("%s", "no token: pass --token, --token-file or set KAGARI_TOKEN");
     }
     if (o.url == NULL) {
         if (config_load(o.config, &cfg, &err) == -1) {
             fprintf(stderr, "kagari: %s (or pass --url)\n", err);
             free(err);
+            free(file_token);
             return 1;
         }
         have_cfg = 1;
@@ -152,6 +173,7 @@ cmd_alert_exec(int argc, char **argv)
     curl_easy_cleanup(curl);
     curl_global_cleanup();
 out:
+    free(file_token);
     free(auth);
     free(body);
     free(err);

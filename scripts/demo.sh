@@ -1,34 +1,63 @@
 #!/bin/sh
-# make run: create a demo configuration and data folder under ./var on first use, start
-# the mock Microsoft APIs (so the demo needs no internet) and serve in the foreground.
-# Stop with Ctrl-C.
+# make run: the demo. On first use, create ./var: a configuration, a data folder, the demo
+# tenant with its intake token in var/intake.token (owner-only), and a copy of the shipped
+# playbooks in var/playbooks (edit those; the tracked playbooks/ stay as shipped). Then
+# start the mock Microsoft APIs (the demo needs no internet) and the engine, and print
+# how to send the example alert and look at what happened. Every run prints the same
+# instructions. Ctrl-C stops both (the engine drains as on SIGTERM).
 set -eu
 bin=$1
 mock=$(dirname "$bin")/kagari-mock
+conf=var/kagari.conf.lua
+port=${KAGARI_DEMO_PORT:-8080}           # the intake (fixed when var/ is created)
+mock_port=${KAGARI_DEMO_MOCK_PORT:-8443} # the mock APIs (likewise)
+umask 077
 mkdir -p var/mock
+
 if [ ! -f var/mock/cert.pem ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
         -keyout var/mock/key.pem -out var/mock/cert.pem -days 3650 \
         -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
-    chmod 600 var/mock/key.pem
 fi
-if [ ! -f var/kagari.conf.lua ]; then
-    "$bin" init --config var/kagari.conf.lua --data data --playbooks ../playbooks \
-        --listen 127.0.0.1:8080 --tenant demo >var/init.out
-    cat var/init.out
-    token=$(sed -n 's/^intake token (shown once): //p' var/init.out)
+
+# The token line of `kagari init` or `kagari tenant token`, into var/intake.token.
+save_token() {
+    sed -n 's/^intake token (shown once): //p' >var/intake.token.new
+    if [ ! -s var/intake.token.new ]; then
+        echo "make run: no intake token was issued" >&2
+        exit 1
+    fi
+    mv var/intake.token.new var/intake.token
+}
+
+# Run a kagari command quietly (its log lines and messages go to var/setup.log), showing
+# them only when it fails.
+quiet() {
+    if ! "$@" 2>>var/setup.log; then
+        echo "make run: $* failed:" >&2
+        tail -n 20 var/setup.log >&2
+        exit 1
+    fi
+}
+
+copy_playbooks=0
+if [ ! -f "$conf" ]; then
+    quiet "$bin" init --config "$conf" --data data --playbooks playbooks \
+        --listen "127.0.0.1:$port" --tenant demo >var/init.out
+    save_token <var/init.out
     rm -f var/init.out
-    secret=$(printf 'mock-secret-value-1' | "$bin" secret encrypt --config var/kagari.conf.lua)
-    cat >>var/kagari.conf.lua <<CONF
+    secret=$(printf 'mock-secret-value-1' | quiet "$bin" secret encrypt --config "$conf")
+    copy_playbooks=1
+    cat >>"$conf" <<CONF
 
 -- Demo: the tenant's Microsoft APIs are the local mock (tests/mock), started by make run.
 connectors = { ca_file = "mock/cert.pem" }
 tenants = {
     demo = {
         microsoft = {
-            authority = "https://127.0.0.1:8443",
-            graph = "https://127.0.0.1:8443",
-            defender = "https://127.0.0.1:8443",
+            authority = "https://127.0.0.1:$mock_port",
+            graph = "https://127.0.0.1:$mock_port",
+            defender = "https://127.0.0.1:$mock_port",
             tenant_id = "8f3c1a2b-0000-4000-8000-000000000001",
             client_id = "5e1b7a90-0000-4000-8000-00000000f006",
             client_secret = "$secret",
@@ -36,27 +65,82 @@ tenants = {
     },
 }
 CONF
-    cat <<TXT
-
-Send the example alert (in another terminal):
-  $bin alert send --config var/kagari.conf.lua --token $token docs/examples/alert.json
-or with curl:
-  curl -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' \\
-       --data @docs/examples/alert.json http://127.0.0.1:8080/api/v1/alerts
-then list the runs and see what the mock APIs were asked to do:
-  $bin runs --config var/kagari.conf.lua
-  curl -s --cacert var/mock/cert.pem https://127.0.0.1:8443/_mock/counters
-
-TXT
-else
-    cat <<TXT
-Using the existing var/kagari.conf.lua. The demo token was shown when it was created;
-issue a new one with:
-  $bin tenant token demo --config var/kagari.conf.lua
-TXT
+    echo "created the demo in var/: configuration, data folder, tenant demo, token file"
 fi
-"$mock" --listen 127.0.0.1:8443 --tls-cert var/mock/cert.pem --tls-key var/mock/key.pem \
+# A demo folder made by an older version pointed at the tracked playbooks: give it its
+# own copy, so that playbooks written while trying the demo stay out of the source tree.
+if grep -q '"\.\./playbooks"' "$conf"; then
+    sed -i 's#"\.\./playbooks"#"playbooks"#' "$conf"
+    copy_playbooks=1
+fi
+if [ $copy_playbooks = 1 ]; then
+    mkdir -p var/playbooks
+    cp playbooks/*.lua var/playbooks/
+    echo "copied the shipped playbooks to var/playbooks (the demo's playbook folder)"
+fi
+# The ports the demo was created with.
+port=$(sed -n 's/^ *listen = "127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$conf" | head -n 1)
+mock_port=$(sed -n 's#^ *authority = "https://127\.0\.0\.1:\([0-9]*\)".*#\1#p' "$conf" | head -n 1)
+# A demo folder from before the token file: issue a new token (the old one stops working).
+if [ ! -s var/intake.token ]; then
+    quiet "$bin" tenant token demo --config "$conf" >var/init.out
+    save_token <var/init.out
+    rm -f var/init.out
+fi
+chmod 600 var/intake.token
+
+instructions() {
+    cat <<TXT
+
+kagari demo: intake http://127.0.0.1:$port, tenant "demo"; mock Microsoft APIs on
+https://127.0.0.1:$mock_port (their users and machines: docs/demo.md).
+The demo tenant's intake token is in var/intake.token (readable by you only).
+
+In another terminal, send the example alert (a successful high-risk sign-in):
+  $bin alert send --config $conf --token-file var/intake.token docs/examples/alert.json
+or with curl:
+  curl -H "Authorization: Bearer \$(cat var/intake.token)" -H 'Content-Type: application/json' \\
+       --data @docs/examples/alert.json http://127.0.0.1:$port/api/v1/alerts
+Then see the runs it started with their results, and the alert itself:
+  $bin runs --config $conf
+  $bin alert show 1 --config $conf
+More: $bin status|alerts|run show N --config $conf; the engine's log is var/kagari.log.
+Stop with Ctrl-C here (or $bin stop --config $conf).
+
+TXT
+}
+
+if "$bin" status --config "$conf" >/dev/null 2>&1; then
+    instructions
+    echo "The demo engine is already running ($bin status --config $conf)."
+    exit 0
+fi
+
+"$mock" --listen "127.0.0.1:$mock_port" --tls-cert var/mock/cert.pem --tls-key var/mock/key.pem \
     >var/mock/mock.out 2>var/mock/mock.log &
 mock_pid=$!
-trap 'kill $mock_pid 2>/dev/null' EXIT INT TERM
-"$bin" serve --config var/kagari.conf.lua
+"$bin" serve --config "$conf" 2>>var/kagari.log &
+serve_pid=$!
+# Background jobs of a script ignore SIGINT: Ctrl-C reaches the engine through this trap
+# (SIGTERM: it drains), then the mock is stopped.
+stop_all() {
+    set +e
+    kill -TERM "$serve_pid" 2>/dev/null
+    wait "$serve_pid" 2>/dev/null
+    kill -TERM "$mock_pid" 2>/dev/null
+    wait "$mock_pid" 2>/dev/null
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+n=0
+until "$bin" status --config "$conf" >/dev/null 2>&1; do
+    n=$((n + 1))
+    if ! kill -0 $serve_pid 2>/dev/null || [ $n -ge 150 ]; then
+        echo "make run: the engine did not start; the end of var/kagari.log:" >&2
+        tail -n 20 var/kagari.log >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+instructions
+wait $serve_pid

@@ -1,9 +1,26 @@
 #!/bin/sh
-# Install the Debian packages kagari needs to build, test and benchmark, when missing.
+# Install the Debian packages a make target needs, when missing: scripts/install-deps.sh
+# [run|test|bench|fuzz] (default run). `make run` installs only what building and running
+# the engine and its demo need; `make test`, `make bench` and `make fuzz` add their own.
 # As root this runs apt-get; otherwise it prints the command to run.
 set -eu
-pkgs="build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev
-libevent-dev libsqlite3-dev libssl-dev libexpat1-dev openssl sqlite3 python3 wrk clang clang-format curl"
+# Build and run: the compiler, the libraries (pkg-config names in the Makefile's PKGS),
+# and openssl for the demo's certificate.
+run="build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev
+libevent-dev libsqlite3-dev libssl-dev libexpat1-dev openssl"
+case "${1:-run}" in
+run) pkgs=$run ;;
+# make check (scripts/check.py, clang-format) and the Python integration suite.
+test) pkgs="$run python3 clang-format" ;;
+# The intake throughput figures use wrk; the rest of the benchmark is Python.
+bench) pkgs="$run python3 wrk" ;;
+# libFuzzer builds need clang.
+fuzz) pkgs="$run clang" ;;
+*)
+    echo "usage: $0 [run|test|bench|fuzz]" >&2
+    exit 2
+    ;;
+esac
 missing=""
 for p in $pkgs; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
