@@ -972,6 +972,218 @@ test_wal_truncated_after_reader(void)
     fx_teardown(&f);
 }
 
+/* Insert an alert with the given severity, outcome, received time and one user
+ * observable; returns its id or -1. */
+static int64_t
+insert_alert(struct store_tenant *t, const char *source, const char *sid, int sev,
+             const char *outcome, int64_t received_ms, const char *user)
+{
+    struct alert a;
+    char *err = NULL;
+    int64_t id = -1;
+    int dup = 0;
+
+    mk_alert(&a, source, sid);
+    a.severity = sev;
+    free(a.outcome);
+    a.outcome = xstrdup(outcome);
+    a.received_ms = received_ms;
+    add_obs(&a, "user", user, NULL);
+    add_obs(&a, "ip", "192.0.2.1", NULL);
+    if (store_tx_begin(t, &err) == 0 && store_alert_insert(t, &a, &dup, &err) == 0 &&
+        store_tx_commit(t, &err) == 0) {
+        id = a.id;
+    } else {
+        fprintf(stderr, "  insert_alert: %s\n", err);
+        store_tx_rollback(t);
+    }
+    free(err);
+    alert_free(&a);
+    return id;
+}
+
+static size_t
+alert_query_n(struct store_tenant *t, const struct store_alert_filter *f, int64_t *first)
+{
+    struct alert *v = NULL;
+    size_t n = 0;
+    char *err = NULL;
+
+    if (store_alert_query(t, f, &v, &n, &err) == -1) {
+        fprintf(stderr, "  alert query: %s\n", err);
+        free(err);
+        return (size_t)-1;
+    }
+    *first = n > 0 ? v[0].id : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].raw != NULL || v[i].nobs != 2) { /* listed without raw, with observables */
+            n = (size_t)-2;
+            break;
+        }
+    }
+    store_alerts_free(v, n == (size_t)-2 ? 0 : n);
+    return n;
+}
+
+static void
+test_alert_query(void)
+{
+    struct fx f;
+    struct store_alert_filter q;
+    int64_t a1, a2, a3, first = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    a1 = insert_alert(f.t, "entra.signin", "1", SEV_LOW, "blocked", 1000, "alice@example.jp");
+    a2 = insert_alert(f.t, "entra.signin", "2", SEV_HIGH, "succeeded", 2000, "bob@example.jp");
+    a3 = insert_alert(f.t, "defender.alert", "3", SEV_CRITICAL, "attempted", 3000,
+                      "alice@example.jp");
+    T_REQUIRE(a1 > 0 && a2 > a1 && a3 > a2);
+
+#define Q_RESET()                                                                                  \
+    do {                                                                                           \
+        memset(&q, 0, sizeof(q));                                                                  \
+        q.severity_min = -1;                                                                       \
+        q.severity = -1;                                                                           \
+    } while (0)
+    Q_RESET();
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 3);
+    T_EQ_INT(first, a3); /* newest first */
+    q.source = "entra.signin";
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 2);
+    Q_RESET();
+    q.severity_min = SEV_HIGH;
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 2);
+    Q_RESET();
+    q.severity = SEV_LOW;
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 1);
+    T_EQ_INT(first, a1);
+    Q_RESET();
+    q.outcome = "succeeded";
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 1);
+    T_EQ_INT(first, a2);
+    Q_RESET();
+    q.since_ms = 2000;
+    q.until_ms = 3000; /* since <= received < until */
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 1);
+    T_EQ_INT(first, a2);
+    Q_RESET();
+    q.observable = "alice@example.jp";
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 2);
+    q.observable = "alice"; /* exact values only */
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 0);
+    q.observable = "x' OR 1=1 --"; /* bound, never part of the SQL */
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 0);
+    Q_RESET();
+    q.observable = "alice@example.jp";
+    q.severity_min = SEV_CRITICAL;
+    q.source = "defender.alert";
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 1);
+    T_EQ_INT(first, a3);
+    Q_RESET();
+    q.limit = 2;
+    T_EQ_INT(alert_query_n(f.t, &q, &first), 2);
+#undef Q_RESET
+    fx_teardown(&f);
+}
+
+static void
+test_run_results_and_query(void)
+{
+    struct fx f;
+    struct store_run_filter q;
+    struct store_run r, *v = NULL;
+    size_t n = 0;
+    int64_t a1, a2, r1 = 0, r2 = 0, r3 = 0;
+    char *err = NULL;
+    int dup = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    a1 = insert_one(f.t, "x", "1", &dup);
+    a2 = insert_one(f.t, "x", "2", &dup);
+    T_EQ_INT(store_run_insert(f.t, a1, "triage", HASH_A, 1000, &r1, &err), 0);
+    T_EQ_INT(store_run_insert(f.t, a1, "contain", HASH_B, 2000, &r2, &err), 0);
+    T_EQ_INT(store_run_insert(f.t, a2, "triage", HASH_A, 3000, &r3, &err), 0);
+
+    /* The result goes with the final state, in one transaction. */
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_run_update(f.t, r1, "done", 1001, 1002, NULL, &err), 0);
+    T_EQ_INT(store_run_set_result(f.t, r1, "{\"verdict\":\"contained\"}", NULL, &err), 0);
+    T_EQ_INT(store_run_update(f.t, r2, "done", 2001, 2002, NULL, &err), 0);
+    T_EQ_INT(store_run_set_result(f.t, r2, NULL, "not JSON", &err), 0);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    T_ASSERT(err == NULL);
+    T_EQ_INT(store_run_get(f.t, r1, &r, &err), 1);
+    T_EQ_STR(r.result, "{\"verdict\":\"contained\"}");
+    T_ASSERT(r.result_note == NULL);
+    store_run_free(&r);
+    T_EQ_INT(store_run_get(f.t, r2, &r, &err), 1);
+    T_ASSERT(r.result == NULL);
+    T_EQ_STR(r.result_note, "not JSON");
+    store_run_free(&r);
+    T_EQ_INT(store_run_get(f.t, r3, &r, &err), 1);
+    T_ASSERT(r.result == NULL && r.result_note == NULL);
+    store_run_free(&r);
+    /* A rolled-back end leaves no result. */
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_run_set_result(f.t, r3, "1", NULL, &err), 0);
+    store_tx_rollback(f.t);
+    T_EQ_INT(store_run_get(f.t, r3, &r, &err), 1);
+    T_ASSERT(r.result == NULL);
+    store_run_free(&r);
+
+    memset(&q, 0, sizeof(q));
+    q.playbook = "triage";
+    T_EQ_INT(store_run_query(f.t, &q, &v, &n, &err), 0);
+    T_EQ_INT(n, 2);
+    T_ASSERT(n == 2 && v[0].id == r3 && v[1].id == r1);
+    store_runs_free(v, n);
+    q.alert_id = a1;
+    T_EQ_INT(store_run_query(f.t, &q, &v, &n, &err), 0);
+    T_ASSERT(n == 1 && v[0].id == r1 && strcmp(v[0].result, "{\"verdict\":\"contained\"}") == 0);
+    store_runs_free(v, n);
+    memset(&q, 0, sizeof(q));
+    q.state = "done";
+    q.since_ms = 1500;
+    T_EQ_INT(store_run_query(f.t, &q, &v, &n, &err), 0);
+    T_ASSERT(n == 1 && v[0].id == r2);
+    store_runs_free(v, n);
+    memset(&q, 0, sizeof(q));
+    q.until_ms = 2000;
+    T_EQ_INT(store_run_query(f.t, &q, &v, &n, &err), 0);
+    T_ASSERT(n == 1 && v[0].id == r1);
+    store_runs_free(v, n);
+    q.state = "asleep";
+    T_EQ_INT(store_run_query(f.t, &q, &v, &n, &err), -1);
+    T_CONTAINS(err, "invalid run state");
+    free(err);
+    fx_teardown(&f);
+}
+
+static void
+test_lock_probe(void)
+{
+    struct fx f;
+    struct store *other = NULL;
+    long pid = -1;
+    char *err = NULL;
+
+    T_REQUIRE(fx_setup(&f, 0) == 0);
+    T_EQ_INT(store_lock_probe(f.dir, &pid), 0); /* no lock file yet */
+    T_EQ_INT(store_lock(f.st, &err), 0);
+    T_EQ_INT(store_lock_probe(f.dir, &pid), 1);
+    T_EQ_INT(pid, getpid());
+    /* The probe took nothing: the holder still holds it, a second daemon is refused. */
+    T_EQ_INT(store_open(f.dir, &other, &err), 0);
+    T_EQ_INT(store_lock(other, &err), -1);
+    T_CONTAINS(err, "in use by another kagari serve");
+    free(err);
+    store_close(other);
+    store_close(f.st); /* releases it */
+    f.st = NULL;
+    T_EQ_INT(store_lock_probe(f.dir, &pid), 0);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
     { "background_checkpoints", test_background_checkpoints },
     { "locked_by_another", test_locked_by_another },
@@ -987,5 +1199,8 @@ TEST_LIST = {
     { "playbooks", test_playbooks },
     { "tenants_separate", test_tenants_separate },
     { "bulk_timing", test_bulk_timing },
+    { "alert_query", test_alert_query },
+    { "run_results_and_query", test_run_results_and_query },
+    { "lock_probe", test_lock_probe },
     { NULL, NULL },
 };
