@@ -403,7 +403,7 @@ cmd_runs_retry_one(struct store_tenant *t, void *ud)
         return -1;
     }
     printf("run %lld (tenant %s) queued again: the daemon continues it from its journal at its "
-           "next start or reload (kill -HUP)\n",
+           "next start or reload (kagari reload)\n",
            (long long)rc->id, rc->tenant);
     return 0;
 }
@@ -451,7 +451,7 @@ cmd_runs_show_exec(int argc, char **argv)
         "show: one run: its playbook version, state, error and every journal step.\n"
         "Run ids are per tenant: without --tenant every tenant's run ID is shown.\n"
         "retry: queue a failed run again; the daemon continues it from its journal at its\n"
-        "next start or reload (kill -HUP): finished steps are not repeated, the step that\n"
+        "next start or reload (kagari reload): finished steps are not repeated, the step that\n"
         "failed is done again (check its target first when it may have been carried out).\n";
     struct cmd_runs_opts o;
     struct cmd_runs_show_ctx sc = { 0, 0, 0 };

@@ -15,8 +15,9 @@ cmd_serve_exec(int argc, char **argv)
     };
     static const char help[] =
         "usage: kagari serve [--config FILE]\n"
-        "Run the engine: alert intake, playbook runs. SIGTERM/SIGINT drain and stop,\n"
-        "SIGHUP reloads the playbooks. Logs go to stderr, one event per line.\n";
+        "Run the engine: alert intake, playbook runs. SIGTERM/SIGINT (or kagari stop) drain\n"
+        "and stop, SIGHUP (or kagari reload) reloads the playbooks; kagari status tells how\n"
+        "it is. Logs go to stderr, one event per line.\n";
     const char *config = cmd_default_config();
     int r = cmd_parse_opts(argc, argv, lo, "h", cmd_config_opt, &config);
 
