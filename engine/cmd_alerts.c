@@ -204,8 +204,9 @@ cmd_alerts_list(struct store_tenant *t, void *ud)
             continue;
         }
         util_fmt_time(v[i].received_ms, ts);
+        /* "informational" would not fit the column: the table says "info". */
         printf("%-12s %-8lld %-24s %-8s %-9s ", store_tenant_id(t), (long long)v[i].id, ts,
-               severity_name(v[i].severity) /* "informational" is cut below */,
+               v[i].severity == SEV_INFO ? "info" : severity_name(v[i].severity),
                v[i].outcome ? v[i].outcome : "unknown");
         cmd_alerts_put(v[i].source, 24);
         printf("  ");

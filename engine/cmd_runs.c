@@ -493,7 +493,7 @@ cmd_runs_show_exec(int argc, char **argv)
 const struct cmd_entry cmd_runs_entry = {
     .name = "runs",
     .usage = "runs",
-    .summary = "list playbook runs",
+    .summary = "list playbook runs and their results (filters: state, playbook, alert, time)",
     .exec = cmd_runs_exec,
 };
 
