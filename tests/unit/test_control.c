@@ -87,7 +87,7 @@ test_exchange(void)
     path = xasprintf("%s/%s", dir, CONTROL_SOCKET);
     /* Nobody there: the client says so (1), whether or not a stale file exists. */
     T_EQ_INT(control_request(dir, "status", 1000, &reply, &err), 1);
-    T_EQ_INT(close(open(path, O_CREAT | O_WRONLY, 0600)), 0);         /* a stale plain file */
+    T_EQ_INT(close(open(path, O_CREAT | O_WRONLY, 0600)), 0);        /* a stale plain file */
     T_EQ_INT(control_request(dir, "status", 1000, &reply, &err), 1); /* nobody listens */
     T_ASSERT(err == NULL);
 
