@@ -34,6 +34,19 @@ struct pending {
     char tenant[64];
 };
 
+/* Accepted requests of one tenant since the last intake.accepted line: one line per
+ * tenant per loop iteration, however many requests it answered. */
+#define INTAKE_ACC_PEERS 3 /* peers named in the line; more are counted */
+struct accepted {
+    char tenant[64];
+    unsigned requests;
+    size_t alerts, fresh, dups;
+    char first_req[24], last_req[24];
+    char peers[INTAKE_ACC_PEERS][48];
+    unsigned npeers, more_peers;
+    double ms_max;
+};
+
 /* The log budget of one rejection reason (see INTAKE_REJECT_LINES). */
 struct reject_reason {
     char code[32];
@@ -70,7 +83,90 @@ struct intake {
     struct reject_reason reasons[INTAKE_REJECT_REASONS];
     size_t nreasons;
     struct event *reject_timer; /* reports suppressed counts when windows end */
+    struct accepted *acc;       /* per tenant, since the last flush */
+    size_t nacc;
+    struct event *acc_ev; /* made active by the first acceptance: flushes next pass */
+    int acc_pending;
 };
+
+/* Log what was accepted since the last flush: one intake.accepted line per tenant. */
+static void
+acc_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct intake *in = arg;
+
+    (void)fd;
+    (void)what;
+    in->acc_pending = 0;
+    for (size_t i = 0; i < in->nacc; i++) {
+        struct accepted *a = &in->acc[i];
+        char peers[4 * 48 + 16] = "";
+        size_t len = 0;
+
+        if (a->requests == 0) {
+            continue;
+        }
+        for (unsigned j = 0; j < a->npeers; j++) {
+            len += (size_t)snprintf(peers + len, sizeof(peers) - len, "%s%s", j ? "," : "",
+                                    a->peers[j]);
+        }
+        if (a->more_peers > 0) {
+            snprintf(peers + len, sizeof(peers) - len, ",+%u", a->more_peers);
+        }
+        log_info("intake.accepted tenant=%s requests=%u alerts=%zu new=%zu duplicates=%zu "
+                 "peers=%s request=%s%s%s ms_max=%.1f",
+                 a->tenant, a->requests, a->alerts, a->fresh, a->dups, peers, a->first_req,
+                 a->requests > 1 ? ".." : "", a->requests > 1 ? a->last_req : "", a->ms_max);
+        memset(a, 0, sizeof(*a));
+    }
+    in->nacc = 0;
+}
+
+/* Count one accepted request for the next intake.accepted line. */
+static void
+acc_add(struct intake *in, const char *tenant, struct http_request *req,
+        const struct admit_result *res, double ms)
+{
+    const char *peer = http_request_peer(req);
+    struct accepted *a = NULL;
+    unsigned j;
+
+    for (size_t i = 0; i < in->nacc; i++) {
+        if (strcmp(in->acc[i].tenant, tenant) == 0) {
+            a = &in->acc[i];
+            break;
+        }
+    }
+    if (a == NULL) {
+        in->acc = xrealloc(in->acc, (in->nacc + 1) * sizeof(*in->acc));
+        a = &in->acc[in->nacc++];
+        memset(a, 0, sizeof(*a));
+        snprintf(a->tenant, sizeof(a->tenant), "%s", tenant);
+    }
+    if (a->requests++ == 0) {
+        snprintf(a->first_req, sizeof(a->first_req), "%s", http_request_id(req));
+    }
+    snprintf(a->last_req, sizeof(a->last_req), "%s", http_request_id(req));
+    a->alerts += res->n;
+    a->fresh += res->accepted;
+    a->dups += res->duplicates;
+    if (ms > a->ms_max) {
+        a->ms_max = ms;
+    }
+    for (j = 0; j < a->npeers && strcmp(a->peers[j], peer) != 0; j++) {
+    }
+    if (j == a->npeers) {
+        if (a->npeers < INTAKE_ACC_PEERS) {
+            snprintf(a->peers[a->npeers++], sizeof(a->peers[0]), "%s", peer);
+        } else {
+            a->more_peers++; /* requests from further peers, not distinct peers */
+        }
+    }
+    if (!in->acc_pending) {
+        in->acc_pending = 1;
+        event_active(in->acc_ev, EV_TIMEOUT, 0);
+    }
+}
 
 /* End r's window when it is over: report what it suppressed. */
 static void
@@ -188,11 +284,7 @@ answer(void *arg, const struct admit_result *res)
         p->in->ack_count++;
         p->in->ack_sum += secs;
     }
-    log_info("intake.accepted tenant=%s peer=%s request=%s alerts=%zu new=%zu duplicates=%zu "
-             "first_id=%lld ms=%.1f",
-             p->tenant, http_request_peer(p->req), http_request_id(p->req), res->n, res->accepted,
-             res->duplicates, res->n > 0 ? (long long)res->alerts[0].id : 0LL,
-             (double)(util_mono_us() - p->t0_us) / 1000.0);
+    acc_add(p->in, p->tenant, p->req, res, (double)(util_mono_us() - p->t0_us) / 1000.0);
     http_reply(p->req, 202, "application/json", b.data, b.len);
     buf_free(&b);
     free(p);
@@ -559,7 +651,8 @@ intake_new(const struct config *cfg, char **errp)
         struct timeval tv = { 1, 0 };
 
         in->reject_timer = event_new(loop_base(), -1, EV_PERSIST, reject_timer_cb, in);
-        if (in->reject_timer == NULL) {
+        in->acc_ev = event_new(loop_base(), -1, 0, acc_flush, in);
+        if (in->reject_timer == NULL || in->acc_ev == NULL) {
             abort(); /* only fails on OOM, like xmalloc */
         }
         event_add(in->reject_timer, &tv);
@@ -598,6 +691,11 @@ intake_free(struct intake *in)
         }
         event_free(in->reject_timer);
     }
+    if (in->acc_ev != NULL) {
+        acc_flush(-1, 0, in); /* the last answers' line */
+        event_free(in->acc_ev);
+    }
+    free(in->acc);
     free(in->listen);
     free(in->buckets);
     http_server_free(in->srv);
