@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -55,6 +56,29 @@ cmd_alert_collect(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
+/* Keep the response's X-Request-Id (ud: char[64]) to name it when the intake refuses. */
+static size_t
+cmd_alert_header(char *p, size_t size, size_t n, void *ud)
+{
+    static const char name[] = "x-request-id:";
+    size_t len = size * n, k = sizeof(name) - 1;
+    char *id = ud;
+
+    if (len > k && strncasecmp(p, name, k) == 0) {
+        size_t i = k, j = 0;
+
+        while (i < len && p[i] == ' ') {
+            i++;
+        }
+        while (i < len && j < 63 && p[i] != '\r' && p[i] != '\n' &&
+               ((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') || p[i] == '-')) {
+            id[j++] = p[i++];
+        }
+        id[j] = '\0';
+    }
+    return len;
+}
+
 static int
 cmd_alert_exec(int argc, char **argv)
 {
@@ -92,6 +116,7 @@ cmd_alert_exec(int argc, char **argv)
     struct buf resp;
     long code = 0;
     int rc = 1;
+    char request_id[64] = "";
     int r;
 
     if (argc >= 2 && strcmp(argv[1], "show") == 0) {
@@ -157,6 +182,8 @@ cmd_alert_exec(int argc, char **argv)
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, cmd_alert_collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, cmd_alert_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, request_id);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
     if (o.cacert != NULL) {
         curl_easy_setopt(curl, CURLOPT_CAINFO, o.cacert);
@@ -167,6 +194,12 @@ cmd_alert_exec(int argc, char **argv)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
         printf("%ld %s\n", code, resp.data ? resp.data : "");
         rc = code >= 200 && code < 300 ? 0 : 1;
+        if (rc != 0 && request_id[0] != '\0') {
+            fprintf(stderr,
+                    "kagari: refused; request id %s (the daemon's log has an intake.rejected "
+                    "line with request=%s)\n",
+                    request_id, request_id);
+        }
     }
     buf_free(&resp);
     curl_slist_free_all(hdrs);

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 from harness import Daemon, check, playbook, run_cli
 
@@ -93,6 +94,22 @@ def test_alert_send_and_run_show():
         # a wrong token fails with a non-zero exit
         p = run_cli(["alert", "send", "--token", "kg_" + "1" * 64, "--url", url, f])
         check(p.returncode != 0, "alert send with a wrong token exited 0: %r" % p.stdout)
+        m = re.search(r"request id ([0-9a-f]{8}-[0-9a-f]{8})", p.stderr)
+        check(m is not None, "alert send does not name the refused request: %r" % p.stderr)
+        check(("request=%s " % m.group(1)) in d.log() and "reason=unauthorized" in d.log(),
+              "no intake.rejected line for request %s" % m.group(1))
+        # --token-file: the token read from a file (its first line), not the command line
+        tf = os.path.join(d.dir, "token")
+        with open(tf, "w") as fh:
+            fh.write(d.token + "\n")
+        p = run_cli(["alert", "send", "--token-file", tf, "--url", url, f], check_rc=0)
+        check('"duplicates":1' in p.stdout, "alert send --token-file: %r" % p.stdout)
+        with open(tf, "w") as fh:
+            fh.write("\n")
+        p = run_cli(["alert", "send", "--token-file", tf, "--url", url, f])
+        check(p.returncode != 0 and "no token" in p.stderr, "empty token file: %r" % p.stderr)
+        p = run_cli(["alert", "send", "--token-file", tf + ".missing", "--url", url, f])
+        check(p.returncode != 0 and "token.missing" in p.stderr, "missing file: %r" % p.stderr)
         # records with --source
         f2 = os.path.join(d.dir, "records.json")
         with open(f2, "w") as fh:
