@@ -144,6 +144,9 @@ struct store_run {
     char *error;        /* NULL unless failed/cancelled */
     char *result;       /* JSON text of the playbook's return value; NULL when none */
     char *result_note;  /* why a returned value was not kept (NULL when it was) */
+    /* A waiting run whose pending call the server throttled: until when (ms since the
+     * epoch), else 0. Shown as the state "throttled" while it lasts. */
+    int64_t throttled_until;
 };
 void store_run_free(struct store_run *r);            /* frees the fields */
 void store_runs_free(struct store_run *r, size_t n); /* frees the fields and the array */
