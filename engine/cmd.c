@@ -98,25 +98,21 @@ cmd_open_store(const char *config_path, struct config *cfg, struct store **st)
 int
 cmd_parse_when(const char *s, int64_t *ms)
 {
+    size_t digits = strspn(s, "0123456789.");
+    const char *unit = s + digits;
     double secs;
-    size_t n = strlen(s);
-    char *end;
 
-    /* "7d": days are not a config duration, but a natural look-back. */
-    if (n >= 2 && s[n - 1] == 'd') {
-        double days = strtod(s, &end);
-
-        if (end == s + n - 1 && days >= 0 && days <= 36500) {
-            *ms = util_now_ms() - (int64_t)(days * 86400000.0);
-            return 0;
+    /* A duration: digits and a unit, nothing else (no sign, exponent or hex). */
+    if (digits > 0 &&
+        (strcmp(unit, "s") == 0 || strcmp(unit, "ms") == 0 || strcmp(unit, "m") == 0 ||
+         strcmp(unit, "h") == 0 || strcmp(unit, "d") == 0)) {
+        if (util_parse_duration(s, &secs) == -1 || secs > 36500.0 * 86400) {
+            return -1;
         }
-    }
-    if (n > 0 && s[0] >= '0' && s[0] <= '9' && strchr(s, '-') == NULL &&
-        util_parse_duration(s, &secs) == 0 && secs >= 0 && secs <= 36500.0 * 86400) {
         *ms = util_now_ms() - (int64_t)(secs * 1000.0);
         return 0;
     }
-    if (n == 10 && s[4] == '-' && s[7] == '-') {
+    if (strlen(s) == 10 && s[4] == '-' && s[7] == '-') {
         char full[32];
 
         snprintf(full, sizeof(full), "%sT00:00:00Z", s);
