@@ -188,6 +188,7 @@ cmd_daemon_print_status(const cJSON *st)
     printf("config      %s\n", cmd_daemon_str(st, "config"));
     printf("data        %s\n", cmd_daemon_str(st, "data"));
     printf("listeners   %s\n", cmd_daemon_str(st, "listeners"));
+    printf("control     %s\n", cmd_daemon_str(st, "control"));
     printf("playbooks   %.0f from %s (%.0f invalid)\n", cmd_daemon_num(st, "playbooks"),
            cmd_daemon_str(st, "playbook_dir"), cmd_daemon_num(st, "playbooks_invalid"));
     printf("queue       %.0f runs ready for CPU, %.0f runs in memory\n",

@@ -261,6 +261,12 @@ serve_status(struct buf *b)
         }
     }
     put_string(b, "listeners", where.data ? where.data + (where.data[0] == ' ') : "");
+    {
+        char *sock = xasprintf("%s/%s", cfg->data_dir, CONTROL_SOCKET);
+
+        put_string(b, "control", sock);
+        free(sock);
+    }
     buf_free(&where);
     (void)!buf_puts(b, "}");
 }

@@ -44,6 +44,7 @@ def test_status_stopped_and_running():
         check(st["state"] == "running" and st["pid"] == d.proc.pid, "status: %r" % st)
         check(st["version"] and st["up_since"] and st["playbooks"] == 1, "status: %r" % st)
         check(("port=%d" % d.port) in st["listeners"], "listeners: %r" % st["listeners"])
+        check(st["control"] == sock and st["data"] == d.data, "control socket: %r" % st)
         check([t["id"] for t in st["tenants"]] == [d.tenant], "tenants: %r" % st["tenants"])
         aid = expect_accepted(d.post({"source": "it.st", "source_id": "1"}), 1)[0]
         d.wait_run_final(aid)
