@@ -254,7 +254,14 @@ run_result_take(struct run *r, int nres, struct run_result *out)
     if (nres < 1 || lua_isnil(r->co, -nres)) {
         return;
     }
-    if (!lua_checkstack(L, 3)) {
+    if (lua_type(r->co, -nres) == LUA_TSTRING && lua_rawlen(r->co, -nres) > RUN_RESULT_MAX) {
+        /* Not even converted: a long string needs no copy to be refused. */
+        out->note = xasprintf("the returned value is a string of %zu bytes, over the cap of %u "
+                              "bytes, and was not kept",
+                              (size_t)lua_rawlen(r->co, -nres), RUN_RESULT_MAX);
+        return;
+    }
+    if (!lua_checkstack(L, 3) || !lua_checkstack(r->co, 1)) {
         out->note = xstrdup("the returned value was not kept: out of memory");
         return;
     }

@@ -38,6 +38,8 @@ RESULTS = {
     "r-function": "return function() end",
     "r-cycle": "local t = {} t.self = t return t",
     "r-big": 'return string.rep("x", 70000)',
+    "r-bigtable": 'return { a = string.rep("x", 40000), b = string.rep("y", 40000) }',
+    "r-hugestring": 'return string.rep("x", 5000000)',
     "r-badkey": "return { [true] = 1 }",
     "r-notutf8": 'return "\\255\\254"',
 }
@@ -67,6 +69,8 @@ def test_run_result_stored_and_shown():
             check(shown["result"] == value, "run show %s: %r" % (name, shown))
         for name, words in (("r-function", "function"), ("r-cycle", "cycle"),
                             ("r-big", "cap of 65536"), ("r-badkey", "key"),
+                            ("r-bigtable", "as JSON, over the cap of 65536"),
+                            ("r-hugestring", "string of 5000000 bytes"),
                             ("r-notutf8", "UTF-8")):
             r = listed[name]
             check(r["result"] is None and words in (r["result_note"] or ""),
