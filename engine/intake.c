@@ -448,6 +448,26 @@ normalize_tree(const cJSON *root, const char *hint, int64_t now, struct alert **
     return 0;
 }
 
+/* Give each alert of a batch its record exactly as the sender wrote it (whitespace
+ * inside it, number and escape spellings included), in place of the normalizer's compact
+ * re-serialization. Nothing changes when the records cannot be matched one to one (a
+ * "records" key written with escapes, say). The dedup key derived from a record without
+ * a source id was computed from the compact form, so it does not depend on formatting. */
+static void
+raw_records(const char *text, size_t len, struct alert *alerts, size_t n)
+{
+    struct json_span *sp = NULL;
+    long k = json_record_spans(text, len, "records", &sp);
+
+    if (k == (long)n) {
+        for (size_t i = 0; i < n; i++) {
+            free(alerts[i].raw);
+            alerts[i].raw = xstrndup(text + sp[i].off, sp[i].len);
+        }
+    }
+    free(sp);
+}
+
 /* The source's normalizer: a JSON document (strictly validated) to alerts. */
 static int
 intake_normalize(const char *rec, size_t len, const char *hint, int64_t received_ms,
@@ -461,6 +481,9 @@ intake_normalize(const char *rec, size_t len, const char *hint, int64_t received
     }
     rc = normalize_tree(root, hint, received_ms, alerts, n, errp);
     cJSON_Delete(root);
+    if (rc == 0) {
+        raw_records(rec, len, *alerts, *n);
+    }
     return rc;
 }
 
@@ -523,6 +546,7 @@ handle_alerts(struct intake *in, struct http_request *req)
         return;
     }
     cJSON_Delete(root);
+    raw_records(body, len, alerts, n);
     if (bucket != NULL) {
         bucket->tokens -= (double)n - 1; /* the first was taken by rate_check */
     }

@@ -635,3 +635,157 @@ json_print(const cJSON *item)
     }
     return s;
 }
+
+/* ---- record spans (text already validated) ---- */
+
+static void
+span_ws(const char *p, size_t len, size_t *i)
+{
+    while (*i < len && (p[*i] == ' ' || p[*i] == '\t' || p[*i] == '\n' || p[*i] == '\r')) {
+        (*i)++;
+    }
+}
+
+/* Move *i past the value that starts there. Strings and containers are skipped by their
+ * delimiters (brackets counted outside strings); scalars end at a delimiter. -1 when the
+ * text ends first. */
+static int
+span_skip(const char *p, size_t len, size_t *i)
+{
+    size_t depth = 0;
+    int in_str = 0;
+
+    if (*i >= len) {
+        return -1;
+    }
+    if (p[*i] != '"' && p[*i] != '{' && p[*i] != '[') {
+        while (*i < len && strchr(",]} \t\r\n", p[*i]) == NULL) {
+            (*i)++;
+        }
+        return 0;
+    }
+    for (; *i < len; (*i)++) {
+        char c = p[*i];
+
+        if (in_str) {
+            if (c == '\\') {
+                (*i)++;
+            } else if (c == '"') {
+                in_str = 0;
+                if (depth == 0) {
+                    (*i)++;
+                    return 0;
+                }
+            }
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                (*i)++;
+                return 0;
+            }
+        }
+    }
+    return -1;
+}
+
+/* The elements of the array starting at *i, appended to *v (count *n, capacity *cap). */
+static long
+span_elements(const char *p, size_t len, size_t i, struct json_span **v, size_t *cap)
+{
+    size_t n = 0;
+
+    i++; /* '[' */
+    span_ws(p, len, &i);
+    if (i < len && p[i] == ']') {
+        return 0;
+    }
+    for (;;) {
+        size_t start = i;
+
+        if (span_skip(p, len, &i) == -1) {
+            return -1;
+        }
+        if (n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *v = xrealloc(*v, *cap * sizeof(**v));
+        }
+        (*v)[n].off = start;
+        (*v)[n++].len = i - start;
+        span_ws(p, len, &i);
+        if (i < len && p[i] == ',') {
+            i++;
+            span_ws(p, len, &i);
+            continue;
+        }
+        return i < len && p[i] == ']' ? (long)n : -1;
+    }
+}
+
+long
+json_record_spans(const char *text, size_t len, const char *member, struct json_span **out)
+{
+    size_t i = 0, cap = 0, mlen = member ? strlen(member) : 0;
+    struct json_span *v = NULL;
+    long n = -1;
+
+    *out = NULL;
+    span_ws(text, len, &i);
+    if (i < len && text[i] == '[') {
+        n = span_elements(text, len, i, &v, &cap);
+    } else if (i < len && text[i] == '{') {
+        size_t start = i, j = i + 1;
+
+        while (member != NULL && j < len) {
+            size_t k0, kend;
+
+            span_ws(text, len, &j);
+            if (j >= len || text[j] != '"') {
+                break; /* '}' or not ours */
+            }
+            k0 = j;
+            if (span_skip(text, len, &j) == -1) {
+                break;
+            }
+            kend = j; /* just past the key's closing quote */
+            if (memchr(text + k0, '\\', kend - k0) != NULL) {
+                return -1; /* a key with escapes might decode to member: decline */
+            }
+            span_ws(text, len, &j);
+            if (j >= len || text[j] != ':') {
+                break;
+            }
+            j++;
+            span_ws(text, len, &j);
+            if (kend - k0 == mlen + 2 && memcmp(text + k0 + 1, member, mlen) == 0 && j < len &&
+                text[j] == '[') {
+                n = span_elements(text, len, j, &v, &cap);
+                *out = v;
+                return n;
+            }
+            if (span_skip(text, len, &j) == -1) {
+                break;
+            }
+            span_ws(text, len, &j);
+            if (j >= len || text[j] != ',') {
+                break;
+            }
+            j++;
+        }
+        i = start;
+        if (span_skip(text, len, &i) == 0) {
+            v = xmalloc(sizeof(*v));
+            v[0].off = start;
+            v[0].len = i - start;
+            n = 1;
+        }
+    }
+    if (n < 0) {
+        free(v);
+        v = NULL;
+    }
+    *out = v;
+    return n;
+}

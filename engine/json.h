@@ -15,6 +15,17 @@
  * anything that is not RFC 8259 JSON. On success *out owns the tree (cJSON_Delete). */
 int json_parse_strict(const char *text, size_t len, int max_depth, cJSON **out, char **errp) KG_WUR;
 
+/* Where the records of a batch are in a text json_parse_strict accepted: the elements
+ * of a top-level array; the elements of the array value of the top-level object's member
+ * named member; else the whole top-level object. Each span is [off, off + len) of text,
+ * whitespace around it left out. Returns the number of spans (in *out, malloc'd; the
+ * caller frees it), or -1 when the text is not such a document or the object has a key
+ * written with escapes (which might decode to member). */
+struct json_span {
+    size_t off, len;
+};
+long json_record_spans(const char *text, size_t len, const char *member, struct json_span **out);
+
 /* Case-sensitive member lookup (cJSON_GetObjectItem ignores case). NULL if absent. */
 cJSON *json_get(const cJSON *obj, const char *key);
 /* The member's string value if it is a string, else NULL. */

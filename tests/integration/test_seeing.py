@@ -266,3 +266,29 @@ def test_alert_show():
         p = cli_out(d, "alert", "show", "abc", rc=None)
         check(p.returncode != 0 and b"not an alert id" in p.stderr, "bad id: %r" % p.stderr)
         d.stop()
+
+
+def test_raw_record_byte_for_byte():
+    """The raw record is each record as the sender wrote it: whitespace, key order,
+    number and escape spellings kept, for one alert, an array and a records envelope."""
+    with Daemon("raw-bytes") as d:
+        d.start()
+        one = (b'{ "source" : "it.raw",\n  "source_id": "r-1", "title": "caf\\u00e9 \xe2\x9c\x93",'
+               b' "n": 1.50, "big": 1E3 }')
+        aid = expect_accepted(d.post(raw=b"\r\n " + one + b" \n"), 1)[0]
+        recs = [b'{"source":"it.raw","source_id":"r-2"}', b'{ "source_id" : "r-3",\t"source":"it.raw" }']
+        ids = expect_accepted(d.post(raw=b"[" + recs[0] + b" ,\n" + recs[1] + b"]"), 2)
+        env = [b'{"operationName": "x", "id": 1}', b'{"operationName": "y",  "id": 2}']
+        eids = expect_accepted(d.post(raw=b'{"other": [0], "records": [ ' + env[0] + b",\n" +
+                                      env[1] + b" ]}", query="?source=it.env"), 2)
+        for alert_id, want in [(aid, one)] + list(zip(ids, recs)) + list(zip(eids, env)):
+            out = cli_out(d, "alert", "show", str(alert_id), "--tenant", d.tenant, "--raw").stdout
+            check(out == want + b"\n", "alert %d raw: %r, want %r" % (alert_id, out, want))
+            shown = cli_json(d, "alert", "show", str(alert_id), "--tenant", d.tenant)
+            check(shown["raw"].encode() == want, "alert %d --json raw: %r" % (alert_id,
+                                                                             shown["raw"]))
+        # The same record written differently is still the same alert (dedup is on the
+        # normalized form), and the first spelling stays.
+        again = expect_accepted(d.post(raw=b'{"source":"it.raw","source_id":"r-1"}'), 0, 1)
+        check(again == [aid], "dedup: %r" % again)
+        d.stop()

@@ -294,6 +294,44 @@ test_print_roundtrip(void)
     cJSON_Delete(again);
 }
 
+/* Check json_record_spans(text) against want: n spans whose texts are want[0..n-1]. */
+static void
+spans_are(const char *text, long n, const char *const *want)
+{
+    struct json_span *sp = NULL;
+    long k = json_record_spans(text, strlen(text), "records", &sp);
+
+    T_EQ_INT(k, n);
+    for (long i = 0; i < k && i < n; i++) {
+        if (sp[i].len != strlen(want[i]) || memcmp(text + sp[i].off, want[i], sp[i].len) != 0) {
+            T_FAIL_("span %ld of %s is \"%.*s\", want \"%s\"", i, text, (int)sp[i].len,
+                    text + sp[i].off, want[i]);
+        }
+    }
+    free(sp);
+}
+
+static void
+test_record_spans(void)
+{
+    static const char *const one[] = { "{ \"a\" : [1, \"]\"] }" };
+    static const char *const arr[] = { "{\"x\":\"a,b]}\"}", "{\"y\":\"\\\"]\"}", "{}" };
+    static const char *const rec[] = { "{\"id\":1}", "{\"id\" : [ 2 ]}" };
+    static const char *const scal[] = { "1", "\"s\"", "true", "-2.5e3", "null" };
+
+    spans_are("  { \"a\" : [1, \"]\"] }\n", 1, one);
+    spans_are("[{\"x\":\"a,b]}\"} ,\n {\"y\":\"\\\"]\"},{}]", 3, arr);
+    spans_are("{\"other\":{\"records\":[9]}, \"records\" : [ {\"id\":1},\r\n\t{\"id\" : [ 2 ]} ] }",
+              2, rec);
+    spans_are("[1,\"s\",true,-2.5e3,null]", 5, scal);
+    spans_are("[]", 0, NULL);
+    /* A key written with escapes might be "records": declined. */
+    spans_are("{\"rec\\u006frds\":[{\"a\":1}]}", -1, NULL);
+    spans_are("{\"a\":1, \"x\\n\":2}", -1, NULL);
+    spans_are("42", -1, NULL); /* a scalar is no batch */
+    spans_are("{\"records\":\"no\"}", 1, (const char *const[]){ "{\"records\":\"no\"}" });
+}
+
 TEST_LIST = {
     { "accepts_valid", test_accepts_valid },
     { "parse_values", test_parse_values },
@@ -308,5 +346,6 @@ TEST_LIST = {
     { "duplicate_keys", test_duplicate_keys },
     { "case_sensitive_get", test_case_sensitive_get },
     { "print_roundtrip", test_print_roundtrip },
+    { "record_spans", test_record_spans },
     { NULL, NULL },
 };
