@@ -862,11 +862,12 @@ conn_fail(struct http_conn *c, int status, const char *code, const char *message
         request_mint_id(c->srv, id);
     }
     if (c->srv->cfg.on_reject != NULL) {
-        struct http_reject rej = { status, code, message, c->peer, id, NULL, NULL, NULL };
+        struct http_reject rej = { status, code, message, c->peer, id, NULL, NULL, NULL, NULL };
 
         if (c->req != NULL) {
             rej.method = c->req->head.method;
             rej.path = c->req->path;
+            rej.req = c->req;
         }
         c->srv->cfg.on_reject(&rej, c->srv->cfg.reject_arg);
     } else if (status != 503 && status != 408) { /* those two are logged by their callers */
@@ -1912,10 +1913,11 @@ http_reply(struct http_request *req, int status, const char *content_type, const
     close = !req->head.keep_alive || !c->srv->accepting;
     head_only = strcmp(req->head.method, "HEAD") == 0;
     if (status >= 400 && req->err_code != NULL && c->srv->cfg.on_reject != NULL) {
-        struct http_reject rej = { status,           req->err_code,
-                                   req->err_msg,     req->peer,
-                                   req->id,          req->client[0] ? req->client : NULL,
-                                   req->head.method, req->path };
+        struct http_reject rej = {
+            status,           req->err_code, req->err_msg,
+            req->peer,        req->id,       req->client[0] ? req->client : NULL,
+            req->head.method, req->path,     req
+        };
 
         c->srv->cfg.on_reject(&rej, c->srv->cfg.reject_arg);
     }

@@ -27,6 +27,9 @@ struct http_reject {
     const char *client;     /* who the handler found the client to be, or NULL */
     const char *method;     /* NULL when the request line was not read */
     const char *path;       /* likewise; decoded */
+    /* The request when its head was read (its headers may name the client), else
+     * NULL. Borrowed for the callback only; never replied to from it. */
+    struct http_request *req;
 };
 
 struct http_config {

@@ -168,6 +168,8 @@ acc_add(struct intake *in, const char *tenant, struct http_request *req,
     }
 }
 
+static const char *bearer(struct http_request *req);
+
 /* End r's window when it is over: report what it suppressed. */
 static void
 reject_window_end(struct reject_reason *r, int64_t now_us)
@@ -205,6 +207,7 @@ on_reject(const struct http_reject *rej, void *arg)
     struct intake *in = arg;
     int64_t now = util_mono_us();
     struct reject_reason *r = NULL;
+    const char *client = rej->client;
     char *msg;
 
     for (size_t i = 0; i < in->nreasons; i++) {
@@ -228,10 +231,18 @@ on_reject(const struct http_reject *rej, void *arg)
         return;
     }
     r->logged++;
+    if (client == NULL && rej->req != NULL) {
+        /* Refused by the HTTP layer (413 for a body too large, say) before the handler
+         * read the token: name the tenant when the head carries a valid one. */
+        const char *token = bearer(rej->req);
+        struct tenant *t = token != NULL ? tenant_for_token(token) : NULL;
+
+        client = t != NULL ? t->id : NULL;
+    }
     msg = util_cut_text(rej->message != NULL ? rej->message : "", 200);
     log_warn("intake.rejected status=%d reason=%s tenant=%s peer=%s request=%s method=%s "
              "path=%s message=%s",
-             rej->status, rej->code, rej->client ? rej->client : "-", rej->peer, rej->request_id,
+             rej->status, rej->code, client ? client : "-", rej->peer, rej->request_id,
              rej->method ? log_quote(rej->method) : "-", rej->path ? log_quote(rej->path) : "-",
              log_quote(msg));
     free(msg);

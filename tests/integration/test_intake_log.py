@@ -87,6 +87,15 @@ def test_request_ids_and_rejection_lines():
         check(m is not None, "413 without X-Request-Id: %r" % raw[:300])
         ln = line_for(d, m.group(1).decode())
         check("status=413 reason=too_large tenant=- peer=127.0.0.1" in ln, "413 line: %r" % ln)
+        # The same with the tenant's token in the head: the line names the tenant
+        raw, _ = raw_exchange(d.port, ("POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\n"
+                                       "Authorization: Bearer %s\r\n"
+                                       "Content-Length: 999999999\r\n\r\n" % d.token).encode())
+        m = re.search(rb"\r\nX-Request-Id: ([0-9a-f-]+)\r\n", raw)
+        check(parse_status(raw) == 413 and m is not None, "413: %r" % raw[:300])
+        ln = line_for(d, m.group(1).decode())
+        check("status=413 reason=too_large tenant=%s " % d.tenant in ln, "413 line: %r" % ln)
+        check(d.token not in d.log(), "the token reached the log")
         raw, _ = raw_exchange(d.port, b"GARBAGE\r\n\r\n")
         check(parse_status(raw) == 400, "400 framing: %r" % raw[:200])
         m = re.search(rb"\r\nX-Request-Id: ([0-9a-f-]+)\r\n", raw)
