@@ -1561,6 +1561,115 @@ test_tls(void)
     X509_free(cert);
 }
 
+/* What on_reject saw. */
+struct rejects {
+    int n;
+    int status[8];
+    char code[8][32], id[8][24], client[8][16], path[8][16];
+};
+
+static void
+on_reject(const struct http_reject *rej, void *arg)
+{
+    struct rejects *r = arg;
+
+    if (r->n < 8) {
+        r->status[r->n] = rej->status;
+        snprintf(r->code[r->n], sizeof(r->code[0]), "%s", rej->code);
+        snprintf(r->id[r->n], sizeof(r->id[0]), "%s", rej->request_id);
+        snprintf(r->client[r->n], sizeof(r->client[0]), "%s", rej->client ? rej->client : "-");
+        snprintf(r->path[r->n], sizeof(r->path[0]), "%s", rej->path ? rej->path : "-");
+    }
+    r->n++;
+}
+
+/* The X-Request-Id value of a response head (into id, 24 bytes), or "". */
+static void
+request_id_of(const char *resp, char *id)
+{
+    const char *p = resp != NULL ? strstr(resp, "\r\nX-Request-Id: ") : NULL;
+    size_t n;
+
+    id[0] = '\0';
+    if (p != NULL) {
+        p += strlen("\r\nX-Request-Id: ");
+        n = strcspn(p, "\r");
+        if (n < 24) {
+            memcpy(id, p, n);
+            id[n] = '\0';
+        }
+    }
+}
+
+static void
+test_request_id_and_rejects(void)
+{
+    struct tsrv t;
+    struct http_config cfg = { 0 };
+    struct rejects r;
+    struct buf out;
+    char id1[24], id2[24], id3[24];
+    int fd;
+
+    memset(&r, 0, sizeof(r));
+    cfg.max_body_bytes = 1024;
+    cfg.on_reject = on_reject;
+    cfg.reject_arg = &r;
+    T_REQUIRE(tsrv_start(&t, &cfg) == 0);
+    buf_init(&out, 0);
+    /* A success carries an id and is not a rejection. */
+    fd = cli_connect(t.port, 0);
+    T_REQUIRE(fd >= 0);
+    T_EQ_INT(cli_sends(&t, fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    cli_recv(&t, fd, &out, 1, 1000);
+    T_EQ_INT(status_of(out.data), 200);
+    request_id_of(out.data, id1);
+    T_EQ_INT(strlen(id1), 17);
+    T_EQ_INT(r.n, 0);
+    /* A handler's error: reported with its code, path and id. */
+    buf_reset(&out);
+    T_EQ_INT(cli_sends(&t, fd, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    cli_recv(&t, fd, &out, 1, 1000);
+    T_EQ_INT(status_of(out.data), 404);
+    request_id_of(out.data, id2);
+    T_ASSERT(strlen(id2) == 17 && strcmp(id1, id2) != 0);
+    T_REQUIRE(r.n == 1);
+    T_EQ_INT(r.status[0], 404);
+    T_EQ_STR(r.code[0], "not_found");
+    T_EQ_STR(r.id[0], id2);
+    T_EQ_STR(r.path[0], "/nope");
+    T_EQ_STR(r.client[0], "-");
+    close(fd);
+    /* The server's own refusals: 413 after the head, 400 before a request exists. */
+    buf_reset(&out);
+    fd = cli_connect(t.port, 0);
+    T_REQUIRE(fd >= 0);
+    T_EQ_INT(cli_sends(&t, fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"),
+             0);
+    cli_recv(&t, fd, &out, -1, 1000);
+    T_EQ_INT(status_of(out.data), 413);
+    request_id_of(out.data, id3);
+    T_REQUIRE(r.n == 2);
+    T_EQ_STR(r.code[1], "too_large");
+    T_EQ_STR(r.id[1], id3);
+    T_EQ_STR(r.path[1], "/echo");
+    close(fd);
+    buf_reset(&out);
+    fd = cli_connect(t.port, 0);
+    T_REQUIRE(fd >= 0);
+    T_EQ_INT(cli_sends(&t, fd, "NOT HTTP\r\n\r\n"), 0);
+    cli_recv(&t, fd, &out, -1, 1000);
+    T_EQ_INT(status_of(out.data), 400);
+    request_id_of(out.data, id3);
+    T_REQUIRE(r.n == 3);
+    T_EQ_STR(r.code[2], "bad_request");
+    T_EQ_STR(r.id[2], id3);
+    T_EQ_STR(r.path[2], "-");
+    close(fd);
+    buf_free(&out);
+    tsrv_stop(&t);
+}
+
 TEST_LIST = {
     { "parse_valid", test_parse_valid },
     { "parse_incomplete", test_parse_incomplete },
@@ -1588,5 +1697,6 @@ TEST_LIST = {
     { "stop_accepting", test_stop_accepting },
     { "listen_addresses", test_listen_addresses },
     { "tls", test_tls },
+    { "request_id_and_rejects", test_request_id_and_rejects },
     { NULL, NULL },
 };
