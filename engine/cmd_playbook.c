@@ -1,4 +1,5 @@
-/* cmd_playbook.c: `kagari playbook lint`, check playbook files in the sandbox. */
+/* cmd_playbook.c: `kagari playbook lint`, check playbook files in the sandbox, and
+ * `kagari playbook test`, run the playbooks' own tests (engine/ptest.c). */
 #include "engine/cmd.h"
 
 #include <stdio.h>
@@ -7,14 +8,17 @@
 
 #include "engine/env.h"
 #include "engine/playbook.h"
+#include "engine/ptest.h"
 #include "engine/sandbox.h"
 
 static int
-cmd_playbook_no_opt(int c, const char *arg, void *ud)
+cmd_playbook_opt(int c, const char *arg, void *ud)
 {
-    (void)c;
     (void)arg;
-    (void)ud;
+    if (c == 'v') {
+        *(int *)ud = 1;
+        return 0;
+    }
     return -1;
 }
 
@@ -23,16 +27,29 @@ cmd_playbook_exec(int argc, char **argv)
 {
     static const struct option lo[] = {
         { "help", no_argument, NULL, 'h' },
+        { "verbose", no_argument, NULL, 'v' },
         { NULL, 0, NULL, 0 },
     };
     static const char help[] =
         "usage: kagari playbook lint FILE...\n"
-        "Check that each file evaluates in the sandbox and returns a valid playbook{}.\n";
+        "       kagari playbook test [-v] [DIR|FILE_test.lua]...\n"
+        "lint: check that each file evaluates in the sandbox and returns a valid playbook{}.\n"
+        "test: run the playbook tests (*_test.lua) of each folder (default: playbooks) or\n"
+        "      file, without a daemon and without network; -v lists every check.\n"
+        "      Exit status 1 when a check failed.\n";
+    static char playbooks[] = "playbooks";
+    char *default_dir[] = { playbooks };
     struct sandbox *sb;
     char *err = NULL;
-    int bad = 0;
-    int r = cmd_parse_opts(argc, argv, lo, "h", cmd_playbook_no_opt, NULL);
+    int bad = 0, verbose = 0;
+    int r = cmd_parse_opts(argc, argv, lo, "hv", cmd_playbook_opt, &verbose);
 
+    if (r == 0 && optind < argc && strcmp(argv[optind], "test") == 0) {
+        if (optind + 1 == argc) {
+            return ptest_main(default_dir, 1, verbose);
+        }
+        return ptest_main(argv + optind + 1, argc - optind - 1, verbose);
+    }
     if (r != 0 || optind + 2 > argc || strcmp(argv[optind], "lint") != 0) {
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
@@ -65,7 +82,7 @@ cmd_playbook_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_playbook_entry = {
     .name = "playbook",
-    .usage = "playbook lint",
-    .summary = "check playbook files",
+    .usage = "playbook lint|test",
+    .summary = "check playbook files; run their tests",
     .exec = cmd_playbook_exec,
 };
