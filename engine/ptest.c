@@ -996,7 +996,12 @@ static const char ptest_api[] =
     "  opts = opts or {}\n"
     "  if type(alert) == 'string' then alert = kagari.fixture(alert) end\n"
     "  local r, err = P.run(self.h, json.encode(alert), where())\n"
-    "  if not r then\n"
+    "  if opts.triggers == false then\n"
+    "    local no = not r and err:find('does not trigger', 1, true) ~= nil\n"
+    "    point(no, self.name .. ' is not triggered' .. (no and '' or ': ' .. (err or "
+    "'it ran')))\n"
+    "    r = r or { ok = false, error = err, calls = {}, logs = {} }\n"
+    "  elseif not r then\n"
     "    point(false, 'run of ' .. self.name .. ': ' .. err)\n"
     "    r = { ok = false, error = err, calls = {}, logs = {} }\n"
     "  elseif opts.fails then\n"
@@ -1179,15 +1184,17 @@ run_file(const char *path)
     lua_State *L = luaL_newstate();
     char *dir = xstrdup(path);
     char *slash = strrchr(dir, '/');
-    int failed = P.failed;
+    int failed = P.failed, checks = P.passed + P.failed;
 
     if (slash != NULL) {
         *slash = '\0';
     } else {
         strcpy(dir, ".");
     }
-    printf("# %s\n", path);
-    fflush(stdout);
+    if (P.verbose) {
+        printf("# %s\n", path);
+        fflush(stdout);
+    }
     lua_pushcfunction(L, traceback_h);
     lua_pushcfunction(L, file_p);
     lua_pushstring(L, path);
@@ -1203,8 +1210,11 @@ run_file(const char *path)
         env_close(P.cur);
     }
     lua_close(L);
-    if (P.failed == failed && !P.verbose) {
-        printf("ok %s\n", path);
+    checks = P.passed + P.failed - checks;
+    if (P.failed == failed) {
+        printf("ok %s (%d checks)\n", path, checks);
+    } else {
+        printf("not ok %s (%d of %d checks failed)\n", path, P.failed - failed, checks);
     }
     free(dir);
 }
