@@ -446,6 +446,23 @@ l_open_wrapped(lua_State *L)
     lua_pushcfunction(L, open);
     lua_pushstring(L, name);
     lua_call(L, 1, 1);
+    /* The real functions stay findable by name ("_G.graph" reads as "graph"), so that
+     * an argument error names the function as it would outside a test, not '?'. */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -4) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    {
+        char *gname = xasprintf("_G.%s", name);
+
+        lua_setfield(L, -2, gname);
+        free(gname);
+    }
+    lua_pop(L, 1);
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
         if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TFUNCTION) {
