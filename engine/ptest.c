@@ -730,8 +730,8 @@ push_logs(lua_State *L, struct env *e)
     journal_entries_free(j, n);
 }
 
-/* run(h, alert-json-text, where) -> {ok=, result=, error=, calls=, logs=, run=} or
- * nil, message (the alert is not valid, or does not trigger the playbook). */
+/* run(h, alert-json-text, where [, default source]) -> {ok=, result=, error=, calls=, logs=, run=}
+ * or nil, message (the alert is not valid, or does not trigger the playbook). */
 static int
 l_run(lua_State *L)
 {
@@ -739,6 +739,7 @@ l_run(lua_State *L)
     size_t len;
     const char *text = luaL_checklstring(L, 2, &len);
     const char *where = luaL_checkstring(L, 3);
+    const char *source = luaL_optstring(L, 4, NULL);
     cJSON *obj = NULL;
     struct alert a;
     char *err = NULL;
@@ -759,7 +760,7 @@ l_run(lua_State *L)
         snprintf(sid, sizeof(sid), "test-%d", ++e->seq);
         cJSON_AddStringToObject(obj, "source_id", sid);
     }
-    if (normalize_alert(obj, NULL, e->clock_ms, &a, &err) == -1) {
+    if (normalize_alert(obj, source, e->clock_ms, &a, &err) == -1) {
         cJSON_Delete(obj);
         luaL_pushfail(L);
         lua_pushfstring(L, "alert: %s", err ? err : "invalid");
@@ -1012,7 +1013,7 @@ static const char ptest_api[] =
     "function T:run(alert, opts)\n"
     "  opts = opts or {}\n"
     "  if type(alert) == 'string' then alert = kagari.fixture(alert) end\n"
-    "  local r, err = P.run(self.h, json.encode(alert), where())\n"
+    "  local r, err = P.run(self.h, json.encode(alert), where(), opts.source)\n"
     "  if opts.triggers == false then\n"
     "    local no = not r and err:find('does not trigger', 1, true) ~= nil\n"
     "    point(no, self.name .. ' is not triggered' .. (no and '' or ': ' .. (err or "

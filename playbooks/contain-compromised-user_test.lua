@@ -48,6 +48,13 @@ t:expect_calls({})
 t:expect_result("skipped")
 t:expect_log("warn", "no user observable")
 
+-- The demo alert of the README (a file, as an alert source would send it).
+t:answer("graph.disable_user", true)
+t:answer("graph.revoke_sessions", true)
+t:run("../docs/examples/alert.json")
+t:expect_call("graph.disable_user", { "jiro.tanaka@example.jp" })
+t:expect_result("contained")
+
 -- Only successful high or critical sign-ins from Entra ID trigger it.
 t:run(signin("erin@example.jp", { outcome = "blocked" }), { triggers = false })
 t:run(signin("erin@example.jp", { outcome = "attempted" }), { triggers = false })

@@ -198,10 +198,11 @@ t:clock_set("2026-01-01T00:00:00Z")
 t:run { source = "t.clock" }
 t:expect_result(90)
 t:eq(t:now(), 1767225690, "the clock moved by the sleep")
+t:run({ title = "an alert that names no source" }, { source = "t.clock" })
 ''')
         rc, out = f.run()
         check(rc == 0, "exit %d: %s" % (rc, out))
-        check(summary(out) == (8, 0), "counts: %s" % out)
+        check(summary(out) == (9, 0), "counts: %s" % out)
 
 
 def test_no_tests_is_a_failure():
