@@ -25,6 +25,7 @@
 #define STORE_WAL_LOG_MS 60000        /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
 #define STORE_RUN_LIST_DEFAULT 100
+#define STORE_RECENT_SCAN 10000 /* observable rows one recent-alerts query reads at most */
 
 /* ---- schema ----
  *
@@ -226,13 +227,13 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_KV_DELETE] = "DELETE FROM kv WHERE key = ?1",
     [Q_KV_PRUNE] = "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires <= ?1"
                    " ORDER BY expires LIMIT ?2)",
+    /* Newest first along the index of (value, received, alert_id): rows stream without
+     * a sort, so the caller can stop after a bounded number (STORE_RECENT_SCAN). */
     [Q_ALERT_RECENT] = "SELECT a.id, a.source, a.source_id, a.time, a.received, a.title,"
                        " a.category, a.vendor_severity, a.severity, a.outcome, a.observables"
-                       " FROM alerts AS a WHERE a.id IN (SELECT o.alert_id FROM"
-                       " alert_observables AS o WHERE o.value = ?1 AND o.received >= ?2"
-                       " AND (?3 IS NULL OR o.type = ?3))"
-                       " AND a.id != ?4 AND (?5 IS NULL OR a.source = ?5)"
-                       " ORDER BY a.received DESC, a.id DESC LIMIT ?6",
+                       " FROM alert_observables AS o JOIN alerts AS a ON a.id = o.alert_id"
+                       " WHERE o.value = ?1 AND o.received >= ?2 AND (?3 IS NULL OR o.type = ?3)"
+                       " ORDER BY o.received DESC, o.alert_id DESC",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -1887,7 +1888,8 @@ store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct 
     struct alert *v = NULL;
     size_t len = 0, cap = 0;
     sqlite3_stmt *s;
-    int rc;
+    int rc = SQLITE_DONE, scanned = 0;
+    int64_t last = -1;
 
     *out = NULL;
     *n = 0;
@@ -1897,12 +1899,20 @@ store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct 
     bind_text(s, 1, q->value);
     sqlite3_bind_int64(s, 2, q->since_ms);
     bind_text(s, 3, q->type);
-    sqlite3_bind_int64(s, 4, q->exclude_id);
-    bind_text(s, 5, q->source);
-    sqlite3_bind_int(s, 6, q->limit);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while (len < (size_t)q->limit && scanned++ < STORE_RECENT_SCAN &&
+           (rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct alert *a;
         const char *obs;
+        int64_t id = sqlite3_column_int64(s, 0);
+        const char *src = (const char *)sqlite3_column_text(s, 1);
+
+        /* One alert with the value under two types comes twice, one row after the other. */
+        if (id == q->exclude_id || id == last ||
+            (q->source != NULL && (src == NULL || strcmp(src, q->source) != 0))) {
+            last = id;
+            continue;
+        }
+        last = id;
 
         if (len == cap) {
             cap = cap ? cap * 2 : 8;
@@ -1925,7 +1935,7 @@ store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct 
             (void)obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), a);
         }
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         db_fail(&t->db, errp, "recent alerts");
         stmt_done(s);
         for (size_t i = 0; i < len; i++) {

@@ -179,7 +179,10 @@ struct store_recent {
     int limit;
 };
 /* Alerts that carry the observable, newest first, without their raw record; *out is an
- * array the caller frees with alert_free on each and free(). */
+ * array the caller frees with alert_free on each and free(). The work is bounded: it reads
+ * the index newest first and stops after limit alerts or 10000 index rows (a value found
+ * in very many alerts, filtered by a source that few of them have, may so return fewer
+ * than exist). */
 int store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
                        size_t *n, char **errp) KG_WUR;
 
