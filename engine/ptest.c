@@ -34,6 +34,7 @@
 #define PTEST_FILE_MAX (4u << 20) /* bytes of a test file or a fixture */
 #define PTEST_MEMORY (64u << 20)  /* the test tenant's Lua memory cap */
 #define PTEST_RUN_WAIT_MS 120000  /* a test run that has not ended by then fails */
+#define PTEST_FILE_MS 600000      /* a test file's own code may run this long */
 #define PTEST_TENANT "test"
 #define PTEST_HANDLE "kagari.ptest.env"
 
@@ -82,7 +83,8 @@ struct env {
 
 static struct {
     int passed, failed, verbose;
-    struct env *cur; /* the engine in use: at most one at a time */
+    int64_t file_deadline_ms; /* when the test file's own code is stopped */
+    struct env *cur;          /* the engine in use: at most one at a time */
 } P;
 
 /* ---- reporting ---- */
@@ -1188,6 +1190,17 @@ file_p(lua_State *L)
     return 0;
 }
 
+/* The test file's own code (an endless loop in a test or an answer function) is
+ * stopped after PTEST_FILE_MS, so that a test suite always ends. */
+static void
+file_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (util_now_ms() > P.file_deadline_ms) {
+        luaL_error(L, "the test file ran for over %d s", PTEST_FILE_MS / 1000);
+    }
+}
+
 static int
 traceback_h(lua_State *L)
 {
@@ -1215,6 +1228,8 @@ run_file(const char *path)
         printf("# %s\n", path);
         fflush(stdout);
     }
+    P.file_deadline_ms = util_now_ms() + PTEST_FILE_MS;
+    lua_sethook(L, file_hook, LUA_MASKCOUNT, 100000);
     lua_pushcfunction(L, traceback_h);
     lua_pushcfunction(L, file_p);
     lua_pushstring(L, path);
