@@ -5,21 +5,62 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "engine/config.h"
 #include "engine/env.h"
 #include "engine/playbook.h"
 #include "engine/ptest.h"
 #include "engine/sandbox.h"
 
+struct playbook_opts {
+    int verbose;
+    const char *config;
+};
+
 static int
 cmd_playbook_opt(int c, const char *arg, void *ud)
 {
-    (void)arg;
+    struct playbook_opts *o = ud;
+
     if (c == 'v') {
-        *(int *)ud = 1;
+        o->verbose = 1;
+        return 0;
+    }
+    if (c == 'c') {
+        o->config = arg;
         return 0;
     }
     return -1;
+}
+
+/* kagari playbook test: the given paths, else the configured playbook folder (when
+ * --config is given or the default configuration file exists), else ./playbooks. */
+static int
+cmd_playbook_test(int argc, char **argv, const struct playbook_opts *o)
+{
+    static char playbooks[] = "playbooks";
+    char *dirs[] = { playbooks };
+    const char *path = o->config ? o->config : cmd_default_config();
+    struct config cfg;
+    char *err = NULL;
+    int rc;
+
+    if (argc > 0) {
+        return ptest_main(argv, argc, o->verbose);
+    }
+    if (o->config == NULL && access(path, R_OK) != 0) {
+        return ptest_main(dirs, 1, o->verbose);
+    }
+    if (config_load(path, &cfg, &err) == -1) {
+        rc = cmd_fail("%s", err);
+        free(err);
+        return rc;
+    }
+    dirs[0] = cfg.playbook_dir;
+    rc = ptest_main(dirs, 1, o->verbose);
+    config_free(&cfg);
+    return rc;
 }
 
 static int
@@ -28,27 +69,24 @@ cmd_playbook_exec(int argc, char **argv)
     static const struct option lo[] = {
         { "help", no_argument, NULL, 'h' },
         { "verbose", no_argument, NULL, 'v' },
+        { "config", required_argument, NULL, 'c' },
         { NULL, 0, NULL, 0 },
     };
     static const char help[] =
         "usage: kagari playbook lint FILE...\n"
-        "       kagari playbook test [-v] [DIR|FILE_test.lua]...\n"
+        "       kagari playbook test [-v] [--config FILE] [DIR|FILE_test.lua]...\n"
         "lint: check that each file evaluates in the sandbox and returns a valid playbook{}.\n"
-        "test: run the playbook tests (*_test.lua) of each folder (default: playbooks) or\n"
-        "      file, without a daemon and without network; -v lists every check.\n"
-        "      Exit status 1 when a check failed.\n";
-    static char playbooks[] = "playbooks";
-    char *default_dir[] = { playbooks };
+        "test: run the playbook tests (*_test.lua) of each folder or file (default: the\n"
+        "      configuration's playbook folder, else ./playbooks), without a daemon and\n"
+        "      without network; -v lists every check. Exit status 1 when a check failed.\n";
+    struct playbook_opts o = { 0, NULL };
     struct sandbox *sb;
     char *err = NULL;
-    int bad = 0, verbose = 0;
-    int r = cmd_parse_opts(argc, argv, lo, "hv", cmd_playbook_opt, &verbose);
+    int bad = 0;
+    int r = cmd_parse_opts(argc, argv, lo, "hvc:", cmd_playbook_opt, &o);
 
     if (r == 0 && optind < argc && strcmp(argv[optind], "test") == 0) {
-        if (optind + 1 == argc) {
-            return ptest_main(default_dir, 1, verbose);
-        }
-        return ptest_main(argv + optind + 1, argc - optind - 1, verbose);
+        return cmd_playbook_test(argc - optind - 1, argv + optind + 1, &o);
     }
     if (r != 0 || optind + 2 > argc || strcmp(argv[optind], "lint") != 0) {
         fputs(help, r == 1 ? stdout : stderr);

@@ -215,3 +215,24 @@ def test_no_tests_is_a_failure():
         check("no playbook tests (*_test.lua) in %s" % d in out, out)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_default_folder_from_config():
+    """Without a path, the tests of the configuration's playbook folder are run (the
+    daemon itself is not started and does not load the test files as playbooks)."""
+    from harness import Daemon
+    with Daemon("ptest-config") as d:
+        d.write_playbook("subject.lua", PLAYBOOK)
+        d.write_playbook("subject_test.lua", '''local t = kagari.test("subject")
+t:fail("graph.user", "graph.user: HTTP 404 Request_ResourceNotFound: gone")
+t:run(%s)
+t:expect_result({ err = "graph.user: HTTP 404 Request_ResourceNotFound: gone" })
+''' % ALERT)
+        p = d.cli("playbook", "test", check_rc=0)
+        out = p.stdout + p.stderr
+        check(summary(out) == (2, 0), "counts: %s" % out)
+        check("subject_test.lua (2 checks)" in out, out)
+        d.start()
+        check("subject_test" not in d.log() and "playbooks.loaded count=1" in d.log(),
+              "the daemon loaded the test file: %s" % d.log())
+        d.stop()
