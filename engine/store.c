@@ -166,6 +166,7 @@ enum query {
     Q_KV_PUT,
     Q_KV_DELETE,
     Q_KV_PRUNE,
+    Q_KV_LIST,
     Q_ALERT_RECENT,
     Q_COUNT
 };
@@ -225,6 +226,9 @@ static const char *const query_sql[Q_COUNT] = {
                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
                  " expires = excluded.expires, updated = excluded.updated",
     [Q_KV_DELETE] = "DELETE FROM kv WHERE key = ?1",
+    [Q_KV_LIST] = "SELECT key, value, expires, updated FROM kv"
+                  " WHERE (expires IS NULL OR expires > ?1) AND substr(key, 1, length(?2)) = ?2"
+                  " ORDER BY key LIMIT ?3",
     [Q_KV_PRUNE] = "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires <= ?1"
                    " ORDER BY expires LIMIT ?2)",
     /* Newest first along the index of (value, received, alert_id): rows stream without
@@ -1877,6 +1881,56 @@ store_kv_prune(struct store_tenant *t, int64_t now_ms, int max, char **errp)
         return -1;
     }
     return sqlite3_changes(t->db.h);
+}
+
+int
+store_kv_list(struct store_tenant *t, const char *prefix, int64_t now_ms, int limit,
+              struct store_kv **out, size_t *n, char **errp)
+{
+    struct store_kv *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_KV_LIST, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    bind_text(s, 2, prefix ? prefix : "");
+    sqlite3_bind_int(s, 3, limit > 0 ? limit : 1000);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        v[len].key = col_strdup(s, 0);
+        v[len].value = col_strdup(s, 1);
+        v[len].expires_ms = sqlite3_column_int64(s, 2);
+        v[len].updated_ms = sqlite3_column_int64(s, 3);
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "state list");
+        stmt_done(s);
+        store_kv_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void
+store_kv_free(struct store_kv *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
 }
 
 /* ---- earlier alerts (alerts.recent) ---- */

@@ -168,6 +168,17 @@ int store_kv_delete(struct store_tenant *t, const char *key, char **errp);
 /* Delete at most max entries expired at now_ms (bounded work); returns how many. */
 int store_kv_prune(struct store_tenant *t, int64_t now_ms, int max, char **errp);
 
+/* The live entries whose key starts with prefix ("" or NULL: all), in key order, at
+ * most limit (<= 0: 1000); *out is freed with store_kv_free. */
+struct store_kv {
+    char *key, *value;
+    int64_t expires_ms; /* 0: never */
+    int64_t updated_ms;
+};
+int store_kv_list(struct store_tenant *t, const char *prefix, int64_t now_ms, int limit,
+                  struct store_kv **out, size_t *n, char **errp) KG_WUR;
+void store_kv_free(struct store_kv *v, size_t n);
+
 /* ---- earlier alerts (alerts.recent) ---- */
 
 struct store_recent {

@@ -2,6 +2,7 @@
 returns the journaled results (a counter is not counted twice), and each tenant sees
 only its own memory and its own alerts."""
 
+import re
 import time
 
 from harness import Daemon, check, expect_accepted, playbook
@@ -120,3 +121,40 @@ def test_expired_entries_pruned():
         check(left <= 40, "expired entries left: %d" % left)
         d.stop()
 test_expired_entries_pruned.TIMEOUT = 60
+
+
+def test_state_cli():
+    """`kagari state list` shows a tenant's live entries (escaped for the terminal) and
+    `kagari state delete` resets one while the daemon runs: the next run counts from 1."""
+    with Daemon("state-cli") as d:
+        d.add_tenant("t2")
+        d.write_playbook("counter.lua", playbook(
+            "counter", "it.counter",
+            '    log.info("n=" .. state.incr("seen:" .. alert:observable("user")))\n'
+            '    state.put("note", "a\\27[2Jb", { ttl = "1h" })'))
+        d.start()
+        obs = [{"type": "user", "value": "alice@example.jp"}]
+        for sid in ("a", "b"):
+            aid = expect_accepted(d.post({"source": "it.counter", "source_id": sid,
+                                          "observables": obs}), 1)[0]
+            check(d.wait_run_final(aid, timeout=15)["state"] == "done", "run")
+        out = d.cli("state", "list").stdout
+        lines = sorted(out.splitlines())
+        check(len(lines) == 2, "state list: %r" % out)
+        check(re.match(r"^t1\tseen:alice@example\.jp\tupdated \d{4}-\d\d-\d\dT[0-9:.]+Z"
+                       r"\texpires \d{4}-\d\d-\d\dT[0-9:.]+Z\t2$", lines[1]),
+              "counter line: %r" % lines[1])
+        check("\x1b" not in out and lines[0].startswith("t1\tnote\t"), "note line: %r" % lines[0])
+        check(d.cli("state", "list", "--tenant", "t2").stdout == "", "t2 has no entries")
+        check(d.cli("state", "list", "--prefix", "seen:").stdout.count("\n") == 1, "prefix")
+        out = d.cli("state", "delete", "--tenant", "t1", "seen:alice@example.jp", "nope").stdout
+        check(out == "seen:alice@example.jp: deleted\nnope: not there\n", "delete: %r" % out)
+        aid = expect_accepted(d.post({"source": "it.counter", "source_id": "c",
+                                      "observables": obs}), 1)[0]
+        run = d.wait_run_final(aid, timeout=15)
+        msgs = [e["request"]["msg"] for e in d.db_journal(run["id"]) if e["kind"] == "log"]
+        check(msgs == ["n=1"], "after the reset: %r" % msgs)
+        p = d.cli("state", "delete", "--tenant", "t9", "k", check_rc=None)
+        check(p.returncode == 1 and "unknown tenant t9" in p.stderr, "unknown tenant: %r" % p.stderr)
+        d.stop()
+test_state_cli.TIMEOUT = 60
