@@ -125,6 +125,9 @@ opt_text(lua_State *L, const char *field)
     if (len == 0 || len > 1024) {
         luaL_error(L, "alerts.recent: %s must be 1 to 1024 bytes", field);
     }
+    if (memchr(s, '\0', len) != NULL) {
+        luaL_error(L, "alerts.recent: %s has a NUL byte", field); /* stored values have none */
+    }
     return s; /* stays on the stack */
 }
 

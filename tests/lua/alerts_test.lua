@@ -69,6 +69,10 @@ local bad = {
   { { observable = "x", limit = 101 }, "limit must be an integer from 1 to 100" },
   { { observable = "x", since = "forever" }, "since must be a duration" },
   { { observable = "x", sinse = "1h" }, "unknown field sinse" },
+  { { observable = { "char", 0x61, 0, 0x62 } }, "observable has a NUL byte" },
+  { { observable = "x", type = { "char", 0x75, 0 } }, "type has a NUL byte" },
+  { { observable = "x", source = { "rep", "s", 1025 } }, "source must be 1 to 1024 bytes" },
+  { { observable = "x", type = 1 }, "type must be a string" },
 }
 for i, b in ipairs(bad) do
   local r = recent(b[1])

@@ -1,12 +1,15 @@
 -- probe.lua: runs the calls listed in the alert (raw.ops) and returns what each gave,
 -- so that tests can drive state.* and alerts.recent with any arguments. A key or
--- argument written as {"rep", s, n} is string.rep(s, n); {"char", b...} is
+-- argument (or a field of a table argument) written as {"rep", s, n} is string.rep(s, n); {"char", b...} is
 -- string.char(b...); {"nil"} is nil (JSON has no nil in arrays).
 local function arg(v)
-  if type(v) == "table" and v[1] == "rep" then return string.rep(v[2], v[3]) end
-  if type(v) == "table" and v[1] == "char" then return string.char(table.unpack(v, 2)) end
-  if type(v) == "table" and v[1] == "nil" then return nil end
-  return v
+  if type(v) ~= "table" then return v end
+  if v[1] == "rep" then return string.rep(v[2], v[3]) end
+  if v[1] == "char" then return string.char(table.unpack(v, 2)) end
+  if v[1] == "nil" then return nil end
+  local t = {}
+  for k, x in pairs(v) do t[k] = arg(x) end -- inside tables too (alerts.recent's query)
+  return t
 end
 
 return playbook {
