@@ -116,25 +116,24 @@ state_open(struct effect *ef, void *arg)
     struct tenant *t = run_tenant(r);
     int64_t now = run_now_ms(r), exp = 0;
     char *err = NULL, *old = NULL, *res = NULL;
+    const char *result = NULL; /* JSON when the call succeeded */
     int rc;
 
     if (c->op != ST_GET && loop_write_lazy(t->db, &err) == -1) {
-        goto fail;
+        goto out;
     }
     switch (c->op) {
     case ST_GET:
         rc = store_kv_get(t->db, c->key, now, &old, &exp, &err);
-        if (rc == -1) {
-            goto fail;
+        if (rc != -1) {
+            result = rc == 1 ? old : "null";
         }
-        effect_done(ef, 1, rc == 1 ? old : "null");
         break;
     case ST_PUT:
         (void)store_kv_prune(t->db, now, STATE_PRUNE_BATCH, NULL);
-        if (store_kv_put(t->db, c->key, c->value, expiry(now, c->secs), now, &err) == -1) {
-            goto fail;
+        if (store_kv_put(t->db, c->key, c->value, expiry(now, c->secs), now, &err) == 0) {
+            result = "true";
         }
-        effect_done(ef, 1, "true");
         break;
     case ST_INCR: {
         lua_Integer n = c->by;
@@ -143,7 +142,7 @@ state_open(struct effect *ef, void *arg)
         (void)store_kv_prune(t->db, now, STATE_PRUNE_BATCH, NULL);
         rc = store_kv_get(t->db, c->key, now, &old, &exp, &err);
         if (rc == -1) {
-            goto fail;
+            break;
         }
         if (rc == 1) {
             v = cJSON_Parse(old);
@@ -151,7 +150,7 @@ state_open(struct effect *ef, void *arg)
                 fabs(v->valuedouble) > 9007199254740991.0) {
                 cJSON_Delete(v);
                 err = xasprintf("key %s holds a value that is not an integer", c->key);
-                goto fail;
+                break;
             }
             n = (lua_Integer)v->valuedouble + c->by;
             cJSON_Delete(v);
@@ -162,33 +161,31 @@ state_open(struct effect *ef, void *arg)
             exp = expiry(now, c->secs > 0 ? c->secs : STATE_TTL_DEFAULT);
         }
         res = xasprintf("%lld", (long long)n);
-        if (store_kv_put(t->db, c->key, res, exp, now, &err) == -1) {
-            goto fail;
+        if (store_kv_put(t->db, c->key, res, exp, now, &err) == 0) {
+            result = res;
         }
-        effect_done(ef, 1, res);
         break;
     }
     case ST_DELETE:
         rc = store_kv_delete(t->db, c->key, &err);
-        if (rc == -1) {
-            goto fail;
+        if (rc != -1) {
+            result = rc == 1 ? "true" : "false";
         }
-        effect_done(ef, 1, rc == 1 ? "true" : "false");
         break;
     }
-    free(old);
-    free(res);
-    return NULL;
-fail : {
-    char *msg = xasprintf("%s: %s", op_names[c->op], err ? err : "failed");
+out:
+    if (result != NULL) {
+        effect_done(ef, 1, result);
+    } else {
+        char *msg = xasprintf("%s: %s", op_names[c->op], err ? err : "failed");
 
-    effect_done(ef, 0, msg);
-    free(msg);
+        effect_done(ef, 0, msg);
+        free(msg);
+    }
     free(err);
     free(old);
     free(res);
     return NULL;
-}
 }
 
 /* Run the call as an effect whose request is the JSON text on top of the stack. A
