@@ -230,9 +230,7 @@ test_index_filled_by_migration(void)
         }
         sqlite3_finalize(q);
         T_ASSERT(v >= 2);
-        sql = xasprintf("DROP TRIGGER alerts_observables_insert;"
-                        "DROP TRIGGER alerts_observables_delete;"
-                        "DROP TABLE alert_observables; DROP TABLE kv;"
+        sql = xasprintf("DROP TABLE alert_observables; DROP TABLE kv;"
                         "PRAGMA user_version = %d;",
                         v - 1);
         T_ASSERT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
