@@ -2,6 +2,7 @@
  * effect (built-in or connector) goes through. */
 #include "engine/run.h"
 
+#include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct run {
     int parked;             /* waiting for effect_done */
     int resume_with;        /* on resume, pass the result of j[pending] */
     char *fail_msg;         /* a failure explained better than the Lua error (divergence) */
+    char *test_result;      /* in a playbook test: the return value as JSON */
     struct effect *ef;      /* the effect a parked run waits for */
     struct event *deadline; /* fires when a parked run reaches its deadline */
 
@@ -50,6 +52,7 @@ struct run {
 };
 
 static struct run_limits limits = { 100000000ULL, 86400, 5 };
+static const struct run_test_hooks *test_hooks; /* a playbook test's driver, or NULL */
 static struct playbook_set playbooks;
 static struct run *ready_head, *ready_tail;
 static size_t nready, nactive;
@@ -175,6 +178,7 @@ run_free(struct run *r, int close_thread)
     journal_entries_free(r->j, r->nj);
     playbook_unref(r->pb);
     free(r->fail_msg);
+    free(r->test_result);
     if (r->prev != NULL) {
         r->prev->next = r->next;
     } else {
@@ -326,6 +330,9 @@ run_end_result(struct run *r, int ok, const char *error, const struct run_result
     if (res != NULL && res->note != NULL) {
         log_warn("run.result_dropped tenant=%s run=%lld playbook=%s reason=%s", r->t->id,
                  (long long)r->id, r->pb->name, log_quote(res->note));
+    }
+    if (test_hooks != NULL) {
+        test_hooks->ended(test_hooks->arg, r->id, ok, r->test_result, stored);
     }
     if (ok) {
         log_debug("run.done tenant=%s run=%lld playbook=%s ms=%lld", r->t->id, (long long)r->id,
@@ -620,6 +627,9 @@ run_step(struct run *r)
         struct run_result res;
 
         run_result_take(r, nres, &res);
+        if (test_hooks != NULL && res.json != NULL) {
+            r->test_result = xstrdup(res.json);
+        }
         lua_pop(r->co, nres);
         run_end_result(r, 1, NULL, &res);
         free(res.json);
@@ -854,6 +864,25 @@ int64_t
 run_deadline_ms(const struct run *r)
 {
     return r->task.deadline_ms;
+}
+
+int64_t
+run_alert_id(const struct run *r)
+{
+    return r->alert_id;
+}
+
+int64_t
+run_now_ms(const struct run *r)
+{
+    (void)r;
+    return test_hooks != NULL ? test_hooks->clock_ms(test_hooks->arg) : util_now_ms();
+}
+
+void
+run_set_test_hooks(const struct run_test_hooks *hooks)
+{
+    test_hooks = hooks;
 }
 
 /* ---- the journal ---- */
@@ -1106,6 +1135,7 @@ effect_run(lua_State *L, const struct effect_spec *spec)
     const char *request;
     char *msg;
     void *op;
+    int intercept;
 
     if (r == NULL) {
         return luaL_error(L, "%s: only inside a playbook run", spec->kind);
@@ -1141,7 +1171,8 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         }
         return journal_push(L, &r->j[entry]);
     }
-    if (spec->check != NULL && (msg = spec->check(r, spec->arg)) != NULL) {
+    intercept = test_hooks != NULL && !(spec->flags & EFFECT_ENGINE);
+    if (spec->check != NULL && !intercept && (msg = spec->check(r, spec->arg)) != NULL) {
         journal_finish(r, entry, 0, msg);
         free(msg);
         return journal_push(L, &r->j[entry]);
@@ -1152,6 +1183,9 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         stats.dry_run++;
         log_info("effect.dry_run tenant=%s run=%lld kind=%s", r->t->id, (long long)r->id,
                  spec->kind);
+        if (intercept) {
+            test_hooks->dry_run(test_hooks->arg, spec->kind, request);
+        }
         journal_finish(r, entry, 1, res);
         free(res);
         return journal_push(L, &r->j[entry]);
@@ -1169,7 +1203,12 @@ effect_run(lua_State *L, const struct effect_spec *spec)
     ef->entry = entry;
     ef->in_doubt = st == STEP_IN_DOUBT;
     ef->opening = 1;
-    op = spec->open(ef, spec->arg);
+    if (intercept) {
+        test_hooks->effect(test_hooks->arg, ef, spec->kind, request);
+        op = NULL;
+    } else {
+        op = spec->open(ef, spec->arg);
+    }
     ef->opening = 0;
     if (op == NULL) {
         if (!ef->finished) {
