@@ -1526,6 +1526,11 @@ store_alert_query(struct store_tenant *t, const struct store_alert_filter *f, st
         qb_cond_num(&q, "received <", f->until_ms);
     }
     if (f->observable != NULL) {
+        /* The index of observable values finds the candidates; the exact value is then
+         * checked in the alert itself (a hash collision costs one row, never a match). */
+        qb_cond_num(&q, "id IN (SELECT alert_id FROM alert_observables WHERE vhash =",
+                    (int64_t)obs_vhash(f->observable, strlen(f->observable)));
+        (void)!buf_puts(&q.sql, ")");
         qb_cond_text(&q,
                      "EXISTS (SELECT 1 FROM json_each(alerts.observables) o"
                      " WHERE json_extract(o.value, '$.value') =",
