@@ -8,6 +8,7 @@
 #include "connectors/intune.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
+#include "engine/api.h"
 #include "engine/intake.h"
 #include "engine/plugin.h"
 
@@ -35,4 +36,5 @@ registry_init(void)
     for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
         plugin_add_source(sources[i]);
     }
+    api_register(); /* the core's own api = { ... } block, beside the plug-ins' */
 }

@@ -207,6 +207,7 @@ enum query {
     Q_USER_GET_ID,
     Q_USER_LIST,
     Q_USER_DISABLE,
+    Q_USER_SET_PASSWORD,
     Q_USER_SET_TOTP,
     Q_USER_TOTP_USED,
     Q_USER_FAILED,
@@ -299,6 +300,8 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_USER_GET_ID] = "SELECT " USER_COLUMNS " FROM users WHERE id = ?1",
     [Q_USER_LIST] = "SELECT " USER_COLUMNS " FROM users ORDER BY name",
     [Q_USER_DISABLE] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
+    [Q_USER_SET_PASSWORD] = "UPDATE users SET pass_hash = ?2, failures = 0, locked_until = 0"
+                            " WHERE id = ?1",
     [Q_USER_SET_TOTP] = "UPDATE users SET totp_secret = ?2, totp_confirmed = 0,"
                         " totp_last_step = 0 WHERE id = ?1",
     [Q_USER_TOTP_USED] = "UPDATE users SET totp_last_step = ?2, totp_confirmed = 1"
@@ -2175,6 +2178,15 @@ store_user_set_disabled(struct store *st, int64_t id, int disabled, char **errp)
 {
     return db_change(&st->db, Q_USER_DISABLE, "user disable", errp, "ii", id,
                      (int64_t)(disabled != 0)) < 0
+               ? -1
+               : 0;
+}
+
+int
+store_user_set_password(struct store *st, int64_t id, const char *pass_hash, char **errp)
+{
+    return db_change(&st->db, Q_USER_SET_PASSWORD, "user set password", errp, "is", id, pass_hash) <
+                   0
                ? -1
                : 0;
 }

@@ -73,6 +73,8 @@ int store_user_get(struct store *st, const char *name, struct store_user *out, c
 int store_user_get_id(struct store *st, int64_t id, struct store_user *out, char **errp);
 int store_user_list(struct store *st, struct store_user **out, size_t *n, char **errp) KG_WUR;
 int store_user_set_disabled(struct store *st, int64_t id, int disabled, char **errp) KG_WUR;
+int store_user_set_password(struct store *st, int64_t id, const char *pass_hash,
+                            char **errp) KG_WUR;
 /* A new TOTP secret, not yet confirmed (the next accepted code confirms it). */
 int store_user_set_totp(struct store *st, int64_t id, const char *secret, char **errp) KG_WUR;
 /* Record step as used: 1 when it is newer than the last used one (the code counts), 0
