@@ -49,23 +49,34 @@ api_str(const cJSON *o, const char *key, size_t max)
     return s != NULL && strlen(s) <= max ? s : NULL;
 }
 
-/* 1 when some list admits addr (a tenant without a list admits everyone): an address
- * no tenant admits is refused before anything about the user is looked at. */
+/* 1 when some tenant's list admits addr (a tenant without a list admits everyone), or
+ * the platform operators' list ("*") has entries and admits it: an address nothing
+ * admits is refused before anything about the user is looked at. */
 static int
 api_address_known(struct api_req *r)
 {
     struct store_tenant_info *ts = NULL;
-    size_t n = 0;
+    struct store_allow *al = NULL;
+    size_t n = 0, nal = 0;
     char *err = NULL;
-    int ok = 0;
+    int ok = 0, ops = 0;
 
-    if (apireq_address_allowed(r->api, "*", r->addr) == 1) {
+    if (store_allow_list(r->api->st, &al, &nal, &err) == -1) {
+        free(err);
+        return 0;
+    }
+    for (size_t i = 0; i < nal; i++) {
+        ops |= strcmp(al[i].tenant, "*") == 0;
+    }
+    free(al);
+    if (ops && apireq_address_allowed(r->api, "*", r->addr) == 1) {
         return 1;
     }
     if (store_tenant_list(r->api->st, &ts, &n, &err) == -1) {
         free(err);
         return 0;
     }
+    ok = n == 0 && !ops;
     for (size_t i = 0; i < n && !ok; i++) {
         ok = apireq_address_allowed(r->api, ts[i].id, r->addr) == 1;
     }
@@ -301,7 +312,12 @@ login_checked(void *arg, int cancelled)
         login_free(l);
         return;
     }
-    found = store_user_get_id(r->api->st, r->user.id, &r->user, &err);
+    {
+        int64_t id = r->user.id;
+
+        store_user_free(&r->user);
+        found = store_user_get_id(r->api->st, id, &r->user, &err);
+    }
     if (found != 1) {
         free(err);
         apireq_error(r, 503, "store_unavailable", "the login could not be checked; retry");
@@ -314,14 +330,11 @@ login_checked(void *arg, int cancelled)
         login_free(l);
         return;
     }
-    if (login_second_factor(r, l) == -1) {
-        login_free(l);
-        return;
-    }
-    login_free(l);
+    /* The user's own tenants' lists, before a code is spent. */
     if (store_roles_get(r->api->st, r->user.id, &r->roles, &r->nroles, &err) == -1) {
         free(err);
         apireq_error(r, 503, "store_unavailable", "the login could not be checked; retry");
+        login_free(l);
         return;
     }
     for (size_t i = 0; i < r->nroles && !usable; i++) {
@@ -332,8 +345,14 @@ login_checked(void *arg, int cancelled)
         apireq_audit(r, NULL, "login", r->user.name, "address_refused", NULL);
         apireq_error(r, 403, "address_not_allowed",
                      "your address is not on the allow-list of any of your tenants");
+        login_free(l);
         return;
     }
+    if (login_second_factor(r, l) == -1) {
+        login_free(l);
+        return;
+    }
+    login_free(l);
     login_session(r);
 }
 
