@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/api_approve.h"
 #include "engine/api_login.h"
 #include "engine/api_read.h"
 #include "engine/http.h"
@@ -398,6 +399,10 @@ static const struct api_route api_routes[] = {
       api_tenant_audit },
     { "GET", "/api/v1/tenants/:/users", API_USER, ROLE_ADMIN | ROLE_OPERATOR, api_tenant_users },
     { "GET", "/api/v1/audit", API_USER, 0, api_platform_audit },
+    { "GET", "/api/v1/approvals", API_USER, 0, api_approvals_all },
+    { "GET", "/api/v1/tenants/:/approvals", API_USER, ROLE_ANY, api_approvals },
+    { "GET", "/api/v1/tenants/:/approvals/:", API_USER, ROLE_ANY, api_approval },
+    { "POST", "/api/v1/tenants/:/approvals/:/decision", API_USER, ROLE_ANY, api_approval_decide },
 };
 
 /* Match path against pattern, filling param[]. 1 on a match. */

@@ -1,6 +1,7 @@
 /* env.c: the playbook globals, assembled: built-ins, then one module per connector. */
 #include "engine/env.h"
 
+#include "engine/approval.h"
 #include "engine/builtin.h"
 #include "engine/plugin.h"
 
@@ -15,6 +16,7 @@ env_sandbox_new(size_t memory_cap, char **errp)
         return NULL;
     }
     builtin_register(sb);
+    approval_register(sb);
     for (size_t i = 0; i < n; i++) {
         sandbox_add_lib(sb, cv[i]->name, cv[i]->open);
     }

@@ -41,6 +41,7 @@ struct run {
     char *fail_msg;         /* a failure explained better than the Lua error (divergence) */
     struct effect *ef;      /* the effect a parked run waits for */
     struct event *deadline; /* fires when a parked run reaches its deadline */
+    char *approved;         /* after an approval with effects=: the calls it allows (JSON) */
 
     int ready;
     struct run *rprev, *rnext; /* ready queue */
@@ -173,6 +174,7 @@ run_free(struct run *r, int close_thread)
     journal_entries_free(r->j, r->nj);
     playbook_unref(r->pb);
     free(r->fail_msg);
+    free(r->approved);
     if (r->prev != NULL) {
         r->prev->next = r->next;
     } else {
@@ -994,6 +996,64 @@ cannot_wait(lua_State *L, struct run *r, const char *kind)
                       kind);
 }
 
+/* 1 when the scalar v (a string or a number) is somewhere in the JSON value j. */
+static int
+json_holds(const cJSON *j, const cJSON *v)
+{
+    const cJSON *c;
+
+    if (cJSON_IsString(v) && cJSON_IsString(j)) {
+        return strcmp(v->valuestring, j->valuestring) == 0;
+    }
+    if (cJSON_IsNumber(v) && cJSON_IsNumber(j)) {
+        return v->valuedouble == j->valuedouble;
+    }
+    cJSON_ArrayForEach(c, j)
+    {
+        if (json_holds(c, v)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* After an approval that listed its effects, an outside effect must be one of them: an
+ * entry [kind, arg, ...] allows a call of that kind whose request holds every arg.
+ * NULL when allowed, else the malloc'd reason. */
+static char *
+approved_refuses(const char *approved, const char *kind, const char *request)
+{
+    cJSON *list = cJSON_Parse(approved), *req = cJSON_Parse(request);
+    const cJSON *e;
+    int ok = 0;
+
+    cJSON_ArrayForEach(e, list)
+    {
+        const cJSON *k = cJSON_GetArrayItem(e, 0), *arg;
+        int all = cJSON_IsString(k) && strcmp(k->valuestring, kind) == 0;
+
+        for (int i = 1; all && (arg = cJSON_GetArrayItem(e, i)) != NULL; i++) {
+            all = req != NULL && json_holds(req, arg);
+        }
+        if (all) {
+            ok = 1;
+            break;
+        }
+    }
+    cJSON_Delete(list);
+    cJSON_Delete(req);
+    return ok ? NULL
+              : xasprintf("%s: not among the effects approved for this run (approved: %s)", kind,
+                          approved);
+}
+
+void
+run_set_approved(struct run *r, const char *effects_json)
+{
+    free(r->approved);
+    r->approved = effects_json != NULL ? xstrdup(effects_json) : NULL;
+}
+
 int
 effect_run(lua_State *L, const struct effect_spec *spec)
 {
@@ -1037,6 +1097,14 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         if (spec->flags & EFFECT_OUTSIDE) {
             stats.effects_replayed++;
         }
+        return journal_push(L, &r->j[entry]);
+    }
+    if ((spec->flags & EFFECT_OUTSIDE) && r->approved != NULL &&
+        (msg = approved_refuses(r->approved, spec->kind, request)) != NULL) {
+        log_warn("effect.not_approved tenant=%s run=%lld kind=%s", r->t->id, (long long)r->id,
+                 spec->kind);
+        journal_finish(r, entry, 0, msg);
+        free(msg);
         return journal_push(L, &r->j[entry]);
     }
     if (spec->check != NULL && (msg = spec->check(r, spec->arg)) != NULL) {

@@ -165,6 +165,35 @@ static const char *const tenant_migrations[] = {
      * the current throttling wait, which makes a waiting run show as "throttled". */
     "ALTER TABLE journal ADD COLUMN waits TEXT;"
     "ALTER TABLE journal ADD COLUMN throttled_until INTEGER;",
+    /* approvals: a run's approve{} step waiting for people (keyed by the run and the
+     * step's first start), the effects it asks for (JSON), the role and quorum it
+     * needs, its deadline and default, its state and decision; one vote per person. */
+    "CREATE TABLE approvals ("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  detail TEXT,"
+    "  effects TEXT NOT NULL DEFAULT '[]',"
+    "  role TEXT NOT NULL,"
+    "  approvers INTEGER NOT NULL,"
+    "  deadline INTEGER NOT NULL,"
+    "  default_decision TEXT NOT NULL,"
+    "  requester TEXT,"
+    "  state TEXT NOT NULL CHECK (state IN"
+    "    ('pending', 'approved', 'rejected', 'expired', 'cancelled')),"
+    "  decided INTEGER,"
+    "  UNIQUE (run_id, created)"
+    ");"
+    "CREATE INDEX approvals_state ON approvals (state);"
+    "CREATE TABLE approval_votes ("
+    "  approval_id INTEGER NOT NULL REFERENCES approvals (id),"
+    "  user TEXT NOT NULL,"
+    "  decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),"
+    "  comment TEXT,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (approval_id, user)"
+    ");",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -234,6 +263,14 @@ enum query {
     Q_AUDIT_ADD,
     Q_AUDIT_LIST,
     Q_AUDIT_LIST_TENANT,
+    Q_APPROVAL_ADD,
+    Q_APPROVAL_FIND,
+    Q_APPROVAL_GET,
+    Q_APPROVAL_LIST,
+    Q_APPROVAL_LIST_STATE,
+    Q_APPROVAL_DECIDE,
+    Q_VOTE_ADD,
+    Q_VOTES_GET,
     Q_COUNT
 };
 
@@ -340,6 +377,24 @@ static const char *const query_sql[Q_COUNT] = {
 #define AUDIT_COLUMNS "id, time, tenant, actor, action, target, outcome, address, detail"
     [Q_AUDIT_LIST] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ?1 ORDER BY id DESC"
                      " LIMIT ?2",
+#define APPROVAL_COLUMNS                                                                           \
+    "id, run_id, created, title, detail, effects, role, approvers, deadline, default_decision,"    \
+    " requester, state, decided"
+    [Q_APPROVAL_ADD] = "INSERT INTO approvals (run_id, created, title, detail, effects, role,"
+                       " approvers, deadline, default_decision, requester, state)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')",
+    [Q_APPROVAL_FIND] = "SELECT " APPROVAL_COLUMNS " FROM approvals WHERE run_id = ?1"
+                        " AND created = ?2",
+    [Q_APPROVAL_GET] = "SELECT " APPROVAL_COLUMNS " FROM approvals WHERE id = ?1",
+    [Q_APPROVAL_LIST] = "SELECT " APPROVAL_COLUMNS " FROM approvals ORDER BY id DESC LIMIT ?1",
+    [Q_APPROVAL_LIST_STATE] = "SELECT " APPROVAL_COLUMNS " FROM approvals WHERE state = ?2"
+                              " ORDER BY id DESC LIMIT ?1",
+    [Q_APPROVAL_DECIDE] = "UPDATE approvals SET state = ?2, decided = ?3"
+                          " WHERE id = ?1 AND state = 'pending'",
+    [Q_VOTE_ADD] = "INSERT INTO approval_votes (approval_id, user, decision, comment, at)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_VOTES_GET] = "SELECT user, decision, comment, at FROM approval_votes"
+                    " WHERE approval_id = ?1 ORDER BY at, user",
     [Q_AUDIT_LIST_TENANT] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ?1 AND tenant = ?3"
                             " ORDER BY id DESC LIMIT ?2",
 };
@@ -2576,4 +2631,227 @@ store_audit_list(struct store *st, const char *tenant, int64_t before, int limit
     *out = v;
     *n = len;
     return 0;
+}
+
+/* ---- approvals (tenant databases) ---- */
+
+void
+store_approval_free(struct store_approval *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    free(a->title);
+    free(a->detail);
+    free(a->effects);
+    free(a->requester);
+    memset(a, 0, sizeof(*a));
+}
+
+void
+store_approvals_free(struct store_approval *a, size_t n)
+{
+    if (a == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        store_approval_free(&a[i]);
+    }
+    free(a);
+}
+
+static void
+approval_from_row(sqlite3_stmt *s, struct store_approval *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->id = sqlite3_column_int64(s, 0);
+    a->run_id = sqlite3_column_int64(s, 1);
+    a->created = sqlite3_column_int64(s, 2);
+    a->title = col_strdup(s, 3);
+    a->detail = col_strdup(s, 4);
+    a->effects = col_strdup(s, 5);
+    col_copy(s, 6, a->role, sizeof(a->role));
+    a->approvers = sqlite3_column_int(s, 7);
+    a->deadline = sqlite3_column_int64(s, 8);
+    col_copy(s, 9, a->default_decision, sizeof(a->default_decision));
+    a->requester = col_strdup(s, 10);
+    col_copy(s, 11, a->state, sizeof(a->state));
+    a->decided = sqlite3_column_int64(s, 12);
+}
+
+int
+store_approval_add(struct store_tenant *t, const struct store_approval *a, int64_t *id, char **errp)
+{
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "approval add: no open transaction");
+    }
+    if (db_change(&t->db, Q_APPROVAL_ADD, "approval add", errp, "iissssiiss", a->run_id, a->created,
+                  a->title, a->detail, a->effects ? a->effects : "[]", a->role,
+                  (int64_t)a->approvers, a->deadline, a->default_decision, a->requester) < 0) {
+        return -1;
+    }
+    *id = sqlite3_last_insert_rowid(t->db.h);
+    return 0;
+}
+
+static int
+approval_one(struct db *d, sqlite3_stmt *s, struct store_approval *out, char **errp)
+{
+    int rc = sqlite3_step(s);
+
+    memset(out, 0, sizeof(*out));
+    if (rc == SQLITE_ROW) {
+        approval_from_row(s, out);
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(d, errp, "approval get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_approval_find(struct store_tenant *t, int64_t run_id, int64_t created,
+                    struct store_approval *out, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_APPROVAL_FIND, errp, "ii", run_id, created);
+
+    memset(out, 0, sizeof(*out));
+    return s == NULL ? -1 : approval_one(&t->db, s, out, errp);
+}
+
+int
+store_approval_get(struct store_tenant *t, int64_t id, struct store_approval *out, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_APPROVAL_GET, errp, "i", id);
+
+    memset(out, 0, sizeof(*out));
+    return s == NULL ? -1 : approval_one(&t->db, s, out, errp);
+}
+
+int
+store_approval_list(struct store_tenant *t, const char *state, int limit,
+                    struct store_approval **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    struct store_approval *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (limit <= 0) {
+        limit = STORE_RUN_LIST_DEFAULT;
+    }
+    s = state ? db_bound(&t->db, Q_APPROVAL_LIST_STATE, errp, "is", (int64_t)limit, state)
+              : db_bound(&t->db, Q_APPROVAL_LIST, errp, "i", (int64_t)limit);
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        approval_from_row(s, &v[len++]);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "approval list");
+        stmt_done(s);
+        store_approvals_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int
+store_approval_decide(struct store_tenant *t, int64_t id, const char *state, int64_t at,
+                      char **errp)
+{
+    int n;
+
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "approval decide: no open transaction");
+    }
+    n = db_change(&t->db, Q_APPROVAL_DECIDE, "approval decide", errp, "isi", id, state, at);
+    return n < 0 ? -1 : n > 0;
+}
+
+int
+store_approval_vote(struct store_tenant *t, int64_t id, const char *user, const char *decision,
+                    const char *comment, int64_t at, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "approval vote: no open transaction");
+    }
+    s = db_bound(&t->db, Q_VOTE_ADD, errp, "isssi", id, user, decision, comment, at);
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(t->db.h) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            kg_err(errp, "%s has decided on this approval already", user);
+        } else {
+            db_fail(&t->db, errp, "approval vote");
+        }
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_approval_votes(struct store_tenant *t, int64_t id, struct store_vote **out, size_t *n,
+                     char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_VOTES_GET, errp, "i", id);
+    struct store_vote *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        memset(&v[len], 0, sizeof(v[len]));
+        col_copy(s, 0, v[len].user, sizeof(v[len].user));
+        col_copy(s, 1, v[len].decision, sizeof(v[len].decision));
+        v[len].comment = col_strdup(s, 2);
+        v[len].at = sqlite3_column_int64(s, 3);
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "approval votes");
+        stmt_done(s);
+        store_votes_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void
+store_votes_free(struct store_vote *v, size_t n)
+{
+    if (v == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].comment);
+    }
+    free(v);
 }

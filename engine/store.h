@@ -269,4 +269,46 @@ int store_journal_put(struct store_tenant *t, const struct journal_entry *e, cha
 int store_journal_load(struct store_tenant *t, int64_t run_id, struct journal_entry **out,
                        size_t *n, char **errp) KG_WUR;
 
+/* Approvals: a run's approve{} step waiting for people. Writes need the tenant's open
+ * transaction (loop_write). */
+struct store_approval {
+    int64_t id, run_id;
+    int64_t created; /* the approve step's first start: with run_id, its key */
+    char *title, *detail;
+    char *effects; /* JSON array of [kind, args...] */
+    char role[16];
+    int approvers;
+    int64_t deadline;
+    char default_decision[16]; /* "approve" or "reject" */
+    char *requester;           /* the person who started the run, or NULL */
+    char state[16];            /* pending|approved|rejected|expired|cancelled */
+    int64_t decided;           /* 0 while pending */
+};
+struct store_vote {
+    char user[64];
+    char decision[16]; /* approve|reject */
+    char *comment;
+    int64_t at;
+};
+void store_approval_free(struct store_approval *a);
+void store_approvals_free(struct store_approval *a, size_t n);
+void store_votes_free(struct store_vote *v, size_t n);
+int store_approval_add(struct store_tenant *t, const struct store_approval *a, int64_t *id,
+                       char **errp) KG_WUR;
+/* 1 found, 0 not, -1 error. */
+int store_approval_find(struct store_tenant *t, int64_t run_id, int64_t created,
+                        struct store_approval *out, char **errp);
+int store_approval_get(struct store_tenant *t, int64_t id, struct store_approval *out, char **errp);
+/* Newest first; state NULL: all. */
+int store_approval_list(struct store_tenant *t, const char *state, int limit,
+                        struct store_approval **out, size_t *n, char **errp) KG_WUR;
+/* Move a pending approval to state: 1 done, 0 it was not pending, -1 error. */
+int store_approval_decide(struct store_tenant *t, int64_t id, const char *state, int64_t at,
+                          char **errp);
+/* One vote per person: a second fails with "<user> has decided on this approval already". */
+int store_approval_vote(struct store_tenant *t, int64_t id, const char *user, const char *decision,
+                        const char *comment, int64_t at, char **errp) KG_WUR;
+int store_approval_votes(struct store_tenant *t, int64_t id, struct store_vote **out, size_t *n,
+                         char **errp) KG_WUR;
+
 #endif
