@@ -996,6 +996,47 @@ cannot_wait(lua_State *L, struct run *r, const char *kind)
                       kind);
 }
 
+/* 1 when seg is a whole path segment of the URL-like text s ("/seg" followed by the end,
+ * '/', '?' or '('). */
+static int
+has_segment(const char *s, const char *seg)
+{
+    size_t n = strlen(seg);
+
+    for (const char *p = strchr(s, '/'); n > 0 && p != NULL; p = strchr(p + 1, '/')) {
+        if (strncmp(p + 1, seg, n) == 0 &&
+            (p[1 + n] == '\0' || p[1 + n] == '/' || p[1 + n] == '?' || p[1 + n] == '(')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when the string v is the string j, or a path segment of it, as is or
+ * percent-encoded (a call puts its ids into its URL). */
+static int
+string_holds(const char *j, const char *v)
+{
+    struct buf enc;
+    int hit;
+
+    if (strcmp(j, v) == 0 || has_segment(j, v)) {
+        return 1;
+    }
+    buf_init(&enc, 0);
+    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            (void)!buf_append(&enc, p, 1);
+        } else {
+            (void)!buf_printf(&enc, "%%%02X", *p);
+        }
+    }
+    hit = enc.data != NULL && has_segment(j, enc.data);
+    buf_free(&enc);
+    return hit;
+}
+
 /* 1 when the scalar v (a string or a number) is somewhere in the JSON value j. */
 static int
 json_holds(const cJSON *j, const cJSON *v)
@@ -1003,7 +1044,7 @@ json_holds(const cJSON *j, const cJSON *v)
     const cJSON *c;
 
     if (cJSON_IsString(v) && cJSON_IsString(j)) {
-        return strcmp(v->valuestring, j->valuestring) == 0;
+        return string_holds(j->valuestring, v->valuestring);
     }
     if (cJSON_IsNumber(v) && cJSON_IsNumber(j)) {
         return v->valuedouble == j->valuedouble;
