@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from connhelp import ConnEnv, expect_fail, expect_ok, lua_str
-from harness import check, wait_for
+from harness import check, run_cli, wait_for
 from mockctl import ALICE, JIRO
 from peopleapi import Api, add_user, api_port, make_cert
 
@@ -169,8 +169,31 @@ def test_restart_while_waiting():
             api.port = port
         b = env.pending(aid)
         check(b["id"] == a["id"], "one approval across the restart: %r %r" % (a, b))
-        r = env.decide("bob", b, "approve")
-        check(r.status == 200 and r.json["state"] == "approved", "after restart: %r" % r)
+        # Decided from the command line, as bob, through the API with his token.
+        url = "https://127.0.0.1:%d" % port
+        files = {}
+        for who in ("bob", "aud"):
+            r = env.api[who].request("POST", "/api/v1/tokens", {"name": "cli"})
+            check(r.status == 201, "token: %r" % r)
+            files[who] = os.path.join(env.d.dir, who + ".token")
+            with open(files[who], "w") as f:
+                f.write(r.json["token"] + "\n")
+        common = ["--url", url, "--cacert", env.cert]
+        p = run_cli(["approvals", "--token-file", files["bob"]] + common, check_rc=0)
+        check("Disable " + ALICE[1] in p.stdout and "would: [\"graph.disable_user\"" in p.stdout,
+              "kagari approvals: %s" % p.stdout)
+        p = run_cli(["approve", str(b["id"]), "--tenant", "t1", "--comment", "ok",
+                     "--token-file", files["aud"]] + common, check_rc=1)
+        check("403" in p.stderr and "role" in p.stderr, "auditor via CLI: %s" % p.stderr)
+        p = run_cli(["approve", str(b["id"]), "--tenant", "t1", "--comment", "ok"] + common,
+                    check_rc=1)
+        check("no token" in p.stderr, "no token: %s" % p.stderr)
+        p = run_cli(["approve", str(b["id"]), "--tenant", "t1", "--comment", "checked",
+                     "--token-file", files["bob"]] + common, check_rc=0)
+        check("approved (approved)" in p.stdout, "kagari approve: %s" % p.stdout)
+        p = run_cli(["approve", str(b["id"]), "--tenant", "t1", "--reject", "--comment", "late",
+                     "--token-file", files["bob"]] + common, check_rc=1)
+        check("409" in p.stderr, "decided twice via CLI: %s" % p.stderr)
         out, run, journal = env.result(aid)
         check(run["state"] == "done" and expect_ok(out, "decision")["approved"], "run: %r" % run)
         check(env.m.counters()["users"][ALICE[1]]["disable"] == 1, "disabled once")
