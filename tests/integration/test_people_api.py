@@ -5,6 +5,7 @@ another tenant's ids answering 404 like unknown ones, session expiry, API tokens
 their revocation, and the audit rows all of it leaves."""
 
 import os
+import re
 import sqlite3
 import time
 
@@ -445,3 +446,80 @@ def test_cli_user_management():
         r = Api(api.port, cafile=d.api_cert).login(u, code=False)
         check(r.status == 401 and r.json["error"] == "totp_enrolment_required", "re-enrol: %r" % r)
         d.stop()
+
+
+def test_openapi_covers_every_route():
+    """docs/openapi.yaml describes every route of the people's API's table, with its
+    method, and nothing that does not exist."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    src = open(os.path.join(root, "engine", "api.c")).read()
+    routes = set()
+    for method, path in re.findall(r'\{\s*"(GET|POST|DELETE)",\s*"(/api/v1/[^"]*)"', src):
+        n = [0]
+
+        def name(_m):
+            n[0] += 1
+            return "{%d}" % n[0]
+        routes.add((method.lower(), re.sub(r":", name, path)))
+    check(len(routes) >= 15, "routes found: %r" % routes)
+    spec = set()
+    path = None
+    for line in open(os.path.join(root, "docs", "openapi.yaml")):
+        m = re.match(r"^  (/api/v1/\S*):\s*$", line)
+        if m:
+            path = m.group(1)
+            continue
+        m = re.match(r"^    (get|post|delete):\s*$", line)
+        if m and path:
+            n = [0]
+
+            def name2(_m):
+                n[0] += 1
+                return "{%d}" % n[0]
+            spec.add((m.group(1), re.sub(r"\{[a-z_]+\}", name2, path)))
+    check(routes == spec, "code and openapi.yaml differ: only in code %r, only in the spec %r"
+          % (sorted(routes - spec), sorted(spec - routes)))
+
+
+def test_init_makes_an_api_listener():
+    """kagari init --api writes the api block and a self-signed pair the API then serves
+    (a client trusting that certificate logs in)."""
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    from harness import kagari, run_cli, sanitizer_env, sanitizer_report
+    from peopleapi import User
+    d = tempfile.mkdtemp(prefix="kagari-it-init-api-")
+    proc = None
+    try:
+        cfg = os.path.join(d, "kagari.conf.lua")
+        p = run_cli(["init", "--config", cfg, "--listen", "127.0.0.1:0", "--tenant", "t1",
+                     "--api", "127.0.0.1:0"], check_rc=0)
+        check("self-signed certificate" in p.stdout, "init: %s" % p.stdout)
+        cert = os.path.join(d, "tls", "api-cert.pem")
+        check(os.stat(os.path.join(d, "tls", "api-key.pem")).st_mode & 0o777 == 0o600, "key mode")
+        with open(cfg, "a") as f:
+            f.write('api.password_memory = "1MiB"\napi.password_passes = 1\n')
+        p = run_cli(["user", "add", "ana", "--role", "t1:analyst", "--config", cfg],
+                    input=PASSWORD + "\n", check_rc=0)
+        u = User("ana", re.search(r"\(shown once\): ([A-Z2-7]+)", p.stdout).group(1), [])
+        log = open(os.path.join(d, "serve.log"), "wb")
+        proc = subprocess.Popen([kagari(), "serve", "--config", cfg], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, env=sanitizer_env())
+        log.close()
+        text = wait_for(lambda: (lambda t: t if "api_port=" in t else None)(
+            open(os.path.join(d, "serve.log")).read()), 30, "serve.ready")
+        port = int(re.search(r"api_port=(\d+)", text).group(1))
+        r = Api(port, cafile=cert).login(u)
+        check(r.status == 200, "login over the self-signed pair: %r" % r)
+        proc.send_signal(signal.SIGTERM)
+        check(proc.wait(30) == 0, "serve exit")
+        rep = sanitizer_report(open(os.path.join(d, "serve.log")).read())
+        check(rep is None, "sanitizer: %s" % rep)
+        proc = None
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
