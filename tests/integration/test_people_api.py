@@ -523,3 +523,53 @@ def test_init_makes_an_api_listener():
             proc.kill()
             proc.wait()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_password_hashing_never_blocks_the_loop():
+    """Argon2id at its default cost (64 MiB, 3 passes) runs on the worker thread: while
+    several logins are being checked, alerts are still acknowledged promptly."""
+    import threading
+    with api_daemon("api-noblock") as d:
+        set_api(d, "127.0.0.1:0", "")
+        text = open(d.config).read().replace(' password_memory = "1MiB", password_passes = 1,',
+                                             "")
+        with open(d.config, "w") as f:
+            f.write(text)
+        u = add_user(d, "ana", "t1:analyst")
+        d.start()
+        port = api_port(d)
+        t0 = time.monotonic()
+        check(Api(port, cafile=d.api_cert).login(u, password="wrong password 1",
+                                                code=False).status == 401, "one login")
+        one = time.monotonic() - t0
+        results = []
+
+        def attempt(i):
+            r = Api(port, cafile=d.api_cert).login(u, password="wrong password %d" % i,
+                                                   code=False)
+            results.append(r.status)
+        threads = [threading.Thread(target=attempt, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        lat = []
+        c = d.client()
+        while any(t.is_alive() for t in threads):
+            s = time.monotonic()
+            r = c.post({"source": "it.noblock", "source_id": "n%f" % s})
+            lat.append(time.monotonic() - s)
+            check(r.status == 202, "alert during logins: %r" % r)
+            time.sleep(0.02)
+        c.close()
+        for t in threads:
+            t.join()
+        check(results == [401, 401, 401], "logins: %r" % results)
+        lat.sort()
+        print("# one login %.3fs; %d alerts during 3 logins: median %.1f ms, max %.1f ms"
+              % (one, len(lat), 1000 * lat[len(lat) // 2], 1000 * lat[-1]))
+        check(len(lat) >= 3, "alerts sent while hashing: %d" % len(lat))
+        check(lat[-1] < max(0.25, one / 2), "an alert waited %.3fs (one login takes %.3fs)"
+              % (lat[-1], one))
+        d.stop()
+
+
+test_password_hashing_never_blocks_the_loop.TIMEOUT = 120
