@@ -9,6 +9,7 @@
 #include "engine/json.h"
 #include "engine/log.h"
 #include "engine/qr.h"
+#include "engine/secret.h"
 #include "engine/totp.h"
 #include "engine/work.h"
 
@@ -329,6 +330,21 @@ login_checked(void *arg, int cancelled)
                      "wrong user name, password or code");
         login_free(l);
         return;
+    }
+    {
+        /* The TOTP secret is kept encrypted with the secrets key when there is one. */
+        char *plain = secret_decrypt(r->user.totp_secret, &err);
+
+        if (plain == NULL) {
+            log_err("api.totp_secret_unreadable user=%s error=%s", log_quote(r->user.name),
+                    log_quote(err ? err : "?"));
+            free(err);
+            apireq_error(r, 500, "internal", "the second factor could not be checked");
+            login_free(l);
+            return;
+        }
+        free(r->user.totp_secret);
+        r->user.totp_secret = plain;
     }
     /* The user's own tenants' lists, before a code is spent. */
     if (store_roles_get(r->api->st, r->user.id, &r->roles, &r->nroles, &err) == -1) {

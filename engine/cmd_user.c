@@ -15,6 +15,7 @@
 #include "engine/cidr.h"
 #include "engine/config.h"
 #include "engine/qr.h"
+#include "engine/secret.h"
 #include "engine/store.h"
 #include "engine/totp.h"
 
@@ -150,6 +151,22 @@ cmd_user_parse_role(struct store *st, const char *spec, char *tenant, size_t tn,
     return known ? 0 : cmd_fail("unknown tenant %s", tenant);
 }
 
+/* The TOTP secret as stored: encrypted with the secrets key (secret.key, as connector
+ * credentials are) when there is one. Malloc'd. */
+static char *
+cmd_user_seal(const struct config *cfg, const char *secret, char **errp)
+{
+    static int loaded;
+
+    if (!loaded && access(cfg->connectors.key_file, F_OK) == 0) {
+        if (secret_load_key(cfg->connectors.key_file, errp) == -1) {
+            return NULL;
+        }
+        loaded = 1;
+    }
+    return loaded ? secret_encrypt(secret, errp) : xstrdup(secret);
+}
+
 /* Print the enrolment of a new TOTP secret and replace the recovery codes. */
 static int
 cmd_user_enrol(struct store *st, const struct config *cfg, const struct store_user *u,
@@ -194,7 +211,7 @@ cmd_user_add(struct store *st, const struct config *cfg, const struct cmd_user_o
 {
     struct auth_cost cost = api_cost(api_conf(cfg));
     char secret[TOTP_SECRET_CHARS + 1];
-    char tenant[64], *pw, *hash = NULL, *err = NULL;
+    char tenant[64], *pw, *hash = NULL, *err = NULL, *sealed = NULL;
     const char *role;
     struct store_user u;
     int64_t id;
@@ -218,7 +235,8 @@ cmd_user_add(struct store *st, const struct config *cfg, const struct cmd_user_o
         cmd_fail("no randomness");
         goto out;
     }
-    if (store_user_add(st, name, hash, secret, &id, &err) == -1) {
+    if ((sealed = cmd_user_seal(cfg, secret, &err)) == NULL ||
+        store_user_add(st, name, hash, sealed, &id, &err) == -1) {
         cmd_fail("%s", err);
         goto out;
     }
@@ -240,6 +258,7 @@ out:
     free(err);
     free(hash);
     free(pw);
+    free(sealed);
     return rc;
 }
 
@@ -338,14 +357,16 @@ cmd_user_change(struct store *st, const struct config *cfg, const char *sub, int
             rc = 0;
         }
     } else if (strcmp(sub, "reset-totp") == 0) {
-        char secret[TOTP_SECRET_CHARS + 1];
+        char secret[TOTP_SECRET_CHARS + 1], *sealed = NULL;
 
-        if (totp_new_secret(secret) == 0 && store_user_set_totp(st, u.id, secret, &err) == 0 &&
+        if (totp_new_secret(secret) == 0 && (sealed = cmd_user_seal(cfg, secret, &err)) != NULL &&
+            store_user_set_totp(st, u.id, sealed, &err) == 0 &&
             store_session_delete_user(st, u.id, &err) == 0) {
             cmd_user_audit(st, NULL, "user.reset_totp", name, NULL);
             printf("user %s: new TOTP secret, sessions ended\n", name);
             rc = cmd_user_enrol(st, cfg, &u, secret);
         }
+        free(sealed);
     } else if (strcmp(sub, "password") == 0) {
         struct auth_cost cost = api_cost(api_conf(cfg));
         char *pw = cmd_user_read_password("new password: "), *hash = NULL;

@@ -2092,6 +2092,9 @@ store_user_free(struct store_user *u)
         return;
     }
     free(u->pass_hash);
+    if (u->totp_secret != NULL) {
+        memset(u->totp_secret, 0, strlen(u->totp_secret)); /* may be the plaintext */
+    }
     free(u->totp_secret);
     u->pass_hash = NULL;
     u->totp_secret = NULL;

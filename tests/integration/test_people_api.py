@@ -139,8 +139,11 @@ def test_login_flow():
             check(api.cookie.split("=", 1)[1] not in open(
                 os.path.join(d.data, "control.db"), "rb").read().decode("latin-1"),
                 "the session token is stored")
-            ph = db.execute("SELECT pass_hash FROM users WHERE name = 'ana'").fetchone()[0]
+            ph, ts = db.execute("SELECT pass_hash, totp_secret FROM users WHERE name = 'ana'"
+                                ).fetchone()
             check(ph.startswith("$argon2id$"), "password hash: %s" % ph[:20])
+            check(ts.startswith("enc:v1:") and u.secret not in ts,
+                  "TOTP secret at rest: %s" % ts[:12])
         finally:
             db.close()
         d.stop()
