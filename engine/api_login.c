@@ -85,6 +85,32 @@ api_address_known(struct api_req *r)
     return ok;
 }
 
+/* The address's slot, its score decayed to now (a new or reused slot starts at 0). */
+static struct api_addr_score *
+addr_score(struct api_req *r)
+{
+    uint32_t h = 2166136261u;
+    struct api_addr_score *sc;
+
+    for (const char *p = r->addr; *p != '\0'; p++) {
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    }
+    sc = &r->api->scores[h % API_ADDR_SLOTS];
+    if (strcmp(sc->addr, r->addr) != 0) {
+        snprintf(sc->addr, sizeof(sc->addr), "%s", r->addr);
+        sc->score = 0;
+        sc->at = r->now;
+    }
+    if (r->now > sc->at) {
+        sc->score -= (double)(r->now - sc->at) / API_ADDR_DECAY_MS;
+        if (sc->score < 0) {
+            sc->score = 0;
+        }
+        sc->at = r->now;
+    }
+    return sc;
+}
+
 /* A login waiting for its password check on a worker thread. */
 struct login {
     struct api_req *r;
@@ -127,6 +153,7 @@ login_failed(struct api_req *r, const char *reason, const char *code, const char
     char *err = NULL;
 
     r->api->login_failures++;
+    addr_score(r)->score += 1;
     snprintf(detail, sizeof(detail), "{\"reason\":\"%s\"}", reason);
     if (u->id > 0 && strcmp(reason, "disabled") != 0) {
         int failures = u->failures + 1;
@@ -386,6 +413,22 @@ api_login(struct api_req *r)
         apireq_audit(r, NULL, "login", NULL, "address_refused", NULL);
         apireq_error(r, 403, "address_not_allowed", "logins are not allowed from your address");
         return;
+    }
+    {
+        struct api_addr_score *sc = addr_score(r);
+
+        if (sc->score >= API_ADDR_FAILURES) {
+            char secs[32];
+
+            snprintf(secs, sizeof(secs), "%lld",
+                     (long long)((sc->score - API_ADDR_FAILURES + 1) * API_ADDR_DECAY_MS / 1000));
+            r->api->login_failures++;
+            apireq_audit(r, NULL, "login", NULL, "address_throttled", NULL);
+            http_reply_header(r->http, "Retry-After", secs);
+            apireq_error(r, 429, "too_many_attempts",
+                         "too many failed logins from your address: retry later (Retry-After)");
+            return;
+        }
     }
     if ((body = api_body(r)) == NULL) {
         return;

@@ -29,8 +29,21 @@ struct api_conf {
     int max_conns;          /* 256 */
 };
 
+/* Failed logins per client address (password spraying across many users): a score that
+ * each failure raises by one and that decays by one every API_ADDR_DECAY_MS; past
+ * API_ADDR_FAILURES, logins from that address are refused (429) until it decays. */
+#define API_ADDR_FAILURES 20
+#define API_ADDR_DECAY_MS 30000
+#define API_ADDR_SLOTS 256
+struct api_addr_score {
+    char addr[64];
+    double score;
+    int64_t at; /* ms of the last update */
+};
+
 /* What every request of one listener shares. */
 struct api_state {
+    struct api_addr_score scores[API_ADDR_SLOTS];
     struct store *st; /* control.db, borrowed */
     const struct api_conf *conf;
     struct auth_cost cost;

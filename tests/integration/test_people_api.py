@@ -186,6 +186,22 @@ def test_lockout():
         check(r.status == 401 and r.json["error"] == "invalid_credentials", "disabled: %r" % r)
         m = d.cli("user", "list").stdout
         check("carol" in m and "disabled" in m, "user list: %s" % m)
+        # Spraying many accounts from one address: past 20 failures (7 so far) the
+        # address is throttled, whoever logs in from it.
+        got = None
+        for i in range(20):
+            r = Api(api.port, cafile=d.api_cert).login(User("spray%d" % i, u.secret, []),
+                                                       code="123456")
+            if r.status == 429:
+                got = i
+                break
+            check(r.status == 401, "spray %d: %r" % (i, r))
+        check(got in (13, 14), "throttled after %r more failures" % got)  # 1 decays per 30 s
+        check(r.json["error"] == "too_many_attempts" and int(r.header("Retry-After")) >= 30,
+              "throttle: %r %r" % (r, r.header("Retry-After")))
+        r = Api(api.port, cafile=d.api_cert).login(u)
+        check(r.status == 429, "a valid login from the throttled address: %r" % r)
+        check(any(a[4] == "address_throttled" for a in audit_rows(d, "login")), "audited")
         d.stop()
 
 
