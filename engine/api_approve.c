@@ -53,7 +53,18 @@ api_approvals_all(struct api_req *r)
             continue;
         }
         for (size_t i = 0; i < n; i++) {
-            cJSON_AddItemToArray(arr, approval_json(t->id, &v[i]));
+            struct store_run run;
+            int over = 0;
+
+            /* A run that ended while waiting (its deadline) leaves its approval moot. */
+            if (store_run_get(t->db, v[i].run_id, &run, NULL) == 1) {
+                over = strcmp(run.state, "done") == 0 || strcmp(run.state, "failed") == 0 ||
+                       strcmp(run.state, "cancelled") == 0;
+                store_run_free(&run);
+            }
+            if (!over) {
+                cJSON_AddItemToArray(arr, approval_json(t->id, &v[i]));
+            }
         }
         store_approvals_free(v, n);
     }

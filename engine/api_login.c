@@ -284,6 +284,11 @@ login_session(struct api_req *r)
         auth_digest(old, hash);
         (void)!store_session_delete(r->api->st, hash, NULL);
     }
+    /* Expired sessions go at each login: the table holds only live ones and a few. */
+    if (store_session_purge(r->api->st, r->now - (int64_t)(c->session_idle * 1000),
+                            r->now - (int64_t)(c->session_max * 1000), NULL) == -1) {
+        log_warn("api.session_purge_failed");
+    }
     auth_digest(token, hash);
     if (store_session_add(r->api->st, hash, r->user.id, csrf, r->now, r->addr, &err) == -1 ||
         store_user_login_ok(r->api->st, r->user.id, r->now, &err) == -1) {

@@ -252,6 +252,7 @@ enum query {
     Q_SESSION_TOUCH,
     Q_SESSION_DEL,
     Q_SESSION_DEL_USER,
+    Q_SESSION_PURGE,
     Q_TOKEN_ADD,
     Q_TOKEN_FIND,
     Q_TOKEN_LIST,
@@ -359,6 +360,7 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_SESSION_TOUCH] = "UPDATE sessions SET last_seen = ?2 WHERE hash = ?1",
     [Q_SESSION_DEL] = "DELETE FROM sessions WHERE hash = ?1",
     [Q_SESSION_DEL_USER] = "DELETE FROM sessions WHERE user_id = ?1",
+    [Q_SESSION_PURGE] = "DELETE FROM sessions WHERE last_seen < ?1 OR created < ?2",
     [Q_TOKEN_ADD] = "INSERT INTO api_tokens (user_id, name, hash, created, expires)"
                     " VALUES (?1, ?2, ?3, ?4, ?5)",
     [Q_TOKEN_FIND] = "SELECT id, user_id, name, created, expires, revoked, last_used"
@@ -2409,6 +2411,13 @@ store_session_delete_user(struct store *st, int64_t user_id, char **errp)
 {
     return db_change(&st->db, Q_SESSION_DEL_USER, "session delete", errp, "i", user_id) < 0 ? -1
                                                                                             : 0;
+}
+
+int
+store_session_purge(struct store *st, int64_t seen_before, int64_t created_before, char **errp)
+{
+    return db_change(&st->db, Q_SESSION_PURGE, "session purge", errp, "ii", seen_before,
+                     created_before);
 }
 
 int

@@ -111,6 +111,9 @@ int store_session_get(struct store *st, const char *hash, struct store_session *
 int store_session_touch(struct store *st, const char *hash, int64_t now, char **errp) KG_WUR;
 int store_session_delete(struct store *st, const char *hash, char **errp) KG_WUR;
 int store_session_delete_user(struct store *st, int64_t user_id, char **errp) KG_WUR;
+/* Delete the sessions idle since before seen_before or created before created_before:
+ * the number deleted, or -1. */
+int store_session_purge(struct store *st, int64_t seen_before, int64_t created_before, char **errp);
 
 /* Personal API tokens, found by the SHA-256 hex of the token. expires 0: never. */
 struct store_token {

@@ -166,6 +166,15 @@ test_sessions_tokens_allow(void)
     T_EQ_INT(s.created, 1000);
     T_EQ_INT(store_session_delete_user(st, id, &err), 0);
     T_EQ_INT(store_session_get(st, "sh", &s, &err), 0);
+    /* Purge: idle ones and too old ones go, the live one stays. */
+    T_EQ_INT(store_session_add(st, "idle", id, "c", 1000, NULL, &err), 0);
+    T_EQ_INT(store_session_add(st, "old", id, "c", 500, NULL, &err), 0);
+    T_EQ_INT(store_session_touch(st, "old", 9000, &err), 0);
+    T_EQ_INT(store_session_add(st, "live", id, "c", 9000, NULL, &err), 0);
+    T_EQ_INT(store_session_purge(st, 5000, 800, &err), 2);
+    T_EQ_INT(store_session_get(st, "live", &s, &err), 1);
+    T_EQ_INT(store_session_get(st, "idle", &s, &err), 0);
+    T_EQ_INT(store_session_get(st, "old", &s, &err), 0);
 
     T_EQ_INT(store_token_add(st, id, "ci", "th", 0, &tid, &err), 0);
     T_EQ_INT(store_token_find(st, "th", &t, &err), 1);
