@@ -25,6 +25,7 @@
 #define STORE_WAL_LOG_MS 60000        /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
 #define STORE_RUN_LIST_DEFAULT 100
+#define STORE_RECENT_SCAN 10000 /* observable rows one recent-alerts query reads at most */
 
 /* ---- schema ----
  *
@@ -40,7 +41,7 @@ static const char *const control_migrations[] = {
     "  token_hash TEXT UNIQUE,"
     "  created INTEGER NOT NULL"
     ");",
-    /* people: users (Argon2id password, TOTP secret and the last step used, lockout
+    /* 2: people: users (Argon2id password, TOTP secret and the last step used, lockout
      * state), their roles per tenant ('*' with role operator: every tenant), hashed
      * recovery codes, server-side sessions and personal API tokens (SHA-256 digests
      * only), the per-tenant address allow-lists ('*': the platform operators' list) and
@@ -165,7 +166,41 @@ static const char *const tenant_migrations[] = {
      * the current throttling wait, which makes a waiting run show as "throttled". */
     "ALTER TABLE journal ADD COLUMN waits TEXT;"
     "ALTER TABLE journal ADD COLUMN throttled_until INTEGER;",
-    /* approvals: a run's approve{} step waiting for people (keyed by the run and the
+    /* 3: playbook memory (state.*) and earlier alerts by observable (alerts.recent): the
+     * key-value table (value as JSON text; expires in ms since the epoch, NULL = never),
+     * and an index of every alert's observables kept by triggers (filled for the alerts
+     * already stored), so that a look-up reads only the alerts that share the value. */
+    "CREATE TABLE kv ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL,"
+    "  expires INTEGER,"
+    "  updated INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX kv_expires ON kv (expires) WHERE expires IS NOT NULL;"
+    "CREATE TABLE alert_observables ("
+    "  value TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  alert_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (value, received, alert_id, type)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX alert_observables_alert ON alert_observables (alert_id);"
+    "CREATE TRIGGER alerts_observables_insert AFTER INSERT ON alerts BEGIN"
+    "  INSERT OR IGNORE INTO alert_observables (value, type, received, alert_id)"
+    "  SELECT json_extract(o.value, '$.value'), json_extract(o.value, '$.type'),"
+    "   NEW.received, NEW.id FROM json_each(NEW.observables) AS o"
+    "  WHERE json_valid(NEW.observables)"
+    "   AND json_type(o.value, '$.value') = 'text' AND json_type(o.value, '$.type') = 'text';"
+    " END;"
+    "CREATE TRIGGER alerts_observables_delete AFTER DELETE ON alerts BEGIN"
+    "  DELETE FROM alert_observables WHERE alert_id = OLD.id;"
+    " END;"
+    "INSERT OR IGNORE INTO alert_observables (value, type, received, alert_id)"
+    " SELECT json_extract(o.value, '$.value'), json_extract(o.value, '$.type'), a.received,"
+    "  a.id FROM alerts AS a, json_each(a.observables) AS o"
+    " WHERE json_valid(a.observables)"
+    "  AND json_type(o.value, '$.value') = 'text' AND json_type(o.value, '$.type') = 'text';",
+    /* 4: approvals: a run's approve{} step waiting for people (keyed by the run and the
      * step's first start), the effects it asks for (JSON), the role and quorum it
      * needs, its deadline and default, its state and decision; one vote per person. */
     "CREATE TABLE approvals ("
@@ -230,6 +265,12 @@ enum query {
     Q_RUN_COUNTS,
     Q_JOURNAL_PUT,
     Q_JOURNAL_LOAD,
+    Q_KV_GET,
+    Q_KV_PUT,
+    Q_KV_DELETE,
+    Q_KV_PRUNE,
+    Q_KV_LIST,
+    Q_ALERT_RECENT,
     Q_ALERT_IDS,
     Q_USER_ADD,
     Q_USER_GET,
@@ -328,6 +369,24 @@ static const char *const query_sql[Q_COUNT] = {
                       " throttled_until = excluded.throttled_until",
     [Q_JOURNAL_LOAD] = "SELECT run_id, seq, kind, request, result, status, started, ended,"
                        " waits, throttled_until FROM journal WHERE run_id = ?1 ORDER BY seq",
+    [Q_KV_GET] =
+        "SELECT value, expires FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)",
+    [Q_KV_PUT] = "INSERT INTO kv (key, value, expires, updated) VALUES (?1, ?2, ?3, ?4)"
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                 " expires = excluded.expires, updated = excluded.updated",
+    [Q_KV_DELETE] = "DELETE FROM kv WHERE key = ?1",
+    [Q_KV_LIST] = "SELECT key, value, expires, updated FROM kv"
+                  " WHERE (expires IS NULL OR expires > ?1) AND substr(key, 1, length(?2)) = ?2"
+                  " ORDER BY key LIMIT ?3",
+    [Q_KV_PRUNE] = "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires <= ?1"
+                   " ORDER BY expires LIMIT ?2)",
+    /* Newest first along the index of (value, received, alert_id): rows stream without
+     * a sort, so the caller can stop after a bounded number (STORE_RECENT_SCAN). */
+    [Q_ALERT_RECENT] = "SELECT a.id, a.source, a.source_id, a.time, a.received, a.title,"
+                       " a.category, a.vendor_severity, a.severity, a.outcome, a.observables"
+                       " FROM alert_observables AS o JOIN alerts AS a ON a.id = o.alert_id"
+                       " WHERE o.value = ?1 AND o.received >= ?2 AND (?3 IS NULL OR o.type = ?3)"
+                       " ORDER BY o.received DESC, o.alert_id DESC",
     [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
 #define USER_COLUMNS                                                                               \
     "id, name, pass_hash, totp_secret, totp_confirmed, totp_last_step, failures, locked_until,"    \
@@ -1961,6 +2020,206 @@ store_journal_load(struct store_tenant *t, int64_t run_id, struct journal_entry 
         db_fail(&t->db, errp, "journal load run=%lld", (long long)run_id);
         stmt_done(s);
         journal_entries_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* ---- playbook memory (state.*) ---- */
+
+int
+store_kv_get(struct store_tenant *t, const char *key, int64_t now_ms, char **value,
+             int64_t *expires_ms, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *value = NULL;
+    *expires_ms = 0;
+    if ((s = db_stmt(&t->db, Q_KV_GET, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, key);
+    sqlite3_bind_int64(s, 2, now_ms);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        stmt_done(s);
+        return 0;
+    }
+    if (rc != SQLITE_ROW) {
+        db_fail(&t->db, errp, "state get");
+        stmt_done(s);
+        return -1;
+    }
+    *value = col_strdup(s, 0);
+    *expires_ms = sqlite3_column_int64(s, 1);
+    stmt_done(s);
+    return *value != NULL ? 1 : 0;
+}
+
+int
+store_kv_put(struct store_tenant *t, const char *key, const char *value, int64_t expires_ms,
+             int64_t now_ms, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_KV_PUT, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, key);
+    bind_text(s, 2, value);
+    bind_opt_int64(s, 3, expires_ms);
+    sqlite3_bind_int64(s, 4, now_ms);
+    return stmt_run(&t->db, s, "state put", errp);
+}
+
+int
+store_kv_delete(struct store_tenant *t, const char *key, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_KV_DELETE, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, key);
+    if (stmt_run(&t->db, s, "state delete", errp) == -1) {
+        return -1;
+    }
+    return sqlite3_changes(t->db.h) > 0 ? 1 : 0;
+}
+
+int
+store_kv_prune(struct store_tenant *t, int64_t now_ms, int max, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_KV_PRUNE, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int(s, 2, max);
+    if (stmt_run(&t->db, s, "state prune", errp) == -1) {
+        return -1;
+    }
+    return sqlite3_changes(t->db.h);
+}
+
+int
+store_kv_list(struct store_tenant *t, const char *prefix, int64_t now_ms, int limit,
+              struct store_kv **out, size_t *n, char **errp)
+{
+    struct store_kv *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_KV_LIST, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    bind_text(s, 2, prefix ? prefix : "");
+    sqlite3_bind_int(s, 3, limit > 0 ? limit : 1000);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        v[len].key = col_strdup(s, 0);
+        v[len].value = col_strdup(s, 1);
+        v[len].expires_ms = sqlite3_column_int64(s, 2);
+        v[len].updated_ms = sqlite3_column_int64(s, 3);
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "state list");
+        stmt_done(s);
+        store_kv_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void
+store_kv_free(struct store_kv *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+/* ---- earlier alerts (alerts.recent) ---- */
+
+int
+store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
+                   size_t *n, char **errp)
+{
+    struct alert *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc = SQLITE_DONE, scanned = 0;
+    int64_t last = -1;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_ALERT_RECENT, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, q->value);
+    sqlite3_bind_int64(s, 2, q->since_ms);
+    bind_text(s, 3, q->type);
+    while (len < (size_t)q->limit && scanned++ < STORE_RECENT_SCAN &&
+           (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct alert *a;
+        const char *obs;
+        int64_t id = sqlite3_column_int64(s, 0);
+        const char *src = (const char *)sqlite3_column_text(s, 1);
+
+        /* One alert with the value under two types comes twice, one row after the other. */
+        if (id == q->exclude_id || id == last ||
+            (q->source != NULL && (src == NULL || strcmp(src, q->source) != 0))) {
+            last = id;
+            continue;
+        }
+        last = id;
+
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        a = &v[len++];
+        memset(a, 0, sizeof(*a));
+        a->id = sqlite3_column_int64(s, 0);
+        a->source = col_strdup(s, 1);
+        a->source_id = col_strdup(s, 2);
+        a->time_ms = sqlite3_column_int64(s, 3);
+        a->received_ms = sqlite3_column_int64(s, 4);
+        a->title = col_strdup(s, 5);
+        a->category = col_strdup(s, 6);
+        a->vendor_severity = col_strdup(s, 7);
+        a->severity = sqlite3_column_int(s, 8);
+        a->outcome = col_strdup(s, 9);
+        obs = (const char *)sqlite3_column_text(s, 10);
+        if (obs != NULL) {
+            (void)obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), a);
+        }
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(&t->db, errp, "recent alerts");
+        stmt_done(s);
+        for (size_t i = 0; i < len; i++) {
+            alert_free(&v[i]);
+        }
+        free(v);
         return -1;
     }
     stmt_done(s);
