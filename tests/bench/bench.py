@@ -41,6 +41,17 @@ return playbook {
 }
 """
 
+APPROVE_PLAYBOOK = """
+return playbook {
+  name = "bench-approve",
+  on = { source = "bench.approve" },
+  run = function(alert)
+    approve{ title = "bench " .. alert.source_id, timeout = "1h",
+             effects = { {"graph.disable_user", "someone@example.jp"} } }
+  end,
+}
+"""
+
 WRK_SCRIPT = """
 local counter = 0
 local threads = 0
@@ -88,7 +99,8 @@ class Daemon:
         self.root = root
         pb = os.path.join(root, "playbooks")
         os.makedirs(pb)
-        books = {"bench.lua": PLAYBOOK, "park.lua": PARK_PLAYBOOK}
+        books = {"bench.lua": PLAYBOOK, "park.lua": PARK_PLAYBOOK,
+                 "approve.lua": APPROVE_PLAYBOOK}
         books.update(playbooks or {})
         for name, text in books.items():
             with open(os.path.join(pb, name), "w") as f:
@@ -247,13 +259,15 @@ def metric(d, name):
     return float(m.group(1)) if m else float("nan")
 
 
-def parked_runs(d, n, batch=1000):
-    """Post n alerts whose runs park in sleep(3600); return (runs parked, KiB per run)."""
+def parked_runs(d, n, batch=1000, source="bench.park"):
+    """Post n alerts whose runs park (in sleep(3600), or on an approval with source
+    bench.approve); return (runs parked, KiB per run)."""
     before = rss_kib(d.proc.pid)
+    active0 = metric(d, "kagari_runs_active")
     c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
     hdrs = {"Authorization": "Bearer " + d.token, "Content-Type": "application/json"}
     for b in range(0, n, batch):
-        body = json.dumps([{"source": "bench.park", "source_id": "park-%d" % i, "title": "park"}
+        body = json.dumps([{"source": source, "source_id": "park-%d" % i, "title": "park"}
                            for i in range(b, min(n, b + batch))])
         while True:
             c.request("POST", "/api/v1/alerts", body, hdrs)
@@ -266,7 +280,7 @@ def parked_runs(d, n, batch=1000):
     while time.time() < deadline and metric(d, "kagari_runs_ready") > 0:
         time.sleep(0.5)
     time.sleep(1)
-    active = metric(d, "kagari_runs_active")
+    active = metric(d, "kagari_runs_active") - active0
     after = rss_kib(d.proc.pid)
     return int(active), (after - before) / max(1, n)
 
@@ -531,6 +545,10 @@ def main():
         n, per = parked_runs(d, PARKED)
         print("parked runs         : %d runs parked in sleep(); resident memory %.1f KiB per "
               "parked run (daemon RSS growth / runs)" % (n, per))
+        n, per = parked_runs(d, 1000, source="bench.approve")
+        print("runs on approvals   : %d runs waiting on approve{} at once; resident memory %.1f "
+              "KiB per run (daemon RSS growth / runs; the approvals are rows of the tenant "
+              "database)" % (n, per))
     finally:
         d.stop()
         shutil.rmtree(root, ignore_errors=True)
