@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/api_admin.h"
 #include "engine/api_approve.h"
 #include "engine/api_login.h"
 #include "engine/api_read.h"
@@ -398,6 +399,16 @@ static const struct api_route api_routes[] = {
     { "GET", "/api/v1/tenants/:/audit", API_USER, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR,
       api_tenant_audit },
     { "GET", "/api/v1/tenants/:/users", API_USER, ROLE_ADMIN | ROLE_OPERATOR, api_tenant_users },
+    { "POST", "/api/v1/tenants/:/users/:/role", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_user_role },
+    { "POST", "/api/v1/tenants/:/users/:/reset-totp", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_user_reset_totp },
+    { "GET", "/api/v1/tenants/:/allowlist", API_USER, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR,
+      api_allowlist },
+    { "POST", "/api/v1/tenants/:/allowlist", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_allowlist_add },
+    { "DELETE", "/api/v1/tenants/:/allowlist", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_allowlist_remove },
     { "GET", "/api/v1/audit", API_USER, 0, api_platform_audit },
     { "GET", "/api/v1/approvals", API_USER, 0, api_approvals_all },
     { "GET", "/api/v1/tenants/:/approvals", API_USER, ROLE_ANY, api_approvals },

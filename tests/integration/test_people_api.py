@@ -319,6 +319,10 @@ def test_routes_by_role_and_tenant():
             (t1 + "/audit", {"*": 403, "admin": 200, "auditor": 200, "operator": 200,
                              "other": 404}),
             (t1 + "/users", {"*": 403, "admin": 200, "operator": 200, "other": 404}),
+            (t1 + "/allowlist", {"*": 403, "admin": 200, "auditor": 200, "operator": 200,
+                                 "other": 404}),
+            (t1 + "/approvals", {"*": 200, "other": 404}),
+            ("/api/v1/approvals", {"*": 200}),
             ("/api/v1/audit", {"*": 403, "operator": 200}),
         ]
         for path, want in matrix:
@@ -592,3 +596,75 @@ def test_password_hashing_never_blocks_the_loop():
 
 
 test_password_hashing_never_blocks_the_loop.TIMEOUT = 120
+
+
+def test_admin_manages_roles_totp_and_allowlist():
+    """A tenant admin changes a role, resets a TOTP secret (the user enrols again at the
+    next login; the admin never sees the secret) and edits the allow-list, refused when
+    the change would lock the admin out; other roles cannot; all audited."""
+    with api_daemon("api-admin") as d:
+        d.add_tenant("t2")
+        adm = add_user(d, "adm", "t1:admin")
+        ana = add_user(d, "ana", "t1:analyst")
+        eng = add_user(d, "eng", "t1:engineer")
+        other = add_user(d, "adm2", "t2:admin")
+        d.start()
+        port = api_port(d)
+        c = {}
+        for u in (adm, ana, eng, other):
+            c[u.name] = Api(port, cafile=d.api_cert)
+            check(c[u.name].login(u).status == 200, "login %s" % u.name)
+        t1 = "/api/v1/tenants/t1"
+        # Roles: only admins; not one's own; another tenant's admin sees nothing.
+        r = c["eng"].request("POST", t1 + "/users/ana/role", {"role": "auditor"})
+        check(r.status == 403, "engineer changes a role: %r" % r)
+        r = c["adm2"].request("POST", t1 + "/users/ana/role", {"role": "auditor"})
+        check(r.status == 404, "t2's admin on t1: %r" % r)
+        r = c["adm"].request("POST", t1 + "/users/adm/role", {"role": "none"})
+        check(r.status == 403, "own role: %r" % r)
+        r = c["adm"].request("POST", t1 + "/users/ana/role", {"role": "wizard"})
+        check(r.status == 400, "bad role: %r" % r)
+        r = c["adm"].request("POST", t1 + "/users/nobody/role", {"role": "analyst"})
+        check(r.status == 404, "unknown user: %r" % r)
+        r = c["adm"].request("POST", t1 + "/users/ana/role", {"role": "auditor"})
+        check(r.status == 200 and r.json["role"] == "auditor", "role: %r" % r)
+        check(c["ana"].get("/api/v1/me").json["roles"][0]["role"] == "auditor", "takes effect")
+        check(c["ana"].get(t1 + "/audit").status == 200, "the auditor reads the audit now")
+        # TOTP reset: ana's sessions end; her next login shows a new secret to enrol.
+        r = c["eng"].request("POST", t1 + "/users/ana/reset-totp")
+        check(r.status == 403, "engineer resets: %r" % r)
+        r = c["adm"].request("POST", t1 + "/users/adm2/reset-totp")
+        check(r.status == 404, "a user of another tenant: %r" % r)
+        r = c["adm"].request("POST", t1 + "/users/ana/reset-totp")
+        check(r.status == 204 and r.body == b"", "reset: %r" % r)
+        check(c["ana"].get("/api/v1/me").status == 401, "ana's session after the reset")
+        r = Api(port, cafile=d.api_cert).login(ana, code=False)
+        check(r.status == 401 and r.json["error"] == "totp_enrolment_required" and
+              r.json["enrolment"]["secret"] != ana.secret, "re-enrolment: %r" % r)
+        # Allow-list: a change that would shut the admin out is refused and undone.
+        r = c["adm"].request("POST", t1 + "/allowlist", {"cidr": "192.0.2.0/24"})
+        check(r.status == 409 and r.json["error"] == "would_lock_you_out", "lockout: %r" % r)
+        check(c["adm"].get(t1 + "/allowlist").json["cidrs"] == [], "undone")
+        r = c["adm"].request("POST", t1 + "/allowlist", {"cidr": "127.0.0.0/8"})
+        check(r.status == 200 and r.json["cidrs"] == ["127.0.0.0/8"], "add: %r" % r)
+        r = c["adm"].request("POST", t1 + "/allowlist", {"cidr": "192.0.2.0/24"})
+        check(r.status == 200 and sorted(r.json["cidrs"]) == ["127.0.0.0/8", "192.0.2.0/24"],
+              "second: %r" % r)
+        r = c["adm"].request("DELETE", t1 + "/allowlist?cidr=127.0.0.0%2F8")
+        check(r.status == 409, "removing its own block: %r" % r)
+        r = c["adm"].request("DELETE", t1 + "/allowlist?cidr=192.0.2.0%2F24")
+        check(r.status == 200 and r.json["cidrs"] == ["127.0.0.0/8"], "remove: %r" % r)
+        r = c["adm"].request("DELETE", t1 + "/allowlist?cidr=198.51.100.0%2F24")
+        check(r.status == 404, "remove an absent entry: %r" % r)
+        for bad in ({"cidr": "192.0.2.1/24"}, {"cidr": "nope"}, {"cidr": 5}, {}):
+            r = c["adm"].request("POST", t1 + "/allowlist", bad)
+            check(r.status == 400, "bad %r: %r" % (bad, r))
+        check(c["eng"].request("POST", t1 + "/allowlist", {"cidr": "10.0.0.0/8"}).status == 403,
+              "engineer edits the list")
+        r = c["adm"].request("POST", t1 + "/allowlist", {"cidr": "10.0.0.0/8"}, csrf=False)
+        check(r.status == 403 and r.json["error"] == "csrf_failed", "no CSRF: %r" % r)
+        acts = [(a[0], a[2], a[3]) for a in audit_rows(d) if a[4] == "ok"]
+        for want in (("t1", "user.role", "ana"), ("t1", "user.reset_totp", "ana"),
+                     ("t1", "allowlist.add", "t1"), ("t1", "allowlist.remove", "t1")):
+            check(want in acts, "audit lacks %r" % (want,))
+        d.stop()
