@@ -17,6 +17,7 @@
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/metrics.h"
+#include "engine/tenant.h"
 #include "engine/tls.h"
 #include "engine/work.h"
 
@@ -475,7 +476,8 @@ api_dispatch(struct api_req *r)
         return;
     }
     if (hit->roles != 0) {
-        int bits = apireq_roles_in(r, r->param[0]);
+        /* A tenant this daemon does not serve is unknown, even to an operator. */
+        int bits = tenant_find(r->param[0]) != NULL ? apireq_roles_in(r, r->param[0]) : 0;
 
         if (bits == 0) {
             /* Unknown, or not the caller's, or not from this address: one answer. */

@@ -626,6 +626,13 @@ def test_admin_manages_roles_totp_and_allowlist():
         check(r.status == 400, "bad role: %r" % r)
         r = c["adm"].request("POST", t1 + "/users/nobody/role", {"role": "analyst"})
         check(r.status == 404, "unknown user: %r" % r)
+        op = add_user(d, "op", "*:operator")
+        c["op"] = Api(port, cafile=d.api_cert)
+        check(c["op"].login(op).status == 200, "operator login")
+        for path in ("/api/v1/tenants/nope/users/ana/role", "/api/v1/tenants/nope/allowlist"):
+            r = c["op"].request("POST", path, {"role": "analyst", "cidr": "10.0.0.0/8"})
+            check(r.status == 404, "operator on an unknown tenant %s: %r" % (path, r))
+        check("nope" not in d.cli("user", "list").stdout, "no role in an unknown tenant")
         r = c["adm"].request("POST", t1 + "/users/ana/role", {"role": "auditor"})
         check(r.status == 200 and r.json["role"] == "auditor", "role: %r" % r)
         check(c["ana"].get("/api/v1/me").json["roles"][0]["role"] == "auditor", "takes effect")
