@@ -168,8 +168,12 @@ static const char *const tenant_migrations[] = {
     "ALTER TABLE journal ADD COLUMN throttled_until INTEGER;",
     /* 3: playbook memory (state.*) and earlier alerts by observable (alerts.recent): the
      * key-value table (value as JSON text; expires in ms since the epoch, NULL = never),
-     * and an index of every alert's observables kept by triggers (filled for the alerts
-     * already stored), so that a look-up reads only the alerts that share the value. */
+     * and an index of every alert's observable values, filled by store_alert_insert (and
+     * here for the alerts already stored), so that a look-up reads only the alerts that
+     * share the value. It is keyed by a 64-bit hash of the value (kg_vhash, FNV-1a): a
+     * small integer key keeps the insert cheap on the intake's path; the reader checks
+     * the value and type in the alert itself, so a collision costs one row, never a
+     * wrong answer. Rows of a deleted alert are skipped by the join. */
     "CREATE TABLE kv ("
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL,"
@@ -178,28 +182,15 @@ static const char *const tenant_migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX kv_expires ON kv (expires) WHERE expires IS NOT NULL;"
     "CREATE TABLE alert_observables ("
-    "  value TEXT NOT NULL,"
-    "  type TEXT NOT NULL,"
+    "  vhash INTEGER NOT NULL,"
     "  received INTEGER NOT NULL,"
     "  alert_id INTEGER NOT NULL,"
-    "  PRIMARY KEY (value, received, alert_id, type)"
+    "  PRIMARY KEY (vhash, received, alert_id)"
     ") WITHOUT ROWID;"
-    "CREATE INDEX alert_observables_alert ON alert_observables (alert_id);"
-    "CREATE TRIGGER alerts_observables_insert AFTER INSERT ON alerts BEGIN"
-    "  INSERT OR IGNORE INTO alert_observables (value, type, received, alert_id)"
-    "  SELECT json_extract(o.value, '$.value'), json_extract(o.value, '$.type'),"
-    "   NEW.received, NEW.id FROM json_each(NEW.observables) AS o"
-    "  WHERE json_valid(NEW.observables)"
-    "   AND json_type(o.value, '$.value') = 'text' AND json_type(o.value, '$.type') = 'text';"
-    " END;"
-    "CREATE TRIGGER alerts_observables_delete AFTER DELETE ON alerts BEGIN"
-    "  DELETE FROM alert_observables WHERE alert_id = OLD.id;"
-    " END;"
-    "INSERT OR IGNORE INTO alert_observables (value, type, received, alert_id)"
-    " SELECT json_extract(o.value, '$.value'), json_extract(o.value, '$.type'), a.received,"
-    "  a.id FROM alerts AS a, json_each(a.observables) AS o"
-    " WHERE json_valid(a.observables)"
-    "  AND json_type(o.value, '$.value') = 'text' AND json_type(o.value, '$.type') = 'text';",
+    "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
+    " SELECT kg_vhash(json_extract(o.value, '$.value')), a.received, a.id"
+    " FROM alerts AS a, json_each(a.observables) AS o"
+    " WHERE json_valid(a.observables) AND json_type(o.value, '$.value') = 'text';",
     /* 4: approvals: a run's approve{} step waiting for people (keyed by the run and the
      * step's first start), the effects it asks for (JSON), the role and quorum it
      * needs, its deadline and default, its state and decision; one vote per person. */
@@ -271,6 +262,7 @@ enum query {
     Q_KV_PRUNE,
     Q_KV_LIST,
     Q_ALERT_RECENT,
+    Q_ALERT_OBS_INSERT,
     Q_ALERT_IDS,
     Q_USER_ADD,
     Q_USER_GET,
@@ -385,8 +377,10 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_ALERT_RECENT] = "SELECT a.id, a.source, a.source_id, a.time, a.received, a.title,"
                        " a.category, a.vendor_severity, a.severity, a.outcome, a.observables"
                        " FROM alert_observables AS o JOIN alerts AS a ON a.id = o.alert_id"
-                       " WHERE o.value = ?1 AND o.received >= ?2 AND (?3 IS NULL OR o.type = ?3)"
+                       " WHERE o.vhash = ?1 AND o.received >= ?2"
                        " ORDER BY o.received DESC, o.alert_id DESC",
+    [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
+                           " VALUES (?1, ?2, ?3)",
     [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
 #define USER_COLUMNS                                                                               \
     "id, name, pass_hash, totp_secret, totp_confirmed, totp_last_step, failures, locked_until,"    \
@@ -695,6 +689,33 @@ db_close(struct db *d)
     d->path = NULL;
 }
 
+/* The key of an observable value in alert_observables: 64-bit FNV-1a of its bytes. */
+static int64_t
+obs_vhash(const char *v, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)v[i];
+        h *= 1099511628211ULL;
+    }
+    return (int64_t)h;
+}
+
+/* kg_vhash(text) for SQL (the migration that indexes alerts already stored). */
+static void
+sql_vhash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *v = (const char *)sqlite3_value_text(argv[0]);
+
+    (void)argc;
+    if (v == NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    sqlite3_result_int64(ctx, obs_vhash(v, (size_t)sqlite3_value_bytes(argv[0])));
+}
+
 /* Open (creating) the database at path and migrate it with mig[0..n-1]. The file is
  * created 0600 by us before SQLite sees it: SQLite gives its -wal and -shm files the
  * mode of the main file. Symlinks are refused. On failure d is closed again. */
@@ -738,6 +759,11 @@ db_open(struct db *d, const char *path, const char *const *mig, int n, char **er
     sqlite3_finalize(s);
     if (db_exec(d, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", "set pragmas", errp) ==
         -1) {
+        goto fail;
+    }
+    if (sqlite3_create_function_v2(d->h, "kg_vhash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                   sql_vhash, NULL, NULL, NULL) != SQLITE_OK) {
+        db_fail(d, errp, "%s: register kg_vhash", path);
         goto fail;
     }
     if (db_migrate(d, mig, n, errp) == -1) {
@@ -1455,6 +1481,36 @@ obs_from_json(const char *text, size_t len, struct alert *a)
     return 0;
 }
 
+/* Index a new alert's observable values (alerts.recent), in the same transaction. */
+static int
+obs_index(struct store_tenant *t, const struct alert *a, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (a->nobs == 0) {
+        return 0;
+    }
+    if ((s = db_stmt(&t->db, Q_ALERT_OBS_INSERT, errp)) == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < a->nobs; i++) {
+        if (a->obs[i].value == NULL) {
+            continue;
+        }
+        sqlite3_bind_int64(s, 1, obs_vhash(a->obs[i].value, strlen(a->obs[i].value)));
+        sqlite3_bind_int64(s, 2, a->received_ms);
+        sqlite3_bind_int64(s, 3, a->id);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            db_fail(&t->db, errp, "alert insert %s/%s: observable index", a->source, a->source_id);
+            stmt_done(s);
+            return -1;
+        }
+        sqlite3_reset(s);
+    }
+    stmt_done(s);
+    return 0;
+}
+
 /* Insert within the open transaction. ON CONFLICT DO NOTHING makes a duplicate cost one
  * index probe; only then do we look the existing id up. NULL outcome is stored as
  * "unknown". */
@@ -1499,7 +1555,7 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
     stmt_done(s);
     if (sqlite3_changes(t->db.h) == 1) {
         a->id = sqlite3_last_insert_rowid(t->db.h);
-        return 0;
+        return obs_index(t, a, errp);
     }
 
     if ((s = db_stmt(&t->db, Q_ALERT_FIND, errp)) == NULL) {
@@ -2159,6 +2215,19 @@ store_kv_free(struct store_kv *v, size_t n)
 
 /* ---- earlier alerts (alerts.recent) ---- */
 
+/* 1 when a carries the observable value (of type, unless type is NULL). */
+static int
+obs_has(const struct alert *a, const char *value, const char *type)
+{
+    for (size_t i = 0; i < a->nobs; i++) {
+        if (a->obs[i].value != NULL && strcmp(a->obs[i].value, value) == 0 &&
+            (type == NULL || (a->obs[i].type != NULL && strcmp(a->obs[i].type, type) == 0))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int
 store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
                    size_t *n, char **errp)
@@ -2174,9 +2243,8 @@ store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct 
     if ((s = db_stmt(&t->db, Q_ALERT_RECENT, errp)) == NULL) {
         return -1;
     }
-    bind_text(s, 1, q->value);
+    sqlite3_bind_int64(s, 1, obs_vhash(q->value, strlen(q->value)));
     sqlite3_bind_int64(s, 2, q->since_ms);
-    bind_text(s, 3, q->type);
     while (len < (size_t)q->limit && scanned++ < STORE_RECENT_SCAN &&
            (rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct alert *a;
@@ -2211,6 +2279,10 @@ store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct 
         obs = (const char *)sqlite3_column_text(s, 10);
         if (obs != NULL) {
             (void)obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), a);
+        }
+        if (!obs_has(a, q->value, q->type)) {
+            alert_free(a); /* another value with the same hash, or another type */
+            len--;
         }
     }
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {

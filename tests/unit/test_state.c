@@ -230,9 +230,7 @@ test_index_filled_by_migration(void)
         }
         sqlite3_finalize(q);
         T_ASSERT(v >= 4);
-        sql = xasprintf("DROP TRIGGER alerts_observables_insert;"
-                        "DROP TRIGGER alerts_observables_delete;"
-                        "DROP TABLE alert_observables; DROP TABLE kv;"
+        sql = xasprintf("DROP TABLE alert_observables; DROP TABLE kv;"
                         "DROP TABLE approval_votes; DROP TABLE approvals;"
                         "PRAGMA user_version = %d;",
                         2);
