@@ -635,3 +635,122 @@ json_print(const cJSON *item)
     }
     return s;
 }
+
+/* Scanners over text that json_parse_strict accepted: each returns where the white
+ * space, string or value at p ends. */
+static const char *
+span_skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+static const char *
+span_skip_string(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++) {
+        if (*p == '\\') {
+            p++;
+        }
+    }
+    return p < end ? p + 1 : end;
+}
+
+static const char *
+span_skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+
+    if (p >= end) {
+        return end;
+    }
+    if (*p == '"') {
+        return span_skip_string(p, end);
+    }
+    if (*p != '{' && *p != '[') {
+        while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' &&
+               *p != '\n' && *p != '\r') {
+            p++;
+        }
+        return p;
+    }
+    while (p < end) {
+        if (*p == '"') {
+            p = span_skip_string(p, end);
+            continue;
+        }
+        if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            if (--depth == 0) {
+                return p + 1;
+            }
+        }
+        p++;
+    }
+    return end;
+}
+
+/* The spans of the elements of the array starting at p ('['). */
+static long
+span_elements(const char *text, const char *p, const char *end, struct json_span **out)
+{
+    struct json_span *v = NULL;
+    size_t n = 0, cap = 0;
+
+    p = span_skip_ws(p + 1, end);
+    while (p < end && *p != ']') {
+        const char *e = span_skip_value(p, end);
+
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        v[n].off = (size_t)(p - text);
+        v[n].len = (size_t)(e - p);
+        n++;
+        p = span_skip_ws(e, end);
+        if (p < end && *p == ',') {
+            p = span_skip_ws(p + 1, end);
+        }
+    }
+    *out = v;
+    return (long)n;
+}
+
+long
+json_array_spans(const char *text, size_t len, const char *key, struct json_span **out)
+{
+    const char *p = text, *end = text + len;
+    size_t klen = key != NULL ? strlen(key) : 0;
+
+    *out = NULL;
+    p = span_skip_ws(p, end);
+    if (key == NULL) {
+        return p < end && *p == '[' ? span_elements(text, p, end, out) : -1;
+    }
+    if (p >= end || *p != '{') {
+        return -1;
+    }
+    p = span_skip_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *ke = span_skip_string(p, end) - 1;
+        int match = (size_t)(ke - k) == klen && memcmp(k, key, klen) == 0;
+
+        p = span_skip_ws(ke + 1, end);
+        if (p >= end || *p != ':') {
+            return -1;
+        }
+        p = span_skip_ws(p + 1, end);
+        if (match) {
+            return p < end && *p == '[' ? span_elements(text, p, end, out) : -1;
+        }
+        p = span_skip_ws(span_skip_value(p, end), end);
+        if (p < end && *p == ',') {
+            p = span_skip_ws(p + 1, end);
+        }
+    }
+    return -1;
+}

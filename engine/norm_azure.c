@@ -80,10 +80,13 @@ op_level(const char *op, const cJSON *obj)
             int sev = x->sev;
 
             if (strcasecmp(op, "Microsoft.Authorization/roleAssignments/write") == 0) {
-                const char *body = normlib_str(obj, "properties.requestbody");
+                /* The role is in the request (Start) or the response (Success). */
+                const char *req = normlib_str(obj, "properties.requestbody");
+                const char *resp = normlib_str(obj, "properties.responseBody");
 
-                for (const char *const *r = powerful_roles; body != NULL && *r != NULL; r++) {
-                    if (strstr(body, *r) != NULL) {
+                for (const char *const *r = powerful_roles; *r != NULL; r++) {
+                    if ((req != NULL && strstr(req, *r) != NULL) ||
+                        (resp != NULL && strstr(resp, *r) != NULL)) {
                         sev = SEV_CRITICAL;
                     }
                 }

@@ -22,12 +22,9 @@ static const char *
 defender_detect(const cJSON *obj)
 {
     const char *cat = normlib_str(obj, "category");
-    const char *type = normlib_str(obj, "@odata.type");
+    const char *type = json_get_string(obj, "@odata.type");
 
-    if (cat != NULL) {
-        if (!normlib_starts(cat, AH_PREFIX)) {
-            return NULL;
-        }
+    if (cat != NULL && normlib_starts(cat, AH_PREFIX)) {
         cat += strlen(AH_PREFIX);
         if (normlib_is(cat, "AlertInfo")) {
             const char *svc = normlib_str(obj, "properties.ServiceSource");
@@ -128,7 +125,7 @@ static const char *const mail_stopped_places[] = { "quarantine", "dropped", "fai
 static void
 evidence(struct alert *a, const cJSON *ev, struct verdict *v)
 {
-    const char *type = normlib_str(ev, "@odata.type");
+    const char *type = json_get_string(ev, "@odata.type");
     const cJSON *urls, *it;
 
     if (type == NULL) {
@@ -567,7 +564,7 @@ ah_other(const cJSON *obj, struct alert *a, char **errp)
 static int
 defender_normalize(const cJSON *obj, const char *source, struct alert *a, char **errp)
 {
-    int streamed = normlib_str(obj, "category") != NULL;
+    int streamed = normlib_starts(normlib_str(obj, "category"), AH_PREFIX);
 
     if (strcmp(source, "defender.incident") == 0) {
         return graph_incident(obj, a, errp);

@@ -61,7 +61,7 @@ body(const cJSON *obj)
 static int
 is_diagnostic(const cJSON *obj)
 {
-    return normlib_str(obj, "category") != NULL;
+    return normlib_get(obj, "properties") != NULL && normlib_str(obj, "category") != NULL;
 }
 
 static const char *
@@ -85,9 +85,8 @@ entra_detect(const cJSON *obj)
                                              normlib_get(obj, "properties.loggedByService"))) {
             return "entra.audit";
         }
-        return NULL;
     }
-    /* Graph objects sent as they are. */
+    /* Graph objects sent as they are (a directoryAudit has a category of its own). */
     if (normlib_get(obj, "riskEventType") != NULL && normlib_get(obj, "detectedDateTime") != NULL) {
         return "entra.risk";
     }

@@ -18,7 +18,8 @@
 #define NORMLIB_OBS_MAX 256
 
 /* The member at a dotted path ("properties.status.errorCode"), case-sensitive; NULL when
- * any step is missing, null or not an object. */
+ * any step is missing, null or not an object. A key that holds a dot itself
+ * ("@odata.type", claim URIs) needs json_get. */
 const cJSON *normlib_get(const cJSON *obj, const char *path);
 /* The string at path when it is a non-empty string, else NULL (borrowed from obj). */
 const char *normlib_str(const cJSON *obj, const char *path);
