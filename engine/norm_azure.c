@@ -198,10 +198,9 @@ bastion(const cJSON *obj, struct alert *a, char **errp)
     parts[0] = normlib_str(p, "tunnelId");
     parts[1] = msg;
     parts[2] = normlib_text(p, "clientPort", port, sizeof(port));
-    if (parts[0] == NULL && msg == NULL) {
-        return kg_err(errp, "properties.tunnelId: required (or a message)");
-    }
-    normlib_set_id_parts(a, parts, 3);
+    if (parts[0] != NULL || msg != NULL) {
+        normlib_set_id_parts(a, parts, 3);
+    } /* else the record's hash */
     if (msg != NULL && strcasestr(msg, "Success") != NULL) {
         normlib_outcome(a, "succeeded");
         a->severity = SEV_INFO;
