@@ -294,7 +294,58 @@ test_print_roundtrip(void)
     cJSON_Delete(again);
 }
 
+/* The exact bytes of each record of an envelope, whatever the spacing, strings holding
+ * brackets and quotes, nesting, or members before and after the array. */
+static void
+test_array_spans(void)
+{
+    static const struct {
+        const char *text, *key;
+        long n;
+        const char *items[3];
+    } cases[] = {
+        { "{\"records\":[{\"a\":1}, {\"b\" : \"]}\\\"[{\"} ,\n\t{\"c\":[1,{\"d\":[]}]}]}",
+          "records",
+          3,
+          { "{\"a\":1}", "{\"b\" : \"]}\\\"[{\"}", "{\"c\":[1,{\"d\":[]}]}" } },
+        { " { \"x\" : {\"records\":5}, \"records\" : [ 1 , \"s\" , null ] , \"y\":[] } ",
+          "records",
+          3,
+          { "1", "\"s\"", "null" } },
+        { "[ {\"source\":\"a\"} ,{} ]", NULL, 2, { "{\"source\":\"a\"}", "{}" } },
+        { "{\"value\":[]}", "value", 0, { NULL } },
+        { "{\"records\":{}}", "records", -1, { NULL } },
+        { "{\"other\":[1]}", "records", -1, { NULL } },
+        { "{\"rec\\u006frds\":[1]}", "records", -1, { NULL } },
+        { "{}", NULL, -1, { NULL } },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct json_span *sp = NULL;
+        cJSON *tree = NULL;
+        char *err = NULL;
+        long n;
+
+        /* The text must be what the strict parser accepts. */
+        T_REQUIRE(json_parse_strict(cases[i].text, strlen(cases[i].text), JSON_MAX_DEPTH, &tree,
+                                    &err) == 0);
+        cJSON_Delete(tree);
+        n = json_array_spans(cases[i].text, strlen(cases[i].text), cases[i].key, &sp);
+        T_EQ_INT(n, cases[i].n);
+        for (long k = 0; k < n && k < 3; k++) {
+            const char *want = cases[i].items[k];
+
+            if (sp[k].len != strlen(want) || memcmp(cases[i].text + sp[k].off, want, sp[k].len)) {
+                T_FAIL_("case %zu item %ld: \"%.*s\" != \"%s\"", i, k, (int)sp[k].len,
+                        cases[i].text + sp[k].off, want);
+            }
+        }
+        free(sp);
+    }
+}
+
 TEST_LIST = {
+    { "array_spans", test_array_spans },
     { "accepts_valid", test_accepts_valid },
     { "parse_values", test_parse_values },
     { "nul_escape", test_nul_escape },
