@@ -167,6 +167,14 @@ lex_string(struct json_lexer *lx)
     for (;;) {
         unsigned char c;
 
+        /* The common case first: a run of printable ASCII other than '"' and '\\'. */
+        while (lx->pos < lx->len) {
+            c = lx->p[lx->pos];
+            if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+                break;
+            }
+            lx->pos++;
+        }
         if (lx->pos >= lx->len) {
             return lex_fail(lx, start, "unterminated string");
         }
@@ -455,20 +463,18 @@ path_push_key(struct buf *path, const char *key)
     (void)!buf_puts(path, "]");
 }
 
-static int
-cmp_key(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Return a key that occurs twice among obj's members, or NULL. */
+/* Return a key that occurs twice among obj's members, or NULL. Small objects compare
+ * pairwise; larger ones go through an open-addressing hash set of their keys (FNV-1a),
+ * so an object of n keys costs O(n), not O(n log n) string comparisons: big records
+ * (a sign-in has some 60 members) are the intake's common case. */
 static const char *
 find_duplicate(const cJSON *obj)
 {
-    size_t n = 0, i = 0;
-    const cJSON *it;
-    const char **keys;
+    const char *small[256];
+    const char **set = small;
     const char *dup = NULL;
+    size_t n = 0, cap = 16;
+    const cJSON *it;
 
     cJSON_ArrayForEach(it, obj)
     {
@@ -484,19 +490,58 @@ find_duplicate(const cJSON *obj)
         }
         return NULL;
     }
-    keys = xmalloc(n * sizeof(*keys));
+    while (cap < 2 * n) {
+        cap *= 2;
+    }
+    if (cap > sizeof(small) / sizeof(small[0])) {
+        set = xcalloc(cap, sizeof(*set));
+    } else {
+        memset(small, 0, cap * sizeof(small[0]));
+    }
     cJSON_ArrayForEach(it, obj)
     {
-        keys[i++] = it->string;
+        uint64_t h = 1469598103934665603ULL;
+        size_t slot;
+
+        for (const unsigned char *k = (const unsigned char *)it->string; *k != '\0'; k++) {
+            h = (h ^ *k) * 1099511628211ULL;
+        }
+        for (slot = (size_t)h & (cap - 1); set[slot] != NULL; slot = (slot + 1) & (cap - 1)) {
+            if (strcmp(set[slot], it->string) == 0) {
+                dup = it->string;
+                break;
+            }
+        }
+        if (dup != NULL) {
+            break;
+        }
+        set[slot] = it->string;
     }
-    qsort(keys, n, sizeof(*keys), cmp_key);
-    for (i = 1; i < n && dup == NULL; i++) {
-        if (strcmp(keys[i - 1], keys[i]) == 0) {
-            dup = keys[i];
+    if (set != small) {
+        free(set);
+    }
+    return dup;
+}
+
+/* Does any object in the tree (depth already bounded by the validator) repeat a key? */
+static int
+has_duplicates(const cJSON *item)
+{
+    const cJSON *child;
+
+    if (cJSON_IsObject(item)) {
+        if (find_duplicate(item) != NULL) {
+            return 1;
+        }
+    } else if (!cJSON_IsArray(item)) {
+        return 0;
+    }
+    for (child = item->child; child != NULL; child = child->next) {
+        if ((cJSON_IsObject(child) || cJSON_IsArray(child)) && has_duplicates(child)) {
+            return 1;
         }
     }
-    free(keys);
-    return dup;
+    return 0;
 }
 
 /* Refuse objects with duplicate keys anywhere in the tree. Keys are compared after
@@ -596,7 +641,9 @@ json_parse_strict(const char *text, size_t len, int max_depth, cJSON **out, char
     }
     buf_init(&path, 1024);
     (void)!buf_puts(&path, "$");
-    if (check_duplicates(tree, &path, errp) == -1) {
+    /* The quick walk finds whether there is a duplicate; only then does the slow one
+     * build the path that names it. */
+    if (has_duplicates(tree) && check_duplicates(tree, &path, errp) == -1) {
         cJSON_Delete(tree);
         goto out;
     }
@@ -650,12 +697,23 @@ span_skip_ws(const char *p, const char *end)
 static const char *
 span_skip_string(const char *p, const char *end)
 {
-    for (p++; p < end && *p != '"'; p++) {
-        if (*p == '\\') {
-            p++;
+    /* memchr to each quote; it closes the string unless an odd run of backslashes
+     * escapes it. */
+    for (p++; p < end;) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        const char *b;
+
+        if (q == NULL) {
+            return end;
         }
+        for (b = q; b > p && b[-1] == '\\'; b--) {
+        }
+        if (((q - b) & 1) == 0) {
+            return q + 1;
+        }
+        p = q + 1;
     }
-    return p < end ? p + 1 : end;
+    return end;
 }
 
 static const char *
