@@ -312,8 +312,8 @@ tree_free(struct tree *t)
 }
 
 /* The envelope member of root holding its records: "records" (Azure diagnostic settings,
- * Event Hub bodies, Defender streaming) or "value" (a Graph response page). NULL for a
- * plain alert object. */
+ * Event Hub bodies, Defender streaming) or "value" (a Graph response page, which carries
+ * "@odata.context" or "@odata.nextLink"). NULL for a plain alert object. */
 static const char *
 envelope_key(const cJSON *root)
 {
@@ -323,7 +323,9 @@ envelope_key(const cJSON *root)
     if (json_get(root, "records") != NULL) {
         return "records";
     }
-    if (cJSON_IsArray(json_get(root, "value"))) {
+    /* A Graph page always says what it is; without that, "value" is an alert's own. */
+    if (cJSON_IsArray(json_get(root, "value")) &&
+        (json_get(root, "@odata.context") != NULL || json_get(root, "@odata.nextLink") != NULL)) {
         return "value";
     }
     return NULL;

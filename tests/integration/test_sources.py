@@ -148,6 +148,11 @@ def test_mixed_envelope():
               == 2, "per-source metrics: %r" % {k: v for k, v in m.items() if "records" in k})
         r = d.post({"records": [5, {"category": "SignInLogs", "properties": []}]})
         expect_error(r, 400, "none of the 2 records", "records[0]")
+        # "value" is an envelope only in a Graph page (@odata.context or @odata.nextLink).
+        r = d.post({"value": [good[0]]})
+        expect_error(r, 400, "source: required")
+        r = d.post({"value": [good[2]], "@odata.nextLink": "https://graph.example/next"})
+        check(r.status == 202 and r.json["accepted"] == 1, "Graph page: %r" % r)
         # A plain array stays all or nothing, as generic senders expect.
         r = d.post([good[0], {"title": "no source"}])
         expect_error(r, 400, "alerts[1]", "source")
