@@ -295,6 +295,14 @@ def rss_kib(pid):
     return 0
 
 
+def cpu_s(pid):
+    """CPU time (user + system) the process has used, in seconds. Unlike throughput, CPU
+    per unit of work barely moves with whatever else the machine is running."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def metric(d, name):
     c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
     c.request("GET", "/metrics")
@@ -520,8 +528,10 @@ tenants = { bench = { microsoft = {
             print("reference paced     : %5d alerts/s offered for %d s: %d accepted, %d runs done; "
                   "POST->run finished p50 %d ms, p99 %d ms"
                   % (rate, SECONDS, sent, len(lat), pct(lat, 50), pct(lat, 99)))
+        cpu0 = cpu_s(d.proc.pid)
         rps, req, non2xx, errs, p50, p99 = wrk(d, 10, 16, SECONDS, source="bench.ref", rich=True)
         wait_idle(d, 600)
+        cpu1 = cpu_s(d.proc.pid)
         rows = run_rows(d, "bench-reference")
         lat = sorted((r[3] - r[1]) for r in rows if r[0] == "done" and r[3])
         failed = sum(1 for r in rows if r[0] != "done")
@@ -540,6 +550,9 @@ tenants = { bench = { microsoft = {
               "disable calls %d (%s)"
               % (rps * 10, SECONDS, non2xx, pct(lat, 50), pct(lat, 99), failed, total, high,
                  disables, "equal" if high == disables else "DIFFERENT"))
+        print("reference CPU       : %.1f us of daemon CPU (user + system) per reference alert "
+              "(intake, store, run, disable call): the figure to compare across machines' loads"
+              % ((cpu1 - cpu0) * 1e6 / max(1, req * 10 - non2xx * 10)))
     finally:
         d.stop()
         m.stop()
@@ -569,11 +582,16 @@ def main():
               "p50 %.2f ms, p99 %.2f ms)" % (rps * 100, req, non2xx, errs, p50 / 1000, p99 / 1000))
         # KAGARI_BENCH_ENVELOPE_QUERY="?source=entra.signin" lets an engine without the
         # sign-in normalizer store the same records through the generic rules.
+        cpu0 = cpu_s(d.proc.pid)
         rate, req, non2xx, errs, p50, p99 = envelope_wrk(
             d, 500, 4, SECONDS, os.environ.get("KAGARI_BENCH_ENVELOPE_QUERY", ""))
+        cpu1 = cpu_s(d.proc.pid)
         print("sign-in envelopes   : %8.0f records/s  normalized and stored (Azure {\"records\":[...]}"
               " of 500 Entra sign-ins, ~4.4 KB each; %d requests, %d non-2xx, %d socket errors; "
               "p50 %.2f ms, p99 %.2f ms)" % (rate, req, non2xx, errs, p50 / 1000, p99 / 1000))
+        per = (cpu1 - cpu0) * 1e6 / max(1, (req - non2xx) * 500)
+        print("sign-in CPU         : %.1f us of daemon CPU (user + system, all threads) per record:"
+              " %.0f records/s per core" % (per, 1e6 / per if per > 0 else 0))
         if os.environ.get("KAGARI_BENCH_ONLY") == "intake":
             return
         h0 = ack_histogram(d)
