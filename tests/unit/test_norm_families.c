@@ -1144,6 +1144,78 @@ test_detection(void)
     }
 }
 
+/* The legacy firewall text as the firewall really writes it (docs/sources.md "Azure
+ * Firewall"): two spaces, a doubled period, an ICMP source without port, a request
+ * without destination, lower-case actions. */
+static void
+test_azfw_legacy_text(void)
+{
+    static const struct {
+        const char *op, *msg, *outcome;
+        int sev;
+        const char *obs[3];
+    } cases[] = {
+        { "AzureFirewallApplicationRuleLog",
+          "HTTP  request from 10.0.0.1:6065 to x.example.com:80. Url: x.example.com/path. "
+          "Action: Allow.. Policy: p. Rule Collection: c. Rule: r",
+          "succeeded",
+          SEV_INFO,
+          { "ip|10.0.0.1|src", "domain|x.example.com|dst", "url|x.example.com/path|dst" } },
+        { "AzureFirewallNetworkRuleLog",
+          "ICMP Type=8 request from 10.0.0.2: to 10.0.0.3:. Action: Deny. ",
+          "blocked",
+          SEV_LOW,
+          { "ip|10.0.0.2|src", "ip|10.0.0.3|dst", NULL } },
+        { "AzureFirewallApplicationRuleLog",
+          "HTTPS request from 10.0.0.1:6065. Action: Deny. Reason: SNI TLS extension was missing.",
+          "blocked",
+          SEV_LOW,
+          { "ip|10.0.0.1|src", NULL, NULL } },
+        { "AzureFirewallIDSLog",
+          "TCP request from 203.0.113.88:1 to 10.1.2.30:8080. Action: drop. Signature: 1. IDS: "
+          "A.B. C (x.y). Priority: 1. Classification: z",
+          "blocked",
+          SEV_LOW,
+          { "ip|203.0.113.88|src", NULL, NULL } },
+        { "AzureFirewallIDSLog",
+          "TCP request from 203.0.113.88:1 to 10.1.2.30:8080. Action: alert. Signature: 1. IDS: "
+          "A.B. C (x.y). Priority: 2. Classification: z",
+          "succeeded",
+          SEV_MEDIUM,
+          { "ip|10.1.2.30|dst", NULL, NULL } },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct alert a;
+        char *err = NULL;
+        cJSON *obj = cJSON_CreateObject(), *p = cJSON_CreateObject();
+        char *text;
+
+        cJSON_AddStringToObject(obj, "category", "AzureFirewallNetworkRule");
+        cJSON_AddStringToObject(obj, "operationName", cases[i].op);
+        cJSON_AddStringToObject(p, "msg", cases[i].msg);
+        cJSON_AddItemToObject(obj, "properties", p);
+        text = json_print(obj);
+        cJSON_Delete(obj);
+        if (norm_text(text, NULL, &a, &err) == -1) {
+            T_FAIL_("rejected %s: %s", cases[i].msg, err);
+            free(err);
+            free(text);
+            continue;
+        }
+        T_EQ_STR(a.source, "azure.firewall");
+        T_EQ_STR(a.outcome, cases[i].outcome);
+        T_EQ_INT(a.severity, cases[i].sev);
+        for (int k = 0; k < 3 && cases[i].obs[k] != NULL; k++) {
+            if (!has_obs(&a, cases[i].obs[k])) {
+                T_FAIL_("%s: no observable %s", cases[i].msg, cases[i].obs[k]);
+            }
+        }
+        alert_free(&a);
+        free(text);
+    }
+}
+
 TEST_LIST = {
     { "fixture_table", test_fixture_table },
     { "rejected_records", test_rejected_records },
@@ -1153,5 +1225,6 @@ TEST_LIST = {
     { "ipv6", test_ipv6 },
     { "duplicates", test_duplicates },
     { "detection", test_detection },
+    { "azfw_legacy_text", test_azfw_legacy_text },
     { NULL, NULL },
 };
