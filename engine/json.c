@@ -464,7 +464,7 @@ path_push_key(struct buf *path, const char *key)
 }
 
 /* Return a key that occurs twice among obj's members, or NULL. Small objects compare
- * pairwise; larger ones go through an open-addressing hash set of their keys (FNV-1a),
+ * pairwise; larger ones go through an open-addressing hash set of their keys,
  * so an object of n keys costs O(n), not O(n log n) string comparisons: big records
  * (a sign-in has some 60 members) are the intake's common case. */
 static const char *
@@ -500,12 +500,21 @@ find_duplicate(const cJSON *obj)
     }
     cJSON_ArrayForEach(it, obj)
     {
-        uint64_t h = 1469598103934665603ULL;
-        size_t slot;
+        size_t slot, len = strlen(it->string);
+        uint64_t h = 1469598103934665603ULL ^ len;
+        const char *k = it->string;
 
-        for (const unsigned char *k = (const unsigned char *)it->string; *k != '\0'; k++) {
-            h = (h ^ *k) * 1099511628211ULL;
+        /* FNV-1a over 8-byte words (the last one zero-padded), then mixed: a key costs a
+         * few multiplications, not one per byte. */
+        for (; len > 0; k += len < 8 ? len : 8, len -= len < 8 ? len : 8) {
+            uint64_t w = 0;
+
+            memcpy(&w, k, len < 8 ? len : 8);
+            h = (h ^ w) * 1099511628211ULL;
         }
+        h ^= h >> 29;
+        h *= 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 32;
         for (slot = (size_t)h & (cap - 1); set[slot] != NULL; slot = (slot + 1) & (cap - 1)) {
             if (strcmp(set[slot], it->string) == 0) {
                 dup = it->string;

@@ -255,6 +255,39 @@ test_duplicate_keys(void)
     T_ACCEPTS("{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
               "\"k9\":1,\"k10\":1,\"k11\":2}");
     T_REJECTS("{\"a b\":{\"x\":1,\"x\":1}}", "at $[\"a b\"]");
+    /* The hash set: keys alike in their first 8 bytes or in length, and objects larger
+     * than its table on the stack (300 members). */
+    T_ACCEPTS("{\"abcdefgh\":1,\"abcdefghi\":1,\"abcdefgh1\":1,\"abcdefgh2\":1,\"x\":1,"
+              "\"abcdefg\":1,\"abcdefghabcdefgh\":1,\"abcdefghabcdefgi\":1,\"y\":1}");
+    T_REJECTS("{\"abcdefgh\":1,\"abcdefghi\":1,\"abcdefgh1\":1,\"abcdefgh2\":1,\"x\":1,"
+              "\"abcdefg\":1,\"abcdefghabcdefgh\":1,\"abcdefghabcdefgi\":1,"
+              "\"abcdefghabcdefgh\":2}",
+              "duplicate key \"abcdefghabcdefgh\"");
+    {
+        struct buf b;
+
+        for (int dup = 0; dup < 2; dup++) {
+            cJSON *tree = NULL;
+            char *err = NULL;
+
+            buf_init(&b, 0);
+            (void)!buf_puts(&b, "{");
+            for (int i = 0; i < 300; i++) {
+                (void)!buf_printf(&b, "%s\"member-%d\":%d", i ? "," : "", i, i);
+            }
+            if (dup) {
+                (void)!buf_puts(&b, ",\"member-150\":0");
+            }
+            (void)!buf_puts(&b, "}");
+            T_EQ_INT(json_parse_strict(b.data, b.len, JSON_MAX_DEPTH, &tree, &err), dup ? -1 : 0);
+            if (dup) {
+                T_CONTAINS(err, "duplicate key \"member-150\"");
+            }
+            cJSON_Delete(tree);
+            free(err);
+            buf_free(&b);
+        }
+    }
     /* The same key in different objects is fine. */
     T_ACCEPTS("[{\"a\":1},{\"a\":2}]");
 }
