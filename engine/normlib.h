@@ -24,7 +24,7 @@ const cJSON *normlib_get(const cJSON *obj, const char *path);
 /* The string at path when it is a non-empty string, else NULL (borrowed from obj). */
 const char *normlib_str(const cJSON *obj, const char *path);
 /* The number at path, also from a numeric string ("4", "50126"); 0 and *out set, or -1. */
-int normlib_num(const cJSON *obj, const char *path, double *out);
+int normlib_num(const cJSON *obj, const char *path, double *out) KG_WUR;
 /* 1 for true (or "true"/"True"), 0 for false, -1 when absent or anything else. */
 int normlib_bool(const cJSON *obj, const char *path);
 /* The object at path, or NULL when absent or not an object. */
@@ -55,11 +55,12 @@ void normlib_account(struct alert *a, const char *domain, const char *name, cons
 
 /* A vendor time: RFC 3339 (any fraction, Z or offset), the same without a zone (taken as
  * UTC), or the US form seen in some exports, "8/22/2022 6:07:16 PM" (UTC). 0 or -1. */
-int normlib_time(const char *s, int64_t *ms);
+int normlib_time(const char *s, int64_t *ms) KG_WUR;
 /* Set a->time_ms from the first parseable of the strings at the given paths (NULL-ended
  * list). A value that is present but not a time is an error naming its path; when none is
  * present the time is left 0 (the caller's received time). */
-int normlib_set_time(struct alert *a, const cJSON *obj, const char *const *paths, char **errp);
+int normlib_set_time(struct alert *a, const cJSON *obj, const char *const *paths,
+                     char **errp) KG_WUR;
 
 /* a->source_id = id when it fits NORMLIB_ID_MAX, else its sha256. */
 void normlib_set_id(struct alert *a, const char *id);

@@ -6,7 +6,7 @@ mix good and bad records, and the per-source record counts in /metrics."""
 import json
 import os
 
-from harness import Daemon, check, expect_error, playbook
+from harness import Daemon, check, expect_error, journal_summary, log_step, playbook
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
                         "microsoft")
@@ -95,7 +95,11 @@ def test_fixtures_over_http():
             by[x["playbook"]] = by.get(x["playbook"], 0) + 1
         check(by == {"signin-class": 3, "fw-class": 4}, "runs per playbook: %r" % by)
         for x in runs:
-            d.wait_run_final(x["alert_id"])
+            run = d.wait_run_final(x["alert_id"])
+            check(run["state"] == "done", "run %r" % run)
+            shown = d.run_show(run["id"])
+            check(log_step("class alert") in journal_summary(shown["journal"]),
+                  "alert.class not seen by the playbook: %r" % shown["journal"])
         m = d.metrics()
         check(m.get('kagari_intake_records_total{source="entra.signin",result="normalized"}') == 6,
               "per-source metric: %r" % {k: v for k, v in m.items() if "records" in k})
