@@ -294,6 +294,24 @@ is_json_type(const char *ct)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+/* JSON Lines (one record per line), the form of Azure diagnostic logs archived to a
+ * storage account: application/x-ndjson, application/jsonl or application/json-lines. */
+static int
+is_lines_type(const char *ct)
+{
+    static const char *const types[] = { "application/x-ndjson", "application/jsonl",
+                                         "application/json-lines" };
+
+    for (size_t i = 0; ct != NULL && i < sizeof(types) / sizeof(types[0]); i++) {
+        size_t n = strlen(types[i]);
+
+        if (strncasecmp(ct, types[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void
 alerts_free(struct alert *v, size_t n)
 {
@@ -309,6 +327,17 @@ tree_free(struct tree *t)
     alerts_free(t->alerts, t->n);
     rejects_free(t->rej, t->nrej);
     memset(t, 0, sizeof(*t));
+}
+
+/* Add the reason record i was left out for. */
+static void
+tree_reject(struct tree *t, size_t i, const char *source, char *error_take)
+{
+    t->rej = xrealloc(t->rej, (t->nrej + 1) * sizeof(*t->rej));
+    t->rej[t->nrej].index = i;
+    t->rej[t->nrej].source = xstrdup(source);
+    t->rej[t->nrej].error = error_take;
+    t->nrej++;
 }
 
 /* The envelope member of root holding its records: "records" (Azure diagnostic settings,
@@ -409,12 +438,8 @@ normalize_tree(struct intake *in, const char *text, size_t len, const cJSON *roo
             tree_free(t);
             return -1;
         } else {
-            t->rej = xrealloc(t->rej, (t->nrej + 1) * sizeof(*t->rej));
-            t->rej[t->nrej].index = i;
-            t->rej[t->nrej].source = xstrdup(src);
-            t->rej[t->nrej].error =
-                xasprintf("%s[%zu]%s%s", prefix, i, cJSON_IsObject(it) ? "." : ": ", err);
-            t->nrej++;
+            tree_reject(t, i, src,
+                        xasprintf("%s[%zu]%s%s", prefix, i, cJSON_IsObject(it) ? "." : ": ", err));
             free(err);
         }
         err = NULL;
@@ -424,6 +449,80 @@ normalize_tree(struct intake *in, const char *text, size_t len, const cJSON *roo
     if (t->n == 0) {
         kg_err(errp, "%s: none of the %zu records could be understood; the first: %s", prefix, n,
                t->rej[0].error);
+        tree_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+/* Normalize a JSON Lines body: each non-empty line (LF or CRLF ended; the last may lack
+ * its end) is one record, parsed strictly on its own and normalized with its own bytes
+ * as raw. Like an envelope, a line that is not JSON or not understood is left out with
+ * its reason (its index is its position among the records, as in the reply's ids; the
+ * reason names its line number, from 1) and the others go on; a body of nothing but
+ * such lines fails. */
+static int
+normalize_lines(struct intake *in, const char *text, size_t len, const char *hint, int64_t now,
+                struct tree *t, char **errp)
+{
+    const char *p = text, *end = text + len;
+    size_t nlines = 0, cap = 0, line = 0;
+
+    memset(t, 0, sizeof(*t));
+    for (const char *q = text; q < end; q++) {
+        nlines += *q == '\n';
+    }
+    if (len > 0 && end[-1] != '\n') {
+        nlines++;
+    }
+    if (nlines > INTAKE_MAX_ALERTS) {
+        return kg_err(errp, "lines: more than %d records in one request", INTAKE_MAX_ALERTS);
+    }
+    for (; p < end; line++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl != NULL ? nl : end;
+        size_t n = (size_t)(e - p);
+        cJSON *obj = NULL;
+        const char *src = "unknown";
+        char *err = NULL;
+        int rc;
+
+        if (n > 0 && p[n - 1] == '\r') {
+            n--;
+        }
+        if (n == 0) {
+            p = nl != NULL ? nl + 1 : end;
+            continue;
+        }
+        if (t->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            t->alerts = xrealloc(t->alerts, cap * sizeof(*t->alerts));
+        }
+        rc = json_parse_strict(p, n, JSON_MAX_DEPTH, &obj, &err);
+        if (rc == 0 && !cJSON_IsObject(obj)) {
+            rc = kg_err(&err, "expected an object");
+        }
+        if (rc == 0) {
+            rc = normalize_record(obj, p, n, hint, now, &t->alerts[t->n], &src, &err);
+        }
+        cJSON_Delete(obj);
+        count_source(in, src, rc == 0);
+        t->total++;
+        if (rc == 0) {
+            t->n++;
+        } else {
+            tree_reject(t, t->total - 1, src, xasprintf("line %zu: %s", line + 1, err));
+            free(err);
+        }
+        p = nl != NULL ? nl + 1 : end;
+    }
+    if (t->n == 0) {
+        if (t->nrej == 0) {
+            kg_err(errp, "lines: no record in the body");
+        } else {
+            kg_err(errp, "lines: none of the %zu records could be understood; the first: %s",
+                   t->total, t->rej[0].error);
+        }
         tree_free(t);
         return -1;
     }
@@ -461,6 +560,7 @@ handle_alerts(struct intake *in, struct http_request *req)
     size_t len = 0;
     struct tree tr;
     char *err = NULL;
+    int lines;
     struct pending *p;
     int64_t t0_us = util_mono_us();
     cJSON *root = NULL;
@@ -480,10 +580,12 @@ handle_alerts(struct intake *in, struct http_request *req)
     if (rate_check(in, req, t, &bucket) == -1) {
         return;
     }
-    if (!is_json_type(http_request_header(req, "Content-Type"))) {
+    lines = is_lines_type(http_request_header(req, "Content-Type"));
+    if (!lines && !is_json_type(http_request_header(req, "Content-Type"))) {
         in->rejected++;
         http_reply_error(req, 415, "unsupported_media_type",
-                         "Content-Type must be application/json");
+                         "Content-Type must be application/json (or JSON Lines: "
+                         "application/x-ndjson)");
         return;
     }
     if (run_ready_count() >= (size_t)in->max_queued) {
@@ -493,6 +595,16 @@ handle_alerts(struct intake *in, struct http_request *req)
         return;
     }
     body = http_request_body(req, &len);
+    if (lines) {
+        if (normalize_lines(in, body, len, http_request_param(req, "source"), util_now_ms(), &tr,
+                            &err) == -1) {
+            in->rejected++;
+            http_reply_error(req, 400, "bad_alert", err);
+            free(err);
+            return;
+        }
+        goto admit;
+    }
     /* Two steps rather than intake_normalize, so that bad JSON and a bad alert answer
      * with different error codes. */
     if (json_parse_strict(body, len, JSON_MAX_DEPTH, &root, &err) == -1) {
@@ -510,6 +622,7 @@ handle_alerts(struct intake *in, struct http_request *req)
         return;
     }
     cJSON_Delete(root);
+admit:
     if (bucket != NULL) {
         bucket->tokens -= (double)tr.total - 1; /* the first was taken by rate_check */
     }

@@ -161,3 +161,39 @@ def test_mixed_envelope():
         r = d.post([good[0], {"title": "no source"}])
         expect_error(r, 400, "alerts[1]", "source")
         d.stop()
+
+
+def test_json_lines():
+    """A JSON Lines body (Azure logs archived to a storage account: one record per line, no
+    envelope): each line one record with its own bytes as raw, CRLF and empty lines
+    allowed; a line that is not JSON, of an unknown shape, or half written (the last line
+    of a blob still being appended) is left out with its line number while the others are
+    stored; the same lines again are duplicates."""
+    with Daemon("jsonl") as d:
+        d.start()
+        recs = records_of(fixture("azure-bastion.json"))
+        lines = [json.dumps(r, ensure_ascii=False).encode() for r in recs]
+        body = (lines[0] + b"\r\n" + lines[1] + b"\n\n" + lines[2] + b"\n"
+                + b'{"not json\n' + b'{"category":"Nope","properties":{}}\n'
+                + lines[0][:len(lines[0]) // 2])
+        with d.client() as c:
+            r = c.post(raw=body, content_type="application/x-ndjson")
+            check(r.status == 202, "JSON Lines: %r" % r)
+            j = r.json
+            check(j["accepted"] == 3 and j["duplicates"] == 0, "counts: %r" % j)
+            check([i is None for i in j["ids"]] == [False, False, False, True, True, True],
+                  "ids: %r" % j["ids"])
+            errs = {x["index"]: x["error"] for x in j["rejected"]}
+            check(sorted(errs) == [3, 4, 5] and "line 5" in errs[3] and "json" in errs[3]
+                  and "line 6" in errs[4] and "Nope" in errs[4] and "line 7" in errs[5],
+                  "rejected: %r" % j["rejected"])
+            raw = d.query("SELECT raw FROM alerts ORDER BY id")
+            check([x[0].encode() for x in raw] == lines, "raw is not each line's bytes: %r" % raw)
+            r = c.post(raw=b"\n".join(lines) + b"\n", content_type="application/jsonl")
+            check(r.status == 202 and r.json["accepted"] == 0 and r.json["duplicates"] == 3,
+                  "the same lines again: %r" % r)
+            r = c.post(raw=b"{oops\n[1]\n", content_type="application/x-ndjson")
+            expect_error(r, 400, "none of the 2 records", "line 1")
+            r = c.post(raw=b"\n".join(lines), content_type="text/plain")
+            expect_error(r, 415)
+        d.stop()
