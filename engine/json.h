@@ -15,21 +15,21 @@
  * anything that is not RFC 8259 JSON. On success *out owns the tree (cJSON_Delete). */
 int json_parse_strict(const char *text, size_t len, int max_depth, cJSON **out, char **errp) KG_WUR;
 
-/* Where the records of a batch are in a text json_parse_strict accepted: the elements
- * of a top-level array; the elements of the array value of the top-level object's member
- * named member; else the whole top-level object. Each span is [off, off + len) of text,
- * whitespace around it left out. Returns the number of spans (in *out, malloc'd; the
- * caller frees it), or -1 when the text is not such a document or the object has a key
- * written with escapes (which might decode to member). */
-struct json_span {
-    size_t off, len;
-};
-long json_record_spans(const char *text, size_t len, const char *member, struct json_span **out);
-
 /* Case-sensitive member lookup (cJSON_GetObjectItem ignores case). NULL if absent. */
 cJSON *json_get(const cJSON *obj, const char *key);
 /* The member's string value if it is a string, else NULL. */
 const char *json_get_string(const cJSON *obj, const char *key);
+
+/* The byte range of one value inside a JSON text. */
+struct json_span {
+    size_t off, len;
+};
+/* The exact bytes of each element of an array in text, which must already have passed
+ * json_parse_strict: of the root when key is NULL and the root is an array, else of the
+ * root object's first member named key (compared as written, so a key spelled with
+ * escapes is not found). Returns the number of elements with *out malloc'd (caller
+ * frees; NULL for none), or -1 when there is no such array. */
+long json_array_spans(const char *text, size_t len, const char *key, struct json_span **out);
 
 /* Serialize without formatting; never NULL (aborts on OOM). Caller frees with free(). */
 char *json_print(const cJSON *item);

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "engine/admit.h"
+#include "engine/api.h"
 #include "engine/config.h"
 #include "engine/control.h"
 #include "engine/env.h"
@@ -32,6 +33,7 @@ static char *config_path_abs; /* the configuration file, for status */
 static struct {
     size_t loaded, invalid; /* of the last load of the playbook folder */
 } pb_count;
+static struct api *people_api; /* the people's API listener, NULL when not configured */
 
 /* A reload must not silently stop a playbook because its file now fails to load (a
  * half-saved edit): the version serving so far stays while its file exists. */
@@ -184,6 +186,7 @@ serve_drain(const char *why) /* "signal=15", "by=control" */
     }
     log_info("serve.draining %s ready=%zu active=%zu", why, run_ready_count(), run_active_count());
     sources_drain();
+    api_stop_accepting(people_api);
     loop_stop();
 }
 
@@ -260,6 +263,10 @@ serve_status(struct buf *b)
             sv[i]->describe(source_states[i], &where);
         }
     }
+    if (people_api != NULL) {
+        (void)!buf_printf(&where, " api=%s api_port=%d", api_conf(cfg)->listen,
+                          api_port(people_api));
+    }
     put_string(b, "listeners", where.data ? where.data + (where.data[0] == ' ') : "");
     {
         char *sock = xasprintf("%s/%s", cfg->data_dir, CONTROL_SOCKET);
@@ -328,6 +335,10 @@ serve_main(const char *config_path)
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
     }
+    if (api_start(&conf, st, &people_api, &err) == -1) {
+        log_err("serve.failed error=%s", log_quote(err ? err : "?"));
+        goto out;
+    }
     lim.instructions = conf.runs.instructions;
     lim.timeout = conf.runs.timeout;
     lim.slice_ms = conf.runs.slice_ms;
@@ -364,6 +375,10 @@ serve_main(const char *config_path)
                 sv[i]->describe(source_states[i], &where);
             }
         }
+        if (people_api != NULL) {
+            (void)!buf_printf(&where, " api=%s api_port=%d", api_conf(&conf)->listen,
+                              api_port(people_api));
+        }
         log_info("serve.ready%s data=%s pid=%ld control=%s", where.data ? where.data : "",
                  conf.data_dir, (long)getpid(), ctl != NULL ? CONTROL_SOCKET : "none");
         buf_free(&where);
@@ -382,6 +397,8 @@ out:
     }
     admit_shutdown(); /* answers what was never stored, before the listeners go */
     sources_stop();
+    api_free(people_api);
+    people_api = NULL;
     tenants_close(); /* frees the runs, which cancel their calls */
     plugin_shutdown();
     secret_shutdown();

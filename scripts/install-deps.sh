@@ -7,7 +7,7 @@ set -eu
 # Build and run: the compiler, the libraries (pkg-config names in the Makefile's PKGS),
 # and openssl for the demo's certificate.
 run="build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev
-libevent-dev libsqlite3-dev libssl-dev libexpat1-dev openssl"
+libevent-dev libsqlite3-dev libssl-dev libexpat1-dev libargon2-dev libqrencode-dev openssl"
 case "${1:-run}" in
 run) pkgs=$run ;;
 # make check (scripts/check.py, clang-format) and the Python integration suite.

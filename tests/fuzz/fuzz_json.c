@@ -1,8 +1,6 @@
 /* fuzz_json.c: json_parse_strict on arbitrary bytes. Whatever it accepts must print to
  * text that it accepts again (and prints identically), and must convert to Lua and back
- * (every strictly valid document is representable by the json module). Its record spans
- * (json_record_spans) must match the parse: one per element of an array, or of a
- * "records" array, each itself a valid document equal to that element. */
+ * (every strictly valid document is representable by the json module). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,49 +20,6 @@ fuzz_die(const char *what, const char *detail)
 {
     fprintf(stderr, "fuzz_json: %s: %s\n", what, detail != NULL ? detail : "");
     abort();
-}
-
-/* The spans of an accepted text against its tree. */
-static void
-check_spans(const char *text, size_t len, const cJSON *tree)
-{
-    struct json_span *sp = NULL;
-    long n = json_record_spans(text, len, "records", &sp);
-    const cJSON *items = tree;
-    long want = 1;
-
-    if (cJSON_IsArray(tree)) {
-        want = cJSON_GetArraySize(tree);
-    } else if (cJSON_IsObject(tree) && cJSON_IsArray(json_get(tree, "records"))) {
-        items = json_get(tree, "records");
-        want = cJSON_GetArraySize(items);
-    } else if (!cJSON_IsObject(tree)) {
-        want = -1; /* a bare scalar is no record batch */
-    }
-    /* An object with a key spelt with escapes is declined (-1): the intake then keeps
-     * the compact form. */
-    if (n != want && !(n == -1 && cJSON_IsObject(tree) && memchr(text, '\\', len) != NULL)) {
-        fuzz_die("record spans do not match the parse", text);
-    }
-    for (long i = 0; n == want && i < n; i++) {
-        const cJSON *el =
-            cJSON_IsObject(tree) && items == tree ? tree : cJSON_GetArrayItem(items, (int)i);
-        cJSON *one = NULL;
-        char *err = NULL, *a, *b;
-
-        if (json_parse_strict(text + sp[i].off, sp[i].len, JSON_MAX_DEPTH, &one, &err) == -1) {
-            fuzz_die("a record span is not a document", err);
-        }
-        a = json_print(one);
-        b = json_print(el);
-        if (strcmp(a, b) != 0) {
-            fuzz_die("a record span differs from its element", a);
-        }
-        free(a);
-        free(b);
-        cJSON_Delete(one);
-    }
-    free(sp);
 }
 
 /* Decode text into a fresh Lua state and encode it back; both must succeed and the
@@ -124,7 +79,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_die("printing is not stable", out2);
     }
     lua_roundtrip(out);
-    check_spans(copy, size, tree);
     free(out2);
     free(out);
     cJSON_Delete(again);
