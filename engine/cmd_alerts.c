@@ -79,6 +79,13 @@ cmd_alerts_opt(int c, const char *arg, void *ud)
     case 'v':
         o->f.observable = arg;
         return 0;
+    case 'C':
+        o->f.cls = alert_class_from_name(arg);
+        if (o->f.cls < 0) {
+            (void)cmd_fail("--class: alert or event, not %s", arg);
+            return -1;
+        }
+        return 0;
     case 'n':
         if (cmd_parse_count(arg, &o->f.limit) == -1) {
             (void)cmd_fail("--limit: not a positive number: %s", arg);
@@ -106,6 +113,7 @@ static const struct option cmd_alerts_lo[] = {
     { "since", required_argument, NULL, 'S' },
     { "until", required_argument, NULL, 'U' },
     { "observable", required_argument, NULL, 'v' },
+    { "class", required_argument, NULL, 'C' },
     { "limit", required_argument, NULL, 'n' },
     { "json", no_argument, NULL, 'j' },
     { "help", no_argument, NULL, 'h' },
@@ -125,6 +133,7 @@ cmd_alerts_opts_init(struct cmd_alerts_opts *o)
     o->config = cmd_default_config();
     o->f.severity_min = -1;
     o->f.severity = -1;
+    o->f.cls = -1;
     o->f.limit = 50;
 }
 
@@ -165,6 +174,7 @@ cmd_alerts_json(struct store_tenant *t, const struct alert *a)
     cmd_alerts_json_str(o, "vendor_severity", a->vendor_severity);
     cJSON_AddStringToObject(o, "severity", severity_name(a->severity));
     cmd_alerts_json_str(o, "outcome", a->outcome);
+    cJSON_AddStringToObject(o, "class", alert_class_name(a->cls));
     for (size_t i = 0; i < a->nobs; i++) {
         cJSON *e = cJSON_CreateObject();
 
@@ -223,8 +233,8 @@ cmd_alerts_exec(int argc, char **argv)
     static const char help[] =
         "usage: kagari alerts [--tenant ID] [--source NAME] [--min-severity LEVEL]\n"
         "                     [--severity LEVEL] [--outcome OUTCOME] [--since WHEN]\n"
-        "                     [--until WHEN] [--observable VALUE] [--limit N] [--json]\n"
-        "                     [--config FILE]\n"
+        "                     [--until WHEN] [--observable VALUE] [--class alert|event]\n"
+        "                     [--limit N] [--json] [--config FILE]\n"
         "List stored alerts, newest first (all tenants unless --tenant; N per tenant,\n"
         "default 50). Every filter given must match:\n"
         "  --source NAME         the normalized source (entra.signin, defender.alert, ...)\n"
@@ -234,6 +244,7 @@ cmd_alerts_exec(int argc, char **argv)
         "  --since/--until WHEN  received since/before WHEN: a time back from now (24h, 15m,\n"
         "                        7d) or an RFC 3339 time or date (2026-12-04T09:00:00Z)\n"
         "  --observable VALUE    an observable (user, ip, host, ...) has exactly this value\n"
+        "  --class CLASS         alert (detections, routed to playbooks) or event (logs)\n"
         "--json prints a JSON array; `kagari alert show ID` shows one alert in full.\n";
     struct cmd_alerts_opts o;
     struct config cfg;
@@ -378,6 +389,7 @@ cmd_alert_show_one(struct store_tenant *t, void *ud)
         printf(")");
     }
     printf("\noutcome   %s\n", a.outcome ? a.outcome : "unknown");
+    printf("class     %s\n", alert_class_name(a.cls));
     if (a.category != NULL) {
         printf("category  ");
         cmd_alerts_put(a.category, 200);

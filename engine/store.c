@@ -1746,6 +1746,9 @@ store_alert_query(struct store_tenant *t, const struct store_alert_filter *f, st
     if (f->until_ms > 0) {
         qb_cond_num(&q, "received <", f->until_ms);
     }
+    if (f->cls >= 0) {
+        qb_cond_text(&q, "class =", alert_class_name(f->cls));
+    }
     if (f->observable != NULL) {
         /* The index of observable values finds the candidates; the exact value is then
          * checked in the alert itself (a hash collision costs one row, never a match). */

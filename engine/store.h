@@ -228,6 +228,7 @@ struct store_alert_filter {
     const char *outcome;
     int64_t since_ms, until_ms;
     const char *observable;
+    int cls;   /* enum alert_class, or -1 for both */
     int limit; /* <= 0: 100 */
 };
 int store_alert_query(struct store_tenant *t, const struct store_alert_filter *f,

@@ -207,9 +207,14 @@ def test_alerts_list_and_filters():
         check(listed("--source", "it.alerts", "--min-severity", "medium",
                      "--observable", "alice@example.com") == [ids["3"]], "combined")
         check(len(listed("--limit", "2")) == 2, "--limit")
+        ev = expect_accepted(d.post({"source": "it.logs", "source_id": "e-1", "class": "event"}),
+                             1)[0]
+        check(listed("--class", "event") == [ev], "--class event")
+        check(listed("--class", "alert") == everything, "--class alert")
+        check(sorted(listed()) == sorted(everything + [ev]), "both classes listed")
         full = {a["id"]: a for a in cli_json(d, "alerts", "--tenant", T)}
         a3 = full[ids["3"]]
-        check(a3["title"] == NASTY_TITLE and a3["severity"] == "critical" and
+        check(a3["title"] == NASTY_TITLE and a3["severity"] == "critical" and a3["class"] == "alert" and
               a3["outcome"] == "attempted" and a3["source"] == "it.alerts" and
               {"type": "user", "value": "alice@example.com", "role": None} in a3["observables"],
               "alert JSON: %r" % a3)
@@ -218,7 +223,8 @@ def test_alerts_list_and_filters():
         check(why is None, "alerts printed %s: %r" % (why, out))
         check(b"\\x1b[2J" in out and b"high succeeded" in out, "alerts table: %r" % out)
         for bad, words in ((("--min-severity", "urgent"), "severity"),
-                           (("--outcome", "won"), "outcome"), (("--since", "soon"), "--since")):
+                           (("--outcome", "won"), "outcome"), (("--since", "soon"), "--since"),
+                           (("--class", "incident"), "--class")):
             p = cli_out(d, "alerts", *bad, rc=None)
             check(p.returncode != 0 and words.encode() in p.stderr,
                   "alerts %r: %d %r" % (bad, p.returncode, p.stderr))

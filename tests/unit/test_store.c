@@ -1045,6 +1045,7 @@ test_alert_query(void)
         memset(&q, 0, sizeof(q));                                                                  \
         q.severity_min = -1;                                                                       \
         q.severity = -1;                                                                           \
+        q.cls = -1;                                                                                \
     } while (0)
     Q_RESET();
     T_EQ_INT(alert_query_n(f.t, &q, &first), 3);
