@@ -160,6 +160,12 @@ call_init(const struct config *cfg, char **errp)
     return 0;
 }
 
+const char *
+call_ca_file(void)
+{
+    return settings.ca_file;
+}
+
 void
 call_shutdown(void)
 {

@@ -179,5 +179,7 @@ struct call_settings {
     double retry_after_max; /* seconds: a longer Retry-After fails the call, default 300 */
 };
 void call_configure(const struct call_settings *s);
+/* connectors.ca_file (NULL: the system's): for transfers made outside call_effect. */
+const char *call_ca_file(void);
 
 #endif

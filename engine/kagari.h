@@ -53,6 +53,10 @@ const char *run_playbook_name(const struct run *r);
 /* The run's wall-clock deadline (ms since the epoch; 0 = none). A parked run that
  * reaches it fails ("deadline exceeded while waiting") and its effect is cancelled. */
 int64_t run_deadline_ms(const struct run *r);
+/* The journal step (1-based) the run's next effect will take: the same on every replay,
+ * so an id derived from (run, step) names one effect for good (a mail's Message-ID, a
+ * webhook's delivery id). */
+int run_next_step(const struct run *r);
 
 /* ---- effects ---- */
 

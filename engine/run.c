@@ -748,6 +748,12 @@ run_playbook_name(const struct run *r)
     return r->pb->name;
 }
 
+int
+run_next_step(const struct run *r)
+{
+    return (int)r->cursor + 1;
+}
+
 int64_t
 run_deadline_ms(const struct run *r)
 {
