@@ -353,7 +353,7 @@ encode_header(struct buf *b, const char *s)
     while (i < n) {
         size_t take = 0;
 
-        /* 45 bytes encode to 60 characters: with "=?UTF-8?B?" and "?=", 72. */
+        /* 39 bytes encode to 52 characters: with "=?UTF-8?B?", "?=" and "Subject: ", 73. */
         while (i + take < n) {
             size_t clen = 1;
             unsigned char c = (unsigned char)s[i + take];
@@ -365,13 +365,13 @@ encode_header(struct buf *b, const char *s)
             } else if (c >= 0xc0) {
                 clen = 2;
             }
-            if (take + clen > 45) {
+            if (take + clen > 39) {
                 break;
             }
             take += clen;
         }
         if (take == 0) {
-            take = n - i < 45 ? n - i : 45;
+            take = n - i < 39 ? n - i : 39;
         }
         if (i > 0) {
             (void)!buf_puts(b, "\r\n ");
