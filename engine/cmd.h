@@ -28,6 +28,7 @@ extern const struct cmd_entry cmd_run_entry;
 extern const struct cmd_entry cmd_playbook_entry;
 extern const struct cmd_entry cmd_secret_entry;
 extern const struct cmd_entry cmd_version_entry;
+extern const struct cmd_entry cmd_escalation_entry;
 
 /* The configuration file to use without --config: $KAGARI_CONFIG or kagari.conf.lua. */
 const char *cmd_default_config(void);

@@ -165,9 +165,9 @@ struct store_esc {
     char *level;
     char *reason;
     char *subject;
-    int contacts;       /* in the chain */
-    int reached;        /* contacts notified so far (1-based count) */
-    char state[16];     /* open, acked, exhausted */
+    int contacts;   /* in the chain */
+    int reached;    /* contacts notified so far (1-based count) */
+    char state[16]; /* open, acked, exhausted */
     int64_t created_ms;
     int64_t reached_ms; /* when the last contact was reached, or 0 */
     int64_t acked_ms;   /* 0 until acknowledged */
@@ -189,7 +189,7 @@ int store_esc_ack(struct store_tenant *t, int64_t id, const char *by, const char
                   int64_t at_ms, char **errp);
 /* Contact number contact (1-based) was notified; exhausted: it was the last one and
  * nobody acknowledged. 1/0/-1 like store_esc_ack. */
-int store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms,
-                      int exhausted, char **errp);
+int store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms, int exhausted,
+                      char **errp);
 
 #endif
