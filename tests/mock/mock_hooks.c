@@ -130,6 +130,7 @@ mock_hooks_receive(struct mreq *r)
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "accepted"));
     }
     cJSON_AddStringToObject(rec, "body", h->body);
+    cJSON_AddNumberToObject(rec, "at_ms", (double)util_now_ms());
     jset_str(rec, "delivery", delivery);
     jset_str(rec, "idempotency_key", mhttp_header(h, "Idempotency-Key"));
     jset_str(rec, "content_type", mhttp_header(h, "Content-Type"));

@@ -112,6 +112,7 @@ end_of_data(struct smtp_conn *c)
     } else {
         m = cJSON_CreateObject();
         cJSON_AddNumberToObject(m, "id", (double)++sm.next_id);
+        cJSON_AddNumberToObject(m, "at_ms", (double)util_now_ms());
         jset_str(m, "mail_from", c->from);
         cJSON_AddItemToObject(m, "rcpt", c->rcpt);
         c->rcpt = NULL;
