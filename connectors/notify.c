@@ -236,6 +236,9 @@ notify_check(void *p, char **errp)
         if (k->wait == 0) {
             k->wait = 600;
         }
+        if (k->wait > 86400) {
+            return kg_err(errp, "chain[%zu].wait: at most one day (\"24h\")", i + 1);
+        }
         if (!lang_ok(k->lang)) {
             return kg_err(errp, "chain[%zu].lang: \"ja\" or \"en\"", i + 1);
         }
@@ -249,8 +252,10 @@ static const char notify_example[] =
     "--             smtp = { url = \"smtps://mail.example.jp:465\", user = \"soc\",\n"
     "--                      password = \"enc:v1:...\", from = \"soc@example.jp\" },\n"
     "--             webhooks = {\n"
-    "--                 { name = \"soc-teams\", kind = \"teams\", url = \"https://...\" },\n"
-    "--                 { name = \"ticketing\", kind = \"webhook\", url = \"https://...\",\n"
+    "--                 { name = \"soc-teams\", kind = \"teams\",\n"
+    "--                   url = \"https://hooks.example.jp/workflows/soc\" },\n"
+    "--                 { name = \"ticketing\", kind = \"webhook\",\n"
+    "--                   url = \"https://tickets.example.jp/hooks/kagari\",\n"
     "--                   secret = \"enc:v1:...\" },\n"
     "--             },\n"
     "--             chain = {\n"

@@ -61,9 +61,11 @@ escalate_check(void *p, char **errp)
 {
     struct escalate_conf *c = p;
 
-    (void)errp;
     if (c->link_ttl == 0) {
         c->link_ttl = 86400;
+    }
+    if (c->link_ttl > 2592000) {
+        return kg_err(errp, "link_ttl: at most 30 days");
     }
     return 0;
 }
