@@ -200,3 +200,27 @@ def test_webhooks_signed_verified_and_payloads():
         check(t["s"] == "【緊急】S  X" and "田中 様" in t["b"] and "https://x" in t["b"],
               "Japanese escalation template, no line break in the subject: %r" % t)
         check(expect_ok(out, "tmpl_en")["s"] == "[Containment done] S", "English template")
+
+
+ONE_HOOK = """
+    rec("hook", notify.webhook{ to = "ticketing", text = "retry me" })
+"""
+
+
+def test_webhook_failure_then_success_is_one_delivery():
+    with ConnEnv("notify-hook-retry", {"hook": ONE_HOOK}, max_attempts=4,
+                 tenant_extra=lambda m: notify_block(m)) as env:
+        env.m.hook_config("ticketing", HOOK_SECRET)
+        env.m.fault("/hooks/ticketing", status=503, count=2)
+        out, _, journal = env.fire("hook")
+        v = expect_ok(out, "hook")
+        got = env.m.hook_received("ticketing")
+        check(len(got) == 1 and got[0]["accepted"] and not got[0]["duplicate"],
+              "one delivery after two 503s: %r" % got)
+        sent = env.m.log_entries(100, "/hooks/ticketing")
+        keys = {x.get("idempotency_key") for x in sent}
+        check(len(sent) == 3 and keys == {v["delivery"]},
+              "three attempts, all with the same delivery id: %r" % sent)
+        env.m.fault("/hooks/ticketing", status=500, count=10)
+        out, _, _ = env.fire("hook")
+        expect_fail(out, "hook", "500")
