@@ -255,7 +255,10 @@ l_escalate_open(lua_State *L)
     (void)!buf_json_string(&req, a.reason, strlen(a.reason));
     (void)!buf_puts(&req, ",\"subject\":");
     (void)!buf_json_string(&req, a.subject, strlen(a.subject));
-    (void)!buf_printf(&req, ",\"rounds\":%d,\"chain\":%s}", a.rounds, a.chain_json);
+    /* The chain is not part of the request: it is recorded in the result, so that a
+     * restart after the operator changed the chain resumes with the one first used
+     * rather than diverge. */
+    (void)!buf_puts(&req, "}");
     lua_pushlstring(L, req.data, req.len);
     buf_free(&req);
     es.kind = "escalate.open";
