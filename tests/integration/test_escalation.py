@@ -202,6 +202,13 @@ def test_kill9_mid_chain_does_not_resend():
         first = wait_messages(e, 1)
         time.sleep(1.5)  # the delivery's journal entry is committed
         e.d.kill9()
+        # The operator changes the chain meanwhile: the escalation in progress goes on
+        # with the chain it started with (recorded), new ones will use the new one.
+        with open(e.d.config) as f:
+            text = f.read()
+        check("director@example.jp" in text, "the chain is in the configuration")
+        with open(e.d.config, "w") as f:
+            f.write(text.replace("director@example.jp", "deputy@example.jp"))
         e.d.restart()
         out, run, journal = e.result(aid, timeout=60)
         v = expect_ok(out, "esc")
