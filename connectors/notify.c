@@ -649,6 +649,18 @@ opt_string(lua_State *L, const char *fn, const char *key, size_t max, int requir
     if (n > max || strlen(s) != n) {
         luaL_error(L, "%s: %s: more than %d bytes or a NUL byte", fn, key, (int)max);
     }
+    {
+        /* Invalid UTF-8 becomes U+FFFD: a header, a JSON body and the journal stay
+         * valid text whatever the playbook passed. */
+        size_t cn = 0;
+        char *clean = util_utf8_clean(s, n, &cn);
+
+        if (cn != n || memcmp(clean, s, n) != 0) {
+            lua_pushlstring(L, clean, cn);
+            s = lua_tostring(L, -1);
+        }
+        free(clean);
+    }
     return s; /* kept alive on the stack */
 }
 

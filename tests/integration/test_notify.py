@@ -141,6 +141,29 @@ def test_email_header_injection_refused():
         check(env.m.smtp_messages() == [], "nothing sent")
 
 
+BADUTF = """
+    rec("mail", notify.email{ to = "a@example.jp", subject = "bad \\xff\\xfe utf-8 \\xe3\\x81",
+                              body = "body \\xc0\\xaf end" })
+    rec("hook", notify.webhook{ to = "ticketing", title = "t \\xff", text = "x \\xed\\xa0\\x80" })
+"""
+
+
+def test_invalid_utf8_becomes_replacement_characters():
+    with ConnEnv("notify-utf8", {"badutf": BADUTF},
+                 tenant_extra=lambda m: notify_block(m)) as env:
+        env.m.hook_config("ticketing", HOOK_SECRET)
+        out, _, journal = env.fire("badutf")
+        expect_ok(out, "mail")
+        p = parse(env.m.smtp_messages()[0])
+        check(str(p["Subject"]) == "bad \ufffd\ufffd utf-8 \ufffd\ufffd",
+              "invalid bytes replaced in the subject: %r" % str(p["Subject"]))
+        check("\ufffd" in p.get_content(), "and in the body")
+        expect_ok(out, "hook")
+        body = json.loads(env.m.hook_received("ticketing")[0]["body"])
+        check(body["title"] == "t \ufffd" and "\ufffd" in body["text"],
+              "the webhook body is valid JSON: %r" % body)
+
+
 HOOKS = """
       rec("hook", notify.webhook{ to = "ticketing", title = "t", text = "本文",
                                   data = { severity = "high", n = 3 } })
