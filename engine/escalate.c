@@ -733,6 +733,60 @@ form_by(const char *body, size_t len)
     return out;
 }
 
+/* One decimal path segment of 1 to 18 digits (no sign, no overflow) at *p, which moves
+ * past it and its '/' (or to the end when last). -1 otherwise. */
+static int
+link_number(const char **p, int last, long long *out)
+{
+    long long v = 0;
+    int n = 0;
+
+    while (**p >= '0' && **p <= '9' && n < 18) { /* 18 digits cannot overflow */
+        v = v * 10 + (**p - '0');
+        (*p)++;
+        n++;
+    }
+    if (n == 0 || (last ? **p != '\0' : **p != '/')) { /* a 19th digit lands here too */
+        return -1;
+    }
+    if (!last) {
+        (*p)++;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Split /ack/<tenant>/<id>/<contact>/<expires>/<64 hex>; -1 for anything else. */
+static int
+parse_link(const char *path, char tenant[64], long long *id, int *contact, long long *expires,
+           char mac[65])
+{
+    const char *p = path + 5, *slash;
+    long long c = 0;
+    size_t n;
+
+    if (strncmp(path, "/ack/", 5) != 0 || (slash = strchr(p, '/')) == NULL) {
+        return -1;
+    }
+    n = (size_t)(slash - p);
+    if (n == 0 || n > 63 || strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+        return -1;
+    }
+    memcpy(tenant, p, n);
+    tenant[n] = '\0';
+    p = slash + 1;
+    if (link_number(&p, 0, id) == -1 || link_number(&p, 0, &c) == -1 || c > 1000000 ||
+        link_number(&p, 0, expires) == -1) {
+        return -1;
+    }
+    if (strlen(p) != 64 || strspn(p, "0123456789abcdef") != 64) {
+        return -1;
+    }
+    memcpy(mac, p, 65);
+    *contact = (int)c;
+    return 0;
+}
+
 /* /ack/<tenant>/<id>/<contact>/<expires>/<mac>: GET shows the page, POST acknowledges. */
 static void
 handle_ack(struct http_request *req, void *arg)
@@ -740,7 +794,7 @@ handle_ack(struct http_request *req, void *arg)
     const char *method = http_request_method(req), *path = http_request_path(req);
     char tenant[64], mac[65], want[65];
     long long id = 0, expires = 0;
-    int contact = 0, n = 0, post = strcmp(method, "POST") == 0;
+    int contact = 0, post = strcmp(method, "POST") == 0;
     struct tenant *t;
     struct store_esc e;
     char *err = NULL;
@@ -751,9 +805,7 @@ handle_ack(struct http_request *req, void *arg)
         http_reply_error(req, 405, "method_not_allowed", "GET or POST");
         return;
     }
-    if (sscanf(path, "/ack/%63[a-z0-9-]/%lld/%d/%lld/%64[0-9a-f]%n", tenant, &id, &contact,
-               &expires, mac, &n) != 5 ||
-        path[n] != '\0' || strlen(mac) != 64 || !esc.have_key) {
+    if (parse_link(path, tenant, &id, &contact, &expires, mac) == -1 || !esc.have_key) {
         esc.links_refused++;
         page(req, 404, "Not found", "This link is not valid.", NULL, NULL);
         return;

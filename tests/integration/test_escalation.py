@@ -169,6 +169,11 @@ def test_link_get_shows_post_acknowledges_and_bad_links_refused():
             "/".join(parts[:5] + [str(int(parts[5]) + 3600)] + parts[6:]),  # later expiry
             "/".join(parts[:2] + ["t2"] + parts[3:]),                      # another tenant
             path + "0", path[:-1], "/ack/", "/ack/t1/x/1/2/zz",
+            "/".join(parts[:3] + ["9" * 40] + parts[4:]),                  # overflow
+            "/".join(parts[:3] + ["-" + parts[3]] + parts[4:]),            # sign
+            "/".join(parts[:2] + ["T1"] + parts[3:]),                      # case
+            path.upper(), path + "/", "/ack/" + "a" * 5000,
+            "/".join(parts[:6] + [parts[6].upper()]),                      # hex case
         ]
         for b in bad:
             status, _, _ = ack_request(e.d, "POST", b, {"by": "Mallory"})
