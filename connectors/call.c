@@ -1033,6 +1033,9 @@ push_request(lua_State *L, const struct call_spec *spec, const char *url)
     cJSON_Delete(tree);
     buf_init(&req, 0);
     (void)!buf_printf(&req, "{\"method\":\"%s\",\"url\":", spec->method);
+    if (spec->journal_url != NULL) {
+        url = spec->journal_url;
+    }
     (void)!buf_json_string(&req, url, strlen(url));
     (void)!buf_puts(&req, ",\"body\":");
     if (spec->body == NULL) {

@@ -106,6 +106,10 @@ struct call_spec {
      * key); it makes the call safe to resend, as if idempotent: a lost answer is
      * retried and a crash in flight resends it, with the same key. */
     const char *idempotency_key;
+    /* What the journal records as the request's URL instead of the URL itself, for a URL
+     * that is a credential (a Slack or Teams webhook URL carries its own signature), or
+     * NULL: the URL. A replay compares this, so it must be as stable as the URL. */
+    const char *journal_url;
 };
 
 /* The Lua C function's tail: `return call_effect(L, &spec);`. Copies what it needs from

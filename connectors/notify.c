@@ -993,6 +993,10 @@ hook_send(lua_State *L, const char *kind)
     spec.ud = (void *)delivery; /* on the Lua stack until the call returns */
     spec.headers = headers;
     spec.idempotency_key = delivery;
+    /* A webhook URL is a credential (Slack's and Teams' carry their own signature): the
+     * journal names the destination instead. */
+    lua_pushfstring(L, "notify:%s", d->name);
+    spec.journal_url = lua_tostring(L, -1);
     return call_effect(L, &spec);
 }
 

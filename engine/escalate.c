@@ -321,6 +321,15 @@ acked_json(const struct store_esc *e, int contact)
     return buf_take(&b);
 }
 
+/* Count an acknowledgement and its time to acknowledge. */
+static void
+count_ack(const struct store_esc *e)
+{
+    esc.acked++;
+    esc.tta_sum += (double)(e->acked_ms - e->created_ms) / 1000.0;
+    esc.tta_count++;
+}
+
 /* Finish w if its escalation is acknowledged (1), or when its wait is over (1: the
  * contact counts as reached, the chain moves on; exhausted after the last). 0: still
  * waiting. */
@@ -333,6 +342,10 @@ wait_check(struct esc_wait *w)
     int rc = store_esc_get(w->t->db, w->id, &e, &err);
 
     if (rc == 1 && e.acked_ms > 0) {
+        count_ack(&e); /* by link or CLI: each escalation's ack ends exactly one wait */
+        log_warn("escalate.acked tenant=%s escalation=%lld via=%s by=%s tta_ms=%lld",
+                 tenant_id(w->t), (long long)w->id, e.acked_via ? e.acked_via : "?",
+                 log_quote(e.acked_by ? e.acked_by : ""), (long long)(e.acked_ms - e.created_ms));
         out = acked_json(&e, w->contact);
         store_esc_free(&e);
         wait_free(w);
@@ -558,15 +571,6 @@ escalate_register(struct sandbox *sb)
 
 /* ---- acknowledging ---- */
 
-/* Record an acknowledgement found or made; count its time to acknowledge. */
-static void
-count_ack(const struct store_esc *e)
-{
-    esc.acked++;
-    esc.tta_sum += (double)(e->acked_ms - e->created_ms) / 1000.0;
-    esc.tta_count++;
-}
-
 int
 escalate_ack_db(struct store_tenant *db, int64_t id, const char *by, const char *via, char **errp)
 {
@@ -682,7 +686,6 @@ ack_committed(void *arg, int ok)
         return;
     }
     if (store_esc_get(p->t->db, p->id, &e, &err) == 1) {
-        count_ack(&e);
         page(p->req, 200, "受領しました / Acknowledged",
              "Thank you: the contact chain has stopped.", &e, NULL);
         store_esc_free(&e);
@@ -867,7 +870,7 @@ handle_ack(struct http_request *req, void *arg)
             esc.links_refused++;
             page(req, 409, "Already acknowledged", "This link cannot be used again.", NULL, NULL);
         } else {
-            log_warn("escalate.acked tenant=%s escalation=%lld via=link by=%s", t->id, id,
+            log_info("escalate.link_used tenant=%s escalation=%lld by=%s", t->id, id,
                      log_quote(who));
             p = xcalloc(1, sizeof(*p));
             p->req = req;
@@ -886,7 +889,8 @@ escalate_metrics(struct buf *b, void *arg)
     (void)arg;
     metrics_counter(b, "kagari_escalations_started_total", "Escalations started", esc.started);
     metrics_counter(b, "kagari_escalations_acked_total",
-                    "Escalations acknowledged through this daemon (link)", esc.acked);
+                    "Escalations acknowledged (link or CLI), counted when the chain stops",
+                    esc.acked);
     metrics_counter(b, "kagari_escalations_exhausted_total",
                     "Escalations whose whole chain was reached without an acknowledgement",
                     esc.exhausted);

@@ -147,6 +147,9 @@ def test_cli_ack_stops_chain():
               "nobody else notified after the ack")
         row = esc_row(e.d, eid)
         check(row["state"] == "acked" and row["acked_via"] == "cli", "stored: %r" % row)
+        m = e.d.metrics()
+        check(m.get("kagari_escalations_acked_total") == 1
+              and m.get("kagari_escalation_tta_seconds_count") == 1, "CLI ack counted")
 
 
 def test_link_get_shows_post_acknowledges_and_bad_links_refused():

@@ -195,6 +195,9 @@ def test_webhooks_signed_verified_and_payloads():
         check(body["data"] == {"severity": "high", "n": 3} and body["text"] == "本文"
               and body["run"] == run["id"] and body["id"] == v["delivery"],
               "generic JSON body: %r" % body)
+        ent = [x for x in journal if x["kind"] == "notify.webhook"][0]
+        check(ent["request"]["url"] == "notify:ticketing" and "/hooks/" not in json.dumps(journal),
+              "the journal names the destination, never its URL: %r" % ent["request"])
         check(got[0]["delivery"] == v["delivery"] == got[0]["idempotency_key"],
               "delivery id sent as header and Idempotency-Key: %r" % got[0])
         mac = hmac.new(HOOK_SECRET.encode(), (got[0]["timestamp"] + ".").encode()
