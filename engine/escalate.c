@@ -119,7 +119,8 @@ link_mac(const char *tenant, int64_t id, int contact, int64_t expires, char out[
     util_hex(mac, 32, out);
 }
 
-/* link(id, contact, expires) -> URL, or nil without escalation.base_url. Not an effect:
+/* link(id, contact, expires) -> URL, or nil without escalation.base_url (or outside the
+ * daemon: a playbook test). Not an effect:
  * the same arguments always give the same link. */
 static int
 l_escalate_link(lua_State *L)
@@ -131,7 +132,7 @@ l_escalate_link(lua_State *L)
     char mac[65];
 
     if (r == NULL || esc.base_url == NULL || !esc.have_key) {
-        lua_pushliteral(L, "(no acknowledge link: escalation.base_url is not set)");
+        lua_pushnil(L); /* no escalation.base_url: acknowledging is by CLI only */
         return 1;
     }
     link_mac(tenant_id(run_tenant(r)), id, contact, expires, mac);
@@ -463,7 +464,11 @@ l_escalate_wait(lua_State *L)
     return effect_run(L, &es);
 }
 
-/* The notify module, for the helper (registered by the notify connector). */
+/* The notify module for the helper (registered by the notify connector): the module
+ * playbooks see, for the deliveries, and the module's own functions for what is not a
+ * delivery (chain, template). They are the same table, except in a playbook test, which
+ * wraps the module to record calls and keeps the real one as "_G.notify": there the
+ * chain and the templates are not calls the test would have to answer. */
 static int
 l_escalate_notify(lua_State *L)
 {
@@ -472,7 +477,12 @@ l_escalate_notify(lua_State *L)
     if (!lua_istable(L, -1)) {
         return luaL_error(L, "escalate: the notify module is not available");
     }
-    return 1;
+    lua_getfield(L, -2, "_G.notify");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+    }
+    return 2;
 }
 
 /* The chain walk. Trusted text, loaded with an empty _ENV: it reaches nothing but its
@@ -481,8 +491,8 @@ l_escalate_notify(lua_State *L)
 static const char escalate_lua[] =
     "local open, wait, link, getnotify = ...\n"
     "return function(opts)\n"
-    "  local notify = getnotify()\n"
-    "  local e, err = open(opts, notify.chain())\n"
+    "  local notify, own = getnotify()\n"
+    "  local e, err = open(opts, own.chain())\n"
     "  if e == nil then return nil, err end\n"
     "  local n = #e.contacts\n"
     "  for round = 1, e.rounds do\n"
@@ -490,8 +500,9 @@ static const char escalate_lua[] =
     "      local c = e.contacts[i]\n"
     "      local url = link(e.id, i, e.expires)\n"
     "      local vars = { subject = opts.subject, level = opts.level, reason = opts.reason,\n"
-    "                     link = url, contact = c.name }\n"
-    "      local subj, body = notify.template('escalation', vars, c.lang)\n"
+    "                     link = url or ('(kagari escalation ack ' .. e.id .. ')'),\n"
+    "                     contact = c.name }\n"
+    "      local subj, body = own.template('escalation', vars, c.lang)\n"
     "      if c.email then\n"
     "        notify.email{ to = c.email, subject = subj, body = body, lang = c.lang }\n"
     "      end\n"
