@@ -1078,6 +1078,9 @@ call_effect(lua_State *L, const struct call_spec *spec)
     } else if (spec->reconcile != NULL && spec->reconcile_path != NULL) {
         es.flags |= EFFECT_RECONCILES;
     }
+    if (spec->notice) {
+        es.flags |= EFFECT_NOTICE;
+    }
     es.check = call_check;
     es.open = call_open;
     es.start = call_start;

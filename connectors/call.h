@@ -110,6 +110,9 @@ struct call_spec {
      * that is a credential (a Slack or Teams webhook URL carries its own signature), or
      * NULL: the URL. A replay compares this, so it must be as stable as the URL. */
     const char *journal_url;
+    /* 1: the call tells people (a notification), it does not act on the customer's
+     * systems: an approval's effects= list does not restrict it (EFFECT_NOTICE). */
+    int notice;
 };
 
 /* The Lua C function's tail: `return call_effect(L, &spec);`. Copies what it needs from

@@ -763,7 +763,7 @@ l_notify_email(lua_State *L)
     es.request = lua_tostring(L, -1);
     /* A resend carries the same Message-ID: safe to repeat for a receiver that
      * deduplicates, and what a crash in flight needs to deliver at all. */
-    es.flags = EFFECT_OUTSIDE | EFFECT_IDEMPOTENT;
+    es.flags = EFFECT_OUTSIDE | EFFECT_IDEMPOTENT | EFFECT_NOTICE;
     es.check = mail_check;
     es.open = mail_open;
     es.start = mail_start;
@@ -997,6 +997,7 @@ hook_send(lua_State *L, const char *kind)
      * journal names the destination instead. */
     lua_pushfstring(L, "notify:%s", d->name);
     spec.journal_url = lua_tostring(L, -1);
+    spec.notice = 1;
     return call_effect(L, &spec);
 }
 

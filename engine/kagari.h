@@ -63,6 +63,11 @@ int64_t run_deadline_ms(const struct run *r);
  * webhook's delivery id). */
 int run_next_step(const struct run *r);
 
+/* After an approval that listed the calls it allows (approve{ effects = ... }), every
+ * outside effect of the run must match one of them ([kind, arg, ...]: the kind, and each
+ * arg somewhere in the request), else it fails with a clear error. NULL lifts it. */
+void run_set_approved(struct run *r, const char *effects_json);
+
 /* ---- effects ---- */
 
 #define EFFECT_OUTSIDE 0x1    /* acts on the outside world: a dry run records it instead */
@@ -74,6 +79,9 @@ int run_next_step(const struct run *r);
 #define EFFECT_ENGINE                                                                              \
     0x8 /* the engine's own local effect (log, state, alerts): a playbook test                     \
          * performs it for real instead of asking the test for an answer */
+#define EFFECT_NOTICE                                                                              \
+    0x10 /* tells people (a notification): not an action on the customer's systems, so an          \
+          * approval's effects= list does not restrict it */
 
 /* One effect as the playbook asked for it, and the parts only it knows.
  *

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 
-from harness import check
+from harness import check, wait_for
 from connhelp import ConnEnv, expect_ok, expect_fail, lua_str
 
 HOOK_SECRET = "hook-secret-0123456789"
@@ -250,3 +250,55 @@ def test_webhook_failure_then_success_is_one_delivery():
         env.m.fault("/hooks/ticketing", status=500, count=10)
         out, _, _ = env.fire("hook")
         expect_fail(out, "hook", "500")
+
+
+APPROVED_THEN_NOTIFY = """
+    local d = approve{ title = "Disable " .. alert.raw.upn, effects = { {"graph.disable_user",
+                       alert.raw.upn} }, timeout = "10m" }
+    rec("decision", d)
+    rec("disable", graph.disable_user(alert.raw.upn))
+    rec("mail", notify.email{ to = "duty@example.jp", subject = "無効化しました",
+                              body = alert.raw.upn })
+    rec("hook", notify.webhook{ to = "ticketing", text = "disabled" })
+    rec("other", graph.revoke_sessions(alert.raw.upn))
+"""
+
+
+def test_notifications_are_not_restricted_by_an_approval():
+    import tempfile
+    from peopleapi import Api, add_user, api_port, make_cert
+    from mockctl import ALICE
+    certdir = tempfile.mkdtemp(prefix="kagari-it-apicert-")
+    cert, key = make_cert(certdir)
+    extra = ('api = { listen = "127.0.0.1:0", cert_file = %s, key_file = %s, '
+             'password_memory = "1MiB", password_passes = 1 }\n' % (lua_str(cert), lua_str(key)))
+    try:
+        approved_then_notify(cert, extra)
+    finally:
+        import shutil
+        shutil.rmtree(certdir, ignore_errors=True)
+
+
+def approved_then_notify(cert, extra):
+    from peopleapi import Api, add_user, api_port
+    from mockctl import ALICE
+    with ConnEnv("notify-approved", {"appr": APPROVED_THEN_NOTIFY}, extra_config=extra,
+                 tenant_extra=lambda m: notify_block(m)) as env:
+        env.m.hook_config("ticketing", HOOK_SECRET)
+        u = add_user(env.d, "ana", "t1:analyst")
+        api = Api(api_port(env.d), cafile=cert)
+        check(api.login(u).status == 200, "login")
+        aid = env.post("appr", {"upn": ALICE[1]})
+        appr = wait_for(lambda: api.get("/api/v1/approvals").json["approvals"] or None, 20,
+                        "a pending approval")[0]
+        r = api.request("POST", "/api/v1/tenants/t1/approvals/%d/decision" % appr["id"],
+                        {"decision": "approve"})
+        check(r.status == 200, "approved: %r" % r)
+        out, run, _ = env.result(aid)
+        check(expect_ok(out, "decision")["approved"], "approved")
+        expect_ok(out, "disable")
+        expect_ok(out, "mail")
+        expect_ok(out, "hook")
+        expect_fail(out, "other", "not among the effects approved")
+        check(len(env.m.smtp_messages()) == 1 and len(env.m.hook_received("ticketing")) == 1,
+              "the notifications went out")
