@@ -769,10 +769,9 @@ link_number(const char **p, int last, long long *out)
     return 0;
 }
 
-/* Split /ack/<tenant>/<id>/<contact>/<expires>/<64 hex>; -1 for anything else. */
-static int
-parse_link(const char *path, char tenant[64], long long *id, int *contact, long long *expires,
-           char mac[65])
+int
+escalate_parse_link(const char *path, char tenant[64], long long *id, int *contact,
+                    long long *expires, char mac[65])
 {
     const char *p = path + 5, *slash;
     long long c = 0;
@@ -818,7 +817,7 @@ handle_ack(struct http_request *req, void *arg)
         http_reply_error(req, 405, "method_not_allowed", "GET or POST");
         return;
     }
-    if (parse_link(path, tenant, &id, &contact, &expires, mac) == -1 || !esc.have_key) {
+    if (escalate_parse_link(path, tenant, &id, &contact, &expires, mac) == -1 || !esc.have_key) {
         esc.links_refused++;
         page(req, 404, "Not found", "This link is not valid.", NULL, NULL);
         return;

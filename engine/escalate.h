@@ -19,6 +19,12 @@ void escalate_register(struct sandbox *sb);
  * listener and the metrics. -1 with *errp. escalate_stop undoes it. */
 int escalate_start(const struct config *cfg, char **errp) KG_WUR;
 void escalate_stop(void);
+/* Split an acknowledge link's path, /ack/<tenant>/<id>/<contact>/<expires>/<mac>: a
+ * tenant id ([a-z0-9-], 1 to 63), three numbers of 1 to 18 digits (contact at most
+ * 1000000) and 64 lower-case hex digits. 0 with the parts filled, -1 for anything else
+ * (the signature is not checked here). */
+int escalate_parse_link(const char *path, char tenant[64], long long *id, int *contact,
+                        long long *expires, char mac[65]);
 /* Acknowledge escalation id of tenant db (the CLI; the daemon notices within a second).
  * Returns 1 done, 0 when it was already acknowledged, -1 with *errp (unknown id). */
 int escalate_ack_db(struct store_tenant *db, int64_t id, const char *by, const char *via,
