@@ -6,6 +6,7 @@
 #include "connectors/graph.h"
 #include "connectors/idp.h"
 #include "connectors/intune.h"
+#include "connectors/notify.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
 #include "engine/api.h"
@@ -20,8 +21,8 @@
 #include "engine/plugin.h"
 
 static const struct connector *const connectors[] = {
-    &graph_connector,    &idp_connector,    &security_connector,
-    &defender_connector, &intune_connector, &rest_connector,
+    &graph_connector,  &idp_connector,  &security_connector, &defender_connector,
+    &intune_connector, &rest_connector, &notify_connector,
 };
 
 static const struct source *const sources[] = {

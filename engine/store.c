@@ -223,7 +223,26 @@ static const char *const tenant_migrations[] = {
     /* 5: the class of each record: 'alert' (a detection, routed to playbooks) or 'event'
      * (a high-volume log line, kept for queries); rows stored before are alerts. */
     "ALTER TABLE alerts ADD COLUMN class TEXT NOT NULL DEFAULT 'alert';",
-    /* 6: a run's result: the JSON text of the value its playbook returned (NULL when it
+    /* 6: escalations: one urgent contact chain started by a run's escalate{}, how far down
+     * its contacts it got and who acknowledged it when and how (time to acknowledge for
+     * the monthly report). Self-contained: creates only its own table. */
+    "CREATE TABLE IF NOT EXISTS escalations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id INTEGER NOT NULL,"
+    "  level TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  contacts INTEGER NOT NULL,"
+    "  reached INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'acked', 'exhausted')),"
+    "  created INTEGER NOT NULL,"
+    "  reached_at INTEGER,"
+    "  acked INTEGER,"
+    "  acked_by TEXT,"
+    "  acked_via TEXT"
+    ");"
+    "CREATE INDEX IF NOT EXISTS escalations_state ON escalations (state);",
+    /* 7: a run's result: the JSON text of the value its playbook returned (NULL when it
      * returned nothing or nil), and a note when the value could not be kept (not
      * JSON-able, or over the size cap). Written with the run's final state. */
     "ALTER TABLE runs ADD COLUMN result TEXT;"
@@ -3486,4 +3505,194 @@ store_votes_free(struct store_vote *v, size_t n)
         free(v[i].comment);
     }
     free(v);
+}
+
+/* ---- escalations ----
+ *
+ * Prepared per call (they are rare: a few per incident) rather than in the cached
+ * statement table. */
+
+static sqlite3_stmt *
+esc_prepare(struct store_tenant *t, const char *sql, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+
+    if (sqlite3_prepare_v2(t->db.h, sql, -1, &s, NULL) != SQLITE_OK) {
+        db_fail(&t->db, errp, "escalations");
+        return NULL;
+    }
+    return s;
+}
+
+int
+store_esc_insert(struct store_tenant *t, const struct store_esc *e, int64_t *id, char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(t,
+                                  "INSERT INTO escalations (run_id, level, reason, subject,"
+                                  " contacts, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                  errp);
+    int rc = -1;
+
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, e->run_id);
+    sqlite3_bind_text(s, 2, e->level, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, e->reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 4, e->subject, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 5, e->contacts);
+    sqlite3_bind_int64(s, 6, e->created_ms);
+    if (sqlite3_step(s) == SQLITE_DONE) {
+        *id = sqlite3_last_insert_rowid(t->db.h);
+        rc = 0;
+    } else {
+        db_fail(&t->db, errp, "escalation insert");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+#define ESC_COLUMNS                                                                                \
+    "id, run_id, level, reason, subject, contacts, reached, state, created,"                       \
+    " coalesce(reached_at, 0), coalesce(acked, 0), acked_by, acked_via"
+
+static void
+esc_row(sqlite3_stmt *s, struct store_esc *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->id = sqlite3_column_int64(s, 0);
+    e->run_id = sqlite3_column_int64(s, 1);
+    e->level = col_strdup(s, 2);
+    e->reason = col_strdup(s, 3);
+    e->subject = col_strdup(s, 4);
+    e->contacts = sqlite3_column_int(s, 5);
+    e->reached = sqlite3_column_int(s, 6);
+    snprintf(e->state, sizeof(e->state), "%s", (const char *)sqlite3_column_text(s, 7));
+    e->created_ms = sqlite3_column_int64(s, 8);
+    e->reached_ms = sqlite3_column_int64(s, 9);
+    e->acked_ms = sqlite3_column_int64(s, 10);
+    e->acked_by = col_strdup(s, 11);
+    e->acked_via = col_strdup(s, 12);
+}
+
+void
+store_esc_free(struct store_esc *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    free(e->level);
+    free(e->reason);
+    free(e->subject);
+    free(e->acked_by);
+    free(e->acked_via);
+}
+
+int
+store_esc_get(struct store_tenant *t, int64_t id, struct store_esc *out, char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(t, "SELECT " ESC_COLUMNS " FROM escalations WHERE id = ?1", errp);
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        esc_row(s, out);
+        rc = 1;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        db_fail(&t->db, errp, "escalation %lld", (long long)id);
+        rc = -1;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int
+store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s =
+        esc_prepare(t, "SELECT " ESC_COLUMNS " FROM escalations ORDER BY id DESC LIMIT ?1", errp);
+    struct store_esc *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        esc_row(s, &v[len++]);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < len; i++) {
+            store_esc_free(&v[i]);
+        }
+        free(v);
+        return kg_err(errp, "escalation list: %s", sqlite3_errmsg(t->db.h));
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* Shared by the two updates: 1 when the row changed, 0 when it did not, -1 on error. */
+static int
+esc_update(struct store_tenant *t, sqlite3_stmt *s, char **errp)
+{
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        return kg_err(errp, "escalation update: %s", sqlite3_errmsg(t->db.h));
+    }
+    return sqlite3_changes(t->db.h) > 0;
+}
+
+int
+store_esc_ack(struct store_tenant *t, int64_t id, const char *by, const char *via, int64_t at_ms,
+              char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(t,
+                                  "UPDATE escalations SET state = 'acked', acked = ?2,"
+                                  " acked_by = ?3, acked_via = ?4"
+                                  " WHERE id = ?1 AND acked IS NULL",
+                                  errp);
+
+    if (s != NULL) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, at_ms);
+        sqlite3_bind_text(s, 3, by, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 4, via, -1, SQLITE_TRANSIENT);
+    }
+    return esc_update(t, s, errp);
+}
+
+int
+store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms, int exhausted,
+                  char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(t,
+                                  "UPDATE escalations SET reached = max(reached, ?2),"
+                                  " reached_at = ?3, state = CASE WHEN ?4 AND state = 'open'"
+                                  " THEN 'exhausted' ELSE state END WHERE id = ?1",
+                                  errp);
+
+    if (s != NULL) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int(s, 2, contact);
+        sqlite3_bind_int64(s, 3, at_ms);
+        sqlite3_bind_int(s, 4, exhausted);
+    }
+    return esc_update(t, s, errp);
 }

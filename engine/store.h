@@ -394,4 +394,39 @@ struct store_recent {
 int store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
                        size_t *n, char **errp) KG_WUR;
 
+/* ---- escalations (urgent contact chains) ---- */
+
+struct store_esc {
+    int64_t id;
+    int64_t run_id;
+    char *level;
+    char *reason;
+    char *subject;
+    int contacts;   /* in the chain */
+    int reached;    /* contacts notified so far (1-based count) */
+    char state[16]; /* open, acked, exhausted */
+    int64_t created_ms;
+    int64_t reached_ms; /* when the last contact was reached, or 0 */
+    int64_t acked_ms;   /* 0 until acknowledged */
+    char *acked_by;     /* NULL until acknowledged */
+    char *acked_via;    /* "link", "cli", "api" */
+};
+void store_esc_free(struct store_esc *e); /* frees the fields; NULL is a no-op */
+/* In the caller's transaction (loop_write). e's run_id, level, reason, subject, contacts
+ * and created_ms are stored; *id gets the new row's id. */
+int store_esc_insert(struct store_tenant *t, const struct store_esc *e, int64_t *id,
+                     char **errp) KG_WUR;
+/* 1 and *out filled (store_esc_free it), 0 when there is no such escalation, -1. */
+int store_esc_get(struct store_tenant *t, int64_t id, struct store_esc *out, char **errp);
+/* Newest first; *out malloc'd (store_esc_free each, then free). */
+int store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t *n,
+                   char **errp) KG_WUR;
+/* Acknowledge: 1 done now, 0 when it was already acknowledged (or does not exist), -1. */
+int store_esc_ack(struct store_tenant *t, int64_t id, const char *by, const char *via,
+                  int64_t at_ms, char **errp);
+/* Contact number contact (1-based) was notified; exhausted: it was the last one and
+ * nobody acknowledged. 1/0/-1 like store_esc_ack. */
+int store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms, int exhausted,
+                      char **errp);
+
 #endif

@@ -216,9 +216,9 @@ test_index_filled_by_migration(void)
     store_tenant_close(t);
     /* Back to the schema before the index (2), as a database of the previous release:
      * the objects of the index's migration (3) and of those appended after it (4: the
-     * approvals; 5: the record class, alerts.class; 6: a run's result columns) are
-     * dropped and the version set to 2. A migration appended later must be undone here
-     * too. */
+     * approvals; 5: the record class, alerts.class; 6: the escalations; 7: a run's result
+     * columns) are dropped and the version set to 2. A migration appended later must be
+     * undone here too. */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -231,9 +231,9 @@ test_index_filled_by_migration(void)
             v = sqlite3_column_int(q, 0);
         }
         sqlite3_finalize(q);
-        T_ASSERT(v >= 6);
+        T_ASSERT(v >= 7);
         sql = xasprintf("DROP TABLE alert_observables; DROP TABLE kv;"
-                        "DROP TABLE approval_votes; DROP TABLE approvals;"
+                        "DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE escalations;"
                         "ALTER TABLE alerts DROP COLUMN class;"
                         "ALTER TABLE runs DROP COLUMN result_note;"
                         "ALTER TABLE runs DROP COLUMN result;"
