@@ -20,6 +20,7 @@
 #include "engine/tenant.h"
 #include "engine/tls.h"
 #include "engine/work.h"
+#include "portal/portal.h"
 
 #define API_WORK_QUEUE 64 /* password checks waiting; more logins at once get 503 */
 
@@ -499,8 +500,14 @@ static void
 api_handle(struct http_request *h, void *arg)
 {
     struct api *a = arg;
-    struct api_req *r = xcalloc(1, sizeof(*r));
+    struct api_req *r;
 
+    /* The portal's page and files: the same listener and TLS; its data comes from the
+     * routes below. */
+    if (portal_serve(h)) {
+        return;
+    }
+    r = xcalloc(1, sizeof(*r));
     a->state.requests++;
     r->api = &a->state;
     r->http = h;

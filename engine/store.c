@@ -252,6 +252,7 @@ enum query {
     Q_RUN_GET,
     Q_RUN_LIST,
     Q_RUN_LIST_STATE,
+    Q_RUN_BY_ALERT,
     Q_RUN_UNFINISHED,
     Q_RUN_COUNTS,
     Q_JOURNAL_PUT,
@@ -346,6 +347,7 @@ static const char *const query_sql[Q_COUNT] = {
                                        " WHERE run_id = ?1)",
     [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
     [Q_RUN_LIST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT ?1",
+    [Q_RUN_BY_ALERT] = "SELECT " RUN_COLUMNS " FROM runs WHERE alert_id = ?1 ORDER BY id LIMIT ?2",
     [Q_RUN_LIST_STATE] = "SELECT " RUN_COLUMNS " FROM runs WHERE state = ?2"
                          " ORDER BY id DESC LIMIT ?1",
     [Q_RUN_UNFINISHED] = "SELECT " RUN_COLUMNS " FROM runs"
@@ -381,7 +383,10 @@ static const char *const query_sql[Q_COUNT] = {
                        " ORDER BY o.received DESC, o.alert_id DESC",
     [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
                            " VALUES (?1, ?2, ?3)",
-    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 AND (?3 IS NULL OR source = ?3)"
+                    " AND (?4 < 0 OR severity = ?4) AND (?5 IS NULL OR outcome = ?5)"
+                    " AND (?6 IS NULL OR time >= ?6) AND (?7 IS NULL OR time < ?7)"
+                    " ORDER BY id DESC LIMIT ?2",
 #define USER_COLUMNS                                                                               \
     "id, name, pass_hash, totp_secret, totp_confirmed, totp_last_step, failures, locked_until,"    \
     " disabled, created, last_login"
@@ -1962,6 +1967,22 @@ store_run_list(struct store_tenant *t, const char *state, int limit, struct stor
 }
 
 int
+store_run_by_alert(struct store_tenant *t, int64_t alert_id, int limit, struct store_run **out,
+                   size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_RUN_BY_ALERT, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, alert_id);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
+    return run_collect(&t->db, s, "run by alert", out, n, errp);
+}
+
+int
 store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s;
@@ -2388,6 +2409,15 @@ int
 store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                 char **errp)
 {
+    struct store_alert_filter any = { NULL, -1, NULL, 0, 0 };
+
+    return store_alert_search(t, &any, before, limit, ids, n, errp);
+}
+
+int
+store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                   int limit, int64_t **ids, size_t *n, char **errp)
+{
     sqlite3_stmt *s;
     int64_t *v = NULL;
     size_t len = 0;
@@ -2398,7 +2428,9 @@ store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids
     if (limit <= 0) {
         limit = STORE_RUN_LIST_DEFAULT;
     }
-    s = db_bound(&t->db, Q_ALERT_IDS, errp, "ii", before > 0 ? before : INT64_MAX, (int64_t)limit);
+    s = db_bound(&t->db, Q_ALERT_IDS, errp, "iisisoo", before > 0 ? before : INT64_MAX,
+                 (int64_t)limit, f->source, (int64_t)f->severity, f->outcome, f->since_ms,
+                 f->until_ms);
     if (s == NULL) {
         return -1;
     }

@@ -225,6 +225,16 @@ char *store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, 
  * 100); *ids is malloc'd. */
 int store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                     char **errp) KG_WUR;
+/* The same, only the alerts that match every field of f that is set. */
+struct store_alert_filter {
+    const char *source;  /* NULL: any */
+    int severity;        /* enum severity; -1: any */
+    const char *outcome; /* NULL: any */
+    int64_t since_ms;    /* time >= since_ms; 0: unbounded */
+    int64_t until_ms;    /* time < until_ms; 0: unbounded */
+};
+int store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                       int limit, int64_t **ids, size_t *n, char **errp) KG_WUR;
 
 /* Runs. State is one of queued|running|waiting|done|failed|cancelled. */
 struct store_run {
@@ -259,6 +269,9 @@ int store_run_get(struct store_tenant *t, int64_t id, struct store_run *out, cha
 /* Newest first; state may be NULL (all); limit <= 0 means 100. */
 int store_run_list(struct store_tenant *t, const char *state, int limit, struct store_run **out,
                    size_t *n, char **errp) KG_WUR;
+/* The runs an alert started, oldest first, at most limit (<= 0: 100). */
+int store_run_by_alert(struct store_tenant *t, int64_t alert_id, int limit, struct store_run **out,
+                       size_t *n, char **errp) KG_WUR;
 /* Runs that must be resumed after a restart (queued, running, waiting), oldest first. */
 int store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n,
                          char **errp) KG_WUR;
