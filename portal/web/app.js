@@ -10,7 +10,16 @@ const OUTCOMES = ['unknown', 'blocked', 'attempted', 'succeeded'];
 const TENANT_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 const app = { me: null, tenants: [], tenant: null };
-const main = () => document.getElementById('main');
+// Each page draws into a fresh container: a page still loading when another is asked for
+// draws into its own container, already taken off the page, and is never seen.
+let view = null;
+function fresh() {
+  view = document.createElement('div');
+  view.className = 'view';
+  document.getElementById('main').replaceChildren(view);
+  return view;
+}
+const main = () => view || fresh();
 const nav = () => document.getElementById('nav');
 
 // ---- helpers ----
@@ -55,14 +64,15 @@ function zonedToUtc(naive) {
   return new Date(guess - (shown - guess)).toISOString();
 }
 
-function showError(e) {
+function showError(e, root) {
+  if (root !== view) return undefined;
   if (e instanceof ApiError && e.status === 404) return notFound();
   if (e instanceof ApiError && e.status === 401) {
     app.me = null;
     return loginView(t('session_expired'));
   }
   const text = e instanceof ApiError && e.status === 403 ? t('forbidden') : t('failed') + ': ' + (e.message || e);
-  mount(main(), message('error', text));
+  if (root === view) mount(root, message('error', text));
 }
 
 function notFound() {
@@ -119,6 +129,7 @@ async function logout() {
 // ---- login ----
 
 function loginView(notice) {
+  fresh();
   document.title = t('login') + ' — ' + t('app');
   renderNav();
   let mode = 'password'; // then 'totp', 'enrol' or 'recovery'
@@ -210,6 +221,7 @@ function readFilters(params) {
 }
 
 async function alertsView(tenant, params) {
+  const root = main();
   document.title = t('alerts') + ' — ' + t('app');
   const f = readFilters(params);
   const src = h('input', { id: 'f-source', name: 'source', value: f.source || '', placeholder: 'entra.signin', maxlength: '64' });
@@ -236,7 +248,7 @@ async function alertsView(tenant, params) {
   const more = h('button', { type: 'button', id: 'alerts-more', class: 'hidden' }, t('more'));
   const loaded = [];
   const exportBtn = h('button', { type: 'button', id: 'alerts-csv', on: { click: () => exportCsv(tenant, loaded) } }, t('export_csv'));
-  mount(main(), h('section', { 'data-page': 'alerts' }, h('h1', {}, t('alerts')), form,
+  mount(root, h('section', { 'data-page': 'alerts' }, h('h1', {}, t('alerts')), form,
     h('table', { class: 'list' }, h('thead', {}, h('tr', {}, h('th', {}, t('id')), h('th', {}, t('time')),
       h('th', {}, t('severity')), h('th', {}, t('source')), h('th', {}, t('title')), h('th', {}, t('outcome')))), tbody),
     h('div', { class: 'actions' }, more, exportBtn)));
@@ -253,7 +265,7 @@ async function alertsView(tenant, params) {
     }
     if (!loaded.length) tbody.appendChild(h('tr', {}, h('td', { colspan: 6 }, t('none'))));
     more.classList.toggle('hidden', !r.next_before);
-    more.onclick = r.next_before ? () => page(r.next_before).catch(showError) : null;
+    more.onclick = r.next_before ? () => page(r.next_before).catch((e) => showError(e, root)) : null;
   };
   await page();
 }
@@ -286,10 +298,11 @@ function runHead() {
 }
 
 async function alertView(tenant, id) {
+  const root = main();
   const a = await call('GET', tenantPath(tenant, 'alerts/' + enc(id)));
   document.title = t('alert') + ' ' + a.id + ' — ' + t('app');
   const obs = Array.isArray(a.observables) ? a.observables : [];
-  mount(main(), h('section', { 'data-page': 'alert' },
+  mount(root, h('section', { 'data-page': 'alert' },
     h('h1', { id: 'alert-title' }, a.title || a.source),
     h('div', { class: 'split' },
       h('div', { class: 'pane' }, h('h2', {}, t('normalized')),
@@ -309,16 +322,18 @@ async function alertView(tenant, id) {
 // ---- runs ----
 
 async function runsView(tenant) {
+  const root = main();
   document.title = t('runs') + ' — ' + t('app');
   const r = await call('GET', tenantPath(tenant, 'runs') + query({ limit: 100 }));
-  mount(main(), h('section', { 'data-page': 'runs' }, h('h1', {}, t('runs')),
+  mount(root, h('section', { 'data-page': 'runs' }, h('h1', {}, t('runs')),
     h('table', { class: 'list' }, runHead(), h('tbody', {}, r.runs.length ? runRows(tenant, r.runs) : h('tr', {}, h('td', { colspan: 6 }, t('none')))))));
 }
 
 async function runView(tenant, id) {
+  const root = main();
   const r = await call('GET', tenantPath(tenant, 'runs/' + enc(id)));
   document.title = t('run') + ' #' + r.id + ' — ' + t('app');
-  mount(main(), h('section', { 'data-page': 'run' },
+  mount(root, h('section', { 'data-page': 'run' },
     h('h1', {}, t('run') + ' #' + r.id + ' ', stateBadge(r.state)),
     h('dl', { class: 'fields' },
       field(t('playbook'), r.playbook), field(t('version'), h('code', {}, String(r.version || '').slice(0, 16))),
@@ -378,6 +393,7 @@ function approvalCard(a, full) {
 }
 
 async function approvalsView() {
+  const root = main();
   document.title = t('approvals') + ' — ' + t('app');
   const r = await call('GET', 'approvals');
   const cards = [];
@@ -390,14 +406,15 @@ async function approvalsView() {
     }
     cards.push(approvalCard(a, full));
   }
-  mount(main(), h('section', { 'data-page': 'approvals' }, h('h1', {}, t('approvals')),
+  mount(root, h('section', { 'data-page': 'approvals' }, h('h1', {}, t('approvals')),
     cards.length ? cards : h('p', { id: 'no-approvals' }, t('no_approvals'))));
 }
 
 async function approvalView(tenant, id) {
+  const root = main();
   const a = await call('GET', tenantPath(tenant, 'approvals/' + enc(id)));
   a.tenant = a.tenant || tenant;
-  mount(main(), h('section', { 'data-page': 'approval' }, approvalCard(a, a)));
+  mount(root, h('section', { 'data-page': 'approval' }, approvalCard(a, a)));
 }
 
 // ---- settings ----
@@ -432,11 +449,13 @@ async function route() {
     }
   });
   if (!app.me) {
-    loginView();
+    // Never wipe a login form someone is filling in.
+    if (!view || !view.querySelector('#login-form')) loginView();
     return;
   }
   renderNav();
-  mount(main(), h('p', { class: 'loading' }, t('loading')));
+  const root = fresh();
+  mount(root, h('p', { class: 'loading' }, t('loading')));
   try {
     if (seg.length === 0) {
       location.replace(app.tenant ? '#/t/' + enc(app.tenant) + '/alerts' : '#/approvals');
@@ -463,7 +482,7 @@ async function route() {
       notFound();
     }
   } catch (e) {
-    showError(e);
+    showError(e, root);
   }
 }
 
