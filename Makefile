@@ -83,13 +83,26 @@ build-tests: $(B)/kagari $(UNIT_BIN) $(FUZZ_REPLAY) $(MOCK_BIN) $(PLUGTEST_BIN)
 deps:
 	@sh scripts/install-deps.sh
 
+# The browser tests' driver: playwright-core, pinned, in the build tree (never global); the
+# browser is Debian's chromium (scripts/install-deps.sh).
+PLAYWRIGHT_VERSION := 1.61.1
+BROWSER_DIR := build/browser
+$(BROWSER_DIR)/.playwright-$(PLAYWRIGHT_VERSION):
+	@mkdir -p $(BROWSER_DIR)
+	@echo '{"private": true}' >$(BROWSER_DIR)/package.json
+	cd $(BROWSER_DIR) && npm install --no-audit --no-fund --no-save --loglevel=error \
+	    playwright-core@$(PLAYWRIGHT_VERSION)
+	@touch $@
+
+browser-deps: $(BROWSER_DIR)/.playwright-$(PLAYWRIGHT_VERSION)
+
 # ---- the two commands ----
 
 run: deps
 	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@sh scripts/demo.sh build/rel/kagari
 
-test: deps check
+test: deps check browser-deps
 	@$(MAKE) --no-print-directory SANITIZE=1 build-tests
 	@sh tests/run.sh build/san
 
@@ -117,7 +130,7 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all deps run test check bench fuzz format clean build-tests
+.PHONY: all deps browser-deps run test check bench fuzz format clean build-tests
 .DELETE_ON_ERROR:
 .SECONDARY:
 
