@@ -394,6 +394,7 @@ static const struct api_route api_routes[] = {
     { "POST", "/api/v1/tokens", API_SESSION, 0, api_token_create },
     { "DELETE", "/api/v1/tokens/:", API_USER, 0, api_token_revoke },
     { "GET", "/api/v1/tenants", API_USER, 0, api_tenants },
+    { "GET", "/api/v1/tenants/:/summary", API_USER, ROLE_ANY, api_summary },
     { "GET", "/api/v1/tenants/:/alerts", API_USER, ROLE_ANY, api_alerts },
     { "GET", "/api/v1/tenants/:/alerts/:", API_USER, ROLE_ANY, api_alert },
     { "GET", "/api/v1/tenants/:/runs", API_USER, ROLE_ANY, api_runs },

@@ -276,6 +276,86 @@ api_alert(struct api_req *r)
     apireq_json(r, 200, j);
 }
 
+/* GET /api/v1/tenants/{t}/summary?hours=24: the dashboard's counts. Alerts of the last
+ * hours (1-168; hourly buckets up to 48 h, else 6-hourly) by bucket and level and by
+ * source, and the tenant's runs by state. */
+void
+api_summary(struct api_req *r)
+{
+    static const char *const run_states[] = { "queued", "running", "waiting",
+                                              "done",   "failed",  "cancelled" };
+    const char *hp = http_request_param(r->http, "hours");
+    struct store_tenant *db;
+    struct store_alert_bucket *b = NULL;
+    struct store_source_count *src = NULL;
+    size_t nb = 0, ns = 0;
+    int64_t hours = 24, bucket, since, total = 0, counts[6];
+    char *err = NULL;
+    cJSON *o, *arr, *runs, *cur = NULL;
+    int64_t cur_start = -1;
+
+    if (hp != NULL || api_param_dropped(r, "hours")) {
+        hours = hp != NULL ? apireq_parse_id(hp) : -1;
+        if (hours < 1 || hours > 168) {
+            apireq_error(r, 400, "bad_request", "hours: 1 to 168");
+            return;
+        }
+    }
+    if ((db = api_tenant_db(r)) == NULL) {
+        return;
+    }
+    bucket = (hours > 48 ? 6 : 1) * 3600000LL;
+    since = (r->now / bucket) * bucket - ((hours * 3600000LL + bucket - 1) / bucket - 1) * bucket;
+    if (store_alert_stats(db, since, bucket, &b, &nb, &src, &ns, &err) == -1 ||
+        store_run_counts(db, counts, &err) == -1) {
+        log_err("api.summary_failed tenant=%s error=%s", r->param[0], log_quote(err ? err : "?"));
+        free(err);
+        free(b);
+        free(src);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = cJSON_CreateObject();
+    apireq_add_time(o, "since", since);
+    apireq_add_time(o, "now", r->now);
+    cJSON_AddNumberToObject(o, "hours", (double)hours);
+    cJSON_AddNumberToObject(o, "bucket_seconds", (double)(bucket / 1000));
+    arr = cJSON_AddArrayToObject(o, "levels");
+    for (size_t i = 0; i < nb; i++) {
+        const char *name = severity_name(b[i].severity);
+
+        if (b[i].start_ms != cur_start) {
+            cur = cJSON_CreateObject();
+            apireq_add_time(cur, "start", b[i].start_ms);
+            for (int sv = SEV_INFO; sv <= SEV_CRITICAL; sv++) {
+                cJSON_AddNumberToObject(cur, severity_name(sv), 0);
+            }
+            cJSON_AddItemToArray(arr, cur);
+            cur_start = b[i].start_ms;
+        }
+        if (strcmp(name, "?") != 0) {
+            cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(cur, name), (double)b[i].count);
+        }
+        total += b[i].count;
+    }
+    cJSON_AddNumberToObject(o, "total", (double)total);
+    arr = cJSON_AddArrayToObject(o, "sources");
+    for (size_t i = 0; i < ns; i++) {
+        cJSON *e = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(e, "source", src[i].source);
+        cJSON_AddNumberToObject(e, "count", (double)src[i].count);
+        cJSON_AddItemToArray(arr, e);
+    }
+    runs = cJSON_AddObjectToObject(o, "runs");
+    for (int i = 0; i < 6; i++) {
+        cJSON_AddNumberToObject(runs, run_states[i], (double)counts[i]);
+    }
+    free(b);
+    free(src);
+    apireq_json(r, 200, o);
+}
+
 /* A waiting run whose pending call its server throttled shows as "throttled". */
 static cJSON *
 run_json(const struct store_run *run, int64_t now)

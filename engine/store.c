@@ -220,6 +220,9 @@ static const char *const tenant_migrations[] = {
     "  at INTEGER NOT NULL,"
     "  PRIMARY KEY (approval_id, user)"
     ");",
+    /* The portal's dashboard: alerts by time (counts per hour, per level and per source
+     * over the last hours) read a range of this index, not the whole table. */
+    "CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time);",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -265,6 +268,8 @@ enum query {
     Q_ALERT_RECENT,
     Q_ALERT_OBS_INSERT,
     Q_ALERT_IDS,
+    Q_ALERT_BY_LEVEL,
+    Q_ALERT_BY_SOURCE,
     Q_USER_ADD,
     Q_USER_GET,
     Q_USER_GET_ID,
@@ -383,6 +388,10 @@ static const char *const query_sql[Q_COUNT] = {
                        " ORDER BY o.received DESC, o.alert_id DESC",
     [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
                            " VALUES (?1, ?2, ?3)",
+    [Q_ALERT_BY_LEVEL] = "SELECT (time / ?2) * ?2, severity, count(*) FROM alerts"
+                         " WHERE time >= ?1 GROUP BY 1, 2 ORDER BY 1, 2",
+    [Q_ALERT_BY_SOURCE] = "SELECT source, count(*) FROM alerts WHERE time >= ?1"
+                          " GROUP BY source ORDER BY 2 DESC, source LIMIT ?2",
     [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 AND (?3 IS NULL OR source = ?3)"
                     " AND (?4 < 0 OR severity = ?4) AND (?5 IS NULL OR outcome = ?5)"
                     " AND (?6 IS NULL OR time >= ?6) AND (?7 IS NULL OR time < ?7)"
@@ -2448,6 +2457,70 @@ store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, i
     *ids = v;
     *n = len;
     return 0;
+}
+
+int
+store_alert_stats(struct store_tenant *t, int64_t since_ms, int64_t bucket_ms,
+                  struct store_alert_bucket **buckets, size_t *nb,
+                  struct store_source_count **sources, size_t *ns, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *buckets = NULL;
+    *sources = NULL;
+    *nb = 0;
+    *ns = 0;
+    if (bucket_ms <= 0) {
+        return kg_err(errp, "alert stats: bucket must be positive");
+    }
+    if ((s = db_bound(&t->db, Q_ALERT_BY_LEVEL, errp, "ii", since_ms, bucket_ms)) == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_alert_bucket *b;
+
+        *buckets = xrealloc(*buckets, (*nb + 1) * sizeof(**buckets));
+        b = &(*buckets)[(*nb)++];
+        b->start_ms = sqlite3_column_int64(s, 0);
+        b->severity = sqlite3_column_int(s, 1);
+        b->count = sqlite3_column_int64(s, 2);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert stats by level");
+        stmt_done(s);
+        goto fail;
+    }
+    stmt_done(s);
+    s = db_bound(&t->db, Q_ALERT_BY_SOURCE, errp, "ii", since_ms,
+                 (int64_t)STORE_ALERT_STATS_SOURCES);
+    if (s == NULL) {
+        goto fail;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_source_count *c;
+        const char *src = (const char *)sqlite3_column_text(s, 0);
+
+        *sources = xrealloc(*sources, (*ns + 1) * sizeof(**sources));
+        c = &(*sources)[(*ns)++];
+        snprintf(c->source, sizeof(c->source), "%s", src ? src : "");
+        c->count = sqlite3_column_int64(s, 1);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert stats by source");
+        stmt_done(s);
+        goto fail;
+    }
+    stmt_done(s);
+    return 0;
+fail:
+    free(*buckets);
+    free(*sources);
+    *buckets = NULL;
+    *sources = NULL;
+    *nb = 0;
+    *ns = 0;
+    return -1;
 }
 
 void

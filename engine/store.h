@@ -269,6 +269,23 @@ int store_run_get(struct store_tenant *t, int64_t id, struct store_run *out, cha
 /* Newest first; state may be NULL (all); limit <= 0 means 100. */
 int store_run_list(struct store_tenant *t, const char *state, int limit, struct store_run **out,
                    size_t *n, char **errp) KG_WUR;
+/* Counts for the portal's dashboard, of the alerts whose time is at or after since_ms:
+ * per bucket of bucket_ms (start aligned to a multiple of it) and level, in time order;
+ * and per source, the STORE_ALERT_STATS_SOURCES largest. Both arrays are malloc'd (free
+ * them; NULL when empty). */
+#define STORE_ALERT_STATS_SOURCES 10
+struct store_alert_bucket {
+    int64_t start_ms;
+    int severity;
+    int64_t count;
+};
+struct store_source_count {
+    char source[65];
+    int64_t count;
+};
+int store_alert_stats(struct store_tenant *t, int64_t since_ms, int64_t bucket_ms,
+                      struct store_alert_bucket **buckets, size_t *nb,
+                      struct store_source_count **sources, size_t *ns, char **errp) KG_WUR;
 /* The runs an alert started, oldest first, at most limit (<= 0: 100). */
 int store_run_by_alert(struct store_tenant *t, int64_t alert_id, int limit, struct store_run **out,
                        size_t *n, char **errp) KG_WUR;

@@ -4,12 +4,14 @@
 import { call, ApiError, setCsrf, enc, query } from './api.js';
 import { h, mount, jsonText, csvCell } from './dom.js';
 import { t, lang, zone, setPrefs, fmtTime, fmtDuration, LANGS, ZONES } from './i18n.js';
+import { stackedBars, hBars } from './chart.js';
 
 const SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'];
 const OUTCOMES = ['unknown', 'blocked', 'attempted', 'succeeded'];
 const TENANT_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
-const app = { me: null, tenants: [], tenant: null };
+const app = { me: null, tenants: [], tenant: null, timer: null };
+const POLL_MS = 5000; // the dashboard's refresh
 // Each page draws into a fresh container: a page still loading when another is asked for
 // draws into its own container, already taken off the page, and is never seen.
 let view = null;
@@ -91,11 +93,12 @@ function renderNav() {
   const tsel = h('select', { id: 'tenant', 'aria-label': t('tenant'), on: { change: (ev) => {
     app.tenant = ev.target.value;
     window.localStorage.setItem('kagari.tenant', app.tenant);
-    location.hash = '#/t/' + enc(app.tenant) + '/alerts';
+    location.hash = '#/t/' + enc(app.tenant) + '/dashboard';
   } } }, app.tenants.map((x) => h('option', { value: x.id, selected: x.id === app.tenant }, x.name || x.id)));
   const tp = app.tenant ? '#/t/' + enc(app.tenant) : '#/';
   mount(nav(),
     h('span', { class: 'brand' }, t('app')),
+    h('a', { href: tp + '/dashboard', id: 'nav-dashboard' }, t('dashboard')),
     h('a', { href: tp + '/alerts', id: 'nav-alerts' }, t('alerts')),
     h('a', { href: tp + '/runs', id: 'nav-runs' }, t('runs')),
     h('a', { href: '#/approvals', id: 'nav-approvals' }, t('approvals')),
@@ -417,6 +420,56 @@ async function approvalView(tenant, id) {
   mount(root, h('section', { 'data-page': 'approval' }, approvalCard(a, a)));
 }
 
+// ---- dashboard ----
+
+// An hour label in the chosen zone ("09:00").
+function hourLabel(v) {
+  return new Intl.DateTimeFormat('en-GB', { timeZone: zone(), hour: '2-digit', minute: '2-digit', hour12: false }).format(new Date(v));
+}
+
+async function dashboardView(tenant) {
+  const root = main();
+  document.title = t('dashboard') + ' — ' + t('app');
+  const draw = async () => {
+    const [sum, ap] = await Promise.all([
+      call('GET', tenantPath(tenant, 'summary') + query({ hours: 24 })),
+      call('GET', 'approvals'),
+    ]);
+    const step = sum.bucket_seconds * 1000;
+    const start = new Date(sum.since).getTime();
+    const byStart = new Map(sum.levels.map((l) => [new Date(l.start).getTime(), l]));
+    const buckets = [];
+    for (let x = start; x <= new Date(sum.now).getTime(); x += step) {
+      const l = byStart.get(x) || {};
+      buckets.push({ label: hourLabel(x), values: Object.fromEntries(SEVERITIES.map((s) => [s, l[s] || 0])) });
+    }
+    const pending = ap.approvals.filter((a) => a.tenant === tenant && a.state === 'pending');
+    mount(root, h('section', { 'data-page': 'dashboard' },
+      h('h1', {}, t('dashboard')),
+      h('div', { class: 'cards' },
+        h('div', { class: 'card' }, h('div', { class: 'big', id: 'dash-total' }, String(sum.total)), t('alerts_24h')),
+        h('div', { class: 'card' }, h('div', { class: 'big', id: 'dash-pending' }, String(pending.length)), t('approvals_pending')),
+        h('div', { class: 'card' }, h('div', { class: 'big', id: 'dash-waiting' }, String(sum.runs.waiting || 0)), t('runs_waiting')),
+        h('div', { class: 'card' }, h('div', { class: 'big', id: 'dash-failed' }, String(sum.runs.failed || 0)), t('runs_failed'))),
+      h('h2', {}, t('by_level')),
+      h('div', { class: 'legend' }, SEVERITIES.map((s) => sevBadge(s))),
+      h('div', { id: 'chart-level' }, stackedBars(buckets, SEVERITIES, t('by_level'))),
+      h('h2', {}, t('by_source')),
+      h('div', { id: 'chart-source' }, sum.sources.length ? hBars(sum.sources.map((x) => ({ label: x.source, value: x.count })), t('by_source')) : t('none')),
+      h('h2', {}, t('approvals_pending')),
+      pending.length ? h('table', { class: 'list', id: 'dash-approvals' }, h('tbody', {}, pending.map((a) => h('tr', {},
+        h('td', {}, h('a', { href: '#/t/' + enc(tenant) + '/approvals/' + enc(a.id) }, a.title)),
+        h('td', {}, t('deadline') + ': ' + fmtTime(a.deadline)))))) : h('p', {}, t('no_approvals')),
+      h('p', { class: 'meta', id: 'dash-updated' }, t('updated') + ': ' + fmtTime(sum.now))));
+  };
+  await draw();
+  // Live: redrawn every few seconds while this page is shown.
+  app.timer = setInterval(() => {
+    if (root !== view) return;
+    draw().catch(() => { /* the next tick tries again */ });
+  }, POLL_MS);
+}
+
 // ---- settings ----
 
 function settingsView() {
@@ -453,12 +506,16 @@ async function route() {
     if (!view || !view.querySelector('#login-form')) loginView();
     return;
   }
+  if (app.timer) {
+    clearInterval(app.timer);
+    app.timer = null;
+  }
   renderNav();
   const root = fresh();
   mount(root, h('p', { class: 'loading' }, t('loading')));
   try {
     if (seg.length === 0) {
-      location.replace(app.tenant ? '#/t/' + enc(app.tenant) + '/alerts' : '#/approvals');
+      location.replace(app.tenant ? '#/t/' + enc(app.tenant) + '/dashboard' : '#/approvals');
     } else if (seg[0] === 'login') {
       location.replace('#/');
     } else if (seg[0] === 'approvals' && seg.length === 1) {
@@ -472,7 +529,8 @@ async function route() {
         renderNav();
       }
       const id = seg[3];
-      if (seg[2] === 'alerts' && seg.length === 3) await alertsView(tenant, params);
+      if (seg[2] === 'dashboard' && seg.length === 3) await dashboardView(tenant);
+      else if (seg[2] === 'alerts' && seg.length === 3) await alertsView(tenant, params);
       else if (seg[2] === 'alerts' && seg.length === 4) await alertView(tenant, id);
       else if (seg[2] === 'runs' && seg.length === 3) await runsView(tenant);
       else if (seg[2] === 'runs' && seg.length === 4) await runView(tenant, id);

@@ -33,6 +33,9 @@ const WORDS = {
     out_attempted: 'Attempted', out_succeeded: 'Succeeded', approved: 'approved',
     rejected: 'rejected', pending: 'pending', expired: 'expired', cancelled: 'cancelled',
     no_approvals: 'No approval is waiting.', session_expired: 'Your session has ended: log in again.',
+    alerts_24h: 'alerts in the last 24 hours', approvals_pending: 'Approvals waiting',
+    runs_waiting: 'runs waiting', runs_failed: 'runs failed', by_level: 'Alerts by level (24 h)',
+    by_source: 'Alerts by source (24 h)', updated: 'Updated',
   },
   ja: {
     app: 'kagari ポータル', login: 'ログイン', logout: 'ログアウト', user: 'ユーザー名',
@@ -66,6 +69,9 @@ const WORDS = {
     approved: '承認済み', rejected: '却下', pending: '保留中', expired: '期限切れ',
     cancelled: '取消', no_approvals: '承認待ちはありません。',
     session_expired: 'セッションが終了しました。再度ログインしてください。',
+    alerts_24h: '過去 24 時間のアラート', approvals_pending: '承認待ち', runs_waiting: '待機中の実行',
+    runs_failed: '失敗した実行', by_level: 'レベル別アラート（24 時間）',
+    by_source: 'ソース別アラート（24 時間）', updated: '更新',
   },
 };
 

@@ -130,7 +130,8 @@ try {
     await page.click('#login-submit');
     await page.waitForSelector('#who');
     check((await page.textContent('#who')) === cfg.ana.name, 'logged in as ana');
-    await page.waitForSelector('[data-page="alerts"]');
+    // The landing page is the tenant's dashboard.
+    await page.waitForSelector('[data-page="dashboard"]');
   });
 
   await test('language_switch_shows_japanese_labels', async () => {
@@ -186,6 +187,25 @@ try {
     await page.waitForSelector('#alert-rows tr td.title');
     const titles = await page.locator('#alert-rows td.title').allTextContents();
     check(titles.length === 1 && titles[0] === 'critical one', 'titles: ' + titles);
+  });
+
+  await test('dashboard_shows_a_new_alert_by_polling', async () => {
+    await page.goto(cfg.url + '/#/t/t1/dashboard');
+    await page.waitForSelector('#dash-total');
+    const before = Number(await page.textContent('#dash-total'));
+    check(before >= 3, 'total: ' + before);
+    check(await page.locator('#chart-level svg rect').count() >= 1, 'level chart drawn');
+    check((await page.locator('#chart-source svg text').allTextContents()).includes('it.portal.lvl'), 'source chart');
+    check(Number(await page.textContent('#dash-pending')) >= 1, 'pending approvals counted');
+    await shot('dashboard');
+    // A new alert arrives at the intake; the page shows it without a reload.
+    const r = await fetch(cfg.intake, {
+      method: 'POST', headers: { Authorization: 'Bearer ' + cfg.token, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ source: 'it.portal.live', source_id: 'live-1', severity: 'critical', title: 'live one' }),
+    });
+    check(r.status === 202, 'intake: ' + r.status);
+    await page.waitForFunction((n) => Number(document.querySelector('#dash-total')?.textContent) === n + 1, before, { timeout: 20000 });
+    check((await page.locator('#chart-source svg text').allTextContents()).includes('it.portal.live'), 'new source drawn');
   });
 
   await test('approve_shows_the_calls_then_the_run_continues', async () => {

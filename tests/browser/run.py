@@ -104,6 +104,7 @@ def main(argv):
                 d.wait_run_state(aid, ("waiting",))
             cfg = {
                 "url": "https://127.0.0.1:%d" % api_port(d),
+                "intake": "http://127.0.0.1:%d/api/v1/alerts" % d.port, "token": d.token,
                 "chromium": chromium,
                 "artefacts": art,
                 "password": PASSWORD,

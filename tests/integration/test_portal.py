@@ -192,3 +192,51 @@ def test_alert_filters_and_runs_of_an_alert():
               r.json["raw"]["title"] == "four", "alert with its run: %r" % r)
         r = api.get("/api/v1/tenants/t1/alerts/%d" % ids[0])
         check(r.status == 200 and r.json["runs"] == [], "no runs: %r" % r)
+
+
+def test_dashboard_summary():
+    d = api_daemon("portal-summary")
+    with d:
+        d.add_tenant("t2")
+        d.start()
+        u = add_user(d, "ana", "t1:analyst")
+        api = Api(api_port(d), cafile=d.api_cert)
+        check(api.login(u).status == 200, "login")
+        now = int(time.time())
+        hour = now - now % 3600
+        alerts = [{"source": "it.sum.a", "source_id": str(i), "severity": sev, "time": t}
+                  for i, (sev, t) in enumerate([
+                      ("high", hour + 1), ("high", hour + 2), ("low", hour - 3600 + 5),
+                      ("critical", hour - 5 * 3600), ("low", hour - 30 * 3600)])]
+        alerts.append({"source": "it.sum.b", "source_id": "b", "severity": "medium",
+                       "time": hour + 3})
+        expect_accepted(d.post(alerts), len(alerts))
+        expect_accepted(d.post({"source": "it.sum.other", "source_id": "o"}, tenant="t2"), 1)
+        r = api.get("/api/v1/tenants/t1/summary")
+        check(r.status == 200, "summary: %r" % r)
+        s = r.json
+        check(s["hours"] == 24 and s["bucket_seconds"] == 3600 and s["total"] == 5,
+              "24 h (the 30 h old alert left out): %r" % s)
+        by = {b["start"]: b for b in s["levels"]}
+
+        def at(t):
+            return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+
+        check(by[at(hour)]["high"] == 2 and by[at(hour)]["medium"] == 1 and
+              by[at(hour - 3600)]["low"] == 1 and by[at(hour - 5 * 3600)]["critical"] == 1 and
+              len(by) == 3, "buckets: %r" % s["levels"])
+        check(s["sources"] == [{"source": "it.sum.a", "count": 4},
+                               {"source": "it.sum.b", "count": 1}], "sources: %r" % s["sources"])
+        check(set(s["runs"]) == {"queued", "running", "waiting", "done", "failed", "cancelled"},
+              "runs: %r" % s["runs"])
+        r = api.get("/api/v1/tenants/t1/summary?hours=48")
+        check(r.json["total"] == 6, "48 h: %r" % r)
+        r = api.get("/api/v1/tenants/t1/summary?hours=168")
+        check(r.json["bucket_seconds"] == 21600 and r.json["total"] == 6, "a week: %r" % r)
+        for q in ("0", "169", "-1", "x", "1e3", "%00"):
+            r = api.get("/api/v1/tenants/t1/summary?hours=" + q)
+            check(r.status == 400, "hours=%s: %r" % (q, r))
+        # Another tenant's counts: the same 404 as an unknown tenant.
+        for t in ("t2", "nope"):
+            r = api.get("/api/v1/tenants/%s/summary" % t)
+            check(r.status == 404 and r.json["error"] == "not_found", "%s: %r" % (t, r))
