@@ -297,6 +297,7 @@ push_alert(lua_State *L, const struct alert *a)
     lua_pushinteger(L, a->severity);
     lua_setfield(L, -2, "severity_level");
     set_str(L, "outcome", a->outcome);
+    set_str(L, "class", alert_class_name(a->cls));
     lua_createtable(L, (int)a->nobs, 0);
     for (size_t i = 0; i < a->nobs; i++) {
         lua_createtable(L, 0, 3);

@@ -220,7 +220,10 @@ static const char *const tenant_migrations[] = {
     "  at INTEGER NOT NULL,"
     "  PRIMARY KEY (approval_id, user)"
     ");",
-    /* The portal's dashboard: alerts by time (counts per hour, per level and per source
+    /* 5: the class of each record: 'alert' (a detection, routed to playbooks) or 'event'
+     * (a high-volume log line, kept for queries); rows stored before are alerts. */
+    "ALTER TABLE alerts ADD COLUMN class TEXT NOT NULL DEFAULT 'alert';",
+    /* 6: the portal's dashboard: alerts by time (counts per hour, per level and per source
      * over the last hours) read a range of this index, not the whole table. */
     "CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time);",
 };
@@ -328,12 +331,12 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_TENANT_LIST] = "SELECT id, name, created FROM tenants ORDER BY id",
     [Q_TENANT_EXISTS] = "SELECT 1 FROM tenants WHERE id = ?1",
     [Q_ALERT_INSERT] = "INSERT INTO alerts (source, source_id, time, received, title, category,"
-                       " vendor_severity, severity, outcome, observables, raw)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                       " vendor_severity, severity, outcome, observables, raw, class)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                        " ON CONFLICT (source, source_id) DO NOTHING",
     [Q_ALERT_FIND] = "SELECT id FROM alerts WHERE source = ?1 AND source_id = ?2",
     [Q_ALERT_GET] = "SELECT id, source, source_id, time, received, title, category,"
-                    " vendor_severity, severity, outcome, observables, raw"
+                    " vendor_severity, severity, outcome, observables, raw, class"
                     " FROM alerts WHERE id = ?1",
     [Q_ALERT_COUNT] = "SELECT count(*) FROM alerts",
     [Q_PLAYBOOK_PUT] = "INSERT INTO playbook_versions (hash, name, source, created)"
@@ -1555,7 +1558,7 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
          bind_text(s, 7, a->vendor_severity) | sqlite3_bind_int(s, 8, a->severity) |
          bind_text(s, 9, a->outcome ? a->outcome : "unknown") |
          sqlite3_bind_text(s, 10, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
-         bind_text(s, 11, a->raw)) != SQLITE_OK) {
+         bind_text(s, 11, a->raw) | bind_text(s, 12, alert_class_name(a->cls))) != SQLITE_OK) {
         db_fail(&t->db, errp, "alert insert %s/%s", a->source, a->source_id);
         stmt_done(s);
         return -1;
@@ -1628,6 +1631,12 @@ store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **er
     out->severity = sqlite3_column_int(s, 8);
     out->outcome = col_strdup(s, 9);
     out->raw = col_strdup(s, 11);
+    {
+        const char *cls = (const char *)sqlite3_column_text(s, 12);
+
+        out->cls =
+            alert_class_from_name(cls) == ALERT_CLASS_EVENT ? ALERT_CLASS_EVENT : ALERT_CLASS_ALERT;
+    }
     obs = (const char *)sqlite3_column_text(s, 10);
     if (obs != NULL && obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), out) == -1) {
         stmt_done(s);
