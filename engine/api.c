@@ -390,6 +390,7 @@ static const struct api_route api_routes[] = {
     { "POST", "/api/v1/login", API_PUBLIC, 0, api_login },
     { "POST", "/api/v1/logout", API_SESSION, 0, api_logout },
     { "GET", "/api/v1/me", API_USER, 0, api_me },
+    { "POST", "/api/v1/me/recovery-codes", API_SESSION, 0, api_recovery_codes },
     { "GET", "/api/v1/tokens", API_USER, 0, api_tokens_list },
     { "POST", "/api/v1/tokens", API_SESSION, 0, api_token_create },
     { "DELETE", "/api/v1/tokens/:", API_USER, 0, api_token_revoke },

@@ -678,3 +678,89 @@ api_token_revoke(struct api_req *r)
     apireq_audit(r, NULL, "token.revoke", target, "ok", NULL);
     apireq_json(r, 204, NULL);
 }
+
+/* POST /api/v1/me/recovery-codes {"totp": "123456"} (a session, its CSRF token): a new
+ * set of recovery codes, shown this once; the old ones stop working. A fresh code of the
+ * authenticator proves the person holds it (a session left open is not enough); a wrong
+ * one counts as a failed login (lockout) and is answered 403, not 401: the session is
+ * still good. */
+void
+api_recovery_codes(struct api_req *r)
+{
+    cJSON *body, *o, *arr;
+    const char *code;
+    char codes[AUTH_RECOVERY_CODES][12], digests[AUTH_RECOVERY_CODES][65];
+    char *dv[AUTH_RECOVERY_CODES], *plain = NULL, *err = NULL;
+    int64_t step = 0;
+    enum totp_result res;
+    int fresh = 0;
+
+    if ((body = api_body(r)) == NULL) {
+        return;
+    }
+    if ((code = api_str(body, "totp", 16)) == NULL) {
+        cJSON_Delete(body);
+        apireq_error(r, 400, "bad_request", "expected {\"totp\": \"123456\"}");
+        return;
+    }
+    if (auth_locked_for(r->user.locked_until, r->now) > 0) {
+        cJSON_Delete(body);
+        apireq_error(r, 429, "locked", "too many failures: try again later");
+        return;
+    }
+    plain = secret_decrypt(r->user.totp_secret, &err);
+    if (plain == NULL) {
+        log_err("api.totp_secret_unreadable user=%s error=%s", log_quote(r->user.name),
+                log_quote(err ? err : "?"));
+        free(err);
+        cJSON_Delete(body);
+        apireq_error(r, 500, "internal", "the second factor could not be checked");
+        return;
+    }
+    res = totp_check(plain, r->now / 1000, code, r->user.totp_last_step, &step);
+    OPENSSL_cleanse(plain, strlen(plain));
+    free(plain);
+    cJSON_Delete(body);
+    if (res == TOTP_MATCH) {
+        fresh = store_user_totp_use(r->api->st, r->user.id, step, NULL);
+    }
+    if (res != TOTP_MATCH || fresh != 1) {
+        int replayed = res == TOTP_REPLAYED || (res == TOTP_MATCH && fresh == 0);
+        int failures = r->user.failures + 1;
+        int64_t delay = auth_lock_delay(failures);
+
+        if (store_user_set_failures(r->api->st, r->user.id, failures,
+                                    delay > 0 ? r->now + delay : 0, &err) == -1) {
+            log_err("api.login_count_failed error=%s", log_quote(err ? err : "?"));
+            free(err);
+        }
+        apireq_audit(r, NULL, "recovery_codes.new", r->user.name, "refused",
+                     replayed ? "{\"reason\":\"totp_replayed\"}" : "{\"reason\":\"totp\"}");
+        apireq_error(r, 403, replayed ? "totp_replayed" : "invalid_code",
+                     "the authenticator code is wrong or was used already");
+        return;
+    }
+    for (int i = 0; i < AUTH_RECOVERY_CODES; i++) {
+        if (auth_recovery_code(codes[i]) == -1) {
+            apireq_error(r, 500, "internal", "no randomness for recovery codes");
+            return;
+        }
+        auth_recovery_digest(codes[i], digests[i]);
+        dv[i] = digests[i];
+    }
+    if (store_recovery_set(r->api->st, r->user.id, dv, AUTH_RECOVERY_CODES, &err) == -1) {
+        log_err("api.recovery_codes_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+        OPENSSL_cleanse(codes, sizeof(codes));
+        apireq_error(r, 503, "store_unavailable", "the codes could not be stored; retry");
+        return;
+    }
+    apireq_audit(r, NULL, "recovery_codes.new", r->user.name, "ok", NULL);
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "recovery_codes");
+    for (int i = 0; i < AUTH_RECOVERY_CODES; i++) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(codes[i]));
+    }
+    OPENSSL_cleanse(codes, sizeof(codes));
+    apireq_json(r, 201, o);
+}

@@ -484,7 +484,28 @@ function settingsView() {
     } } },
     h('div', { class: 'row' }, h('label', { for: 'pref-lang' }, t('language')), l),
     h('div', { class: 'row' }, h('label', { for: 'pref-tz' }, t('timezone')), z),
-    h('button', { type: 'submit', id: 'pref-save' }, t('save')))));
+    h('button', { type: 'submit', id: 'pref-save' }, t('save'))),
+    recoverySection()));
+}
+
+// New recovery codes, shown once, for a fresh authenticator code.
+function recoverySection() {
+  const code = h('input', { id: 'rc-code', autocomplete: 'one-time-code', inputmode: 'numeric', maxlength: '6' });
+  const out = h('div', { id: 'rc-out' });
+  return h('form', { id: 'recovery-form', on: { submit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await call('POST', 'me/recovery-codes', { totp: code.value.trim() });
+      code.value = '';
+      mount(out, message('info', t('rc_shown_once')),
+        h('ul', { id: 'recovery-codes', class: 'codes' }, r.recovery_codes.map((c) => h('li', {}, h('code', {}, c)))));
+    } catch (e) {
+      mount(out, message('error', e instanceof ApiError && e.status === 429 ? t('locked') : t('bad_code')));
+    }
+  } } },
+  h('h2', {}, t('recovery_codes')), h('p', {}, t('rc_text')),
+  h('div', { class: 'row' }, h('label', { for: 'rc-code' }, t('totp')), code),
+  h('button', { type: 'submit', id: 'rc-new' }, t('rc_new')), out);
 }
 
 // ---- routing ----
@@ -557,7 +578,11 @@ async function start(to) {
   else route();
 }
 
-window.addEventListener('hashchange', route);
+// A hashchange event still queued when the address has moved on again is stale: the newer
+// one draws the page (else a page would be drawn twice, losing what was typed into it).
+window.addEventListener('hashchange', (ev) => {
+  if (ev.newURL === location.href) route();
+});
 setPrefs(lang(), zone());
 start().catch(() => {
   app.me = null;

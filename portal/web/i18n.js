@@ -36,6 +36,10 @@ const WORDS = {
     alerts_24h: 'alerts in the last 24 hours', approvals_pending: 'Approvals waiting',
     runs_waiting: 'runs waiting', runs_failed: 'runs failed', by_level: 'Alerts by level (24 h)',
     by_source: 'Alerts by source (24 h)', updated: 'Updated',
+    recovery_codes: 'Recovery codes', rc_new: 'New recovery codes',
+    rc_text: 'Each code logs you in once without your authenticator. New codes replace the old ones.',
+    rc_shown_once: 'Keep these codes somewhere safe: they are shown only now.',
+    bad_code: 'The code is wrong or was used already.',
   },
   ja: {
     app: 'kagari ポータル', login: 'ログイン', logout: 'ログアウト', user: 'ユーザー名',
@@ -72,6 +76,10 @@ const WORDS = {
     alerts_24h: '過去 24 時間のアラート', approvals_pending: '承認待ち', runs_waiting: '待機中の実行',
     runs_failed: '失敗した実行', by_level: 'レベル別アラート（24 時間）',
     by_source: 'ソース別アラート（24 時間）', updated: '更新',
+    recovery_codes: 'リカバリーコード', rc_new: '新しいリカバリーコードを発行',
+    rc_text: '各コードは認証アプリなしで 1 回だけログインに使えます。新しいコードを発行すると古いコードは無効になります。',
+    rc_shown_once: 'これらのコードは今しか表示されません。安全な場所に保管してください。',
+    bad_code: 'コードが正しくないか、使用済みです。',
   },
 };
 

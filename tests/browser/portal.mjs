@@ -28,6 +28,7 @@ async function test(name, fn) {
     try {
       await page.screenshot({ path: path.join(cfg.artefacts, 'failed-' + name + '.png'), fullPage: true });
       console.log('# page text: ' + (await page.textContent('body')).slice(0, 600));
+      console.log('# console: ' + consoleEvents.slice(-5).join(' | '));
     } catch (e2) {
       /* no page to show */
     }
@@ -59,6 +60,8 @@ const ctx = await browser.newContext({ ignoreHTTPSErrors: true, timezoneId: 'UTC
 ctx.setDefaultTimeout(20000);
 const page = await ctx.newPage();
 const dialogs = [];
+let anaSecret = '';
+let anaStep = 0;
 const consoleEvents = [];
 page.on('dialog', async (d) => {
   dialogs.push(d.message());
@@ -116,6 +119,7 @@ try {
     await page.click('#login-submit');
     await page.waitForSelector('#enrol-qr');
     const secret = (await page.textContent('#enrol-secret')).trim();
+    anaSecret = secret;
     check(/^[A-Z2-7]{16,}$/.test(secret), 'secret: ' + secret);
     const src = await page.getAttribute('#enrol-qr', 'src');
     check(src.startsWith('data:image/svg+xml;base64,'), 'QR src');
@@ -126,7 +130,8 @@ try {
     await page.fill('#login-code', '000000');
     await page.click('#login-submit');
     await page.waitForSelector('#login-status .msg-error');
-    await page.fill('#login-code', totp(secret, Math.floor(Date.now() / 30000)));
+    anaStep = Math.floor(Date.now() / 30000);
+    await page.fill('#login-code', totp(secret, anaStep));
     await page.click('#login-submit');
     await page.waitForSelector('#who');
     check((await page.textContent('#who')) === cfg.ana.name, 'logged in as ana');
@@ -257,6 +262,34 @@ try {
     check(me === 401, 'session ended: ' + me);
     await login(cfg.ana.name, null, cfg.ana.recovery);
     check((await page.textContent('#who')) === cfg.ana.name, 'logged in');
+  });
+
+  await test('new_recovery_codes_from_settings', async () => {
+    await page.goto(cfg.url + '/#/settings');
+    await page.waitForSelector('#rc-code');
+    await page.fill('#rc-code', '000000');
+    await page.click('#rc-new');
+    await page.waitForSelector('#rc-out .msg-error');
+    const step = Math.max(anaStep + 1, Math.floor(Date.now() / 30000) - 1);
+    await page.fill('#rc-code', totp(anaSecret, step));
+    await page.click('#rc-new');
+    await page.waitForSelector('#recovery-codes');
+    const codes = await page.locator('#recovery-codes code').allTextContents();
+    check(codes.length === 10 && codes.every((c) => /^[a-z2-7]{5}-[a-z2-7]{5}$/.test(c)), 'codes: ' + codes);
+    // The old codes stop working; a new one logs in.
+    await page.click('#logout');
+    await page.waitForSelector('#login-form');
+    await page.fill('#login-user', cfg.ana.name);
+    await page.fill('#login-password', cfg.password);
+    await page.click('#login-submit');
+    await page.waitForSelector('#toggle-recovery:not(.hidden)');
+    await page.click('#toggle-recovery');
+    await page.fill('#login-code', cfg.ana.recovery2);
+    await page.click('#login-submit');
+    await page.waitForSelector('#login-status .msg-error');
+    await page.fill('#login-code', codes[3]);
+    await page.click('#login-submit');
+    await page.waitForSelector('#who');
   });
 
   await test('auditor_cannot_approve', async () => {

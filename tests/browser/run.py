@@ -108,7 +108,7 @@ def main(argv):
                 "chromium": chromium,
                 "artefacts": art,
                 "password": PASSWORD,
-                "ana": {"name": ana.name, "recovery": ana.codes[0]},
+                "ana": {"name": ana.name, "recovery": ana.codes[0], "recovery2": ana.codes[1]},
                 "aud": {"name": aud.name, "secret": aud.secret, "last_step": aud.last_step},
                 "xss_title": XSS, "xss_alert": xss_id, "t2_alert": t2_alert,
                 "approval_title": "Disable " + ALICE[1], "approval_upn": ALICE[1],

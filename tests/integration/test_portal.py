@@ -12,7 +12,7 @@ import os
 import time
 
 from harness import check, expect_accepted, playbook
-from peopleapi import Api, add_user, api_daemon, api_port
+from peopleapi import Api, add_user, api_daemon, api_port, audit_rows, next_code
 
 WEB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "portal", "web")
 
@@ -240,3 +240,42 @@ def test_dashboard_summary():
         for t in ("t2", "nope"):
             r = api.get("/api/v1/tenants/%s/summary" % t)
             check(r.status == 404 and r.json["error"] == "not_found", "%s: %r" % (t, r))
+
+
+def test_new_recovery_codes():
+    d = api_daemon("portal-recovery")
+    with d:
+        d.start()
+        u = add_user(d, "ana", "t1:analyst")
+        api = Api(api_port(d), cafile=d.api_cert)
+        check(api.login(u).status == 200, "login")
+        path = "/api/v1/me/recovery-codes"
+        r = api.request("POST", path, {"totp": "000000"})
+        check(r.status == 403 and r.json["error"] == "invalid_code", "wrong code: %r" % r)
+        r = api.request("POST", path, {"totp": "000000"}, csrf=False)
+        check(r.status == 403 and r.json["error"] == "csrf_failed", "no CSRF: %r" % r)
+        for body in ({}, {"totp": 123456}, "[]", "{", {"totp": "1" * 40}):
+            r = api.request("POST", path, body)
+            check(r.status == 400, "%r: %r" % (body, r))
+        code = next_code(u)
+        r = api.request("POST", path, {"totp": code})
+        check(r.status == 201 and len(r.json["recovery_codes"]) == 10, "new codes: %r" % r)
+        new = r.json["recovery_codes"]
+        r = api.request("POST", path, {"totp": code})
+        check(r.status == 403 and r.json["error"] == "totp_replayed", "replayed: %r" % r)
+        # A personal token cannot do it: a session with a fresh code only.
+        tok = api.request("POST", "/api/v1/tokens", {"name": "ci"}).json["token"]
+        t = Api(api_port(d), cafile=d.api_cert)
+        t.token = tok
+        r = t.request("POST", path, {"totp": "000000"})
+        check(r.status == 401 and r.json["error"] == "session_required", "token: %r" % r)
+        # The old codes are gone, the new ones work once.
+        check(Api(api_port(d), cafile=d.api_cert).login(u, recovery=u.codes[0]).status == 401,
+              "an old code still works")
+        check(Api(api_port(d), cafile=d.api_cert).login(u, recovery=new[0]).status == 200,
+              "a new code does not work")
+        check(Api(api_port(d), cafile=d.api_cert).login(u, recovery=new[0]).status == 401,
+              "a new code works twice")
+        rows = [x for x in audit_rows(d, "recovery_codes.new")]
+        check([x[4] for x in rows] == ["refused", "ok", "refused"] and
+              all(x[1] == "ana" and x[3] == "ana" for x in rows), "audit: %r" % rows)
