@@ -391,6 +391,8 @@ static const struct api_route api_routes[] = {
     { "POST", "/api/v1/logout", API_SESSION, 0, api_logout },
     { "GET", "/api/v1/me", API_USER, 0, api_me },
     { "POST", "/api/v1/me/recovery-codes", API_SESSION, 0, api_recovery_codes },
+    { "GET", "/api/v1/me/preferences", API_USER, 0, api_prefs_get },
+    { "POST", "/api/v1/me/preferences", API_USER, 0, api_prefs_set },
     { "GET", "/api/v1/tokens", API_USER, 0, api_tokens_list },
     { "POST", "/api/v1/tokens", API_SESSION, 0, api_token_create },
     { "DELETE", "/api/v1/tokens/:", API_USER, 0, api_token_revoke },

@@ -764,3 +764,93 @@ api_recovery_codes(struct api_req *r)
     OPENSSL_cleanse(codes, sizeof(codes));
     apireq_json(r, 201, o);
 }
+
+/* A time zone's name as the tz database spells them ("Asia/Tokyo", "UTC",
+ * "America/Argentina/Buenos_Aires", "Etc/GMT+9"): checked for its shape only, the
+ * browser knows the zones. */
+static int
+api_tz_ok(const char *z)
+{
+    size_t len = strlen(z);
+    int parts = 1;
+
+    if (len == 0 || len >= 64 || z[0] == '/' || z[len - 1] == '/' || strstr(z, "//") != NULL ||
+        strstr(z, "..") != NULL) {
+        return 0;
+    }
+    for (const char *p = z; *p != '\0'; p++) {
+        if (*p == '/') {
+            parts++;
+        } else if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '+')) {
+            return 0;
+        }
+    }
+    return parts <= 3;
+}
+
+static void
+api_prefs_answer(struct api_req *r, const char *lang, const char *tz)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "language", lang);
+    cJSON_AddStringToObject(o, "time_zone", tz);
+    apireq_json(r, 200, o);
+}
+
+/* GET /api/v1/me/preferences: the caller's language and time zone (Japanese and
+ * Asia/Tokyo until they choose). */
+void
+api_prefs_get(struct api_req *r)
+{
+    char lang[8] = "ja", tz[64] = "Asia/Tokyo";
+    char *err = NULL;
+
+    if (store_prefs_get(r->api->st, r->user.id, lang, tz, &err) == -1) {
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    api_prefs_answer(r, lang, tz);
+}
+
+/* POST /api/v1/me/preferences {"language": "ja"|"en", "time_zone": "Asia/Tokyo"}: both,
+ * checked, stored, audited. */
+void
+api_prefs_set(struct api_req *r)
+{
+    cJSON *body = api_body(r);
+    const char *lang, *tz;
+    char *err = NULL, detail[128];
+
+    if (body == NULL) {
+        return;
+    }
+    lang = api_str(body, "language", 7);
+    tz = api_str(body, "time_zone", 63);
+    if (lang == NULL || (strcmp(lang, "ja") != 0 && strcmp(lang, "en") != 0) || tz == NULL ||
+        !api_tz_ok(tz)) {
+        cJSON_Delete(body);
+        apireq_error(r, 400, "bad_request",
+                     "expected {\"language\": \"ja\" or \"en\", \"time_zone\": \"Area/City\"}");
+        return;
+    }
+    if (store_prefs_set(r->api->st, r->user.id, lang, tz, &err) == -1) {
+        log_err("api.prefs_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+        cJSON_Delete(body);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    snprintf(detail, sizeof(detail), "{\"language\":\"%s\",\"time_zone\":\"%s\"}", lang, tz);
+    apireq_audit(r, NULL, "preferences", r->user.name, "ok", detail);
+    {
+        char l[8], z[64];
+
+        snprintf(l, sizeof(l), "%s", lang);
+        snprintf(z, sizeof(z), "%s", tz);
+        cJSON_Delete(body);
+        api_prefs_answer(r, l, z);
+    }
+}

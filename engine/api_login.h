@@ -15,5 +15,7 @@ void api_tokens_list(struct api_req *r);    /* GET /api/v1/tokens */
 void api_token_create(struct api_req *r);   /* POST /api/v1/tokens */
 void api_token_revoke(struct api_req *r);   /* DELETE /api/v1/tokens/{id} */
 void api_recovery_codes(struct api_req *r); /* POST /api/v1/me/recovery-codes */
+void api_prefs_get(struct api_req *r);      /* GET /api/v1/me/preferences */
+void api_prefs_set(struct api_req *r);      /* POST /api/v1/me/preferences */
 
 #endif

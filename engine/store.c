@@ -111,6 +111,12 @@ static const char *const control_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;",
+    /* 3: each person's portal preferences: language and time zone. */
+    "CREATE TABLE IF NOT EXISTS user_prefs ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users (id),"
+    "  lang TEXT NOT NULL,"
+    "  tz TEXT NOT NULL"
+    ");",
 };
 
 static const char *const tenant_migrations[] = {
@@ -282,6 +288,8 @@ enum query {
     Q_USER_SET_TOTP,
     Q_USER_TOTP_USED,
     Q_USER_FAILED,
+    Q_PREFS_GET,
+    Q_PREFS_SET,
     Q_USER_LOGIN_OK,
     Q_RECOVERY_CLEAR,
     Q_RECOVERY_ADD,
@@ -415,6 +423,9 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_USER_TOTP_USED] = "UPDATE users SET totp_last_step = ?2, totp_confirmed = 1"
                          " WHERE id = ?1 AND totp_last_step < ?2",
     [Q_USER_FAILED] = "UPDATE users SET failures = ?2, locked_until = ?3 WHERE id = ?1",
+    [Q_PREFS_GET] = "SELECT lang, tz FROM user_prefs WHERE user_id = ?1",
+    [Q_PREFS_SET] = "INSERT INTO user_prefs (user_id, lang, tz) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (user_id) DO UPDATE SET lang = excluded.lang, tz = excluded.tz",
     [Q_USER_LOGIN_OK] = "UPDATE users SET failures = 0, locked_until = 0, last_login = ?2"
                         " WHERE id = ?1",
     [Q_RECOVERY_CLEAR] = "DELETE FROM recovery_codes WHERE user_id = ?1",
@@ -2711,6 +2722,41 @@ store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp)
     int n = db_change(&st->db, Q_USER_TOTP_USED, "user totp use", errp, "ii", id, step);
 
     return n < 0 ? -1 : n > 0;
+}
+
+int
+store_prefs_get(struct store *st, int64_t user_id, char lang[8], char tz[64], char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_PREFS_GET, errp, "i", user_id);
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *l = (const char *)sqlite3_column_text(s, 0);
+        const char *z = (const char *)sqlite3_column_text(s, 1);
+
+        snprintf(lang, 8, "%s", l ? l : "");
+        snprintf(tz, 64, "%s", z ? z : "");
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "prefs get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_prefs_set(struct store *st, int64_t user_id, const char *lang, const char *tz, char **errp)
+{
+    return db_change(&st->db, Q_PREFS_SET, "prefs set", errp, "iss", user_id, lang, tz) < 0 ? -1
+                                                                                            : 0;
 }
 
 int

@@ -79,6 +79,11 @@ int store_user_set_password(struct store *st, int64_t id, const char *pass_hash,
 int store_user_set_totp(struct store *st, int64_t id, const char *secret, char **errp) KG_WUR;
 /* Record step as used: 1 when it is newer than the last used one (the code counts), 0
  * when it is not (a replay), -1 on error. Also confirms the secret. */
+/* A person's portal preferences (language, time zone): 1 found, 0 none yet, -1 error. */
+int store_prefs_get(struct store *st, int64_t user_id, char lang[8], char tz[64],
+                    char **errp) KG_WUR;
+int store_prefs_set(struct store *st, int64_t user_id, const char *lang, const char *tz,
+                    char **errp) KG_WUR;
 int store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp);
 int store_user_set_failures(struct store *st, int64_t id, int failures, int64_t locked_until,
                             char **errp) KG_WUR;

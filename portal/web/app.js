@@ -113,9 +113,16 @@ function renderNav() {
 function langToggle() {
   const other = lang() === 'ja' ? 'en' : 'ja';
   return h('button', { type: 'button', id: 'lang-toggle', lang: other, on: { click: () => {
-    setPrefs(other, zone());
-    route();
+    savePrefs(other, zone());
   } } }, other === 'ja' ? '日本語' : 'English');
+}
+
+// Language and zone: shown at once, kept in this browser and, when logged in, for the
+// person at the server (so another browser shows the same).
+function savePrefs(l, z) {
+  setPrefs(l, z);
+  route();
+  if (app.me) call('POST', 'me/preferences', { language: lang(), time_zone: zone() }).catch(() => {});
 }
 
 async function logout() {
@@ -475,12 +482,12 @@ async function dashboardView(tenant) {
 function settingsView() {
   document.title = t('settings') + ' — ' + t('app');
   const l = h('select', { id: 'pref-lang' }, LANGS.map((x) => h('option', { value: x, selected: x === lang() }, x === 'ja' ? '日本語' : 'English')));
-  const z = h('select', { id: 'pref-tz' }, ZONES.map((x) => h('option', { value: x, selected: x === zone() }, x)));
+  const zones = ZONES.includes(zone()) ? ZONES : [zone(), ...ZONES];
+  const z = h('select', { id: 'pref-tz' }, zones.map((x) => h('option', { value: x, selected: x === zone() }, x)));
   mount(main(), h('section', { 'data-page': 'settings' }, h('h1', {}, t('settings')),
     h('form', { id: 'prefs', on: { submit: (ev) => {
       ev.preventDefault();
-      setPrefs(l.value, z.value);
-      route();
+      savePrefs(l.value, z.value);
     } } },
     h('div', { class: 'row' }, h('label', { for: 'pref-lang' }, t('language')), l),
     h('div', { class: 'row' }, h('label', { for: 'pref-tz' }, t('timezone')), z),
@@ -570,6 +577,12 @@ async function start(to) {
   const me = await call('GET', 'me');
   setCsrf(me.csrf_token);
   const ts = await call('GET', 'tenants');
+  try {
+    const p = await call('GET', 'me/preferences');
+    setPrefs(p.language, p.time_zone);
+  } catch (e) {
+    /* this browser's choice stays */
+  }
   app.me = me;
   app.tenants = ts.tenants || [];
   const saved = window.localStorage.getItem('kagari.tenant');

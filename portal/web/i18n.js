@@ -93,14 +93,26 @@ export function lang() {
   return LANGS.includes(v) ? v : 'ja';
 }
 
-export function zone() {
-  const v = store.getItem('kagari.tz');
-  return ZONES.includes(v) ? v : 'Asia/Tokyo';
+// A zone name this browser knows.
+function knownZone(z) {
+  if (typeof z !== 'string' || z.length > 63) return false;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: z });
+    return true;
+  } catch (e) {
+    return false;
+  }
 }
 
+export function zone() {
+  const v = store.getItem('kagari.tz');
+  return knownZone(v) ? v : 'Asia/Tokyo';
+}
+
+// Kept in this browser (the server keeps them per person too: app.js saves them there).
 export function setPrefs(l, z) {
   if (LANGS.includes(l)) store.setItem('kagari.lang', l);
-  if (ZONES.includes(z)) store.setItem('kagari.tz', z);
+  if (knownZone(z)) store.setItem('kagari.tz', z);
   document.documentElement.lang = lang();
 }
 

@@ -151,9 +151,21 @@ try {
     check(await page.textContent('#nav-approvals') === '承認', 'approvals label');
     check(await page.textContent('#logout') === 'ログアウト', 'logout label');
     check(await page.evaluate(() => document.documentElement.lang) === 'ja', 'lang ja');
-    // Kept per browser: a reload stays Japanese.
+    // Kept for the person at the server, and in this browser: a reload stays Japanese.
+    await page.waitForFunction(async () => (await (await fetch('/api/v1/me/preferences')).json()).language === 'ja');
     await page.reload();
     await page.waitForFunction(() => document.querySelector('#nav-alerts')?.textContent === 'アラート');
+    // The server's choice wins over this browser's: English at the server, a reload shows English.
+    await page.evaluate(() => window.localStorage.setItem('kagari.lang', 'ja'));
+    const csrf = await page.evaluate(async () => (await (await fetch('/api/v1/me')).json()).csrf_token);
+    const st = await page.evaluate(async (tok) => (await fetch('/api/v1/me/preferences', {
+      method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': tok },
+      body: JSON.stringify({ language: 'en', time_zone: 'Asia/Tokyo' }) })).status, csrf);
+    check(st === 200, 'preferences saved: ' + st);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#nav-alerts')?.textContent === 'Alerts');
+    await page.click('#lang-toggle');
+    await page.waitForFunction(() => document.querySelector('#nav-alerts').textContent === 'アラート');
   });
 
   await test('alert_title_with_markup_is_shown_as_text', async () => {

@@ -279,3 +279,37 @@ def test_new_recovery_codes():
         rows = [x for x in audit_rows(d, "recovery_codes.new")]
         check([x[4] for x in rows] == ["refused", "ok", "refused"] and
               all(x[1] == "ana" and x[3] == "ana" for x in rows), "audit: %r" % rows)
+
+
+def test_preferences_per_person():
+    d = api_daemon("portal-prefs")
+    with d:
+        d.start()
+        ana = add_user(d, "ana", "t1:analyst")
+        bob = add_user(d, "bob", "t1:auditor")
+        a = Api(api_port(d), cafile=d.api_cert)
+        b = Api(api_port(d), cafile=d.api_cert)
+        check(a.login(ana).status == 200 and b.login(bob).status == 200, "logins")
+        path = "/api/v1/me/preferences"
+        r = a.get(path)
+        check(r.status == 200 and r.json == {"language": "ja", "time_zone": "Asia/Tokyo"},
+              "default: %r" % r)
+        r = a.request("POST", path, {"language": "en", "time_zone": "America/Argentina/Buenos_Aires"})
+        check(r.status == 200 and r.json["language"] == "en", "set: %r" % r)
+        check(a.get(path).json == {"language": "en",
+                                   "time_zone": "America/Argentina/Buenos_Aires"}, "kept")
+        check(b.get(path).json["language"] == "ja", "another person's are their own")
+        r = a.request("POST", path, {"language": "ja", "time_zone": "UTC"}, csrf=False)
+        check(r.status == 403 and r.json["error"] == "csrf_failed", "no CSRF: %r" % r)
+        for body in ({"language": "fr", "time_zone": "UTC"}, {"language": "ja"},
+                     {"language": "ja", "time_zone": "../../etc/passwd"},
+                     {"language": "ja", "time_zone": "Asia/Tokyo\"><script>"},
+                     {"language": "ja", "time_zone": "/Asia"}, {"language": "ja", "time_zone": ""},
+                     {"language": "ja", "time_zone": "A/B/C/D"},
+                     {"language": "ja", "time_zone": "x" * 64}, {"language": 1, "time_zone": "UTC"},
+                     "[]", "{"):
+            r = a.request("POST", path, body)
+            check(r.status == 400, "%r: %r" % (body, r))
+        check(a.get(path).json["language"] == "en", "a refused change changed nothing")
+        rows = audit_rows(d, "preferences")
+        check(len(rows) == 1 and rows[0][1] == "ana", "audit: %r" % rows)
