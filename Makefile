@@ -114,6 +114,7 @@ check:
 bench: deps
 	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@python3 tests/bench/bench.py build/rel/kagari
+	@python3 tests/bench/portal_bench.py build/rel
 
 FUZZ_CC ?= clang
 fuzz: build/gen/portal_assets.c

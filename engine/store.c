@@ -229,9 +229,31 @@ static const char *const tenant_migrations[] = {
     /* 5: the class of each record: 'alert' (a detection, routed to playbooks) or 'event'
      * (a high-volume log line, kept for queries); rows stored before are alerts. */
     "ALTER TABLE alerts ADD COLUMN class TEXT NOT NULL DEFAULT 'alert';",
-    /* 6: the portal's dashboard: alerts by time (counts per hour, per level and per source
-     * over the last hours) read a range of this index, not the whole table. */
-    "CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time);",
+    /* 6: the portal's dashboard: the number of alerts (class 'alert', not events) per
+     * hour of their time, source and level, kept by triggers as alerts are stored (and
+     * deleted), filled from the alerts already there; the dashboard reads a few hundred
+     * rows of it, never the alerts themselves. */
+    "CREATE TABLE IF NOT EXISTS alert_counts ("
+    "  hour INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  severity INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (hour, source, severity)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO alert_counts (hour, source, severity, n)"
+    "  SELECT (time / 3600000) * 3600000, source, severity, count(*) FROM alerts"
+    "  WHERE class = 'alert' GROUP BY 1, 2, 3;"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_add AFTER INSERT ON alerts"
+    "  WHEN NEW.class = 'alert' BEGIN"
+    "  INSERT INTO alert_counts (hour, source, severity, n)"
+    "    VALUES ((NEW.time / 3600000) * 3600000, NEW.source, NEW.severity, 1)"
+    "    ON CONFLICT (hour, source, severity) DO UPDATE SET n = n + 1;"
+    "  END;"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_remove AFTER DELETE ON alerts"
+    "  WHEN OLD.class = 'alert' BEGIN"
+    "  UPDATE alert_counts SET n = n - 1 WHERE hour = (OLD.time / 3600000) * 3600000"
+    "    AND source = OLD.source AND severity = OLD.severity;"
+    "  END;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -399,10 +421,10 @@ static const char *const query_sql[Q_COUNT] = {
                        " ORDER BY o.received DESC, o.alert_id DESC",
     [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
                            " VALUES (?1, ?2, ?3)",
-    [Q_ALERT_BY_LEVEL] = "SELECT (time / ?2) * ?2, severity, count(*) FROM alerts"
-                         " WHERE time >= ?1 GROUP BY 1, 2 ORDER BY 1, 2",
-    [Q_ALERT_BY_SOURCE] = "SELECT source, count(*) FROM alerts WHERE time >= ?1"
-                          " GROUP BY source ORDER BY 2 DESC, source LIMIT ?2",
+    [Q_ALERT_BY_LEVEL] = "SELECT (hour / ?2) * ?2, severity, sum(n) FROM alert_counts"
+                         " WHERE hour >= ?1 GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2",
+    [Q_ALERT_BY_SOURCE] = "SELECT source, sum(n) FROM alert_counts WHERE hour >= ?1"
+                          " GROUP BY source HAVING sum(n) > 0 ORDER BY 2 DESC, source LIMIT ?2",
     [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 AND (?3 IS NULL OR source = ?3)"
                     " AND (?4 < 0 OR severity = ?4) AND (?5 IS NULL OR outcome = ?5)"
                     " AND (?6 IS NULL OR time >= ?6) AND (?7 IS NULL OR time < ?7)"

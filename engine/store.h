@@ -274,7 +274,8 @@ int store_run_get(struct store_tenant *t, int64_t id, struct store_run *out, cha
 /* Newest first; state may be NULL (all); limit <= 0 means 100. */
 int store_run_list(struct store_tenant *t, const char *state, int limit, struct store_run **out,
                    size_t *n, char **errp) KG_WUR;
-/* Counts for the portal's dashboard, of the alerts whose time is at or after since_ms:
+/* Counts for the portal's dashboard, of the alerts (not events) whose time is at or after
+ * since_ms (a whole hour: the counts are kept per hour):
  * per bucket of bucket_ms (start aligned to a multiple of it) and level, in time order;
  * and per source, the STORE_ALERT_STATS_SOURCES largest. Both arrays are malloc'd (free
  * them; NULL when empty). */
