@@ -199,7 +199,7 @@ api_alerts(struct api_req *r)
 {
     struct store_tenant *db;
     struct store_alert_filter f;
-    int64_t *ids = NULL, before;
+    int64_t *ids = NULL, before, resume = 0;
     size_t n = 0;
     int limit;
     char *err = NULL;
@@ -209,7 +209,7 @@ api_alerts(struct api_req *r)
         (db = api_tenant_db(r)) == NULL) {
         return;
     }
-    if (store_alert_search(db, &f, before, limit, &ids, &n, &err) == -1) {
+    if (store_alert_search(db, &f, before, limit, &ids, &n, &resume, &err) == -1) {
         log_err("api.alerts_failed tenant=%s error=%s", r->param[0], log_quote(err ? err : "?"));
         free(err);
         apireq_error(r, 503, "store_unavailable", "retry");
@@ -231,6 +231,8 @@ api_alerts(struct api_req *r)
     }
     if (n == (size_t)limit && n > 0) {
         cJSON_AddNumberToObject(o, "next_before", (double)ids[n - 1]);
+    } else if (resume > 0) {
+        cJSON_AddNumberToObject(o, "next_before", (double)resume);
     }
     free(ids);
     apireq_json(r, 200, o);

@@ -299,6 +299,7 @@ enum query {
     Q_ALERT_RECENT,
     Q_ALERT_OBS_INSERT,
     Q_ALERT_IDS,
+    Q_ALERT_MAX_ID,
     Q_ALERT_BY_LEVEL,
     Q_ALERT_BY_SOURCE,
     Q_USER_ADD,
@@ -428,7 +429,8 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 AND (?3 IS NULL OR source = ?3)"
                     " AND (?4 < 0 OR severity = ?4) AND (?5 IS NULL OR outcome = ?5)"
                     " AND (?6 IS NULL OR time >= ?6) AND (?7 IS NULL OR time < ?7)"
-                    " ORDER BY id DESC LIMIT ?2",
+                    " AND id >= ?8 ORDER BY id DESC LIMIT ?2",
+    [Q_ALERT_MAX_ID] = "SELECT coalesce(max(id), 0) FROM alerts",
 #define USER_COLUMNS                                                                               \
     "id, name, pass_hash, totp_secret, totp_confirmed, totp_last_step, failures, locked_until,"    \
     " disabled, created, last_login"
@@ -2462,14 +2464,15 @@ store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids
 {
     struct store_alert_filter any = { NULL, -1, NULL, 0, 0 };
 
-    return store_alert_search(t, &any, before, limit, ids, n, errp);
+    return store_alert_search(t, &any, before, limit, ids, n, NULL, errp);
 }
 
 int
 store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
-                   int limit, int64_t **ids, size_t *n, char **errp)
+                   int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp)
 {
     sqlite3_stmt *s;
+    int64_t floor = 0;
     int64_t *v = NULL;
     size_t len = 0;
     int rc;
@@ -2479,9 +2482,32 @@ store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, i
     if (limit <= 0) {
         limit = STORE_RUN_LIST_DEFAULT;
     }
-    s = db_bound(&t->db, Q_ALERT_IDS, errp, "iisisoo", before > 0 ? before : INT64_MAX,
+    if (resume != NULL) {
+        *resume = 0;
+    }
+    /* A filter reads the alerts one by one: at most a window of STORE_ALERT_SCAN ids per
+     * call, so that a filter nothing matches never reads a large table on the loop. */
+    if (f->source != NULL || f->severity >= 0 || f->outcome != NULL || f->since_ms > 0 ||
+        f->until_ms > 0) {
+        int64_t top = before;
+
+        if (top <= 0) {
+            if ((s = db_stmt(&t->db, Q_ALERT_MAX_ID, errp)) == NULL) {
+                return -1;
+            }
+            if (sqlite3_step(s) != SQLITE_ROW) {
+                db_fail(&t->db, errp, "alert max id");
+                stmt_done(s);
+                return -1;
+            }
+            top = sqlite3_column_int64(s, 0) + 1;
+            stmt_done(s);
+        }
+        floor = top - STORE_ALERT_SCAN > 0 ? top - STORE_ALERT_SCAN : 0;
+    }
+    s = db_bound(&t->db, Q_ALERT_IDS, errp, "iisisooi", before > 0 ? before : INT64_MAX,
                  (int64_t)limit, f->source, (int64_t)f->severity, f->outcome, f->since_ms,
-                 f->until_ms);
+                 f->until_ms, floor);
     if (s == NULL) {
         return -1;
     }
@@ -2498,6 +2524,9 @@ store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, i
     stmt_done(s);
     *ids = v;
     *n = len;
+    if (resume != NULL && len < (size_t)limit && floor > 1) {
+        *resume = floor;
+    }
     return 0;
 }
 

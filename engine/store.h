@@ -230,7 +230,11 @@ char *store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, 
  * 100); *ids is malloc'd. */
 int store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                     char **errp) KG_WUR;
-/* The same, only the alerts that match every field of f that is set. */
+/* The same, only the alerts that match every field of f that is set. With a filter, one
+ * call looks at the STORE_ALERT_SCAN ids below before at most: when it found fewer than
+ * limit and older alerts remain, *resume (may be NULL) is where the next call goes on
+ * (its before), else 0. */
+#define STORE_ALERT_SCAN 20000
 struct store_alert_filter {
     const char *source;  /* NULL: any */
     int severity;        /* enum severity; -1: any */
@@ -239,7 +243,7 @@ struct store_alert_filter {
     int64_t until_ms;    /* time < until_ms; 0: unbounded */
 };
 int store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
-                       int limit, int64_t **ids, size_t *n, char **errp) KG_WUR;
+                       int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp) KG_WUR;
 
 /* Runs. State is one of queued|running|waiting|done|failed|cancelled. */
 struct store_run {

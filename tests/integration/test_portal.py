@@ -313,3 +313,29 @@ def test_preferences_per_person():
         check(a.get(path).json["language"] == "en", "a refused change changed nothing")
         rows = audit_rows(d, "preferences")
         check(len(rows) == 1 and rows[0][1] == "ana", "audit: %r" % rows)
+
+
+def test_filtered_search_reads_a_bounded_window():
+    d = api_daemon("portal-window")
+    with d:
+        with open(d.config, "a") as f:
+            f.write('\nintake = { listen = "127.0.0.1:0", tenant_rate = 0 }\n')
+        d.start()
+        u = add_user(d, "ana", "t1:analyst")
+        api = Api(api_port(d), cafile=d.api_cert)
+        check(api.login(u).status == 200, "login")
+        # The one match is the oldest of 25,000: past the 20,000 ids one request reads.
+        expect_accepted(d.post({"source": "it.win.rare", "source_id": "rare", "title": "rare"}), 1)
+        for start in range(0, 25000, 5000):
+            expect_accepted(d.post([{"source": "it.win.common", "source_id": str(i)}
+                                    for i in range(start, start + 5000)]), 5000)
+        r = api.get("/api/v1/tenants/t1/alerts?source=it.win.rare")
+        check(r.status == 200 and r.json["alerts"] == [] and r.json["next_before"] == 25002 - 20000,
+              "the first window: %r" % r)
+        r = api.get("/api/v1/tenants/t1/alerts?source=it.win.rare&before=%d" % r.json["next_before"])
+        check(r.status == 200 and [a["title"] for a in r.json["alerts"]] == ["rare"] and
+              "next_before" not in r.json, "the second window: %r" % r)
+        # Without a filter, pages as before; a full filtered page goes on from its last id.
+        r = api.get("/api/v1/tenants/t1/alerts?source=it.win.common&limit=3")
+        check([a["id"] for a in r.json["alerts"]] == [25001, 25000, 24999] and
+              r.json["next_before"] == 24999, "a full page: %r" % r)
