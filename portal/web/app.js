@@ -387,7 +387,11 @@ function approvalCard(a, full) {
       const r = await call('POST', tenantPath(a.tenant, 'approvals/' + enc(a.id) + '/decision'),
         { decision, comment: comment.value });
       mount(status, message('info', t('decided') + ' (' + t(r.state) + ')'));
-      setTimeout(route, 800);
+      // The queue again after a moment, unless the person has moved on meanwhile.
+      const here = view;
+      setTimeout(() => {
+        if (view === here) route();
+      }, 800);
     } catch (e) {
       mount(status, message('error', e instanceof ApiError && e.status === 403 ? t('forbidden') : t('failed') + ': ' + e.message));
     }
