@@ -111,6 +111,12 @@ static const char *const control_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;",
+    /* 3: each person's portal preferences: language and time zone. */
+    "CREATE TABLE IF NOT EXISTS user_prefs ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users (id),"
+    "  lang TEXT NOT NULL,"
+    "  tz TEXT NOT NULL"
+    ");",
 };
 
 static const char *const tenant_migrations[] = {
@@ -242,6 +248,31 @@ static const char *const tenant_migrations[] = {
     "  acked_via TEXT"
     ");"
     "CREATE INDEX IF NOT EXISTS escalations_state ON escalations (state);",
+    /* 7: the portal's dashboard: the number of alerts (class 'alert', not events) per
+     * hour of their time, source and level, kept by triggers as alerts are stored (and
+     * deleted), filled from the alerts already there; the dashboard reads a few hundred
+     * rows of it, never the alerts themselves. */
+    "CREATE TABLE IF NOT EXISTS alert_counts ("
+    "  hour INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  severity INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (hour, source, severity)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO alert_counts (hour, source, severity, n)"
+    "  SELECT (time / 3600000) * 3600000, source, severity, count(*) FROM alerts"
+    "  WHERE class = 'alert' GROUP BY 1, 2, 3;"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_add AFTER INSERT ON alerts"
+    "  WHEN NEW.class = 'alert' BEGIN"
+    "  INSERT INTO alert_counts (hour, source, severity, n)"
+    "    VALUES ((NEW.time / 3600000) * 3600000, NEW.source, NEW.severity, 1)"
+    "    ON CONFLICT (hour, source, severity) DO UPDATE SET n = n + 1;"
+    "  END;"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_remove AFTER DELETE ON alerts"
+    "  WHEN OLD.class = 'alert' BEGIN"
+    "  UPDATE alert_counts SET n = n - 1 WHERE hour = (OLD.time / 3600000) * 3600000"
+    "    AND source = OLD.source AND severity = OLD.severity;"
+    "  END;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -274,6 +305,7 @@ enum query {
     Q_RUN_GET,
     Q_RUN_LIST,
     Q_RUN_LIST_STATE,
+    Q_RUN_BY_ALERT,
     Q_RUN_UNFINISHED,
     Q_RUN_COUNTS,
     Q_JOURNAL_PUT,
@@ -286,6 +318,9 @@ enum query {
     Q_ALERT_RECENT,
     Q_ALERT_OBS_INSERT,
     Q_ALERT_IDS,
+    Q_ALERT_MAX_ID,
+    Q_ALERT_BY_LEVEL,
+    Q_ALERT_BY_SOURCE,
     Q_USER_ADD,
     Q_USER_GET,
     Q_USER_GET_ID,
@@ -295,6 +330,8 @@ enum query {
     Q_USER_SET_TOTP,
     Q_USER_TOTP_USED,
     Q_USER_FAILED,
+    Q_PREFS_GET,
+    Q_PREFS_SET,
     Q_USER_LOGIN_OK,
     Q_RECOVERY_CLEAR,
     Q_RECOVERY_ADD,
@@ -368,6 +405,7 @@ static const char *const query_sql[Q_COUNT] = {
                                        " WHERE run_id = ?1)",
     [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
     [Q_RUN_LIST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT ?1",
+    [Q_RUN_BY_ALERT] = "SELECT " RUN_COLUMNS " FROM runs WHERE alert_id = ?1 ORDER BY id LIMIT ?2",
     [Q_RUN_LIST_STATE] = "SELECT " RUN_COLUMNS " FROM runs WHERE state = ?2"
                          " ORDER BY id DESC LIMIT ?1",
     [Q_RUN_UNFINISHED] = "SELECT " RUN_COLUMNS " FROM runs"
@@ -403,7 +441,15 @@ static const char *const query_sql[Q_COUNT] = {
                        " ORDER BY o.received DESC, o.alert_id DESC",
     [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
                            " VALUES (?1, ?2, ?3)",
-    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [Q_ALERT_BY_LEVEL] = "SELECT (hour / ?2) * ?2, severity, sum(n) FROM alert_counts"
+                         " WHERE hour >= ?1 GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2",
+    [Q_ALERT_BY_SOURCE] = "SELECT source, sum(n) FROM alert_counts WHERE hour >= ?1"
+                          " GROUP BY source HAVING sum(n) > 0 ORDER BY 2 DESC, source LIMIT ?2",
+    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 AND (?3 IS NULL OR source = ?3)"
+                    " AND (?4 < 0 OR severity = ?4) AND (?5 IS NULL OR outcome = ?5)"
+                    " AND (?6 IS NULL OR time >= ?6) AND (?7 IS NULL OR time < ?7)"
+                    " AND id >= ?8 ORDER BY id DESC LIMIT ?2",
+    [Q_ALERT_MAX_ID] = "SELECT coalesce(max(id), 0) FROM alerts",
 #define USER_COLUMNS                                                                               \
     "id, name, pass_hash, totp_secret, totp_confirmed, totp_last_step, failures, locked_until,"    \
     " disabled, created, last_login"
@@ -420,6 +466,9 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_USER_TOTP_USED] = "UPDATE users SET totp_last_step = ?2, totp_confirmed = 1"
                          " WHERE id = ?1 AND totp_last_step < ?2",
     [Q_USER_FAILED] = "UPDATE users SET failures = ?2, locked_until = ?3 WHERE id = ?1",
+    [Q_PREFS_GET] = "SELECT lang, tz FROM user_prefs WHERE user_id = ?1",
+    [Q_PREFS_SET] = "INSERT INTO user_prefs (user_id, lang, tz) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (user_id) DO UPDATE SET lang = excluded.lang, tz = excluded.tz",
     [Q_USER_LOGIN_OK] = "UPDATE users SET failures = 0, locked_until = 0, last_login = ?2"
                         " WHERE id = ?1",
     [Q_RECOVERY_CLEAR] = "DELETE FROM recovery_codes WHERE user_id = ?1",
@@ -1990,6 +2039,22 @@ store_run_list(struct store_tenant *t, const char *state, int limit, struct stor
 }
 
 int
+store_run_by_alert(struct store_tenant *t, int64_t alert_id, int limit, struct store_run **out,
+                   size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_RUN_BY_ALERT, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, alert_id);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
+    return run_collect(&t->db, s, "run by alert", out, n, errp);
+}
+
+int
 store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s;
@@ -2416,7 +2481,17 @@ int
 store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                 char **errp)
 {
+    struct store_alert_filter any = { NULL, -1, NULL, 0, 0 };
+
+    return store_alert_search(t, &any, before, limit, ids, n, NULL, errp);
+}
+
+int
+store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                   int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp)
+{
     sqlite3_stmt *s;
+    int64_t floor = 0;
     int64_t *v = NULL;
     size_t len = 0;
     int rc;
@@ -2426,7 +2501,32 @@ store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids
     if (limit <= 0) {
         limit = STORE_RUN_LIST_DEFAULT;
     }
-    s = db_bound(&t->db, Q_ALERT_IDS, errp, "ii", before > 0 ? before : INT64_MAX, (int64_t)limit);
+    if (resume != NULL) {
+        *resume = 0;
+    }
+    /* A filter reads the alerts one by one: at most a window of STORE_ALERT_SCAN ids per
+     * call, so that a filter nothing matches never reads a large table on the loop. */
+    if (f->source != NULL || f->severity >= 0 || f->outcome != NULL || f->since_ms > 0 ||
+        f->until_ms > 0) {
+        int64_t top = before;
+
+        if (top <= 0) {
+            if ((s = db_stmt(&t->db, Q_ALERT_MAX_ID, errp)) == NULL) {
+                return -1;
+            }
+            if (sqlite3_step(s) != SQLITE_ROW) {
+                db_fail(&t->db, errp, "alert max id");
+                stmt_done(s);
+                return -1;
+            }
+            top = sqlite3_column_int64(s, 0) + 1;
+            stmt_done(s);
+        }
+        floor = top - STORE_ALERT_SCAN > 0 ? top - STORE_ALERT_SCAN : 0;
+    }
+    s = db_bound(&t->db, Q_ALERT_IDS, errp, "iisisooi", before > 0 ? before : INT64_MAX,
+                 (int64_t)limit, f->source, (int64_t)f->severity, f->outcome, f->since_ms,
+                 f->until_ms, floor);
     if (s == NULL) {
         return -1;
     }
@@ -2443,7 +2543,74 @@ store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids
     stmt_done(s);
     *ids = v;
     *n = len;
+    if (resume != NULL && len < (size_t)limit && floor > 1) {
+        *resume = floor;
+    }
     return 0;
+}
+
+int
+store_alert_stats(struct store_tenant *t, int64_t since_ms, int64_t bucket_ms,
+                  struct store_alert_bucket **buckets, size_t *nb,
+                  struct store_source_count **sources, size_t *ns, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *buckets = NULL;
+    *sources = NULL;
+    *nb = 0;
+    *ns = 0;
+    if (bucket_ms <= 0) {
+        return kg_err(errp, "alert stats: bucket must be positive");
+    }
+    if ((s = db_bound(&t->db, Q_ALERT_BY_LEVEL, errp, "ii", since_ms, bucket_ms)) == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_alert_bucket *b;
+
+        *buckets = xrealloc(*buckets, (*nb + 1) * sizeof(**buckets));
+        b = &(*buckets)[(*nb)++];
+        b->start_ms = sqlite3_column_int64(s, 0);
+        b->severity = sqlite3_column_int(s, 1);
+        b->count = sqlite3_column_int64(s, 2);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert stats by level");
+        stmt_done(s);
+        goto fail;
+    }
+    stmt_done(s);
+    s = db_bound(&t->db, Q_ALERT_BY_SOURCE, errp, "ii", since_ms,
+                 (int64_t)STORE_ALERT_STATS_SOURCES);
+    if (s == NULL) {
+        goto fail;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_source_count *c;
+        const char *src = (const char *)sqlite3_column_text(s, 0);
+
+        *sources = xrealloc(*sources, (*ns + 1) * sizeof(**sources));
+        c = &(*sources)[(*ns)++];
+        snprintf(c->source, sizeof(c->source), "%s", src ? src : "");
+        c->count = sqlite3_column_int64(s, 1);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert stats by source");
+        stmt_done(s);
+        goto fail;
+    }
+    stmt_done(s);
+    return 0;
+fail:
+    free(*buckets);
+    free(*sources);
+    *buckets = NULL;
+    *sources = NULL;
+    *nb = 0;
+    *ns = 0;
+    return -1;
 }
 
 void
@@ -2625,6 +2792,41 @@ store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp)
     int n = db_change(&st->db, Q_USER_TOTP_USED, "user totp use", errp, "ii", id, step);
 
     return n < 0 ? -1 : n > 0;
+}
+
+int
+store_prefs_get(struct store *st, int64_t user_id, char lang[8], char tz[64], char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_PREFS_GET, errp, "i", user_id);
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *l = (const char *)sqlite3_column_text(s, 0);
+        const char *z = (const char *)sqlite3_column_text(s, 1);
+
+        snprintf(lang, 8, "%s", l ? l : "");
+        snprintf(tz, 64, "%s", z ? z : "");
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "prefs get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_prefs_set(struct store *st, int64_t user_id, const char *lang, const char *tz, char **errp)
+{
+    return db_change(&st->db, Q_PREFS_SET, "prefs set", errp, "iss", user_id, lang, tz) < 0 ? -1
+                                                                                            : 0;
 }
 
 int
