@@ -19,6 +19,7 @@ struct batch {
     size_t dups;
     int failed; /* a store error while inserting */
     int locked; /* the tenant's database is locked by another process */
+    int events; /* records to keep as events: stored, never routed */
     admit_fn done;
     void *arg;
     struct batch *next;
@@ -27,6 +28,7 @@ struct batch {
 static struct batch *head, *tail; /* batches of this iteration, in arrival order */
 static struct {
     unsigned long long accepted, duplicates, runs, failed, locked;
+    unsigned long long events, event_duplicates;
 } stats;
 
 static void
@@ -72,8 +74,13 @@ after_commit(void *arg, int ok)
         batch_answer(b, ADMIT_FAILED);
         return;
     }
-    stats.accepted += b->n - b->dups;
-    stats.duplicates += b->dups;
+    if (b->events) {
+        stats.events += b->n - b->dups;
+        stats.event_duplicates += b->dups;
+    } else {
+        stats.accepted += b->n - b->dups;
+        stats.duplicates += b->dups;
+    }
     batch_answer(b, ADMIT_OK);
 }
 
@@ -94,7 +101,15 @@ admit_phase(void *arg)
             b->failed = 1;
             b->locked = loop_locked(b->t->db);
         }
-        for (size_t i = 0; i < b->n && !b->failed; i++) {
+        for (size_t i = 0; b->events && i < b->n && !b->failed; i++) {
+            int dup = 0;
+
+            if (store_event_insert(b->t->db, &b->alerts[i], &dup, &err) == -1) {
+                b->failed = 1;
+            }
+            b->dups += (size_t)dup;
+        }
+        for (size_t i = 0; !b->events && i < b->n && !b->failed; i++) {
             int dup = 0, nruns = 0;
 
             if (store_alert_insert(b->t->db, &b->alerts[i], &dup, &err) == -1) {
@@ -130,6 +145,8 @@ admit_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_admit_failures_total", NULL, stats.failed);
     metrics_counter(b, "kagari_admit_locked_total", NULL, stats.locked);
     metrics_counter(b, "kagari_runs_created_total", NULL, stats.runs);
+    metrics_counter(b, "kagari_events_stored_total", "records stored as events", stats.events);
+    metrics_counter(b, "kagari_events_duplicate_total", NULL, stats.event_duplicates);
 }
 
 void
@@ -139,11 +156,12 @@ admit_init(void)
     metrics_add(admit_metrics, NULL);
 }
 
-void
-admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
+static void
+admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events, admit_fn done, void *arg)
 {
     struct batch *b = xcalloc(1, sizeof(*b));
 
+    b->events = events;
     b->t = t;
     b->alerts = alerts;
     b->n = n;
@@ -155,6 +173,18 @@ admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, vo
         head = b;
     }
     tail = b;
+}
+
+void
+admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
+{
+    admit_queue(t, alerts, n, 0, done, arg);
+}
+
+void
+admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn done, void *arg)
+{
+    admit_queue(t, events, n, 1, done, arg);
 }
 
 void

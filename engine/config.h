@@ -26,11 +26,15 @@ enum config_kind {
     CONFIG_URL,      /* char *, https:// (http:// for loopback), trailing slash removed */
     CONFIG_PROXY,    /* char *, http:// or https:// proxy */
     CONFIG_HOSTS,    /* char **, a list of host names; its size_t length at count */
+    CONFIG_LIST,     /* char **, a list of strings (each checked by the section's check);
+                      * its size_t length at count */
     CONFIG_TENANTS,  /* struct config_tenant *, keyed by id; fields per tenant; count */
     CONFIG_SECTION,  /* the loader's own: a plug-in section's block in a tenant (count:
                       * the section's index) */
     CONFIG_BLOCK,    /* the loader's own: a plug-in's top-level block (count: its index) */
 };
+
+#define CONFIG_LIST_ITEM_MAX 1024 /* bytes of one CONFIG_LIST string */
 
 struct config_field {
     const char *key;

@@ -2,6 +2,7 @@
 #include "engine/env.h"
 
 #include "engine/builtin.h"
+#include "engine/events.h"
 #include "engine/plugin.h"
 
 struct sandbox *
@@ -15,6 +16,7 @@ env_sandbox_new(size_t memory_cap, char **errp)
         return NULL;
     }
     builtin_register(sb);
+    sandbox_add_lib(sb, "events", events_luaopen);
     for (size_t i = 0; i < n; i++) {
         sandbox_add_lib(sb, cv[i]->name, cv[i]->open);
     }

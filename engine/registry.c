@@ -8,6 +8,7 @@
 #include "connectors/intune.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
+#include "engine/events.h"
 #include "engine/intake.h"
 #include "engine/plugin.h"
 
@@ -29,6 +30,7 @@ registry_init(void)
         return;
     }
     done = 1;
+    events_register(); /* the event store's tenant block, read with the sources' records */
     for (size_t i = 0; i < sizeof(connectors) / sizeof(connectors[0]); i++) {
         plugin_add_connector(connectors[i]);
     }

@@ -12,6 +12,7 @@
 #include "engine/admit.h"
 #include "engine/config.h"
 #include "engine/env.h"
+#include "engine/events.h"
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/plugin.h"
@@ -204,6 +205,7 @@ serve_main(const char *config_path)
         goto out;
     }
     admit_init();
+    events_start();
     if (sources_start(&conf, &err) == -1) {
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
@@ -249,6 +251,7 @@ out:
     }
     admit_shutdown(); /* answers what was never stored, before the listeners go */
     sources_stop();
+    events_stop();
     tenants_close(); /* frees the runs, which cancel their calls */
     plugin_shutdown();
     secret_shutdown();
