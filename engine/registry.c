@@ -11,6 +11,7 @@
 #include "engine/events.h"
 #include "engine/intake.h"
 #include "engine/plugin.h"
+#include "engine/syslog.h"
 
 static const struct connector *const connectors[] = {
     &graph_connector,    &idp_connector,    &security_connector,
@@ -19,6 +20,7 @@ static const struct connector *const connectors[] = {
 
 static const struct source *const sources[] = {
     &intake_source,
+    &syslog_source,
 };
 
 void
