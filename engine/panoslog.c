@@ -348,6 +348,9 @@ map_threat(struct alert *a, const struct rec *r, const struct panoslog_in *in, i
     } else if (blocked) {
         a->outcome = xstrdup("blocked");
         level = min_level(vendor, SEV_LOW);
+        if (strcmp(sub, "url") == 0 && url_category_bad(cat)) {
+            level = SEV_LOW; /* a lure or malware site, stopped */
+        }
     } else {
         a->outcome = xstrdup(empty(act)            ? "unknown"
                              : threat_reached(sub) ? "succeeded"
