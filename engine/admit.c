@@ -11,6 +11,9 @@
 #include "engine/store.h"
 #include "engine/tenant.h"
 
+#define ADMIT_EVENTS_DELAY_MS 200 /* the longest a stored event waits for its commit */
+#define ADMIT_EVENTS_RETRY_MS 500 /* a batch of events the store could not take, again */
+
 /* One batch waiting for its iteration's phase, then for the commit. */
 struct batch {
     struct tenant *t;
@@ -26,10 +29,39 @@ struct batch {
 };
 
 static struct batch *head, *tail; /* batches of this iteration, in arrival order */
+static struct batch *later;       /* batches of events waiting to be stored again */
+static struct event *later_timer;
 static struct {
     unsigned long long accepted, duplicates, runs, failed, locked;
-    unsigned long long events, event_duplicates;
+    unsigned long long events, event_duplicates, event_retries;
 } stats;
+
+static void
+queue(struct batch *b)
+{
+    b->next = NULL;
+    if (tail != NULL) {
+        tail->next = b;
+    } else {
+        head = b;
+    }
+    tail = b;
+}
+
+/* The events put off by a locked or failing database go back in the queue. */
+static void
+on_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    while (later != NULL) {
+        struct batch *b = later;
+
+        later = b->next;
+        queue(b);
+    }
+}
 
 static void
 batch_free(struct batch *b)
@@ -60,6 +92,22 @@ after_commit(void *arg, int ok)
 {
     struct batch *b = arg;
 
+    if (b->events && (b->locked || !ok) && !loop_stopping()) {
+        /* Nobody waits for events and their sender cannot send them again: keep them
+         * and try again (the loop never waits for the lock). */
+        struct timeval tv = { 0, ADMIT_EVENTS_RETRY_MS * 1000 };
+
+        stats.event_retries++;
+        b->failed = b->locked = 0;
+        b->dups = 0;
+        b->next = later;
+        later = b;
+        if (later_timer == NULL) {
+            later_timer = evtimer_new(loop_base(), on_later, NULL);
+        }
+        evtimer_add(later_timer, &tv);
+        return;
+    }
     if (b->locked || (!ok && loop_locked(b->t->db))) {
         stats.locked++;
         batch_answer(b, ADMIT_LOCKED);
@@ -97,7 +145,12 @@ admit_phase(void *arg)
         struct batch *next = b->next;
         char *err = NULL;
 
-        if (loop_write(b->t->db, &err) == -1) {
+        /* Events wait for no answer: their commit may be shared with the next
+         * iterations' for up to ADMIT_EVENTS_DELAY_MS, so a busy feed stores many of them
+         * per commit: each commit rewrites every index page it touched, and the event
+         * indexes are touched all over. */
+        if ((b->events ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
+                       : loop_write(b->t->db, &err)) == -1) {
             b->failed = 1;
             b->locked = loop_locked(b->t->db);
         }
@@ -130,7 +183,11 @@ admit_phase(void *arg)
             log_err("admit.store_failed tenant=%s error=%s", b->t->id, log_quote(err ? err : "?"));
         }
         free(err);
-        loop_after_commit(b->t->db, after_commit, b);
+        if (b->events) {
+            loop_after_commit_lazy(b->t->db, after_commit, b);
+        } else {
+            loop_after_commit(b->t->db, after_commit, b);
+        }
         b = next;
     }
     return 0;
@@ -147,6 +204,9 @@ admit_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_runs_created_total", NULL, stats.runs);
     metrics_counter(b, "kagari_events_stored_total", "records stored as events", stats.events);
     metrics_counter(b, "kagari_events_duplicate_total", NULL, stats.event_duplicates);
+    metrics_counter(b, "kagari_events_retries_total",
+                    "batches of events stored again after a locked or failed commit",
+                    stats.event_retries);
 }
 
 void
@@ -167,12 +227,7 @@ admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events, admit_
     b->n = n;
     b->done = done;
     b->arg = arg;
-    if (tail != NULL) {
-        tail->next = b;
-    } else {
-        head = b;
-    }
-    tail = b;
+    queue(b);
 }
 
 void
@@ -197,4 +252,14 @@ admit_shutdown(void)
         batch_answer(b, ADMIT_SHUTTING_DOWN);
     }
     tail = NULL;
+    while (later != NULL) {
+        struct batch *b = later;
+
+        later = b->next;
+        batch_answer(b, ADMIT_SHUTTING_DOWN);
+    }
+    if (later_timer != NULL) {
+        event_free(later_timer);
+        later_timer = NULL;
+    }
 }

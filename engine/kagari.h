@@ -135,7 +135,10 @@ void admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn don
 /* The same for records kept as events (tenants.<id>.events, engine/events.h): stored in
  * the events table (deduplicated on (source, source_id)), searchable with events.query,
  * pruned after the tenant's retention, never routed to playbooks. accepted and
- * duplicates count events. */
+ * duplicates count events. Their commit may wait up to 200 ms (shared with the next
+ * batches); a batch the store cannot take for now (locked, a failed commit) is kept and
+ * stored again later, so done sees ADMIT_OK, ADMIT_FAILED (a store error) or
+ * ADMIT_SHUTTING_DOWN only. */
 void admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn done, void *arg);
 /* Whether record a becomes an alert for tenant t: the tenant's rule
  * (tenants.<id>.events.alerts) decides, and dflt is the source's own default for a

@@ -594,9 +594,21 @@ panoslog_normalize(const struct panoslog_in *in, struct alert *a, int *is_alert,
     if (memchr(in->csv, '\0', in->len) != NULL) {
         return kg_err(errp, "a NUL byte in the record");
     }
-    clean = util_utf8_clean(in->csv, in->len, &clen);
+    {
+        size_t i = 0;
+
+        while (i < in->len && (unsigned char)in->csv[i] < 0x80) {
+            i++;
+        }
+        if (i < in->len) { /* not all ASCII: bytes that are not UTF-8 become U+FFFD */
+            clean = util_utf8_clean(in->csv, in->len, &clen);
+        } else {
+            clen = in->len;
+        }
+    }
     scratch = xmalloc(clen + 1);
-    if (panoslog_csv(clean, clen, scratch, fv, fl, PANOSLOG_MAX_FIELDS, &nf, errp) == -1) {
+    if (panoslog_csv(clean != NULL ? clean : in->csv, clen, scratch, fv, fl, PANOSLOG_MAX_FIELDS,
+                     &nf, errp) == -1) {
         goto out;
     }
     r.f = fv;

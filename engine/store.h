@@ -122,7 +122,8 @@ struct store_event_filter {
     int64_t since_ms, until_ms;
     int limit; /* rows, 1 or more */
 };
-/* Append the matches, newest first, to out as a JSON array of {"id", "time" (RFC 3339),
+/* Append the matches to out, newest first (by time with a user, ip or device filter;
+ * else newest stored first), as a JSON array of {"id", "time" (RFC 3339),
  * "received", "source", "source_id", "user", "ip", "dst_ip", "device", "severity" (name),
  * "outcome", "category", "title", "observables", "raw"}; *n gets their number. */
 int store_event_query(struct store_tenant *t, const struct store_event_filter *f, struct buf *out,
@@ -130,8 +131,8 @@ int store_event_query(struct store_tenant *t, const struct store_event_filter *f
 /* How many match, counting at most f->limit. */
 int store_event_count(struct store_tenant *t, const struct store_event_filter *f, int64_t *count,
                       char **errp) KG_WUR;
-/* Delete at most limit events older than before_ms (oldest first) in the open
- * transaction; *deleted gets how many went. */
+/* Delete at most limit of the oldest events (by id) received before before_ms, in the
+ * open transaction; *deleted gets how many went. */
 int store_event_prune(struct store_tenant *t, int64_t before_ms, int limit, int *deleted,
                       char **errp) KG_WUR;
 int64_t store_event_total(struct store_tenant *t); /* -1 on error */

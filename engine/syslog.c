@@ -24,13 +24,13 @@
 #include "engine/panoslog.h"
 #include "engine/tls.h"
 
-#define SYSLOG_UDP_BATCH 64          /* datagrams per recvmmsg */
-#define SYSLOG_UDP_ROUNDS 32         /* recvmmsg calls per read event (fairness) */
-#define SYSLOG_UDP_DGRAM_MAX 65535   /* bytes of one datagram */
-#define SYSLOG_READ_MAX (256u << 10) /* bytes one TCP read may take */
-#define SYSLOG_PENDING_MAX 20000     /* messages of a connection waiting for their commit */
-#define SYSLOG_RETRY_MS 500          /* a batch the store could not take is retried after */
-#define SYSLOG_LOG_EVERY_MS 1000     /* garbled and unknown senders: one log line per second */
+#define SYSLOG_UDP_BATCH 64        /* datagrams per recvmmsg */
+#define SYSLOG_UDP_ROUNDS 32       /* recvmmsg calls per read event (fairness) */
+#define SYSLOG_UDP_DGRAM_MAX 65535 /* bytes of one datagram */
+#define SYSLOG_READ_MAX (1u << 20) /* bytes one TCP read may take: what arrived during a commit */
+#define SYSLOG_PENDING_MAX 50000   /* messages of a connection waiting for their commit */
+#define SYSLOG_RETRY_MS 500        /* a batch the store could not take is retried after */
+#define SYSLOG_LOG_EVERY_MS 1000   /* garbled and unknown senders: one log line per second */
 
 /* ---- framing ---- */
 
@@ -502,7 +502,11 @@ struct listener {
 struct conn {
     struct syslog *s;
     struct listener *l;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* TLS */
+    evutil_socket_t fd;      /* plain TCP: read directly, in large reads */
+    struct event *ev;
+    char *in; /* plain TCP: bytes read and not yet framed */
+    size_t inlen, incap;
     struct sockaddr_storage peer;
     char peer_text[64];
     char tenant[64]; /* "" : unknown sender (the connection is refused) */
@@ -522,7 +526,7 @@ struct sub {
     int events;
     struct alert *v;
     size_t n, cap;
-    struct buf msgs; /* each message: its length (size_t) then its bytes */
+    struct buf msgs; /* alerts: each message, its length (size_t) then its bytes */
     size_t nmsgs;
     struct event *retry;
     struct sub *prev, *next; /* waiting for a retry */
@@ -684,8 +688,10 @@ sub_push(struct sub *b, const char *m, size_t n, struct alert *a)
         b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
     }
     b->v[b->n++] = *a;
-    (void)!buf_append(&b->msgs, &n, sizeof(n));
-    (void)!buf_append(&b->msgs, m, n);
+    if (!b->events) { /* kept to retry; the admit step keeps and retries events itself */
+        (void)!buf_append(&b->msgs, &n, sizeof(n));
+        (void)!buf_append(&b->msgs, m, n);
+    }
     b->nmsgs++;
 }
 
@@ -704,6 +710,7 @@ sub_free(struct sub *b)
 }
 
 static void conn_maybe_free(struct conn *c);
+static void conn_resume(struct conn *c);
 
 /* The batch is answered (stored or given up): release its connection's budget. */
 static void
@@ -715,7 +722,7 @@ sub_release(struct sub *b)
         c->pending -= b->nmsgs;
         if (c->paused && !c->closed && c->pending < SYSLOG_PENDING_MAX / 2) {
             c->paused = 0;
-            bufferevent_enable(c->bev, EV_READ);
+            conn_resume(c);
         }
         conn_maybe_free(c);
     }
@@ -803,7 +810,7 @@ sub_done(void *arg, const struct admit_result *res)
         return;
     case ADMIT_UNAVAILABLE:
     case ADMIT_LOCKED:
-        if (!s->draining) {
+        if (!s->draining && !b->events) {
             struct timeval tv = { 0, SYSLOG_RETRY_MS * 1000 };
 
             if (b->retry == NULL) {
@@ -891,6 +898,14 @@ conn_close(struct conn *c)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
+    if (c->ev != NULL) {
+        event_free(c->ev);
+        c->ev = NULL;
+        evutil_closesocket(c->fd);
+    }
+    free(c->in);
+    c->in = NULL;
+    c->inlen = c->incap = 0;
     if (!c->closed) {
         c->closed = 1;
         c->s->nconns--;
@@ -917,18 +932,17 @@ conn_maybe_free(struct conn *c)
     free(c);
 }
 
-static void
-on_read(struct bufferevent *bev, void *arg)
+/* Frame and handle p[0..len): returns the bytes used; *fatal when the stream cannot be
+ * framed any more. Stops early while the connection has too much waiting for the store. */
+static size_t
+consume(struct conn *c, const char *p, size_t len, int *fatal)
 {
-    struct conn *c = arg;
     struct syslog *s = c->s;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t len = evbuffer_get_length(in), pos = 0;
-    const char *p = (const char *)evbuffer_pullup(in, -1);
     int64_t now = util_now_ms();
     struct acc acc = { { 0 }, 0 };
-    int fatal = 0;
+    size_t pos = 0;
 
+    *fatal = 0;
     while (pos < len && c->pending < SYSLOG_PENDING_MAX) {
         size_t used, off, mlen;
         const char *why;
@@ -949,22 +963,127 @@ on_read(struct bufferevent *bev, void *arg)
         } else {
             s->st.framing_errors++;
             note(s, "framing", c->peer_text, why);
-            fatal = 1;
+            *fatal = 1;
         }
         pos += used;
-        if (fatal) {
+        if (*fatal) {
             break;
         }
     }
-    evbuffer_drain(in, pos);
     flush(&acc);
+    return pos;
+}
+
+/* The peer closed: a last newline-framed message may lack its LF. */
+static void
+consume_last(struct conn *c, const char *p, size_t len)
+{
+    if (len > 0 && len <= c->fr.max && c->fr.mode == SYSLOG_FRAMING_LF && !c->fr.discarding &&
+        c->pending < SYSLOG_PENDING_MAX) {
+        struct acc acc = { { 0 }, 0 };
+
+        c->s->st.messages[c->l->proto]++;
+        handle(c->s, c, c->tenant, c->peer_text, p, len, util_now_ms(), &acc);
+        flush(&acc);
+    }
+}
+
+static void
+conn_pause(struct conn *c)
+{
+    c->paused = 1; /* TCP pushes back on the sender */
+    if (c->bev != NULL) {
+        bufferevent_disable(c->bev, EV_READ);
+    } else if (c->ev != NULL) {
+        event_del(c->ev);
+    }
+}
+
+static void
+conn_resume(struct conn *c)
+{
+    if (c->bev != NULL) {
+        bufferevent_enable(c->bev, EV_READ);
+    } else if (c->ev != NULL) {
+        struct timeval idle;
+
+        idle.tv_sec = (time_t)c->s->conf.idle_timeout;
+        idle.tv_usec = (suseconds_t)((c->s->conf.idle_timeout - (double)idle.tv_sec) * 1e6);
+        event_add(c->ev, &idle);
+        event_active(c->ev, EV_READ, 0); /* bytes may be waiting in c->in already */
+    }
+}
+
+/* Plain TCP: read what the socket holds (up to SYSLOG_READ_MAX at a time, so that what
+ * arrived during a commit is taken in one go and stored by the next), then frame it. */
+static void
+on_tcp(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    size_t limit = c->s->conf.max_message + SYSLOG_READ_MAX, used;
+    int eof = 0, err = 0, fatal;
+
+    if (what & EV_TIMEOUT) {
+        c->s->st.idle_closed++;
+        conn_close(c);
+        return;
+    }
+    while (c->inlen < limit) {
+        ssize_t n;
+
+        if (c->incap - c->inlen < 16384) {
+            c->incap = c->incap ? c->incap * 2 : 65536;
+            c->incap = c->incap > limit ? limit : c->incap;
+            c->in = xrealloc(c->in, c->incap);
+        }
+        n = read(fd, c->in + c->inlen, c->incap - c->inlen);
+        if (n > 0) {
+            c->inlen += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            eof = 1;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            err = 1;
+        }
+        break;
+    }
+    used = consume(c, c->in, c->inlen, &fatal);
+    memmove(c->in, c->in + used, c->inlen - used);
+    c->inlen -= used;
+    if (eof && !fatal && c->pending < SYSLOG_PENDING_MAX) {
+        consume_last(c, c->in, c->inlen);
+        c->inlen = 0;
+    }
+    if (fatal || err || (eof && c->inlen == 0)) {
+        conn_close(c);
+        return;
+    }
+    if (c->pending >= SYSLOG_PENDING_MAX && !c->paused) {
+        conn_pause(c);
+    }
+}
+
+/* TLS, through bufferevent_openssl. */
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in), used;
+    const char *p = (const char *)evbuffer_pullup(in, -1);
+    int fatal;
+
+    used = consume(c, p, len, &fatal);
+    evbuffer_drain(in, used);
     if (fatal) {
         conn_close(c);
         return;
     }
     if (c->pending >= SYSLOG_PENDING_MAX && !c->paused) {
-        c->paused = 1;
-        bufferevent_disable(bev, EV_READ); /* TCP pushes back on the sender */
+        conn_pause(c);
     }
 }
 
@@ -978,20 +1097,10 @@ on_event(struct bufferevent *bev, short what, void *arg)
         c->s->st.idle_closed++;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if ((what & BEV_EVENT_EOF) && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 &&
-            c->fr.mode == SYSLOG_FRAMING_LF && !c->fr.discarding) {
-            /* a last line without its LF */
+        if (what & BEV_EVENT_EOF) {
             struct evbuffer *in = bufferevent_get_input(c->bev);
-            size_t len = evbuffer_get_length(in);
 
-            if (len <= c->fr.max) {
-                struct acc acc = { { 0 }, 0 };
-                const char *p = (const char *)evbuffer_pullup(in, -1);
-
-                c->s->st.messages[c->l->proto]++;
-                handle(c->s, c, c->tenant, c->peer_text, p, len, util_now_ms(), &acc);
-                flush(&acc);
-            }
+            consume_last(c, (const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in));
         }
         conn_close(c);
     }
@@ -1033,6 +1142,9 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
     c->l = l;
     snprintf(c->tenant, sizeof(c->tenant), "%s", tenant);
     c->fr.max = s->conf.max_message;
+    c->fd = fd;
+    idle.tv_sec = (time_t)s->conf.idle_timeout;
+    idle.tv_usec = (suseconds_t)((s->conf.idle_timeout - (double)idle.tv_sec) * 1e6);
     if (l->proto == P_TLS) {
         SSL *ssl = SSL_new(s->ssl);
 
@@ -1040,16 +1152,21 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
                                                               BUFFEREVENT_SSL_ACCEPTING,
                                                               BEV_OPT_CLOSE_ON_FREE)
                              : NULL;
-        if (c->bev != NULL) {
-            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        if (c->bev == NULL) {
+            evutil_closesocket(fd);
+            free(c);
+            return;
         }
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        bufferevent_set_timeouts(c->bev, &idle, NULL);
+        bufferevent_set_max_single_read(c->bev, SYSLOG_READ_MAX);
+        bufferevent_setwatermark(c->bev, EV_READ, 0, s->conf.max_message + SYSLOG_READ_MAX);
+        bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+        bufferevent_enable(c->bev, EV_READ);
     } else {
-        c->bev = bufferevent_socket_new(loop_base(), fd, BEV_OPT_CLOSE_ON_FREE);
-    }
-    if (c->bev == NULL) {
-        evutil_closesocket(fd);
-        free(c);
-        return;
+        evutil_make_socket_nonblocking(fd);
+        c->ev = event_new(loop_base(), fd, EV_READ | EV_PERSIST, on_tcp, c);
+        event_add(c->ev, &idle);
     }
     c->next = s->conns;
     if (s->conns != NULL) {
@@ -1057,13 +1174,6 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
     }
     s->conns = c;
     s->nconns++;
-    idle.tv_sec = (time_t)s->conf.idle_timeout;
-    idle.tv_usec = (suseconds_t)((s->conf.idle_timeout - (double)idle.tv_sec) * 1e6);
-    bufferevent_set_timeouts(c->bev, &idle, NULL);
-    bufferevent_set_max_single_read(c->bev, SYSLOG_READ_MAX);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, s->conf.max_message + SYSLOG_READ_MAX);
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-    bufferevent_enable(c->bev, EV_READ);
 }
 
 /* ---- UDP ---- */
@@ -1299,6 +1409,11 @@ syslog_stop(void *state)
         if (c->bev != NULL) {
             bufferevent_free(c->bev);
         }
+        if (c->ev != NULL) {
+            event_free(c->ev);
+            evutil_closesocket(c->fd);
+        }
+        free(c->in);
         free(c);
     }
     for (size_t i = 0; i < s->nls; i++) {
