@@ -234,3 +234,75 @@ def test_garbled_connection_does_not_stall_another():
                  "the good connection goes on")
         for s in (bad, good, oc):
             s.close()
+
+
+def traffic_for(ip_line, seqs):
+    """Copies of a TRAFFIC fixture line with other sequence numbers (new records)."""
+    out = []
+    for s in seqs:
+        out.append(re.sub(rb",7342110928840\d+,0x", b",%d,0x" % s, ip_line, count=1))
+    return out
+
+
+REPLAY_PB = """
+    local n = events.count{ ip = "10.10.5.12", since = "3650d" }
+    sleep(3)
+    log.info("replayed count", n)
+"""
+
+
+def test_events_query_is_replayed_from_the_journal():
+    """A run that counted events, killed -9 while it sleeps, sees the same count after the
+    restart although more events arrived meanwhile: the result is in its journal."""
+    d = syslog_daemon("sl-replay", ["udp 127.0.0.1:0 t1", "tcp 127.0.0.1:0 t1"])
+    with d:
+        d.write_playbook("c2.lua", playbook("count", "panos.threat", REPLAY_PB,
+                                            extra_on=', min_severity = "high"'))
+        d.start()
+        p = ports(d)
+        fs02 = fixture_lines("pan-os-traffic.log")[4]
+        send_udp(p["udp"], fixture_lines("pan-os-traffic.log"))
+        wait_for(lambda: count(d, "events") == 6, 10, "6 events")
+        send_tcp(p["tcp"], fixture_lines("pan-os-threat.log")[1] + b"\n")
+        aid = wait_for(lambda: (d.query("SELECT id FROM alerts") or [None])[0], 10, "the alert")[0]
+        d.wait_run_state(aid, "waiting")
+        d.kill9()
+        d.restart()
+        p = ports(d)
+        send_udp(p["udp"], traffic_for(fs02, range(100, 105)))
+        wait_for(lambda: count(d, "events") == 11, 10, "5 more events of 10.10.5.12")
+        run = d.wait_run_final(aid, timeout=30)
+        check(run["state"] == "done", "run %r" % run)
+        check(re.search(r"msg=\"?replayed count 2", d.log()) is not None,
+              "the replayed count is not the recorded 2: %s" % d.log()[-2000:])
+        counts = [e for e in d.run_show(run["id"])["journal"] if e["kind"] == "events.count"]
+        check(len(counts) == 1, "events.count journaled once: %r" % counts)
+
+
+def test_locked_store_keeps_and_retries_lines():
+    """While another process holds the tenant database's write lock, lines that arrive are
+    kept (events by the admit step, alerts by the listener) and stored once it is gone."""
+    import sqlite3
+    d = syslog_daemon("sl-locked", ["tcp 127.0.0.1:0 t1"])
+    with d:
+        d.start()
+        p = ports(d)
+        send_tcp(p["tcp"], fixture_lines("pan-os-system.log")[1] + b"\n")  # creates the db
+        wait_for(lambda: count(d, "events") == 1, 10, "the first event")
+        lock = sqlite3.connect(d.db_path(), timeout=1, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            fs02 = fixture_lines("pan-os-traffic.log")[4]
+            lines = traffic_for(fs02, range(1000, 1050)) + fixture_lines("pan-os-threat.log")[:2]
+            send_tcp(p["tcp"], b"\n".join(lines) + b"\n")
+            wait_for(lambda: d.metrics().get("kagari_events_retries_total", 0) >= 1, 10,
+                     "a retried batch of events")
+            m = d.metrics()
+            check(m.get("kagari_syslog_lost_total", 0) == 0, "lines lost while locked: %r" % m)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        wait_for(lambda: count(d, "events") == 51 and count(d, "alerts") == 2, 15,
+                 "every line stored once the lock is gone")
+        m = d.metrics()
+        check(m.get("kagari_syslog_lost_total", 0) == 0, "lines lost: %r" % m)
