@@ -47,6 +47,9 @@ cmd_events_opt(int c, const char *arg, void *ud)
     case 's':
         o->f.source = arg;
         break;
+    case 'o':
+        o->f.outcome = arg;
+        break;
     case 'S':
         o->since = arg;
         break;
@@ -70,12 +73,19 @@ cmd_events_opt(int c, const char *arg, void *ud)
 }
 
 static const struct option cmd_events_lo[] = {
-    { "config", required_argument, NULL, 'c' }, { "tenant", required_argument, NULL, 't' },
-    { "user", required_argument, NULL, 'u' },   { "ip", required_argument, NULL, 'i' },
-    { "device", required_argument, NULL, 'd' }, { "source", required_argument, NULL, 's' },
-    { "since", required_argument, NULL, 'S' },  { "until", required_argument, NULL, 'U' },
-    { "limit", required_argument, NULL, 'n' },  { "json", no_argument, NULL, 'j' },
-    { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+    { "config", required_argument, NULL, 'c' },
+    { "tenant", required_argument, NULL, 't' },
+    { "user", required_argument, NULL, 'u' },
+    { "ip", required_argument, NULL, 'i' },
+    { "device", required_argument, NULL, 'd' },
+    { "source", required_argument, NULL, 's' },
+    { "outcome", required_argument, NULL, 'o' },
+    { "since", required_argument, NULL, 'S' },
+    { "until", required_argument, NULL, 'U' },
+    { "limit", required_argument, NULL, 'n' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
 };
 
 /* A bound: a duration back from now ("24h") or an RFC 3339 time. */
@@ -160,7 +170,8 @@ cmd_events_exec(int argc, char **argv)
 {
     static const char help[] =
         "usage: kagari events [--tenant ID] [--user U] [--ip ADDR] [--device NAME]\n"
-        "                     [--source NAME] [--since 24h|TIME] [--until TIME] [--limit N]\n"
+        "                     [--source NAME] [--outcome OUTCOME] [--since 24h|TIME]\n"
+        "                     [--until TIME] [--limit N]\n"
         "                     [--json] [--config FILE]\n"
         "Search the stored events (records kept for searching, not alerts), newest first:\n"
         "every filter given must match (--ip matches the source or destination address;\n"

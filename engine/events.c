@@ -432,6 +432,7 @@ events_call(lua_State *L, int count)
     opt_string(L, "ip", &q.f.ip);
     opt_string(L, "device", &q.f.device);
     opt_string(L, "source", &q.f.source);
+    opt_string(L, "outcome", &q.f.outcome);
     opt_string(L, "since", &q.since);
     opt_string(L, "until", &q.until);
     buf_init(&req, 0); /* nothing raises from here to the push */
@@ -440,6 +441,7 @@ events_call(lua_State *L, int count)
     req_add(&req, "ip", q.f.ip);
     req_add(&req, "device", q.f.device);
     req_add(&req, "source", q.f.source);
+    req_add(&req, "outcome", q.f.outcome);
     req_add(&req, "since", q.since);
     req_add(&req, "until", q.until);
     (void)!buf_puts(&req, "}");

@@ -176,7 +176,7 @@ enum query {
 #define EVENT_REST                                                                                 \
     "(?1 IS NULL OR user = ?1) AND (?2 IS NULL OR ip = ?2 OR dst_ip = ?2)"                         \
     " AND (?3 IS NULL OR device = ?3) AND (?4 IS NULL OR source = ?4)"                             \
-    " AND time >= ?5 AND time <= ?6"
+    " AND time >= ?5 AND time <= ?6 AND (?8 IS NULL OR outcome = ?8)"
 #define RUN_COLUMNS "id, alert_id, playbook, playbook_hash, state, created, started, ended, error"
 
 static const char *const query_sql[Q_COUNT] = {
@@ -232,7 +232,7 @@ static const char *const query_sql[Q_COUNT] = {
                        " ON CONFLICT (source, source_id) DO NOTHING",
     /* One statement per leading filter, so that each uses its index; the other filters
      * are NULL when not asked for. ?1 user, ?2 ip, ?3 device, ?4 source, ?5 since,
-     * ?6 until, ?7 limit. */
+     * ?6 until, ?7 limit, ?8 outcome. */
     [Q_EVENT_BY_USER] = "SELECT " EVENT_COLUMNS " FROM events WHERE user = ?1 AND " EVENT_REST
                         " ORDER BY time DESC, id DESC LIMIT ?7",
     [Q_EVENT_BY_IP] =
@@ -1496,6 +1496,7 @@ event_stmt(struct store_tenant *t, const struct store_event_filter *f, int count
     bind_text(s, 2, f->ip);
     bind_text(s, 3, f->device);
     bind_text(s, 4, f->source);
+    bind_text(s, 8, f->outcome);
     sqlite3_bind_int64(s, 5, f->since_ms);
     sqlite3_bind_int64(s, 6, f->until_ms);
     sqlite3_bind_int(s, 7, f->limit > 0 ? f->limit : 1);

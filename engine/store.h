@@ -118,7 +118,7 @@ int store_event_insert(struct store_tenant *t, const struct alert *e, int *dupli
 /* A search: every filter that is not NULL must match (ip matches the source or the
  * destination address; user and device ignore case); time in [since_ms, until_ms]. */
 struct store_event_filter {
-    const char *user, *ip, *device, *source;
+    const char *user, *ip, *device, *source, *outcome;
     int64_t since_ms, until_ms;
     int limit; /* rows, 1 or more */
 };

@@ -1029,6 +1029,13 @@ test_events(void)
     flt.source = "panos.traffic";
     T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
     T_EQ_INT(cnt, 3); /* 1, 4, 7 (10 is not: i < 10) */
+    flt.outcome = "blocked";
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 0);
+    flt.outcome = "succeeded";
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 3);
+    flt.outcome = NULL;
     flt.ip = NULL;
     flt.source = NULL;
     flt.device = "jp-lt-1";
