@@ -306,3 +306,49 @@ def test_locked_store_keeps_and_retries_lines():
                  "every line stored once the lock is gone")
         m = d.metrics()
         check(m.get("kagari_syslog_lost_total", 0) == 0, "lines lost: %r" % m)
+
+
+def test_udp_kernel_drops_are_counted():
+    """With the daemon stopped (SIGSTOP) a small UDP buffer overflows: after SIGCONT every
+    datagram sent is either received or in the kernel's drop counter."""
+    import signal
+    d = syslog_daemon("sl-udp-drops", ["udp 127.0.0.1:0 t1"], extra='  udp_buffer = "64KiB",')
+    with d:
+        d.start()
+        p = ports(d)
+        fs02 = fixture_lines("pan-os-traffic.log")[4]
+        lines = traffic_for(fs02, range(5000, 7000))
+        d.proc.send_signal(signal.SIGSTOP)
+        try:
+            send_udp(p["udp"], lines)
+        finally:
+            d.proc.send_signal(signal.SIGCONT)
+        # one more after the overflow carries the kernel's count to us
+        time.sleep(0.2)
+        send_udp(p["udp"], traffic_for(fs02, [9999]))
+
+        def settled():
+            m = d.metrics()
+            got = m['kagari_syslog_messages_total{transport="udp"}']
+            drops = m["kagari_syslog_udp_kernel_drops_total"]
+            return (got, drops) if got + drops == len(lines) + 1 else None
+        got, drops = wait_for(settled, 15, "received + dropped == sent")
+        check(drops > 0, "no drop counted with a full 64 KiB buffer (received %d)" % got)
+        wait_for(lambda: count(d, "events") == got, 15, "every received datagram stored")
+
+
+def test_idle_connection_closed():
+    d = syslog_daemon("sl-idle", ["tcp 127.0.0.1:0 t1"], extra='  idle_timeout = "1s",')
+    with d:
+        d.start()
+        p = ports(d)
+        s = socket.create_connection(("127.0.0.1", p["tcp"]), timeout=10)
+        s.sendall(fixture_lines("pan-os-system.log")[0] + b"\n")
+        t0 = time.monotonic()
+        check(s.recv(10) == b"", "the idle connection was not closed")
+        waited = time.monotonic() - t0
+        check(0.8 <= waited <= 5, "closed after %.1f s, expected about 1 s of silence" % waited)
+        s.close()
+        m = d.metrics()
+        check(m.get("kagari_syslog_idle_closed_total") == 1, "idle close counted: %r" % m)
+        check(count(d, "alerts") == 1, "the line sent before the silence was stored")
