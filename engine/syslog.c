@@ -30,7 +30,8 @@
 #define SYSLOG_READ_MAX (1u << 20) /* bytes one TCP read may take: what arrived during a commit */
 #define SYSLOG_PENDING_MAX 50000   /* messages of a connection waiting for their commit */
 #define SYSLOG_RETRY_MS 500        /* a batch the store could not take is retried after */
-#define SYSLOG_LOG_EVERY_MS 1000   /* garbled and unknown senders: one log line per second */
+#define SYSLOG_MAX_MESSAGE_MAX (16u << 20)
+#define SYSLOG_LOG_EVERY_MS 1000 /* garbled and unknown senders: one log line per second */
 
 /* ---- framing ---- */
 
@@ -448,6 +449,12 @@ syslog_check(void *conf, char **errp)
     }
     if (c->udp_buffer == 0) {
         c->udp_buffer = 8u << 20;
+    }
+    if (c->max_message > SYSLOG_MAX_MESSAGE_MAX) {
+        return kg_err(errp, "max_message: at most 16MiB");
+    }
+    if (c->udp_buffer > (1u << 30)) {
+        return kg_err(errp, "udp_buffer: at most 1GiB");
     }
     if (offset_parse(c->utc_offset, &c->offset_min) == -1) {
         return kg_err(errp, "utc_offset: expected \"+09:00\", \"-05:00\" or \"UTC\"");

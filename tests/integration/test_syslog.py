@@ -352,3 +352,33 @@ def test_idle_connection_closed():
         m = d.metrics()
         check(m.get("kagari_syslog_idle_closed_total") == 1, "idle close counted: %r" % m)
         check(count(d, "alerts") == 1, "the line sent before the silence was stored")
+
+
+BAD_CONFIGS = [
+    ('syslog = { listen = { "sctp 127.0.0.1:514" } }', "listen[1]"),
+    ('syslog = { listen = { "udp 127.0.0.1" } }', "listen[1]"),
+    ('syslog = { listen = { "udp 127.0.0.1:0 Not_A_Tenant" } }', "listen[1]"),
+    ('syslog = { listen = { "tls 127.0.0.1:0" } }', "tls_cert and tls_key"),
+    ('syslog = { senders = { "300.1.2.3 t1" } }', "senders[1]"),
+    ('syslog = { senders = { "10.0.0.0/33 t1" } }', "prefix length"),
+    ('syslog = { senders = { "10.0.0.1" } }', "senders[1]"),
+    ('syslog = { utc_offset = "JST" }', "utc_offset"),
+    ('syslog = { max_message = "1GiB" }', "max_message"),
+    ('syslog = { listen = { 5 } }', "listen[1]"),
+    ('tenants = { t1 = { events = { alerts = { "panos.threat severity>=urgent" } } } }',
+     "alerts[1]"),
+    ('tenants = { t1 = { events = { retention = "1m" } } }', "retention"),
+]
+
+
+def test_bad_settings_are_refused_with_their_place():
+    d = Daemon("sl-badconf")
+    with d:
+        with open(d.config) as f:
+            base = f.read()
+        for text, want in BAD_CONFIGS:
+            with open(d.config, "w") as f:
+                f.write(base + "\n" + text + "\n")
+            p = d.cli("events", check_rc=1)
+            check("kagari.conf.lua:" in p.stderr and want in p.stderr,
+                  "%s: expected a message naming %r, got %r" % (text, want, p.stderr))
