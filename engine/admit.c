@@ -11,8 +11,9 @@
 #include "engine/store.h"
 #include "engine/tenant.h"
 
-#define ADMIT_EVENTS_DELAY_MS 200 /* the longest a stored event waits for its commit */
-#define ADMIT_EVENTS_RETRY_MS 500 /* a batch of events the store could not take, again */
+#define ADMIT_EVENTS_DELAY_MS 200     /* the longest a stored event waits for its commit */
+#define ADMIT_EVENTS_RETRY_MS 500     /* a batch of events the store could not take, again */
+#define ADMIT_EVENTS_HELD_MAX 1000000 /* events held for a retry, at most (memory) */
 
 /* One batch waiting for its iteration's phase, then for the commit. */
 struct batch {
@@ -30,10 +31,11 @@ struct batch {
 
 static struct batch *head, *tail; /* batches of this iteration, in arrival order */
 static struct batch *later;       /* batches of events waiting to be stored again */
+static size_t later_n;            /* the events they hold */
 static struct event *later_timer;
 static struct {
     unsigned long long accepted, duplicates, runs, failed, locked;
-    unsigned long long events, event_duplicates, event_retries;
+    unsigned long long events, event_duplicates, event_retries, events_dropped;
 } stats;
 
 static void
@@ -59,6 +61,7 @@ on_later(evutil_socket_t fd, short what, void *arg)
         struct batch *b = later;
 
         later = b->next;
+        later_n -= b->n;
         queue(b);
     }
 }
@@ -92,7 +95,8 @@ after_commit(void *arg, int ok)
 {
     struct batch *b = arg;
 
-    if (b->events && (b->locked || !ok) && !loop_stopping()) {
+    if (b->events && (b->locked || !ok) && !loop_stopping() &&
+        later_n + b->n <= ADMIT_EVENTS_HELD_MAX) {
         /* Nobody waits for events and their sender cannot send them again: keep them
          * and try again (the loop never waits for the lock). */
         struct timeval tv = { 0, ADMIT_EVENTS_RETRY_MS * 1000 };
@@ -102,10 +106,17 @@ after_commit(void *arg, int ok)
         b->dups = 0;
         b->next = later;
         later = b;
+        later_n += b->n;
         if (later_timer == NULL) {
             later_timer = evtimer_new(loop_base(), on_later, NULL);
         }
         evtimer_add(later_timer, &tv);
+        return;
+    }
+    if (b->events && (b->locked || !ok)) { /* more held than memory allows: given up */
+        stats.events_dropped += b->n;
+        log_err("admit.events_dropped tenant=%s n=%zu held=%zu", b->t->id, b->n, later_n);
+        batch_answer(b, ADMIT_FAILED);
         return;
     }
     if (b->locked || (!ok && loop_locked(b->t->db))) {
@@ -207,6 +218,9 @@ admit_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_events_retries_total",
                     "batches of events stored again after a locked or failed commit",
                     stats.event_retries);
+    metrics_counter(b, "kagari_events_dropped_total",
+                    "events given up: more than 1,000,000 were held for a locked store",
+                    stats.events_dropped);
 }
 
 void
@@ -258,6 +272,7 @@ admit_shutdown(void)
         later = b->next;
         batch_answer(b, ADMIT_SHUTTING_DOWN);
     }
+    later_n = 0;
     if (later_timer != NULL) {
         event_free(later_timer);
         later_timer = NULL;

@@ -137,8 +137,8 @@ void admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn don
  * pruned after the tenant's retention, never routed to playbooks. accepted and
  * duplicates count events. Their commit may wait up to 200 ms (shared with the next
  * batches); a batch the store cannot take for now (locked, a failed commit) is kept and
- * stored again later, so done sees ADMIT_OK, ADMIT_FAILED (a store error) or
- * ADMIT_SHUTTING_DOWN only. */
+ * stored again later (up to 1,000,000 events held), so done sees ADMIT_OK, ADMIT_FAILED
+ * (a store error, or too many held) or ADMIT_SHUTTING_DOWN only. */
 void admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn done, void *arg);
 /* Whether record a becomes an alert for tenant t: the tenant's rule
  * (tenants.<id>.events.alerts) decides, and dflt is the source's own default for a
