@@ -1025,9 +1025,9 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     /* The writer no longer checkpoints on commit; keep the WAL file bounded. */
     sqlite3_wal_autocheckpoint(t->db.h, 0);
     (void)db_exec(&t->db, "PRAGMA journal_size_limit = 67108864", "journal_size_limit", NULL);
-    /* The daemon's writer keeps the indexes it inserts into in memory (64 MiB, taken as
+    /* The daemon's writer keeps the indexes it inserts into in memory (256 MiB, taken as
      * used): a batch of events touches pages all over them. */
-    (void)db_exec(&t->db, "PRAGMA cache_size = -65536", "cache_size", NULL);
+    (void)db_exec(&t->db, "PRAGMA cache_size = -262144", "cache_size", NULL);
     t->ckpt = c;
     return 0;
 }
