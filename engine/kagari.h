@@ -50,6 +50,11 @@ struct run *run_from_lua(lua_State *L);
 int64_t run_id(const struct run *r);
 struct tenant *run_tenant(const struct run *r);
 const char *run_playbook_name(const struct run *r);
+/* The id of the alert that started the run. */
+int64_t run_alert_id(const struct run *r);
+/* The run's clock (ms since the epoch): the wall clock, or a playbook test's clock.
+ * Effects that compute with time (state expiry, alerts.recent's window) use it. */
+int64_t run_now_ms(const struct run *r);
 /* The run's wall-clock deadline (ms since the epoch; 0 = none). A parked run that
  * reaches it fails ("deadline exceeded while waiting") and its effect is cancelled. */
 int64_t run_deadline_ms(const struct run *r);
@@ -61,6 +66,10 @@ int64_t run_deadline_ms(const struct run *r);
 #define EFFECT_RECONCILES                                                                          \
     0x4 /* not idempotent, but when a crash left it in doubt it can                                \
          * find out what happened (open sees effect_in_doubt) */
+
+#define EFFECT_ENGINE                                                                              \
+    0x8 /* the engine's own local effect (log, state, alerts): a playbook test                     \
+         * performs it for real instead of asking the test for an answer */
 
 /* One effect as the playbook asked for it, and the parts only it knows.
  *
@@ -98,6 +107,13 @@ int effect_run(lua_State *L, const struct effect_spec *spec);
  * touched again by the driver: effect_done is its owner's last call. */
 void effect_done(struct effect *ef, int ok, const char *result);
 struct run *effect_owner(const struct effect *ef);
+/* The effect's op waits until until_ms (ms since the epoch) before its next attempt:
+ * throttled by its server (status: the HTTP status that asked, e.g. 429), backing off
+ * after a failure it will retry, or for an open circuit breaker's trial. The wait is
+ * recorded in the effect's journal entry ("waits") and logged; while a throttling wait
+ * lasts, the run shows the state "throttled". The run's deadline still applies. */
+enum effect_wait_reason { EFFECT_WAIT_THROTTLED = 0, EFFECT_WAIT_RETRY, EFFECT_WAIT_BREAKER };
+void effect_wait(struct effect *ef, enum effect_wait_reason reason, int status, int64_t until_ms);
 /* A crash left this effect started but unrecorded: it may have happened. */
 int effect_in_doubt(const struct effect *ef);
 /* When its journal entry was first started (ms since the epoch): a sleep's wake time
