@@ -248,11 +248,17 @@ prune_pass(evutil_socket_t fd, short what, void *arg)
         const struct events_conf *c = tenant_conf(t, &events_section);
         double keep = c != NULL ? c->retention : EVENTS_RETENTION_DEFAULT;
         char *err = NULL;
-        int deleted = 0;
+        int deleted = 0, any;
+        int64_t first = 0, cutoff = now - (int64_t)(keep * 1000);
 
-        if (loop_locked(t->db) || loop_write_lazy(t->db, &err) == -1 ||
-            store_event_prune(t->db, now - (int64_t)(keep * 1000), EVENTS_PRUNE_BATCH, &deleted,
-                              &err) == -1) {
+        /* Look first (a read): a pass with nothing due writes nothing, so an idle
+         * tenant's database sees no transaction and its WAL can be truncated. */
+        if (loop_locked(t->db) || (any = store_event_first(t->db, &first, &err)) == 0 ||
+            (any == 1 && first >= cutoff)) {
+            continue;
+        }
+        if (any == -1 || loop_write_lazy(t->db, &err) == -1 ||
+            store_event_prune(t->db, cutoff, EVENTS_PRUNE_BATCH, &deleted, &err) == -1) {
             if (err != NULL) {
                 prune_failed++;
                 log_warn("events.prune_failed tenant=%s error=%s", t->id, log_quote(err));

@@ -202,6 +202,7 @@ enum query {
     Q_EVENT_COUNT_BY_SOURCE,
     Q_EVENT_COUNT_BY_TIME,
     Q_EVENT_OLDEST,
+    Q_EVENT_FIRST,
     Q_EVENT_PRUNE,
     Q_EVENT_TOTAL,
     Q_COUNT
@@ -318,6 +319,7 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_EVENT_COUNT_BY_TIME] =
         "SELECT count(*) FROM (SELECT 1 FROM events WHERE " EVENT_REST " LIMIT ?7)",
     [Q_EVENT_OLDEST] = "SELECT id, received FROM events ORDER BY id LIMIT ?1",
+    [Q_EVENT_FIRST] = "SELECT received FROM events ORDER BY id LIMIT 1",
     [Q_EVENT_PRUNE] = "DELETE FROM events WHERE id <= ?1",
     [Q_EVENT_TOTAL] = "SELECT count(*) FROM events",
 };
@@ -1749,6 +1751,28 @@ store_event_prune(struct store_tenant *t, int64_t before_ms, int limit, int *del
     }
     *deleted = n;
     return 0;
+}
+
+int
+store_event_first(struct store_tenant *t, int64_t *received_ms, char **errp)
+{
+    sqlite3_stmt *s = db_stmt(&t->db, Q_EVENT_FIRST, errp);
+    int rc;
+
+    *received_ms = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *received_ms = sqlite3_column_int64(s, 0);
+    } else if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event first");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return rc == SQLITE_ROW;
 }
 
 int64_t

@@ -135,6 +135,9 @@ int store_event_count(struct store_tenant *t, const struct store_event_filter *f
  * open transaction; *deleted gets how many went. */
 int store_event_prune(struct store_tenant *t, int64_t before_ms, int limit, int *deleted,
                       char **errp) KG_WUR;
+/* When the oldest event (by id) was received: 1 with *received_ms, 0 when there is none,
+ * -1 on error. A read: no transaction needed (pruning asks before it writes). */
+int store_event_first(struct store_tenant *t, int64_t *received_ms, char **errp) KG_WUR;
 int64_t store_event_total(struct store_tenant *t); /* -1 on error */
 
 /* Playbook versions, kept so a run replays with the source it started with. put is

@@ -1047,6 +1047,12 @@ test_events(void)
     flt.limit = 100;
     T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
     T_EQ_INT(cnt, 5);
+    {
+        int64_t first = 0;
+
+        T_EQ_INT(store_event_first(f.t, &first, &err), 1);
+        T_EQ_INT(first, 5000);
+    }
     /* pruning: received 5000..5900; before 5350 are 4; at most 3 per call */
     T_REQUIRE(store_tx_begin(f.t, &err) == 0);
     T_REQUIRE(store_event_prune(f.t, 5350, 3, &deleted, &err) == 0);
