@@ -13,6 +13,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,6 +289,7 @@ struct syslog_conf {
     char **senders; /* "address[/prefix] tenant" */
     size_t nsenders;
     char *tls_cert, *tls_key;
+    char *tls_ca; /* clients must present a certificate this CA signed */
     size_t max_message;
     int max_conns;
     int max_conns_per_peer;
@@ -304,6 +306,7 @@ static const struct config_field syslog_fields[] = {
       offsetof(struct syslog_conf, nsenders) },
     { "tls_cert", CONFIG_PATH, offsetof(struct syslog_conf, tls_cert), 0, 0, NULL, 0 },
     { "tls_key", CONFIG_PATH, offsetof(struct syslog_conf, tls_key), 0, 0, NULL, 0 },
+    { "tls_ca", CONFIG_PATH, offsetof(struct syslog_conf, tls_ca), 0, 0, NULL, 0 },
     { "max_message", CONFIG_SIZE, offsetof(struct syslog_conf, max_message), 480, 16 << 20, NULL,
       0 },
     { "max_conns", CONFIG_INT, offsetof(struct syslog_conf, max_conns), 1, 1000000, NULL, 0 },
@@ -541,7 +544,7 @@ struct sub {
 
 struct stats {
     unsigned long long messages[3], alerts, events, garbled, oversize, unknown_sender,
-        conns_refused, idle_closed, retries, lost, framing_errors;
+        conns_refused, idle_closed, retries, lost, framing_errors, tls_errors;
 };
 
 struct syslog {
@@ -1103,6 +1106,16 @@ on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         c->s->st.idle_closed++;
     }
+    if ((what & BEV_EVENT_ERROR) && bufferevent_get_openssl_error(c->bev) != 0) {
+        char why[256];
+        unsigned long e = bufferevent_get_openssl_error(c->bev);
+
+        while (bufferevent_get_openssl_error(c->bev) != 0) { /* take them all */
+        }
+        ERR_error_string_n(e, why, sizeof(why));
+        c->s->st.tls_errors++;
+        note(c->s, "tls_failed", c->peer_text, why);
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (what & BEV_EVENT_EOF) {
             struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -1273,6 +1286,9 @@ syslog_metrics(struct buf *b, void *arg)
                     "messages and connections from senders of no tenant", s->st.unknown_sender);
     metrics_counter(b, "kagari_syslog_connections_refused_total", NULL, s->st.conns_refused);
     metrics_counter(b, "kagari_syslog_idle_closed_total", NULL, s->st.idle_closed);
+    metrics_counter(b, "kagari_syslog_tls_errors_total",
+                    "TLS connections that failed (handshake, a certificate refused)",
+                    s->st.tls_errors);
     metrics_counter(b, "kagari_syslog_store_retries_total", NULL, s->st.retries);
     metrics_counter(b, "kagari_syslog_lost_total", "messages received but not stored", s->st.lost);
     metrics_counter(b, "kagari_syslog_udp_kernel_drops_total",
@@ -1343,9 +1359,18 @@ syslog_start(const struct config *cfg, void **state, char **errp)
         l->fd = -1;
         l->proto = spec.proto;
         snprintf(l->tenant, sizeof(l->tenant), "%s", spec.tenant);
-        if (spec.proto == P_TLS && s->ssl == NULL &&
-            (s->ssl = tls_server_context(sc->tls_cert, sc->tls_key, errp)) == NULL) {
-            goto fail;
+        if (spec.proto == P_TLS && s->ssl == NULL) {
+            if ((s->ssl = tls_server_context(sc->tls_cert, sc->tls_key, errp)) == NULL) {
+                goto fail;
+            }
+            /* Mutual TLS (RFC 5425 section 5): only senders with a certificate of this CA. */
+            if (sc->tls_ca != NULL) {
+                if (SSL_CTX_load_verify_locations(s->ssl, sc->tls_ca, NULL) != 1) {
+                    kg_err(errp, "syslog.tls_ca: %s: cannot read the CA certificates", sc->tls_ca);
+                    goto fail;
+                }
+                SSL_CTX_set_verify(s->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+            }
         }
         if (spec.proto == P_UDP) {
             if (open_udp(l, &ss, sl, sc->udp_buffer, &err) == -1) {

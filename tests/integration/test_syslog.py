@@ -382,3 +382,58 @@ def test_bad_settings_are_refused_with_their_place():
             p = d.cli("events", check_rc=1)
             check("kagari.conf.lua:" in p.stderr and want in p.stderr,
                   "%s: expected a message naming %r, got %r" % (text, want, p.stderr))
+
+
+def make_ca_and_client(folder):
+    """A CA, a client certificate it signed, and one it did not (self-signed)."""
+    def run(*args):
+        subprocess.run(list(args), check=True, capture_output=True, timeout=30, cwd=folder)
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2", "-subj", "/CN=it-ca")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "fw-key.pem", "-out", "fw.csr", "-subj", "/CN=PA-5220-TKY01")
+    run("openssl", "x509", "-req", "-in", "fw.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+        "-CAcreateserial", "-out", "fw.pem", "-days", "2")
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", "rogue-key.pem", "-out", "rogue.pem", "-days", "2", "-subj",
+        "/CN=rogue")
+    return [os.path.join(folder, n) for n in ("ca.pem", "fw.pem", "fw-key.pem", "rogue.pem",
+                                              "rogue-key.pem")]
+
+
+def test_tls_client_certificates():
+    """With syslog.tls_ca, only senders with a certificate of that CA get through."""
+    d = syslog_daemon("sl-mtls", ["tls 127.0.0.1:0 t1"], tls=True)
+    with d:
+        ca, fw, fwkey, rogue, roguekey = make_ca_and_client(d.dir)
+        with open(d.config, "a") as f:
+            f.write('syslog.tls_ca = %s\n' % json.dumps(ca))
+        d.start()
+        p = ports(d)
+
+        def send(cert, key, data, refused=True):
+            ctx = ssl.create_default_context(cafile=d.tls_cert)
+            if cert is not None:
+                ctx.load_cert_chain(cert, key)
+            s = socket.create_connection(("127.0.0.1", p["tls"]), timeout=10)
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+            s.sendall(data)
+            if refused:
+                try:
+                    s.recv(1)  # the server closes a refused client after the handshake
+                except (ssl.SSLError, OSError):
+                    pass
+            s.close()
+
+        for cert, key in ((None, None), (rogue, roguekey)):
+            try:
+                send(cert, key, fixture_lines("pan-os-system.log")[0] + b"\n")
+            except (ssl.SSLError, OSError):
+                pass
+        send(fw, fwkey, fixture_lines("pan-os-config.log")[2] + b"\n", refused=False)
+        wait_for(lambda: count(d, "alerts", "source = 'panos.config'") == 1, 10,
+                 "the line of the certified sender")
+        m = d.metrics()
+        check(m.get("kagari_syslog_tls_errors_total", 0) >= 2, "refused clients counted: %r" % m)
+        check(count(d, "alerts", "source = 'panos.system'") == 0,
+              "a sender without a certificate of the CA was stored")
