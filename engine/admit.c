@@ -184,6 +184,12 @@ admit_phase(void *arg)
                 b->dups++;
                 continue;
             }
+            if (b->alerts[i].cls == ALERT_CLASS_EVENT) {
+                /* An event is kept, not acted on: playbooks look events up; only alerts
+                 * start runs. */
+                stats.events++;
+                continue;
+            }
             if (run_route(b->t, &b->alerts[i], &nruns, &err) == -1) {
                 b->failed = 1;
                 break;
@@ -213,7 +219,11 @@ admit_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_admit_failures_total", NULL, stats.failed);
     metrics_counter(b, "kagari_admit_locked_total", NULL, stats.locked);
     metrics_counter(b, "kagari_runs_created_total", NULL, stats.runs);
-    metrics_counter(b, "kagari_events_stored_total", "records stored as events", stats.events);
+    /* One series for both kinds of events: the records of class event an intake stores
+     * with the alerts, and those a source stores in the event store (admit_events). */
+    metrics_counter(b, "kagari_events_stored_total",
+                    "Records of class event stored (kept for queries, not routed to playbooks).",
+                    stats.events);
     metrics_counter(b, "kagari_events_duplicate_total", NULL, stats.event_duplicates);
     metrics_counter(b, "kagari_events_retries_total",
                     "batches of events stored again after a locked or failed commit",
