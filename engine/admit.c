@@ -175,8 +175,13 @@ admit_phase(void *arg)
         }
         for (size_t i = 0; !b->events && i < b->n && !b->failed; i++) {
             int dup = 0, nruns = 0;
+            struct alert *a = &b->alerts[i];
 
-            if (store_alert_insert(b->t->db, &b->alerts[i], &dup, &err) == -1) {
+            /* The tenant's rule (tenants.<id>.events.alerts) may change the class the
+             * source gave the record; without one it stays. */
+            a->cls = admit_is_alert(b->t, a, a->cls != ALERT_CLASS_EVENT) ? ALERT_CLASS_ALERT
+                                                                          : ALERT_CLASS_EVENT;
+            if (store_alert_insert(b->t->db, a, &dup, &err) == -1) {
                 b->failed = 1;
                 break;
             }

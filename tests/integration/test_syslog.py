@@ -437,3 +437,29 @@ def test_tls_client_certificates():
         check(m.get("kagari_syslog_tls_errors_total", 0) >= 2, "refused clients counted: %r" % m)
         check(count(d, "alerts", "source = 'panos.system'") == 0,
               "a sender without a certificate of the CA was stored")
+
+
+def test_tenant_rule_applies_to_the_http_intake():
+    """The same per-tenant rule decides the class of records that arrive over the HTTP
+    intake: a rule's "!" keeps one as an event (stored, no run), a rule makes another an
+    alert, and "default" leaves the source's own class."""
+    d = Daemon("sl-rule-http")
+    with d:
+        with open(d.config, "a") as f:
+            f.write('\ntenants = { t1 = { events = { alerts = { "!it.quiet", '
+                    '"it.loud outcome=blocked", "default" } } } }\n')
+        for name in ("quiet", "loud", "plain"):
+            d.write_playbook("%s.lua" % name, playbook(name, "it.%s" % name, '    log.info("x")'))
+        d.start()
+        with d.client() as c:
+            for src, sid, cls in (("it.quiet", "q1", "alert"), ("it.loud", "l1", "event"),
+                                  ("it.loud", "l2", "event"), ("it.plain", "p1", "event")):
+                r = c.post({"source": src, "source_id": sid, "class": cls,
+                            "outcome": "blocked" if sid == "l1" else "succeeded"})
+                check(r.status == 202, "%s: %r" % (sid, r))
+        rows = dict(d.query("SELECT source_id, class FROM alerts"))
+        check(rows == {"q1": "event", "l1": "alert", "l2": "event", "p1": "event"},
+              "classes after the rule: %r" % rows)
+        aid = d.query("SELECT id FROM alerts WHERE source_id = 'l1'")[0][0]
+        check(d.wait_run_final(aid)["state"] == "done", "the alert's run")
+        check(len(d.db_runs()) == 1, "runs of events: %r" % d.db_runs())
