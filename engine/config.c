@@ -831,6 +831,20 @@ config_get_hosts(lua_State *L, struct config_ctx *c, int line, const char *path,
 
         lua_rawgeti(L, idx, (lua_Integer)i + 1);
         s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (f->kind == CONFIG_STRINGS) {
+            if (s == NULL || strlen(s) != len || len > CONFIG_STRINGS_ITEM_MAX) {
+                char *bad = xasprintf("%s[%zu]", path, i + 1);
+
+                lua_pop(L, 1);
+                config_fail(c, line, bad, "expected a string of at most %d bytes",
+                            CONFIG_STRINGS_ITEM_MAX);
+                free(bad);
+                return -1;
+            }
+            (*list)[i] = xstrdup(s);
+            lua_pop(L, 1);
+            continue;
+        }
         if (s == NULL || strlen(s) != len || !config_host_port_valid(s, len)) {
             char *bad = xasprintf("%s[%zu]", path, i + 1);
 
@@ -1157,6 +1171,7 @@ config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
     case CONFIG_PROXY:
         return config_get_url(L, c, line, path, 1, (char **)(base + f->offset));
     case CONFIG_HOSTS:
+    case CONFIG_STRINGS:
         return config_get_hosts(L, c, line, path, f);
     case CONFIG_TENANTS:
         return config_get_tenants(L, c, line, path, f);
@@ -1469,7 +1484,8 @@ config_fields_free(const struct config_field *fields, char *base)
             free(*sp);
             *sp = NULL;
             break;
-        case CONFIG_HOSTS: {
+        case CONFIG_HOSTS:
+        case CONFIG_STRINGS: {
             char ***list = (char ***)(base + f->offset);
             size_t *n = (size_t *)(base + f->count);
 

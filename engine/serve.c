@@ -14,6 +14,7 @@
 #include "engine/config.h"
 #include "engine/env.h"
 #include "engine/escalate.h"
+#include "engine/events.h"
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/plugin.h"
@@ -208,6 +209,7 @@ serve_main(const char *config_path)
         goto out;
     }
     admit_init();
+    events_start();
     if (escalate_start(&conf, &err) == -1 || sources_start(&conf, &err) == -1) {
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
@@ -261,6 +263,7 @@ out:
     }
     admit_shutdown(); /* answers what was never stored, before the listeners go */
     sources_stop();
+    events_stop();
     api_free(people_api);
     people_api = NULL;
     tenants_close(); /* frees the runs, which cancel their calls */
