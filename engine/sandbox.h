@@ -68,6 +68,14 @@ void sandbox_add_func(struct sandbox *sb, const char *name, lua_CFunction f);
  * are protected. Call once, after all sandbox_add_*. */
 void sandbox_freeze(struct sandbox *sb);
 
+/* Make the value at idx read-only, deeply, in place: a table becomes a read-only proxy
+ * (like the library tables: reads, #, pairs and ipairs work; writes, rawset and
+ * setmetatable raise "attempt to modify read-only table 'name'"), and so does every table
+ * reachable from it, including those a Lua function keeps in its upvalues (other than
+ * _ENV). Shared and cyclic structures stay shared. Other values are left as they are.
+ * Raises on a memory error. Only after sandbox_freeze. */
+void sandbox_freeze_value(lua_State *L, int idx, const char *name);
+
 /* Push onto L a new per-run environment table: reads fall back to the frozen globals
  * and raise "undeclared global 'x'" for a name that exists nowhere; writes stay in the
  * table. Its metatable is protected. */

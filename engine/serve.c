@@ -68,7 +68,7 @@ load_playbooks(void)
         free(err);
         return -1;
     }
-    if (playbook_set_load(sb, cfg->playbook_dir, &set, &errs) == -1) {
+    if (playbook_set_load_libs(sb, cfg->playbook_dir, cfg->playbook_lib_dir, &set, &errs) == -1) {
         log_err("playbooks.failed dir=%s error=%s", cfg->playbook_dir,
                 log_quote(errs ? errs : "?"));
         rc = -1;
