@@ -522,6 +522,18 @@ source_describe(void *state, struct buf *b)
     (void)!buf_printf(b, " intake=%s port=%d", in->listen, http_server_port(in->srv));
 }
 
+/* The HTTP intake takes the name the sender gives (or ?source=): these are the names
+ * kagari documents for the sources it covers, which senders are configured to use. */
+static const char *const intake_alert_sources[] = {
+    "entra.signin",    "entra.audit",         "entra.risk",
+    "entra.riskyuser", "defender.alert",      "mdo.alert",
+    "intune.audit",    "intune.device",       "azure.activity",
+    "azure.bastion",   "azure.firewall",      "azure.appgw",
+    "azure.waf",       "panos.threat",        "panos.traffic",
+    "panos.system",    "panos.config",        "panos.url",
+    "panos.wildfire",  "panos.globalprotect", NULL,
+};
+
 const struct source intake_source = {
     "http",
     "POST /api/v1/alerts with a tenant's bearer token: JSON alerts, arrays, Azure records",
@@ -531,4 +543,5 @@ const struct source intake_source = {
     source_stop,
     source_describe,
     intake_normalize,
+    intake_alert_sources,
 };

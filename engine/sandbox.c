@@ -2202,6 +2202,12 @@ sandbox_free(struct sandbox *sb)
     free(sb);
 }
 
+void
+sandbox_push_globals(struct sandbox *sb)
+{
+    lua_rawgetp(sb->L, LUA_REGISTRYINDEX, &sandbox_key_globals);
+}
+
 lua_State *
 sandbox_state(struct sandbox *sb)
 {

@@ -41,6 +41,9 @@ struct sandbox_task {
 struct sandbox *sandbox_new(size_t memory_cap, char **errp);
 void sandbox_free(struct sandbox *sb); /* NULL is a no-op */
 lua_State *sandbox_state(struct sandbox *sb);
+/* Push onto sandbox_state(sb) the table of its globals, for C code that looks at what a
+ * playbook can reach (the lint). Never hand it to playbook code. */
+void sandbox_push_globals(struct sandbox *sb);
 size_t sandbox_memory(const struct sandbox *sb); /* bytes in use */
 size_t sandbox_memory_cap(const struct sandbox *sb);
 /* Change the cap; lowering it below what is in use only makes further growth fail. */
