@@ -443,6 +443,20 @@ api_suggest(const struct api *api, const char *prefix, const char *name, int sou
     return best;
 }
 
+int
+api_check_meta(const struct api *api, char **errp)
+{
+    for (size_t i = 0; i < sizeof(api_meta) / sizeof(api_meta[0]); i++) {
+        const struct api_entry *e = api_find(api, api_meta[i].path);
+
+        if (e == NULL || e->kind != API_FUNCTION) {
+            return kg_err(errp, "%s: described in the metadata table but not a registered function",
+                          api_meta[i].path);
+        }
+    }
+    return 0;
+}
+
 /* ---- LuaLS annotations ---- */
 
 static const char api_annotations_head[] =
@@ -476,7 +490,8 @@ static const char api_annotations_head[] =
 static const char api_annotations_playbook[] =
     "\n"
     "---@class kagari.trigger\n"
-    "---@field source? string|string[] exact source names, or prefixes ending in *\n"
+    "---@field source? kagari.source|kagari.source[]|string|string[] exact names, or prefixes "
+    "ending in *\n"
     "---@field min_severity? \"informational\"|\"low\"|\"medium\"|\"high\"|\"critical\"\n"
     "---@field outcome? string|string[] unknown, blocked, attempted, succeeded\n"
     "\n"
@@ -577,6 +592,14 @@ api_write_annotations(const struct api *api, const char *dir, char **errp)
             rc |=
                 buf_printf(&b, "---@field %s fun(self: kagari.alert, ...): any\n", api->methods[i]);
         }
+    }
+    rc |= buf_puts(&b, "\n---The alert source names the registered sources give.\n"
+                       "---@alias kagari.source\n");
+    for (size_t i = 0; i < api->nsources; i++) {
+        rc |= buf_printf(&b, "---| \"%s\"\n", api->sources[i]);
+    }
+    if (api->nsources == 0) {
+        rc |= buf_puts(&b, "---| string\n");
     }
     rc |= buf_puts(&b, api_annotations_playbook);
     for (size_t i = 0; i < api->n; i++) {

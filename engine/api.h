@@ -51,6 +51,10 @@ int api_source_known(const struct api *api, const char *name);
  * prefix (NULL: the globals), or among the sources when sources is set. */
 const char *api_suggest(const struct api *api, const char *prefix, const char *name, int sources);
 
+/* Does every row of the metadata table name a registered function? -1 and *errp naming
+ * the first stale row. */
+int api_check_meta(const struct api *api, char **errp) KG_WUR;
+
 /* Write LuaLS annotation files (---@meta) for kagari's own globals into dir, which must
  * exist: kagari.lua with every built-in and connector module, and .luarc.json. */
 int api_write_annotations(const struct api *api, const char *dir, char **errp) KG_WUR;
