@@ -53,13 +53,17 @@ cmp_findings(const void *a, const void *b)
 static int
 print_findings(const char *path, struct lint_report *r)
 {
+    int problems = 0;
+
     if (r->n > 1) {
         qsort(r->v, r->n, sizeof(*r->v), cmp_findings);
     }
     for (size_t i = 0; i < r->n; i++) {
-        printf("%s:%d:%d: %s\n", path, r->v[i].line, r->v[i].col, r->v[i].msg);
+        printf("%s:%d:%d: %s%s\n", path, r->v[i].line, r->v[i].col, r->v[i].note ? "note: " : "",
+               r->v[i].msg);
+        problems += !r->v[i].note;
     }
-    return (int)r->n;
+    return problems;
 }
 
 /* The linted libraries, so that one shared by several playbooks is reported once. */

@@ -86,15 +86,16 @@ column(const struct lint *lt, int line, const char *name, int after_dot)
     return first ? first : 1;
 }
 
-static void report(struct lint *lt, int line, int col, const char *fmt, ...) KG_PRINTF(4, 5);
+static void vreport(struct lint *lt, int note, int line, int col, const char *fmt, va_list ap)
+    KG_PRINTF(5, 0);
 
+/* Add a finding (a note is advice, not a problem), unless its line says "lint: ignore". */
 static void
-report(struct lint *lt, int line, int col, const char *fmt, ...)
+vreport(struct lint *lt, int note, int line, int col, const char *fmt, va_list ap)
 {
     struct lint_report *r = lt->out;
     size_t n;
     const char *t = line_text(lt, line, &n);
-    va_list ap;
 
     for (size_t i = 0; i + 12 <= n; i++) {
         if (memcmp(t + i, "lint: ignore", 12) == 0) {
@@ -104,10 +105,55 @@ report(struct lint *lt, int line, int col, const char *fmt, ...)
     r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
     r->v[r->n].line = line;
     r->v[r->n].col = col;
-    va_start(ap, fmt);
+    r->v[r->n].note = note;
     r->v[r->n].msg = xvasprintf(fmt, ap);
-    va_end(ap);
     r->n++;
+}
+
+static void report(struct lint *lt, int line, int col, const char *fmt, ...) KG_PRINTF(4, 5);
+static void note(struct lint *lt, int line, int col, const char *fmt, ...) KG_PRINTF(4, 5);
+
+static void
+report(struct lint *lt, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(lt, 0, line, col, fmt, ap);
+    va_end(ap);
+}
+
+static void
+note(struct lint *lt, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(lt, 1, line, col, fmt, ap);
+    va_end(ap);
+}
+
+/* An unknown source name: a problem when it looks misspelt (close to a known name, or in
+ * a known family such as "entra."), a note otherwise (a sender's own name). */
+static void
+report_source(struct lint *lt, int line, int col, const char *what, const char *name)
+{
+    const char *near = api_suggest(lt->api, NULL, name, 1);
+    const char *dot = strchr(name, '.');
+    int family = 0;
+
+    for (size_t i = 0; dot != NULL && i < lt->api->nsources; i++) {
+        family |= strncmp(lt->api->sources[i], name, (size_t)(dot - name) + 1) == 0;
+    }
+    if (near != NULL || family) {
+        report(lt, line, col, "%s'%s' is not a source name any registered source gives%s%s%s", what,
+               name, near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        return;
+    }
+    note(lt, line, col,
+         "%s'%s' is not a source name any registered source gives (a sender's own name? "
+         "--source %s declares it)",
+         what, name, name);
 }
 
 /* " (did you mean 'x'?)" or "". The caller frees. */
@@ -510,10 +556,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
     case BC_EQK:
         k = bytecode_kstr(p, b);
         if (s[a] == V_ALERT_SOURCE && k != NULL && !api_source_known(lt->api, k)) {
-            hint = suggestion(lt, NULL, k, 1);
-            report(lt, line, column(lt, line, k, 0),
-                   "'%s' is not a source name any registered source gives%s", k, hint);
-            free(hint);
+            report_source(lt, line, column(lt, line, k, 0), "", k);
         }
         break;
     case BC_SETUPVAL:
@@ -745,7 +788,6 @@ lint_trigger(const struct api *api, const char *src, size_t len, const char *nam
     struct lint lt;
     size_t nl = strlen(name);
     int line = 1, col = 1;
-    char *hint;
 
     memset(&lt, 0, sizeof(lt));
     lt.api = api;
@@ -766,10 +808,7 @@ lint_trigger(const struct api *api, const char *src, size_t len, const char *nam
             line = 1; /* not written as a plain string: the file's first line */
         }
     }
-    hint = suggestion(&lt, NULL, name, 1);
-    report(&lt, line, col, "on.source: '%s' is not a source name any registered source gives%s",
-           name, hint);
-    free(hint);
+    report_source(&lt, line, col, "on.source: ", name);
 }
 
 void

@@ -15,6 +15,7 @@
 struct lint_finding {
     int line, col;
     char *msg;
+    int note; /* advice only: not counted as a problem */
 };
 
 struct lint_report {
@@ -29,8 +30,10 @@ struct lint_report {
  * has none. -1 and *errp when the chunk does not compile ("name:line: message"). */
 int lint_chunk(const struct api *api, lua_State *L, const char *shown, const char *src, size_t len,
                int flags, struct lint_report *out, char **errp) KG_WUR;
-/* A finding about a trigger source name (on.source) that no registered source gives: at
- * the name's first place in src. */
+/* A finding about a trigger source name (on.source) that no registered source gives, at
+ * the name's first place in src: a problem when it looks like a misspelling of a known
+ * name (close to one, or in a known family such as "entra."), else a note (a sender's own
+ * source name). */
 void lint_trigger(const struct api *api, const char *src, size_t len, const char *name,
                   struct lint_report *out);
 void lint_report_free(struct lint_report *r);

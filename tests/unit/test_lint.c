@@ -235,6 +235,17 @@ test_triggers(void)
     T_FINDING(&r, 3, 22, "on.source: 'entra.signn' is not a source name");
     T_FINDING(&r, 3, 22, "did you mean 'entra.signin'");
     T_FINDING(&r, 3, 48, "on.source: 'nope.*'");
+    /* A misspelling is a problem; a name of no known family may be a sender's own: a note. */
+    T_EQ_INT(r.n, 2);
+    if (r.n == 2) {
+        T_EQ_INT(r.v[0].note, 0);
+        T_EQ_INT(r.v[1].note, 1);
+        T_CONTAINS(r.v[1].msg, "--source nope.* declares it");
+    }
+    lint_report_free(&r);
+    lint_trigger(get_api(), src, strlen(src), "entra.nosuch", &r);
+    T_EQ_INT(r.n, 1);
+    T_EQ_INT(r.n == 1 ? r.v[0].note : 1, 0); /* a known family: a problem */
     lint_report_free(&r);
 }
 
