@@ -468,6 +468,13 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
             if (k != NULL && e != NULL && e->kind == API_TABLE) {
                 report(lt, line, column(lt, line, k, 1), "'%s' is read-only: cannot set '%s.%s'",
                        e->path, e->path, k);
+            } else if (lt->library && !f->is_main && a < (int)p->nup && f->upv_main[a]) {
+                const char *up = p->up[a].name ? p->up[a].name : "?";
+
+                report(lt, line, column(lt, line, up, 0),
+                       "a library function writes into '%s', a table of the library's top "
+                       "level: it is read-only once the library is loaded",
+                       up);
             }
             break;
         }

@@ -86,8 +86,15 @@ load_playbooks(void)
         }
         keep_previous(&set);
         for (size_t i = 0; i < set.n; i++) {
-            log_info("playbook.loaded name=%s version=%.12s file=%s", set.v[i]->name,
-                     set.v[i]->hash, set.v[i]->file);
+            struct buf libs;
+
+            buf_init(&libs, 0);
+            for (size_t k = 0; k < set.v[i]->nlibs; k++) {
+                (void)!buf_printf(&libs, "%s%s", k ? "," : " libraries=", set.v[i]->libs[k].name);
+            }
+            log_info("playbook.loaded name=%s version=%.12s file=%s%s", set.v[i]->name,
+                     set.v[i]->hash, set.v[i]->file, libs.len ? libs.data : "");
+            buf_free(&libs);
         }
         log_info("playbooks.loaded count=%zu dir=%s", set.n, cfg->playbook_dir);
         run_set_playbooks(&set);
