@@ -10,6 +10,7 @@
 
 #include "engine/env.h"
 #include "engine/plugin.h"
+#include "engine/run.h"
 #include "engine/sandbox.h"
 
 /* What a registered function cannot tell by itself. params is a LuaLS parameter list
@@ -261,6 +262,25 @@ cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Protected: push the table of a made-up alert with every field set. */
+static int
+l_sample_alert(lua_State *L)
+{
+    struct alert a;
+
+    memset(&a, 0, sizeof(a));
+    a.id = 1;
+    a.source = (char *)"x.y";
+    a.source_id = (char *)"1";
+    a.title = (char *)"t";
+    a.category = (char *)"c";
+    a.vendor_severity = (char *)"high";
+    a.outcome = (char *)"unknown";
+    a.raw = (char *)"{}";
+    run_push_alert(L, &a);
+    return 1;
+}
+
 int
 api_load(struct api *api, char **errp)
 {
@@ -296,6 +316,21 @@ api_load(struct api *api, char **errp)
     if (api->nmethods > 1) {
         qsort(api->methods, api->nmethods, sizeof(char *), cmp_str);
     }
+    lua_pushcfunction(L, l_sample_alert);
+    if (lua_pcall(L, 0, 1, 0) == LUA_OK) {
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                api->fields = xrealloc(api->fields, (api->nfields + 1) * sizeof(char *));
+                api->fields[api->nfields++] = xstrdup(lua_tostring(L, -2));
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    if (api->nfields > 1) {
+        qsort(api->fields, api->nfields, sizeof(char *), cmp_str);
+    }
     ns = plugin_sources(&sv);
     for (size_t i = 0; i < ns; i++) {
         for (size_t j = 0; sv[i]->alert_sources != NULL && sv[i]->alert_sources[j] != NULL; j++) {
@@ -322,6 +357,10 @@ api_free(struct api *api)
         free(api->methods[i]);
     }
     free(api->methods);
+    for (size_t i = 0; i < api->nfields; i++) {
+        free(api->fields[i]);
+    }
+    free(api->fields);
     for (size_t i = 0; i < api->nsources; i++) {
         free(api->sources[i]);
     }
@@ -353,6 +392,17 @@ api_has_method(const struct api *api, const char *name)
 {
     for (size_t i = 0; i < api->nmethods; i++) {
         if (strcmp(api->methods[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+api_has_field(const struct api *api, const char *name)
+{
+    for (size_t i = 0; i < api->nfields; i++) {
+        if (strcmp(api->fields[i], name) == 0) {
             return 1;
         }
     }
@@ -406,22 +456,33 @@ distance(const char *a, const char *b)
     return row[lb];
 }
 
+/* The closest of v[n] to name, if within bestd. */
+static const char *
+closest(char **v, size_t n, const char *name, const char *best, size_t *bestd)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t d = distance(name, v[i]);
+
+        if (d < *bestd) {
+            *bestd = d;
+            best = v[i];
+        }
+    }
+    return best;
+}
+
 const char *
-api_suggest(const struct api *api, const char *prefix, const char *name, int sources)
+api_suggest(const struct api *api, const char *prefix, const char *name, int what)
 {
     const char *best = NULL;
     size_t bestd = 3, pl = prefix ? strlen(prefix) : 0;
 
-    if (sources) {
-        for (size_t i = 0; i < api->nsources; i++) {
-            size_t d = distance(name, api->sources[i]);
-
-            if (d < bestd) {
-                bestd = d;
-                best = api->sources[i];
-            }
-        }
-        return best;
+    if (what == API_SUGGEST_SOURCES) {
+        return closest(api->sources, api->nsources, name, NULL, &bestd);
+    }
+    if (what == API_SUGGEST_ALERT) {
+        best = closest(api->fields, api->nfields, name, NULL, &bestd);
+        return closest(api->methods, api->nmethods, name, best, &bestd);
     }
     for (size_t i = 0; i < api->n; i++) {
         const char *p = api->v[i].path, *last;

@@ -32,6 +32,8 @@ struct api {
     size_t n;
     char **methods; /* the alert's methods (alert:observable ...) */
     size_t nmethods;
+    char **fields; /* the alert's fields (alert.source ...), sorted */
+    size_t nfields;
     char **sources; /* the alert source names of every registered source, sorted */
     size_t nsources;
 };
@@ -45,11 +47,15 @@ const struct api_entry *api_find(const struct api *api, const char *path);
 /* Same, for "prefix.name" without building the string. */
 const struct api_entry *api_member(const struct api *api, const char *prefix, const char *name);
 int api_has_method(const struct api *api, const char *name);
+int api_has_field(const struct api *api, const char *name);
 /* Is name a known alert source, or pattern ("azure.*") a prefix of one? */
 int api_source_known(const struct api *api, const char *name);
 /* The known name closest to name (edit distance at most 2), or NULL: among the members of
- * prefix (NULL: the globals), or among the sources when sources is set. */
-const char *api_suggest(const struct api *api, const char *prefix, const char *name, int sources);
+ * prefix (NULL: the globals), or among the sources when sources is set (API_SUGGEST_SOURCES),
+ * or the alert's fields and methods (API_SUGGEST_ALERT). */
+#define API_SUGGEST_SOURCES 1
+#define API_SUGGEST_ALERT 2
+const char *api_suggest(const struct api *api, const char *prefix, const char *name, int what);
 
 /* Does every row of the metadata table name a registered function? -1 and *errp naming
  * the first stale row. */

@@ -29,6 +29,12 @@ struct lint {
     struct lint_report *out;
     char **declared; /* globals the chunk assigns somewhere */
     size_t ndeclared;
+    /* Reads of alert fields that do not exist, reported at the end unless the chunk sets
+     * that field itself somewhere (alert.note = ...). */
+    struct lint_finding *unknown_fields; /* msg holds the field name */
+    size_t nunknown;
+    char **alert_sets;
+    size_t nalert_sets;
 };
 
 /* ---- findings ---- */
@@ -368,12 +374,31 @@ member_value(const struct lint *lt, int base, const char *k)
     return V_UNKNOWN;
 }
 
-/* Report base.k when base is a module without that member. */
+static void
+add_name(char ***v, size_t *n, const char *name)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof(char *));
+    (*v)[(*n)++] = xstrdup(name);
+}
+
+/* Report base.k when base is a module without that member; note a read of an alert
+ * field that does not exist. */
 static void
 check_member(struct lint *lt, int line, int base, const char *k)
 {
     const struct api_entry *e = entry(lt, base);
     char *hint;
+
+    if (k != NULL && base == V_ALERT && !api_has_field(lt->api, k) && !api_has_method(lt->api, k)) {
+        lt->unknown_fields =
+            xrealloc(lt->unknown_fields, (lt->nunknown + 1) * sizeof(*lt->unknown_fields));
+        lt->unknown_fields[lt->nunknown].line = line;
+        lt->unknown_fields[lt->nunknown].col = column(lt, line, k, 1);
+        lt->unknown_fields[lt->nunknown].msg = xstrdup(k);
+        lt->unknown_fields[lt->nunknown].note = 0;
+        lt->nunknown++;
+        return;
+    }
 
     if (k != NULL && e != NULL && e->kind == API_TABLE && api_member(lt->api, e->path, k) == NULL) {
         hint = suggestion(lt, e->path, k, 0);
@@ -464,6 +489,9 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
     case BC_SETTABUP:
         k = bytecode_kstr(p, b);
         if (!is_env(p, a)) {
+            if (k != NULL && a < (int)p->nup && f->upv[a] == V_ALERT) {
+                add_name(&lt->alert_sets, &lt->nalert_sets, k);
+            }
             e = entry(lt, a < (int)p->nup ? f->upv[a] : V_UNKNOWN);
             if (k != NULL && e != NULL && e->kind == API_TABLE) {
                 report(lt, line, column(lt, line, k, 1), "'%s' is read-only: cannot set '%s.%s'",
@@ -497,6 +525,9 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
     case BC_SETFIELD:
         e = entry(lt, s[a]);
         k = bytecode_kstr(p, b);
+        if (k != NULL && s[a] == V_ALERT) {
+            add_name(&lt->alert_sets, &lt->nalert_sets, k);
+        }
         if (k != NULL && e != NULL && e->kind == API_TABLE) {
             report(lt, line, column(lt, line, k, 1), "'%s' is read-only: cannot set '%s.%s'",
                    e->path, e->path, k);
@@ -777,6 +808,26 @@ lint_chunk(const struct api *api, lua_State *L, const char *shown, const char *s
     f.upv_main = &upm;
     f.is_main = 1;
     analyse(&lt, &f);
+    for (size_t i = 0; i < lt.nunknown; i++) {
+        struct lint_finding *u = &lt.unknown_fields[i];
+        int set = 0;
+
+        for (size_t j = 0; j < lt.nalert_sets && !set; j++) {
+            set = strcmp(lt.alert_sets[j], u->msg) == 0;
+        }
+        if (!set) {
+            const char *near = api_suggest(api, NULL, u->msg, API_SUGGEST_ALERT);
+
+            report(&lt, u->line, u->col, "the alert has no field '%s'%s%s%s", u->msg,
+                   near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        }
+        free(u->msg);
+    }
+    free(lt.unknown_fields);
+    for (size_t i = 0; i < lt.nalert_sets; i++) {
+        free(lt.alert_sets[i]);
+    }
+    free(lt.alert_sets);
     if (out->n - first > 1) {
         qsort(out->v + first, out->n - first, sizeof(*out->v), cmp_findings);
     }

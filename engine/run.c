@@ -305,6 +305,12 @@ push_alert(lua_State *L, const struct alert *a)
     luaL_setmetatable(L, "kagari.alert");
 }
 
+void
+run_push_alert(lua_State *L, const struct alert *a)
+{
+    push_alert(L, a);
+}
+
 /* ---- starting and resuming ---- */
 
 /* The trusted function at the bottom of every run's coroutine: bootstrap(chunk, env,

@@ -101,4 +101,8 @@ int run_lua_sleep(lua_State *L);
 /* The run's wall-clock deadline (ms since the epoch; 0 = none). */
 int64_t run_deadline_ms(const struct run *r);
 
+/* Push the table a run's alert is (raises on a memory error: call it protected). The
+ * lint reads its fields from it. */
+void run_push_alert(lua_State *L, const struct alert *a);
+
 #endif

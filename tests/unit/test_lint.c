@@ -98,7 +98,7 @@ test_each_class(void)
          "    local d = defender\n"                                 /* 18 */
          "    d.isolat(user)\n"                                     /* 19 */
          "    json.nul = 1\n"                                       /* 20 */
-         "    return u, err, x\n"                                   /* 21 */
+         "    return u, err, x, alert.sourc, alert.mine\n"          /* 21 */
          "  end,\n"
          "}\n",
          0, &r);
@@ -118,9 +118,11 @@ test_each_class(void)
     T_FINDING(&r, 19, 7,
               "unknown field 'isolat' of connector 'defender' (did you mean 'isolate'?)");
     T_FINDING(&r, 20, 10, "'json' is read-only");
+    T_FINDING(&r, 21, 29, "the alert has no field 'sourc' (did you mean 'source'?)");
+    T_FINDING(&r, 21, 42, "the alert has no field 'mine'");
     T_ASSERT(!has(&r, 17, 0, ""));
     T_FINDING(&r, 13, 14, "the result of defender.isolate is not checked");
-    T_EQ_INT(r.n, 15);
+    T_EQ_INT(r.n, 17);
     lint_report_free(&r);
 }
 
@@ -175,7 +177,9 @@ test_no_false_positives(void)
          "  on = { source = { 'defender.alert', 'entra.*' }, min_severity = 'medium' },\n"
          "  timeout = '10m',\n"
          "  run = function(alert)\n"
-         "    local host = alert:observable('host')\n"
+         "    alert.note = 'seen'\n"
+         "    local host = alert:observable('host') or alert.note\n"
+         "    local raw = alert.raw.properties and alert.raw.properties.id\n"
          "    local users = alert:values('user')\n"
          "    if alert.source == 'defender.alert' and host then\n"
          "      local m, err = defender.machine(host)\n"
