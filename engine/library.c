@@ -215,11 +215,18 @@ library_cached(lua_State *L, const char *version, const char *name)
     return found;
 }
 
+/* The message for a name that is not a library name. */
+#define LIBRARY_BAD_NAME                                                                           \
+    "require '%s': not a library name (1 to 64 letters, digits, '-', '_'; no dots or slashes)"
+
 int
 library_lua_unbound(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
 
+    if (!library_name_valid(name)) {
+        return luaL_error(L, LIBRARY_BAD_NAME, name);
+    }
     return luaL_error(L,
                       "require '%s': no library lib/%s.lua in this playbook version (require "
                       "takes a constant name, found when the playbook is loaded)",

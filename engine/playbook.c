@@ -282,7 +282,8 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
     return 0;
 }
 
-/* Protected: give the environment at index 1 the version's require (lightuserdata 2). */
+/* Protected: give the environment at index 1 the version's require (lightuserdata 2) and
+ * return it. */
 struct parse_ctx {
     struct sandbox *sb;
     struct playbook *pb;
@@ -294,8 +295,9 @@ l_parse_set_require(lua_State *L)
     struct parse_ctx *c = lua_touserdata(L, 2);
 
     library_push_require(L, c->sb, c->pb->hash, c->pb->libs, c->pb->nlibs);
+    lua_pushvalue(L, -1);
     lua_setfield(L, 1, "require");
-    return 0;
+    return 1;
 }
 
 /* Evaluate pb's source (its libraries and version already set) and check its table. Each
@@ -309,7 +311,7 @@ parse_common(struct sandbox *sb, struct playbook *pb, const char *file, char **e
     const char *base = strrchr(file, '/');
     char *chunkname = xasprintf("@%s", base ? base + 1 : file);
     char *err = NULL;
-    int top = lua_gettop(L), env;
+    int top = lua_gettop(L), env, req = 0;
     struct parse_ctx ctx = { sb, pb };
 
     pb->file = xstrdup(file);
@@ -323,10 +325,11 @@ parse_common(struct sandbox *sb, struct playbook *pb, const char *file, char **e
         lua_pushcfunction(L, l_parse_set_require);
         lua_pushvalue(L, env);
         lua_pushlightuserdata(L, &ctx);
-        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
             kg_err(errp, "%s: %s", file, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
             goto fail;
         }
+        req = lua_gettop(L); /* kept: the file may replace its global require */
     }
     if (sandbox_load(L, pb->source, pb->len, chunkname, env, &err) == -1) {
         kg_err(errp, "%s", err);
@@ -351,7 +354,7 @@ parse_common(struct sandbox *sb, struct playbook *pb, const char *file, char **e
         goto fail;
     }
     for (size_t i = 0; i < pb->nlibs; i++) {
-        lua_getfield(L, env, "require");
+        lua_pushvalue(L, req);
         lua_pushstring(L, pb->libs[i].name);
         if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
             char *msg = sandbox_error_message(L);
