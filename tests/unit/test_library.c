@@ -361,7 +361,63 @@ test_hostile_and_errors(void)
     teardown();
 }
 
+/* A long evaluation runs in the requiring run's time slices: the run yields (and the loop
+ * goes on) instead of holding the loop until the library is built. */
+static void
+test_time_slices(void)
+{
+    struct sandbox *sb = new_sandbox();
+    lua_State *L, *co;
+    struct sandbox_task task;
+    struct playbook_lib libs[2] = {
+        { (char *)"slow",
+          (char *)"local t = {}\nfor i = 1, 300000 do t[i] = i end\n"
+                  "return { n = #t, inner = require 'slower' }\n",
+          0 },
+        { (char *)"slower",
+          (char *)"local s = 0\nfor i = 1, 300000 do s = s + i end\n"
+                  "return s\n",
+          0 },
+    };
+    int rc, nres = 0, yields = 0;
+
+    T_REQUIRE(sb != NULL);
+    libs[0].len = strlen(libs[0].source);
+    libs[1].len = strlen(libs[1].source);
+    L = sandbox_state(sb);
+    co = lua_newthread(L);
+    memset(&task, 0, sizeof(task));
+    task.max_instructions = 1000000000ULL;
+    sandbox_task_attach(co, &task);
+    sandbox_push_env(sb, co);
+    library_push_require(co, sb, "vs", libs, 2);
+    lua_setfield(co, -2, "require");
+    T_REQUIRE(luaL_loadstring(co, "local s = require 'slow'\nreturn s.n, s.inner") == LUA_OK);
+    lua_pushvalue(co, -2);
+    lua_setupvalue(co, -2, 1);
+    lua_remove(co, -2);
+    for (;;) {
+        task.slice_end_us = util_mono_us() + 200; /* a short slice each time */
+        rc = lua_resume(co, L, 0, &nres);
+        if (rc != LUA_YIELD) {
+            break;
+        }
+        lua_pop(co, nres);
+        yields++;
+        T_REQUIRE(yields < 100000);
+    }
+    T_EQ_INT(rc, LUA_OK);
+    T_ASSERT(yields >= 2);
+    T_EQ_INT(nres, 2);
+    T_EQ_INT(lua_tointeger(co, -2), 300000);
+    T_EQ_INT(lua_tointeger(co, -1), 45000150000LL);
+    T_ASSERT(library_cached(L, "vs", "slow") && library_cached(L, "vs", "slower"));
+    lua_settop(L, 0);
+    sandbox_free(sb);
+}
+
 TEST_LIST = {
+    { "time_slices", test_time_slices },
     { "require_and_version", test_require_and_version },
     { "cached_and_readonly", test_cached_and_readonly },
     { "hostile_and_errors", test_hostile_and_errors },
