@@ -20,6 +20,8 @@
 #define V_ALERT_SOURCE (-2)
 #define V_CLOSURE (-1000) /* V_CLOSURE - k: the closure of nested function k */
 
+#define LINT_MAX_STATE (8u << 20) /* register values kept for one function (32 MiB) */
+
 struct lint {
     const struct api *api;
     const char *shown;
@@ -35,6 +37,8 @@ struct lint {
     size_t nunknown;
     char **alert_sets;
     size_t nalert_sets;
+    size_t *line_start; /* offset of each line in src */
+    size_t nlines;
 };
 
 /* ---- findings ---- */
@@ -45,9 +49,13 @@ line_text(const struct lint *lt, int line, size_t *n)
 {
     const char *p = lt->src, *end = lt->src + lt->len, *nl;
 
-    for (int l = 1; l < line && p < end; l++) {
-        nl = memchr(p, '\n', (size_t)(end - p));
-        p = nl ? nl + 1 : end;
+    if (lt->line_start != NULL && line >= 1 && (size_t)line <= lt->nlines) {
+        p = lt->src + lt->line_start[line - 1];
+    } else {
+        for (int l = 1; l < line && p < end; l++) {
+            nl = memchr(p, '\n', (size_t)(end - p));
+            p = nl ? nl + 1 : end;
+        }
     }
     nl = memchr(p, '\n', (size_t)(end - p));
     *n = (size_t)((nl ? nl : end) - p);
@@ -108,7 +116,9 @@ vreport(struct lint *lt, int note, int line, int col, const char *fmt, va_list a
             return;
         }
     }
-    r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
+    if ((r->n & (r->n - 1)) == 0) { /* capacity: the next power of two */
+        r->v = xrealloc(r->v, (r->n ? 2 * r->n : 1) * sizeof(*r->v));
+    }
     r->v[r->n].line = line;
     r->v[r->n].col = col;
     r->v[r->n].note = note;
@@ -377,6 +387,11 @@ member_value(const struct lint *lt, int base, const char *k)
 static void
 add_name(char ***v, size_t *n, const char *name)
 {
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*v)[i], name) == 0) {
+            return;
+        }
+    }
     *v = xrealloc(*v, (*n + 1) * sizeof(char *));
     (*v)[(*n)++] = xstrdup(name);
 }
@@ -390,8 +405,11 @@ check_member(struct lint *lt, int line, int base, const char *k)
     char *hint;
 
     if (k != NULL && base == V_ALERT && !api_has_field(lt->api, k) && !api_has_method(lt->api, k)) {
-        lt->unknown_fields =
-            xrealloc(lt->unknown_fields, (lt->nunknown + 1) * sizeof(*lt->unknown_fields));
+        if ((lt->nunknown & (lt->nunknown - 1)) == 0) {
+            lt->unknown_fields =
+                xrealloc(lt->unknown_fields,
+                         (lt->nunknown ? 2 * lt->nunknown : 1) * sizeof(*lt->unknown_fields));
+        }
         lt->unknown_fields[lt->nunknown].line = line;
         lt->unknown_fields[lt->nunknown].col = column(lt, line, k, 1);
         lt->unknown_fields[lt->nunknown].msg = xstrdup(k);
@@ -685,7 +703,10 @@ analyse(struct lint *lt, struct fn *f)
 {
     const struct bytecode_proto *p = f->p;
     size_t nr = (size_t)(p->max_stack > 0 ? p->max_stack : 1) + 2;
-    int *in = xcalloc(p->ncode * nr + 1, sizeof(int));
+    /* One register vector per instruction; past LINT_MAX_STATE entries (a huge
+     * function) nothing is followed and only what needs no value is checked. */
+    int big = p->ncode * nr > LINT_MAX_STATE;
+    int *in = xcalloc(big ? nr + 1 : p->ncode * nr + 1, sizeof(int));
     char *seen = xcalloc(p->ncode + 1, 1);
     int *work = xcalloc(p->ncode + 1, sizeof(int));
     char *queued = xcalloc(p->ncode + 1, 1);
@@ -710,7 +731,9 @@ analyse(struct lint *lt, struct fn *f)
             }
         }
     }
-    if (p->ncode > 0) {
+    if (big) {
+        memset(seen, 1, p->ncode);
+    } else if (p->ncode > 0) {
         if (f->alert_param) {
             in[0] = V_ALERT;
         }
@@ -749,12 +772,12 @@ analyse(struct lint *lt, struct fn *f)
     }
     for (size_t pc = 0; pc < p->ncode; pc++) {
         if (seen[pc]) {
-            check(lt, f, (int)pc, &in[pc * nr]);
+            check(lt, f, (int)pc, &in[big ? 0 : pc * nr]);
         }
     }
     for (size_t pc = 0; pc < p->ncode; pc++) {
         if (seen[pc] && BC_OP(p->code[pc]) == BC_CLOSURE) {
-            nested(lt, f, (int)pc, &in[pc * nr], setup);
+            nested(lt, f, (int)pc, &in[big ? 0 : pc * nr], setup);
         }
     }
     free(f->run_protos);
@@ -801,6 +824,16 @@ lint_chunk(const struct api *api, lua_State *L, const char *shown, const char *s
     lt.len = len;
     lt.library = (flags & LINT_LIBRARY) != 0;
     lt.out = out;
+    lt.line_start = xmalloc(sizeof(size_t));
+    lt.line_start[lt.nlines++] = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (src[i] == '\n') {
+            if ((lt.nlines & (lt.nlines - 1)) == 0) {
+                lt.line_start = xrealloc(lt.line_start, 2 * lt.nlines * sizeof(size_t));
+            }
+            lt.line_start[lt.nlines++] = i + 1;
+        }
+    }
     collect_globals(&lt, p);
     memset(&f, 0, sizeof(f));
     f.p = p;
@@ -828,6 +861,7 @@ lint_chunk(const struct api *api, lua_State *L, const char *shown, const char *s
         free(lt.alert_sets[i]);
     }
     free(lt.alert_sets);
+    free(lt.line_start);
     if (out->n - first > 1) {
         qsort(out->v + first, out->n - first, sizeof(*out->v), cmp_findings);
     }
