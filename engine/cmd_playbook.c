@@ -167,7 +167,9 @@ folder_files(const char *dir, size_t *n)
     while ((de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
 
-        if (de->d_name[0] != '.' && l > 4 && strcmp(de->d_name + l - 4, ".lua") == 0) {
+        /* *_test.lua files are playbook tests, not playbooks */
+        if (de->d_name[0] != '.' && l > 4 && strcmp(de->d_name + l - 4, ".lua") == 0 &&
+            !(l > 9 && strcmp(de->d_name + l - 9, "_test.lua") == 0)) {
             v = xrealloc(v, (*n + 1) * sizeof(char *));
             v[(*n)++] = xasprintf("%s/%s", dir, de->d_name);
         }
@@ -177,6 +179,42 @@ folder_files(const char *dir, size_t *n)
         qsort(v, *n, sizeof(char *), cmp_names);
     }
     return v;
+}
+
+/* The libraries of a playbook folder that no playbook linted so far uses: linted too, so
+ * that a library is checked before its first user is written. */
+static int
+lint_unused_libs(struct sandbox *sb, const struct api *api, const char *dir, const char *lib_dir,
+                 struct seen *seen)
+{
+    char *own = lib_dir ? NULL : xasprintf("%s/lib", dir);
+    size_t n;
+    char **files = folder_files(lib_dir ? lib_dir : own, &n);
+    int bad = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        struct lint_report r = { NULL, 0 };
+        size_t len = 0;
+        char *err = NULL;
+        char *src = seen_add(seen, files[k]) ? util_read_file(files[k], 1 << 20, &len, &err) : NULL;
+
+        if (src != NULL) {
+            if (lint_chunk(api, sandbox_state(sb), files[k], src, len, LINT_LIBRARY, &r, &err) ==
+                -1) {
+                printf("%s\n", err);
+                bad++;
+            } else {
+                bad += print_findings(files[k], &r);
+            }
+        }
+        lint_report_free(&r);
+        free(err);
+        free(src);
+        free(files[k]);
+    }
+    free(files);
+    free(own);
+    return bad;
 }
 
 static int
@@ -209,6 +247,7 @@ cmd_lint(int argc, char **argv, const struct lint_opts *o)
                 free(files[k]);
             }
             free(files);
+            bad += lint_unused_libs(sb, &api, argv[i], o->lib_dir, &seen);
         } else {
             bad += lint_file(sb, &api, argv[i], o->lib_dir, &seen);
         }

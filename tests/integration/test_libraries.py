@@ -167,6 +167,8 @@ def test_lint_cli_and_annotations():
           % (p.stdout, p.stderr))
     with Daemon("lintdeep") as d:
         write_lib(d, "h", "local n = 0\nlocal M = {}\nfunction M.f() n = n + 1 end\nreturn M\n")
+        write_lib(d, "unused", "return { f = function() return graph.usr('x') end }\n")
+        d.write_playbook("bad_test.lua", "this is a playbook test, not a playbook\n")
         path = d.write_playbook("bad.lua", '''local h = require "h"
 return playbook {
   name = "bad", on = { source = "entra.signn" },
@@ -186,8 +188,10 @@ return playbook {
                        "bad.lua:6:11: the result of graph.disable_user is not checked",
                        "bad.lua:7:5: sleep takes 1 argument",
                        "bad.lua:8:12: undeclared global 'undefined_global'",
-                       "lib/h.lua:3:16: a library function assigns 'n'"):
+                       "lib/h.lua:3:16: a library function assigns 'n'",
+                       "lib/unused.lua:1:38: unknown field 'usr' of connector 'graph'"):
             check(needle in out, "no %r in:\n%s" % (needle, out))
+        check("bad_test.lua" not in out, "lint took a playbook test for a playbook:\n%s" % out)
         p = run_cli(["playbook", "lint", "--source", "entra.signn", path])
         check("entra.signn" not in p.stdout, "--source did not add the name:\n%s" % p.stdout)
         p = run_cli(["playbook", "annotations", d.pbdir], check_rc=0)
