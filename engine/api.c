@@ -43,6 +43,10 @@ static const struct api_meta api_meta[] = {
     { "json.decode", "text: string", "any, string?", 1,
       "The value of a JSON text, or nil, message." },
     { "json.array", "t?: table", "table", 0, "Mark a table to encode as a JSON array." },
+    /* the alert's methods (alert:name) */
+    { "alert:observable", "type: string", "string?", 0, "the first observable value of that type" },
+    { "alert:values", "type?: string", "table", 0,
+      "the observable values of that type (every observable table without one)" },
     /* connectors (docs/connectors.md) */
     { "graph.user", "id: string", "table?, string?", -1, "An Entra ID user." },
     { "graph.disable_user", "id: string", "true?, string?", -1, "Disable a user account." },
@@ -505,10 +509,34 @@ api_suggest(const struct api *api, const char *prefix, const char *name, int wha
 }
 
 int
+api_method_args(const struct api *api, const char *name, int *min, int *max, const char **params)
+{
+    char *path = xasprintf("alert:%s", name);
+    const struct api_meta *m = meta_find(path);
+
+    (void)api;
+    free(path);
+    if (m == NULL) {
+        return 0;
+    }
+    count_params(m->params, min, max);
+    *params = m->params;
+    return 1;
+}
+
+int
 api_check_meta(const struct api *api, char **errp)
 {
     for (size_t i = 0; i < sizeof(api_meta) / sizeof(api_meta[0]); i++) {
         const struct api_entry *e = api_find(api, api_meta[i].path);
+
+        if (strncmp(api_meta[i].path, "alert:", 6) == 0) {
+            if (!api_has_method(api, api_meta[i].path + 6)) {
+                return kg_err(errp, "%s: described in the metadata table but not an alert method",
+                              api_meta[i].path);
+            }
+            continue;
+        }
 
         if (e == NULL || e->kind != API_FUNCTION) {
             return kg_err(errp, "%s: described in the metadata table but not a registered function",
@@ -643,12 +671,14 @@ api_write_annotations(const struct api *api, const char *dir, char **errp)
     buf_init(&b, 0);
     rc |= buf_puts(&b, api_annotations_head);
     for (size_t i = 0; i < api->nmethods; i++) {
-        if (strcmp(api->methods[i], "observable") == 0) {
-            rc |= buf_puts(&b, "---@field observable fun(self: kagari.alert, type: string): "
-                               "string? the first observable value of that type\n");
-        } else if (strcmp(api->methods[i], "values") == 0) {
-            rc |= buf_puts(&b, "---@field values fun(self: kagari.alert, type?: string): "
-                               "table the observable values of that type\n");
+        char *mpath = xasprintf("alert:%s", api->methods[i]);
+        const struct api_meta *m = meta_find(mpath);
+
+        free(mpath);
+        if (m != NULL) {
+            rc |=
+                buf_printf(&b, "---@field %s fun(self: kagari.alert%s%s): %s %s\n", api->methods[i],
+                           m->params[0] ? ", " : "", m->params, m->returns, m->summary);
         } else {
             rc |=
                 buf_printf(&b, "---@field %s fun(self: kagari.alert, ...): any\n", api->methods[i]);

@@ -57,6 +57,11 @@ int api_source_known(const struct api *api, const char *name);
 #define API_SUGGEST_ALERT 2
 const char *api_suggest(const struct api *api, const char *prefix, const char *name, int what);
 
+/* The argument counts of alert method name (self not counted) and its parameter list:
+ * 1, or 0 when the metadata table has no row for it. */
+int api_method_args(const struct api *api, const char *name, int *min, int *max,
+                    const char **params);
+
 /* Does every row of the metadata table name a registered function? -1 and *errp naming
  * the first stale row. */
 int api_check_meta(const struct api *api, char **errp) KG_WUR;

@@ -18,6 +18,7 @@
 #define V_UNKNOWN 0
 #define V_ALERT (-1)
 #define V_ALERT_SOURCE (-2)
+#define V_METHOD (-100)   /* V_METHOD - i: alert method i (api->methods[i]) */
 #define V_CLOSURE (-1000) /* V_CLOSURE - k: the closure of nested function k */
 
 #define LINT_MAX_STATE (8u << 20) /* register values kept for one function (32 MiB) */
@@ -465,6 +466,11 @@ transfer(const struct lint *lt, const struct fn *f, int pc, int *s)
         s[a] = k != NULL && e != NULL && e->kind == API_TABLE
                    ? value_of(lt, api_member(lt->api, e->path, k))
                    : V_UNKNOWN;
+        for (size_t m = 0; k != NULL && self == V_ALERT && m < lt->api->nmethods && m < 800; m++) {
+            if (strcmp(lt->api->methods[m], k) == 0) {
+                s[a] = V_METHOD - (int)m;
+            }
+        }
         return;
     }
     case BC_CLOSURE:
@@ -570,6 +576,23 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
         }
         break;
     case BC_CALL:
+        if (s[a] <= V_METHOD && s[a] > V_CLOSURE && b > 0) {
+            const char *m = lt->api->methods[V_METHOD - s[a]], *params;
+            int lo, hi;
+
+            if (api_method_args(lt->api, m, &lo, &hi, &params) &&
+                (b - 2 < lo || (hi >= 0 && b - 2 > hi))) {
+                int want = b - 2 < lo ? lo : hi;
+
+                report(lt, line, column(lt, line, m, 1),
+                       "alert:%s takes %s%d argument%s (%s), given %d", m,
+                       lo == hi     ? ""
+                       : b - 2 < lo ? "at least "
+                                    : "at most ",
+                       want, want == 1 ? "" : "s", params, b - 2);
+            }
+            break;
+        }
         e = entry(lt, s[a]);
         if (e == NULL || e->kind != API_FUNCTION) {
             break;

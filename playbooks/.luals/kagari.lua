@@ -24,7 +24,7 @@
 ---@field observables kagari.observable[]
 ---@field raw table the alert as received
 ---@field observable fun(self: kagari.alert, type: string): string? the first observable value of that type
----@field values fun(self: kagari.alert, type?: string): table the observable values of that type
+---@field values fun(self: kagari.alert, type?: string): table the observable values of that type (every observable table without one)
 
 ---The alert source names the registered sources give.
 ---@alias kagari.source

@@ -223,6 +223,26 @@ test_no_false_positives(void)
     lint_report_free(&r);
 }
 
+/* The alert's methods: argument counts from the metadata table (self not counted). */
+static void
+test_method_arity(void)
+{
+    struct lint_report r;
+
+    lint("return playbook{ name='m', on={}, run=function(alert)\n"
+         "  local a = alert:observable()\n"
+         "  local b = alert:values('user', 2)\n"
+         "  local c, d = alert:values(), alert:observable('ip')\n"
+         "  local e = alert:observable(table.unpack({ 'ip' }))\n"
+         "  return a, b, c, d, e\n"
+         "end }\n",
+         0, &r);
+    T_FINDING(&r, 2, 19, "alert:observable takes 1 argument (type: string), given 0");
+    T_FINDING(&r, 3, 19, "alert:values takes at most 1 argument (type?: string), given 2");
+    T_EQ_INT(r.n, 2);
+    lint_report_free(&r);
+}
+
 /* The triggers: names and prefixes no registered source gives. */
 static void
 test_triggers(void)
@@ -294,6 +314,7 @@ TEST_LIST = {
     { "each_class", test_each_class },
     { "library_rules", test_library_rules },
     { "no_false_positives", test_no_false_positives },
+    { "method_arity", test_method_arity },
     { "triggers", test_triggers },
     { "shipped_playbooks", test_shipped_playbooks },
     { NULL, NULL },
