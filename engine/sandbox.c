@@ -835,6 +835,33 @@ sandbox_is_frozen(lua_State *L, int idx)
     return frozen;
 }
 
+/* Give the proxy at proxy the metamethods of the real table at real that still make sense
+ * on a read-only view (__call, __tostring, __name, comparisons, operators, __concat),
+ * so that a library's objects keep behaving as they did. Reading, writing, length,
+ * iteration and the metatable itself stay the proxy's own. */
+static void
+sandbox_proxy_metamethods(lua_State *L, int real, int proxy)
+{
+    static const char *const keep[] = { "__call", "__tostring", "__name", "__eq",  "__lt",
+                                        "__le",   "__concat",   "__unm",  "__add", "__sub",
+                                        "__mul",  "__div",      "__mod",  "__pow", "__idiv",
+                                        "__band", "__bor",      "__bxor", "__shl", "__shr",
+                                        "__bnot", NULL };
+
+    if (!lua_getmetatable(L, real)) {
+        return;
+    }
+    lua_getmetatable(L, proxy);
+    for (size_t i = 0; keep[i] != NULL; i++) {
+        if (lua_getfield(L, -2, keep[i]) != LUA_TNIL) {
+            lua_setfield(L, -2, keep[i]);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 2);
+}
+
 /* Deep freeze, recursive part: the value at the top of L is replaced by its frozen form.
  * seen (at index seen) maps each table and function already visited to what replaces
  * it, so shared and cyclic structures are frozen once. */
@@ -862,6 +889,7 @@ sandbox_freeze_rec(lua_State *L, int seen, const char *name, int depth)
         lua_pushvalue(L, v);
         lua_pushvalue(L, -2);
         lua_rawset(L, seen); /* seen[real] = proxy */
+        sandbox_proxy_metamethods(L, v, lua_gettop(L));
         /* Freeze the values in place; setting an existing key keeps lua_next valid. */
         lua_pushnil(L);
         while (lua_next(L, v) != 0) {
