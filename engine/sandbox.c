@@ -70,6 +70,7 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar);
 static const char sandbox_key_globals = 'G'; /* the frozen globals table */
 static const char sandbox_key_libs = 'L';    /* name -> real library table, until freeze */
 static const char sandbox_key_frozen = 'F';  /* set of read-only proxies */
+static const char sandbox_key_real = 'R';    /* in a proxy's metatable: the real table */
 static const char sandbox_key_envmt = 'E';   /* the metatable shared by per-run envs */
 static const char sandbox_key_tb = 'T';      /* coroutine -> traceback of its last error */
 
@@ -811,6 +812,8 @@ sandbox_make_proxy(lua_State *L, const char *name)
     lua_pushvalue(L, real);
     lua_pushcclosure(L, l_sandbox_proxy_len, 1);
     lua_setfield(L, -2, "__len");
+    lua_pushvalue(L, real);
+    lua_rawsetp(L, -2, &sandbox_key_real);
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
@@ -820,6 +823,21 @@ sandbox_make_proxy(lua_State *L, const char *name)
     lua_rawset(L, -3);
     lua_pop(L, 1);
     lua_replace(L, real);
+}
+
+int
+sandbox_proxy_target(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) {
+        return 0;
+    }
+    if (lua_rawgetp(L, -1, &sandbox_key_real) == LUA_TTABLE) {
+        lua_remove(L, -2);
+        return 1;
+    }
+    lua_pop(L, 2);
+    return 0;
 }
 
 static int

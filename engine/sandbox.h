@@ -79,6 +79,11 @@ void sandbox_freeze(struct sandbox *sb);
  * Raises on a memory error. Only after sandbox_freeze. */
 void sandbox_freeze_value(lua_State *L, int idx, const char *name);
 
+/* When the value at idx is a read-only proxy, push the table it reads (never to be
+ * handed to playbook code) and return 1; else push nothing and return 0. Allocates
+ * nothing and never raises (for the JSON encoder, which must see a library's tables). */
+int sandbox_proxy_target(lua_State *L, int idx);
+
 /* Push onto L a new per-run environment table: reads fall back to the frozen globals
  * and raise "undeclared global 'x'" for a name that exists nowhere; writes stay in the
  * table. Its metatable is protected. */

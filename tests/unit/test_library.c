@@ -207,6 +207,7 @@ test_cached_and_readonly(void)
                       L, "local lib = require 'big'\n"
                          "assert(tostring(lib.v1) == 'v1' and lib.v1 == lib.v2)\n"
                          "assert(lib.v1(41) == 42)\n"
+                         "assert(json.encode(lib.nested) == '{\"deep\":[1,2]}')\n"
                          "return lib, #lib.list, lib.list[20000], lib.nested.deep[2]") == LUA_OK);
         lua_pushvalue(L, -2);
         lua_setupvalue(L, -2, 1);
