@@ -7,8 +7,10 @@ import os
 import re
 import signal
 
+from connhelp import ConnEnv, effects, expect_ok, lua_str
 from harness import (Daemon, check, expect_accepted, journal_summary, log_step, playbook,
                      run_cli, wait_for)
+from mockctl import ALICE, JIRO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -200,3 +202,29 @@ return playbook {
         check(text.startswith("---@meta") and "function defender.isolate(" in text,
               "annotations: %r" % text[:300])
         check(os.path.isfile(os.path.join(d.pbdir, ".luarc.json")), "no .luarc.json")
+
+
+def test_connectors_take_library_tables():
+    """A library's read-only tables passed to connectors (a list of ids, headers, a body)
+    reach the API as they read: C code sees a plain copy, not an empty table."""
+    lib = ('return { vip = { %s, %s }, headers = { ["X-Trace"] = "kagari" },\n'
+           '         body = { indicatorValue = "x", tags = { "a", "b" } } }\n'
+           % (lua_str(JIRO[0]), lua_str(ALICE[0])))
+    body = """
+    local soc = require "soc"
+    rec("confirm", idp.confirm_compromised(soc.vip))
+    rec("post", http.request{ method = "POST", url = alert.raw.mock .. "/api/indicators",
+        headers = soc.headers, body = soc.body })
+    """
+    with ConnEnv("libtables", {"libtables": body}, libs={"soc": lib}) as env:
+        out, run, journal = env.fire("libtables", raw={"mock": env.m.base_url}, timeout=60)
+        check(expect_ok(out, "confirm") is True, "confirm: %r" % out["confirm"])
+        req = effects(journal, "idp.confirm_compromised")[0]["request"]
+        check(req["body"] == {"userIds": [JIRO[0], ALICE[0]]}, "confirm body: %r" % req)
+        check(expect_ok(out, "post")["status"] in (200, 201, 401), "post: %r" % out["post"])
+        post = effects(journal, "http.request")[0]["request"]
+        check(post["body"] == {"indicatorValue": "x", "tags": ["a", "b"]},
+              "journaled body: %r" % post)
+
+
+test_connectors_take_library_tables.TIMEOUT = 90
