@@ -133,7 +133,7 @@ valid_name(const char *s)
 
 /* Read a string-or-list-of-strings field at idx into a string vector. */
 static int
-read_strv(lua_State *L, int idx, const char *what, char ***out, size_t *n, char **errp)
+read_strv_at(lua_State *L, int idx, const char *what, char ***out, size_t *n, char **errp)
 {
     if (lua_type(L, idx) == LUA_TSTRING) {
         *out = xmalloc(sizeof(char *));
@@ -164,6 +164,20 @@ read_strv(lua_State *L, int idx, const char *what, char ***out, size_t *n, char 
         lua_pop(L, 1);
     }
     return 0;
+}
+
+/* The same, reading a library's read-only list through the table it shows (this runs
+ * unprotected: sandbox_proxy_target neither allocates nor raises). */
+static int
+read_strv(lua_State *L, int idx, const char *what, char ***out, size_t *n, char **errp)
+{
+    int shown = lua_checkstack(L, 4) && sandbox_proxy_target(L, idx);
+    int rc = read_strv_at(L, shown ? lua_gettop(L) : idx, what, out, n, errp);
+
+    if (shown) {
+        lua_pop(L, 1);
+    }
+    return rc;
 }
 
 /* Check the table at the top of L and fill pb. Only raw access: a playbook's table may

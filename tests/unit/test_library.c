@@ -354,6 +354,18 @@ test_hostile_and_errors(void)
     ok = parse(sb, "good.lua", "return playbook{ name='g', on={}, run=function() end }\n", &err);
     T_ASSERT(ok != NULL);
     playbook_unref(ok);
+    /* A trigger taken from a library's (read-only) table. */
+    write_at(libdir, "trig.lua",
+             "return { on = { source = { 'a.b', 'c.*' }, outcome = 'succeeded' } }\n");
+    ok = parse(
+        sb, "trig.lua",
+        "local t = require 'trig'\nreturn playbook{ name='t', on=t.on, run=function() end }\n",
+        &err);
+    T_REQUIRE(ok != NULL);
+    T_EQ_INT(ok->nsources, 2);
+    T_EQ_STR(ok->nsources == 2 ? ok->sources[1] : "", "c.*");
+    T_EQ_INT(ok->noutcomes, 1);
+    playbook_unref(ok);
     /* A runtime require of a name the version does not carry. */
     write_at(libdir, "one.lua", "return 1\n");
     ok = parse(sb, "dyn.lua",
