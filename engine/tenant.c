@@ -290,7 +290,8 @@ tenant_version(struct tenant *t, const char *hash)
      * version's options (dry_run, timeout, instructions), not just its code. */
     {
         char *err = NULL;
-        struct sandbox *sb = hooks.sandbox_new(16u << 20, &err);
+        /* as much room as loading the folder has: the version's libraries are evaluated */
+        struct sandbox *sb = hooks.sandbox_new(64u << 20, &err);
         struct store_lib *sl = NULL;
         struct playbook_lib *libs = NULL;
         size_t nl = 0;
