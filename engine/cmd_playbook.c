@@ -181,6 +181,55 @@ folder_files(const char *dir, size_t *n)
     return v;
 }
 
+/* Lint one library file (once). Returns the number of problems. */
+static int
+lint_library(struct sandbox *sb, const struct api *api, const char *path, struct seen *seen)
+{
+    struct lint_report r = { NULL, 0 };
+    size_t len = 0;
+    char *err = NULL;
+    char *src;
+    int bad = 0;
+
+    if (!seen_add(seen, path)) {
+        return 0;
+    }
+    src = util_read_file(path, 1 << 20, &len, &err);
+    if (src == NULL ||
+        lint_chunk(api, sandbox_state(sb), path, src, len, LINT_LIBRARY, &r, &err) == -1) {
+        printf("%s\n", err ? err : path);
+        bad++;
+    } else {
+        bad += print_findings(path, &r);
+        if (bad == 0) {
+            printf("%s: ok: library\n", path);
+        }
+    }
+    lint_report_free(&r);
+    free(err);
+    free(src);
+    return bad;
+}
+
+/* Is path a library file: in a folder named lib, or in lib_dir? */
+static int
+is_library_path(const char *path, const char *lib_dir)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) : 0;
+
+    if (lib_dir != NULL) {
+        size_t ll = strlen(lib_dir);
+
+        while (ll > 1 && lib_dir[ll - 1] == '/') {
+            ll--;
+        }
+        return slash != NULL && dl == ll && strncmp(path, lib_dir, ll) == 0;
+    }
+    return slash != NULL && dl >= 3 && strncmp(slash - 3, "lib", 3) == 0 &&
+           (dl == 3 || slash[-4] == '/');
+}
+
 /* The libraries of a playbook folder that no playbook linted so far uses: linted too, so
  * that a library is checked before its first user is written. */
 static int
@@ -193,23 +242,7 @@ lint_unused_libs(struct sandbox *sb, const struct api *api, const char *dir, con
     int bad = 0;
 
     for (size_t k = 0; k < n; k++) {
-        struct lint_report r = { NULL, 0 };
-        size_t len = 0;
-        char *err = NULL;
-        char *src = seen_add(seen, files[k]) ? util_read_file(files[k], 1 << 20, &len, &err) : NULL;
-
-        if (src != NULL) {
-            if (lint_chunk(api, sandbox_state(sb), files[k], src, len, LINT_LIBRARY, &r, &err) ==
-                -1) {
-                printf("%s\n", err);
-                bad++;
-            } else {
-                bad += print_findings(files[k], &r);
-            }
-        }
-        lint_report_free(&r);
-        free(err);
-        free(src);
+        bad += lint_library(sb, api, files[k], seen);
         free(files[k]);
     }
     free(files);
@@ -248,6 +281,8 @@ cmd_lint(int argc, char **argv, const struct lint_opts *o)
             }
             free(files);
             bad += lint_unused_libs(sb, &api, argv[i], o->lib_dir, &seen);
+        } else if (is_library_path(argv[i], o->lib_dir)) {
+            bad += lint_library(sb, &api, argv[i], &seen);
         } else {
             bad += lint_file(sb, &api, argv[i], o->lib_dir, &seen);
         }
@@ -304,8 +339,9 @@ cmd_playbook_exec(int argc, char **argv)
         "API: undeclared globals, unknown module members and alert methods, argument\n"
         "counts, unchecked results of calls that return nil, err, and source names.\n"
         "Prints FILE:LINE:COL: message for each problem; exits 1 when there is any.\n"
-        "A DIR lints every *.lua in it. Libraries come from lib/ beside each file\n"
-        "(--lib-dir names another folder); --source adds a source name your senders use.\n"
+        "A DIR lints every *.lua in it and its libraries; a FILE in a lib folder is\n"
+        "linted as a library. Libraries come from lib/ beside each file (--lib-dir\n"
+        "names another folder); --source adds a source name your senders use.\n"
         "annotations: write DIR/.luals/kagari.lua (LuaLS ---@meta for every kagari\n"
         "function) and DIR/.luarc.json, so that editors complete and check playbooks.\n";
     struct lint_opts o = { NULL, NULL, 0 };

@@ -194,6 +194,12 @@ return playbook {
                        "lib/unused.lua:1:38: unknown field 'usr' of connector 'graph'"):
             check(needle in out, "no %r in:\n%s" % (needle, out))
         check("bad_test.lua" not in out, "lint took a playbook test for a playbook:\n%s" % out)
+        p = run_cli(["playbook", "lint", os.path.join(d.pbdir, "lib", "h.lua")])
+        check(p.returncode == 1 and "h.lua:3:16: a library function assigns 'n'" in p.stdout,
+              "a library file linted alone: %d %s" % (p.returncode, p.stdout))
+        p = run_cli(["playbook", "lint", os.path.join(ROOT, "playbooks", "lib", "soc.lua")],
+                    check_rc=0)
+        check("soc.lua: ok: library" in p.stdout, "a good library: %r" % p.stdout)
         p = run_cli(["playbook", "lint", "--source", "entra.signn", path])
         check("entra.signn" not in p.stdout, "--source did not add the name:\n%s" % p.stdout)
         p = run_cli(["playbook", "annotations", d.pbdir], check_rc=0)
