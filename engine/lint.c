@@ -13,11 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/alert.h"
 #include "engine/bytecode.h"
 
 #define V_UNKNOWN 0
 #define V_ALERT (-1)
 #define V_ALERT_SOURCE (-2)
+#define V_ALERT_SEVERITY (-3)
+#define V_ALERT_OUTCOME (-4)
 #define V_METHOD (-100)   /* V_METHOD - i: alert method i (api->methods[i]) */
 #define V_CLOSURE (-1000) /* V_CLOSURE - k: the closure of nested function k */
 
@@ -180,6 +183,15 @@ suggestion(const struct lint *lt, const char *prefix, const char *name, int sour
     const char *s = api_suggest(lt->api, prefix, name, sources);
 
     return s ? xasprintf(" (did you mean '%s'?)", s) : xstrdup("");
+}
+
+/* Is s exactly a severity name as alert.severity holds it (lower case, full)? */
+static int
+severity_exact(const char *s)
+{
+    int sev = severity_from_name(s);
+
+    return sev >= 0 && strcmp(severity_name(sev), s) == 0;
 }
 
 /* ---- what the chunk declares ---- */
@@ -382,6 +394,12 @@ member_value(const struct lint *lt, int base, const char *k)
     if (k != NULL && base == V_ALERT && strcmp(k, "source") == 0) {
         return V_ALERT_SOURCE;
     }
+    if (k != NULL && base == V_ALERT && strcmp(k, "severity") == 0) {
+        return V_ALERT_SEVERITY;
+    }
+    if (k != NULL && base == V_ALERT && strcmp(k, "outcome") == 0) {
+        return V_ALERT_OUTCOME;
+    }
     return V_UNKNOWN;
 }
 
@@ -580,6 +598,19 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
             const char *m = lt->api->methods[V_METHOD - s[a]], *params;
             int lo, hi;
 
+            uint32_t prev = pc > 0 ? p->code[pc - 1] : 0;
+            const char *type = pc > 0 && BC_OP(prev) == BC_LOADK && BC_A(prev) == a + 2
+                                   ? bytecode_kstr(p, BC_BX(prev))
+                                   : NULL;
+
+            if (type != NULL && b == 3 &&
+                (strcmp(m, "observable") == 0 || strcmp(m, "values") == 0) &&
+                observable_type_valid(type) == -1) {
+                report(lt, line, column(lt, line, type, 0),
+                       "'%s' is not an observable type (user, ip, host, device, url, domain, "
+                       "hash, email, process)",
+                       type);
+            }
             if (api_method_args(lt->api, m, &lo, &hi, &params) &&
                 (b - 2 < lo || (hi >= 0 && b - 2 > hi))) {
                 int want = b - 2 < lo ? lo : hi;
@@ -636,6 +667,18 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
         k = bytecode_kstr(p, b);
         if (s[a] == V_ALERT_SOURCE && k != NULL && !api_source_known(lt->api, k)) {
             report_source(lt, line, column(lt, line, k, 0), "", k);
+        }
+        if (s[a] == V_ALERT_SEVERITY && k != NULL && !severity_exact(k)) {
+            report(lt, line, column(lt, line, k, 0),
+                   "alert.severity is never '%s': it is one of informational, low, medium, high, "
+                   "critical",
+                   k);
+        }
+        if (s[a] == V_ALERT_OUTCOME && k != NULL && outcome_valid(k) == -1) {
+            report(lt, line, column(lt, line, k, 0),
+                   "alert.outcome is never '%s': it is one of unknown, blocked, attempted, "
+                   "succeeded",
+                   k);
         }
         break;
     case BC_SETUPVAL:

@@ -241,6 +241,21 @@ test_method_arity(void)
     T_FINDING(&r, 3, 19, "alert:values takes at most 1 argument (type?: string), given 2");
     T_EQ_INT(r.n, 2);
     lint_report_free(&r);
+    /* Misspelt values the alert's fields and methods can never have. */
+    lint("return playbook{ name='m', on={}, run=function(alert)\n"
+         "  if alert.severity == 'hihg' or alert.severity == 'High' then return end\n"
+         "  if alert.outcome ~= 'succeded' then return end\n"
+         "  local u = alert:observable('usr')\n"
+         "  local ok = alert.severity == 'critical' and alert.outcome == 'blocked'\n"
+         "  return u, ok, alert:values('ip'), alert:observable('host')\n"
+         "end }\n",
+         0, &r);
+    T_FINDING(&r, 2, 25, "alert.severity is never 'hihg'");
+    T_FINDING(&r, 2, 53, "alert.severity is never 'High'");
+    T_FINDING(&r, 3, 24, "alert.outcome is never 'succeded'");
+    T_FINDING(&r, 4, 31, "'usr' is not an observable type");
+    T_EQ_INT(r.n, 4);
+    lint_report_free(&r);
 }
 
 /* The triggers: names and prefixes no registered source gives. */
