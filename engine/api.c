@@ -43,6 +43,16 @@ static const struct api_meta api_meta[] = {
     { "json.decode", "text: string", "any, string?", 1,
       "The value of a JSON text, or nil, message." },
     { "json.array", "t?: table", "table", 0, "Mark a table to encode as a JSON array." },
+    { "state.get", "key: string", "any, string?", 1,
+      "The value stored under key, or nil (journaled)." },
+    { "state.put", "key: string, value: any, opts?: table", "true?, string?", 1,
+      "Store a value under key until its ttl ({ttl = \"1h\"}; default 30 days)." },
+    { "state.incr", "key: string, opts?: table", "integer?, string?", 1,
+      "Add by (default 1) to a counter ({window = \"1h\", by = 1}); the new count." },
+    { "state.delete", "key: string", "boolean", 0, "Remove the entry; true when there was one." },
+    { "alerts.recent", "query: table", "table?, string?", 1,
+      "Earlier alerts with an observable value: {observable =, type =, since =, source =, "
+      "limit =}." },
     /* the alert's methods (alert:name) */
     { "alert:observable", "type: string", "string?", 0, "the first observable value of that type" },
     { "alert:values", "type?: string", "table", 0,

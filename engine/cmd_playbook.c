@@ -1,6 +1,7 @@
 /* cmd_playbook.c: `kagari playbook lint` (the declaration, evaluated in the sandbox, and
- * the deep lint of the code and its libraries against the real API) and `kagari playbook
- * annotations` (LuaLS files for editors, written from the same API description). */
+ * the deep lint of the code and its libraries against the real API), `kagari playbook
+ * test` (run the playbooks' own tests, engine/ptest.c) and `kagari playbook annotations`
+ * (LuaLS files for editors, written from the same API description). */
 #include "engine/cmd.h"
 
 #include <dirent.h>
@@ -8,17 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/api.h"
+#include "engine/config.h"
 #include "engine/env.h"
 #include "engine/lint.h"
 #include "engine/playbook.h"
+#include "engine/ptest.h"
 #include "engine/sandbox.h"
 
 struct lint_opts {
     const char *lib_dir;
     char **sources; /* extra known source names */
     size_t nsources;
+    int verbose;        /* test: list every check */
+    const char *config; /* test: the configuration naming the playbook folder */
 };
 
 static int
@@ -33,6 +39,12 @@ cmd_playbook_opt(int c, const char *arg, void *ud)
     case 's':
         o->sources = xrealloc(o->sources, (o->nsources + 1) * sizeof(char *));
         o->sources[o->nsources++] = xstrdup(arg);
+        return 0;
+    case 'v':
+        o->verbose = 1;
+        return 0;
+    case 'c':
+        o->config = arg;
         return 0;
     default:
         return -1;
@@ -322,17 +334,46 @@ cmd_annotations(const char *dir)
     return 0;
 }
 
+/* kagari playbook test: the given paths, else the configured playbook folder (when
+ * --config is given or the default configuration file exists), else ./playbooks. */
+static int
+cmd_playbook_test(int argc, char **argv, const struct lint_opts *o)
+{
+    static char playbooks[] = "playbooks";
+    char *dirs[] = { playbooks };
+    const char *path = o->config ? o->config : cmd_default_config();
+    struct config cfg;
+    char *err = NULL;
+    int rc;
+
+    if (argc > 0) {
+        return ptest_main(argv, argc, o->verbose);
+    }
+    if (o->config == NULL && access(path, R_OK) != 0) {
+        return ptest_main(dirs, 1, o->verbose);
+    }
+    if (config_load(path, &cfg, &err) == -1) {
+        rc = cmd_fail("%s", err);
+        free(err);
+        return rc;
+    }
+    dirs[0] = cfg.playbook_dir;
+    rc = ptest_main(dirs, 1, o->verbose);
+    config_free(&cfg);
+    return rc;
+}
+
 static int
 cmd_playbook_exec(int argc, char **argv)
 {
     static const struct option lo[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "lib-dir", required_argument, NULL, 'l' },
-        { "source", required_argument, NULL, 's' },
-        { NULL, 0, NULL, 0 },
+        { "help", no_argument, NULL, 'h' },         { "lib-dir", required_argument, NULL, 'l' },
+        { "source", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
+        { "config", required_argument, NULL, 'c' }, { NULL, 0, NULL, 0 },
     };
     static const char help[] =
         "usage: kagari playbook lint [--lib-dir DIR] [--source NAME]... FILE|DIR...\n"
+        "       kagari playbook test [-v] [--config FILE] [DIR|FILE_test.lua]...\n"
         "       kagari playbook annotations DIR\n"
         "lint: check that each playbook evaluates in the sandbox and returns a valid\n"
         "playbook{}, then check its code and the libraries it requires against the real\n"
@@ -342,15 +383,20 @@ cmd_playbook_exec(int argc, char **argv)
         "A DIR lints every *.lua in it and its libraries; a FILE in a lib folder is\n"
         "linted as a library. Libraries come from lib/ beside each file (--lib-dir\n"
         "names another folder); --source adds a source name your senders use.\n"
+        "test: run the playbook tests (*_test.lua) of each folder or file (default: the\n"
+        "configuration's playbook folder, else ./playbooks), without a daemon and\n"
+        "without network; -v lists every check. Exit status 1 when a check failed.\n"
         "annotations: write DIR/.luals/kagari.lua (LuaLS ---@meta for every kagari\n"
         "function) and DIR/.luarc.json, so that editors complete and check playbooks.\n";
-    struct lint_opts o = { NULL, NULL, 0 };
-    int r = cmd_parse_opts(argc, argv, lo, "hl:s:", cmd_playbook_opt, &o);
+    struct lint_opts o = { NULL, NULL, 0, 0, NULL };
+    int r = cmd_parse_opts(argc, argv, lo, "hl:s:vc:", cmd_playbook_opt, &o);
     int rc;
 
-    if (r != 0 || optind + 2 > argc ||
-        (strcmp(argv[optind], "lint") != 0 && strcmp(argv[optind], "annotations") != 0) ||
-        (strcmp(argv[optind], "annotations") == 0 && optind + 2 != argc)) {
+    if (r == 0 && optind < argc && strcmp(argv[optind], "test") == 0) {
+        rc = cmd_playbook_test(argc - optind - 1, argv + optind + 1, &o);
+    } else if (r != 0 || optind + 2 > argc ||
+               (strcmp(argv[optind], "lint") != 0 && strcmp(argv[optind], "annotations") != 0) ||
+               (strcmp(argv[optind], "annotations") == 0 && optind + 2 != argc)) {
         fputs(help, r == 1 ? stdout : stderr);
         rc = r == 1 ? 0 : 2;
     } else if (strcmp(argv[optind], "annotations") == 0) {
@@ -367,7 +413,7 @@ cmd_playbook_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_playbook_entry = {
     .name = "playbook",
-    .usage = "playbook lint|annotations",
-    .summary = "check playbook files; write editor annotations",
+    .usage = "playbook lint|test|annotations",
+    .summary = "check playbook files; run their tests; write editor annotations",
     .exec = cmd_playbook_exec,
 };

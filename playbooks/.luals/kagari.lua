@@ -63,6 +63,15 @@
 ---@field instructions? integer
 ---@field dry_run? boolean
 
+---@class kagari.alerts
+alerts = {}
+
+---Earlier alerts with an observable value: {observable =, type =, since =, source =, limit =}.
+---@param query table
+---@return table?
+---@return string?
+function alerts.recent(query) end
+
 ---@class kagari.defender
 defender = {}
 
@@ -339,3 +348,32 @@ function security.update_incident(id, fields) end
 ---@param seconds number
 ---@return true
 function sleep(seconds) end
+
+---@class kagari.state
+state = {}
+
+---Remove the entry; true when there was one.
+---@param key string
+---@return boolean
+function state.delete(key) end
+
+---The value stored under key, or nil (journaled).
+---@param key string
+---@return any
+---@return string?
+function state.get(key) end
+
+---Add by (default 1) to a counter ({window = "1h", by = 1}); the new count.
+---@param key string
+---@param opts? table
+---@return integer?
+---@return string?
+function state.incr(key, opts) end
+
+---Store a value under key until its ttl ({ttl = "1h"}; default 30 days).
+---@param key string
+---@param value any
+---@param opts? table
+---@return true?
+---@return string?
+function state.put(key, value, opts) end
