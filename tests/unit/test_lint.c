@@ -296,7 +296,9 @@ test_shipped_playbooks(void)
     static const char *const files[] = { "playbooks/triage.lua",
                                          "playbooks/contain-compromised-user.lua",
                                          "playbooks/isolate-defender-device.lua",
-                                         "playbooks/escalate-critical.lua", NULL };
+                                         "playbooks/escalate-critical.lua",
+                                         "docs/examples/playbooks/repeat-sign-in.lua",
+                                         NULL };
 
     for (size_t i = 0; files[i] != NULL; i++) {
         size_t len = 0;
