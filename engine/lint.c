@@ -10,6 +10,7 @@
 #include "engine/lint.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,8 +22,16 @@
 #define V_ALERT_SOURCE (-2)
 #define V_ALERT_SEVERITY (-3)
 #define V_ALERT_OUTCOME (-4)
+#define V_KNIL (-5)       /* constants: nil */
+#define V_KBOOL (-6)      /* a boolean */
+#define V_KNUM (-7)       /* a number (or a string that reads as one) */
+#define V_KTABLE (-8)     /* a new table */
+#define V_KSTRX (-9)      /* a string whose value this function does not know */
 #define V_METHOD (-100)   /* V_METHOD - i: alert method i (api->methods[i]) */
 #define V_CLOSURE (-1000) /* V_CLOSURE - k: the closure of nested function k */
+#define V_KSTR (-2000000) /* V_KSTR - i: the string constant K[i] of this function */
+#define IS_CLOSURE(v) ((v) <= V_CLOSURE && (v) > V_KSTR)
+#define IS_KSTR(v) ((v) <= V_KSTR)
 
 #define LINT_MAX_STATE (8u << 20) /* register values kept for one function (32 MiB) */
 
@@ -445,6 +454,152 @@ check_member(struct lint *lt, int line, int base, const char *k)
     }
 }
 
+/* The value of constant K[idx] in a register. */
+static int
+const_value(const struct bytecode_proto *p, int idx)
+{
+    const struct bytecode_const *k;
+    char *end;
+
+    if (idx < 0 || (size_t)idx >= p->nk) {
+        return V_UNKNOWN;
+    }
+    k = &p->k[idx];
+    switch (k->type) {
+    case BC_KNIL:
+        return V_KNIL;
+    case BC_KBOOL:
+        return V_KBOOL;
+    case BC_KINT:
+    case BC_KFLT:
+        return V_KNUM;
+    case BC_KSTR:
+        /* Lua turns a string that reads as a number into one where a number is expected */
+        if (k->len > 0 && strlen(k->s) == k->len) {
+            (void)strtod(k->s, &end);
+            while (*end == ' ' || *end == '\t' || *end == '\n') {
+                end++;
+            }
+            if (end != k->s && *end == '\0') {
+                return V_KNUM;
+            }
+        }
+        return idx < 1000000 ? V_KSTR - idx : V_KSTRX;
+    }
+    return V_UNKNOWN;
+}
+
+/* Does a value v (of function p) fit the LuaLS type type of a parameter (optional when
+ * opt)? Unknown values always do. */
+static int
+type_accepts(const struct bytecode_proto *p, const char *type, size_t tlen, int opt, int v)
+{
+    const char *t = type, *end = type + tlen;
+
+    if (v == V_UNKNOWN || v == V_ALERT || v == V_ALERT_SOURCE || v == V_ALERT_SEVERITY ||
+        v == V_ALERT_OUTCOME || v > 0) {
+        return 1;
+    }
+    if (v == V_KNIL && opt) {
+        return 1;
+    }
+    while (t < end) {
+        const char *bar = memchr(t, '|', (size_t)(end - t));
+        size_t n = (size_t)((bar ? bar : end) - t);
+
+        while (n > 0 && *t == ' ') {
+            t++, n--;
+        }
+        while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '?')) {
+            n--;
+        }
+#define IS(word) (n == strlen(word) && memcmp(t, word, n) == 0)
+        if (IS("any") || (IS("nil") && v == V_KNIL) ||
+            ((IS("string")) && (IS_KSTR(v) || v == V_KSTRX || v == V_KNUM)) ||
+            ((IS("number") || IS("integer")) && v == V_KNUM) ||
+            ((IS("boolean") || IS("true") || IS("false")) && v == V_KBOOL) ||
+            ((IS("table") || (n > 2 && memcmp(t + n - 2, "[]", 2) == 0) ||
+              (n > 7 && memcmp(t, "kagari.", 7) == 0)) &&
+             v == V_KTABLE) ||
+            (IS("function") && IS_CLOSURE(v))) {
+            return 1;
+        }
+#undef IS
+        if (n >= 2 && t[0] == '"' &&
+            (v == V_KSTRX ||
+             (IS_KSTR(v) && (size_t)(V_KSTR - v) < p->nk && p->k[V_KSTR - v].len == n - 2 &&
+              memcmp(p->k[V_KSTR - v].s, t + 1, n - 2) == 0))) {
+            return 1;
+        }
+        t = bar ? bar + 1 : end;
+    }
+    return 0;
+}
+
+/* How a value is named in a message. */
+static const char *
+value_name(const struct bytecode_proto *p, int v, char *buf, size_t n)
+{
+    if (IS_KSTR(v) && (size_t)(V_KSTR - v) < p->nk) {
+        snprintf(buf, n, "the string \"%.40s\"", p->k[V_KSTR - v].s);
+        return buf;
+    }
+    return v == V_KNIL     ? "nil"
+           : v == V_KBOOL  ? "a boolean"
+           : v == V_KNUM   ? "a number"
+           : v == V_KTABLE ? "a table"
+           : IS_CLOSURE(v) ? "a function"
+                           : "a string";
+}
+
+/* Check the fixed arguments of a call of e (at registers a+1..a+nargs) against its
+ * parameter types. */
+static void
+check_arg_types(struct lint *lt, const struct fn *f, const struct api_entry *e, int a, int nargs,
+                const int *s, int line, const char *k)
+{
+    const char *q = e->params;
+    char given[64];
+
+    for (int i = 0; q != NULL && *q != '\0' && i < nargs; i++) {
+        const char *comma = q, *colon;
+        int depth = 0;
+        size_t len, nlen;
+
+        while (*comma != '\0' && (depth > 0 || *comma != ',')) {
+            depth += *comma == '(' || *comma == '{';
+            depth -= *comma == ')' || *comma == '}';
+            comma++;
+        }
+        while (*q == ' ') {
+            q++;
+        }
+        len = (size_t)(comma - q);
+        colon = memchr(q, ':', len);
+        nlen = colon ? (size_t)(colon - q) : len;
+        if (nlen >= 3 && memcmp(q, "...", 3) == 0) {
+            break;
+        }
+        if (colon != NULL && a + 1 + i < f->p->max_stack) {
+            const char *type = colon + 1;
+            size_t tlen = len - nlen - 1;
+            int opt = nlen > 0 && q[nlen - 1] == '?';
+            int v = s[a + 1 + i];
+
+            while (tlen > 0 && *type == ' ') {
+                type++, tlen--;
+            }
+            if (!type_accepts(f->p, type, tlen, opt, v)) {
+                report(lt, line, column(lt, line, k, 0),
+                       "%s: argument %d (%.*s) must be %.*s, given %s", e->path, i + 1,
+                       (int)(opt ? nlen - 1 : nlen), q, (int)tlen, type,
+                       value_name(f->p, v, given, sizeof(given)));
+            }
+        }
+        q = *comma ? comma + 1 : comma;
+    }
+}
+
 /* Apply instruction pc to the register values s. */
 static void
 transfer(const struct lint *lt, const struct fn *f, int pc, int *s)
@@ -494,14 +649,29 @@ transfer(const struct lint *lt, const struct fn *f, int pc, int *s)
     case BC_CLOSURE:
         v = V_CLOSURE - BC_BX(i);
         break;
+    case BC_LOADI:
+    case BC_LOADF:
+        v = V_KNUM;
+        break;
+    case BC_LOADK:
+        v = const_value(p, BC_BX(i));
+        break;
+    case BC_LOADFALSE:
+    case BC_LFALSESKIP:
+    case BC_LOADTRUE:
+        v = V_KBOOL;
+        break;
+    case BC_NEWTABLE:
+        v = V_KTABLE;
+        break;
     default:
         break;
     }
     writes(p, i, &lo, &hi);
     for (int r = lo; r <= hi; r++) {
-        s[r] = V_UNKNOWN;
+        s[r] = BC_OP(i) == BC_LOADNIL ? V_KNIL : V_UNKNOWN;
     }
-    if (lo <= hi) {
+    if (lo <= hi && BC_OP(i) != BC_LOADNIL) {
         s[a] = v;
     }
 }
@@ -594,7 +764,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
         }
         break;
     case BC_CALL:
-        if (s[a] <= V_METHOD && s[a] > V_CLOSURE && b > 0) {
+        if (s[a] <= V_METHOD && s[a] > V_CLOSURE && b > 0) { /* an alert method */
             const char *m = lt->api->methods[V_METHOD - s[a]], *params;
             int lo, hi;
 
@@ -644,6 +814,9 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
                        "%s takes %d to %d arguments (%s), given %d", e->path, e->min_args,
                        e->max_args, e->params, b - 1);
             }
+        }
+        if (b > 0) {
+            check_arg_types(lt, f, e, a, b - 1, s, line, k);
         }
         if (c == 1 && e->nil_err) {
             report(lt, line, column(lt, line, k, 0),
@@ -749,8 +922,10 @@ nested(struct lint *lt, struct fn *f, int pc, const int *s, const int *setup)
             upv[j] = f->upv[idx];
             upm[j] = f->upv_main[idx];
         }
-        if (upv[j] <= V_CLOSURE) {
+        if (IS_CLOSURE(upv[j])) {
             upv[j] = V_UNKNOWN; /* a function value is not an API value */
+        } else if (IS_KSTR(upv[j])) {
+            upv[j] = V_KSTRX; /* its constant index is the enclosing function's */
         }
     }
     memset(&cf, 0, sizeof(cf));

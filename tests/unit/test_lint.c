@@ -258,6 +258,40 @@ test_method_arity(void)
     lint_report_free(&r);
 }
 
+/* Constant arguments of the wrong type, or not one of a parameter's literal values. */
+static void
+test_argument_types(void)
+{
+    struct lint_report r;
+
+    lint("return playbook{ name='ty', on={}, run=function(alert)\n"
+         "  sleep('5m')\n"
+         "  sleep('5')\n"
+         "  local a, e = defender.isolate('x', 'ful', 'c')\n"
+         "  local b, e2 = defender.isolate('x', 'full')\n"
+         "  local c, e3 = graph.user(nil)\n"
+         "  local d, e4 = graph.user(42)\n"
+         "  local f, e5 = defender.find_machine('host')\n"
+         "  local g, e6 = idp.dismiss({ 'a', 'b' })\n"
+         "  local h, e7 = intune.wipe('id', nil)\n"
+         "  local kind = 'selective'\n"
+         "  local i, e8 = defender.isolate('x', kind)\n"
+         "  log.info({}, 1, nil, true)\n"
+         "  return a, b, c, d, f, g, h, i, e, e2, e3, e4, e5, e6, e7, e8\n"
+         "end }\n",
+         0, &r);
+    T_FINDING(&r, 2, 3, "sleep: argument 1 (seconds) must be number, given the string \"5m\"");
+    T_FINDING(
+        &r, 4, 25,
+        "defender.isolate: argument 2 (kind) must be \"full\"|\"selective\", given the string "
+        "\"ful\"");
+    T_FINDING(&r, 6, 23, "graph.user: argument 1 (id) must be string, given nil");
+    T_FINDING(&r, 8, 26,
+              "defender.find_machine: argument 1 (query) must be table, given the string");
+    T_EQ_INT(r.n, 4);
+    lint_report_free(&r);
+}
+
 /* The triggers: names and prefixes no registered source gives. */
 static void
 test_triggers(void)
@@ -332,6 +366,7 @@ TEST_LIST = {
     { "library_rules", test_library_rules },
     { "no_false_positives", test_no_false_positives },
     { "method_arity", test_method_arity },
+    { "argument_types", test_argument_types },
     { "triggers", test_triggers },
     { "shipped_playbooks", test_shipped_playbooks },
     { NULL, NULL },
