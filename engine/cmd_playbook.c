@@ -334,6 +334,38 @@ cmd_annotations(const char *dir)
     return 0;
 }
 
+/* kagari playbook lint without a path: the configured playbook folder and library folder
+ * (when --config is given or the default configuration file exists), else ./playbooks. */
+static int
+cmd_lint_configured(struct lint_opts *o)
+{
+    static char playbooks[] = "playbooks";
+    char *dirs[] = { playbooks };
+    const char *path = o->config ? o->config : cmd_default_config();
+    struct config cfg;
+    char *err = NULL;
+    int rc;
+
+    if (o->config == NULL && access(path, R_OK) != 0) {
+        return cmd_lint(1, dirs, o);
+    }
+    if (config_load(path, &cfg, &err) == -1) {
+        rc = cmd_fail("%s", err);
+        free(err);
+        return rc;
+    }
+    dirs[0] = cfg.playbook_dir;
+    if (o->lib_dir == NULL) {
+        o->lib_dir = cfg.playbook_lib_dir;
+    }
+    rc = cmd_lint(1, dirs, o);
+    if (o->lib_dir == cfg.playbook_lib_dir) {
+        o->lib_dir = NULL;
+    }
+    config_free(&cfg);
+    return rc;
+}
+
 /* kagari playbook test: the given paths, else the configured playbook folder (when
  * --config is given or the default configuration file exists), else ./playbooks. */
 static int
@@ -372,17 +404,20 @@ cmd_playbook_exec(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { NULL, 0, NULL, 0 },
     };
     static const char help[] =
-        "usage: kagari playbook lint [--lib-dir DIR] [--source NAME]... FILE|DIR...\n"
+        "usage: kagari playbook lint [--config FILE] [--lib-dir DIR] [--source NAME]... "
+        "[FILE|DIR]...\n"
         "       kagari playbook test [-v] [--config FILE] [DIR|FILE_test.lua]...\n"
         "       kagari playbook annotations DIR\n"
         "lint: check that each playbook evaluates in the sandbox and returns a valid\n"
         "playbook{}, then check its code and the libraries it requires against the real\n"
         "API: undeclared globals, unknown module members and alert methods, argument\n"
-        "counts, unchecked results of calls that return nil, err, and source names.\n"
-        "Prints FILE:LINE:COL: message for each problem; exits 1 when there is any.\n"
-        "A DIR lints every *.lua in it and its libraries; a FILE in a lib folder is\n"
-        "linted as a library. Libraries come from lib/ beside each file (--lib-dir\n"
-        "names another folder); --source adds a source name your senders use.\n"
+        "counts and types, unchecked results of calls that return nil, err, and source\n"
+        "names. Prints FILE:LINE:COL: message for each problem; exits 1 when there is\n"
+        "any. Without a path: the configuration's playbook folder and library folder\n"
+        "(--config FILE), else ./playbooks. A DIR lints every *.lua in it and its\n"
+        "libraries; a FILE in a lib folder is linted as a library. Libraries come from\n"
+        "lib/ beside each file (--lib-dir names another folder); --source adds a source\n"
+        "name your senders use.\n"
         "test: run the playbook tests (*_test.lua) of each folder or file (default: the\n"
         "configuration's playbook folder, else ./playbooks), without a daemon and\n"
         "without network; -v lists every check. Exit status 1 when a check failed.\n"
@@ -394,6 +429,8 @@ cmd_playbook_exec(int argc, char **argv)
 
     if (r == 0 && optind < argc && strcmp(argv[optind], "test") == 0) {
         rc = cmd_playbook_test(argc - optind - 1, argv + optind + 1, &o);
+    } else if (r == 0 && optind + 1 == argc && strcmp(argv[optind], "lint") == 0) {
+        rc = cmd_lint_configured(&o);
     } else if (r != 0 || optind + 2 > argc ||
                (strcmp(argv[optind], "lint") != 0 && strcmp(argv[optind], "annotations") != 0) ||
                (strcmp(argv[optind], "annotations") == 0 && optind + 2 != argc)) {

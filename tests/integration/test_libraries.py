@@ -200,6 +200,10 @@ return playbook {
         p = run_cli(["playbook", "lint", os.path.join(ROOT, "playbooks", "lib", "soc.lua")],
                     check_rc=0)
         check("soc.lua: ok: library" in p.stdout, "a good library: %r" % p.stdout)
+        p = run_cli(["playbook", "lint", "--config", d.config])
+        check(p.returncode == 1 and "bad.lua:5:14: unknown field 'isolate_machine'" in p.stdout
+              and "lib/unused.lua:1:38:" in p.stdout,
+              "lint of the configured folder: %d %s" % (p.returncode, p.stdout))
         p = run_cli(["playbook", "lint", "--source", "entra.signn", path])
         check("entra.signn" not in p.stdout, "--source did not add the name:\n%s" % p.stdout)
         p = run_cli(["playbook", "annotations", d.pbdir], check_rc=0)
