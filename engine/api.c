@@ -1,741 +1,611 @@
-/* api.c: the playbook API as the engine registers it, plus what functions cannot say
- * about themselves; and the LuaLS annotation files written from it. */
+/* api.c: the people's API listener: settings, client address, authentication,
+ * allow-lists, CSRF and the route table (handlers in engine/api_login.c and
+ * engine/api_read.c). */
 #include "engine/api.h"
 
-#include <errno.h>
-#include <lauxlib.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <strings.h>
 
-#include "engine/env.h"
-#include "engine/plugin.h"
-#include "engine/run.h"
-#include "engine/sandbox.h"
+#include "engine/api_admin.h"
+#include "engine/api_approve.h"
+#include "engine/api_login.h"
+#include "engine/api_read.h"
+#include "engine/http.h"
+#include "engine/log.h"
+#include "engine/loop.h"
+#include "engine/metrics.h"
+#include "engine/tenant.h"
+#include "engine/tls.h"
+#include "engine/work.h"
 
-/* What a registered function cannot tell by itself. params is a LuaLS parameter list
- * ("name: type", "name?: type" for an optional one, "...: type" for any number); the
- * argument counts the lint checks are derived from it. A function with no row is still
- * known (its name is checked), only its arguments are not. A connector's functions return
- * nil, message on an operational failure (docs/connectors.md) unless a row says
- * otherwise. A test checks that every row names a registered function. */
-struct api_meta {
-    const char *path;
-    const char *params;
-    const char *returns;
-    int nil_err; /* 1 yes, 0 no, -1 the default (yes for a connector's function) */
-    const char *summary;
+#define API_WORK_QUEUE 64 /* password checks waiting; more logins at once get 503 */
+
+struct api {
+    struct api_state state;
+    struct http_server *srv;
+    SSL_CTX *ssl;
 };
 
-static const struct api_meta api_meta[] = {
-    /* built-ins (engine/builtin.c, engine/ljson.c, engine/library.c) */
-    { "playbook", "def: kagari.playbook", "kagari.playbook", 0,
-      "Declare the playbook: the file must end with return playbook{...}." },
-    { "sleep", "seconds: number", "true", 0, "Park the run for seconds (journaled)." },
-    { "now", "", "number", 0, "Seconds since the epoch, ms fraction (journaled)." },
-    { "require", "name: string", "any", 0,
-      "A library lib/name.lua, evaluated once per playbook version, read-only." },
-    { "log.debug", "...: any", "", 0, "Record a line in the run's journal." },
-    { "log.info", "...: any", "", 0, "Record a line in the run's journal." },
-    { "log.warn", "...: any", "", 0, "Record a line in the run's journal." },
-    { "log.error", "...: any", "", 0, "Record a line in the run's journal." },
-    { "json.encode", "value: any", "string", 0, "The JSON text of a value (sorted keys)." },
-    { "json.decode", "text: string", "any, string?", 1,
-      "The value of a JSON text, or nil, message." },
-    { "json.array", "t?: table", "table", 0, "Mark a table to encode as a JSON array." },
-    { "state.get", "key: string", "any, string?", 1,
-      "The value stored under key, or nil (journaled)." },
-    { "state.put", "key: string, value: any, opts?: table", "true?, string?", 1,
-      "Store a value under key until its ttl ({ttl = \"1h\"}; default 30 days)." },
-    { "state.incr", "key: string, opts?: table", "integer?, string?", 1,
-      "Add by (default 1) to a counter ({window = \"1h\", by = 1}); the new count." },
-    { "state.delete", "key: string", "boolean", 0, "Remove the entry; true when there was one." },
-    { "alerts.recent", "query: table", "table?, string?", 1,
-      "Earlier alerts with an observable value: {observable =, type =, since =, source =, "
-      "limit =}." },
-    /* the alert's methods (alert:name) */
-    { "alert:observable", "type: string", "string?", 0, "the first observable value of that type" },
-    { "alert:values", "type?: string", "table", 0,
-      "the observable values of that type (every observable table without one)" },
-    /* connectors (docs/connectors.md) */
-    { "graph.user", "id: string", "table?, string?", -1, "An Entra ID user." },
-    { "graph.disable_user", "id: string", "true?, string?", -1, "Disable a user account." },
-    { "graph.enable_user", "id: string", "true?, string?", -1, "Enable a user account." },
-    { "graph.revoke_sessions", "id: string", "true?, string?", -1,
-      "Revoke a user's sign-in sessions." },
-    { "graph.signins", "opts?: table", "table?, string?", -1,
-      "Sign-ins: {user =, since =, top =}." },
-    { "idp.risky_user", "id: string", "table?, string?", -1, "A risky user." },
-    { "idp.confirm_compromised", "ids: string|string[]", "true?, string?", -1,
-      "Confirm users compromised." },
-    { "idp.dismiss", "ids: string|string[]", "true?, string?", -1, "Dismiss users' risk." },
-    { "idp.risk_detections", "opts?: table", "table?, string?", -1,
-      "Risk detections: {user =, since =, top =}." },
-    { "security.alert", "id: string", "table?, string?", -1, "A Defender XDR alert." },
-    { "security.update_alert", "id: string, fields: table", "table?, string?", -1,
-      "Update an alert's status, classification, assignment." },
-    { "security.comment_alert", "id: string, text: string", "table?, string?", -1,
-      "Comment on an alert." },
-    { "security.incident", "id: string, opts?: table", "table?, string?", -1,
-      "A Defender XDR incident ({alerts = true} expands them)." },
-    { "security.update_incident", "id: string, fields: table", "table?, string?", -1,
-      "Update an incident." },
-    { "defender.machine", "id: string", "table?, string?", -1,
-      "A machine by id or computer name." },
-    { "defender.find_machine", "query: table", "table?, string?", -1,
-      "Machines by {host =} or {ip =}." },
-    { "defender.isolate", "id: string, kind?: \"full\"|\"selective\", comment?: string",
-      "table?, string?", -1, "Isolate a machine from the network." },
-    { "defender.unisolate", "id: string, comment?: string", "table?, string?", -1,
-      "Release a machine from isolation." },
-    { "defender.av_scan", "id: string, kind?: \"quick\"|\"full\", comment?: string",
-      "table?, string?", -1, "Run an antivirus scan." },
-    { "defender.restrict_code", "id: string, comment?: string", "table?, string?", -1,
-      "Restrict app execution." },
-    { "defender.collect_package", "id: string, comment?: string", "table?, string?", -1,
-      "Collect an investigation package." },
-    { "defender.action", "id: string", "table?, string?", -1, "A machine action." },
-    { "defender.wait_action", "id: string, opts?: table", "table?, string?", -1,
-      "Wait for a machine action to finish: {timeout =, interval =}." },
-    { "defender.add_indicator", "indicator: table", "table?, string?", -1,
-      "Add an indicator (IP, domain, URL, file hash)." },
-    { "defender.remove_indicator", "id: string|integer", "table?, string?", -1,
-      "Remove an indicator." },
-    { "intune.device", "query: table", "table?, string?", -1,
-      "Managed devices by {user =}, {name =} or {aad_id =}." },
-    { "intune.remote_lock", "id: string", "true?, string?", -1, "Lock a device." },
-    { "intune.sync", "id: string", "true?, string?", -1, "Sync a device." },
-    { "intune.retire", "id: string", "true?, string?", -1, "Retire a device." },
-    { "intune.wipe", "id: string, opts?: table", "true?, string?", -1, "Wipe a device." },
-    { "http.request", "req: table", "table?, string?", -1,
-      "A JSON HTTP request: {method =, url =, headers =, body =, ...}." },
+/* ---- settings ---- */
+
+#define AC(member) offsetof(struct api_conf, member)
+
+static const struct config_field api_fields[] = {
+    { "listen", CONFIG_LISTEN, AC(listen), 0, 0, NULL, 0 },
+    { "cert_file", CONFIG_PATH, AC(cert_file), 0, 0, NULL, 0 },
+    { "key_file", CONFIG_PATH, AC(key_file), 0, 0, NULL, 0 },
+    { "trusted_proxies", CONFIG_STRING, AC(trusted_proxies), 0, 0, NULL, 0 },
+    { "session_idle", CONFIG_DURATION, AC(session_idle), 1, 86400, NULL, 0 },
+    { "session_max", CONFIG_DURATION, AC(session_max), 1, 30 * 86400, NULL, 0 },
+    { "password_memory", CONFIG_SIZE, AC(password_memory), 1 << 20, 4.0 * (1 << 30), NULL, 0 },
+    { "password_passes", CONFIG_INT, AC(password_passes), 1, 16, NULL, 0 },
+    { "issuer", CONFIG_STRING, AC(issuer), 0, 0, NULL, 0 },
+    { "max_conns", CONFIG_INT, AC(max_conns), 1, 65536, NULL, 0 },
+    CONFIG_FIELDS_END,
 };
 
-/* The names standard Lua gives (the sandbox keeps a subset). Editors know these
- * already: the annotations leave them out. */
-static const char *const api_standard[] = {
-    "_G",     "_VERSION",     "assert", "error",    "getmetatable", "ipairs",   "math",
-    "next",   "pairs",        "pcall",  "rawequal", "rawget",       "rawlen",   "rawset",
-    "select", "setmetatable", "string", "table",    "tonumber",     "tostring", "type",
-    "utf8",   "xpcall",       "warn",   "print",    "coroutine",    NULL,
-};
+/* Parse "a, b/24, c" into CIDR blocks. */
+static int
+api_parse_proxies(const char *text, struct cidr **out, size_t *n, char **errp)
+{
+    char *copy = xstrdup(text ? text : ""), *save = NULL;
+
+    *out = NULL;
+    *n = 0;
+    for (char *tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        if (cidr_parse(tok, &(*out)[*n], errp) == -1) {
+            free(copy);
+            free(*out);
+            *out = NULL;
+            *n = 0;
+            return -1;
+        }
+        (*n)++;
+    }
+    free(copy);
+    return 0;
+}
 
 static int
-is_standard(const char *name)
+api_check(void *conf, char **errp)
 {
-    for (size_t i = 0; api_standard[i] != NULL; i++) {
-        if (strcmp(api_standard[i], name) == 0) {
+    struct api_conf *c = conf;
+    struct cidr *v = NULL;
+    size_t n = 0;
+
+    if (c->session_idle == 0) {
+        c->session_idle = 1800;
+    }
+    if (c->session_max == 0) {
+        c->session_max = 12 * 3600;
+    }
+    if (c->session_idle > c->session_max) {
+        return kg_err(errp, "session_idle is longer than session_max");
+    }
+    if (c->password_memory == 0) {
+        c->password_memory = 64u << 20;
+    }
+    if (c->password_passes == 0) {
+        c->password_passes = 3;
+    }
+    if (c->max_conns == 0) {
+        c->max_conns = 256;
+    }
+    if (c->issuer == NULL) {
+        c->issuer = xstrdup("kagari");
+    }
+    if (c->listen != NULL && (c->cert_file == NULL || c->key_file == NULL)) {
+        return kg_err(errp, "cert_file and key_file are required: the API is served over "
+                            "HTTPS only");
+    }
+    if (api_parse_proxies(c->trusted_proxies, &v, &n, errp) == -1) {
+        return -1;
+    }
+    free(v);
+    return 0;
+}
+
+const struct config_section api_config = {
+    "api", api_fields, sizeof(struct api_conf), api_check, NULL,
+};
+
+void
+api_register(void)
+{
+    config_add_global_section(&api_config);
+}
+
+const struct api_conf *
+api_conf(const struct config *cfg)
+{
+    return config_block(cfg, &api_config);
+}
+
+struct auth_cost
+api_cost(const struct api_conf *c)
+{
+    struct auth_cost cost = { (uint32_t)(c->password_memory / 1024), (uint32_t)c->password_passes,
+                              1 };
+
+    return cost;
+}
+
+/* ---- the client's address ---- */
+
+static int
+api_is_proxy(const struct api_state *a, const char *addr)
+{
+    for (size_t i = 0; i < a->nproxies; i++) {
+        if (cidr_contains(&a->proxies[i], addr)) {
             return 1;
         }
     }
     return 0;
 }
 
-static const struct api_meta *
-meta_find(const char *path)
+/* The peer, or, when the peer is a trusted proxy, the right-most X-Forwarded-For entry
+ * that is not itself a trusted proxy (entries further left are the client's own claims
+ * and prove nothing). -1 when that header is malformed. */
+static int
+api_client_addr(const struct api_state *a, struct http_request *h, char *out, size_t n)
 {
-    for (size_t i = 0; i < sizeof(api_meta) / sizeof(api_meta[0]); i++) {
-        if (strcmp(api_meta[i].path, path) == 0) {
-            return &api_meta[i];
-        }
+    const char *peer = http_request_peer(h);
+    const char *xff = http_request_header(h, "X-Forwarded-For");
+    char *copy, *p;
+    int rc = 0;
+
+    snprintf(out, n, "%s", peer);
+    if (xff == NULL || !api_is_proxy(a, peer)) {
+        return 0;
     }
-    return NULL;
+    copy = xstrdup(xff);
+    p = copy + strlen(copy);
+    for (;;) {
+        char *start = p;
+        struct cidr c;
+        char *e;
+
+        while (start > copy && start[-1] != ',') {
+            start--;
+        }
+        while (*start == ' ' || *start == '\t') {
+            start++;
+        }
+        e = start + strlen(start);
+        while (e > start && (e[-1] == ' ' || e[-1] == '\t')) {
+            *--e = '\0';
+        }
+        if (cidr_parse_addr(start, &c) == -1 || strlen(start) >= n) {
+            rc = -1;
+            break;
+        }
+        snprintf(out, n, "%s", start);
+        if (!api_is_proxy(a, start) || start == copy) {
+            break;
+        }
+        p = start;
+        while (p > copy && p[-1] != ',') {
+            p--;
+        }
+        if (p == copy) {
+            break;
+        }
+        p[-1] = '\0';
+        p = p - 1;
+    }
+    free(copy);
+    return rc;
 }
 
-/* Argument counts from a LuaLS parameter list. */
+/* ---- authentication ---- */
+
+/* Refuse with 401 and the reason. */
 static void
-count_params(const char *params, int *min, int *max)
+api_unauthorized(struct api_req *r, const char *code, const char *message)
 {
-    int n = 0, req = 0, vararg = 0;
-    const char *p = params;
+    r->api->denied++;
+    if (r->http != NULL) {
+        http_reply_header(r->http, "WWW-Authenticate", "Bearer realm=\"kagari\"");
+    }
+    apireq_error(r, 401, code, message);
+}
 
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *colon = memchr(p, ':', len);
-        size_t nlen = colon ? (size_t)(colon - p) : len;
+/* By a personal API token (Authorization: Bearer kgp_...). 0, or -1 answered. */
+static int
+api_auth_token(struct api_req *r, const char *token)
+{
+    struct store_token t;
+    char hash[65];
+    char *err = NULL;
+    int found;
 
-        while (*p == ' ') {
-            p++, nlen--;
+    auth_digest(token, hash);
+    found = store_token_find(r->api->st, hash, &t, &err);
+    if (found == -1) {
+        log_err("api.token_lookup_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+        apireq_error(r, 500, "internal", "the credentials could not be checked");
+        return -1;
+    }
+    if (found == 0 || t.revoked > 0 || (t.expires > 0 && t.expires <= r->now)) {
+        apireq_audit(r, NULL, "auth.token", found ? t.name : NULL, "refused",
+                     found ? (t.revoked ? "{\"reason\":\"revoked\"}" : "{\"reason\":\"expired\"}")
+                           : "{\"reason\":\"unknown\"}");
+        api_unauthorized(r, "unauthorized", "unknown, revoked or expired token");
+        return -1;
+    }
+    if (store_user_get_id(r->api->st, t.user_id, &r->user, &err) != 1) {
+        free(err);
+        api_unauthorized(r, "unauthorized", "unknown, revoked or expired token");
+        return -1;
+    }
+    r->token_id = t.id;
+    if (t.last_used < r->now - 60000 && store_token_used(r->api->st, t.id, r->now, &err) == -1) {
+        log_warn("api.token_touch_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+    }
+    return 0;
+}
+
+/* By the session cookie: expired sessions (idle or absolute) are deleted. */
+static int
+api_auth_session(struct api_req *r, const char *token)
+{
+    const struct api_conf *c = r->api->conf;
+    struct store_session s;
+    char *err = NULL;
+    int found;
+    int64_t touch_ms;
+
+    auth_digest(token, r->session_hash);
+    found = store_session_get(r->api->st, r->session_hash, &s, &err);
+    if (found == -1) {
+        log_err("api.session_lookup_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+        apireq_error(r, 500, "internal", "the session could not be checked");
+        return -1;
+    }
+    if (found == 0) {
+        r->session_hash[0] = '\0';
+        api_unauthorized(r, "unauthorized", "no session: log in");
+        return -1;
+    }
+    if (r->now - s.last_seen > (int64_t)(c->session_idle * 1000) ||
+        r->now - s.created > (int64_t)(c->session_max * 1000)) {
+        (void)!store_session_delete(r->api->st, r->session_hash, NULL);
+        r->session_hash[0] = '\0';
+        apireq_audit(r, NULL, "auth.session", NULL, "expired", NULL);
+        api_unauthorized(r, "session_expired", "the session has expired: log in again");
+        return -1;
+    }
+    if (store_user_get_id(r->api->st, s.user_id, &r->user, &err) != 1) {
+        free(err);
+        api_unauthorized(r, "unauthorized", "no session: log in");
+        return -1;
+    }
+    /* Writing last_seen on every request would cost a commit each: a quarter of the idle
+     * time (at most a minute) is precise enough. */
+    touch_ms = (int64_t)(c->session_idle * 250);
+    if (touch_ms > 60000) {
+        touch_ms = 60000;
+    }
+    if (r->now - s.last_seen >= touch_ms &&
+        store_session_touch(r->api->st, r->session_hash, r->now, &err) == -1) {
+        log_warn("api.session_touch_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+    }
+    /* A change made with the cookie must carry the session's CSRF token: another site
+     * can make the browser send the cookie, never read the token. */
+    if (strcmp(http_request_method(r->http), "GET") != 0 &&
+        strcmp(http_request_method(r->http), "HEAD") != 0) {
+        const char *given = http_request_header(r->http, "X-CSRF-Token");
+
+        if (given == NULL || !auth_equal(given, s.csrf)) {
+            r->api->denied++;
+            apireq_audit(r, NULL, "auth.csrf", http_request_path(r->http), "refused", NULL);
+            apireq_error(r, 403, "csrf_failed",
+                         "a change with the session cookie needs the X-CSRF-Token header");
+            return -1;
         }
-        if (nlen >= 3 && strncmp(p, "...", 3) == 0) {
-            vararg = 1;
-        } else if (nlen > 0) {
-            n++;
-            if (p[nlen - 1] != '?') {
-                req = n;
+    }
+    return 0;
+}
+
+/* Who is calling; then their roles, and whether any of them may be used from here. */
+static int
+api_authenticate(struct api_req *r, int session_only)
+{
+    const char *authz = http_request_header(r->http, "Authorization");
+    const char *cookies = http_request_header(r->http, "Cookie");
+    char token[128];
+    char *err = NULL;
+    int usable = 0;
+
+    if (authz != NULL) {
+        if (session_only) {
+            api_unauthorized(r, "session_required", "this needs a logged-in session");
+            return -1;
+        }
+        if (strncasecmp(authz, "Bearer ", 7) != 0 || strncmp(authz + 7, "kgp_", 4) != 0) {
+            api_unauthorized(r, "unauthorized", "expected Authorization: Bearer kgp_...");
+            return -1;
+        }
+        if (api_auth_token(r, authz + 7) == -1) {
+            return -1;
+        }
+    } else if (cookies != NULL && auth_cookie(cookies, API_SESSION_COOKIE, token, sizeof(token))) {
+        if (api_auth_session(r, token) == -1) {
+            return -1;
+        }
+    } else {
+        api_unauthorized(r, "unauthorized", "log in, or send a personal API token");
+        return -1;
+    }
+    if (r->user.disabled) {
+        if (r->session_hash[0] != '\0') {
+            (void)!store_session_delete(r->api->st, r->session_hash, NULL);
+        }
+        apireq_audit(r, NULL, "auth.disabled", r->user.name, "refused", NULL);
+        api_unauthorized(r, "unauthorized", "the account is disabled");
+        return -1;
+    }
+    if (store_roles_get(r->api->st, r->user.id, &r->roles, &r->nroles, &err) == -1) {
+        log_err("api.roles_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+        apireq_error(r, 500, "internal", "the roles could not be read");
+        return -1;
+    }
+    for (size_t i = 0; i < r->nroles && !usable; i++) {
+        usable =
+            apireq_roles_in(r, strcmp(r->roles[i].tenant, "*") == 0 ? "-" : r->roles[i].tenant);
+    }
+    if (r->nroles > 0 && !usable) {
+        r->api->denied++;
+        apireq_audit(r, NULL, "auth.address", NULL, "refused", NULL);
+        apireq_error(r, 403, "address_not_allowed",
+                     "your address is not on the allow-list of any of your tenants");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- routes ---- */
+
+enum api_auth { API_PUBLIC, API_USER, API_SESSION };
+
+struct api_route {
+    const char *method;
+    const char *path; /* ":" is one segment, copied into param[] */
+    enum api_auth auth;
+    int roles; /* for /tenants/:/...: the roles that may (others get 403) */
+    void (*fn)(struct api_req *r);
+};
+
+static const struct api_route api_routes[] = {
+    { "POST", "/api/v1/login", API_PUBLIC, 0, api_login },
+    { "POST", "/api/v1/logout", API_SESSION, 0, api_logout },
+    { "GET", "/api/v1/me", API_USER, 0, api_me },
+    { "GET", "/api/v1/tokens", API_USER, 0, api_tokens_list },
+    { "POST", "/api/v1/tokens", API_SESSION, 0, api_token_create },
+    { "DELETE", "/api/v1/tokens/:", API_USER, 0, api_token_revoke },
+    { "GET", "/api/v1/tenants", API_USER, 0, api_tenants },
+    { "GET", "/api/v1/tenants/:/alerts", API_USER, ROLE_ANY, api_alerts },
+    { "GET", "/api/v1/tenants/:/alerts/:", API_USER, ROLE_ANY, api_alert },
+    { "GET", "/api/v1/tenants/:/runs", API_USER, ROLE_ANY, api_runs },
+    { "GET", "/api/v1/tenants/:/runs/:", API_USER, ROLE_ANY, api_run },
+    { "GET", "/api/v1/tenants/:/audit", API_USER, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR,
+      api_tenant_audit },
+    { "GET", "/api/v1/tenants/:/users", API_USER, ROLE_ADMIN | ROLE_OPERATOR, api_tenant_users },
+    { "POST", "/api/v1/tenants/:/users/:/role", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_user_role },
+    { "POST", "/api/v1/tenants/:/users/:/reset-totp", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_user_reset_totp },
+    { "GET", "/api/v1/tenants/:/allowlist", API_USER, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR,
+      api_allowlist },
+    { "POST", "/api/v1/tenants/:/allowlist", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_allowlist_add },
+    { "DELETE", "/api/v1/tenants/:/allowlist", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_allowlist_remove },
+    { "GET", "/api/v1/audit", API_USER, 0, api_platform_audit },
+    { "GET", "/api/v1/approvals", API_USER, 0, api_approvals_all },
+    { "GET", "/api/v1/tenants/:/approvals", API_USER, ROLE_ANY, api_approvals },
+    { "GET", "/api/v1/tenants/:/approvals/:", API_USER, ROLE_ANY, api_approval },
+    { "POST", "/api/v1/tenants/:/approvals/:/decision", API_USER, ROLE_ANY, api_approval_decide },
+};
+
+/* Match path against pattern, filling param[]. 1 on a match. */
+static int
+api_match(const char *pattern, const char *path, struct api_req *r)
+{
+    int np = 0;
+
+    while (*pattern != '\0') {
+        if (*pattern == ':') {
+            size_t len = strcspn(path, "/");
+
+            if (len == 0 || len >= sizeof(r->param[0]) || np >= API_MAX_PARAMS) {
+                return 0;
+            }
+            memcpy(r->param[np], path, len);
+            r->param[np][len] = '\0';
+            np++;
+            path += len;
+            pattern++;
+            continue;
+        }
+        if (*pattern != *path) {
+            return 0;
+        }
+        pattern++;
+        path++;
+    }
+    return *path == '\0';
+}
+
+static void
+api_dispatch(struct api_req *r)
+{
+    const char *method = http_request_method(r->http);
+    const char *path = http_request_path(r->http);
+    const struct api_route *hit = NULL;
+    int path_known = 0;
+
+    for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
+        if (api_match(api_routes[i].path, path, r)) {
+            path_known = 1;
+            if (strcmp(api_routes[i].method, method) == 0 ||
+                (strcmp(method, "HEAD") == 0 && strcmp(api_routes[i].method, "GET") == 0)) {
+                hit = &api_routes[i];
+                break;
             }
         }
-        p = comma ? comma + 1 : p + strlen(p);
     }
-    *min = req;
-    *max = vararg ? -1 : n;
-}
-
-static void
-add_entry(struct api *api, const char *path, enum api_kind kind, int standard, int connector,
-          const char *vtype)
-{
-    struct api_entry *e;
-    const struct api_meta *m = meta_find(path);
-
-    api->v = xrealloc(api->v, (api->n + 1) * sizeof(*api->v));
-    e = &api->v[api->n++];
-    memset(e, 0, sizeof(*e));
-    e->path = xstrdup(path);
-    e->kind = kind;
-    e->standard = standard;
-    e->connector = connector;
-    e->min_args = e->max_args = -1;
-    e->value_type = vtype ? xstrdup(vtype) : NULL;
-    e->nil_err = kind == API_FUNCTION && connector;
-    if (m != NULL && kind == API_FUNCTION) {
-        e->params = m->params;
-        e->returns = m->returns;
-        e->summary = m->summary;
-        count_params(m->params, &e->min_args, &e->max_args);
-        if (m->nil_err >= 0) {
-            e->nil_err = m->nil_err;
+    if (hit == NULL) {
+        if (path_known) {
+            apireq_error(r, 405, "method_not_allowed", "this path does not take that method");
+        } else {
+            apireq_not_found(r);
         }
+        return;
     }
-}
+    if (hit->auth != API_PUBLIC && api_authenticate(r, hit->auth == API_SESSION) == -1) {
+        return;
+    }
+    if (hit->roles != 0) {
+        /* A tenant this daemon does not serve is unknown, even to an operator. */
+        int bits = tenant_find(r->param[0]) != NULL ? apireq_roles_in(r, r->param[0]) : 0;
 
-/* Push the table a library proxy reads through to (or the table itself). */
-static void
-push_real(lua_State *L, int idx)
-{
-    idx = lua_absindex(L, idx);
-    if (lua_getmetatable(L, idx)) {
-        if (lua_getfield(L, -1, "__index") == LUA_TTABLE) {
-            lua_remove(L, -2);
+        if (bits == 0) {
+            /* Unknown, or not the caller's, or not from this address: one answer. */
+            apireq_audit(r, r->param[0], "access", path, "not_found", NULL);
+            apireq_not_found(r);
             return;
         }
-        lua_pop(L, 2);
-    }
-    lua_pushvalue(L, idx);
-}
-
-static int
-is_connector(const char *name)
-{
-    const struct connector *const *cv;
-    size_t n = plugin_connectors(&cv);
-
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(cv[i]->name, name) == 0) {
-            return 1;
+        if ((bits & hit->roles) == 0) {
+            r->api->denied++;
+            apireq_audit(r, r->param[0], "access", path, "forbidden", NULL);
+            apireq_error(r, 403, "forbidden", "your role in this tenant does not allow this");
+            return;
         }
     }
-    return 0;
+    hit->fn(r);
 }
 
 static void
-walk_table(struct api *api, lua_State *L, const char *prefix, int standard, int connector,
-           int depth)
+api_handle(struct http_request *h, void *arg)
 {
-    int t = lua_gettop(L);
+    struct api *a = arg;
+    struct api_req *r = xcalloc(1, sizeof(*r));
 
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -2);
-            char *path = prefix ? xasprintf("%s.%s", prefix, k) : xstrdup(k);
-            int std = standard || (prefix == NULL && is_standard(k));
-            int conn = connector || (prefix == NULL && is_connector(k));
-
-            switch (lua_type(L, -1)) {
-            case LUA_TFUNCTION:
-                add_entry(api, path, API_FUNCTION, std, conn, NULL);
-                break;
-            case LUA_TTABLE:
-                add_entry(api, path, API_TABLE, std, conn, NULL);
-                if (depth < 2) {
-                    push_real(L, -1);
-                    walk_table(api, L, path, std, conn, depth + 1);
-                    lua_pop(L, 1);
-                }
-                break;
-            default:
-                add_entry(api, path, API_VALUE, std, conn, luaL_typename(L, -1));
-            }
-            free(path);
-        }
-        lua_pop(L, 1);
+    a->state.requests++;
+    r->api = &a->state;
+    r->http = h;
+    r->now = util_now_ms();
+    if (api_client_addr(&a->state, h, r->addr, sizeof(r->addr)) == -1) {
+        snprintf(r->addr, sizeof(r->addr), "%s", http_request_peer(h));
+        apireq_error(r, 400, "bad_forwarded_for", "X-Forwarded-For is not a list of addresses");
+        return;
     }
+    api_dispatch(r);
 }
 
-static int
-cmp_entries(const void *a, const void *b)
-{
-    return strcmp(((const struct api_entry *)a)->path, ((const struct api_entry *)b)->path);
-}
+/* ---- the listener ---- */
 
-static int
-cmp_str(const void *a, const void *b)
+static void
+api_metrics(struct buf *b, void *arg)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+    struct api *a = arg;
 
-/* Protected: push the table of a made-up alert with every field set. */
-static int
-l_sample_alert(lua_State *L)
-{
-    struct alert a;
-
-    memset(&a, 0, sizeof(a));
-    a.id = 1;
-    a.source = (char *)"x.y";
-    a.source_id = (char *)"1";
-    a.title = (char *)"t";
-    a.category = (char *)"c";
-    a.vendor_severity = (char *)"high";
-    a.outcome = (char *)"unknown";
-    a.raw = (char *)"{}";
-    run_push_alert(L, &a);
-    return 1;
+    metrics_counter(b, "kagari_api_requests_total", "People's API requests received.",
+                    a->state.requests);
+    metrics_counter(b, "kagari_api_denied_total", "People's API requests refused (401/403).",
+                    a->state.denied);
+    metrics_counter(b, "kagari_api_logins_total", "Successful logins.", a->state.logins);
+    metrics_counter(b, "kagari_api_login_failures_total", "Failed logins.",
+                    a->state.login_failures);
+    metrics_gauge(b, "kagari_api_connections", NULL, http_server_conns(a->srv));
 }
 
 int
-api_load(struct api *api, char **errp)
+api_start(const struct config *cfg, struct store *st, struct api **out, char **errp)
 {
-    struct sandbox *sb = env_sandbox_new(64u << 20, errp);
-    const struct source *const *sv;
-    size_t ns;
-    lua_State *L;
+    const struct api_conf *c = api_conf(cfg);
+    struct http_config hc;
+    struct api *a;
 
-    memset(api, 0, sizeof(*api));
-    if (sb == NULL) {
+    *out = NULL;
+    if (c == NULL || c->listen == NULL) {
+        return 0;
+    }
+    a = xcalloc(1, sizeof(*a));
+    a->state.st = st;
+    a->state.conf = c;
+    a->state.cost = api_cost(c);
+    if (api_parse_proxies(c->trusted_proxies, &a->state.proxies, &a->state.nproxies, errp) == -1 ||
+        auth_password_hash("not a password of anyone", &a->state.cost, &a->state.dummy_hash,
+                           errp) == -1) {
+        api_free(a);
         return -1;
     }
-    L = sandbox_state(sb);
-    sandbox_push_globals(sb);
-    walk_table(api, L, NULL, 0, 0, 0);
-    lua_pop(L, 1);
-    if (api->n > 1) {
-        qsort(api->v, api->n, sizeof(*api->v), cmp_entries);
+    a->ssl = tls_server_context(c->cert_file, c->key_file, errp);
+    if (a->ssl == NULL) {
+        api_free(a);
+        return -1;
     }
-    if (luaL_getmetatable(L, "kagari.alert") == LUA_TTABLE &&
-        lua_getfield(L, -1, "__index") == LUA_TTABLE) {
-        lua_pushnil(L);
-        while (lua_next(L, -2) != 0) {
-            if (lua_type(L, -2) == LUA_TSTRING) {
-                api->methods = xrealloc(api->methods, (api->nmethods + 1) * sizeof(char *));
-                api->methods[api->nmethods++] = xstrdup(lua_tostring(L, -2));
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
+    a->state.work = work_new(loop_base(), 1, API_WORK_QUEUE, errp);
+    if (a->state.work == NULL) {
+        api_free(a);
+        return -1;
     }
-    lua_pop(L, 1);
-    if (api->nmethods > 1) {
-        qsort(api->methods, api->nmethods, sizeof(char *), cmp_str);
+    /* The loop must not wait long for the CLI writing control.db. */
+    store_busy_ms(st, 100);
+    memset(&hc, 0, sizeof(hc));
+    hc.ssl_ctx = a->ssl;
+    hc.max_body_bytes = 64 << 10;
+    hc.max_conns = c->max_conns;
+    a->srv = http_server_new(loop_base(), &hc, api_handle, a);
+    if (a->srv == NULL || http_server_listen(a->srv, c->listen, errp) == -1) {
+        api_free(a);
+        return -1;
     }
-    lua_pushcfunction(L, l_sample_alert);
-    if (lua_pcall(L, 0, 1, 0) == LUA_OK) {
-        lua_pushnil(L);
-        while (lua_next(L, -2) != 0) {
-            if (lua_type(L, -2) == LUA_TSTRING) {
-                api->fields = xrealloc(api->fields, (api->nfields + 1) * sizeof(char *));
-                api->fields[api->nfields++] = xstrdup(lua_tostring(L, -2));
-            }
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
-    if (api->nfields > 1) {
-        qsort(api->fields, api->nfields, sizeof(char *), cmp_str);
-    }
-    ns = plugin_sources(&sv);
-    for (size_t i = 0; i < ns; i++) {
-        for (size_t j = 0; sv[i]->alert_sources != NULL && sv[i]->alert_sources[j] != NULL; j++) {
-            api->sources = xrealloc(api->sources, (api->nsources + 1) * sizeof(char *));
-            api->sources[api->nsources++] = xstrdup(sv[i]->alert_sources[j]);
-        }
-    }
-    if (api->nsources > 1) {
-        qsort(api->sources, api->nsources, sizeof(char *), cmp_str);
-    }
-    sandbox_free(sb);
+    metrics_add(api_metrics, a);
+    *out = a;
     return 0;
+}
+
+int
+api_port(const struct api *a)
+{
+    return http_server_port(a->srv);
 }
 
 void
-api_free(struct api *api)
+api_stop_accepting(struct api *a)
 {
-    for (size_t i = 0; i < api->n; i++) {
-        free(api->v[i].path);
-        free(api->v[i].value_type);
+    if (a != NULL && a->srv != NULL) {
+        http_server_stop_accepting(a->srv);
     }
-    free(api->v);
-    for (size_t i = 0; i < api->nmethods; i++) {
-        free(api->methods[i]);
-    }
-    free(api->methods);
-    for (size_t i = 0; i < api->nfields; i++) {
-        free(api->fields[i]);
-    }
-    free(api->fields);
-    for (size_t i = 0; i < api->nsources; i++) {
-        free(api->sources[i]);
-    }
-    free(api->sources);
-    memset(api, 0, sizeof(*api));
 }
 
-const struct api_entry *
-api_find(const struct api *api, const char *path)
+void
+api_free(struct api *a)
 {
-    struct api_entry key;
-
-    key.path = (char *)path;
-    return api->n ? bsearch(&key, api->v, api->n, sizeof(*api->v), cmp_entries) : NULL;
-}
-
-const struct api_entry *
-api_member(const struct api *api, const char *prefix, const char *name)
-{
-    char *path = xasprintf("%s.%s", prefix, name);
-    const struct api_entry *e = api_find(api, path);
-
-    free(path);
-    return e;
-}
-
-int
-api_has_method(const struct api *api, const char *name)
-{
-    for (size_t i = 0; i < api->nmethods; i++) {
-        if (strcmp(api->methods[i], name) == 0) {
-            return 1;
-        }
+    if (a == NULL) {
+        return;
     }
-    return 0;
-}
-
-int
-api_has_field(const struct api *api, const char *name)
-{
-    for (size_t i = 0; i < api->nfields; i++) {
-        if (strcmp(api->fields[i], name) == 0) {
-            return 1;
-        }
+    if (a->srv != NULL) {
+        metrics_remove(api_metrics, a);
     }
-    return 0;
-}
-
-int
-api_source_known(const struct api *api, const char *name)
-{
-    size_t l = strlen(name);
-
-    for (size_t i = 0; i < api->nsources; i++) {
-        if (l > 0 && name[l - 1] == '*' ? strncmp(api->sources[i], name, l - 1) == 0
-                                        : strcmp(api->sources[i], name) == 0) {
-            return 1;
-        }
+    work_free(a->state.work); /* answers the logins still waiting, before the server goes */
+    http_server_free(a->srv);
+    if (a->ssl != NULL) {
+        SSL_CTX_free(a->ssl);
     }
-    return 0;
-}
-
-static size_t
-distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[65];
-
-    if (la > 64 || lb > 64) {
-        return 99;
-    }
-    for (size_t j = 0; j <= lb; j++) {
-        row[j] = j;
-    }
-    for (size_t i = 1; i <= la; i++) {
-        size_t prev = row[0];
-
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cur = row[j];
-            size_t best = prev + (a[i - 1] != b[j - 1]);
-
-            if (row[j] + 1 < best) {
-                best = row[j] + 1;
-            }
-            if (row[j - 1] + 1 < best) {
-                best = row[j - 1] + 1;
-            }
-            row[j] = best;
-            prev = cur;
-        }
-    }
-    return row[lb];
-}
-
-/* The closest of v[n] to name, if within bestd. */
-static const char *
-closest(char **v, size_t n, const char *name, const char *best, size_t *bestd)
-{
-    for (size_t i = 0; i < n; i++) {
-        size_t d = distance(name, v[i]);
-
-        if (d < *bestd) {
-            *bestd = d;
-            best = v[i];
-        }
-    }
-    return best;
-}
-
-const char *
-api_suggest(const struct api *api, const char *prefix, const char *name, int what)
-{
-    const char *best = NULL;
-    size_t bestd = 3, pl = prefix ? strlen(prefix) : 0;
-
-    if (what == API_SUGGEST_SOURCES) {
-        return closest(api->sources, api->nsources, name, NULL, &bestd);
-    }
-    if (what == API_SUGGEST_ALERT) {
-        best = closest(api->fields, api->nfields, name, NULL, &bestd);
-        return closest(api->methods, api->nmethods, name, best, &bestd);
-    }
-    for (size_t i = 0; i < api->n; i++) {
-        const char *p = api->v[i].path, *last;
-        size_t d;
-
-        if (prefix != NULL ? strncmp(p, prefix, pl) != 0 || p[pl] != '.' : strchr(p, '.') != NULL) {
-            continue;
-        }
-        last = prefix ? p + pl + 1 : p;
-        if (strchr(last, '.') != NULL) {
-            continue;
-        }
-        d = distance(name, last);
-        if (d < bestd) {
-            bestd = d;
-            best = last;
-        }
-    }
-    return best;
-}
-
-int
-api_method_args(const struct api *api, const char *name, int *min, int *max, const char **params)
-{
-    char *path = xasprintf("alert:%s", name);
-    const struct api_meta *m = meta_find(path);
-
-    (void)api;
-    free(path);
-    if (m == NULL) {
-        return 0;
-    }
-    count_params(m->params, min, max);
-    *params = m->params;
-    return 1;
-}
-
-int
-api_check_meta(const struct api *api, char **errp)
-{
-    for (size_t i = 0; i < sizeof(api_meta) / sizeof(api_meta[0]); i++) {
-        const struct api_entry *e = api_find(api, api_meta[i].path);
-
-        if (strncmp(api_meta[i].path, "alert:", 6) == 0) {
-            if (!api_has_method(api, api_meta[i].path + 6)) {
-                return kg_err(errp, "%s: described in the metadata table but not an alert method",
-                              api_meta[i].path);
-            }
-            continue;
-        }
-
-        if (e == NULL || e->kind != API_FUNCTION) {
-            return kg_err(errp, "%s: described in the metadata table but not a registered function",
-                          api_meta[i].path);
-        }
-    }
-    return 0;
-}
-
-/* ---- LuaLS annotations ---- */
-
-static const char api_annotations_head[] =
-    "---@meta\n"
-    "-- The kagari playbook API, for editors with the Lua language server (LuaLS).\n"
-    "-- Written by `kagari playbook annotations`: do not edit, run it again instead.\n"
-    "\n"
-    "---@class kagari.observable\n"
-    "---@field type \"user\"|\"ip\"|\"host\"|\"device\"|\"url\"|\"domain\"|\"hash\"|"
-    "\"email\"|\"process\"\n"
-    "---@field value string\n"
-    "---@field role? string\n"
-    "\n"
-    "---@class kagari.alert\n"
-    "---@field id integer the alert's id in this tenant\n"
-    "---@field source string e.g. \"entra.signin\"\n"
-    "---@field source_id string the source's own id (deduplication key)\n"
-    "---@field time number when it happened (epoch seconds)\n"
-    "---@field time_iso string when it happened (RFC 3339)\n"
-    "---@field received number when kagari accepted it (epoch seconds)\n"
-    "---@field received_iso string\n"
-    "---@field title string\n"
-    "---@field category? string\n"
-    "---@field vendor_severity? string\n"
-    "---@field severity \"informational\"|\"low\"|\"medium\"|\"high\"|\"critical\"\n"
-    "---@field severity_level integer 0 (informational) to 4 (critical)\n"
-    "---@field outcome \"unknown\"|\"blocked\"|\"attempted\"|\"succeeded\"\n"
-    "---@field observables kagari.observable[]\n"
-    "---@field raw table the alert as received\n";
-
-static const char api_annotations_playbook[] =
-    "\n"
-    "---@class kagari.trigger\n"
-    "---@field source? kagari.source|kagari.source[]|string|string[] exact names, or prefixes "
-    "ending in *\n"
-    "---@field min_severity? \"informational\"|\"low\"|\"medium\"|\"high\"|\"critical\"\n"
-    "---@field outcome? string|string[] unknown, blocked, attempted, succeeded\n"
-    "\n"
-    "---@class kagari.playbook\n"
-    "---@field name string\n"
-    "---@field description? string\n"
-    "---@field on kagari.trigger\n"
-    "---@field run fun(alert: kagari.alert): any\n"
-    "---@field timeout? number|string\n"
-    "---@field instructions? integer\n"
-    "---@field dry_run? boolean\n";
-
-/* One function's annotation: summary, @param lines, @return lines, the stub. */
-static int
-write_function(struct buf *b, const struct api_entry *e)
-{
-    struct buf names;
-    int rc = 0;
-
-    buf_init(&names, 0);
-    if (e->summary != NULL) {
-        rc |= buf_printf(b, "---%s\n", e->summary);
-    }
-    if (e->params == NULL) {
-        rc |= buf_puts(b, "---@param ... any\n---@return any ...\n");
-        rc |= buf_printf(b, "function %s(...) end\n", e->path);
-        buf_free(&names);
-        return rc;
-    }
-    for (const char *p = e->params; *p != '\0';) {
-        const char *comma = p, *colon;
-        int depth = 0;
-        size_t len, nlen;
-
-        while (*comma != '\0' && (depth > 0 || *comma != ',')) {
-            depth += *comma == '(' || *comma == '{';
-            depth -= *comma == ')' || *comma == '}';
-            comma++;
-        }
-        while (*p == ' ') {
-            p++;
-        }
-        len = (size_t)(comma - p);
-        colon = memchr(p, ':', len);
-        nlen = colon ? (size_t)(colon - p) : len;
-        rc |= buf_printf(b, "---@param %.*s %.*s\n", (int)nlen, p,
-                         colon ? (int)(len - nlen - 2) : 3, colon ? colon + 2 : "any");
-        if (p[nlen - 1] == '?') {
-            nlen--;
-        }
-        rc |= buf_printf(&names, "%s%.*s", names.len ? ", " : "", (int)nlen, p);
-        p = *comma ? comma + 1 : comma;
-    }
-    for (const char *r = e->returns ? e->returns : ""; *r != '\0';) {
-        const char *comma = strchr(r, ',');
-        size_t len = comma ? (size_t)(comma - r) : strlen(r);
-
-        while (*r == ' ') {
-            r++, len--;
-        }
-        rc |= buf_printf(b, "---@return %.*s\n", (int)len, r);
-        r = comma ? comma + 1 : r + len;
-    }
-    rc |= buf_printf(b, "function %s(%s) end\n", e->path, names.len ? names.data : "");
-    buf_free(&names);
-    return rc;
-}
-
-int
-api_write_annotations(const struct api *api, const char *dir, char **errp)
-{
-    struct buf b;
-    char *path;
-    int rc = 0;
-    static const char luarc[] = "{\n"
-                                "  \"runtime.version\": \"Lua 5.4\",\n"
-                                "  \"runtime.builtin\": {\n"
-                                "    \"coroutine\": \"disable\",\n"
-                                "    \"debug\": \"disable\",\n"
-                                "    \"io\": \"disable\",\n"
-                                "    \"os\": \"disable\",\n"
-                                "    \"package\": \"disable\"\n"
-                                "  },\n"
-                                "  \"workspace.library\": [\".luals\"],\n"
-                                "  \"diagnostics.globals\": []\n"
-                                "}\n";
-
-    buf_init(&b, 0);
-    rc |= buf_puts(&b, api_annotations_head);
-    for (size_t i = 0; i < api->nmethods; i++) {
-        char *mpath = xasprintf("alert:%s", api->methods[i]);
-        const struct api_meta *m = meta_find(mpath);
-
-        free(mpath);
-        if (m != NULL) {
-            rc |=
-                buf_printf(&b, "---@field %s fun(self: kagari.alert%s%s): %s %s\n", api->methods[i],
-                           m->params[0] ? ", " : "", m->params, m->returns, m->summary);
-        } else {
-            rc |=
-                buf_printf(&b, "---@field %s fun(self: kagari.alert, ...): any\n", api->methods[i]);
-        }
-    }
-    rc |= buf_puts(&b, "\n---The alert source names the registered sources give.\n"
-                       "---@alias kagari.source\n");
-    for (size_t i = 0; i < api->nsources; i++) {
-        rc |= buf_printf(&b, "---| \"%s\"\n", api->sources[i]);
-    }
-    if (api->nsources == 0) {
-        rc |= buf_puts(&b, "---| string\n");
-    }
-    rc |= buf_puts(&b, api_annotations_playbook);
-    for (size_t i = 0; i < api->n; i++) {
-        const struct api_entry *e = &api->v[i];
-
-        if (e->standard) {
-            continue;
-        }
-        rc |= buf_puts(&b, "\n");
-        if (e->kind == API_TABLE) {
-            rc |= buf_printf(&b, "---@class kagari.%s\n%s = {}\n", e->path, e->path);
-        } else if (e->kind == API_FUNCTION) {
-            rc |= write_function(&b, e);
-        } else {
-            rc |= buf_printf(&b, "---@type %s\n%s = nil\n",
-                             strcmp(e->value_type, "nil") == 0 ? "any" : e->value_type, e->path);
-        }
-    }
-    path = xasprintf("%s/.luals", dir);
-    if (mkdir(path, 0755) == -1 && errno != EEXIST) {
-        free(path);
-        buf_free(&b);
-        return kg_err(errp, "%s/.luals: cannot create the folder", dir);
-    }
-    free(path);
-    path = xasprintf("%s/.luals/kagari.lua", dir);
-    if (rc != 0 || util_write_file(path, b.data, b.len, 0644, errp) == -1) {
-        free(path);
-        buf_free(&b);
-        return -1;
-    }
-    free(path);
-    buf_free(&b);
-    path = xasprintf("%s/.luarc.json", dir);
-    rc = util_write_file(path, luarc, strlen(luarc), 0644, errp);
-    free(path);
-    return rc;
+    free(a->state.proxies);
+    free(a->state.dummy_hash);
+    free(a);
 }

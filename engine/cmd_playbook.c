@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/api.h"
+#include "engine/apidesc.h"
 #include "engine/config.h"
 #include "engine/env.h"
 #include "engine/lint.h"
@@ -99,7 +99,7 @@ seen_add(struct seen *s, const char *key)
 
 /* Lint one playbook file and the libraries it uses. Returns the number of problems. */
 static int
-lint_file(struct sandbox *sb, const struct api *api, const char *path, const char *lib_dir,
+lint_file(struct sandbox *sb, const struct apidesc *api, const char *path, const char *lib_dir,
           struct seen *seen)
 {
     lua_State *L = sandbox_state(sb);
@@ -118,7 +118,7 @@ lint_file(struct sandbox *sb, const struct api *api, const char *path, const cha
     err = NULL;
     if (src != NULL && lint_chunk(api, L, path, src, len, 0, &r, &err) == 0) {
         for (size_t i = 0; pb != NULL && i < pb->nsources; i++) {
-            if (!api_source_known(api, pb->sources[i])) {
+            if (!apidesc_source_known(api, pb->sources[i])) {
                 lint_trigger(api, src, len, pb->sources[i], &r);
             }
         }
@@ -195,7 +195,7 @@ folder_files(const char *dir, size_t *n)
 
 /* Lint one library file (once). Returns the number of problems. */
 static int
-lint_library(struct sandbox *sb, const struct api *api, const char *path, struct seen *seen)
+lint_library(struct sandbox *sb, const struct apidesc *api, const char *path, struct seen *seen)
 {
     struct lint_report r = { NULL, 0 };
     size_t len = 0;
@@ -245,8 +245,8 @@ is_library_path(const char *path, const char *lib_dir)
 /* The libraries of a playbook folder that no playbook linted so far uses: linted too, so
  * that a library is checked before its first user is written. */
 static int
-lint_unused_libs(struct sandbox *sb, const struct api *api, const char *dir, const char *lib_dir,
-                 struct seen *seen)
+lint_unused_libs(struct sandbox *sb, const struct apidesc *api, const char *dir,
+                 const char *lib_dir, struct seen *seen)
 {
     char *own = lib_dir ? NULL : xasprintf("%s/lib", dir);
     size_t n;
@@ -266,12 +266,12 @@ static int
 cmd_lint(int argc, char **argv, const struct lint_opts *o)
 {
     struct sandbox *sb;
-    struct api api;
+    struct apidesc api;
     struct seen seen = { NULL, 0 };
     char *err = NULL;
     int bad = 0;
 
-    if (api_load(&api, &err) == -1 || (sb = env_sandbox_new(64u << 20, &err)) == NULL) {
+    if (apidesc_load(&api, &err) == -1 || (sb = env_sandbox_new(64u << 20, &err)) == NULL) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);
         return 1;
@@ -304,7 +304,7 @@ cmd_lint(int argc, char **argv, const struct lint_opts *o)
     }
     free(seen.v);
     sandbox_free(sb);
-    api_free(&api);
+    apidesc_free(&api);
     if (bad > 0) {
         fprintf(stderr, "kagari: %d problem%s\n", bad, bad == 1 ? "" : "s");
     }
@@ -314,17 +314,17 @@ cmd_lint(int argc, char **argv, const struct lint_opts *o)
 static int
 cmd_annotations(const char *dir)
 {
-    struct api api;
+    struct apidesc api;
     char *err = NULL;
     int rc;
 
-    if (api_load(&api, &err) == -1) {
+    if (apidesc_load(&api, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);
         return 1;
     }
-    rc = api_write_annotations(&api, dir, &err);
-    api_free(&api);
+    rc = apidesc_write_annotations(&api, dir, &err);
+    apidesc_free(&api);
     if (rc == -1) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);

@@ -36,7 +36,7 @@
 #define LINT_MAX_STATE (8u << 20) /* register values kept for one function (32 MiB) */
 
 struct lint {
-    const struct api *api;
+    const struct apidesc *api;
     const char *shown;
     const char *src;
     size_t len;
@@ -167,7 +167,7 @@ note(struct lint *lt, int line, int col, const char *fmt, ...)
 static void
 report_source(struct lint *lt, int line, int col, const char *what, const char *name)
 {
-    const char *near = api_suggest(lt->api, NULL, name, 1);
+    const char *near = apidesc_suggest(lt->api, NULL, name, 1);
     const char *dot = strchr(name, '.');
     int family = 0;
 
@@ -189,7 +189,7 @@ report_source(struct lint *lt, int line, int col, const char *what, const char *
 static char *
 suggestion(const struct lint *lt, const char *prefix, const char *name, int sources)
 {
-    const char *s = api_suggest(lt->api, prefix, name, sources);
+    const char *s = apidesc_suggest(lt->api, prefix, name, sources);
 
     return s ? xasprintf(" (did you mean '%s'?)", s) : xstrdup("");
 }
@@ -243,14 +243,14 @@ collect_globals(struct lint *lt, const struct bytecode_proto *p)
 
 /* ---- values ---- */
 
-static const struct api_entry *
+static const struct apidesc_entry *
 entry(const struct lint *lt, int v)
 {
     return v > 0 && (size_t)v <= lt->api->n ? &lt->api->v[v - 1] : NULL;
 }
 
 static int
-value_of(const struct lint *lt, const struct api_entry *e)
+value_of(const struct lint *lt, const struct apidesc_entry *e)
 {
     return e ? (int)(e - lt->api->v) + 1 : V_UNKNOWN;
 }
@@ -395,10 +395,10 @@ struct fn {
 static int
 member_value(const struct lint *lt, int base, const char *k)
 {
-    const struct api_entry *e = entry(lt, base);
+    const struct apidesc_entry *e = entry(lt, base);
 
-    if (k != NULL && e != NULL && e->kind == API_TABLE) {
-        return value_of(lt, api_member(lt->api, e->path, k));
+    if (k != NULL && e != NULL && e->kind == APIDESC_TABLE) {
+        return value_of(lt, apidesc_member(lt->api, e->path, k));
     }
     if (k != NULL && base == V_ALERT && strcmp(k, "source") == 0) {
         return V_ALERT_SOURCE;
@@ -429,10 +429,11 @@ add_name(char ***v, size_t *n, const char *name)
 static void
 check_member(struct lint *lt, int line, int base, const char *k)
 {
-    const struct api_entry *e = entry(lt, base);
+    const struct apidesc_entry *e = entry(lt, base);
     char *hint;
 
-    if (k != NULL && base == V_ALERT && !api_has_field(lt->api, k) && !api_has_method(lt->api, k)) {
+    if (k != NULL && base == V_ALERT && !apidesc_has_field(lt->api, k) &&
+        !apidesc_has_method(lt->api, k)) {
         if ((lt->nunknown & (lt->nunknown - 1)) == 0) {
             lt->unknown_fields =
                 xrealloc(lt->unknown_fields,
@@ -446,7 +447,8 @@ check_member(struct lint *lt, int line, int base, const char *k)
         return;
     }
 
-    if (k != NULL && e != NULL && e->kind == API_TABLE && api_member(lt->api, e->path, k) == NULL) {
+    if (k != NULL && e != NULL && e->kind == APIDESC_TABLE &&
+        apidesc_member(lt->api, e->path, k) == NULL) {
         hint = suggestion(lt, e->path, k, 0);
         report(lt, line, column(lt, line, k, 1), "unknown field '%s' of %s '%s'%s", k,
                e->connector ? "connector" : "module", e->path, hint);
@@ -555,8 +557,8 @@ value_name(const struct bytecode_proto *p, int v, char *buf, size_t n)
 /* Check the fixed arguments of a call of e (at registers a+1..a+nargs) against its
  * parameter types. */
 static void
-check_arg_types(struct lint *lt, const struct fn *f, const struct api_entry *e, int a, int nargs,
-                const int *s, int line, const char *k)
+check_arg_types(struct lint *lt, const struct fn *f, const struct apidesc_entry *e, int a,
+                int nargs, const int *s, int line, const char *k)
 {
     const char *q = e->params;
     char given[64];
@@ -607,7 +609,7 @@ transfer(const struct lint *lt, const struct fn *f, int pc, int *s)
     const struct bytecode_proto *p = f->p;
     uint32_t i = p->code[pc];
     int a = BC_A(i), b = BC_B(i), lo, hi, v = V_UNKNOWN;
-    const struct api_entry *e;
+    const struct apidesc_entry *e;
     const char *k;
 
     switch (BC_OP(i)) {
@@ -621,7 +623,7 @@ transfer(const struct lint *lt, const struct fn *f, int pc, int *s)
         k = bytecode_kstr(p, BC_C(i));
         if (is_env(p, b)) {
             if (k != NULL && !declared(lt, k)) {
-                v = value_of(lt, api_find(lt->api, k));
+                v = value_of(lt, apidesc_find(lt->api, k));
             }
             break;
         }
@@ -636,8 +638,8 @@ transfer(const struct lint *lt, const struct fn *f, int pc, int *s)
         k = BC_K(i) ? bytecode_kstr(p, BC_C(i)) : NULL;
         e = entry(lt, self);
         s[a + 1] = self;
-        s[a] = k != NULL && e != NULL && e->kind == API_TABLE
-                   ? value_of(lt, api_member(lt->api, e->path, k))
+        s[a] = k != NULL && e != NULL && e->kind == APIDESC_TABLE
+                   ? value_of(lt, apidesc_member(lt->api, e->path, k))
                    : V_UNKNOWN;
         for (size_t m = 0; k != NULL && self == V_ALERT && m < lt->api->nmethods && m < 800; m++) {
             if (strcmp(lt->api->methods[m], k) == 0) {
@@ -683,7 +685,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
     const struct bytecode_proto *p = f->p;
     uint32_t i = p->code[pc];
     int a = BC_A(i), b = BC_B(i), c = BC_C(i), line = p->lines[pc];
-    const struct api_entry *e;
+    const struct apidesc_entry *e;
     const char *k;
     char *hint;
 
@@ -692,7 +694,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
         k = bytecode_kstr(p, c);
         if (!is_env(p, b)) {
             check_member(lt, line, b < (int)p->nup ? f->upv[b] : V_UNKNOWN, k);
-        } else if (k != NULL && !declared(lt, k) && api_find(lt->api, k) == NULL) {
+        } else if (k != NULL && !declared(lt, k) && apidesc_find(lt->api, k) == NULL) {
             hint = suggestion(lt, NULL, k, 0);
             report(lt, line, column(lt, line, k, 0), "undeclared global '%s'%s", k, hint);
             free(hint);
@@ -705,7 +707,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
                 add_name(&lt->alert_sets, &lt->nalert_sets, k);
             }
             e = entry(lt, a < (int)p->nup ? f->upv[a] : V_UNKNOWN);
-            if (k != NULL && e != NULL && e->kind == API_TABLE) {
+            if (k != NULL && e != NULL && e->kind == APIDESC_TABLE) {
                 report(lt, line, column(lt, line, k, 1), "'%s' is read-only: cannot set '%s.%s'",
                        e->path, e->path, k);
             } else if (lt->library && !f->is_main && a < (int)p->nup && f->upv_main[a]) {
@@ -721,7 +723,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
         if (k == NULL) {
             break;
         }
-        if ((e = api_find(lt->api, k)) != NULL && strchr(k, '.') == NULL) {
+        if ((e = apidesc_find(lt->api, k)) != NULL && strchr(k, '.') == NULL) {
             report(lt, line, column(lt, line, k, 0),
                    "assigns to '%s', which hides the built-in of that name", k);
         } else if (lt->library && !f->is_main) {
@@ -740,7 +742,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
         if (k != NULL && s[a] == V_ALERT) {
             add_name(&lt->alert_sets, &lt->nalert_sets, k);
         }
-        if (k != NULL && e != NULL && e->kind == API_TABLE) {
+        if (k != NULL && e != NULL && e->kind == APIDESC_TABLE) {
             report(lt, line, column(lt, line, k, 1), "'%s' is read-only: cannot set '%s.%s'",
                    e->path, e->path, k);
         }
@@ -755,11 +757,11 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
         if (k == NULL) {
             break;
         }
-        if (e != NULL && e->kind == API_TABLE) {
+        if (e != NULL && e->kind == APIDESC_TABLE) {
             report(lt, line, column(lt, line, k, 1),
                    "'%s:%s': the functions of '%s' are called with '.', not ':'", e->path, k,
                    e->path);
-        } else if (s[b] == V_ALERT && !api_has_method(lt->api, k)) {
+        } else if (s[b] == V_ALERT && !apidesc_has_method(lt->api, k)) {
             report(lt, line, column(lt, line, k, 1), "the alert has no method '%s'", k);
         }
         break;
@@ -781,7 +783,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
                        "hash, email, process)",
                        type);
             }
-            if (api_method_args(lt->api, m, &lo, &hi, &params) &&
+            if (apidesc_method_args(lt->api, m, &lo, &hi, &params) &&
                 (b - 2 < lo || (hi >= 0 && b - 2 > hi))) {
                 int want = b - 2 < lo ? lo : hi;
 
@@ -795,7 +797,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
             break;
         }
         e = entry(lt, s[a]);
-        if (e == NULL || e->kind != API_FUNCTION) {
+        if (e == NULL || e->kind != APIDESC_FUNCTION) {
             break;
         }
         k = strrchr(e->path, '.');
@@ -838,7 +840,7 @@ check(struct lint *lt, struct fn *f, int pc, const int *s)
         break;
     case BC_EQK:
         k = bytecode_kstr(p, b);
-        if (s[a] == V_ALERT_SOURCE && k != NULL && !api_source_known(lt->api, k)) {
+        if (s[a] == V_ALERT_SOURCE && k != NULL && !apidesc_source_known(lt->api, k)) {
             report_source(lt, line, column(lt, line, k, 0), "", k);
         }
         if (s[a] == V_ALERT_SEVERITY && k != NULL && !severity_exact(k)) {
@@ -1043,7 +1045,7 @@ cmp_findings(const void *a, const void *b)
 }
 
 int
-lint_chunk(const struct api *api, lua_State *L, const char *shown, const char *src, size_t len,
+lint_chunk(const struct apidesc *api, lua_State *L, const char *shown, const char *src, size_t len,
            int flags, struct lint_report *out, char **errp)
 {
     struct bytecode_proto *p;
@@ -1090,7 +1092,7 @@ lint_chunk(const struct api *api, lua_State *L, const char *shown, const char *s
             set = strcmp(lt.alert_sets[j], u->msg) == 0;
         }
         if (!set) {
-            const char *near = api_suggest(api, NULL, u->msg, API_SUGGEST_ALERT);
+            const char *near = apidesc_suggest(api, NULL, u->msg, APIDESC_SUGGEST_ALERT);
 
             report(&lt, u->line, u->col, "the alert has no field '%s'%s%s%s", u->msg,
                    near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
@@ -1115,7 +1117,7 @@ lint_chunk(const struct api *api, lua_State *L, const char *shown, const char *s
 }
 
 void
-lint_trigger(const struct api *api, const char *src, size_t len, const char *name,
+lint_trigger(const struct apidesc *api, const char *src, size_t len, const char *name,
              struct lint_report *out)
 {
     struct lint lt;

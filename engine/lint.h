@@ -9,7 +9,7 @@
 #include <lua.h>
 #include <stddef.h>
 
-#include "engine/api.h"
+#include "engine/apidesc.h"
 #include "engine/util.h"
 
 struct lint_finding {
@@ -28,13 +28,13 @@ struct lint_report {
 /* Lint one chunk (src, shown as `shown` in messages; compiled on L, nothing runs). The
  * findings are appended to out, in line order; a line holding the comment "lint: ignore"
  * has none. -1 and *errp when the chunk does not compile ("name:line: message"). */
-int lint_chunk(const struct api *api, lua_State *L, const char *shown, const char *src, size_t len,
-               int flags, struct lint_report *out, char **errp) KG_WUR;
+int lint_chunk(const struct apidesc *api, lua_State *L, const char *shown, const char *src,
+               size_t len, int flags, struct lint_report *out, char **errp) KG_WUR;
 /* A finding about a trigger source name (on.source) that no registered source gives, at
  * the name's first place in src: a problem when it looks like a misspelling of a known
  * name (close to one, or in a known family such as "entra."), else a note (a sender's own
  * source name). */
-void lint_trigger(const struct api *api, const char *src, size_t len, const char *name,
+void lint_trigger(const struct apidesc *api, const char *src, size_t len, const char *name,
                   struct lint_report *out);
 void lint_report_free(struct lint_report *r);
 

@@ -57,10 +57,6 @@ struct source {
      * them, malloc'd, each to alert_free) ; -1 with *errp naming the offending field. */
     int (*normalize)(const char *rec, size_t len, const char *hint, int64_t received_ms,
                      struct alert **alerts, size_t *n, char **errp);
-    /* The alert source names its normalizer gives (alert.source), NULL-terminated; NULL
-     * for none known. `kagari playbook lint` checks playbook triggers against the names
-     * of every registered source, and docs/playbooks.md lists them. */
-    const char *const *alert_sources;
 };
 
 /* Add a plug-in (the same one twice is added once). Its config section, if any, becomes

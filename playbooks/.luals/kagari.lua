@@ -34,6 +34,9 @@
 ---| "azure.firewall"
 ---| "azure.waf"
 ---| "defender.alert"
+---| "defender.evidence"
+---| "defender.hunting"
+---| "defender.incident"
 ---| "entra.audit"
 ---| "entra.risk"
 ---| "entra.riskyuser"
@@ -41,13 +44,9 @@
 ---| "intune.audit"
 ---| "intune.device"
 ---| "mdo.alert"
----| "panos.config"
----| "panos.globalprotect"
----| "panos.system"
----| "panos.threat"
----| "panos.traffic"
----| "panos.url"
----| "panos.wildfire"
+---| "mdo.email"
+---| "mdo.postdelivery"
+---| "mdo.urlclick"
 
 ---@class kagari.trigger
 ---@field source? kagari.source|kagari.source[]|string|string[] exact names, or prefixes ending in *
@@ -71,6 +70,11 @@ alerts = {}
 ---@return table?
 ---@return string?
 function alerts.recent(query) end
+
+---Park the run until people decide: {title =, detail =, effects =, role =, approvers =, timeout =, default =}; the decision {approved =, decision =, timed_out =, ...}.
+---@param request table
+---@return table
+function approve(request) end
 
 ---@class kagari.defender
 defender = {}

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct api api;
+    static struct apidesc api;
     static int loaded;
     struct lint_report r = { NULL, 0 };
     char *err = NULL;
@@ -23,7 +23,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!loaded) {
         registry_init();
-        if (api_load(&api, &err) == -1) {
+        if (apidesc_load(&api, &err) == -1) {
             abort();
         }
         loaded = 1;

@@ -313,15 +313,10 @@ linesrc_describe(void *state, struct buf *b)
 }
 
 static const struct source linesrc_source = {
-    "linesrc",
-    "a test-only line source: source|source_id|title|severity over TCP",
-    &linesrc_section,
-    linesrc_start,
-    linesrc_drain,
-    linesrc_stop,
-    linesrc_describe,
-    linesrc_normalize,
-    NULL, /* the sender names each line's source */
+    "linesrc",        "a test-only line source: source|source_id|title|severity over TCP",
+    &linesrc_section, linesrc_start,
+    linesrc_drain,    linesrc_stop,
+    linesrc_describe, linesrc_normalize,
 };
 
 static void linesrc_register(void) __attribute__((constructor));

@@ -10,18 +10,18 @@
 #include "engine/registry.h"
 #include "tests/unit/test.h"
 
-static struct api api;
+static struct apidesc api;
 static int loaded;
 
-static const struct api *
+static const struct apidesc *
 get_api(void)
 {
     char *err = NULL;
 
     if (!loaded) {
         registry_init();
-        if (api_load(&api, &err) == -1) {
-            fprintf(stderr, "api_load: %s\n", err);
+        if (apidesc_load(&api, &err) == -1) {
+            fprintf(stderr, "apidesc_load: %s\n", err);
             abort();
         }
         loaded = 1;
@@ -301,9 +301,9 @@ test_triggers(void)
         "\"nope.*\" } },\n  run = function() end }\n";
     struct lint_report r = { NULL, 0 };
 
-    T_ASSERT(api_source_known(get_api(), "entra.signin"));
-    T_ASSERT(api_source_known(get_api(), "azure.*"));
-    T_ASSERT(!api_source_known(get_api(), "nope.*"));
+    T_ASSERT(apidesc_source_known(get_api(), "entra.signin"));
+    T_ASSERT(apidesc_source_known(get_api(), "azure.*"));
+    T_ASSERT(!apidesc_source_known(get_api(), "nope.*"));
     lint_trigger(get_api(), src, strlen(src), "entra.signn", &r);
     lint_trigger(get_api(), src, strlen(src), "nope.*", &r);
     T_FINDING(&r, 3, 22, "on.source: 'entra.signn' is not a source name");

@@ -214,10 +214,10 @@ test_index_filled_by_migration(void)
     add_alert(t, "s1", "old1", 1000, "user", "carol");
     add_alert(t, "s1", "old2", 2000, "host", "pc-1");
     store_tenant_close(t);
-    /* Back to the schema before the index, as a database of the previous release. The
-     * index's migration is followed by one, the playbook libraries' (4): the objects of
-     * both are dropped and the version set two back (if one is appended after them, drop
-     * that one's too). */
+    /* Back to the schema before the index (2), as a database of the previous release:
+     * the objects of the index's migration (3) and of those appended after it (4: the
+     * approvals; 5: the record class, alerts.class; 6: the playbook libraries) are dropped
+     * and the version set to 2. A migration appended later must be undone here too. */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -230,10 +230,12 @@ test_index_filled_by_migration(void)
             v = sqlite3_column_int(q, 0);
         }
         sqlite3_finalize(q);
-        T_ASSERT(v >= 4);
-        sql = xasprintf("DROP TABLE alert_observables; DROP TABLE kv; DROP TABLE playbook_libs;"
+        T_ASSERT(v >= 6);
+        sql = xasprintf("DROP TABLE alert_observables; DROP TABLE kv;"
+                        "DROP TABLE approval_votes; DROP TABLE approvals;"
+                        "ALTER TABLE alerts DROP COLUMN class; DROP TABLE playbook_libs;"
                         "PRAGMA user_version = %d;",
-                        v - 2);
+                        2);
         T_ASSERT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
         free(sql);
     }

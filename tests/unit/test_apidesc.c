@@ -1,7 +1,7 @@
-/* test_api.c: the playbook API description: read from the real environment, its metadata
+/* test_apidesc.c: the playbook API description: read from the real environment, its metadata
  * table in step with it, and the LuaLS annotations covering every registered function
  * (the shipped copy included). */
-#include "engine/api.h"
+#include "engine/apidesc.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -14,13 +14,13 @@
 #include "tests/unit/test.h"
 
 static void
-load(struct api *api)
+load(struct apidesc *api)
 {
     char *err = NULL;
 
     registry_init();
-    if (api_load(api, &err) == -1) {
-        T_FAIL_("api_load: %s", err);
+    if (apidesc_load(api, &err) == -1) {
+        T_FAIL_("apidesc_load: %s", err);
     }
     free(err);
 }
@@ -28,36 +28,56 @@ load(struct api *api)
 static void
 test_description(void)
 {
-    struct api api;
-    const struct api_entry *e;
+    struct apidesc api;
+    const struct apidesc_entry *e;
     char *err = NULL;
 
     load(&api);
-    e = api_find(&api, "defender.isolate");
+    e = apidesc_find(&api, "defender.isolate");
     T_REQUIRE(e != NULL);
-    T_EQ_INT(e->kind, API_FUNCTION);
+    T_EQ_INT(e->kind, APIDESC_FUNCTION);
     T_EQ_INT(e->connector, 1);
     T_EQ_INT(e->nil_err, 1);
     T_EQ_INT(e->min_args, 1);
     T_EQ_INT(e->max_args, 3);
-    e = api_find(&api, "log.info");
+    e = apidesc_find(&api, "log.info");
     T_REQUIRE(e != NULL);
     T_EQ_INT(e->nil_err, 0);
     T_EQ_INT(e->max_args, -1);
-    T_ASSERT(api_find(&api, "json.null") != NULL && api_find(&api, "json.null")->kind == API_VALUE);
-    T_ASSERT(api_find(&api, "string.format") != NULL && api_find(&api, "string.format")->standard);
-    T_ASSERT(api_find(&api, "string.dump") == NULL); /* the sandbox removed it */
-    T_ASSERT(api_find(&api, "io") == NULL && api_find(&api, "os") == NULL);
-    T_ASSERT(api_has_method(&api, "observable") && api_has_method(&api, "values"));
-    T_ASSERT(api_source_known(&api, "defender.alert"));
-    T_EQ_STR(api_suggest(&api, "defender", "isolat", 0), "isolate");
-    T_EQ_STR(api_suggest(&api, NULL, "entra.signn", 1), "entra.signin");
+    T_ASSERT(apidesc_find(&api, "json.null") != NULL &&
+             apidesc_find(&api, "json.null")->kind == APIDESC_VALUE);
+    T_ASSERT(apidesc_find(&api, "string.format") != NULL &&
+             apidesc_find(&api, "string.format")->standard);
+    T_ASSERT(apidesc_find(&api, "string.dump") == NULL); /* the sandbox removed it */
+    T_ASSERT(apidesc_find(&api, "io") == NULL && apidesc_find(&api, "os") == NULL);
+    T_ASSERT(apidesc_has_method(&api, "observable") && apidesc_has_method(&api, "values"));
+    T_ASSERT(apidesc_source_known(&api, "defender.alert"));
+    T_EQ_STR(apidesc_suggest(&api, "defender", "isolat", 0), "isolate");
+    T_EQ_STR(apidesc_suggest(&api, NULL, "entra.signn", 1), "entra.signin");
+    /* The source names docs/playbooks.md lists are those the registered sources and
+     * normalizer families give: each one is in its table. */
+    {
+        size_t dlen = 0;
+        char *doc = util_read_file("docs/playbooks.md", 4u << 20, &dlen, NULL);
+
+        T_REQUIRE(doc != NULL);
+        for (size_t i = 0; i < api.nsources; i++) {
+            char *want = xasprintf("`%s`", api.sources[i]);
+
+            if (strstr(doc, want) == NULL) {
+                T_FAIL_("docs/playbooks.md does not list the source name %s", api.sources[i]);
+            }
+            free(want);
+        }
+        free(doc);
+        T_ASSERT(apidesc_source_known(&api, "defender.incident")); /* a family's name */
+    }
     /* Every row of the metadata table names a registered function. */
-    if (api_check_meta(&api, &err) == -1) {
+    if (apidesc_check_meta(&api, &err) == -1) {
         T_FAIL_("%s", err);
     }
     free(err);
-    api_free(&api);
+    apidesc_free(&api);
 }
 
 /* Every function a fresh playbook environment has (kagari's own, not standard Lua's) is
@@ -66,7 +86,7 @@ test_description(void)
 static void
 test_annotations_cover_every_function(void)
 {
-    struct api api;
+    struct apidesc api;
     char dir[64], *path, *text, *err = NULL, *shipped;
     size_t len = 0, slen = 0;
     struct sandbox *sb;
@@ -82,7 +102,7 @@ test_annotations_cover_every_function(void)
     load(&api);
     snprintf(dir, sizeof(dir), "/tmp/kagari-test-ann-XXXXXX");
     T_REQUIRE(mkdtemp(dir) != NULL);
-    T_REQUIRE(api_write_annotations(&api, dir, &err) == 0);
+    T_REQUIRE(apidesc_write_annotations(&api, dir, &err) == 0);
     path = xasprintf("%s/.luals/kagari.lua", dir);
     text = util_read_file(path, 1 << 20, &len, &err);
     T_REQUIRE(text != NULL);
@@ -145,7 +165,7 @@ test_annotations_cover_every_function(void)
     T_ASSERT(system(path) == 0);
     free(path);
     free(err);
-    api_free(&api);
+    apidesc_free(&api);
 }
 
 TEST_LIST = {
