@@ -125,6 +125,7 @@ static size_t nglobals;
 static const struct config_field config_top_fields[] = {
     { "data_dir", CONFIG_PATH, offsetof(struct config, data_dir), 0, 0, NULL, 0 },
     { "playbook_dir", CONFIG_PATH, offsetof(struct config, playbook_dir), 0, 0, NULL, 0 },
+    { "playbook_lib_dir", CONFIG_PATH, offsetof(struct config, playbook_lib_dir), 0, 0, NULL, 0 },
     { "intake", CONFIG_TABLE, 0, 0, 0, config_intake_fields, 0 },
     { "runs", CONFIG_TABLE, 0, 0, 0, config_runs_fields, 0 },
     { "store", CONFIG_TABLE, 0, 0, 0, config_store_fields, 0 },
@@ -1404,6 +1405,9 @@ config_load_buffer(const char *text, size_t len, const char *name, struct config
         kg_err(errp, "%s", c.err);
         goto out;
     }
+    if (tmp.playbook_lib_dir == NULL) {
+        tmp.playbook_lib_dir = xasprintf("%s/lib", tmp.playbook_dir);
+    }
     tmp.path = xstrdup(name);
     *cfg = tmp;
     memset(&tmp, 0, sizeof(tmp));
@@ -1648,7 +1652,8 @@ static const char config_text_playbooks[] =
     "\n"
     "-- Folder of the Lua playbooks: every *.lua file in it is loaded as a playbook.\n-- Default: "
     "\"playbooks\"\n"
-    "-- next to this file.\n"
+    "-- next to this file. The libraries they load with require \"name\" are lib/name.lua in\n"
+    "-- it (playbook_lib_dir = \"...\" names another folder).\n"
     "playbook_dir = ";
 
 static const char config_text_intake[] =

@@ -91,9 +91,10 @@ struct config_tenant {
 const void *config_tenant_block(const struct config_tenant *t, const struct config_section *s);
 
 struct config {
-    char *path;         /* the file read */
-    char *data_dir;     /* absolute; relative values resolve against the file's folder */
-    char *playbook_dir; /* absolute */
+    char *path;             /* the file read */
+    char *data_dir;         /* absolute; relative values resolve against the file's folder */
+    char *playbook_dir;     /* absolute */
+    char *playbook_lib_dir; /* absolute; the libraries playbooks require: <playbook_dir>/lib */
 
     struct {
         char *listen;           /* "127.0.0.1:8080" */

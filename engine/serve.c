@@ -72,7 +72,7 @@ load_playbooks(void)
         free(err);
         return -1;
     }
-    if (playbook_set_load(sb, cfg->playbook_dir, &set, &errs) == -1) {
+    if (playbook_set_load_libs(sb, cfg->playbook_dir, cfg->playbook_lib_dir, &set, &errs) == -1) {
         log_err("playbooks.failed dir=%s error=%s", cfg->playbook_dir,
                 log_quote(errs ? errs : "?"));
         rc = -1;
@@ -90,8 +90,15 @@ load_playbooks(void)
         }
         keep_previous(&set);
         for (size_t i = 0; i < set.n; i++) {
-            log_info("playbook.loaded name=%s version=%.12s file=%s", set.v[i]->name,
-                     set.v[i]->hash, set.v[i]->file);
+            struct buf libs;
+
+            buf_init(&libs, 0);
+            for (size_t k = 0; k < set.v[i]->nlibs; k++) {
+                (void)!buf_printf(&libs, "%s%s", k ? "," : " libraries=", set.v[i]->libs[k].name);
+            }
+            log_info("playbook.loaded name=%s version=%.12s file=%s%s", set.v[i]->name,
+                     set.v[i]->hash, set.v[i]->file, libs.len ? libs.data : "");
+            buf_free(&libs);
         }
         log_info("playbooks.loaded count=%zu dir=%s", set.n, cfg->playbook_dir);
         run_set_playbooks(&set);

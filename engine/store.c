@@ -299,6 +299,15 @@ static const char *const tenant_migrations[] = {
     "CREATE INDEX events_ip ON events (ip, time) WHERE ip IS NOT NULL;"
     "CREATE INDEX events_dst_ip ON events (dst_ip, time) WHERE dst_ip IS NOT NULL;"
     "CREATE INDEX events_device ON events (device, time) WHERE device IS NOT NULL;",
+    /* 9: playbook libraries: the lib/NAME.lua files each playbook version was loaded with
+     * (the version hash covers them), so a run resumed after a restart uses the same
+     * library code. */
+    "CREATE TABLE playbook_libs ("
+    "  version TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  PRIMARY KEY (version, name)"
+    ") WITHOUT ROWID;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -324,6 +333,8 @@ enum query {
     Q_ALERT_COUNT,
     Q_PLAYBOOK_PUT,
     Q_PLAYBOOK_GET,
+    Q_PLAYBOOK_LIB_PUT,
+    Q_PLAYBOOK_LIB_GET,
     Q_RUN_INSERT,
     Q_RUN_UPDATE,
     Q_RUN_RETRY,
@@ -441,6 +452,10 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_PLAYBOOK_PUT] = "INSERT INTO playbook_versions (hash, name, source, created)"
                        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hash) DO NOTHING",
     [Q_PLAYBOOK_GET] = "SELECT source, name FROM playbook_versions WHERE hash = ?1",
+    [Q_PLAYBOOK_LIB_PUT] = "INSERT OR IGNORE INTO playbook_libs (version, name, source)"
+                           " VALUES (?1, ?2, ?3)",
+    [Q_PLAYBOOK_LIB_GET] = "SELECT name, source FROM playbook_libs WHERE version = ?1"
+                           " ORDER BY name",
     [Q_RUN_INSERT] = "INSERT INTO runs (alert_id, playbook, playbook_hash, state, created)"
                      " VALUES (?1, ?2, ?3, 'queued', ?4)",
     [Q_RUN_UPDATE] = "UPDATE runs SET state = ?2,"
@@ -2151,6 +2166,77 @@ store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char *
     }
     stmt_done(s);
     return src;
+}
+
+int
+store_playbook_lib_put(struct store_tenant *t, const char *version, const char *name,
+                       const char *source, size_t len, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (version == NULL || name == NULL || source == NULL || len > INT32_MAX) {
+        return kg_err(errp, "playbook library put: missing version, name or source");
+    }
+    if ((s = db_stmt(&t->db, Q_PLAYBOOK_LIB_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, version) | bind_text(s, 2, name) |
+         sqlite3_bind_text(s, 3, source, (int)len, SQLITE_STATIC)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "playbook library put %s", name);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "playbook library put", errp);
+}
+
+int
+store_playbook_libs_get(struct store_tenant *t, const char *version, struct store_lib **out,
+                        size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_PLAYBOOK_LIB_GET, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, version);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_lib *l;
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        const void *p = sqlite3_column_text(s, 1);
+
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        l = &(*out)[(*n)++];
+        l->name = col_strdup(s, 0);
+        l->source = xmalloc(len + 1);
+        if (len > 0) {
+            memcpy(l->source, p, len);
+        }
+        l->source[len] = '\0';
+        l->len = len;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "playbook libraries of %.12s", version);
+        stmt_done(s);
+        store_libs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+void
+store_libs_free(struct store_lib *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].source);
+    }
+    free(v);
 }
 
 /* ---- runs ---- */

@@ -261,6 +261,19 @@ int64_t store_event_total(struct store_tenant *t); /* -1 on error */
 int store_playbook_put(struct store_tenant *t, const char *hash, const char *name,
                        const char *source, size_t len, char **errp) KG_WUR;
 char *store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char **name);
+/* The library files of a playbook version (playbook_libs): put one (a second put of the
+ * same version and name is ignored); get all, in name order (*out freed with
+ * store_libs_free; none is not an error). */
+struct store_lib {
+    char *name;
+    char *source; /* NUL-terminated */
+    size_t len;
+};
+int store_playbook_lib_put(struct store_tenant *t, const char *version, const char *name,
+                           const char *source, size_t len, char **errp) KG_WUR;
+int store_playbook_libs_get(struct store_tenant *t, const char *version, struct store_lib **out,
+                            size_t *n, char **errp) KG_WUR;
+void store_libs_free(struct store_lib *v, size_t n);
 
 /* Alert ids newest first, below before (0: from the newest), at most limit (<= 0:
  * 100); *ids is malloc'd. */

@@ -744,6 +744,32 @@ test_playbooks(void)
     got = store_playbook_get(f.t, hash, NULL, NULL);
     T_ASSERT(got != NULL);
     free(got);
+
+    /* The libraries of a version: returned in name order, bytes kept (a NUL too); a
+     * second put of the same name is ignored; another version has none. */
+    {
+        struct store_lib *libs = NULL;
+        size_t n = 0;
+        static const char zsrc[] = "return 'a\0b'";
+
+        T_EQ_INT(store_playbook_lib_put(f.t, hash, "zeta", zsrc, sizeof(zsrc) - 1, &err), 0);
+        T_EQ_INT(store_playbook_lib_put(f.t, hash, "alpha", "return 1", 8, &err), 0);
+        T_EQ_INT(store_playbook_lib_put(f.t, hash, "alpha", "return 2", 8, &err), 0);
+        T_EQ_INT(store_playbook_libs_get(f.t, hash, &libs, &n, &err), 0);
+        T_EQ_INT(n, 2);
+        if (n == 2) {
+            T_EQ_STR(libs[0].name, "alpha");
+            T_EQ_STR(libs[0].source, "return 1");
+            T_EQ_STR(libs[1].name, "zeta");
+            T_EQ_INT(libs[1].len, sizeof(zsrc) - 1);
+            T_ASSERT(memcmp(libs[1].source, zsrc, sizeof(zsrc) - 1) == 0);
+        }
+        store_libs_free(libs, n);
+        T_EQ_INT(store_playbook_libs_get(f.t, HASH_B, &libs, &n, &err), 0);
+        T_EQ_INT(n, 0);
+        store_libs_free(libs, n);
+        T_ASSERT(err == NULL);
+    }
     fx_teardown(&f);
 }
 
