@@ -13,7 +13,7 @@
 
 struct cmd_alerts_opts {
     const char *config, *tenant;
-    struct store_alert_filter f;
+    struct store_alert_where f;
     int json;
     int raw; /* alert show --raw: the raw record alone, as stored */
     cJSON *out;

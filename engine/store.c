@@ -111,6 +111,12 @@ static const char *const control_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;",
+    /* 3: each person's portal preferences: language and time zone. */
+    "CREATE TABLE IF NOT EXISTS user_prefs ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users (id),"
+    "  lang TEXT NOT NULL,"
+    "  tz TEXT NOT NULL"
+    ");",
 };
 
 static const char *const tenant_migrations[] = {
@@ -242,7 +248,67 @@ static const char *const tenant_migrations[] = {
     "  acked_via TEXT"
     ");"
     "CREATE INDEX IF NOT EXISTS escalations_state ON escalations (state);",
-    /* 7: a run's result: the JSON text of the value its playbook returned (NULL when it
+    /* 7: the portal's dashboard: the number of alerts (class 'alert', not events) per
+     * hour of their time, source and level, kept by triggers as alerts are stored (and
+     * deleted), filled from the alerts already there; the dashboard reads a few hundred
+     * rows of it, never the alerts themselves. */
+    "CREATE TABLE IF NOT EXISTS alert_counts ("
+    "  hour INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  severity INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (hour, source, severity)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO alert_counts (hour, source, severity, n)"
+    "  SELECT (time / 3600000) * 3600000, source, severity, count(*) FROM alerts"
+    "  WHERE class = 'alert' GROUP BY 1, 2, 3;"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_add AFTER INSERT ON alerts"
+    "  WHEN NEW.class = 'alert' BEGIN"
+    "  INSERT INTO alert_counts (hour, source, severity, n)"
+    "    VALUES ((NEW.time / 3600000) * 3600000, NEW.source, NEW.severity, 1)"
+    "    ON CONFLICT (hour, source, severity) DO UPDATE SET n = n + 1;"
+    "  END;"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_remove AFTER DELETE ON alerts"
+    "  WHEN OLD.class = 'alert' BEGIN"
+    "  UPDATE alert_counts SET n = n - 1 WHERE hour = (OLD.time / 3600000) * 3600000"
+    "    AND source = OLD.source AND severity = OLD.severity;"
+    "  END;",
+    /* 8: events: records kept for searching (firewall flows, sign-ins...), not detections.
+     * Deduplicated on (source, source_id); user, ip (source address), dst_ip and device
+     * are taken from the observables and indexed with the time; rows are pruned in id
+     * order once their received time is past the tenant's retention. */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time INTEGER NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  source_id TEXT NOT NULL,"
+    "  user TEXT COLLATE NOCASE,"
+    "  ip TEXT,"
+    "  dst_ip TEXT,"
+    "  device TEXT COLLATE NOCASE,"
+    "  severity INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  category TEXT,"
+    "  title TEXT,"
+    "  observables TEXT NOT NULL DEFAULT '[]',"
+    "  raw TEXT"
+    ");"
+    "CREATE UNIQUE INDEX events_dedup ON events (source, source_id);"
+    "CREATE INDEX events_user ON events (user, time) WHERE user IS NOT NULL;"
+    "CREATE INDEX events_ip ON events (ip, time) WHERE ip IS NOT NULL;"
+    "CREATE INDEX events_dst_ip ON events (dst_ip, time) WHERE dst_ip IS NOT NULL;"
+    "CREATE INDEX events_device ON events (device, time) WHERE device IS NOT NULL;",
+    /* 9: playbook libraries: the lib/NAME.lua files each playbook version was loaded with
+     * (the version hash covers them), so a run resumed after a restart uses the same
+     * library code. */
+    "CREATE TABLE playbook_libs ("
+    "  version TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  PRIMARY KEY (version, name)"
+    ") WITHOUT ROWID;",
+    /* 10: a run's result: the JSON text of the value its playbook returned (NULL when it
      * returned nothing or nil), and a note when the value could not be kept (not
      * JSON-able, or over the size cap). Written with the run's final state. */
     "ALTER TABLE runs ADD COLUMN result TEXT;"
@@ -272,6 +338,8 @@ enum query {
     Q_ALERT_COUNT,
     Q_PLAYBOOK_PUT,
     Q_PLAYBOOK_GET,
+    Q_PLAYBOOK_LIB_PUT,
+    Q_PLAYBOOK_LIB_GET,
     Q_RUN_INSERT,
     Q_RUN_UPDATE,
     Q_RUN_RETRY,
@@ -279,6 +347,7 @@ enum query {
     Q_RUN_GET,
     Q_RUN_LIST,
     Q_RUN_LIST_STATE,
+    Q_RUN_BY_ALERT,
     Q_RUN_UNFINISHED,
     Q_RUN_COUNTS,
     Q_RUN_SET_RESULT,
@@ -292,6 +361,9 @@ enum query {
     Q_ALERT_RECENT,
     Q_ALERT_OBS_INSERT,
     Q_ALERT_IDS,
+    Q_ALERT_MAX_ID,
+    Q_ALERT_BY_LEVEL,
+    Q_ALERT_BY_SOURCE,
     Q_USER_ADD,
     Q_USER_GET,
     Q_USER_GET_ID,
@@ -301,6 +373,8 @@ enum query {
     Q_USER_SET_TOTP,
     Q_USER_TOTP_USED,
     Q_USER_FAILED,
+    Q_PREFS_GET,
+    Q_PREFS_SET,
     Q_USER_LOGIN_OK,
     Q_RECOVERY_CLEAR,
     Q_RECOVERY_ADD,
@@ -333,8 +407,31 @@ enum query {
     Q_APPROVAL_DECIDE,
     Q_VOTE_ADD,
     Q_VOTES_GET,
+    Q_EVENT_INSERT,
+    Q_EVENT_BY_USER,
+    Q_EVENT_BY_IP,
+    Q_EVENT_BY_DEVICE,
+    Q_EVENT_BY_SOURCE,
+    Q_EVENT_BY_TIME,
+    Q_EVENT_COUNT_BY_USER,
+    Q_EVENT_COUNT_BY_IP,
+    Q_EVENT_COUNT_BY_DEVICE,
+    Q_EVENT_COUNT_BY_SOURCE,
+    Q_EVENT_COUNT_BY_TIME,
+    Q_EVENT_OLDEST,
+    Q_EVENT_FIRST,
+    Q_EVENT_PRUNE,
+    Q_EVENT_TOTAL,
     Q_COUNT
 };
+
+#define EVENT_COLUMNS                                                                              \
+    "id, time, received, source, source_id, user, ip, dst_ip, device, severity, outcome,"          \
+    " category, title, observables, raw"
+#define EVENT_REST                                                                                 \
+    "(?1 IS NULL OR user = ?1) AND (?2 IS NULL OR ip = ?2 OR dst_ip = ?2)"                         \
+    " AND (?3 IS NULL OR device = ?3) AND (?4 IS NULL OR source = ?4)"                             \
+    " AND time >= ?5 AND time <= ?6 AND (?8 IS NULL OR outcome = ?8)"
 
 #define RUN_COLUMNS                                                                                \
     "id, alert_id, playbook, playbook_hash, state, created, started, ended, error,"                \
@@ -362,6 +459,10 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_PLAYBOOK_PUT] = "INSERT INTO playbook_versions (hash, name, source, created)"
                        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hash) DO NOTHING",
     [Q_PLAYBOOK_GET] = "SELECT source, name FROM playbook_versions WHERE hash = ?1",
+    [Q_PLAYBOOK_LIB_PUT] = "INSERT OR IGNORE INTO playbook_libs (version, name, source)"
+                           " VALUES (?1, ?2, ?3)",
+    [Q_PLAYBOOK_LIB_GET] = "SELECT name, source FROM playbook_libs WHERE version = ?1"
+                           " ORDER BY name",
     [Q_RUN_INSERT] = "INSERT INTO runs (alert_id, playbook, playbook_hash, state, created)"
                      " VALUES (?1, ?2, ?3, 'queued', ?4)",
     [Q_RUN_UPDATE] = "UPDATE runs SET state = ?2,"
@@ -375,6 +476,7 @@ static const char *const query_sql[Q_COUNT] = {
                                        " WHERE run_id = ?1)",
     [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
     [Q_RUN_LIST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT ?1",
+    [Q_RUN_BY_ALERT] = "SELECT " RUN_COLUMNS " FROM runs WHERE alert_id = ?1 ORDER BY id LIMIT ?2",
     [Q_RUN_LIST_STATE] = "SELECT " RUN_COLUMNS " FROM runs WHERE state = ?2"
                          " ORDER BY id DESC LIMIT ?1",
     [Q_RUN_UNFINISHED] = "SELECT " RUN_COLUMNS " FROM runs"
@@ -411,7 +513,15 @@ static const char *const query_sql[Q_COUNT] = {
                        " ORDER BY o.received DESC, o.alert_id DESC",
     [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
                            " VALUES (?1, ?2, ?3)",
-    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [Q_ALERT_BY_LEVEL] = "SELECT (hour / ?2) * ?2, severity, sum(n) FROM alert_counts"
+                         " WHERE hour >= ?1 GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2",
+    [Q_ALERT_BY_SOURCE] = "SELECT source, sum(n) FROM alert_counts WHERE hour >= ?1"
+                          " GROUP BY source HAVING sum(n) > 0 ORDER BY 2 DESC, source LIMIT ?2",
+    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 AND (?3 IS NULL OR source = ?3)"
+                    " AND (?4 < 0 OR severity = ?4) AND (?5 IS NULL OR outcome = ?5)"
+                    " AND (?6 IS NULL OR time >= ?6) AND (?7 IS NULL OR time < ?7)"
+                    " AND id >= ?8 ORDER BY id DESC LIMIT ?2",
+    [Q_ALERT_MAX_ID] = "SELECT coalesce(max(id), 0) FROM alerts",
 #define USER_COLUMNS                                                                               \
     "id, name, pass_hash, totp_secret, totp_confirmed, totp_last_step, failures, locked_until,"    \
     " disabled, created, last_login"
@@ -428,6 +538,9 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_USER_TOTP_USED] = "UPDATE users SET totp_last_step = ?2, totp_confirmed = 1"
                          " WHERE id = ?1 AND totp_last_step < ?2",
     [Q_USER_FAILED] = "UPDATE users SET failures = ?2, locked_until = ?3 WHERE id = ?1",
+    [Q_PREFS_GET] = "SELECT lang, tz FROM user_prefs WHERE user_id = ?1",
+    [Q_PREFS_SET] = "INSERT INTO user_prefs (user_id, lang, tz) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (user_id) DO UPDATE SET lang = excluded.lang, tz = excluded.tz",
     [Q_USER_LOGIN_OK] = "UPDATE users SET failures = 0, locked_until = 0, last_login = ?2"
                         " WHERE id = ?1",
     [Q_RECOVERY_CLEAR] = "DELETE FROM recovery_codes WHERE user_id = ?1",
@@ -482,6 +595,39 @@ static const char *const query_sql[Q_COUNT] = {
                     " WHERE approval_id = ?1 ORDER BY at, user",
     [Q_AUDIT_LIST_TENANT] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ?1 AND tenant = ?3"
                             " ORDER BY id DESC LIMIT ?2",
+    [Q_EVENT_INSERT] = "INSERT INTO events (time, received, source, source_id, user, ip, dst_ip,"
+                       " device, severity, outcome, category, title, observables, raw)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                       " ON CONFLICT (source, source_id) DO NOTHING",
+    /* One statement per leading filter, so that each uses its index; the other filters
+     * are NULL when not asked for. ?1 user, ?2 ip, ?3 device, ?4 source, ?5 since,
+     * ?6 until, ?7 limit, ?8 outcome. */
+    [Q_EVENT_BY_USER] = "SELECT " EVENT_COLUMNS " FROM events WHERE user = ?1 AND " EVENT_REST
+                        " ORDER BY time DESC, id DESC LIMIT ?7",
+    [Q_EVENT_BY_IP] =
+        "SELECT " EVENT_COLUMNS " FROM events WHERE (ip = ?2 OR dst_ip = ?2) AND " EVENT_REST
+        " ORDER BY time DESC, id DESC LIMIT ?7",
+    [Q_EVENT_BY_DEVICE] = "SELECT " EVENT_COLUMNS " FROM events WHERE device = ?3 AND " EVENT_REST
+                          " ORDER BY time DESC, id DESC LIMIT ?7",
+    /* without a user, address or device: newest stored first (id order, no time index) */
+    [Q_EVENT_BY_SOURCE] = "SELECT " EVENT_COLUMNS " FROM events WHERE source = ?4 AND " EVENT_REST
+                          " ORDER BY id DESC LIMIT ?7",
+    [Q_EVENT_BY_TIME] =
+        "SELECT " EVENT_COLUMNS " FROM events WHERE " EVENT_REST " ORDER BY id DESC LIMIT ?7",
+    [Q_EVENT_COUNT_BY_USER] =
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE user = ?1 AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_IP] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE (ip = ?2 OR"
+                            " dst_ip = ?2) AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_DEVICE] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE device = ?3"
+                                " AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_SOURCE] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE source = ?4"
+                                " AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_TIME] =
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_OLDEST] = "SELECT id, received FROM events ORDER BY id LIMIT ?1",
+    [Q_EVENT_FIRST] = "SELECT received FROM events ORDER BY id LIMIT 1",
+    [Q_EVENT_PRUNE] = "DELETE FROM events WHERE id <= ?1",
+    [Q_EVENT_TOTAL] = "SELECT count(*) FROM events",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -1360,6 +1506,9 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     /* The writer no longer checkpoints on commit; keep the WAL file bounded. */
     sqlite3_wal_autocheckpoint(t->db.h, 0);
     (void)db_exec(&t->db, "PRAGMA journal_size_limit = 67108864", "journal_size_limit", NULL);
+    /* The daemon's writer keeps the indexes it inserts into in memory (256 MiB, taken as
+     * used): a batch of events touches pages all over them. */
+    (void)db_exec(&t->db, "PRAGMA cache_size = -262144", "cache_size", NULL);
     t->ckpt = c;
     return 0;
 }
@@ -1731,7 +1880,7 @@ store_alerts_free(struct alert *v, size_t n)
 }
 
 int
-store_alert_query(struct store_tenant *t, const struct store_alert_filter *f, struct alert **out,
+store_alert_query(struct store_tenant *t, const struct store_alert_where *f, struct alert **out,
                   size_t *n, char **errp)
 {
     struct query_build q;
@@ -1867,6 +2016,280 @@ store_alert_count(struct store_tenant *t)
     return n;
 }
 
+/* ---- events ---- */
+
+/* The first observable of type (or of type2 when not NULL) with role "src", else the
+ * first of that type; with want_role, only one with that role. */
+static const char *
+event_pick(const struct alert *e, const char *type, const char *type2, const char *want_role)
+{
+    const char *first = NULL;
+
+    for (size_t i = 0; i < e->nobs; i++) {
+        const struct observable *o = &e->obs[i];
+
+        if (strcmp(o->type, type) != 0 && (type2 == NULL || strcmp(o->type, type2) != 0)) {
+            continue;
+        }
+        if (want_role != NULL) {
+            if (o->role != NULL && strcmp(o->role, want_role) == 0) {
+                return o->value;
+            }
+            continue;
+        }
+        if (o->role != NULL && strcmp(o->role, "src") == 0) {
+            return o->value;
+        }
+        if (first == NULL) {
+            first = o->value;
+        }
+    }
+    return first;
+}
+
+int
+store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate, char **errp)
+{
+    sqlite3_stmt *s;
+    const char *ip = event_pick(e, "ip", NULL, "src");
+
+    *duplicate = 0;
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "event insert: no open transaction");
+    }
+    if (e->source == NULL || e->source_id == NULL) {
+        return kg_err(errp, "event insert: source and source_id are required");
+    }
+    buf_reset(&t->obs);
+    if (obs_to_json(e, &t->obs) == -1) {
+        return kg_err(errp, "event insert %s/%s: observables over %u bytes", e->source,
+                      e->source_id, STORE_OBS_MAX);
+    }
+    if ((s = db_stmt(&t->db, Q_EVENT_INSERT, errp)) == NULL) {
+        return -1;
+    }
+    if ((sqlite3_bind_int64(s, 1, e->time_ms) | sqlite3_bind_int64(s, 2, e->received_ms) |
+         bind_text(s, 3, e->source) | bind_text(s, 4, e->source_id) |
+         bind_text(s, 5, event_pick(e, "user", NULL, NULL)) |
+         bind_text(s, 6, ip != NULL ? ip : event_pick(e, "ip", NULL, NULL)) |
+         bind_text(s, 7, event_pick(e, "ip", NULL, "dst")) |
+         bind_text(s, 8, event_pick(e, "host", "device", NULL)) |
+         sqlite3_bind_int(s, 9, e->severity) |
+         bind_text(s, 10, e->outcome ? e->outcome : "unknown") | bind_text(s, 11, e->category) |
+         bind_text(s, 12, e->title) |
+         sqlite3_bind_text(s, 13, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
+         bind_text(s, 14, e->raw)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
+        stmt_done(s);
+        return -1;
+    }
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    *duplicate = sqlite3_changes(t->db.h) != 1;
+    return 0;
+}
+
+/* The statement for f (by its most selective filter), bound. NULL with *errp. */
+static sqlite3_stmt *
+event_stmt(struct store_tenant *t, const struct store_event_filter *f, int count, char **errp)
+{
+    enum query q;
+    sqlite3_stmt *s;
+
+    if (f->user != NULL) {
+        q = count ? Q_EVENT_COUNT_BY_USER : Q_EVENT_BY_USER;
+    } else if (f->ip != NULL) {
+        q = count ? Q_EVENT_COUNT_BY_IP : Q_EVENT_BY_IP;
+    } else if (f->device != NULL) {
+        q = count ? Q_EVENT_COUNT_BY_DEVICE : Q_EVENT_BY_DEVICE;
+    } else if (f->source != NULL) {
+        q = count ? Q_EVENT_COUNT_BY_SOURCE : Q_EVENT_BY_SOURCE;
+    } else {
+        q = count ? Q_EVENT_COUNT_BY_TIME : Q_EVENT_BY_TIME;
+    }
+    if ((s = db_stmt(&t->db, q, errp)) == NULL) {
+        return NULL;
+    }
+    bind_text(s, 1, f->user);
+    bind_text(s, 2, f->ip);
+    bind_text(s, 3, f->device);
+    bind_text(s, 4, f->source);
+    bind_text(s, 8, f->outcome);
+    sqlite3_bind_int64(s, 5, f->since_ms);
+    sqlite3_bind_int64(s, 6, f->until_ms);
+    sqlite3_bind_int(s, 7, f->limit > 0 ? f->limit : 1);
+    return s;
+}
+
+/* Append column i as a JSON string, or null. */
+static int
+col_json(struct buf *b, sqlite3_stmt *s, int i)
+{
+    const unsigned char *p = sqlite3_column_text(s, i);
+
+    if (p == NULL) {
+        return buf_puts(b, "null");
+    }
+    return buf_json_string(b, (const char *)p, (size_t)sqlite3_column_bytes(s, i));
+}
+
+int
+store_event_query(struct store_tenant *t, const struct store_event_filter *f, struct buf *out,
+                  size_t *n, char **errp)
+{
+    static const char *const names[] = { "source", "source_id", "user", "ip", "dst_ip", "device" };
+    sqlite3_stmt *s = event_stmt(t, f, 0, errp);
+    int rc, bad = 0;
+
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    bad |= buf_puts(out, "[");
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char tm[32], rt[32];
+        const char *raw = (const char *)sqlite3_column_text(s, 14);
+        const char *obsj = (const char *)sqlite3_column_text(s, 13);
+
+        util_fmt_time(sqlite3_column_int64(s, 1), tm);
+        util_fmt_time(sqlite3_column_int64(s, 2), rt);
+        bad |= buf_printf(out, "%s{\"id\":%lld,\"time\":\"%s\",\"received\":\"%s\"",
+                          *n > 0 ? "," : "", (long long)sqlite3_column_int64(s, 0), tm, rt);
+        for (int i = 0; i < 6; i++) {
+            bad |= buf_printf(out, ",\"%s\":", names[i]);
+            bad |= col_json(out, s, 3 + i);
+        }
+        bad |= buf_printf(
+            out, ",\"severity\":\"%s\",\"outcome\":", severity_name(sqlite3_column_int(s, 9)));
+        bad |= col_json(out, s, 10);
+        bad |= buf_puts(out, ",\"category\":");
+        bad |= col_json(out, s, 11);
+        bad |= buf_puts(out, ",\"title\":");
+        bad |= col_json(out, s, 12);
+        /* observables and raw are JSON we wrote */
+        bad |= buf_printf(out, ",\"observables\":%s,\"raw\":%s}", obsj ? obsj : "[]",
+                          raw ? raw : "null");
+        (*n)++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event query");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    bad |= buf_puts(out, "]");
+    if (bad) {
+        return kg_err(errp, "event query: the result is too large");
+    }
+    return 0;
+}
+
+int
+store_event_count(struct store_tenant *t, const struct store_event_filter *f, int64_t *count,
+                  char **errp)
+{
+    sqlite3_stmt *s = event_stmt(t, f, 1, errp);
+
+    *count = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        db_fail(&t->db, errp, "event count");
+        stmt_done(s);
+        return -1;
+    }
+    *count = sqlite3_column_int64(s, 0);
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_event_prune(struct store_tenant *t, int64_t before_ms, int limit, int *deleted, char **errp)
+{
+    sqlite3_stmt *s;
+    int64_t last = 0;
+    int n = 0, rc;
+
+    *deleted = 0;
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "event prune: no open transaction");
+    }
+    /* The oldest rows by id, up to the first one still within the retention: ids grow
+     * with the received time, so this stops at once when nothing is due. */
+    if ((s = db_stmt(&t->db, Q_EVENT_OLDEST, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && sqlite3_column_int64(s, 1) < before_ms) {
+        last = sqlite3_column_int64(s, 0);
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event prune");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    if (n == 0) {
+        return 0;
+    }
+    if ((s = db_stmt(&t->db, Q_EVENT_PRUNE, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, last);
+    if (stmt_run(&t->db, s, "event prune", errp) == -1) {
+        return -1;
+    }
+    *deleted = n;
+    return 0;
+}
+
+int
+store_event_first(struct store_tenant *t, int64_t *received_ms, char **errp)
+{
+    sqlite3_stmt *s = db_stmt(&t->db, Q_EVENT_FIRST, errp);
+    int rc;
+
+    *received_ms = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *received_ms = sqlite3_column_int64(s, 0);
+    } else if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event first");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return rc == SQLITE_ROW;
+}
+
+int64_t
+store_event_total(struct store_tenant *t)
+{
+    sqlite3_stmt *s;
+    char *err = NULL;
+    int64_t n = -1;
+
+    if ((s = db_stmt(&t->db, Q_EVENT_TOTAL, &err)) == NULL) {
+        log_err("store.error tenant=%s err=%s", t->id, log_quote(err));
+        free(err);
+        return -1;
+    }
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        n = sqlite3_column_int64(s, 0);
+    }
+    stmt_done(s);
+    return n;
+}
+
 /* ---- playbook versions ---- */
 
 int
@@ -1935,6 +2358,77 @@ store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char *
     }
     stmt_done(s);
     return src;
+}
+
+int
+store_playbook_lib_put(struct store_tenant *t, const char *version, const char *name,
+                       const char *source, size_t len, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (version == NULL || name == NULL || source == NULL || len > INT32_MAX) {
+        return kg_err(errp, "playbook library put: missing version, name or source");
+    }
+    if ((s = db_stmt(&t->db, Q_PLAYBOOK_LIB_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, version) | bind_text(s, 2, name) |
+         sqlite3_bind_text(s, 3, source, (int)len, SQLITE_STATIC)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "playbook library put %s", name);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "playbook library put", errp);
+}
+
+int
+store_playbook_libs_get(struct store_tenant *t, const char *version, struct store_lib **out,
+                        size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_PLAYBOOK_LIB_GET, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, version);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_lib *l;
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        const void *p = sqlite3_column_text(s, 1);
+
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        l = &(*out)[(*n)++];
+        l->name = col_strdup(s, 0);
+        l->source = xmalloc(len + 1);
+        if (len > 0) {
+            memcpy(l->source, p, len);
+        }
+        l->source[len] = '\0';
+        l->len = len;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "playbook libraries of %.12s", version);
+        stmt_done(s);
+        store_libs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+void
+store_libs_free(struct store_lib *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].source);
+    }
+    free(v);
 }
 
 /* ---- runs ---- */
@@ -2267,6 +2761,22 @@ store_run_query(struct store_tenant *t, const struct store_run_filter *f, struct
     *out = v;
     *n = len;
     return 0;
+}
+
+int
+store_run_by_alert(struct store_tenant *t, int64_t alert_id, int limit, struct store_run **out,
+                   size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_RUN_BY_ALERT, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, alert_id);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
+    return run_collect(&t->db, s, "run by alert", out, n, errp);
 }
 
 int
@@ -2696,7 +3206,17 @@ int
 store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                 char **errp)
 {
+    struct store_alert_filter any = { NULL, -1, NULL, 0, 0 };
+
+    return store_alert_search(t, &any, before, limit, ids, n, NULL, errp);
+}
+
+int
+store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                   int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp)
+{
     sqlite3_stmt *s;
+    int64_t floor = 0;
     int64_t *v = NULL;
     size_t len = 0;
     int rc;
@@ -2706,7 +3226,32 @@ store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids
     if (limit <= 0) {
         limit = STORE_RUN_LIST_DEFAULT;
     }
-    s = db_bound(&t->db, Q_ALERT_IDS, errp, "ii", before > 0 ? before : INT64_MAX, (int64_t)limit);
+    if (resume != NULL) {
+        *resume = 0;
+    }
+    /* A filter reads the alerts one by one: at most a window of STORE_ALERT_SCAN ids per
+     * call, so that a filter nothing matches never reads a large table on the loop. */
+    if (f->source != NULL || f->severity >= 0 || f->outcome != NULL || f->since_ms > 0 ||
+        f->until_ms > 0) {
+        int64_t top = before;
+
+        if (top <= 0) {
+            if ((s = db_stmt(&t->db, Q_ALERT_MAX_ID, errp)) == NULL) {
+                return -1;
+            }
+            if (sqlite3_step(s) != SQLITE_ROW) {
+                db_fail(&t->db, errp, "alert max id");
+                stmt_done(s);
+                return -1;
+            }
+            top = sqlite3_column_int64(s, 0) + 1;
+            stmt_done(s);
+        }
+        floor = top - STORE_ALERT_SCAN > 0 ? top - STORE_ALERT_SCAN : 0;
+    }
+    s = db_bound(&t->db, Q_ALERT_IDS, errp, "iisisooi", before > 0 ? before : INT64_MAX,
+                 (int64_t)limit, f->source, (int64_t)f->severity, f->outcome, f->since_ms,
+                 f->until_ms, floor);
     if (s == NULL) {
         return -1;
     }
@@ -2723,7 +3268,74 @@ store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids
     stmt_done(s);
     *ids = v;
     *n = len;
+    if (resume != NULL && len < (size_t)limit && floor > 1) {
+        *resume = floor;
+    }
     return 0;
+}
+
+int
+store_alert_stats(struct store_tenant *t, int64_t since_ms, int64_t bucket_ms,
+                  struct store_alert_bucket **buckets, size_t *nb,
+                  struct store_source_count **sources, size_t *ns, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *buckets = NULL;
+    *sources = NULL;
+    *nb = 0;
+    *ns = 0;
+    if (bucket_ms <= 0) {
+        return kg_err(errp, "alert stats: bucket must be positive");
+    }
+    if ((s = db_bound(&t->db, Q_ALERT_BY_LEVEL, errp, "ii", since_ms, bucket_ms)) == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_alert_bucket *b;
+
+        *buckets = xrealloc(*buckets, (*nb + 1) * sizeof(**buckets));
+        b = &(*buckets)[(*nb)++];
+        b->start_ms = sqlite3_column_int64(s, 0);
+        b->severity = sqlite3_column_int(s, 1);
+        b->count = sqlite3_column_int64(s, 2);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert stats by level");
+        stmt_done(s);
+        goto fail;
+    }
+    stmt_done(s);
+    s = db_bound(&t->db, Q_ALERT_BY_SOURCE, errp, "ii", since_ms,
+                 (int64_t)STORE_ALERT_STATS_SOURCES);
+    if (s == NULL) {
+        goto fail;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_source_count *c;
+        const char *src = (const char *)sqlite3_column_text(s, 0);
+
+        *sources = xrealloc(*sources, (*ns + 1) * sizeof(**sources));
+        c = &(*sources)[(*ns)++];
+        snprintf(c->source, sizeof(c->source), "%s", src ? src : "");
+        c->count = sqlite3_column_int64(s, 1);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert stats by source");
+        stmt_done(s);
+        goto fail;
+    }
+    stmt_done(s);
+    return 0;
+fail:
+    free(*buckets);
+    free(*sources);
+    *buckets = NULL;
+    *sources = NULL;
+    *nb = 0;
+    *ns = 0;
+    return -1;
 }
 
 void
@@ -2905,6 +3517,41 @@ store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp)
     int n = db_change(&st->db, Q_USER_TOTP_USED, "user totp use", errp, "ii", id, step);
 
     return n < 0 ? -1 : n > 0;
+}
+
+int
+store_prefs_get(struct store *st, int64_t user_id, char lang[8], char tz[64], char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_PREFS_GET, errp, "i", user_id);
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *l = (const char *)sqlite3_column_text(s, 0);
+        const char *z = (const char *)sqlite3_column_text(s, 1);
+
+        snprintf(lang, 8, "%s", l ? l : "");
+        snprintf(tz, 64, "%s", z ? z : "");
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "prefs get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_prefs_set(struct store *st, int64_t user_id, const char *lang, const char *tz, char **errp)
+{
+    return db_change(&st->db, Q_PREFS_SET, "prefs set", errp, "iss", user_id, lang, tz) < 0 ? -1
+                                                                                            : 0;
 }
 
 int

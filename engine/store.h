@@ -82,6 +82,11 @@ int store_user_set_password(struct store *st, int64_t id, const char *pass_hash,
 int store_user_set_totp(struct store *st, int64_t id, const char *secret, char **errp) KG_WUR;
 /* Record step as used: 1 when it is newer than the last used one (the code counts), 0
  * when it is not (a replay), -1 on error. Also confirms the secret. */
+/* A person's portal preferences (language, time zone): 1 found, 0 none yet, -1 error. */
+int store_prefs_get(struct store *st, int64_t user_id, char lang[8], char tz[64],
+                    char **errp) KG_WUR;
+int store_prefs_set(struct store *st, int64_t user_id, const char *lang, const char *tz,
+                    char **errp) KG_WUR;
 int store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp);
 int store_user_set_failures(struct store *st, int64_t id, int failures, int64_t locked_until,
                             char **errp) KG_WUR;
@@ -221,7 +226,7 @@ int64_t store_alert_count(struct store_tenant *t); /* -1 on error */
  * severities, 0 times. Times bound the received time: since <= received < until. The
  * observable matches the value of any observable exactly. The alerts come without raw
  * (store_alert_get has it); *out is freed with store_alerts_free. */
-struct store_alert_filter {
+struct store_alert_where {
     const char *source;
     int severity_min; /* enum severity, or -1 */
     int severity;     /* exactly this one, or -1 */
@@ -231,9 +236,45 @@ struct store_alert_filter {
     int cls;   /* enum alert_class, or -1 for both */
     int limit; /* <= 0: 100 */
 };
-int store_alert_query(struct store_tenant *t, const struct store_alert_filter *f,
-                      struct alert **out, size_t *n, char **errp) KG_WUR;
+int store_alert_query(struct store_tenant *t, const struct store_alert_where *f, struct alert **out,
+                      size_t *n, char **errp) KG_WUR;
 void store_alerts_free(struct alert *v, size_t n);
+
+/* ---- events: records kept for searching, not detections ----
+ *
+ * An event is a normalized record (struct alert) that triggers nothing. Its user, ip,
+ * dst_ip and device columns are taken from its observables: the first user, ip, and
+ * host or device whose role is "src" (else the first of that type), and the first ip
+ * whose role is "dst". */
+
+/* Insert within the open transaction; dedup on (source, source_id) (*duplicate = 1). */
+int store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate,
+                       char **errp) KG_WUR;
+
+/* A search: every filter that is not NULL must match (ip matches the source or the
+ * destination address; user and device ignore case); time in [since_ms, until_ms]. */
+struct store_event_filter {
+    const char *user, *ip, *device, *source, *outcome;
+    int64_t since_ms, until_ms;
+    int limit; /* rows, 1 or more */
+};
+/* Append the matches to out, newest first (by time with a user, ip or device filter;
+ * else newest stored first), as a JSON array of {"id", "time" (RFC 3339),
+ * "received", "source", "source_id", "user", "ip", "dst_ip", "device", "severity" (name),
+ * "outcome", "category", "title", "observables", "raw"}; *n gets their number. */
+int store_event_query(struct store_tenant *t, const struct store_event_filter *f, struct buf *out,
+                      size_t *n, char **errp) KG_WUR;
+/* How many match, counting at most f->limit. */
+int store_event_count(struct store_tenant *t, const struct store_event_filter *f, int64_t *count,
+                      char **errp) KG_WUR;
+/* Delete at most limit of the oldest events (by id) received before before_ms, in the
+ * open transaction; *deleted gets how many went. */
+int store_event_prune(struct store_tenant *t, int64_t before_ms, int limit, int *deleted,
+                      char **errp) KG_WUR;
+/* When the oldest event (by id) was received: 1 with *received_ms, 0 when there is none,
+ * -1 on error. A read: no transaction needed (pruning asks before it writes). */
+int store_event_first(struct store_tenant *t, int64_t *received_ms, char **errp) KG_WUR;
+int64_t store_event_total(struct store_tenant *t); /* -1 on error */
 
 /* Playbook versions, kept so a run replays with the source it started with. put is
  * insert-or-ignore keyed by hash (sha256 hex of the source). get returns a malloc'd
@@ -241,11 +282,38 @@ void store_alerts_free(struct alert *v, size_t n);
 int store_playbook_put(struct store_tenant *t, const char *hash, const char *name,
                        const char *source, size_t len, char **errp) KG_WUR;
 char *store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char **name);
+/* The library files of a playbook version (playbook_libs): put one (a second put of the
+ * same version and name is ignored); get all, in name order (*out freed with
+ * store_libs_free; none is not an error). */
+struct store_lib {
+    char *name;
+    char *source; /* NUL-terminated */
+    size_t len;
+};
+int store_playbook_lib_put(struct store_tenant *t, const char *version, const char *name,
+                           const char *source, size_t len, char **errp) KG_WUR;
+int store_playbook_libs_get(struct store_tenant *t, const char *version, struct store_lib **out,
+                            size_t *n, char **errp) KG_WUR;
+void store_libs_free(struct store_lib *v, size_t n);
 
 /* Alert ids newest first, below before (0: from the newest), at most limit (<= 0:
  * 100); *ids is malloc'd. */
 int store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                     char **errp) KG_WUR;
+/* The same, only the alerts that match every field of f that is set. With a filter, one
+ * call looks at the STORE_ALERT_SCAN ids below before at most: when it found fewer than
+ * limit and older alerts remain, *resume (may be NULL) is where the next call goes on
+ * (its before), else 0. */
+#define STORE_ALERT_SCAN 20000
+struct store_alert_filter {
+    const char *source;  /* NULL: any */
+    int severity;        /* enum severity; -1: any */
+    const char *outcome; /* NULL: any */
+    int64_t since_ms;    /* time >= since_ms; 0: unbounded */
+    int64_t until_ms;    /* time < until_ms; 0: unbounded */
+};
+int store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                       int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp) KG_WUR;
 
 /* Runs. State is one of queued|running|waiting|done|failed|cancelled. */
 struct store_run {
@@ -297,6 +365,28 @@ int store_run_query(struct store_tenant *t, const struct store_run_filter *f,
  * not kept (or NULL). Called in the transaction that records its final state. */
 int store_run_set_result(struct store_tenant *t, int64_t id, const char *result, const char *note,
                          char **errp) KG_WUR;
+
+/* Counts for the portal's dashboard, of the alerts (not events) whose time is at or after
+ * since_ms (a whole hour: the counts are kept per hour):
+ * per bucket of bucket_ms (start aligned to a multiple of it) and level, in time order;
+ * and per source, the STORE_ALERT_STATS_SOURCES largest. Both arrays are malloc'd (free
+ * them; NULL when empty). */
+#define STORE_ALERT_STATS_SOURCES 10
+struct store_alert_bucket {
+    int64_t start_ms;
+    int severity;
+    int64_t count;
+};
+struct store_source_count {
+    char source[65];
+    int64_t count;
+};
+int store_alert_stats(struct store_tenant *t, int64_t since_ms, int64_t bucket_ms,
+                      struct store_alert_bucket **buckets, size_t *nb,
+                      struct store_source_count **sources, size_t *ns, char **errp) KG_WUR;
+/* The runs an alert started, oldest first, at most limit (<= 0: 100). */
+int store_run_by_alert(struct store_tenant *t, int64_t alert_id, int limit, struct store_run **out,
+                       size_t *n, char **errp) KG_WUR;
 /* Runs that must be resumed after a restart (queued, running, waiting), oldest first. */
 int store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n,
                          char **errp) KG_WUR;

@@ -9,8 +9,10 @@ set -eu
 bin=$1
 mock=$(dirname "$bin")/kagari-mock
 conf=var/kagari.conf.lua
-port=${KAGARI_DEMO_PORT:-8080}           # the intake (fixed when var/ is created)
-mock_port=${KAGARI_DEMO_MOCK_PORT:-8443} # the mock APIs (likewise)
+# The ports, chosen when var/ is created and kept in var/demo-ports afterwards.
+port=${KAGARI_DEMO_PORT:-8080}           # the intake
+mock_port=${KAGARI_DEMO_MOCK_PORT:-8443} # the mock APIs
+api_port=${KAGARI_DEMO_API_PORT:-8444}   # the portal and the people's API
 umask 077
 mkdir -p var/mock
 
@@ -43,7 +45,7 @@ quiet() {
 copy_playbooks=0
 if [ ! -f "$conf" ]; then
     quiet "$bin" init --config "$conf" --data data --playbooks playbooks \
-        --listen "127.0.0.1:$port" --tenant demo >var/init.out
+        --listen "127.0.0.1:$port" --tenant demo --api "127.0.0.1:$api_port" >var/init.out
     save_token <var/init.out
     rm -f var/init.out
     secret=$(printf 'mock-secret-value-1' | quiet "$bin" secret encrypt --config "$conf")
@@ -65,7 +67,15 @@ tenants = {
     },
 }
 CONF
-    echo "created the demo in var/: configuration, data folder, tenant demo, token file"
+    printf 'port=%s\nmock_port=%s\napi_port=%s\n' "$port" "$mock_port" "$api_port" >var/demo-ports
+    # The demo analyst for the portal: a random password kept in var/ (a demo, not a
+    # secret); TOTP is enrolled at the first login.
+    pw=$(openssl rand -hex 12)
+    printf '%s\n' "$pw" >var/demo-analyst.txt
+    printf '%s\n' "$pw" | quiet "$bin" user add analyst --role demo:analyst --config "$conf" \
+        >/dev/null
+    echo "created the demo in var/: configuration, data folder, tenant demo, token file,"
+    echo "portal user analyst"
 fi
 # A demo folder made by an older version pointed at the tracked playbooks: give it its
 # own copy, so that playbooks written while trying the demo stay out of the source tree.
@@ -75,12 +85,15 @@ if grep -q '"\.\./playbooks"' "$conf"; then
 fi
 if [ $copy_playbooks = 1 ]; then
     mkdir -p var/playbooks
-    cp playbooks/*.lua var/playbooks/
+    cp -R playbooks/. var/playbooks/
     echo "copied the shipped playbooks to var/playbooks (the demo's playbook folder)"
 fi
-# The ports the demo was created with.
-port=$(sed -n 's/^ *listen = "127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$conf" | head -n 1)
-mock_port=$(sed -n 's#^ *authority = "https://127\.0\.0\.1:\([0-9]*\)".*#\1#p' "$conf" | head -n 1)
+# The ports the demo was created with (a var/ from before var/demo-ports: the defaults).
+if [ -f var/demo-ports ]; then
+    . ./var/demo-ports
+else
+    port=8080 mock_port=8443 api_port=8444
+fi
 # A demo folder from before the token file: issue a new token (the old one stops working).
 if [ ! -s var/intake.token ]; then
     quiet "$bin" tenant token demo --config "$conf" >var/init.out
@@ -95,6 +108,14 @@ instructions() {
 kagari demo: intake http://127.0.0.1:$port, tenant "demo"; mock Microsoft APIs on
 https://127.0.0.1:$mock_port (their users and machines: docs/demo.md).
 The demo tenant's intake token is in var/intake.token (readable by you only).
+TXT
+    if [ -f var/demo-analyst.txt ]; then
+        cat <<TXT
+The portal: https://127.0.0.1:$api_port/ (self-signed certificate: var/tls/api-cert.pem),
+user analyst, password in var/demo-analyst.txt; the first login enrols TOTP (QR code).
+TXT
+    fi
+    cat <<TXT
 
 In another terminal, send the example alert (a successful high-risk sign-in):
   $bin alert send --config $conf --token-file var/intake.token docs/examples/alert.json

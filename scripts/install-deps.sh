@@ -5,15 +5,24 @@
 # As root this runs apt-get; otherwise it prints the command to run.
 set -eu
 # Build and run: the compiler, the libraries (pkg-config names in the Makefile's PKGS),
-# and openssl for the demo's certificate.
+# python3 (the build embeds the portal's web files with scripts/embed.py) and openssl for
+# the demo's certificates.
 run="build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev
-libevent-dev libsqlite3-dev libssl-dev libexpat1-dev libargon2-dev libqrencode-dev openssl"
+libevent-dev libsqlite3-dev libssl-dev libexpat1-dev libargon2-dev libqrencode-dev python3
+openssl"
 case "${1:-run}" in
 run) pkgs=$run ;;
-# make check (scripts/check.py, clang-format) and the Python integration suite.
-test) pkgs="$run python3 clang-format" ;;
+# make check (scripts/check.py, clang-format), the Python integration suite, and the
+# portal's browser tests: chromium, and Node.js (playwright-core, installed into the build
+# tree by make test): Debian's nodejs and npm unless a node and an npm are there already.
+test)
+    pkgs="$run clang-format chromium"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        pkgs="$pkgs nodejs npm"
+    fi
+    ;;
 # The intake throughput figures use wrk; the rest of the benchmark is Python.
-bench) pkgs="$run python3 wrk" ;;
+bench) pkgs="$run wrk" ;;
 # libFuzzer builds need clang.
 fuzz) pkgs="$run clang" ;;
 *)

@@ -46,7 +46,8 @@ class Demo:
         shutil.copy(os.path.join(ROOT, "scripts", "demo.sh"), os.path.join(self.dir, "scripts"))
         self.bin = os.path.join(harness.BUILD, "kagari")
         self.env = dict(sanitizer_env(), KAGARI_DEMO_PORT=str(free_port()),
-                        KAGARI_DEMO_MOCK_PORT=str(free_port()))
+                        KAGARI_DEMO_MOCK_PORT=str(free_port()),
+                        KAGARI_DEMO_API_PORT=str(free_port()))
         self.proc = None
         self.out = os.path.join(self.dir, "out.txt")
 
