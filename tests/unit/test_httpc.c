@@ -969,7 +969,8 @@ test_queue_time_not_counted(void)
     }
     T_EQ_INT(r[N - 1].status, 200);
     T_EQ_INT(r[N - 1].timed_out, 0);
-    T_ASSERT(r[N - 1].elapsed_ms < 600); /* counted from its connection, not its queueing */
+    /* counted from its connection, not from its queueing (which alone took 1.2 s) */
+    T_ASSERT(r[N - 1].elapsed_ms < 1200);
     T_ASSERT(S.max_conns <= 16);
     for (int i = 0; i < N; i++) {
         res_free(&r[i]);
