@@ -6,14 +6,15 @@
 #include "connectors/graph.h"
 #include "connectors/idp.h"
 #include "connectors/intune.h"
+#include "connectors/panos.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
 #include "engine/intake.h"
 #include "engine/plugin.h"
 
 static const struct connector *const connectors[] = {
-    &graph_connector,    &idp_connector,    &security_connector,
-    &defender_connector, &intune_connector, &rest_connector,
+    &graph_connector,  &idp_connector,  &security_connector, &defender_connector,
+    &intune_connector, &rest_connector, &panos_connector,
 };
 
 static const struct source *const sources[] = {
