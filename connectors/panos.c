@@ -43,7 +43,7 @@ panos_parse_net(const char *s, size_t len, int allow_cidr, char *out)
     const char *slash;
     int fam, bits, maxbits;
 
-    if (len == 0 || len >= sizeof(tmp) || strlen(s) != len) {
+    if (len == 0 || len >= sizeof(tmp) || memchr(s, '\0', len) != NULL) {
         return -1;
     }
     for (size_t i = 0; i < len; i++) {
@@ -106,7 +106,7 @@ panos_parse_net(const char *s, size_t len, int allow_cidr, char *out)
 static int
 valid_word(const char *s, size_t len, size_t max)
 {
-    if (len == 0 || len > max || strlen(s) != len || s[0] == ' ' || s[len - 1] == ' ') {
+    if (len == 0 || len > max || memchr(s, '\0', len) != NULL || s[0] == ' ' || s[len - 1] == ' ') {
         return 0;
     }
     for (size_t i = 0; i < len; i++) {
@@ -1383,6 +1383,7 @@ blk_effect(lua_State *L, int unblock)
     cJSON *req;
     char *text;
 
+    lua_settop(L, 2); /* the options' place, before anything is pushed */
     a.unblock = unblock;
     a.ip = check_ip(L, 1, 1);
     check_opts(L, 2, unblock ? unblock_keys : block_keys);
@@ -1492,6 +1493,7 @@ l_panos_blocked(lua_State *L)
     struct call_spec spec = { 0 };
     char *cmd, *path;
 
+    lua_settop(L, 1);
     check_opts(L, 1, keys);
     if (lua_istable(L, 1) && lua_getfield(L, 1, "tag") != LUA_TNIL) {
         tag = lua_tostring(L, -1);
@@ -1566,13 +1568,14 @@ static int
 l_panos_add_address(lua_State *L)
 {
     static const char *const keys[] = { "description", "tags", NULL };
-    const char *name = check_name(L, 1, "name");
+    const char *name = (lua_settop(L, 3), check_name(L, 1, "name"));
     const char *net = check_ip(L, 2, 1);
-    char *prefix = vsys_xpath(lua_conf(L)), *xpath;
+    char *prefix, *xpath;
     struct buf el;
     const char *body;
 
     check_opts(L, 3, keys);
+    prefix = vsys_xpath(lua_conf(L));
     buf_init(&el, 0);
     (void)!buf_puts(&el, "<ip-netmask>");
     (void)!xml_escape(&el, net);
@@ -2062,9 +2065,10 @@ l_panos_commit(lua_State *L)
     static const char *const keys[] = { "description", NULL };
     struct commit_args a = { NULL };
     struct effect_spec es = { 0 };
-    cJSON *req = cJSON_CreateObject();
+    cJSON *req;
     char *text;
 
+    lua_settop(L, 1);
     check_opts(L, 1, keys);
     if (lua_istable(L, 1) && lua_getfield(L, 1, "description") != LUA_TNIL) {
         size_t len;
@@ -2077,13 +2081,15 @@ l_panos_commit(lua_State *L)
               xml_escape(&probe, d) == -1;
         buf_free(&probe);
         if (bad) {
-            cJSON_Delete(req);
             return luaL_argerror(L, 1,
                                  "description: expected text of at most 512 bytes of UTF-8 "
                                  "without control characters");
         }
         a.description = d;
-        cJSON_AddStringToObject(req, "description", d);
+    }
+    req = cJSON_CreateObject();
+    if (a.description != NULL) {
+        cJSON_AddStringToObject(req, "description", a.description);
     }
     text = json_print(req);
     cJSON_Delete(req);

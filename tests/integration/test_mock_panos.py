@@ -177,9 +177,9 @@ def test_panos_key_required():
         r = m.request("POST", "/api/", {"type": "op", "cmd": SHOW_ALL},
                       headers={"X-PAN-KEY": PANOS_KEY})
         expect_envelope(r, 400, 400, what="JSON body")
-        text = expect_envelope(m.panos({"type": "config", "action": "get", "xpath": "/config"}),
-                               200, 1, what="type=config")
-        check("not simulated" in text, "type=config message: %r" % text)
+        text = expect_envelope(m.panos({"type": "export", "category": "configuration"}),
+                               200, 1, what="type=export")
+        check("not simulated" in text, "type=export message: %r" % text)
         r = m.request("PUT", "/api/?type=op", headers={"X-PAN-KEY": PANOS_KEY})
         expect_envelope(r, 405, 405, what="PUT")
         c = panos_counters(m)
@@ -330,7 +330,7 @@ def test_panos_malformed_cmd():
                                            "</payload>")
         text = expect_envelope(m.panos({"type": "user-id", "cmd": login}), 200, 17, what="login")
         check("login" in text, "login message: %r" % text)
-        expect_envelope(m.panos({"type": "op", "cmd": "<show><jobs><id>1</id></jobs></show>"}),
+        expect_envelope(m.panos({"type": "op", "cmd": "<show><system><info/></system></show>"}),
                         200, 17, what="unknown op")
         check(m.registered_ips() == [], "a refused message registered something")
         c = panos_counters(m)

@@ -1,0 +1,296 @@
+"""The panos connector against kagari-mock's PAN-OS XML API: User-ID blocks (batched
+across runs, idempotent, reconciled after kill -9), address objects and groups, commits
+polled as a parked effect (failures, a held lock, a commit already running), the checks
+and escaping of every value, the guardrails, a rejected key, throttling, dry run."""
+
+import json
+import time
+
+from connhelp import PRELUDE, effects, lua_str, outputs
+from harness import Daemon, TestFailure, check, expect_accepted, playbook, wait_for
+import mockctl
+from mockctl import PANOS_KEY, MockServer
+
+
+class PanosEnv:
+    """A mock and a daemon whose tenant t1 has a panos block pointing at it."""
+
+    def __init__(self, name, body, key=PANOS_KEY, dry_run=False, extra="", max_attempts=3,
+                 run_timeout=None, mock_kw=None):
+        self.name, self.body, self.key = name, body, key
+        self.dry_run, self.extra, self.max_attempts = dry_run, extra, max_attempts
+        self.run_timeout = run_timeout
+        self.mock_kw = mock_kw or {}
+        self.m = self.d = None
+        self.seq = 0
+
+    def __enter__(self):
+        self.m = MockServer(**self.mock_kw)
+        self.m.__enter__()
+        try:
+            block = "panos = { url = %s, api_key = %s, commit_poll = 0.1, %s }" % (
+                lua_str(self.m.base_url), lua_str(self.key), self.extra)
+            cfg = ("connectors = { ca_file = %s, max_attempts = %d, timeout = \"10s\" }\n"
+                   "tenants = { t1 = { dry_run = %s, %s } }\n"
+                   % (lua_str(self.m.ca_file), self.max_attempts,
+                      "true" if self.dry_run else "false", block))
+            if self.run_timeout:
+                cfg += "runs = { timeout = %s }\n" % lua_str(self.run_timeout)
+            self.d = Daemon("panos-%s" % self.name, config_extra=cfg)
+            self.d.write_playbook("fw.lua", playbook("fw", "it.panos", PRELUDE + self.body))
+            self.d.start()
+        except BaseException:
+            self.__exit__(TestFailure, None, None)
+            raise
+        return self
+
+    def __exit__(self, etype, exc, tb):
+        try:
+            if self.d is not None:
+                if etype is None and self.d.proc is not None:
+                    self.d.stop()
+                self.d.__exit__(etype, None, None)
+        finally:
+            self.m.__exit__(etype, None, None)
+        return False
+
+    def post(self, raw=None):
+        self.seq += 1
+        a = {"source": "it.panos", "source_id": "panos-%s-%d" % (self.name, self.seq)}
+        a.update(raw or {})
+        return expect_accepted(self.d.post(a), 1)[0]
+
+    def result(self, alert_id, state="done", timeout=30):
+        run = self.d.wait_run_final(alert_id, timeout=timeout)
+        journal = self.d.run_show(run["id"])["journal"]
+        check(state is None or run["state"] == state,
+              "run is %s (%s), expected %s; journal %s"
+              % (run["state"], run.get("error"), state, json.dumps(journal)[:3000]))
+        return outputs(journal), run, journal
+
+    def fire(self, raw=None, state="done", timeout=30):
+        return self.result(self.post(raw), state, timeout)
+
+    def api_requests(self, route=None):
+        entries = self.m.log_entries(2048, "/api")
+        return [e for e in entries if route is None or e["route"] == route]
+
+
+def tags_of(m, ip):
+    for e in m.registered_ips():
+        if e["ip"] == ip:
+            return {t["name"]: t for t in e["tags"]}
+    return {}
+
+
+BLOCK_CYCLE = """
+    rec("block", panos.block_ip(alert.raw.ip, { timeout = 600 }))
+    rec("again", panos.block_ip(alert.raw.ip, { timeout = 600 }))
+    rec("list", panos.blocked{})
+    rec("other", panos.block_ip(alert.raw.ip, { tag = "watch list" }))
+    rec("unblock", panos.unblock_ip(alert.raw.ip))
+    rec("unblock2", panos.unblock_ip(alert.raw.ip))
+    rec("after", panos.blocked{ tag = "*" })
+"""
+
+
+def test_panos_block_list_unblock():
+    """block_ip registers the tenant's tag with the firewall's own timeout (one User-ID
+    message, the key in X-PAN-KEY); blocking again is success ("already_registered");
+    blocked{} lists it; unblock_ip removes only that tag, and again is success; each call
+    is its own journaled effect with its canonical request."""
+    with PanosEnv("cycle", BLOCK_CYCLE, extra='tag = "soar-block"') as env:
+        out, run, journal = env.fire({"ip": "203.0.113.9"})
+        check(out["block"]["ok"] and out["block"]["v"] == {
+            "ip": "203.0.113.9", "tag": "soar-block", "timeout": 600, "status": "registered"},
+            "block %r" % out["block"])
+        check(out["again"]["v"]["status"] == "already_registered", "again %r" % out["again"])
+        check(out["list"]["v"] == [{"ip": "203.0.113.9", "tags": ["soar-block"]}],
+              "list %r" % out["list"])
+        check(out["unblock"]["v"]["status"] == "unregistered", "unblock %r" % out["unblock"])
+        check(out["unblock2"]["v"]["status"] == "not_registered", "%r" % out["unblock2"])
+        check(out["after"]["v"] == [{"ip": "203.0.113.9", "tags": ["watch list"]}],
+              "after %r" % out["after"])
+        tags = tags_of(env.m, "203.0.113.9")
+        check(list(tags) == ["watch list"], "mock state %r" % tags)
+        blocks = effects(journal, "panos.block_ip")
+        check(len(blocks) == 3 and blocks[0]["request"] == {
+            "ip": "203.0.113.9", "tag": "soar-block", "timeout": 600}, "journal %r" % blocks)
+        c = env.m.counters()["panos"]
+        check(c["registered"] == 2 and c["register_exists"] == 1 and c["unregistered"] == 1
+              and c["unregister_missing"] == 1, "counters %r" % c)
+
+
+def test_panos_block_timeout_expires():
+    """The firewall's own timeout: a block with timeout = 1 is gone from the firewall
+    (and from blocked{}) after a second, with no call from the engine."""
+    body = """
+    rec("block", panos.block_ip(alert.raw.ip, { timeout = 1 }))
+    sleep(1.5)
+    rec("list", panos.blocked{})
+"""
+    with PanosEnv("expire", body) as env:
+        out, _, _ = env.fire({"ip": "2001:DB8::1"})
+        check(out["block"]["v"]["ip"] == "2001:db8::1", "canonical %r" % out["block"])
+        check(out["list"]["v"] == [], "expired %r" % out["list"])
+        check(env.m.counters()["panos"]["expired"] == 1, "mock expired")
+
+
+def test_panos_blocks_of_many_runs_share_a_message():
+    """30 runs blocking 25 addresses within the batch window go out in a few uid-messages,
+    not 30; every run still journals and gets its own answer; two runs blocking the same
+    address share its entry."""
+    body = 'rec("block", panos.block_ip(alert.raw.ip))\n'
+    with PanosEnv("batch", body, extra="batch_window = 0.5") as env:
+        ips = ["198.51.100.%d" % i for i in range(1, 26)] + ["198.51.100.%d" % i
+                                                               for i in range(1, 6)]
+        ids = [env.post({"ip": ip}) for ip in ips]
+        for aid, ip in zip(ids, ips):
+            out, _, journal = env.result(aid)
+            check(out["block"]["ok"] and out["block"]["v"]["ip"] == ip, "%s: %r" % (ip, out))
+            check(len(effects(journal, "panos.block_ip")) == 1, "journal %r" % journal)
+        uid = env.api_requests("panos.user-id")
+        check(1 <= len(uid) <= 5, "%d uid-messages for 30 blocks" % len(uid))
+        c = env.m.counters()["panos"]
+        check(c["registered"] == 25, "counters %r" % c)
+        check(len(env.m.registered_ips()) == 25, "mock state")
+        log = env.d.log()
+        check("panos.batch" in log, "no batch log line")
+
+
+HOSTILE = """
+    for i, v in ipairs(alert.raw.badip) do
+      try("ip" .. i, panos.block_ip, v)
+      try("net" .. i, panos.add_address, "ok-name", v)
+    end
+    for i, v in ipairs(alert.raw.bad) do
+      try("unip" .. i, panos.unblock_ip, "192.0.2.1", { tag = v })
+      try("tag" .. i, panos.block_ip, "192.0.2.1", { tag = v })
+      try("name" .. i, panos.add_address, v, "192.0.2.1")
+      try("grp" .. i, panos.add_to_group, v, "ok-name")
+      try("mem" .. i, panos.add_to_group, "ok-group", v)
+      try("del" .. i, panos.delete_address, v)
+      try("btag" .. i, panos.blocked, { tag = v })
+    end
+    try("nul", panos.block_ip, "192.0.2.1\\0")
+    try("nulname", panos.add_address, "a\\0b", "192.0.2.1")
+    try("ctl", panos.add_address, "ok-name", "192.0.2.1", { description = "a\\1b" })
+    try("num", panos.block_ip, 3232235777)
+    try("tbl", panos.block_ip, {})
+    try("opt", panos.block_ip, "192.0.2.1", { tags = "x" })
+    try("tmo", panos.block_ip, "192.0.2.1", { timeout = 2592001 })
+    try("neg", panos.block_ip, "192.0.2.1", { timeout = -1 })
+    try("frac", panos.block_ip, "192.0.2.1", { timeout = 1.5 })
+    try("host", panos.block_ip, "10.1.2.3/8")
+    try("long", panos.block_ip, string.rep("1", 100000))
+    try("longtag", panos.block_ip, "192.0.2.1", { tag = string.rep("a", 128) })
+    try("longname", panos.add_address, string.rep("a", 64), "192.0.2.1")
+"""
+
+# Not a tag, not an object name, not an address: they could change the structure of a
+# request document or an xpath, or are simply not of the type.
+HOSTILE_VALUES = [
+    "' or '1'='1", "a'b", 'a"b', "<x>", "a>b", "a]b", "x']/../entry[@name='y",
+    "a/b", "a&b", "&amp;", "a b ", " a", "", "a\tb", "a\nb", "\u00e9t\u00e9",
+    "192.0.2.1\" persistent=\"1", "192.0.2.1<", "192.0.2.1]", "192.0.2.1/", "a\rb",
+    "x" * 300, "a;b", "a|b", "a=b", "a%27b", "a\u2028b",
+]
+# Not an address or a subnet (some are fine tags or names).
+HOSTILE_ADDRESSES = HOSTILE_VALUES + [
+    "1.2.3.4/33", "1.2.3", "::1::", "192.0.2.1,192.0.2.2", "192.0.2.1 ", "0x7f.0.0.1",
+    "192.0.2.1-192.0.2.9", "fw.example.jp", "1.2.3.4/8", "2001:db8::/129", "1.2.3.04",
+    "1.2.3.4/", "/24", "1.2.3.4//24", "1.2.3.4/+8", "1" * 70,
+]
+
+
+def test_panos_hostile_values_refused_before_journal():
+    """Every value that goes into the request document or an xpath is checked for its
+    type: quotes, angle brackets, ']', '/', '&', white space, NUL, control characters,
+    non-ASCII, over-long values, wrong types and unknown options all raise in the
+    playbook, before anything is journaled or sent."""
+    with PanosEnv("hostile", HOSTILE) as env:
+        out, run, journal = env.fire({"bad": HOSTILE_VALUES, "badip": HOSTILE_ADDRESSES})
+        n = 0
+        for key, v in out.items():
+            check(v["ok"] is False and v["e"], "%s was not refused: %r" % (key, v))
+            n += 1
+        check(n == 7 * len(HOSTILE_VALUES) + 2 * len(HOSTILE_ADDRESSES) + 13, "%d outputs" % n)
+        check(effects(journal) == [], "journaled: %r" % effects(journal))
+        check(env.api_requests() == [], "sent: %r" % env.api_requests())
+        check("refused before anything was sent" in out["ip1"]["e"], out["ip1"]["e"])
+
+
+GUARD = """
+    rec("own", panos.block_ip("10.20.30.40"))
+    rec("net", panos.block_ip("10.0.0.0/7"))
+    rec("dns", panos.block_ip("192.0.2.53"))
+    rec("fw", panos.block_ip("127.0.0.1"))
+    for i = 1, 4 do rec("b" .. i, panos.block_ip("203.0.113." .. i)) end
+    rec("unblock", panos.unblock_ip("10.20.30.40"))
+"""
+
+
+def test_panos_guardrails():
+    """never_block ranges, DNS servers and the firewall's own address (from its URL) are
+    refused with a message naming the range, as is a block past max_blocks_per_hour; the
+    refusals are journaled as failed effects and nothing reaches the firewall. Unblocking
+    a guarded address is allowed (it undoes nothing harmful)."""
+    extra = 'never_block = "10.0.0.0/8, 192.0.2.53", max_blocks_per_hour = 3'
+    with PanosEnv("guard", GUARD, extra=extra) as env:
+        out, run, journal = env.fire()
+        check("never blocked" in out["own"]["e"] and "10.0.0.0/8" in out["own"]["e"],
+              "%r" % out["own"])
+        check("never blocked" in out["net"]["e"], "%r" % out["net"])
+        check("192.0.2.53" in out["dns"]["e"], "%r" % out["dns"])
+        check("never blocked" in out["fw"]["e"], "%r" % out["fw"])
+        for i in (1, 2, 3):
+            check(out["b%d" % i]["ok"], "b%d %r" % (i, out["b%d" % i]))
+        check("max_blocks_per_hour" in out["b4"]["e"], "%r" % out["b4"])
+        check(out["unblock"]["ok"], "%r" % out["unblock"])
+        ips = sorted(e["ip"] for e in env.m.registered_ips())
+        check(ips == ["203.0.113.1", "203.0.113.2", "203.0.113.3"], "mock %r" % ips)
+        failed = [e for e in effects(journal, "panos.block_ip") if e["status"] == "failed"]
+        check(len(failed) == 5, "journal %r" % effects(journal))
+
+
+def test_panos_rejected_key():
+    """A key the firewall rejects (HTTP 403 Invalid Credential) fails the call with a
+    message that says so and what to do."""
+    with PanosEnv("badkey", 'rec("block", panos.block_ip("203.0.113.7"))\n'
+                  'rec("list", panos.blocked{})\n', key="LUFRPT1-not-the-key==") as env:
+        out, _, _ = env.fire()
+        for k in ("block", "list"):
+            check(not out[k]["ok"] and "rejected the API key" in out[k]["e"]
+                  and "Invalid Credential" in out[k]["e"] and "keygen" in out[k]["e"],
+                  "%s %r" % (k, out[k]))
+        check(env.m.registered_ips() == [], "registered with a bad key")
+
+
+def test_panos_throttled_and_server_errors_retried():
+    """503 with Retry-After and a dropped connection are retried (the uid-message is
+    idempotent), then the block succeeds; a persistent error fails every run in the
+    batch with the firewall's message."""
+    body = 'rec("block", panos.block_ip(alert.raw.ip))\n'
+    with PanosEnv("retry", body, max_attempts=4) as env:
+        env.m.fault("/api/", status=503, retry_after=1, count=1)
+        env.m.fault("/api/", drop=True, count=1)
+        out, _, _ = env.fire({"ip": "203.0.113.20"})
+        check(out["block"]["ok"], "%r" % out["block"])
+        check("203.0.113.20" in [e["ip"] for e in env.m.registered_ips()], "not registered")
+        env.m.fault("/api/", status=500, count=10)
+        out, _, _ = env.fire({"ip": "203.0.113.21"})
+        check(not out["block"]["ok"] and "HTTP 500" in out["block"]["e"]
+              and out["block"]["e"].startswith("panos.block_ip"), "%r" % out["block"])
+        env.m.clear_faults()
+
+
+def test_panos_dry_run():
+    """In a dry run every panos effect is recorded, none sent."""
+    body = ('rec("block", panos.block_ip("203.0.113.30"))\n'
+            'rec("addr", panos.add_address("h-1", "203.0.113.30"))\n'
+            'rec("commit", panos.commit())\n')
+    with PanosEnv("dry", body, dry_run=True) as env:
+        out, _, journal = env.fire()
+        check(all(out[k]["ok"] for k in ("block", "addr", "commit")), "%r" % out)
+        check(env.api_requests() == [], "sent in a dry run")
+        check(len(effects(journal)) == 3, "journal %r" % journal)
