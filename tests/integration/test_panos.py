@@ -16,11 +16,12 @@ class PanosEnv:
     """A mock and a daemon whose tenant t1 has a panos block pointing at it."""
 
     def __init__(self, name, body, key=PANOS_KEY, dry_run=False, extra="", max_attempts=3,
-                 run_timeout=None, mock_kw=None):
+                 run_timeout=None, mock_kw=None, files=None):
         self.name, self.body, self.key = name, body, key
         self.dry_run, self.extra, self.max_attempts = dry_run, extra, max_attempts
         self.run_timeout = run_timeout
         self.mock_kw = mock_kw or {}
+        self.files = files or {}
         self.m = self.d = None
         self.seq = 0
 
@@ -38,6 +39,8 @@ class PanosEnv:
                 cfg += "runs = { timeout = %s }\n" % lua_str(self.run_timeout)
             self.d = Daemon("panos-%s" % self.name, config_extra=cfg)
             self.d.write_playbook("fw.lua", playbook("fw", "it.panos", PRELUDE + self.body))
+            for name, text in self.files.items():
+                self.d.write_playbook(name, text)
             self.d.start()
         except BaseException:
             self.__exit__(TestFailure, None, None)
@@ -294,3 +297,165 @@ def test_panos_dry_run():
         check(all(out[k]["ok"] for k in ("block", "addr", "commit")), "%r" % out)
         check(env.api_requests() == [], "sent in a dry run")
         check(len(effects(journal)) == 3, "journal %r" % journal)
+
+
+OBJECTS = """
+    rec("addr", panos.add_address("kagari-203.0.113.40", alert.raw.ip,
+                                  { description = "case <42> & 'x'", tags = { "kagari" } }))
+    rec("again", panos.add_address("kagari-203.0.113.40", alert.raw.ip))
+    rec("group", panos.add_to_group("kagari-block", "kagari-203.0.113.40"))
+    rec("commit", panos.commit{ description = "kagari run " .. alert.raw.case })
+    rec("nothing", panos.commit())
+    rec("inuse", panos.delete_address("kagari-203.0.113.40"))
+    rec("gone", panos.delete_address("never-made"))
+"""
+
+
+def test_panos_address_group_commit():
+    """add_address (the description with XML specials escaped, set merges so a repeat is
+    harmless), add_to_group, then commit: the run parks while the job is polled until it
+    finishes; a commit with nothing to commit is success without a job; deleting an
+    address a group uses fails with the firewall's code 10 message; deleting one that
+    does not exist is success."""
+    with PanosEnv("objects", OBJECTS, mock_kw={"poll_steps": 3}) as env:
+        out, run, journal = env.fire({"ip": "203.0.113.40", "case": "2025-0612"})
+        for k in ("addr", "again", "group", "commit", "nothing", "gone"):
+            check(out[k]["ok"], "%s %r" % (k, out[k]))
+        check(out["commit"]["v"]["result"] == "OK" and out["commit"]["v"]["job"] == "4711",
+              "commit %r" % out["commit"])
+        check("job" not in out["nothing"]["v"] and out["nothing"]["v"]["result"] == "OK",
+              "nothing %r" % out["nothing"])
+        check(not out["inuse"]["ok"] and "code 10" in out["inuse"]["e"]
+              and "referenced" in out["inuse"]["e"], "inuse %r" % out["inuse"])
+        st = env.m.panos_state()
+        check(st["addresses"] == [{"name": "kagari-203.0.113.40", "ip-netmask": "203.0.113.40",
+                                   "description": "case <42> & 'x'", "tags": ["kagari"]}],
+              "addresses %r" % st["addresses"])
+        check(st["groups"] == [{"name": "kagari-block", "static": ["kagari-203.0.113.40"]}],
+              "groups %r" % st["groups"])
+        check(st["counters"]["jobs_ok"] == 1 and st["counters"]["job_polls"] >= 3,
+              "counters %r" % st["counters"])
+        commits = effects(journal, "panos.commit")
+        check(len(commits) == 2 and commits[0]["request"] == {
+            "description": "kagari run 2025-0612"}, "journal %r" % commits)
+
+
+def test_panos_commit_failure_and_lock():
+    """A commit whose job ends FAIL fails the run's call with the job's messages; a
+    configuration lock held by another admin fails changes and commits with the
+    firewall's message; after the lock is released the commit goes through."""
+    body = """
+    rec("group", panos.add_to_group("kagari-block", "no-such-object"))
+    rec("commit", panos.commit())
+"""
+    with PanosEnv("commitfail", body) as env:
+        out, _, _ = env.fire()
+        check(out["group"]["ok"], "%r" % out["group"])
+        e = out["commit"]["e"] or ""
+        check(not out["commit"]["ok"] and "FAIL" in e and "no-such-object" in e
+              and "is not a valid reference" in e, "commit %r" % out["commit"])
+        env.m.panos_control(fail_next_commit="Validation Error: rule 'x' is invalid")
+        out, _, _ = env.fire()
+        check("Validation Error: rule 'x' is invalid" in (out["commit"]["e"] or ""),
+              "forced %r" % out["commit"])
+    body = """
+    rec("addr", panos.add_address("h-1", "192.0.2.10"))
+    rec("commit", panos.commit())
+"""
+    with PanosEnv("lock", body) as env:
+        env.m.panos_control(lock="admin2")
+        out, _, _ = env.fire()
+        check(not out["addr"]["ok"] and "Configuration is locked by admin2" in out["addr"]["e"],
+              "addr %r" % out["addr"])
+        check(not out["commit"]["ok"] and "locked by admin2" in out["commit"]["e"],
+              "commit %r" % out["commit"])
+        env.m.panos_control(lock=None)
+        out, _, _ = env.fire()
+        check(out["addr"]["ok"] and out["commit"]["ok"], "%r" % out)
+
+
+def test_panos_commit_running_is_waited_for():
+    """A commit job already running (another admin's) is waited for, not answered with a
+    second commit the firewall would refuse; several runs committing at once share one
+    commit job."""
+    body = """
+    rec("addr", panos.add_address("h-" .. alert.raw.n, "192.0.2." .. alert.raw.n))
+    rec("commit", panos.commit())
+"""
+    with PanosEnv("waitcommit", body) as env:
+        env.m.panos_control(commit_polls=4, start_commit="admin2")
+        ids = [env.post({"n": n}) for n in (11, 12, 13)]
+        for aid in ids:
+            out, _, _ = env.result(aid)
+            check(out["commit"]["ok"] and out["commit"]["v"]["result"] == "OK",
+                  "commit %r" % out["commit"])
+        st = env.m.panos_state()
+        check(st["counters"]["in_progress"] == 0, "a commit was sent while one ran: %r" % st)
+        # The other admin's commit may have carried these changes (the mock commits the
+        # whole candidate); at most one commit job of ours follows it.
+        mine = [j for j in st["jobs"] if j["admin"] == "soar-api"]
+        check(len(mine) <= 1 and all(j["result"] == "OK" for j in st["jobs"]),
+              "jobs %r" % st["jobs"])
+        check(st["jobs"][0]["admin"] == "admin2" and st["jobs"][0]["polls"] >= 4,
+              "the running job was not waited for: %r" % st["jobs"])
+        check(not st["dirty"] and len(st["addresses"]) == 3, "state %r" % st)
+        check("panos.commit_wait" in env.d.log(), "no wait logged")
+
+
+def test_panos_kill9_between_register_and_answer():
+    """kill -9 after the uid-message reached the firewall but before its answer: after
+    the restart the block is in doubt, the engine asks the firewall (show registered-ip)
+    and finds the tag, and does not register again."""
+    body = 'rec("block", panos.block_ip(alert.raw.ip))\n'
+    with PanosEnv("kill9", body) as env:
+        env.m.delay("/api/", 30000)
+        aid = env.post({"ip": "203.0.113.66"})
+        wait_for(lambda: env.api_requests("panos.user-id") or None, 20, "the uid-message")
+        wait_for(lambda: "203.0.113.66" in [e["ip"] for e in env.m.registered_ips()], 10,
+                 "the registration")
+        env.d.kill9()
+        env.m.delay("/api/", 0)
+        env.d.start()
+        out, run, journal = env.result(aid)
+        check(out["block"]["ok"] and out["block"]["v"]["status"] == "reconciled",
+              "block %r" % out["block"])
+        check(len(env.api_requests("panos.user-id")) == 1, "registered twice: %r"
+              % env.api_requests())
+        check(len(env.api_requests("panos.op")) >= 1, "no reconciling show")
+        c = env.m.counters()["panos"]
+        check(c["registered"] == 1 and c["register_exists"] == 0, "counters %r" % c)
+        check("panos.reconciled" in env.d.log(), "no reconciliation logged")
+
+
+test_panos_kill9_between_register_and_answer.TIMEOUT = 90
+
+
+def test_panos_end_to_end_http_alert_blocks_source():
+    """A PAN-OS-like threat alert posted to the HTTP intake runs the shipped playbook
+    block-threat-source, which blocks the alert's source address: the mock firewall has
+    the tag with a day's timeout. A threat from a guard-listed address is refused, and
+    nothing is sent for it."""
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "playbooks", "block-threat-source.lua")) as f:
+        source = f.read()
+    with PanosEnv("e2e", "", extra='never_block = "192.0.2.53"',
+                  files={"block-threat-source.lua": source}) as env:
+        def threat(sid, src):
+            return {"source": "panos.threat", "source_id": sid, "severity": "critical",
+                    "title": "THREAT spyware: Cobalt Strike beacon",
+                    "observables": [{"type": "ip", "value": src, "role": "source"},
+                                    {"type": "ip", "value": "10.1.2.3", "role": "destination"}]}
+
+        aid = expect_accepted(env.d.post(threat("fw1-1001", "203.0.113.77")), 1)[0]
+        run = env.d.wait_run_final(aid, playbook="block-threat-source")
+        check(run["state"] == "done", "run %r" % run)
+        tags = tags_of(env.m, "203.0.113.77")
+        check(tags.get("kagari-block", {}).get("timeout") == 86400, "mock %r" % tags)
+        aid = expect_accepted(env.d.post(threat("fw1-1002", "192.0.2.53")), 1)[0]
+        run = env.d.wait_run_final(aid, playbook="block-threat-source")
+        journal = env.d.run_show(run["id"])["journal"]
+        blk = effects(journal, "panos.block_ip")
+        check(len(blk) == 1 and blk[0]["status"] == "failed"
+              and "never blocked" in json.dumps(blk[0]["result"]), "journal %r" % journal)
+        check([e["ip"] for e in env.m.registered_ips()] == ["203.0.113.77"], "mock state")
