@@ -8,6 +8,8 @@ static const struct connector **connectors;
 static size_t nconnectors;
 static const struct source **sources;
 static size_t nsources;
+static const struct plugin_verb **verbs;
+static size_t nverbs;
 static size_t ninit; /* connectors whose init has run, in order */
 
 void
@@ -52,6 +54,25 @@ plugin_sources(const struct source *const **v)
 {
     *v = sources;
     return nsources;
+}
+
+void
+plugin_add_verb(const struct plugin_verb *v)
+{
+    for (size_t i = 0; i < nverbs; i++) {
+        if (verbs[i] == v) {
+            return;
+        }
+    }
+    verbs = xrealloc(verbs, (nverbs + 1) * sizeof(*verbs));
+    verbs[nverbs++] = v;
+}
+
+size_t
+plugin_verbs(const struct plugin_verb *const **v)
+{
+    *v = verbs;
+    return nverbs;
 }
 
 const struct source *

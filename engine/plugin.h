@@ -59,6 +59,16 @@ struct source {
                      struct alert **alerts, size_t *n, char **errp);
 };
 
+/* A verb of the kagari command that a plug-in brings for its own set-up (`kagari panos
+ * keygen`): like a struct cmd_entry, it gets argv with argv[0] the verb and returns the
+ * exit status. */
+struct plugin_verb {
+    const char *name;    /* the verb as typed */
+    const char *usage;   /* as listed by kagari --help */
+    const char *summary; /* one line for kagari --help */
+    int (*exec)(int argc, char **argv);
+};
+
 /* Add a plug-in (the same one twice is added once). Its config section, if any, becomes
  * known to the configuration loader. */
 void plugin_add_connector(const struct connector *c);
@@ -67,6 +77,8 @@ void plugin_add_source(const struct source *s);
 size_t plugin_connectors(const struct connector *const **v);
 size_t plugin_sources(const struct source *const **v);
 const struct source *plugin_source(const char *name); /* NULL when unknown */
+void plugin_add_verb(const struct plugin_verb *v);
+size_t plugin_verbs(const struct plugin_verb *const **v);
 
 /* Run every connector's init (once per distinct function); on failure the ones already
  * started are shut down. plugin_shutdown undoes it in reverse order. */

@@ -17,6 +17,10 @@ static const struct connector *const connectors[] = {
     &intune_connector, &rest_connector, &panos_connector,
 };
 
+static const struct plugin_verb *const verbs[] = {
+    &panos_keygen_verb,
+};
+
 static const struct source *const sources[] = {
     &intake_source,
 };
@@ -35,5 +39,8 @@ registry_init(void)
     }
     for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
         plugin_add_source(sources[i]);
+    }
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        plugin_add_verb(verbs[i]);
     }
 }

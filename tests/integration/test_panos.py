@@ -459,3 +459,48 @@ def test_panos_end_to_end_http_alert_blocks_source():
         check(len(blk) == 1 and blk[0]["status"] == "failed"
               and "never blocked" in json.dumps(blk[0]["result"]), "journal %r" % journal)
         check([e["ip"] for e in env.m.registered_ips()] == ["203.0.113.77"], "mock state")
+
+
+def test_panos_keygen_cli():
+    """kagari panos keygen --tenant t1 reads the admin's user and password once (here as
+    two lines of standard input), asks the firewall for its key (type=keygen) and prints
+    it encrypted; the daemon started with that api_key can block. Wrong credentials fail
+    with the firewall's refusal and print no key; so does a tenant without a panos block;
+    the password never appears in the output."""
+    from harness import run_cli
+    with MockServer() as m:
+        cfg = ("connectors = { ca_file = %s }\n"
+               "tenants = { t1 = { panos = { url = %s } } }\n"
+               % (lua_str(m.ca_file), lua_str(m.base_url)))
+        d = Daemon("panos-keygen", config_extra=cfg)
+        try:
+            args = ["panos", "keygen", "--tenant", "t1", "--config", d.config]
+            p = run_cli(args, input="%s\n%s\n" % (mockctl.PANOS_USER, mockctl.PANOS_PASSWORD),
+                        check_rc=0)
+            enc = p.stdout.strip()
+            check(enc.startswith("enc:v1:") and PANOS_KEY not in p.stdout + p.stderr
+                  and mockctl.PANOS_PASSWORD not in p.stdout + p.stderr, "output %r" % p)
+            check(m.counters()["panos"]["keygen"] == 1, "keygen not called")
+            p = run_cli(args, input="soar-api\nwrong-password\n", check_rc=1)
+            check("refused the user and password" in p.stderr and "Invalid Credential"
+                  in p.stderr and p.stdout == "" and "wrong-password" not in p.stderr,
+                  "bad password %r" % p)
+            p = run_cli(["panos", "keygen", "--tenant", "nope", "--config", d.config],
+                        input="a\nb\n", check_rc=1)
+            check("no tenants.nope.panos block" in p.stderr, "%r" % p.stderr)
+            run_cli(["panos", "keygen", "--config", d.config], check_rc=2)
+            p = run_cli(["--help"], check_rc=0)
+            check("panos keygen" in p.stdout, "help %r" % p.stdout)
+            # the encrypted key works
+            with open(d.config, "a") as f:
+                f.write("tenants.t1.panos.api_key = %s\n" % lua_str(enc))
+            d.write_playbook("fw.lua", playbook("fw", "it.panos", PRELUDE
+                                                + 'rec("b", panos.block_ip("203.0.113.99"))\n'))
+            d.start()
+            aid = expect_accepted(d.post({"source": "it.panos", "source_id": "k1"}), 1)[0]
+            run = d.wait_run_final(aid)
+            out = outputs(d.run_show(run["id"])["journal"])
+            check(out["b"]["ok"], "block with the new key %r" % out)
+            d.stop()
+        finally:
+            d.__exit__(None, None, None)
