@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -871,6 +872,29 @@ batch_free(struct batch *b)
     free(b);
 }
 
+/* The tenant's published block list of o's tag (served as the EDL) follows every block
+ * and unblock the firewall confirmed; a failure to record it is logged, the firewall's
+ * state stands. */
+static void
+edl_update(struct tenant *t, const struct blk_op *o)
+{
+    char *list = xasprintf("panos.%s", o->tag), *err = NULL;
+    int rc;
+
+    if (o->unblock) {
+        rc = tenant_list_del(t, list, o->ip, &err);
+    } else {
+        rc = tenant_list_put(t, list, o->ip,
+                             o->timeout > 0 ? util_now_ms() + (int64_t)o->timeout * 1000 : 0, &err);
+    }
+    if (rc == -1) {
+        log_warn("panos.edl_update_failed tenant=%s ip=%s err=%s", tenant_id(t), o->ip,
+                 log_quote(err));
+    }
+    free(err);
+    free(list);
+}
+
 /* Finish the effect (the op is freed first: effect_done is its owner's last call). */
 static void
 blk_done(struct blk_op *o, int ok, const char *status_or_msg)
@@ -885,6 +909,7 @@ blk_done(struct blk_op *o, int ok, const char *status_or_msg)
     if (ok) {
         cJSON *r = cJSON_CreateObject();
 
+        edl_update(run_tenant(effect_owner(ef)), o);
         cJSON_AddStringToObject(r, "ip", o->ip);
         cJSON_AddStringToObject(r, "tag", o->tag);
         if (!o->unblock) {
@@ -2336,6 +2361,81 @@ out:
     config_free(&cfg);
     return rc;
 }
+
+/* ---- the External Dynamic List: GET /edl/<tenant>[/<tag>] ----
+ *
+ * The addresses the tenant's firewall blocks through this connector (those of its block
+ * tag, or of the tag named), one per line, for firewalls that pull a list instead of
+ * (or besides) taking User-ID registrations. HTTP Basic with the tenant's edl_user and
+ * edl_password; anything else (an unknown tenant, no EDL configured, a wrong password)
+ * is the same 401, so the route tells nobody which tenants exist. */
+
+static int
+edl_get(const char *path, const char *authorization, struct buf *body, const char **ctype)
+{
+    char id[64], tag[PANOS_TAG_MAX + 1];
+    const char *rest = path + strlen("/edl/"), *slash = strchr(rest, '/');
+    size_t idlen = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
+    struct tenant *t;
+    const struct panos_conf *conf;
+    const struct panos_state *st;
+    char *pair, *want, *list, *err = NULL;
+    size_t plen;
+    int ok;
+
+    *ctype = "text/plain; charset=utf-8";
+    if (idlen == 0 || idlen >= sizeof(id)) {
+        return 401;
+    }
+    memcpy(id, rest, idlen);
+    id[idlen] = '\0';
+    t = tenant_find(id);
+    conf = t != NULL ? tenant_conf(t, &panos_section) : NULL;
+    st = t != NULL ? tenant_state(t, &panos_section) : NULL;
+    if (conf == NULL || st == NULL || st->edl_password == NULL || conf->edl_user == NULL ||
+        authorization == NULL || strncasecmp(authorization, "Basic ", 6) != 0) {
+        return 401;
+    }
+    pair = xasprintf("%s:%s", conf->edl_user, st->edl_password);
+    plen = strlen(pair);
+    want = xmalloc(4 * ((plen + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)want, (const unsigned char *)pair, (int)plen);
+    authorization += 6;
+    authorization += strspn(authorization, " ");
+    ok = strlen(authorization) == strlen(want) &&
+         CRYPTO_memcmp(authorization, want, strlen(want)) == 0;
+    OPENSSL_cleanse(pair, plen);
+    OPENSSL_cleanse(want, strlen(want));
+    free(pair);
+    free(want);
+    if (!ok) {
+        return 401;
+    }
+    if (slash == NULL || slash[1] == '\0') {
+        snprintf(tag, sizeof(tag), "%s", conf->tag);
+    } else if (!panos_valid_tag(slash + 1, strlen(slash + 1))) {
+        (void)!buf_puts(body, "not a tag\n");
+        return 404;
+    } else {
+        snprintf(tag, sizeof(tag), "%s", slash + 1);
+    }
+    list = xasprintf("panos.%s", tag);
+    if (tenant_list_text(t, list, body, &err) == -1) {
+        log_warn("panos.edl_failed tenant=%s err=%s", id, log_quote(err));
+        body->len = 0;
+        (void)!buf_puts(body, "the list cannot be read now\n");
+        free(err);
+        free(list);
+        return 503;
+    }
+    free(list);
+    return 200;
+}
+
+const struct plugin_route panos_edl_route = {
+    "/edl/",
+    edl_get,
+};
 
 /* ---- the module ---- */
 

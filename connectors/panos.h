@@ -13,6 +13,8 @@
 extern const struct connector panos_connector;
 /* `kagari panos keygen --tenant ID`: the firewall's API key for a tenant, encrypted. */
 extern const struct plugin_verb panos_keygen_verb;
+/* GET /edl/<tenant>[/<tag>] on the intake listener: the tenant's block list (EDL). */
+extern const struct plugin_route panos_edl_route;
 
 /* The checks every value passes before it goes into a request document or an xpath;
  * exported for the unit tests. Each takes the value with its length (a NUL inside fails).

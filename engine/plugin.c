@@ -10,6 +10,8 @@ static const struct source **sources;
 static size_t nsources;
 static const struct plugin_verb **verbs;
 static size_t nverbs;
+static const struct plugin_route **routes;
+static size_t nroutes;
 static size_t ninit; /* connectors whose init has run, in order */
 
 void
@@ -66,6 +68,29 @@ plugin_add_verb(const struct plugin_verb *v)
     }
     verbs = xrealloc(verbs, (nverbs + 1) * sizeof(*verbs));
     verbs[nverbs++] = v;
+}
+
+void
+plugin_add_route(const struct plugin_route *r)
+{
+    for (size_t i = 0; i < nroutes; i++) {
+        if (routes[i] == r) {
+            return;
+        }
+    }
+    routes = xrealloc(routes, (nroutes + 1) * sizeof(*routes));
+    routes[nroutes++] = r;
+}
+
+const struct plugin_route *
+plugin_route(const char *path)
+{
+    for (size_t i = 0; i < nroutes; i++) {
+        if (strncmp(path, routes[i]->prefix, strlen(routes[i]->prefix)) == 0) {
+            return routes[i];
+        }
+    }
+    return NULL;
 }
 
 size_t

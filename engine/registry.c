@@ -21,6 +21,10 @@ static const struct plugin_verb *const verbs[] = {
     &panos_keygen_verb,
 };
 
+static const struct plugin_route *const routes[] = {
+    &panos_edl_route,
+};
+
 static const struct source *const sources[] = {
     &intake_source,
 };
@@ -42,5 +46,8 @@ registry_init(void)
     }
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         plugin_add_verb(verbs[i]);
+    }
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        plugin_add_route(routes[i]);
     }
 }

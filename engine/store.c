@@ -91,6 +91,16 @@ static const char *const tenant_migrations[] = {
     "  ended INTEGER,"
     "  PRIMARY KEY (run_id, seq)"
     ") WITHOUT ROWID;",
+    /* Adds published lists: named sets of values a connector keeps for the tenant (the
+     * addresses the firewall connector blocked), served to devices that pull them.
+     * expires is ms since the epoch, 0 for never. */
+    "CREATE TABLE IF NOT EXISTS list_entries ("
+    "  list TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (list, value)"
+    ") WITHOUT ROWID;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -127,6 +137,9 @@ enum query {
     Q_RUN_COUNTS,
     Q_JOURNAL_PUT,
     Q_JOURNAL_LOAD,
+    Q_LIST_PUT,
+    Q_LIST_DEL,
+    Q_LIST_GET,
     Q_COUNT
 };
 
@@ -179,6 +192,14 @@ static const char *const query_sql[Q_COUNT] = {
                       " ended = excluded.ended",
     [Q_JOURNAL_LOAD] = "SELECT run_id, seq, kind, request, result, status, started, ended"
                        " FROM journal WHERE run_id = ?1 ORDER BY seq",
+    [Q_LIST_PUT] =
+        "INSERT INTO list_entries (list, value, expires, updated) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (list, value) DO UPDATE SET expires = excluded.expires,"
+        " updated = excluded.updated",
+    [Q_LIST_DEL] = "DELETE FROM list_entries WHERE list = ?1 AND (value = ?2 OR"
+                   " (expires != 0 AND expires <= ?3))",
+    [Q_LIST_GET] = "SELECT value FROM list_entries WHERE list = ?1 AND (expires = 0 OR"
+                   " expires > ?2) ORDER BY value",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -1310,6 +1331,74 @@ store_alert_count(struct store_tenant *t)
     }
     stmt_done(s);
     return n;
+}
+
+/* ---- published lists ---- */
+
+int
+store_list_put(struct store_tenant *t, const char *list, const char *value, int64_t expires_ms,
+               char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_LIST_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, list) | bind_text(s, 2, value) | sqlite3_bind_int64(s, 3, expires_ms) |
+         sqlite3_bind_int64(s, 4, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "list put %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "list put", errp);
+}
+
+int
+store_list_del(struct store_tenant *t, const char *list, const char *value, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_LIST_DEL, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, list) | bind_text(s, 2, value) |
+         sqlite3_bind_int64(s, 3, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "list del %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "list del", errp);
+}
+
+int
+store_list_text(struct store_tenant *t, const char *list, struct buf *out, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if ((s = db_stmt(&t->db, Q_LIST_GET, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, list) | sqlite3_bind_int64(s, 2, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "list get %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+
+        if (v != NULL && (buf_puts(out, v) == -1 || buf_puts(out, "\n") == -1)) {
+            stmt_done(s);
+            return kg_err(errp, "list %s: larger than the answer may be", list);
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "list get %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
 }
 
 /* ---- playbook versions ---- */

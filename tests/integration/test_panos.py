@@ -504,3 +504,52 @@ def test_panos_keygen_cli():
             d.stop()
         finally:
             d.__exit__(None, None, None)
+
+
+def test_panos_edl_served_per_tenant():
+    """The tenant's block list is served at GET /edl/<tenant> (HTTP Basic with its own
+    credential, not the intake token) in EDL text format, one address or subnet a line:
+    blocks the firewall confirmed appear, unblocked and expired ones go, other tags have
+    their own list, and the list survives a restart. A wrong or missing credential, an
+    unknown tenant and the intake's bearer token all get the same 401."""
+    import base64
+    body = """
+    for _, ip in ipairs(alert.raw.block) do rec("b" .. ip, panos.block_ip(ip)) end
+    rec("short", panos.block_ip("203.0.113.50", { timeout = 1 }))
+    rec("watch", panos.block_ip("203.0.113.60", { tag = "watch" }))
+    for _, ip in ipairs(alert.raw.unblock) do rec("u" .. ip, panos.unblock_ip(ip)) end
+"""
+    extra = 'edl_user = "edl", edl_password = "edl-pass-1"'
+
+    def basic(user, pw):
+        return {"Authorization": "Basic " + base64.b64encode(
+            ("%s:%s" % (user, pw)).encode()).decode()}
+
+    with PanosEnv("edl", body, extra=extra) as env:
+        out, _, _ = env.fire({"block": ["203.0.113.10", "198.51.100.0/24", "2001:db8::7"],
+                              "unblock": ["203.0.113.10"]})
+        check(all(v["ok"] for v in out.values()), "%r" % out)
+        with env.d.client() as c:
+            r = c.request("GET", "/edl/t1", headers=basic("edl", "edl-pass-1"))
+            check(r.status == 200 and r.header("Content-Type").startswith("text/plain"),
+                  "edl %r" % r)
+            lines = r.body.decode().splitlines()
+            check(sorted(lines) == ["198.51.100.0/24", "2001:db8::7", "203.0.113.50"],
+                  "edl lines %r" % lines)
+            r = c.request("GET", "/edl/t1/watch", headers=basic("edl", "edl-pass-1"))
+            check(r.body.decode().splitlines() == ["203.0.113.60"], "watch %r" % r)
+            for hdrs in (basic("edl", "wrong"), basic("nope", "edl-pass-1"), {},
+                         {"Authorization": "Bearer " + env.d.token}):
+                r = c.request("GET", "/edl/t1", headers=hdrs)
+                check(r.status == 401 and r.header("WWW-Authenticate"), "%r -> %r" % (hdrs, r))
+            r = c.request("GET", "/edl/other", headers=basic("edl", "edl-pass-1"))
+            check(r.status == 401, "unknown tenant %r" % r)
+            r = c.request("POST", "/edl/t1", body=b"x", headers=basic("edl", "edl-pass-1"))
+            check(r.status == 405, "POST %r" % r)
+        time.sleep(1.2)
+        env.d.stop()
+        env.d.start()
+        with env.d.client() as c:
+            r = c.request("GET", "/edl/t1", headers=basic("edl", "edl-pass-1"))
+            check(sorted(r.body.decode().splitlines()) == ["198.51.100.0/24", "2001:db8::7"],
+                  "after expiry and restart %r" % r)
