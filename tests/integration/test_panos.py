@@ -16,12 +16,13 @@ class PanosEnv:
     """A mock and a daemon whose tenant t1 has a panos block pointing at it."""
 
     def __init__(self, name, body, key=PANOS_KEY, dry_run=False, extra="", max_attempts=3,
-                 run_timeout=None, mock_kw=None, files=None):
+                 run_timeout=None, mock_kw=None, files=None, timeout="10s"):
         self.name, self.body, self.key = name, body, key
         self.dry_run, self.extra, self.max_attempts = dry_run, extra, max_attempts
         self.run_timeout = run_timeout
         self.mock_kw = mock_kw or {}
         self.files = files or {}
+        self.timeout = timeout
         self.m = self.d = None
         self.seq = 0
 
@@ -31,9 +32,9 @@ class PanosEnv:
         try:
             block = "panos = { url = %s, api_key = %s, commit_poll = 0.1, %s }" % (
                 lua_str(self.m.base_url), lua_str(self.key), self.extra)
-            cfg = ("connectors = { ca_file = %s, max_attempts = %d, timeout = \"10s\" }\n"
+            cfg = ("connectors = { ca_file = %s, max_attempts = %d, timeout = %s }\n"
                    "tenants = { t1 = { dry_run = %s, %s } }\n"
-                   % (lua_str(self.m.ca_file), self.max_attempts,
+                   % (lua_str(self.m.ca_file), self.max_attempts, lua_str(self.timeout),
                       "true" if self.dry_run else "false", block))
             if self.run_timeout:
                 cfg += "runs = { timeout = %s }\n" % lua_str(self.run_timeout)
@@ -285,6 +286,24 @@ def test_panos_throttled_and_server_errors_retried():
         check(not out["block"]["ok"] and "HTTP 500" in out["block"]["e"]
               and out["block"]["e"].startswith("panos.block_ip"), "%r" % out["block"])
         env.m.clear_faults()
+
+
+def test_panos_timeouts():
+    """A firewall that answers too late: every attempt times out and the run gets the
+    timeout as its block_ip's error (the message is not lost, the run goes on). The
+    firewall did carry the register out meanwhile: the next block of that address is
+    success without a second mapping (already_registered)."""
+    body = 'rec("block", panos.block_ip(alert.raw.ip))\n'
+    with PanosEnv("timeout", body, max_attempts=2, timeout="1s") as env:
+        env.m.delay("/api/", 2500)
+        out, _, _ = env.fire({"ip": "203.0.113.80"})
+        check(not out["block"]["ok"] and "panos.block_ip" in out["block"]["e"]
+              and "timed out" in out["block"]["e"], "%r" % out["block"])
+        env.m.delay("/api/", 0)
+        out, _, _ = env.fire({"ip": "203.0.113.80"})
+        check(out["block"]["ok"] and out["block"]["v"]["status"] == "already_registered",
+              "%r" % out["block"])
+        check(env.m.counters()["panos"]["registered"] == 1, "registered twice")
 
 
 def test_panos_dry_run():
