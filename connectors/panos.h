@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "connectors/panos_check.h"
 #include "engine/kagari.h"
 
 extern const struct connector panos_connector;
@@ -15,28 +16,5 @@ extern const struct connector panos_connector;
 extern const struct plugin_verb panos_keygen_verb;
 /* GET /edl/<tenant>[/<tag>] on the intake listener: the tenant's block list (EDL). */
 extern const struct plugin_route panos_edl_route;
-
-/* The checks every value passes before it goes into a request document or an xpath;
- * exported for the unit tests. Each takes the value with its length (a NUL inside fails).
- *
- * panos_parse_net: an IPv4 or IPv6 address, or with allow_cidr a CIDR subnet whose host
- * bits are zero; 0 with its canonical text in out (at least PANOS_NET_MAX bytes: an
- * address as inet_ntop writes it, a subnet as "<network>/<bits>"), -1 otherwise. */
-#define PANOS_NET_MAX 64
-int panos_parse_net(const char *s, size_t len, int allow_cidr, char *out);
-/* A tag: 1 to 127 characters of letters, digits, '-', '_', '.', and inner spaces. */
-int panos_valid_tag(const char *s, size_t len);
-/* An object name: 1 to 63 characters of letters, digits, '-', '_', '.', and inner
- * spaces, starting with a letter or digit. */
-int panos_valid_name(const char *s, size_t len);
-
-/* Address ranges a tenant never blocks (its never_block setting plus the firewall's own
- * address): parsed from a list separated by commas or white space. */
-struct panos_guard;
-struct panos_guard *panos_guard_new(const char *list, char **errp);
-void panos_guard_free(struct panos_guard *g);
-/* The guard entry (its text) that net (a canonical panos_parse_net text) overlaps, or
- * NULL: a subnet is refused when any of its addresses is guarded. */
-const char *panos_guard_match(const struct panos_guard *g, const char *net);
 
 #endif

@@ -1,6 +1,6 @@
-/* test_panos.c: the panos connector's value checks (addresses, subnets, tags, object
+/* test_panos_check.c: the panos connector's value checks (addresses, subnets, tags, object
  * names) against hostile input, and its guard list. */
-#include "connectors/panos.h"
+#include "connectors/panos_check.h"
 
 #include <stdlib.h>
 #include <string.h>
