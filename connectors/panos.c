@@ -529,6 +529,32 @@ struct prt {
 
 static struct prt *prts;
 
+/* Summed over tenants (the metrics endpoint is open to every sender). */
+static struct {
+    unsigned long long registered, already, reconciled, refused, failed, unregistered;
+    unsigned long long messages, entries, commits_ok, commits_failed, commit_waits;
+} pstats;
+static int metrics_on;
+
+static void
+panos_metrics(struct buf *b, void *arg)
+{
+    const char *n = "kagari_panos_blocks_total";
+
+    (void)arg;
+    metrics_labelled(b, n, "result", "registered", pstats.registered, 1);
+    metrics_labelled(b, n, "result", "already_registered", pstats.already, 0);
+    metrics_labelled(b, n, "result", "reconciled", pstats.reconciled, 0);
+    metrics_labelled(b, n, "result", "refused", pstats.refused, 0);
+    metrics_labelled(b, n, "result", "failed", pstats.failed, 0);
+    metrics_counter(b, "kagari_panos_unblocks_total", NULL, pstats.unregistered);
+    metrics_counter(b, "kagari_panos_uid_messages_total", NULL, pstats.messages);
+    metrics_counter(b, "kagari_panos_uid_entries_total", NULL, pstats.entries);
+    metrics_labelled(b, "kagari_panos_commits_total", "result", "ok", pstats.commits_ok, 1);
+    metrics_labelled(b, "kagari_panos_commits_total", "result", "failed", pstats.commits_failed, 0);
+    metrics_counter(b, "kagari_panos_commit_waits_total", NULL, pstats.commit_waits);
+}
+
 static struct prt *
 prt_get(const struct tenant *t)
 {
@@ -538,6 +564,10 @@ prt_get(const struct tenant *t)
         if (strcmp(p->tenant, tenant_id(t)) == 0) {
             break;
         }
+    }
+    if (!metrics_on) {
+        metrics_on = 1;
+        metrics_add(panos_metrics, NULL);
     }
     if (p == NULL) {
         p = xcalloc(1, sizeof(*p));
@@ -686,6 +716,15 @@ blk_done(struct blk_op *o, int ok, const char *status_or_msg)
         cJSON *r = cJSON_CreateObject();
 
         edl_update(run_tenant(effect_owner(ef)), o);
+        if (o->unblock) {
+            pstats.unregistered += strcmp(status_or_msg, "unregistered") == 0;
+        } else if (strcmp(status_or_msg, "registered") == 0) {
+            pstats.registered++;
+        } else if (strcmp(status_or_msg, "already_registered") == 0) {
+            pstats.already++;
+        } else {
+            pstats.reconciled++;
+        }
         cJSON_AddStringToObject(r, "ip", o->ip);
         cJSON_AddStringToObject(r, "tag", o->tag);
         if (!o->unblock) {
@@ -700,6 +739,7 @@ blk_done(struct blk_op *o, int ok, const char *status_or_msg)
         log_info("panos.%s tenant=%s ip=%s tag=%s status=%s", o->unblock ? "unblock" : "block",
                  p->tenant, o->ip, o->tag, status_or_msg);
     } else {
+        pstats.failed += !o->unblock;
         result = xstrdup(status_or_msg);
     }
     free(o);
@@ -992,6 +1032,8 @@ blk_flush(evutil_socket_t fd, short what, void *arg)
         b->next = p->batches;
         p->batches = b;
         log_info("panos.batch tenant=%s effects=%zu entries=%zu", p->tenant, b->n, entries);
+        pstats.messages++;
+        pstats.entries += entries;
         b->call = call_request(p->t, &spec, batch_answered, b, &err);
         free(body);
         if (b->call == NULL) {
@@ -1050,12 +1092,14 @@ blk_check(struct run *r, void *arg)
         return NULL;
     }
     if ((hit = panos_guard_match(s->guard, a->ip)) != NULL) {
+        pstats.refused++;
         return xasprintf("panos.block_ip: %s is never blocked (it is within %s of "
                          "tenants.%s.panos.never_block or the firewall's own address)",
                          a->ip, hit, tenant_id(t));
     }
     p = prt_get(t);
     if (prt_blocks_hour(p, util_now_ms()) + p->reserved >= (size_t)conf->max_blocks_per_hour) {
+        pstats.refused++;
         return xasprintf("panos.block_ip: %s not blocked: the tenant's limit of %d blocks per "
                          "hour (tenants.%s.panos.max_blocks_per_hour) is reached",
                          a->ip, conf->max_blocks_per_hour, tenant_id(t));
@@ -1548,6 +1592,11 @@ commit_finish(struct prt *p, int all, int ok, const char *result)
 {
     struct commit_op *o = p->cq_head, *next;
 
+    if (ok) {
+        pstats.commits_ok++;
+    } else {
+        pstats.commits_failed++;
+    }
     commit_idle(p);
     for (; o != NULL; o = next) {
         next = o->next;
@@ -1726,6 +1775,7 @@ commit_answered(void *arg, int ok, const char *result)
                 snprintf(p->job, sizeof(p->job), "%s", id);
                 p->cstate = C_WAIT;
                 log_info("panos.commit_wait tenant=%s job=%s", p->tenant, p->job);
+                pstats.commit_waits++;
                 break;
             }
         }
@@ -2236,6 +2286,10 @@ luaopen_kagari_panos(lua_State *L)
 static void
 panos_shutdown(void)
 {
+    if (metrics_on) {
+        metrics_remove(panos_metrics, NULL);
+        metrics_on = 0;
+    }
     while (prts != NULL) {
         struct prt *p = prts;
 

@@ -160,6 +160,10 @@ def test_panos_blocks_of_many_runs_share_a_message():
         check(len(env.m.registered_ips()) == 25, "mock state")
         log = env.d.log()
         check("panos.batch" in log, "no batch log line")
+        mx = env.d.metrics()
+        check(mx.get("kagari_panos_uid_messages_total") == len(uid)
+              and mx.get("kagari_panos_uid_entries_total") == 25, "metrics %r"
+              % {k: v for k, v in mx.items() if "panos" in k})
 
 
 HOSTILE = """
@@ -255,6 +259,9 @@ def test_panos_guardrails():
         check(ips == ["203.0.113.1", "203.0.113.2", "203.0.113.3"], "mock %r" % ips)
         failed = [e for e in effects(journal, "panos.block_ip") if e["status"] == "failed"]
         check(len(failed) == 5, "journal %r" % effects(journal))
+        mx = env.d.metrics()
+        check(mx.get('kagari_panos_blocks_total{result="refused"}') == 5
+              and mx.get('kagari_panos_blocks_total{result="registered"}') == 3, "metrics")
 
 
 def test_panos_rejected_key():
