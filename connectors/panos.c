@@ -937,6 +937,11 @@ blk_flush(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (p->head == NULL) {
+        return;
+    }
+    /* The tenant object of a waiting run: current even across a reload. */
+    p->t = run_tenant(effect_owner(p->head->ef));
     b = xcalloc(1, sizeof(*b));
     b->rt = p;
     buf_init(&reg, 0);
@@ -1131,7 +1136,7 @@ static void
 blk_start(void *op)
 {
     struct blk_op *o = op;
-    const struct panos_conf *conf = tenant_conf(o->rt->t, &panos_section);
+    const struct panos_conf *conf = tenant_conf(run_tenant(effect_owner(o->ef)), &panos_section);
 
     blk_enqueue(o);
     blk_arm(o->rt, conf != NULL ? conf->batch_window : 0.2);
@@ -1638,7 +1643,9 @@ commit_timer(evutil_socket_t fd, short what, void *arg)
 static void
 commit_later(struct prt *p)
 {
-    const struct panos_conf *conf = tenant_conf(p->t, &panos_section);
+    const struct panos_conf *conf =
+        p->cq_head != NULL ? tenant_conf(run_tenant(effect_owner(p->cq_head->ef)), &panos_section)
+                           : NULL;
     double s = conf != NULL ? conf->commit_poll : 2;
     struct timeval tv;
 
@@ -1682,6 +1689,12 @@ static void
 commit_step(struct prt *p)
 {
     char *cmd = NULL, *path = NULL;
+
+    if (p->cq_head == NULL) {
+        commit_idle(p);
+        return;
+    }
+    p->t = run_tenant(effect_owner(p->cq_head->ef)); /* current even across a reload */
 
     switch (p->cstate) {
     case C_CHECK:
