@@ -602,6 +602,12 @@ maybe_retry(struct call *c, const struct httpc_response *resp, char **why)
     stats.retried++;
     log_info("call.retry tenant=%s run=%lld kind=%s status=%d attempt=%d delay_ms=%.0f",
              tenant_id(c->t), (long long)call_rid(c), c->kind, resp->status, c->attempt, delay_ms);
+    if (c->ef != NULL) {
+        /* The server asked for the wait (Retry-After, or a 429 without one): throttled. */
+        effect_wait(c->ef,
+                    ra >= 0 || resp->status == 429 ? EFFECT_WAIT_THROTTLED : EFFECT_WAIT_RETRY,
+                    resp->status, util_now_ms() + (int64_t)delay_ms);
+    }
     if (c->timer == NULL) {
         c->timer = evtimer_new(loop_base(), on_backoff, c);
     }
@@ -875,6 +881,9 @@ on_token_slot(void *arg)
         stats.breaker_waits++;
         log_info("call.breaker_wait tenant=%s run=%lld kind=%s endpoint=%s wait_ms=%lld",
                  tenant_id(c->t), (long long)call_rid(c), c->kind, c->origin, (long long)wait);
+        if (c->ef != NULL) {
+            effect_wait(c->ef, EFFECT_WAIT_BREAKER, 0, util_now_ms() + wait);
+        }
         if (c->timer == NULL) {
             c->timer = evtimer_new(loop_base(), on_backoff, c);
         }

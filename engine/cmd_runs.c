@@ -13,6 +13,7 @@
 #include "engine/journal.h"
 #include "engine/json.h"
 #include "engine/store.h"
+#include "engine/util.h"
 
 struct cmd_runs_opts {
     const char *config, *tenant, *state;
@@ -146,6 +147,17 @@ cmd_runs_json_time(cJSON *o, const char *k, int64_t ms)
     cJSON_AddStringToObject(o, k, ts);
 }
 
+/* The state to show: a waiting run whose pending call its server throttled is
+ * "throttled" until the wait ends. */
+static const char *
+cmd_runs_state(const struct store_run *r)
+{
+    if (strcmp(r->state, "waiting") == 0 && r->throttled_until > util_now_ms()) {
+        return "throttled";
+    }
+    return r->state;
+}
+
 static cJSON *
 cmd_runs_run_json(struct store_tenant *t, const struct store_run *r)
 {
@@ -156,7 +168,10 @@ cmd_runs_run_json(struct store_tenant *t, const struct store_run *r)
     cJSON_AddNumberToObject(o, "alert_id", (double)r->alert_id);
     cJSON_AddStringToObject(o, "playbook", r->playbook);
     cJSON_AddStringToObject(o, "version", r->hash);
-    cJSON_AddStringToObject(o, "state", r->state);
+    cJSON_AddStringToObject(o, "state", cmd_runs_state(r));
+    if (strcmp(cmd_runs_state(r), "throttled") == 0) {
+        cmd_runs_json_time(o, "throttled_until", r->throttled_until);
+    }
     cmd_runs_json_time(o, "created", r->created_ms);
     cmd_runs_json_time(o, "started", r->started_ms);
     cmd_runs_json_time(o, "ended", r->ended_ms);
@@ -232,8 +247,8 @@ cmd_runs_list(struct store_tenant *t, void *ud)
             snprintf(dur, sizeof(dur), "-");
         }
         printf("%-12s %-8lld %-9s %-28s %-8lld %-24s %-9s ", store_tenant_id(t),
-               (long long)runs[i].id, runs[i].state, runs[i].playbook, (long long)runs[i].alert_id,
-               created, dur);
+               (long long)runs[i].id, cmd_runs_state(&runs[i]), runs[i].playbook,
+               (long long)runs[i].alert_id, created, dur);
         cmd_runs_put(e, elen > 80 ? 80 : elen, 0);
         printf("\n");
     }
@@ -286,6 +301,36 @@ struct cmd_runs_show_ctx {
     int json;
 };
 
+/* One line per wait recorded inside a step: why, for how long, the status that asked. */
+static void
+cmd_runs_print_waits(const char *waits)
+{
+    cJSON *arr = waits != NULL ? cJSON_Parse(waits) : NULL, *w;
+
+    cJSON_ArrayForEach(w, arr)
+    {
+        cJSON *reason = cJSON_GetObjectItemCaseSensitive(w, "reason");
+        double st = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(w, "status"));
+        double at = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(w, "at"));
+        double until = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(w, "until"));
+        char ts[32];
+
+        if (!cJSON_IsString(reason) || at != at || until != until) {
+            continue;
+        }
+        cmd_runs_fmt_ms((int64_t)at, ts);
+        printf("        waited %.1f s (%s", (until - at) / 1000.0,
+               strcmp(reason->valuestring, "throttled") == 0 ? "throttled by the server"
+               : strcmp(reason->valuestring, "breaker") == 0 ? "circuit open, waiting for its trial"
+                                                             : "backing off before a retry");
+        if (st == st && st > 0) {
+            printf(", HTTP %d", (int)st);
+        }
+        printf(") from %s\n", ts);
+    }
+    cJSON_Delete(arr);
+}
+
 static int
 cmd_runs_show(struct store_tenant *t, void *ud)
 {
@@ -326,6 +371,9 @@ cmd_runs_show(struct store_tenant *t, void *ud)
             cmd_runs_json_text(e, "result", j[i].result);
             cmd_runs_json_time(e, "started", j[i].started_ms);
             cmd_runs_json_time(e, "ended", j[i].ended_ms);
+            if (j[i].waits != NULL) {
+                cmd_runs_json_text(e, "waits", j[i].waits);
+            }
             cJSON_AddItemToArray(arr, e);
         }
         cmd_runs_print_json(o);
@@ -337,7 +385,12 @@ cmd_runs_show(struct store_tenant *t, void *ud)
     printf("run       %lld (tenant %s)\n", (long long)run.id, store_tenant_id(t));
     printf("playbook  %s (version %.12s)\n", run.playbook, run.hash);
     printf("alert     %lld\n", (long long)run.alert_id);
-    printf("state     %s\n", run.state);
+    printf("state     %s", cmd_runs_state(&run));
+    if (strcmp(cmd_runs_state(&run), "throttled") == 0) {
+        cmd_runs_fmt_ms(run.throttled_until, ts);
+        printf(" (the server asked to wait; next attempt at %s)", ts);
+    }
+    printf("\n");
     cmd_runs_fmt_ms(run.created_ms, ts);
     printf("created   %s\n", ts);
     cmd_runs_fmt_ms(run.started_ms, ts);
@@ -382,6 +435,7 @@ cmd_runs_show(struct store_tenant *t, void *ud)
             printf("  (%lld ms)", (long long)(j[i].ended_ms - j[i].started_ms));
         }
         printf("\n");
+        cmd_runs_print_waits(j[i].waits);
     }
     journal_entries_free(j, n);
     store_run_free(&run);

@@ -14,9 +14,11 @@ journal_entry_free(struct journal_entry *e)
     free(e->kind);
     free(e->request);
     free(e->result);
+    free(e->waits);
     e->kind = NULL;
     e->request = NULL;
     e->result = NULL;
+    e->waits = NULL;
 }
 
 /* Free n entries and the array that holds them (as returned by store_journal_load). */

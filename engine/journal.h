@@ -30,7 +30,15 @@ struct journal_entry {
     int status;    /* enum journal_status */
     int64_t started_ms;
     int64_t ended_ms; /* 0 while started */
+    /* The waits inside the effect (throttling, backoff, an open breaker), as a JSON array
+     * of {"reason","status","at","until"}, or NULL; throttled_until is the end of the
+     * current throttling wait (ms since the epoch), 0 when not throttled. */
+    char *waits;
+    int64_t throttled_until;
 };
+
+/* An entry keeps its waits up to this many bytes of JSON; later ones are only logged. */
+#define JOURNAL_WAITS_MAX (4u << 10)
 
 void journal_entry_free(struct journal_entry *e);
 void journal_entries_free(struct journal_entry *e, size_t n); /* frees the array too */

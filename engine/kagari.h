@@ -108,6 +108,13 @@ int effect_run(lua_State *L, const struct effect_spec *spec);
  * touched again by the driver: effect_done is its owner's last call. */
 void effect_done(struct effect *ef, int ok, const char *result);
 struct run *effect_owner(const struct effect *ef);
+/* The effect's op waits until until_ms (ms since the epoch) before its next attempt:
+ * throttled by its server (status: the HTTP status that asked, e.g. 429), backing off
+ * after a failure it will retry, or for an open circuit breaker's trial. The wait is
+ * recorded in the effect's journal entry ("waits") and logged; while a throttling wait
+ * lasts, the run shows the state "throttled". The run's deadline still applies. */
+enum effect_wait_reason { EFFECT_WAIT_THROTTLED = 0, EFFECT_WAIT_RETRY, EFFECT_WAIT_BREAKER };
+void effect_wait(struct effect *ef, enum effect_wait_reason reason, int status, int64_t until_ms);
 /* A crash left this effect started but unrecorded: it may have happened. */
 int effect_in_doubt(const struct effect *ef);
 /* When its journal entry was first started (ms since the epoch): a sleep's wake time

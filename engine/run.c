@@ -54,7 +54,10 @@ static size_t nready, nactive;
 static struct {
     unsigned long long started, done, failed, replayed, diverged;
     unsigned long long effects_replayed, dry_run, in_doubt_failed;
+    unsigned long long waits[3]; /* by enum effect_wait_reason */
 } stats;
+
+static const char *const wait_reasons[3] = { "throttled", "retry", "breaker" };
 
 /* A pending effect: what the driver keeps while its op works. */
 struct effect {
@@ -549,6 +552,10 @@ run_metrics(struct buf *b, void *arg)
     metrics_labelled(b, "kagari_effects_total", "result", "dry_run", stats.dry_run, 0);
     metrics_labelled(b, "kagari_effects_total", "result", "in_doubt_failed", stats.in_doubt_failed,
                      0);
+    for (int i = 0; i < 3; i++) {
+        metrics_labelled(b, "kagari_effect_waits_total", "reason", wait_reasons[i], stats.waits[i],
+                         i == 0);
+    }
 }
 
 static int
@@ -868,6 +875,7 @@ journal_finish(struct run *r, size_t i, int ok, const char *result)
     }
     free(msg);
     secret_redact(text);
+    e->throttled_until = 0;
     e->status = ok ? JOURNAL_DONE : JOURNAL_FAILED;
     free(e->result);
     e->result = text;
@@ -1121,6 +1129,36 @@ effect_done(struct effect *ef, int ok, const char *result)
     r->parked = 0;
     r->resume_with = 1;
     ready_push(r);
+}
+
+void
+effect_wait(struct effect *ef, enum effect_wait_reason reason, int status, int64_t until_ms)
+{
+    struct run *r = ef->r;
+    struct journal_entry *e = &r->j[ef->entry];
+    int64_t now = util_now_ms();
+    size_t old = e->waits != NULL ? strlen(e->waits) : 0;
+    struct buf b;
+
+    stats.waits[reason]++;
+    log_debug("effect.wait tenant=%s run=%lld step=%d kind=%s reason=%s status=%d wait_ms=%lld",
+              r->t->id, (long long)r->id, e->seq, e->kind, wait_reasons[reason], status,
+              (long long)(until_ms - now));
+    e->throttled_until = reason == EFFECT_WAIT_THROTTLED ? until_ms : 0;
+    if (old < JOURNAL_WAITS_MAX) {
+        buf_init(&b, 0);
+        if (old > 2) {
+            (void)!buf_append(&b, e->waits, old - 1); /* without the closing ] */
+            (void)!buf_puts(&b, ",");
+        } else {
+            (void)!buf_puts(&b, "[");
+        }
+        (void)!buf_printf(&b, "{\"reason\":\"%s\",\"status\":%d,\"at\":%lld,\"until\":%lld}]",
+                          wait_reasons[reason], status, (long long)now, (long long)until_ms);
+        free(e->waits);
+        e->waits = buf_take(&b);
+    }
+    journal_write(r, e, NULL);
 }
 
 struct run *

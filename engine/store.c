@@ -91,6 +91,10 @@ static const char *const tenant_migrations[] = {
     "  ended INTEGER,"
     "  PRIMARY KEY (run_id, seq)"
     ") WITHOUT ROWID;",
+    /* 2: the waits inside an effect (throttling, backoff, an open breaker) and the end of
+     * the current throttling wait, which makes a waiting run show as "throttled". */
+    "ALTER TABLE journal ADD COLUMN waits TEXT;"
+    "ALTER TABLE journal ADD COLUMN throttled_until INTEGER;",
     /* Adds published lists: named sets of values a connector keeps for the tenant (the
      * addresses the firewall connector blocked), served to devices that pull them.
      * expires is ms since the epoch, 0 for never. */
@@ -143,7 +147,9 @@ enum query {
     Q_COUNT
 };
 
-#define RUN_COLUMNS "id, alert_id, playbook, playbook_hash, state, created, started, ended, error"
+#define RUN_COLUMNS                                                                                \
+    "id, alert_id, playbook, playbook_hash, state, created, started, ended, error,"                \
+    " (SELECT max(throttled_until) FROM journal j WHERE j.run_id = runs.id AND j.status = 0)"
 
 static const char *const query_sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -185,13 +191,15 @@ static const char *const query_sql[Q_COUNT] = {
                          " WHERE state IN ('queued', 'running', 'waiting') ORDER BY id",
     [Q_RUN_COUNTS] = "SELECT state, count(*) FROM runs GROUP BY state",
     [Q_JOURNAL_PUT] = "INSERT INTO journal (run_id, seq, kind, request, result, status, started,"
-                      " ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                      " ended, waits, throttled_until)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                       " ON CONFLICT (run_id, seq) DO UPDATE SET kind = excluded.kind,"
                       " request = excluded.request, result = excluded.result,"
                       " status = excluded.status, started = excluded.started,"
-                      " ended = excluded.ended",
-    [Q_JOURNAL_LOAD] = "SELECT run_id, seq, kind, request, result, status, started, ended"
-                       " FROM journal WHERE run_id = ?1 ORDER BY seq",
+                      " ended = excluded.ended, waits = excluded.waits,"
+                      " throttled_until = excluded.throttled_until",
+    [Q_JOURNAL_LOAD] = "SELECT run_id, seq, kind, request, result, status, started, ended,"
+                       " waits, throttled_until FROM journal WHERE run_id = ?1 ORDER BY seq",
     [Q_LIST_PUT] =
         "INSERT INTO list_entries (list, value, expires, updated) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (list, value) DO UPDATE SET expires = excluded.expires,"
@@ -1525,6 +1533,7 @@ run_from_row(sqlite3_stmt *s, struct store_run *r)
     r->started_ms = sqlite3_column_int64(s, 6);
     r->ended_ms = sqlite3_column_int64(s, 7);
     r->error = col_strdup(s, 8);
+    r->throttled_until = sqlite3_column_int64(s, 9);
 }
 
 /* Step s to the end, collecting runs into a malloc'd array. Resets s. */
@@ -1776,7 +1785,8 @@ store_journal_put(struct store_tenant *t, const struct journal_entry *e, char **
     if ((sqlite3_bind_int64(s, 1, e->run_id) | sqlite3_bind_int(s, 2, e->seq) |
          bind_text(s, 3, e->kind) | bind_text(s, 4, e->request) | bind_text(s, 5, e->result) |
          sqlite3_bind_int(s, 6, e->status) | sqlite3_bind_int64(s, 7, e->started_ms) |
-         bind_opt_int64(s, 8, e->ended_ms)) != SQLITE_OK) {
+         bind_opt_int64(s, 8, e->ended_ms) | bind_text(s, 9, e->waits) |
+         bind_opt_int64(s, 10, e->throttled_until)) != SQLITE_OK) {
         db_fail(&t->db, errp, "journal put run=%lld seq=%d", (long long)e->run_id, e->seq);
         stmt_done(s);
         return -1;
@@ -1821,6 +1831,8 @@ store_journal_load(struct store_tenant *t, int64_t run_id, struct journal_entry 
         e->status = sqlite3_column_int(s, 5);
         e->started_ms = sqlite3_column_int64(s, 6);
         e->ended_ms = sqlite3_column_int64(s, 7);
+        e->waits = col_strdup(s, 8);
+        e->throttled_until = sqlite3_column_int64(s, 9);
     }
     if (rc != SQLITE_DONE) {
         db_fail(&t->db, errp, "journal load run=%lld", (long long)run_id);

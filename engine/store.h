@@ -122,6 +122,9 @@ struct store_run {
     int64_t started_ms; /* 0 if not yet */
     int64_t ended_ms;   /* 0 if not yet */
     char *error;        /* NULL unless failed/cancelled */
+    /* A waiting run whose pending call the server throttled: until when (ms since the
+     * epoch), else 0. Shown as the state "throttled" while it lasts. */
+    int64_t throttled_until;
 };
 void store_run_free(struct store_run *r);            /* frees the fields */
 void store_runs_free(struct store_run *r, size_t n); /* frees the fields and the array */

@@ -230,6 +230,14 @@ def rss_kib(pid):
     return 0
 
 
+def cpu_s(pid):
+    """CPU time (user + system) the process has used, in seconds. Unlike throughput, CPU
+    per unit of work barely moves with whatever else the machine is running."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def metric(d, name):
     c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
     c.request("GET", "/metrics")
@@ -455,8 +463,10 @@ tenants = { bench = { microsoft = {
             print("reference paced     : %5d alerts/s offered for %d s: %d accepted, %d runs done; "
                   "POST->run finished p50 %d ms, p99 %d ms"
                   % (rate, SECONDS, sent, len(lat), pct(lat, 50), pct(lat, 99)))
+        cpu0 = cpu_s(d.proc.pid)
         rps, req, non2xx, errs, p50, p99 = wrk(d, 10, 16, SECONDS, source="bench.ref", rich=True)
         wait_idle(d, 600)
+        cpu1 = cpu_s(d.proc.pid)
         rows = run_rows(d, "bench-reference")
         lat = sorted((r[3] - r[1]) for r in rows if r[0] == "done" and r[3])
         failed = sum(1 for r in rows if r[0] != "done")
@@ -475,6 +485,9 @@ tenants = { bench = { microsoft = {
               "disable calls %d (%s)"
               % (rps * 10, SECONDS, non2xx, pct(lat, 50), pct(lat, 99), failed, total, high,
                  disables, "equal" if high == disables else "DIFFERENT"))
+        print("reference CPU       : %.1f us of daemon CPU (user + system) per reference alert "
+              "(intake, store, run, disable call): the figure to compare across machines' loads"
+              % ((cpu1 - cpu0) * 1e6 / max(1, req * 10 - non2xx * 10)))
     finally:
         d.stop()
         m.stop()

@@ -552,7 +552,7 @@ def to_ms(v):
 
 
 def _times_to_ms(obj):
-    for k in ("created", "started", "ended"):
+    for k in ("created", "started", "ended", "throttled_until"):
         if k in obj:
             obj[k] = to_ms(obj[k])
     return obj

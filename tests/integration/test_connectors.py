@@ -599,6 +599,56 @@ def test_retry_after_forms_and_maximum():
 test_retry_after_forms_and_maximum.TIMEOUT = 90
 
 
+def test_throttled_state_and_waits_in_journal():
+    """While the server makes a call wait (429 with Retry-After: 4), the run shows the
+    state "throttled" with the time of the next attempt, in `runs` and `run show`; the
+    wait is recorded in the call's journal entry (reason, HTTP status, its start and end),
+    and after it the run is done, no longer throttled. A 503 without Retry-After is a
+    backoff wait ("retry"), which does not show as throttled."""
+    body = """
+    rec("user", graph.user(%s))
+    rec("jiro", graph.user(%s))
+    """ % (lua_str(ALICE[1]), lua_str(JIRO[1]))
+    with ConnEnv("throttled-state", {"th": body}) as env:
+        env.m.fault("/v1.0/users/" + ALICE[1], status=429, retry_after=4, count=1)
+        env.m.fault("/v1.0/users/" + JIRO[1], status=503, count=1)
+        aid = env.post("th")
+        env.wait_mock_log("/v1.0/users/" + ALICE[1], 1)
+        run = wait_for(lambda: (lambda rs: rs[0] if rs and rs[0]["state"] == "throttled"
+                                else None)([r for r in env.d.runs() if r["alert_id"] == aid]),
+                       3, "the run shown as throttled")
+        check(isinstance(run.get("throttled_until"), int)
+              and run["throttled_until"] - time.time() * 1000 > 1000,
+              "throttled_until: %r" % run)
+        text = env.d.cli("run", "show", str(run["id"]), "--tenant", "t1").stdout
+        check("state     throttled (the server asked to wait; next attempt at" in text,
+              "run show text: %s" % text)
+        check("waited 4.0 s (throttled by the server, HTTP 429)" in text,
+              "the wait is not shown with its step: %s" % text)
+        out, run, journal = env.result(aid, timeout=30)
+        check(run["state"] == "done", "run after the wait: %r" % run)
+        expect_ok(out, "user")
+        expect_ok(out, "jiro")
+        calls = effects(journal, "graph.user")
+        check(len(calls) == 2, "graph.user entries: %r" % calls)
+        w = calls[0].get("waits")
+        check(isinstance(w, list) and len(w) == 1 and w[0]["reason"] == "throttled"
+              and w[0]["status"] == 429 and 3900 <= w[0]["until"] - w[0]["at"] <= 4100
+              and calls[0]["started"] <= w[0]["at"] <= calls[0]["ended"],
+              "throttling wait in the journal: %r" % calls[0])
+        w = calls[1].get("waits")
+        check(isinstance(w, list) and len(w) == 1 and w[0]["reason"] == "retry"
+              and w[0]["status"] == 503, "backoff wait in the journal: %r" % calls[1])
+        check(all(r["state"] != "throttled" for r in env.d.runs()), "still throttled after")
+        m = env.d.get("/metrics").body.decode()
+        check(re.search(r'^kagari_effect_waits_total\{reason="throttled"\} 1$', m, re.M)
+              and re.search(r'^kagari_effect_waits_total\{reason="retry"\} 1$', m, re.M),
+              "waits not counted: %s" % [ln for ln in m.splitlines() if "waits" in ln])
+
+
+test_throttled_state_and_waits_in_journal.TIMEOUT = 90
+
+
 def test_500_502_retried_when_safe():
     """A GET answered 500 (or 502) and then 200 succeeds after one retry with backoff; a
     POST that is not safe to repeat and cannot reconcile (http.request) answered 500 is
