@@ -514,9 +514,7 @@ struct prt {
     struct blk_op *head, *tail; /* waiting for the batch window */
     struct event *timer;
     struct batch *batches; /* in flight */
-    int64_t *blocks;       /* when each block of the last hour was made (ms), a ring */
-    size_t nblocks, blocks_cap;
-    size_t reserved; /* blocks accepted and not finished yet */
+    size_t reserved;       /* blocks accepted and not finished yet */
 
     /* commits: one machine per tenant */
     struct commit_op *cq_head, *cq_tail;
@@ -579,29 +577,47 @@ prt_get(const struct tenant *t)
     return p;
 }
 
-/* Blocks made in the last hour (older ones dropped). */
-static size_t
-prt_blocks_hour(struct prt *p, int64_t now)
-{
-    size_t k = 0;
+/* The blocks of the last hour, for max_blocks_per_hour, are kept in a published list of
+ * the tenant (one entry per block, expiring after an hour), so the limit holds across
+ * restarts. Its name cannot be a tag's ("panos:" is not "panos."): the EDL never serves
+ * it. -1 when it cannot be read (the block is then refused, not let through). */
+#define PANOS_HOUR_LIST "panos:blocks-last-hour"
 
-    for (size_t i = 0; i < p->nblocks; i++) {
-        if (p->blocks[i] > now - PANOS_HOUR_MS) {
-            p->blocks[k++] = p->blocks[i];
-        }
+static long
+blocks_last_hour(struct tenant *t)
+{
+    struct buf b;
+    char *err = NULL;
+    long n = 0;
+
+    buf_init(&b, 4u << 20);
+    if (tenant_list_text(t, PANOS_HOUR_LIST, &b, &err) == -1) {
+        log_warn("panos.hour_count_failed tenant=%s err=%s", tenant_id(t), log_quote(err));
+        free(err);
+        buf_free(&b);
+        return -1;
     }
-    p->nblocks = k;
-    return k;
+    for (size_t i = 0; i < b.len; i++) {
+        n += b.data[i] == '\n';
+    }
+    buf_free(&b);
+    return n;
 }
 
 static void
-prt_block_made(struct prt *p, int64_t now)
+block_made(struct tenant *t, const char *ip)
 {
-    if (p->nblocks == p->blocks_cap) {
-        p->blocks_cap = p->blocks_cap ? p->blocks_cap * 2 : 16;
-        p->blocks = xrealloc(p->blocks, p->blocks_cap * sizeof(*p->blocks));
+    static unsigned long long seq;
+    int64_t now = util_now_ms();
+    char *v = xasprintf("%lld %s %llu", (long long)now, ip, ++seq), *err = NULL;
+
+    /* del of nothing drops the list's expired entries */
+    if (tenant_list_put(t, PANOS_HOUR_LIST, v, now + PANOS_HOUR_MS, &err) == -1 ||
+        tenant_list_del(t, PANOS_HOUR_LIST, "", &err) == -1) {
+        log_warn("panos.hour_count_failed tenant=%s err=%s", tenant_id(t), log_quote(err));
     }
-    p->blocks[p->nblocks++] = now;
+    free(err);
+    free(v);
 }
 
 /* ---- block_ip / unblock_ip ---- */
@@ -730,7 +746,7 @@ blk_done(struct blk_op *o, int ok, const char *status_or_msg)
         if (!o->unblock) {
             cJSON_AddNumberToObject(r, "timeout", (double)o->timeout);
             if (strcmp(status_or_msg, "registered") == 0) {
-                prt_block_made(p, util_now_ms());
+                block_made(run_tenant(effect_owner(ef)), o->ip);
             }
         }
         cJSON_AddStringToObject(r, "status", status_or_msg);
@@ -1089,6 +1105,7 @@ blk_check(struct run *r, void *arg)
     const struct panos_state *s = tenant_state(t, &panos_section);
     const char *hit;
     struct prt *p;
+    long made;
 
     if (conf == NULL || s == NULL) {
         return xstrdup(panos_api.not_configured);
@@ -1103,8 +1120,14 @@ blk_check(struct run *r, void *arg)
                          a->ip, hit, tenant_id(t));
     }
     p = prt_get(t);
-    if (prt_blocks_hour(p, util_now_ms()) + p->reserved >= (size_t)conf->max_blocks_per_hour) {
+    if ((made = blocks_last_hour(run_tenant(r))) < 0 ||
+        (size_t)made + p->reserved >= (size_t)conf->max_blocks_per_hour) {
         pstats.refused++;
+        if (made < 0) {
+            return xasprintf("panos.block_ip: %s not blocked: the count of this hour's blocks "
+                             "cannot be read now",
+                             a->ip);
+        }
         return xasprintf("panos.block_ip: %s not blocked: the tenant's limit of %d blocks per "
                          "hour (tenants.%s.panos.max_blocks_per_hour) is reached",
                          a->ip, conf->max_blocks_per_hour, tenant_id(t));
@@ -1170,14 +1193,15 @@ check_ip(lua_State *L, int idx, int allow_cidr)
     return lua_tostring(L, -1);
 }
 
+/* The tag at idx, an option of the argument arg (the error names that argument). */
 static const char *
-check_tag(lua_State *L, int idx, const char *what)
+check_tag(lua_State *L, int idx, int arg, const char *what)
 {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
 
     if (lua_type(L, idx) != LUA_TSTRING || !panos_valid_tag(s, len)) {
-        luaL_argerror(L, idx,
+        luaL_argerror(L, arg,
                       lua_pushfstring(L,
                                       "%s: expected a tag of 1 to %d letters, digits, '-', "
                                       "'_', '.' or inner spaces",
@@ -1245,7 +1269,7 @@ blk_effect(lua_State *L, int unblock)
     a.timeout = conf != NULL ? (long)conf->block_timeout : 0;
     if (lua_istable(L, 2)) {
         if (lua_getfield(L, 2, "tag") != LUA_TNIL) {
-            a.tag = check_tag(L, lua_gettop(L), "tag");
+            a.tag = check_tag(L, lua_gettop(L), 2, "tag");
         }
         if (!unblock && lua_getfield(L, 2, "timeout") != LUA_TNIL) {
             lua_Integer v = 0;
@@ -1352,7 +1376,7 @@ l_panos_blocked(lua_State *L)
     if (lua_istable(L, 1) && lua_getfield(L, 1, "tag") != LUA_TNIL) {
         tag = lua_tostring(L, -1);
         if (tag == NULL || strcmp(tag, "*") != 0) {
-            tag = check_tag(L, lua_gettop(L), "tag");
+            tag = check_tag(L, lua_gettop(L), 1, "tag");
         } else {
             tag = NULL;
         }
@@ -2321,7 +2345,6 @@ panos_shutdown(void)
         if (p->ctimer != NULL) {
             event_free(p->ctimer);
         }
-        free(p->blocks);
         free(p->tenant);
         free(p);
     }

@@ -264,6 +264,25 @@ def test_panos_guardrails():
               and mx.get('kagari_panos_blocks_total{result="registered"}') == 3, "metrics")
 
 
+def test_panos_hourly_limit_survives_restart():
+    """max_blocks_per_hour counts the blocks of the last hour from the tenant database:
+    after a restart the blocks made before it still count, and a block past the limit is
+    refused; already-registered addresses do not count again."""
+    body = 'rec("b", panos.block_ip(alert.raw.ip))\n'
+    with PanosEnv("hourly", body, extra="max_blocks_per_hour = 2") as env:
+        for ip in ("203.0.113.1", "203.0.113.2"):
+            out, _, _ = env.fire({"ip": ip})
+            check(out["b"]["ok"], "%s %r" % (ip, out))
+        env.d.stop()
+        env.d.start()
+        out, _, _ = env.fire({"ip": "203.0.113.3"})
+        check(not out["b"]["ok"] and "max_blocks_per_hour" in out["b"]["e"], "%r" % out)
+        check(len(env.m.registered_ips()) == 2, "mock %r" % env.m.registered_ips())
+        with env.d.client() as c:
+            r = c.request("GET", "/edl/t1/blocks-last-hour")
+            check(r.status == 401, "the hour's list is not served: %r" % r)
+
+
 def test_panos_rejected_key():
     """A key the firewall rejects (HTTP 403 Invalid Credential) fails the call with a
     message that says so and what to do."""
