@@ -949,7 +949,6 @@ blk_flush(evutil_socket_t fd, short what, void *arg)
     struct batch *b;
     struct buf reg, unreg;
     size_t entries = 0;
-    int blocked_addr = 0;
 
     (void)fd;
     (void)what;
@@ -999,9 +998,11 @@ blk_flush(evutil_socket_t fd, short what, void *arg)
                 }
             }
         }
-        if (clash || blocked_addr || (join < 0 && entries >= PANOS_BATCH_MAX)) {
-            /* keep it (and every later one for that address) for the next message */
-            blocked_addr = blocked_addr || clash;
+        for (struct blk_op *kept = keep_head; kept != NULL && !clash; kept = kept->next) {
+            clash = strcmp(kept->ip, o->ip) == 0; /* an earlier request waits: keep order */
+        }
+        if (clash || (join < 0 && entries >= PANOS_BATCH_MAX)) {
+            /* keep it for the next message */
             if (keep_tail != NULL) {
                 keep_tail->next = o;
             } else {

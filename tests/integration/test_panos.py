@@ -166,6 +166,29 @@ def test_panos_blocks_of_many_runs_share_a_message():
               % {k: v for k, v in mx.items() if "panos" in k})
 
 
+def test_panos_block_then_unblock_in_one_window_keep_order():
+    """A block and an unblock of one address by two runs in the same batch window go out
+    in two messages, in the order asked (the firewall would apply an unregister before a
+    register of one message); other addresses still share the first message."""
+    body = """
+    if alert.raw.op == "block" then
+      rec("r", panos.block_ip(alert.raw.ip))
+    else
+      rec("r", panos.unblock_ip(alert.raw.ip))
+    end
+"""
+    with PanosEnv("order", body, extra="batch_window = 0.5") as env:
+        ids = [env.post({"op": "block", "ip": "203.0.113.5"}),
+               env.post({"op": "unblock", "ip": "203.0.113.5"}),
+               env.post({"op": "block", "ip": "203.0.113.6"})]
+        outs = [env.result(i)[0]["r"] for i in ids]
+        check(outs[0]["v"]["status"] == "registered" and outs[1]["v"]["status"] ==
+              "unregistered" and outs[2]["v"]["status"] == "registered", "%r" % outs)
+        check([e["ip"] for e in env.m.registered_ips()] == ["203.0.113.6"], "mock state")
+        check(len(env.api_requests("panos.user-id")) == 2, "messages %r"
+              % env.api_requests("panos.user-id"))
+
+
 HOSTILE = """
     for i, v in ipairs(alert.raw.badip) do
       try("ip" .. i, panos.block_ip, v)
