@@ -470,6 +470,32 @@ def test_panos_commit_running_is_waited_for():
         check("panos.commit_wait" in env.d.log(), "no wait logged")
 
 
+def test_panos_commit_parked_survives_kill9():
+    """kill -9 while a run is parked on its commit (the job still running): after the
+    restart the run's commit starts over, finds its own job still running and waits for
+    it, then finds nothing left to commit: one commit job in all, and the run ends done."""
+    body = """
+    rec("addr", panos.add_address("h-9", "192.0.2.9"))
+    rec("commit", panos.commit())
+"""
+    with PanosEnv("commitkill", body) as env:
+        env.m.panos_control(commit_polls=30)
+        aid = env.post()
+        wait_for(lambda: env.m.panos_state()["jobs"] or None, 20, "the commit job")
+        wait_for(lambda: env.m.panos_state()["jobs"][0]["polls"] >= 2 or None, 20, "polls")
+        env.d.kill9()
+        env.d.start()
+        out, _, journal = env.result(aid, timeout=60)
+        check(out["commit"]["ok"] and out["commit"]["v"]["result"] == "OK", "%r" % out)
+        st = env.m.panos_state()
+        check(len(st["jobs"]) == 1 and st["jobs"][0]["result"] == "OK"
+              and st["counters"]["in_progress"] == 0, "jobs %r" % st)
+        check("panos.commit_wait" in env.d.log(), "the restarted commit did not wait")
+
+
+test_panos_commit_parked_survives_kill9.TIMEOUT = 90
+
+
 def test_panos_kill9_between_register_and_answer():
     """kill -9 after the uid-message reached the firewall but before its answer: after
     the restart the block is in doubt, the engine asks the firewall (show registered-ip)
