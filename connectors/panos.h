@@ -8,12 +8,9 @@
 
 #include <stddef.h>
 
-#include "connectors/panos_check.h"
 #include "engine/kagari.h"
 
 extern const struct connector panos_connector;
-/* `kagari panos keygen --tenant ID`: the firewall's API key for a tenant, encrypted. */
-extern const struct plugin_verb panos_keygen_verb;
 /* GET /edl/<tenant>[/<tag>] on the intake listener: the tenant's block list (EDL). */
 extern const struct plugin_route panos_edl_route;
 

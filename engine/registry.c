@@ -7,6 +7,7 @@
 #include "connectors/idp.h"
 #include "connectors/intune.h"
 #include "connectors/panos.h"
+#include "connectors/panos_keygen.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
 #include "engine/intake.h"
