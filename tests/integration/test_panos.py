@@ -16,13 +16,15 @@ class PanosEnv:
     """A mock and a daemon whose tenant t1 has a panos block pointing at it."""
 
     def __init__(self, name, body, key=PANOS_KEY, dry_run=False, extra="", max_attempts=3,
-                 run_timeout=None, mock_kw=None, files=None, timeout="10s"):
+                 run_timeout=None, mock_kw=None, files=None, timeout="10s", tls=False):
         self.name, self.body, self.key = name, body, key
         self.dry_run, self.extra, self.max_attempts = dry_run, extra, max_attempts
         self.run_timeout = run_timeout
         self.mock_kw = mock_kw or {}
         self.files = files or {}
         self.timeout = timeout
+        self.tls = tls
+        self.cert = None
         self.m = self.d = None
         self.seq = 0
 
@@ -39,6 +41,12 @@ class PanosEnv:
             if self.run_timeout:
                 cfg += "runs = { timeout = %s }\n" % lua_str(self.run_timeout)
             self.d = Daemon("panos-%s" % self.name, config_extra=cfg)
+            if self.tls:
+                from test_tls import make_cert
+                self.cert, key = make_cert(self.d.dir)
+                with open(self.d.config, "a") as f:
+                    f.write('\nintake = { listen = "127.0.0.1:0", tls = { cert = "%s", '
+                            'key = "%s" } }\n' % (self.cert, key))
             self.d.write_playbook("fw.lua", playbook("fw", "it.panos", PRELUDE + self.body))
             for name, text in self.files.items():
                 self.d.write_playbook(name, text)
@@ -647,3 +655,33 @@ def test_panos_edl_served_per_tenant():
             r = c.request("GET", "/edl/t1", headers=basic("edl", "edl-pass-1"))
             check(sorted(r.body.decode().splitlines()) == ["198.51.100.0/24", "2001:db8::7"],
                   "after expiry and restart %r" % r)
+
+
+def test_panos_edl_over_https():
+    """With the intake on TLS, a firewall pulls the EDL over HTTPS with the tenant's EDL
+    credential and the engine's certificate."""
+    import base64
+    import http.client
+    import ssl
+    body = 'rec("b", panos.block_ip("203.0.113.44"))\n'
+    with PanosEnv("edltls", body, extra='edl_user = "edl", edl_password = "pw-2"',
+                  tls=True) as env:
+        cert = env.cert
+        ctx = ssl.create_default_context(cafile=cert)
+        c = http.client.HTTPSConnection("127.0.0.1", env.d.port, context=ctx, timeout=10)
+        c.request("POST", "/api/v1/alerts", json.dumps({"source": "it.panos",
+                                                        "source_id": "tls-1"}),
+                  {"Authorization": "Bearer " + env.d.token,
+                   "Content-Type": "application/json"})
+        r = c.getresponse()
+        aid = json.loads(r.read())["ids"][0]
+        check(r.status == 202, "post %d" % r.status)
+        out, _, _ = env.result(aid)
+        check(out["b"]["ok"], "%r" % out)
+        auth = base64.b64encode(b"edl:pw-2").decode()
+        c.request("GET", "/edl/t1", headers={"Authorization": "Basic " + auth})
+        r = c.getresponse()
+        data = r.read().decode()
+        check(r.status == 200 and data == "203.0.113.44\n", "EDL over HTTPS: %d %r"
+              % (r.status, data))
+        c.close()
