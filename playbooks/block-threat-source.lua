@@ -4,6 +4,10 @@
 -- User-ID (a Dynamic Address Group matching the tag sits in a deny rule, so no commit
 -- is needed) and log what was done. The tenant's guardrails (never_block,
 -- max_blocks_per_hour) refuse what must never be blocked; the run says so.
+-- The source is the ip observable with role "src" (as the PAN-OS log parser names it;
+-- "source" and "attacker" are accepted from other senders). For outbound threats
+-- (spyware calling home) the address to block is the destination: copy this playbook
+-- and pick role "dst" for those subtypes.
 return playbook {
   name = "block-threat-source",
   description = "Block the source address of a high-severity firewall threat for a day",
@@ -11,7 +15,7 @@ return playbook {
   run = function(alert)
     local src
     for _, o in ipairs(alert:values()) do
-      if o.type == "ip" and (o.role == "source" or o.role == "attacker") then
+      if o.type == "ip" and (o.role == "src" or o.role == "source" or o.role == "attacker") then
         src = o.value
         break
       end

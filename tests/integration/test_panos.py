@@ -546,8 +546,8 @@ def test_panos_end_to_end_http_alert_blocks_source():
         def threat(sid, src):
             return {"source": "panos.threat", "source_id": sid, "severity": "critical",
                     "title": "THREAT spyware: Cobalt Strike beacon",
-                    "observables": [{"type": "ip", "value": src, "role": "source"},
-                                    {"type": "ip", "value": "10.1.2.3", "role": "destination"}]}
+                    "observables": [{"type": "ip", "value": "10.1.2.3", "role": "dst"},
+                                    {"type": "ip", "value": src, "role": "src"}]}
 
         aid = expect_accepted(env.d.post(threat("fw1-1001", "203.0.113.77")), 1)[0]
         run = env.d.wait_run_final(aid, playbook="block-threat-source")
