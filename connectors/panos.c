@@ -37,8 +37,8 @@
  *
  * Kept by tenant id for the life of the process (a reload gives the tenant a new
  * object; runs carry on). Everything in flight belongs to effects, which belong to
- * runs: when the last effect waiting on a batch or a commit goes away, its call and
- * timer go too, so nothing outlives the runs that asked for it. */
+ * runs: when the last effect waiting on a batch goes away, its call goes too, so
+ * nothing outlives the runs that asked for it. */
 
 struct blk_op;
 
@@ -57,7 +57,6 @@ struct prt {
     struct event *timer;
     struct batch *batches; /* in flight */
     size_t reserved;       /* blocks accepted and not finished yet */
-
     struct prt *next;
 };
 
