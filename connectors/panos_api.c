@@ -18,7 +18,8 @@ static const struct config_field panos_api_fields[] = {
     { "tag", CONFIG_STRING, offsetof(struct panos_conf, tag), 0, 0, NULL, 0 },
     { "block_timeout", CONFIG_DURATION, offsetof(struct panos_conf, block_timeout), 0,
       PANOS_TIMEOUT_MAX, NULL, 0 },
-    { "never_block", CONFIG_STRING, offsetof(struct panos_conf, never_block), 0, 0, NULL, 0 },
+    { "never_block", CONFIG_NETS, offsetof(struct panos_conf, never_block), 0, 0, NULL,
+      offsetof(struct panos_conf, n_never_block) },
     { "max_blocks_per_hour", CONFIG_INT, offsetof(struct panos_conf, max_blocks_per_hour), 1,
       1000000, NULL, 0 },
     { "batch_window", CONFIG_DURATION, offsetof(struct panos_conf, batch_window), 0.001, 10, NULL,
@@ -38,11 +39,26 @@ set_default(char **field, const char *value)
     }
 }
 
+/* The never_block list as one text ("a b c") for panos_guard_new. */
+static char *
+never_block_text(const struct panos_conf *p)
+{
+    struct buf b;
+
+    buf_init(&b, 0);
+    (void)!buf_puts(&b, ""); /* "" rather than NULL for an empty list */
+    for (size_t i = 0; i < p->n_never_block; i++) {
+        (void)!buf_printf(&b, "%s%s", i > 0 ? " " : "", p->never_block[i]);
+    }
+    return buf_take(&b);
+}
+
 static int
 panos_api_check(void *conf, char **errp)
 {
     struct panos_conf *p = conf;
     struct panos_guard *g;
+    char *list;
 
     if (p->url == NULL) {
         return kg_err(errp, "url is required (the firewall's XML API, e.g. https://fw.example.jp)");
@@ -54,10 +70,18 @@ panos_api_check(void *conf, char **errp)
         return kg_err(errp, "tag: expected 1 to %d letters, digits, '-', '_', '.' or inner spaces",
                       PANOS_TAG_MAX);
     }
-    if (p->block_timeout != floor(p->block_timeout)) {
-        return kg_err(errp, "block_timeout: expected whole seconds");
+    if (p->block_timeout != floor(p->block_timeout) || p->block_timeout > PANOS_TIMEOUT_MAX) {
+        return kg_err(errp, "block_timeout: expected whole seconds, at most 30 days (the "
+                            "firewall's limit)");
     }
-    g = panos_guard_new(p->never_block, errp);
+    if (p->batch_window > 10 || p->commit_poll > 600) {
+        return kg_err(errp, "%s",
+                      p->batch_window > 10 ? "batch_window: at most 10 s"
+                                           : "commit_poll: at most 10 minutes");
+    }
+    list = never_block_text(p);
+    g = panos_guard_new(list, errp);
+    free(list);
     if (g == NULL) {
         return -1;
     }
@@ -94,9 +118,11 @@ static const char panos_api_example[] =
     "--             tag = \"kagari-block\",\n"
     "--             -- How long a block lasts on the firewall (0: until unblocked).\n"
     "--             block_timeout = \"1d\",\n"
-    "--             -- Addresses that are never blocked: the customer's own ranges, DNS\n"
-    "--             -- servers (the firewall's own address is added when url names it).\n"
-    "--             never_block = \"10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 192.0.2.53\",\n"
+    "--             -- Addresses and subnets that are never blocked: the customer's own\n"
+    "--             -- ranges, DNS servers (the firewall's own address is added when url\n"
+    "--             -- names it by IP).\n"
+    "--             never_block = { \"10.0.0.0/8\", \"172.16.0.0/12\", \"192.168.0.0/16\", "
+    "\"192.0.2.53\" },\n"
     "--             -- At most this many blocks per hour; more are refused.\n"
     "--             max_blocks_per_hour = 100,\n"
     "--             -- Blocks asked for by several runs within this window go out in one\n"
@@ -169,7 +195,12 @@ panos_api_tenant_open(const void *conf, void **state, char **errp)
     char *list;
 
     url_host_ip(p->url, fw);
-    list = xasprintf("%s %s", p->never_block != NULL ? p->never_block : "", fw);
+    {
+        char *nb = never_block_text(p);
+
+        list = xasprintf("%s %s", nb, fw);
+        free(nb);
+    }
     s->guard = panos_guard_new(list, errp);
     free(list);
     if (s->guard == NULL) {

@@ -21,7 +21,8 @@ struct panos_conf {
     char *device;
     char *tag;            /* the default block tag */
     double block_timeout; /* seconds; 0: until unblocked */
-    char *never_block;    /* addresses and subnets, separated by commas or spaces */
+    char **never_block;   /* addresses and CIDR subnets */
+    size_t n_never_block;
     int max_blocks_per_hour;
     double batch_window;
     double commit_poll;

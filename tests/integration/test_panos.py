@@ -274,7 +274,7 @@ def test_panos_guardrails():
     refused with a message naming the range, as is a block past max_blocks_per_hour; the
     refusals are journaled as failed effects and nothing reaches the firewall. Unblocking
     a guarded address is allowed (it undoes nothing harmful)."""
-    extra = 'never_block = "10.0.0.0/8, 192.0.2.53", max_blocks_per_hour = 3'
+    extra = 'never_block = { "10.0.0.0/8", "192.0.2.53" }, max_blocks_per_hour = 3'
     with PanosEnv("guard", GUARD, extra=extra) as env:
         out, run, journal = env.fire()
         check("never blocked" in out["own"]["e"] and "10.0.0.0/8" in out["own"]["e"],
@@ -541,7 +541,7 @@ def test_panos_end_to_end_http_alert_blocks_source():
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "..", "..", "playbooks", "block-threat-source.lua")) as f:
         source = f.read()
-    with PanosEnv("e2e", "", extra='never_block = "192.0.2.53"',
+    with PanosEnv("e2e", "", extra='never_block = { "192.0.2.53" }',
                   files={"block-threat-source.lua": source}) as env:
         def threat(sid, src):
             return {"source": "panos.threat", "source_id": sid, "severity": "critical",
@@ -685,3 +685,38 @@ def test_panos_edl_over_https():
         check(r.status == 200 and data == "203.0.113.44\n", "EDL over HTTPS: %d %r"
               % (r.status, data))
         c.close()
+
+
+def test_panos_settings_refused():
+    """Bad panos settings stop the start with the setting's path and what is wrong: no
+    url, a never_block entry that is not an address or subnet (or has host bits set), a
+    never_block written as one string, a tag that could not be written into a request,
+    edl_user without edl_password, an out-of-range timeout."""
+    cases = [
+        ('panos = { api_key = "k" }', "url is required"),
+        ('panos = { url = "https://fw.example.jp", never_block = { "10.0.0.0/8", "nope" } }',
+         "never_block[2]: expected an IP address or a CIDR subnet"),
+        ('panos = { url = "https://fw.example.jp", never_block = { "10.1.2.3/8" } }',
+         "host bits zero"),
+        ('panos = { url = "https://fw.example.jp", never_block = "10.0.0.0/8" }',
+         "expected a list of addresses"),
+        ('panos = { url = "https://fw.example.jp", tag = "a\\"b" }', "tag: expected"),
+        ('panos = { url = "https://fw.example.jp", edl_user = "edl" }', "edl_user and"),
+        ('panos = { url = "https://fw.example.jp", block_timeout = "31d" }', "block_timeout"),
+        ('panos = { url = "https://fw.example.jp", vsys = "vsys1\']" }', "vsys"),
+    ]
+    d = Daemon("panos-settings")
+    try:
+        base = open(d.config).read()
+        for block, words in cases:
+            with open(d.config, "w") as f:
+                f.write(base + "\ntenants = { t1 = { %s } }\n" % block)
+            try:
+                d.start(timeout=15)
+            except TestFailure as e:
+                check(words in str(e) and "tenants.t1.panos" in str(e), "%s: %s" % (block, e))
+            else:
+                d.stop()
+                raise TestFailure("kagari started with %r" % block)
+    finally:
+        d.__exit__(None, None, None)
