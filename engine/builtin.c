@@ -10,7 +10,9 @@
 #include "engine/kagari.h"
 #include "engine/ljson.h"
 #include "engine/playbook.h"
+#include "engine/recent.h"
 #include "engine/sandbox.h"
+#include "engine/state.h"
 
 #define BUILTIN_LOG_MAX 4096       /* bytes of one log line from a playbook */
 #define BUILTIN_SLEEP_MAX 31622400 /* seconds: one year */
@@ -192,6 +194,7 @@ log_at(lua_State *L, const char *level, enum log_level lv)
     buf_free(&req);
     spec.kind = "log";
     spec.request = lua_tostring(L, -1);
+    spec.flags = EFFECT_ENGINE;
     spec.open = log_open;
     spec.arg = &ll;
     effect_run(L, &spec);
@@ -302,6 +305,8 @@ builtin_register(struct sandbox *sb)
     sandbox_add_func(sb, "now", l_now);
     sandbox_add_lib(sb, "log", luaopen_kagari_log);
     sandbox_add_lib(sb, "json", luaopen_kagari_json);
+    sandbox_add_lib(sb, "state", luaopen_kagari_state);
+    sandbox_add_lib(sb, "alerts", luaopen_kagari_alerts);
     luaL_newmetatable(L, "kagari.alert");
     luaL_newlib(L, alert_methods);
     lua_setfield(L, -2, "__index");

@@ -26,6 +26,7 @@ extern const struct cmd_entry cmd_alert_entry;
 extern const struct cmd_entry cmd_runs_entry;
 extern const struct cmd_entry cmd_run_entry;
 extern const struct cmd_entry cmd_playbook_entry;
+extern const struct cmd_entry cmd_state_entry;
 extern const struct cmd_entry cmd_secret_entry;
 extern const struct cmd_entry cmd_version_entry;
 

@@ -60,6 +60,11 @@ struct run *run_from_lua(lua_State *L);
 int64_t run_id(const struct run *r);
 struct tenant *run_tenant(const struct run *r);
 const char *run_playbook_name(const struct run *r);
+/* The id of the alert that started the run. */
+int64_t run_alert_id(const struct run *r);
+/* The run's clock (ms since the epoch): the wall clock, or a playbook test's clock.
+ * Effects that compute with time (state expiry, alerts.recent's window) use it. */
+int64_t run_now_ms(const struct run *r);
 /* The run's wall-clock deadline (ms since the epoch; 0 = none). A parked run that
  * reaches it fails ("deadline exceeded while waiting") and its effect is cancelled. */
 int64_t run_deadline_ms(const struct run *r);
@@ -71,6 +76,10 @@ int64_t run_deadline_ms(const struct run *r);
 #define EFFECT_RECONCILES                                                                          \
     0x4 /* not idempotent, but when a crash left it in doubt it can                                \
          * find out what happened (open sees effect_in_doubt) */
+
+#define EFFECT_ENGINE                                                                              \
+    0x8 /* the engine's own local effect (log, state, alerts): a playbook test                     \
+         * performs it for real instead of asking the test for an answer */
 
 /* One effect as the playbook asked for it, and the parts only it knows.
  *

@@ -398,7 +398,9 @@ playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set,
     while ((de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
 
-        if (de->d_name[0] != '.' && l > 4 && strcmp(de->d_name + l - 4, ".lua") == 0) {
+        /* NAME_test.lua beside a playbook is its test file (kagari playbook test). */
+        if (de->d_name[0] != '.' && l > 4 && strcmp(de->d_name + l - 4, ".lua") == 0 &&
+            !(l > 9 && strcmp(de->d_name + l - 9, "_test.lua") == 0)) {
             names = xrealloc(names, (n + 1) * sizeof(char *));
             names[n++] = xstrdup(de->d_name);
         }

@@ -50,10 +50,10 @@ struct playbook *playbook_parse(struct sandbox *sb, const char *file, const char
 void playbook_ref(struct playbook *pb);
 void playbook_unref(struct playbook *pb); /* frees at zero; NULL is a no-op */
 
-/* Load every *.lua file of dir, in name order. Only regular files that lie in dir itself
- * are loaded: a symbolic link (wherever it points), a directory, a FIFO, a device or a
- * file that cannot be opened is refused with "path: refused: reason" and never read. A
- * file that fails is left out and its error appended to *errs (one line per file, may be
+/* Load every *.lua file of dir, in name order, except the playbook tests (*_test.lua). Only regular
+ * files that lie in dir itself are loaded: a symbolic link (wherever it points), a directory, a
+ * FIFO, a device or a file that cannot be opened is refused with "path: refused: reason" and never
+ * read. A file that fails is left out and its error appended to *errs (one line per file, may be
  * NULL); two playbooks with one name are an error for the second. Returns -1 only when
  * dir cannot be read. */
 int playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set,

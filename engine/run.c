@@ -2,6 +2,7 @@
  * effect (built-in or connector) goes through. */
 #include "engine/run.h"
 
+#include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct run {
     int parked;             /* waiting for effect_done */
     int resume_with;        /* on resume, pass the result of j[pending] */
     char *fail_msg;         /* a failure explained better than the Lua error (divergence) */
+    char *test_result;      /* in a playbook test: the return value as JSON */
     struct effect *ef;      /* the effect a parked run waits for */
     struct event *deadline; /* fires when a parked run reaches its deadline */
 
@@ -48,6 +50,7 @@ struct run {
 };
 
 static struct run_limits limits = { 100000000ULL, 86400, 5 };
+static const struct run_test_hooks *test_hooks; /* a playbook test's driver, or NULL */
 static struct playbook_set playbooks;
 static struct run *ready_head, *ready_tail;
 static size_t nready, nactive;
@@ -173,6 +176,7 @@ run_free(struct run *r, int close_thread)
     journal_entries_free(r->j, r->nj);
     playbook_unref(r->pb);
     free(r->fail_msg);
+    free(r->test_result);
     if (r->prev != NULL) {
         r->prev->next = r->next;
     } else {
@@ -236,6 +240,9 @@ run_end(struct run *r, int ok, const char *error)
                 log_quote(err ? err : "?"));
     }
     free(err);
+    if (test_hooks != NULL) {
+        test_hooks->ended(test_hooks->arg, r->id, ok, r->test_result, stored);
+    }
     if (ok) {
         log_debug("run.done tenant=%s run=%lld playbook=%s ms=%lld", r->t->id, (long long)r->id,
                   r->pb->name, (long long)(now - r->started_ms));
@@ -487,6 +494,27 @@ push_results(struct run *r)
     return n;
 }
 
+/* The JSON text of the value at idx of co (a playbook's return value), or NULL. */
+static char *
+result_json(lua_State *co, int idx)
+{
+    char *err = NULL;
+    cJSON *v;
+    char *text;
+
+    if (lua_isnoneornil(co, idx)) {
+        return NULL;
+    }
+    v = ljson_from_lua(co, idx, &err);
+    if (v == NULL) {
+        free(err);
+        return NULL;
+    }
+    text = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    return text;
+}
+
 /* Give the run CPU until it ends, parks on an effect or its time slice is over. */
 static void
 run_step(struct run *r)
@@ -520,6 +548,9 @@ run_step(struct run *r)
         return;
     }
     if (status == LUA_OK) {
+        if (test_hooks != NULL && nres > 0) {
+            r->test_result = result_json(r->co, lua_gettop(r->co) - nres + 1);
+        }
         lua_pop(r->co, nres);
         run_end(r, 1, NULL);
         return;
@@ -752,6 +783,25 @@ int64_t
 run_deadline_ms(const struct run *r)
 {
     return r->task.deadline_ms;
+}
+
+int64_t
+run_alert_id(const struct run *r)
+{
+    return r->alert_id;
+}
+
+int64_t
+run_now_ms(const struct run *r)
+{
+    (void)r;
+    return test_hooks != NULL ? test_hooks->clock_ms(test_hooks->arg) : util_now_ms();
+}
+
+void
+run_set_test_hooks(const struct run_test_hooks *hooks)
+{
+    test_hooks = hooks;
 }
 
 /* ---- the journal ---- */
@@ -1004,6 +1054,7 @@ effect_run(lua_State *L, const struct effect_spec *spec)
     const char *request;
     char *msg;
     void *op;
+    int intercept;
 
     if (r == NULL) {
         return luaL_error(L, "%s: only inside a playbook run", spec->kind);
@@ -1039,7 +1090,8 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         }
         return journal_push(L, &r->j[entry]);
     }
-    if (spec->check != NULL && (msg = spec->check(r, spec->arg)) != NULL) {
+    intercept = test_hooks != NULL && !(spec->flags & EFFECT_ENGINE);
+    if (spec->check != NULL && !intercept && (msg = spec->check(r, spec->arg)) != NULL) {
         journal_finish(r, entry, 0, msg);
         free(msg);
         return journal_push(L, &r->j[entry]);
@@ -1050,6 +1102,9 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         stats.dry_run++;
         log_info("effect.dry_run tenant=%s run=%lld kind=%s", r->t->id, (long long)r->id,
                  spec->kind);
+        if (intercept) {
+            test_hooks->dry_run(test_hooks->arg, spec->kind, request);
+        }
         journal_finish(r, entry, 1, res);
         free(res);
         return journal_push(L, &r->j[entry]);
@@ -1067,7 +1122,12 @@ effect_run(lua_State *L, const struct effect_spec *spec)
     ef->entry = entry;
     ef->in_doubt = st == STEP_IN_DOUBT;
     ef->opening = 1;
-    op = spec->open(ef, spec->arg);
+    if (intercept) {
+        test_hooks->effect(test_hooks->arg, ef, spec->kind, request);
+        op = NULL;
+    } else {
+        op = spec->open(ef, spec->arg);
+    }
     ef->opening = 0;
     if (op == NULL) {
         if (!ef->finished) {

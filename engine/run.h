@@ -14,6 +14,7 @@
 struct tenant;
 struct run;
 struct store_tenant;
+struct effect;
 
 struct run_limits {
     uint64_t instructions; /* per run, unless the playbook sets its own */
@@ -100,5 +101,25 @@ int run_lua_sleep(lua_State *L);
 
 /* The run's wall-clock deadline (ms since the epoch; 0 = none). */
 int64_t run_deadline_ms(const struct run *r);
+int64_t run_alert_id(const struct run *r);
+int64_t run_now_ms(const struct run *r);
+
+/* ---- playbook tests (engine/ptest.c) ----
+ *
+ * With hooks set, every effect without EFFECT_ENGINE (connector calls, now, sleep) is
+ * given to effect() in place of its own open, after the driver's journal, replay and dry
+ * run steps (a dry run's call is shown to dry_run() and recorded as usual); the effect's
+ * check (is the connector configured?) is skipped: the test stands in for it. effect()
+ * must finish ef with effect_done before it returns. clock_ms() is the run clock
+ * (run_now_ms). ended() sees each run end: its first return value as JSON text (NULL
+ * when none or not JSON-able) or its error. NULL hooks: the daemon's normal behaviour. */
+struct run_test_hooks {
+    void (*effect)(void *arg, struct effect *ef, const char *kind, const char *request);
+    void (*dry_run)(void *arg, const char *kind, const char *request);
+    int64_t (*clock_ms)(void *arg);
+    void (*ended)(void *arg, int64_t run_id, int ok, const char *result, const char *error);
+    void *arg;
+};
+void run_set_test_hooks(const struct run_test_hooks *hooks);
 
 #endif

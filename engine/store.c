@@ -25,6 +25,7 @@
 #define STORE_WAL_LOG_MS 60000        /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
 #define STORE_RUN_LIST_DEFAULT 100
+#define STORE_RECENT_SCAN 10000 /* observable rows one recent-alerts query reads at most */
 
 /* ---- schema ----
  *
@@ -95,6 +96,31 @@ static const char *const tenant_migrations[] = {
      * the current throttling wait, which makes a waiting run show as "throttled". */
     "ALTER TABLE journal ADD COLUMN waits TEXT;"
     "ALTER TABLE journal ADD COLUMN throttled_until INTEGER;",
+    /* 3: playbook memory (state.*) and earlier alerts by observable (alerts.recent): the
+     * key-value table (value as JSON text; expires in ms since the epoch, NULL = never),
+     * and an index of every alert's observable values, filled by store_alert_insert (and
+     * here for the alerts already stored), so that a look-up reads only the alerts that
+     * share the value. It is keyed by a 64-bit hash of the value (kg_vhash, FNV-1a): a
+     * small integer key keeps the insert cheap on the intake's path; the reader checks
+     * the value and type in the alert itself, so a collision costs one row, never a
+     * wrong answer. Rows of a deleted alert are skipped by the join. */
+    "CREATE TABLE kv ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL,"
+    "  expires INTEGER,"
+    "  updated INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX kv_expires ON kv (expires) WHERE expires IS NOT NULL;"
+    "CREATE TABLE alert_observables ("
+    "  vhash INTEGER NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  alert_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (vhash, received, alert_id)"
+    ") WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
+    " SELECT kg_vhash(json_extract(o.value, '$.value')), a.received, a.id"
+    " FROM alerts AS a, json_each(a.observables) AS o"
+    " WHERE json_valid(a.observables) AND json_type(o.value, '$.value') = 'text';",
     /* Adds published lists: named sets of values a connector keeps for the tenant (the
      * addresses the firewall connector blocked), served to devices that pull them.
      * expires is ms since the epoch, 0 for never. */
@@ -141,6 +167,13 @@ enum query {
     Q_RUN_COUNTS,
     Q_JOURNAL_PUT,
     Q_JOURNAL_LOAD,
+    Q_KV_GET,
+    Q_KV_PUT,
+    Q_KV_DELETE,
+    Q_KV_PRUNE,
+    Q_KV_LIST,
+    Q_ALERT_RECENT,
+    Q_ALERT_OBS_INSERT,
     Q_LIST_PUT,
     Q_LIST_DEL,
     Q_LIST_GET,
@@ -200,6 +233,26 @@ static const char *const query_sql[Q_COUNT] = {
                       " throttled_until = excluded.throttled_until",
     [Q_JOURNAL_LOAD] = "SELECT run_id, seq, kind, request, result, status, started, ended,"
                        " waits, throttled_until FROM journal WHERE run_id = ?1 ORDER BY seq",
+    [Q_KV_GET] =
+        "SELECT value, expires FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)",
+    [Q_KV_PUT] = "INSERT INTO kv (key, value, expires, updated) VALUES (?1, ?2, ?3, ?4)"
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                 " expires = excluded.expires, updated = excluded.updated",
+    [Q_KV_DELETE] = "DELETE FROM kv WHERE key = ?1",
+    [Q_KV_LIST] = "SELECT key, value, expires, updated FROM kv"
+                  " WHERE (expires IS NULL OR expires > ?1) AND substr(key, 1, length(?2)) = ?2"
+                  " ORDER BY key LIMIT ?3",
+    [Q_KV_PRUNE] = "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires <= ?1"
+                   " ORDER BY expires LIMIT ?2)",
+    /* Newest first along the index of (value, received, alert_id): rows stream without
+     * a sort, so the caller can stop after a bounded number (STORE_RECENT_SCAN). */
+    [Q_ALERT_RECENT] = "SELECT a.id, a.source, a.source_id, a.time, a.received, a.title,"
+                       " a.category, a.vendor_severity, a.severity, a.outcome, a.observables"
+                       " FROM alert_observables AS o JOIN alerts AS a ON a.id = o.alert_id"
+                       " WHERE o.vhash = ?1 AND o.received >= ?2"
+                       " ORDER BY o.received DESC, o.alert_id DESC",
+    [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
+                           " VALUES (?1, ?2, ?3)",
     [Q_LIST_PUT] =
         "INSERT INTO list_entries (list, value, expires, updated) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (list, value) DO UPDATE SET expires = excluded.expires,"
@@ -445,6 +498,33 @@ db_close(struct db *d)
     d->path = NULL;
 }
 
+/* The key of an observable value in alert_observables: 64-bit FNV-1a of its bytes. */
+static int64_t
+obs_vhash(const char *v, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)v[i];
+        h *= 1099511628211ULL;
+    }
+    return (int64_t)h;
+}
+
+/* kg_vhash(text) for SQL (the migration that indexes alerts already stored). */
+static void
+sql_vhash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *v = (const char *)sqlite3_value_text(argv[0]);
+
+    (void)argc;
+    if (v == NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    sqlite3_result_int64(ctx, obs_vhash(v, (size_t)sqlite3_value_bytes(argv[0])));
+}
+
 /* Open (creating) the database at path and migrate it with mig[0..n-1]. The file is
  * created 0600 by us before SQLite sees it: SQLite gives its -wal and -shm files the
  * mode of the main file. Symlinks are refused. On failure d is closed again. */
@@ -488,6 +568,11 @@ db_open(struct db *d, const char *path, const char *const *mig, int n, char **er
     sqlite3_finalize(s);
     if (db_exec(d, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", "set pragmas", errp) ==
         -1) {
+        goto fail;
+    }
+    if (sqlite3_create_function_v2(d->h, "kg_vhash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                   sql_vhash, NULL, NULL, NULL) != SQLITE_OK) {
+        db_fail(d, errp, "%s: register kg_vhash", path);
         goto fail;
     }
     if (db_migrate(d, mig, n, errp) == -1) {
@@ -1205,6 +1290,36 @@ obs_from_json(const char *text, size_t len, struct alert *a)
     return 0;
 }
 
+/* Index a new alert's observable values (alerts.recent), in the same transaction. */
+static int
+obs_index(struct store_tenant *t, const struct alert *a, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (a->nobs == 0) {
+        return 0;
+    }
+    if ((s = db_stmt(&t->db, Q_ALERT_OBS_INSERT, errp)) == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < a->nobs; i++) {
+        if (a->obs[i].value == NULL) {
+            continue;
+        }
+        sqlite3_bind_int64(s, 1, obs_vhash(a->obs[i].value, strlen(a->obs[i].value)));
+        sqlite3_bind_int64(s, 2, a->received_ms);
+        sqlite3_bind_int64(s, 3, a->id);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            db_fail(&t->db, errp, "alert insert %s/%s: observable index", a->source, a->source_id);
+            stmt_done(s);
+            return -1;
+        }
+        sqlite3_reset(s);
+    }
+    stmt_done(s);
+    return 0;
+}
+
 /* Insert within the open transaction. ON CONFLICT DO NOTHING makes a duplicate cost one
  * index probe; only then do we look the existing id up. NULL outcome is stored as
  * "unknown". */
@@ -1249,7 +1364,7 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
     stmt_done(s);
     if (sqlite3_changes(t->db.h) == 1) {
         a->id = sqlite3_last_insert_rowid(t->db.h);
-        return 0;
+        return obs_index(t, a, errp);
     }
 
     if ((s = db_stmt(&t->db, Q_ALERT_FIND, errp)) == NULL) {
@@ -1838,6 +1953,222 @@ store_journal_load(struct store_tenant *t, int64_t run_id, struct journal_entry 
         db_fail(&t->db, errp, "journal load run=%lld", (long long)run_id);
         stmt_done(s);
         journal_entries_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* ---- playbook memory (state.*) ---- */
+
+int
+store_kv_get(struct store_tenant *t, const char *key, int64_t now_ms, char **value,
+             int64_t *expires_ms, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *value = NULL;
+    *expires_ms = 0;
+    if ((s = db_stmt(&t->db, Q_KV_GET, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, key);
+    sqlite3_bind_int64(s, 2, now_ms);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        stmt_done(s);
+        return 0;
+    }
+    if (rc != SQLITE_ROW) {
+        db_fail(&t->db, errp, "state get");
+        stmt_done(s);
+        return -1;
+    }
+    *value = col_strdup(s, 0);
+    *expires_ms = sqlite3_column_int64(s, 1);
+    stmt_done(s);
+    return *value != NULL ? 1 : 0;
+}
+
+int
+store_kv_put(struct store_tenant *t, const char *key, const char *value, int64_t expires_ms,
+             int64_t now_ms, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_KV_PUT, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, key);
+    bind_text(s, 2, value);
+    bind_opt_int64(s, 3, expires_ms);
+    sqlite3_bind_int64(s, 4, now_ms);
+    return stmt_run(&t->db, s, "state put", errp);
+}
+
+int
+store_kv_delete(struct store_tenant *t, const char *key, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_KV_DELETE, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, key);
+    if (stmt_run(&t->db, s, "state delete", errp) == -1) {
+        return -1;
+    }
+    return sqlite3_changes(t->db.h) > 0 ? 1 : 0;
+}
+
+int
+store_kv_prune(struct store_tenant *t, int64_t now_ms, int max, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_KV_PRUNE, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int(s, 2, max);
+    if (stmt_run(&t->db, s, "state prune", errp) == -1) {
+        return -1;
+    }
+    return sqlite3_changes(t->db.h);
+}
+
+int
+store_kv_list(struct store_tenant *t, const char *prefix, int64_t now_ms, int limit,
+              struct store_kv **out, size_t *n, char **errp)
+{
+    struct store_kv *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_KV_LIST, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    bind_text(s, 2, prefix ? prefix : "");
+    sqlite3_bind_int(s, 3, limit > 0 ? limit : 1000);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        v[len].key = col_strdup(s, 0);
+        v[len].value = col_strdup(s, 1);
+        v[len].expires_ms = sqlite3_column_int64(s, 2);
+        v[len].updated_ms = sqlite3_column_int64(s, 3);
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "state list");
+        stmt_done(s);
+        store_kv_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void
+store_kv_free(struct store_kv *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+/* ---- earlier alerts (alerts.recent) ---- */
+
+/* 1 when a carries the observable value (of type, unless type is NULL). */
+static int
+obs_has(const struct alert *a, const char *value, const char *type)
+{
+    for (size_t i = 0; i < a->nobs; i++) {
+        if (a->obs[i].value != NULL && strcmp(a->obs[i].value, value) == 0 &&
+            (type == NULL || (a->obs[i].type != NULL && strcmp(a->obs[i].type, type) == 0))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
+                   size_t *n, char **errp)
+{
+    struct alert *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc = SQLITE_DONE, scanned = 0;
+    int64_t last = -1;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_ALERT_RECENT, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, obs_vhash(q->value, strlen(q->value)));
+    sqlite3_bind_int64(s, 2, q->since_ms);
+    while (len < (size_t)q->limit && scanned++ < STORE_RECENT_SCAN &&
+           (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct alert *a;
+        const char *obs;
+        int64_t id = sqlite3_column_int64(s, 0);
+        const char *src = (const char *)sqlite3_column_text(s, 1);
+
+        /* One alert with the value under two types comes twice, one row after the other. */
+        if (id == q->exclude_id || id == last ||
+            (q->source != NULL && (src == NULL || strcmp(src, q->source) != 0))) {
+            last = id;
+            continue;
+        }
+        last = id;
+
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        a = &v[len++];
+        memset(a, 0, sizeof(*a));
+        a->id = sqlite3_column_int64(s, 0);
+        a->source = col_strdup(s, 1);
+        a->source_id = col_strdup(s, 2);
+        a->time_ms = sqlite3_column_int64(s, 3);
+        a->received_ms = sqlite3_column_int64(s, 4);
+        a->title = col_strdup(s, 5);
+        a->category = col_strdup(s, 6);
+        a->vendor_severity = col_strdup(s, 7);
+        a->severity = sqlite3_column_int(s, 8);
+        a->outcome = col_strdup(s, 9);
+        obs = (const char *)sqlite3_column_text(s, 10);
+        if (obs != NULL) {
+            (void)obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), a);
+        }
+        if (!obs_has(a, q->value, q->type)) {
+            alert_free(a); /* another value with the same hash, or another type */
+            len--;
+        }
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(&t->db, errp, "recent alerts");
+        stmt_done(s);
+        for (size_t i = 0; i < len; i++) {
+            alert_free(&v[i]);
+        }
+        free(v);
         return -1;
     }
     stmt_done(s);

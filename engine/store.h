@@ -166,4 +166,47 @@ int store_journal_put(struct store_tenant *t, const struct journal_entry *e, cha
 int store_journal_load(struct store_tenant *t, int64_t run_id, struct journal_entry **out,
                        size_t *n, char **errp) KG_WUR;
 
+/* ---- playbook memory (state.*): one key-value table per tenant database ---- */
+
+/* 1 with *value (JSON text, caller frees) and *expires_ms (0: never) when key holds an
+ * entry that has not expired at now_ms, 0 when not, -1 on a database error. */
+int store_kv_get(struct store_tenant *t, const char *key, int64_t now_ms, char **value,
+                 int64_t *expires_ms, char **errp);
+/* Set key to value (JSON text) until expires_ms (0: never). Needs an open transaction. */
+int store_kv_put(struct store_tenant *t, const char *key, const char *value, int64_t expires_ms,
+                 int64_t now_ms, char **errp) KG_WUR;
+/* 1 when key was there, 0 when not, -1 on error. Needs an open transaction. */
+int store_kv_delete(struct store_tenant *t, const char *key, char **errp);
+/* Delete at most max entries expired at now_ms (bounded work); returns how many. */
+int store_kv_prune(struct store_tenant *t, int64_t now_ms, int max, char **errp);
+
+/* The live entries whose key starts with prefix ("" or NULL: all), in key order, at
+ * most limit (<= 0: 1000); *out is freed with store_kv_free. */
+struct store_kv {
+    char *key, *value;
+    int64_t expires_ms; /* 0: never */
+    int64_t updated_ms;
+};
+int store_kv_list(struct store_tenant *t, const char *prefix, int64_t now_ms, int limit,
+                  struct store_kv **out, size_t *n, char **errp) KG_WUR;
+void store_kv_free(struct store_kv *v, size_t n);
+
+/* ---- earlier alerts (alerts.recent) ---- */
+
+struct store_recent {
+    const char *value;  /* an observable value (exact match) */
+    const char *type;   /* its type, or NULL for any */
+    const char *source; /* the alert's source, or NULL for any */
+    int64_t since_ms;   /* received at or after */
+    int64_t exclude_id; /* an alert left out (the run's own), or 0 */
+    int limit;
+};
+/* Alerts that carry the observable, newest first, without their raw record; *out is an
+ * array the caller frees with alert_free on each and free(). The work is bounded: it reads
+ * the index newest first and stops after limit alerts or 10000 index rows (a value found
+ * in very many alerts, filtered by a source that few of them have, may so return fewer
+ * than exist). */
+int store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
+                       size_t *n, char **errp) KG_WUR;
+
 #endif

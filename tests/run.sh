@@ -49,6 +49,10 @@ for f in "$B"/fuzz/fuzz_*; do
     suite "fuzz-replay $n" "$f" "tests/fuzz/corpus/${n#fuzz_}"
 done
 
+# The shipped playbooks' own tests, the documentation's worked example, and the engine's
+# playbook functions tested through playbooks (tests/lua).
+suite "playbook tests" "$B/kagari" playbook test playbooks docs/examples/playbooks tests/lua
+
 if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then
     suite "integration" python3 tests/integration/run.py "$B"
 fi
