@@ -720,3 +720,29 @@ def test_panos_settings_refused():
                 raise TestFailure("kagari started with %r" % block)
     finally:
         d.__exit__(None, None, None)
+
+
+def test_panos_not_configured():
+    """A tenant without a panos block gets nil and a message naming the setting from
+    every function; nothing raises, the run goes on."""
+    body = """
+    rec("block", panos.block_ip("203.0.113.1"))
+    rec("unblock", panos.unblock_ip("203.0.113.1"))
+    rec("list", panos.blocked{})
+    rec("addr", panos.add_address("h-1", "203.0.113.1"))
+    rec("commit", panos.commit())
+"""
+    d = Daemon("panos-none")
+    try:
+        d.write_playbook("fw.lua", playbook("fw", "it.panos", PRELUDE + body))
+        d.start()
+        aid = expect_accepted(d.post({"source": "it.panos", "source_id": "n1"}), 1)[0]
+        run = d.wait_run_final(aid)
+        check(run["state"] == "done", "run %r" % run)
+        out = outputs(d.run_show(run["id"])["journal"])
+        for k in ("block", "unblock", "list", "addr", "commit"):
+            check(not out[k]["ok"] and "no panos block is configured" in out[k]["e"],
+                  "%s %r" % (k, out[k]))
+        d.stop()
+    finally:
+        d.__exit__(None, None, None)
