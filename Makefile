@@ -2,7 +2,8 @@
 # SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer (make test does).
 
 CC      ?= cc
-PKGS    := lua5.4 libcurl libcjson libevent libevent_openssl sqlite3 openssl expat
+PKGS    := lua5.4 libcurl libcjson libevent libevent_openssl sqlite3 openssl expat libargon2 \
+           libqrencode
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)

@@ -26,7 +26,7 @@ struct batch {
 
 static struct batch *head, *tail; /* batches of this iteration, in arrival order */
 static struct {
-    unsigned long long accepted, duplicates, runs, failed, locked;
+    unsigned long long accepted, duplicates, runs, failed, locked, events;
 } stats;
 
 static void
@@ -105,6 +105,12 @@ admit_phase(void *arg)
                 b->dups++;
                 continue;
             }
+            if (b->alerts[i].cls == ALERT_CLASS_EVENT) {
+                /* An event is kept, not acted on: playbooks look events up; only alerts
+                 * start runs. */
+                stats.events++;
+                continue;
+            }
             if (run_route(b->t, &b->alerts[i], &nruns, &err) == -1) {
                 b->failed = 1;
                 break;
@@ -130,6 +136,9 @@ admit_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_admit_failures_total", NULL, stats.failed);
     metrics_counter(b, "kagari_admit_locked_total", NULL, stats.locked);
     metrics_counter(b, "kagari_runs_created_total", NULL, stats.runs);
+    metrics_counter(b, "kagari_events_stored_total",
+                    "Records of class event stored (kept for queries, not routed to playbooks).",
+                    stats.events);
 }
 
 void

@@ -61,6 +61,24 @@ in_list(const char *s, const char *const *list, size_t n)
     return -1;
 }
 
+const char *
+alert_class_name(int cls)
+{
+    return cls == ALERT_CLASS_EVENT ? "event" : "alert";
+}
+
+int
+alert_class_from_name(const char *s)
+{
+    if (s != NULL && strcmp(s, "alert") == 0) {
+        return ALERT_CLASS_ALERT;
+    }
+    if (s != NULL && strcmp(s, "event") == 0) {
+        return ALERT_CLASS_EVENT;
+    }
+    return -1;
+}
+
 int
 outcome_valid(const char *s)
 {
@@ -168,6 +186,7 @@ alert_to_json(const struct alert *a)
     add_str(root, "vendor_severity", a->vendor_severity);
     add_str(root, "severity", severity_name(a->severity));
     add_str(root, "outcome", a->outcome);
+    add_str(root, "class", alert_class_name(a->cls));
     for (size_t i = 0; i < a->nobs; i++) {
         cJSON *o = must(cJSON_CreateObject());
 

@@ -9,6 +9,13 @@
 
 enum severity { SEV_INFO = 0, SEV_LOW, SEV_MEDIUM, SEV_HIGH, SEV_CRITICAL };
 
+/* What a record is: a detection that may trigger playbooks (alert), or one line of a
+ * high-volume log kept for queries and correlation (event). The normalizer decides a
+ * default per source (docs/sources.md). */
+enum alert_class { ALERT_CLASS_ALERT = 0, ALERT_CLASS_EVENT = 1 };
+const char *alert_class_name(int cls);    /* "alert" or "event" */
+int alert_class_from_name(const char *s); /* the class, or -1 */
+
 /* "informational", "low", "medium", "high", "critical" (also "info"), case-insensitive.
  * Returns the level or -1. */
 int severity_from_name(const char *name);
@@ -38,6 +45,7 @@ struct alert {
     char *vendor_severity; /* may be NULL */
     int severity;          /* enum severity */
     char *outcome;         /* never NULL after normalization: "unknown" by default */
+    int cls;               /* enum alert_class */
     struct observable *obs;
     size_t nobs;
     char *raw; /* the original JSON text of this alert, NUL-terminated */
@@ -48,7 +56,7 @@ void alert_add_observable(struct alert *a, const char *type, const char *value, 
 
 /* Serialize to the stored/exchanged JSON form:
  * {"id":..,"source":..,"source_id":..,"time":"RFC3339","received":"RFC3339","title":..,
- *  "category":..,"vendor_severity":..,"severity":"high","outcome":..,
+ *  "category":..,"vendor_severity":..,"severity":"high","outcome":..,"class":"alert",
  *  "observables":[{"type":..,"value":..,"role":..}],"raw":{...}}
  * Returns a newly allocated string. */
 char *alert_to_json(const struct alert *a);

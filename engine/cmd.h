@@ -29,6 +29,10 @@ extern const struct cmd_entry cmd_playbook_entry;
 extern const struct cmd_entry cmd_state_entry;
 extern const struct cmd_entry cmd_secret_entry;
 extern const struct cmd_entry cmd_version_entry;
+extern const struct cmd_entry cmd_user_entry;
+extern const struct cmd_entry cmd_allow_entry;
+extern const struct cmd_entry cmd_approvals_entry;
+extern const struct cmd_entry cmd_approve_entry;
 
 /* The configuration file to use without --config: $KAGARI_CONFIG or kagari.conf.lua. */
 const char *cmd_default_config(void);

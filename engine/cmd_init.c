@@ -1,6 +1,8 @@
 /* cmd_init.c: `kagari init`, a first configuration, data folder, secrets key and tenant. */
 #include "engine/cmd.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +11,11 @@
 #include "engine/config.h"
 #include "engine/secret.h"
 #include "engine/store.h"
+#include "engine/tls.h"
 
 struct cmd_init_opts {
     const char *config, *data, *playbooks, *listen, *tenant;
+    const char *api; /* --api ADDR: the people's API listener, with a self-signed pair */
 };
 
 static int
@@ -35,6 +39,9 @@ cmd_init_opt(int c, const char *arg, void *ud)
     case 't':
         o->tenant = arg;
         break;
+    case 'a':
+        o->api = arg;
+        break;
     default:
         return -1;
     }
@@ -43,7 +50,7 @@ cmd_init_opt(int c, const char *arg, void *ud)
 
 static const char cmd_init_help[] =
     "usage: kagari init [--config FILE] [--data DIR] [--playbooks DIR] [--listen ADDR]\n"
-    "                   [--tenant ID]\n"
+    "                   [--tenant ID] [--api ADDR]\n"
     "Write a commented configuration file, create the data folder and a first tenant,\n"
     "and print the tenant's intake token (shown once; `kagari tenant token` issues a new one).\n"
     "Relative paths in the configuration resolve against the configuration file's folder.\n"
@@ -51,7 +58,80 @@ static const char cmd_init_help[] =
     "  --data DIR        data folder, as written in the file (default \"data\")\n"
     "  --playbooks DIR   playbook folder, as written in the file (default \"playbooks\")\n"
     "  --listen ADDR     intake listen address (default 127.0.0.1:8080)\n"
-    "  --tenant ID       first tenant (default \"demo\")\n";
+    "  --tenant ID       first tenant (default \"demo\")\n"
+    "  --api ADDR        serve the people's API on ADDR (e.g. 127.0.0.1:8443) with a new\n"
+    "                    self-signed certificate in tls/ (replace it for production)\n";
+
+/* The api block with a self-signed pair in tls/ beside the configuration file. */
+static int
+cmd_init_api(const char *config, const char *addr, char **errp)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char *dir = xstrdup(config), *slash = strrchr(dir, '/'), *tls, *cert, *key, *san, *text;
+    char host[INET6_ADDRSTRLEN + 1] = "";
+    const char *colon = strrchr(addr, ':');
+    FILE *f;
+    int rc = -1;
+
+    if (util_parse_listen(addr, &ss, &sslen, errp) == -1) {
+        free(dir);
+        return -1;
+    }
+    if (slash != NULL) {
+        *slash = '\0';
+    } else {
+        strcpy(dir, ".");
+    }
+    tls = xasprintf("%s/tls", dir);
+    cert = xasprintf("%s/api-cert.pem", tls);
+    key = xasprintf("%s/api-key.pem", tls);
+    if (colon != NULL && (size_t)(colon - addr) < sizeof(host)) {
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    }
+    if (host[0] == '[') {
+        memmove(host, host + 1, strlen(host));
+        host[strcspn(host, "]")] = '\0';
+    }
+    san = xasprintf("DNS:localhost,IP:127.0.0.1,IP:::1%s%s",
+                    host[0] && strcmp(host, "0.0.0.0") && strcmp(host, "::") &&
+                            strcmp(host, "127.0.0.1") && strcmp(host, "::1")
+                        ? ",IP:"
+                        : "",
+                    host[0] && strcmp(host, "0.0.0.0") && strcmp(host, "::") &&
+                            strcmp(host, "127.0.0.1") && strcmp(host, "::1")
+                        ? host
+                        : "");
+    if (util_mkdirs(tls, 0700) == -1) {
+        kg_err(errp, "create %s: %s", tls, strerror(errno));
+        goto out;
+    }
+    if (tls_self_signed(cert, key, san, 365, errp) == -1) {
+        goto out;
+    }
+    text =
+        xasprintf("\n-- The people's API (HTTPS only): the portal and scripts. The certificate "
+                  "is self-signed:\n-- replace tls/api-cert.pem and tls/api-key.pem with a "
+                  "pair your users' browsers trust.\napi = {\n    listen = \"%s\",\n"
+                  "    cert_file = \"tls/api-cert.pem\",\n    key_file = \"tls/api-key.pem\",\n}\n",
+                  addr);
+    f = fopen(config, "a");
+    if (f == NULL || fputs(text, f) == EOF || fclose(f) != 0) {
+        kg_err(errp, "%s: %s", config, strerror(errno));
+        free(text);
+        goto out;
+    }
+    free(text);
+    printf("people's API on %s, self-signed certificate %s\n", addr, cert);
+    rc = 0;
+out:
+    free(dir);
+    free(tls);
+    free(cert);
+    free(key);
+    free(san);
+    return rc;
+}
 
 static int
 cmd_init_exec(int argc, char **argv)
@@ -62,11 +142,12 @@ cmd_init_exec(int argc, char **argv)
         { "playbooks", required_argument, NULL, 'p' },
         { "listen", required_argument, NULL, 'l' },
         { "tenant", required_argument, NULL, 't' },
+        { "api", required_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct cmd_init_opts o = { cmd_default_config(), "data", "playbooks", "127.0.0.1:8080",
-                               "demo" };
+    struct cmd_init_opts o = { cmd_default_config(), "data", "playbooks",
+                               "127.0.0.1:8080",     "demo", NULL };
     struct config cfg;
     struct store *st = NULL;
     char *err = NULL, *token = NULL;
@@ -97,6 +178,7 @@ cmd_init_exec(int argc, char **argv)
         }
     }
     if (config_write_default(o.config, o.data, o.playbooks, o.listen, &err) == -1 ||
+        (o.api != NULL && cmd_init_api(o.config, o.api, &err) == -1) ||
         config_load(o.config, &cfg, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "engine/approval.h"
 #include "engine/builtin.h"
 #include "engine/plugin.h"
 
@@ -17,6 +18,7 @@ env_sandbox_wrapped(size_t memory_cap, lua_CFunction open_module, char **errp)
         return NULL;
     }
     builtin_register(sb);
+    approval_register(sb);
     for (size_t i = 0; i < n; i++) {
         sandbox_add_lib(sb, cv[i]->name, open_module != NULL ? open_module : cv[i]->open);
     }

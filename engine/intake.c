@@ -21,11 +21,38 @@
 
 #define INTAKE_MAX_ALERTS 10000 /* per request */
 
+/* A record of an envelope that could not be understood: left out, the rest go on. */
+struct reject {
+    size_t index; /* its position in the envelope */
+    char *source; /* what it was taken for, or "unknown" */
+    char *error;
+};
+
+/* What a body normalized to: the alerts to admit and the records left out. */
+struct tree {
+    struct alert *alerts;
+    size_t n;
+    size_t total; /* records in the body, accepted or not */
+    struct reject *rej;
+    size_t nrej;
+};
+
 /* One accepted request waiting for its batch's commit. */
 struct pending {
     struct intake *in;
     struct http_request *req;
-    int64_t t0_us; /* when the request was complete: the ack latency starts here */
+    int64_t t0_us;      /* when the request was complete: the ack latency starts here */
+    struct reject *rej; /* records left out, answered with their reasons */
+    size_t nrej, total;
+};
+
+/* Records normalized and rejected per source, for /metrics. The names come from
+ * senders (generic alerts name their own source), so their number is capped; later
+ * names count as "other". */
+#define INTAKE_SOURCES_MAX 64
+struct source_count {
+    char name[65];
+    unsigned long long ok, bad;
 };
 
 /* Upper bounds (seconds) of the ack latency histogram buckets: request complete to 202
@@ -53,7 +80,60 @@ struct intake {
     unsigned long long requests, rejected, shed, throttled;
     unsigned long long ack_count, ack_buckets[ACK_NB + 1];
     double ack_sum;
+    struct source_count counts[INTAKE_SOURCES_MAX + 1]; /* the last is "other" */
+    size_t ncounts;
 };
+
+static void
+rejects_free(struct reject *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].source);
+        free(r[i].error);
+    }
+    free(r);
+}
+
+static void
+pending_free(struct pending *p)
+{
+    rejects_free(p->rej, p->nrej);
+    free(p);
+}
+
+/* Count one record of source name (NULL: "unknown") as normalized or rejected. */
+static void
+count_source(struct intake *in, const char *name, int ok)
+{
+    struct source_count *c = NULL;
+
+    if (in == NULL) {
+        return;
+    }
+    if (name == NULL) {
+        name = "unknown";
+    }
+    for (size_t i = 0; i < in->ncounts; i++) {
+        if (strcmp(in->counts[i].name, name) == 0) {
+            c = &in->counts[i];
+            break;
+        }
+    }
+    if (c == NULL) {
+        if (in->ncounts < INTAKE_SOURCES_MAX) {
+            c = &in->counts[in->ncounts++];
+            snprintf(c->name, sizeof(c->name), "%s", name);
+        } else {
+            c = &in->counts[INTAKE_SOURCES_MAX];
+            snprintf(c->name, sizeof(c->name), "other");
+        }
+    }
+    if (ok) {
+        c->ok++;
+    } else {
+        c->bad++;
+    }
+}
 
 /* The batch's answer: 202 with the ids once durable, else an error. */
 static void
@@ -67,13 +147,13 @@ answer(void *arg, const struct admit_result *res)
         break;
     case ADMIT_SHUTTING_DOWN:
         http_reply_error(p->req, 503, "shutting_down", "the engine is stopping");
-        free(p);
+        pending_free(p);
         return;
     case ADMIT_LOCKED:
         http_reply_header(p->req, "Retry-After", "1");
         http_reply_error(p->req, 503, "store_locked",
                          "the tenant's database is locked by another process; retry later");
-        free(p);
+        pending_free(p);
         return;
     case ADMIT_UNAVAILABLE:
         http_reply_header(p->req, "Retry-After", "1");
@@ -81,16 +161,39 @@ answer(void *arg, const struct admit_result *res)
     case ADMIT_FAILED:
         http_reply_error(p->req, res->status == ADMIT_FAILED ? 500 : 503, "store_unavailable",
                          "the alerts could not be stored durably; retry later");
-        free(p);
+        pending_free(p);
         return;
     }
     buf_init(&b, 0);
     (void)!buf_printf(&b, "{\"accepted\":%zu,\"duplicates\":%zu,\"ids\":[", res->accepted,
                       res->duplicates);
-    for (size_t i = 0; i < res->n; i++) {
-        (void)!buf_printf(&b, "%s%lld", i ? "," : "", (long long)res->alerts[i].id);
+    if (p->nrej == 0) {
+        for (size_t i = 0; i < res->n; i++) {
+            (void)!buf_printf(&b, "%s%lld", i ? "," : "", (long long)res->alerts[i].id);
+        }
+        (void)!buf_puts(&b, "]}");
+    } else {
+        /* One entry per record of the envelope: the id, or null where it was left out. */
+        size_t next = 0, r = 0;
+
+        for (size_t i = 0; i < p->total; i++) {
+            if (r < p->nrej && p->rej[r].index == i) {
+                (void)!buf_printf(&b, "%snull", i ? "," : "");
+                r++;
+            } else if (next < res->n) {
+                (void)!buf_printf(&b, "%s%lld", i ? "," : "", (long long)res->alerts[next++].id);
+            }
+        }
+        (void)!buf_puts(&b, "],\"rejected\":[");
+        for (size_t i = 0; i < p->nrej; i++) {
+            (void)!buf_printf(&b, "%s{\"index\":%zu,\"source\":", i ? "," : "", p->rej[i].index);
+            (void)!buf_json_string(&b, p->rej[i].source, strlen(p->rej[i].source));
+            (void)!buf_puts(&b, ",\"error\":");
+            (void)!buf_json_string(&b, p->rej[i].error, strlen(p->rej[i].error));
+            (void)!buf_puts(&b, "}");
+        }
+        (void)!buf_puts(&b, "]}");
     }
-    (void)!buf_puts(&b, "]}");
     {
         double secs = (double)(util_mono_us() - p->t0_us) / 1e6;
         size_t i = 0;
@@ -104,7 +207,7 @@ answer(void *arg, const struct admit_result *res)
     }
     http_reply(p->req, 202, "application/json", b.data, b.len);
     buf_free(&b);
-    free(p);
+    pending_free(p);
 }
 
 /* Tenant t's bucket, refilled up to now (created full). */
@@ -192,6 +295,24 @@ is_json_type(const char *ct)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+/* JSON Lines (one record per line), the form of Azure diagnostic logs archived to a
+ * storage account: application/x-ndjson, application/jsonl or application/json-lines. */
+static int
+is_lines_type(const char *ct)
+{
+    static const char *const types[] = { "application/x-ndjson", "application/jsonl",
+                                         "application/json-lines" };
+
+    for (size_t i = 0; ct != NULL && i < sizeof(types) / sizeof(types[0]); i++) {
+        size_t n = strlen(types[i]);
+
+        if (strncasecmp(ct, types[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void
 alerts_free(struct alert *v, size_t n)
 {
@@ -201,40 +322,85 @@ alerts_free(struct alert *v, size_t n)
     free(v);
 }
 
-/* Normalize the items of a parsed body: one alert object, an array of them, or an Azure
- * diagnostic envelope {"records": [...]}. */
+static void
+tree_free(struct tree *t)
+{
+    alerts_free(t->alerts, t->n);
+    rejects_free(t->rej, t->nrej);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Add the reason record i was left out for. */
+static void
+tree_reject(struct tree *t, size_t i, const char *source, char *error_take)
+{
+    t->rej = xrealloc(t->rej, (t->nrej + 1) * sizeof(*t->rej));
+    t->rej[t->nrej].index = i;
+    t->rej[t->nrej].source = xstrdup(source);
+    t->rej[t->nrej].error = error_take;
+    t->nrej++;
+}
+
+/* The envelope member of root holding its records: "records" (Azure diagnostic settings,
+ * Event Hub bodies, Defender streaming) or "value" (a Graph response page, which carries
+ * "@odata.context" or "@odata.nextLink"). NULL for a plain alert object. */
+static const char *
+envelope_key(const cJSON *root)
+{
+    if (!cJSON_IsObject(root) || json_get(root, "source") != NULL) {
+        return NULL;
+    }
+    if (json_get(root, "records") != NULL) {
+        return "records";
+    }
+    /* A Graph page always says what it is; without that, "value" is an alert's own. */
+    if (cJSON_IsArray(json_get(root, "value")) &&
+        (json_get(root, "@odata.context") != NULL || json_get(root, "@odata.nextLink") != NULL)) {
+        return "value";
+    }
+    return NULL;
+}
+
+/* Normalize the items of a parsed body (text, len): one alert object, an array of them
+ * (all or nothing: the first bad one fails the request), or an envelope
+ * {"records":[...]} / {"value":[...]} whose records are each normalized on their own: a
+ * record that cannot be understood is left out with its reason in t->rej, the others go
+ * on; only an envelope of nothing but such records fails. Each alert's raw is the
+ * record's own bytes. in (may be NULL) counts records per source. */
 static int
-normalize_tree(const cJSON *root, const char *hint, int64_t now, struct alert **out, size_t *nout,
-               char **errp)
+normalize_tree(struct intake *in, const char *text, size_t len, const cJSON *root, const char *hint,
+               int64_t now, struct tree *t, char **errp)
 {
     const cJSON *items = root;
     const cJSON *it;
-    const char *prefix = "";
-    struct alert *v;
+    const char *key = envelope_key(root);
+    const char *prefix = key != NULL ? key : "alerts";
+    struct json_span *spans = NULL;
+    long nspans;
     size_t i = 0, n;
     char *err = NULL;
+    const char *src;
 
-    if (cJSON_IsObject(root) && json_get(root, "records") != NULL) {
-        items = json_get(root, "records");
-        prefix = "records";
+    memset(t, 0, sizeof(*t));
+    if (key != NULL) {
+        items = json_get(root, key);
         if (!cJSON_IsArray(items)) {
-            return kg_err(errp, "records: expected an array");
+            return kg_err(errp, "%s: expected an array", key);
         }
-    } else if (cJSON_IsArray(root)) {
-        prefix = "alerts";
-    } else if (!cJSON_IsObject(root)) {
+    } else if (!cJSON_IsArray(root) && !cJSON_IsObject(root)) {
         return kg_err(errp, "expected an alert object, an array of alerts or {\"records\":[...]}");
     }
     if (cJSON_IsObject(items)) {
-        v = xcalloc(1, sizeof(*v));
-        if (normalize_alert(items, hint, now, &v[0], &err) == -1) {
+        t->alerts = xcalloc(1, sizeof(*t->alerts));
+        if (normalize_record(items, text, len, hint, now, &t->alerts[0], &src, &err) == -1) {
+            count_source(in, src, 0);
             kg_err(errp, "%s", err);
             free(err);
-            alerts_free(v, 1);
+            tree_free(t);
             return -1;
         }
-        *out = v;
-        *nout = 1;
+        count_source(in, src, 1);
+        t->n = t->total = 1;
         return 0;
     }
     n = (size_t)cJSON_GetArraySize(items);
@@ -244,24 +410,123 @@ normalize_tree(const cJSON *root, const char *hint, int64_t now, struct alert **
     if (n > INTAKE_MAX_ALERTS) {
         return kg_err(errp, "%s: more than %d alerts in one request", prefix, INTAKE_MAX_ALERTS);
     }
-    v = xcalloc(n, sizeof(*v));
+    nspans = json_array_spans(text, len, key, &spans);
+    if (nspans != (long)n) { /* a key spelled with escapes: fall back to printed records */
+        free(spans);
+        spans = NULL;
+    }
+    t->alerts = xcalloc(n, sizeof(*t->alerts));
+    t->total = n;
     cJSON_ArrayForEach(it, items)
     {
+        const char *raw = spans != NULL ? text + spans[i].off : NULL;
+        size_t rawlen = spans != NULL ? spans[i].len : 0;
+        int rc;
+
         if (!cJSON_IsObject(it)) {
-            kg_err(errp, "%s[%zu]: expected an object", prefix, i);
-            alerts_free(v, n);
-            return -1;
+            rc = kg_err(&err, "expected an object");
+            src = "unknown";
+        } else {
+            rc = normalize_record(it, raw, rawlen, hint, now, &t->alerts[t->n], &src, &err);
         }
-        if (normalize_alert(it, hint, now, &v[i], &err) == -1) {
-            kg_err(errp, "%s[%zu].%s", prefix, i, err);
+        count_source(in, src, rc == 0);
+        if (rc == 0) {
+            t->n++;
+        } else if (key == NULL) {
+            kg_err(errp, "%s[%zu]%s%s", prefix, i, cJSON_IsObject(it) ? "." : ": ", err);
             free(err);
-            alerts_free(v, n);
+            free(spans);
+            tree_free(t);
             return -1;
+        } else {
+            tree_reject(t, i, src,
+                        xasprintf("%s[%zu]%s%s", prefix, i, cJSON_IsObject(it) ? "." : ": ", err));
+            free(err);
         }
+        err = NULL;
         i++;
     }
-    *out = v;
-    *nout = n;
+    free(spans);
+    if (t->n == 0) {
+        kg_err(errp, "%s: none of the %zu records could be understood; the first: %s", prefix, n,
+               t->rej[0].error);
+        tree_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+/* Normalize a JSON Lines body: each non-empty line (LF or CRLF ended; the last may lack
+ * its end) is one record, parsed strictly on its own and normalized with its own bytes
+ * as raw. Like an envelope, a line that is not JSON or not understood is left out with
+ * its reason (its index is its position among the records, as in the reply's ids; the
+ * reason names its line number, from 1) and the others go on; a body of nothing but
+ * such lines fails. */
+static int
+normalize_lines(struct intake *in, const char *text, size_t len, const char *hint, int64_t now,
+                struct tree *t, char **errp)
+{
+    const char *p = text, *end = text + len;
+    size_t nlines = 0, cap = 0, line = 0;
+
+    memset(t, 0, sizeof(*t));
+    for (const char *q = text; q < end; q++) {
+        nlines += *q == '\n';
+    }
+    if (len > 0 && end[-1] != '\n') {
+        nlines++;
+    }
+    if (nlines > INTAKE_MAX_ALERTS) {
+        return kg_err(errp, "lines: more than %d records in one request", INTAKE_MAX_ALERTS);
+    }
+    for (; p < end; line++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl != NULL ? nl : end;
+        size_t n = (size_t)(e - p);
+        cJSON *obj = NULL;
+        const char *src = "unknown";
+        char *err = NULL;
+        int rc;
+
+        if (n > 0 && p[n - 1] == '\r') {
+            n--;
+        }
+        if (n == 0) {
+            p = nl != NULL ? nl + 1 : end;
+            continue;
+        }
+        if (t->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            t->alerts = xrealloc(t->alerts, cap * sizeof(*t->alerts));
+        }
+        rc = json_parse_strict(p, n, JSON_MAX_DEPTH, &obj, &err);
+        if (rc == 0 && !cJSON_IsObject(obj)) {
+            rc = kg_err(&err, "expected an object");
+        }
+        if (rc == 0) {
+            rc = normalize_record(obj, p, n, hint, now, &t->alerts[t->n], &src, &err);
+        }
+        cJSON_Delete(obj);
+        count_source(in, src, rc == 0);
+        t->total++;
+        if (rc == 0) {
+            t->n++;
+        } else {
+            tree_reject(t, t->total - 1, src, xasprintf("line %zu: %s", line + 1, err));
+            free(err);
+        }
+        p = nl != NULL ? nl + 1 : end;
+    }
+    if (t->n == 0) {
+        if (t->nrej == 0) {
+            kg_err(errp, "lines: no record in the body");
+        } else {
+            kg_err(errp, "lines: none of the %zu records could be understood; the first: %s",
+                   t->total, t->rej[0].error);
+        }
+        tree_free(t);
+        return -1;
+    }
     return 0;
 }
 
@@ -271,13 +536,19 @@ intake_normalize(const char *rec, size_t len, const char *hint, int64_t received
                  struct alert **alerts, size_t *n, char **errp)
 {
     cJSON *root = NULL;
+    struct tree t;
     int rc;
 
     if (json_parse_strict(rec, len, JSON_MAX_DEPTH, &root, errp) == -1) {
         return -1;
     }
-    rc = normalize_tree(root, hint, received_ms, alerts, n, errp);
+    rc = normalize_tree(NULL, rec, len, root, hint, received_ms, &t, errp);
     cJSON_Delete(root);
+    if (rc == 0) {
+        rejects_free(t.rej, t.nrej); /* this interface has no way to name them */
+        *alerts = t.alerts;
+        *n = t.n;
+    }
     return rc;
 }
 
@@ -287,9 +558,10 @@ handle_alerts(struct intake *in, struct http_request *req)
     const char *token = bearer(req);
     struct tenant *t;
     const char *body;
-    size_t len = 0, n = 0;
-    struct alert *alerts = NULL;
+    size_t len = 0;
+    struct tree tr;
     char *err = NULL;
+    int lines;
     struct pending *p;
     int64_t t0_us = util_mono_us();
     cJSON *root = NULL;
@@ -309,10 +581,12 @@ handle_alerts(struct intake *in, struct http_request *req)
     if (rate_check(in, req, t, &bucket) == -1) {
         return;
     }
-    if (!is_json_type(http_request_header(req, "Content-Type"))) {
+    lines = is_lines_type(http_request_header(req, "Content-Type"));
+    if (!lines && !is_json_type(http_request_header(req, "Content-Type"))) {
         in->rejected++;
         http_reply_error(req, 415, "unsupported_media_type",
-                         "Content-Type must be application/json");
+                         "Content-Type must be application/json (or JSON Lines: "
+                         "application/x-ndjson)");
         return;
     }
     if (run_ready_count() >= (size_t)in->max_queued) {
@@ -322,6 +596,16 @@ handle_alerts(struct intake *in, struct http_request *req)
         return;
     }
     body = http_request_body(req, &len);
+    if (lines) {
+        if (normalize_lines(in, body, len, http_request_param(req, "source"), util_now_ms(), &tr,
+                            &err) == -1) {
+            in->rejected++;
+            http_reply_error(req, 400, "bad_alert", err);
+            free(err);
+            return;
+        }
+        goto admit;
+    }
     /* Two steps rather than intake_normalize, so that bad JSON and a bad alert answer
      * with different error codes. */
     if (json_parse_strict(body, len, JSON_MAX_DEPTH, &root, &err) == -1) {
@@ -330,8 +614,8 @@ handle_alerts(struct intake *in, struct http_request *req)
         free(err);
         return;
     }
-    if (normalize_tree(root, http_request_param(req, "source"), util_now_ms(), &alerts, &n, &err) ==
-        -1) {
+    if (normalize_tree(in, body, len, root, http_request_param(req, "source"), util_now_ms(), &tr,
+                       &err) == -1) {
         in->rejected++;
         http_reply_error(req, 400, "bad_alert", err);
         free(err);
@@ -339,14 +623,18 @@ handle_alerts(struct intake *in, struct http_request *req)
         return;
     }
     cJSON_Delete(root);
+admit:
     if (bucket != NULL) {
-        bucket->tokens -= (double)n - 1; /* the first was taken by rate_check */
+        bucket->tokens -= (double)tr.total - 1; /* the first was taken by rate_check */
     }
     p = xcalloc(1, sizeof(*p));
     p->t0_us = t0_us;
     p->in = in;
     p->req = req;
-    admit_alerts(t, alerts, n, answer, p);
+    p->rej = tr.rej;
+    p->nrej = tr.nrej;
+    p->total = tr.total;
+    admit_alerts(t, tr.alerts, tr.n, answer, p);
 }
 
 static void
@@ -361,6 +649,20 @@ intake_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_intake_throttled_total", NULL, in->throttled);
     metrics_counter(b, "kagari_intake_conns_refused_total", NULL, http_server_refused(in->srv));
     metrics_gauge(b, "kagari_intake_connections", NULL, http_server_conns(in->srv));
+    (void)!buf_puts(b, "# HELP kagari_intake_records_total Records normalized or rejected, per "
+                       "source (a rejected record is left out of its envelope).\n"
+                       "# TYPE kagari_intake_records_total counter\n");
+    for (size_t i = 0; i <= INTAKE_SOURCES_MAX; i++) {
+        const struct source_count *c = &in->counts[i];
+
+        if (i >= in->ncounts && (i < INTAKE_SOURCES_MAX || c->name[0] == '\0')) {
+            continue; /* unused slots; the last one is "other" once used */
+        }
+        (void)!buf_printf(b,
+                          "kagari_intake_records_total{source=\"%s\",result=\"normalized\"} %llu\n"
+                          "kagari_intake_records_total{source=\"%s\",result=\"rejected\"} %llu\n",
+                          c->name, c->ok, c->name, c->bad);
+    }
     (void)!buf_puts(b, "# HELP kagari_intake_ack_seconds Request received to 202 sent (commit "
                        "and runs of that iteration included).\n"
                        "# TYPE kagari_intake_ack_seconds histogram\n");

@@ -167,6 +167,14 @@ lex_string(struct json_lexer *lx)
     for (;;) {
         unsigned char c;
 
+        /* The common case first: a run of printable ASCII other than '"' and '\\'. */
+        while (lx->pos < lx->len) {
+            c = lx->p[lx->pos];
+            if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+                break;
+            }
+            lx->pos++;
+        }
         if (lx->pos >= lx->len) {
             return lex_fail(lx, start, "unterminated string");
         }
@@ -455,20 +463,18 @@ path_push_key(struct buf *path, const char *key)
     (void)!buf_puts(path, "]");
 }
 
-static int
-cmp_key(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Return a key that occurs twice among obj's members, or NULL. */
+/* Return a key that occurs twice among obj's members, or NULL. Small objects compare
+ * pairwise; larger ones go through an open-addressing hash set of their keys,
+ * so an object of n keys costs O(n), not O(n log n) string comparisons: big records
+ * (a sign-in has some 60 members) are the intake's common case. */
 static const char *
 find_duplicate(const cJSON *obj)
 {
-    size_t n = 0, i = 0;
-    const cJSON *it;
-    const char **keys;
+    const char *small[256];
+    const char **set = small;
     const char *dup = NULL;
+    size_t n = 0, cap = 16;
+    const cJSON *it;
 
     cJSON_ArrayForEach(it, obj)
     {
@@ -484,19 +490,67 @@ find_duplicate(const cJSON *obj)
         }
         return NULL;
     }
-    keys = xmalloc(n * sizeof(*keys));
+    while (cap < 2 * n) {
+        cap *= 2;
+    }
+    if (cap > sizeof(small) / sizeof(small[0])) {
+        set = xcalloc(cap, sizeof(*set));
+    } else {
+        memset(small, 0, cap * sizeof(small[0]));
+    }
     cJSON_ArrayForEach(it, obj)
     {
-        keys[i++] = it->string;
+        size_t slot, len = strlen(it->string);
+        uint64_t h = 1469598103934665603ULL ^ len;
+        const char *k = it->string;
+
+        /* FNV-1a over 8-byte words (the last one zero-padded), then mixed: a key costs a
+         * few multiplications, not one per byte. */
+        for (; len > 0; k += len < 8 ? len : 8, len -= len < 8 ? len : 8) {
+            uint64_t w = 0;
+
+            memcpy(&w, k, len < 8 ? len : 8);
+            h = (h ^ w) * 1099511628211ULL;
+        }
+        h ^= h >> 29;
+        h *= 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 32;
+        for (slot = (size_t)h & (cap - 1); set[slot] != NULL; slot = (slot + 1) & (cap - 1)) {
+            if (strcmp(set[slot], it->string) == 0) {
+                dup = it->string;
+                break;
+            }
+        }
+        if (dup != NULL) {
+            break;
+        }
+        set[slot] = it->string;
     }
-    qsort(keys, n, sizeof(*keys), cmp_key);
-    for (i = 1; i < n && dup == NULL; i++) {
-        if (strcmp(keys[i - 1], keys[i]) == 0) {
-            dup = keys[i];
+    if (set != small) {
+        free(set);
+    }
+    return dup;
+}
+
+/* Does any object in the tree (depth already bounded by the validator) repeat a key? */
+static int
+has_duplicates(const cJSON *item)
+{
+    const cJSON *child;
+
+    if (cJSON_IsObject(item)) {
+        if (find_duplicate(item) != NULL) {
+            return 1;
+        }
+    } else if (!cJSON_IsArray(item)) {
+        return 0;
+    }
+    for (child = item->child; child != NULL; child = child->next) {
+        if ((cJSON_IsObject(child) || cJSON_IsArray(child)) && has_duplicates(child)) {
+            return 1;
         }
     }
-    free(keys);
-    return dup;
+    return 0;
 }
 
 /* Refuse objects with duplicate keys anywhere in the tree. Keys are compared after
@@ -596,7 +650,9 @@ json_parse_strict(const char *text, size_t len, int max_depth, cJSON **out, char
     }
     buf_init(&path, 1024);
     (void)!buf_puts(&path, "$");
-    if (check_duplicates(tree, &path, errp) == -1) {
+    /* The quick walk finds whether there is a duplicate; only then does the slow one
+     * build the path that names it. */
+    if (has_duplicates(tree) && check_duplicates(tree, &path, errp) == -1) {
         cJSON_Delete(tree);
         goto out;
     }
@@ -634,4 +690,134 @@ json_print(const cJSON *item)
         abort();
     }
     return s;
+}
+
+/* Scanners over text that json_parse_strict accepted: each returns where the white
+ * space, string or value at p ends. */
+static const char *
+span_skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+static const char *
+span_skip_string(const char *p, const char *end)
+{
+    /* memchr to each quote; it closes the string unless an odd run of backslashes
+     * escapes it. */
+    for (p++; p < end;) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        const char *b;
+
+        if (q == NULL) {
+            return end;
+        }
+        for (b = q; b > p && b[-1] == '\\'; b--) {
+        }
+        if (((q - b) & 1) == 0) {
+            return q + 1;
+        }
+        p = q + 1;
+    }
+    return end;
+}
+
+static const char *
+span_skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+
+    if (p >= end) {
+        return end;
+    }
+    if (*p == '"') {
+        return span_skip_string(p, end);
+    }
+    if (*p != '{' && *p != '[') {
+        while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' &&
+               *p != '\n' && *p != '\r') {
+            p++;
+        }
+        return p;
+    }
+    while (p < end) {
+        if (*p == '"') {
+            p = span_skip_string(p, end);
+            continue;
+        }
+        if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            if (--depth == 0) {
+                return p + 1;
+            }
+        }
+        p++;
+    }
+    return end;
+}
+
+/* The spans of the elements of the array starting at p ('['). */
+static long
+span_elements(const char *text, const char *p, const char *end, struct json_span **out)
+{
+    struct json_span *v = NULL;
+    size_t n = 0, cap = 0;
+
+    p = span_skip_ws(p + 1, end);
+    while (p < end && *p != ']') {
+        const char *e = span_skip_value(p, end);
+
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        v[n].off = (size_t)(p - text);
+        v[n].len = (size_t)(e - p);
+        n++;
+        p = span_skip_ws(e, end);
+        if (p < end && *p == ',') {
+            p = span_skip_ws(p + 1, end);
+        }
+    }
+    *out = v;
+    return (long)n;
+}
+
+long
+json_array_spans(const char *text, size_t len, const char *key, struct json_span **out)
+{
+    const char *p = text, *end = text + len;
+    size_t klen = key != NULL ? strlen(key) : 0;
+
+    *out = NULL;
+    p = span_skip_ws(p, end);
+    if (key == NULL) {
+        return p < end && *p == '[' ? span_elements(text, p, end, out) : -1;
+    }
+    if (p >= end || *p != '{') {
+        return -1;
+    }
+    p = span_skip_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *ke = span_skip_string(p, end) - 1;
+        int match = (size_t)(ke - k) == klen && memcmp(k, key, klen) == 0;
+
+        p = span_skip_ws(ke + 1, end);
+        if (p >= end || *p != ':') {
+            return -1;
+        }
+        p = span_skip_ws(p + 1, end);
+        if (match) {
+            return p < end && *p == '[' ? span_elements(text, p, end, out) : -1;
+        }
+        p = span_skip_ws(span_skip_value(p, end), end);
+        if (p < end && *p == ',') {
+            p = span_skip_ws(p + 1, end);
+        }
+    }
+    return -1;
 }

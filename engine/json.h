@@ -20,6 +20,17 @@ cJSON *json_get(const cJSON *obj, const char *key);
 /* The member's string value if it is a string, else NULL. */
 const char *json_get_string(const cJSON *obj, const char *key);
 
+/* The byte range of one value inside a JSON text. */
+struct json_span {
+    size_t off, len;
+};
+/* The exact bytes of each element of an array in text, which must already have passed
+ * json_parse_strict: of the root when key is NULL and the root is an array, else of the
+ * root object's first member named key (compared as written, so a key spelled with
+ * escapes is not found). Returns the number of elements with *out malloc'd (caller
+ * frees; NULL for none), or -1 when there is no such array. */
+long json_array_spans(const char *text, size_t len, const char *key, struct json_span **out);
+
 /* Serialize without formatting; never NULL (aborts on OOM). Caller frees with free(). */
 char *json_print(const cJSON *item);
 

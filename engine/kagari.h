@@ -69,6 +69,11 @@ int64_t run_now_ms(const struct run *r);
  * reaches it fails ("deadline exceeded while waiting") and its effect is cancelled. */
 int64_t run_deadline_ms(const struct run *r);
 
+/* After an approval that listed the calls it allows (approve{ effects = ... }), every
+ * outside effect of the run must match one of them ([kind, arg, ...]: the kind, and each
+ * arg somewhere in the request), else it fails with a clear error. NULL lifts it. */
+void run_set_approved(struct run *r, const char *effects_json);
+
 /* ---- effects ---- */
 
 #define EFFECT_OUTSIDE 0x1    /* acts on the outside world: a dry run records it instead */

@@ -39,6 +39,8 @@ struct normalizer {
 
 static struct normalizer normalizers[NORM_MAX_NORMALIZERS];
 static size_t nnormalizers;
+static const struct norm_family *families[NORM_MAX_NORMALIZERS];
+static size_t nfamilies;
 
 /* Register a source-specific normalizer. Called at startup from the single loop thread;
  * name must outlive the process (a string literal). Registering more than
@@ -53,6 +55,53 @@ normalize_register(const char *name, normalize_fn fn)
     normalizers[nnormalizers].name = name;
     normalizers[nnormalizers].fn = fn;
     nnormalizers++;
+}
+
+/* Add a family of source-specific normalizers (once; order is the order of detection).
+ * Called at start-up from the loop thread; f must outlive the process. */
+void
+normalize_add_family(const struct norm_family *f)
+{
+    for (size_t i = 0; i < nfamilies; i++) {
+        if (families[i] == f) {
+            return;
+        }
+    }
+    if (nfamilies == NORM_MAX_NORMALIZERS) {
+        log_err("normalize.families_full name=%s", f->name);
+        abort();
+    }
+    families[nfamilies++] = f;
+}
+
+const struct norm_family *const *
+normalize_families(size_t *n)
+{
+    *n = nfamilies;
+    return families;
+}
+
+/* The first family whose detect knows obj's shape: its source name, *fp the family. */
+static const char *
+detect(const cJSON *obj, const struct norm_family **fp)
+{
+    for (size_t i = 0; i < nfamilies; i++) {
+        const char *src = families[i]->detect(obj);
+
+        if (src != NULL) {
+            *fp = families[i];
+            return src;
+        }
+    }
+    return NULL;
+}
+
+const char *
+normalize_detect(const cJSON *obj)
+{
+    const struct norm_family *f;
+
+    return cJSON_IsObject(obj) ? detect(obj, &f) : NULL;
 }
 
 /* Is s a valid source name: [a-z0-9._-]{1,64}? */
@@ -122,6 +171,26 @@ exact_integer_text(double d)
     return xasprintf("%" PRId64, (int64_t)d);
 }
 
+/* Why no family took obj, for the "source: required" message: what its shape shows. */
+static void
+unknown_shape(const cJSON *obj, char *out, size_t n)
+{
+    const char *cat = json_get_string(obj, "category");
+    const char *type = json_get_string(obj, "@odata.type");
+
+    if (nfamilies == 0) {
+        out[0] = '\0';
+    } else if (cat != NULL) {
+        snprintf(out, n, "; no normalizer knows records of category \"%.64s\"", cat);
+    } else if (type != NULL) {
+        snprintf(out, n, "; no normalizer knows objects of type \"%.64s\"", type);
+    } else {
+        snprintf(out, n,
+                 "; not a known record shape (no category, @odata.type or other member "
+                 "that names a source)");
+    }
+}
+
 static int
 norm_source(const cJSON *obj, const char *default_source, struct alert *a, char **errp)
 {
@@ -136,7 +205,10 @@ norm_source(const cJSON *obj, const char *default_source, struct alert *a, char 
     } else if (default_source != NULL) {
         s = default_source;
     } else {
-        return kg_err(errp, "source: required (or give a default source)");
+        char why[160];
+
+        unknown_shape(obj, why, sizeof(why));
+        return kg_err(errp, "source: required (or give a default source)%s", why);
     }
     if (!source_valid(s)) {
         return kg_err(errp, "source: expected 1 to %d characters from [a-z0-9._-]",
@@ -149,14 +221,16 @@ norm_source(const cJSON *obj, const char *default_source, struct alert *a, char 
 /* source_id: a string kept verbatim, or an integer that a double holds exactly. The
  * default is the sha256 of the object's JSON text, so a resent alert dedups. */
 static int
-norm_source_id(const cJSON *obj, const char *raw, struct alert *a, char **errp)
+norm_source_id(const cJSON *obj, struct alert *a, char **errp)
 {
     const cJSON *it = member(obj, "source_id");
 
     if (it == NULL) {
+        char *canon = json_print(obj); /* not raw: a resent alert dedups however spaced */
         char hex[65];
 
-        util_sha256_hex(raw, strlen(raw), hex);
+        util_sha256_hex(canon, strlen(canon), hex);
+        free(canon);
         a->source_id = xstrdup(hex);
         return 0;
     }
@@ -272,6 +346,22 @@ norm_outcome(const cJSON *obj, struct alert *a, char **errp)
     return 0;
 }
 
+static int
+norm_class(const cJSON *obj, struct alert *a, char **errp)
+{
+    const cJSON *it = member(obj, "class");
+
+    if (it == NULL) {
+        a->cls = ALERT_CLASS_ALERT;
+        return 0;
+    }
+    if (!cJSON_IsString(it) || alert_class_from_name(it->valuestring) == -1) {
+        return kg_err(errp, "class: expected alert or event");
+    }
+    a->cls = alert_class_from_name(it->valuestring);
+    return 0;
+}
+
 /* observables: an array of at most NORM_OBS_MAX objects {type, value, role?}. Members
  * other than those three are ignored (they stay in raw). */
 static int
@@ -334,8 +424,8 @@ static int
 normalize_generic(const cJSON *obj, const char *default_source, int64_t received_ms,
                   struct alert *a, char **errp)
 {
-    if (norm_source(obj, default_source, a, errp) == -1 ||
-        norm_source_id(obj, a->raw, a, errp) == -1 || norm_time(obj, received_ms, a, errp) == -1) {
+    if (norm_source(obj, default_source, a, errp) == -1 || norm_source_id(obj, a, errp) == -1 ||
+        norm_time(obj, received_ms, a, errp) == -1) {
         return -1;
     }
     if (opt_string(obj, "title", "title", NORM_TITLE_MAX, 1, &a->title, errp) == -1) {
@@ -346,7 +436,8 @@ normalize_generic(const cJSON *obj, const char *default_source, int64_t received
     }
     if (opt_string(obj, "category", "category", NORM_CATEGORY_MAX, 1, &a->category, errp) == -1 ||
         norm_vendor_severity(obj, a, errp) == -1 || norm_severity(obj, a, errp) == -1 ||
-        norm_outcome(obj, a, errp) == -1 || norm_observables(obj, a, errp) == -1) {
+        norm_outcome(obj, a, errp) == -1 || norm_class(obj, a, errp) == -1 ||
+        norm_observables(obj, a, errp) == -1) {
         return -1;
     }
     return 0;
@@ -384,13 +475,29 @@ fill_defaults(const cJSON *obj, const char *name, int64_t received_ms, struct al
     return 0;
 }
 
-/* Normalize obj into *a (which must own nothing: it is overwritten). Source-specific
- * normalizers are tried in registration order, then the generic rules. On success a
- * owns its strings (alert_free); on error *a is left zeroed and *errp names the field. */
-int
-normalize_alert(const cJSON *obj, const char *default_source, int64_t received_ms, struct alert *a,
-                char **errp)
+/* a->raw: the record's own bytes when known, else obj printed. */
+static void
+set_raw(struct alert *a, const cJSON *obj, const char *raw, size_t rawlen)
 {
+    a->raw = raw != NULL ? xstrndup(raw, rawlen) : json_print(obj);
+}
+
+/* Normalize obj into *a (which must own nothing: it is overwritten): the normalizers of
+ * normalize_register in registration order, then (for a record without "source") the
+ * family that knows its shape, then the generic rules. On success a owns its strings
+ * (alert_free); on error *a is left zeroed and *errp names the field. */
+int
+normalize_record(const cJSON *obj, const char *raw, size_t rawlen, const char *default_source,
+                 int64_t received_ms, struct alert *a, const char **srcp, char **errp)
+{
+    const struct norm_family *f = NULL;
+    const char *src = NULL;
+    const char *dummy;
+
+    if (srcp == NULL) {
+        srcp = &dummy;
+    }
+    *srcp = default_source != NULL && source_valid(default_source) ? default_source : "unknown";
     memset(a, 0, sizeof(*a));
     if (!cJSON_IsObject(obj)) {
         return kg_err(errp, "alert: expected a JSON object");
@@ -403,6 +510,9 @@ normalize_alert(const cJSON *obj, const char *default_source, int64_t received_m
             continue;
         }
         a->received_ms = received_ms;
+        if (rc == 1 && a->raw == NULL) {
+            set_raw(a, obj, raw, rawlen);
+        }
         if (rc != 1 || fill_defaults(obj, normalizers[i].name, received_ms, a, errp) == -1) {
             if (errp != NULL && *errp == NULL) {
                 kg_err(errp, "normalizer %s: failed", normalizers[i].name);
@@ -410,13 +520,37 @@ normalize_alert(const cJSON *obj, const char *default_source, int64_t received_m
             alert_free(a);
             return -1;
         }
+        *srcp = normalizers[i].name;
+        return 0;
+    }
+    if (member(obj, "source") == NULL && (src = detect(obj, &f)) != NULL) {
+        *srcp = src;
+        a->source = xstrdup(src);
+        if (f->normalize(obj, src, a, errp) == -1) {
+            alert_free(a);
+            return -1;
+        }
+        a->received_ms = received_ms;
+        set_raw(a, obj, raw, rawlen);
+        if (fill_defaults(obj, f->name, received_ms, a, errp) == -1) {
+            alert_free(a);
+            return -1;
+        }
         return 0;
     }
     a->received_ms = received_ms;
-    a->raw = json_print(obj);
+    set_raw(a, obj, raw, rawlen);
     if (normalize_generic(obj, default_source, received_ms, a, errp) == -1) {
         alert_free(a);
         return -1;
     }
+    *srcp = a->source;
     return 0;
+}
+
+int
+normalize_alert(const cJSON *obj, const char *default_source, int64_t received_ms, struct alert *a,
+                char **errp)
+{
+    return normalize_record(obj, NULL, 0, default_source, received_ms, a, NULL, errp);
 }

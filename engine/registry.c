@@ -10,7 +10,15 @@
 #include "connectors/panos_keygen.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
+#include "engine/api.h"
 #include "engine/intake.h"
+#include "engine/norm_appgw.h"
+#include "engine/norm_azfw.h"
+#include "engine/norm_azure.h"
+#include "engine/norm_defender.h"
+#include "engine/norm_entra.h"
+#include "engine/norm_intune.h"
+#include "engine/normalize.h"
 #include "engine/plugin.h"
 
 static const struct connector *const connectors[] = {
@@ -28,6 +36,13 @@ static const struct plugin_route *const routes[] = {
 
 static const struct source *const sources[] = {
     &intake_source,
+};
+
+/* The source-specific normalizers, asked in this order which family a record's shape
+ * belongs to (their shapes do not overlap; the order only matters for speed). */
+static const struct norm_family *const families[] = {
+    &norm_entra_family, &norm_azfw_family,     &norm_appgw_family,
+    &norm_azure_family, &norm_defender_family, &norm_intune_family,
 };
 
 void
@@ -51,4 +66,8 @@ registry_init(void)
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         plugin_add_route(routes[i]);
     }
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+        normalize_add_family(families[i]);
+    }
+    api_register(); /* the core's own api = { ... } block, beside the plug-ins' */
 }

@@ -43,6 +43,7 @@ struct run {
     char *test_result;      /* in a playbook test: the return value as JSON */
     struct effect *ef;      /* the effect a parked run waits for */
     struct event *deadline; /* fires when a parked run reaches its deadline */
+    char *approved;         /* after an approval with effects=: the calls it allows (JSON) */
 
     int ready;
     struct run *rprev, *rnext; /* ready queue */
@@ -176,6 +177,7 @@ run_free(struct run *r, int close_thread)
     journal_entries_free(r->j, r->nj);
     playbook_unref(r->pb);
     free(r->fail_msg);
+    free(r->approved);
     free(r->test_result);
     if (r->prev != NULL) {
         r->prev->next = r->next;
@@ -295,6 +297,7 @@ push_alert(lua_State *L, const struct alert *a)
     lua_pushinteger(L, a->severity);
     lua_setfield(L, -2, "severity_level");
     set_str(L, "outcome", a->outcome);
+    set_str(L, "class", alert_class_name(a->cls));
     lua_createtable(L, (int)a->nobs, 0);
     for (size_t i = 0; i < a->nobs; i++) {
         lua_createtable(L, 0, 3);
@@ -1044,6 +1047,105 @@ cannot_wait(lua_State *L, struct run *r, const char *kind)
                       kind);
 }
 
+/* 1 when seg is a whole path segment of the URL-like text s ("/seg" followed by the end,
+ * '/', '?' or '('). */
+static int
+has_segment(const char *s, const char *seg)
+{
+    size_t n = strlen(seg);
+
+    for (const char *p = strchr(s, '/'); n > 0 && p != NULL; p = strchr(p + 1, '/')) {
+        if (strncmp(p + 1, seg, n) == 0 &&
+            (p[1 + n] == '\0' || p[1 + n] == '/' || p[1 + n] == '?' || p[1 + n] == '(')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when the string v is the string j, or a path segment of it, as is or
+ * percent-encoded (a call puts its ids into its URL). */
+static int
+string_holds(const char *j, const char *v)
+{
+    struct buf enc;
+    int hit;
+
+    if (strcmp(j, v) == 0 || has_segment(j, v)) {
+        return 1;
+    }
+    buf_init(&enc, 0);
+    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            (void)!buf_append(&enc, p, 1);
+        } else {
+            (void)!buf_printf(&enc, "%%%02X", *p);
+        }
+    }
+    hit = enc.data != NULL && has_segment(j, enc.data);
+    buf_free(&enc);
+    return hit;
+}
+
+/* 1 when the scalar v (a string or a number) is somewhere in the JSON value j. */
+static int
+json_holds(const cJSON *j, const cJSON *v)
+{
+    const cJSON *c;
+
+    if (cJSON_IsString(v) && cJSON_IsString(j)) {
+        return string_holds(j->valuestring, v->valuestring);
+    }
+    if (cJSON_IsNumber(v) && cJSON_IsNumber(j)) {
+        return v->valuedouble == j->valuedouble;
+    }
+    cJSON_ArrayForEach(c, j)
+    {
+        if (json_holds(c, v)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* After an approval that listed its effects, an outside effect must be one of them: an
+ * entry [kind, arg, ...] allows a call of that kind whose request holds every arg.
+ * NULL when allowed, else the malloc'd reason. */
+static char *
+approved_refuses(const char *approved, const char *kind, const char *request)
+{
+    cJSON *list = cJSON_Parse(approved), *req = cJSON_Parse(request);
+    const cJSON *e;
+    int ok = 0;
+
+    cJSON_ArrayForEach(e, list)
+    {
+        const cJSON *k = cJSON_GetArrayItem(e, 0), *arg;
+        int all = cJSON_IsString(k) && strcmp(k->valuestring, kind) == 0;
+
+        for (int i = 1; all && (arg = cJSON_GetArrayItem(e, i)) != NULL; i++) {
+            all = req != NULL && json_holds(req, arg);
+        }
+        if (all) {
+            ok = 1;
+            break;
+        }
+    }
+    cJSON_Delete(list);
+    cJSON_Delete(req);
+    return ok ? NULL
+              : xasprintf("%s: not among the effects approved for this run (approved: %s)", kind,
+                          approved);
+}
+
+void
+run_set_approved(struct run *r, const char *effects_json)
+{
+    free(r->approved);
+    r->approved = effects_json != NULL ? xstrdup(effects_json) : NULL;
+}
+
 int
 effect_run(lua_State *L, const struct effect_spec *spec)
 {
@@ -1088,6 +1190,14 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         if (spec->flags & EFFECT_OUTSIDE) {
             stats.effects_replayed++;
         }
+        return journal_push(L, &r->j[entry]);
+    }
+    if ((spec->flags & EFFECT_OUTSIDE) && r->approved != NULL &&
+        (msg = approved_refuses(r->approved, spec->kind, request)) != NULL) {
+        log_warn("effect.not_approved tenant=%s run=%lld kind=%s", r->t->id, (long long)r->id,
+                 spec->kind);
+        journal_finish(r, entry, 0, msg);
+        free(msg);
         return journal_push(L, &r->j[entry]);
     }
     intercept = test_hooks != NULL && !(spec->flags & EFFECT_ENGINE);

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "engine/admit.h"
+#include "engine/api.h"
 #include "engine/config.h"
 #include "engine/env.h"
 #include "engine/log.h"
@@ -26,6 +27,7 @@
 static const struct config *cfg;
 static void **source_states; /* one per registered source, NULL when not started */
 static size_t nsource_states;
+static struct api *people_api; /* the people's API listener, NULL when not configured */
 
 /* A reload must not silently stop a playbook because its file now fails to load (a
  * half-saved edit): the version serving so far stays while its file exists. */
@@ -166,6 +168,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("serve.draining signal=%d ready=%zu active=%zu", (int)sig, run_ready_count(),
              run_active_count());
     sources_drain();
+    api_stop_accepting(people_api);
     loop_stop();
 }
 
@@ -208,6 +211,10 @@ serve_main(const char *config_path)
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
     }
+    if (api_start(&conf, st, &people_api, &err) == -1) {
+        log_err("serve.failed error=%s", log_quote(err ? err : "?"));
+        goto out;
+    }
     lim.instructions = conf.runs.instructions;
     lim.timeout = conf.runs.timeout;
     lim.slice_ms = conf.runs.slice_ms;
@@ -234,6 +241,10 @@ serve_main(const char *config_path)
                 sv[i]->describe(source_states[i], &where);
             }
         }
+        if (people_api != NULL) {
+            (void)!buf_printf(&where, " api=%s api_port=%d", api_conf(&conf)->listen,
+                              api_port(people_api));
+        }
         log_info("serve.ready%s data=%s pid=%ld", where.data ? where.data : "", conf.data_dir,
                  (long)getpid());
         buf_free(&where);
@@ -249,6 +260,8 @@ out:
     }
     admit_shutdown(); /* answers what was never stored, before the listeners go */
     sources_stop();
+    api_free(people_api);
+    people_api = NULL;
     tenants_close(); /* frees the runs, which cancel their calls */
     plugin_shutdown();
     secret_shutdown();

@@ -41,6 +41,76 @@ static const char *const control_migrations[] = {
     "  token_hash TEXT UNIQUE,"
     "  created INTEGER NOT NULL"
     ");",
+    /* 2: people: users (Argon2id password, TOTP secret and the last step used, lockout
+     * state), their roles per tenant ('*' with role operator: every tenant), hashed
+     * recovery codes, server-side sessions and personal API tokens (SHA-256 digests
+     * only), the per-tenant address allow-lists ('*': the platform operators' list) and
+     * the append-only audit table (triggers refuse UPDATE and DELETE). */
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  pass_hash TEXT NOT NULL,"
+    "  totp_secret TEXT NOT NULL,"
+    "  totp_confirmed INTEGER NOT NULL DEFAULT 0,"
+    "  totp_last_step INTEGER NOT NULL DEFAULT 0,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  locked_until INTEGER NOT NULL DEFAULT 0,"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  last_login INTEGER"
+    ");"
+    "CREATE TABLE user_roles ("
+    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  tenant TEXT NOT NULL,"
+    "  role TEXT NOT NULL CHECK (role IN"
+    "    ('admin', 'engineer', 'analyst', 'auditor', 'operator')),"
+    "  PRIMARY KEY (user_id, tenant)"
+    ");"
+    "CREATE TABLE recovery_codes ("
+    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  hash TEXT NOT NULL,"
+    "  PRIMARY KEY (user_id, hash)"
+    ");"
+    "CREATE TABLE sessions ("
+    "  hash TEXT PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  csrf TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  address TEXT"
+    ");"
+    "CREATE INDEX sessions_user ON sessions (user_id);"
+    "CREATE TABLE api_tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER,"
+    "  revoked INTEGER,"
+    "  last_used INTEGER"
+    ");"
+    "CREATE TABLE allowlist ("
+    "  tenant TEXT NOT NULL,"
+    "  cidr TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant, cidr)"
+    ");"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time INTEGER NOT NULL,"
+    "  tenant TEXT,"
+    "  actor TEXT,"
+    "  action TEXT NOT NULL,"
+    "  target TEXT,"
+    "  outcome TEXT NOT NULL,"
+    "  address TEXT,"
+    "  detail TEXT"
+    ");"
+    "CREATE INDEX audit_tenant ON audit (tenant, id);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;",
 };
 
 static const char *const tenant_migrations[] = {
@@ -121,6 +191,38 @@ static const char *const tenant_migrations[] = {
     " SELECT kg_vhash(json_extract(o.value, '$.value')), a.received, a.id"
     " FROM alerts AS a, json_each(a.observables) AS o"
     " WHERE json_valid(a.observables) AND json_type(o.value, '$.value') = 'text';",
+    /* 4: approvals: a run's approve{} step waiting for people (keyed by the run and the
+     * step's first start), the effects it asks for (JSON), the role and quorum it
+     * needs, its deadline and default, its state and decision; one vote per person. */
+    "CREATE TABLE approvals ("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  detail TEXT,"
+    "  effects TEXT NOT NULL DEFAULT '[]',"
+    "  role TEXT NOT NULL,"
+    "  approvers INTEGER NOT NULL,"
+    "  deadline INTEGER NOT NULL,"
+    "  default_decision TEXT NOT NULL,"
+    "  requester TEXT,"
+    "  state TEXT NOT NULL CHECK (state IN"
+    "    ('pending', 'approved', 'rejected', 'expired', 'cancelled')),"
+    "  decided INTEGER,"
+    "  UNIQUE (run_id, created)"
+    ");"
+    "CREATE INDEX approvals_state ON approvals (state);"
+    "CREATE TABLE approval_votes ("
+    "  approval_id INTEGER NOT NULL REFERENCES approvals (id),"
+    "  user TEXT NOT NULL,"
+    "  decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),"
+    "  comment TEXT,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (approval_id, user)"
+    ");",
+    /* 5: the class of each record: 'alert' (a detection, routed to playbooks) or 'event'
+     * (a high-volume log line, kept for queries); rows stored before are alerts. */
+    "ALTER TABLE alerts ADD COLUMN class TEXT NOT NULL DEFAULT 'alert';",
     /* Adds published lists: named sets of values a connector keeps for the tenant (the
      * addresses the firewall connector blocked), served to devices that pull them.
      * expires is ms since the epoch, 0 for never. */
@@ -174,6 +276,48 @@ enum query {
     Q_KV_LIST,
     Q_ALERT_RECENT,
     Q_ALERT_OBS_INSERT,
+    Q_ALERT_IDS,
+    Q_USER_ADD,
+    Q_USER_GET,
+    Q_USER_GET_ID,
+    Q_USER_LIST,
+    Q_USER_DISABLE,
+    Q_USER_SET_PASSWORD,
+    Q_USER_SET_TOTP,
+    Q_USER_TOTP_USED,
+    Q_USER_FAILED,
+    Q_USER_LOGIN_OK,
+    Q_RECOVERY_CLEAR,
+    Q_RECOVERY_ADD,
+    Q_RECOVERY_USE,
+    Q_ROLE_SET,
+    Q_ROLE_DEL,
+    Q_ROLES_GET,
+    Q_SESSION_ADD,
+    Q_SESSION_GET,
+    Q_SESSION_TOUCH,
+    Q_SESSION_DEL,
+    Q_SESSION_DEL_USER,
+    Q_SESSION_PURGE,
+    Q_TOKEN_ADD,
+    Q_TOKEN_FIND,
+    Q_TOKEN_LIST,
+    Q_TOKEN_REVOKE,
+    Q_TOKEN_USED,
+    Q_ALLOW_ADD,
+    Q_ALLOW_DEL,
+    Q_ALLOW_LIST,
+    Q_AUDIT_ADD,
+    Q_AUDIT_LIST,
+    Q_AUDIT_LIST_TENANT,
+    Q_APPROVAL_ADD,
+    Q_APPROVAL_FIND,
+    Q_APPROVAL_GET,
+    Q_APPROVAL_LIST,
+    Q_APPROVAL_LIST_STATE,
+    Q_APPROVAL_DECIDE,
+    Q_VOTE_ADD,
+    Q_VOTES_GET,
     Q_LIST_PUT,
     Q_LIST_DEL,
     Q_LIST_GET,
@@ -194,12 +338,12 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_TENANT_LIST] = "SELECT id, name, created FROM tenants ORDER BY id",
     [Q_TENANT_EXISTS] = "SELECT 1 FROM tenants WHERE id = ?1",
     [Q_ALERT_INSERT] = "INSERT INTO alerts (source, source_id, time, received, title, category,"
-                       " vendor_severity, severity, outcome, observables, raw)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                       " vendor_severity, severity, outcome, observables, raw, class)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                        " ON CONFLICT (source, source_id) DO NOTHING",
     [Q_ALERT_FIND] = "SELECT id FROM alerts WHERE source = ?1 AND source_id = ?2",
     [Q_ALERT_GET] = "SELECT id, source, source_id, time, received, title, category,"
-                    " vendor_severity, severity, outcome, observables, raw"
+                    " vendor_severity, severity, outcome, observables, raw, class"
                     " FROM alerts WHERE id = ?1",
     [Q_ALERT_COUNT] = "SELECT count(*) FROM alerts",
     [Q_PLAYBOOK_PUT] = "INSERT INTO playbook_versions (hash, name, source, created)"
@@ -253,6 +397,77 @@ static const char *const query_sql[Q_COUNT] = {
                        " ORDER BY o.received DESC, o.alert_id DESC",
     [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
                            " VALUES (?1, ?2, ?3)",
+    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+#define USER_COLUMNS                                                                               \
+    "id, name, pass_hash, totp_secret, totp_confirmed, totp_last_step, failures, locked_until,"    \
+    " disabled, created, last_login"
+    [Q_USER_ADD] = "INSERT INTO users (name, pass_hash, totp_secret, created)"
+                   " VALUES (?1, ?2, ?3, ?4)",
+    [Q_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE name = ?1",
+    [Q_USER_GET_ID] = "SELECT " USER_COLUMNS " FROM users WHERE id = ?1",
+    [Q_USER_LIST] = "SELECT " USER_COLUMNS " FROM users ORDER BY name",
+    [Q_USER_DISABLE] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
+    [Q_USER_SET_PASSWORD] = "UPDATE users SET pass_hash = ?2, failures = 0, locked_until = 0"
+                            " WHERE id = ?1",
+    [Q_USER_SET_TOTP] = "UPDATE users SET totp_secret = ?2, totp_confirmed = 0,"
+                        " totp_last_step = 0 WHERE id = ?1",
+    [Q_USER_TOTP_USED] = "UPDATE users SET totp_last_step = ?2, totp_confirmed = 1"
+                         " WHERE id = ?1 AND totp_last_step < ?2",
+    [Q_USER_FAILED] = "UPDATE users SET failures = ?2, locked_until = ?3 WHERE id = ?1",
+    [Q_USER_LOGIN_OK] = "UPDATE users SET failures = 0, locked_until = 0, last_login = ?2"
+                        " WHERE id = ?1",
+    [Q_RECOVERY_CLEAR] = "DELETE FROM recovery_codes WHERE user_id = ?1",
+    [Q_RECOVERY_ADD] = "INSERT INTO recovery_codes (user_id, hash) VALUES (?1, ?2)",
+    [Q_RECOVERY_USE] = "DELETE FROM recovery_codes WHERE user_id = ?1 AND hash = ?2",
+    [Q_ROLE_SET] = "INSERT INTO user_roles (user_id, tenant, role) VALUES (?1, ?2, ?3)"
+                   " ON CONFLICT (user_id, tenant) DO UPDATE SET role = excluded.role",
+    [Q_ROLE_DEL] = "DELETE FROM user_roles WHERE user_id = ?1 AND tenant = ?2",
+    [Q_ROLES_GET] = "SELECT tenant, role FROM user_roles WHERE user_id = ?1 ORDER BY tenant",
+    [Q_SESSION_ADD] = "INSERT INTO sessions (hash, user_id, csrf, created, last_seen, address)"
+                      " VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+    [Q_SESSION_GET] = "SELECT user_id, csrf, created, last_seen FROM sessions WHERE hash = ?1",
+    [Q_SESSION_TOUCH] = "UPDATE sessions SET last_seen = ?2 WHERE hash = ?1",
+    [Q_SESSION_DEL] = "DELETE FROM sessions WHERE hash = ?1",
+    [Q_SESSION_DEL_USER] = "DELETE FROM sessions WHERE user_id = ?1",
+    [Q_SESSION_PURGE] = "DELETE FROM sessions WHERE last_seen < ?1 OR created < ?2",
+    [Q_TOKEN_ADD] = "INSERT INTO api_tokens (user_id, name, hash, created, expires)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_TOKEN_FIND] = "SELECT id, user_id, name, created, expires, revoked, last_used"
+                     " FROM api_tokens WHERE hash = ?1",
+    [Q_TOKEN_LIST] = "SELECT id, user_id, name, created, expires, revoked, last_used"
+                     " FROM api_tokens WHERE user_id = ?1 ORDER BY id",
+    [Q_TOKEN_REVOKE] = "UPDATE api_tokens SET revoked = ?3 WHERE id = ?2 AND user_id = ?1"
+                       " AND revoked IS NULL",
+    [Q_TOKEN_USED] = "UPDATE api_tokens SET last_used = ?2 WHERE id = ?1",
+    [Q_ALLOW_ADD] = "INSERT INTO allowlist (tenant, cidr) VALUES (?1, ?2)"
+                    " ON CONFLICT DO NOTHING",
+    [Q_ALLOW_DEL] = "DELETE FROM allowlist WHERE tenant = ?1 AND cidr = ?2",
+    [Q_ALLOW_LIST] = "SELECT tenant, cidr FROM allowlist ORDER BY tenant, cidr",
+    [Q_AUDIT_ADD] = "INSERT INTO audit (time, tenant, actor, action, target, outcome, address,"
+                    " detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+#define AUDIT_COLUMNS "id, time, tenant, actor, action, target, outcome, address, detail"
+    [Q_AUDIT_LIST] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ?1 ORDER BY id DESC"
+                     " LIMIT ?2",
+#define APPROVAL_COLUMNS                                                                           \
+    "id, run_id, created, title, detail, effects, role, approvers, deadline, default_decision,"    \
+    " requester, state, decided"
+    [Q_APPROVAL_ADD] = "INSERT INTO approvals (run_id, created, title, detail, effects, role,"
+                       " approvers, deadline, default_decision, requester, state)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')",
+    [Q_APPROVAL_FIND] = "SELECT " APPROVAL_COLUMNS " FROM approvals WHERE run_id = ?1"
+                        " AND created = ?2",
+    [Q_APPROVAL_GET] = "SELECT " APPROVAL_COLUMNS " FROM approvals WHERE id = ?1",
+    [Q_APPROVAL_LIST] = "SELECT " APPROVAL_COLUMNS " FROM approvals ORDER BY id DESC LIMIT ?1",
+    [Q_APPROVAL_LIST_STATE] = "SELECT " APPROVAL_COLUMNS " FROM approvals WHERE state = ?2"
+                              " ORDER BY id DESC LIMIT ?1",
+    [Q_APPROVAL_DECIDE] = "UPDATE approvals SET state = ?2, decided = ?3"
+                          " WHERE id = ?1 AND state = 'pending'",
+    [Q_VOTE_ADD] = "INSERT INTO approval_votes (approval_id, user, decision, comment, at)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_VOTES_GET] = "SELECT user, decision, comment, at FROM approval_votes"
+                    " WHERE approval_id = ?1 ORDER BY at, user",
+    [Q_AUDIT_LIST_TENANT] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ?1 AND tenant = ?3"
+                            " ORDER BY id DESC LIMIT ?2",
     [Q_LIST_PUT] =
         "INSERT INTO list_entries (list, value, expires, updated) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (list, value) DO UPDATE SET expires = excluded.expires,"
@@ -1350,7 +1565,7 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
          bind_text(s, 7, a->vendor_severity) | sqlite3_bind_int(s, 8, a->severity) |
          bind_text(s, 9, a->outcome ? a->outcome : "unknown") |
          sqlite3_bind_text(s, 10, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
-         bind_text(s, 11, a->raw)) != SQLITE_OK) {
+         bind_text(s, 11, a->raw) | bind_text(s, 12, alert_class_name(a->cls))) != SQLITE_OK) {
         db_fail(&t->db, errp, "alert insert %s/%s", a->source, a->source_id);
         stmt_done(s);
         return -1;
@@ -1423,6 +1638,12 @@ store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **er
     out->severity = sqlite3_column_int(s, 8);
     out->outcome = col_strdup(s, 9);
     out->raw = col_strdup(s, 11);
+    {
+        const char *cls = (const char *)sqlite3_column_text(s, 12);
+
+        out->cls =
+            alert_class_from_name(cls) == ALERT_CLASS_EVENT ? ALERT_CLASS_EVENT : ALERT_CLASS_ALERT;
+    }
     obs = (const char *)sqlite3_column_text(s, 10);
     if (obs != NULL && obs_from_json(obs, (size_t)sqlite3_column_bytes(s, 10), out) == -1) {
         stmt_done(s);
@@ -2175,4 +2396,903 @@ store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct 
     *out = v;
     *n = len;
     return 0;
+}
+
+/* ---- people: users, roles, sessions, API tokens, allow-lists, audit ---- */
+
+/* Bind the arguments after fmt to s in order: 's' a string (NULL: SQL NULL), 'i' an
+ * int64_t, 'z' an int64_t stored as NULL when <= 0. */
+static int
+db_vbind(sqlite3_stmt *s, const char *fmt, va_list ap)
+{
+    int rc = SQLITE_OK;
+
+    for (int i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
+        if (fmt[i] == 's') {
+            rc = bind_text(s, i + 1, va_arg(ap, const char *));
+        } else if (fmt[i] == 'i') {
+            rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+        } else {
+            rc = bind_opt_int64(s, i + 1, va_arg(ap, int64_t));
+        }
+    }
+    return rc;
+}
+
+/* The statement q with its parameters bound, ready to step (stmt_done after), or NULL
+ * with *errp. */
+static sqlite3_stmt *
+db_bound(struct db *d, enum query q, char **errp, const char *fmt, ...)
+{
+    sqlite3_stmt *s = db_stmt(d, q, errp);
+    va_list ap;
+    int rc;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    va_start(ap, fmt);
+    rc = db_vbind(s, fmt, ap);
+    va_end(ap);
+    if (rc != SQLITE_OK) {
+        db_fail(d, errp, "bind \"%.40s\"", query_sql[q]);
+        stmt_done(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Run a statement that returns no rows: the number of rows changed, or -1. */
+static int
+db_change(struct db *d, enum query q, const char *op, char **errp, const char *fmt, ...)
+{
+    sqlite3_stmt *s = db_stmt(d, q, errp);
+    va_list ap;
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    va_start(ap, fmt);
+    rc = db_vbind(s, fmt, ap);
+    va_end(ap);
+    if (rc != SQLITE_OK) {
+        db_fail(d, errp, "%s", op);
+        stmt_done(s);
+        return -1;
+    }
+    if (stmt_run(d, s, op, errp) == -1) {
+        return -1;
+    }
+    return sqlite3_changes(d->h);
+}
+
+/* A text column copied into a fixed buffer (cut to fit). */
+static void
+col_copy(sqlite3_stmt *s, int i, char *out, size_t n)
+{
+    const char *p = (const char *)sqlite3_column_text(s, i);
+
+    snprintf(out, n, "%s", p ? p : "");
+}
+
+void
+store_busy_ms(struct store *st, int busy_ms)
+{
+    sqlite3_busy_timeout(st->db.h, busy_ms);
+}
+
+int
+store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
+                char **errp)
+{
+    sqlite3_stmt *s;
+    int64_t *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *ids = NULL;
+    *n = 0;
+    if (limit <= 0) {
+        limit = STORE_RUN_LIST_DEFAULT;
+    }
+    s = db_bound(&t->db, Q_ALERT_IDS, errp, "ii", before > 0 ? before : INT64_MAX, (int64_t)limit);
+    if (s == NULL) {
+        return -1;
+    }
+    v = xcalloc((size_t)limit, sizeof(*v));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && len < (size_t)limit) {
+        v[len++] = sqlite3_column_int64(s, 0);
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(&t->db, errp, "alert list");
+        stmt_done(s);
+        free(v);
+        return -1;
+    }
+    stmt_done(s);
+    *ids = v;
+    *n = len;
+    return 0;
+}
+
+void
+store_user_free(struct store_user *u)
+{
+    if (u == NULL) {
+        return;
+    }
+    free(u->pass_hash);
+    if (u->totp_secret != NULL) {
+        memset(u->totp_secret, 0, strlen(u->totp_secret)); /* may be the plaintext */
+    }
+    free(u->totp_secret);
+    u->pass_hash = NULL;
+    u->totp_secret = NULL;
+}
+
+void
+store_users_free(struct store_user *u, size_t n)
+{
+    if (u == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        store_user_free(&u[i]);
+    }
+    free(u);
+}
+
+/* Fill u from a row selected with USER_COLUMNS. */
+static void
+user_from_row(sqlite3_stmt *s, struct store_user *u)
+{
+    memset(u, 0, sizeof(*u));
+    u->id = sqlite3_column_int64(s, 0);
+    col_copy(s, 1, u->name, sizeof(u->name));
+    u->pass_hash = col_strdup(s, 2);
+    u->totp_secret = col_strdup(s, 3);
+    u->totp_confirmed = sqlite3_column_int(s, 4);
+    u->totp_last_step = sqlite3_column_int64(s, 5);
+    u->failures = sqlite3_column_int(s, 6);
+    u->locked_until = sqlite3_column_int64(s, 7);
+    u->disabled = sqlite3_column_int(s, 8);
+    u->created = sqlite3_column_int64(s, 9);
+    u->last_login = sqlite3_column_int64(s, 10);
+}
+
+int
+store_user_add(struct store *st, const char *name, const char *pass_hash, const char *totp_secret,
+               int64_t *id, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (name == NULL || *name == '\0' || strlen(name) >= sizeof(((struct store_user *)0)->name)) {
+        return kg_err(errp, "user name: 1 to %zu bytes",
+                      sizeof(((struct store_user *)0)->name) - 1);
+    }
+    s = db_bound(&st->db, Q_USER_ADD, errp, "sssi", name, pass_hash, totp_secret, util_now_ms());
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(st->db.h) == SQLITE_CONSTRAINT_UNIQUE) {
+            kg_err(errp, "user %s exists", name);
+        } else {
+            db_fail(&st->db, errp, "user add %s", name);
+        }
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    *id = sqlite3_last_insert_rowid(st->db.h);
+    return 0;
+}
+
+/* Step s for at most one user row. */
+static int
+user_one(struct db *d, sqlite3_stmt *s, struct store_user *out, char **errp)
+{
+    int rc = sqlite3_step(s);
+
+    memset(out, 0, sizeof(*out));
+    if (rc == SQLITE_ROW) {
+        user_from_row(s, out);
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(d, errp, "user get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_user_get(struct store *st, const char *name, struct store_user *out, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_USER_GET, errp, "s", name);
+
+    memset(out, 0, sizeof(*out));
+    return s == NULL ? -1 : user_one(&st->db, s, out, errp);
+}
+
+int
+store_user_get_id(struct store *st, int64_t id, struct store_user *out, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_USER_GET_ID, errp, "i", id);
+
+    memset(out, 0, sizeof(*out));
+    return s == NULL ? -1 : user_one(&st->db, s, out, errp);
+}
+
+int
+store_user_list(struct store *st, struct store_user **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_USER_LIST, errp, "");
+    struct store_user *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        user_from_row(s, &v[len++]);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "user list");
+        stmt_done(s);
+        store_users_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int
+store_user_set_disabled(struct store *st, int64_t id, int disabled, char **errp)
+{
+    return db_change(&st->db, Q_USER_DISABLE, "user disable", errp, "ii", id,
+                     (int64_t)(disabled != 0)) < 0
+               ? -1
+               : 0;
+}
+
+int
+store_user_set_password(struct store *st, int64_t id, const char *pass_hash, char **errp)
+{
+    return db_change(&st->db, Q_USER_SET_PASSWORD, "user set password", errp, "is", id, pass_hash) <
+                   0
+               ? -1
+               : 0;
+}
+
+int
+store_user_set_totp(struct store *st, int64_t id, const char *secret, char **errp)
+{
+    return db_change(&st->db, Q_USER_SET_TOTP, "user set totp", errp, "is", id, secret) < 0 ? -1
+                                                                                            : 0;
+}
+
+/* The UPDATE only matches while the stored step is older, so two requests racing with
+ * the same code cannot both count. */
+int
+store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp)
+{
+    int n = db_change(&st->db, Q_USER_TOTP_USED, "user totp use", errp, "ii", id, step);
+
+    return n < 0 ? -1 : n > 0;
+}
+
+int
+store_user_set_failures(struct store *st, int64_t id, int failures, int64_t locked_until,
+                        char **errp)
+{
+    return db_change(&st->db, Q_USER_FAILED, "user failures", errp, "iii", id, (int64_t)failures,
+                     locked_until) < 0
+               ? -1
+               : 0;
+}
+
+int
+store_user_login_ok(struct store *st, int64_t id, int64_t now, char **errp)
+{
+    return db_change(&st->db, Q_USER_LOGIN_OK, "user login", errp, "ii", id, now) < 0 ? -1 : 0;
+}
+
+/* One transaction: the old codes go and the new ones come together. */
+int
+store_recovery_set(struct store *st, int64_t user_id, char *const *hashes, size_t n, char **errp)
+{
+    if (db_exec(&st->db, "SAVEPOINT recovery", "recovery begin", errp) == -1) {
+        return -1;
+    }
+    if (db_change(&st->db, Q_RECOVERY_CLEAR, "recovery clear", errp, "i", user_id) < 0) {
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (db_change(&st->db, Q_RECOVERY_ADD, "recovery add", errp, "is", user_id, hashes[i]) <
+            0) {
+            goto fail;
+        }
+    }
+    return db_exec(&st->db, "RELEASE recovery", "recovery commit", errp);
+fail:
+    sqlite3_exec(st->db.h, "ROLLBACK TO recovery; RELEASE recovery", NULL, NULL, NULL);
+    return -1;
+}
+
+int
+store_recovery_use(struct store *st, int64_t user_id, const char *hash, char **errp)
+{
+    int n = db_change(&st->db, Q_RECOVERY_USE, "recovery use", errp, "is", user_id, hash);
+
+    return n < 0 ? -1 : n > 0;
+}
+
+int
+store_role_set(struct store *st, int64_t user_id, const char *tenant, const char *role, char **errp)
+{
+    if (role == NULL) {
+        return db_change(&st->db, Q_ROLE_DEL, "role remove", errp, "is", user_id, tenant) < 0 ? -1
+                                                                                              : 0;
+    }
+    return db_change(&st->db, Q_ROLE_SET, "role set", errp, "iss", user_id, tenant, role) < 0 ? -1
+                                                                                              : 0;
+}
+
+int
+store_roles_get(struct store *st, int64_t user_id, struct store_role **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_ROLES_GET, errp, "i", user_id);
+    struct store_role *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        col_copy(s, 0, v[len].tenant, sizeof(v[len].tenant));
+        col_copy(s, 1, v[len].role, sizeof(v[len].role));
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "roles get");
+        stmt_done(s);
+        free(v);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int
+store_session_add(struct store *st, const char *hash, int64_t user_id, const char *csrf,
+                  int64_t now, const char *address, char **errp)
+{
+    return db_change(&st->db, Q_SESSION_ADD, "session add", errp, "sisis", hash, user_id, csrf, now,
+                     address) < 0
+               ? -1
+               : 0;
+}
+
+int
+store_session_get(struct store *st, const char *hash, struct store_session *out, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_SESSION_GET, errp, "s", hash);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->user_id = sqlite3_column_int64(s, 0);
+        col_copy(s, 1, out->csrf, sizeof(out->csrf));
+        out->created = sqlite3_column_int64(s, 2);
+        out->last_seen = sqlite3_column_int64(s, 3);
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "session get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_session_touch(struct store *st, const char *hash, int64_t now, char **errp)
+{
+    return db_change(&st->db, Q_SESSION_TOUCH, "session touch", errp, "si", hash, now) < 0 ? -1 : 0;
+}
+
+int
+store_session_delete(struct store *st, const char *hash, char **errp)
+{
+    return db_change(&st->db, Q_SESSION_DEL, "session delete", errp, "s", hash) < 0 ? -1 : 0;
+}
+
+int
+store_session_delete_user(struct store *st, int64_t user_id, char **errp)
+{
+    return db_change(&st->db, Q_SESSION_DEL_USER, "session delete", errp, "i", user_id) < 0 ? -1
+                                                                                            : 0;
+}
+
+int
+store_session_purge(struct store *st, int64_t seen_before, int64_t created_before, char **errp)
+{
+    return db_change(&st->db, Q_SESSION_PURGE, "session purge", errp, "ii", seen_before,
+                     created_before);
+}
+
+int
+store_token_add(struct store *st, int64_t user_id, const char *name, const char *hash,
+                int64_t expires, int64_t *id, char **errp)
+{
+    if (name == NULL || strlen(name) >= sizeof(((struct store_token *)0)->name)) {
+        return kg_err(errp, "token name: at most %zu bytes",
+                      sizeof(((struct store_token *)0)->name) - 1);
+    }
+    if (db_change(&st->db, Q_TOKEN_ADD, "token add", errp, "issiz", user_id, name, hash,
+                  util_now_ms(), expires) < 0) {
+        return -1;
+    }
+    *id = sqlite3_last_insert_rowid(st->db.h);
+    return 0;
+}
+
+static void
+token_from_row(sqlite3_stmt *s, struct store_token *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->id = sqlite3_column_int64(s, 0);
+    t->user_id = sqlite3_column_int64(s, 1);
+    col_copy(s, 2, t->name, sizeof(t->name));
+    t->created = sqlite3_column_int64(s, 3);
+    t->expires = sqlite3_column_int64(s, 4);
+    t->revoked = sqlite3_column_int64(s, 5);
+    t->last_used = sqlite3_column_int64(s, 6);
+}
+
+int
+store_token_find(struct store *st, const char *hash, struct store_token *out, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_TOKEN_FIND, errp, "s", hash);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        token_from_row(s, out);
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "token find");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_token_list(struct store *st, int64_t user_id, struct store_token **out, size_t *n,
+                 char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_TOKEN_LIST, errp, "i", user_id);
+    struct store_token *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        token_from_row(s, &v[len++]);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "token list");
+        stmt_done(s);
+        free(v);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int
+store_token_revoke(struct store *st, int64_t user_id, int64_t id, char **errp)
+{
+    int n =
+        db_change(&st->db, Q_TOKEN_REVOKE, "token revoke", errp, "iii", user_id, id, util_now_ms());
+
+    return n < 0 ? -1 : n > 0;
+}
+
+int
+store_token_used(struct store *st, int64_t id, int64_t now, char **errp)
+{
+    return db_change(&st->db, Q_TOKEN_USED, "token used", errp, "ii", id, now) < 0 ? -1 : 0;
+}
+
+int
+store_allow_add(struct store *st, const char *tenant, const char *cidr, char **errp)
+{
+    if (strlen(tenant) >= 64 || strlen(cidr) >= 64) {
+        return kg_err(errp, "allow-list entry too long");
+    }
+    return db_change(&st->db, Q_ALLOW_ADD, "allow add", errp, "ss", tenant, cidr) < 0 ? -1 : 0;
+}
+
+int
+store_allow_remove(struct store *st, const char *tenant, const char *cidr, char **errp)
+{
+    int n = db_change(&st->db, Q_ALLOW_DEL, "allow remove", errp, "ss", tenant, cidr);
+
+    return n < 0 ? -1 : n > 0;
+}
+
+int
+store_allow_list(struct store *st, struct store_allow **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_ALLOW_LIST, errp, "");
+    struct store_allow *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        col_copy(s, 0, v[len].tenant, sizeof(v[len].tenant));
+        col_copy(s, 1, v[len].cidr, sizeof(v[len].cidr));
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "allow list");
+        stmt_done(s);
+        free(v);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int
+store_audit_add(struct store *st, const struct store_audit *a, char **errp)
+{
+    return db_change(&st->db, Q_AUDIT_ADD, "audit add", errp, "isssssss",
+                     a->time > 0 ? a->time : util_now_ms(), a->tenant, a->actor, a->action,
+                     a->target, a->outcome, a->address, a->detail) < 0
+               ? -1
+               : 0;
+}
+
+void
+store_audits_free(struct store_audit *a, size_t n)
+{
+    if (a == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(a[i].tenant);
+        free(a[i].actor);
+        free(a[i].action);
+        free(a[i].target);
+        free(a[i].outcome);
+        free(a[i].address);
+        free(a[i].detail);
+    }
+    free(a);
+}
+
+int
+store_audit_list(struct store *st, const char *tenant, int64_t before, int limit,
+                 struct store_audit **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    struct store_audit *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (limit <= 0) {
+        limit = STORE_RUN_LIST_DEFAULT;
+    }
+    if (before <= 0) {
+        before = INT64_MAX;
+    }
+    s = tenant == NULL
+            ? db_bound(&st->db, Q_AUDIT_LIST, errp, "ii", before, (int64_t)limit)
+            : db_bound(&st->db, Q_AUDIT_LIST_TENANT, errp, "iis", before, (int64_t)limit, tenant);
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_audit *a;
+
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        a = &v[len++];
+        a->id = sqlite3_column_int64(s, 0);
+        a->time = sqlite3_column_int64(s, 1);
+        a->tenant = col_strdup(s, 2);
+        a->actor = col_strdup(s, 3);
+        a->action = col_strdup(s, 4);
+        a->target = col_strdup(s, 5);
+        a->outcome = col_strdup(s, 6);
+        a->address = col_strdup(s, 7);
+        a->detail = col_strdup(s, 8);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "audit list");
+        stmt_done(s);
+        store_audits_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* ---- approvals (tenant databases) ---- */
+
+void
+store_approval_free(struct store_approval *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    free(a->title);
+    free(a->detail);
+    free(a->effects);
+    free(a->requester);
+    memset(a, 0, sizeof(*a));
+}
+
+void
+store_approvals_free(struct store_approval *a, size_t n)
+{
+    if (a == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        store_approval_free(&a[i]);
+    }
+    free(a);
+}
+
+static void
+approval_from_row(sqlite3_stmt *s, struct store_approval *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->id = sqlite3_column_int64(s, 0);
+    a->run_id = sqlite3_column_int64(s, 1);
+    a->created = sqlite3_column_int64(s, 2);
+    a->title = col_strdup(s, 3);
+    a->detail = col_strdup(s, 4);
+    a->effects = col_strdup(s, 5);
+    col_copy(s, 6, a->role, sizeof(a->role));
+    a->approvers = sqlite3_column_int(s, 7);
+    a->deadline = sqlite3_column_int64(s, 8);
+    col_copy(s, 9, a->default_decision, sizeof(a->default_decision));
+    a->requester = col_strdup(s, 10);
+    col_copy(s, 11, a->state, sizeof(a->state));
+    a->decided = sqlite3_column_int64(s, 12);
+}
+
+int
+store_approval_add(struct store_tenant *t, const struct store_approval *a, int64_t *id, char **errp)
+{
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "approval add: no open transaction");
+    }
+    if (db_change(&t->db, Q_APPROVAL_ADD, "approval add", errp, "iissssiiss", a->run_id, a->created,
+                  a->title, a->detail, a->effects ? a->effects : "[]", a->role,
+                  (int64_t)a->approvers, a->deadline, a->default_decision, a->requester) < 0) {
+        return -1;
+    }
+    *id = sqlite3_last_insert_rowid(t->db.h);
+    return 0;
+}
+
+static int
+approval_one(struct db *d, sqlite3_stmt *s, struct store_approval *out, char **errp)
+{
+    int rc = sqlite3_step(s);
+
+    memset(out, 0, sizeof(*out));
+    if (rc == SQLITE_ROW) {
+        approval_from_row(s, out);
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(d, errp, "approval get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_approval_find(struct store_tenant *t, int64_t run_id, int64_t created,
+                    struct store_approval *out, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_APPROVAL_FIND, errp, "ii", run_id, created);
+
+    memset(out, 0, sizeof(*out));
+    return s == NULL ? -1 : approval_one(&t->db, s, out, errp);
+}
+
+int
+store_approval_get(struct store_tenant *t, int64_t id, struct store_approval *out, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_APPROVAL_GET, errp, "i", id);
+
+    memset(out, 0, sizeof(*out));
+    return s == NULL ? -1 : approval_one(&t->db, s, out, errp);
+}
+
+int
+store_approval_list(struct store_tenant *t, const char *state, int limit,
+                    struct store_approval **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    struct store_approval *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (limit <= 0) {
+        limit = STORE_RUN_LIST_DEFAULT;
+    }
+    s = state ? db_bound(&t->db, Q_APPROVAL_LIST_STATE, errp, "is", (int64_t)limit, state)
+              : db_bound(&t->db, Q_APPROVAL_LIST, errp, "i", (int64_t)limit);
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        approval_from_row(s, &v[len++]);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "approval list");
+        stmt_done(s);
+        store_approvals_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int
+store_approval_decide(struct store_tenant *t, int64_t id, const char *state, int64_t at,
+                      char **errp)
+{
+    int n;
+
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "approval decide: no open transaction");
+    }
+    n = db_change(&t->db, Q_APPROVAL_DECIDE, "approval decide", errp, "isi", id, state, at);
+    return n < 0 ? -1 : n > 0;
+}
+
+int
+store_approval_vote(struct store_tenant *t, int64_t id, const char *user, const char *decision,
+                    const char *comment, int64_t at, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "approval vote: no open transaction");
+    }
+    s = db_bound(&t->db, Q_VOTE_ADD, errp, "isssi", id, user, decision, comment, at);
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(t->db.h) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            kg_err(errp, "%s has decided on this approval already", user);
+        } else {
+            db_fail(&t->db, errp, "approval vote");
+        }
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_approval_votes(struct store_tenant *t, int64_t id, struct store_vote **out, size_t *n,
+                     char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_VOTES_GET, errp, "i", id);
+    struct store_vote *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        memset(&v[len], 0, sizeof(v[len]));
+        col_copy(s, 0, v[len].user, sizeof(v[len].user));
+        col_copy(s, 1, v[len].decision, sizeof(v[len].decision));
+        v[len].comment = col_strdup(s, 2);
+        v[len].at = sqlite3_column_int64(s, 3);
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "approval votes");
+        stmt_done(s);
+        store_votes_free(v, len);
+        return -1;
+    }
+    stmt_done(s);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void
+store_votes_free(struct store_vote *v, size_t n)
+{
+    if (v == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].comment);
+    }
+    free(v);
 }

@@ -46,6 +46,116 @@ int store_tenant_find_token(struct store *st, const char *token_hash, char *id_o
 int store_tenant_list(struct store *st, struct store_tenant_info **out, size_t *n,
                       char **errp) KG_WUR;
 
+/* ---- people: users, roles, sessions, API tokens, allow-lists, audit ----
+ * All times are ms since the epoch. Secrets are stored only as digests or hashes
+ * (Argon2id passwords; SHA-256 of session tokens, API tokens and recovery codes). */
+
+struct store_user {
+    int64_t id;
+    char name[64];
+    char *pass_hash;   /* Argon2id encoded string */
+    char *totp_secret; /* base32 */
+    int totp_confirmed;
+    int64_t totp_last_step; /* the last TOTP step accepted: older or equal ones are refused */
+    int failures;           /* consecutive failed logins */
+    int64_t locked_until;   /* 0: not locked */
+    int disabled;
+    int64_t created, last_login;
+};
+void store_user_free(struct store_user *u);            /* frees the fields */
+void store_users_free(struct store_user *u, size_t n); /* and the array */
+
+/* Add a user; a second one with the same name fails with "user X exists". */
+int store_user_add(struct store *st, const char *name, const char *pass_hash,
+                   const char *totp_secret, int64_t *id, char **errp) KG_WUR;
+/* 1 and *out filled (store_user_free), 0 when absent, -1 on error. name or id. */
+int store_user_get(struct store *st, const char *name, struct store_user *out, char **errp);
+int store_user_get_id(struct store *st, int64_t id, struct store_user *out, char **errp);
+int store_user_list(struct store *st, struct store_user **out, size_t *n, char **errp) KG_WUR;
+int store_user_set_disabled(struct store *st, int64_t id, int disabled, char **errp) KG_WUR;
+int store_user_set_password(struct store *st, int64_t id, const char *pass_hash,
+                            char **errp) KG_WUR;
+/* A new TOTP secret, not yet confirmed (the next accepted code confirms it). */
+int store_user_set_totp(struct store *st, int64_t id, const char *secret, char **errp) KG_WUR;
+/* Record step as used: 1 when it is newer than the last used one (the code counts), 0
+ * when it is not (a replay), -1 on error. Also confirms the secret. */
+int store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp);
+int store_user_set_failures(struct store *st, int64_t id, int failures, int64_t locked_until,
+                            char **errp) KG_WUR;
+int store_user_login_ok(struct store *st, int64_t id, int64_t now, char **errp) KG_WUR;
+/* Replace a user's recovery code digests; use one: 1 when it was there (now gone), 0 not. */
+int store_recovery_set(struct store *st, int64_t user_id, char *const *hashes, size_t n,
+                       char **errp) KG_WUR;
+int store_recovery_use(struct store *st, int64_t user_id, const char *hash, char **errp);
+
+/* Roles: one per user and tenant; tenant "*" with role "operator" covers every tenant.
+ * role NULL removes the user's role in that tenant. */
+struct store_role {
+    char tenant[64];
+    char role[16];
+};
+int store_role_set(struct store *st, int64_t user_id, const char *tenant, const char *role,
+                   char **errp) KG_WUR;
+int store_roles_get(struct store *st, int64_t user_id, struct store_role **out, size_t *n,
+                    char **errp) KG_WUR;
+
+/* Sessions, keyed by the SHA-256 hex of the cookie's token. */
+struct store_session {
+    int64_t user_id;
+    char csrf[65];
+    int64_t created, last_seen;
+};
+int store_session_add(struct store *st, const char *hash, int64_t user_id, const char *csrf,
+                      int64_t now, const char *address, char **errp) KG_WUR;
+int store_session_get(struct store *st, const char *hash, struct store_session *out, char **errp);
+int store_session_touch(struct store *st, const char *hash, int64_t now, char **errp) KG_WUR;
+int store_session_delete(struct store *st, const char *hash, char **errp) KG_WUR;
+int store_session_delete_user(struct store *st, int64_t user_id, char **errp) KG_WUR;
+/* Delete the sessions idle since before seen_before or created before created_before:
+ * the number deleted, or -1. */
+int store_session_purge(struct store *st, int64_t seen_before, int64_t created_before, char **errp);
+
+/* Personal API tokens, found by the SHA-256 hex of the token. expires 0: never. */
+struct store_token {
+    int64_t id, user_id;
+    char name[64];
+    int64_t created, expires, revoked, last_used; /* 0: not set */
+};
+int store_token_add(struct store *st, int64_t user_id, const char *name, const char *hash,
+                    int64_t expires, int64_t *id, char **errp) KG_WUR;
+int store_token_find(struct store *st, const char *hash, struct store_token *out, char **errp);
+int store_token_list(struct store *st, int64_t user_id, struct store_token **out, size_t *n,
+                     char **errp) KG_WUR;
+/* 1 revoked, 0 no such live token of this user, -1 error. */
+int store_token_revoke(struct store *st, int64_t user_id, int64_t id, char **errp);
+int store_token_used(struct store *st, int64_t id, int64_t now, char **errp) KG_WUR;
+
+/* Address allow-lists: CIDR texts per tenant ("*": the platform operators'). A tenant
+ * without entries admits every address. remove: 1 removed, 0 absent. */
+struct store_allow {
+    char tenant[64];
+    char cidr[64];
+};
+int store_allow_add(struct store *st, const char *tenant, const char *cidr, char **errp) KG_WUR;
+int store_allow_remove(struct store *st, const char *tenant, const char *cidr, char **errp);
+int store_allow_list(struct store *st, struct store_allow **out, size_t *n, char **errp) KG_WUR;
+
+/* The audit table: append-only (the database refuses UPDATE and DELETE). Any string but
+ * action and outcome may be NULL; detail is JSON text. */
+struct store_audit {
+    int64_t id, time;
+    char *tenant, *actor, *action, *target, *outcome, *address, *detail;
+};
+int store_audit_add(struct store *st, const struct store_audit *a, char **errp) KG_WUR;
+/* Newest first, ids below before (0: from the newest), at most limit (<= 0: 100);
+ * tenant NULL: every row. */
+int store_audit_list(struct store *st, const char *tenant, int64_t before, int limit,
+                     struct store_audit **out, size_t *n, char **errp) KG_WUR;
+void store_audits_free(struct store_audit *a, size_t n);
+
+/* The daemon's loop must not wait long for the CLI writing control.db. */
+void store_busy_ms(struct store *st, int busy_ms);
+
 /* ---- tenant databases ---- */
 
 /* Open (creating and migrating) <data>/tenants/<id>.db. The tenant must exist in
@@ -111,6 +221,11 @@ int store_playbook_put(struct store_tenant *t, const char *hash, const char *nam
                        const char *source, size_t len, char **errp) KG_WUR;
 char *store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char **name);
 
+/* Alert ids newest first, below before (0: from the newest), at most limit (<= 0:
+ * 100); *ids is malloc'd. */
+int store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
+                    char **errp) KG_WUR;
+
 /* Runs. State is one of queued|running|waiting|done|failed|cancelled. */
 struct store_run {
     int64_t id;
@@ -166,6 +281,47 @@ int store_journal_put(struct store_tenant *t, const struct journal_entry *e, cha
 int store_journal_load(struct store_tenant *t, int64_t run_id, struct journal_entry **out,
                        size_t *n, char **errp) KG_WUR;
 
+/* Approvals: a run's approve{} step waiting for people. Writes need the tenant's open
+ * transaction (loop_write). */
+struct store_approval {
+    int64_t id, run_id;
+    int64_t created; /* the approve step's first start: with run_id, its key */
+    char *title, *detail;
+    char *effects; /* JSON array of [kind, args...] */
+    char role[16];
+    int approvers;
+    int64_t deadline;
+    char default_decision[16]; /* "approve" or "reject" */
+    char *requester;           /* the person who started the run, or NULL */
+    char state[16];            /* pending|approved|rejected|expired|cancelled */
+    int64_t decided;           /* 0 while pending */
+};
+struct store_vote {
+    char user[64];
+    char decision[16]; /* approve|reject */
+    char *comment;
+    int64_t at;
+};
+void store_approval_free(struct store_approval *a);
+void store_approvals_free(struct store_approval *a, size_t n);
+void store_votes_free(struct store_vote *v, size_t n);
+int store_approval_add(struct store_tenant *t, const struct store_approval *a, int64_t *id,
+                       char **errp) KG_WUR;
+/* 1 found, 0 not, -1 error. */
+int store_approval_find(struct store_tenant *t, int64_t run_id, int64_t created,
+                        struct store_approval *out, char **errp);
+int store_approval_get(struct store_tenant *t, int64_t id, struct store_approval *out, char **errp);
+/* Newest first; state NULL: all. */
+int store_approval_list(struct store_tenant *t, const char *state, int limit,
+                        struct store_approval **out, size_t *n, char **errp) KG_WUR;
+/* Move a pending approval to state: 1 done, 0 it was not pending, -1 error. */
+int store_approval_decide(struct store_tenant *t, int64_t id, const char *state, int64_t at,
+                          char **errp);
+/* One vote per person: a second fails with "<user> has decided on this approval already". */
+int store_approval_vote(struct store_tenant *t, int64_t id, const char *user, const char *decision,
+                        const char *comment, int64_t at, char **errp) KG_WUR;
+int store_approval_votes(struct store_tenant *t, int64_t id, struct store_vote **out, size_t *n,
+                         char **errp) KG_WUR;
 /* ---- playbook memory (state.*): one key-value table per tenant database ---- */
 
 /* 1 with *value (JSON text, caller frees) and *expires_ms (0: never) when key holds an

@@ -12,4 +12,10 @@
  * naming both files and OpenSSL's reason. Free with SSL_CTX_free. */
 SSL_CTX *tls_server_context(const char *cert_file, const char *key_file, char **errp);
 
+/* Write a new P-256 private key (key_file, 0600) and a self-signed certificate for it
+ * (cert_file) valid for days, with the subjectAltName san ("DNS:localhost,IP:127.0.0.1").
+ * Neither file may exist. For demos and first starts. */
+int tls_self_signed(const char *cert_file, const char *key_file, const char *san, int days,
+                    char **errp) KG_WUR;
+
 #endif

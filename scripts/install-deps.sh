@@ -3,7 +3,7 @@
 # As root this runs apt-get; otherwise it prints the command to run.
 set -eu
 pkgs="build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev
-libevent-dev libsqlite3-dev libssl-dev libexpat1-dev openssl sqlite3 python3 wrk clang clang-format curl"
+libevent-dev libsqlite3-dev libssl-dev libexpat1-dev libargon2-dev libqrencode-dev openssl sqlite3 python3 wrk clang clang-format curl"
 missing=""
 for p in $pkgs; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -255,6 +255,39 @@ test_duplicate_keys(void)
     T_ACCEPTS("{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
               "\"k9\":1,\"k10\":1,\"k11\":2}");
     T_REJECTS("{\"a b\":{\"x\":1,\"x\":1}}", "at $[\"a b\"]");
+    /* The hash set: keys alike in their first 8 bytes or in length, and objects larger
+     * than its table on the stack (300 members). */
+    T_ACCEPTS("{\"abcdefgh\":1,\"abcdefghi\":1,\"abcdefgh1\":1,\"abcdefgh2\":1,\"x\":1,"
+              "\"abcdefg\":1,\"abcdefghabcdefgh\":1,\"abcdefghabcdefgi\":1,\"y\":1}");
+    T_REJECTS("{\"abcdefgh\":1,\"abcdefghi\":1,\"abcdefgh1\":1,\"abcdefgh2\":1,\"x\":1,"
+              "\"abcdefg\":1,\"abcdefghabcdefgh\":1,\"abcdefghabcdefgi\":1,"
+              "\"abcdefghabcdefgh\":2}",
+              "duplicate key \"abcdefghabcdefgh\"");
+    {
+        struct buf b;
+
+        for (int dup = 0; dup < 2; dup++) {
+            cJSON *tree = NULL;
+            char *err = NULL;
+
+            buf_init(&b, 0);
+            (void)!buf_puts(&b, "{");
+            for (int i = 0; i < 300; i++) {
+                (void)!buf_printf(&b, "%s\"member-%d\":%d", i ? "," : "", i, i);
+            }
+            if (dup) {
+                (void)!buf_puts(&b, ",\"member-150\":0");
+            }
+            (void)!buf_puts(&b, "}");
+            T_EQ_INT(json_parse_strict(b.data, b.len, JSON_MAX_DEPTH, &tree, &err), dup ? -1 : 0);
+            if (dup) {
+                T_CONTAINS(err, "duplicate key \"member-150\"");
+            }
+            cJSON_Delete(tree);
+            free(err);
+            buf_free(&b);
+        }
+    }
     /* The same key in different objects is fine. */
     T_ACCEPTS("[{\"a\":1},{\"a\":2}]");
 }
@@ -294,7 +327,58 @@ test_print_roundtrip(void)
     cJSON_Delete(again);
 }
 
+/* The exact bytes of each record of an envelope, whatever the spacing, strings holding
+ * brackets and quotes, nesting, or members before and after the array. */
+static void
+test_array_spans(void)
+{
+    static const struct {
+        const char *text, *key;
+        long n;
+        const char *items[3];
+    } cases[] = {
+        { "{\"records\":[{\"a\":1}, {\"b\" : \"]}\\\"[{\"} ,\n\t{\"c\":[1,{\"d\":[]}]}]}",
+          "records",
+          3,
+          { "{\"a\":1}", "{\"b\" : \"]}\\\"[{\"}", "{\"c\":[1,{\"d\":[]}]}" } },
+        { " { \"x\" : {\"records\":5}, \"records\" : [ 1 , \"s\" , null ] , \"y\":[] } ",
+          "records",
+          3,
+          { "1", "\"s\"", "null" } },
+        { "[ {\"source\":\"a\"} ,{} ]", NULL, 2, { "{\"source\":\"a\"}", "{}" } },
+        { "{\"value\":[]}", "value", 0, { NULL } },
+        { "{\"records\":{}}", "records", -1, { NULL } },
+        { "{\"other\":[1]}", "records", -1, { NULL } },
+        { "{\"rec\\u006frds\":[1]}", "records", -1, { NULL } },
+        { "{}", NULL, -1, { NULL } },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct json_span *sp = NULL;
+        cJSON *tree = NULL;
+        char *err = NULL;
+        long n;
+
+        /* The text must be what the strict parser accepts. */
+        T_REQUIRE(json_parse_strict(cases[i].text, strlen(cases[i].text), JSON_MAX_DEPTH, &tree,
+                                    &err) == 0);
+        cJSON_Delete(tree);
+        n = json_array_spans(cases[i].text, strlen(cases[i].text), cases[i].key, &sp);
+        T_EQ_INT(n, cases[i].n);
+        for (long k = 0; k < n && k < 3; k++) {
+            const char *want = cases[i].items[k];
+
+            if (sp[k].len != strlen(want) || memcmp(cases[i].text + sp[k].off, want, sp[k].len)) {
+                T_FAIL_("case %zu item %ld: \"%.*s\" != \"%s\"", i, k, (int)sp[k].len,
+                        cases[i].text + sp[k].off, want);
+            }
+        }
+        free(sp);
+    }
+}
+
 TEST_LIST = {
+    { "array_spans", test_array_spans },
     { "accepts_valid", test_accepts_valid },
     { "parse_values", test_parse_values },
     { "nul_escape", test_nul_escape },

@@ -169,7 +169,7 @@ test_open_migrate_reopen(void)
 {
     struct fx f;
     char *err = NULL, *path, *tpath;
-    int tv;
+    int tv, cv;
 
     T_REQUIRE(fx_setup(&f, 1) == 0);
     T_EQ_STR(store_data_dir(f.st), f.dir);
@@ -197,7 +197,8 @@ test_open_migrate_reopen(void)
     f.t = NULL;
     f.st = NULL;
 
-    T_EQ_INT(raw_user_version(path, -1), 1);
+    cv = raw_user_version(path, -1);
+    T_ASSERT(cv >= 1);
     tv = raw_user_version(tpath, -1);
     T_ASSERT(tv >= 1);
 
@@ -209,7 +210,7 @@ test_open_migrate_reopen(void)
     store_close(f.st);
     f.t = NULL;
     f.st = NULL;
-    T_EQ_INT(raw_user_version(path, -1), 1);
+    T_EQ_INT(raw_user_version(path, -1), cv);
     T_EQ_INT(raw_user_version(tpath, -1), tv);
 
     /* Opening a store where the folders do not exist yet creates them. */
@@ -255,10 +256,10 @@ test_schema_newer_refused(void)
 
     /* A control database from the future. */
     path = xasprintf("%s/control.db", f.dir);
-    T_EQ_INT(raw_user_version(path, 7), 7);
+    T_EQ_INT(raw_user_version(path, 99), 99);
     T_EQ_INT(store_open(f.dir, &f.st, &err), -1);
     T_ASSERT(f.st == NULL);
-    T_CONTAINS(err, "database schema 7 is newer than this kagari (1)");
+    T_CONTAINS(err, "database schema 99 is newer than this kagari (");
     T_CONTAINS(err, "control.db");
     free(err);
     free(path);

@@ -1,0 +1,410 @@
+/* api_read.c: read routes of the people's API. */
+#include "engine/api_read.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/alert.h"
+#include "engine/journal.h"
+#include "engine/json.h"
+#include "engine/log.h"
+#include "engine/tenant.h"
+
+#define API_LIST_DEFAULT 100
+#define API_LIST_MAX 500
+
+/* ?limit= (1..500, default 100) and ?before= (an id): 0, or -1 answered 400. */
+static int
+api_paging(struct api_req *r, int *limit, int64_t *before)
+{
+    const char *l = http_request_param(r->http, "limit");
+    const char *b = http_request_param(r->http, "before");
+    int64_t v;
+
+    *limit = API_LIST_DEFAULT;
+    *before = 0;
+    if (l != NULL) {
+        v = apireq_parse_id(l);
+        if (v < 1 || v > API_LIST_MAX) {
+            apireq_error(r, 400, "bad_request", "limit: 1 to 500");
+            return -1;
+        }
+        *limit = (int)v;
+    }
+    if (b != NULL && (*before = apireq_parse_id(b)) < 1) {
+        apireq_error(r, 400, "bad_request", "before: an id");
+        return -1;
+    }
+    return 0;
+}
+
+/* The tenant's database, or NULL after answering 404 (not open in this daemon). */
+static struct store_tenant *
+api_tenant_db(struct api_req *r)
+{
+    struct tenant *t = tenant_find(r->param[0]);
+
+    if (t == NULL || t->db == NULL) {
+        apireq_not_found(r);
+        return NULL;
+    }
+    return t->db;
+}
+
+static const char *const role_names[] = { "admin", "engineer", "analyst", "auditor", "operator" };
+
+static cJSON *
+roles_json(int bits)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    for (int i = 0; i < 5; i++) {
+        if (bits & (1 << i)) {
+            cJSON_AddItemToArray(a, cJSON_CreateString(role_names[i]));
+        }
+    }
+    return a;
+}
+
+void
+api_tenants(struct api_req *r)
+{
+    struct store_tenant_info *ts = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    cJSON *o, *arr;
+
+    if (store_tenant_list(r->api->st, &ts, &n, &err) == -1) {
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "tenants");
+    for (size_t i = 0; i < n; i++) {
+        int bits = apireq_roles_in(r, ts[i].id);
+        cJSON *t;
+
+        if (bits == 0) {
+            continue;
+        }
+        t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "id", ts[i].id);
+        cJSON_AddStringToObject(t, "name", ts[i].name);
+        apireq_add_time(t, "created", ts[i].created_ms);
+        cJSON_AddItemToObject(t, "roles", roles_json(bits));
+        cJSON_AddItemToArray(arr, t);
+    }
+    free(ts);
+    apireq_json(r, 200, o);
+}
+
+/* An alert as JSON (raw kept only when full). NULL on a broken row. */
+static cJSON *
+alert_json(const struct alert *a, int full)
+{
+    char *text = alert_to_json(a);
+    cJSON *o = cJSON_Parse(text);
+
+    free(text);
+    if (o != NULL && !full) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "raw");
+    }
+    return o;
+}
+
+void
+api_alerts(struct api_req *r)
+{
+    struct store_tenant *db;
+    int64_t *ids = NULL, before;
+    size_t n = 0;
+    int limit;
+    char *err = NULL;
+    cJSON *o, *arr;
+
+    if (api_paging(r, &limit, &before) == -1 || (db = api_tenant_db(r)) == NULL) {
+        return;
+    }
+    if (store_alert_ids(db, before, limit, &ids, &n, &err) == -1) {
+        log_err("api.alerts_failed tenant=%s error=%s", r->param[0], log_quote(err ? err : "?"));
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "alerts");
+    for (size_t i = 0; i < n; i++) {
+        struct alert a;
+        cJSON *j;
+
+        if (store_alert_get(db, ids[i], &a, NULL) != 1) {
+            continue;
+        }
+        if ((j = alert_json(&a, 0)) != NULL) {
+            cJSON_AddItemToArray(arr, j);
+        }
+        alert_free(&a);
+    }
+    if (n == (size_t)limit && n > 0) {
+        cJSON_AddNumberToObject(o, "next_before", (double)ids[n - 1]);
+    }
+    free(ids);
+    apireq_json(r, 200, o);
+}
+
+void
+api_alert(struct api_req *r)
+{
+    struct store_tenant *db;
+    int64_t id = apireq_parse_id(r->param[1]);
+    struct alert a;
+    cJSON *j;
+
+    if ((db = api_tenant_db(r)) == NULL) {
+        return;
+    }
+    if (id < 1 || store_alert_get(db, id, &a, NULL) != 1) {
+        apireq_not_found(r);
+        return;
+    }
+    j = alert_json(&a, 1);
+    alert_free(&a);
+    if (j == NULL) {
+        apireq_error(r, 500, "internal", "the stored alert could not be read");
+        return;
+    }
+    apireq_json(r, 200, j);
+}
+
+/* A waiting run whose pending call its server throttled shows as "throttled". */
+static cJSON *
+run_json(const struct store_run *run, int64_t now)
+{
+    cJSON *o = cJSON_CreateObject();
+    int throttled = strcmp(run->state, "waiting") == 0 && run->throttled_until > now;
+
+    cJSON_AddNumberToObject(o, "id", (double)run->id);
+    if (run->alert_id > 0) {
+        cJSON_AddNumberToObject(o, "alert_id", (double)run->alert_id);
+    } else {
+        cJSON_AddNullToObject(o, "alert_id");
+    }
+    cJSON_AddStringToObject(o, "playbook", run->playbook ? run->playbook : "");
+    cJSON_AddStringToObject(o, "version", run->hash);
+    cJSON_AddStringToObject(o, "state", throttled ? "throttled" : run->state);
+    if (throttled) {
+        apireq_add_time(o, "throttled_until", run->throttled_until);
+    }
+    apireq_add_time(o, "created", run->created_ms);
+    apireq_add_time(o, "started", run->started_ms);
+    apireq_add_time(o, "ended", run->ended_ms);
+    if (run->error != NULL) {
+        cJSON_AddStringToObject(o, "error", run->error);
+    } else {
+        cJSON_AddNullToObject(o, "error");
+    }
+    return o;
+}
+
+void
+api_runs(struct api_req *r)
+{
+    static const char *const states[] = { "queued", "running", "waiting",
+                                          "done",   "failed",  "cancelled" };
+    const char *state = http_request_param(r->http, "state");
+    struct store_tenant *db;
+    struct store_run *runs = NULL;
+    size_t n = 0;
+    int limit, ok = state == NULL;
+    int64_t before;
+    char *err = NULL;
+    cJSON *o, *arr;
+
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]) && !ok; i++) {
+        ok = strcmp(state, states[i]) == 0;
+    }
+    if (!ok) {
+        apireq_error(r, 400, "bad_request",
+                     "state: queued, running, waiting, done, failed or cancelled");
+        return;
+    }
+    if (api_paging(r, &limit, &before) == -1 || (db = api_tenant_db(r)) == NULL) {
+        return;
+    }
+    if (store_run_list(db, state, limit, &runs, &n, &err) == -1) {
+        log_err("api.runs_failed tenant=%s error=%s", r->param[0], log_quote(err ? err : "?"));
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "runs");
+    for (size_t i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, run_json(&runs[i], r->now));
+    }
+    store_runs_free(runs, n);
+    apireq_json(r, 200, o);
+}
+
+/* A journal text as JSON when it parses, else as a string. */
+static void
+add_json_text(cJSON *o, const char *k, const char *text)
+{
+    cJSON *v = text ? cJSON_Parse(text) : cJSON_CreateNull();
+
+    cJSON_AddItemToObject(o, k, v ? v : cJSON_CreateString(text));
+}
+
+void
+api_run(struct api_req *r)
+{
+    struct store_tenant *db;
+    int64_t id = apireq_parse_id(r->param[1]);
+    struct store_run run;
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    cJSON *o, *arr;
+
+    if ((db = api_tenant_db(r)) == NULL) {
+        return;
+    }
+    if (id < 1 || store_run_get(db, id, &run, NULL) != 1) {
+        apireq_not_found(r);
+        return;
+    }
+    if (store_journal_load(db, id, &j, &n, &err) == -1) {
+        free(err);
+        store_run_free(&run);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = run_json(&run, r->now);
+    store_run_free(&run);
+    arr = cJSON_AddArrayToObject(o, "journal");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(e, "seq", j[i].seq);
+        cJSON_AddStringToObject(e, "kind", j[i].kind ? j[i].kind : "");
+        cJSON_AddStringToObject(e, "status", journal_status_name(j[i].status));
+        add_json_text(e, "request", j[i].request);
+        add_json_text(e, "result", j[i].result);
+        apireq_add_time(e, "started", j[i].started_ms);
+        apireq_add_time(e, "ended", j[i].ended_ms);
+        if (j[i].waits != NULL) {
+            add_json_text(e, "waits", j[i].waits);
+        }
+        cJSON_AddItemToArray(arr, e);
+    }
+    journal_entries_free(j, n);
+    apireq_json(r, 200, o);
+}
+
+static void
+api_audit_list(struct api_req *r, const char *tenant)
+{
+    struct store_audit *v = NULL;
+    size_t n = 0;
+    int limit;
+    int64_t before;
+    char *err = NULL;
+    cJSON *o, *arr;
+
+    if (api_paging(r, &limit, &before) == -1) {
+        return;
+    }
+    if (store_audit_list(r->api->st, tenant, before, limit, &v, &n, &err) == -1) {
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "audit");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(e, "id", (double)v[i].id);
+        apireq_add_time(e, "time", v[i].time);
+        cJSON_AddItemToObject(e, "tenant",
+                              v[i].tenant ? cJSON_CreateString(v[i].tenant) : cJSON_CreateNull());
+        cJSON_AddItemToObject(e, "actor",
+                              v[i].actor ? cJSON_CreateString(v[i].actor) : cJSON_CreateNull());
+        cJSON_AddStringToObject(e, "action", v[i].action ? v[i].action : "");
+        cJSON_AddItemToObject(e, "target",
+                              v[i].target ? cJSON_CreateString(v[i].target) : cJSON_CreateNull());
+        cJSON_AddStringToObject(e, "outcome", v[i].outcome ? v[i].outcome : "");
+        cJSON_AddItemToObject(e, "address",
+                              v[i].address ? cJSON_CreateString(v[i].address) : cJSON_CreateNull());
+        add_json_text(e, "detail", v[i].detail);
+        cJSON_AddItemToArray(arr, e);
+    }
+    if (n == (size_t)limit && n > 0) {
+        cJSON_AddNumberToObject(o, "next_before", (double)v[n - 1].id);
+    }
+    store_audits_free(v, n);
+    apireq_json(r, 200, o);
+}
+
+void
+api_tenant_audit(struct api_req *r)
+{
+    api_audit_list(r, r->param[0]);
+}
+
+void
+api_platform_audit(struct api_req *r)
+{
+    if ((apireq_roles_in(r, "-") & ROLE_OPERATOR) == 0) {
+        r->api->denied++;
+        apireq_audit(r, NULL, "access", "/api/v1/audit", "forbidden", NULL);
+        apireq_error(r, 403, "forbidden", "the platform audit is for platform operators");
+        return;
+    }
+    api_audit_list(r, NULL);
+}
+
+void
+api_tenant_users(struct api_req *r)
+{
+    struct store_user *users = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    cJSON *o, *arr;
+
+    if (store_user_list(r->api->st, &users, &n, &err) == -1) {
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "users");
+    for (size_t i = 0; i < n; i++) {
+        struct store_role *roles = NULL;
+        size_t nr = 0;
+
+        if (store_roles_get(r->api->st, users[i].id, &roles, &nr, NULL) == -1) {
+            continue;
+        }
+        for (size_t k = 0; k < nr; k++) {
+            cJSON *u;
+
+            if (strcmp(roles[k].tenant, r->param[0]) != 0) {
+                continue;
+            }
+            u = cJSON_CreateObject();
+            cJSON_AddStringToObject(u, "user", users[i].name);
+            cJSON_AddStringToObject(u, "role", roles[k].role);
+            cJSON_AddBoolToObject(u, "disabled", users[i].disabled);
+            cJSON_AddBoolToObject(u, "totp_enrolled", users[i].totp_confirmed);
+            cJSON_AddBoolToObject(u, "locked", users[i].locked_until > r->now);
+            apireq_add_time(u, "last_login", users[i].last_login);
+            cJSON_AddItemToArray(arr, u);
+        }
+        free(roles);
+    }
+    store_users_free(users, n);
+    apireq_json(r, 200, o);
+}
