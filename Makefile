@@ -23,7 +23,9 @@ LDFLAGS += $(filter -fsanitize%,$(OPT))
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
 LIB_SRC  := $(filter-out engine/main.c,$(wildcard engine/*.c connectors/*.c portal/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/portal_assets.o
+# The portal's web files, embedded in the binary (scripts/embed.py; no network needed).
+PORTAL_WEB := $(wildcard portal/web/*)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(filter-out tests/unit/test_main.c,$(UNIT_SRC)))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -34,6 +36,14 @@ PLUGIN_SRC := $(wildcard tests/plugin/*.c)
 all: $(B)/kagari
 
 $(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/gen/portal_assets.c: portal/web $(PORTAL_WEB) scripts/embed.py
+	@mkdir -p $(dir $@)
+	python3 scripts/embed.py portal/web $@
+
+$(B)/gen/portal_assets.o: build/gen/portal_assets.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -73,13 +83,26 @@ build-tests: $(B)/kagari $(UNIT_BIN) $(FUZZ_REPLAY) $(MOCK_BIN) $(PLUGTEST_BIN)
 deps:
 	@sh scripts/install-deps.sh
 
+# The browser tests' driver: playwright-core, pinned, in the build tree (never global); the
+# browser is Debian's chromium (scripts/install-deps.sh).
+PLAYWRIGHT_VERSION := 1.61.1
+BROWSER_DIR := build/browser
+$(BROWSER_DIR)/.playwright-$(PLAYWRIGHT_VERSION):
+	@mkdir -p $(BROWSER_DIR)
+	@echo '{"private": true}' >$(BROWSER_DIR)/package.json
+	cd $(BROWSER_DIR) && npm install --no-audit --no-fund --no-save --loglevel=error \
+	    playwright-core@$(PLAYWRIGHT_VERSION)
+	@touch $@
+
+browser-deps: $(BROWSER_DIR)/.playwright-$(PLAYWRIGHT_VERSION)
+
 # ---- the two commands ----
 
 run: deps
 	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@sh scripts/demo.sh build/rel/kagari
 
-test: deps check
+test: deps check browser-deps
 	@$(MAKE) --no-print-directory SANITIZE=1 build-tests
 	@sh tests/run.sh build/san
 
@@ -91,13 +114,14 @@ check:
 bench: deps
 	@$(MAKE) --no-print-directory SANITIZE=0 all build/rel/kagari-mock
 	@python3 tests/bench/bench.py build/rel/kagari
+	@python3 tests/bench/portal_bench.py build/rel
 
 FUZZ_CC ?= clang
-fuzz:
+fuzz: build/gen/portal_assets.c
 	@mkdir -p build/fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-	    $(PKG_CFLAGS) -o build/fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS) -lm -lpthread || exit 1; \
+	    $(PKG_CFLAGS) -o build/fuzz/$$n $$f $(LIB_SRC) build/gen/portal_assets.c $(PKG_LIBS) -lm -lpthread || exit 1; \
 	  echo "built build/fuzz/$$n (run: build/fuzz/$$n tests/fuzz/corpus/$${n#fuzz_})"; done
 
 format:
@@ -107,7 +131,7 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all deps run test check bench fuzz format clean build-tests
+.PHONY: all deps browser-deps run test check bench fuzz format clean build-tests
 .DELETE_ON_ERROR:
 .SECONDARY:
 

@@ -175,6 +175,12 @@ call_init(const struct config *cfg, char **errp)
     return 0;
 }
 
+const char *
+call_ca_file(void)
+{
+    return settings.ca_file;
+}
+
 void
 call_shutdown(void)
 {
@@ -1094,6 +1100,9 @@ push_request(lua_State *L, const struct call_spec *spec, const char *url)
     cJSON_Delete(tree);
     buf_init(&req, 0);
     (void)!buf_printf(&req, "{\"method\":\"%s\",\"url\":", spec->method);
+    if (spec->journal_url != NULL) {
+        url = spec->journal_url;
+    }
     (void)!buf_json_string(&req, url, strlen(url));
     (void)!buf_puts(&req, ",\"body\":");
     if (spec->body == NULL) {
@@ -1135,6 +1144,9 @@ call_effect(lua_State *L, const struct call_spec *spec)
         es.flags |= EFFECT_IDEMPOTENT;
     } else if (spec->reconcile != NULL && spec->reconcile_path != NULL) {
         es.flags |= EFFECT_RECONCILES;
+    }
+    if (spec->notice) {
+        es.flags |= EFFECT_NOTICE;
     }
     es.check = call_check;
     es.open = call_open;

@@ -106,6 +106,13 @@ struct call_spec {
      * key); it makes the call safe to resend, as if idempotent: a lost answer is
      * retried and a crash in flight resends it, with the same key. */
     const char *idempotency_key;
+    /* What the journal records as the request's URL instead of the URL itself, for a URL
+     * that is a credential (a Slack or Teams webhook URL carries its own signature), or
+     * NULL: the URL. A replay compares this, so it must be as stable as the URL. */
+    const char *journal_url;
+    /* 1: the call tells people (a notification), it does not act on the customer's
+     * systems: an approval's effects= list does not restrict it (EFFECT_NOTICE). */
+    int notice;
 };
 
 /* The Lua C function's tail: `return call_effect(L, &spec);`. Copies what it needs from
@@ -194,5 +201,7 @@ struct call_settings {
     double retry_after_max; /* seconds: a longer Retry-After fails the call, default 300 */
 };
 void call_configure(const struct call_settings *s);
+/* connectors.ca_file (NULL: the system's): for transfers made outside call_effect. */
+const char *call_ca_file(void);
 
 #endif

@@ -78,6 +78,10 @@ struct httpc_call {
     long status;
     char *fail; /* our own error text (failed at once, response too large) */
     char errbuf[CURL_ERROR_SIZE];
+    int mail;                 /* an SMTP submission (httpc_send_mail), not HTTP */
+    struct curl_slist *rcpts; /* mail: the envelope recipients */
+    size_t sent;              /* mail: bytes of body read by libcurl so far */
+    size_t body_len;
     struct httpc_call *prev, *next;
 };
 
@@ -136,6 +140,7 @@ call_free(struct httpc_call *c)
         curl_easy_cleanup(c->easy);
     }
     curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->rcpts);
     free(c->method);
     free(c->host);
     free(c->origin);
@@ -295,7 +300,7 @@ deliver_all(void)
         } else if (c->result != CURLE_OK) {
             r.timed_out = c->result == CURLE_OPERATION_TIMEDOUT;
             r.error = c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(c->result);
-        } else if (c->status <= 0) {
+        } else if (c->status <= 0 && !c->mail) {
             r.error = "no HTTP status in the response";
         } else {
             r.status = (int)c->status;
@@ -303,6 +308,9 @@ deliver_all(void)
                 r.body = c->resp.data;
                 r.body_len = c->resp.len;
             }
+        }
+        if (c->mail && r.error != NULL) {
+            r.status = (int)c->status; /* an SMTP reply code (e.g. 451), or 0 */
         }
         if (r.error != NULL) {
             log_debug("httpc.done method=%s host=%s status=0 ms=%.0f timed_out=%d error=%s",
@@ -416,6 +424,14 @@ check_multi_info(void)
                                 c->bad_encoding, HTTPC_ACCEPT_ENCODING);
         } else if (c->too_big || res == CURLE_FILESIZE_EXCEEDED) {
             c->fail = xasprintf("response larger than %zu bytes", c->resp.max);
+        } else if (c->mail && res != CURLE_OK) {
+            long code = 0;
+
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+            c->status = code; /* the server's last reply code, when it sent one */
+            if (res == CURLE_USE_SSL_FAILED) {
+                c->fail = xasprintf("the mail server %s does not offer STARTTLS", c->host);
+            }
         } else if (res == CURLE_SSL_CONNECT_ERROR) {
             c->fail =
                 xasprintf("TLS handshake with %s failed: it must offer TLS 1.2 or later "
@@ -905,4 +921,136 @@ int
 httpc_in_flight(void)
 {
     return hc.n;
+}
+
+/* ---- mail (SMTP submission) ---- */
+
+/* The message text, in pieces as libcurl asks for it. */
+static size_t
+mail_read_cb(char *p, size_t size, size_t nmemb, void *userp)
+{
+    struct httpc_call *c = userp;
+    size_t n = size * nmemb, left = c->body_len - c->sent;
+
+    if (n > left) {
+        n = left;
+    }
+    memcpy(p, c->body + c->sent, n);
+    c->sent += n;
+    return n;
+}
+
+/* Submit one message (see httpc.h). The same queue, connection slots, timeout and
+ * delivery as an HTTP call; TLS is always required: smtps:// (implicit TLS) or smtp://
+ * with STARTTLS (a server that does not offer it fails the transfer). */
+struct httpc_call *
+httpc_send_mail(const struct httpc_mail *m, httpc_done_fn fn, void *arg, char **errp)
+{
+    struct httpc_call *c;
+    CURLU *u;
+    char *scheme = NULL, *host = NULL;
+    CURLcode res = CURLE_OK;
+    double timeout = m->timeout > 0 ? m->timeout : HTTPC_DEFAULT_TIMEOUT;
+
+    if (hc.multi == NULL) {
+        kg_err(errp, "httpc not initialized");
+        return NULL;
+    }
+    u = curl_url();
+    if (u == NULL || m->url == NULL || curl_url_set(u, CURLUPART_URL, m->url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0)) {
+        curl_free(scheme);
+        curl_free(host);
+        curl_url_cleanup(u);
+        kg_err(errp, "the mail server URL must be smtp:// (STARTTLS) or smtps:// (TLS)");
+        return NULL;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->mail = 1;
+    c->method = xstrdup("SMTP");
+    c->host = xstrdup(host);
+    c->origin = origin_of(m->url);
+    c->fn = fn;
+    c->arg = arg;
+    c->start_us = util_mono_us();
+    buf_init(&c->resp, 4096);
+    c->body = xmalloc(m->body_len + 1);
+    memcpy(c->body, m->body, m->body_len);
+    c->body[m->body_len] = '\0';
+    c->body_len = m->body_len;
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    for (size_t i = 0; m->rcpt[i] != NULL; i++) {
+        struct curl_slist *l = curl_slist_append(c->rcpts, m->rcpt[i]);
+
+        if (l == NULL) {
+            c->fail = xstrdup("out of memory");
+            break;
+        }
+        c->rcpts = l;
+    }
+    if (c->fail == NULL && (c->easy = curl_easy_init()) == NULL) {
+        c->fail = xstrdup("curl_easy_init failed");
+    }
+    if (c->fail == NULL) {
+        CURL *e = c->easy;
+
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (res == CURLE_OK) {                                                                     \
+            res = curl_easy_setopt(e, opt, val);                                                   \
+        }                                                                                          \
+    } while (0)
+        SET(CURLOPT_URL, m->url);
+        SET(CURLOPT_PRIVATE, (void *)c);
+        SET(CURLOPT_ERRORBUFFER, c->errbuf);
+        SET(CURLOPT_NOSIGNAL, 1L);
+        SET(CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+        SET(CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+        SET(CURLOPT_SSL_VERIFYPEER, 1L);
+        SET(CURLOPT_SSL_VERIFYHOST, 2L);
+        SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+        SET(CURLOPT_SSL_CIPHER_LIST, HTTPC_TLS12_CIPHERS);
+        SET(CURLOPT_TLS13_CIPHERS, HTTPC_TLS13_CIPHERS);
+        if (m->ca_file != NULL) {
+            SET(CURLOPT_CAINFO, m->ca_file);
+        }
+        SET(CURLOPT_PROXY, "");
+        SET(CURLOPT_NOPROXY, "");
+        SET(CURLOPT_FRESH_CONNECT, 1L); /* never a message resent by libcurl itself */
+        SET(CURLOPT_TIMEOUT_MS, (long)(timeout * 1000.0));
+        if (m->user != NULL) {
+            SET(CURLOPT_USERNAME, m->user);
+            SET(CURLOPT_PASSWORD, m->password != NULL ? m->password : "");
+        }
+        SET(CURLOPT_MAIL_FROM, m->from);
+        SET(CURLOPT_MAIL_RCPT, c->rcpts);
+        SET(CURLOPT_UPLOAD, 1L);
+        SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)c->body_len);
+        SET(CURLOPT_READFUNCTION, mail_read_cb);
+        SET(CURLOPT_READDATA, (void *)c);
+        SET(CURLOPT_WRITEFUNCTION, write_cb);
+        SET(CURLOPT_WRITEDATA, (void *)c);
+#undef SET
+        if (res != CURLE_OK) {
+            c->fail = xasprintf("curl setup: %s", curl_easy_strerror(res));
+        }
+    }
+    hc.n++;
+    if (c->fail != NULL) {
+        c->state = HTTPC_DONE;
+        list_push(&hc.done, c);
+        event_active(hc.deliver, 0, 0);
+    } else if (hc.queued.head != NULL || !slot_free(c->origin)) {
+        c->state = HTTPC_QUEUED;
+        list_push(&hc.queued, c);
+        promote();
+    } else {
+        activate(c);
+    }
+    log_debug("httpc.start method=SMTP host=%s", c->host);
+    return c;
 }

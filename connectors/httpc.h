@@ -60,4 +60,24 @@ void httpc_cancel(struct httpc_call *c);
 
 int httpc_in_flight(void);
 
+/* One mail submission over SMTP with TLS: url is smtps://host:port (implicit TLS) or
+ * smtp://host:port (STARTTLS, required). Authenticates when user is set. rcpt is a
+ * NULL-terminated list of envelope addresses ("<a@example.jp>"); body is the whole RFC
+ * 5322 message with CRLF line ends. The callback gets status 250 (or the server's last
+ * reply code) and error NULL when the server accepted the message; error set (and
+ * status the server's reply code, or 0) when it did not. Strings are copied. */
+struct httpc_mail {
+    const char *url;
+    const char *user;
+    const char *password;
+    const char *from; /* envelope sender, "<soc@example.jp>" */
+    const char *const *rcpt;
+    const char *body;
+    size_t body_len;
+    double timeout;
+    const char *ca_file;
+};
+struct httpc_call *httpc_send_mail(const struct httpc_mail *m, httpc_done_fn fn, void *arg,
+                                   char **errp);
+
 #endif

@@ -20,6 +20,7 @@
 #include "engine/tenant.h"
 #include "engine/tls.h"
 #include "engine/work.h"
+#include "portal/portal.h"
 
 #define API_WORK_QUEUE 64 /* password checks waiting; more logins at once get 503 */
 
@@ -389,10 +390,14 @@ static const struct api_route api_routes[] = {
     { "POST", "/api/v1/login", API_PUBLIC, 0, api_login },
     { "POST", "/api/v1/logout", API_SESSION, 0, api_logout },
     { "GET", "/api/v1/me", API_USER, 0, api_me },
+    { "POST", "/api/v1/me/recovery-codes", API_SESSION, 0, api_recovery_codes },
+    { "GET", "/api/v1/me/preferences", API_USER, 0, api_prefs_get },
+    { "POST", "/api/v1/me/preferences", API_USER, 0, api_prefs_set },
     { "GET", "/api/v1/tokens", API_USER, 0, api_tokens_list },
     { "POST", "/api/v1/tokens", API_SESSION, 0, api_token_create },
     { "DELETE", "/api/v1/tokens/:", API_USER, 0, api_token_revoke },
     { "GET", "/api/v1/tenants", API_USER, 0, api_tenants },
+    { "GET", "/api/v1/tenants/:/summary", API_USER, ROLE_ANY, api_summary },
     { "GET", "/api/v1/tenants/:/alerts", API_USER, ROLE_ANY, api_alerts },
     { "GET", "/api/v1/tenants/:/alerts/:", API_USER, ROLE_ANY, api_alert },
     { "GET", "/api/v1/tenants/:/runs", API_USER, ROLE_ANY, api_runs },
@@ -499,8 +504,14 @@ static void
 api_handle(struct http_request *h, void *arg)
 {
     struct api *a = arg;
-    struct api_req *r = xcalloc(1, sizeof(*r));
+    struct api_req *r;
 
+    /* The portal's page and files: the same listener and TLS; its data comes from the
+     * routes below. */
+    if (portal_serve(h)) {
+        return;
+    }
+    r = xcalloc(1, sizeof(*r));
     a->state.requests++;
     r->api = &a->state;
     r->http = h;

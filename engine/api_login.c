@@ -678,3 +678,179 @@ api_token_revoke(struct api_req *r)
     apireq_audit(r, NULL, "token.revoke", target, "ok", NULL);
     apireq_json(r, 204, NULL);
 }
+
+/* POST /api/v1/me/recovery-codes {"totp": "123456"} (a session, its CSRF token): a new
+ * set of recovery codes, shown this once; the old ones stop working. A fresh code of the
+ * authenticator proves the person holds it (a session left open is not enough); a wrong
+ * one counts as a failed login (lockout) and is answered 403, not 401: the session is
+ * still good. */
+void
+api_recovery_codes(struct api_req *r)
+{
+    cJSON *body, *o, *arr;
+    const char *code;
+    char codes[AUTH_RECOVERY_CODES][12], digests[AUTH_RECOVERY_CODES][65];
+    char *dv[AUTH_RECOVERY_CODES], *plain = NULL, *err = NULL;
+    int64_t step = 0;
+    enum totp_result res;
+    int fresh = 0;
+
+    if ((body = api_body(r)) == NULL) {
+        return;
+    }
+    if ((code = api_str(body, "totp", 16)) == NULL) {
+        cJSON_Delete(body);
+        apireq_error(r, 400, "bad_request", "expected {\"totp\": \"123456\"}");
+        return;
+    }
+    if (auth_locked_for(r->user.locked_until, r->now) > 0) {
+        cJSON_Delete(body);
+        apireq_error(r, 429, "locked", "too many failures: try again later");
+        return;
+    }
+    plain = secret_decrypt(r->user.totp_secret, &err);
+    if (plain == NULL) {
+        log_err("api.totp_secret_unreadable user=%s error=%s", log_quote(r->user.name),
+                log_quote(err ? err : "?"));
+        free(err);
+        cJSON_Delete(body);
+        apireq_error(r, 500, "internal", "the second factor could not be checked");
+        return;
+    }
+    res = totp_check(plain, r->now / 1000, code, r->user.totp_last_step, &step);
+    OPENSSL_cleanse(plain, strlen(plain));
+    free(plain);
+    cJSON_Delete(body);
+    if (res == TOTP_MATCH) {
+        fresh = store_user_totp_use(r->api->st, r->user.id, step, NULL);
+    }
+    if (res != TOTP_MATCH || fresh != 1) {
+        int replayed = res == TOTP_REPLAYED || (res == TOTP_MATCH && fresh == 0);
+        int failures = r->user.failures + 1;
+        int64_t delay = auth_lock_delay(failures);
+
+        if (store_user_set_failures(r->api->st, r->user.id, failures,
+                                    delay > 0 ? r->now + delay : 0, &err) == -1) {
+            log_err("api.login_count_failed error=%s", log_quote(err ? err : "?"));
+            free(err);
+        }
+        apireq_audit(r, NULL, "recovery_codes.new", r->user.name, "refused",
+                     replayed ? "{\"reason\":\"totp_replayed\"}" : "{\"reason\":\"totp\"}");
+        apireq_error(r, 403, replayed ? "totp_replayed" : "invalid_code",
+                     "the authenticator code is wrong or was used already");
+        return;
+    }
+    for (int i = 0; i < AUTH_RECOVERY_CODES; i++) {
+        if (auth_recovery_code(codes[i]) == -1) {
+            apireq_error(r, 500, "internal", "no randomness for recovery codes");
+            return;
+        }
+        auth_recovery_digest(codes[i], digests[i]);
+        dv[i] = digests[i];
+    }
+    if (store_recovery_set(r->api->st, r->user.id, dv, AUTH_RECOVERY_CODES, &err) == -1) {
+        log_err("api.recovery_codes_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+        OPENSSL_cleanse(codes, sizeof(codes));
+        apireq_error(r, 503, "store_unavailable", "the codes could not be stored; retry");
+        return;
+    }
+    apireq_audit(r, NULL, "recovery_codes.new", r->user.name, "ok", NULL);
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "recovery_codes");
+    for (int i = 0; i < AUTH_RECOVERY_CODES; i++) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(codes[i]));
+    }
+    OPENSSL_cleanse(codes, sizeof(codes));
+    apireq_json(r, 201, o);
+}
+
+/* A time zone's name as the tz database spells them ("Asia/Tokyo", "UTC",
+ * "America/Argentina/Buenos_Aires", "Etc/GMT+9"): checked for its shape only, the
+ * browser knows the zones. */
+static int
+api_tz_ok(const char *z)
+{
+    size_t len = strlen(z);
+    int parts = 1;
+
+    if (len == 0 || len >= 64 || z[0] == '/' || z[len - 1] == '/' || strstr(z, "//") != NULL ||
+        strstr(z, "..") != NULL) {
+        return 0;
+    }
+    for (const char *p = z; *p != '\0'; p++) {
+        if (*p == '/') {
+            parts++;
+        } else if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '+')) {
+            return 0;
+        }
+    }
+    return parts <= 3;
+}
+
+static void
+api_prefs_answer(struct api_req *r, const char *lang, const char *tz)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "language", lang);
+    cJSON_AddStringToObject(o, "time_zone", tz);
+    apireq_json(r, 200, o);
+}
+
+/* GET /api/v1/me/preferences: the caller's language and time zone (Japanese and
+ * Asia/Tokyo until they choose). */
+void
+api_prefs_get(struct api_req *r)
+{
+    char lang[8] = "ja", tz[64] = "Asia/Tokyo";
+    char *err = NULL;
+
+    if (store_prefs_get(r->api->st, r->user.id, lang, tz, &err) == -1) {
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    api_prefs_answer(r, lang, tz);
+}
+
+/* POST /api/v1/me/preferences {"language": "ja"|"en", "time_zone": "Asia/Tokyo"}: both,
+ * checked, stored, audited. */
+void
+api_prefs_set(struct api_req *r)
+{
+    cJSON *body = api_body(r);
+    const char *lang, *tz;
+    char *err = NULL, detail[128];
+
+    if (body == NULL) {
+        return;
+    }
+    lang = api_str(body, "language", 7);
+    tz = api_str(body, "time_zone", 63);
+    if (lang == NULL || (strcmp(lang, "ja") != 0 && strcmp(lang, "en") != 0) || tz == NULL ||
+        !api_tz_ok(tz)) {
+        cJSON_Delete(body);
+        apireq_error(r, 400, "bad_request",
+                     "expected {\"language\": \"ja\" or \"en\", \"time_zone\": \"Area/City\"}");
+        return;
+    }
+    if (store_prefs_set(r->api->st, r->user.id, lang, tz, &err) == -1) {
+        log_err("api.prefs_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+        cJSON_Delete(body);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    snprintf(detail, sizeof(detail), "{\"language\":\"%s\",\"time_zone\":\"%s\"}", lang, tz);
+    apireq_audit(r, NULL, "preferences", r->user.name, "ok", detail);
+    {
+        char l[8], z[64];
+
+        snprintf(l, sizeof(l), "%s", lang);
+        snprintf(z, sizeof(z), "%s", tz);
+        cJSON_Delete(body);
+        api_prefs_answer(r, l, z);
+    }
+}

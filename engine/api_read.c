@@ -100,6 +100,8 @@ api_tenants(struct api_req *r)
     apireq_json(r, 200, o);
 }
 
+static cJSON *run_json(const struct store_run *run, int64_t now);
+
 /* An alert as JSON (raw kept only when full). NULL on a broken row. */
 static cJSON *
 alert_json(const struct alert *a, int full)
@@ -114,20 +116,100 @@ alert_json(const struct alert *a, int full)
     return o;
 }
 
+/* A ?source= value: what the intake accepts as a source name. */
+static int
+api_source_ok(const char *s)
+{
+    size_t len = strlen(s);
+
+    return len > 0 && len <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") == len;
+}
+
+/* 1 when the raw query names parameter name although http_request_param has no value
+ * for it (the HTTP layer drops a value it cannot decode, e.g. one with %00): such a filter
+ * must not be ignored silently. */
+static int
+api_param_dropped(struct api_req *r, const char *name)
+{
+    const char *q = http_request_query(r->http);
+    size_t len = strlen(name);
+
+    if (q == NULL || http_request_param(r->http, name) != NULL) {
+        return 0;
+    }
+    for (const char *p = q; p != NULL; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, len) == 0 && (p[len] == '=' || p[len] == '&' || p[len] == '\0')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The alert list's filters: ?source=, ?severity= (a level's name), ?outcome=, ?since= and
+ * ?until= (RFC 3339). 0, or -1 answered 400 naming the parameter. */
+static int
+api_alert_filter(struct api_req *r, struct store_alert_filter *f)
+{
+    static const char *const outcomes[] = { "unknown", "blocked", "attempted", "succeeded" };
+    const char *source = http_request_param(r->http, "source");
+    const char *sev = http_request_param(r->http, "severity");
+    const char *outcome = http_request_param(r->http, "outcome");
+    const char *since = http_request_param(r->http, "since");
+    const char *until = http_request_param(r->http, "until");
+    int ok = outcome == NULL;
+
+    memset(f, 0, sizeof(*f));
+    f->severity = -1;
+    for (size_t i = 0; i < 5; i++) {
+        static const char *const names[] = { "source", "severity", "outcome", "since", "until" };
+
+        if (api_param_dropped(r, names[i])) {
+            apireq_error(r, 400, "bad_request", "a filter's value could not be decoded");
+            return -1;
+        }
+    }
+    if (source != NULL && !api_source_ok(source)) {
+        apireq_error(r, 400, "bad_request", "source: a source name ([a-z0-9._-], 1-64)");
+        return -1;
+    }
+    f->source = source;
+    if (sev != NULL && (f->severity = severity_from_name(sev)) < 0) {
+        apireq_error(r, 400, "bad_request",
+                     "severity: informational, low, medium, high or critical");
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]) && !ok; i++) {
+        ok = strcmp(outcome, outcomes[i]) == 0;
+    }
+    if (!ok) {
+        apireq_error(r, 400, "bad_request", "outcome: unknown, blocked, attempted or succeeded");
+        return -1;
+    }
+    f->outcome = outcome;
+    if ((since != NULL && (util_parse_time(since, &f->since_ms) == -1 || f->since_ms <= 0)) ||
+        (until != NULL && (util_parse_time(until, &f->until_ms) == -1 || f->until_ms <= 0))) {
+        apireq_error(r, 400, "bad_request", "since, until: RFC 3339 times");
+        return -1;
+    }
+    return 0;
+}
+
 void
 api_alerts(struct api_req *r)
 {
     struct store_tenant *db;
-    int64_t *ids = NULL, before;
+    struct store_alert_filter f;
+    int64_t *ids = NULL, before, resume = 0;
     size_t n = 0;
     int limit;
     char *err = NULL;
     cJSON *o, *arr;
 
-    if (api_paging(r, &limit, &before) == -1 || (db = api_tenant_db(r)) == NULL) {
+    if (api_paging(r, &limit, &before) == -1 || api_alert_filter(r, &f) == -1 ||
+        (db = api_tenant_db(r)) == NULL) {
         return;
     }
-    if (store_alert_ids(db, before, limit, &ids, &n, &err) == -1) {
+    if (store_alert_search(db, &f, before, limit, &ids, &n, &resume, &err) == -1) {
         log_err("api.alerts_failed tenant=%s error=%s", r->param[0], log_quote(err ? err : "?"));
         free(err);
         apireq_error(r, 503, "store_unavailable", "retry");
@@ -149,6 +231,8 @@ api_alerts(struct api_req *r)
     }
     if (n == (size_t)limit && n > 0) {
         cJSON_AddNumberToObject(o, "next_before", (double)ids[n - 1]);
+    } else if (resume > 0) {
+        cJSON_AddNumberToObject(o, "next_before", (double)resume);
     }
     free(ids);
     apireq_json(r, 200, o);
@@ -160,7 +244,10 @@ api_alert(struct api_req *r)
     struct store_tenant *db;
     int64_t id = apireq_parse_id(r->param[1]);
     struct alert a;
-    cJSON *j;
+    struct store_run *runs = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    cJSON *j, *arr;
 
     if ((db = api_tenant_db(r)) == NULL) {
         return;
@@ -175,7 +262,100 @@ api_alert(struct api_req *r)
         apireq_error(r, 500, "internal", "the stored alert could not be read");
         return;
     }
+    if (store_run_by_alert(db, id, API_LIST_MAX, &runs, &n, &err) == -1) {
+        log_err("api.alert_runs_failed tenant=%s error=%s", r->param[0],
+                log_quote(err ? err : "?"));
+        free(err);
+        cJSON_Delete(j);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    arr = cJSON_AddArrayToObject(j, "runs");
+    for (size_t i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, run_json(&runs[i], r->now));
+    }
+    store_runs_free(runs, n);
     apireq_json(r, 200, j);
+}
+
+/* GET /api/v1/tenants/{t}/summary?hours=24: the dashboard's counts. Alerts of the last
+ * hours (1-168; hourly buckets up to 48 h, else 6-hourly) by bucket and level and by
+ * source, and the tenant's runs by state. */
+void
+api_summary(struct api_req *r)
+{
+    static const char *const run_states[] = { "queued", "running", "waiting",
+                                              "done",   "failed",  "cancelled" };
+    const char *hp = http_request_param(r->http, "hours");
+    struct store_tenant *db;
+    struct store_alert_bucket *b = NULL;
+    struct store_source_count *src = NULL;
+    size_t nb = 0, ns = 0;
+    int64_t hours = 24, bucket, since, total = 0, counts[6];
+    char *err = NULL;
+    cJSON *o, *arr, *runs, *cur = NULL;
+    int64_t cur_start = -1;
+
+    if (hp != NULL || api_param_dropped(r, "hours")) {
+        hours = hp != NULL ? apireq_parse_id(hp) : -1;
+        if (hours < 1 || hours > 168) {
+            apireq_error(r, 400, "bad_request", "hours: 1 to 168");
+            return;
+        }
+    }
+    if ((db = api_tenant_db(r)) == NULL) {
+        return;
+    }
+    bucket = (hours > 48 ? 6 : 1) * 3600000LL;
+    since = (r->now / bucket) * bucket - ((hours * 3600000LL + bucket - 1) / bucket - 1) * bucket;
+    if (store_alert_stats(db, since, bucket, &b, &nb, &src, &ns, &err) == -1 ||
+        store_run_counts(db, counts, &err) == -1) {
+        log_err("api.summary_failed tenant=%s error=%s", r->param[0], log_quote(err ? err : "?"));
+        free(err);
+        free(b);
+        free(src);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = cJSON_CreateObject();
+    apireq_add_time(o, "since", since);
+    apireq_add_time(o, "now", r->now);
+    cJSON_AddNumberToObject(o, "hours", (double)hours);
+    cJSON_AddNumberToObject(o, "bucket_seconds", (double)(bucket / 1000));
+    arr = cJSON_AddArrayToObject(o, "levels");
+    for (size_t i = 0; i < nb; i++) {
+        const char *name = severity_name(b[i].severity);
+
+        if (b[i].start_ms != cur_start) {
+            cur = cJSON_CreateObject();
+            apireq_add_time(cur, "start", b[i].start_ms);
+            for (int sv = SEV_INFO; sv <= SEV_CRITICAL; sv++) {
+                cJSON_AddNumberToObject(cur, severity_name(sv), 0);
+            }
+            cJSON_AddItemToArray(arr, cur);
+            cur_start = b[i].start_ms;
+        }
+        if (strcmp(name, "?") != 0) {
+            cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(cur, name), (double)b[i].count);
+        }
+        total += b[i].count;
+    }
+    cJSON_AddNumberToObject(o, "total", (double)total);
+    arr = cJSON_AddArrayToObject(o, "sources");
+    for (size_t i = 0; i < ns; i++) {
+        cJSON *e = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(e, "source", src[i].source);
+        cJSON_AddNumberToObject(e, "count", (double)src[i].count);
+        cJSON_AddItemToArray(arr, e);
+    }
+    runs = cJSON_AddObjectToObject(o, "runs");
+    for (int i = 0; i < 6; i++) {
+        cJSON_AddNumberToObject(runs, run_states[i], (double)counts[i]);
+    }
+    free(b);
+    free(src);
+    apireq_json(r, 200, o);
 }
 
 /* A waiting run whose pending call its server throttled shows as "throttled". */

@@ -8,6 +8,7 @@
 
 void api_tenants(struct api_req *r);        /* GET /api/v1/tenants */
 void api_alerts(struct api_req *r);         /* GET /api/v1/tenants/{t}/alerts */
+void api_summary(struct api_req *r);        /* GET /api/v1/tenants/{t}/summary */
 void api_alert(struct api_req *r);          /* GET /api/v1/tenants/{t}/alerts/{id} */
 void api_runs(struct api_req *r);           /* GET /api/v1/tenants/{t}/runs */
 void api_run(struct api_req *r);            /* GET /api/v1/tenants/{t}/runs/{id} */

@@ -33,6 +33,7 @@ extern const struct cmd_entry cmd_user_entry;
 extern const struct cmd_entry cmd_allow_entry;
 extern const struct cmd_entry cmd_approvals_entry;
 extern const struct cmd_entry cmd_approve_entry;
+extern const struct cmd_entry cmd_escalation_entry;
 
 /* The configuration file to use without --config: $KAGARI_CONFIG or kagari.conf.lua. */
 const char *cmd_default_config(void);

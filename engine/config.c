@@ -904,6 +904,70 @@ config_get_hosts(lua_State *L, struct config_ctx *c, int line, const char *path,
 
 static int config_map_table(lua_State *L, struct config_ctx *c, int idx, const char *prefix,
                             const struct config_field *fields, int line);
+static void config_fields_free(const struct config_field *fields, char *base);
+
+/* A list of tables ({ { ... }, { ... } }): each element is a zeroed struct of f->max
+ * bytes filled by f->fields. A list given again replaces the first one. */
+static int
+config_get_list(lua_State *L, struct config_ctx *c, int line, const char *path,
+                const struct config_field *f)
+{
+    char **list = (char **)(c->base + f->offset);
+    size_t *count = (size_t *)(c->base + f->count);
+    size_t size = (size_t)f->max;
+    char *saved = c->base;
+    lua_Unsigned n;
+    size_t keys = 0;
+    int idx, rc = 0;
+
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        return config_fail(c, line, path, "expected a list of tables { { ... }, ... }, got a %s",
+                           luaL_typename(L, -1));
+    }
+    idx = lua_absindex(L, -1);
+    n = lua_rawlen(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+            (lua_Unsigned)lua_tointeger(L, -1) > n) {
+            char *bad = config_key_path(L, -1, path);
+
+            lua_pop(L, 1);
+            config_fail(c, line, bad, "expected a list of tables, without keys or holes");
+            free(bad);
+            return -1;
+        }
+        keys++;
+    }
+    if (keys != n) {
+        return config_fail(c, line, path, "expected a list of tables, without holes");
+    }
+    if (n > 256) {
+        return config_fail(c, line, path, "at most 256 entries");
+    }
+    for (size_t i = 0; i < *count; i++) {
+        config_fields_free(f->fields, *list + i * size);
+    }
+    free(*list);
+    *list = n > 0 ? xcalloc((size_t)n, size) : NULL;
+    *count = (size_t)n;
+    for (size_t i = 0; i < (size_t)n && rc == 0; i++) {
+        char *ep = xasprintf("%s[%zu]", path, i + 1);
+
+        lua_rawgeti(L, idx, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TTABLE) {
+            rc = config_fail(c, line, ep, "expected a table, got a %s", luaL_typename(L, -1));
+        } else {
+            c->base = *list + i * size;
+            rc = config_map_table(L, c, -1, ep, f->fields, line);
+            c->base = saved;
+        }
+        lua_pop(L, 1);
+        free(ep);
+    }
+    return rc;
+}
 
 /* Tenant ids name files and appear in URLs, so they are held to the store's rule:
  * [a-z0-9][a-z0-9-]{0,62}. */
@@ -1147,6 +1211,8 @@ config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
         return config_get_hosts(L, c, line, path, f);
     case CONFIG_TENANTS:
         return config_get_tenants(L, c, line, path, f);
+    case CONFIG_LIST:
+        return config_get_list(L, c, line, path, f);
     case CONFIG_SECTION:
         return config_get_section(L, c, line, path, sections[f->count], &c->tenant->blocks,
                                   &c->tenant->nblocks);
@@ -1470,6 +1536,18 @@ config_fields_free(const struct config_field *fields, char *base)
         case CONFIG_TABLE:
             config_fields_free(f->fields, base);
             break;
+        case CONFIG_LIST: {
+            char **list = (char **)(base + f->offset);
+            size_t *n = (size_t *)(base + f->count);
+
+            for (size_t i = 0; i < *n; i++) {
+                config_fields_free(f->fields, *list + i * (size_t)f->max);
+            }
+            free(*list);
+            *list = NULL;
+            *n = 0;
+            break;
+        }
         case CONFIG_TENANTS: {
             struct config_tenant **ts = (struct config_tenant **)(base + f->offset);
             size_t *n = (size_t *)(base + f->count);

@@ -31,6 +31,9 @@ enum config_kind {
     CONFIG_SECTION,  /* the loader's own: a plug-in section's block in a tenant (count:
                       * the section's index) */
     CONFIG_BLOCK,    /* the loader's own: a plug-in's top-level block (count: its index) */
+    CONFIG_LIST,     /* a list of tables: void * array at offset, its size_t length at
+                      * count; each element is a zeroed struct of max bytes that fields
+                      * fill (offsets from the element's start) */
 };
 
 struct config_field {

@@ -5,6 +5,7 @@
 
 #include "engine/approval.h"
 #include "engine/builtin.h"
+#include "engine/escalate.h"
 #include "engine/plugin.h"
 
 struct sandbox *
@@ -19,6 +20,7 @@ env_sandbox_wrapped(size_t memory_cap, lua_CFunction open_module, char **errp)
     }
     builtin_register(sb);
     approval_register(sb);
+    escalate_register(sb);
     for (size_t i = 0; i < n; i++) {
         sandbox_add_lib(sb, cv[i]->name, open_module != NULL ? open_module : cv[i]->open);
     }

@@ -717,6 +717,31 @@ handle_healthz(struct http_request *req)
     http_reply(req, status, "application/json", body, strlen(body));
 }
 
+/* Routes other modules added (intake_add_route). */
+struct intake_route {
+    const char *prefix;
+    void (*fn)(struct http_request *req, void *arg);
+    void *arg;
+};
+#define INTAKE_ROUTES_MAX 16
+static struct intake_route extra_routes[INTAKE_ROUTES_MAX];
+static size_t nextra_routes;
+
+void
+intake_add_route(const char *prefix, void (*fn)(struct http_request *req, void *arg), void *arg)
+{
+    for (size_t i = 0; i < nextra_routes; i++) {
+        if (strcmp(extra_routes[i].prefix, prefix) == 0) {
+            extra_routes[i].fn = fn;
+            extra_routes[i].arg = arg;
+            return;
+        }
+    }
+    if (nextra_routes < INTAKE_ROUTES_MAX) {
+        extra_routes[nextra_routes++] = (struct intake_route){ prefix, fn, arg };
+    }
+}
+
 /* A plug-in's read-only resource (a firewall's block list): GET only, its own
  * credentials, never cached by a proxy. */
 static void
@@ -748,6 +773,14 @@ handle(struct http_request *req, void *arg)
     struct intake *in = arg;
     const char *path = http_request_path(req);
     const struct plugin_route *route;
+
+    for (size_t i = nextra_routes; i > 0; i--) {
+        if (strncmp(path, extra_routes[i - 1].prefix, strlen(extra_routes[i - 1].prefix)) == 0) {
+            in->requests++;
+            extra_routes[i - 1].fn(req, extra_routes[i - 1].arg);
+            return;
+        }
+    }
 
     in->requests++;
     if (strcmp(path, "/api/v1/alerts") == 0) {

@@ -5,6 +5,7 @@
 #define KAGARI_INTAKE_H
 
 #include "engine/config.h"
+#include "engine/http.h"
 #include "engine/plugin.h"
 #include "engine/util.h"
 
@@ -19,5 +20,11 @@ struct intake *intake_new(const struct config *cfg, char **errp);
 int intake_port(const struct intake *in);
 void intake_stop_accepting(struct intake *in); /* graceful drain */
 void intake_free(struct intake *in);           /* NULL is a no-op */
+
+/* Serve every request whose path starts with prefix (e.g. "/ack/") with fn on the intake
+ * listener, before the 404. For other engine modules' routes (acknowledge links);
+ * routes added later are tried first. fn answers the request (now or later). */
+void intake_add_route(const char *prefix, void (*fn)(struct http_request *req, void *arg),
+                      void *arg);
 
 #endif

@@ -68,6 +68,10 @@ int64_t run_now_ms(const struct run *r);
 /* The run's wall-clock deadline (ms since the epoch; 0 = none). A parked run that
  * reaches it fails ("deadline exceeded while waiting") and its effect is cancelled. */
 int64_t run_deadline_ms(const struct run *r);
+/* The journal step (1-based) the run's next effect will take: the same on every replay,
+ * so an id derived from (run, step) names one effect for good (a mail's Message-ID, a
+ * webhook's delivery id). */
+int run_next_step(const struct run *r);
 
 /* After an approval that listed the calls it allows (approve{ effects = ... }), every
  * outside effect of the run must match one of them ([kind, arg, ...]: the kind, and each
@@ -85,6 +89,9 @@ void run_set_approved(struct run *r, const char *effects_json);
 #define EFFECT_ENGINE                                                                              \
     0x8 /* the engine's own local effect (log, state, alerts): a playbook test                     \
          * performs it for real instead of asking the test for an answer */
+#define EFFECT_NOTICE                                                                              \
+    0x10 /* tells people (a notification): not an action on the customer's systems, so an          \
+          * approval's effects= list does not restrict it */
 
 /* One effect as the playbook asked for it, and the parts only it knows.
  *

@@ -3,15 +3,16 @@
 #include <string.h>
 
 #include "engine/cmd.h"
+#include "engine/escalate.h"
 #include "engine/plugin.h"
 #include "engine/registry.h"
 
 /* Every verb, in the order `kagari --help` lists them. */
 static const struct cmd_entry *const main_verbs[] = {
-    &cmd_init_entry,      &cmd_serve_entry,   &cmd_tenant_entry,   &cmd_alert_entry,
-    &cmd_runs_entry,      &cmd_run_entry,     &cmd_playbook_entry, &cmd_state_entry,
-    &cmd_secret_entry,    &cmd_version_entry, &cmd_user_entry,     &cmd_allow_entry,
-    &cmd_approvals_entry, &cmd_approve_entry,
+    &cmd_init_entry,      &cmd_serve_entry,   &cmd_tenant_entry,     &cmd_alert_entry,
+    &cmd_runs_entry,      &cmd_run_entry,     &cmd_playbook_entry,   &cmd_state_entry,
+    &cmd_secret_entry,    &cmd_version_entry, &cmd_user_entry,       &cmd_allow_entry,
+    &cmd_approvals_entry, &cmd_approve_entry, &cmd_escalation_entry,
 };
 
 static void
@@ -33,6 +34,7 @@ int
 main(int argc, char **argv)
 {
     registry_init(); /* every verb sees the plug-ins: their settings blocks, their modules */
+    escalate_config_init();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         main_usage(argc < 2 ? stderr : stdout);

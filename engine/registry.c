@@ -6,6 +6,7 @@
 #include "connectors/graph.h"
 #include "connectors/idp.h"
 #include "connectors/intune.h"
+#include "connectors/notify.h"
 #include "connectors/panos.h"
 #include "connectors/panos_keygen.h"
 #include "connectors/rest.h"
@@ -23,7 +24,7 @@
 
 static const struct connector *const connectors[] = {
     &graph_connector,  &idp_connector,  &security_connector, &defender_connector,
-    &intune_connector, &rest_connector, &panos_connector,
+    &intune_connector, &rest_connector, &notify_connector,   &panos_connector,
 };
 
 static const struct plugin_verb *const verbs[] = {

@@ -782,6 +782,12 @@ run_playbook_name(const struct run *r)
     return r->pb->name;
 }
 
+int
+run_next_step(const struct run *r)
+{
+    return (int)r->cursor + 1;
+}
+
 int64_t
 run_deadline_ms(const struct run *r)
 {
@@ -1192,7 +1198,7 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         }
         return journal_push(L, &r->j[entry]);
     }
-    if ((spec->flags & EFFECT_OUTSIDE) && r->approved != NULL &&
+    if ((spec->flags & EFFECT_OUTSIDE) && !(spec->flags & EFFECT_NOTICE) && r->approved != NULL &&
         (msg = approved_refuses(r->approved, spec->kind, request)) != NULL) {
         log_warn("effect.not_approved tenant=%s run=%lld kind=%s", r->t->id, (long long)r->id,
                  spec->kind);

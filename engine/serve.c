@@ -13,6 +13,7 @@
 #include "engine/api.h"
 #include "engine/config.h"
 #include "engine/env.h"
+#include "engine/escalate.h"
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/plugin.h"
@@ -207,7 +208,7 @@ serve_main(const char *config_path)
         goto out;
     }
     admit_init();
-    if (sources_start(&conf, &err) == -1) {
+    if (escalate_start(&conf, &err) == -1 || sources_start(&conf, &err) == -1) {
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
     }
@@ -263,6 +264,7 @@ out:
     api_free(people_api);
     people_api = NULL;
     tenants_close(); /* frees the runs, which cancel their calls */
+    escalate_stop();
     plugin_shutdown();
     secret_shutdown();
     secret_unload_key();

@@ -111,6 +111,12 @@ static const char *const control_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;",
+    /* 3: each person's portal preferences: language and time zone. */
+    "CREATE TABLE IF NOT EXISTS user_prefs ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users (id),"
+    "  lang TEXT NOT NULL,"
+    "  tz TEXT NOT NULL"
+    ");",
 };
 
 static const char *const tenant_migrations[] = {
@@ -223,6 +229,50 @@ static const char *const tenant_migrations[] = {
     /* 5: the class of each record: 'alert' (a detection, routed to playbooks) or 'event'
      * (a high-volume log line, kept for queries); rows stored before are alerts. */
     "ALTER TABLE alerts ADD COLUMN class TEXT NOT NULL DEFAULT 'alert';",
+    /* 6: escalations: one urgent contact chain started by a run's escalate{}, how far down
+     * its contacts it got and who acknowledged it when and how (time to acknowledge for
+     * the monthly report). Self-contained: creates only its own table. */
+    "CREATE TABLE IF NOT EXISTS escalations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id INTEGER NOT NULL,"
+    "  level TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  contacts INTEGER NOT NULL,"
+    "  reached INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'acked', 'exhausted')),"
+    "  created INTEGER NOT NULL,"
+    "  reached_at INTEGER,"
+    "  acked INTEGER,"
+    "  acked_by TEXT,"
+    "  acked_via TEXT"
+    ");"
+    "CREATE INDEX IF NOT EXISTS escalations_state ON escalations (state);",
+    /* 7: the portal's dashboard: the number of alerts (class 'alert', not events) per
+     * hour of their time, source and level, kept by triggers as alerts are stored (and
+     * deleted), filled from the alerts already there; the dashboard reads a few hundred
+     * rows of it, never the alerts themselves. */
+    "CREATE TABLE IF NOT EXISTS alert_counts ("
+    "  hour INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  severity INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (hour, source, severity)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO alert_counts (hour, source, severity, n)"
+    "  SELECT (time / 3600000) * 3600000, source, severity, count(*) FROM alerts"
+    "  WHERE class = 'alert' GROUP BY 1, 2, 3;"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_add AFTER INSERT ON alerts"
+    "  WHEN NEW.class = 'alert' BEGIN"
+    "  INSERT INTO alert_counts (hour, source, severity, n)"
+    "    VALUES ((NEW.time / 3600000) * 3600000, NEW.source, NEW.severity, 1)"
+    "    ON CONFLICT (hour, source, severity) DO UPDATE SET n = n + 1;"
+    "  END;"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_remove AFTER DELETE ON alerts"
+    "  WHEN OLD.class = 'alert' BEGIN"
+    "  UPDATE alert_counts SET n = n - 1 WHERE hour = (OLD.time / 3600000) * 3600000"
+    "    AND source = OLD.source AND severity = OLD.severity;"
+    "  END;",
     /* Adds published lists: named sets of values a connector keeps for the tenant (the
      * addresses the firewall connector blocked), served to devices that pull them.
      * expires is ms since the epoch, 0 for never. */
@@ -265,6 +315,7 @@ enum query {
     Q_RUN_GET,
     Q_RUN_LIST,
     Q_RUN_LIST_STATE,
+    Q_RUN_BY_ALERT,
     Q_RUN_UNFINISHED,
     Q_RUN_COUNTS,
     Q_JOURNAL_PUT,
@@ -277,6 +328,9 @@ enum query {
     Q_ALERT_RECENT,
     Q_ALERT_OBS_INSERT,
     Q_ALERT_IDS,
+    Q_ALERT_MAX_ID,
+    Q_ALERT_BY_LEVEL,
+    Q_ALERT_BY_SOURCE,
     Q_USER_ADD,
     Q_USER_GET,
     Q_USER_GET_ID,
@@ -286,6 +340,8 @@ enum query {
     Q_USER_SET_TOTP,
     Q_USER_TOTP_USED,
     Q_USER_FAILED,
+    Q_PREFS_GET,
+    Q_PREFS_SET,
     Q_USER_LOGIN_OK,
     Q_RECOVERY_CLEAR,
     Q_RECOVERY_ADD,
@@ -362,6 +418,7 @@ static const char *const query_sql[Q_COUNT] = {
                                        " WHERE run_id = ?1)",
     [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
     [Q_RUN_LIST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT ?1",
+    [Q_RUN_BY_ALERT] = "SELECT " RUN_COLUMNS " FROM runs WHERE alert_id = ?1 ORDER BY id LIMIT ?2",
     [Q_RUN_LIST_STATE] = "SELECT " RUN_COLUMNS " FROM runs WHERE state = ?2"
                          " ORDER BY id DESC LIMIT ?1",
     [Q_RUN_UNFINISHED] = "SELECT " RUN_COLUMNS " FROM runs"
@@ -397,7 +454,15 @@ static const char *const query_sql[Q_COUNT] = {
                        " ORDER BY o.received DESC, o.alert_id DESC",
     [Q_ALERT_OBS_INSERT] = "INSERT OR IGNORE INTO alert_observables (vhash, received, alert_id)"
                            " VALUES (?1, ?2, ?3)",
-    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [Q_ALERT_BY_LEVEL] = "SELECT (hour / ?2) * ?2, severity, sum(n) FROM alert_counts"
+                         " WHERE hour >= ?1 GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2",
+    [Q_ALERT_BY_SOURCE] = "SELECT source, sum(n) FROM alert_counts WHERE hour >= ?1"
+                          " GROUP BY source HAVING sum(n) > 0 ORDER BY 2 DESC, source LIMIT ?2",
+    [Q_ALERT_IDS] = "SELECT id FROM alerts WHERE id < ?1 AND (?3 IS NULL OR source = ?3)"
+                    " AND (?4 < 0 OR severity = ?4) AND (?5 IS NULL OR outcome = ?5)"
+                    " AND (?6 IS NULL OR time >= ?6) AND (?7 IS NULL OR time < ?7)"
+                    " AND id >= ?8 ORDER BY id DESC LIMIT ?2",
+    [Q_ALERT_MAX_ID] = "SELECT coalesce(max(id), 0) FROM alerts",
 #define USER_COLUMNS                                                                               \
     "id, name, pass_hash, totp_secret, totp_confirmed, totp_last_step, failures, locked_until,"    \
     " disabled, created, last_login"
@@ -414,6 +479,9 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_USER_TOTP_USED] = "UPDATE users SET totp_last_step = ?2, totp_confirmed = 1"
                          " WHERE id = ?1 AND totp_last_step < ?2",
     [Q_USER_FAILED] = "UPDATE users SET failures = ?2, locked_until = ?3 WHERE id = ?1",
+    [Q_PREFS_GET] = "SELECT lang, tz FROM user_prefs WHERE user_id = ?1",
+    [Q_PREFS_SET] = "INSERT INTO user_prefs (user_id, lang, tz) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (user_id) DO UPDATE SET lang = excluded.lang, tz = excluded.tz",
     [Q_USER_LOGIN_OK] = "UPDATE users SET failures = 0, locked_until = 0, last_login = ?2"
                         " WHERE id = ?1",
     [Q_RECOVERY_CLEAR] = "DELETE FROM recovery_codes WHERE user_id = ?1",
@@ -2060,6 +2128,22 @@ store_run_list(struct store_tenant *t, const char *state, int limit, struct stor
 }
 
 int
+store_run_by_alert(struct store_tenant *t, int64_t alert_id, int limit, struct store_run **out,
+                   size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_RUN_BY_ALERT, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, alert_id);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
+    return run_collect(&t->db, s, "run by alert", out, n, errp);
+}
+
+int
 store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s;
@@ -2486,7 +2570,17 @@ int
 store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                 char **errp)
 {
+    struct store_alert_filter any = { NULL, -1, NULL, 0, 0 };
+
+    return store_alert_search(t, &any, before, limit, ids, n, NULL, errp);
+}
+
+int
+store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                   int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp)
+{
     sqlite3_stmt *s;
+    int64_t floor = 0;
     int64_t *v = NULL;
     size_t len = 0;
     int rc;
@@ -2496,7 +2590,32 @@ store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids
     if (limit <= 0) {
         limit = STORE_RUN_LIST_DEFAULT;
     }
-    s = db_bound(&t->db, Q_ALERT_IDS, errp, "ii", before > 0 ? before : INT64_MAX, (int64_t)limit);
+    if (resume != NULL) {
+        *resume = 0;
+    }
+    /* A filter reads the alerts one by one: at most a window of STORE_ALERT_SCAN ids per
+     * call, so that a filter nothing matches never reads a large table on the loop. */
+    if (f->source != NULL || f->severity >= 0 || f->outcome != NULL || f->since_ms > 0 ||
+        f->until_ms > 0) {
+        int64_t top = before;
+
+        if (top <= 0) {
+            if ((s = db_stmt(&t->db, Q_ALERT_MAX_ID, errp)) == NULL) {
+                return -1;
+            }
+            if (sqlite3_step(s) != SQLITE_ROW) {
+                db_fail(&t->db, errp, "alert max id");
+                stmt_done(s);
+                return -1;
+            }
+            top = sqlite3_column_int64(s, 0) + 1;
+            stmt_done(s);
+        }
+        floor = top - STORE_ALERT_SCAN > 0 ? top - STORE_ALERT_SCAN : 0;
+    }
+    s = db_bound(&t->db, Q_ALERT_IDS, errp, "iisisooi", before > 0 ? before : INT64_MAX,
+                 (int64_t)limit, f->source, (int64_t)f->severity, f->outcome, f->since_ms,
+                 f->until_ms, floor);
     if (s == NULL) {
         return -1;
     }
@@ -2513,7 +2632,74 @@ store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids
     stmt_done(s);
     *ids = v;
     *n = len;
+    if (resume != NULL && len < (size_t)limit && floor > 1) {
+        *resume = floor;
+    }
     return 0;
+}
+
+int
+store_alert_stats(struct store_tenant *t, int64_t since_ms, int64_t bucket_ms,
+                  struct store_alert_bucket **buckets, size_t *nb,
+                  struct store_source_count **sources, size_t *ns, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *buckets = NULL;
+    *sources = NULL;
+    *nb = 0;
+    *ns = 0;
+    if (bucket_ms <= 0) {
+        return kg_err(errp, "alert stats: bucket must be positive");
+    }
+    if ((s = db_bound(&t->db, Q_ALERT_BY_LEVEL, errp, "ii", since_ms, bucket_ms)) == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_alert_bucket *b;
+
+        *buckets = xrealloc(*buckets, (*nb + 1) * sizeof(**buckets));
+        b = &(*buckets)[(*nb)++];
+        b->start_ms = sqlite3_column_int64(s, 0);
+        b->severity = sqlite3_column_int(s, 1);
+        b->count = sqlite3_column_int64(s, 2);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert stats by level");
+        stmt_done(s);
+        goto fail;
+    }
+    stmt_done(s);
+    s = db_bound(&t->db, Q_ALERT_BY_SOURCE, errp, "ii", since_ms,
+                 (int64_t)STORE_ALERT_STATS_SOURCES);
+    if (s == NULL) {
+        goto fail;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_source_count *c;
+        const char *src = (const char *)sqlite3_column_text(s, 0);
+
+        *sources = xrealloc(*sources, (*ns + 1) * sizeof(**sources));
+        c = &(*sources)[(*ns)++];
+        snprintf(c->source, sizeof(c->source), "%s", src ? src : "");
+        c->count = sqlite3_column_int64(s, 1);
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "alert stats by source");
+        stmt_done(s);
+        goto fail;
+    }
+    stmt_done(s);
+    return 0;
+fail:
+    free(*buckets);
+    free(*sources);
+    *buckets = NULL;
+    *sources = NULL;
+    *nb = 0;
+    *ns = 0;
+    return -1;
 }
 
 void
@@ -2695,6 +2881,41 @@ store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp)
     int n = db_change(&st->db, Q_USER_TOTP_USED, "user totp use", errp, "ii", id, step);
 
     return n < 0 ? -1 : n > 0;
+}
+
+int
+store_prefs_get(struct store *st, int64_t user_id, char lang[8], char tz[64], char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_PREFS_GET, errp, "i", user_id);
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *l = (const char *)sqlite3_column_text(s, 0);
+        const char *z = (const char *)sqlite3_column_text(s, 1);
+
+        snprintf(lang, 8, "%s", l ? l : "");
+        snprintf(tz, 64, "%s", z ? z : "");
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&st->db, errp, "prefs get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_prefs_set(struct store *st, int64_t user_id, const char *lang, const char *tz, char **errp)
+{
+    return db_change(&st->db, Q_PREFS_SET, "prefs set", errp, "iss", user_id, lang, tz) < 0 ? -1
+                                                                                            : 0;
 }
 
 int
@@ -3295,4 +3516,194 @@ store_votes_free(struct store_vote *v, size_t n)
         free(v[i].comment);
     }
     free(v);
+}
+
+/* ---- escalations ----
+ *
+ * Prepared per call (they are rare: a few per incident) rather than in the cached
+ * statement table. */
+
+static sqlite3_stmt *
+esc_prepare(struct store_tenant *t, const char *sql, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+
+    if (sqlite3_prepare_v2(t->db.h, sql, -1, &s, NULL) != SQLITE_OK) {
+        db_fail(&t->db, errp, "escalations");
+        return NULL;
+    }
+    return s;
+}
+
+int
+store_esc_insert(struct store_tenant *t, const struct store_esc *e, int64_t *id, char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(t,
+                                  "INSERT INTO escalations (run_id, level, reason, subject,"
+                                  " contacts, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                  errp);
+    int rc = -1;
+
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, e->run_id);
+    sqlite3_bind_text(s, 2, e->level, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, e->reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 4, e->subject, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 5, e->contacts);
+    sqlite3_bind_int64(s, 6, e->created_ms);
+    if (sqlite3_step(s) == SQLITE_DONE) {
+        *id = sqlite3_last_insert_rowid(t->db.h);
+        rc = 0;
+    } else {
+        db_fail(&t->db, errp, "escalation insert");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+#define ESC_COLUMNS                                                                                \
+    "id, run_id, level, reason, subject, contacts, reached, state, created,"                       \
+    " coalesce(reached_at, 0), coalesce(acked, 0), acked_by, acked_via"
+
+static void
+esc_row(sqlite3_stmt *s, struct store_esc *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->id = sqlite3_column_int64(s, 0);
+    e->run_id = sqlite3_column_int64(s, 1);
+    e->level = col_strdup(s, 2);
+    e->reason = col_strdup(s, 3);
+    e->subject = col_strdup(s, 4);
+    e->contacts = sqlite3_column_int(s, 5);
+    e->reached = sqlite3_column_int(s, 6);
+    snprintf(e->state, sizeof(e->state), "%s", (const char *)sqlite3_column_text(s, 7));
+    e->created_ms = sqlite3_column_int64(s, 8);
+    e->reached_ms = sqlite3_column_int64(s, 9);
+    e->acked_ms = sqlite3_column_int64(s, 10);
+    e->acked_by = col_strdup(s, 11);
+    e->acked_via = col_strdup(s, 12);
+}
+
+void
+store_esc_free(struct store_esc *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    free(e->level);
+    free(e->reason);
+    free(e->subject);
+    free(e->acked_by);
+    free(e->acked_via);
+}
+
+int
+store_esc_get(struct store_tenant *t, int64_t id, struct store_esc *out, char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(t, "SELECT " ESC_COLUMNS " FROM escalations WHERE id = ?1", errp);
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        esc_row(s, out);
+        rc = 1;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        db_fail(&t->db, errp, "escalation %lld", (long long)id);
+        rc = -1;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int
+store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s =
+        esc_prepare(t, "SELECT " ESC_COLUMNS " FROM escalations ORDER BY id DESC LIMIT ?1", errp);
+    struct store_esc *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        esc_row(s, &v[len++]);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < len; i++) {
+            store_esc_free(&v[i]);
+        }
+        free(v);
+        return kg_err(errp, "escalation list: %s", sqlite3_errmsg(t->db.h));
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* Shared by the two updates: 1 when the row changed, 0 when it did not, -1 on error. */
+static int
+esc_update(struct store_tenant *t, sqlite3_stmt *s, char **errp)
+{
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        return kg_err(errp, "escalation update: %s", sqlite3_errmsg(t->db.h));
+    }
+    return sqlite3_changes(t->db.h) > 0;
+}
+
+int
+store_esc_ack(struct store_tenant *t, int64_t id, const char *by, const char *via, int64_t at_ms,
+              char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(t,
+                                  "UPDATE escalations SET state = 'acked', acked = ?2,"
+                                  " acked_by = ?3, acked_via = ?4"
+                                  " WHERE id = ?1 AND acked IS NULL",
+                                  errp);
+
+    if (s != NULL) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, at_ms);
+        sqlite3_bind_text(s, 3, by, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 4, via, -1, SQLITE_TRANSIENT);
+    }
+    return esc_update(t, s, errp);
+}
+
+int
+store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms, int exhausted,
+                  char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(t,
+                                  "UPDATE escalations SET reached = max(reached, ?2),"
+                                  " reached_at = ?3, state = CASE WHEN ?4 AND state = 'open'"
+                                  " THEN 'exhausted' ELSE state END WHERE id = ?1",
+                                  errp);
+
+    if (s != NULL) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int(s, 2, contact);
+        sqlite3_bind_int64(s, 3, at_ms);
+        sqlite3_bind_int(s, 4, exhausted);
+    }
+    return esc_update(t, s, errp);
 }

@@ -79,6 +79,11 @@ int store_user_set_password(struct store *st, int64_t id, const char *pass_hash,
 int store_user_set_totp(struct store *st, int64_t id, const char *secret, char **errp) KG_WUR;
 /* Record step as used: 1 when it is newer than the last used one (the code counts), 0
  * when it is not (a replay), -1 on error. Also confirms the secret. */
+/* A person's portal preferences (language, time zone): 1 found, 0 none yet, -1 error. */
+int store_prefs_get(struct store *st, int64_t user_id, char lang[8], char tz[64],
+                    char **errp) KG_WUR;
+int store_prefs_set(struct store *st, int64_t user_id, const char *lang, const char *tz,
+                    char **errp) KG_WUR;
 int store_user_totp_use(struct store *st, int64_t id, int64_t step, char **errp);
 int store_user_set_failures(struct store *st, int64_t id, int failures, int64_t locked_until,
                             char **errp) KG_WUR;
@@ -225,6 +230,20 @@ char *store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, 
  * 100); *ids is malloc'd. */
 int store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                     char **errp) KG_WUR;
+/* The same, only the alerts that match every field of f that is set. With a filter, one
+ * call looks at the STORE_ALERT_SCAN ids below before at most: when it found fewer than
+ * limit and older alerts remain, *resume (may be NULL) is where the next call goes on
+ * (its before), else 0. */
+#define STORE_ALERT_SCAN 20000
+struct store_alert_filter {
+    const char *source;  /* NULL: any */
+    int severity;        /* enum severity; -1: any */
+    const char *outcome; /* NULL: any */
+    int64_t since_ms;    /* time >= since_ms; 0: unbounded */
+    int64_t until_ms;    /* time < until_ms; 0: unbounded */
+};
+int store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                       int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp) KG_WUR;
 
 /* Runs. State is one of queued|running|waiting|done|failed|cancelled. */
 struct store_run {
@@ -259,6 +278,27 @@ int store_run_get(struct store_tenant *t, int64_t id, struct store_run *out, cha
 /* Newest first; state may be NULL (all); limit <= 0 means 100. */
 int store_run_list(struct store_tenant *t, const char *state, int limit, struct store_run **out,
                    size_t *n, char **errp) KG_WUR;
+/* Counts for the portal's dashboard, of the alerts (not events) whose time is at or after
+ * since_ms (a whole hour: the counts are kept per hour):
+ * per bucket of bucket_ms (start aligned to a multiple of it) and level, in time order;
+ * and per source, the STORE_ALERT_STATS_SOURCES largest. Both arrays are malloc'd (free
+ * them; NULL when empty). */
+#define STORE_ALERT_STATS_SOURCES 10
+struct store_alert_bucket {
+    int64_t start_ms;
+    int severity;
+    int64_t count;
+};
+struct store_source_count {
+    char source[65];
+    int64_t count;
+};
+int store_alert_stats(struct store_tenant *t, int64_t since_ms, int64_t bucket_ms,
+                      struct store_alert_bucket **buckets, size_t *nb,
+                      struct store_source_count **sources, size_t *ns, char **errp) KG_WUR;
+/* The runs an alert started, oldest first, at most limit (<= 0: 100). */
+int store_run_by_alert(struct store_tenant *t, int64_t alert_id, int limit, struct store_run **out,
+                       size_t *n, char **errp) KG_WUR;
 /* Runs that must be resumed after a restart (queued, running, waiting), oldest first. */
 int store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t *n,
                          char **errp) KG_WUR;
@@ -364,5 +404,40 @@ struct store_recent {
  * than exist). */
 int store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
                        size_t *n, char **errp) KG_WUR;
+
+/* ---- escalations (urgent contact chains) ---- */
+
+struct store_esc {
+    int64_t id;
+    int64_t run_id;
+    char *level;
+    char *reason;
+    char *subject;
+    int contacts;   /* in the chain */
+    int reached;    /* contacts notified so far (1-based count) */
+    char state[16]; /* open, acked, exhausted */
+    int64_t created_ms;
+    int64_t reached_ms; /* when the last contact was reached, or 0 */
+    int64_t acked_ms;   /* 0 until acknowledged */
+    char *acked_by;     /* NULL until acknowledged */
+    char *acked_via;    /* "link", "cli", "api" */
+};
+void store_esc_free(struct store_esc *e); /* frees the fields; NULL is a no-op */
+/* In the caller's transaction (loop_write). e's run_id, level, reason, subject, contacts
+ * and created_ms are stored; *id gets the new row's id. */
+int store_esc_insert(struct store_tenant *t, const struct store_esc *e, int64_t *id,
+                     char **errp) KG_WUR;
+/* 1 and *out filled (store_esc_free it), 0 when there is no such escalation, -1. */
+int store_esc_get(struct store_tenant *t, int64_t id, struct store_esc *out, char **errp);
+/* Newest first; *out malloc'd (store_esc_free each, then free). */
+int store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t *n,
+                   char **errp) KG_WUR;
+/* Acknowledge: 1 done now, 0 when it was already acknowledged (or does not exist), -1. */
+int store_esc_ack(struct store_tenant *t, int64_t id, const char *by, const char *via,
+                  int64_t at_ms, char **errp);
+/* Contact number contact (1-based) was notified; exhausted: it was the last one and
+ * nobody acknowledged. 1/0/-1 like store_esc_ack. */
+int store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms, int exhausted,
+                      char **errp);
 
 #endif

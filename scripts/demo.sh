@@ -14,7 +14,7 @@ if [ ! -f var/mock/cert.pem ]; then
 fi
 if [ ! -f var/kagari.conf.lua ]; then
     "$bin" init --config var/kagari.conf.lua --data data --playbooks ../playbooks \
-        --listen 127.0.0.1:8080 --tenant demo >var/init.out
+        --listen 127.0.0.1:8080 --tenant demo --api 127.0.0.1:8444 >var/init.out
     cat var/init.out
     token=$(sed -n 's/^intake token (shown once): //p' var/init.out)
     rm -f var/init.out
@@ -36,7 +36,18 @@ tenants = {
     },
 }
 CONF
+    # The demo analyst: a random password kept in var/ (a demo, not a secret); TOTP is
+    # enrolled at the first login in the portal (the secret printed here is not needed).
+    pw=$(openssl rand -hex 12)
+    printf '%s\n' "$pw" >var/demo-analyst.txt
+    chmod 600 var/demo-analyst.txt
+    printf '%s\n' "$pw" | "$bin" user add analyst --role demo:analyst \
+        --config var/kagari.conf.lua >/dev/null
     cat <<TXT
+
+The portal: https://127.0.0.1:8444/ (a self-signed certificate: var/tls/api-cert.pem)
+  user: analyst   password: $pw   (kept in var/demo-analyst.txt)
+  The first login shows a QR code: add it to an authenticator app, then enter its code.
 
 Send the example alert (in another terminal):
   $bin alert send --config var/kagari.conf.lua --token $token docs/examples/alert.json
@@ -54,6 +65,9 @@ Using the existing var/kagari.conf.lua. The demo token was shown when it was cre
 issue a new one with:
   $bin tenant token demo --config var/kagari.conf.lua
 TXT
+    if [ -f var/demo-analyst.txt ]; then
+        echo "The portal: https://127.0.0.1:8444/ (user: analyst, password in var/demo-analyst.txt)"
+    fi
 fi
 "$mock" --listen 127.0.0.1:8443 --tls-cert var/mock/cert.pem --tls-key var/mock/key.pem \
     >var/mock/mock.out 2>var/mock/mock.log &

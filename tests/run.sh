@@ -57,6 +57,11 @@ if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; t
     suite "integration" python3 tests/integration/run.py "$B"
 fi
 
+# The portal in a real browser (playwright-core driving chromium headless).
+if [ -f tests/browser/run.py ]; then
+    suite "browser" python3 tests/browser/run.py "$B"
+fi
+
 rm -rf "$log"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "engine/escalate.h"
 #include "engine/registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,6 +17,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *err = NULL;
 
     registry_init(); /* the connectors' tenant blocks are part of the language */
+    escalate_config_init();
     if (config_load_buffer((const char *)data, size, "fuzz.conf.lua", &cfg, &err) == 0) {
         config_free(&cfg);
     } else if (err == NULL) {

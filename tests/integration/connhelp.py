@@ -75,7 +75,7 @@ class LocalHTTP:
         self.srv.server_close()
 
 
-def tenant_config(m, dry_run=False, allow=None, client_id=None, secret=None):
+def tenant_config(m, dry_run=False, allow=None, client_id=None, secret=None, extra=""):
     """The tenants block pointing tenant t1 at mock m; allow defaults to the mock's own
     host and port."""
     if allow is None:
@@ -86,8 +86,8 @@ def tenant_config(m, dry_run=False, allow=None, client_id=None, secret=None):
              lua_str(mockctl.TENANT), lua_str(client_id or mockctl.CLIENT_ID),
              lua_str(secret or mockctl.CLIENT_SECRET)))
     hosts = ", ".join(lua_str(h) for h in allow)
-    return ("tenants = { t1 = { dry_run = %s, %s, http = { allow = { %s } } } }"
-            % ("true" if dry_run else "false", ms, hosts))
+    return ("tenants = { t1 = { dry_run = %s, %s, http = { allow = { %s } }%s } }"
+            % ("true" if dry_run else "false", ms, hosts, (", " + extra) if extra else ""))
 
 
 def outputs(journal):
@@ -119,7 +119,8 @@ class ConnEnv:
 
     def __init__(self, name, playbooks, dry_run=False, max_attempts=3, timeout="10s",
                  mock_kw=None, allow=None, run_timeout=None, extra_config="",
-                 breaker=(5, "30s"), retry_after_max="5m", client=(None, None)):
+                 breaker=(5, "30s"), retry_after_max="5m", client=(None, None),
+                 tenant_extra=None):
         self.name = name
         self.playbooks = playbooks
         self.dry_run = dry_run
@@ -132,6 +133,7 @@ class ConnEnv:
         self.breaker = breaker
         self.retry_after_max = retry_after_max
         self.client = client
+        self.tenant_extra = tenant_extra  # a function of the mock: more of t1's settings
         self.m = None
         self.d = None
         self.seq = 0
@@ -150,7 +152,8 @@ class ConnEnv:
                        self.breaker[0], lua_str(self.breaker[1]),
                        lua_str(self.retry_after_max),
                        tenant_config(self.m, self.dry_run, self.allow, self.client[0],
-                                     self.client[1])))
+                                     self.client[1],
+                                     self.tenant_extra(self.m) if self.tenant_extra else "")))
             if self.run_timeout is not None:
                 cfg += 'runs = { timeout = %s }\n' % lua_str(self.run_timeout)
             cfg += self.extra_config

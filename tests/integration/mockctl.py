@@ -508,3 +508,23 @@ class MockServer:
         if path_prefix:
             q += "&path_prefix=" + urllib.parse.quote(path_prefix)
         return self.control("GET", "/log" + q)["value"]
+
+    # -- mail and webhook receivers (tests/mock/mock_smtp.c, mock_hooks.c) --
+
+    def smtp(self):
+        """{"starttls_port", "tls_port", "connections", "mode", "messages": [...]}."""
+        return self.control("GET", "/smtp")
+
+    def smtp_config(self, **kw):
+        """mode= none|refuse|fail|reject|slow, count= (-1: always), delay_ms=, user=,
+        password=, clear=True."""
+        return self.control("POST", "/smtp", kw)
+
+    def smtp_messages(self):
+        return self.smtp()["messages"]
+
+    def hook_config(self, name, secret=None, clear=False):
+        return self.control("POST", "/hooks", {"name": name, "secret": secret, "clear": clear})
+
+    def hook_received(self, name):
+        return self.control("GET", "/hooks/" + name)["received"]

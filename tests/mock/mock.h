@@ -482,4 +482,16 @@ cJSON *panos_config_json(void);
 int panos_control(const cJSON *o,
                   char **errp) KG_WUR; /* the registered IPs, expired tags dropped first */
 
+/* mock_smtp.c: the SMTP server (STARTTLS and implicit TLS listeners on loopback). */
+int mock_smtp_start(SSL_CTX *ssl, char **errp) KG_WUR;
+void mock_smtp_stop(void);
+cJSON *mock_smtp_json(void); /* ports, fault mode, recorded messages */
+int mock_smtp_config(const cJSON *o, char **errp) KG_WUR;
+
+/* mock_hooks.c: webhook receivers under /hooks/<name>. */
+void mock_hooks_receive(struct mreq *r);
+int mock_hooks_config(const cJSON *o, char **errp) KG_WUR;
+cJSON *mock_hooks_json(const char *name);
+void mock_hooks_free(void);
+
 #endif

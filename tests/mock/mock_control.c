@@ -659,6 +659,25 @@ control_handle(struct mhttp_req *h)
     } else if (strcmp(m, "DELETE") == 0 &&
                (strcmp(p, "/faults") == 0 || strcmp(p, "/delays") == 0)) {
         clear_faults(h);
+    } else if (get && strcmp(p, "/smtp") == 0) {
+        reply(h, 200, mock_smtp_json());
+    } else if (post && (strcmp(p, "/smtp") == 0 || strcmp(p, "/hooks") == 0)) {
+        cJSON *o = body_json(h);
+        char *err = NULL;
+
+        if (o == NULL) {
+            return;
+        }
+        if ((strcmp(p, "/smtp") == 0 ? mock_smtp_config(o, &err) : mock_hooks_config(o, &err)) ==
+            -1) {
+            reply_error(h, 400, "%s", err);
+            free(err);
+        } else {
+            reply(h, 200, ok_json());
+        }
+        cJSON_Delete(o);
+    } else if (get && strncmp(p, "/hooks/", 7) == 0) {
+        reply(h, 200, mock_hooks_json(p + 7));
     } else if (get && strcmp(p, "/counters") == 0) {
         reply(h, 200, mock_counters_json());
     } else if (get && strcmp(p, "/state/registeredIps") == 0) {

@@ -712,6 +712,11 @@ handle(struct mhttp_req *h, void *arg)
             goto send;
         }
     }
+    if (r.route == NULL && strncmp(path, "/hooks/", 7) == 0) {
+        r.log_route = "hooks";
+        mock_hooks_receive(&r);
+        goto send;
+    }
     if (r.route == NULL) {
         if (path_matched) {
             mreq_error(&r, 405, r.svc == SVC_MDE ? "BadRequest" : "Request_BadRequest",
@@ -887,6 +892,10 @@ main(int argc, char **argv)
         goto out;
     }
     mock.port = mhttp_port(mock.srv);
+    if (ssl != NULL && mock_smtp_start(ssl, &err) == -1) {
+        fprintf(stderr, "kagari-mock: %s\n", err);
+        goto out;
+    }
     sigterm = evsignal_new(mock.base, SIGTERM, on_signal, mock.base);
     sigint = evsignal_new(mock.base, SIGINT, on_signal, mock.base);
     if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) == -1 ||
@@ -909,6 +918,8 @@ out:
         event_free(sigint);
     }
     mhttp_free(mock.srv);
+    mock_smtp_stop();
+    mock_hooks_free();
     mock_state_free();
     mock_log_clear();
     for (size_t i = 0; i < mock.faults.n; i++) {

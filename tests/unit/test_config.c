@@ -1026,7 +1026,74 @@ test_missing_file_and_buffer(void)
     free(err);
 }
 
+/* CONFIG_LIST: a plug-in block's list of tables, each element filled and checked by
+ * its fields; keys, holes, wrong element types and unknown element keys refused with
+ * the element's path. */
+struct list_item {
+    char *name;
+    double wait;
+};
+struct list_conf {
+    struct list_item *items;
+    size_t nitems;
+};
+static const struct config_field list_item_fields[] = {
+    { "name", CONFIG_STRING, offsetof(struct list_item, name), 0, 0, NULL, 0 },
+    { "wait", CONFIG_DURATION, offsetof(struct list_item, wait), 1, 60, NULL, 0 },
+    CONFIG_FIELDS_END,
+};
+static const struct config_field list_fields[] = {
+    { "items", CONFIG_LIST, offsetof(struct list_conf, items), 0, sizeof(struct list_item),
+      list_item_fields, offsetof(struct list_conf, nitems) },
+    CONFIG_FIELDS_END,
+};
+static const struct config_section list_section = {
+    "listtest", list_fields, sizeof(struct list_conf), NULL, NULL,
+};
+
+static void
+test_list_of_tables(void)
+{
+    static const char *const bad[][2] = {
+        { "tenants = { a = { listtest = { items = { x = { name = 'a' } } } } }", "items.x" },
+        { "tenants = { a = { listtest = { items = { [1] = { name = 'a' }, [3] = {} } } } }",
+          "holes" },
+        { "tenants = { a = { listtest = { items = { 'a' } } } }", "items[1]" },
+        { "tenants = { a = { listtest = { items = { {}, { nope = 1 } } } } }", "items[2].nope" },
+        { "tenants = { a = { listtest = { items = { { wait = 0.5 } } } } }", "items[1].wait" },
+        { "tenants = { a = { listtest = { items = 'x' } } }", "list of tables" },
+    };
+    struct tmpconf t;
+    struct config cfg;
+    const struct list_conf *lc;
+    char *err = NULL;
+
+    config_add_section(&list_section);
+    T_REQUIRE(tmpconf_init(&t) == 0);
+    T_EQ_INT(load_text(&t,
+                       "tenants = { a = { listtest = { items = { { name = 'x', wait = '2s' },"
+                       " { name = 'y' } } } } }",
+                       &cfg, &err),
+             0);
+    lc = config_tenant_block(config_tenant(&cfg, "a"), &list_section);
+    T_REQUIRE(lc != NULL);
+    T_EQ_INT(lc->nitems, 2);
+    T_EQ_STR(lc->items[0].name, "x");
+    T_ASSERT(lc->items[0].wait == 2);
+    T_EQ_STR(lc->items[1].name, "y");
+    T_ASSERT(lc->items[1].wait == 0);
+    config_free(&cfg);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        T_EQ_INT(load_text(&t, bad[i][0], &cfg, &err), -1);
+        T_CONTAINS(err, bad[i][1]);
+        free(err);
+        err = NULL;
+    }
+    tmpconf_done(&t);
+}
+
 TEST_LIST = {
+    { "list_of_tables", test_list_of_tables },
     { "defaults_from_empty_file", test_defaults_from_empty_file },
     { "every_key", test_every_key },
     { "sizes_and_durations", test_sizes_and_durations },

@@ -216,9 +216,10 @@ test_index_filled_by_migration(void)
     store_tenant_close(t);
     /* Back to the schema before the index (2), as a database of the previous release:
      * the objects of the index's migration (3) and of those appended after it (4: the
-     * approvals; 5: the record class, alerts.class) are dropped and the version set to
-     * 2. A migration appended later must be undone here too (the published lists'
-     * list_entries, 6, creates its table only if missing: it runs again as is). */
+     * approvals; 5: the record class, alerts.class; 6: the escalations; 7: the
+     * dashboard's alert_counts and its triggers) are dropped and the version set to 2. A
+     * migration appended later must be undone here too (the published lists'
+     * list_entries creates its table only if missing: it runs again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -231,9 +232,11 @@ test_index_filled_by_migration(void)
             v = sqlite3_column_int(q, 0);
         }
         sqlite3_finalize(q);
-        T_ASSERT(v >= 5);
-        sql = xasprintf("DROP TABLE alert_observables; DROP TABLE kv;"
-                        "DROP TABLE approval_votes; DROP TABLE approvals;"
+        T_ASSERT(v >= 7);
+        sql = xasprintf("DROP TRIGGER alert_counts_add; DROP TRIGGER alert_counts_remove;"
+                        "DROP TABLE alert_counts;"
+                        "DROP TABLE alert_observables; DROP TABLE kv;"
+                        "DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE escalations;"
                         "ALTER TABLE alerts DROP COLUMN class;"
                         "PRAGMA user_version = %d;",
                         2);
@@ -246,7 +249,23 @@ test_index_filled_by_migration(void)
     T_RECENT("old1", t, "carol", NULL, NULL, 0, 0, 10);
     T_RECENT("old2", t, "pc-1", "host", NULL, 0, 0, 10);
     T_RECENT("old2,old1", t, "192.0.2.1", "ip", NULL, 0, 0, 10);
-    add_alert(t, "s1", "new1", 3000, "user", "carol");
+    /* The dashboard's counts were filled by their migration, then kept by its trigger. */
+    {
+        struct store_alert_bucket *b = NULL;
+        struct store_source_count *sc = NULL;
+        size_t nb = 0, ns = 0;
+
+        T_REQUIRE(store_alert_stats(t, 0, 3600000, &b, &nb, &sc, &ns, NULL) == 0);
+        T_ASSERT(nb == 1 && b[0].start_ms == 0 && b[0].count == 2);
+        T_ASSERT(ns == 1 && strcmp(sc[0].source, "s1") == 0 && sc[0].count == 2);
+        free(b);
+        free(sc);
+        add_alert(t, "s1", "new1", 3000, "user", "carol");
+        T_REQUIRE(store_alert_stats(t, 0, 3600000, &b, &nb, &sc, &ns, NULL) == 0);
+        T_ASSERT(nb == 1 && b[0].count == 3 && ns == 1 && sc[0].count == 3);
+        free(b);
+        free(sc);
+    }
     T_RECENT("new1,old1", t, "carol", NULL, NULL, 0, 0, 10);
     free(err);
     store_tenant_close(t);

@@ -973,7 +973,79 @@ test_wal_truncated_after_reader(void)
     fx_teardown(&f);
 }
 
+/* Escalations: insert, read, acknowledge once (a second one changes nothing), contacts
+ * reached and the exhausted state, newest first in the list. */
+static void
+test_escalations(void)
+{
+    struct fx f;
+    struct store_esc e = { 0 }, got, *v = NULL;
+    int64_t id1 = 0, id2 = 0;
+    size_t n = 0;
+    char *err = NULL;
+    char level[] = "critical", reason[] = "succeeded sign-in\nfrom a known bad IP",
+         subject[] = "侵害の疑い";
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    e.run_id = 7;
+    e.level = level;
+    e.reason = reason;
+    e.subject = subject;
+    e.contacts = 3;
+    e.created_ms = 1000;
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_EQ_INT(store_esc_insert(f.t, &e, &id1, &err), 0);
+    T_EQ_INT(store_esc_insert(f.t, &e, &id2, &err), 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_ASSERT(id2 > id1);
+    T_EQ_INT(store_esc_get(f.t, id1, &got, &err), 1);
+    T_EQ_STR(got.state, "open");
+    T_EQ_STR(got.subject, "侵害の疑い");
+    T_EQ_STR(got.reason, "succeeded sign-in\nfrom a known bad IP");
+    T_EQ_INT(got.reached, 0);
+    T_EQ_INT(got.acked_ms, 0);
+    T_ASSERT(got.acked_by == NULL);
+    store_esc_free(&got);
+    T_EQ_INT(store_esc_get(f.t, 999, &got, &err), 0);
+
+    T_EQ_INT(store_esc_reached(f.t, id1, 1, 2000, 0, &err), 1);
+    T_EQ_INT(store_esc_ack(f.t, id1, "Sato", "link", 5000, &err), 1);
+    T_EQ_INT(store_esc_ack(f.t, id1, "Mallory", "cli", 6000, &err), 0);
+    T_EQ_INT(store_esc_ack(f.t, 999, "x", "cli", 6000, &err), 0);
+    T_EQ_INT(store_esc_get(f.t, id1, &got, &err), 1);
+    T_EQ_STR(got.state, "acked");
+    T_EQ_STR(got.acked_by, "Sato");
+    T_EQ_STR(got.acked_via, "link");
+    T_EQ_INT(got.acked_ms - got.created_ms, 4000);
+    T_EQ_INT(got.reached, 1);
+    store_esc_free(&got);
+    /* An acknowledged escalation is never marked exhausted afterwards. */
+    T_EQ_INT(store_esc_reached(f.t, id1, 3, 9000, 1, &err), 1);
+    T_EQ_INT(store_esc_get(f.t, id1, &got, &err), 1);
+    T_EQ_STR(got.state, "acked");
+    store_esc_free(&got);
+
+    T_EQ_INT(store_esc_reached(f.t, id2, 3, 9000, 1, &err), 1);
+    T_EQ_INT(store_esc_get(f.t, id2, &got, &err), 1);
+    T_EQ_STR(got.state, "exhausted");
+    T_EQ_INT(got.reached, 3);
+    T_EQ_INT(got.reached_ms, 9000);
+    store_esc_free(&got);
+
+    T_EQ_INT(store_esc_list(f.t, 10, &v, &n, &err), 0);
+    T_EQ_INT(n, 2);
+    T_EQ_INT(v[0].id, id2);
+    T_EQ_INT(v[1].id, id1);
+    for (size_t i = 0; i < n; i++) {
+        store_esc_free(&v[i]);
+    }
+    free(v);
+    T_ASSERT(err == NULL);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
+    { "escalations", test_escalations },
     { "background_checkpoints", test_background_checkpoints },
     { "locked_by_another", test_locked_by_another },
     { "wal_truncated_after_reader", test_wal_truncated_after_reader },

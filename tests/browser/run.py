@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""run.py: the portal's browser tests. Usage: run.py BUILD_DIR
+
+Starts the real daemon (people's API over HTTPS on loopback, the stateful API mock for
+the connector calls), prepares users, tenants, alerts and pending approvals, then runs
+tests/browser/portal.mjs: playwright-core driving Debian's chromium headless against the
+portal. Ends with "browser: N passed, N failed". Screenshots are kept as artefacts in
+BUILD_DIR/browser-artefacts (not committed).
+
+playwright-core is installed (pinned) into BUILD_DIR/../browser by `make test`; chromium
+is the Debian package. Either missing is a failure, never a skip."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.dont_write_bytecode = True
+
+import harness  # noqa: E402
+from connhelp import ConnEnv  # noqa: E402
+from harness import expect_accepted, wait_for  # noqa: E402
+from mockctl import ALICE, JIRO  # noqa: E402
+from peopleapi import PASSWORD, Api, add_user, api_port, make_cert, next_code  # noqa: E402
+
+# The approval playbook: the exact call it will make, why, then the call once approved.
+APPROVE = """
+    local r = alert.raw
+    local d = approve{ title = "Disable " .. r.upn, detail = "risky sign-in from " .. r.ip,
+                       effects = { {"graph.disable_user", r.upn} }, approvers = 1,
+                       timeout = "30m", default = "reject" }
+    if d.approved then
+      graph.disable_user(r.upn)
+    end
+"""
+
+# Markup in every field a person reads: the title, the raw record, an observable.
+XSS = ('<img src=x onerror="window.__xss=1;alert(1)">"><script>window.__xss=2;alert(2)'
+       '</script><svg onload=alert(3)>')
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: run.py BUILD_DIR", file=sys.stderr)
+        return 2
+    build = os.path.abspath(argv[1])
+    harness.BUILD = build
+    pw = os.path.join(os.path.dirname(build), "browser")
+    chromium = shutil.which("chromium")
+    failures = []
+    if not os.path.isdir(os.path.join(pw, "node_modules", "playwright-core")):
+        failures.append("playwright-core is not installed in %s (make test installs it)" % pw)
+    if chromium is None:
+        failures.append("chromium is not installed (make test installs the Debian package)")
+    if failures:
+        for f in failures:
+            print("not ok setup: %s" % f)
+        print("browser: 0 passed, 1 failed")
+        return 1
+    art = os.path.join(build, "browser-artefacts")
+    os.makedirs(art, exist_ok=True)
+    certdir = tempfile.mkdtemp(prefix="kagari-browser-")
+    cert, key = make_cert(certdir)
+    extra = ('api = { listen = "127.0.0.1:0", cert_file = %s, key_file = %s, '
+             'password_memory = "1MiB", password_passes = 1 }\n'
+             % (json.dumps(cert), json.dumps(key)))
+    rc = 1
+    try:
+        with ConnEnv("browser", {"appr": APPROVE}, extra_config=extra) as env:
+            d = env.d
+            # A second customer, with an alert of its own.
+            d.stop()
+            d.add_tenant("t2")
+            d.start()
+            t2_alert = expect_accepted(d.post({"source": "it.portal.other", "source_id": "o1",
+                                               "title": "t2 secret alert"}, tenant="t2"), 1)[0]
+            ana = add_user(d, "ana", "t1:analyst")
+            aud = add_user(d, "aud", "t1:auditor")
+            # The auditor's enrolment is confirmed here; ana enrols in the browser.
+            a = Api(api_port(d), cafile=cert)
+            code = next_code(aud)
+            r = a.login(aud, code=code)
+            assert r.status == 200, r
+            xss_id = expect_accepted(d.post({
+                "source": "it.portal.xss", "source_id": "x1", "title": XSS,
+                "severity": "high", "outcome": "succeeded", "time": "2026-12-01T00:30:00Z",
+                "observables": [{"type": "url", "value": "javascript:alert(4)",
+                                 "role": "<b onmouseover=alert(5)>r</b>"},
+                                {"type": "user", "value": XSS}],
+                "note": XSS}), 1)[0]
+            expect_accepted(d.post([
+                {"source": "it.portal.lvl", "source_id": "l1", "severity": "low",
+                 "title": "low one"},
+                {"source": "it.portal.lvl", "source_id": "l2", "severity": "critical",
+                 "title": "critical one"}]), 2)
+            appr_alert = env.post("appr", {"upn": ALICE[1], "ip": "203.0.113.7"})
+            aud_alert = env.post("appr", {"upn": JIRO[1], "ip": "198.51.100.9"})
+            for aid in (appr_alert, aud_alert):
+                d.wait_run_state(aid, ("waiting",))
+            cfg = {
+                "url": "https://127.0.0.1:%d" % api_port(d),
+                "intake": "http://127.0.0.1:%d/api/v1/alerts" % d.port, "token": d.token,
+                "chromium": chromium,
+                "artefacts": art,
+                "password": PASSWORD,
+                "ana": {"name": ana.name, "recovery": ana.codes[0], "recovery2": ana.codes[1]},
+                "aud": {"name": aud.name, "secret": aud.secret, "last_step": aud.last_step},
+                "xss_title": XSS, "xss_alert": xss_id, "t2_alert": t2_alert,
+                "approval_title": "Disable " + ALICE[1], "approval_upn": ALICE[1],
+                "approval_alert": appr_alert, "aud_title": "Disable " + JIRO[1],
+            }
+            env_vars = dict(os.environ, KAGARI_BROWSER=json.dumps(cfg), PW_DIR=pw)
+            p = subprocess.run(["node", os.path.join(HERE, "portal.mjs")], env=env_vars,
+                               timeout=300)
+            rc = p.returncode
+            if rc == 0:
+                # The approved call reached the API exactly once; the other was not made.
+                c = env.m.counters()["users"]
+                if (c.get(ALICE[1], {}).get("disable") != 1 or
+                        c.get(JIRO[1], {}).get("disable", 0) != 0):
+                    print("not ok mock_counters: %r" % c)
+                    print("browser: 0 passed, 1 failed")
+                    rc = 1
+    finally:
+        shutil.rmtree(certdir, ignore_errors=True)
+    return rc
+
+
+def guarded(argv):
+    """main, with a failure of the set-up reported as one failed test."""
+    try:
+        return main(argv)
+    except Exception as e:  # noqa: BLE001 - reported, then counted
+        print("not ok setup: %s: %s" % (type(e).__name__, e))
+        print("browser: 0 passed, 1 failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(guarded(sys.argv))

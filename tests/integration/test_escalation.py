@@ -1,0 +1,232 @@
+"""escalate{}: the contact chain against the mock's SMTP server and webhook receivers.
+Nobody acknowledges: every contact reached in order with its wait; a CLI or link
+acknowledgement stops the chain; GET never acknowledges; tampered, replayed and expired
+links are refused; kill -9 mid-chain does not repeat a delivered message."""
+
+import email
+import email.policy
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import time
+import urllib.parse
+
+from harness import check, wait_for
+from connhelp import ConnEnv, expect_ok, lua_str
+
+BASE = "https://soc.example.jp"
+HOOK_SECRET = "esc-hook-secret-42"
+
+ESCALATE = """
+    rec("esc", escalate{ level = "critical", reason = "サインイン成功: 不審なIP",
+                         subject = alert.raw.subject or "侵害の疑い" })
+"""
+
+
+def chain_block(m, waits=("2s", "2s", "2s")):
+    smtp = m.smtp()
+    return ("notify = { smtp = { url = %s, user = \"kagari\", password = \"mail-secret\", "
+            "from = \"soc@example.jp\", timeout = \"5s\" }, "
+            "webhooks = { { name = \"pager\", kind = \"webhook\", url = %s, secret = %s } }, "
+            "chain = { "
+            "{ name = \"当番 佐藤\", email = \"duty@example.jp\", wait = %s }, "
+            "{ name = \"CISO Tanaka\", email = \"ciso@example.jp\", webhooks = { \"pager\" }, "
+            "  wait = %s, lang = \"en\" }, "
+            "{ name = \"Director\", email = \"director@example.jp\", wait = %s } } }"
+            % (lua_str("smtp://127.0.0.1:%d" % smtp["starttls_port"]),
+               lua_str(m.base_url + "/hooks/pager"), lua_str(HOOK_SECRET),
+               lua_str(waits[0]), lua_str(waits[1]), lua_str(waits[2])))
+
+
+def env(name, waits=("2s", "2s", "2s")):
+    return ConnEnv(name, {"esc": ESCALATE}, run_timeout="10m",
+                   extra_config="escalation = { base_url = %s }\n" % lua_str(BASE),
+                   tenant_extra=lambda m: chain_block(m, waits))
+
+
+def rcpt(msg):
+    return msg["rcpt"][0].strip("<>")
+
+
+def body_of(msg):
+    p = email.message_from_bytes(msg["data"].encode("utf-8"), policy=email.policy.default)
+    return p, p.get_content()
+
+
+def link_path(msg):
+    _, body = body_of(msg)
+    m = re.search(re.escape(BASE) + r"(/ack/\S+)", body)
+    check(m is not None, "an acknowledge link in the mail: %r" % body)
+    return m.group(1)
+
+
+def ack_request(d, method, path, form=None):
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    try:
+        body = urllib.parse.urlencode(form) if form is not None else None
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        return r.status, r.read().decode("utf-8", "replace"), dict(r.getheaders())
+    finally:
+        c.close()
+
+
+def wait_messages(e, n, timeout=30):
+    return wait_for(lambda: (lambda ms: ms if len(ms) >= n else None)(e.m.smtp_messages()),
+                    timeout, "%d message(s) at the SMTP server" % n)
+
+
+def esc_row(d, eid):
+    rows = d.query("SELECT state, reached, acked, acked_by, acked_via, created FROM escalations"
+                   " WHERE id = ?", (eid,))
+    check(len(rows) == 1, "escalation %s stored" % eid)
+    return dict(zip(("state", "reached", "acked", "acked_by", "acked_via", "created"), rows[0]))
+
+
+def test_nobody_acknowledges_every_contact_in_order():
+    with env("esc-order") as e:
+        e.m.hook_config("pager", HOOK_SECRET)
+        out, run, journal = e.fire("esc", timeout=60)
+        v = expect_ok(out, "esc")
+        check(v["acked"] is False and v["exhausted"], "chain exhausted: %r" % v)
+        msgs = e.m.smtp_messages()
+        check([rcpt(x) for x in msgs] == ["duty@example.jp", "ciso@example.jp",
+                                          "director@example.jp"],
+              "contacts reached in order: %r" % [rcpt(x) for x in msgs])
+        gaps = [msgs[i + 1]["at_ms"] - msgs[i]["at_ms"] for i in range(2)]
+        check(all(1900 <= g <= 6000 for g in gaps), "each contact's wait (2s) honoured: %r" % gaps)
+        p0, b0 = body_of(msgs[0])
+        check(str(p0["Subject"]).startswith("【緊急】") and "当番 佐藤 様" in b0,
+              "Japanese template for the first contact: %r" % str(p0["Subject"]))
+        p1, b1 = body_of(msgs[1])
+        check(str(p1["Subject"]).startswith("[URGENT]") and "Dear CISO Tanaka" in b1,
+              "English template for the second: %r" % str(p1["Subject"]))
+        hooks = e.m.hook_received("pager")
+        check(len(hooks) == 1 and hooks[0]["signature_ok"], "pager webhook signed: %r" % hooks)
+        check(abs(hooks[0]["at_ms"] - msgs[1]["at_ms"]) < 2000, "webhook with contact 2")
+        paths = [link_path(x) for x in msgs]
+        check(len(set(paths)) == 3, "a link of its own per contact")
+        row = esc_row(e.d, v["id"])
+        check(row["state"] == "exhausted" and row["reached"] == 3 and row["acked"] is None,
+              "stored as exhausted: %r" % row)
+        status, page, _ = ack_request(e.d, "GET", paths[0])
+        check(status == 200 and "<form" in page, "a late link still shows the page")
+        listing = e.d.cli("escalation", "list", "--json").stdout
+        rows = json.loads(listing)
+        check(rows[0]["state"] == "exhausted" and rows[0]["reached"] == 3,
+              "CLI lists it: %r" % rows)
+        metrics = e.d.metrics()
+        check(metrics.get("kagari_escalations_exhausted_total") == 1
+              and metrics.get("kagari_escalations_started_total") == 1
+              and metrics.get("kagari_notify_mail_sent_total") == 3, "metrics counted")
+
+
+def test_cli_ack_stops_chain():
+    with env("esc-cli", waits=("6s", "6s", "6s")) as e:
+        aid = e.post("esc")
+        wait_messages(e, 1)
+        run = wait_for(lambda: [r for r in e.d.db_runs() if r["alert_id"] == aid] or None, 10,
+                       "the run")[0]
+        eid = wait_for(lambda: (e.d.query("SELECT id FROM escalations") or [None])[0], 10,
+                       "the escalation row")[0]
+        p = e.d.cli("escalation", "ack", str(eid), "--tenant", "t1", "--by", "Sato")
+        check("acknowledged" in p.stdout, p.stdout)
+        again = e.d.cli("escalation", "ack", str(eid), "--tenant", "t1", "--by", "Sato",
+                        check_rc=1)
+        check("already" in again.stderr, "a second ack refused: %r" % again.stderr)
+        out, run, journal = e.result(aid, timeout=20)
+        v = expect_ok(out, "esc")
+        check(v["acked"] and v["via"] == "cli" and "Sato" in v["by"] and v["tta_ms"] > 0,
+              "acknowledged via the CLI: %r" % v)
+        time.sleep(7)
+        check([rcpt(x) for x in e.m.smtp_messages()] == ["duty@example.jp"],
+              "nobody else notified after the ack")
+        row = esc_row(e.d, eid)
+        check(row["state"] == "acked" and row["acked_via"] == "cli", "stored: %r" % row)
+        m = e.d.metrics()
+        check(m.get("kagari_escalations_acked_total") == 1
+              and m.get("kagari_escalation_tta_seconds_count") == 1, "CLI ack counted")
+
+
+def test_link_get_shows_post_acknowledges_and_bad_links_refused():
+    with env("esc-link", waits=("8s", "8s", "8s")) as e:
+        aid = e.post("esc")
+        msgs = wait_messages(e, 1)
+        path = link_path(msgs[0])
+        parts = path.split("/")  # ['', 'ack', tenant, id, contact, expires, mac]
+        eid = int(parts[3])
+        for _ in range(2):
+            status, page, hdrs = ack_request(e.d, "GET", path)
+            check(status == 200 and "<form method=\"post\"" in page, "GET shows a form: %d" % status)
+            check(hdrs.get("Cache-Control") == "no-store", "not cached: %r" % hdrs)
+        check(esc_row(e.d, eid)["acked"] is None, "GET did not acknowledge")
+        flip = parts[6][:-1] + ("0" if parts[6][-1] != "0" else "1")
+        bad = [
+            "/".join(parts[:6] + [flip]),                                  # mac tampered
+            "/".join(parts[:3] + [str(eid + 1)] + parts[4:]),              # another escalation
+            "/".join(parts[:4] + ["9"] + parts[5:]),                       # another contact
+            "/".join(parts[:5] + [str(int(parts[5]) + 3600)] + parts[6:]),  # later expiry
+            "/".join(parts[:2] + ["t2"] + parts[3:]),                      # another tenant
+            path + "0", path[:-1], "/ack/", "/ack/t1/x/1/2/zz",
+            "/".join(parts[:3] + ["9" * 40] + parts[4:]),                  # overflow
+            "/".join(parts[:3] + ["-" + parts[3]] + parts[4:]),            # sign
+            "/".join(parts[:2] + ["T1"] + parts[3:]),                      # case
+            path.upper(), path + "/", "/ack/" + "a" * 5000,
+            "/".join(parts[:6] + [parts[6].upper()]),                      # hex case
+        ]
+        for b in bad:
+            status, _, _ = ack_request(e.d, "POST", b, {"by": "Mallory"})
+            check(status in (403, 404), "tampered link %s refused: %d" % (b, status))
+        check(esc_row(e.d, eid)["acked"] is None, "no tampered link acknowledged")
+        key = open(os.path.join(e.d.data, "escalation.key"), "rb").read()
+        past = int(time.time()) - 10
+        mac = hmac.new(key, ("ack|t1|%d|1|%d" % (eid, past)).encode(), hashlib.sha256).hexdigest()
+        status, _, _ = ack_request(e.d, "POST", "/ack/t1/%d/1/%d/%s" % (eid, past, mac))
+        check(status == 410, "an expired (correctly signed) link refused: %d" % status)
+        status, page, _ = ack_request(e.d, "PUT", path)
+        check(status == 405, "only GET and POST: %d" % status)
+        status, page, _ = ack_request(e.d, "POST", path, {"by": "佐藤 <script>"})
+        check(status == 200 and "Acknowledged" in page and "<script>" not in page,
+              "POST acknowledges: %d %s" % (status, page[:200]))
+        out, run, _ = e.result(aid, timeout=20)
+        v = expect_ok(out, "esc")
+        check(v["acked"] and v["via"] == "link" and "佐藤" in v["by"] and v["contact"] == 1,
+              "acknowledged via the link: %r" % v)
+        status, _, _ = ack_request(e.d, "POST", path, {"by": "again"})
+        check(status == 409, "a replayed link refused: %d" % status)
+        time.sleep(1)
+        check(len(e.m.smtp_messages()) == 1, "the chain stopped at the first contact")
+        check(e.d.metrics().get("kagari_escalations_acked_total") == 1, "ack counted")
+
+
+def test_kill9_mid_chain_does_not_resend():
+    with env("esc-kill", waits=("5s", "5s", "2s")) as e:
+        e.m.hook_config("pager", HOOK_SECRET)
+        aid = e.post("esc")
+        first = wait_messages(e, 1)
+        time.sleep(1.5)  # the delivery's journal entry is committed
+        e.d.kill9()
+        # The operator changes the chain meanwhile: the escalation in progress goes on
+        # with the chain it started with (recorded), new ones will use the new one.
+        with open(e.d.config) as f:
+            text = f.read()
+        check("director@example.jp" in text, "the chain is in the configuration")
+        with open(e.d.config, "w") as f:
+            f.write(text.replace("director@example.jp", "deputy@example.jp"))
+        e.d.restart()
+        out, run, journal = e.result(aid, timeout=60)
+        v = expect_ok(out, "esc")
+        check(v["acked"] is False and v["exhausted"], "chain ran to its end: %r" % v)
+        msgs = e.m.smtp_messages()
+        check([rcpt(x) for x in msgs] == ["duty@example.jp", "ciso@example.jp",
+                                          "director@example.jp"],
+              "each contact reached once across the restart: %r" % [rcpt(x) for x in msgs])
+        gap = msgs[1]["at_ms"] - first[0]["at_ms"]
+        check(4500 <= gap <= 15000, "the first wait resumed, not restarted from zero: %d" % gap)
+        ids = [body_of(x)[0]["Message-ID"] for x in msgs]
+        check(len(set(ids)) == 3, "distinct Message-IDs: %r" % ids)
+        check(len(e.m.hook_received("pager")) == 1, "the webhook sent once")
