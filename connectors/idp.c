@@ -66,6 +66,7 @@ push_user_ids(lua_State *L)
     struct buf b;
 
     if (lua_type(L, 1) == LUA_TTABLE) {
+        lcheck_plain(L, 1); /* a library's table: read raw below */
         n = (lua_Integer)lua_rawlen(L, 1);
         luaL_argcheck(L, n >= 1 && n <= IDP_IDS_MAX, 1, "expected 1 to 60 user ids");
         for (lua_Integer i = 1; i <= n; i++) {

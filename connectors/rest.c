@@ -61,6 +61,7 @@ check_headers(lua_State *L, int idx)
     if (!lua_istable(L, idx)) {
         luaL_error(L, "http.request: headers: expected a table of name = value");
     }
+    lcheck_plain(L, idx); /* a library's table: read raw below */
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         const char *name, *value;

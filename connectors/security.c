@@ -226,6 +226,9 @@ check_update(lua_State *L, const char *fn, int incident, struct security_update 
         if (!lua_isnil(L, -1)) {
             int t = lua_gettop(L);
 
+            if (lua_istable(L, t)) {
+                lcheck_plain(L, t); /* a library's table: read raw below */
+            }
             if (!lua_istable(L, t) || lua_rawlen(L, t) > SECURITY_TAGS_MAX) {
                 luaL_error(L, "%s: custom_tags: a list of up to %d strings", fn, SECURITY_TAGS_MAX);
             }

@@ -11,6 +11,10 @@
 #include "engine/store.h"
 #include "engine/tenant.h"
 
+#define ADMIT_EVENTS_DELAY_MS 200     /* the longest a stored event waits for its commit */
+#define ADMIT_EVENTS_RETRY_MS 500     /* a batch of events the store could not take, again */
+#define ADMIT_EVENTS_HELD_MAX 1000000 /* events held for a retry, at most (memory) */
+
 /* One batch waiting for its iteration's phase, then for the commit. */
 struct batch {
     struct tenant *t;
@@ -19,15 +23,48 @@ struct batch {
     size_t dups;
     int failed; /* a store error while inserting */
     int locked; /* the tenant's database is locked by another process */
+    int events; /* records to keep as events: stored, never routed */
     admit_fn done;
     void *arg;
     struct batch *next;
 };
 
 static struct batch *head, *tail; /* batches of this iteration, in arrival order */
+static struct batch *later;       /* batches of events waiting to be stored again */
+static size_t later_n;            /* the events they hold */
+static struct event *later_timer;
 static struct {
-    unsigned long long accepted, duplicates, runs, failed, locked, events;
+    unsigned long long accepted, duplicates, runs, failed, locked;
+    unsigned long long events, event_duplicates, event_retries, events_dropped;
 } stats;
+
+static void
+queue(struct batch *b)
+{
+    b->next = NULL;
+    if (tail != NULL) {
+        tail->next = b;
+    } else {
+        head = b;
+    }
+    tail = b;
+}
+
+/* The events put off by a locked or failing database go back in the queue. */
+static void
+on_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    while (later != NULL) {
+        struct batch *b = later;
+
+        later = b->next;
+        later_n -= b->n;
+        queue(b);
+    }
+}
 
 static void
 batch_free(struct batch *b)
@@ -58,6 +95,30 @@ after_commit(void *arg, int ok)
 {
     struct batch *b = arg;
 
+    if (b->events && (b->locked || !ok) && !loop_stopping() &&
+        later_n + b->n <= ADMIT_EVENTS_HELD_MAX) {
+        /* Nobody waits for events and their sender cannot send them again: keep them
+         * and try again (the loop never waits for the lock). */
+        struct timeval tv = { 0, ADMIT_EVENTS_RETRY_MS * 1000 };
+
+        stats.event_retries++;
+        b->failed = b->locked = 0;
+        b->dups = 0;
+        b->next = later;
+        later = b;
+        later_n += b->n;
+        if (later_timer == NULL) {
+            later_timer = evtimer_new(loop_base(), on_later, NULL);
+        }
+        evtimer_add(later_timer, &tv);
+        return;
+    }
+    if (b->events && (b->locked || !ok)) { /* more held than memory allows: given up */
+        stats.events_dropped += b->n;
+        log_err("admit.events_dropped tenant=%s n=%zu held=%zu", b->t->id, b->n, later_n);
+        batch_answer(b, ADMIT_FAILED);
+        return;
+    }
     if (b->locked || (!ok && loop_locked(b->t->db))) {
         stats.locked++;
         batch_answer(b, ADMIT_LOCKED);
@@ -72,8 +133,13 @@ after_commit(void *arg, int ok)
         batch_answer(b, ADMIT_FAILED);
         return;
     }
-    stats.accepted += b->n - b->dups;
-    stats.duplicates += b->dups;
+    if (b->events) {
+        stats.events += b->n - b->dups;
+        stats.event_duplicates += b->dups;
+    } else {
+        stats.accepted += b->n - b->dups;
+        stats.duplicates += b->dups;
+    }
     batch_answer(b, ADMIT_OK);
 }
 
@@ -90,14 +156,32 @@ admit_phase(void *arg)
         struct batch *next = b->next;
         char *err = NULL;
 
-        if (loop_write(b->t->db, &err) == -1) {
+        /* Events wait for no answer: their commit may be shared with the next
+         * iterations' for up to ADMIT_EVENTS_DELAY_MS, so a busy feed stores many of them
+         * per commit: each commit rewrites every index page it touched, and the event
+         * indexes are touched all over. */
+        if ((b->events ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
+                       : loop_write(b->t->db, &err)) == -1) {
             b->failed = 1;
             b->locked = loop_locked(b->t->db);
         }
-        for (size_t i = 0; i < b->n && !b->failed; i++) {
-            int dup = 0, nruns = 0;
+        for (size_t i = 0; b->events && i < b->n && !b->failed; i++) {
+            int dup = 0;
 
-            if (store_alert_insert(b->t->db, &b->alerts[i], &dup, &err) == -1) {
+            if (store_event_insert(b->t->db, &b->alerts[i], &dup, &err) == -1) {
+                b->failed = 1;
+            }
+            b->dups += (size_t)dup;
+        }
+        for (size_t i = 0; !b->events && i < b->n && !b->failed; i++) {
+            int dup = 0, nruns = 0;
+            struct alert *a = &b->alerts[i];
+
+            /* The tenant's rule (tenants.<id>.events.alerts) may change the class the
+             * source gave the record; without one it stays. */
+            a->cls = admit_is_alert(b->t, a, a->cls != ALERT_CLASS_EVENT) ? ALERT_CLASS_ALERT
+                                                                          : ALERT_CLASS_EVENT;
+            if (store_alert_insert(b->t->db, a, &dup, &err) == -1) {
                 b->failed = 1;
                 break;
             }
@@ -121,7 +205,11 @@ admit_phase(void *arg)
             log_err("admit.store_failed tenant=%s error=%s", b->t->id, log_quote(err ? err : "?"));
         }
         free(err);
-        loop_after_commit(b->t->db, after_commit, b);
+        if (b->events) {
+            loop_after_commit_lazy(b->t->db, after_commit, b);
+        } else {
+            loop_after_commit(b->t->db, after_commit, b);
+        }
         b = next;
     }
     return 0;
@@ -136,9 +224,18 @@ admit_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_admit_failures_total", NULL, stats.failed);
     metrics_counter(b, "kagari_admit_locked_total", NULL, stats.locked);
     metrics_counter(b, "kagari_runs_created_total", NULL, stats.runs);
+    /* One series for both kinds of events: the records of class event an intake stores
+     * with the alerts, and those a source stores in the event store (admit_events). */
     metrics_counter(b, "kagari_events_stored_total",
                     "Records of class event stored (kept for queries, not routed to playbooks).",
                     stats.events);
+    metrics_counter(b, "kagari_events_duplicate_total", NULL, stats.event_duplicates);
+    metrics_counter(b, "kagari_events_retries_total",
+                    "batches of events stored again after a locked or failed commit",
+                    stats.event_retries);
+    metrics_counter(b, "kagari_events_dropped_total",
+                    "events given up: more than 1,000,000 were held for a locked store",
+                    stats.events_dropped);
 }
 
 void
@@ -148,22 +245,30 @@ admit_init(void)
     metrics_add(admit_metrics, NULL);
 }
 
-void
-admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
+static void
+admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events, admit_fn done, void *arg)
 {
     struct batch *b = xcalloc(1, sizeof(*b));
 
+    b->events = events;
     b->t = t;
     b->alerts = alerts;
     b->n = n;
     b->done = done;
     b->arg = arg;
-    if (tail != NULL) {
-        tail->next = b;
-    } else {
-        head = b;
-    }
-    tail = b;
+    queue(b);
+}
+
+void
+admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
+{
+    admit_queue(t, alerts, n, 0, done, arg);
+}
+
+void
+admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn done, void *arg)
+{
+    admit_queue(t, events, n, 1, done, arg);
 }
 
 void
@@ -176,4 +281,15 @@ admit_shutdown(void)
         batch_answer(b, ADMIT_SHUTTING_DOWN);
     }
     tail = NULL;
+    while (later != NULL) {
+        struct batch *b = later;
+
+        later = b->next;
+        batch_answer(b, ADMIT_SHUTTING_DOWN);
+    }
+    later_n = 0;
+    if (later_timer != NULL) {
+        event_free(later_timer);
+        later_timer = NULL;
+    }
 }

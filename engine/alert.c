@@ -15,8 +15,9 @@ static const char *const severity_names[] = { "informational", "low", "medium", 
 
 static const char *const outcome_names[] = { "unknown", "blocked", "attempted", "succeeded" };
 
-static const char *const observable_types[] = { "user",   "ip",   "host",  "device", "url",
-                                                "domain", "hash", "email", "process" };
+static const char *const observable_types[] = { "user",    "ip",     "host", "device",
+                                                "url",     "domain", "hash", "email",
+                                                "process", "app",    "rule" };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

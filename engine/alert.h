@@ -23,7 +23,7 @@ const char *severity_name(int sev); /* "informational" .. "critical"; "?" when o
 
 /* unknown|blocked|attempted|succeeded; returns 0 when valid, -1 otherwise. */
 int outcome_valid(const char *s);
-/* user|ip|host|device|url|domain|hash|email|process; 0 when valid, -1 otherwise. */
+/* user|ip|host|device|url|domain|hash|email|process|app|rule; 0 when valid, -1 otherwise. */
 int observable_type_valid(const char *s);
 
 struct observable {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/kagari.h"
+#include "engine/library.h"
 #include "engine/ljson.h"
 #include "engine/playbook.h"
 #include "engine/recent.h"
@@ -303,6 +304,7 @@ builtin_register(struct sandbox *sb)
     sandbox_add_func(sb, "playbook", playbook_lua_define);
     sandbox_add_func(sb, "sleep", builtin_sleep);
     sandbox_add_func(sb, "now", l_now);
+    sandbox_add_func(sb, "require", library_lua_unbound);
     sandbox_add_lib(sb, "log", luaopen_kagari_log);
     sandbox_add_lib(sb, "json", luaopen_kagari_json);
     sandbox_add_lib(sb, "state", luaopen_kagari_state);

@@ -24,6 +24,7 @@ extern const struct cmd_entry cmd_serve_entry;
 extern const struct cmd_entry cmd_tenant_entry;
 extern const struct cmd_entry cmd_alert_entry;
 extern const struct cmd_entry cmd_runs_entry;
+extern const struct cmd_entry cmd_events_entry;
 extern const struct cmd_entry cmd_run_entry;
 extern const struct cmd_entry cmd_playbook_entry;
 extern const struct cmd_entry cmd_state_entry;

@@ -125,6 +125,7 @@ static size_t nglobals;
 static const struct config_field config_top_fields[] = {
     { "data_dir", CONFIG_PATH, offsetof(struct config, data_dir), 0, 0, NULL, 0 },
     { "playbook_dir", CONFIG_PATH, offsetof(struct config, playbook_dir), 0, 0, NULL, 0 },
+    { "playbook_lib_dir", CONFIG_PATH, offsetof(struct config, playbook_lib_dir), 0, 0, NULL, 0 },
     { "intake", CONFIG_TABLE, 0, 0, 0, config_intake_fields, 0 },
     { "runs", CONFIG_TABLE, 0, 0, 0, config_runs_fields, 0 },
     { "store", CONFIG_TABLE, 0, 0, 0, config_store_fields, 0 },
@@ -878,6 +879,20 @@ config_get_hosts(lua_State *L, struct config_ctx *c, int line, const char *path,
 
         lua_rawgeti(L, idx, (lua_Integer)i + 1);
         s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (f->kind == CONFIG_STRINGS) {
+            if (s == NULL || strlen(s) != len || len > CONFIG_STRINGS_ITEM_MAX) {
+                char *bad = xasprintf("%s[%zu]", path, i + 1);
+
+                lua_pop(L, 1);
+                config_fail(c, line, bad, "expected a string of at most %d bytes",
+                            CONFIG_STRINGS_ITEM_MAX);
+                free(bad);
+                return -1;
+            }
+            (*list)[i] = xstrdup(s);
+            lua_pop(L, 1);
+            continue;
+        }
         if (s == NULL || strlen(s) != len ||
             !(nets ? config_net_valid(s, len) : config_host_port_valid(s, len))) {
             char *bad = xasprintf("%s[%zu]", path, i + 1);
@@ -1208,6 +1223,7 @@ config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
         return config_get_url(L, c, line, path, 1, (char **)(base + f->offset));
     case CONFIG_HOSTS:
     case CONFIG_NETS:
+    case CONFIG_STRINGS:
         return config_get_hosts(L, c, line, path, f);
     case CONFIG_TENANTS:
         return config_get_tenants(L, c, line, path, f);
@@ -1440,6 +1456,9 @@ config_load_buffer(const char *text, size_t len, const char *name, struct config
         kg_err(errp, "%s", c.err);
         goto out;
     }
+    if (tmp.playbook_lib_dir == NULL) {
+        tmp.playbook_lib_dir = xasprintf("%s/lib", tmp.playbook_dir);
+    }
     tmp.path = xstrdup(name);
     *cfg = tmp;
     memset(&tmp, 0, sizeof(tmp));
@@ -1521,7 +1540,8 @@ config_fields_free(const struct config_field *fields, char *base)
             *sp = NULL;
             break;
         case CONFIG_HOSTS:
-        case CONFIG_NETS: {
+        case CONFIG_NETS:
+        case CONFIG_STRINGS: {
             char ***list = (char ***)(base + f->offset);
             size_t *n = (size_t *)(base + f->count);
 
@@ -1682,9 +1702,11 @@ static const char config_text_head[] =
 static const char config_text_playbooks[] =
     "\n"
     "\n"
-    "-- Folder of the Lua playbooks: every *.lua file in it is loaded as a playbook.\n-- Default: "
+    "-- Folder of the Lua playbooks: every *.lua file in it is loaded as a playbook.\n-- "
+    "Default: "
     "\"playbooks\"\n"
-    "-- next to this file.\n"
+    "-- next to this file. The libraries they load with require \"name\" are lib/name.lua in\n"
+    "-- it (playbook_lib_dir = \"...\" names another folder).\n"
     "playbook_dir = ";
 
 static const char config_text_intake[] =
@@ -1762,7 +1784,8 @@ static const char config_text_connectors[] =
     "\n"
     "-- Outgoing calls of the connectors (Microsoft Graph and Defender, webhooks).\n"
     "connectors = {\n"
-    "    -- Key of the secrets written in this file as \"enc:v1:...\" (`kagari secret encrypt`\n"
+    "    -- Key of the secrets written in this file as \"enc:v1:...\" (`kagari secret "
+    "encrypt`\n"
     "    -- uses it too). Keep it mode 0600 and back it up apart from this file: without it,\n"
     "    -- those secrets cannot be read.\n"
     "    key_file = \"secret.key\",\n"

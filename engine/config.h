@@ -27,6 +27,8 @@ enum config_kind {
     CONFIG_PROXY,    /* char *, http:// or https:// proxy */
     CONFIG_HOSTS,    /* char **, a list of host names; its size_t length at count */
     CONFIG_NETS,     /* char **, a list of IP addresses or CIDR subnets; length at count */
+    CONFIG_STRINGS,  /* char **, a list of strings (each checked by the section's check);
+                      * its size_t length at count */
     CONFIG_TENANTS,  /* struct config_tenant *, keyed by id; fields per tenant; count */
     CONFIG_SECTION,  /* the loader's own: a plug-in section's block in a tenant (count:
                       * the section's index) */
@@ -35,6 +37,8 @@ enum config_kind {
                       * count; each element is a zeroed struct of max bytes that fields
                       * fill (offsets from the element's start) */
 };
+
+#define CONFIG_STRINGS_ITEM_MAX 1024 /* bytes of one CONFIG_STRINGS string */
 
 struct config_field {
     const char *key;
@@ -88,9 +92,10 @@ struct config_tenant {
 const void *config_tenant_block(const struct config_tenant *t, const struct config_section *s);
 
 struct config {
-    char *path;         /* the file read */
-    char *data_dir;     /* absolute; relative values resolve against the file's folder */
-    char *playbook_dir; /* absolute */
+    char *path;             /* the file read */
+    char *data_dir;         /* absolute; relative values resolve against the file's folder */
+    char *playbook_dir;     /* absolute */
+    char *playbook_lib_dir; /* absolute; the libraries playbooks require: <playbook_dir>/lib */
 
     struct {
         char *listen;           /* "127.0.0.1:8080" */

@@ -6,6 +6,7 @@
 #include "engine/approval.h"
 #include "engine/builtin.h"
 #include "engine/escalate.h"
+#include "engine/events.h"
 #include "engine/plugin.h"
 
 struct sandbox *
@@ -19,6 +20,7 @@ env_sandbox_wrapped(size_t memory_cap, lua_CFunction open_module, char **errp)
         return NULL;
     }
     builtin_register(sb);
+    sandbox_add_lib(sb, "events", events_luaopen);
     approval_register(sb);
     escalate_register(sb);
     for (size_t i = 0; i < n; i++) {

@@ -170,6 +170,18 @@ typedef void (*admit_fn)(void *arg, const struct admit_result *res);
 /* Queue n alerts (the array and every alert are taken) for t; done(arg, result) is
  * called once, after the commit of the iteration that stored them (or at shutdown). */
 void admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg);
+/* The same for records kept as events (tenants.<id>.events, engine/events.h): stored in
+ * the events table (deduplicated on (source, source_id)), searchable with events.query,
+ * pruned after the tenant's retention, never routed to playbooks. accepted and
+ * duplicates count events. Their commit may wait up to 200 ms (shared with the next
+ * batches); a batch the store cannot take for now (locked, a failed commit) is kept and
+ * stored again later (up to 1,000,000 events held), so done sees ADMIT_OK, ADMIT_FAILED
+ * (a store error, or too many held) or ADMIT_SHUTTING_DOWN only. */
+void admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn done, void *arg);
+/* Whether record a becomes an alert for tenant t: the tenant's rule
+ * (tenants.<id>.events.alerts) decides, and dflt is the source's own default for a
+ * (it decides where the rule says "default" or when the tenant has no rule). */
+int admit_is_alert(const struct tenant *t, const struct alert *a, int dflt);
 /* ---- built-ins a connector's Lua helpers may call ---- */
 
 /* The playbooks' sleep(seconds), as a C function (defender.wait_action passes it as an

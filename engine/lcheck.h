@@ -12,4 +12,10 @@
  * the smallest name, so that the message does not depend on the table's order. */
 int lcheck_unknown_key(lua_State *L, int idx, const char *const *keys);
 
+/* When the table at idx is read-only (a table of a playbook library), replace it at idx
+ * with a plain copy of its keys and values, so that C code may read it raw (lua_next,
+ * lua_rawlen, lua_rawgeti), which sees nothing in a read-only table. Nested tables are
+ * not copied. Raises on a memory error. */
+void lcheck_plain(lua_State *L, int idx);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/json.h"
+#include "engine/sandbox.h"
 #include "engine/util.h"
 
 /* Bounds on what one encode may produce. A table can reference the same subtable many
@@ -579,6 +580,12 @@ enc_value(struct enc *e, int idx)
         item = cJSON_CreateNull();
         break;
     case LUA_TTABLE:
+        /* A read-only table (a library's) encodes as the table it shows. */
+        if (lua_checkstack(L, 2) && sandbox_proxy_target(L, idx)) {
+            item = enc_table(e, lua_gettop(L));
+            lua_pop(L, 1);
+            return item;
+        }
         return enc_table(e, idx);
     default: {
         char msg[64];

@@ -18,6 +18,7 @@ struct dirty {
     size_t n, cap;
     int urgent;       /* someone waits for this commit: commit at the end of the iteration */
     int64_t since_us; /* when the transaction was opened */
+    int64_t due_us;   /* when it must be committed at the latest */
 };
 
 #define LOOP_LAZY_US 10000 /* the longest a commit nobody waits for is put off */
@@ -190,6 +191,7 @@ dirty_add(struct store_tenant *t)
     memset(d, 0, sizeof(*d));
     d->t = t;
     d->since_us = util_mono_us();
+    d->due_us = d->since_us + LOOP_LAZY_US;
     return d;
 }
 
@@ -315,7 +317,7 @@ lock_poll(void)
 }
 
 static int
-write_begin(struct store_tenant *t, int urgent, char **errp)
+write_begin(struct store_tenant *t, int urgent, int64_t delay_us, char **errp)
 {
     struct dirty *d;
     int rc;
@@ -335,6 +337,9 @@ write_begin(struct store_tenant *t, int urgent, char **errp)
     d = dirty_find(t);
     if (d == NULL) {
         d = dirty_add(t);
+        d->due_us = d->since_us + delay_us;
+    } else if (d->since_us + delay_us < d->due_us) {
+        d->due_us = d->since_us + delay_us;
     }
     d->urgent |= urgent;
     return 0;
@@ -343,17 +348,23 @@ write_begin(struct store_tenant *t, int urgent, char **errp)
 int
 loop_write(struct store_tenant *t, char **errp)
 {
-    return write_begin(t, 1, errp);
+    return write_begin(t, 1, 0, errp);
 }
 
 int
 loop_write_lazy(struct store_tenant *t, char **errp)
 {
-    return write_begin(t, 0, errp);
+    return write_begin(t, 0, LOOP_LAZY_US, errp);
 }
 
-void
-loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg)
+int
+loop_write_within(struct store_tenant *t, int ms, char **errp)
+{
+    return write_begin(t, 0, (int64_t)ms * 1000, errp);
+}
+
+static void
+after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg, int urgent)
 {
     struct dirty *d = dirty_find(t);
 
@@ -362,7 +373,7 @@ loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *a
         fn(arg, 1);
         return;
     }
-    d->urgent = 1;
+    d->urgent |= urgent;
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 16;
         d->cbs = xrealloc(d->cbs, d->cap * sizeof(*d->cbs));
@@ -370,6 +381,18 @@ loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *a
     d->cbs[d->n].fn = fn;
     d->cbs[d->n].arg = arg;
     d->n++;
+}
+
+void
+loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg)
+{
+    after_commit(t, fn, arg, 1);
+}
+
+void
+loop_after_commit_lazy(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg)
+{
+    after_commit(t, fn, arg, 0);
 }
 
 void
@@ -469,12 +492,16 @@ commit_all(void)
         int64_t t0;
         int ok, rc;
 
-        if (!list[i].urgent && !stopping && now - list[i].since_us < LOOP_LAZY_US) {
+        if (!list[i].urgent && !stopping && now < list[i].due_us) {
             struct dirty *keep = dirty_add(list[i].t);
 
             keep->since_us = list[i].since_us;
-            if (next_due == 0 || list[i].since_us + LOOP_LAZY_US < next_due) {
-                next_due = list[i].since_us + LOOP_LAZY_US;
+            keep->due_us = list[i].due_us;
+            keep->cbs = list[i].cbs; /* lazy waiters (loop_after_commit_lazy) wait on */
+            keep->n = list[i].n;
+            keep->cap = list[i].cap;
+            if (next_due == 0 || list[i].due_us < next_due) {
+                next_due = list[i].due_us;
             }
             continue;
         }
@@ -504,7 +531,7 @@ commit_all(void)
     free(list);
     /* Callbacks may have written (a run's progress): those writes are due in time too. */
     for (size_t i = 0; i < ndirty; i++) {
-        int64_t due = dirty[i].urgent ? util_mono_us() : dirty[i].since_us + LOOP_LAZY_US;
+        int64_t due = dirty[i].urgent ? util_mono_us() : dirty[i].due_us;
 
         if (next_due == 0 || due < next_due) {
             next_due = due;

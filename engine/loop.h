@@ -36,9 +36,17 @@ int loop_write(struct store_tenant *t, char **errp) KG_WUR;
  * the commit may be put off for up to 10 ms so that several iterations share one
  * fsync. A later loop_write or loop_after_commit on t makes it due at once. */
 int loop_write_lazy(struct store_tenant *t, char **errp) KG_WUR;
+/* The same with a longer delay of ms: a batch of events, which nobody waits for, shares
+ * its commit (and the index pages it rewrites) with the next ones. Any other writer of t
+ * with a shorter delay, or one that waits, brings the commit forward. */
+int loop_write_within(struct store_tenant *t, int ms, char **errp) KG_WUR;
 /* Call fn(arg, ok) after this iteration's commit of t (ok = 0 when it failed and was
  * rolled back). Requires loop_write(t) in this iteration. */
 void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);
+/* The same without making the commit due at once: fn waits for the commit whenever it
+ * comes (within the lazy delay). For writes whose waiter is in no hurry (a batch of
+ * events: the sender is not answered). */
+void loop_after_commit_lazy(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);
 /* Compare the wall clock with the monotonic one (each iteration does, logging
  * clock.step): 1 with *step_ms when the wall clock jumped by 2 s or more since the last
  * check, either way (an operator or NTP stepping it), else 0. */

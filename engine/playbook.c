@@ -10,11 +10,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/bytecode.h"
 #include "engine/lcheck.h"
 #include "engine/log.h"
 
 #define PLAYBOOK_MAX_BYTES (1 << 20)
 #define PLAYBOOK_EVAL_INSTRUCTIONS 10000000ULL
+#define LIBRARY_TOTAL_BYTES (4u << 20) /* all the libraries of one playbook */
 
 int
 playbook_lua_define(lua_State *L)
@@ -39,12 +41,23 @@ free_strv(char **v, size_t n)
     free(v);
 }
 
+static void
+libs_free(struct playbook_lib *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].source);
+    }
+    free(v);
+}
+
 void
 playbook_unref(struct playbook *pb)
 {
     if (pb == NULL || --pb->refs > 0) {
         return;
     }
+    libs_free(pb->libs, pb->nlibs);
     free(pb->name);
     free(pb->file);
     free(pb->description);
@@ -68,6 +81,40 @@ playbook_alloc(const char *src, size_t len)
 }
 
 static int
+cmp_libs(const void *a, const void *b)
+{
+    return strcmp(((const struct playbook_lib *)a)->name, ((const struct playbook_lib *)b)->name);
+}
+
+/* The version: the sha256 of the source alone when the playbook uses no library (so the
+ * versions of such playbooks are the hash of their file), else the sha256 of a text
+ * naming the source's hash and each library's name and hash, in name order. Editing a
+ * library makes a new version of every playbook that uses it. */
+static void
+playbook_rehash(struct playbook *pb)
+{
+    char h[65];
+    struct buf b;
+
+    if (pb->nlibs == 0) {
+        util_sha256_hex(pb->source, pb->len, pb->hash);
+        return;
+    }
+    if (pb->nlibs > 1) {
+        qsort(pb->libs, pb->nlibs, sizeof(*pb->libs), cmp_libs);
+    }
+    buf_init(&b, 0);
+    util_sha256_hex(pb->source, pb->len, h);
+    (void)!buf_printf(&b, "kagari playbook version 1\n%s\n", h);
+    for (size_t i = 0; i < pb->nlibs; i++) {
+        util_sha256_hex(pb->libs[i].source, pb->libs[i].len, h);
+        (void)!buf_printf(&b, "lib %s %s\n", pb->libs[i].name, h);
+    }
+    util_sha256_hex(b.data, b.len, pb->hash);
+    buf_free(&b);
+}
+
+static int
 valid_name(const char *s)
 {
     size_t n = strlen(s);
@@ -86,7 +133,7 @@ valid_name(const char *s)
 
 /* Read a string-or-list-of-strings field at idx into a string vector. */
 static int
-read_strv(lua_State *L, int idx, const char *what, char ***out, size_t *n, char **errp)
+read_strv_at(lua_State *L, int idx, const char *what, char ***out, size_t *n, char **errp)
 {
     if (lua_type(L, idx) == LUA_TSTRING) {
         *out = xmalloc(sizeof(char *));
@@ -117,6 +164,20 @@ read_strv(lua_State *L, int idx, const char *what, char ***out, size_t *n, char 
         lua_pop(L, 1);
     }
     return 0;
+}
+
+/* The same, reading a library's read-only list through the table it shows (this runs
+ * unprotected: sandbox_proxy_target neither allocates nor raises). */
+static int
+read_strv(lua_State *L, int idx, const char *what, char ***out, size_t *n, char **errp)
+{
+    int shown = lua_checkstack(L, 4) && sandbox_proxy_target(L, idx);
+    int rc = read_strv_at(L, shown ? lua_gettop(L) : idx, what, out, n, errp);
+
+    if (shown) {
+        lua_pop(L, 1);
+    }
+    return rc;
 }
 
 /* Check the table at the top of L and fill pb. Only raw access: a playbook's table may
@@ -235,16 +296,37 @@ check_table(lua_State *L, struct playbook *pb, char **errp)
     return 0;
 }
 
-struct playbook *
-playbook_parse(struct sandbox *sb, const char *file, const char *src, size_t len, char **errp)
+/* Protected: give the environment at index 1 the version's require (lightuserdata 2) and
+ * return it. */
+struct parse_ctx {
+    struct sandbox *sb;
+    struct playbook *pb;
+};
+
+static int
+l_parse_set_require(lua_State *L)
+{
+    struct parse_ctx *c = lua_touserdata(L, 2);
+
+    library_push_require(L, c->sb, c->pb->hash, c->pb->libs, c->pb->nlibs);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "require");
+    return 1;
+}
+
+/* Evaluate pb's source (its libraries and version already set) and check its table. Each
+ * library is then required once, so that one failing fails the playbook even when only
+ * run() requires it. Consumes pb on failure. */
+static struct playbook *
+parse_common(struct sandbox *sb, struct playbook *pb, const char *file, char **errp)
 {
     lua_State *L = sandbox_state(sb);
-    struct playbook *pb = playbook_alloc(src, len);
     struct sandbox_task task;
     const char *base = strrchr(file, '/');
     char *chunkname = xasprintf("@%s", base ? base + 1 : file);
     char *err = NULL;
-    int top = lua_gettop(L);
+    int top = lua_gettop(L), env, req = 0;
+    struct parse_ctx ctx = { sb, pb };
 
     pb->file = xstrdup(file);
     memset(&task, 0, sizeof(task));
@@ -252,7 +334,18 @@ playbook_parse(struct sandbox *sb, const char *file, const char *src, size_t len
     task.deadline_ms = util_now_ms() + 5000;
     sandbox_task_attach(L, &task);
     sandbox_push_env(sb, L);
-    if (sandbox_load(L, src, len, chunkname, lua_gettop(L), &err) == -1) {
+    env = lua_gettop(L);
+    if (pb->nlibs > 0) {
+        lua_pushcfunction(L, l_parse_set_require);
+        lua_pushvalue(L, env);
+        lua_pushlightuserdata(L, &ctx);
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+            kg_err(errp, "%s: %s", file, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+            goto fail;
+        }
+        req = lua_gettop(L); /* kept: the file may replace its global require */
+    }
+    if (sandbox_load(L, pb->source, pb->len, chunkname, env, &err) == -1) {
         kg_err(errp, "%s", err);
         goto fail;
     }
@@ -274,6 +367,17 @@ playbook_parse(struct sandbox *sb, const char *file, const char *src, size_t len
         kg_err(errp, "%s: %s", file, err);
         goto fail;
     }
+    for (size_t i = 0; i < pb->nlibs; i++) {
+        lua_pushvalue(L, req);
+        lua_pushstring(L, pb->libs[i].name);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+            char *msg = sandbox_error_message(L);
+
+            kg_err(errp, "%s: %s", file, msg);
+            free(msg);
+            goto fail;
+        }
+    }
     lua_settop(L, top);
     sandbox_task_attach(L, NULL);
     free(chunkname);
@@ -286,6 +390,183 @@ fail:
     free(err);
     playbook_unref(pb);
     return NULL;
+}
+
+struct playbook *
+playbook_parse_libs(struct sandbox *sb, const char *file, const char *src, size_t len,
+                    const struct playbook_lib *libs, size_t nlibs, char **errp)
+{
+    struct playbook *pb = playbook_alloc(src, len);
+
+    if (nlibs > 0) {
+        pb->libs = xcalloc(nlibs, sizeof(*pb->libs));
+        for (size_t i = 0; i < nlibs; i++) {
+            pb->libs[i].name = xstrdup(libs[i].name);
+            pb->libs[i].source = xstrndup(libs[i].source, libs[i].len);
+            pb->libs[i].len = libs[i].len;
+        }
+        pb->nlibs = nlibs;
+        playbook_rehash(pb);
+    }
+    return parse_common(sb, pb, file, errp);
+}
+
+static char *playbook_read_at(int dfd, const char *name, const char *path, size_t *len,
+                              char **errp);
+
+/* Finding the libraries of a playbook: the require calls with a constant name in its
+ * compiled code, then in each library's, read from one folder. */
+struct resolve {
+    lua_State *L;
+    struct playbook *pb;
+    const char *lib_dir;
+    int dfd; /* the library folder, opened at the first require; -1 before */
+    size_t total;
+    int top_syntax; /* the playbook itself does not compile */
+};
+
+static int resolve_chunk(struct resolve *rs, const char *src, size_t len, const char *shown,
+                         int top, char **errp);
+
+static int
+resolve_one(struct resolve *rs, const char *name, const char *shown, int line, char **errp)
+{
+    char *fname, *path, *err = NULL, *src;
+    struct playbook_lib *lib;
+    struct stat st;
+    size_t len = 0;
+    int rc;
+
+    for (size_t i = 0; i < rs->pb->nlibs; i++) {
+        if (strcmp(rs->pb->libs[i].name, name) == 0) {
+            return 0;
+        }
+    }
+    if (!library_name_valid(name)) {
+        return kg_err(errp,
+                      "%s:%d: require '%s': not a library name (1 to 64 letters, digits, '-', "
+                      "'_'; no dots or slashes)",
+                      shown, line, name);
+    }
+    if (rs->pb->nlibs >= LIBRARY_MAX) {
+        return kg_err(errp, "%s:%d: require '%s': more than %d libraries", shown, line, name,
+                      LIBRARY_MAX);
+    }
+    if (rs->dfd == -1) {
+        rs->dfd = open(rs->lib_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (rs->dfd == -1) {
+            return kg_err(errp, "%s:%d: require '%s': cannot open the library folder %s: %s", shown,
+                          line, name, rs->lib_dir,
+                          errno == ELOOP || errno == ENOTDIR ? "not a directory (or a link)"
+                                                             : strerror(errno));
+        }
+    }
+    fname = xasprintf("%s.lua", name);
+    path = xasprintf("%s/%s", rs->lib_dir, fname);
+    if (fstatat(rs->dfd, fname, &st, AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT) {
+        kg_err(errp, "%s:%d: require '%s': no library %s", shown, line, name, path);
+        free(fname);
+        free(path);
+        return -1;
+    }
+    src = playbook_read_at(rs->dfd, fname, path, &len, &err);
+    free(fname);
+    free(path);
+    if (src == NULL) {
+        kg_err(errp, "%s:%d: require '%s': %s", shown, line, name, err);
+        free(err);
+        return -1;
+    }
+    rs->total += len;
+    if (rs->total > LIBRARY_TOTAL_BYTES) {
+        free(src);
+        return kg_err(errp, "%s:%d: require '%s': the libraries are larger than %u bytes in all",
+                      shown, line, name, LIBRARY_TOTAL_BYTES);
+    }
+    rs->pb->libs = xrealloc(rs->pb->libs, (rs->pb->nlibs + 1) * sizeof(*rs->pb->libs));
+    lib = &rs->pb->libs[rs->pb->nlibs++];
+    lib->name = xstrdup(name);
+    lib->source = src;
+    lib->len = len;
+    path = xasprintf("lib/%s.lua", name);
+    rc = resolve_chunk(rs, src, len, path, 0, errp);
+    free(path);
+    return rc;
+}
+
+static int
+resolve_chunk(struct resolve *rs, const char *src, size_t len, const char *shown, int top,
+              char **errp)
+{
+    struct bytecode_proto *p;
+    struct bytecode_require *req;
+    char *chunk = xasprintf("@%s", shown);
+    size_t n;
+    int rc = 0;
+
+    if (bytecode_compile(rs->L, src, len, chunk, &p, errp) == -1) {
+        rs->top_syntax = top;
+        free(chunk);
+        return -1;
+    }
+    free(chunk);
+    n = bytecode_requires(p, &req);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = resolve_one(rs, req[i].name, shown, req[i].line, errp);
+    }
+    bytecode_requires_free(req, n);
+    bytecode_free(p);
+    return rc;
+}
+
+struct playbook *
+playbook_parse_dir(struct sandbox *sb, const char *file, const char *src, size_t len,
+                   const char *lib_dir, char **errp)
+{
+    struct playbook *pb = playbook_alloc(src, len);
+    const char *base = strrchr(file, '/');
+    char *dir = NULL;
+    struct resolve rs;
+    char *err = NULL;
+
+    if (lib_dir == NULL) {
+        dir = base != NULL ? xasprintf("%.*s/lib", (int)(base - file), file) : xstrdup("lib");
+        lib_dir = dir;
+    }
+    rs.L = sandbox_state(sb);
+    rs.pb = pb;
+    rs.lib_dir = lib_dir;
+    rs.dfd = -1;
+    rs.total = 0;
+    rs.top_syntax = 0;
+    /* A syntax error in the playbook itself is left to the evaluation, which reports it. */
+    if (resolve_chunk(&rs, src, len, file, 1, &err) == -1 && !rs.top_syntax) {
+        if (strncmp(err, file, strlen(file)) == 0) {
+            kg_err(errp, "%s", err);
+        } else {
+            kg_err(errp, "%s: %s", file, err);
+        }
+        free(err);
+        free(dir);
+        if (rs.dfd != -1) {
+            close(rs.dfd);
+        }
+        playbook_unref(pb);
+        return NULL;
+    }
+    free(err);
+    free(dir);
+    if (rs.dfd != -1) {
+        close(rs.dfd);
+    }
+    playbook_rehash(pb);
+    return parse_common(sb, pb, file, errp);
+}
+
+struct playbook *
+playbook_parse(struct sandbox *sb, const char *file, const char *src, size_t len, char **errp)
+{
+    return playbook_parse_dir(sb, file, src, len, NULL, errp);
 }
 
 /* Why st is not a file we load, or NULL when it is a regular file. */
@@ -381,8 +662,40 @@ cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+struct playbook *
+playbook_load_file(struct sandbox *sb, const char *path, const char *lib_dir, char **errp)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct playbook *pb = NULL;
+    size_t len = 0;
+    char *src;
+
+    if (dfd == -1) {
+        kg_err(errp, "%s: cannot read the folder %s: %s", path, dir, strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    src = playbook_read_at(dfd, slash ? slash + 1 : path, path, &len, errp);
+    if (src != NULL) {
+        pb = playbook_parse_dir(sb, path, src, len, lib_dir, errp);
+    }
+    free(src);
+    close(dfd);
+    free(dir);
+    return pb;
+}
+
 int
 playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set, char **errs)
+{
+    return playbook_set_load_libs(sb, dir, NULL, set, errs);
+}
+
+int
+playbook_set_load_libs(struct sandbox *sb, const char *dir, const char *lib_dir,
+                       struct playbook_set *set, char **errs)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -415,7 +728,7 @@ playbook_set_load(struct sandbox *sb, const char *dir, struct playbook_set *set,
         char *err = NULL;
         size_t len = 0;
         char *src = playbook_read_at(dirfd(d), names[i], path, &len, &err);
-        struct playbook *pb = src ? playbook_parse(sb, path, src, len, &err) : NULL;
+        struct playbook *pb = src ? playbook_parse_dir(sb, path, src, len, lib_dir, &err) : NULL;
 
         for (size_t j = 0; pb != NULL && j < set->n; j++) {
             if (strcmp(set->v[j]->name, pb->name) == 0) {

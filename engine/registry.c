@@ -12,6 +12,7 @@
 #include "connectors/rest.h"
 #include "connectors/security.h"
 #include "engine/api.h"
+#include "engine/events.h"
 #include "engine/intake.h"
 #include "engine/norm_appgw.h"
 #include "engine/norm_azfw.h"
@@ -21,6 +22,7 @@
 #include "engine/norm_intune.h"
 #include "engine/normalize.h"
 #include "engine/plugin.h"
+#include "engine/syslog.h"
 
 static const struct connector *const connectors[] = {
     &graph_connector,  &idp_connector,  &security_connector, &defender_connector,
@@ -37,6 +39,7 @@ static const struct plugin_route *const routes[] = {
 
 static const struct source *const sources[] = {
     &intake_source,
+    &syslog_source,
 };
 
 /* The source-specific normalizers, asked in this order which family a record's shape
@@ -55,6 +58,7 @@ registry_init(void)
         return;
     }
     done = 1;
+    events_register(); /* the event store's tenant block, read with the sources' records */
     for (size_t i = 0; i < sizeof(connectors) / sizeof(connectors[0]); i++) {
         plugin_add_connector(connectors[i]);
     }

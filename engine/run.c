@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/kagari.h"
+#include "engine/library.h"
 #include "engine/ljson.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -317,6 +318,12 @@ push_alert(lua_State *L, const struct alert *a)
     luaL_setmetatable(L, "kagari.alert");
 }
 
+void
+run_push_alert(lua_State *L, const struct alert *a)
+{
+    push_alert(L, a);
+}
+
 /* ---- starting and resuming ---- */
 
 /* The trusted function at the bottom of every run's coroutine: bootstrap(chunk, env,
@@ -408,6 +415,10 @@ start_p(lua_State *L)
     lua_pushcfunction(L, l_boot);
     push_compiled(L, r);
     sandbox_push_env(r->t->sb, L);
+    if (r->pb->nlibs > 0) { /* the version's own require, its libraries cached per state */
+        library_push_require(L, r->t->sb, r->pb->hash, r->pb->libs, r->pb->nlibs);
+        lua_setfield(L, -2, "require");
+    }
     push_alert(L, sa->a);
     if (!lua_checkstack(co, 8)) {
         return luaL_error(L, "out of memory");

@@ -122,4 +122,8 @@ struct run_test_hooks {
 };
 void run_set_test_hooks(const struct run_test_hooks *hooks);
 
+/* Push the table a run's alert is (raises on a memory error: call it protected). The
+ * lint reads its fields from it. */
+void run_push_alert(lua_State *L, const struct alert *a);
+
 #endif

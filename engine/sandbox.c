@@ -70,6 +70,7 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar);
 static const char sandbox_key_globals = 'G'; /* the frozen globals table */
 static const char sandbox_key_libs = 'L';    /* name -> real library table, until freeze */
 static const char sandbox_key_frozen = 'F';  /* set of read-only proxies */
+static const char sandbox_key_real = 'R';    /* in a proxy's metatable: the real table */
 static const char sandbox_key_envmt = 'E';   /* the metatable shared by per-run envs */
 static const char sandbox_key_tb = 'T';      /* coroutine -> traceback of its last error */
 
@@ -782,6 +783,14 @@ l_sandbox_proxy_pairs(lua_State *L)
     return 3;
 }
 
+/* A proxy's __len: the real table's length, so that # and the table functions see it. */
+static int
+l_sandbox_proxy_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)));
+    return 1;
+}
+
 /* Replace the table at the top of L with a read-only proxy of it: an empty table whose
  * protected metatable reads through to the real one and refuses writes. The proxy is
  * recorded in the frozen set so that rawset refuses it too. */
@@ -800,6 +809,11 @@ sandbox_make_proxy(lua_State *L, const char *name)
     lua_pushvalue(L, real);
     lua_pushcclosure(L, l_sandbox_proxy_pairs, 1);
     lua_setfield(L, -2, "__pairs");
+    lua_pushvalue(L, real);
+    lua_pushcclosure(L, l_sandbox_proxy_len, 1);
+    lua_setfield(L, -2, "__len");
+    lua_pushvalue(L, real);
+    lua_rawsetp(L, -2, &sandbox_key_real);
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
@@ -809,6 +823,21 @@ sandbox_make_proxy(lua_State *L, const char *name)
     lua_rawset(L, -3);
     lua_pop(L, 1);
     lua_replace(L, real);
+}
+
+int
+sandbox_proxy_target(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) {
+        return 0;
+    }
+    if (lua_rawgetp(L, -1, &sandbox_key_real) == LUA_TTABLE) {
+        lua_remove(L, -2);
+        return 1;
+    }
+    lua_pop(L, 2);
+    return 0;
 }
 
 static int
@@ -822,6 +851,121 @@ sandbox_is_frozen(lua_State *L, int idx)
     frozen = lua_rawget(L, -2) != LUA_TNIL;
     lua_pop(L, 2);
     return frozen;
+}
+
+/* Give the proxy at proxy the metamethods of the real table at real that still make sense
+ * on a read-only view (__call, __tostring, __name, comparisons, operators, __concat),
+ * so that a library's objects keep behaving as they did. Reading, writing, length,
+ * iteration and the metatable itself stay the proxy's own. */
+static void
+sandbox_proxy_metamethods(lua_State *L, int real, int proxy)
+{
+    static const char *const keep[] = { "__call", "__tostring", "__name", "__eq",  "__lt",
+                                        "__le",   "__concat",   "__unm",  "__add", "__sub",
+                                        "__mul",  "__div",      "__mod",  "__pow", "__idiv",
+                                        "__band", "__bor",      "__bxor", "__shl", "__shr",
+                                        "__bnot", NULL };
+
+    if (!lua_getmetatable(L, real)) {
+        return;
+    }
+    lua_getmetatable(L, proxy);
+    for (size_t i = 0; keep[i] != NULL; i++) {
+        if (lua_getfield(L, -2, keep[i]) != LUA_TNIL) {
+            lua_setfield(L, -2, keep[i]);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 2);
+}
+
+/* Deep freeze, recursive part: the value at the top of L is replaced by its frozen form.
+ * seen (at index seen) maps each table and function already visited to what replaces
+ * it, so shared and cyclic structures are frozen once. */
+static void
+sandbox_freeze_rec(lua_State *L, int seen, const char *name, int depth)
+{
+    int v = lua_gettop(L);
+
+    luaL_checkstack(L, 8, "freeze");
+    if (depth > 200) {
+        luaL_error(L, "%s: nested too deeply to be made read-only", name);
+    }
+    if (lua_type(L, v) == LUA_TTABLE) {
+        if (sandbox_is_frozen(L, v)) {
+            return;
+        }
+        lua_pushvalue(L, v);
+        if (lua_rawget(L, seen) != LUA_TNIL) {
+            lua_replace(L, v);
+            return;
+        }
+        lua_pop(L, 1);
+        lua_pushvalue(L, v); /* the real table, kept below the proxy */
+        sandbox_make_proxy(L, name);
+        lua_pushvalue(L, v);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, seen); /* seen[real] = proxy */
+        sandbox_proxy_metamethods(L, v, lua_gettop(L));
+        /* Freeze the values in place; setting an existing key keeps lua_next valid. */
+        lua_pushnil(L);
+        while (lua_next(L, v) != 0) {
+            int t = lua_type(L, -1);
+
+            if (t == LUA_TTABLE || (t == LUA_TFUNCTION && !lua_iscfunction(L, -1))) {
+                sandbox_freeze_rec(L, seen, name, depth + 1);
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, v);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+        lua_replace(L, v); /* the proxy replaces the real table */
+        return;
+    }
+    if (lua_type(L, v) == LUA_TFUNCTION && !lua_iscfunction(L, v)) {
+        lua_pushvalue(L, v);
+        if (lua_rawget(L, seen) != LUA_TNIL) {
+            lua_pop(L, 1);
+            return;
+        }
+        lua_pop(L, 1);
+        lua_pushvalue(L, v);
+        lua_pushvalue(L, v);
+        lua_rawset(L, seen);
+        /* The tables a function keeps in its upvalues are shared by every call: freeze
+         * them too (closures of one scope share the upvalue, so each is set once). The
+         * environment is the caller's to handle. */
+        for (int i = 1;; i++) {
+            const char *up = lua_getupvalue(L, v, i);
+            int t;
+
+            if (up == NULL) {
+                break;
+            }
+            t = lua_type(L, -1);
+            if (strcmp(up, "_ENV") != 0 &&
+                (t == LUA_TTABLE || (t == LUA_TFUNCTION && !lua_iscfunction(L, -1)))) {
+                sandbox_freeze_rec(L, seen, name, depth + 1);
+                lua_setupvalue(L, v, i);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+    }
+}
+
+void
+sandbox_freeze_value(lua_State *L, int idx, const char *name)
+{
+    idx = lua_absindex(L, idx);
+    lua_newtable(L); /* seen */
+    lua_pushvalue(L, idx);
+    sandbox_freeze_rec(L, lua_gettop(L) - 1, name, 0);
+    lua_replace(L, idx);
+    lua_pop(L, 1);
 }
 
 /* Call the original function (upvalue 1 of the running wrapper) with every argument on
@@ -1893,7 +2037,11 @@ l_sandbox_setup(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_globals);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_libs);
-    lua_newtable(L);
+    lua_newtable(L); /* weak keys: a library version's proxies go with it */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_frozen);
     lua_newtable(L); /* tracebacks, weak keys: gone with their coroutine */
     lua_createtable(L, 0, 1);
@@ -2098,6 +2246,12 @@ sandbox_free(struct sandbox *sb)
     }
     lua_close(sb->L);
     free(sb);
+}
+
+void
+sandbox_push_globals(struct sandbox *sb)
+{
+    lua_rawgetp(sb->L, LUA_REGISTRYINDEX, &sandbox_key_globals);
 }
 
 lua_State *

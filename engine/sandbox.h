@@ -41,6 +41,9 @@ struct sandbox_task {
 struct sandbox *sandbox_new(size_t memory_cap, char **errp);
 void sandbox_free(struct sandbox *sb); /* NULL is a no-op */
 lua_State *sandbox_state(struct sandbox *sb);
+/* Push onto sandbox_state(sb) the table of its globals, for C code that looks at what a
+ * playbook can reach (the lint). Never hand it to playbook code. */
+void sandbox_push_globals(struct sandbox *sb);
 size_t sandbox_memory(const struct sandbox *sb); /* bytes in use */
 size_t sandbox_memory_cap(const struct sandbox *sb);
 /* Change the cap; lowering it below what is in use only makes further growth fail. */
@@ -67,6 +70,19 @@ void sandbox_add_func(struct sandbox *sb, const char *name, lua_CFunction f);
 /* Freeze the globals: from now on library tables are read-only proxies whose metatables
  * are protected. Call once, after all sandbox_add_*. */
 void sandbox_freeze(struct sandbox *sb);
+
+/* Make the value at idx read-only, deeply, in place: a table becomes a read-only proxy
+ * (like the library tables: reads, #, pairs and ipairs work; writes, rawset and
+ * setmetatable raise "attempt to modify read-only table 'name'"), and so does every table
+ * reachable from it, including those a Lua function keeps in its upvalues (other than
+ * _ENV). Shared and cyclic structures stay shared. Other values are left as they are.
+ * Raises on a memory error. Only after sandbox_freeze. */
+void sandbox_freeze_value(lua_State *L, int idx, const char *name);
+
+/* When the value at idx is a read-only proxy, push the table it reads (never to be
+ * handed to playbook code) and return 1; else push nothing and return 0. Allocates
+ * nothing and never raises (for the JSON encoder, which must see a library's tables). */
+int sandbox_proxy_target(lua_State *L, int idx);
 
 /* Push onto L a new per-run environment table: reads fall back to the frozen globals
  * and raise "undeclared global 'x'" for a name that exists nowhere; writes stay in the

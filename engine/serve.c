@@ -14,6 +14,7 @@
 #include "engine/config.h"
 #include "engine/env.h"
 #include "engine/escalate.h"
+#include "engine/events.h"
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/plugin.h"
@@ -71,7 +72,7 @@ load_playbooks(void)
         free(err);
         return -1;
     }
-    if (playbook_set_load(sb, cfg->playbook_dir, &set, &errs) == -1) {
+    if (playbook_set_load_libs(sb, cfg->playbook_dir, cfg->playbook_lib_dir, &set, &errs) == -1) {
         log_err("playbooks.failed dir=%s error=%s", cfg->playbook_dir,
                 log_quote(errs ? errs : "?"));
         rc = -1;
@@ -89,8 +90,15 @@ load_playbooks(void)
         }
         keep_previous(&set);
         for (size_t i = 0; i < set.n; i++) {
-            log_info("playbook.loaded name=%s version=%.12s file=%s", set.v[i]->name,
-                     set.v[i]->hash, set.v[i]->file);
+            struct buf libs;
+
+            buf_init(&libs, 0);
+            for (size_t k = 0; k < set.v[i]->nlibs; k++) {
+                (void)!buf_printf(&libs, "%s%s", k ? "," : " libraries=", set.v[i]->libs[k].name);
+            }
+            log_info("playbook.loaded name=%s version=%.12s file=%s%s", set.v[i]->name,
+                     set.v[i]->hash, set.v[i]->file, libs.len ? libs.data : "");
+            buf_free(&libs);
         }
         log_info("playbooks.loaded count=%zu dir=%s", set.n, cfg->playbook_dir);
         run_set_playbooks(&set);
@@ -208,6 +216,7 @@ serve_main(const char *config_path)
         goto out;
     }
     admit_init();
+    events_start();
     if (escalate_start(&conf, &err) == -1 || sources_start(&conf, &err) == -1) {
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
@@ -261,6 +270,7 @@ out:
     }
     admit_shutdown(); /* answers what was never stored, before the listeners go */
     sources_stop();
+    events_stop();
     api_free(people_api);
     people_api = NULL;
     tenants_close(); /* frees the runs, which cancel their calls */

@@ -273,6 +273,41 @@ static const char *const tenant_migrations[] = {
     "  UPDATE alert_counts SET n = n - 1 WHERE hour = (OLD.time / 3600000) * 3600000"
     "    AND source = OLD.source AND severity = OLD.severity;"
     "  END;",
+    /* 8: events: records kept for searching (firewall flows, sign-ins...), not detections.
+     * Deduplicated on (source, source_id); user, ip (source address), dst_ip and device
+     * are taken from the observables and indexed with the time; rows are pruned in id
+     * order once their received time is past the tenant's retention. */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time INTEGER NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  source_id TEXT NOT NULL,"
+    "  user TEXT COLLATE NOCASE,"
+    "  ip TEXT,"
+    "  dst_ip TEXT,"
+    "  device TEXT COLLATE NOCASE,"
+    "  severity INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  category TEXT,"
+    "  title TEXT,"
+    "  observables TEXT NOT NULL DEFAULT '[]',"
+    "  raw TEXT"
+    ");"
+    "CREATE UNIQUE INDEX events_dedup ON events (source, source_id);"
+    "CREATE INDEX events_user ON events (user, time) WHERE user IS NOT NULL;"
+    "CREATE INDEX events_ip ON events (ip, time) WHERE ip IS NOT NULL;"
+    "CREATE INDEX events_dst_ip ON events (dst_ip, time) WHERE dst_ip IS NOT NULL;"
+    "CREATE INDEX events_device ON events (device, time) WHERE device IS NOT NULL;",
+    /* 9: playbook libraries: the lib/NAME.lua files each playbook version was loaded with
+     * (the version hash covers them), so a run resumed after a restart uses the same
+     * library code. */
+    "CREATE TABLE playbook_libs ("
+    "  version TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  PRIMARY KEY (version, name)"
+    ") WITHOUT ROWID;",
     /* Adds published lists: named sets of values a connector keeps for the tenant (the
      * addresses the firewall connector blocked), served to devices that pull them.
      * expires is ms since the epoch, 0 for never. */
@@ -308,6 +343,8 @@ enum query {
     Q_ALERT_COUNT,
     Q_PLAYBOOK_PUT,
     Q_PLAYBOOK_GET,
+    Q_PLAYBOOK_LIB_PUT,
+    Q_PLAYBOOK_LIB_GET,
     Q_RUN_INSERT,
     Q_RUN_UPDATE,
     Q_RUN_RETRY,
@@ -374,11 +411,34 @@ enum query {
     Q_APPROVAL_DECIDE,
     Q_VOTE_ADD,
     Q_VOTES_GET,
+    Q_EVENT_INSERT,
+    Q_EVENT_BY_USER,
+    Q_EVENT_BY_IP,
+    Q_EVENT_BY_DEVICE,
+    Q_EVENT_BY_SOURCE,
+    Q_EVENT_BY_TIME,
+    Q_EVENT_COUNT_BY_USER,
+    Q_EVENT_COUNT_BY_IP,
+    Q_EVENT_COUNT_BY_DEVICE,
+    Q_EVENT_COUNT_BY_SOURCE,
+    Q_EVENT_COUNT_BY_TIME,
+    Q_EVENT_OLDEST,
+    Q_EVENT_FIRST,
+    Q_EVENT_PRUNE,
+    Q_EVENT_TOTAL,
     Q_LIST_PUT,
     Q_LIST_DEL,
     Q_LIST_GET,
     Q_COUNT
 };
+
+#define EVENT_COLUMNS                                                                              \
+    "id, time, received, source, source_id, user, ip, dst_ip, device, severity, outcome,"          \
+    " category, title, observables, raw"
+#define EVENT_REST                                                                                 \
+    "(?1 IS NULL OR user = ?1) AND (?2 IS NULL OR ip = ?2 OR dst_ip = ?2)"                         \
+    " AND (?3 IS NULL OR device = ?3) AND (?4 IS NULL OR source = ?4)"                             \
+    " AND time >= ?5 AND time <= ?6 AND (?8 IS NULL OR outcome = ?8)"
 
 #define RUN_COLUMNS                                                                                \
     "id, alert_id, playbook, playbook_hash, state, created, started, ended, error,"                \
@@ -405,6 +465,10 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_PLAYBOOK_PUT] = "INSERT INTO playbook_versions (hash, name, source, created)"
                        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hash) DO NOTHING",
     [Q_PLAYBOOK_GET] = "SELECT source, name FROM playbook_versions WHERE hash = ?1",
+    [Q_PLAYBOOK_LIB_PUT] = "INSERT OR IGNORE INTO playbook_libs (version, name, source)"
+                           " VALUES (?1, ?2, ?3)",
+    [Q_PLAYBOOK_LIB_GET] = "SELECT name, source FROM playbook_libs WHERE version = ?1"
+                           " ORDER BY name",
     [Q_RUN_INSERT] = "INSERT INTO runs (alert_id, playbook, playbook_hash, state, created)"
                      " VALUES (?1, ?2, ?3, 'queued', ?4)",
     [Q_RUN_UPDATE] = "UPDATE runs SET state = ?2,"
@@ -536,6 +600,39 @@ static const char *const query_sql[Q_COUNT] = {
                     " WHERE approval_id = ?1 ORDER BY at, user",
     [Q_AUDIT_LIST_TENANT] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ?1 AND tenant = ?3"
                             " ORDER BY id DESC LIMIT ?2",
+    [Q_EVENT_INSERT] = "INSERT INTO events (time, received, source, source_id, user, ip, dst_ip,"
+                       " device, severity, outcome, category, title, observables, raw)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                       " ON CONFLICT (source, source_id) DO NOTHING",
+    /* One statement per leading filter, so that each uses its index; the other filters
+     * are NULL when not asked for. ?1 user, ?2 ip, ?3 device, ?4 source, ?5 since,
+     * ?6 until, ?7 limit, ?8 outcome. */
+    [Q_EVENT_BY_USER] = "SELECT " EVENT_COLUMNS " FROM events WHERE user = ?1 AND " EVENT_REST
+                        " ORDER BY time DESC, id DESC LIMIT ?7",
+    [Q_EVENT_BY_IP] =
+        "SELECT " EVENT_COLUMNS " FROM events WHERE (ip = ?2 OR dst_ip = ?2) AND " EVENT_REST
+        " ORDER BY time DESC, id DESC LIMIT ?7",
+    [Q_EVENT_BY_DEVICE] = "SELECT " EVENT_COLUMNS " FROM events WHERE device = ?3 AND " EVENT_REST
+                          " ORDER BY time DESC, id DESC LIMIT ?7",
+    /* without a user, address or device: newest stored first (id order, no time index) */
+    [Q_EVENT_BY_SOURCE] = "SELECT " EVENT_COLUMNS " FROM events WHERE source = ?4 AND " EVENT_REST
+                          " ORDER BY id DESC LIMIT ?7",
+    [Q_EVENT_BY_TIME] =
+        "SELECT " EVENT_COLUMNS " FROM events WHERE " EVENT_REST " ORDER BY id DESC LIMIT ?7",
+    [Q_EVENT_COUNT_BY_USER] =
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE user = ?1 AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_IP] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE (ip = ?2 OR"
+                            " dst_ip = ?2) AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_DEVICE] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE device = ?3"
+                                " AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_SOURCE] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE source = ?4"
+                                " AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_TIME] =
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_OLDEST] = "SELECT id, received FROM events ORDER BY id LIMIT ?1",
+    [Q_EVENT_FIRST] = "SELECT received FROM events ORDER BY id LIMIT 1",
+    [Q_EVENT_PRUNE] = "DELETE FROM events WHERE id <= ?1",
+    [Q_EVENT_TOTAL] = "SELECT count(*) FROM events",
     [Q_LIST_PUT] =
         "INSERT INTO list_entries (list, value, expires, updated) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (list, value) DO UPDATE SET expires = excluded.expires,"
@@ -1343,6 +1440,9 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     /* The writer no longer checkpoints on commit; keep the WAL file bounded. */
     sqlite3_wal_autocheckpoint(t->db.h, 0);
     (void)db_exec(&t->db, "PRAGMA journal_size_limit = 67108864", "journal_size_limit", NULL);
+    /* The daemon's writer keeps the indexes it inserts into in memory (256 MiB, taken as
+     * used): a batch of events touches pages all over them. */
+    (void)db_exec(&t->db, "PRAGMA cache_size = -262144", "cache_size", NULL);
     t->ckpt = c;
     return 0;
 }
@@ -1745,6 +1845,280 @@ store_alert_count(struct store_tenant *t)
     return n;
 }
 
+/* ---- events ---- */
+
+/* The first observable of type (or of type2 when not NULL) with role "src", else the
+ * first of that type; with want_role, only one with that role. */
+static const char *
+event_pick(const struct alert *e, const char *type, const char *type2, const char *want_role)
+{
+    const char *first = NULL;
+
+    for (size_t i = 0; i < e->nobs; i++) {
+        const struct observable *o = &e->obs[i];
+
+        if (strcmp(o->type, type) != 0 && (type2 == NULL || strcmp(o->type, type2) != 0)) {
+            continue;
+        }
+        if (want_role != NULL) {
+            if (o->role != NULL && strcmp(o->role, want_role) == 0) {
+                return o->value;
+            }
+            continue;
+        }
+        if (o->role != NULL && strcmp(o->role, "src") == 0) {
+            return o->value;
+        }
+        if (first == NULL) {
+            first = o->value;
+        }
+    }
+    return first;
+}
+
+int
+store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate, char **errp)
+{
+    sqlite3_stmt *s;
+    const char *ip = event_pick(e, "ip", NULL, "src");
+
+    *duplicate = 0;
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "event insert: no open transaction");
+    }
+    if (e->source == NULL || e->source_id == NULL) {
+        return kg_err(errp, "event insert: source and source_id are required");
+    }
+    buf_reset(&t->obs);
+    if (obs_to_json(e, &t->obs) == -1) {
+        return kg_err(errp, "event insert %s/%s: observables over %u bytes", e->source,
+                      e->source_id, STORE_OBS_MAX);
+    }
+    if ((s = db_stmt(&t->db, Q_EVENT_INSERT, errp)) == NULL) {
+        return -1;
+    }
+    if ((sqlite3_bind_int64(s, 1, e->time_ms) | sqlite3_bind_int64(s, 2, e->received_ms) |
+         bind_text(s, 3, e->source) | bind_text(s, 4, e->source_id) |
+         bind_text(s, 5, event_pick(e, "user", NULL, NULL)) |
+         bind_text(s, 6, ip != NULL ? ip : event_pick(e, "ip", NULL, NULL)) |
+         bind_text(s, 7, event_pick(e, "ip", NULL, "dst")) |
+         bind_text(s, 8, event_pick(e, "host", "device", NULL)) |
+         sqlite3_bind_int(s, 9, e->severity) |
+         bind_text(s, 10, e->outcome ? e->outcome : "unknown") | bind_text(s, 11, e->category) |
+         bind_text(s, 12, e->title) |
+         sqlite3_bind_text(s, 13, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
+         bind_text(s, 14, e->raw)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
+        stmt_done(s);
+        return -1;
+    }
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    *duplicate = sqlite3_changes(t->db.h) != 1;
+    return 0;
+}
+
+/* The statement for f (by its most selective filter), bound. NULL with *errp. */
+static sqlite3_stmt *
+event_stmt(struct store_tenant *t, const struct store_event_filter *f, int count, char **errp)
+{
+    enum query q;
+    sqlite3_stmt *s;
+
+    if (f->user != NULL) {
+        q = count ? Q_EVENT_COUNT_BY_USER : Q_EVENT_BY_USER;
+    } else if (f->ip != NULL) {
+        q = count ? Q_EVENT_COUNT_BY_IP : Q_EVENT_BY_IP;
+    } else if (f->device != NULL) {
+        q = count ? Q_EVENT_COUNT_BY_DEVICE : Q_EVENT_BY_DEVICE;
+    } else if (f->source != NULL) {
+        q = count ? Q_EVENT_COUNT_BY_SOURCE : Q_EVENT_BY_SOURCE;
+    } else {
+        q = count ? Q_EVENT_COUNT_BY_TIME : Q_EVENT_BY_TIME;
+    }
+    if ((s = db_stmt(&t->db, q, errp)) == NULL) {
+        return NULL;
+    }
+    bind_text(s, 1, f->user);
+    bind_text(s, 2, f->ip);
+    bind_text(s, 3, f->device);
+    bind_text(s, 4, f->source);
+    bind_text(s, 8, f->outcome);
+    sqlite3_bind_int64(s, 5, f->since_ms);
+    sqlite3_bind_int64(s, 6, f->until_ms);
+    sqlite3_bind_int(s, 7, f->limit > 0 ? f->limit : 1);
+    return s;
+}
+
+/* Append column i as a JSON string, or null. */
+static int
+col_json(struct buf *b, sqlite3_stmt *s, int i)
+{
+    const unsigned char *p = sqlite3_column_text(s, i);
+
+    if (p == NULL) {
+        return buf_puts(b, "null");
+    }
+    return buf_json_string(b, (const char *)p, (size_t)sqlite3_column_bytes(s, i));
+}
+
+int
+store_event_query(struct store_tenant *t, const struct store_event_filter *f, struct buf *out,
+                  size_t *n, char **errp)
+{
+    static const char *const names[] = { "source", "source_id", "user", "ip", "dst_ip", "device" };
+    sqlite3_stmt *s = event_stmt(t, f, 0, errp);
+    int rc, bad = 0;
+
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    bad |= buf_puts(out, "[");
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char tm[32], rt[32];
+        const char *raw = (const char *)sqlite3_column_text(s, 14);
+        const char *obsj = (const char *)sqlite3_column_text(s, 13);
+
+        util_fmt_time(sqlite3_column_int64(s, 1), tm);
+        util_fmt_time(sqlite3_column_int64(s, 2), rt);
+        bad |= buf_printf(out, "%s{\"id\":%lld,\"time\":\"%s\",\"received\":\"%s\"",
+                          *n > 0 ? "," : "", (long long)sqlite3_column_int64(s, 0), tm, rt);
+        for (int i = 0; i < 6; i++) {
+            bad |= buf_printf(out, ",\"%s\":", names[i]);
+            bad |= col_json(out, s, 3 + i);
+        }
+        bad |= buf_printf(
+            out, ",\"severity\":\"%s\",\"outcome\":", severity_name(sqlite3_column_int(s, 9)));
+        bad |= col_json(out, s, 10);
+        bad |= buf_puts(out, ",\"category\":");
+        bad |= col_json(out, s, 11);
+        bad |= buf_puts(out, ",\"title\":");
+        bad |= col_json(out, s, 12);
+        /* observables and raw are JSON we wrote */
+        bad |= buf_printf(out, ",\"observables\":%s,\"raw\":%s}", obsj ? obsj : "[]",
+                          raw ? raw : "null");
+        (*n)++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event query");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    bad |= buf_puts(out, "]");
+    if (bad) {
+        return kg_err(errp, "event query: the result is too large");
+    }
+    return 0;
+}
+
+int
+store_event_count(struct store_tenant *t, const struct store_event_filter *f, int64_t *count,
+                  char **errp)
+{
+    sqlite3_stmt *s = event_stmt(t, f, 1, errp);
+
+    *count = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        db_fail(&t->db, errp, "event count");
+        stmt_done(s);
+        return -1;
+    }
+    *count = sqlite3_column_int64(s, 0);
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_event_prune(struct store_tenant *t, int64_t before_ms, int limit, int *deleted, char **errp)
+{
+    sqlite3_stmt *s;
+    int64_t last = 0;
+    int n = 0, rc;
+
+    *deleted = 0;
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "event prune: no open transaction");
+    }
+    /* The oldest rows by id, up to the first one still within the retention: ids grow
+     * with the received time, so this stops at once when nothing is due. */
+    if ((s = db_stmt(&t->db, Q_EVENT_OLDEST, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && sqlite3_column_int64(s, 1) < before_ms) {
+        last = sqlite3_column_int64(s, 0);
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event prune");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    if (n == 0) {
+        return 0;
+    }
+    if ((s = db_stmt(&t->db, Q_EVENT_PRUNE, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, last);
+    if (stmt_run(&t->db, s, "event prune", errp) == -1) {
+        return -1;
+    }
+    *deleted = n;
+    return 0;
+}
+
+int
+store_event_first(struct store_tenant *t, int64_t *received_ms, char **errp)
+{
+    sqlite3_stmt *s = db_stmt(&t->db, Q_EVENT_FIRST, errp);
+    int rc;
+
+    *received_ms = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *received_ms = sqlite3_column_int64(s, 0);
+    } else if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event first");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return rc == SQLITE_ROW;
+}
+
+int64_t
+store_event_total(struct store_tenant *t)
+{
+    sqlite3_stmt *s;
+    char *err = NULL;
+    int64_t n = -1;
+
+    if ((s = db_stmt(&t->db, Q_EVENT_TOTAL, &err)) == NULL) {
+        log_err("store.error tenant=%s err=%s", t->id, log_quote(err));
+        free(err);
+        return -1;
+    }
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        n = sqlite3_column_int64(s, 0);
+    }
+    stmt_done(s);
+    return n;
+}
+
 /* ---- published lists ---- */
 
 int
@@ -1881,6 +2255,77 @@ store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char *
     }
     stmt_done(s);
     return src;
+}
+
+int
+store_playbook_lib_put(struct store_tenant *t, const char *version, const char *name,
+                       const char *source, size_t len, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (version == NULL || name == NULL || source == NULL || len > INT32_MAX) {
+        return kg_err(errp, "playbook library put: missing version, name or source");
+    }
+    if ((s = db_stmt(&t->db, Q_PLAYBOOK_LIB_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, version) | bind_text(s, 2, name) |
+         sqlite3_bind_text(s, 3, source, (int)len, SQLITE_STATIC)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "playbook library put %s", name);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "playbook library put", errp);
+}
+
+int
+store_playbook_libs_get(struct store_tenant *t, const char *version, struct store_lib **out,
+                        size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_PLAYBOOK_LIB_GET, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, version);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_lib *l;
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        const void *p = sqlite3_column_text(s, 1);
+
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        l = &(*out)[(*n)++];
+        l->name = col_strdup(s, 0);
+        l->source = xmalloc(len + 1);
+        if (len > 0) {
+            memcpy(l->source, p, len);
+        }
+        l->source[len] = '\0';
+        l->len = len;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "playbook libraries of %.12s", version);
+        stmt_done(s);
+        store_libs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+void
+store_libs_free(struct store_lib *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].source);
+    }
+    free(v);
 }
 
 /* ---- runs ---- */

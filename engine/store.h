@@ -219,12 +219,61 @@ int store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, 
 int store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **errp);
 int64_t store_alert_count(struct store_tenant *t); /* -1 on error */
 
+/* ---- events: records kept for searching, not detections ----
+ *
+ * An event is a normalized record (struct alert) that triggers nothing. Its user, ip,
+ * dst_ip and device columns are taken from its observables: the first user, ip, and
+ * host or device whose role is "src" (else the first of that type), and the first ip
+ * whose role is "dst". */
+
+/* Insert within the open transaction; dedup on (source, source_id) (*duplicate = 1). */
+int store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate,
+                       char **errp) KG_WUR;
+
+/* A search: every filter that is not NULL must match (ip matches the source or the
+ * destination address; user and device ignore case); time in [since_ms, until_ms]. */
+struct store_event_filter {
+    const char *user, *ip, *device, *source, *outcome;
+    int64_t since_ms, until_ms;
+    int limit; /* rows, 1 or more */
+};
+/* Append the matches to out, newest first (by time with a user, ip or device filter;
+ * else newest stored first), as a JSON array of {"id", "time" (RFC 3339),
+ * "received", "source", "source_id", "user", "ip", "dst_ip", "device", "severity" (name),
+ * "outcome", "category", "title", "observables", "raw"}; *n gets their number. */
+int store_event_query(struct store_tenant *t, const struct store_event_filter *f, struct buf *out,
+                      size_t *n, char **errp) KG_WUR;
+/* How many match, counting at most f->limit. */
+int store_event_count(struct store_tenant *t, const struct store_event_filter *f, int64_t *count,
+                      char **errp) KG_WUR;
+/* Delete at most limit of the oldest events (by id) received before before_ms, in the
+ * open transaction; *deleted gets how many went. */
+int store_event_prune(struct store_tenant *t, int64_t before_ms, int limit, int *deleted,
+                      char **errp) KG_WUR;
+/* When the oldest event (by id) was received: 1 with *received_ms, 0 when there is none,
+ * -1 on error. A read: no transaction needed (pruning asks before it writes). */
+int store_event_first(struct store_tenant *t, int64_t *received_ms, char **errp) KG_WUR;
+int64_t store_event_total(struct store_tenant *t); /* -1 on error */
+
 /* Playbook versions, kept so a run replays with the source it started with. put is
  * insert-or-ignore keyed by hash (sha256 hex of the source). get returns a malloc'd
  * NUL-terminated copy of the source and its name, or NULL when unknown. */
 int store_playbook_put(struct store_tenant *t, const char *hash, const char *name,
                        const char *source, size_t len, char **errp) KG_WUR;
 char *store_playbook_get(struct store_tenant *t, const char *hash, size_t *len, char **name);
+/* The library files of a playbook version (playbook_libs): put one (a second put of the
+ * same version and name is ignored); get all, in name order (*out freed with
+ * store_libs_free; none is not an error). */
+struct store_lib {
+    char *name;
+    char *source; /* NUL-terminated */
+    size_t len;
+};
+int store_playbook_lib_put(struct store_tenant *t, const char *version, const char *name,
+                           const char *source, size_t len, char **errp) KG_WUR;
+int store_playbook_libs_get(struct store_tenant *t, const char *version, struct store_lib **out,
+                            size_t *n, char **errp) KG_WUR;
+void store_libs_free(struct store_lib *v, size_t n);
 
 /* Alert ids newest first, below before (0: from the newest), at most limit (<= 0:
  * 100); *ids is malloc'd. */

@@ -282,6 +282,12 @@ tenant_save_version(struct tenant *t, struct playbook *pb, char **errp)
         store_playbook_put(t->db, pb->hash, pb->name, pb->source, pb->len, errp) == -1) {
         return -1;
     }
+    for (size_t i = 0; i < pb->nlibs; i++) {
+        if (store_playbook_lib_put(t->db, pb->hash, pb->libs[i].name, pb->libs[i].source,
+                                   pb->libs[i].len, errp) == -1) {
+            return -1;
+        }
+    }
     t->versions = xrealloc(t->versions, (t->nversions + 1) * sizeof(*t->versions));
     t->versions[t->nversions++] = pb;
     playbook_ref(pb);
@@ -309,9 +315,25 @@ tenant_version(struct tenant *t, const char *hash)
      * version's options (dry_run, timeout, instructions), not just its code. */
     {
         char *err = NULL;
-        struct sandbox *sb = hooks.sandbox_new(16u << 20, &err);
+        /* as much room as loading the folder has: the version's libraries are evaluated */
+        struct sandbox *sb = hooks.sandbox_new(64u << 20, &err);
+        struct store_lib *sl = NULL;
+        struct playbook_lib *libs = NULL;
+        size_t nl = 0;
 
-        pb = sb != NULL ? playbook_parse(sb, name ? name : "?", src, len, &err) : NULL;
+        /* Its libraries as they were when the version was made, never the files now. */
+        pb = NULL;
+        if (sb != NULL && store_playbook_libs_get(t->db, hash, &sl, &nl, &err) == 0) {
+            libs = xcalloc(nl ? nl : 1, sizeof(*libs));
+            for (size_t i = 0; i < nl; i++) {
+                libs[i].name = sl[i].name;
+                libs[i].source = sl[i].source;
+                libs[i].len = sl[i].len;
+            }
+            pb = playbook_parse_libs(sb, name ? name : "?", src, len, libs, nl, &err);
+        }
+        free(libs);
+        store_libs_free(sl, nl);
         sandbox_free(sb);
         if (pb == NULL) {
             log_err("tenant.version_unreadable tenant=%s hash=%s error=%s", t->id, hash,

@@ -289,10 +289,18 @@ buf_json_string(struct buf *b, const char *s, size_t n)
     }
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        size_t l = c >= 0x20 && c < 0x7f ? 1 : util_utf8_char(s + i, n - i);
-        uint32_t cp = l > 0 ? utf8_decode(s + i, l) : 0xfffd;
+        size_t l;
+
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') { /* the common case, at once */
+            i++;
+            continue;
+        }
+        l = c >= 0x20 && c < 0x7f ? 1 : util_utf8_char(s + i, n - i);
+        uint32_t cp;
         char esc[7];
         size_t elen = 2;
+
+        cp = l > 0 ? utf8_decode(s + i, l) : 0xfffd;
 
         if (l == 1 && c >= 0x20 && c != 0x7f && c != '"' && c != '\\') {
             i++;
@@ -349,7 +357,13 @@ buf_escape_text(struct buf *b, const char *s, size_t n, int flags)
 
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        size_t l = c >= 0x20 && c < 0x7f ? 1 : util_utf8_char(s + i, n - i);
+        size_t l;
+
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') { /* the common case, at once */
+            i++;
+            continue;
+        }
+        l = c >= 0x20 && c < 0x7f ? 1 : util_utf8_char(s + i, n - i);
         uint32_t cp = l > 0 ? utf8_decode(s + i, l) : 0;
         char esc[8];
 

@@ -13,6 +13,7 @@ and its journal. The alert's raw fields reach the playbook as `alert.raw`.
 
 import http.server
 import json
+import os
 import threading
 import time
 
@@ -120,7 +121,7 @@ class ConnEnv:
     def __init__(self, name, playbooks, dry_run=False, max_attempts=3, timeout="10s",
                  mock_kw=None, allow=None, run_timeout=None, extra_config="",
                  breaker=(5, "30s"), retry_after_max="5m", client=(None, None),
-                 tenant_extra=None):
+                 tenant_extra=None, libs=None):
         self.name = name
         self.playbooks = playbooks
         self.dry_run = dry_run
@@ -134,6 +135,7 @@ class ConnEnv:
         self.retry_after_max = retry_after_max
         self.client = client
         self.tenant_extra = tenant_extra  # a function of the mock: more of t1's settings
+        self.libs = libs or {}  # lib/NAME.lua files beside the playbooks
         self.m = None
         self.d = None
         self.seq = 0
@@ -158,6 +160,10 @@ class ConnEnv:
                 cfg += 'runs = { timeout = %s }\n' % lua_str(self.run_timeout)
             cfg += self.extra_config
             self.d = Daemon("conn-%s" % self.name, config_extra=cfg)
+            for name, text in self.libs.items():
+                os.makedirs(os.path.join(self.d.pbdir, "lib"), exist_ok=True)
+                with open(os.path.join(self.d.pbdir, "lib", name + ".lua"), "w") as f:
+                    f.write(text)
             for pb, body in self.playbooks.items():
                 self.d.write_playbook("%s.lua" % pb,
                                       playbook(pb, "it.conn.%s" % pb, PRELUDE + body))

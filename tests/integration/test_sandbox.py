@@ -19,8 +19,12 @@ ATTACKS = {
     "io-open": ('    local f = io.open("/etc/passwd")\n    log.info(f:read("a"))',
                 ["undeclared global 'io'"]),
     "os-execute": ('    os.execute("exit 0")', ["undeclared global 'os'"]),
-    "require": ('    local ffi = require("ffi")\n    log.info(ffi)',
-                ["undeclared global 'require'"]),
+    # require loads only the playbook's own lib/NAME.lua files, by a name found when the
+    # playbook is loaded (a constant one would fail the load): no C module, no path.
+    "require": ('    local ffi = require(("f"):rep(2) .. "i")\n    log.info(ffi)',
+                ["require 'ffi': no library"]),
+    "require-path": ('    local p = require(("../"):rep(3) .. "etc/passwd")\n    log.info(p)',
+                     ["not a library name"]),
     "debug-registry": ('    local r = debug.getregistry()\n    log.info(r)',
                        ["undeclared global 'debug'"]),
     "collectgarbage": ('    collectgarbage("stop")', ["undeclared global 'collectgarbage'"]),

@@ -217,9 +217,10 @@ test_index_filled_by_migration(void)
     /* Back to the schema before the index (2), as a database of the previous release:
      * the objects of the index's migration (3) and of those appended after it (4: the
      * approvals; 5: the record class, alerts.class; 6: the escalations; 7: the
-     * dashboard's alert_counts and its triggers) are dropped and the version set to 2. A
-     * migration appended later must be undone here too (the published lists'
-     * list_entries creates its table only if missing: it runs again as is). */
+     * dashboard's alert_counts and its triggers; 8: the events; 9: the playbook
+     * libraries) are dropped and the version set to 2. A migration appended later must be
+     * undone here too (the published lists' list_entries creates its table only if
+     * missing: it runs again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -232,12 +233,14 @@ test_index_filled_by_migration(void)
             v = sqlite3_column_int(q, 0);
         }
         sqlite3_finalize(q);
-        T_ASSERT(v >= 7);
+        T_ASSERT(v >= 9);
+        /* the migrations appended after it are dropped and redone too */
         sql = xasprintf("DROP TRIGGER alert_counts_add; DROP TRIGGER alert_counts_remove;"
                         "DROP TABLE alert_counts;"
                         "DROP TABLE alert_observables; DROP TABLE kv;"
                         "DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE escalations;"
-                        "ALTER TABLE alerts DROP COLUMN class;"
+                        "ALTER TABLE alerts DROP COLUMN class; DROP TABLE events;"
+                        "DROP TABLE playbook_libs;"
                         "PRAGMA user_version = %d;",
                         2);
         T_ASSERT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);

@@ -744,6 +744,32 @@ test_playbooks(void)
     got = store_playbook_get(f.t, hash, NULL, NULL);
     T_ASSERT(got != NULL);
     free(got);
+
+    /* The libraries of a version: returned in name order, bytes kept (a NUL too); a
+     * second put of the same name is ignored; another version has none. */
+    {
+        struct store_lib *libs = NULL;
+        size_t n = 0;
+        static const char zsrc[] = "return 'a\0b'";
+
+        T_EQ_INT(store_playbook_lib_put(f.t, hash, "zeta", zsrc, sizeof(zsrc) - 1, &err), 0);
+        T_EQ_INT(store_playbook_lib_put(f.t, hash, "alpha", "return 1", 8, &err), 0);
+        T_EQ_INT(store_playbook_lib_put(f.t, hash, "alpha", "return 2", 8, &err), 0);
+        T_EQ_INT(store_playbook_libs_get(f.t, hash, &libs, &n, &err), 0);
+        T_EQ_INT(n, 2);
+        if (n == 2) {
+            T_EQ_STR(libs[0].name, "alpha");
+            T_EQ_STR(libs[0].source, "return 1");
+            T_EQ_STR(libs[1].name, "zeta");
+            T_EQ_INT(libs[1].len, sizeof(zsrc) - 1);
+            T_ASSERT(memcmp(libs[1].source, zsrc, sizeof(zsrc) - 1) == 0);
+        }
+        store_libs_free(libs, n);
+        T_EQ_INT(store_playbook_libs_get(f.t, HASH_B, &libs, &n, &err), 0);
+        T_EQ_INT(n, 0);
+        store_libs_free(libs, n);
+        T_ASSERT(err == NULL);
+    }
     fx_teardown(&f);
 }
 
@@ -1044,6 +1070,103 @@ test_escalations(void)
     fx_teardown(&f);
 }
 
+/* Events: columns taken from the observables, dedup, every filter (ip on either side,
+ * user and device ignoring case), time bounds, limits, counts, and pruning in id order
+ * by received time, bounded per call. */
+static void
+test_events(void)
+{
+    struct fx f;
+    char *err = NULL;
+    struct buf out;
+    size_t n = 0;
+    int64_t cnt = 0;
+    int dup = 0, deleted = 0;
+    struct store_event_filter flt;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    for (int i = 0; i < 10; i++) {
+        struct alert e;
+        char ip[32];
+
+        memset(&e, 0, sizeof(e));
+        e.source = xstrdup(i < 8 ? "panos.traffic" : "panos.auth");
+        e.source_id = xasprintf("sn/TRAFFIC/%d", i);
+        e.time_ms = 1000 + i;
+        e.received_ms = 5000 + i * 100;
+        e.title = xstrdup("flow");
+        e.outcome = xstrdup("succeeded");
+        e.raw = xstrdup("{\"message\":\"x\"}");
+        snprintf(ip, sizeof(ip), "10.0.0.%d", i % 3);
+        alert_add_observable(&e, "ip", "198.51.100.7", "dst");
+        alert_add_observable(&e, "ip", ip, "src");
+        alert_add_observable(&e, "user", i % 2 ? "Example\\Taro" : "jiro", "src");
+        alert_add_observable(&e, "host", "JP-LT-1", "src");
+        T_ASSERT(store_event_insert(f.t, &e, &dup, &err) == 0 && dup == 0);
+        T_ASSERT(store_event_insert(f.t, &e, &dup, &err) == 0 && dup == 1);
+        alert_free(&e);
+    }
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_EQ_INT(store_event_total(f.t), 10);
+    memset(&flt, 0, sizeof(flt));
+    flt.until_ms = INT64_MAX;
+    flt.limit = 100;
+    flt.user = "example\\TARO";
+    buf_init(&out, 0);
+    T_REQUIRE(store_event_query(f.t, &flt, &out, &n, &err) == 0);
+    T_EQ_INT(n, 5);
+    T_ASSERT(strstr(out.data, "\"dst_ip\":\"198.51.100.7\"") != NULL);
+    T_ASSERT(strstr(out.data, "\"raw\":{\"message\":\"x\"}") != NULL);
+    T_ASSERT(strncmp(out.data, "[{\"id\":10,", 10) == 0); /* newest first */
+    flt.user = NULL;
+    flt.ip = "198.51.100.7"; /* the destination side */
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 10);
+    flt.ip = "10.0.0.1";
+    flt.source = "panos.traffic";
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 3); /* 1, 4, 7 (10 is not: i < 10) */
+    flt.outcome = "blocked";
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 0);
+    flt.outcome = "succeeded";
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 3);
+    flt.outcome = NULL;
+    flt.ip = NULL;
+    flt.source = NULL;
+    flt.device = "jp-lt-1";
+    flt.since_ms = 1005;
+    flt.limit = 2;
+    buf_reset(&out);
+    T_REQUIRE(store_event_query(f.t, &flt, &out, &n, &err) == 0);
+    T_EQ_INT(n, 2);
+    flt.limit = 100;
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 5);
+    {
+        int64_t first = 0;
+
+        T_EQ_INT(store_event_first(f.t, &first, &err), 1);
+        T_EQ_INT(first, 5000);
+    }
+    /* pruning: received 5000..5900; before 5350 are 4; at most 3 per call */
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_REQUIRE(store_event_prune(f.t, 5350, 3, &deleted, &err) == 0);
+    T_EQ_INT(deleted, 3);
+    T_REQUIRE(store_event_prune(f.t, 5350, 3, &deleted, &err) == 0);
+    T_EQ_INT(deleted, 1);
+    T_REQUIRE(store_event_prune(f.t, 5350, 3, &deleted, &err) == 0);
+    T_EQ_INT(deleted, 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_EQ_INT(store_event_total(f.t), 6);
+    T_ASSERT(store_event_prune(f.t, 9999, 3, &deleted, &err) == -1); /* no transaction */
+    free(err);
+    buf_free(&out);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
     { "escalations", test_escalations },
     { "background_checkpoints", test_background_checkpoints },
@@ -1060,5 +1183,6 @@ TEST_LIST = {
     { "playbooks", test_playbooks },
     { "tenants_separate", test_tenants_separate },
     { "bulk_timing", test_bulk_timing },
+    { "events", test_events },
     { NULL, NULL },
 };

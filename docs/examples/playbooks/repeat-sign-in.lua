@@ -32,7 +32,7 @@ return playbook {
       reason = user .. " was seen " .. math.floor(now() - earlier[1].received) ..
         " s ago in " .. earlier[1].source .. ": " .. earlier[1].title
     end
-    state.put("last-risk:" .. user, { risk = risk, alert = alert.id }, { ttl = "1d" })
+    assert(state.put("last-risk:" .. user, { risk = risk, alert = alert.id }, { ttl = "1d" }))
     if risk ~= alert.severity then
       log.warn("risk raised from", alert.severity, "to", risk .. ":", reason)
     end

@@ -1,0 +1,1 @@
+return playbook{ name = "x", on = {
