@@ -59,6 +59,8 @@ struct call {
     char *idem_header;        /* "Idempotency-Key: <key>", or NULL */
     const char *content_type; /* of the body */
     struct call *xnext;       /* waiting for the same exclusive key */
+    call_done_fn done;        /* a call that is no run's effect (call_request) */
+    void *done_arg;
 };
 
 /* Exclusive keys in use, each with the calls waiting for it. */
@@ -77,6 +79,19 @@ static struct {
 
 static void call_send(struct call *c);
 void call_on_token(void *arg, const char *token, const char *err);
+
+/* The run a call is for (0 for a connector's own call_request) and its deadline. */
+static int64_t
+call_rid(const struct call *c)
+{
+    return c->r != NULL ? run_id(c->r) : 0;
+}
+
+static int64_t
+call_deadline(const struct call *c)
+{
+    return c->r != NULL ? run_deadline_ms(c->r) : 0;
+}
 
 /* The API's published limits, per tenant; set up the first time a tenant calls it. */
 static void
@@ -276,6 +291,12 @@ excl_release(struct call *c)
     *pp = x->next;
     free(x->key);
     free(x);
+}
+
+const char *
+call_url(const struct call *c)
+{
+    return c->url;
 }
 
 const char *
@@ -497,10 +518,18 @@ call_finish(struct call *c, int ok, char *result)
     } else {
         stats.failed++;
         log_warn("call.failed tenant=%s run=%lld kind=%s error=%s", tenant_id(c->t),
-                 (long long)run_id(c->r), c->kind, log_quote(result));
+                 (long long)call_rid(c), c->kind, log_quote(result));
     }
-    call_free(c);
-    effect_done(ef, ok, result);
+    if (c->done != NULL) {
+        call_done_fn done = c->done;
+        void *arg = c->done_arg;
+
+        call_free(c);
+        done(arg, ok, result);
+    } else {
+        call_free(c);
+        effect_done(ef, ok, result);
+    }
     free(result);
 }
 
@@ -545,7 +574,7 @@ maybe_retry(struct call *c, const struct httpc_response *resp, char **why)
 {
     double delay_ms = -1, ra = retry_after_s(resp->retry_after);
     unsigned char rnd = 0;
-    int64_t deadline = run_deadline_ms(c->r);
+    int64_t deadline = call_deadline(c);
     struct timeval tv;
 
     if (ra >= 0) {
@@ -578,7 +607,7 @@ maybe_retry(struct call *c, const struct httpc_response *resp, char **why)
     }
     stats.retried++;
     log_info("call.retry tenant=%s run=%lld kind=%s status=%d attempt=%d delay_ms=%.0f",
-             tenant_id(c->t), (long long)run_id(c->r), c->kind, resp->status, c->attempt, delay_ms);
+             tenant_id(c->t), (long long)call_rid(c), c->kind, resp->status, c->attempt, delay_ms);
     if (c->ef != NULL) {
         /* The server asked for the wait (Retry-After, or a 429 without one): throttled. */
         effect_wait(c->ef,
@@ -702,7 +731,7 @@ on_http(void *arg, const struct httpc_response *resp)
             free(why);
             if (again) {
                 log_warn("call.junk_answer tenant=%s run=%lld kind=%s error=%s", tenant_id(c->t),
-                         (long long)run_id(c->r), c->kind, log_quote(result));
+                         (long long)call_rid(c), c->kind, log_quote(result));
                 free(result);
                 return;
             }
@@ -727,7 +756,7 @@ on_http(void *arg, const struct httpc_response *resp)
         if (rc == 1) {
             stats.reconciled++;
             log_info("call.reconciled tenant=%s run=%lld kind=%s", tenant_id(c->t),
-                     (long long)run_id(c->r), c->kind);
+                     (long long)call_rid(c), c->kind);
             call_finish(c, 1, result);
             return;
         }
@@ -845,7 +874,7 @@ on_token_slot(void *arg)
     if (!breaker_allow(c->bkey)) {
         /* The API failed repeatedly: wait for the circuit's trial rather than fail, so an
          * outage shorter than the run's deadline delays containment without losing it. */
-        int64_t wait = breaker_wait_ms(c->bkey), deadline = run_deadline_ms(c->r);
+        int64_t wait = breaker_wait_ms(c->bkey), deadline = call_deadline(c);
         struct timeval tv;
 
         if (deadline != 0 && util_now_ms() + wait >= deadline) {
@@ -857,7 +886,7 @@ on_token_slot(void *arg)
         }
         stats.breaker_waits++;
         log_info("call.breaker_wait tenant=%s run=%lld kind=%s endpoint=%s wait_ms=%lld",
-                 tenant_id(c->t), (long long)run_id(c->r), c->kind, c->origin, (long long)wait);
+                 tenant_id(c->t), (long long)call_rid(c), c->kind, c->origin, (long long)wait);
         if (c->ef != NULL) {
             effect_wait(c->ef, EFFECT_WAIT_BREAKER, 0, util_now_ms() + wait);
         }
@@ -954,34 +983,34 @@ call_check(struct run *r, void *arg)
     return NULL;
 }
 
-static void *
-call_open(struct effect *ef, void *arg)
+/* A new call of spec to url for tenant t (base: the API's base URL for t); for a run's
+ * effect ef, or for the connector itself (ef NULL). */
+static struct call *
+call_new(const struct call_spec *spec, struct effect *ef, const struct tenant *t, const char *base,
+         const char *url)
 {
-    struct call_args *a = arg;
-    const struct call_spec *spec = a->spec;
-    struct run *r = effect_owner(ef);
     struct call *c = xcalloc(1, sizeof(*c));
 
     c->ef = ef;
-    c->r = r;
-    c->t = run_tenant(r);
+    c->r = ef != NULL ? effect_owner(ef) : NULL;
+    c->t = t;
     c->kind = xstrdup(spec->kind);
     c->api = spec->api;
     c->limiter_key = xasprintf("%s:%s", spec->limiter, tenant_id(c->t));
     c->prio = spec->prio;
     c->method = xstrdup(spec->method);
-    c->url = xstrdup(a->url);
+    c->url = xstrdup(url);
     c->body = spec->body ? xstrdup(spec->body) : NULL;
     c->content_type = content_types[spec->body_format];
     {
-        const char *o = a->base[0] != '\0' ? a->base : a->url;
+        const char *o = base[0] != '\0' ? base : url;
         const char *p = strstr(o, "://");
         const char *slash = p ? strpbrk(p + 3, "/?#") : NULL;
 
         c->origin = slash ? xstrndup(o, (size_t)(slash - o)) : xstrdup(o);
         c->bkey = xasprintf("%s %s", tenant_id(c->t), c->origin);
     }
-    c->started_ms = effect_started_ms(ef);
+    c->started_ms = ef != NULL ? effect_started_ms(ef) : util_now_ms();
     c->timeout = spec->timeout;
     c->exclusive = spec->exclusive ? xstrdup(spec->exclusive) : NULL;
     if (spec->headers != NULL) {
@@ -1004,15 +1033,53 @@ call_open(struct effect *ef, void *arg)
     }
     if (spec->reconcile != NULL && spec->reconcile_path != NULL) {
         c->reconcile = spec->reconcile;
-        c->reconcile_url = xasprintf("%s%s", a->base, spec->reconcile_path);
+        c->reconcile_url = xasprintf("%s%s", base, spec->reconcile_path);
     }
-    if (effect_in_doubt(ef) && !c->idempotent) {
+    if (ef != NULL && effect_in_doubt(ef) && !c->idempotent) {
         c->reconciling = 1;
     }
     define_limits(c->api, tenant_id(c->t));
     stats.started++;
     stats.in_flight++;
     return c;
+}
+
+static void *
+call_open(struct effect *ef, void *arg)
+{
+    struct call_args *a = arg;
+
+    return call_new(a->spec, ef, run_tenant(effect_owner(ef)), a->base, a->url);
+}
+
+struct call *
+call_request(const struct tenant *t, const struct call_spec *spec, call_done_fn done, void *arg,
+             char **errp)
+{
+    const char *base = spec->api->base(t);
+    struct call *c;
+    char *url;
+
+    if (base == NULL) {
+        kg_err(errp, "%s",
+               spec->api->not_configured ? spec->api->not_configured : "not configured");
+        return NULL;
+    }
+    url = xasprintf("%s%s", base, spec->path);
+    c = call_new(spec, NULL, t, base, url);
+    free(url);
+    c->done = done;
+    c->done_arg = arg;
+    call_send(c);
+    return c;
+}
+
+void
+call_request_cancel(struct call *c)
+{
+    if (c != NULL) {
+        call_free(c);
+    }
 }
 
 /* The journal's record of the request: {"method","url","body"}, the body inline when it

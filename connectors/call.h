@@ -120,6 +120,19 @@ struct call_spec {
  * until the call completes. */
 int call_effect(lua_State *L, const struct call_spec *spec);
 
+/* A call that is no run's effect: the connector's own request on behalf of several
+ * effects (one message carrying the requests of many runs, each journaled by its own
+ * run), or a step of a longer effect (polling a job). It goes through the same rate
+ * limiter, breaker, credentials, retries and map function as an effect's call, with no
+ * deadline but the attempts. done(arg, ok, result) is called once, after the call is
+ * freed (result: JSON text when ok, else a message; borrowed for the call). Returns the
+ * call, or NULL with *errp when the API is not configured for t (done is not called).
+ * call_request_cancel frees a call still in flight without calling done. */
+typedef void (*call_done_fn)(void *arg, int ok, const char *result);
+struct call *call_request(const struct tenant *t, const struct call_spec *spec, call_done_fn done,
+                          void *arg, char **errp);
+void call_request_cancel(struct call *c);
+
 /* A connector's calls that differ only in these: a static table row each, and
  * call_def_effect fills the rest of the spec (path and body from the arguments). */
 struct call_def {
@@ -152,6 +165,8 @@ void *call_ud(const struct call *c);
  * reconciliation looks for what happened since. */
 int64_t call_started_ms(const struct call *c);
 const char *call_kind(const struct call *c);
+/* The URL of the request being answered (a page's, for paging map functions). */
+const char *call_url(const struct call *c);
 struct run *call_run(const struct call *c);
 /* For map functions: "<kind>: HTTP <status> <error text>" or the transport error. */
 char *call_error_text(const struct call *c, const struct httpc_response *resp);

@@ -782,23 +782,68 @@ config_get_url(lua_State *L, struct config_ctx *c, int line, const char *path, i
     return 0;
 }
 
+/* An IPv4 or IPv6 address, or one with a /prefix length that fits it. */
+static int
+config_net_valid(const char *s, size_t n)
+{
+    char tmp[64];
+    unsigned char bin[16];
+    const char *slash;
+    int max;
+
+    if (n == 0 || n >= sizeof(tmp)) {
+        return 0;
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    slash = strchr(tmp, '/');
+    if (slash != NULL) {
+        tmp[slash - tmp] = '\0';
+    }
+    if (inet_pton(AF_INET, tmp, bin) == 1) {
+        max = 32;
+    } else if (inet_pton(AF_INET6, tmp, bin) == 1) {
+        max = 128;
+    } else {
+        return 0;
+    }
+    if (slash != NULL) {
+        const char *d = slash + 1;
+        int bits = 0;
+
+        if (*d == '\0' || strlen(d) > 3) {
+            return 0;
+        }
+        for (; *d != '\0'; d++) {
+            if (*d < '0' || *d > '9') {
+                return 0;
+            }
+            bits = bits * 10 + (*d - '0');
+        }
+        return bits <= max;
+    }
+    return 1;
+}
+
 /* A list of host names ({ "hooks.example.jp", "api.example.net" }), stored lowercased
  * into the char ** at f->offset and its length at f->count (the old list freed). Entries
- * are names, not URLs: no scheme, port, path or spaces. */
+ * are names, not URLs: no scheme, port, path or spaces. A CONFIG_NETS list is read the
+ * same way, its entries IP addresses or CIDR subnets ({ "10.0.0.0/8", "192.0.2.53" }). */
 static int
 config_get_hosts(lua_State *L, struct config_ctx *c, int line, const char *path,
                  const struct config_field *f)
 {
     char ***list = (char ***)(c->base + f->offset);
     size_t *count = (size_t *)(c->base + f->count);
+    int nets = f->kind == CONFIG_NETS;
     lua_Unsigned n;
     size_t keys = 0;
     int idx;
 
     if (lua_type(L, -1) != LUA_TTABLE) {
-        return config_fail(c, line, path,
-                           "expected a list of host names such as { \"hooks.example.jp\" }, "
-                           "got a %s",
+        return config_fail(c, line, path, "expected a list of %s, got a %s",
+                           nets ? "addresses such as { \"10.0.0.0/8\" }"
+                                : "host names such as { \"hooks.example.jp\" }",
                            luaL_typename(L, -1));
     }
     idx = lua_absindex(L, -1);
@@ -811,14 +856,16 @@ config_get_hosts(lua_State *L, struct config_ctx *c, int line, const char *path,
             char *bad = config_key_path(L, -1, path);
 
             lua_pop(L, 1);
-            config_fail(c, line, bad, "expected a list of host names, without keys or holes");
+            config_fail(c, line, bad, "expected a list of %s, without keys or holes",
+                        nets ? "addresses" : "host names");
             free(bad);
             return -1;
         }
         keys++;
     }
     if (keys != n) {
-        return config_fail(c, line, path, "expected a list of host names, without holes");
+        return config_fail(c, line, path, "expected a list of %s, without holes",
+                           nets ? "addresses" : "host names");
     }
     for (size_t i = 0; i < *count; i++) {
         free((*list)[i]);
@@ -846,13 +893,16 @@ config_get_hosts(lua_State *L, struct config_ctx *c, int line, const char *path,
             lua_pop(L, 1);
             continue;
         }
-        if (s == NULL || strlen(s) != len || !config_host_port_valid(s, len)) {
+        if (s == NULL || strlen(s) != len ||
+            !(nets ? config_net_valid(s, len) : config_host_port_valid(s, len))) {
             char *bad = xasprintf("%s[%zu]", path, i + 1);
 
             lua_pop(L, 1);
             config_fail(c, line, bad,
-                        "expected a host name such as \"hooks.example.jp\", with an optional "
-                        "port (\"hooks.example.jp:8443\"; no scheme, path or spaces)");
+                        nets ? "expected an IP address or a CIDR subnet such as \"10.0.0.0/8\""
+                             : "expected a host name such as \"hooks.example.jp\", with an "
+                               "optional port (\"hooks.example.jp:8443\"; no scheme, path or "
+                               "spaces)");
             free(bad);
             return -1;
         }
@@ -1172,6 +1222,7 @@ config_map_value(lua_State *L, struct config_ctx *c, int line, const char *path,
     case CONFIG_PROXY:
         return config_get_url(L, c, line, path, 1, (char **)(base + f->offset));
     case CONFIG_HOSTS:
+    case CONFIG_NETS:
     case CONFIG_STRINGS:
         return config_get_hosts(L, c, line, path, f);
     case CONFIG_TENANTS:
@@ -1489,6 +1540,7 @@ config_fields_free(const struct config_field *fields, char *base)
             *sp = NULL;
             break;
         case CONFIG_HOSTS:
+        case CONFIG_NETS:
         case CONFIG_STRINGS: {
             char ***list = (char ***)(base + f->offset);
             size_t *n = (size_t *)(base + f->count);
@@ -1650,7 +1702,8 @@ static const char config_text_head[] =
 static const char config_text_playbooks[] =
     "\n"
     "\n"
-    "-- Folder of the Lua playbooks: every *.lua file in it is loaded as a playbook.\n-- Default: "
+    "-- Folder of the Lua playbooks: every *.lua file in it is loaded as a playbook.\n-- "
+    "Default: "
     "\"playbooks\"\n"
     "-- next to this file. The libraries they load with require \"name\" are lib/name.lua in\n"
     "-- it (playbook_lib_dir = \"...\" names another folder).\n"
@@ -1731,7 +1784,8 @@ static const char config_text_connectors[] =
     "\n"
     "-- Outgoing calls of the connectors (Microsoft Graph and Defender, webhooks).\n"
     "connectors = {\n"
-    "    -- Key of the secrets written in this file as \"enc:v1:...\" (`kagari secret encrypt`\n"
+    "    -- Key of the secrets written in this file as \"enc:v1:...\" (`kagari secret "
+    "encrypt`\n"
     "    -- uses it too). Keep it mode 0600 and back it up apart from this file: without it,\n"
     "    -- those secrets cannot be read.\n"
     "    key_file = \"secret.key\",\n"

@@ -26,6 +26,7 @@ enum config_kind {
     CONFIG_URL,      /* char *, https:// (http:// for loopback), trailing slash removed */
     CONFIG_PROXY,    /* char *, http:// or https:// proxy */
     CONFIG_HOSTS,    /* char **, a list of host names; its size_t length at count */
+    CONFIG_NETS,     /* char **, a list of IP addresses or CIDR subnets; length at count */
     CONFIG_STRINGS,  /* char **, a list of strings (each checked by the section's check);
                       * its size_t length at count */
     CONFIG_TENANTS,  /* struct config_tenant *, keyed by id; fields per tenant; count */
@@ -46,7 +47,7 @@ struct config_field {
     double min;                        /* smallest value allowed (sizes, durations, numbers) */
     double max;                        /* largest, 0 = no limit */
     const struct config_field *fields; /* CONFIG_TABLE, CONFIG_TENANTS (each tenant's) */
-    size_t count;                      /* CONFIG_HOSTS, CONFIG_TENANTS: offset of the length */
+    size_t count; /* CONFIG_HOSTS, CONFIG_NETS, CONFIG_TENANTS: offset of the length */
 };
 #define CONFIG_FIELDS_END                                                                          \
     {                                                                                              \

@@ -14,6 +14,7 @@
 #include "engine/loop.h"
 #include "engine/metrics.h"
 #include "engine/normalize.h"
+#include "engine/plugin.h"
 #include "engine/run.h"
 #include "engine/tenant.h"
 #include "engine/tls.h"
@@ -943,11 +944,37 @@ intake_add_route(const char *prefix, void (*fn)(struct http_request *req, void *
     }
 }
 
+/* A plug-in's read-only resource (a firewall's block list): GET only, its own
+ * credentials, never cached by a proxy. */
+static void
+handle_plugin(struct http_request *req, const struct plugin_route *route)
+{
+    struct buf b;
+    const char *ctype = "text/plain; charset=utf-8";
+    int status;
+
+    if (strcmp(http_request_method(req), "GET") != 0) {
+        http_reply_header(req, "Allow", "GET");
+        http_reply_error(req, 405, "method_not_allowed", "only GET is served here");
+        return;
+    }
+    buf_init(&b, 16u << 20);
+    status =
+        route->get(http_request_path(req), http_request_header(req, "Authorization"), &b, &ctype);
+    if (status == 401) {
+        http_reply_header(req, "WWW-Authenticate", "Basic realm=\"kagari\", charset=\"UTF-8\"");
+    }
+    http_reply_header(req, "Cache-Control", "no-store");
+    http_reply(req, status, ctype, b.data != NULL ? b.data : "", b.len);
+    buf_free(&b);
+}
+
 static void
 handle(struct http_request *req, void *arg)
 {
     struct intake *in = arg;
     const char *path = http_request_path(req);
+    const struct plugin_route *route;
 
     for (size_t i = nextra_routes; i > 0; i--) {
         if (strncmp(path, extra_routes[i - 1].prefix, strlen(extra_routes[i - 1].prefix)) == 0) {
@@ -964,6 +991,8 @@ handle(struct http_request *req, void *arg)
         handle_healthz(req);
     } else if (strcmp(path, "/metrics") == 0) {
         handle_metrics(req);
+    } else if ((route = plugin_route(path)) != NULL) {
+        handle_plugin(req, route);
     } else {
         http_reply_error(req, 404, "not_found", "no such endpoint");
     }

@@ -43,6 +43,16 @@ const void *tenant_conf(const struct tenant *t, const struct config_section *s);
 /* The state the tenant_open of s's connectors made for this tenant, or NULL. */
 void *tenant_state(const struct tenant *t, const struct config_section *s);
 
+/* A published list of the tenant (e.g. the addresses a firewall connector blocked, for
+ * devices that pull it): put inserts or refreshes value until expires_ms (ms since the
+ * epoch, 0: never), del removes it; both write in the loop's transaction of the tenant,
+ * so they are durable with the journal entries of the same iteration. text appends the
+ * live values, one a line, sorted, to out (bounded by its cap). 0, or -1 with *errp. */
+int tenant_list_put(struct tenant *t, const char *list, const char *value, int64_t expires_ms,
+                    char **errp) KG_WUR;
+int tenant_list_del(struct tenant *t, const char *list, const char *value, char **errp) KG_WUR;
+int tenant_list_text(struct tenant *t, const char *list, struct buf *out, char **errp) KG_WUR;
+
 /* ---- runs ---- */
 
 /* The run executing in coroutine L, or NULL outside a run. */

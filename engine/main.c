@@ -4,6 +4,7 @@
 
 #include "engine/cmd.h"
 #include "engine/escalate.h"
+#include "engine/plugin.h"
 #include "engine/registry.h"
 
 /* Every verb, in the order `kagari --help` lists them. */
@@ -18,9 +19,15 @@ static const struct cmd_entry *const main_verbs[] = {
 static void
 main_usage(FILE *f)
 {
+    const struct plugin_verb *const *pv;
+    size_t npv = plugin_verbs(&pv);
+
     fputs("usage: kagari VERB [options]   (kagari VERB --help for each)\n", f);
     for (size_t i = 0; i < sizeof(main_verbs) / sizeof(main_verbs[0]); i++) {
         fprintf(f, "  %-15s %s\n", main_verbs[i]->usage, main_verbs[i]->summary);
+    }
+    for (size_t i = 0; i < npv; i++) {
+        fprintf(f, "  %-15s %s\n", pv[i]->usage, pv[i]->summary);
     }
 }
 
@@ -40,6 +47,17 @@ main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(main_verbs) / sizeof(main_verbs[0]); i++) {
         if (strcmp(argv[1], main_verbs[i]->name) == 0) {
             return main_verbs[i]->exec(argc - 1, argv + 1);
+        }
+    }
+    {
+        /* A plug-in's own set-up verb (engine/registry.c lists them). */
+        const struct plugin_verb *const *pv;
+        size_t npv = plugin_verbs(&pv);
+
+        for (size_t i = 0; i < npv; i++) {
+            if (strcmp(argv[1], pv[i]->name) == 0) {
+                return pv[i]->exec(argc - 1, argv + 1);
+            }
         }
     }
     fprintf(stderr, "kagari: unknown verb '%s'\n", argv[1]);

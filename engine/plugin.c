@@ -8,6 +8,10 @@ static const struct connector **connectors;
 static size_t nconnectors;
 static const struct source **sources;
 static size_t nsources;
+static const struct plugin_verb **verbs;
+static size_t nverbs;
+static const struct plugin_route **routes;
+static size_t nroutes;
 static size_t ninit; /* connectors whose init has run, in order */
 
 void
@@ -52,6 +56,48 @@ plugin_sources(const struct source *const **v)
 {
     *v = sources;
     return nsources;
+}
+
+void
+plugin_add_verb(const struct plugin_verb *v)
+{
+    for (size_t i = 0; i < nverbs; i++) {
+        if (verbs[i] == v) {
+            return;
+        }
+    }
+    verbs = xrealloc(verbs, (nverbs + 1) * sizeof(*verbs));
+    verbs[nverbs++] = v;
+}
+
+void
+plugin_add_route(const struct plugin_route *r)
+{
+    for (size_t i = 0; i < nroutes; i++) {
+        if (routes[i] == r) {
+            return;
+        }
+    }
+    routes = xrealloc(routes, (nroutes + 1) * sizeof(*routes));
+    routes[nroutes++] = r;
+}
+
+const struct plugin_route *
+plugin_route(const char *path)
+{
+    for (size_t i = 0; i < nroutes; i++) {
+        if (strncmp(path, routes[i]->prefix, strlen(routes[i]->prefix)) == 0) {
+            return routes[i];
+        }
+    }
+    return NULL;
+}
+
+size_t
+plugin_verbs(const struct plugin_verb *const **v)
+{
+    *v = verbs;
+    return nverbs;
 }
 
 const struct source *

@@ -59,6 +59,26 @@ struct source {
                      struct alert **alerts, size_t *n, char **errp);
 };
 
+/* A verb of the kagari command that a plug-in brings for its own set-up (`kagari panos
+ * keygen`): like a struct cmd_entry, it gets argv with argv[0] the verb and returns the
+ * exit status. */
+struct plugin_verb {
+    const char *name;    /* the verb as typed */
+    const char *usage;   /* as listed by kagari --help */
+    const char *summary; /* one line for kagari --help */
+    int (*exec)(int argc, char **argv);
+};
+
+/* A read-only resource a plug-in serves on the intake's HTTPS listener (the block list a
+ * firewall pulls): GET requests whose path starts with prefix go to get, with the
+ * Authorization header (or NULL). It returns the HTTP status, appends the body to body
+ * (its cap bounds it) and sets *ctype (a static string); a 401 asks for HTTP Basic. The
+ * route checks its own credentials: the intake's bearer tokens do not apply. */
+struct plugin_route {
+    const char *prefix; /* e.g. "/edl/" */
+    int (*get)(const char *path, const char *authorization, struct buf *body, const char **ctype);
+};
+
 /* Add a plug-in (the same one twice is added once). Its config section, if any, becomes
  * known to the configuration loader. */
 void plugin_add_connector(const struct connector *c);
@@ -67,6 +87,11 @@ void plugin_add_source(const struct source *s);
 size_t plugin_connectors(const struct connector *const **v);
 size_t plugin_sources(const struct source *const **v);
 const struct source *plugin_source(const char *name); /* NULL when unknown */
+void plugin_add_verb(const struct plugin_verb *v);
+void plugin_add_route(const struct plugin_route *r);
+/* The route whose prefix path starts with, or NULL. */
+const struct plugin_route *plugin_route(const char *path);
+size_t plugin_verbs(const struct plugin_verb *const **v);
 
 /* Run every connector's init (once per distinct function); on failure the ones already
  * started are shut down. plugin_shutdown undoes it in reverse order. */

@@ -7,6 +7,8 @@
 #include "connectors/idp.h"
 #include "connectors/intune.h"
 #include "connectors/notify.h"
+#include "connectors/panos.h"
+#include "connectors/panos_keygen.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
 #include "engine/api.h"
@@ -24,7 +26,15 @@
 
 static const struct connector *const connectors[] = {
     &graph_connector,  &idp_connector,  &security_connector, &defender_connector,
-    &intune_connector, &rest_connector, &notify_connector,
+    &intune_connector, &rest_connector, &notify_connector,   &panos_connector,
+};
+
+static const struct plugin_verb *const verbs[] = {
+    &panos_keygen_verb,
+};
+
+static const struct plugin_route *const routes[] = {
+    &panos_edl_route,
 };
 
 static const struct source *const sources[] = {
@@ -54,6 +64,12 @@ registry_init(void)
     }
     for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
         plugin_add_source(sources[i]);
+    }
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        plugin_add_verb(verbs[i]);
+    }
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        plugin_add_route(routes[i]);
     }
     for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
         normalize_add_family(families[i]);

@@ -313,6 +313,16 @@ static const char *const tenant_migrations[] = {
      * JSON-able, or over the size cap). Written with the run's final state. */
     "ALTER TABLE runs ADD COLUMN result TEXT;"
     "ALTER TABLE runs ADD COLUMN result_note TEXT;",
+    /* 11: published lists: named sets of values a connector keeps for the tenant (the
+     * addresses the firewall connector blocked), served to devices that pull them.
+     * expires is ms since the epoch, 0 for never. */
+    "CREATE TABLE IF NOT EXISTS list_entries ("
+    "  list TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (list, value)"
+    ") WITHOUT ROWID;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -422,6 +432,9 @@ enum query {
     Q_EVENT_FIRST,
     Q_EVENT_PRUNE,
     Q_EVENT_TOTAL,
+    Q_LIST_PUT,
+    Q_LIST_DEL,
+    Q_LIST_GET,
     Q_COUNT
 };
 
@@ -628,6 +641,14 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_EVENT_FIRST] = "SELECT received FROM events ORDER BY id LIMIT 1",
     [Q_EVENT_PRUNE] = "DELETE FROM events WHERE id <= ?1",
     [Q_EVENT_TOTAL] = "SELECT count(*) FROM events",
+    [Q_LIST_PUT] =
+        "INSERT INTO list_entries (list, value, expires, updated) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (list, value) DO UPDATE SET expires = excluded.expires,"
+        " updated = excluded.updated",
+    [Q_LIST_DEL] = "DELETE FROM list_entries WHERE list = ?1 AND (value = ?2 OR"
+                   " (expires != 0 AND expires <= ?3))",
+    [Q_LIST_GET] = "SELECT value FROM list_entries WHERE list = ?1 AND (expires = 0 OR"
+                   " expires > ?2) ORDER BY value",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -2288,6 +2309,74 @@ store_event_total(struct store_tenant *t)
     }
     stmt_done(s);
     return n;
+}
+
+/* ---- published lists ---- */
+
+int
+store_list_put(struct store_tenant *t, const char *list, const char *value, int64_t expires_ms,
+               char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_LIST_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, list) | bind_text(s, 2, value) | sqlite3_bind_int64(s, 3, expires_ms) |
+         sqlite3_bind_int64(s, 4, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "list put %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "list put", errp);
+}
+
+int
+store_list_del(struct store_tenant *t, const char *list, const char *value, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_LIST_DEL, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, list) | bind_text(s, 2, value) |
+         sqlite3_bind_int64(s, 3, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "list del %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "list del", errp);
+}
+
+int
+store_list_text(struct store_tenant *t, const char *list, struct buf *out, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if ((s = db_stmt(&t->db, Q_LIST_GET, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, list) | sqlite3_bind_int64(s, 2, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "list get %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+
+        if (v != NULL && (buf_puts(out, v) == -1 || buf_puts(out, "\n") == -1)) {
+            stmt_done(s);
+            return kg_err(errp, "list %s: larger than the answer may be", list);
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "list get %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
 }
 
 /* ---- playbook versions ---- */

@@ -394,6 +394,15 @@ int store_run_unfinished(struct store_tenant *t, struct store_run **out, size_t 
  * cancelled. */
 int store_run_counts(struct store_tenant *t, int64_t counts[6], char **errp) KG_WUR;
 
+/* Published lists (a connector's block list, served to devices that pull it): put
+ * inserts or refreshes value (expires_ms: ms since the epoch, 0 never) and needs an
+ * open transaction, like del, which also drops the list's expired entries. text
+ * appends the live values, one a line, sorted, to out (whose cap bounds it). */
+int store_list_put(struct store_tenant *t, const char *list, const char *value, int64_t expires_ms,
+                   char **errp) KG_WUR;
+int store_list_del(struct store_tenant *t, const char *list, const char *value, char **errp) KG_WUR;
+int store_list_text(struct store_tenant *t, const char *list, struct buf *out, char **errp) KG_WUR;
+
 /* Journal: insert or replace the entry (run_id, seq). */
 int store_journal_put(struct store_tenant *t, const struct journal_entry *e, char **errp) KG_WUR;
 /* All entries of a run in seq order; *out is freed with journal_entries_free. */

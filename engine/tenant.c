@@ -91,6 +91,31 @@ tenant_state(const struct tenant *t, const struct config_section *s)
     return NULL;
 }
 
+int
+tenant_list_put(struct tenant *t, const char *list, const char *value, int64_t expires_ms,
+                char **errp)
+{
+    if (loop_write_lazy(t->db, errp) == -1) {
+        return -1;
+    }
+    return store_list_put(t->db, list, value, expires_ms, errp);
+}
+
+int
+tenant_list_del(struct tenant *t, const char *list, const char *value, char **errp)
+{
+    if (loop_write_lazy(t->db, errp) == -1) {
+        return -1;
+    }
+    return store_list_del(t->db, list, value, errp);
+}
+
+int
+tenant_list_text(struct tenant *t, const char *list, struct buf *out, char **errp)
+{
+    return store_list_text(t->db, list, out, errp);
+}
+
 /* Summed: the metrics endpoint is reachable by every sender, so no tenant names. */
 static void
 tenant_metrics(struct buf *b, void *arg)

@@ -343,6 +343,56 @@ function notify.webhook(...) end
 ---@return number
 function now() end
 
+---@class kagari.panos
+panos = {}
+
+---An address object in the candidate configuration: {description =, tags =}.
+---@param name string
+---@param ip string
+---@param opts? table
+---@return true?
+---@return string?
+function panos.add_address(name, ip, opts) end
+
+---Add an address object to a static address group.
+---@param group string
+---@param name string
+---@return true?
+---@return string?
+function panos.add_to_group(group, name) end
+
+---Block an address or subnet on the firewall (User-ID tag): {tag =, timeout =}.
+---@param ip string
+---@param opts? table
+---@return table?
+---@return string?
+function panos.block_ip(ip, opts) end
+
+---The firewall's registered addresses with a tag: {tag =} ("*": all).
+---@param opts? table
+---@return table?
+---@return string?
+function panos.blocked(opts) end
+
+---Commit the candidate configuration and wait for the job: {description =}.
+---@param opts? table
+---@return table?
+---@return string?
+function panos.commit(opts) end
+
+---Delete an address object (absent: success).
+---@param name string
+---@return true?
+---@return string?
+function panos.delete_address(name) end
+
+---Remove a block (its tag only): {tag =}.
+---@param ip string
+---@param opts? table
+---@return table?
+---@return string?
+function panos.unblock_ip(ip, opts) end
+
 ---Declare the playbook: the file must end with return playbook{...}.
 ---@param def kagari.playbook
 ---@return kagari.playbook

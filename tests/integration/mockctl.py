@@ -489,6 +489,17 @@ class MockServer:
         "timeout", "registered", "expires"}]}]."""
         return self.control("GET", "/state/registeredIps")
 
+    def panos_state(self):
+        """The PAN-OS candidate configuration, commit jobs, lock and their counters:
+        {"addresses", "groups", "jobs", "dirty", "lock", "counters"}."""
+        return self.control("GET", "/state/panos")
+
+    def panos_control(self, **kw):
+        """Change the PAN-OS simulation: lock= (an admin name, or None to release),
+        fail_next_commit= (job detail lines joined by newlines), commit_polls=,
+        start_commit= (an admin whose commit job starts now)."""
+        return self.control("POST", "/state/panos", kw)
+
     def clear_registered_ips(self):
         return self.control("DELETE", "/state/registeredIps")
 

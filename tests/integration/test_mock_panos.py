@@ -177,9 +177,9 @@ def test_panos_key_required():
         r = m.request("POST", "/api/", {"type": "op", "cmd": SHOW_ALL},
                       headers={"X-PAN-KEY": PANOS_KEY})
         expect_envelope(r, 400, 400, what="JSON body")
-        text = expect_envelope(m.panos({"type": "config", "action": "get", "xpath": "/config"}),
-                               200, 1, what="type=config")
-        check("not simulated" in text, "type=config message: %r" % text)
+        text = expect_envelope(m.panos({"type": "export", "category": "configuration"}),
+                               200, 1, what="type=export")
+        check("not simulated" in text, "type=export message: %r" % text)
         r = m.request("PUT", "/api/?type=op", headers={"X-PAN-KEY": PANOS_KEY})
         expect_envelope(r, 405, 405, what="PUT")
         c = panos_counters(m)
@@ -330,7 +330,7 @@ def test_panos_malformed_cmd():
                                            "</payload>")
         text = expect_envelope(m.panos({"type": "user-id", "cmd": login}), 200, 17, what="login")
         check("login" in text, "login message: %r" % text)
-        expect_envelope(m.panos({"type": "op", "cmd": "<show><jobs><id>1</id></jobs></show>"}),
+        expect_envelope(m.panos({"type": "op", "cmd": "<show><system><info/></system></show>"}),
                         200, 17, what="unknown op")
         check(m.registered_ips() == [], "a refused message registered something")
         c = panos_counters(m)
@@ -402,3 +402,102 @@ def test_panos_faults():
               "log routes (a faulted request keeps the route's name): %r" % log)
         m.reset()
         check(m.registered_ips() == [] and panos_counters(m)["registered"] == 0, "reset")
+
+
+VSYS = "/config/devices/entry[@name='localhost.localdomain']/vsys/entry[@name='vsys1']"
+
+
+def cfg(m, action, xpath, element=None):
+    p = {"type": "config", "action": action, "xpath": xpath}
+    if element is not None:
+        p["element"] = element
+    return m.panos(p)
+
+
+def test_panos_config_objects_and_groups():
+    """type=config: address objects are set (merging), read back and deleted; a static
+    group's members are added and removed; a missing object's delete is success code 7;
+    deleting an address a group uses is code 10; bad elements are code 12; an xpath
+    whose name literal is broken (a quote inside) or that names something else is
+    code 6; nothing changes on a refusal."""
+    with MockServer() as m:
+        addr = VSYS + "/address/entry[@name='h-1']"
+        x = expect_success(cfg(m, "set", addr, "<ip-netmask>192.0.2.10</ip-netmask>"
+                               "<description>a &amp; b</description>"), "set")
+        check(x.get("code") == "20", "code %r" % x.attrib)
+        expect_success(cfg(m, "set", addr, "<tag><member>kagari</member></tag>"), "merge")
+        x = expect_success(cfg(m, "get", addr), "get")
+        e = x.find("result/entry")
+        check(e is not None and e.findtext("ip-netmask") == "192.0.2.10"
+              and e.findtext("description") == "a & b"
+              and [t.text for t in e.findall("tag/member")] == ["kagari"], "get %r" % x)
+        grp = VSYS + "/address-group/entry[@name='kagari-block']/static"
+        expect_success(cfg(m, "set", grp, "<member>h-1</member>"), "group")
+        expect_success(cfg(m, "set", grp, "<member>h-1</member>"), "group again")
+        text = expect_envelope(cfg(m, "delete", addr), 200, 10, what="in use")
+        check("referenced" in text, text)
+        expect_envelope(cfg(m, "set", VSYS + "/address/entry[@name='h-2']",
+                            "<ip-netmask>not-an-ip</ip-netmask>"), 200, 12, what="bad ip")
+        expect_envelope(cfg(m, "set", VSYS + "/address/entry[@name='h-2']",
+                            "<fqdn>x.example.jp</fqdn>"), 200, 12, what="other element")
+        expect_envelope(cfg(m, "set", VSYS + "/address/entry[@name='h-2']",
+                            "<description>x</description>"), 200, 12, what="no ip-netmask")
+        expect_envelope(cfg(m, "set", VSYS + "/address/entry[@name='a'b']",
+                            "<ip-netmask>192.0.2.1</ip-netmask>"), 200, 6, what="quote")
+        expect_envelope(cfg(m, "set", VSYS + "/address/entry[@name='x']/../../rulebase",
+                            "<x/>"), 200, 6, what="other xpath")
+        expect_envelope(cfg(m, "set", VSYS + "/address/entry[@name='h-3']", "<a>"), 200, 18,
+                        what="bad element")
+        expect_success(cfg(m, "delete", grp + "/member[text()='h-1']"), "member delete")
+        expect_success(cfg(m, "delete", addr), "address delete")
+        x = expect_success(cfg(m, "delete", addr), "absent")
+        check(x.get("code") == "7", "absent %r" % x.attrib)
+        st = m.panos_state()
+        check(st["addresses"] == [] and st["groups"] == [{"name": "kagari-block",
+                                                          "static": []}], "state %r" % st)
+        check(st["counters"]["config_rejected"] >= 5, "counters %r" % st["counters"])
+
+
+def test_panos_commit_jobs_and_lock():
+    """type=commit: nothing to commit is success without a job; a change gets a job that
+    finishes after commit_polls polls (OK), a commit while a job runs is refused "in
+    progress"; a dangling group member fails the job with its reason; another admin's
+    lock refuses changes (code 14) and commits (code 13); jobs are listed newest first."""
+    with MockServer() as m:
+        commit = {"type": "commit", "cmd": "<commit><description>x</description></commit>"}
+        x = expect_success(m.panos(commit), "no changes")
+        check(x.get("code") == "19" and "no changes" in x.findtext("msg"), "%r" % x)
+        m.panos_control(commit_polls=3)
+        cfg(m, "set", VSYS + "/address/entry[@name='h-1']", "<ip-netmask>192.0.2.1</ip-netmask>")
+        x = expect_success(m.panos(commit), "commit")
+        job = x.findtext("result/job")
+        check(job == "4711", "job %r" % job)
+        expect_envelope(m.panos(commit), 200, 13, "Another commit/validate is in progress. "
+                        "Please try again later", "in progress")
+        show = {"type": "op", "cmd": "<show><jobs><id>4711</id></jobs></show>"}
+        for i in range(2):
+            j = expect_success(m.panos(show), "poll").find("result/job")
+            check(j.findtext("status") == "ACT" and j.findtext("result") == "PEND", "poll %d" % i)
+        j = expect_success(m.panos(show), "poll 3").find("result/job")
+        check(j.findtext("status") == "FIN" and j.findtext("result") == "OK", "final %r" % j)
+        expect_envelope(m.panos({"type": "op", "cmd": "<show><jobs><id>9</id></jobs></show>"}),
+                        200, 7, what="unknown job")
+        cfg(m, "set", VSYS + "/address-group/entry[@name='g']/static", "<member>nope</member>")
+        job = expect_success(m.panos(commit), "commit 2").findtext("result/job")
+        for i in range(3):
+            j = expect_success(m.panos({"type": "op", "cmd": "<show><jobs><id>%s</id></jobs>"
+                                        "</show>" % job}), "poll").find("result/job")
+        check(j.findtext("result") == "FAIL" and "not a valid reference"
+              in j.findtext("details/line"), "fail %r" % ET.tostring(j))
+        jobs = expect_success(m.panos({"type": "op", "cmd": "<show><jobs><all/></jobs></show>"}),
+                              "all").findall("result/job")
+        check([j.findtext("id") for j in jobs] == ["4712", "4711"], "jobs")
+        m.panos_control(lock="admin2")
+        expect_envelope(cfg(m, "delete", VSYS + "/address-group/entry[@name='g']/static"), 200,
+                        14, "Configuration is locked by admin2", "locked change")
+        expect_envelope(m.panos(commit), 200, 13, what="locked commit")
+        m.panos_control(lock=None)
+        expect_success(cfg(m, "delete", VSYS + "/address-group/entry[@name='g']/static"),
+                       "unlocked")
+        r = m.request("POST", "/_mock/state/panos", {"lock": 5})
+        check(r.status == 400, "bad control %r" % r)

@@ -474,7 +474,13 @@ void panos_free(void);
 /* <response status="error" code="code"><result><msg>msg</msg></result></response>. */
 void panos_error(struct mreq *r, int status, int code, const char *msg);
 cJSON *panos_counters_json(void);
-cJSON *panos_state_json(void); /* the registered IPs, expired tags dropped first */
+cJSON *panos_state_json(void);
+/* The candidate configuration (address objects, static groups), commit jobs, the lock
+ * and their counters, for GET /_mock/state/panos; POST changes the simulation (lock,
+ * fail_next_commit, commit_polls, start_commit): -1 with *errp, nothing applied. */
+cJSON *panos_config_json(void);
+int panos_control(const cJSON *o,
+                  char **errp) KG_WUR; /* the registered IPs, expired tags dropped first */
 
 /* mock_smtp.c: the SMTP server (STARTTLS and implicit TLS listeners on loopback). */
 int mock_smtp_start(SSL_CTX *ssl, char **errp) KG_WUR;

@@ -685,6 +685,19 @@ control_handle(struct mhttp_req *h)
     } else if (strcmp(m, "DELETE") == 0 && strcmp(p, "/state/registeredIps") == 0) {
         panos_clear_registrations();
         reply(h, 200, ok_json());
+    } else if (get && strcmp(p, "/state/panos") == 0) {
+        reply(h, 200, panos_config_json());
+    } else if (post && strcmp(p, "/state/panos") == 0) {
+        cJSON *o = body_json(h);
+        char *err = NULL;
+
+        if (o != NULL && panos_control(o, &err) == -1) {
+            reply_error(h, 400, "%s", err);
+        } else if (o != NULL) {
+            reply(h, 200, panos_config_json());
+        }
+        cJSON_Delete(o);
+        free(err);
     } else if ((get || post) && strncmp(p, "/state/", 7) == 0) {
         state(h, p + 7, post);
     } else if (post && strcmp(p, "/reset") == 0) {

@@ -132,10 +132,13 @@ panos_clear_registrations(void)
     uid_clear();
 }
 
+static void cfg_clear(void);
+
 void
 panos_reset(void)
 {
     uid_clear();
+    cfg_clear();
     memset(&cnt, 0, sizeof(cnt));
 }
 
@@ -143,6 +146,7 @@ void
 panos_free(void)
 {
     uid_clear();
+    cfg_clear();
     for (size_t i = 0; i < admins.n; i++) {
         struct panos_admin *a = admins.v[i];
 
@@ -623,8 +627,9 @@ keygen(struct papi *a)
     reply(a->r, 200, &b);
 }
 
-/* The key from X-PAN-KEY or key=, else HTTP Basic credentials. */
-static int
+/* The admin (its user name) whose key is in X-PAN-KEY or key=, else whose HTTP Basic
+ * credentials were given; NULL when none. */
+static const char *
 authorized(const struct papi *a)
 {
     const char *key = mhttp_header(a->r->h, "X-PAN-KEY");
@@ -636,25 +641,25 @@ authorized(const struct papi *a)
     if (key != NULL) {
         for (size_t i = 0; i < admins.n; i++) {
             if (strcmp(((struct panos_admin *)admins.v[i])->key, key) == 0) {
-                return 1;
+                return ((struct panos_admin *)admins.v[i])->user;
             }
         }
-        return 0;
+        return NULL;
     }
     if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
         size_t len;
         unsigned char *dec = mock_b64_decode(auth + 6, strlen(auth + 6), &len);
         char *colon = dec != NULL ? strchr((char *)dec, ':') : NULL;
-        int ok = 0;
+        const struct panos_admin *ad = NULL;
 
         if (colon != NULL && strlen((char *)dec) == len) {
             *colon = '\0';
-            ok = admin_by_password((char *)dec, colon + 1) != NULL;
+            ad = admin_by_password((char *)dec, colon + 1);
         }
         free(dec);
-        return ok;
+        return ad != NULL ? ad->user : NULL;
     }
-    return 0;
+    return NULL;
 }
 
 /* ---- type=user-id ---- */
@@ -1067,6 +1072,8 @@ show_registered_ip(struct papi *a, const struct xnode *rip)
     reply(a->r, 200, &b);
 }
 
+static void show_jobs(struct papi *a, const struct xnode *jn);
+
 static void
 op(struct papi *a)
 {
@@ -1077,7 +1084,9 @@ op(struct papi *a)
     if ((doc = parse_cmd(a, cmd)) == NULL) {
         return;
     }
-    if (strcmp(doc->name, "show") != 0 || doc->child == NULL) {
+    if (strcmp(doc->name, "show") == 0 && xchild(doc, "jobs") != NULL) {
+        show_jobs(a, xchild(doc, "jobs"));
+    } else if (strcmp(doc->name, "show") != 0 || doc->child == NULL) {
         reply_line(a->r, 17, "%s is unexpected (kagari-mock simulates show object registered-ip)",
                    doc->name);
     } else if ((obj = xchild(doc, "object")) == NULL || obj->child == NULL) {
@@ -1090,6 +1099,773 @@ op(struct papi *a)
     xnode_free(doc);
 }
 
+/* ---- type=config: address objects and groups of one vsys; type=commit; jobs ---- */
+
+struct cfg_addr {
+    char *name;
+    char *netmask;     /* ip-netmask */
+    char *description; /* or NULL */
+    struct mvec tags;  /* char * */
+};
+
+struct cfg_group {
+    char *name;
+    struct mvec members; /* char * (address names) */
+};
+
+struct commit_job {
+    int id;
+    char admin[64];
+    int polls, needed;
+    int finished;
+    int ok;
+    char *details; /* "\n"-separated lines, or NULL */
+};
+
+static struct mvec cfg_addrs, cfg_groups; /* candidate configuration */
+static int cfg_dirty;                     /* changed since the last commit */
+static struct mvec jobs;                  /* struct commit_job */
+static int next_job = 4711;
+static struct {
+    char *lock;       /* the admin holding the configuration lock, or NULL */
+    char *fail;       /* the next commit's job fails with these lines ("\n"), or NULL */
+    int commit_polls; /* polls a commit job takes; 0: --poll-steps */
+} ctl;
+static struct {
+    unsigned long set, edit, del, get, commit, no_changes, in_progress, locked, jobs_ok,
+        jobs_failed, job_polls, config_rejected;
+} ccnt;
+
+static void
+strs_free(struct mvec *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->v[i]);
+    }
+    mvec_free(v);
+}
+
+static void
+addr_free(struct cfg_addr *a)
+{
+    free(a->name);
+    free(a->netmask);
+    free(a->description);
+    strs_free(&a->tags);
+    free(a);
+}
+
+static void
+cfg_clear(void)
+{
+    for (size_t i = 0; i < cfg_addrs.n; i++) {
+        addr_free(cfg_addrs.v[i]);
+    }
+    mvec_free(&cfg_addrs);
+    for (size_t i = 0; i < cfg_groups.n; i++) {
+        struct cfg_group *g = cfg_groups.v[i];
+
+        free(g->name);
+        strs_free(&g->members);
+        free(g);
+    }
+    mvec_free(&cfg_groups);
+    for (size_t i = 0; i < jobs.n; i++) {
+        struct commit_job *j = jobs.v[i];
+
+        free(j->details);
+        free(j);
+    }
+    mvec_free(&jobs);
+    free(ctl.lock);
+    free(ctl.fail);
+    memset(&ctl, 0, sizeof(ctl));
+    memset(&ccnt, 0, sizeof(ccnt));
+    cfg_dirty = 0;
+    next_job = 4711;
+}
+
+static struct cfg_addr *
+addr_find(const char *name)
+{
+    for (size_t i = 0; i < cfg_addrs.n; i++) {
+        struct cfg_addr *a = cfg_addrs.v[i];
+
+        if (strcmp(a->name, name) == 0) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
+static struct cfg_group *
+group_find(const char *name)
+{
+    for (size_t i = 0; i < cfg_groups.n; i++) {
+        struct cfg_group *g = cfg_groups.v[i];
+
+        if (strcmp(g->name, name) == 0) {
+            return g;
+        }
+    }
+    return NULL;
+}
+
+static int
+strs_has(const struct mvec *v, const char *s)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        if (strcmp(v->v[i], s) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* What an xpath names: an address entry, a group's static list, or one member of it. */
+enum xp_kind { XP_ADDR, XP_GROUP_STATIC, XP_GROUP_MEMBER };
+
+struct xp {
+    enum xp_kind kind;
+    char name[128];   /* address or group */
+    char member[128]; /* XP_GROUP_MEMBER */
+};
+
+/* Read "[@name='X']" (or "[text()='X']" with tag "text()") at *s into out. */
+static int
+xp_pred(const char **s, const char *attr, char *out, size_t n)
+{
+    size_t al = strlen(attr), len;
+    const char *p = *s, *end;
+
+    if (strncmp(p, "[", 1) != 0 || strncmp(p + 1, attr, al) != 0 || strncmp(p + 1 + al, "='", 2)) {
+        return -1;
+    }
+    p += 3 + al;
+    end = strchr(p, '\'');
+    if (end == NULL || end[1] != ']' || (len = (size_t)(end - p)) == 0 || len >= n) {
+        return -1;
+    }
+    memcpy(out, p, len);
+    out[len] = '\0';
+    *s = end + 2;
+    return 0;
+}
+
+/* The firewall's xpaths of address objects and static groups, in the vsys or shared. */
+static int
+xp_parse(const char *s, struct xp *x)
+{
+    char dev[128], vsys[128];
+
+    memset(x, 0, sizeof(*x));
+    if (strncmp(s, "/config/shared", 14) == 0) {
+        s += 14;
+    } else if (strncmp(s, "/config/devices/entry", 21) == 0) {
+        s += 21;
+        if (xp_pred(&s, "@name", dev, sizeof(dev)) == -1 || strncmp(s, "/vsys/entry", 11) != 0) {
+            return -1;
+        }
+        s += 11;
+        if (xp_pred(&s, "@name", vsys, sizeof(vsys)) == -1) {
+            return -1;
+        }
+    } else {
+        return -1;
+    }
+    if (strncmp(s, "/address/entry", 14) == 0) {
+        s += 14;
+        x->kind = XP_ADDR;
+        return xp_pred(&s, "@name", x->name, sizeof(x->name)) == 0 && *s == '\0' ? 0 : -1;
+    }
+    if (strncmp(s, "/address-group/entry", 20) == 0) {
+        s += 20;
+        if (xp_pred(&s, "@name", x->name, sizeof(x->name)) == -1 || strncmp(s, "/static", 7)) {
+            return -1;
+        }
+        s += 7;
+        if (*s == '\0') {
+            x->kind = XP_GROUP_STATIC;
+            return 0;
+        }
+        x->kind = XP_GROUP_MEMBER;
+        if (strncmp(s, "/member", 7) != 0) {
+            return -1;
+        }
+        s += 7;
+        return xp_pred(&s, "text()", x->member, sizeof(x->member)) == 0 && *s == '\0' ? 0 : -1;
+    }
+    return -1;
+}
+
+/* The element parameter (a list of sibling elements) wrapped in one root. */
+static struct xnode *
+parse_element(struct papi *a, const char *el)
+{
+    char *doc, *err = NULL;
+    struct xnode *root = NULL;
+
+    if (el == NULL) {
+        reply_line(a->r, 17, "Missing parameter: element");
+        return NULL;
+    }
+    doc = xasprintf("<element>%s</element>", el);
+    if (xml_parse(doc, strlen(doc), &root, &err) == -1) {
+        cnt.malformed++;
+        reply_line(a->r, 18, "Malformed Request: element: %s", err);
+        free(err);
+        root = NULL;
+    }
+    free(doc);
+    return root;
+}
+
+static void
+reply_ok(struct mreq *r, int code, const char *msg)
+{
+    struct buf b;
+
+    buf_init(&b, 0);
+    out_f(&b, "<response status=\"success\" code=\"%d\"><msg>", code);
+    out_esc(&b, msg);
+    out_s(&b, "</msg></response>");
+    reply(r, 200, &b);
+}
+
+static void
+config_set(struct papi *a, const struct xp *x)
+{
+    struct xnode *el = parse_element(a, param(a, "element"));
+
+    if (el == NULL) {
+        return;
+    }
+    if (x->kind == XP_ADDR) {
+        struct cfg_addr *ad = addr_find(x->name), tmp;
+        int fresh = ad == NULL;
+
+        memset(&tmp, 0, sizeof(tmp));
+        for (struct xnode *c = el->child; c != NULL; c = c->next) {
+            if (strcmp(c->name, "ip-netmask") == 0) {
+                char *v = xtext(c);
+
+                if (!ip_valid(v) || strchr(v, '-') != NULL) {
+                    ccnt.config_rejected++;
+                    reply_line(a->r, 12,
+                               "address -> %s -> ip-netmask '%s' is not a valid IP "
+                               "address or netmask",
+                               x->name, v);
+                    free(v);
+                    free(tmp.netmask);
+                    free(tmp.description);
+                    strs_free(&tmp.tags);
+                    xnode_free(el);
+                    return;
+                }
+                free(tmp.netmask);
+                tmp.netmask = v;
+            } else if (strcmp(c->name, "description") == 0) {
+                free(tmp.description);
+                tmp.description = xtext(c);
+            } else if (strcmp(c->name, "tag") == 0) {
+                for (struct xnode *m = c->child; m != NULL; m = m->next) {
+                    if (strcmp(m->name, "member") == 0) {
+                        mvec_push(&tmp.tags, xtext(m));
+                    }
+                }
+            } else {
+                ccnt.config_rejected++;
+                reply_line(a->r, 12, "address -> %s -> %s is unexpected here", x->name, c->name);
+                free(tmp.netmask);
+                free(tmp.description);
+                strs_free(&tmp.tags);
+                xnode_free(el);
+                return;
+            }
+        }
+        if (fresh && tmp.netmask == NULL) {
+            ccnt.config_rejected++;
+            reply_line(a->r, 12, "address -> %s is missing 'ip-netmask'", x->name);
+            free(tmp.description);
+            strs_free(&tmp.tags);
+            xnode_free(el);
+            return;
+        }
+        if (fresh) {
+            ad = xcalloc(1, sizeof(*ad));
+            ad->name = xstrdup(x->name);
+            mvec_push(&cfg_addrs, ad);
+        }
+        if (tmp.netmask != NULL) {
+            free(ad->netmask);
+            ad->netmask = tmp.netmask;
+        }
+        if (tmp.description != NULL) {
+            free(ad->description);
+            ad->description = tmp.description;
+        }
+        for (size_t i = 0; i < tmp.tags.n; i++) {
+            if (!strs_has(&ad->tags, tmp.tags.v[i])) {
+                mvec_push(&ad->tags, xstrdup(tmp.tags.v[i]));
+            }
+        }
+        strs_free(&tmp.tags);
+    } else if (x->kind == XP_GROUP_STATIC) {
+        struct cfg_group *g = group_find(x->name);
+
+        for (struct xnode *c = el->child; c != NULL; c = c->next) {
+            if (strcmp(c->name, "member") != 0) {
+                ccnt.config_rejected++;
+                reply_line(a->r, 12, "address-group -> %s -> static -> %s is unexpected here",
+                           x->name, c->name);
+                xnode_free(el);
+                return;
+            }
+        }
+        if (g == NULL) {
+            g = xcalloc(1, sizeof(*g));
+            g->name = xstrdup(x->name);
+            mvec_push(&cfg_groups, g);
+        }
+        for (struct xnode *c = el->child; c != NULL; c = c->next) {
+            char *v = xtext(c);
+
+            if (!strs_has(&g->members, v)) {
+                mvec_push(&g->members, v);
+            } else {
+                free(v);
+            }
+        }
+    } else {
+        reply_line(a->r, 12, "set of a member xpath is unexpected here");
+        xnode_free(el);
+        return;
+    }
+    xnode_free(el);
+    ccnt.set++;
+    cfg_dirty = 1;
+    reply_ok(a->r, 20, "command succeeded");
+}
+
+static void
+config_delete(struct papi *a, const struct xp *x)
+{
+    if (x->kind == XP_ADDR) {
+        struct cfg_addr *ad = addr_find(x->name);
+
+        if (ad == NULL) {
+            reply_ok(a->r, 7, "Object doesn't exist");
+            return;
+        }
+        for (size_t i = 0; i < cfg_groups.n; i++) {
+            struct cfg_group *g = cfg_groups.v[i];
+
+            if (strs_has(&g->members, x->name)) {
+                ccnt.config_rejected++;
+                reply_line(a->r, 10,
+                           "Object %s is referenced by address-group -> %s -> static; "
+                           "reference count not zero",
+                           x->name, g->name);
+                return;
+            }
+        }
+        mvec_remove(&cfg_addrs, ad);
+        addr_free(ad);
+    } else {
+        struct cfg_group *g = group_find(x->name);
+        char *found = NULL;
+
+        for (size_t i = 0; g != NULL && i < g->members.n; i++) {
+            if (x->kind == XP_GROUP_STATIC || strcmp(g->members.v[i], x->member) == 0) {
+                found = g->members.v[i];
+            }
+        }
+        if (found == NULL) {
+            reply_ok(a->r, 7, "Object doesn't exist");
+            return;
+        }
+        if (x->kind == XP_GROUP_STATIC) {
+            strs_free(&g->members);
+        } else {
+            mvec_remove(&g->members, found);
+            free(found);
+        }
+    }
+    ccnt.del++;
+    cfg_dirty = 1;
+    reply_ok(a->r, 20, "command succeeded");
+}
+
+static void
+config_get(struct papi *a, const struct xp *x)
+{
+    struct buf b;
+
+    ccnt.get++;
+    buf_init(&b, 0);
+    out_s(&b, "<response status=\"success\" code=\"19\"><result>");
+    if (x->kind == XP_ADDR && addr_find(x->name) != NULL) {
+        const struct cfg_addr *ad = addr_find(x->name);
+
+        out_s(&b, "<entry name=\"");
+        out_esc(&b, ad->name);
+        out_s(&b, "\"><ip-netmask>");
+        out_esc(&b, ad->netmask);
+        out_s(&b, "</ip-netmask>");
+        if (ad->description != NULL) {
+            out_s(&b, "<description>");
+            out_esc(&b, ad->description);
+            out_s(&b, "</description>");
+        }
+        if (ad->tags.n > 0) {
+            out_s(&b, "<tag>");
+            for (size_t i = 0; i < ad->tags.n; i++) {
+                out_s(&b, "<member>");
+                out_esc(&b, ad->tags.v[i]);
+                out_s(&b, "</member>");
+            }
+            out_s(&b, "</tag>");
+        }
+        out_s(&b, "</entry>");
+    } else if (x->kind != XP_ADDR && group_find(x->name) != NULL) {
+        const struct cfg_group *g = group_find(x->name);
+
+        out_s(&b, "<static>");
+        for (size_t i = 0; i < g->members.n; i++) {
+            out_s(&b, "<member>");
+            out_esc(&b, g->members.v[i]);
+            out_s(&b, "</member>");
+        }
+        out_s(&b, "</static>");
+    }
+    out_s(&b, "</result></response>");
+    reply(a->r, 200, &b);
+}
+
+/* type=config&action=set|edit|delete|get&xpath=..[&element=..] */
+static void
+config(struct papi *a, const char *admin)
+{
+    const char *action = param(a, "action"), *xpath = param(a, "xpath");
+    struct xp x;
+
+    if (action == NULL || xpath == NULL) {
+        cnt.bad_request++;
+        panos_error(a->r, 400, 400,
+                    action == NULL ? "Missing parameter: action" : "Missing parameter: xpath");
+        return;
+    }
+    if (xp_parse(xpath, &x) == -1) {
+        ccnt.config_rejected++;
+        reply_line(a->r, 6,
+                   "Invalid xpath: %s (kagari-mock simulates address objects and "
+                   "static address groups)",
+                   xpath);
+        return;
+    }
+    if (strcmp(action, "get") == 0 || strcmp(action, "show") == 0) {
+        config_get(a, &x);
+        return;
+    }
+    if (ctl.lock != NULL && strcmp(ctl.lock, admin) != 0) {
+        ccnt.locked++;
+        reply_line(a->r, 14, "Configuration is locked by %s", ctl.lock);
+        return;
+    }
+    if (strcmp(action, "set") == 0 || strcmp(action, "edit") == 0) {
+        config_set(a, &x);
+    } else if (strcmp(action, "delete") == 0) {
+        config_delete(a, &x);
+    } else {
+        reply_line(a->r, 17, "action %s is not simulated by kagari-mock", action);
+    }
+}
+
+static struct commit_job *
+job_running(void)
+{
+    for (size_t i = 0; i < jobs.n; i++) {
+        struct commit_job *j = jobs.v[i];
+
+        if (!j->finished) {
+            return j;
+        }
+    }
+    return NULL;
+}
+
+static struct commit_job *
+job_new(const char *admin)
+{
+    struct commit_job *j = xcalloc(1, sizeof(*j));
+
+    j->id = next_job++;
+    snprintf(j->admin, sizeof(j->admin), "%s", admin);
+    j->needed = ctl.commit_polls > 0 ? ctl.commit_polls : mock.cfg.poll_steps;
+    mvec_push(&jobs, j);
+    return j;
+}
+
+/* The commit is validated when its job finishes: every static group member must be an
+ * address object; a forced failure (control) fails it with its lines. */
+static void
+job_finish(struct commit_job *j)
+{
+    struct buf why;
+
+    j->finished = 1;
+    buf_init(&why, 0);
+    for (size_t i = 0; i < cfg_groups.n; i++) {
+        const struct cfg_group *g = cfg_groups.v[i];
+
+        for (size_t k = 0; k < g->members.n; k++) {
+            if (addr_find(g->members.v[k]) == NULL) {
+                out_f(&why, "%saddress-group -> %s -> static '%s' is not a valid reference",
+                      why.len ? "\n" : "", g->name, (const char *)g->members.v[k]);
+            }
+        }
+    }
+    if (ctl.fail != NULL) {
+        out_f(&why, "%s%s", why.len ? "\n" : "", ctl.fail);
+        free(ctl.fail);
+        ctl.fail = NULL;
+    }
+    if (why.len > 0) {
+        j->ok = 0;
+        j->details = buf_take(&why);
+        ccnt.jobs_failed++;
+    } else {
+        j->ok = 1;
+        j->details = xstrdup("Configuration committed successfully");
+        cfg_dirty = 0;
+        ccnt.jobs_ok++;
+        buf_free(&why);
+    }
+}
+
+/* type=commit&cmd=<commit>...</commit> */
+static void
+commit(struct papi *a, const char *admin)
+{
+    struct xnode *doc;
+    struct commit_job *j;
+    struct buf b;
+
+    if ((doc = parse_cmd(a, param(a, "cmd"))) == NULL) {
+        return;
+    }
+    if (strcmp(doc->name, "commit") != 0) {
+        reply_line(a->r, 17, "%s is unexpected (expected commit)", doc->name);
+        xnode_free(doc);
+        return;
+    }
+    xnode_free(doc);
+    ccnt.commit++;
+    if (ctl.lock != NULL && strcmp(ctl.lock, admin) != 0) {
+        ccnt.locked++;
+        reply_line(a->r, 13, "Commit failed: configuration is locked by %s", ctl.lock);
+        return;
+    }
+    if (job_running() != NULL) {
+        ccnt.in_progress++;
+        reply_line(a->r, 13, "Another commit/validate is in progress. Please try again later");
+        return;
+    }
+    if (!cfg_dirty) {
+        ccnt.no_changes++;
+        buf_init(&b, 0);
+        out_s(&b, "<response status=\"success\" code=\"19\"><msg>There are no changes to "
+                  "commit.</msg></response>");
+        reply(a->r, 200, &b);
+        return;
+    }
+    j = job_new(admin);
+    buf_init(&b, 0);
+    out_f(&b,
+          "<response status=\"success\" code=\"19\"><result><msg><line>Commit job enqueued with "
+          "jobid %d</line></msg><job>%d</job></result></response>",
+          j->id, j->id);
+    reply(a->r, 200, &b);
+}
+
+static void
+job_xml(struct buf *b, const struct commit_job *j)
+{
+    out_f(b, "<job><id>%d</id><type>Commit</type><user>", j->id);
+    out_esc(b, j->admin);
+    out_f(b, "</user><status>%s</status><result>%s</result><progress>%d</progress><details>",
+          j->finished ? "FIN" : "ACT",
+          !j->finished ? "PEND"
+          : j->ok      ? "OK"
+                       : "FAIL",
+          j->finished ? 100 : (j->polls * 100) / (j->needed + 1));
+    if (j->details != NULL && j->finished) {
+        const char *p = j->details;
+
+        while (*p != '\0') {
+            size_t len = strcspn(p, "\n");
+            char *line = xstrndup(p, len);
+
+            out_s(b, "<line>");
+            out_esc(b, line);
+            out_s(b, "</line>");
+            free(line);
+            p += len;
+            if (*p == '\n') {
+                p++;
+            }
+        }
+    }
+    out_s(b, "</details><warnings/></job>");
+}
+
+/* <show><jobs><all/></jobs></show> lists every job (no side effect); <show><jobs><id>N
+ * </id></jobs></show> is a poll: the job finishes on its Nth poll. */
+static void
+show_jobs(struct papi *a, const struct xnode *jn)
+{
+    const struct xnode *idn = xchild(jn, "id");
+    struct buf b;
+
+    buf_init(&b, 0);
+    if (idn != NULL) {
+        char *s = xtext(idn);
+        struct commit_job *j = NULL;
+
+        for (size_t i = 0; i < jobs.n; i++) {
+            if (atoi(s) == ((struct commit_job *)jobs.v[i])->id && s[0] >= '0' && s[0] <= '9') {
+                j = jobs.v[i];
+            }
+        }
+        if (j == NULL) {
+            reply_line(a->r, 7, "job %s not found", s);
+            free(s);
+            buf_free(&b);
+            return;
+        }
+        free(s);
+        ccnt.job_polls++;
+        if (!j->finished && ++j->polls >= j->needed) {
+            job_finish(j);
+        }
+        out_s(&b, "<response status=\"success\"><result>");
+        job_xml(&b, j);
+    } else {
+        out_s(&b, "<response status=\"success\"><result>");
+        for (size_t i = jobs.n; i > 0; i--) {
+            job_xml(&b, jobs.v[i - 1]);
+        }
+    }
+    out_s(&b, "</result></response>");
+    reply(a->r, 200, &b);
+}
+
+cJSON *
+panos_config_json(void)
+{
+    cJSON *o = cJSON_CreateObject(), *addrs = cJSON_AddArrayToObject(o, "addresses");
+    cJSON *groups = cJSON_AddArrayToObject(o, "groups"), *js = cJSON_AddArrayToObject(o, "jobs");
+    cJSON *c = cJSON_AddObjectToObject(o, "counters");
+
+    for (size_t i = 0; i < cfg_addrs.n; i++) {
+        const struct cfg_addr *ad = cfg_addrs.v[i];
+        cJSON *e = cJSON_CreateObject(), *t = cJSON_AddArrayToObject(e, "tags");
+
+        cJSON_AddStringToObject(e, "name", ad->name);
+        cJSON_AddStringToObject(e, "ip-netmask", ad->netmask);
+        if (ad->description != NULL) {
+            cJSON_AddStringToObject(e, "description", ad->description);
+        }
+        for (size_t k = 0; k < ad->tags.n; k++) {
+            cJSON_AddItemToArray(t, cJSON_CreateString(ad->tags.v[k]));
+        }
+        cJSON_AddItemToArray(addrs, e);
+    }
+    for (size_t i = 0; i < cfg_groups.n; i++) {
+        const struct cfg_group *g = cfg_groups.v[i];
+        cJSON *e = cJSON_CreateObject(), *m = cJSON_AddArrayToObject(e, "static");
+
+        cJSON_AddStringToObject(e, "name", g->name);
+        for (size_t k = 0; k < g->members.n; k++) {
+            cJSON_AddItemToArray(m, cJSON_CreateString(g->members.v[k]));
+        }
+        cJSON_AddItemToArray(groups, e);
+    }
+    for (size_t i = 0; i < jobs.n; i++) {
+        const struct commit_job *j = jobs.v[i];
+        cJSON *e = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(e, "id", j->id);
+        cJSON_AddStringToObject(e, "admin", j->admin);
+        cJSON_AddStringToObject(e, "status", j->finished ? "FIN" : "ACT");
+        cJSON_AddStringToObject(e, "result", !j->finished ? "PEND" : j->ok ? "OK" : "FAIL");
+        cJSON_AddNumberToObject(e, "polls", j->polls);
+        cJSON_AddItemToArray(js, e);
+    }
+    cJSON_AddBoolToObject(o, "dirty", cfg_dirty);
+    if (ctl.lock != NULL) {
+        cJSON_AddStringToObject(o, "lock", ctl.lock);
+    } else {
+        cJSON_AddNullToObject(o, "lock");
+    }
+    cJSON_AddNumberToObject(c, "set", (double)ccnt.set);
+    cJSON_AddNumberToObject(c, "delete", (double)ccnt.del);
+    cJSON_AddNumberToObject(c, "get", (double)ccnt.get);
+    cJSON_AddNumberToObject(c, "commit", (double)ccnt.commit);
+    cJSON_AddNumberToObject(c, "no_changes", (double)ccnt.no_changes);
+    cJSON_AddNumberToObject(c, "in_progress", (double)ccnt.in_progress);
+    cJSON_AddNumberToObject(c, "locked", (double)ccnt.locked);
+    cJSON_AddNumberToObject(c, "jobs_ok", (double)ccnt.jobs_ok);
+    cJSON_AddNumberToObject(c, "jobs_failed", (double)ccnt.jobs_failed);
+    cJSON_AddNumberToObject(c, "job_polls", (double)ccnt.job_polls);
+    cJSON_AddNumberToObject(c, "config_rejected", (double)ccnt.config_rejected);
+    return o;
+}
+
+/* POST /_mock/state/panos {"lock": "admin2"|null, "fail_next_commit": "line\nline"|null,
+ * "commit_polls": N, "start_commit": "admin2"}: checked whole before anything applies. */
+int
+panos_control(const cJSON *o, char **errp)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, o)
+    {
+        const char *k = it->string;
+
+        if (strcmp(k, "lock") == 0 || strcmp(k, "fail_next_commit") == 0 ||
+            strcmp(k, "start_commit") == 0) {
+            if (!cJSON_IsNull(it) && (!cJSON_IsString(it) || it->valuestring[0] == '\0')) {
+                return kg_err(errp, "%s: expected a non-empty string or null", k);
+            }
+        } else if (strcmp(k, "commit_polls") == 0) {
+            if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 1000) {
+                return kg_err(errp, "commit_polls: expected 0 to 1000");
+            }
+        } else {
+            return kg_err(errp, "unknown member %s", k);
+        }
+    }
+    cJSON_ArrayForEach(it, o)
+    {
+        const char *k = it->string;
+        const char *v = cJSON_IsString(it) ? it->valuestring : NULL;
+
+        if (strcmp(k, "lock") == 0) {
+            free(ctl.lock);
+            ctl.lock = v != NULL ? xstrdup(v) : NULL;
+        } else if (strcmp(k, "fail_next_commit") == 0) {
+            free(ctl.fail);
+            ctl.fail = v != NULL ? xstrdup(v) : NULL;
+        } else if (strcmp(k, "commit_polls") == 0) {
+            ctl.commit_polls = (int)it->valuedouble;
+        } else if (strcmp(k, "start_commit") == 0 && v != NULL) {
+            job_new(v);
+        }
+    }
+    return 0;
+}
+
 /* ---- the route ---- */
 
 /* Every /api/ request, GET (query) or POST (form body; query parameters count too):
@@ -1100,7 +1876,7 @@ panos_api(struct mreq *r)
 {
     struct papi a;
     const char *ctype = mhttp_header(r->h, "Content-Type");
-    const char *type;
+    const char *type, *admin;
 
     memset(&a, 0, sizeof(a));
     a.r = r;
@@ -1122,7 +1898,7 @@ panos_api(struct mreq *r)
         keygen(&a);
         goto out;
     }
-    if (!authorized(&a)) {
+    if ((admin = authorized(&a)) == NULL) {
         cnt.denied++;
         r->log_route = "panos.denied";
         deny(r);
@@ -1138,8 +1914,13 @@ panos_api(struct mreq *r)
     } else if (strcmp(type, "op") == 0) {
         r->log_route = "panos.op";
         op(&a);
-    } else if (strcmp(type, "config") == 0 || strcmp(type, "commit") == 0 ||
-               strcmp(type, "export") == 0 || strcmp(type, "import") == 0 ||
+    } else if (strcmp(type, "config") == 0) {
+        r->log_route = "panos.config";
+        config(&a, admin);
+    } else if (strcmp(type, "commit") == 0) {
+        r->log_route = "panos.commit";
+        commit(&a, admin);
+    } else if (strcmp(type, "export") == 0 || strcmp(type, "import") == 0 ||
                strcmp(type, "log") == 0 || strcmp(type, "report") == 0 ||
                strcmp(type, "version") == 0) {
         cnt.other++;
