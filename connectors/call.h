@@ -1,4 +1,4 @@
-/* call.h: a connector's HTTP call as a journaled effect (DESIGN.md "Durable runs"),
+/* call.h: a connector's HTTP call as a journaled effect (docs/ARCHITECTURE.md "Durable runs"),
  * knowing no vendor. The connector describes its API once (struct call_api: base URL,
  * credentials, rate limits, error envelope) and each call (struct call_spec); the call
  * core runs it through the effect driver (journal, replay, dry run, in doubt), the

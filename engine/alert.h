@@ -1,4 +1,4 @@
-/* alert.h: the normalized alert model (DESIGN.md "Data model"). */
+/* alert.h: the normalized alert model (docs/playbooks.md "The alert"). */
 #ifndef KAGARI_ALERT_H
 #define KAGARI_ALERT_H
 

@@ -1,4 +1,4 @@
-/* journal.h: one entry of a run's journal (DESIGN.md "Durable runs"). */
+/* journal.h: one entry of a run's journal (docs/ARCHITECTURE.md "Durable runs"). */
 #ifndef KAGARI_JOURNAL_H
 #define KAGARI_JOURNAL_H
 

@@ -1,8 +1,8 @@
 /* kagari.h: the plug-in API. What a connector (connectors/) or a built-in may use of the
  * engine, and nothing else: the run and the tenant are opaque here, and every effect on
  * the world goes through the one effect driver (effect_run), which owns the journal,
- * replay, dry run, in-doubt handling, parking and cancellation (DESIGN.md "Durable
- * runs"). Sources hand their alerts to the one admit step (admit_alerts). Like Lua's
+ * replay, dry run, in-doubt handling, parking and cancellation (docs/ARCHITECTURE.md,
+ * "Durable runs"). Sources hand their alerts to the one admit step (admit_alerts). Like Lua's
  * lauxlib.h, it is all a plug-in includes from the engine. */
 #ifndef KAGARI_KAGARI_H
 #define KAGARI_KAGARI_H

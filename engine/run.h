@@ -1,6 +1,6 @@
 /* run.h: playbook runs: coroutines on the tenant's Lua state, scheduled by the loop,
  * with a journal of every effect so that a run interrupted by a crash replays to where
- * it was without repeating anything (DESIGN.md "Durable runs"). */
+ * it was without repeating anything (docs/ARCHITECTURE.md "Durable runs"). */
 #ifndef KAGARI_RUN_H
 #define KAGARI_RUN_H
 

@@ -1,4 +1,4 @@
-/* sandbox.h: one lua_State per tenant for untrusted playbooks (DESIGN.md "Lua sandbox").
+/* sandbox.h: one lua_State per tenant for untrusted playbooks (docs/ARCHITECTURE.md "Sandbox").
  * The state has a capped allocator; its globals are frozen; each run gets a coroutine
  * with its own _ENV, an instruction budget, a wall-clock deadline and time slices.
  * A second, data-only profile evaluates a file that must compute values but call nothing

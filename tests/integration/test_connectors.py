@@ -871,7 +871,7 @@ def test_crash_safety_containment():
     restart each run completes, the user is disabled and the machine isolated, and the
     isolate request was sent exactly once (in doubt, it is reconciled from the machine's
     actions). An idempotent call caught in flight may be sent again (that is its
-    contract: DESIGN.md "Durable runs"); every other call reaches the mock exactly once."""
+    contract: docs/ARCHITECTURE.md "Durable runs"); every other call reaches the mock exactly once."""
     alice_path = "/v1.0/users/%s" % ALICE[1]
     iso_path = "/api/machines/%s/isolate" % WS0142[0]
     kinds = ["graph.disable_user", "graph.revoke_sessions", "defender.isolate"]

@@ -16,8 +16,10 @@ class PanosEnv:
     """A mock and a daemon whose tenant t1 has a panos block pointing at it."""
 
     def __init__(self, name, body, key=PANOS_KEY, dry_run=False, extra="", max_attempts=3,
-                 run_timeout=None, mock_kw=None, files=None, timeout="10s", tls=False):
+                 run_timeout=None, mock_kw=None, files=None, timeout="10s", tls=False,
+                 config_tail=""):
         self.name, self.body, self.key = name, body, key
+        self.config_tail = config_tail  # more of the configuration (a syslog block)
         self.dry_run, self.extra, self.max_attempts = dry_run, extra, max_attempts
         self.run_timeout = run_timeout
         self.mock_kw = mock_kw or {}
@@ -40,6 +42,7 @@ class PanosEnv:
                       "true" if self.dry_run else "false", block))
             if self.run_timeout:
                 cfg += "runs = { timeout = %s }\n" % lua_str(self.run_timeout)
+            cfg += self.config_tail
             self.d = Daemon("panos-%s" % self.name, config_extra=cfg)
             if self.tls:
                 from test_tls import make_cert
@@ -561,6 +564,46 @@ def test_panos_end_to_end_http_alert_blocks_source():
         check(len(blk) == 1 and blk[0]["status"] == "failed"
               and "never blocked" in json.dumps(blk[0]["result"]), "journal %r" % journal)
         check([e["ip"] for e in env.m.registered_ips()] == ["203.0.113.77"], "mock state")
+
+
+def test_panos_end_to_end_syslog_threat_blocks_source():
+    """The whole path from the firewall's own log: a PAN-OS THREAT line (critical, Log4j
+    from 203.0.113.88; the fixture's line with the action "alert" instead of
+    "reset-both", so the exploit got through and the alert stays critical: a blocked one
+    is rated lower) arrives over TCP syslog, is parsed into a panos.threat alert with
+    the source address in role src, the shipped playbook block-threat-source runs on it,
+    and the mock firewall then has the address tagged for a day. The same line sent again
+    is the same alert (deduplicated): no second run, no second registration."""
+    import os
+    import re
+    import socket
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "playbooks", "block-threat-source.lua")) as f:
+        source = f.read()
+    with open(os.path.join(here, "..", "fixtures", "pan-os-threat.log"), "rb") as f:
+        line = f.read().split(b"\n")[0] + b"\n"
+    check(b"203.0.113.88" in line and b",reset-both," in line, "fixture line: %r" % line[:120])
+    line = line.replace(b",reset-both,", b",alert,")
+    tail = 'syslog = { listen = { "tcp 127.0.0.1:0 t1" }, utc_offset = "+09:00" }\n'
+    with PanosEnv("e2e-syslog", "", files={"block-threat-source.lua": source},
+                  config_tail=tail) as env:
+        port = int(re.search(r"\bsyslog_tcp=(\d+)", env.d.log()).group(1))
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(line)
+            s.close()
+        rows = wait_for(lambda: env.d.query("SELECT id, severity, outcome FROM alerts"
+                                            " WHERE source = 'panos.threat'")
+                        or None, 15, "the THREAT line stored as an alert")
+        check(len(rows) == 1 and rows[0][1] >= 3 and rows[0][2] != "blocked",
+              "alerts: %r" % rows)
+        run = env.d.wait_run_final(rows[0][0], playbook="block-threat-source")
+        check(run["state"] == "done", "run %r" % run)
+        tags = tags_of(env.m, "203.0.113.88")
+        check(tags.get("kagari-block", {}).get("timeout") == 86400, "mock %r" % tags)
+        time.sleep(0.5)  # the second line, if it made a second run, would have run by now
+        check(len(env.d.runs_of_alert(rows[0][0])) == 1
+              and len(env.d.query("SELECT id FROM alerts")) == 1, "the duplicate line ran again")
 
 
 def test_panos_keygen_cli():
