@@ -2583,32 +2583,68 @@ run_from_row(sqlite3_stmt *s, struct store_run *r)
     r->result_note = col_strdup(s, 11);
 }
 
+/* Step s to its end, collecting one element of elem bytes per row into a malloc'd array
+ * (*out, *n): fill copies the row into a zeroed element. On a step error the elements
+ * collected so far are released with drop (NULL: they own nothing), *errp says
+ * "op: <sqlite's message>" and -1 is returned. s is left for the caller to reset or
+ * finalize. */
+static int
+db_rows(struct db *d, sqlite3_stmt *s, const char *op, size_t elem,
+        void (*fill)(sqlite3_stmt *s, void *e), void (*drop)(void *v, size_t n), void **out,
+        size_t *n, char **errp)
+{
+    char *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * elem);
+        }
+        memset(v + len * elem, 0, elem);
+        fill(s, v + len * elem);
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(d, errp, "%s", op);
+        if (drop != NULL) {
+            drop(v, len);
+        } else {
+            free(v);
+        }
+        return -1;
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
 /* Step s to the end, collecting runs into a malloc'd array. Resets s. */
+static void
+run_fill(sqlite3_stmt *s, void *e)
+{
+    run_from_row(s, e);
+}
+
+static void
+run_drop(void *v, size_t n)
+{
+    store_runs_free(v, n);
+}
+
 static int
 run_collect(struct db *d, sqlite3_stmt *s, const char *op, struct store_run **out, size_t *n,
             char **errp)
 {
-    struct store_run *v = NULL;
-    size_t len = 0, cap = 0;
-    int rc;
+    void *v;
+    int rc = db_rows(d, s, op, sizeof(**out), run_fill, run_drop, &v, n, errp);
 
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16;
-            v = xrealloc(v, cap * sizeof(*v));
-        }
-        run_from_row(s, &v[len++]);
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(d, errp, "%s", op);
-        stmt_done(s);
-        store_runs_free(v, len);
-        return -1;
-    }
     stmt_done(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 /* A new run in state queued. alert_id <= 0 stores no alert (read back as 0); a positive
@@ -3700,12 +3736,20 @@ store_role_set(struct store *st, int64_t user_id, const char *tenant, const char
                                                                                               : 0;
 }
 
+static void
+role_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_role *r = e;
+
+    col_copy(s, 0, r->tenant, sizeof(r->tenant));
+    col_copy(s, 1, r->role, sizeof(r->role));
+}
+
 int
 store_roles_get(struct store *st, int64_t user_id, struct store_role **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s = db_bound(&st->db, Q_ROLES_GET, errp, "i", user_id);
-    struct store_role *v = NULL;
-    size_t len = 0;
+    void *v = NULL;
     int rc;
 
     *out = NULL;
@@ -3713,22 +3757,10 @@ store_roles_get(struct store *st, int64_t user_id, struct store_role **out, size
     if (s == NULL) {
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        v = xrealloc(v, (len + 1) * sizeof(*v));
-        col_copy(s, 0, v[len].tenant, sizeof(v[len].tenant));
-        col_copy(s, 1, v[len].role, sizeof(v[len].role));
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(&st->db, errp, "roles get");
-        stmt_done(s);
-        free(v);
-        return -1;
-    }
+    rc = db_rows(&st->db, s, "roles get", sizeof(**out), role_fill, NULL, &v, n, errp);
     stmt_done(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 int
@@ -3849,13 +3881,18 @@ store_token_find(struct store *st, const char *hash, struct store_token *out, ch
     return 0;
 }
 
+static void
+token_fill(sqlite3_stmt *s, void *e)
+{
+    token_from_row(s, e);
+}
+
 int
 store_token_list(struct store *st, int64_t user_id, struct store_token **out, size_t *n,
                  char **errp)
 {
     sqlite3_stmt *s = db_bound(&st->db, Q_TOKEN_LIST, errp, "i", user_id);
-    struct store_token *v = NULL;
-    size_t len = 0;
+    void *v = NULL;
     int rc;
 
     *out = NULL;
@@ -3863,20 +3900,10 @@ store_token_list(struct store *st, int64_t user_id, struct store_token **out, si
     if (s == NULL) {
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        v = xrealloc(v, (len + 1) * sizeof(*v));
-        token_from_row(s, &v[len++]);
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(&st->db, errp, "token list");
-        stmt_done(s);
-        free(v);
-        return -1;
-    }
+    rc = db_rows(&st->db, s, "token list", sizeof(**out), token_fill, NULL, &v, n, errp);
     stmt_done(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 int
@@ -3911,12 +3938,20 @@ store_allow_remove(struct store *st, const char *tenant, const char *cidr, char 
     return n < 0 ? -1 : n > 0;
 }
 
+static void
+allow_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_allow *a = e;
+
+    col_copy(s, 0, a->tenant, sizeof(a->tenant));
+    col_copy(s, 1, a->cidr, sizeof(a->cidr));
+}
+
 int
 store_allow_list(struct store *st, struct store_allow **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s = db_bound(&st->db, Q_ALLOW_LIST, errp, "");
-    struct store_allow *v = NULL;
-    size_t len = 0;
+    void *v = NULL;
     int rc;
 
     *out = NULL;
@@ -3924,22 +3959,10 @@ store_allow_list(struct store *st, struct store_allow **out, size_t *n, char **e
     if (s == NULL) {
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        v = xrealloc(v, (len + 1) * sizeof(*v));
-        col_copy(s, 0, v[len].tenant, sizeof(v[len].tenant));
-        col_copy(s, 1, v[len].cidr, sizeof(v[len].cidr));
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(&st->db, errp, "allow list");
-        stmt_done(s);
-        free(v);
-        return -1;
-    }
+    rc = db_rows(&st->db, s, "allow list", sizeof(**out), allow_fill, NULL, &v, n, errp);
     stmt_done(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 int
