@@ -4143,13 +4143,24 @@ store_approval_get(struct store_tenant *t, int64_t id, struct store_approval *ou
     return s == NULL ? -1 : approval_one(&t->db, s, out, errp);
 }
 
+static void
+approval_fill(sqlite3_stmt *s, void *e)
+{
+    approval_from_row(s, e);
+}
+
+static void
+approval_drop(void *v, size_t n)
+{
+    store_approvals_free(v, n);
+}
+
 int
 store_approval_list(struct store_tenant *t, const char *state, int limit,
                     struct store_approval **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s;
-    struct store_approval *v = NULL;
-    size_t len = 0;
+    void *v = NULL;
     int rc;
 
     *out = NULL;
@@ -4162,20 +4173,11 @@ store_approval_list(struct store_tenant *t, const char *state, int limit,
     if (s == NULL) {
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        v = xrealloc(v, (len + 1) * sizeof(*v));
-        approval_from_row(s, &v[len++]);
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(&t->db, errp, "approval list");
-        stmt_done(s);
-        store_approvals_free(v, len);
-        return -1;
-    }
+    rc = db_rows(&t->db, s, "approval list", sizeof(**out), approval_fill, approval_drop, &v, n,
+                 errp);
     stmt_done(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 int
@@ -4219,13 +4221,29 @@ store_approval_vote(struct store_tenant *t, int64_t id, const char *user, const 
     return 0;
 }
 
+static void
+vote_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_vote *v = e;
+
+    col_copy(s, 0, v->user, sizeof(v->user));
+    col_copy(s, 1, v->decision, sizeof(v->decision));
+    v->comment = col_strdup(s, 2);
+    v->at = sqlite3_column_int64(s, 3);
+}
+
+static void
+vote_drop(void *v, size_t n)
+{
+    store_votes_free(v, n);
+}
+
 int
 store_approval_votes(struct store_tenant *t, int64_t id, struct store_vote **out, size_t *n,
                      char **errp)
 {
     sqlite3_stmt *s = db_bound(&t->db, Q_VOTES_GET, errp, "i", id);
-    struct store_vote *v = NULL;
-    size_t len = 0;
+    void *v = NULL;
     int rc;
 
     *out = NULL;
@@ -4233,25 +4251,10 @@ store_approval_votes(struct store_tenant *t, int64_t id, struct store_vote **out
     if (s == NULL) {
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        v = xrealloc(v, (len + 1) * sizeof(*v));
-        memset(&v[len], 0, sizeof(v[len]));
-        col_copy(s, 0, v[len].user, sizeof(v[len].user));
-        col_copy(s, 1, v[len].decision, sizeof(v[len].decision));
-        v[len].comment = col_strdup(s, 2);
-        v[len].at = sqlite3_column_int64(s, 3);
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(&t->db, errp, "approval votes");
-        stmt_done(s);
-        store_votes_free(v, len);
-        return -1;
-    }
+    rc = db_rows(&t->db, s, "approval votes", sizeof(**out), vote_fill, vote_drop, &v, n, errp);
     stmt_done(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 void
