@@ -2583,6 +2583,29 @@ run_from_row(sqlite3_stmt *s, struct store_run *r)
     r->result_note = col_strdup(s, 11);
 }
 
+/* Step s for at most one row, copied by fill into the zeroed element out of elem bytes:
+ * 1 with a row, 0 without, -1 with *errp ("op: <sqlite's message>"). Resets s. */
+static int
+db_row_one(struct db *d, sqlite3_stmt *s, const char *op, void *out, size_t elem,
+           void (*fill)(sqlite3_stmt *s, void *e), char **errp)
+{
+    int rc = sqlite3_step(s);
+
+    memset(out, 0, elem);
+    if (rc == SQLITE_ROW) {
+        fill(s, out);
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(d, errp, "%s", op);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
 /* Step s to its end, collecting one element of elem bytes per row into a malloc'd array
  * (*out, *n): fill copies the row into a zeroed element. On a step error the elements
  * collected so far are released with drop (NULL: they own nothing), *errp says
@@ -3539,24 +3562,16 @@ store_user_add(struct store *st, const char *name, const char *pass_hash, const 
 }
 
 /* Step s for at most one user row. */
+static void
+user_fill(sqlite3_stmt *s, void *e)
+{
+    user_from_row(s, e);
+}
+
 static int
 user_one(struct db *d, sqlite3_stmt *s, struct store_user *out, char **errp)
 {
-    int rc = sqlite3_step(s);
-
-    memset(out, 0, sizeof(*out));
-    if (rc == SQLITE_ROW) {
-        user_from_row(s, out);
-        stmt_done(s);
-        return 1;
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(d, errp, "user get");
-        stmt_done(s);
-        return -1;
-    }
-    stmt_done(s);
-    return 0;
+    return db_row_one(d, s, "user get", out, sizeof(*out), user_fill, errp);
 }
 
 int
@@ -4104,24 +4119,16 @@ store_approval_add(struct store_tenant *t, const struct store_approval *a, int64
     return 0;
 }
 
+static void
+approval_fill(sqlite3_stmt *s, void *e)
+{
+    approval_from_row(s, e);
+}
+
 static int
 approval_one(struct db *d, sqlite3_stmt *s, struct store_approval *out, char **errp)
 {
-    int rc = sqlite3_step(s);
-
-    memset(out, 0, sizeof(*out));
-    if (rc == SQLITE_ROW) {
-        approval_from_row(s, out);
-        stmt_done(s);
-        return 1;
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(d, errp, "approval get");
-        stmt_done(s);
-        return -1;
-    }
-    stmt_done(s);
-    return 0;
+    return db_row_one(d, s, "approval get", out, sizeof(*out), approval_fill, errp);
 }
 
 int
@@ -4141,12 +4148,6 @@ store_approval_get(struct store_tenant *t, int64_t id, struct store_approval *ou
 
     memset(out, 0, sizeof(*out));
     return s == NULL ? -1 : approval_one(&t->db, s, out, errp);
-}
-
-static void
-approval_fill(sqlite3_stmt *s, void *e)
-{
-    approval_from_row(s, e);
 }
 
 static void
