@@ -2854,8 +2854,7 @@ store_run_query(struct store_tenant *t, const struct store_run_filter *f, struct
                 size_t *n, char **errp)
 {
     struct query_build q;
-    struct store_run *v = NULL;
-    size_t len = 0, cap = 0;
+    void *v = NULL;
     sqlite3_stmt *s;
     int rc;
 
@@ -2892,23 +2891,10 @@ store_run_query(struct store_tenant *t, const struct store_run_filter *f, struct
     if (s == NULL) {
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16;
-            v = xrealloc(v, cap * sizeof(*v));
-        }
-        run_from_row(s, &v[len++]);
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(&t->db, errp, "run query");
-        sqlite3_finalize(s);
-        store_runs_free(v, len);
-        return -1;
-    }
+    rc = db_rows(&t->db, s, "run query", sizeof(**out), run_fill, run_drop, &v, n, errp);
     sqlite3_finalize(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 int
@@ -3592,12 +3578,17 @@ store_user_get_id(struct store *st, int64_t id, struct store_user *out, char **e
     return s == NULL ? -1 : user_one(&st->db, s, out, errp);
 }
 
+static void
+user_drop(void *v, size_t n)
+{
+    store_users_free(v, n);
+}
+
 int
 store_user_list(struct store *st, struct store_user **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s = db_bound(&st->db, Q_USER_LIST, errp, "");
-    struct store_user *v = NULL;
-    size_t len = 0, cap = 0;
+    void *v = NULL;
     int rc;
 
     *out = NULL;
@@ -3605,23 +3596,10 @@ store_user_list(struct store *st, struct store_user **out, size_t *n, char **err
     if (s == NULL) {
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 8;
-            v = xrealloc(v, cap * sizeof(*v));
-        }
-        user_from_row(s, &v[len++]);
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(&st->db, errp, "user list");
-        stmt_done(s);
-        store_users_free(v, len);
-        return -1;
-    }
+    rc = db_rows(&st->db, s, "user list", sizeof(**out), user_fill, user_drop, &v, n, errp);
     stmt_done(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 int
@@ -4008,13 +3986,34 @@ store_audits_free(struct store_audit *a, size_t n)
     free(a);
 }
 
+static void
+audit_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_audit *a = e;
+
+    a->id = sqlite3_column_int64(s, 0);
+    a->time = sqlite3_column_int64(s, 1);
+    a->tenant = col_strdup(s, 2);
+    a->actor = col_strdup(s, 3);
+    a->action = col_strdup(s, 4);
+    a->target = col_strdup(s, 5);
+    a->outcome = col_strdup(s, 6);
+    a->address = col_strdup(s, 7);
+    a->detail = col_strdup(s, 8);
+}
+
+static void
+audit_drop(void *v, size_t n)
+{
+    store_audits_free(v, n);
+}
+
 int
 store_audit_list(struct store *st, const char *tenant, int64_t before, int limit,
                  struct store_audit **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s;
-    struct store_audit *v = NULL;
-    size_t len = 0;
+    void *v = NULL;
     int rc;
 
     *out = NULL;
@@ -4031,31 +4030,10 @@ store_audit_list(struct store *st, const char *tenant, int64_t before, int limit
     if (s == NULL) {
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_audit *a;
-
-        v = xrealloc(v, (len + 1) * sizeof(*v));
-        a = &v[len++];
-        a->id = sqlite3_column_int64(s, 0);
-        a->time = sqlite3_column_int64(s, 1);
-        a->tenant = col_strdup(s, 2);
-        a->actor = col_strdup(s, 3);
-        a->action = col_strdup(s, 4);
-        a->target = col_strdup(s, 5);
-        a->outcome = col_strdup(s, 6);
-        a->address = col_strdup(s, 7);
-        a->detail = col_strdup(s, 8);
-    }
-    if (rc != SQLITE_DONE) {
-        db_fail(&st->db, errp, "audit list");
-        stmt_done(s);
-        store_audits_free(v, len);
-        return -1;
-    }
+    rc = db_rows(&st->db, s, "audit list", sizeof(**out), audit_fill, audit_drop, &v, n, errp);
     stmt_done(s);
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 /* ---- approvals (tenant databases) ---- */
@@ -4375,34 +4353,41 @@ store_esc_get(struct store_tenant *t, int64_t id, struct store_esc *out, char **
     return rc;
 }
 
+static void
+esc_fill(sqlite3_stmt *s, void *e)
+{
+    esc_row(s, e);
+}
+
+static void
+esc_drop(void *v, size_t n)
+{
+    struct store_esc *e = v;
+
+    for (size_t i = 0; i < n; i++) {
+        store_esc_free(&e[i]);
+    }
+    free(e);
+}
+
 int
 store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t *n, char **errp)
 {
     sqlite3_stmt *s =
         esc_prepare(t, "SELECT " ESC_COLUMNS " FROM escalations ORDER BY id DESC LIMIT ?1", errp);
-    struct store_esc *v = NULL;
-    size_t len = 0;
+    void *v = NULL;
     int rc;
 
+    *out = NULL;
+    *n = 0;
     if (s == NULL) {
         return -1;
     }
     sqlite3_bind_int(s, 1, limit);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        v = xrealloc(v, (len + 1) * sizeof(*v));
-        esc_row(s, &v[len++]);
-    }
+    rc = db_rows(&t->db, s, "escalation list", sizeof(**out), esc_fill, esc_drop, &v, n, errp);
     sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < len; i++) {
-            store_esc_free(&v[i]);
-        }
-        free(v);
-        return kg_err(errp, "escalation list: %s", sqlite3_errmsg(t->db.h));
-    }
     *out = v;
-    *n = len;
-    return 0;
+    return rc;
 }
 
 /* Shared by the two updates: 1 when the row changed, 0 when it did not, -1 on error. */
