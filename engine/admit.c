@@ -21,9 +21,10 @@ struct batch {
     struct alert *alerts;
     size_t n;
     size_t dups;
-    int failed; /* a store error while inserting */
-    int locked; /* the tenant's database is locked by another process */
-    int events; /* records to keep as events: stored, never routed */
+    size_t nevents, event_dups; /* of the new and the duplicate records: events */
+    int failed;                 /* a store error while inserting */
+    int locked;                 /* the tenant's database is locked by another process */
+    int events;                 /* records to keep as events: stored, never routed */
     admit_fn done;
     void *arg;
     struct batch *next;
@@ -84,6 +85,8 @@ batch_answer(struct batch *b, enum admit_status status)
     res.status = status;
     res.accepted = b->n - b->dups;
     res.duplicates = b->dups;
+    res.events = b->nevents;
+    res.event_duplicates = b->event_dups;
     res.alerts = b->alerts;
     res.n = b->n;
     b->done(b->arg, &res);
@@ -103,7 +106,7 @@ after_commit(void *arg, int ok)
 
         stats.event_retries++;
         b->failed = b->locked = 0;
-        b->dups = 0;
+        b->dups = b->nevents = b->event_dups = 0;
         b->next = later;
         later = b;
         later_n += b->n;
@@ -133,13 +136,10 @@ after_commit(void *arg, int ok)
         batch_answer(b, ADMIT_FAILED);
         return;
     }
-    if (b->events) {
-        stats.events += b->n - b->dups;
-        stats.event_duplicates += b->dups;
-    } else {
-        stats.accepted += b->n - b->dups;
-        stats.duplicates += b->dups;
-    }
+    stats.events += b->nevents;
+    stats.event_duplicates += b->event_dups;
+    stats.accepted += b->n - b->dups - b->nevents;
+    stats.duplicates += b->dups - b->event_dups;
     batch_answer(b, ADMIT_OK);
 }
 
@@ -165,22 +165,31 @@ admit_phase(void *arg)
             b->failed = 1;
             b->locked = loop_locked(b->t->db);
         }
-        for (size_t i = 0; b->events && i < b->n && !b->failed; i++) {
-            int dup = 0;
-
-            if (store_event_insert(b->t->db, &b->alerts[i], &dup, &err) == -1) {
-                b->failed = 1;
-            }
-            b->dups += (size_t)dup;
-        }
-        for (size_t i = 0; !b->events && i < b->n && !b->failed; i++) {
+        for (size_t i = 0; i < b->n && !b->failed; i++) {
             int dup = 0, nruns = 0;
             struct alert *a = &b->alerts[i];
 
-            /* The tenant's rule (tenants.<id>.events.alerts) may change the class the
-             * source gave the record; without one it stays. */
-            a->cls = admit_is_alert(b->t, a, a->cls != ALERT_CLASS_EVENT) ? ALERT_CLASS_ALERT
-                                                                          : ALERT_CLASS_EVENT;
+            /* The tenant's rule (tenants.<id>.events.alerts) decides the class; the
+             * source's own (a->cls) is its default. Events go to the event store, in the
+             * same transaction, so they are as durable as the alerts when the batch is
+             * answered; they start no run. */
+            if (b->events) {
+                a->cls = ALERT_CLASS_EVENT;
+            } else {
+                a->cls = admit_is_alert(b->t, a, a->cls != ALERT_CLASS_EVENT) ? ALERT_CLASS_ALERT
+                                                                              : ALERT_CLASS_EVENT;
+            }
+            if (a->cls == ALERT_CLASS_EVENT) {
+                a->id = 0;
+                if (store_event_insert(b->t->db, a, &dup, &err) == -1) {
+                    b->failed = 1;
+                    break;
+                }
+                b->dups += (size_t)dup;
+                b->event_dups += (size_t)dup;
+                b->nevents += (size_t)!dup;
+                continue;
+            }
             if (store_alert_insert(b->t->db, a, &dup, &err) == -1) {
                 b->failed = 1;
                 break;
@@ -189,13 +198,7 @@ admit_phase(void *arg)
                 b->dups++;
                 continue;
             }
-            if (b->alerts[i].cls == ALERT_CLASS_EVENT) {
-                /* An event is kept, not acted on: playbooks look events up; only alerts
-                 * start runs. */
-                stats.events++;
-                continue;
-            }
-            if (run_route(b->t, &b->alerts[i], &nruns, &err) == -1) {
+            if (run_route(b->t, a, &nruns, &err) == -1) {
                 b->failed = 1;
                 break;
             }
@@ -224,8 +227,8 @@ admit_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_admit_failures_total", NULL, stats.failed);
     metrics_counter(b, "kagari_admit_locked_total", NULL, stats.locked);
     metrics_counter(b, "kagari_runs_created_total", NULL, stats.runs);
-    /* One series for both kinds of events: the records of class event an intake stores
-     * with the alerts, and those a source stores in the event store (admit_events). */
+    /* Every record of class event, whichever source brought it: a batch of events
+     * (admit_events) or the events among a batch of alerts (the class decided here). */
     metrics_counter(b, "kagari_events_stored_total",
                     "Records of class event stored (kept for queries, not routed to playbooks).",
                     stats.events);

@@ -68,7 +68,7 @@ struct source_count {
 struct accepted {
     char tenant[64];
     unsigned requests;
-    size_t alerts, fresh, dups, left_out;
+    size_t alerts, fresh, dups, events, left_out;
     char first_req[24], last_req[24];
     char peers[INTAKE_ACC_PEERS][48];
     unsigned npeers, more_peers;
@@ -198,8 +198,8 @@ acc_flush(evutil_socket_t fd, short what, void *arg)
          * at warn, so that a grep for warnings finds them. */
         log_msg(a->left_out > 0 ? KG_LOG_WARN : KG_LOG_INFO,
                 "intake.accepted tenant=%s requests=%u alerts=%zu new=%zu duplicates=%zu "
-                "left_out=%zu peers=%s request=%s%s%s ms_max=%.1f",
-                a->tenant, a->requests, a->alerts, a->fresh, a->dups, a->left_out, peers,
+                "events=%zu left_out=%zu peers=%s request=%s%s%s ms_max=%.1f",
+                a->tenant, a->requests, a->alerts, a->fresh, a->dups, a->events, a->left_out, peers,
                 a->first_req, a->requests > 1 ? ".." : "", a->requests > 1 ? a->last_req : "",
                 a->ms_max);
         memset(a, 0, sizeof(*a));
@@ -235,6 +235,7 @@ acc_add(struct intake *in, const char *tenant, struct http_request *req,
     a->alerts += res->n;
     a->fresh += res->accepted;
     a->dups += res->duplicates;
+    a->events += res->events;
     a->left_out += left_out;
     if (ms > a->ms_max) {
         a->ms_max = ms;
@@ -334,6 +335,18 @@ on_reject(const struct http_reject *rej, void *arg)
     free(msg);
 }
 
+/* Entry i of the answer's ids: the alert's id, null for a record stored as an event
+ * (events have no alert id; they are found with events.query and kagari events). */
+static void
+id_put(struct buf *b, size_t i, const struct alert *a)
+{
+    if (a->cls == ALERT_CLASS_EVENT) {
+        (void)!buf_printf(b, "%snull", i ? "," : "");
+    } else {
+        (void)!buf_printf(b, "%s%lld", i ? "," : "", (long long)a->id);
+    }
+}
+
 /* The batch's answer: 202 with the ids once durable, else an error. */
 static void
 answer(void *arg, const struct admit_result *res)
@@ -364,15 +377,21 @@ answer(void *arg, const struct admit_result *res)
         return;
     }
     buf_init(&b, 0);
-    (void)!buf_printf(&b, "{\"accepted\":%zu,\"duplicates\":%zu,\"ids\":[", res->accepted,
-                      res->duplicates);
+    /* accepted and duplicates count every record; alerts and events split them. */
+    (void)!buf_printf(&b,
+                      "{\"accepted\":%zu,\"duplicates\":%zu,\"alerts\":{\"accepted\":%zu,"
+                      "\"duplicates\":%zu},\"events\":{\"accepted\":%zu,\"duplicates\":%zu},"
+                      "\"ids\":[",
+                      res->accepted, res->duplicates, res->accepted - res->events,
+                      res->duplicates - res->event_duplicates, res->events, res->event_duplicates);
     if (p->nrej == 0) {
         for (size_t i = 0; i < res->n; i++) {
-            (void)!buf_printf(&b, "%s%lld", i ? "," : "", (long long)res->alerts[i].id);
+            id_put(&b, i, &res->alerts[i]);
         }
         (void)!buf_puts(&b, "]}");
     } else {
-        /* One entry per record of the envelope: the id, or null where it was left out. */
+        /* One entry per record of the envelope: the alert's id, or null where it was
+         * stored as an event or left out. */
         size_t next = 0, r = 0;
 
         for (size_t i = 0; i < p->total; i++) {
@@ -380,7 +399,7 @@ answer(void *arg, const struct admit_result *res)
                 (void)!buf_printf(&b, "%snull", i ? "," : "");
                 r++;
             } else if (next < res->n) {
-                (void)!buf_printf(&b, "%s%lld", i ? "," : "", (long long)res->alerts[next++].id);
+                id_put(&b, i, &res->alerts[next++]);
             }
         }
         (void)!buf_puts(&b, "],\"rejected\":[");

@@ -159,16 +159,23 @@ enum admit_status {
 
 struct admit_result {
     enum admit_status status;
-    size_t accepted;            /* new alerts */
-    size_t duplicates;          /* already stored */
-    const struct alert *alerts; /* the batch, ids filled (borrowed for the call) */
+    size_t accepted;            /* new records (alerts and events) */
+    size_t duplicates;          /* already stored (alerts and events) */
+    size_t events;              /* of accepted: stored as events */
+    size_t event_duplicates;    /* of duplicates: events */
+    const struct alert *alerts; /* the batch: each one's cls as stored; an alert's id
+                                 * filled, an event's 0 (borrowed for the call) */
     size_t n;
 };
 
 typedef void (*admit_fn)(void *arg, const struct admit_result *res);
 
 /* Queue n alerts (the array and every alert are taken) for t; done(arg, result) is
- * called once, after the commit of the iteration that stored them (or at shutdown). */
+ * called once, after the commit of the iteration that stored them (or at shutdown).
+ * Each record's class is decided here (admit_is_alert, with the source's a->cls as the
+ * default): a record of class event goes to the event store (as admit_events would store
+ * it, but in the same transaction as the alerts, so it too is durable when done is
+ * called) and starts no run. */
 void admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg);
 /* The same for records kept as events (tenants.<id>.events, engine/events.h): stored in
  * the events table (deduplicated on (source, source_id)), searchable with events.query,

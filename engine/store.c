@@ -323,6 +323,44 @@ static const char *const tenant_migrations[] = {
     "  updated INTEGER NOT NULL,"
     "  PRIMARY KEY (list, value)"
     ") WITHOUT ROWID;",
+    /* 12: records of class event that the HTTP intake kept in the alerts table (class =
+     * 'event') move to the event store, where the intake now puts them: searchable with
+     * events.query, pruned after the tenant's retention. Their user, ip, dst_ip and device
+     * are picked from the observables as store_event_insert picks them (role src first,
+     * else the first of the type; dst_ip only with role dst); one already in the event
+     * store (the same source and source_id) is not copied twice. Their rows in
+     * alert_observables and alerts are then deleted; a record a run refers to (never made
+     * by the engine: events start no run) stays where it is. Self-contained: data only,
+     * no schema object, so it is harmless to run again. */
+    "INSERT INTO events (time, received, source, source_id, user, ip, dst_ip, device,"
+    "  severity, outcome, category, title, observables, raw)"
+    " SELECT a.time, a.received, a.source, a.source_id,"
+    "  (SELECT json_extract(o.value, '$.value') FROM json_each(a.observables) AS o"
+    "    WHERE json_extract(o.value, '$.type') = 'user'"
+    "    ORDER BY json_extract(o.value, '$.role') IS NOT 'src', o.key LIMIT 1),"
+    "  (SELECT json_extract(o.value, '$.value') FROM json_each(a.observables) AS o"
+    "    WHERE json_extract(o.value, '$.type') = 'ip'"
+    "    ORDER BY json_extract(o.value, '$.role') IS NOT 'src', o.key LIMIT 1),"
+    "  (SELECT json_extract(o.value, '$.value') FROM json_each(a.observables) AS o"
+    "    WHERE json_extract(o.value, '$.type') = 'ip' AND json_extract(o.value, '$.role') = 'dst'"
+    "    ORDER BY o.key LIMIT 1),"
+    "  (SELECT json_extract(o.value, '$.value') FROM json_each(a.observables) AS o"
+    "    WHERE json_extract(o.value, '$.type') IN ('host', 'device')"
+    "    ORDER BY json_extract(o.value, '$.role') IS NOT 'src', o.key LIMIT 1),"
+    "  a.severity, a.outcome, a.category, a.title, a.observables, a.raw"
+    " FROM alerts AS a"
+    " WHERE a.class = 'event' AND json_valid(a.observables)"
+    "  AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.alert_id = a.id)"
+    " ORDER BY a.id"
+    " ON CONFLICT (source, source_id) DO NOTHING;"
+    "DELETE FROM alert_observables WHERE (vhash, received, alert_id) IN"
+    " (SELECT kg_vhash(json_extract(o.value, '$.value')), a.received, a.id"
+    "  FROM alerts AS a, json_each(a.observables) AS o"
+    "  WHERE a.class = 'event' AND json_valid(a.observables)"
+    "   AND json_type(o.value, '$.value') = 'text'"
+    "   AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.alert_id = a.id));"
+    "DELETE FROM alerts WHERE class = 'event' AND json_valid(observables)"
+    " AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.alert_id = alerts.id);",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))

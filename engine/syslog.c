@@ -811,11 +811,10 @@ sub_done(void *arg, const struct admit_result *res)
 
     switch (res->status) {
     case ADMIT_OK:
-        if (b->events) {
-            s->st.events += res->accepted;
-        } else {
-            s->st.alerts += res->accepted;
-        }
+        /* The admit step decides each record's class again (a rule may have changed
+         * since): count what it stored. */
+        s->st.events += res->events;
+        s->st.alerts += res->accepted - res->events;
         sub_release(b);
         return;
     case ADMIT_UNAVAILABLE:

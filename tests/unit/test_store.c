@@ -1380,6 +1380,127 @@ test_events(void)
     fx_teardown(&f);
 }
 
+/* Count the rows of a query's single column result, through a connection of its own. */
+static int64_t
+raw_count(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+        v = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+/* One record stored with the alerts as class (the store of a previous release). */
+static void
+put_record(struct store_tenant *t, const char *id, int cls, int64_t *rowid)
+{
+    struct alert a;
+    char *err = NULL;
+    int dup = 0;
+
+    memset(&a, 0, sizeof(a));
+    a.source = xstrdup("entra.signin");
+    a.source_id = xstrdup(id);
+    a.time_ms = 1000;
+    a.received_ms = 2000;
+    a.title = xstrdup("Sign-in failed");
+    a.outcome = xstrdup("blocked");
+    a.cls = cls;
+    a.raw = xasprintf("{ \"id\" : \"%s\" }", id); /* as sent, spacing kept */
+    alert_add_observable(&a, "ip", "203.0.113.9", "dst");
+    alert_add_observable(&a, "user", "taro@example.jp", "account");
+    alert_add_observable(&a, "ip", "198.51.100.4", "src");
+    alert_add_observable(&a, "device", "PC-7", NULL);
+    T_ASSERT(store_alert_insert(t, &a, &dup, &err) == 0 && dup == 0);
+    if (rowid != NULL) {
+        *rowid = a.id;
+    }
+    alert_free(&a);
+    free(err);
+}
+
+/* The move of records of class event from the alerts table (where a previous release's
+ * HTTP intake kept them) to the event store: each once, its columns picked from its
+ * observables, its raw as stored; one already in the event store is not doubled; its
+ * alert rows and observable index rows are gone; alerts and a record a run refers to
+ * stay. The move is the last tenant migration: one appended after it must be undone
+ * here before the version is set back (as in test_state.c). */
+static void
+test_events_moved_by_migration(void)
+{
+    struct fx f;
+    char *err = NULL, *tpath;
+    int64_t kept = 0, run = 0;
+    int tv, dup = 0;
+    struct buf out;
+    size_t n = 0;
+    struct store_event_filter flt;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    tpath = xasprintf("%s/tenants/acme.db", f.dir);
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    put_record(f.t, "ev-1", ALERT_CLASS_EVENT, NULL);
+    put_record(f.t, "ev-2", ALERT_CLASS_EVENT, NULL);
+    put_record(f.t, "ev-both", ALERT_CLASS_EVENT, NULL);
+    put_record(f.t, "al-1", ALERT_CLASS_ALERT, NULL);
+    put_record(f.t, "ev-run", ALERT_CLASS_EVENT, &kept);
+    T_REQUIRE(store_run_insert(f.t, kept, "pb", HASH_A, 3000, &run, &err) == 0);
+    {
+        /* ev-both is already in the event store too (its source sent it twice) */
+        struct alert e;
+
+        memset(&e, 0, sizeof(e));
+        e.source = xstrdup("entra.signin");
+        e.source_id = xstrdup("ev-both");
+        e.time_ms = 500;
+        e.received_ms = 600;
+        e.outcome = xstrdup("blocked");
+        e.raw = xstrdup("{\"first\":true}");
+        T_ASSERT(store_event_insert(f.t, &e, &dup, &err) == 0 && dup == 0);
+        alert_free(&e);
+    }
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    store_tenant_close(f.t);
+    f.t = NULL;
+    tv = raw_user_version(tpath, -1);
+    T_REQUIRE(tv > 1);
+    T_EQ_INT(raw_user_version(tpath, tv - 1), tv - 1);
+    T_REQUIRE(store_tenant_open(f.st, "acme", &f.t, &err) == 0);
+    T_EQ_INT(raw_user_version(tpath, -1), tv);
+    T_EQ_INT(raw_count(tpath, "SELECT count(*) FROM alerts WHERE class = 'event'"), 1);
+    T_EQ_INT(raw_count(tpath, "SELECT id FROM alerts WHERE source_id = 'ev-run'"), kept);
+    T_EQ_INT(raw_count(tpath, "SELECT count(*) FROM alerts WHERE class = 'alert'"), 1);
+    T_EQ_INT(raw_count(tpath, "SELECT count(*) FROM events"), 3);
+    T_EQ_INT(raw_count(tpath, "SELECT count(*) FROM alert_observables WHERE alert_id NOT IN"
+                              " (SELECT id FROM alerts)"),
+             0);
+    T_EQ_INT(raw_count(tpath, "SELECT time FROM events WHERE source_id = 'ev-both'"), 500);
+    memset(&flt, 0, sizeof(flt));
+    flt.until_ms = INT64_MAX;
+    flt.limit = 10;
+    flt.user = "TARO@example.jp";
+    flt.source = "entra.signin";
+    buf_init(&out, 0);
+    T_REQUIRE(store_event_query(f.t, &flt, &out, &n, &err) == 0);
+    T_EQ_INT(n, 2);
+    T_ASSERT(strstr(out.data, "\"source_id\":\"ev-2\",\"user\":\"taro@example.jp\","
+                              "\"ip\":\"198.51.100.4\",\"dst_ip\":\"203.0.113.9\","
+                              "\"device\":\"PC-7\"") != NULL);
+    T_ASSERT(strstr(out.data, "\"outcome\":\"blocked\"") != NULL);
+    T_ASSERT(strstr(out.data, "\"raw\":{ \"id\" : \"ev-1\" }") != NULL);
+    buf_free(&out);
+    free(tpath);
+    free(err);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
     { "escalations", test_escalations },
     { "background_checkpoints", test_background_checkpoints },
@@ -1400,5 +1521,6 @@ TEST_LIST = {
     { "run_results_and_query", test_run_results_and_query },
     { "lock_probe", test_lock_probe },
     { "events", test_events },
+    { "events_moved_by_migration", test_events_moved_by_migration },
     { NULL, NULL },
 };
