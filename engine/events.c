@@ -407,7 +407,7 @@ req_add(struct buf *req, const char *key, const char *v)
 static int
 events_call(lua_State *L, int count)
 {
-    static const char *const keys[] = { "user",  "ip",    "device", "source",
+    static const char *const keys[] = { "user",  "ip",    "device", "source", "outcome",
                                         "since", "until", "limit",  NULL };
     const char *name = count ? "events.count" : "events.query";
     int max = count ? EVENTS_COUNT_MAX : EVENTS_QUERY_MAX;
