@@ -14,6 +14,8 @@
 #define ADMIT_EVENTS_DELAY_MS 200     /* the longest a stored event waits for its commit */
 #define ADMIT_EVENTS_RETRY_MS 500     /* a batch of events the store could not take, again */
 #define ADMIT_EVENTS_HELD_MAX 1000000 /* events held for a retry, at most (memory) */
+#define ADMIT_BULK_MIN 100            /* records of a batch that make it a bulk batch */
+#define ADMIT_BULK_DELAY_MS 20        /* the longest a bulk batch's commit waits for more */
 
 /* One batch waiting for its iteration's phase, then for the commit. */
 struct batch {
@@ -155,12 +157,17 @@ admit_phase(void *arg)
     while (b != NULL) {
         struct batch *next = b->next;
         char *err = NULL;
+        int bulk = !b->events && b->n >= ADMIT_BULK_MIN;
 
         /* Events wait for no answer: their commit may be shared with the next
          * iterations' for up to ADMIT_EVENTS_DELAY_MS, so a busy feed stores many of them
          * per commit: each commit rewrites every index page it touched, and the event
-         * indexes are touched all over. */
+         * indexes are touched all over. A bulk batch (an envelope of many records) is
+         * answered only after its commit, but that commit may wait ADMIT_BULK_DELAY_MS
+         * for the next bulk batches, for the same reason: its sender waits a little
+         * longer, and the host stores several times more records per second. */
         if ((b->events ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
+             : bulk    ? loop_write_within(b->t->db, ADMIT_BULK_DELAY_MS, &err)
                        : loop_write(b->t->db, &err)) == -1) {
             b->failed = 1;
             b->locked = loop_locked(b->t->db);
@@ -208,7 +215,7 @@ admit_phase(void *arg)
             log_err("admit.store_failed tenant=%s error=%s", b->t->id, log_quote(err ? err : "?"));
         }
         free(err);
-        if (b->events) {
+        if (b->events || bulk) {
             loop_after_commit_lazy(b->t->db, after_commit, b);
         } else {
             loop_after_commit(b->t->db, after_commit, b);

@@ -702,7 +702,8 @@ normalize_lines(struct intake *in, const char *text, size_t len, const char *hin
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *e = nl != NULL ? nl : end;
         size_t n = (size_t)(e - p);
-        cJSON *obj = NULL;
+        struct json_doc *doc = NULL;
+        const cJSON *obj = NULL;
         const char *src = "unknown";
         char *err = NULL;
         int rc;
@@ -718,14 +719,14 @@ normalize_lines(struct intake *in, const char *text, size_t len, const char *hin
             cap = cap ? cap * 2 : 64;
             t->alerts = xrealloc(t->alerts, cap * sizeof(*t->alerts));
         }
-        rc = json_parse_strict(p, n, JSON_MAX_DEPTH, &obj, &err);
-        if (rc == 0 && !cJSON_IsObject(obj)) {
+        rc = json_doc_parse(p, n, JSON_MAX_DEPTH, &doc, &err);
+        if (rc == 0 && !cJSON_IsObject(obj = json_doc_root(doc))) {
             rc = kg_err(&err, "expected an object");
         }
         if (rc == 0) {
             rc = normalize_record(obj, p, n, hint, now, &t->alerts[t->n], &src, &err);
         }
-        cJSON_Delete(obj);
+        json_doc_free(doc);
         count_source(in, src, rc == 0);
         t->total++;
         if (rc == 0) {
@@ -754,15 +755,15 @@ static int
 intake_normalize(const char *rec, size_t len, const char *hint, int64_t received_ms,
                  struct alert **alerts, size_t *n, char **errp)
 {
-    cJSON *root = NULL;
+    struct json_doc *doc = NULL;
     struct tree t;
     int rc;
 
-    if (json_parse_strict(rec, len, JSON_MAX_DEPTH, &root, errp) == -1) {
+    if (json_doc_parse(rec, len, JSON_MAX_DEPTH, &doc, errp) == -1) {
         return -1;
     }
-    rc = normalize_tree(NULL, rec, len, root, hint, received_ms, &t, errp);
-    cJSON_Delete(root);
+    rc = normalize_tree(NULL, rec, len, json_doc_root(doc), hint, received_ms, &t, errp);
+    json_doc_free(doc);
     if (rc == 0) {
         rejects_free(t.rej, t.nrej); /* this interface has no way to name them */
         *alerts = t.alerts;
@@ -783,7 +784,7 @@ handle_alerts(struct intake *in, struct http_request *req)
     int lines;
     struct pending *p;
     int64_t t0_us = util_mono_us();
-    cJSON *root = NULL;
+    struct json_doc *doc = NULL;
     struct bucket *bucket;
 
     if (strcmp(http_request_method(req), "POST") != 0) {
@@ -828,21 +829,21 @@ handle_alerts(struct intake *in, struct http_request *req)
     }
     /* Two steps rather than intake_normalize, so that bad JSON and a bad alert answer
      * with different error codes. */
-    if (json_parse_strict(body, len, JSON_MAX_DEPTH, &root, &err) == -1) {
+    if (json_doc_parse(body, len, JSON_MAX_DEPTH, &doc, &err) == -1) {
         in->rejected++;
         http_reply_error(req, 400, "bad_json", err);
         free(err);
         return;
     }
-    if (normalize_tree(in, body, len, root, http_request_param(req, "source"), util_now_ms(), &tr,
-                       &err) == -1) {
+    if (normalize_tree(in, body, len, json_doc_root(doc), http_request_param(req, "source"),
+                       util_now_ms(), &tr, &err) == -1) {
         in->rejected++;
         http_reply_error(req, 400, "bad_alert", err);
         free(err);
-        cJSON_Delete(root);
+        json_doc_free(doc);
         return;
     }
-    cJSON_Delete(root);
+    json_doc_free(doc);
 admit:
     if (bucket != NULL) {
         bucket->tokens -= (double)tr.total - 1; /* the first was taken by rate_check */

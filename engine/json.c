@@ -1,7 +1,9 @@
 /* json.c: strict validation of untrusted JSON before cJSON sees it, and small helpers. */
 #include "engine/json.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,7 +255,7 @@ is_digit(unsigned char c)
  * Also refuses tokens cJSON cannot parse faithfully (too long) and magnitudes that
  * overflow a double (cJSON would store infinity and print it as null). */
 static int
-lex_number(struct json_lexer *lx)
+lex_number(struct json_lexer *lx, double *value)
 {
     size_t start = lx->pos;
     const unsigned char *p = lx->p;
@@ -307,6 +309,7 @@ lex_number(struct json_lexer *lx)
     if (isinf(v)) {
         return lex_fail(lx, start, "number out of range");
     }
+    *value = v;
     return 0;
 }
 
@@ -392,7 +395,9 @@ lex_run(struct json_lexer *lx)
                 return -1;
             }
         } else if (c == '-' || is_digit(c)) {
-            if (lex_number(lx) == -1) {
+            double v;
+
+            if (lex_number(lx, &v) == -1) {
                 return -1;
             }
         } else if (c == 't' || c == 'f' || c == 'n') {
@@ -820,4 +825,438 @@ json_array_spans(const char *text, size_t len, const char *key, struct json_span
         }
     }
     return -1;
+}
+
+/* ---- documents parsed in one pass into an arena ----
+ *
+ * The intake's path: a body of thousands of records is validated and built in a single
+ * pass over its bytes (the validator's own token checks, so both accept exactly the same
+ * texts), every node and string carved from a few large blocks, duplicate keys caught as
+ * each object closes by hashes taken while its keys were copied, and the whole freed at
+ * once. json_parse_strict's three passes and one malloc per node and per string cost
+ * several times more on large bodies. Any failure is handed to json_parse_strict, whose
+ * error message (with its byte offset or the duplicate key's path) is the one returned. */
+
+#define DOC_BLOCK_MIN (64u * 1024) /* bytes of the smallest arena block */
+#define DOC_KEYS_PAIRWISE 8        /* up to this many keys an object is checked pair by pair */
+
+struct doc_block {
+    struct doc_block *next;
+    size_t size, used;
+    max_align_t data[];
+};
+
+struct json_doc {
+    cJSON *root;
+    cJSON *tree; /* a tree of json_parse_strict (when the one pass declined), or NULL */
+    struct doc_block *blocks;
+    size_t hint; /* the size of the next block */
+};
+
+/* One key of an open object: its node and the hash of its decoded bytes. */
+struct doc_key {
+    uint64_t h;
+    const cJSON *item;
+};
+
+/* The builder's state: the document, the open containers and their keys. */
+struct doc_build {
+    struct json_lexer lx;
+    struct json_doc *d;
+    cJSON **open;  /* the open containers, outermost first (max_depth of them) */
+    cJSON **last;  /* the last child of each, or NULL */
+    size_t *kbase; /* where each object's keys start in keys */
+    struct doc_key *keys;
+    size_t nkeys, capkeys;
+    uint32_t *slots; /* the hash set of a large object's keys */
+    size_t capslots;
+};
+
+static void *
+doc_alloc(struct json_doc *d, size_t n)
+{
+    struct doc_block *b = d->blocks;
+
+    n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+    if (b == NULL || b->size - b->used < n) {
+        size_t size = d->hint > n ? d->hint : n;
+
+        b = xmalloc(sizeof(*b) + size);
+        b->size = size;
+        b->used = 0;
+        b->next = d->blocks;
+        d->blocks = b;
+        d->hint = size * 2; /* few blocks however large the body */
+    }
+    b->used += n;
+    return (char *)b->data + b->used - n;
+}
+
+/* Append code point cp as UTF-8 at q; returns the end. */
+static char *
+utf8_put(char *q, unsigned cp)
+{
+    if (cp < 0x80) {
+        *q++ = (char)cp;
+    } else if (cp < 0x800) {
+        *q++ = (char)(0xc0 | (cp >> 6));
+        *q++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *q++ = (char)(0xe0 | (cp >> 12));
+        *q++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *q++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *q++ = (char)(0xf0 | (cp >> 18));
+        *q++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *q++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *q++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return q;
+}
+
+/* Validate the string at the lexer's position (lex_string) and copy it decoded into the
+ * arena: the bytes between the quotes as they are when there is no escape. *h, when not
+ * NULL, gets the hash of the decoded bytes (FNV-1a). NULL when the string is invalid. */
+static char *
+doc_string(struct doc_build *b, uint64_t *h)
+{
+    const char *src = (const char *)b->lx.p + b->lx.pos + 1, *end;
+    char *out, *q;
+    size_t n;
+
+    if (lex_string(&b->lx) == -1) {
+        return NULL;
+    }
+    end = (const char *)b->lx.p + b->lx.pos - 1; /* the closing quote */
+    n = (size_t)(end - src);
+    out = doc_alloc(b->d, n + 1); /* decoding never lengthens a validated string */
+    if (memchr(src, '\\', n) == NULL) {
+        memcpy(out, src, n);
+        q = out + n;
+    } else {
+        q = out;
+        while (src < end) {
+            unsigned cp, lo;
+
+            if (*src != '\\') {
+                *q++ = *src++;
+                continue;
+            }
+            switch (src[1]) {
+            case 'b':
+                *q++ = '\b';
+                break;
+            case 'f':
+                *q++ = '\f';
+                break;
+            case 'n':
+                *q++ = '\n';
+                break;
+            case 'r':
+                *q++ = '\r';
+                break;
+            case 't':
+                *q++ = '\t';
+                break;
+            case 'u':
+                (void)hex4((const unsigned char *)src + 2, &cp);
+                if (cp >= 0xd800 && cp <= 0xdbff) { /* a pair: lex_string checked it */
+                    (void)hex4((const unsigned char *)src + 8, &lo);
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    src += 6;
+                }
+                q = utf8_put(q, cp);
+                src += 6;
+                continue;
+            default: /* '"', '\\', '/' */
+                *q++ = src[1];
+                break;
+            }
+            src += 2;
+        }
+    }
+    *q = '\0';
+    if (h != NULL) {
+        uint64_t v = 1469598103934665603ULL;
+
+        for (const char *k = out; k < q; k++) {
+            v = (v ^ (unsigned char)*k) * 1099511628211ULL;
+        }
+        *h = v;
+    }
+    return out;
+}
+
+/* Does the object whose keys are keys[from..nkeys) repeat one? */
+static int
+doc_has_duplicate(struct doc_build *b, size_t from)
+{
+    size_t n = b->nkeys - from, cap = 16;
+    const struct doc_key *k = b->keys + from;
+
+    if (n <= DOC_KEYS_PAIRWISE) {
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = i + 1; j < n; j++) {
+                if (k[i].h == k[j].h && strcmp(k[i].item->string, k[j].item->string) == 0) {
+                    return 1;
+                }
+            }
+        }
+        return 0;
+    }
+    while (cap < 2 * n) {
+        cap *= 2;
+    }
+    if (cap > b->capslots) {
+        free(b->slots);
+        b->slots = xmalloc(cap * sizeof(*b->slots));
+        b->capslots = cap;
+    }
+    memset(b->slots, 0xff, cap * sizeof(*b->slots));
+    for (size_t i = 0; i < n; i++) {
+        size_t slot = (size_t)(k[i].h ^ (k[i].h >> 29)) & (cap - 1);
+
+        for (; b->slots[slot] != UINT32_MAX; slot = (slot + 1) & (cap - 1)) {
+            const struct doc_key *o = &k[b->slots[slot]];
+
+            if (o->h == k[i].h && strcmp(o->item->string, k[i].item->string) == 0) {
+                return 1;
+            }
+        }
+        b->slots[slot] = (uint32_t)i;
+    }
+    return 0;
+}
+
+/* Read an object key and the ':' after it into *key, noting it for the duplicate check
+ * of the innermost open object. -1 when the text is not valid there. */
+static int
+doc_key(struct doc_build *b, char **key)
+{
+    uint64_t h;
+
+    if (b->lx.pos >= b->lx.len || b->lx.p[b->lx.pos] != '"' || (*key = doc_string(b, &h)) == NULL) {
+        return -1;
+    }
+    lex_skip_ws(&b->lx);
+    if (b->lx.pos >= b->lx.len || b->lx.p[b->lx.pos] != ':') {
+        return -1;
+    }
+    b->lx.pos++;
+    lex_skip_ws(&b->lx);
+    if (b->nkeys == b->capkeys) {
+        b->capkeys = b->capkeys ? b->capkeys * 2 : 256;
+        b->keys = xrealloc(b->keys, b->capkeys * sizeof(*b->keys));
+    }
+    b->keys[b->nkeys].h = h;
+    b->keys[b->nkeys].item = NULL; /* set when the member's node is made */
+    b->nkeys++;
+    return 0;
+}
+
+/* Make a node for the value at the lexer's position, a member of the innermost open
+ * container (named key in an object). */
+static cJSON *
+doc_node(struct doc_build *b, char *key)
+{
+    cJSON *n = doc_alloc(b->d, sizeof(*n));
+    int depth = b->lx.depth;
+
+    memset(n, 0, sizeof(*n));
+    if (depth > 0) {
+        cJSON *parent = b->open[depth - 1];
+
+        if (b->last[depth - 1] == NULL) {
+            parent->child = n;
+        } else {
+            b->last[depth - 1]->next = n;
+            n->prev = b->last[depth - 1];
+        }
+        parent->child->prev = n; /* cJSON keeps the last child in the first's prev */
+        b->last[depth - 1] = n;
+        if (key != NULL) {
+            n->string = key;
+            b->keys[b->nkeys - 1].item = n;
+        }
+    }
+    return n;
+}
+
+/* The one pass of lex_run, building the tree as it goes. 0 with b->d->root, or -1. */
+static int
+doc_run(struct doc_build *b)
+{
+    struct json_lexer *lx = &b->lx;
+    char *key = NULL;
+
+    lex_skip_ws(lx);
+    if (lx->pos >= lx->len ||
+        (lx->len - lx->pos >= 3 && memcmp(lx->p + lx->pos, "\xef\xbb\xbf", 3) == 0)) {
+        return -1;
+    }
+    for (;;) {
+        unsigned char c;
+        cJSON *n;
+
+        if (lx->pos >= lx->len) {
+            return -1;
+        }
+        c = lx->p[lx->pos];
+        n = doc_node(b, key);
+        key = NULL;
+        if (b->d->root == NULL) {
+            b->d->root = n;
+        }
+        if (c == '{' || c == '[') {
+            if (lx->depth >= lx->max_depth) {
+                return -1;
+            }
+            n->type = c == '{' ? cJSON_Object : cJSON_Array;
+            b->open[lx->depth] = n;
+            b->last[lx->depth] = NULL;
+            b->kbase[lx->depth] = b->nkeys;
+            lx->stack[lx->depth++] = (char)c;
+            lx->pos++;
+            lex_skip_ws(lx);
+            if (lx->pos < lx->len && lx->p[lx->pos] == (c == '{' ? '}' : ']')) {
+                lx->pos++;
+                lx->depth--;
+            } else if (c == '{') {
+                if (doc_key(b, &key) == -1) {
+                    return -1;
+                }
+                continue;
+            } else {
+                continue;
+            }
+        } else if (c == '"') {
+            n->type = cJSON_String;
+            if ((n->valuestring = doc_string(b, NULL)) == NULL) {
+                return -1;
+            }
+        } else if (c == '-' || is_digit(c)) {
+            double v;
+
+            if (lex_number(lx, &v) == -1) {
+                return -1;
+            }
+            n->type = cJSON_Number;
+            n->valuedouble = v;
+            n->valueint = v >= INT_MAX ? INT_MAX : v <= (double)INT_MIN ? INT_MIN : (int)v;
+        } else if (c == 't' || c == 'f' || c == 'n') {
+            if (lex_literal(lx) == -1) {
+                return -1;
+            }
+            n->type = c == 't' ? cJSON_True : c == 'f' ? cJSON_False : cJSON_NULL;
+            n->valueint = c == 't';
+        } else {
+            return -1;
+        }
+        /* A value ended: close containers or move to the next member. */
+        for (;;) {
+            char top, close;
+
+            lex_skip_ws(lx);
+            if (lx->depth == 0) {
+                return lx->pos < lx->len ? -1 : 0;
+            }
+            top = lx->stack[lx->depth - 1];
+            close = top == '{' ? '}' : ']';
+            if (lx->pos < lx->len && lx->p[lx->pos] == close) {
+                lx->pos++;
+                lx->depth--;
+                if (top == '{') {
+                    if (doc_has_duplicate(b, b->kbase[lx->depth])) {
+                        return -1;
+                    }
+                    b->nkeys = b->kbase[lx->depth];
+                }
+                continue;
+            }
+            if (lx->pos < lx->len && lx->p[lx->pos] == ',') {
+                lx->pos++;
+                lex_skip_ws(lx);
+                if (top == '{' && doc_key(b, &key) == -1) {
+                    return -1;
+                }
+                break;
+            }
+            return -1;
+        }
+    }
+}
+
+int
+json_doc_parse(const char *text, size_t len, int max_depth, struct json_doc **out, char **errp)
+{
+    struct json_doc *d = xcalloc(1, sizeof(*d));
+    struct doc_build *b;
+    int rc;
+
+    *out = NULL;
+    if (text == NULL || len == 0) {
+        free(d);
+        return kg_err(errp, "json: empty input");
+    }
+    /* Nodes take about as many bytes as the text they come from, and strings less. */
+    d->hint = len + len / 2 > DOC_BLOCK_MIN ? len + len / 2 : DOC_BLOCK_MIN;
+    b = xcalloc(1, sizeof(*b));
+    b->d = d;
+    b->lx.p = (const unsigned char *)text;
+    b->lx.len = len;
+    b->lx.max_depth = max_depth < 0 ? 0 : max_depth;
+    if (b->lx.max_depth > CJSON_NESTING_LIMIT) {
+        b->lx.max_depth = CJSON_NESTING_LIMIT;
+    }
+    b->lx.errp = NULL;
+    b->open = xmalloc(((size_t)b->lx.max_depth + 1) * sizeof(*b->open));
+    b->last = xmalloc(((size_t)b->lx.max_depth + 1) * sizeof(*b->last));
+    b->kbase = xmalloc(((size_t)b->lx.max_depth + 1) * sizeof(*b->kbase));
+    rc = doc_run(b);
+    free(b->open);
+    free(b->last);
+    free(b->kbase);
+    free(b->keys);
+    free(b->slots);
+    free(b);
+    if (rc == -1) {
+        /* Declined: the strict parser says why (or, should it accept, its tree is used). */
+        json_doc_free(d);
+        d = xcalloc(1, sizeof(*d));
+        if (json_parse_strict(text, len, max_depth, &d->tree, errp) == -1) {
+            free(d);
+            return -1;
+        }
+        d->root = d->tree;
+    }
+    *out = d;
+    return 0;
+}
+
+const cJSON *
+json_doc_root(const struct json_doc *d)
+{
+    return d->root;
+}
+
+int
+json_doc_in_arena(const struct json_doc *d)
+{
+    return d->tree == NULL;
+}
+
+void
+json_doc_free(struct json_doc *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    while (d->blocks != NULL) {
+        struct doc_block *next = d->blocks->next;
+
+        free(d->blocks);
+        d->blocks = next;
+    }
+    cJSON_Delete(d->tree);
+    free(d);
 }

@@ -15,6 +15,21 @@
  * anything that is not RFC 8259 JSON. On success *out owns the tree (cJSON_Delete). */
 int json_parse_strict(const char *text, size_t len, int max_depth, cJSON **out, char **errp) KG_WUR;
 
+/* A document parsed from outside text for reading: the same texts accepted and refused as
+ * json_parse_strict, with the same messages, but its nodes and strings live in one arena
+ * (one pass, a few allocations), so it is much cheaper for large bodies. The tree is
+ * read-only: never cJSON_Delete, detach or add to any of its nodes; json_doc_free frees
+ * it all. */
+struct json_doc;
+/* Parse text; on success *out owns the document (json_doc_free). -1 with *errp. */
+int json_doc_parse(const char *text, size_t len, int max_depth, struct json_doc **out,
+                   char **errp) KG_WUR;
+const cJSON *json_doc_root(const struct json_doc *d); /* borrowed from d */
+/* 1 when the document was built by the one pass (0: json_parse_strict's tree, which the
+ * one pass declined to build; tests check that it never declines a valid text). */
+int json_doc_in_arena(const struct json_doc *d);
+void json_doc_free(struct json_doc *d); /* NULL is a no-op */
+
 /* Case-sensitive member lookup (cJSON_GetObjectItem ignores case). NULL if absent. */
 cJSON *json_get(const cJSON *obj, const char *key);
 /* The member's string value if it is a string, else NULL. */

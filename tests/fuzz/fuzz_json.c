@@ -1,6 +1,8 @@
 /* fuzz_json.c: json_parse_strict on arbitrary bytes. Whatever it accepts must print to
  * text that it accepts again (and prints identically), and must convert to Lua and back
- * (every strictly valid document is representable by the json module). */
+ * (every strictly valid document is representable by the json module). The one-pass
+ * parser of the intake (json_doc_parse) must agree: the same texts accepted (built by
+ * itself, into an equal tree) and refused (with the same message). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,19 +59,33 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* An exact-size copy, so any read past the end is caught by ASan. */
     char *copy = xmalloc(size ? size : 1);
     cJSON *tree = NULL, *again = NULL;
-    char *err = NULL, *out, *out2;
+    struct json_doc *doc = NULL;
+    char *err = NULL, *derr = NULL, *out, *out2;
+    int rc;
 
     if (size > 0) {
         memcpy(copy, data, size);
     }
-    if (json_parse_strict(copy, size, JSON_MAX_DEPTH, &tree, &err) == -1) {
+    rc = json_parse_strict(copy, size, JSON_MAX_DEPTH, &tree, &err);
+    if (json_doc_parse(copy, size, JSON_MAX_DEPTH, &doc, &derr) != rc) {
+        fuzz_die("json_doc_parse disagrees", rc == 0 ? derr : err);
+    }
+    if (rc == -1) {
         if (err == NULL || strncmp(err, "json: ", 6) != 0) {
             fuzz_die("rejection without a message", err);
         }
+        if (derr == NULL || strcmp(err, derr) != 0) {
+            fuzz_die("json_doc_parse's message differs", derr);
+        }
+        free(derr);
         free(err);
         free(copy);
         return 0;
     }
+    if (!json_doc_in_arena(doc) || !cJSON_Compare(tree, json_doc_root(doc), 1)) {
+        fuzz_die("json_doc_parse built another tree (or declined)", copy);
+    }
+    json_doc_free(doc);
     out = json_print(tree);
     if (json_parse_strict(out, strlen(out), JSON_MAX_DEPTH, &again, &err) == -1) {
         fuzz_die("printed text rejected", err);

@@ -7,6 +7,41 @@
 #include "engine/util.h"
 #include "tests/unit/test.h"
 
+/* The one-pass parser (json_doc_parse) on the same bytes must agree with
+ * json_parse_strict: accept the same texts, building them itself (never handing a valid
+ * text to the strict parser) into an equal tree, and refuse the rest with the same
+ * message. */
+static void
+doc_agrees(const char *copy, size_t len, int depth, const cJSON *tree, const char *err)
+{
+    struct json_doc *d = NULL;
+    char *derr = NULL;
+
+    if (json_doc_parse(copy, len, depth, &d, &derr) == 0) {
+        if (tree == NULL) {
+            T_FAIL_("json_doc_parse accepted what json_parse_strict refused (%s)", err);
+        } else if (!json_doc_in_arena(d)) {
+            T_FAIL_("json_doc_parse handed a valid text to json_parse_strict");
+        } else if (!cJSON_Compare(tree, json_doc_root(d), 1)) {
+            T_FAIL_("json_doc_parse built another tree");
+        } else {
+            char *a = json_print(tree), *b = json_print(json_doc_root(d));
+
+            if (strcmp(a, b) != 0) {
+                T_FAIL_("trees print differently: %s / %s", a, b);
+            }
+            free(a);
+            free(b);
+        }
+        json_doc_free(d);
+    } else if (tree != NULL) {
+        T_FAIL_("json_doc_parse refused what json_parse_strict accepted: %s", derr);
+    } else if (err == NULL || derr == NULL || strcmp(err, derr) != 0) {
+        T_FAIL_("messages differ: %s / %s", err ? err : "-", derr ? derr : "-");
+    }
+    free(derr);
+}
+
 /* Parse len bytes of s; return the error message (caller frees) or NULL when accepted. */
 static char *
 reject_n(const char *s, size_t len, int depth)
@@ -18,10 +53,12 @@ reject_n(const char *s, size_t len, int depth)
 
     memcpy(copy, s, len);
     if (json_parse_strict(copy, len, depth, &tree, &err) == 0) {
+        doc_agrees(copy, len, depth, tree, NULL);
         cJSON_Delete(tree);
         free(copy);
         return NULL;
     }
+    doc_agrees(copy, len, depth, NULL, err);
     if (tree != NULL) {
         T_FAIL_("tree set on error");
     }
