@@ -914,6 +914,24 @@ utf8_put(char *q, unsigned cp)
     return q;
 }
 
+#define DOC_ONES 0x0101010101010101ULL
+#define DOC_HIGHS 0x8080808080808080ULL
+
+/* Whether any of the eight bytes of w is below 0x20, above 0x7f, '"' or '\\' (the bytes
+ * that end a plain run of a string). A byte is zero in v ^ (c * ONES) exactly where it
+ * equals c; (x - ONES) & ~x & HIGHS is not 0 when x has a zero byte, and likewise
+ * (w - 0x20 * ONES) & ~w & HIGHS when w has a byte below 0x20 (a borrow may flag bytes
+ * above the first hit too, so the test is exact only as "any": the byte loop after it
+ * finds which). */
+static int
+doc_special8(uint64_t w)
+{
+    uint64_t q = w ^ (DOC_ONES * '"'), bs = w ^ (DOC_ONES * '\\');
+
+    return ((((w - DOC_ONES * 0x20) & ~w) | ((q - DOC_ONES) & ~q) | ((bs - DOC_ONES) & ~bs) | w) &
+            DOC_HIGHS) != 0;
+}
+
 /* Validate the string at the lexer's position (lex_string) and copy it decoded into the
  * arena: the bytes between the quotes as they are when there is no escape. *h, when not
  * NULL, gets the hash of the decoded bytes (FNV-1a). NULL when the string is invalid. */
@@ -922,15 +940,39 @@ doc_string(struct doc_build *b, uint64_t *h)
 {
     const char *src = (const char *)b->lx.p + b->lx.pos + 1, *end;
     char *out, *q;
-    size_t n;
+    size_t n, i = b->lx.pos + 1;
+    int plain = 0;
 
-    if (lex_string(&b->lx) == -1) {
+    /* Most strings are printable ASCII without escapes: one scan finds the closing quote,
+     * and nothing else needs checking. Others take lex_string's full checks. The scan
+     * looks at eight bytes at a time while none of them is special. */
+    while (b->lx.len - i >= 8) {
+        uint64_t w;
+
+        memcpy(&w, b->lx.p + i, 8);
+        if (doc_special8(w)) {
+            break;
+        }
+        i += 8;
+    }
+    while (i < b->lx.len) {
+        unsigned char c = b->lx.p[i];
+
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+            break;
+        }
+        i++;
+    }
+    if (i < b->lx.len && b->lx.p[i] == '"') {
+        b->lx.pos = i + 1;
+        plain = 1;
+    } else if (lex_string(&b->lx) == -1) {
         return NULL;
     }
     end = (const char *)b->lx.p + b->lx.pos - 1; /* the closing quote */
     n = (size_t)(end - src);
     out = doc_alloc(b->d, n + 1); /* decoding never lengthens a validated string */
-    if (memchr(src, '\\', n) == NULL) {
+    if (plain || memchr(src, '\\', n) == NULL) {
         memcpy(out, src, n);
         q = out + n;
     } else {

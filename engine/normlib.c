@@ -13,25 +13,35 @@
 
 #include "engine/json.h"
 
+/* Members are compared in place (no copy of the path's segment, no library call per
+ * member): a normalizer reads dozens of paths from objects of dozens of members, on
+ * every record of the intake. The first member of that name is the one found, as with
+ * cJSON_GetObjectItemCaseSensitive (the strict parser refuses duplicates anyway). */
 const cJSON *
 normlib_get(const cJSON *obj, const char *path)
 {
     const cJSON *cur = obj;
-    char key[128];
 
     while (cur != NULL && *path != '\0') {
         const char *dot = strchr(path, '.');
         size_t n = dot != NULL ? (size_t)(dot - path) : strlen(path);
+        const cJSON *c;
 
-        if (!cJSON_IsObject(cur) || n >= sizeof(key)) {
+        if ((cur->type & 0xff) != cJSON_Object) {
             return NULL;
         }
-        memcpy(key, path, n);
-        key[n] = '\0';
-        cur = json_get(cur, key);
+        for (c = cur->child; c != NULL; c = c->next) {
+            const char *k = c->string;
+
+            if (k != NULL && k[0] == (n > 0 ? path[0] : '\0') &&
+                (n == 0 || (strncmp(k, path, n) == 0 && k[n] == '\0'))) {
+                break;
+            }
+        }
+        cur = c;
         path += n + (dot != NULL);
     }
-    return cJSON_IsNull(cur) ? NULL : cur;
+    return cur != NULL && (cur->type & 0xff) == cJSON_NULL ? NULL : cur;
 }
 
 const char *

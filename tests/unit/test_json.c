@@ -414,7 +414,35 @@ test_array_spans(void)
     }
 }
 
+/* The one-pass parser reads plain string runs eight bytes at a time: every special byte
+ * (a quote, a backslash escape, a control character, UTF-8, a bad byte) at every
+ * position of strings of 0 to 24 bytes, as a value and as a key, must be handled as the
+ * strict parser handles it (reject_n checks that both agree). */
+static void
+test_doc_strings_every_position(void)
+{
+    static const char *const specials[] = { "\\\"",           "\\\\", "\\n",  "\\u00e9",
+                                            "\\ud83d\\ude00", "\x01", "\x1f", "\xe7\xaf\x9d",
+                                            "\xff",           "\xc3", "\"",   "\x7f" };
+
+    for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+        for (size_t len = 0; len <= 24; len++) {
+            for (size_t at = 0; at <= len; at++) {
+                char body[64], text[160];
+                int n;
+
+                memset(body, 'a', len);
+                body[len] = '\0';
+                n = snprintf(text, sizeof(text), "{\"%.*s%s%s\":\"%.*s%s%s\"}", (int)at, body,
+                             specials[k], body + at, (int)at, body, specials[k], body + at);
+                free(reject_n(text, (size_t)n, JSON_MAX_DEPTH));
+            }
+        }
+    }
+}
+
 TEST_LIST = {
+    { "doc_strings_every_position", test_doc_strings_every_position },
     { "array_spans", test_array_spans },
     { "accepts_valid", test_accepts_valid },
     { "parse_values", test_parse_values },
