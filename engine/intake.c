@@ -587,14 +587,16 @@ envelope_key(const cJSON *root)
  * on; only an envelope of nothing but such records fails. Each alert's raw is the
  * record's own bytes. in (may be NULL) counts records per source. */
 static int
-normalize_tree(struct intake *in, const char *text, size_t len, const cJSON *root, const char *hint,
-               int64_t now, struct tree *t, char **errp)
+normalize_tree(struct intake *in, const char *text, size_t len, const struct json_doc *doc,
+               const char *hint, int64_t now, struct tree *t, char **errp)
 {
+    const cJSON *root = json_doc_root(doc);
     const cJSON *items = root;
     const cJSON *it;
     const char *key = envelope_key(root);
     const char *prefix = key != NULL ? key : "alerts";
-    struct json_span *spans = NULL;
+    const struct json_span *spans = NULL;
+    struct json_span *found = NULL; /* spans found by a scan of the text (freed here) */
     long nspans;
     size_t i = 0, n;
     char *err = NULL;
@@ -629,9 +631,13 @@ normalize_tree(struct intake *in, const char *text, size_t len, const cJSON *roo
     if (n > INTAKE_MAX_ALERTS) {
         return kg_err(errp, "%s: more than %d alerts in one request", prefix, INTAKE_MAX_ALERTS);
     }
-    nspans = json_array_spans(text, len, key, &spans);
+    /* The records' own bytes: noted by the parser, else (a document the strict parser
+     * built) found by a scan of the text. */
+    if ((nspans = json_doc_spans(doc, items, &spans)) == -1) {
+        nspans = json_array_spans(text, len, key, &found);
+        spans = found;
+    }
     if (nspans != (long)n) { /* a key spelled with escapes: fall back to printed records */
-        free(spans);
         spans = NULL;
     }
     t->alerts = xcalloc(n, sizeof(*t->alerts));
@@ -654,7 +660,7 @@ normalize_tree(struct intake *in, const char *text, size_t len, const cJSON *roo
         } else if (key == NULL) {
             kg_err(errp, "%s[%zu]%s%s", prefix, i, cJSON_IsObject(it) ? "." : ": ", err);
             free(err);
-            free(spans);
+            free(found);
             tree_free(t);
             return -1;
         } else {
@@ -665,7 +671,7 @@ normalize_tree(struct intake *in, const char *text, size_t len, const cJSON *roo
         err = NULL;
         i++;
     }
-    free(spans);
+    free(found);
     if (t->n == 0) {
         kg_err(errp, "%s: none of the %zu records could be understood; the first: %s", prefix, n,
                t->rej[0].error);
@@ -762,7 +768,7 @@ intake_normalize(const char *rec, size_t len, const char *hint, int64_t received
     if (json_doc_parse(rec, len, JSON_MAX_DEPTH, &doc, errp) == -1) {
         return -1;
     }
-    rc = normalize_tree(NULL, rec, len, json_doc_root(doc), hint, received_ms, &t, errp);
+    rc = normalize_tree(NULL, rec, len, doc, hint, received_ms, &t, errp);
     json_doc_free(doc);
     if (rc == 0) {
         rejects_free(t.rej, t.nrej); /* this interface has no way to name them */
@@ -835,8 +841,8 @@ handle_alerts(struct intake *in, struct http_request *req)
         free(err);
         return;
     }
-    if (normalize_tree(in, body, len, json_doc_root(doc), http_request_param(req, "source"),
-                       util_now_ms(), &tr, &err) == -1) {
+    if (normalize_tree(in, body, len, doc, http_request_param(req, "source"), util_now_ms(), &tr,
+                       &err) == -1) {
         in->rejected++;
         http_reply_error(req, 400, "bad_alert", err);
         free(err);

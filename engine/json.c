@@ -851,6 +851,12 @@ struct json_doc {
     cJSON *tree; /* a tree of json_parse_strict (when the one pass declined), or NULL */
     struct doc_block *blocks;
     size_t hint; /* the size of the next block */
+    /* The spans of the elements of the root when it is an array, and of each array that
+     * is a member of the root object, in order (an array's are contiguous). */
+    struct json_span *spans;
+    const cJSON **span_of; /* the array of each span */
+    size_t nspans, capspans;
+    int open_span; /* spans[nspans - 1] waits for its end */
 };
 
 /* One key of an open object: its node and the hash of its decoded bytes. */
@@ -1108,6 +1114,24 @@ doc_node(struct doc_build *b, char *key)
     if (depth > 0) {
         cJSON *parent = b->open[depth - 1];
 
+        /* An element of the root array, or of an array member of the root object: note
+         * where its bytes start (doc_run notes where they end). */
+        if (parent->type == cJSON_Array &&
+            (depth == 1 || (depth == 2 && b->open[0]->type == cJSON_Object))) {
+            struct json_doc *d = b->d;
+
+            if (d->nspans == d->capspans) {
+                d->capspans = d->capspans ? d->capspans * 2 : 64;
+                d->spans = xrealloc(d->spans, d->capspans * sizeof(*d->spans));
+                d->span_of = xrealloc(d->span_of, d->capspans * sizeof(*d->span_of));
+            }
+            d->span_of[d->nspans] = parent;
+            d->spans[d->nspans].off = b->lx.pos;
+            d->spans[d->nspans].len = 0;
+            d->nspans++;
+            d->open_span = 1;
+        }
+
         if (b->last[depth - 1] == NULL) {
             parent->child = n;
         } else {
@@ -1198,6 +1222,14 @@ doc_run(struct doc_build *b)
         for (;;) {
             char top, close;
 
+            if (b->d->open_span && lx->depth <= 2 && lx->depth > 0 &&
+                b->open[lx->depth - 1] == b->d->span_of[b->d->nspans - 1]) {
+                /* the element whose start doc_node noted ends here */
+                struct json_span *sp = &b->d->spans[b->d->nspans - 1];
+
+                sp->len = lx->pos - sp->off;
+                b->d->open_span = 0;
+            }
             lex_skip_ws(lx);
             if (lx->depth == 0) {
                 return lx->pos < lx->len ? -1 : 0;
@@ -1281,6 +1313,28 @@ json_doc_root(const struct json_doc *d)
     return d->root;
 }
 
+long
+json_doc_spans(const struct json_doc *d, const cJSON *array, const struct json_span **out)
+{
+    size_t i = 0, n = 0;
+
+    *out = NULL;
+    if (d->tree != NULL) {
+        return -1; /* built by json_parse_strict: no spans noted */
+    }
+    while (i < d->nspans && d->span_of[i] != array) {
+        i++;
+    }
+    if (i == d->nspans) {
+        return cJSON_IsArray(array) && array->child == NULL ? 0 : -1;
+    }
+    while (i + n < d->nspans && d->span_of[i + n] == array) {
+        n++;
+    }
+    *out = &d->spans[i];
+    return (long)n;
+}
+
 int
 json_doc_in_arena(const struct json_doc *d)
 {
@@ -1299,6 +1353,8 @@ json_doc_free(struct json_doc *d)
         free(d->blocks);
         d->blocks = next;
     }
+    free(d->spans);
+    free(d->span_of);
     cJSON_Delete(d->tree);
     free(d);
 }

@@ -21,10 +21,16 @@ int json_parse_strict(const char *text, size_t len, int max_depth, cJSON **out, 
  * read-only: never cJSON_Delete, detach or add to any of its nodes; json_doc_free frees
  * it all. */
 struct json_doc;
+struct json_span;
 /* Parse text; on success *out owns the document (json_doc_free). -1 with *errp. */
 int json_doc_parse(const char *text, size_t len, int max_depth, struct json_doc **out,
                    char **errp) KG_WUR;
 const cJSON *json_doc_root(const struct json_doc *d); /* borrowed from d */
+/* The exact bytes of each element of array in the text: the root when it is an array, or
+ * an array that is a member of the root object (an envelope's records), noted by the one
+ * pass. Returns their number with *out borrowed from d, or -1 when they were not noted
+ * (another array, or a document json_parse_strict built: use json_array_spans). */
+long json_doc_spans(const struct json_doc *d, const cJSON *array, const struct json_span **out);
 /* 1 when the document was built by the one pass (0: json_parse_strict's tree, which the
  * one pass declined to build; tests check that it never declines a valid text). */
 int json_doc_in_arena(const struct json_doc *d);

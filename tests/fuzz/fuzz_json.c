@@ -85,6 +85,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!json_doc_in_arena(doc) || !cJSON_Compare(tree, json_doc_root(doc), 1)) {
         fuzz_die("json_doc_parse built another tree (or declined)", copy);
     }
+    {
+        /* The records' bytes noted by the one pass are those the scan of the text finds. */
+        const char *key = cJSON_IsObject(tree) ? "records" : NULL;
+        const cJSON *arr = key != NULL ? json_get(json_doc_root(doc), key) : json_doc_root(doc);
+        struct json_span *want = NULL;
+        const struct json_span *got = NULL;
+        long n = json_array_spans(copy, size, key, &want);
+
+        if (n >= 0 && (json_doc_spans(doc, arr, &got) != n ||
+                       (n > 0 && memcmp(got, want, (size_t)n * sizeof(*want)) != 0))) {
+            fuzz_die("json_doc_spans differs from json_array_spans", copy);
+        }
+        free(want);
+    }
     json_doc_free(doc);
     out = json_print(tree);
     if (json_parse_strict(out, strlen(out), JSON_MAX_DEPTH, &again, &err) == -1) {

@@ -402,6 +402,27 @@ test_array_spans(void)
         cJSON_Delete(tree);
         n = json_array_spans(cases[i].text, strlen(cases[i].text), cases[i].key, &sp);
         T_EQ_INT(n, cases[i].n);
+        /* The spans the one pass notes are the same bytes. */
+        {
+            struct json_doc *d = NULL;
+            const struct json_span *ds = NULL;
+            const cJSON *root;
+            const cJSON *arr;
+            long dn;
+
+            T_REQUIRE(json_doc_parse(cases[i].text, strlen(cases[i].text), JSON_MAX_DEPTH, &d,
+                                     &err) == 0);
+            root = json_doc_root(d);
+            arr = cases[i].key != NULL ? json_get(root, cases[i].key) : root;
+            dn = arr != NULL ? json_doc_spans(d, arr, &ds) : -1;
+            if (n >= 0) { /* the one pass also finds a key spelled with escapes */
+                T_EQ_INT(dn, n);
+            }
+            for (long k = 0; k < dn && k < n; k++) {
+                T_ASSERT(ds[k].off == sp[k].off && ds[k].len == sp[k].len);
+            }
+            json_doc_free(d);
+        }
         for (long k = 0; k < n && k < 3; k++) {
             const char *want = cases[i].items[k];
 
@@ -441,7 +462,52 @@ test_doc_strings_every_position(void)
     }
 }
 
+/* Spans noted by the one pass where the scan of the text cannot find them (a key spelled
+ * with escapes) or must not (an array deeper down), and for every element of a larger
+ * envelope with white space of every kind between its records. */
+static void
+test_doc_spans(void)
+{
+    static const char *text = "{\"rec\\u006frds\":[ {\"a\":[1,[2]]} ,\"x\"],\"n\":{\"m\":[3]}}";
+    struct json_doc *d = NULL;
+    const struct json_span *sp = NULL;
+    char *err = NULL;
+    struct buf b;
+
+    T_REQUIRE(json_doc_parse(text, strlen(text), JSON_MAX_DEPTH, &d, &err) == 0);
+    T_EQ_INT(json_doc_spans(d, json_get(json_doc_root(d), "records"), &sp), 2);
+    T_ASSERT(sp[0].len == 13 && memcmp(text + sp[0].off, "{\"a\":[1,[2]]}", 13) == 0);
+    T_ASSERT(sp[1].len == 3 && memcmp(text + sp[1].off, "\"x\"", 3) == 0);
+    /* not noted: an array inside a record, an array of a nested object */
+    T_EQ_INT(json_doc_spans(d, json_get(json_doc_root(d)->child->child, "a"), &sp), -1);
+    T_EQ_INT(json_doc_spans(d, json_get(json_get(json_doc_root(d), "n"), "m"), &sp), -1);
+    json_doc_free(d);
+    buf_init(&b, 0);
+    (void)!buf_puts(&b, "{\"records\":[");
+    for (int i = 0; i < 500; i++) {
+        (void)!buf_printf(&b, "%s{\"id\":%d,\"s\":\"%*s\"}%s", i ? "," : "", i, i % 17, "",
+                          i % 3 ? " \r\n\t" : "");
+    }
+    (void)!buf_puts(&b, "]}");
+    T_REQUIRE(json_doc_parse(b.data, b.len, JSON_MAX_DEPTH, &d, &err) == 0);
+    {
+        struct json_span *want = NULL;
+        long n = json_array_spans(b.data, b.len, "records", &want);
+
+        T_EQ_INT(n, 500);
+        T_EQ_INT(json_doc_spans(d, json_get(json_doc_root(d), "records"), &sp), 500);
+        for (long k = 0; k < n; k++) {
+            T_ASSERT(sp[k].off == want[k].off && sp[k].len == want[k].len);
+        }
+        free(want);
+    }
+    json_doc_free(d);
+    buf_free(&b);
+    free(err);
+}
+
 TEST_LIST = {
+    { "doc_spans", test_doc_spans },
     { "doc_strings_every_position", test_doc_strings_every_position },
     { "array_spans", test_array_spans },
     { "accepts_valid", test_accepts_valid },
