@@ -41,8 +41,9 @@ def test_request_ids_and_rejection_lines():
                                     if "event=intake.accepted" in ln and rid in ln], 5,
                            "intake.accepted line")
             check("level=info" in acc[0], acc[0])
-            check(("tenant=%s requests=1 alerts=1 new=1 duplicates=0 left_out=0 peers=127.0.0.1 "
-                   "request=%s " % (d.tenant, rid)) in acc[0], "accepted line: %r" % acc[0])
+            check(("tenant=%s requests=1 alerts=1 new=1 duplicates=0 events=0 left_out=0 "
+                   "peers=127.0.0.1 request=%s " % (d.tenant, rid)) in acc[0],
+                  "accepted line: %r" % acc[0])
             # 400 bad_json from a known tenant
             r = c.post(raw=b'{"source": "x", ')
             check(r.status == 400, "bad json: %r" % r)
