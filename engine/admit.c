@@ -165,7 +165,9 @@ admit_phase(void *arg)
          * indexes are touched all over. A bulk batch (an envelope of many records) is
          * answered only after its commit, but that commit may wait ADMIT_BULK_DELAY_MS
          * for the next bulk batches, for the same reason: its sender waits a little
-         * longer, and the host stores several times more records per second. */
+         * longer, and concurrent bulk senders share one fsync and one rewrite of the
+         * index pages they touch. A small batch is committed at the end of this
+         * iteration, as its sender is likely waiting on each alert. */
         if ((b->events ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
              : bulk    ? loop_write_within(b->t->db, ADMIT_BULK_DELAY_MS, &err)
                        : loop_write(b->t->db, &err)) == -1) {
