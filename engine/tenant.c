@@ -249,6 +249,28 @@ tenant_find(const char *id)
     return NULL;
 }
 
+void
+tenant_audit(const struct tenant *t, const char *actor, const char *action, const char *target,
+             const char *outcome, const char *detail)
+{
+    struct store_audit a;
+    char *err = NULL;
+
+    memset(&a, 0, sizeof(a));
+    a.time = util_now_ms();
+    a.tenant = (char *)t->id;
+    a.actor = (char *)actor;
+    a.action = (char *)action;
+    a.target = (char *)target;
+    a.outcome = (char *)outcome;
+    a.detail = (char *)detail;
+    if (control == NULL || store_audit_add(control, &a, &err) == -1) {
+        log_err("tenant.audit_failed tenant=%s action=%s error=%s", t->id, action,
+                log_quote(err ? err : "no control database"));
+        free(err);
+    }
+}
+
 struct tenant *
 tenant_for_token(const char *token)
 {
