@@ -12,6 +12,7 @@
 #include "engine/config.h"
 #include "engine/json.h"
 #include "engine/store.h"
+#include "engine/testclock.h"
 
 const char *
 cmd_default_config(void)
@@ -86,7 +87,7 @@ cmd_open_store(const char *config_path, struct config *cfg, struct store **st)
         free(err);
         return -1;
     }
-    if (store_open(cfg->data_dir, st, &err) == -1) {
+    if (testclock_apply(cfg, 0, &err) == -1 || store_open(cfg->data_dir, st, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);
         config_free(cfg);

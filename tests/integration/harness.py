@@ -442,6 +442,34 @@ class Daemon:
             vals[name] = float(v)
         return vals
 
+    def control(self, line, timeout=10):
+        """One request on the daemon's control socket; its JSON reply."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(os.path.join(self.data, "control.sock"))
+            s.sendall(line.encode() + b"\n")
+            out = b""
+            while not out.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            s.close()
+        return json.loads(out)
+
+    def advance_clock(self, seconds):
+        """Move the engine's clock forward (the test clock: testing = { clock = true } in the
+        configuration of a test build). Returns the total shift in ms."""
+        r = self.control("clock +%g" % seconds)
+        check("shift_ms" in r, "the test clock moved: %r" % r)
+        return r["shift_ms"]
+
+    def clock_ms(self):
+        """The engine's notion of now, in ms (the real clock plus the test clock's shift)."""
+        return int(time.time() * 1000) + self.control("clock").get("shift_ms", 0)
+
     # -- results --
 
     def cli(self, *args, check_rc=0, timeout=60):
