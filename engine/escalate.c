@@ -512,8 +512,8 @@ wait_open(struct effect *ef, void *arg)
          * again when a restart reopens the wait. */
         char detail[128];
 
-        snprintf(detail, sizeof(detail), "{\"contact\":%d,\"wait_s\":%.0f,\"last\":%s}",
-                 a->contact, a->wait, a->last ? "true" : "false");
+        snprintf(detail, sizeof(detail), "{\"contact\":%d,\"wait_s\":%.0f,\"last\":%s}", a->contact,
+                 a->wait, a->last ? "true" : "false");
         esc_audit(w->t, "escalation.notified", a->id, detail);
     }
     w->timer = evtimer_new(loop_base(), wait_fire, w);

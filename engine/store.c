@@ -4262,8 +4262,8 @@ store_run_set_requester(struct store_tenant *t, int64_t id, const char *requeste
     sqlite3_stmt *s = NULL;
     int rc;
 
-    if (sqlite3_prepare_v2(t->db.h, "UPDATE runs SET requester = ?2 WHERE id = ?1", -1, &s,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(t->db.h, "UPDATE runs SET requester = ?2 WHERE id = ?1", -1, &s, NULL) !=
+        SQLITE_OK) {
         return db_fail(&t->db, errp, "run requester");
     }
     sqlite3_bind_int64(s, 1, id);

@@ -16,6 +16,7 @@ import urllib.parse
 
 from harness import check, wait_for
 from connhelp import ConnEnv, expect_ok, lua_str
+from peopleapi import audit_rows
 
 BASE = "https://soc.example.jp"
 HOOK_SECRET = "esc-hook-secret-42"
@@ -41,9 +42,11 @@ def chain_block(m, waits=("2s", "2s", "2s")):
                lua_str(waits[0]), lua_str(waits[1]), lua_str(waits[2])))
 
 
-def env(name, waits=("2s", "2s", "2s")):
-    return ConnEnv(name, {"esc": ESCALATE}, run_timeout="10m",
-                   extra_config="escalation = { base_url = %s }\n" % lua_str(BASE),
+def env(name, waits=("2s", "2s", "2s"), clock=False):
+    extra = "escalation = { base_url = %s }\n" % lua_str(BASE)
+    if clock:
+        extra += "testing = { clock = true }\n"
+    return ConnEnv(name, {"esc": ESCALATE}, run_timeout="2h", extra_config=extra,
                    tenant_extra=lambda m: chain_block(m, waits))
 
 
@@ -87,18 +90,55 @@ def esc_row(d, eid):
     return dict(zip(("state", "reached", "acked", "acked_by", "acked_via", "created"), rows[0]))
 
 
+def still(e, n, secs=1.5):
+    """After secs of real time, the SMTP server still holds exactly n messages."""
+    time.sleep(secs)
+    got = len(e.m.smtp_messages())
+    check(got == n, "%d message(s) at the SMTP server, expected %d" % (got, n))
+
+
 def test_nobody_acknowledges_every_contact_in_order():
-    with env("esc-order") as e:
+    """Waits of minutes (5m, 15m, 10m), passed with the test clock: each contact is reached
+    only when its predecessor's wait is over, in order, and the engine's times show the
+    right waits; every step is in the tenant's audit history."""
+    with env("esc-order", waits=("5m", "15m", "10m"), clock=True) as e:
         e.m.hook_config("pager", HOOK_SECRET)
-        out, run, journal = e.fire("esc", timeout=60)
+        aid = e.post("esc")
+        wait_messages(e, 1)
+        still(e, 1)
+        e.advance_clock(5 * 60 - 20)          # 20 s (less the real time spent) short
+        still(e, 1)
+        e.advance_clock(21)
+        wait_messages(e, 2)
+        still(e, 2)
+        e.advance_clock(15 * 60 - 20)
+        still(e, 2)
+        e.advance_clock(21)
+        wait_messages(e, 3)
+        still(e, 3)
+        e.advance_clock(10 * 60 + 1)
+        out, run, journal = e.result(aid, timeout=30)
         v = expect_ok(out, "esc")
         check(v["acked"] is False and v["exhausted"], "chain exhausted: %r" % v)
         msgs = e.m.smtp_messages()
         check([rcpt(x) for x in msgs] == ["duty@example.jp", "ciso@example.jp",
                                           "director@example.jp"],
               "contacts reached in order: %r" % [rcpt(x) for x in msgs])
-        gaps = [msgs[i + 1]["at_ms"] - msgs[i]["at_ms"] for i in range(2)]
-        check(all(1900 <= g <= 6000 for g in gaps), "each contact's wait (2s) honoured: %r" % gaps)
+        # The engine's own times (journal, test clock included): each wait lasted its
+        # contact's wait, and the next contact's first delivery followed it.
+        j = e.d.db_journal(run["id"])
+        waits = [x for x in j if x["kind"] == "escalate.wait"]
+        check(len(waits) == 3, "three waits: %r" % [x["kind"] for x in j])
+        for w, want in zip(waits, (300000, 900000, 600000)):
+            took = w["ended"] - w["started"]
+            check(want <= took <= want + 30000, "wait of %d ms took %d ms" % (want, took))
+        mails = [x for x in j if x["kind"] == "notify.email"]
+        check(len(mails) == 3, "three mails journaled")
+        for k in range(2):
+            gap = mails[k + 1]["started"] - mails[k]["started"]
+            want = (300000, 900000)[k]
+            check(want <= gap <= want + 30000, "contact %d reached %d ms after contact %d "
+                  "(wait %d)" % (k + 2, gap, k + 1, want))
         p0, b0 = body_of(msgs[0])
         check(str(p0["Subject"]).startswith("【緊急】") and "当番 佐藤 様" in b0,
               "Japanese template for the first contact: %r" % str(p0["Subject"]))
@@ -123,6 +163,20 @@ def test_nobody_acknowledges_every_contact_in_order():
         check(metrics.get("kagari_escalations_exhausted_total") == 1
               and metrics.get("kagari_escalations_started_total") == 1
               and metrics.get("kagari_notify_mail_sent_total") == 3, "metrics counted")
+        check(metrics.get("kagari_test_clock_shift_seconds", 0) >= 1800, "the shift exported")
+        # The tenant's history: started, each contact notified, exhausted; by the engine.
+        hist = [r for r in audit_rows(e.d) if r[2].startswith("escalation.")]
+        check([(r[0], r[1], r[2]) for r in hist] ==
+              [("t1", "engine", "escalation.started")] +
+              [("t1", "engine", "escalation.notified")] * 3 +
+              [("t1", "engine", "escalation.exhausted")], "audit history: %r" % hist)
+        check(all(r[3] == "escalation:%d" % v["id"] for r in hist), "targets: %r" % hist)
+        contacts = [json.loads(r[6])["contact"] for r in hist if r[2] == "escalation.notified"]
+        check(contacts == [1, 2, 3], "each contact notified once, in order: %r" % contacts)
+        check(json.loads(hist[0][6])["level"] == "critical", "started: %r" % (hist[0],))
+
+
+test_nobody_acknowledges_every_contact_in_order.TIMEOUT = 120
 
 
 def test_cli_ack_stops_chain():
