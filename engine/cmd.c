@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -231,4 +232,33 @@ cmd_each_tenant(struct store *st, const char *only, int (*fn)(struct store_tenan
         return -1;
     }
     return rc;
+}
+
+char *
+cmd_read_secret(const char *prompt, size_t max)
+{
+    char *line = xmalloc(max + 2);
+    struct termios old, quiet;
+    int tty = isatty(STDIN_FILENO);
+    char *out;
+
+    if (tty) {
+        fputs(prompt, stderr);
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    if (fgets(line, (int)max + 2, stdin) == NULL) {
+        line[0] = '\0';
+    }
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    out = xstrdup(line);
+    memset(line, 0, max + 2);
+    free(line);
+    return out;
 }

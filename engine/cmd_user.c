@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "engine/api.h"
@@ -87,28 +86,7 @@ cmd_user_audit(struct store *st, const char *tenant, const char *action, const c
 static char *
 cmd_user_read_password(const char *prompt)
 {
-    char line[AUTH_PASSWORD_MAX + 2];
-    struct termios old, quiet;
-    int tty = isatty(STDIN_FILENO);
-    size_t n;
-
-    if (tty) {
-        fputs(prompt, stderr);
-        tcgetattr(STDIN_FILENO, &old);
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-    }
-    if (fgets(line, sizeof(line), stdin) == NULL) {
-        line[0] = '\0';
-    }
-    if (tty) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-        fputc('\n', stderr);
-    }
-    n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    return xstrdup(line);
+    return cmd_read_secret(prompt, AUTH_PASSWORD_MAX);
 }
 
 /* Check "TENANT:ROLE" against the roles and the tenants that exist. */

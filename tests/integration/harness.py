@@ -70,7 +70,8 @@ def sanitizer_env():
         "suppressions=%s:print_suppressions=0" % os.path.join(root, "tests", "lsan.supp"),
     )
     env.pop("KAGARI_CONFIG", None)
-    env.pop("KAGARI_TOKEN", None)
+    for k in ("KAGARI_TOKEN", "KAGARI_API_TOKEN", "KAGARI_USER", "KAGARI_PASSWORD", "KAGARI_TOTP"):
+        env.pop(k, None)
     return env
 
 
@@ -83,9 +84,13 @@ def sanitizer_report(text):
     return None
 
 
-def run_cli(args, timeout=60, input=None, check_rc=None):
-    """Run `kagari ARGS`; fail on a sanitizer report; optionally check the exit code.
-    Returns the CompletedProcess (text output)."""
+def run_cli(args, timeout=60, input=None, check_rc=None, env=None):
+    """Run `kagari ARGS` (env: more environment variables); fail on a sanitizer report;
+    optionally check the exit code. Returns the CompletedProcess (text output)."""
+    e = sanitizer_env()
+    if env:
+        e = dict(e)
+        e.update(env)
     p = subprocess.run(
         [kagari()] + list(args),
         input=input,
@@ -93,7 +98,7 @@ def run_cli(args, timeout=60, input=None, check_rc=None):
         text=True,
         errors="replace",
         timeout=timeout,
-        env=sanitizer_env(),
+        env=e,
     )
     rep = sanitizer_report(p.stderr) or sanitizer_report(p.stdout)
     check(rep is None, "kagari %s: sanitizer report: %s\n%s" % (" ".join(args), rep, p.stderr[-4000:]))
