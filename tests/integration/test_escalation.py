@@ -11,12 +11,14 @@ import http.client
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 import urllib.parse
 
 from harness import check, wait_for
 from connhelp import ConnEnv, expect_ok, lua_str
-from peopleapi import audit_rows
+from peopleapi import Api, add_user, api_port, audit_rows, make_cert
 
 BASE = "https://soc.example.jp"
 HOOK_SECRET = "esc-hook-secret-42"
@@ -284,3 +286,114 @@ def test_kill9_mid_chain_does_not_resend():
         ids = [body_of(x)[0]["Message-ID"] for x in msgs]
         check(len(set(ids)) == 3, "distinct Message-IDs: %r" % ids)
         check(len(e.m.hook_received("pager")) == 1, "the webhook sent once")
+
+
+class EscApiEnv(ConnEnv):
+    """The chain of env() with the people's API, its users of every role and a second
+    tenant's analyst, each logged in."""
+
+    def __init__(self, name, waits):
+        self.certdir = tempfile.mkdtemp(prefix="kagari-it-apicert-")
+        self.cert, key = make_cert(self.certdir)
+        extra = ("escalation = { base_url = %s }\ntesting = { clock = true }\n"
+                 "api = { listen = \"127.0.0.1:0\", cert_file = %s, key_file = %s, "
+                 "password_memory = \"1MiB\", password_passes = 1 }\n"
+                 % (lua_str(BASE), json.dumps(self.cert), json.dumps(key)))
+        super().__init__(name, {"esc": ESCALATE}, run_timeout="2h", extra_config=extra,
+                         tenant_extra=lambda m: chain_block(m, waits))
+
+    def __exit__(self, etype, exc, tb):
+        try:
+            return super().__exit__(etype, exc, tb)
+        finally:
+            shutil.rmtree(self.certdir, ignore_errors=True)
+
+    def people(self):
+        self.d.add_tenant("t2")
+        self.api = {}
+        for role in ("analyst", "admin", "engineer", "auditor"):
+            self.api[role] = self.login(add_user(self.d, role + "1", "t1:" + role))
+        self.api["operator"] = self.login(add_user(self.d, "op", "*:operator"))
+        self.api["other"] = self.login(add_user(self.d, "ana2", "t2:analyst"))
+
+    def login(self, u):
+        a = Api(api_port(self.d), cafile=self.cert)
+        check(a.login(u).status == 200, "login %s" % u.name)
+        return a
+
+
+def test_api_ack_roles_tenants_and_audit():
+    """POST /api/v1/tenants/<t>/escalations/<id>/ack: analysts, admins and operators may
+    acknowledge, auditors and engineers may not, another tenant's person gets the 404 of
+    an unknown id; the acknowledgement stops the chain at once, through the daemon, and is
+    audited; the lists show it."""
+    with EscApiEnv("esc-api", ("10m", "10m", "10m")) as e:
+        e.people()
+        aid = e.post("esc")
+        wait_messages(e, 1)
+        eid = wait_for(lambda: (e.d.query("SELECT id FROM escalations") or [None])[0], 10,
+                       "the escalation row")[0]
+        one = "/api/v1/tenants/t1/escalations/%d" % eid
+        unknown = e.api["analyst"].get("/api/v1/tenants/t1/escalations/9999")
+        check(unknown.status == 404, "unknown id: %r" % unknown)
+        for role, c in e.api.items():
+            r = c.get(one)
+            if role == "other":
+                check(r.status == 404 and r.body == unknown.body,
+                      "another tenant's person: the 404 of an unknown id: %r" % r)
+            else:
+                check(r.status == 200 and r.json["state"] == "open" and r.json["reached"] == 0
+                      and r.json["acked_by"] is None and r.json["level"] == "critical",
+                      "%s reads it: %r" % (role, r))
+            queue = c.get("/api/v1/escalations")
+            ids = [(x["tenant"], x["id"]) for x in queue.json["escalations"]]
+            check(queue.status == 200 and ids == ([] if role == "other" else [("t1", eid)]),
+                  "%s's open escalations: %r" % (role, queue))
+        lst = e.api["auditor"].get("/api/v1/tenants/t1/escalations?state=open").json
+        check([x["id"] for x in lst["escalations"]] == [eid], "list: %r" % lst)
+        check(e.api["auditor"].get("/api/v1/tenants/t1/escalations?state=acked").json
+              ["escalations"] == [], "none acknowledged yet")
+        check(e.api["auditor"].get("/api/v1/tenants/t1/escalations?state=x").status == 400,
+              "bad state")
+        check(e.api["other"].get("/api/v1/tenants/t1/escalations").status == 404, "t2 on t1")
+        ack = one + "/ack"
+        for role in ("auditor", "engineer"):
+            r = e.api[role].request("POST", ack, {})
+            check(r.status == 403, "%s may not acknowledge: %r" % (role, r))
+        r = e.api["other"].request("POST", ack, {})
+        check(r.status == 404 and r.body == unknown.body, "another tenant's id: %r" % r)
+        r = e.api["analyst"].request("POST", "/api/v1/tenants/t1/escalations/9999/ack", {})
+        check(r.status == 404, "unknown id: %r" % r)
+        for body in ("[]", "{", {"comment": 3}, {"x": 1}, {"comment": "c" * 3000}):
+            r = e.api["analyst"].request("POST", ack, body)
+            check(r.status == 400, "body %r: %r" % (body, r))
+        check(esc_row(e.d, eid)["acked"] is None, "nothing acknowledged by refused requests")
+        r = e.api["analyst"].request("POST", ack, {"comment": "on it"})
+        check(r.status == 200 and r.json["state"] == "acked" and r.json["acked_by"] == "analyst1"
+              and r.json["acked_via"] == "api" and r.json["tta_ms"] >= 0, "acknowledged: %r" % r)
+        out, run, _ = e.result(aid, timeout=10)
+        v = expect_ok(out, "esc")
+        check(v["acked"] and v["via"] == "api" and v["by"] == "analyst1" and v["contact"] == 1,
+              "the chain stopped: %r" % v)
+        for role in ("admin", "operator"):
+            r = e.api[role].request("POST", ack)
+            check(r.status == 409 and "analyst1" in r.json["message"], "%s: twice: %r" % (role, r))
+        check([x["id"] for x in e.api["analyst"].get("/api/v1/escalations").json["escalations"]]
+              == [], "no longer open")
+        e.advance_clock(3600)  # past every wait (and every session's idle time)
+        still(e, 1)
+        rows = audit_rows(e.d, "escalation.ack")
+        check([(x[0], x[1], x[4]) for x in rows] ==
+              [("t1", "analyst1", "not_found"), ("t1", "analyst1", "ok"),
+               ("t1", "admin1", "refused"), ("t1", "op", "refused")], "acks audited: %r" % rows)
+        check(json.loads(rows[1][6]) == {"via": "api", "comment": "on it"}, "detail: %r" % rows)
+        denied = [(x[1], x[4]) for x in audit_rows(e.d, "access") if x[3] == ack]
+        check(sorted(denied) == [("ana2", "not_found"), ("auditor1", "forbidden"),
+                                 ("engineer1", "forbidden")], "refusals audited: %r" % denied)
+        hist = [x[2] for x in audit_rows(e.d) if x[0] == "t1" and x[1] == "engine"]
+        check(hist == ["escalation.started", "escalation.notified"], "history: %r" % hist)
+        m = e.d.metrics()
+        check(m.get("kagari_escalations_acked_total") == 1, "counted")
+
+
+test_api_ack_roles_tenants_and_audit.TIMEOUT = 180
