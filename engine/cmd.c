@@ -1,6 +1,7 @@
 /* cmd.c: helpers shared by the `kagari` verbs: option parsing, messages, store access. */
 #include "engine/cmd.h"
 
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,4 +262,28 @@ cmd_read_secret(const char *prompt, size_t max)
     memset(line, 0, max + 2);
     free(line);
     return out;
+}
+
+void
+cmd_audit(struct store *st, const char *tenant, const char *action, const char *target,
+          const char *outcome, const char *detail)
+{
+    struct passwd *pw = getpwuid(getuid());
+    struct store_audit a;
+    char actor[80];
+    char *err = NULL;
+
+    snprintf(actor, sizeof(actor), "cli:%s", pw != NULL ? pw->pw_name : "?");
+    memset(&a, 0, sizeof(a));
+    a.time = util_now_ms();
+    a.tenant = (char *)tenant;
+    a.actor = actor;
+    a.action = (char *)action;
+    a.target = (char *)target;
+    a.outcome = (char *)outcome;
+    a.detail = (char *)detail;
+    if (store_audit_add(st, &a, &err) == -1) {
+        fprintf(stderr, "kagari: audit: %s\n", err);
+        free(err);
+    }
 }

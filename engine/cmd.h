@@ -96,5 +96,9 @@ int cmd_open_store(const char *config_path, struct config *cfg, struct store **s
  * stderr) and without echo; else the next line of stdin (scripts, tests). Malloc'd,
  * without its line end; "" at the end of input. */
 char *cmd_read_secret(const char *prompt, size_t max);
+/* Append an audit row written by the command line: actor "cli:<login name>", no address;
+ * detail is JSON text or NULL. A failure is said on stderr, never returned. */
+void cmd_audit(struct store *st, const char *tenant, const char *action, const char *target,
+               const char *outcome, const char *detail);
 
 #endif

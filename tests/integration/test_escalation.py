@@ -206,6 +206,9 @@ def test_cli_ack_stops_chain():
         m = e.d.metrics()
         check(m.get("kagari_escalations_acked_total") == 1
               and m.get("kagari_escalation_tta_seconds_count") == 1, "CLI ack counted")
+        rows = audit_rows(e.d, "escalation.ack")
+        check(len(rows) == 1 and rows[0][0] == "t1" and rows[0][1].startswith("cli:") and
+              json.loads(rows[0][6]) == {"via": "cli", "by": "Sato"}, "CLI ack audited: %r" % rows)
 
 
 def test_link_get_shows_post_acknowledges_and_bad_links_refused():
@@ -257,6 +260,10 @@ def test_link_get_shows_post_acknowledges_and_bad_links_refused():
         time.sleep(1)
         check(len(e.m.smtp_messages()) == 1, "the chain stopped at the first contact")
         check(e.d.metrics().get("kagari_escalations_acked_total") == 1, "ack counted")
+        rows = audit_rows(e.d, "escalation.ack")
+        check(len(rows) == 1 and rows[0][0] == "t1" and rows[0][1] is None and
+              json.loads(rows[0][6])["via"] == "link" and "佐藤" in json.loads(rows[0][6])["by"],
+              "link ack audited: %r" % rows)
 
 
 def test_kill9_mid_chain_does_not_resend():
