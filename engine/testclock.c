@@ -139,7 +139,9 @@ parse_step(const char *s)
 {
     double secs = 0;
 
-    if (s[0] != '+' || s[1] == '\0' || util_parse_duration(s + 1, &secs) == -1 || secs <= 0 ||
+    if (s[0] != '+' || s[1] < '0' || s[1] > '9' ||
+        strspn(s + 1, "0123456789.smhd") != strlen(s + 1) ||
+        util_parse_duration(s + 1, &secs) == -1 || secs <= 0 ||
         secs * 1000 > (double)TESTCLOCK_MAX_MS) {
         return -1;
     }
