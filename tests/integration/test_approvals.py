@@ -300,6 +300,14 @@ def test_requester_never_approves_own_run():
         p = run_cli(["approvals", "--user", "cyd", "--url", url, "--cacert", env.cert],
                     input="%s\n000000\n" % PASSWORD, check_rc=1)
         check("401" in p.stderr and "login as cyd" in p.stderr, "wrong code: %s" % p.stderr)
+        p = run_cli(["approvals", "--user", "cyd", "--url", url, "--cacert", env.cert],
+                    input="%s\n%s\n" % (PASSWORD, cyd.codes[0]), check_rc=0)
+        check("ID" in p.stdout, "a recovery code logs in too: %s" % p.stdout)
+        rows = audit_rows(env.d, "login.recovery_code")
+        check(len(rows) == 1 and rows[0][3] == "cyd", "recovery code used: %r" % rows)
+        p = run_cli(["approvals", "--user", "cyd", "--url", url, "--cacert", env.cert],
+                    input="%s\n%s\n" % (PASSWORD, cyd.codes[0]), check_rc=1)
+        check("401" in p.stderr, "a recovery code works once: %s" % p.stderr)
         p = run_cli(["approvals", "--url", url, "--cacert", env.cert], check_rc=1)
         check("no user and no token" in p.stderr, "no credentials: %s" % p.stderr)
         env.d.stop()
