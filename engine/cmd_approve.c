@@ -327,6 +327,14 @@ cmd_approve_run(int argc, char **argv, int deciding)
         fputs(cmd_approve_help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
     }
+    if (deciding) { /* before anything is asked for */
+        const char *id = argv[optind];
+
+        if (id[0] < '1' || id[0] > '9' || strspn(id, "0123456789") != strlen(id) ||
+            strlen(id) > 18) {
+            return cmd_fail("approval id \"%s\": a number", id);
+        }
+    }
     if (o.url == NULL || o.cacert == NULL) {
         char *err = NULL;
 
@@ -383,12 +391,6 @@ cmd_approve_run(int argc, char **argv, int deciding)
         cJSON *b = cJSON_CreateObject();
         char *id = argv[optind];
 
-        if (id[0] < '1' || id[0] > '9' || strspn(id, "0123456789") != strlen(id) ||
-            strlen(id) > 18) {
-            buf_free(&resp);
-            cmd_fail("approval id \"%s\": a number", id);
-            goto out;
-        }
         cJSON_AddStringToObject(b, "decision", o.reject ? "reject" : "approve");
         cJSON_AddStringToObject(b, "comment", o.comment);
         body = json_print(b);

@@ -308,6 +308,8 @@ def test_requester_never_approves_own_run():
         p = run_cli(["approvals", "--user", "cyd", "--url", url, "--cacert", env.cert],
                     input="%s\n%s\n" % (PASSWORD, cyd.codes[0]), check_rc=1)
         check("401" in p.stderr, "a recovery code works once: %s" % p.stderr)
+        p = run_cli(["approve", "1x", "--user", "cyd"] + common, check_rc=1)
+        check("a number" in p.stderr and "login" not in p.stderr, "bad id first: %s" % p.stderr)
         p = run_cli(["approvals", "--url", url, "--cacert", env.cert], check_rc=1)
         check("no user and no token" in p.stderr, "no credentials: %s" % p.stderr)
         env.d.stop()
