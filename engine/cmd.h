@@ -101,4 +101,12 @@ char *cmd_read_secret(const char *prompt, size_t max);
 void cmd_audit(struct store *st, const char *tenant, const char *action, const char *target,
                const char *outcome, const char *detail);
 
+/* cmd_each_tenant on the store of config_path, opened and closed around it. Returns the
+ * exit status: 0, or 1 when the store could not be opened or a call failed. */
+int cmd_tenants(const char *config_path, const char *only, int (*fn)(struct store_tenant *, void *),
+                void *ud);
+
+/* Parse s as a positive record id into *id; 0, or -1 with "not a WHAT id: s" printed. */
+int cmd_parse_id(const char *s, const char *what, int64_t *id) KG_WUR;
+
 #endif
