@@ -161,7 +161,7 @@ op_expire(evutil_socket_t fd, short what, void *arg)
                            "\"reason\":\"timeout\"}",
                            (long long)a.run_id, a.default_decision,
                            strcmp(a.default_decision, "approve") == 0 ? "approved" : "rejected");
-        tenant_audit(op->t, "engine", "approval.expired", target, "ok", detail);
+        tenant_audit_committed(op->t, "engine", "approval.expired", target, "ok", detail);
         free(detail);
     }
     op_finish(op, &a);

@@ -13,8 +13,11 @@
  *
  * Acknowledging is not a decision on any action. It comes from a signed one-time link
  * (GET /ack/... shows a confirmation page and changes nothing, because mail scanners
- * and link previews follow links; POST acknowledges), or the CLI (`kagari escalation
- * ack`), which writes the tenant database directly: waits poll their row every second.
+ * and link previews follow links; POST acknowledges), the people's API (POST
+ * /api/v1/tenants/<t>/escalations/<id>/ack, engine/api_escalate.c), both through
+ * escalate_ack in the daemon's loop, or the CLI (`kagari escalation ack`), which writes the
+ * tenant database directly: waits poll their row every second. The escalation's course
+ * (started, each contact notified, exhausted) goes to the audit table of control.db.
  * A link is HMAC-SHA256 over (tenant, escalation, contact, expiry) with a key of its
  * own (escalation.key_file), compared in constant time; once the escalation is
  * acknowledged every link to it is refused. */
@@ -106,44 +109,16 @@ static struct {
 
 /* ---- the customer's history ---- */
 
-struct esc_audit {
-    struct tenant *t;
-    char *action, *target, *detail;
-};
-
-static void
-esc_audit_write(void *arg, int ok)
-{
-    struct esc_audit *a = arg;
-
-    if (ok) {
-        tenant_audit(a->t, "engine", a->action, a->target, "ok", a->detail);
-    }
-    free(a->action);
-    free(a->target);
-    free(a->detail);
-    free(a);
-}
-
 /* An escalation event in the audit table of control.db, for tenant t's history: after
  * the commit of what the event changed (never for a change rolled back). detail is JSON
  * text (copied). */
 static void
 esc_audit(struct tenant *t, const char *action, int64_t id, const char *detail)
 {
-    struct esc_audit *a = xcalloc(1, sizeof(*a));
-    char *err = NULL;
+    char target[48];
 
-    a->t = t;
-    a->action = xstrdup(action);
-    a->target = xasprintf("escalation:%lld", (long long)id);
-    a->detail = xstrdup(detail);
-    if (loop_write(t->db, &err) == -1) {
-        free(err);
-        esc_audit_write(a, 1); /* nothing to wait for: the row at once */
-        return;
-    }
-    loop_after_commit(t->db, esc_audit_write, a);
+    snprintf(target, sizeof(target), "escalation:%lld", (long long)id);
+    tenant_audit_committed(t, "engine", action, target, "ok", detail);
 }
 
 /* ---- links ---- */
@@ -1043,7 +1018,7 @@ escalate_metrics(struct buf *b, void *arg)
     (void)arg;
     metrics_counter(b, "kagari_escalations_started_total", "Escalations started", esc.started);
     metrics_counter(b, "kagari_escalations_acked_total",
-                    "Escalations acknowledged (link or CLI), counted when the chain stops",
+                    "Escalations acknowledged (link, API or CLI), counted when the chain stops",
                     esc.acked);
     metrics_counter(b, "kagari_escalations_exhausted_total",
                     "Escalations whose whole chain was reached without an acknowledgement",

@@ -1,6 +1,6 @@
 /* escalate.h: urgent escalation. The playbooks' escalate{} walks the tenant's contact
  * chain (notify.chain) as journaled effects until someone acknowledges: by the signed
- * one-time link (GET shows a page, POST acknowledges), or the CLI. */
+ * one-time link (GET shows a page, POST acknowledges), the people's API, or the CLI. */
 #ifndef KAGARI_ESCALATE_H
 #define KAGARI_ESCALATE_H
 
