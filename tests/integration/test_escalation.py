@@ -272,11 +272,15 @@ def test_link_get_shows_post_acknowledges_and_bad_links_refused():
 
 
 def test_kill9_mid_chain_does_not_resend():
-    with env("esc-kill", waits=("5s", "5s", "2s")) as e:
+    """kill -9 six minutes into the first contact's wait of ten (test clock): after the
+    restart nothing delivered is sent again, the wait goes on to its first end (four more
+    minutes, not ten), and the chain started with the contacts it was started with."""
+    with env("esc-kill", waits=("10m", "10m", "2m"), clock=True) as e:
         e.m.hook_config("pager", HOOK_SECRET)
         aid = e.post("esc")
-        first = wait_messages(e, 1)
+        wait_messages(e, 1)
         time.sleep(1.5)  # the delivery's journal entry is committed
+        e.advance_clock(360)
         e.d.kill9()
         # The operator changes the chain meanwhile: the escalation in progress goes on
         # with the chain it started with (recorded), new ones will use the new one.
@@ -286,18 +290,33 @@ def test_kill9_mid_chain_does_not_resend():
         with open(e.d.config, "w") as f:
             f.write(text.replace("director@example.jp", "deputy@example.jp"))
         e.d.restart()
-        out, run, journal = e.result(aid, timeout=60)
+        still(e, 1)                      # nothing sent again by the replay
+        e.advance_clock(240 - 20)
+        still(e, 1)                      # 20 s short of the first wait's end
+        e.advance_clock(21)
+        wait_messages(e, 2)
+        e.advance_clock(601)
+        wait_messages(e, 3)
+        e.advance_clock(121)
+        out, run, journal = e.result(aid, timeout=30)
         v = expect_ok(out, "esc")
         check(v["acked"] is False and v["exhausted"], "chain ran to its end: %r" % v)
         msgs = e.m.smtp_messages()
         check([rcpt(x) for x in msgs] == ["duty@example.jp", "ciso@example.jp",
                                           "director@example.jp"],
               "each contact reached once across the restart: %r" % [rcpt(x) for x in msgs])
-        gap = msgs[1]["at_ms"] - first[0]["at_ms"]
-        check(4500 <= gap <= 15000, "the first wait resumed, not restarted from zero: %d" % gap)
+        mails = [x for x in e.d.db_journal(run["id"]) if x["kind"] == "notify.email"]
+        gap = mails[1]["started"] - mails[0]["started"]
+        check(600000 <= gap <= 630000, "the first wait resumed, not restarted from zero: %d"
+              % gap)
         ids = [body_of(x)[0]["Message-ID"] for x in msgs]
         check(len(set(ids)) == 3, "distinct Message-IDs: %r" % ids)
         check(len(e.m.hook_received("pager")) == 1, "the webhook sent once")
+        notified = [json.loads(x[6])["contact"] for x in audit_rows(e.d, "escalation.notified")]
+        check(notified == [1, 2, 3], "each contact's notification audited once: %r" % notified)
+
+
+test_kill9_mid_chain_does_not_resend.TIMEOUT = 120
 
 
 class EscApiEnv(ConnEnv):
