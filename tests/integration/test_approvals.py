@@ -5,6 +5,7 @@ an approved run held to the calls it listed, and a restart while waiting."""
 
 import json
 import os
+import re
 import tempfile
 import time
 
@@ -259,6 +260,10 @@ def test_requester_never_approves_own_run():
         check(a["approvers"] == 2, "quorum of two: %r" % a)
         shown = env.api["bob"].get("/api/v1/tenants/t1/runs/%d" % run_id).json
         check(shown["requester"] == "ana", "the run shows its requester: %r" % shown)
+        p = env.d.cli("run", "show", str(run_id))
+        check(re.search(r"^requester ana$", p.stdout, re.M), "run show: %s" % p.stdout)
+        p = env.d.cli("run", "show", str(run_id), "--json")
+        check(json.loads(p.stdout)["requester"] == "ana", "run show --json: %s" % p.stdout)
         rows = audit_rows(env.d, "run.start")
         check([(x[1], x[3], x[4]) for x in rows] ==
               [("ana", "alert:%d" % alert, "refused"), ("ana", "run:%d" % run_id, "ok")],
