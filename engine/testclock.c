@@ -44,7 +44,7 @@ testclock_check(void *p, char **errp)
     return 0;
 #else
     if (c->clock) {
-        return kg_err(errp, "testing.clock: this build has no test hooks: the test clock "
+        return kg_err(errp, "clock: this build has no test hooks: the test clock "
                             "exists only in test builds (make SANITIZE=1), never in production");
     }
     return 0;
