@@ -20,6 +20,7 @@ def test_off_unless_configured():
         r = d.control("clock +60")
         check("test clock is off" in r.get("error", ""), "refused: %r" % r)
         check("test_clock_shift_ms" not in d.control("status"), "no shift in the status")
+        check("test clock" not in d.cli("status").stdout, "kagari status says nothing")
         check("testclock.enabled" not in d.log(), "nothing said")
         d.stop()
 
@@ -44,6 +45,9 @@ def test_sleep_follows_and_shift_survives_kill9():
         d.restart()
         st = d.control("status")
         check(st.get("test_clock_shift_ms") == 1800000, "the shift kept: %r" % st)
+        p = d.cli("status")
+        check("test clock  ON, the engine's time is 1800 s ahead" in p.stdout,
+              "kagari status says so: %s" % p.stdout)
         d.wait_run_state(aid, "waiting")
         time.sleep(1.0)
         check(d.runs_of_alert(aid)[0]["state"] == "waiting", "after the restart: still asleep")
