@@ -220,7 +220,8 @@ test_index_filled_by_migration(void)
      * dashboard's alert_counts and its triggers; 8: the events; 9: the playbook
      * libraries; 10: a run's result columns) are dropped and the version set to 2. A
      * migration appended later must be undone here too (11, the published lists'
-     * list_entries, creates its table only if missing: it runs again as is). */
+     * list_entries, creates its table only if missing: it runs again as is; 12, the
+     * pollers' cursors, the alerts' update history and the level trigger, are dropped). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -235,7 +236,9 @@ test_index_filled_by_migration(void)
         sqlite3_finalize(q);
         T_ASSERT(v >= 10);
         /* the migrations appended after it are dropped and redone too */
-        sql = xasprintf("DROP TRIGGER alert_counts_add; DROP TRIGGER alert_counts_remove;"
+        sql = xasprintf("DROP TRIGGER alert_counts_relevel; DROP TABLE poll_cursors;"
+                        "DROP TABLE alert_updates;"
+                        "DROP TRIGGER alert_counts_add; DROP TRIGGER alert_counts_remove;"
                         "DROP TABLE alert_counts;"
                         "DROP TABLE alert_observables; DROP TABLE kv;"
                         "DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE escalations;"
@@ -243,6 +246,7 @@ test_index_filled_by_migration(void)
                         "DROP TABLE playbook_libs;"
                         "ALTER TABLE runs DROP COLUMN result_note;"
                         "ALTER TABLE runs DROP COLUMN result;"
+
                         "PRAGMA user_version = %d;",
                         2);
         T_ASSERT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
