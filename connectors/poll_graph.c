@@ -24,6 +24,7 @@
 
 #define POLL_RETRY_MAX_S 900.0 /* the longest wait after repeated failures */
 #define POLL_ERROR_MAX 300     /* bytes of an error kept for the status */
+#define POLL_SKEW_MS 300000    /* an item time further ahead of our clock is taken as now */
 
 struct stream_def {
     const char *name;       /* the stream, e.g. "alerts"; cursor "graph.<name>" */
@@ -381,9 +382,18 @@ page_admit(struct stream *s, struct tenant *t, const cJSON *items)
             continue;
         }
         free(text);
-        /* The item is read: its time counts toward the watermark. */
-        if (tv != NULL && util_parse_time(tv, &tms) == 0 && tms > s->page_max) {
-            s->page_max = tms;
+        /* The item is read: its time counts toward the watermark, but never past our
+         * own clock (plus a little skew): an item dated in the future must not make
+         * the poller skip what the service updates until then. */
+        if (tv != NULL && util_parse_time(tv, &tms) == 0) {
+            if (tms > now + POLL_SKEW_MS) {
+                log_warn("poll.future_time tenant=%s stream=%s %s=%s", s->tenant, s->key,
+                         s->def->time_field, log_quote(tv));
+                tms = now;
+            }
+            if (tms > s->page_max) {
+                s->page_max = tms;
+            }
         }
         if (admit_is_alert(t, &a, a.cls != ALERT_CLASS_EVENT)) {
             alerts[na++] = a;

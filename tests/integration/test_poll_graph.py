@@ -208,6 +208,13 @@ def test_update_and_new():
         check(ch["raw"]["status"] == [lsass["status"], "resolved"], "changes: %r" % ch)
         check(ups[0][0] == 0 and json.loads(ups[0][2])["status"] == lsass["status"],
               "the record before is kept, not significant: %r" % (ups[0],))
+        # A reviewer sees the history with the alert.
+        shown = json.loads(env.d.cli("alert", "show", str(aid), "--json").stdout)
+        check(len(shown["updates"]) == 1 and
+              shown["updates"][0]["changes"]["raw"]["status"][1] == "resolved" and
+              shown["updates"][0]["significant"] is False, "alert show: %r" % shown["updates"])
+        text = env.d.cli("alert", "show", str(aid)).stdout
+        check("updates   1" in text and "recorded" in text, "alert show text: %r" % text)
         # One run for the new alert, none for the update.
         wait_for(lambda: len(env.d.db_runs()) == base_runs + 1, 20, "the new alert's run")
         time.sleep(1)
@@ -342,8 +349,11 @@ def test_bad_item_rejected_alone():
                     lastUpdateDateTime=now)
         bad = dict(lsass, id="da0001112223334481_-1", createdDateTime="yesterday at noon",
                    lastUpdateDateTime=now)
+        future = dict(lsass, id="da0001112223334482_-1", createdDateTime=now,
+                      lastUpdateDateTime="2999-01-01T00:00:00Z")
         env.m.control("POST", "/state/alerts", good)
         env.m.control("POST", "/state/alerts", bad)
+        env.m.control("POST", "/state/alerts", future)
         passes = env.passes("alerts")
         env.wait_pass("alerts", passes + 1)
         stored = graph_alerts(env.d)
@@ -356,6 +366,12 @@ def test_bad_item_rejected_alone():
         check(cur.get("rejected", 0) >= 1 and "createdDateTime" in cur.get("last_reject", ""),
               "cursor: %r" % cur)
         check(to_ms(cur["watermark"]) >= to_ms(now), "the watermark stayed behind: %r" % cur)
+        # An item dated far in the future is stored, but does not carry the watermark
+        # past our clock (what changes until then would be skipped).
+        check("da0001112223334482_-1" in stored, "the future-dated item was not stored")
+        check(to_ms(cur["watermark"]) <= time.time() * 1000 + 60000,
+              "the watermark jumped ahead: %r" % cur)
+        check("poll.future_time" in logs, "no warning about the future time")
         m = env.d.metrics()
         check(m.get('kagari_poll_items_total{stream="alerts",result="rejected"}', 0) >= 1,
               "rejected metric")
