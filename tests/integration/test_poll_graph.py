@@ -391,3 +391,29 @@ def test_signins_as_events():
         check(events + alerts == 8, "sign-ins stored: %d events, %d alerts" % (events, alerts))
         reqs = list_requests(env.m, "/v1.0/auditLogs/signIns")
         check(reqs and "createdDateTime" in reqs[0]["query"], "sign-ins filter: %r" % reqs[:1])
+
+
+def test_stale_next_link_restarts_pass():
+    """A stored next link the service refuses (an expired or altered $skiptoken: 400):
+    the pass starts again from the watermark, and the stream goes on."""
+    with PollEnv("stale", 'alerts = "5s", page_size = 2') as env:
+        wait_for(lambda: env.count("%.alert") == SEEDED_ALERTS, 60, "the seeded alerts")
+        env.wait_pass("alerts", 1)
+        env.d.stop()
+        cur = env.cursor("graph.alerts")
+        cur["next"] = "/v1.0/security/alerts_v2?$top=2&$skiptoken=not-a-token"
+        import sqlite3
+        db = sqlite3.connect(env.d.db_path())
+        db.execute("UPDATE poll_cursors SET cursor = ? WHERE stream = 'graph.alerts'",
+                   (json.dumps(cur),))
+        db.commit()
+        db.close()
+        env.d.restart()
+        wait_for(lambda: "poll.pass_restarted" in env.d.log(), 30, "the pass restarted")
+        env.wait_pass("alerts", 1)
+        cur2 = env.cursor("graph.alerts")
+        check("next" not in cur2 and cur2["watermark"] == cur["watermark"], "cursor: %r" % cur2)
+        check(env.count("%.alert") == SEEDED_ALERTS, "alerts changed")
+
+
+test_stale_next_link_restarts_pass.TIMEOUT = 120
