@@ -82,12 +82,24 @@ microsoft_check(void *conf, char **errp)
     set_default(&ms->defender, MS_DEFENDER);
     set_default(&ms->graph_scope, MS_GRAPH_SCOPE);
     set_default(&ms->defender_scope, MS_DEFENDER_SCOPE);
-    /* A poll shorter than a few seconds only spends the tenant's Graph quota. */
-    if ((ms->poll.alerts > 0 && ms->poll.alerts < 5) ||
-        (ms->poll.incidents > 0 && ms->poll.incidents < 5) ||
-        (ms->poll.risk_detections > 0 && ms->poll.risk_detections < 5) ||
-        (ms->poll.signins > 0 && ms->poll.signins < 5)) {
-        return kg_err(errp, "poll: an interval must be at least 5 s (or 0: not polled)");
+    /* A poll shorter than a few seconds only spends the tenant's Graph quota; one longer
+     * than a day leaves detections unseen for too long. */
+    {
+        const double iv[] = { ms->poll.alerts, ms->poll.incidents, ms->poll.risk_detections,
+                              ms->poll.signins };
+
+        for (size_t i = 0; i < sizeof(iv) / sizeof(iv[0]); i++) {
+            if (iv[i] != 0 && (iv[i] < 5 || iv[i] > 86400)) {
+                return kg_err(errp, "poll: an interval must be from 5 s to 1 day (or 0: not "
+                                    "polled)");
+            }
+        }
+    }
+    if (ms->poll.overlap > 86400) {
+        return kg_err(errp, "poll.overlap: at most 1 day");
+    }
+    if (ms->poll.backfill > 90 * 86400) {
+        return kg_err(errp, "poll.backfill: at most 90 days");
     }
     if (ms->poll.overlap == 0) {
         ms->poll.overlap = 300;

@@ -76,6 +76,7 @@ struct stream {
 
     int64_t pass_started_ms; /* when the pass in progress began */
     int64_t last_pass_ms;    /* when the last complete pass began (0: none yet) */
+    int64_t started_ms;      /* when the poller started */
     int failures;            /* in a row */
     struct stream *snext;
 };
@@ -577,7 +578,7 @@ poll_metrics(struct buf *b, void *arg)
         }
     }
     /* How stale the poller's view may be: since the start of the last complete pass, the
-     * worst tenant per stream (since the start when none completed yet). */
+     * worst tenant per stream (since the poller started when none completed yet). */
     (void)!buf_puts(b, "# HELP kagari_poll_lag_seconds Seconds since the start of the last "
                        "complete poll of a stream (its worst tenant).\n"
                        "# TYPE kagari_poll_lag_seconds gauge\n");
@@ -591,10 +592,7 @@ poll_metrics(struct buf *b, void *arg)
             if (s->def != &stream_defs[i]) {
                 continue;
             }
-            l = (double)(now - (s->last_pass_ms > 0 ? s->last_pass_ms : 0)) / 1000.0;
-            if (s->last_pass_ms == 0) {
-                l = (double)now / 1000.0; /* never polled: as old as can be */
-            }
+            l = (double)(now - (s->last_pass_ms > 0 ? s->last_pass_ms : s->started_ms)) / 1000.0;
             lag = l > lag ? l : lag;
         }
         if (lag >= 0) {
@@ -646,6 +644,7 @@ poll_start(const struct config *cfg, void **state, char **errp)
             s->top = ms->poll.page_size < stream_defs[i].max_top ? ms->poll.page_size
                                                                  : stream_defs[i].max_top;
             s->timer = evtimer_new(loop_base(), on_timer, s);
+            s->started_ms = util_now_ms();
         }
     }
     the_poller = p;
