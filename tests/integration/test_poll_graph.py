@@ -417,3 +417,40 @@ def test_stale_next_link_restarts_pass():
 
 
 test_stale_next_link_restarts_pass.TIMEOUT = 120
+
+
+def _cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_backlog_of_many_pages():
+    """A backlog of 2,000 alerts (pages of 100): the first pass stores each once, across
+    every page, and the daemon's CPU per item is reported."""
+    n = 2000
+
+    def seed(mocks):
+        m = mocks["t1"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+        base = m.state("alerts", mockctl.ALERT_LSASS)
+        items = [dict(base, id="bb%016d_-%d" % (i, i), title="Backlog %d" % i,
+                      createdDateTime=now, lastUpdateDateTime=now) for i in range(n)]
+        for k in range(0, n, 500):
+            m.control("POST", "/state/alerts", {"value": items[k:k + 500]})
+
+    with PollEnv("backlog", 'alerts = "60s", page_size = 100', before_start=seed) as env:
+        t0 = time.time()
+        cpu0 = _cpu_s(env.d.proc.pid)
+        env.wait_pass("alerts", 1, timeout=120)
+        took = time.time() - t0
+        cpu = _cpu_s(env.d.proc.pid) - cpu0
+        total = n + SEEDED_ALERTS
+        check(env.count("%.alert") == total, "stored %d of %d" % (env.count("%.alert"), total))
+        pages = env.d.metrics().get('kagari_poll_pages_total{stream="alerts"}', 0)
+        check(pages >= total // 100, "pages: %r" % pages)
+        print("# backlog: %d alerts in %d pages in %.2f s (%.0f/s), daemon CPU %.0f us per item"
+              % (total, pages, took, total / took, cpu * 1e6 / total))
+
+
+test_backlog_of_many_pages.TIMEOUT = 240

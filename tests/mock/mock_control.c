@@ -550,8 +550,8 @@ vec_unshift(struct mvec *vec, void *v)
     vec->v[0] = v;
 }
 
-/* POST /_mock/state/{alerts,incidents,riskDetections,signIns} with an item or an array of
- * them: what the service would show after a detection appeared or changed. An item with
+/* POST /_mock/state/{alerts,incidents,riskDetections,signIns} with an item, or many as
+ * {"value":[...]}: what the service would show after a detection appeared or changed. An item with
  * the id of a stored alert or incident has its members replaced (the others stay); any
  * other item is added as the newest. Alerts and incidents get lastUpdateDateTime = now
  * unless the item gives one. */
@@ -574,7 +574,12 @@ upsert(struct mhttp_req *h, const char *kind)
     if ((body = body_json(h)) == NULL) {
         return;
     }
-    arr = cJSON_IsArray(body) ? body : NULL;
+    if (cJSON_IsArray(json_get(body, "value"))) { /* {"value":[...]}: many at once */
+        arr = cJSON_DetachItemFromObjectCaseSensitive(body, "value");
+        cJSON_Delete(body);
+    } else {
+        arr = NULL;
+    }
     if (arr == NULL) {
         arr = cJSON_CreateArray();
         cJSON_AddItemToArray(arr, body);
