@@ -22,9 +22,10 @@
 #include "connectors/call.h"
 #include "connectors/microsoft.h"
 
-#define POLL_RETRY_MAX_S 900.0 /* the longest wait after repeated failures */
-#define POLL_ERROR_MAX 300     /* bytes of an error kept for the status */
-#define POLL_SKEW_MS 300000    /* an item time further ahead of our clock is taken as now */
+#define POLL_RETRY_MAX_S 900.0    /* the longest wait after repeated failures */
+#define POLL_ERROR_MAX 300        /* bytes of an error kept for the status */
+#define POLL_SKEW_MS 300000       /* an item time further ahead of our clock is taken as now */
+#define POLL_PASS_PAGES_MAX 10000 /* pages of one pass: a service that links on and on */
 
 struct stream_def {
     const char *name;       /* the stream, e.g. "alerts"; cursor "graph.<name>" */
@@ -75,6 +76,7 @@ struct stream {
     char *last_reject;
 
     int64_t pass_started_ms; /* when the pass in progress began */
+    int pass_pages;          /* pages read by this pass since the start (or a restart) */
     int64_t last_pass_ms;    /* when the last complete pass began (0: none yet) */
     int64_t started_ms;      /* when the poller started */
     int failures;            /* in a row */
@@ -246,6 +248,16 @@ on_cursor_committed(void *arg, int ok)
     free(s->next);
     s->next = s->page_next;
     s->page_next = NULL;
+    if (s->next != NULL && ++s->pass_pages >= POLL_PASS_PAGES_MAX) {
+        /* Never-ending links (a service fault): start the pass again later rather than
+         * follow them for ever or move the watermark past what was not read. */
+        free(s->next);
+        s->next = NULL;
+        s->pass_pages = 0;
+        page_reset(s);
+        stream_failed(s, "fetch", "a pass of more than 10,000 pages: started again");
+        return;
+    }
     if (s->next != NULL) {
         s->pass_max = pass_max;
         page_reset(s);
@@ -497,6 +509,7 @@ stream_fetch(struct stream *s)
         free(filter);
         s->pass_started_ms = now;
         s->pass_max = 0;
+        s->pass_pages = 0;
     }
     memset(&spec, 0, sizeof(spec));
     spec.kind = s->key;
