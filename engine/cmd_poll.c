@@ -9,7 +9,6 @@
 
 #include <cjson/cJSON.h>
 
-#include "engine/config.h"
 #include "engine/json.h"
 #include "engine/store.h"
 
@@ -107,22 +106,13 @@ cmd_poll_exec(int argc, char **argv)
         "graph.risk_detections, graph.signins), the cursor's last write, its watermark (the\n"
         "last-update time read up to), whether a pass is between pages, and the items rejected.\n";
     struct cmd_poll_opts o = { NULL, NULL, 0 };
-    struct config cfg;
-    struct store *st = NULL;
     int r = cmd_parse_opts(argc, argv, lo, "hc:t:j", cmd_poll_opt, &o);
-    int rc;
 
     if (r != 0 || optind >= argc || strcmp(argv[optind], "status") != 0) {
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
     }
-    if (cmd_open_store(o.config ? o.config : cmd_default_config(), &cfg, &st) == -1) {
-        return 1;
-    }
-    rc = cmd_each_tenant(st, o.tenant, cmd_poll_tenant, &o) == -1 ? 1 : 0;
-    store_close(st);
-    config_free(&cfg);
-    return rc;
+    return cmd_tenants(o.config ? o.config : cmd_default_config(), o.tenant, cmd_poll_tenant, &o);
 }
 
 const struct cmd_entry cmd_poll_entry = {
