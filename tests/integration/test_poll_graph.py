@@ -454,3 +454,43 @@ def test_backlog_of_many_pages():
 
 
 test_backlog_of_many_pages.TIMEOUT = 240
+
+
+def test_items_committed_cursor_not():
+    """The state a kill -9 leaves between a page's commit and its cursor's: the items are
+    stored, the cursor is behind (here: none at all). After the restart the poller reads
+    them again: no alert is stored twice, none is recorded as updated, no playbook runs
+    again, and the cursor catches up."""
+    with PollEnv("behind", 'alerts = "5s", incidents = "5s", page_size = 2',
+                 playbooks={"pb": TRIGGER}) as env:
+        wait_for(lambda: env.count("%.alert") == SEEDED_ALERTS and
+                 env.count("defender.incident") == SEEDED_INCIDENTS, 60, "the seeded items")
+        env.wait_pass("alerts", 1)
+        env.wait_pass("incidents", 1)
+        wait_for(lambda: all(r["state"] in ("done", "failed") for r in env.d.db_runs()), 30,
+                 "the runs")
+        runs = len(env.d.db_runs())
+        cur = env.cursor("graph.alerts")
+        env.d.kill9()
+        import sqlite3
+        db = sqlite3.connect(env.d.db_path())
+        db.execute("DELETE FROM poll_cursors")
+        db.commit()
+        db.close()
+        env.d.restart()
+        env.wait_pass("alerts", 1)
+        env.wait_pass("incidents", 1)
+        check(env.count("%.alert") == SEEDED_ALERTS and
+              env.count("defender.incident") == SEEDED_INCIDENTS, "an item was stored twice")
+        check(env.d.query("SELECT count(*) FROM alert_updates")[0][0] == 0,
+              "an item read again was recorded as an update")
+        time.sleep(1)
+        check(len(env.d.db_runs()) == runs, "a playbook ran again on an item read again")
+        check(env.cursor("graph.alerts")["watermark"] == cur["watermark"],
+              "the cursor did not catch up: %r" % env.cursor("graph.alerts"))
+        m = env.d.metrics()
+        check(m.get('kagari_poll_items_total{stream="alerts",result="unchanged"}', 0)
+              == SEEDED_ALERTS, "unchanged items: %r" % m)
+
+
+test_items_committed_cursor_not.TIMEOUT = 150
