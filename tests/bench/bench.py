@@ -746,8 +746,8 @@ return playbook {
 EVENTS_FILL_SQL = r"""
 WITH RECURSIVE c(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < ?2)
 INSERT INTO events (time, received, source, source_id, user, ip, dst_ip, device, severity,
-                    outcome, category, title, observables, raw)
-SELECT t, t + 800, 'panos.traffic', printf('013201009876/TRAFFIC/%d', i), u, ip, dst, dev, 0,
+                    outcome, category, title, observables, raw, sid, uk, ik, dk, vk)
+SELECT t, t + 800, 'panos.traffic', sid, u, ip, dst, dev, 0,
        CASE WHEN i % 17 = 0 THEN 'blocked' ELSE 'succeeded' END, 'end',
        printf('ssl allow %s -> %s:443 tcp', ip, dst),
        printf('[{"type":"ip","value":"%s","role":"src"},{"type":"ip","value":"%s","role":"dst"},'
@@ -760,8 +760,9 @@ SELECT t, t + 800, 'panos.traffic', printf('013201009876/TRAFFIC/%d', i), u, ip,
               || '2024/05/14 09:31:40,120960,1,55780,443,31801,443,0x400053,tcp,allow,9810,2210,'
               || '7600,22,2024/05/14 09:31:09,31,news,0,%d,0x0,10.0.0.0-10.255.255.255,JP,0,10,'
               || '12,tcp-fin,0,0,0,0,,PA-5220-TKY01,from-policy,,,0,,0,,N/A,0,0,0,0,%s"}',
-              ip, dst, replace(u, '\', '\\'), i, dev)
-FROM (SELECT i, ?3 + (i * ?4) / ?2 AS t,
+              ip, dst, replace(u, '\', '\\'), i, dev),
+       bench_sid(i), kg_ihash(u), kg_vhash(ip), kg_vhash(dst), kg_ihash(dev)
+FROM (SELECT i, ?3 + (i * ?4) / ?2 AS t, printf('013201009876/TRAFFIC/%d', i) AS sid,
              printf('example\user%05d', (i * 7919) % 5000) AS u,
              printf('10.%d.%d.%d', (i * 31) % 16, (i * 131) % 256, (i * 17) % 250 + 1) AS ip,
              printf('198.51.%d.%d', (i * 13) % 100, (i * 7) % 250 + 1) AS dst,
@@ -770,10 +771,34 @@ FROM (SELECT i, ?3 + (i * ?4) / ?2 AS t,
 """
 
 
+def fnv64(text, fold=False, h=14695981039346656037):
+    """The store's keys: 64-bit FNV-1a of the UTF-8 bytes (ASCII folded to lower case for
+    kg_ihash), continued from h, as a signed integer."""
+    if text is None:
+        return None
+    for c in text.encode():
+        if fold and 65 <= c <= 90:
+            c += 32
+        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+# The generated events' dedup keys: the hash of "panos.traffic\n013201009876/TRAFFIC/<i>",
+# continued from its constant prefix.
+SID_PREFIX = fnv64("panos.traffic\n013201009876/TRAFFIC/") & 0xFFFFFFFFFFFFFFFF
+
+
 def events_fill(db_path, n, span_days=29):
     """Fill the events table with n generated events (the daemon stopped)."""
     import sqlite3
     db = sqlite3.connect(db_path, isolation_level=None)
+    import functools
+    db.create_function("kg_vhash", 1, functools.lru_cache(maxsize=None)(fnv64),
+                       deterministic=True)
+    db.create_function("kg_ihash", 1, functools.lru_cache(maxsize=None)(
+        lambda v: fnv64(v, True)), deterministic=True)
+    db.create_function("bench_sid", 1, lambda i: fnv64(str(i), h=SID_PREFIX),
+                       deterministic=True)
     db.execute("PRAGMA synchronous = OFF")
     db.execute("PRAGMA cache_size = -262144")
     idx = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND "
