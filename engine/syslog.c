@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <stddef.h>
@@ -1414,7 +1415,18 @@ syslog_metrics(struct buf *b, void *arg)
     unsigned long long drops = 0;
 
     for (size_t i = 0; i < s->nls; i++) {
-        drops += s->ls[i].drops;
+        struct listener *l = &s->ls[i];
+        uint32_t mem[SK_MEMINFO_VARS];
+        socklen_t ml = sizeof(mem);
+
+        /* The socket's drop counter as it is now (a datagram's SO_RXQ_OVFL only tells
+         * the drops before it arrived: drops after the last one read would not show). */
+        if (l->proto == P_UDP && l->fd >= 0 &&
+            getsockopt(l->fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0 &&
+            ml > SK_MEMINFO_DROPS * sizeof(uint32_t) && mem[SK_MEMINFO_DROPS] > l->drops) {
+            l->drops = mem[SK_MEMINFO_DROPS];
+        }
+        drops += l->drops;
     }
     for (int i = 0; i < 3; i++) {
         metrics_labelled(b, "kagari_syslog_messages_total", "transport", proto_names[i],
