@@ -279,16 +279,21 @@ def paced_latency(d, rate, seconds, nthreads=4):
     return lat, errors[0]
 
 
-def ack_histogram(d):
-    """The daemon's own ack latency histogram: {upper bound in s: cumulative count}."""
+def histogram(d, name):
+    """One of the daemon's histograms: {upper bound in s: cumulative count}."""
     c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
     c.request("GET", "/metrics")
     text = c.getresponse().read().decode()
     c.close()
     h = {}
-    for m in re.finditer(r'kagari_intake_ack_seconds_bucket\{le="([^"]+)"\} (\d+)', text):
+    for m in re.finditer(r'%s_bucket\{le="([^"]+)"\} (\d+)' % name, text):
         h[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = int(m.group(2))
     return h
+
+
+def ack_histogram(d):
+    """The daemon's own ack latency histogram: {upper bound in s: cumulative count}."""
+    return histogram(d, "kagari_intake_ack_seconds")
 
 
 def hist_pct(before, after, p):
@@ -832,11 +837,13 @@ def events_query_bench():
         fill_s = time.monotonic() - t0
         d.start()
         users = ["example\\user%05d" % ((i * 7919) % 5000) for i in range(queries)]
+        h0 = histogram(d, "kagari_events_query_seconds")
         post_alerts(d, [{"source": "bench.equery", "source_id": "eq-%d" % i,
                          "title": "events.query probe",
                          "observables": [{"type": "user", "value": u}]}
                         for i, u in enumerate(users)], batch=50)
         wait_idle(d, 600)
+        h1 = histogram(d, "kagari_events_query_seconds")
         import sqlite3
         db = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True)
         lat = sorted(r[0] for r in db.execute(
@@ -847,11 +854,14 @@ def events_query_bench():
         total = db.execute("SELECT count(*) FROM events").fetchone()[0]
         db.close()
         per = sum(int(r) for r in rows if r and r.isdigit()) / max(1, len(rows))
-        print("events.query        : p50 %s ms, p99 %s ms, max %s ms over %d one-user 24-hour "
-              "queries (%.0f rows each) on %d stored events (%.1f GB; filled in %.0f s); "
-              "target p99 < 10 ms; timed by the runs' journal (whole ms)"
-              % (pct(lat, 50), pct(lat, 99), lat[-1] if lat else "nan", len(lat), per, total,
-                 os.path.getsize(db_path) / 1e9, fill_s))
+        print("events.query        : p50 <= %.2f ms, p99 <= %.2f ms (the daemon's "
+              "kagari_events_query_seconds bucket bounds) over %d one-user 24-hour queries "
+              "(%.0f rows each) on %d stored events (%.1f GB; filled in %.0f s); target p99 "
+              "< 10 ms" % (hist_pct(h0, h1, 50) * 1000, hist_pct(h0, h1, 99) * 1000, len(lat),
+                           per, total, os.path.getsize(db_path) / 1e9, fill_s))
+        print("  as the run sees it: the effect from start to its recorded result (journal, "
+              "whole ms): p50 %s ms, p99 %s ms, max %s ms"
+              % (pct(lat, 50), pct(lat, 99), lat[-1] if lat else "nan"))
     finally:
         d.stop()
         shutil.rmtree(root, ignore_errors=True)
