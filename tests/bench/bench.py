@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""make bench: throughput and latency figures of the intake and of playbook runs.
+"""make bench: throughput and latency figures of the intake, of playbook runs, of syslog
+intake into the event store and of events.query on a large store.
 
 Starts the release daemon on loopback in a temporary folder and loads it from separate
 processes (wrk for throughput, a paced Python client for latency). Prints figures; it
