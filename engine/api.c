@@ -12,6 +12,7 @@
 #include "engine/api_admin.h"
 #include "engine/api_approve.h"
 #include "engine/api_login.h"
+#include "engine/api_playbook.h"
 #include "engine/api_read.h"
 #include "engine/http.h"
 #include "engine/log.h"
@@ -420,6 +421,14 @@ static const struct api_route api_routes[] = {
     { "GET", "/api/v1/tenants/:/approvals", API_USER, ROLE_ANY, api_approvals },
     { "GET", "/api/v1/tenants/:/approvals/:", API_USER, ROLE_ANY, api_approval },
     { "POST", "/api/v1/tenants/:/approvals/:/decision", API_USER, ROLE_ANY, api_approval_decide },
+    /* the portal's playbook view */
+    { "GET", "/api/v1/tenants/:/playbooks", API_USER, ROLE_ANY, api_playbooks },
+    { "GET", "/api/v1/tenants/:/playbooks/:", API_USER, ROLE_ANY, api_playbook },
+    { "GET", "/api/v1/tenants/:/playbooks/:/versions/:", API_USER, ROLE_ANY, api_playbook_version },
+    { "GET", "/api/v1/tenants/:/playbooks/:/versions/:/runs", API_USER, ROLE_ANY,
+      api_playbook_runs },
+    { "POST", "/api/v1/tenants/:/playbooks/:/dry-run", API_USER,
+      ROLE_ADMIN | ROLE_ENGINEER | ROLE_OPERATOR, api_playbook_dry_run },
 };
 
 /* Match path against pattern, filling param[]. 1 on a match. */

@@ -93,4 +93,8 @@ char *cmd_new_token(void);
  * nothing is left to free. Returns 0 or -1. */
 int cmd_open_store(const char *config_path, struct config *cfg, struct store **st) KG_WUR;
 
+/* `kagari playbook deploy FILE...` (engine/cmd_deploy.c): argv holds the files only;
+ * config_path NULL: the default configuration. Returns the exit status. */
+int cmd_playbook_deploy(int argc, char **argv, const char *config_path);
+
 #endif

@@ -408,6 +408,7 @@ cmd_playbook_exec(int argc, char **argv)
         "[FILE|DIR]...\n"
         "       kagari playbook test [-v] [--config FILE] [DIR|FILE_test.lua]...\n"
         "       kagari playbook annotations DIR\n"
+        "       kagari playbook deploy [--config FILE] FILE...\n"
         "lint: check that each playbook evaluates in the sandbox and returns a valid\n"
         "playbook{}, then check its code and the libraries it requires against the real\n"
         "API: undeclared globals, unknown module members and alert methods, argument\n"
@@ -422,12 +423,17 @@ cmd_playbook_exec(int argc, char **argv)
         "configuration's playbook folder, else ./playbooks), without a daemon and\n"
         "without network; -v lists every check. Exit status 1 when a check failed.\n"
         "annotations: write DIR/.luals/kagari.lua (LuaLS ---@meta for every kagari\n"
-        "function) and DIR/.luarc.json, so that editors complete and check playbooks.\n";
+        "function) and DIR/.luarc.json, so that editors complete and check playbooks.\n"
+        "deploy: load each file as the daemon would (with the configuration's library\n"
+        "folder), install it into the playbook folder, record in every tenant's database\n"
+        "that you deployed this version now, and have the running daemon reload.\n";
     struct lint_opts o = { NULL, NULL, 0, 0, NULL };
     int r = cmd_parse_opts(argc, argv, lo, "hl:s:vc:", cmd_playbook_opt, &o);
     int rc;
 
-    if (r == 0 && optind < argc && strcmp(argv[optind], "test") == 0) {
+    if (r == 0 && optind < argc && strcmp(argv[optind], "deploy") == 0) {
+        rc = cmd_playbook_deploy(argc - optind - 1, argv + optind + 1, o.config);
+    } else if (r == 0 && optind < argc && strcmp(argv[optind], "test") == 0) {
         rc = cmd_playbook_test(argc - optind - 1, argv + optind + 1, &o);
     } else if (r == 0 && optind + 1 == argc && strcmp(argv[optind], "lint") == 0) {
         rc = cmd_lint_configured(&o);
@@ -450,7 +456,7 @@ cmd_playbook_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_playbook_entry = {
     .name = "playbook",
-    .usage = "playbook lint|test|annotations",
-    .summary = "check playbook files; run their tests; write editor annotations",
+    .usage = "playbook lint|test|annotations|deploy",
+    .summary = "check playbook files; run their tests; write editor annotations; deploy them",
     .exec = cmd_playbook_exec,
 };

@@ -13,6 +13,7 @@
 #include "engine/api.h"
 #include "engine/config.h"
 #include "engine/control.h"
+#include "engine/deploy.h"
 #include "engine/env.h"
 #include "engine/escalate.h"
 #include "engine/events.h"
@@ -110,6 +111,7 @@ load_playbooks(void)
         }
         log_info("playbooks.loaded count=%zu dir=%s", set.n, cfg->playbook_dir);
         pb_count.loaded = set.n;
+        deploy_record_loaded(&set); /* who deployed what when: the portal's playbook view */
         run_set_playbooks(&set);
     }
     free(errs);

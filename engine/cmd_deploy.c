@@ -1,0 +1,140 @@
+/* cmd_deploy.c: `kagari playbook deploy FILE...`: check each playbook, install it into
+ * the playbook folder, record in every tenant database who deployed which version when,
+ * and have the running daemon reload. */
+#include "engine/cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/config.h"
+#include "engine/control.h"
+#include "engine/deploy.h"
+#include "engine/env.h"
+#include "engine/playbook.h"
+#include "engine/sandbox.h"
+#include "engine/store.h"
+
+#define DEPLOY_LINT_MEMORY (64u << 20)
+#define DEPLOY_RELOAD_MS 30000
+
+struct deploy_ctx {
+    struct playbook **v;
+    size_t n;
+    const char *by;
+    int64_t now;
+    int recorded;
+};
+
+static int
+deploy_tenant(struct store_tenant *t, void *ud)
+{
+    struct deploy_ctx *c = ud;
+    char *err = NULL;
+
+    for (size_t i = 0; i < c->n; i++) {
+        if (deploy_record(t, c->v[i], c->now, c->by, "cli", &err) == -1) {
+            fprintf(stderr, "kagari: tenant %s: %s: the deployment is not recorded: %s\n",
+                    store_tenant_id(t), c->v[i]->name, err ? err : "?");
+            free(err);
+            return -1;
+        }
+    }
+    c->recorded++;
+    return 0;
+}
+
+/* The file name part of path. */
+static const char *
+base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+
+    return s != NULL ? s + 1 : path;
+}
+
+int
+cmd_playbook_deploy(int argc, char **argv, const char *config_path)
+{
+    struct deploy_ctx c;
+    struct config cfg;
+    struct store *st = NULL;
+    struct sandbox *sb = NULL;
+    char *err = NULL, *reply = NULL;
+    int code = 1, r;
+
+    memset(&c, 0, sizeof(c));
+    if (argc < 1) {
+        return cmd_fail("deploy: name at least one playbook file");
+    }
+    if (cmd_open_store(config_path ? config_path : cmd_default_config(), &cfg, &st) == -1) {
+        return 1;
+    }
+    sb = env_sandbox_new(DEPLOY_LINT_MEMORY, &err);
+    if (sb == NULL) {
+        cmd_fail("%s", err ? err : "no sandbox");
+        goto out;
+    }
+    /* Every file must load before any is installed: a deployment is all or nothing. */
+    for (int i = 0; i < argc; i++) {
+        const char *b = base_name(argv[i]);
+        size_t bl = strlen(b);
+        struct playbook *pb;
+
+        if (bl < 5 || strcmp(b + bl - 4, ".lua") != 0 || b[0] == '.' ||
+            (bl > 9 && strcmp(b + bl - 9, "_test.lua") == 0)) {
+            cmd_fail("%s: a playbook file is NAME.lua (not a test, not hidden)", argv[i]);
+            goto out;
+        }
+        pb = playbook_load_file(sb, argv[i], cfg.playbook_lib_dir, &err);
+        if (pb == NULL) {
+            cmd_fail("%s", err ? err : argv[i]);
+            goto out;
+        }
+        c.v = xrealloc(c.v, (c.n + 1) * sizeof(*c.v));
+        c.v[c.n++] = pb;
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        char *dest = xasprintf("%s/%s", cfg.playbook_dir, base_name(argv[i]));
+
+        if (util_write_file(dest, c.v[i]->source, c.v[i]->len, 0640, &err) == -1) {
+            cmd_fail("%s", err ? err : dest);
+            free(dest);
+            goto out;
+        }
+        printf("installed %s: playbook %s version %.12s\n", dest, c.v[i]->name, c.v[i]->hash);
+        free(dest);
+    }
+    c.by = deploy_os_user();
+    c.now = util_now_ms();
+    if (cmd_each_tenant(st, NULL, deploy_tenant, &c) == -1) {
+        goto out;
+    }
+    printf("recorded in %d tenant%s as deployed by %s\n", c.recorded, c.recorded == 1 ? "" : "s",
+           c.by);
+    r = control_request(cfg.data_dir, "reload", DEPLOY_RELOAD_MS, &reply, &err);
+    if (r == 1) {
+        printf("no daemon is running: it serves the new version%s when it starts\n",
+               c.n > 1 ? "s" : "");
+    } else if (r == -1) {
+        cmd_fail("reload: %s (run kagari reload)", err ? err : "?");
+        goto out;
+    } else {
+        printf("reloaded: %s\n", reply);
+    }
+    code = 0;
+out:
+    free(err);
+    free(reply);
+    free((char *)c.by);
+    for (size_t i = 0; i < c.n; i++) {
+        playbook_unref(c.v[i]);
+    }
+    free(c.v);
+    sandbox_free(sb);
+    store_close(st);
+    if (st != NULL) {
+        config_free(&cfg);
+    }
+    return code;
+}
