@@ -116,6 +116,11 @@ export function setPrefs(l, z) {
   document.documentElement.lang = lang();
 }
 
+// More words from a page module (the playbook view keeps its own): { en: {...}, ja: {...} }.
+export function addWords(more) {
+  for (const l of LANGS) Object.assign(WORDS[l], more[l] || {});
+}
+
 // The word for key in the present language (English, then the key, when missing).
 export function t(key, vars) {
   let s = WORDS[lang()][key] ?? WORDS.en[key] ?? key;

@@ -324,6 +324,11 @@ def test_routes_by_role_and_tenant():
             (t1 + "/approvals", {"*": 200, "other": 404}),
             ("/api/v1/approvals", {"*": 200}),
             ("/api/v1/audit", {"*": 403, "operator": 200}),
+            (t1 + "/playbooks", {"*": 200, "other": 404}),
+            (t1 + "/playbooks/it-roles", {"*": 200, "other": 404}),
+            (t1 + "/playbooks/it-roles/versions/" + run["version"], {"*": 200, "other": 404}),
+            (t1 + "/playbooks/it-roles/versions/%s/runs" % run["version"],
+             {"*": 200, "other": 404}),
         ]
         for path, want in matrix:
             for role, c in clients.items():
@@ -333,6 +338,15 @@ def test_routes_by_role_and_tenant():
                 if expect == 404:
                     check(r.body == not_found.body, "%s as %s: a 404 unlike an unknown one: %r"
                           % (path, role, r.body))
+        # The one change among the playbook routes: the dry-run switch.
+        want = {"admin": 200, "engineer": 200, "operator": 200, "analyst": 403, "auditor": 403,
+                "other": 404}
+        for role, c in clients.items():
+            r = c.request("POST", t1 + "/playbooks/it-roles/dry-run", {"dry_run": None})
+            check(r.status == want[role], "dry-run switch as %s: %r (want %d)"
+                  % (role, r, want[role]))
+            if want[role] == 404:
+                check(r.body == not_found.body, "dry-run switch as %s: %r" % (role, r.body))
         # What the lists hold.
         ts = {r: [t["id"] for t in clients[r].get("/api/v1/tenants").json["tenants"]]
               for r in clients}
