@@ -125,7 +125,7 @@ export function sourceBlock(src, id) {
 
 // ---- line diff (Myers, O((N+M)D)) ----
 
-const DIFF_MAX_D = 4000; // edits beyond this: the middle is shown as removed, then added
+const DIFF_MAX_D = 2000; // edits beyond this: the middle is shown as removed, then added
 
 // The shortest edit script from a to b (arrays of lines) after their common head and tail
 // are set aside: [op, lineA, lineB] with op '=', '-' or '+' and 0-based line numbers
