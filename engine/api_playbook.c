@@ -244,7 +244,7 @@ pb_full(struct api_req *r, struct tenant *t)
         cJSON *e = cJSON_CreateObject();
         int64_t runs = 0;
 
-        if (store_run_count_version(t->db, d[i].version, &runs, &err) == -1) {
+        if (store_run_count_version(t->db, name, d[i].version, &runs, &err) == -1) {
             cJSON_Delete(e);
             cJSON_Delete(o);
             goto fail;
@@ -314,7 +314,7 @@ api_playbook_version(struct api_req *r)
         return;
     }
     if (store_playbook_libs_get(t->db, r->param[2], &libs, &nl, &err) == -1 ||
-        store_run_count_version(t->db, r->param[2], &runs, &err) == -1) {
+        store_run_count_version(t->db, r->param[1], r->param[2], &runs, &err) == -1) {
         log_err("api.playbook_version_failed tenant=%s error=%s", t->id,
                 log_quote(err ? err : "?"));
         free(err);

@@ -19,6 +19,7 @@
 #define DEPLOY_RELOAD_MS 30000
 
 struct deploy_ctx {
+    struct store *st; /* control.db, for the audit rows */
     struct playbook **v;
     size_t n;
     const char *by;
@@ -33,9 +34,28 @@ deploy_tenant(struct store_tenant *t, void *ud)
     char *err = NULL;
 
     for (size_t i = 0; i < c->n; i++) {
+        struct store_audit a;
+        char detail[128];
+
         if (deploy_record(t, c->v[i], c->now, c->by, "cli", &err) == -1) {
             fprintf(stderr, "kagari: tenant %s: %s: the deployment is not recorded: %s\n",
                     store_tenant_id(t), c->v[i]->name, err ? err : "?");
+            free(err);
+            return -1;
+        }
+        /* In the tenant's audit too, where its auditors read what changed and who did. */
+        snprintf(detail, sizeof(detail), "{\"version\":\"%s\",\"via\":\"cli\"}", c->v[i]->hash);
+        memset(&a, 0, sizeof(a));
+        a.time = c->now;
+        a.tenant = (char *)store_tenant_id(t);
+        a.actor = (char *)c->by;
+        a.action = (char *)"playbook.deploy";
+        a.target = c->v[i]->name;
+        a.outcome = (char *)"ok";
+        a.detail = detail;
+        if (store_audit_add(c->st, &a, &err) == -1) {
+            fprintf(stderr, "kagari: tenant %s: the audit row is not written: %s\n",
+                    store_tenant_id(t), err ? err : "?");
             free(err);
             return -1;
         }
@@ -107,6 +127,7 @@ cmd_playbook_deploy(int argc, char **argv, const char *config_path)
     }
     c.by = deploy_os_user();
     c.now = util_now_ms();
+    c.st = st;
     if (cmd_each_tenant(st, NULL, deploy_tenant, &c) == -1) {
         goto out;
     }

@@ -563,11 +563,12 @@ int store_switch_set(struct store_tenant *t, const char *name, int on, int64_t w
                      const char *by, char **errp) KG_WUR;
 /* Fix a run's dry-run state (0/1) when it is created. In the caller's transaction. */
 int store_run_set_dry_run(struct store_tenant *t, int64_t id, int on, char **errp) KG_WUR;
-/* The runs of playbook name created at or after since_ms; the runs of one version. */
+/* The runs of playbook name created since the start of the hour of since_ms; the runs of
+ * one version of it. Read from the hourly counts (run_counts), not from the runs. */
 int store_run_count_playbook(struct store_tenant *t, const char *name, int64_t since_ms,
                              int64_t *count, char **errp) KG_WUR;
-int store_run_count_version(struct store_tenant *t, const char *version, int64_t *count,
-                            char **errp) KG_WUR;
+int store_run_count_version(struct store_tenant *t, const char *name, const char *version,
+                            int64_t *count, char **errp) KG_WUR;
 /* The runs of a version, newest first, with ids below before (0: from the newest), at
  * most limit (<= 0: 100). */
 int store_run_by_version(struct store_tenant *t, const char *version, int64_t before, int limit,

@@ -70,6 +70,10 @@ def test_deploy_history_and_dry_run_switch():
                            " WHERE name = 'pv-contain'", tenant=tenant)
             check(len(rows) == 1 and rows[0][1] == me and rows[0][2] == "cli",
                   "%s: deploy rows: %r (want one by %s)" % (tenant, rows, me))
+        deployed = audit_rows(d, "playbook.deploy")
+        check(sorted((x[0], x[1], x[3], x[4]) for x in deployed)
+              == [("t1", me, "pv-contain", "ok"), ("t2", me, "pv-contain", "ok")]
+              and all(v1 in x[6] for x in deployed), "deploy audited: %r" % deployed)
         r1 = expect_accepted(d.post({"source": "it.pv", "source_id": "a1", "severity": "high"}), 1)
         run1 = d.wait_run_final(r1[0])
         # A second version, copied in by hand and reloaded: recorded without a deployer.

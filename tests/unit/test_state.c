@@ -221,7 +221,8 @@ test_index_filled_by_migration(void)
      * libraries; 10: a run's result columns) are dropped and the version set to 2. A
      * migration appended later must be undone here too (11, the published lists'
      * list_entries, creates its table only if missing: it runs again as is; 12: the
-     * playbook view's deployments, dry-run switches, runs.dry_run and run indexes). */
+     * playbook view's deployments, dry-run switches, runs.dry_run, an index of runs and the
+     * run counts with their trigger). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -245,7 +246,8 @@ test_index_filled_by_migration(void)
                         "ALTER TABLE runs DROP COLUMN result_note;"
                         "ALTER TABLE runs DROP COLUMN result;"
                         "DROP TABLE playbook_deploys; DROP TABLE playbook_switches;"
-                        "DROP INDEX runs_version; DROP INDEX runs_playbook;"
+                        "DROP INDEX runs_version; DROP TRIGGER run_counts_add;"
+                        "DROP TABLE run_counts;"
                         "ALTER TABLE runs DROP COLUMN dry_run;"
                         "PRAGMA user_version = %d;",
                         2);

@@ -1390,7 +1390,7 @@ test_playbook_view(void)
     struct store_deploy *d = NULL;
     struct store_run *runs = NULL, r;
     size_t n = 0;
-    int64_t count = 0, ids[5];
+    int64_t count = 0, ids[5], late = 0;
     char *err = NULL, *by = NULL;
     int on = -1, dup = 0;
     int64_t changed = 0, alert_id;
@@ -1455,9 +1455,18 @@ test_playbook_view(void)
     T_EQ_INT(store_run_get(f.t, ids[0], &r, &err), 1);
     T_EQ_INT(r.dry_run, -1);
     store_run_free(&r);
-    T_EQ_INT(store_run_count_version(f.t, HASH_A, &count, &err), 0);
+    T_EQ_INT(store_run_count_version(f.t, "triage", HASH_A, &count, &err), 0);
     T_EQ_INT(count, 3);
-    T_EQ_INT(store_run_count_playbook(f.t, "triage", 3000, &count, &err), 0);
+    T_EQ_INT(store_run_count_version(f.t, "contain", HASH_A, &count, &err), 0);
+    T_EQ_INT(count, 0);
+    /* by the hour: runs created at 1-5 s and 2 h later */
+    T_EQ_INT(store_run_insert(f.t, alert_id, "triage", HASH_B, 7200000 + 5, &late, &err), 0);
+    T_ASSERT(late > ids[4]);
+    T_EQ_INT(store_run_count_playbook(f.t, "triage", 0, &count, &err), 0);
+    T_EQ_INT(count, 6);
+    T_EQ_INT(store_run_count_playbook(f.t, "triage", 7200000 + 1000, &count, &err), 0);
+    T_EQ_INT(count, 1);
+    T_EQ_INT(store_run_count_version(f.t, "triage", HASH_B, &count, &err), 0);
     T_EQ_INT(count, 3);
     T_EQ_INT(store_run_count_playbook(f.t, "contain", 0, &count, &err), 0);
     T_EQ_INT(count, 0);
