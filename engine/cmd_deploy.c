@@ -73,6 +73,47 @@ base_name(const char *path)
     return s != NULL ? s + 1 : path;
 }
 
+/* A playbook of the same name in another file of the folder would keep the new file from
+ * loading (the second of two files with one name is left out), so the deployment would
+ * record a version that never serves: refused, naming the file to replace. Two of the
+ * files deployed with one name are refused too. -1 after printing why. */
+static int
+same_name_elsewhere(struct sandbox *sb, const struct config *cfg, const struct deploy_ctx *c,
+                    char **argv)
+{
+    struct playbook_set set = { NULL, 0 };
+    char *errs = NULL;
+    int bad = 0;
+
+    for (size_t i = 0; i < c->n; i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(c->v[i]->name, c->v[k]->name) == 0) {
+                cmd_fail("%s and %s are both playbook %s", argv[k], argv[i], c->v[i]->name);
+                return -1;
+            }
+        }
+    }
+    if (playbook_set_load_libs(sb, cfg->playbook_dir, cfg->playbook_lib_dir, &set, &errs) == -1) {
+        cmd_fail("%s", errs ? errs : cfg->playbook_dir);
+        free(errs);
+        return -1;
+    }
+    for (size_t i = 0; i < c->n && !bad; i++) {
+        for (size_t k = 0; k < set.n && !bad; k++) {
+            if (strcmp(set.v[k]->name, c->v[i]->name) == 0 && set.v[k]->file != NULL &&
+                strcmp(base_name(set.v[k]->file), base_name(argv[i])) != 0) {
+                cmd_fail("playbook %s is in %s already: deploy it under that file's name, or "
+                         "remove that file first",
+                         c->v[i]->name, set.v[k]->file);
+                bad = 1;
+            }
+        }
+    }
+    free(errs);
+    playbook_set_free(&set);
+    return bad ? -1 : 0;
+}
+
 int
 cmd_playbook_deploy(int argc, char **argv, const char *config_path)
 {
@@ -113,6 +154,9 @@ cmd_playbook_deploy(int argc, char **argv, const char *config_path)
         }
         c.v = xrealloc(c.v, (c.n + 1) * sizeof(*c.v));
         c.v[c.n++] = pb;
+    }
+    if (same_name_elsewhere(sb, &cfg, &c, argv) == -1) {
+        goto out;
     }
     for (size_t i = 0; i < c.n; i++) {
         char *dest = xasprintf("%s/%s", cfg.playbook_dir, base_name(argv[i]));

@@ -5,7 +5,6 @@ import { call, ApiError, setCsrf, enc, query } from './api.js';
 import { h, mount, jsonText, csvCell } from './dom.js';
 import { t, lang, zone, setPrefs, fmtTime, fmtDuration, LANGS, ZONES } from './i18n.js';
 import { stackedBars, hBars } from './chart.js';
-import { playbooksPage } from './playbooks.js';
 
 const SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'];
 const OUTCOMES = ['unknown', 'blocked', 'attempted', 'succeeded'];
@@ -531,7 +530,7 @@ function recoverySection() {
   h('button', { type: 'submit', id: 'rc-new' }, t('rc_new')), out);
 }
 
-// ---- playbooks (portal/web/playbooks.js) ----
+// ---- playbooks (portal/web/playbooks.js, loaded when first shown) ----
 
 function playbookCtx(root, tenant) {
   const roles = (app.tenants.find((x) => x.id === tenant) || {}).roles || [];
@@ -590,7 +589,7 @@ async function route() {
       else if (seg[2] === 'runs' && seg.length === 3) await runsView(tenant);
       else if (seg[2] === 'runs' && seg.length === 4) await runView(tenant, id);
       else if (seg[2] === 'approvals' && seg.length === 4) await approvalView(tenant, id);
-      else if (seg[2] === 'playbooks') await playbooksPage(playbookCtx(root, tenant), tenant, seg.slice(3), params);
+      else if (seg[2] === 'playbooks') await (await import('./playbooks.js')).playbooksPage(playbookCtx(root, tenant), tenant, seg.slice(3), params);
       else notFound();
     } else {
       notFound();

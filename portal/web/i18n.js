@@ -83,6 +83,11 @@ const WORDS = {
   },
 };
 
+// The Playbooks section's name, for the menu (its other words are in playbooks.js, which
+// is loaded when the section is first shown).
+WORDS.en.playbooks = 'Playbooks';
+WORDS.ja.playbooks = 'プレイブック';
+
 export const LANGS = ['ja', 'en'];
 export const ZONES = ['Asia/Tokyo', 'UTC', 'America/New_York', 'Europe/London', 'Asia/Singapore'];
 

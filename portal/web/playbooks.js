@@ -102,7 +102,14 @@ export function luaTokens(src) {
   return out;
 }
 
-// The tokens split into lines: an array of lines, each an array of [kind, text].
+// The lines of a text, without the empty one after a final line end.
+function splitLines(text) {
+  const lines = String(text).split('\n');
+  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+// The tokens split into lines (as splitLines does): arrays of [kind, text].
 function tokenLines(src) {
   const lines = [[]];
   for (const [kind, text] of luaTokens(src)) {
@@ -112,6 +119,7 @@ function tokenLines(src) {
       if (p) lines[lines.length - 1].push([kind, p]);
     });
   }
+  if (lines.length > 1 && lines[lines.length - 1].length === 0) lines.pop();
   return lines;
 }
 
@@ -229,8 +237,8 @@ function hunks(ops, context = 3) {
 // The difference between two sources as a table: hunk headers, then each line with its
 // numbers on both sides and its text (as text).
 export function diffTable(srcA, srcB) {
-  const a = String(srcA).split('\n');
-  const b = String(srcB).split('\n');
+  const a = splitLines(srcA);
+  const b = splitLines(srcB);
   const ops = diffLines(a, b);
   const added = ops.filter((o) => o[0] === '+').length;
   const removed = ops.filter((o) => o[0] === '-').length;

@@ -211,6 +211,14 @@ def test_deploy_refuses_a_broken_file():
         check(not os.path.exists(os.path.join(d.pbdir, "broken.lua")), "not installed")
         check(d.query("SELECT count(*) FROM playbook_deploys WHERE name = 'broken'")[0][0] == 0,
               "not recorded")
+        # Another file of the folder serves a playbook of that name already: refused.
+        d.write_playbook("old-name.lua", PB % "old")
+        other = os.path.join(d.dir, "pv-contain.lua")
+        with open(other, "w") as f:
+            f.write(PB % "new")
+        p = run_cli(["playbook", "deploy", other, "--config", d.config], check_rc=1)
+        check("old-name.lua" in p.stderr, "same name: %r" % p.stderr)
+        check(not os.path.exists(os.path.join(d.pbdir, "pv-contain.lua")), "not installed")
         for name in ("x_test.lua", ".hidden.lua", "noext"):
             path = os.path.join(d.dir, name)
             with open(path, "w") as f:
