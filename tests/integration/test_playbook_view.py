@@ -226,3 +226,48 @@ def test_deploy_refuses_a_broken_file():
             p = run_cli(["playbook", "deploy", path, "--config", d.config], check_rc=1)
             check("NAME.lua" in p.stderr, "%s: %r" % (name, p.stderr))
         d.stop()
+
+
+SLOW = """return playbook {
+  name = "pv-slow",
+  on = { source = "it.pv.slow" },
+  run = function(alert)
+    sleep(2)
+    local ok, err = graph.disable_user("alice@example.jp")
+  end,
+}
+"""
+
+
+def test_a_run_keeps_its_dry_run_across_kill9():
+    """A run created while the switch was on stays a dry run when the switch is turned
+    off meanwhile and the daemon is killed and restarted before its call; a run created
+    after the switch went off is not one. The mock sees only the second call."""
+    with MockServer() as m, api_daemon("pbview-kill") as d:
+        with open(d.config, "a") as f:
+            f.write("\nconnectors = { ca_file = %s }\n%s\n" % (lua_str(m.ca_file),
+                                                               tenant_config(m)))
+        eng = add_user(d, "eng1", "t1:engineer")
+        d.write_playbook("pv-slow.lua", SLOW)
+        d.start()
+        c = Api(api_port(d), cafile=d.api_cert)
+        check(c.login(eng).status == 200, "login")
+        base = "/api/v1/tenants/t1/playbooks/pv-slow/dry-run"
+        check(c.request("POST", base, {"dry_run": True}).status == 200, "on")
+        a1 = expect_accepted(d.post({"source": "it.pv.slow", "source_id": "k1"}), 1)[0]
+        d.wait_run_state(a1, ("waiting",))
+        check(c.request("POST", base, {"dry_run": False}).status == 200, "off")
+        a2 = expect_accepted(d.post({"source": "it.pv.slow", "source_id": "k2"}), 1)[0]
+        d.wait_run_state(a2, ("waiting",))
+        d.kill9()
+        d.restart()
+        r1 = d.wait_run_final(a1, timeout=30)
+        r2 = d.wait_run_final(a2, timeout=30)
+        check(was_dry(d, r1["id"]), "the first run stayed a dry run")
+        check(not was_dry(d, r2["id"]), "the second is not one")
+        check(m.counters()["users"].get("alice@example.jp", {}).get("disable") == 1,
+              "the mock saw one disable: %r" % m.counters())
+        d.stop()
+
+
+test_a_run_keeps_its_dry_run_across_kill9.TIMEOUT = 120
