@@ -242,9 +242,16 @@ pb_full(struct api_req *r, struct tenant *t)
     arr = cJSON_AddArrayToObject(o, "deployments");
     for (size_t i = 0; i < nd; i++) {
         cJSON *e = cJSON_CreateObject();
-        int64_t runs = 0;
+        int64_t runs = -1;
 
-        if (store_run_count_version(t->db, name, d[i].version, &runs, &err) == -1) {
+        /* A version deployed again (a roll-back) is counted once. */
+        for (size_t k = 0; k < i && runs < 0; k++) {
+            if (strcmp(d[k].version, d[i].version) == 0) {
+                runs = (int64_t)cJSON_GetNumberValue(
+                    cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, (int)k), "runs"));
+            }
+        }
+        if (runs < 0 && store_run_count_version(t->db, name, d[i].version, &runs, &err) == -1) {
             cJSON_Delete(e);
             cJSON_Delete(o);
             goto fail;
@@ -380,14 +387,24 @@ api_playbook_runs(struct api_req *r)
     apireq_json(r, 200, o);
 }
 
-/* After the commit that made the switch durable: answer with the playbook as it is now. */
+/* A switch waiting for its commit: the request and its audit detail. */
+struct pb_switch {
+    struct api_req *r;
+    char detail[64];
+};
+
+/* After the commit that made the switch durable (or failed): audited with its outcome,
+ * then answered with the playbook as it is now. */
 static void
 switched(void *arg, int ok)
 {
-    struct api_req *r = arg;
+    struct pb_switch *sw = arg;
+    struct api_req *r = sw->r;
     struct tenant *t = tenant_find(r->param[0]);
     cJSON *o;
 
+    apireq_audit(r, r->param[0], "playbook.dry_run", r->param[1], ok ? "ok" : "failed", sw->detail);
+    free(sw);
     if (!ok || t == NULL) {
         apireq_error(r, 503, "store_unavailable", "the switch could not be stored; retry");
         return;
@@ -404,7 +421,8 @@ api_playbook_dry_run(struct api_req *r)
     size_t len = 0;
     const char *body;
     cJSON *root = NULL, *v;
-    char *err = NULL, detail[64];
+    char *err = NULL;
+    struct pb_switch *sw;
     struct store_deploy *d = NULL;
     size_t nd = 0;
     int on, before = 0, was;
@@ -447,14 +465,11 @@ api_playbook_dry_run(struct api_req *r)
         apireq_error(r, 503, "store_unavailable", "retry");
         return;
     }
-    snprintf(detail, sizeof(detail), "{\"dry_run\":%s,\"before\":%s}",
-             on < 0 ? "null"
-             : on   ? "true"
-                    : "false",
-             was == 0 ? "null"
-             : before ? "true"
-                      : "false");
-    apireq_audit(r, t->id, "playbook.dry_run", r->param[1], "ok", detail);
-    /* r is answered by switched() after the commit. */
-    loop_after_commit(t->db, switched, r);
+    sw = xcalloc(1, sizeof(*sw));
+    sw->r = r;
+    snprintf(sw->detail, sizeof(sw->detail), "{\"dry_run\":%s,\"before\":%s}",
+             on < 0 ? "null" : (on ? "true" : "false"),
+             was == 0 ? "null" : (before ? "true" : "false"));
+    /* r is audited and answered by switched() after the commit. */
+    loop_after_commit(t->db, switched, sw);
 }
