@@ -102,8 +102,10 @@ export function luaTokens(src) {
   return out;
 }
 
-// The lines of a text, without the empty one after a final line end.
+// The lines of a text, without the empty one after a final line end; none for no text
+// (a file that one version lacks).
 function splitLines(text) {
+  if (text === undefined || text === null || text === '') return [];
   const lines = String(text).split('\n');
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   return lines;
@@ -255,7 +257,7 @@ export function diffTable(srcA, srcB) {
   }
   return {
     added, removed, approx: ops.approx,
-    node: rows.length ? h('table', { class: 'diff', id: 'diff' }, h('tbody', {}, rows)) : null,
+    node: rows.length ? h('table', { class: 'diff' }, h('tbody', {}, rows)) : null,
   };
 }
 
@@ -414,7 +416,23 @@ async function diffPage(ctx, tenant, name, params) {
   const pick = (id, cur) => h('select', { id }, versions.map((v) => h('option', { value: v, selected: v === cur }, short(v))));
   const selA = pick('diff-a', a);
   const selB = pick('diff-b', b);
-  const d = diffTable(va.source, vb.source);
+  // The playbook file, then each library (a version covers its libraries too): the files
+  // that differ, each with its own table.
+  const files = (v) => new Map([[name + '.lua', v.source],
+    ...(v.libraries || []).map((l) => ['lib/' + l.name + '.lua', l.source])]);
+  const fa = files(va);
+  const fb = files(vb);
+  const d = { added: 0, removed: 0, approx: false, node: null };
+  const parts = [];
+  for (const f of new Set([...fa.keys(), ...fb.keys()])) {
+    const one = diffTable(fa.get(f), fb.get(f));
+    if (!one.node) continue;
+    d.added += one.added;
+    d.removed += one.removed;
+    d.approx = d.approx || one.approx;
+    parts.push(h('h3', { class: 'diff-file' }, f), one.node);
+  }
+  if (parts.length) d.node = parts;
   mount(ctx.root, h('section', { 'data-page': 'playbook-diff' },
     h('h1', {}, h('a', { href: pbBase(tenant, name) }, name), ' — ', t('pb_diff')),
     h('form', { class: 'filters', id: 'diff-form', on: { submit: (ev) => {
@@ -428,7 +446,7 @@ async function diffPage(ctx, tenant, name, params) {
       h('span', { class: 'added' }, t('pb_added', { n: d.added })), ' · ',
       h('span', { class: 'removed' }, t('pb_removed', { n: d.removed }))),
     d.approx ? h('p', { class: 'msg msg-info' }, t('pb_too_different')) : null,
-    d.node || h('p', { id: 'diff-same' }, t('pb_same'))));
+    d.node ? h('div', { id: 'diff' }, d.node) : h('p', { id: 'diff-same' }, t('pb_same'))));
 }
 
 // The section's pages: rest is what follows #/t/<tenant>/playbooks. ctx: { root (the

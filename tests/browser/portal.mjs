@@ -374,11 +374,18 @@ try {
     await page.check(`#deployments tr[data-version="${pv.v2}"] input[name="diff-b"]`);
     await page.click('#compare');
     await page.waitForSelector('#diff');
-    const del = await page.locator('#diff tr.del td.text').allTextContents();
-    const add = await page.locator('#diff tr.add td.text').allTextContents();
+    // The playbook file, then the library the second version added (a version covers
+    // its libraries).
+    const files = await page.locator('#diff h3.diff-file').allTextContents();
+    check(files.join(',') === 'pb-view.lua,lib/pvhelp.lua', 'files: ' + files);
+    const libAdds = await page.locator('#diff table.diff').nth(1).locator('tr.add td.text').allTextContents();
+    check(libAdds.join('\n') === '-- a helper of pb-view\nreturn { tag = "!" }', 'library: ' + libAdds);
+    check(await page.locator('#diff table.diff').nth(1).locator('tr.del').count() === 0, 'library: nothing removed');
+    const del = await page.locator('#diff table.diff').first().locator('tr.del td.text').allTextContents();
+    const add = await page.locator('#diff table.diff').first().locator('tr.add td.text').allTextContents();
     check(del.length === 1 && del[0].includes('"looked up v1"'), 'removed: ' + del);
     check(add.length === 1 && add[0].includes('"looked up v2"'), 'added: ' + add);
-    check((await page.locator('#diff tr.ctx').count()) >= 3, 'context lines');
+    check((await page.locator('#diff table.diff').first().locator('tr.ctx').count()) >= 3, 'context lines');
     check((await page.locator('#diff tr.hunk').first().textContent()).startsWith('@@ -'), 'hunk header');
     await shot('playbook-diff');
     // The same two versions the other way round: added and removed swap.
@@ -386,7 +393,8 @@ try {
     await page.selectOption('#diff-b', pv.v1);
     await page.click('#diff-apply');
     await page.waitForFunction((v) => location.hash.includes('a=' + v), pv.v2);
-    await page.waitForFunction(() => document.querySelector('#diff tr.add td.text')?.textContent.includes('v1'));
+    await page.waitForFunction(() => document.querySelector('#diff tr.add td.text')?.textContent.includes('v1') &&
+      document.querySelectorAll('#diff table.diff')[1]?.querySelectorAll('tr.del').length === 2);
     // A version with itself: no change.
     await page.goto(cfg.url + `/#/t/t1/playbooks/pb-view/diff?a=${pv.v1}&b=${pv.v1}`);
     await page.waitForSelector('#diff-same');

@@ -56,11 +56,22 @@ return playbook {
 """
 
 
+def pbview_source(version):
+    """pb-view's text: the second version uses a library too (lib/pvhelp.lua)."""
+    msg = json.dumps("looked up v%d" % version)
+    return PBVIEW % (json.dumps(ADMIN[1]), msg + (' .. require("pvhelp").tag' if version == 2
+                                                  else ""))
+
+
 def deploy_pbview(d, version, folder):
     """Deploy version (1 or 2) of pb-view with the CLI; returns the version hash."""
     path = os.path.join(folder, "pb-view.lua")
+    if version == 2:
+        os.makedirs(os.path.join(d.pbdir, "lib"), exist_ok=True)
+        with open(os.path.join(d.pbdir, "lib", "pvhelp.lua"), "w") as f:
+            f.write('-- a helper of pb-view\nreturn { tag = "!" }\n')
     with open(path, "w") as f:
-        f.write(PBVIEW % (json.dumps(ADMIN[1]), json.dumps("looked up v%d" % version)))
+        f.write(pbview_source(version))
     p = harness.run_cli(["playbook", "deploy", path, "--config", d.config], check_rc=0)
     assert "reloaded" in p.stdout, p.stdout
     rows = d.query("SELECT version FROM playbook_deploys WHERE name = 'pb-view'"
@@ -160,7 +171,7 @@ def main(argv):
                 "approval_alert": appr_alert, "aud_title": "Disable " + JIRO[1],
                 "eng": {"name": eng.name, "secret": eng.secret, "last_step": eng.last_step},
                 "pbview": {"v1": pv1, "v2": pv2, "runs": pv_runs, "deployer": getpass.getuser(),
-                           "source2": PBVIEW % (json.dumps(ADMIN[1]), json.dumps("looked up v2"))},
+                           "source2": pbview_source(2)},
             }
             env_vars = dict(os.environ, KAGARI_BROWSER=json.dumps(cfg), PW_DIR=pw)
             p = subprocess.run(["node", os.path.join(HERE, "portal.mjs")], env=env_vars,
