@@ -422,6 +422,7 @@ static const struct api_route api_routes[] = {
     { "GET", "/api/v1/tenants/:/approvals/:", API_USER, ROLE_ANY, api_approval },
     { "POST", "/api/v1/tenants/:/approvals/:/decision", API_USER, ROLE_ANY, api_approval_decide },
     /* the portal's playbook view */
+    { "POST", "/api/v1/playbooks", API_USER, 0, api_playbook_deploy },
     { "GET", "/api/v1/tenants/:/playbooks", API_USER, ROLE_ANY, api_playbooks },
     { "GET", "/api/v1/tenants/:/playbooks/:", API_USER, ROLE_ANY, api_playbook },
     { "GET", "/api/v1/tenants/:/playbooks/:/versions/:", API_USER, ROLE_ANY, api_playbook_version },
@@ -564,6 +565,7 @@ api_start(const struct config *cfg, struct store *st, struct api **out, char **e
     a = xcalloc(1, sizeof(*a));
     a->state.st = st;
     a->state.conf = c;
+    a->state.cfg = cfg;
     a->state.cost = api_cost(c);
     if (api_parse_proxies(c->trusted_proxies, &a->state.proxies, &a->state.nproxies, errp) == -1 ||
         auth_password_hash("not a password of anyone", &a->state.cost, &a->state.dummy_hash,
@@ -601,6 +603,14 @@ int
 api_port(const struct api *a)
 {
     return http_server_port(a->srv);
+}
+
+void
+api_set_reload(struct api *a, int (*reload)(void))
+{
+    if (a != NULL) {
+        a->state.reload = reload;
+    }
 }
 
 void

@@ -1,4 +1,5 @@
-/* api_playbook.c: the playbook view of the people's API. The playbooks a tenant sees are
+/* api_playbook.c: the playbook view of the people's API, and a deployment by a platform
+ * operator. The playbooks a tenant sees are
  * those the daemon serves now and those its database has deployments of; versions and
  * runs come from the tenant's own database only, so another tenant's version is
  * unknown here (404) like any unknown id. */
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "engine/api_read.h"
+#include "engine/env.h"
 #include "engine/json.h"
 #include "engine/kagari.h"
 #include "engine/log.h"
@@ -21,6 +23,7 @@
 #define PB_RUN_WINDOW_MS (30LL * 86400 * 1000)
 #define PB_RUNS_DEFAULT 50
 #define PB_RUNS_MAX 500
+#define PB_DEPLOY_MEMORY (64u << 20) /* the sandbox a deployed file is loaded in */
 
 /* A playbook name as playbook{} accepts it: 1-64 of [A-Za-z0-9._-]. */
 static int
@@ -472,4 +475,125 @@ api_playbook_dry_run(struct api_req *r)
              was == 0 ? "null" : (before ? "true" : "false"));
     /* r is audited and answered by switched() after the commit. */
     loop_after_commit(t->db, switched, sw);
+}
+
+/* A file name of the playbook folder: NAME.lua of [A-Za-z0-9._-], not hidden, not a
+ * playbook test. */
+static int
+pb_file_ok(const char *f)
+{
+    size_t n = strlen(f);
+
+    return n >= 5 && n <= 100 && f[0] != '.' && strcmp(f + n - 4, ".lua") == 0 &&
+           !(n > 9 && strcmp(f + n - 9, "_test.lua") == 0) &&
+           strspn(f, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* Record pb deployed by the caller in every tenant's database, audited per tenant. */
+static void
+pb_record_everywhere(struct api_req *r, struct playbook *pb)
+{
+    char detail[128];
+
+    snprintf(detail, sizeof(detail), "{\"version\":\"%s\",\"via\":\"api\"}", pb->hash);
+    for (struct tenant *t = tenants_first(); t != NULL; t = t->next) {
+        char *err = NULL;
+
+        if (loop_write(t->db, &err) == -1 || tenant_save_version(t, pb, &err) == -1 ||
+            store_deploy_record(t->db, pb->name, pb->hash, r->now, r->user.name, "api", &err) ==
+                -1) {
+            log_warn("playbook.deploy_not_recorded tenant=%s name=%s version=%.12s error=%s", t->id,
+                     pb->name, pb->hash, log_quote(err ? err : "?"));
+            free(err);
+            apireq_audit(r, t->id, "playbook.deploy", pb->name, "failed", detail);
+            continue;
+        }
+        apireq_audit(r, t->id, "playbook.deploy", pb->name, "ok", detail);
+    }
+}
+
+void
+api_playbook_deploy(struct api_req *r)
+{
+    const struct config *cfg = r->api->cfg;
+    const struct playbook_set *set = run_playbooks();
+    size_t len = 0;
+    const char *body = http_request_body(r->http, &len), *file, *src;
+    cJSON *root = NULL, *o;
+    struct sandbox *sb = NULL;
+    struct playbook *pb = NULL;
+    char *err = NULL, *path = NULL;
+    int rc;
+
+    if ((apireq_roles_in(r, "-") & ROLE_OPERATOR) == 0) {
+        r->api->denied++;
+        apireq_audit(r, NULL, "access", "/api/v1/playbooks", "forbidden", NULL);
+        apireq_error(r, 403, "forbidden",
+                     "the playbook folder serves every tenant: platform operators deploy");
+        return;
+    }
+    if (cfg == NULL || cfg->playbook_dir == NULL) {
+        apireq_error(r, 503, "unavailable", "no playbook folder");
+        return;
+    }
+    if (json_parse_strict(body ? body : "", len, 4, &root, &err) == -1 || !cJSON_IsObject(root) ||
+        (file = json_get_string(root, "file")) == NULL ||
+        (src = json_get_string(root, "source")) == NULL || cJSON_GetArraySize(root) != 2) {
+        free(err);
+        cJSON_Delete(root);
+        apireq_error(r, 400, "bad_request", "expected {\"file\": \"NAME.lua\", \"source\": text}");
+        return;
+    }
+    if (!pb_file_ok(file)) {
+        cJSON_Delete(root);
+        apireq_error(r, 400, "bad_request",
+                     "file: NAME.lua of letters, digits, '.', '_', '-' (not hidden, not a test)");
+        return;
+    }
+    /* Loaded as the daemon will load it, with the libraries of the folder. */
+    path = xasprintf("%s/%s", cfg->playbook_dir, file);
+    sb = env_sandbox_new(PB_DEPLOY_MEMORY, &err);
+    if (sb != NULL) {
+        pb = playbook_parse_dir(sb, path, src, strlen(src), cfg->playbook_lib_dir, &err);
+    }
+    if (pb == NULL) {
+        apireq_audit(r, NULL, "playbook.deploy", file, "refused", NULL);
+        apireq_error(r, 400, "bad_playbook", err ? err : "the playbook does not load");
+        goto out;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        const char *f = set->v[i]->file ? strrchr(set->v[i]->file, '/') : NULL;
+
+        if (strcmp(set->v[i]->name, pb->name) == 0 && f != NULL && strcmp(f + 1, file) != 0) {
+            char *msg = xasprintf("playbook %s is in %s already: deploy it under that name",
+                                  pb->name, f + 1);
+
+            apireq_error(r, 409, "conflict", msg);
+            free(msg);
+            goto out;
+        }
+    }
+    if (util_write_file(path, src, strlen(src), 0640, &err) == -1) {
+        log_err("api.deploy_failed file=%s error=%s", path, log_quote(err ? err : "?"));
+        apireq_audit(r, NULL, "playbook.deploy", pb->name, "failed", NULL);
+        apireq_error(r, 503, "unavailable", "the file could not be written");
+        goto out;
+    }
+    log_info("playbook.deployed name=%s version=%.12s file=%s by=%s", pb->name, pb->hash, path,
+             log_quote(r->user.name));
+    /* Recorded with its deployer first: the reload then finds it recorded already. */
+    pb_record_everywhere(r, pb);
+    rc = r->api->reload != NULL ? r->api->reload() : -1;
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", pb->name);
+    cJSON_AddStringToObject(o, "version", pb->hash);
+    cJSON_AddStringToObject(o, "file", file);
+    cJSON_AddBoolToObject(o, "reloaded", rc == 0);
+    apireq_json(r, 201, o);
+out:
+    free(err);
+    free(path);
+    playbook_unref(pb);
+    sandbox_free(sb);
+    cJSON_Delete(root);
 }

@@ -11,5 +11,6 @@ void api_playbook(struct api_req *r);         /* GET …/playbooks/{name} */
 void api_playbook_version(struct api_req *r); /* GET …/playbooks/{name}/versions/{v} */
 void api_playbook_runs(struct api_req *r);    /* GET …/playbooks/{name}/versions/{v}/runs */
 void api_playbook_dry_run(struct api_req *r); /* POST …/playbooks/{name}/dry-run */
+void api_playbook_deploy(struct api_req *r);  /* POST /api/v1/playbooks (platform operators) */
 
 #endif

@@ -351,6 +351,7 @@ serve_main(const char *config_path)
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
     }
+    api_set_reload(people_api, serve_reload); /* a playbook deployed by a person */
     lim.instructions = conf.runs.instructions;
     lim.timeout = conf.runs.timeout;
     lim.slice_ms = conf.runs.slice_ms;

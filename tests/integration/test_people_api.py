@@ -347,6 +347,12 @@ def test_routes_by_role_and_tenant():
                   % (role, r, want[role]))
             if want[role] == 404:
                 check(r.body == not_found.body, "dry-run switch as %s: %r" % (role, r.body))
+        # A deployment is for platform operators (an empty body: refused as bad after the
+        # role check).
+        for role, c in clients.items():
+            r = c.request("POST", "/api/v1/playbooks", {})
+            want = 400 if role == "operator" else 403
+            check(r.status == want, "deploy as %s: %r (want %d)" % (role, r, want))
         # What the lists hold.
         ts = {r: [t["id"] for t in clients[r].get("/api/v1/tenants").json["tenants"]]
               for r in clients}

@@ -271,3 +271,60 @@ def test_a_run_keeps_its_dry_run_across_kill9():
 
 
 test_a_run_keeps_its_dry_run_across_kill9.TIMEOUT = 120
+
+
+def test_operator_deploys_through_the_api():
+    """A platform operator deploys a playbook through the API: loaded first (a broken one
+    is refused with the reason), installed, recorded in every tenant with the person as
+    deployer and audited, served at once. A tenant's engineer or admin is refused: the
+    folder serves every tenant."""
+    with api_daemon("pbview-api") as d:
+        d.add_tenant("t2")
+        op = add_user(d, "op1", "*:operator")
+        eng = add_user(d, "eng1", "t1:engineer")
+        adm = add_user(d, "adm1", "t1:admin")
+        d.write_playbook("other.lua", PB.replace("pv-contain", "pv-other") % "x")
+        d.start()
+        c = {}
+        for name, u in (("op", op), ("eng", eng), ("adm", adm)):
+            c[name] = Api(api_port(d), cafile=d.api_cert)
+            check(c[name].login(u).status == 200, "login " + name)
+        good = {"file": "pv-contain.lua", "source": PB % "api"}
+        for who in ("eng", "adm"):
+            r = c[who].request("POST", "/api/v1/playbooks", good)
+            check(r.status == 403, "%s: %r" % (who, r))
+        check(c["op"].request("POST", "/api/v1/playbooks", good, csrf=False).status == 403,
+              "CSRF")
+        for bad in ({"file": "../x.lua", "source": PB % "x"}, {"file": "x_test.lua", "source": "x"},
+                    {"file": ".x.lua", "source": "x"}, {"file": "x.txt", "source": "x"},
+                    {"file": "x.lua"}, {"file": "x.lua", "source": "x", "more": 1}, [1], "nope"):
+            r = c["op"].request("POST", "/api/v1/playbooks", bad)
+            check(r.status == 400 and r.json["error"] == "bad_request", "%r: %r" % (bad, r))
+        r = c["op"].request("POST", "/api/v1/playbooks",
+                            {"file": "broken.lua", "source": "return playbook { name = 'b',"
+                             " on = { min_severity = 'hot' }, run = function() end }"})
+        check(r.status == 400 and r.json["error"] == "bad_playbook"
+              and "min_severity" in r.json["message"], "broken: %r" % r)
+        check(not os.path.exists(os.path.join(d.pbdir, "broken.lua")), "broken: not installed")
+        r = c["op"].request("POST", "/api/v1/playbooks",
+                            {"file": "renamed.lua", "source": PB.replace("pv-contain", "pv-other")
+                             % "y"})
+        check(r.status == 409, "a name served by another file: %r" % r)
+        r = c["op"].request("POST", "/api/v1/playbooks", good)
+        check(r.status == 201 and r.json["reloaded"] is True and r.json["name"] == "pv-contain",
+              "deployed: %r" % r)
+        version = r.json["version"]
+        with open(os.path.join(d.pbdir, "pv-contain.lua")) as f:
+            check(f.read() == PB % "api", "installed as sent")
+        check("name=pv-contain" in d.log(), "served after the reload")
+        for tenant in ("t1", "t2"):
+            rows = d.query("SELECT version, deployed_by, via FROM playbook_deploys"
+                           " WHERE name = 'pv-contain'", tenant=tenant)
+            check(rows == [(version, "op1", "api")], "%s: %r" % (tenant, rows))
+        p = c["eng"].get("/api/v1/tenants/t1/playbooks/pv-contain").json
+        check(p["deployed_by"] == "op1" and p["deployed_via"] == "api" and p["serving"],
+              "shown: %r" % p)
+        rows = audit_rows(d, "playbook.deploy")
+        check(sorted((x[0], x[1], x[4]) for x in rows if x[4] == "ok")
+              == [("t1", "op1", "ok"), ("t2", "op1", "ok")], "audited: %r" % rows)
+        d.stop()
