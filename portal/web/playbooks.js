@@ -306,6 +306,7 @@ function listPage(ctx, tenant, r) {
     h('td', {}, dryBadge(p.dry_run)),
     h('td', { class: 'num' }, String(p.runs_30d))));
   mount(ctx.root, h('section', { 'data-page': 'playbooks' }, h('h1', {}, t('playbooks')),
+    r.tenant_dry_run ? h('p', { class: 'msg msg-info', id: 'tenant-dry-run' }, t('pb_dry_from_tenant')) : null,
     h('table', { class: 'list', id: 'playbook-list' },
       h('thead', {}, h('tr', {}, h('th', {}, t('playbook')), h('th', {}, t('pb_version')),
         h('th', {}, t('pb_deployed')), h('th', {}, t('pb_triggers')), h('th', {}, t('pb_dry_run')),
