@@ -1,8 +1,7 @@
 /* api_playbook.c: the playbook view of the people's API, and a deployment by a platform
- * operator. The playbooks a tenant sees are
- * those the daemon serves now and those its database has deployments of; versions and
- * runs come from the tenant's own database only, so another tenant's version is
- * unknown here (404) like any unknown id. */
+ * operator. The playbooks a tenant sees are those the daemon serves now and those its
+ * database has deployments of; versions and runs come from the tenant's own database
+ * only, so another tenant's version is unknown here (404) like any unknown id. */
 #include "engine/api_playbook.h"
 
 #include <stdio.h>

@@ -203,3 +203,56 @@ out:
     }
     return code;
 }
+
+/* `kagari playbook history [NAME]`: the deployments recorded in each tenant's database. */
+struct history_ctx {
+    const char *name; /* NULL: the latest deployment of each playbook */
+    int rows;
+};
+
+static int
+history_tenant(struct store_tenant *t, void *ud)
+{
+    struct history_ctx *h = ud;
+    struct store_deploy *d = NULL;
+    size_t n = 0;
+    char *err = NULL;
+
+    if (store_deploy_list(t, h->name, 1000, &d, &n, &err) == -1) {
+        cmd_fail("tenant %s: %s", store_tenant_id(t), err ? err : "?");
+        free(err);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ts[32];
+
+        util_fmt_time(d[i].deployed_ms, ts);
+        printf("%s\t", store_tenant_id(t));
+        cmd_put_text(d[i].name, strlen(d[i].name), 64, 0);
+        printf("\t%.12s\t%s\t", d[i].version, ts);
+        if (d[i].by != NULL) {
+            cmd_put_text(d[i].by, strlen(d[i].by), 128, 0);
+        } else {
+            printf("-");
+        }
+        printf("\t%s\n", d[i].via);
+        h->rows++;
+    }
+    store_deploys_free(d, n);
+    return 0;
+}
+
+int
+cmd_playbook_history(const char *name, const char *tenant, const char *config_path)
+{
+    struct history_ctx h = { name, 0 };
+    int rc =
+        cmd_tenants(config_path ? config_path : cmd_default_config(), tenant, history_tenant, &h);
+
+    if (rc == 0 && h.rows == 0) {
+        fprintf(stderr, "kagari: no deployment recorded%s%s\n", name ? " of " : "",
+                name ? name : "");
+        return 1;
+    }
+    return rc;
+}

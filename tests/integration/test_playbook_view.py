@@ -87,6 +87,15 @@ def test_deploy_history_and_dry_run_switch():
         check(not was_dry(d, run2["id"]),
               "not a dry run before the switch")
 
+        # The same history at the command line.
+        out = d.cli("playbook", "history", "pv-contain", "--tenant", "t1").stdout
+        rows = [ln.split("\t") for ln in out.splitlines()]
+        check(len(rows) == 2 and rows[0][:3] == ["t1", "pv-contain", v2[:12]]
+              and rows[0][4:] == ["-", "reload"] and rows[1][2] == v1[:12]
+              and rows[1][4:] == [me, "cli"], "history: %r" % out)
+        out = d.cli("playbook", "history").stdout.splitlines()
+        check(sorted(ln.split("\t")[0] for ln in out) == ["t1", "t2"], "latest: %r" % out)
+        d.cli("playbook", "history", "nope", check_rc=1)
         port = api_port(d)
         c = {}
         for name, u in (("eng", eng), ("ana", ana), ("aud", aud), ("other", other)):
