@@ -727,6 +727,21 @@ run_playbooks(void)
     return &playbooks;
 }
 
+/* The playbook's dry-run switch (set by people in the portal) decides for the new run id,
+ * durably: a replay after a restart keeps it whatever the switch says then. 1 with *dry
+ * when the switch is set (written on the run), 0 when not (the version's own dry_run
+ * counts), -1 with *errp. */
+static int
+run_switch(struct tenant *t, const struct playbook *pb, int64_t id, int *dry, char **errp)
+{
+    int sw = store_switch_get(t->db, pb->name, dry, NULL, NULL, errp);
+
+    if (sw == 1 && store_run_set_dry_run(t->db, id, *dry, errp) == -1) {
+        return -1;
+    }
+    return sw;
+}
+
 int
 run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp)
 {
@@ -746,10 +761,7 @@ run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp)
             store_run_insert(t->db, a->id, pb->name, pb->hash, now, &id, errp) == -1) {
             return -1;
         }
-        /* The playbook's dry-run switch (set by people in the portal) decides for this
-         * run, durably: a replay after a restart keeps it whatever the switch says then. */
-        sw = store_switch_get(t->db, pb->name, &dry, NULL, NULL, errp);
-        if (sw == -1 || (sw == 1 && store_run_set_dry_run(t->db, id, dry, errp) == -1)) {
+        if ((sw = run_switch(t, pb, id, &dry, errp)) == -1) {
             return -1;
         }
         r = run_new(t, id, a->id, pb);
@@ -759,6 +771,39 @@ run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp)
         ready_push(r);
         (*nruns)++;
     }
+    return 0;
+}
+
+int
+run_start_by(struct tenant *t, int64_t alert_id, const char *playbook, const char *requester,
+             int64_t *id, char **errp)
+{
+    struct playbook *pb = NULL;
+    struct run *r;
+    int sw = 0, dry = 0;
+
+    *id = 0;
+    for (size_t i = 0; i < playbooks.n && pb == NULL; i++) {
+        if (strcmp(playbooks.v[i]->name, playbook) == 0) {
+            pb = playbooks.v[i];
+        }
+    }
+    if (pb == NULL) {
+        return kg_err(errp, "no playbook named %s is loaded", playbook);
+    }
+    if (tenant_save_version(t, pb, errp) == -1 || loop_write(t->db, errp) == -1 ||
+        store_run_insert(t->db, alert_id, pb->name, pb->hash, util_now_ms(), id, errp) == -1 ||
+        store_run_set_requester(t->db, *id, requester, errp) == -1 ||
+        (sw = run_switch(t, pb, *id, &dry, errp)) == -1) {
+        return -1;
+    }
+    r = run_new(t, *id, alert_id, pb);
+    if (sw == 1) {
+        r->dry_run = dry;
+    }
+    ready_push(r);
+    log_info("run.started_by tenant=%s run=%lld playbook=%s alert=%lld requester=%s", t->id,
+             (long long)*id, pb->name, (long long)alert_id, log_quote(requester));
     return 0;
 }
 

@@ -186,6 +186,13 @@ def test_deploy_history_and_dry_run_switch():
               "the next run is a dry run")
         check(d.query("SELECT dry_run FROM runs WHERE id = ?", (run3["id"],))[0][0] == 1,
               "fixed on the run")
+        # A run started by hand follows the switch too.
+        r = c["eng"].request("POST", "/api/v1/tenants/t1/alerts/%d/runs" % r1[0],
+                             {"playbook": "pv-contain"})
+        check(r.status == 201, "run by hand: %r" % r)
+        hand = r.json["run_id"]
+        wait_for(lambda: d.run_show(hand)["state"] in ("done", "failed"), 20, "the hand run")
+        check(was_dry(d, hand), "the run started by hand is a dry run")
         # Off again, then back to the file's own setting.
         r = c["eng"].request("POST", base + "/pv-contain/dry-run", {"dry_run": False})
         check(r.status == 200 and r.json["dry_run"]["effective"] is False, "off: %r" % r)
