@@ -26,6 +26,7 @@ struct batch {
     int events; /* records to keep as events: stored, never routed */
     admit_fn done;
     void *arg;
+    char *mark_source, *mark_key, *mark_value; /* written with the records, or NULL */
     struct batch *next;
 };
 
@@ -73,6 +74,9 @@ batch_free(struct batch *b)
         alert_free(&b->alerts[i]);
     }
     free(b->alerts);
+    free(b->mark_source);
+    free(b->mark_key);
+    free(b->mark_value);
     free(b);
 }
 
@@ -201,6 +205,11 @@ admit_phase(void *arg)
             }
             stats.runs += (unsigned long long)nruns;
         }
+        /* The source's mark moves only with every record it covers. */
+        if (b->mark_source != NULL && !b->failed &&
+            store_mark_put(b->t->db, b->mark_source, b->mark_key, b->mark_value, &err) == -1) {
+            b->failed = 1;
+        }
         if (b->failed && !b->locked) { /* a lock is logged by the loop */
             log_err("admit.store_failed tenant=%s error=%s", b->t->id, log_quote(err ? err : "?"));
         }
@@ -246,10 +255,16 @@ admit_init(void)
 }
 
 static void
-admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events, admit_fn done, void *arg)
+admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events,
+            const struct admit_mark *mark, admit_fn done, void *arg)
 {
     struct batch *b = xcalloc(1, sizeof(*b));
 
+    if (mark != NULL) {
+        b->mark_source = xstrdup(mark->source);
+        b->mark_key = xstrdup(mark->key);
+        b->mark_value = xstrdup(mark->value);
+    }
     b->events = events;
     b->t = t;
     b->alerts = alerts;
@@ -262,13 +277,27 @@ admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events, admit_
 void
 admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
 {
-    admit_queue(t, alerts, n, 0, done, arg);
+    admit_queue(t, alerts, n, 0, NULL, done, arg);
+}
+
+void
+admit_alerts_marked(struct tenant *t, struct alert *alerts, size_t n, const struct admit_mark *mark,
+                    admit_fn done, void *arg)
+{
+    admit_queue(t, alerts, n, 0, mark, done, arg);
+}
+
+void
+admit_events_marked(struct tenant *t, struct alert *events, size_t n, const struct admit_mark *mark,
+                    admit_fn done, void *arg)
+{
+    admit_queue(t, events, n, 1, mark, done, arg);
 }
 
 void
 admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn done, void *arg)
 {
-    admit_queue(t, events, n, 1, done, arg);
+    admit_queue(t, events, n, 1, NULL, done, arg);
 }
 
 void

@@ -323,6 +323,16 @@ static const char *const tenant_migrations[] = {
     "  updated INTEGER NOT NULL,"
     "  PRIMARY KEY (list, value)"
     ") WITHOUT ROWID;",
+    /* 12: source marks: where a polling source stands in its input (the byte offset
+     * reached in each storage blob), written in the same transaction as the records it
+     * covers, so a restart resumes exactly there. value is the source's own text. */
+    "CREATE TABLE IF NOT EXISTS source_marks ("
+    "  source TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (source, key)"
+    ") WITHOUT ROWID;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -435,6 +445,8 @@ enum query {
     Q_LIST_PUT,
     Q_LIST_DEL,
     Q_LIST_GET,
+    Q_MARK_PUT,
+    Q_MARK_GET,
     Q_COUNT
 };
 
@@ -649,6 +661,10 @@ static const char *const query_sql[Q_COUNT] = {
                    " (expires != 0 AND expires <= ?3))",
     [Q_LIST_GET] = "SELECT value FROM list_entries WHERE list = ?1 AND (expires = 0 OR"
                    " expires > ?2) ORDER BY value",
+    [Q_MARK_PUT] = "INSERT INTO source_marks (source, key, value, updated) VALUES (?1, ?2, ?3, ?4)"
+                   " ON CONFLICT (source, key) DO UPDATE SET value = excluded.value,"
+                   " updated = excluded.updated",
+    [Q_MARK_GET] = "SELECT value FROM source_marks WHERE source = ?1 AND key = ?2",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -2372,6 +2388,56 @@ store_list_text(struct store_tenant *t, const char *list, struct buf *out, char 
     }
     if (rc != SQLITE_DONE) {
         db_fail(&t->db, errp, "list get %s", list);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+/* ---- source marks ---- */
+
+int
+store_mark_put(struct store_tenant *t, const char *source, const char *key, const char *value,
+               char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_MARK_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, source) | bind_text(s, 2, key) | bind_text(s, 3, value) |
+         sqlite3_bind_int64(s, 4, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "mark put %s", source);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "mark put", errp);
+}
+
+int
+store_mark_get(struct store_tenant *t, const char *source, const char *key, char **value,
+               char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *value = NULL;
+    if ((s = db_stmt(&t->db, Q_MARK_GET, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, source) | bind_text(s, 2, key)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "mark get %s", source);
+        stmt_done(s);
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+
+        *value = xstrdup(v != NULL ? v : "");
+    } else if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "mark get %s", source);
         stmt_done(s);
         return -1;
     }
