@@ -170,6 +170,13 @@ parse_size(const char *s, int64_t *out)
     return 0;
 }
 
+/* A copy of s (NULL: "") cut to at most max bytes. */
+static char *
+copy_max(const char *s, size_t max)
+{
+    return s != NULL ? xstrndup(s, strnlen(s, max)) : xstrdup("");
+}
+
 int
 blob_parse_listing(const char *xml, size_t n, struct blob_listing *out, char **errp)
 {
@@ -213,8 +220,8 @@ blob_parse_listing(const char *xml, size_t n, struct blob_listing *out, char **e
             goto out;
         }
         it->name = xstrdup(name);
-        it->created = xstrndup(created != NULL ? created : "", 64);
-        it->etag = xstrndup(etag != NULL ? etag : "", 128);
+        it->created = copy_max(created, 64);
+        it->etag = copy_max(etag, 128);
         out->n++;
     }
     next = xml_path_text(root, "NextMarker");
