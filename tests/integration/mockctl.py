@@ -447,6 +447,10 @@ class MockServer:
         return self.control("POST", "/blob", body)
 
     def blob_append(self, account, container, blob, data):
+        """Append data (str, or bytes of any kind) to the blob, creating it if needed."""
+        if isinstance(data, bytes):
+            return self.blob("append", account=account, container=container, blob=blob,
+                             data_base64=base64.b64encode(data).decode())
         return self.blob("append", account=account, container=container, blob=blob, data=data)
 
     def blob_sas(self, account, expires_in=3600, permissions="rl"):

@@ -518,7 +518,8 @@ sign(const char *account, const char *se)
 }
 
 /* POST /_mock/blob {"op": ...}:
- *   append {account, container, blob, data}: create the blob if needed, append data
+ *   append {account, container, blob, data}: create the blob if needed, append data (text;
+ *          or data_base64: any bytes)
  *   put    {account, container, blob, data}: create it again (new Creation-Time) with data
  *   delete {account, container, blob}
  *   container {account, container}: create an empty container
@@ -530,7 +531,9 @@ mock_blob_control(const cJSON *o, cJSON **reply, char **errp)
 {
     const char *op = jstr(o, "op"), *account = jstr(o, "account");
     const char *container = jstr(o, "container"), *name = jstr(o, "blob");
-    const char *data = jstr(o, "data");
+    const char *data = jstr(o, "data"), *b64 = jstr(o, "data_base64");
+    unsigned char *bin = NULL;
+    size_t dlen = data != NULL ? strlen(data) : 0;
 
     *reply = NULL;
     if (op == NULL) {
@@ -598,8 +601,14 @@ mock_blob_control(const cJSON *o, cJSON **reply, char **errp)
         struct mcontainer *c = find_container(account, container, 1);
         struct mblob *b = find_blob(c, name);
 
+        if (b64 != NULL) {
+            if ((bin = mock_b64_decode(b64, strlen(b64), &dlen)) == NULL) {
+                return kg_err(errp, "data_base64: not base64");
+            }
+            data = (const char *)bin;
+        }
         if (data == NULL) {
-            return kg_err(errp, "data: required (text)");
+            return kg_err(errp, "data: required (text), or data_base64 (any bytes)");
         }
         if (b != NULL && strcmp(op, "put") == 0) {
             mvec_remove(&c->blobs, b);
@@ -615,7 +624,8 @@ mock_blob_control(const cJSON *o, cJSON **reply, char **errp)
                 rfc1123(mock_now() + (++later) * 1000, b->created);
             }
         }
-        (void)!buf_append(&b->data, data, strlen(data));
+        (void)!buf_append(&b->data, data, dlen);
+        free(bin);
         b->version = ++etag_base;
         rfc1123(mock_now(), b->modified);
         *reply = state_json();

@@ -1,0 +1,283 @@
+"""Azure Blob storage polling against the mock's Blob REST API, with the real daemon:
+records of several blobs in several containers arrive once (listing pages followed by
+NextMarker); a blob that grows between polls, a half-written last line included, gives
+every record exactly once; a kill -9 and a restart neither repeat nor skip one; a bad line
+is rejected alone; a blob created again is read again without duplicates; 429 is retried;
+an expired SAS is a clear error that is not asked again in a hot loop; with two tenants
+one failing storage account does not hold back the other, which reads its storage with
+the OAuth token of its Microsoft app."""
+
+import copy
+import json
+import re
+import time
+
+from harness import Daemon, check, wait_for
+import mockctl
+from mockctl import MockServer
+
+ACCT = "kagarilogs"
+SIGNINS = "insights-logs-signinlogs"
+FIREWALL = "insights-logs-azurefirewall"
+BLOB1 = ("tenantId=7d3f1b2a-9c4e-4a6b-8e21-5f0c3d9a7b14/y=2026/m=12/d=05/h=01/m=00/PT1H.json")
+BLOB2 = ("tenantId=7d3f1b2a-9c4e-4a6b-8e21-5f0c3d9a7b14/y=2026/m=12/d=05/h=02/m=00/PT1H.json")
+FWBLOB = ("resourceId=/SUBSCRIPTIONS/0000/RESOURCEGROUPS/NET/PROVIDERS/MICROSOFT.NETWORK/"
+          "AZUREFIREWALLS/FW-01/y=2026/m=12/d=05/h=01/m=00/PT1H.json")
+
+# One Entra ID sign-in record as archived by a diagnostic setting (a line of PT1H.json).
+SIGNIN = {
+    "time": "2026-12-05T01:02:03.0000000Z",
+    "resourceId": "/tenants/7d3f1b2a-9c4e-4a6b-8e21-5f0c3d9a7b14/providers/Microsoft.aadiam",
+    "operationName": "Sign-in activity", "operationVersion": "1.0", "category": "SignInLogs",
+    "tenantId": "7d3f1b2a-9c4e-4a6b-8e21-5f0c3d9a7b14", "resultType": "50126",
+    "resultSignature": "None", "durationMs": 0, "callerIpAddress": "203.0.113.50",
+    "correlationId": "0e964ff4-30de-5641-b9ae-2e69d5075f73", "identity": "山田 太郎",
+    "Level": 4, "location": "JP",
+    "properties": {
+        "id": "", "createdDateTime": "2026-12-05T01:02:03.0000000+00:00",
+        "userDisplayName": "山田 太郎", "userPrincipalName": "taro.yamada@example.jp",
+        "userId": "a11ce000-0000-4000-8000-000000000009", "appDisplayName": "Office 365",
+        "ipAddress": "203.0.113.50", "clientAppUsed": "Browser",
+        "status": {"errorCode": 50126, "failureReason": "Invalid username or password."},
+        "conditionalAccessStatus": "notApplied", "isInteractive": True,
+        "riskLevelDuringSignIn": "none", "riskState": "none",
+    },
+}
+
+
+def signin_line(n, tag="r"):
+    rec = copy.deepcopy(SIGNIN)
+    rec["properties"]["id"] = "%s-%08d-0000-4000-8000-000000000000" % (tag, n)
+    rec["correlationId"] = "c-%s-%d" % (tag, n)
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+
+
+def firewall_line(n):
+    rec = {"time": "2026-12-05T01:%02d:00.000Z" % (n % 60), "category": "AZFWNetworkRule",
+           "resourceId": "/SUBSCRIPTIONS/0000/RESOURCEGROUPS/NET/PROVIDERS/"
+                         "MICROSOFT.NETWORK/AZUREFIREWALLS/FW-01",
+           "operationName": "AZFWNetworkRule",
+           "properties": {"Protocol": "TCP", "SourceIp": "10.0.0.%d" % (n % 250 + 1),
+                          "SourcePort": 40000 + n, "DestinationIp": "198.51.100.7",
+                          "DestinationPort": 443, "Action": "Deny", "Policy": "fw-policy",
+                          "RuleCollectionGroup": "rcg", "RuleCollection": "rc",
+                          "Rule": "deny-all", "ActionReason": ""}}
+    return json.dumps(rec, separators=(",", ":"))
+
+
+def raws(d, tenant=None):
+    """Every stored record's raw text, alerts and events alike."""
+    rows = d.query("SELECT raw FROM alerts", tenant=tenant)
+    rows += d.query("SELECT raw FROM events", tenant=tenant)
+    return [r[0] if isinstance(r[0], str) else r[0].decode() for r in rows]
+
+
+def expect_exactly(d, lines, what, tenant=None, timeout=30):
+    """Wait until every line is stored, then check that each is stored once and nothing
+    else is."""
+    want = sorted(lines)
+    wait_for(lambda: len(raws(d, tenant)) >= len(want), timeout,
+             "%s: %d records stored" % (what, len(want)))
+    time.sleep(0.3)  # anything more would arrive now
+    got = sorted(raws(d, tenant))
+    check(got == want, "%s: stored %d records, %d distinct, want %d (missing %r, extra %r)" % (
+        what, len(got), len(set(got)), len(want),
+        [l[:80] for l in set(want) - set(got)][:3], [l[:80] for l in got if got.count(l) > 1][:3]))
+
+
+def blob_tenant(m, sas=None, containers=(SIGNINS,), every="1s", extra=""):
+    conts = ", ".join('"%s"' % c for c in containers)
+    auth = ('sas = "%s", ' % sas) if sas else ""
+    return ('blob = { account_url = "%s", containers = { %s }, %severy = "%s"%s }'
+            % (m.blob_url(ACCT), conts, auth, every, extra))
+
+
+def ms_block(m, client_id=mockctl.CLIENT_ID, secret=mockctl.CLIENT_SECRET):
+    return ('microsoft = { authority = "%s", tenant_id = "%s", client_id = "%s", '
+            'client_secret = "%s" }' % (m.base_url, mockctl.TENANT, client_id, secret))
+
+
+def daemon(name, m, tenants, connectors=""):
+    cfg = ('connectors = { ca_file = "%s", max_attempts = 4, timeout = "5s"%s }\n'
+           'tenants = { %s }\n' % (m.ca_file, connectors, tenants))
+    return Daemon("blob-%s" % name, config_extra=cfg)
+
+
+def test_blob_containers_pages():
+    """Three blobs in two containers, listed one blob per page: every record once."""
+    with MockServer() as m:
+        m.blob("config", page_size=1)
+        sas = m.blob_sas(ACCT)
+        lines1 = [signin_line(i, "a") for i in range(5)]
+        lines2 = [signin_line(i, "b") for i in range(3)]
+        fw = [firewall_line(i) for i in range(4)]
+        m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(lines1) + "\n")
+        m.blob_append(ACCT, SIGNINS, BLOB2, "\n".join(lines2) + "\n")
+        m.blob_append(ACCT, FIREWALL, FWBLOB, "\r\n".join(fw) + "\r\n")
+        d = daemon("pages", m, "t1 = { %s }" % blob_tenant(m, sas, (SIGNINS, FIREWALL)))
+        with d:
+            d.start()
+            expect_exactly(d, lines1 + lines2 + fw, "three blobs")
+            st = m.blob_state()
+            check(st["lists"] >= 3, "the listing was paged: %r" % st)
+            markers = [e for e in m.log_entries(200, "/blob/")
+                       if "marker=" in (e.get("query") or "")]
+            check(markers, "a request followed a NextMarker")
+            check(all("sig=" not in l for l in [d.all_logs()]), "the SAS signature was logged")
+            sig = re.search(r"sig=([^&]+)", sas).group(1)
+            check(sig not in d.all_logs(), "the SAS signature reached the log")
+            marks = d.query("SELECT key, value FROM source_marks WHERE source = 'blob'")
+            check(len(marks) == 3, "one mark per blob: %r" % marks)
+            for key, value in marks:
+                v = json.loads(value)
+                check(v["offset"] == v["size"] and v["offset"] > 0, "mark %s: %r" % (key, v))
+            met = d.metrics()
+            check(met.get("kagari_blob_records_total", 0) == 12, "records metric: %r" % met)
+            check(met.get("kagari_blob_rejected_total", -1) == 0, "nothing rejected")
+
+
+def test_blob_grows_half_line():
+    """A blob appended to between polls, its last line written in two halves: each record
+    once, and the half line waits until it is complete."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        lines = [signin_line(i) for i in range(6)]
+        m.blob_append(ACCT, SIGNINS, BLOB1, lines[0] + "\n" + lines[1] + "\n" + lines[2][:40])
+        d = daemon("grow", m, "t1 = { %s }" % blob_tenant(m, sas, every="1s"))
+        with d:
+            d.start()
+            expect_exactly(d, lines[:2], "before the half line is complete")
+            time.sleep(1.5)  # another poll sees the same half line
+            check(len(raws(d)) == 2, "the half line was taken: %r" % raws(d))
+            m.blob_append(ACCT, SIGNINS, BLOB1, lines[2][40:] + "\n" + lines[3] + "\n")
+            expect_exactly(d, lines[:4], "after the half line completed")
+            m.blob_append(ACCT, SIGNINS, BLOB1, lines[4] + "\n" + lines[5] + "\n")
+            expect_exactly(d, lines, "after another append")
+            reads = [e for e in m.log_entries(200, "/blob/") if e.get("route") == "blob.get"]
+            check(len(reads) >= 3, "one ranged read per growth: %r" % len(reads))
+
+
+def test_blob_kill9_resumes():
+    """kill -9 after polls, more appended while it is down: after the restart every record
+    is stored once, none skipped, none repeated; a small chunk makes reads span lines."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        lines = [signin_line(i) for i in range(40)]
+        m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(lines[:20]) + "\n")
+        d = daemon("kill9", m, "t1 = { %s }" % blob_tenant(m, sas, every="1s",
+                                                          extra=', chunk = "4KiB"'))
+        with d:
+            d.start()
+            expect_exactly(d, lines[:20], "before the kill")
+            d.kill9()
+            m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(lines[20:30]) + "\n" + lines[30][:17])
+            d.start()
+            expect_exactly(d, lines[:30], "after the restart")
+            m.blob_append(ACCT, SIGNINS, BLOB1, lines[30][17:] + "\n" + "\n".join(lines[31:]) + "\n")
+            expect_exactly(d, lines, "after more appends")
+            # killed while reading: a slow storage account, killed in the middle
+            more = [signin_line(i, "k") for i in range(40)]
+            m.delay("/blob/", 300)
+            m.blob_append(ACCT, SIGNINS, BLOB2, "\n".join(more) + "\n")
+            time.sleep(1.0)
+            d.kill9()
+            m.delay("/blob/", 0)
+            d.start()
+            expect_exactly(d, lines + more, "after a kill in the middle of reading")
+
+
+def test_blob_bad_lines_and_replaced():
+    """Bad lines are rejected alone with a reason and counted; a blob created again (new
+    Creation-Time) is read from its start without storing its old records twice."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        good = [signin_line(i) for i in range(4)]
+        bad = [b'{"time": "2026-12-05T01:00:00Z", "category": ', b"not json at all",
+               b'{"category":"SignInLogs","properties":{"status":"x"}} trailing', b"\x00{}",
+               b'{"category":"SignInLogs","x":"\xff\xfe not UTF-8"}']
+        g = [x.encode() for x in good]
+        body = b"\n".join([g[0], bad[0], g[1], bad[1], bad[2], g[2], bad[3], bad[4]]) + b"\n"
+        m.blob_append(ACCT, SIGNINS, BLOB1, body)
+        d = daemon("bad", m, "t1 = { %s }" % blob_tenant(m, sas, every="1s"))
+        with d:
+            d.start()
+            expect_exactly(d, good[:3], "good lines among bad ones")
+            wait_for(lambda: d.metrics().get("kagari_blob_rejected_total", 0) == 5, 10,
+                     "five lines rejected")
+            rej = re.findall(r"blob\.rejected [^\n]*", d.log())
+            check(len(rej) == 5 and all("reason=" in r for r in rej), "rejections: %r" % rej)
+            m.blob("put", account=ACCT, container=SIGNINS, blob=BLOB1,
+                   data=good[0] + "\n" + good[3] + "\n")
+            expect_exactly(d, good, "after the blob was created again")
+            wait_for(lambda: "blob.replaced" in d.log(), 10, "the replacement logged")
+            check(d.metrics().get("kagari_blob_replaced_total", 0) >= 1, "replaced metric")
+
+
+def test_blob_throttled():
+    """429 with Retry-After and 503 on the storage account: waited out, then read."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        lines = [signin_line(i) for i in range(3)]
+        m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(lines) + "\n")
+        m.fault("/blob/%s/%s" % (ACCT, SIGNINS), status=429, retry_after=1, count=2)
+        m.fault("/blob/%s/%s/" % (ACCT, SIGNINS), status=503, retry_after=1, count=1)
+        d = daemon("429", m, "t1 = { %s }" % blob_tenant(m, sas, every="1s"))
+        with d:
+            d.start()
+            expect_exactly(d, lines, "after throttling")
+            log = d.log()
+            check(log.count("call.retry") >= 2 and "status=429" in log, "retries logged")
+            ent = m.log_entries(100, "/blob/")
+            t429 = [e for e in ent if e["status"] == 429]
+            check(len(t429) == 2, "two 429 answers: %r" % t429)
+
+
+def test_blob_expired_sas():
+    """An expired SAS: a clear error in the log and the metrics, nothing stored, and the
+    account is asked again only after a growing wait."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT, expires_in=-60)
+        m.blob_append(ACCT, SIGNINS, BLOB1, signin_line(1) + "\n")
+        d = daemon("expired", m, "t1 = { %s }" % blob_tenant(m, sas, every="1s"))
+        with d:
+            d.start()
+            wait_for(lambda: "blob.auth_failed" in d.log(), 10, "the auth failure logged")
+            line = re.search(r"blob\.auth_failed [^\n]*", d.log()).group(0)
+            check("status=403" in line and "AuthenticationFailed" in line and "expired" in line,
+                  "the error says what is wrong: %s" % line)
+            sig = re.search(r"sig=([^&]+)", sas).group(1)
+            check(sig not in d.all_logs(), "the SAS signature reached the log")
+            time.sleep(6)
+            n = m.blob_state()["auth_failed"]
+            # polls at 0, then waits of 1, 2, 4 s: at most 4 requests in ~7 s
+            check(1 <= n <= 4, "no hot loop: %d refused requests" % n)
+            met = d.metrics()
+            check(met.get("kagari_blob_auth_failures_total", 0) >= 1, "auth metric: %r" % met)
+            check(met.get("kagari_blob_tenants_failing", 0) == 1, "failing gauge")
+            check(raws(d) == [], "nothing stored")
+
+
+def test_blob_two_tenants_one_failing():
+    """t1's storage account fails every request (500); t2's arrives meanwhile, read with
+    the OAuth token of t2's Microsoft app (no SAS)."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        lines = [signin_line(i, "t2") for i in range(5)]
+        m.blob_append("other", SIGNINS, BLOB1, "\n".join(lines) + "\n")
+        m.blob_append(ACCT, SIGNINS, BLOB1, signin_line(1, "t1") + "\n")
+        m.fault("/blob/%s/" % ACCT, status=500, count=1000)
+        m.delay("/blob/%s/" % ACCT, 200)
+        t2 = ('blob = { account_url = "%s", containers = { "%s" }, every = "1s" }, %s'
+              % (m.blob_url("other"), SIGNINS, ms_block(m)))
+        d = daemon("two", m, "t1 = { %s }, t2 = { %s }" % (blob_tenant(m, sas), t2))
+        d.add_tenant("t2")
+        with d:
+            d.start()
+            expect_exactly(d, lines, "t2's records", tenant="t2")
+            wait_for(lambda: "blob.poll_failed tenant=t1" in d.log(), 20, "t1's failure logged")
+            check(raws(d) == [], "t1 stored nothing")
+            got = [e for e in m.log_entries(300, "/blob/other/")]
+            check(got and all(e["status"] in (200, 206) for e in got),
+                  "t2's requests answered: %r" % got[:3])
+            m.blob_append("other", SIGNINS, BLOB1, signin_line(9, "t2") + "\n")
+            expect_exactly(d, lines + [signin_line(9, "t2")], "t2 keeps going", tenant="t2")
