@@ -1380,7 +1380,48 @@ test_events(void)
     fx_teardown(&f);
 }
 
+/* Source marks: none at first, written in a transaction, replaced, kept per (source,
+ * key), gone with a rollback, and there after a reopen. */
+static void
+test_source_marks(void)
+{
+    struct fx f;
+    char *err = NULL, *v = NULL;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    T_EQ_INT(store_mark_get(f.t, "blob", "c/a.json", &v, &err), 0);
+    T_ASSERT(v == NULL);
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_EQ_INT(store_mark_put(f.t, "blob", "c/a.json", "{\"offset\":10}", &err), 0);
+    T_EQ_INT(store_mark_put(f.t, "blob", "c/b.json", "{\"offset\":7}", &err), 0);
+    T_EQ_INT(store_mark_put(f.t, "other", "c/a.json", "x", &err), 0);
+    T_EQ_INT(store_mark_put(f.t, "blob", "c/a.json", "{\"offset\":20}", &err), 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_EQ_INT(store_mark_get(f.t, "blob", "c/a.json", &v, &err), 0);
+    T_EQ_STR(v, "{\"offset\":20}");
+    free(v);
+    T_EQ_INT(store_mark_get(f.t, "other", "c/a.json", &v, &err), 0);
+    T_EQ_STR(v, "x");
+    free(v);
+    /* a rolled back mark is not there */
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_EQ_INT(store_mark_put(f.t, "blob", "c/a.json", "{\"offset\":99}", &err), 0);
+    store_tx_rollback(f.t);
+    T_EQ_INT(store_mark_get(f.t, "blob", "c/a.json", &v, &err), 0);
+    T_EQ_STR(v, "{\"offset\":20}");
+    free(v);
+    /* durable across a reopen */
+    store_tenant_close(f.t);
+    f.t = NULL;
+    T_REQUIRE(store_tenant_open(f.st, "acme", &f.t, &err) == 0);
+    T_EQ_INT(store_mark_get(f.t, "blob", "c/b.json", &v, &err), 0);
+    T_EQ_STR(v, "{\"offset\":7}");
+    free(v);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
+    { "source_marks", test_source_marks },
     { "escalations", test_escalations },
     { "background_checkpoints", test_background_checkpoints },
     { "locked_by_another", test_locked_by_another },
