@@ -257,6 +257,7 @@ struct btenant {
     int admitting;     /* an admit of ours has not answered yet: 2 for events */
     int reading;       /* the request in flight reads a blob (else it lists) */
     int failures;      /* cycles that failed in a row */
+    uint64_t missing;  /* containers (by index) found missing at the last listing */
 
     /* the cycle */
     size_t ci;    /* container */
@@ -570,6 +571,8 @@ blob_start(struct btenant *b, const struct blob_item *it, char **errp)
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(m, "offset");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "created");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(m, "skip");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(m, "etag");
+        const cJSON *z = cJSON_GetObjectItemCaseSensitive(m, "size");
 
         offset = cJSON_IsNumber(o) && o->valuedouble >= 0 ? (int64_t)o->valuedouble : 0;
         skip = cJSON_IsTrue(s);
@@ -586,6 +589,17 @@ blob_start(struct btenant *b, const struct blob_item *it, char **errp)
             log_warn("blob.shrunk tenant=%s container=%s blob=%s size=%" PRId64 " offset=%" PRId64
                      " reading from the start",
                      b->id, b->conf->containers[b->ci], log_quote(it->name), it->size, offset);
+            offset = 0;
+            skip = 0;
+        } else if (cJSON_IsString(e) && strcmp(e->valuestring, it->etag) != 0 &&
+                   cJSON_IsNumber(z) && (int64_t)z->valuedouble == it->size && it->size > 0) {
+            /* Changed without growing: an append blob changes its Etag only by growing,
+             * so this one was written again in place. */
+            st.replaced++;
+            log_warn("blob.rewritten tenant=%s container=%s blob=%s was_etag=%s etag=%s "
+                     "size=%" PRId64 " reading from the start",
+                     b->id, b->conf->containers[b->ci], log_quote(it->name),
+                     log_quote(e->valuestring), log_quote(it->etag), it->size);
             offset = 0;
             skip = 0;
         }
@@ -740,16 +754,16 @@ admit_next(struct btenant *b)
         return;
     }
     key = mark_key(b, it);
-    value = xasprintf("{\"offset\":%" PRId64 ",\"created\":", b->next_offset);
     {
-        struct buf j;
+        cJSON *m = cJSON_CreateObject();
 
-        buf_init(&j, 0);
-        (void)!buf_puts(&j, value);
-        (void)!buf_json_string(&j, it->created, strlen(it->created));
-        (void)!buf_printf(&j, ",\"size\":%" PRId64 ",\"skip\":%d}", it->size, b->next_skipping);
-        free(value);
-        value = buf_take(&j);
+        cJSON_AddNumberToObject(m, "offset", (double)b->next_offset);
+        cJSON_AddStringToObject(m, "created", it->created);
+        cJSON_AddStringToObject(m, "etag", it->etag);
+        cJSON_AddNumberToObject(m, "size", (double)it->size);
+        cJSON_AddBoolToObject(m, "skip", b->next_skipping);
+        value = cJSON_PrintUnformatted(m);
+        cJSON_Delete(m);
     }
     mark.source = BLOB_MARK_SOURCE;
     mark.key = key;
@@ -771,7 +785,7 @@ admit_next(struct btenant *b)
         admit_alerts_marked(t, v, n, &mark, on_admitted, b);
     }
     free(key);
-    free(value);
+    cJSON_free(value);
 }
 
 static void
@@ -876,9 +890,29 @@ on_answer(void *arg, int ok, const char *result)
         cycle_end(b, result, b->status);
         return;
     }
+    if (listing && b->status == 404) {
+        /* No such container (yet): the diagnostic setting makes it with its first record.
+         * Said once, and the other containers are still read. */
+        uint64_t bit = b->ci < 64 ? (uint64_t)1 << b->ci : 0;
+
+        if (bit == 0 || !(b->missing & bit)) {
+            log_warn("blob.container_missing tenant=%s container=%s (not there yet: a "
+                     "diagnostic setting creates it with its first record)",
+                     b->id, b->conf->containers[b->ci]);
+        }
+        b->missing |= bit;
+        answer_clear(b);
+        blob_listing_clear(&b->list);
+        b->bi = 0;
+        cycle_step(b);
+        return;
+    }
     if (listing) {
         char *err = NULL;
 
+        if (b->ci < 64) {
+            b->missing &= ~((uint64_t)1 << b->ci);
+        }
         blob_listing_clear(&b->list);
         if (blob_parse_listing(b->body, b->body_len, &b->list, &err) == -1) {
             answer_clear(b);

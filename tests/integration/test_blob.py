@@ -213,6 +213,39 @@ def test_blob_bad_lines_and_replaced():
             check(d.metrics().get("kagari_blob_replaced_total", 0) >= 1, "replaced metric")
 
 
+def test_blob_missing_long_rewritten():
+    """A container that does not exist yet is said once and the others are still read; a
+    line longer than a chunk is rejected alone (the next lines still arrive, across a
+    restart too); a blob written again in place (same size, new Etag) is read again."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        good = [signin_line(i) for i in range(4)]
+        huge = json.dumps({"category": "SignInLogs", "pad": "x" * 10000})
+        m.blob_append(ACCT, SIGNINS, BLOB1, good[0] + "\n" + huge[:6000])
+        d = daemon("missing", m, "t1 = { %s }" % blob_tenant(
+            m, sas, ("insights-logs-notyet", SIGNINS), extra=', chunk = "4KiB"'))
+        with d:
+            d.start()
+            expect_exactly(d, good[:1], "the first line")
+            time.sleep(2.5)  # a few polls
+            check(d.log().count("blob.container_missing") == 1,
+                  "the missing container said once: %d" % d.log().count("container_missing"))
+            d.kill9()
+            m.blob_append(ACCT, SIGNINS, BLOB1, huge[6000:] + "\n" + good[1] + "\n")
+            d.start()
+            expect_exactly(d, good[:2], "after the long line")
+            wait_for(lambda: "longer than blob.chunk" in d.all_logs(), 10, "the long line said")
+            check(d.all_logs().count("blob.rejected") == 1, "one line rejected, once")
+            size = m.blob_state()["containers"][0]["blobs"][BLOB1]
+            x = [signin_line(i, "w") for i in range(2)]
+            body = x[0] + "\n" + x[1] + "\n"
+            body += " " * (size - len(body.encode()) - 1) + "\n"
+            check(len(body.encode()) == size, "same size")
+            m.blob("rewrite", account=ACCT, container=SIGNINS, blob=BLOB1, data=body)
+            expect_exactly(d, good[:2] + x, "after the rewrite")
+            check("blob.rewritten" in d.log(), "the rewrite logged")
+
+
 def test_blob_throttled():
     """429 with Retry-After and 503 on the storage account: waited out, then read."""
     with MockServer() as m:

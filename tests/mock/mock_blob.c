@@ -521,6 +521,8 @@ sign(const char *account, const char *se)
  *   append {account, container, blob, data}: create the blob if needed, append data (text;
  *          or data_base64: any bytes)
  *   put    {account, container, blob, data}: create it again (new Creation-Time) with data
+ *   rewrite {account, container, blob, data}: its content replaced in place (same
+ *          Creation-Time, new Etag), as a block blob written again
  *   delete {account, container, blob}
  *   container {account, container}: create an empty container
  *   sas    {account, expires_in (s, may be negative), permissions? "rl"}: issue a SAS,
@@ -597,6 +599,20 @@ mock_blob_control(const cJSON *o, cJSON **reply, char **errp)
     if (name == NULL || name[0] == '\0' || name[0] == '/' || strlen(name) > 1024) {
         return kg_err(errp, "blob: required, 1 to 1024 bytes, not starting with '/'");
     }
+    if (strcmp(op, "rewrite") == 0) {
+        struct mcontainer *c = find_container(account, container, 0);
+        struct mblob *b = c != NULL ? find_blob(c, name) : NULL;
+
+        if (b == NULL || data == NULL) {
+            return kg_err(errp, "rewrite: no such blob, or no data");
+        }
+        buf_reset(&b->data);
+        (void)!buf_append(&b->data, data, strlen(data));
+        b->version = ++etag_base;
+        rfc1123(mock_now(), b->modified);
+        *reply = state_json();
+        return 0;
+    }
     if (strcmp(op, "append") == 0 || strcmp(op, "put") == 0) {
         struct mcontainer *c = find_container(account, container, 1);
         struct mblob *b = find_blob(c, name);
@@ -643,7 +659,7 @@ mock_blob_control(const cJSON *o, cJSON **reply, char **errp)
         *reply = state_json();
         return 0;
     }
-    return kg_err(errp, "op: expected append, put, delete, container, sas or config");
+    return kg_err(errp, "op: expected append, put, rewrite, delete, container, sas or config");
 }
 
 cJSON *
