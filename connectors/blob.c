@@ -836,7 +836,7 @@ take_chunk(struct btenant *b)
 {
     struct tenant *t = tenant_find(b->id);
     const struct blob_item *it = &b->list.items[b->bi];
-    const char *d = b->body, *end = b->body + b->body_len, *nl;
+    const char *d = b->body, *end = b->body + b->body_len, *nl, *start;
     int64_t at = b->offset;
     int skipping = b->skipping;
 
@@ -845,6 +845,13 @@ take_chunk(struct btenant *b)
         cycle_end(b, "the tenant is not open", 0);
         return;
     }
+    if (b->status == 200 && at > 0) {
+        /* The whole blob, the Range ignored (a proxy, an old service version): from the
+         * offset on. */
+        d = (size_t)at < b->body_len ? b->body + at : end;
+        at = 0;
+    }
+    start = d;
     if (skipping) {
         nl = memchr(d, '\n', (size_t)(end - d));
         if (nl == NULL) {
@@ -858,7 +865,7 @@ take_chunk(struct btenant *b)
         take_line(b, t, d, (size_t)(nl - d), at + (d - b->body));
         d = nl + 1;
     }
-    if (d == b->body && d < end && (size_t)(end - d) >= b->conf->chunk) {
+    if (d == start && d < end && (size_t)(end - d) >= b->conf->chunk) {
         /* a whole chunk without a newline: a line too long to keep */
         st.rejected++;
         log_warn("blob.rejected tenant=%s container=%s blob=%s offset=%" PRId64 " reason=%s", b->id,
