@@ -31,6 +31,8 @@
 #define BLOB_SCOPE "https://storage.azure.com/.default"
 #define BLOB_MARK_SOURCE "blob"
 #define BLOB_BACKOFF_MAX_S 900.0 /* the longest wait after repeated failures */
+#define BLOB_SLICE_LINES 2000    /* lines per batch, at most */
+#define BLOB_SLICE_US 5000       /* work per batch, at most (then the loop goes on) */
 
 /* ---- settings: tenants.<id>.blob ---- */
 
@@ -272,6 +274,9 @@ struct btenant {
     int status;
     char *body;
     size_t body_len;
+    int64_t body_at; /* the blob offset of body[0] */
+    size_t pos;      /* the next line of body to take */
+    int more;        /* body holds complete lines past pos */
 
     /* the batch being admitted */
     struct alert *alerts, *events;
@@ -404,6 +409,8 @@ answer_clear(struct btenant *b)
     b->body = NULL;
     b->body_len = 0;
     b->status = 0;
+    b->pos = 0;
+    b->more = 0;
 }
 
 /* Keep the answer's bytes (a blob's bytes may hold anything, NUL included: the call core's
@@ -722,8 +729,9 @@ take_line(struct btenant *b, struct tenant *t, const char *line, size_t n, int64
 }
 
 static void on_admitted(void *arg, const struct admit_result *res);
+static void take_slice(struct btenant *b);
 
-/* Admit what the batch holds: the events first (unmarked), then the alerts with the
+/* Admit what the batch holds: the alerts first (unmarked), then the events with the
  * mark; with only one kind, that kind carries the mark. The mark's batch is the last one,
  * so it never becomes durable before the records it covers. */
 static void
@@ -744,13 +752,12 @@ admit_next(struct btenant *b)
     }
     b->admitting = 1;
     if (b->nevents > 0 && b->nalerts > 0) {
-        struct alert *v = b->events;
-        size_t n = b->nevents;
+        struct alert *v = b->alerts;
+        size_t n = b->nalerts;
 
-        b->events = NULL;
-        b->nevents = 0;
-        b->admitting = 2;
-        admit_events(t, v, n, on_admitted, b);
+        b->alerts = NULL;
+        b->nalerts = 0;
+        admit_alerts(t, v, n, on_admitted, b);
         return;
     }
     key = mark_key(b, it);
@@ -800,8 +807,9 @@ on_admitted(void *arg, const struct admit_result *res)
 
         b->admitting = 0;
         free_batch(b->alerts, b->nalerts);
-        b->alerts = NULL;
-        b->nalerts = 0;
+        free_batch(b->events, b->nevents);
+        b->alerts = b->events = NULL;
+        b->nalerts = b->nevents = 0;
         if (res->status != ADMIT_SHUTTING_DOWN) {
             st.admit_failures++;
         }
@@ -820,6 +828,11 @@ on_admitted(void *arg, const struct admit_result *res)
     }
     b->offset = b->next_offset;
     b->skipping = b->next_skipping;
+    if (b->more && !b->p->draining) {
+        take_slice(b); /* the rest of the chunk */
+        return;
+    }
+    answer_clear(b);
     if (b->offset < b->read_until && !b->p->draining) {
         read_chunk(b);
         return;
@@ -828,30 +841,26 @@ on_admitted(void *arg, const struct admit_result *res)
     cycle_step(b);
 }
 
-/* A chunk of the current blob arrived (b->body, starting at b->offset): its complete
- * lines become the batch; the offset after the last newline is the new mark. A line
- * longer than a chunk cannot be kept: it is rejected and skipped up to its newline. */
+/* A slice of the chunk in b->body (whose first byte is at b->body_at in the blob): the
+ * complete lines from b->pos on, at most BLOB_SLICE_LINES of them or BLOB_SLICE_US of
+ * work, become the batch; the offset after the last one taken is the new mark. Slices
+ * keep the loop free for the other tenants and sources: the next one starts after this
+ * one's commit. A line longer than a chunk cannot be kept: it is rejected and skipped up
+ * to its newline. */
 static void
-take_chunk(struct btenant *b)
+take_slice(struct btenant *b)
 {
     struct tenant *t = tenant_find(b->id);
     const struct blob_item *it = &b->list.items[b->bi];
-    const char *d = b->body, *end = b->body + b->body_len, *nl, *start;
-    int64_t at = b->offset;
+    const char *d = b->body + b->pos, *end = b->body + b->body_len, *nl, *start = d;
     int skipping = b->skipping;
+    int64_t t0 = util_mono_us();
+    int lines = 0;
 
-    st.bytes += b->body_len;
     if (t == NULL) {
         cycle_end(b, "the tenant is not open", 0);
         return;
     }
-    if (b->status == 200 && at > 0) {
-        /* The whole blob, the Range ignored (a proxy, an old service version): from the
-         * offset on. */
-        d = (size_t)at < b->body_len ? b->body + at : end;
-        at = 0;
-    }
-    start = d;
     if (skipping) {
         nl = memchr(d, '\n', (size_t)(end - d));
         if (nl == NULL) {
@@ -862,28 +871,49 @@ take_chunk(struct btenant *b)
         }
     }
     while (d < end && (nl = memchr(d, '\n', (size_t)(end - d))) != NULL) {
-        take_line(b, t, d, (size_t)(nl - d), at + (d - b->body));
+        take_line(b, t, d, (size_t)(nl - d), b->body_at + (d - b->body));
         d = nl + 1;
+        if (++lines >= BLOB_SLICE_LINES || util_mono_us() - t0 >= BLOB_SLICE_US) {
+            break;
+        }
     }
-    if (d == start && d < end && (size_t)(end - d) >= b->conf->chunk) {
+    if (b->pos == 0 && d == start && d < end && (size_t)(end - d) >= b->conf->chunk) {
         /* a whole chunk without a newline: a line too long to keep */
         st.rejected++;
         log_warn("blob.rejected tenant=%s container=%s blob=%s offset=%" PRId64 " reason=%s", b->id,
-                 b->conf->containers[b->ci], log_quote(it->name), at,
+                 b->conf->containers[b->ci], log_quote(it->name), b->body_at + (d - b->body),
                  log_quote("the line is longer than blob.chunk"));
         d = end;
         skipping = 1;
     }
-    b->next_offset = at + (d - b->body);
+    b->pos = (size_t)(d - b->body);
+    b->more = d < end && memchr(d, '\n', (size_t)(end - d)) != NULL;
+    b->next_offset = b->body_at + (int64_t)b->pos;
     b->next_skipping = skipping;
-    answer_clear(b);
     if (b->next_offset == b->offset && b->nalerts == 0 && b->nevents == 0) {
         /* only the start of a line still being written: it waits for the next poll */
+        answer_clear(b);
         b->bi++;
         cycle_step(b);
         return;
     }
     admit_next(b);
+}
+
+/* A chunk of the current blob arrived: read it in slices from the offset asked for. */
+static void
+take_chunk(struct btenant *b)
+{
+    st.bytes += b->body_len;
+    b->body_at = b->offset;
+    b->pos = 0;
+    if (b->status == 200 && b->offset > 0) {
+        /* The whole blob, the Range ignored (a proxy, an old service version): from the
+         * offset on. */
+        b->body_at = 0;
+        b->pos = (size_t)b->offset < b->body_len ? (size_t)b->offset : b->body_len;
+    }
+    take_slice(b);
 }
 
 static void

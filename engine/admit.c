@@ -164,8 +164,10 @@ admit_phase(void *arg)
          * iterations' for up to ADMIT_EVENTS_DELAY_MS, so a busy feed stores many of them
          * per commit: each commit rewrites every index page it touched, and the event
          * indexes are touched all over. */
-        if ((b->events ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
-                       : loop_write(b->t->db, &err)) == -1) {
+        /* A marked batch's source waits for its commit before it reads on: at once. */
+        if ((b->events && b->mark_source == NULL
+                 ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
+                 : loop_write(b->t->db, &err)) == -1) {
             b->failed = 1;
             b->locked = loop_locked(b->t->db);
         }
@@ -214,7 +216,7 @@ admit_phase(void *arg)
             log_err("admit.store_failed tenant=%s error=%s", b->t->id, log_quote(err ? err : "?"));
         }
         free(err);
-        if (b->events) {
+        if (b->events && b->mark_source == NULL) {
             loop_after_commit_lazy(b->t->db, after_commit, b);
         } else {
             loop_after_commit(b->t->db, after_commit, b);

@@ -136,6 +136,22 @@ def test_blob_containers_pages():
             check(met.get("kagari_blob_rejected_total", -1) == 0, "nothing rejected")
 
 
+def test_blob_backlog_in_slices():
+    """A backlog of 5,000 lines in one blob, read in one ranged request and stored in
+    slices (one commit each, the offset moving with each): every line once."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        fw = [firewall_line(i) for i in range(5000)]
+        for k in range(0, 5000, 1000):
+            m.blob_append(ACCT, FIREWALL, FWBLOB, "\n".join(fw[k:k + 1000]) + "\n")
+        d = daemon("slices", m, "t1 = { %s }" % blob_tenant(m, sas, (FIREWALL,)))
+        with d:
+            d.start()
+            expect_exactly(d, fw, "the backlog", timeout=120)
+            reads = [e for e in m.log_entries(200, "/blob/") if e.get("route") == "blob.get"]
+            check(len(reads) == 1, "one ranged read of 4 MiB: %d" % len(reads))
+
+
 def test_blob_grows_half_line():
     """A blob appended to between polls, its last line written in two halves: each record
     once, and the half line waits until it is complete."""
