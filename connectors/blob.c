@@ -32,7 +32,7 @@
 #define BLOB_MARK_SOURCE "blob"
 #define BLOB_BACKOFF_MAX_S 900.0 /* the longest wait after repeated failures */
 #define BLOB_SLICE_LINES 2000    /* lines per batch, at most */
-#define BLOB_SLICE_US 5000       /* work per batch, at most (then the loop goes on) */
+#define BLOB_SLICE_US 10000      /* work per batch, at most (then the loop goes on) */
 
 /* ---- settings: tenants.<id>.blob ---- */
 

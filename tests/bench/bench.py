@@ -736,7 +736,7 @@ def blob_bench(mockctl):
             for i in range(per_blob):
                 base["properties"]["id"] = "blob-%d-%08d" % (b, i)
                 chunk.append(json.dumps(base, separators=(",", ":")))
-                if len(chunk) == 2000:
+                if len(chunk) == 200:
                     m.blob_append("bench", "insights-logs-signinlogs", "hot/%d/PT1H.json" % b,
                                   "\n".join(chunk) + "\n")
                     chunk = []
