@@ -294,9 +294,34 @@ struct poller {
 
 static struct {
     unsigned long long polls, poll_failures, auth_failures, throttled, lists, reads;
-    unsigned long long bytes, records, alerts, events, rejected, replaced, shrunk;
+    unsigned long long bytes, alerts, events, replaced, shrunk;
     unsigned long long admit_failures;
 } st;
+
+/* Lines read and rejected per container name (summed over tenants: the names are the
+ * operator's, never a tenant's); the first 64 names, later ones count as "other". */
+#define BLOB_COUNTED_MAX 64
+static struct counted {
+    char name[64];
+    unsigned long long records, rejected;
+} counted[BLOB_COUNTED_MAX + 1];
+static size_t ncounted;
+
+static struct counted *
+count_of(const char *container)
+{
+    for (size_t i = 0; i < ncounted; i++) {
+        if (strcmp(counted[i].name, container) == 0) {
+            return &counted[i];
+        }
+    }
+    if (ncounted == BLOB_COUNTED_MAX) {
+        snprintf(counted[BLOB_COUNTED_MAX].name, sizeof(counted[0].name), "other");
+        return &counted[BLOB_COUNTED_MAX];
+    }
+    snprintf(counted[ncounted].name, sizeof(counted[0].name), "%s", container);
+    return &counted[ncounted++];
+}
 
 static const char not_configured[] =
     "no blob storage is configured for this tenant (tenants.<id>.blob in kagari.conf.lua)";
@@ -702,7 +727,7 @@ take_line(struct btenant *b, struct tenant *t, const char *line, size_t n, int64
     if (n == 0) {
         return; /* blank lines separate nothing */
     }
-    st.records++;
+    count_of(b->conf->containers[b->ci])->records++;
     if (memchr(line, '\0', n) != NULL) {
         err = xstrdup("the line holds a NUL byte");
     } else if (http == NULL ||
@@ -712,7 +737,7 @@ take_line(struct btenant *b, struct tenant *t, const char *line, size_t n, int64
         }
     }
     if (err != NULL) {
-        st.rejected++;
+        count_of(b->conf->containers[b->ci])->rejected++;
         log_warn("blob.rejected tenant=%s container=%s blob=%s offset=%" PRId64 " reason=%s", b->id,
                  b->conf->containers[b->ci], log_quote(it->name), at, log_quote(err));
         free(err);
@@ -879,7 +904,8 @@ take_slice(struct btenant *b)
     }
     if (b->pos == 0 && d == start && d < end && (size_t)(end - d) >= b->conf->chunk) {
         /* a whole chunk without a newline: a line too long to keep */
-        st.rejected++;
+        count_of(b->conf->containers[b->ci])->records++;
+        count_of(b->conf->containers[b->ci])->rejected++;
         log_warn("blob.rejected tenant=%s container=%s blob=%s offset=%" PRId64 " reason=%s", b->id,
                  b->conf->containers[b->ci], log_quote(it->name), b->body_at + (d - b->body),
                  log_quote("the line is longer than blob.chunk"));
@@ -1081,10 +1107,20 @@ blob_metrics(struct buf *out, void *arg)
     metrics_counter(out, "kagari_blob_list_requests_total", NULL, st.lists);
     metrics_counter(out, "kagari_blob_read_requests_total", NULL, st.reads);
     metrics_counter(out, "kagari_blob_bytes_total", "blob bytes read", st.bytes);
-    metrics_counter(out, "kagari_blob_records_total", "lines read", st.records);
+    for (size_t i = 0; i <= BLOB_COUNTED_MAX; i++) {
+        if (counted[i].name[0] != '\0') {
+            metrics_labelled(out, "kagari_blob_records_total", "container", counted[i].name,
+                             counted[i].records, i == 0);
+        }
+    }
     metrics_counter(out, "kagari_blob_alerts_total", "new records stored as alerts", st.alerts);
     metrics_counter(out, "kagari_blob_events_total", "new records stored as events", st.events);
-    metrics_counter(out, "kagari_blob_rejected_total", "lines rejected with a reason", st.rejected);
+    for (size_t i = 0; i <= BLOB_COUNTED_MAX; i++) {
+        if (counted[i].name[0] != '\0') {
+            metrics_labelled(out, "kagari_blob_rejected_total", "container", counted[i].name,
+                             counted[i].rejected, i == 0);
+        }
+    }
     metrics_counter(out, "kagari_blob_replaced_total", "blobs created again: read from the start",
                     st.replaced);
     metrics_counter(out, "kagari_blob_shrunk_total", "blobs shorter than their offset", st.shrunk);

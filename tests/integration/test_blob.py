@@ -12,7 +12,7 @@ import json
 import re
 import time
 
-from harness import Daemon, check, wait_for
+from harness import Daemon, check, run_cli, wait_for
 import mockctl
 from mockctl import MockServer
 
@@ -65,6 +65,11 @@ def firewall_line(n):
     return json.dumps(rec, separators=(",", ":"))
 
 
+def msum(met, name):
+    """The sum of a metric's series (every label)."""
+    return sum(v for k, v in met.items() if k == name or k.startswith(name + "{"))
+
+
 def raws(d, tenant=None):
     """Every stored record's raw text, alerts and events alike."""
     rows = d.query("SELECT raw FROM alerts", tenant=tenant)
@@ -114,12 +119,24 @@ def test_blob_containers_pages():
         m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(lines1) + "\n")
         m.blob_append(ACCT, SIGNINS, BLOB2, "\n".join(lines2) + "\n")
         m.blob_append(ACCT, FIREWALL, FWBLOB, "\r\n".join(fw) + "\r\n")
-        d = daemon("pages", m, "t1 = { %s }" % blob_tenant(m, sas, (SIGNINS, FIREWALL)))
+        d = Daemon("blob-pages", config_extra='connectors = { ca_file = "%s" }' % m.ca_file)
         with d:
+            # the SAS as the operator writes it: encrypted with the configuration's key
+            enc = run_cli(["secret", "encrypt", "--config", d.config], input=sas + "\n",
+                          check_rc=0).stdout.strip()
+            check(enc.startswith("enc:v1:"), "encrypted: %r" % enc)
+            with open(d.config, "a") as f:
+                f.write("\ntenants = { t1 = { %s } }\n"
+                        % blob_tenant(m, enc, (SIGNINS, FIREWALL)))
             d.start()
             expect_exactly(d, lines1 + lines2 + fw, "three blobs")
             st = m.blob_state()
             check(st["lists"] >= 3, "the listing was paged: %r" % st)
+            # records are alerts or events by their source's default (no tenant rule)
+            check(len(d.query("SELECT 1 FROM events WHERE source = 'azure.firewall'")) == 4,
+                  "the firewall flows are events")
+            check(len(d.query("SELECT 1 FROM events WHERE source = 'entra.signin'")) == 8,
+                  "the failed low-risk sign-ins are events")
             markers = [e for e in m.log_entries(200, "/blob/")
                        if "marker=" in (e.get("query") or "")]
             check(markers, "a request followed a NextMarker")
@@ -132,8 +149,10 @@ def test_blob_containers_pages():
                 v = json.loads(value)
                 check(v["offset"] == v["size"] and v["offset"] > 0, "mark %s: %r" % (key, v))
             met = d.metrics()
-            check(met.get("kagari_blob_records_total", 0) == 12, "records metric: %r" % met)
-            check(met.get("kagari_blob_rejected_total", -1) == 0, "nothing rejected")
+            check(met.get('kagari_blob_records_total{container="%s"}' % SIGNINS) == 8 and
+                  met.get('kagari_blob_records_total{container="%s"}' % FIREWALL) == 4,
+                  "records per container: %r" % met)
+            check(msum(met, "kagari_blob_rejected_total") == 0, "nothing rejected")
 
 
 def test_blob_backlog_in_slices():
@@ -159,7 +178,11 @@ def test_blob_grows_half_line():
         sas = m.blob_sas(ACCT)
         lines = [signin_line(i) for i in range(6)]
         m.blob_append(ACCT, SIGNINS, BLOB1, lines[0] + "\n" + lines[1] + "\n" + lines[2][:40])
-        d = daemon("grow", m, "t1 = { %s }" % blob_tenant(m, sas, every="1s"))
+        # outside the prefix: never read
+        m.blob_append(ACCT, SIGNINS, "elsewhere/PT1H.json", signin_line(99, "x") + "\n")
+        t1 = (blob_tenant(m, sas, every="1s", extra=', prefix = "tenantId="')
+              + ', events = { alerts = { "entra.signin" } }')
+        d = daemon("grow", m, "t1 = { %s }" % t1)
         with d:
             d.start()
             expect_exactly(d, lines[:2], "before the half line is complete")
@@ -169,8 +192,14 @@ def test_blob_grows_half_line():
             expect_exactly(d, lines[:4], "after the half line completed")
             m.blob_append(ACCT, SIGNINS, BLOB1, lines[4] + "\n" + lines[5] + "\n")
             expect_exactly(d, lines, "after another append")
+            n = d.query("SELECT count(*) FROM alerts WHERE source = 'entra.signin'")[0][0]
+            check(n == 6, "the tenant's rule made the sign-ins alerts: %d" % n)
             reads = [e for e in m.log_entries(200, "/blob/") if e.get("route") == "blob.get"]
             check(len(reads) >= 3, "one ranged read per growth: %r" % len(reads))
+            check(all("elsewhere" not in e["path"] for e in reads), "a blob outside the prefix")
+            lists = [e for e in m.log_entries(200, "/blob/") if e.get("route") == "blob.list"]
+            check(lists and all("prefix=tenantId%3D" in e["query"] for e in lists),
+                  "the prefix in the listing: %r" % lists[:1])
 
 
 def test_blob_kill9_resumes():
@@ -218,8 +247,9 @@ def test_blob_bad_lines_and_replaced():
         with d:
             d.start()
             expect_exactly(d, good[:3], "good lines among bad ones")
-            wait_for(lambda: d.metrics().get("kagari_blob_rejected_total", 0) == 5, 10,
-                     "five lines rejected")
+            wait_for(lambda: d.metrics().get(
+                'kagari_blob_rejected_total{container="%s"}' % SIGNINS, 0) == 5, 10,
+                "five lines rejected, counted for their container")
             rej = re.findall(r"blob\.rejected [^\n]*", d.log())
             check(len(rej) == 5 and all("reason=" in r for r in rej), "rejections: %r" % rej)
             m.blob("put", account=ACCT, container=SIGNINS, blob=BLOB1,
@@ -260,6 +290,11 @@ def test_blob_missing_long_rewritten():
             m.blob("rewrite", account=ACCT, container=SIGNINS, blob=BLOB1, data=body)
             expect_exactly(d, good[:2] + x, "after the rewrite")
             check("blob.rewritten" in d.log(), "the rewrite logged")
+            # shorter than the offset: read from the start again
+            y = signin_line(0, "s")
+            m.blob("rewrite", account=ACCT, container=SIGNINS, blob=BLOB1, data=y + "\n")
+            expect_exactly(d, good[:2] + x + [y], "after the blob shrank")
+            check("blob.shrunk" in d.log(), "the shrinking logged")
 
 
 def test_blob_throttled():
