@@ -32,6 +32,7 @@
 #define BLOB_MARK_SOURCE "blob"
 #define BLOB_BACKOFF_MAX_S 900.0 /* the longest wait after repeated failures */
 #define BLOB_SLICE_LINES 2000    /* lines per batch, at most */
+#define BLOB_STEP_BLOBS 500      /* blobs of a listing looked at per loop pass */
 #define BLOB_SLICE_US 10000      /* work per batch, at most (then the loop goes on) */
 
 /* ---- settings: tenants.<id>.blob ---- */
@@ -255,11 +256,12 @@ struct btenant {
     const struct blob_conf *conf; /* borrowed from the configuration */
     char *sas;                    /* decrypted, registered for redaction; NULL: OAuth */
     struct event *timer;
-    struct call *call; /* the request in flight, or NULL */
-    int admitting;     /* an admit of ours has not answered yet: 2 for events */
-    int reading;       /* the request in flight reads a blob (else it lists) */
-    int failures;      /* cycles that failed in a row */
-    uint64_t missing;  /* containers (by index) found missing at the last listing */
+    struct event *cont; /* the cycle goes on at the next loop pass */
+    struct call *call;  /* the request in flight, or NULL */
+    int admitting;      /* an admit of ours has not answered yet: 2 for events */
+    int reading;        /* the request in flight reads a blob (else it lists) */
+    int failures;       /* cycles that failed in a row */
+    uint64_t missing;   /* containers (by index) found missing at the last listing */
 
     /* the cycle */
     size_t ci;    /* container */
@@ -645,19 +647,37 @@ blob_start(struct btenant *b, const struct blob_item *it, char **errp)
     return it->size > offset ? 1 : 0;
 }
 
+static void
+on_cont(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cycle_step(arg);
+}
+
 /* The next step of the cycle: the next blob with new bytes, the next listing page, the
- * next container, or the end. */
+ * next container, or the end. A page of blobs that did not change is looked at
+ * BLOB_STEP_BLOBS at a time, the loop going on in between. */
 static void
 cycle_step(struct btenant *b)
 {
     char *err = NULL;
+    int looked = 0;
 
     if (b->p->draining) {
         cycle_end(b, NULL, 0);
         return;
     }
     while (b->bi < b->list.n) {
-        int rc = blob_start(b, &b->list.items[b->bi], &err);
+        int rc;
+
+        if (++looked > BLOB_STEP_BLOBS) {
+            struct timeval now = { 0, 0 };
+
+            evtimer_add(b->cont, &now);
+            return;
+        }
+        rc = blob_start(b, &b->list.items[b->bi], &err);
 
         if (rc == -1) {
             cycle_end(b, err, 0);
@@ -1081,6 +1101,9 @@ bt_free(struct btenant *b)
     if (b->timer != NULL) {
         event_free(b->timer);
     }
+    if (b->cont != NULL) {
+        event_free(b->cont);
+    }
     free_batch(b->alerts, b->nalerts);
     free_batch(b->events, b->nevents);
     blob_listing_clear(&b->list);
@@ -1187,6 +1210,7 @@ blob_start_source(const struct config *cfg, void **state, char **errp)
             b->sas = sas;
         }
         b->timer = evtimer_new(loop_base(), on_timer, b);
+        b->cont = evtimer_new(loop_base(), on_cont, b);
         b->next = p->tenants;
         p->tenants = b;
         /* spread the tenants' first polls over the first second */
@@ -1217,6 +1241,7 @@ blob_drain(void *state)
     p->draining = 1;
     for (struct btenant *b = p->tenants; b != NULL; b = b->next) {
         evtimer_del(b->timer);
+        evtimer_del(b->cont);
         if (b->call != NULL) {
             call_request_cancel(b->call);
             b->call = NULL;

@@ -171,6 +171,24 @@ def test_blob_backlog_in_slices():
             check(len(reads) == 1, "one ranged read of 4 MiB: %d" % len(reads))
 
 
+def test_blob_many_blobs():
+    """A container of 1,200 blobs (looked at 500 per loop pass) whose last ones hold
+    records: they arrive, and the empty ones are never read."""
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        for i in range(1200):
+            m.blob_append(ACCT, SIGNINS, "a/%04d/PT1H.json" % i, "")
+        lines = [signin_line(i, "z") for i in range(3)]
+        for i, line in enumerate(lines):
+            m.blob_append(ACCT, SIGNINS, "z/%d/PT1H.json" % i, line + "\n")
+        d = daemon("many", m, "t1 = { %s }" % blob_tenant(m, sas))
+        with d:
+            d.start()
+            expect_exactly(d, lines, "the records after 1,200 empty blobs")
+            st = m.blob_state()
+            check(st["gets"] == 3, "only the blobs with bytes were read: %r" % st["gets"])
+
+
 def test_blob_grows_half_line():
     """A blob appended to between polls, its last line written in two halves: each record
     once, and the half line waits until it is complete."""
