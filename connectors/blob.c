@@ -970,7 +970,14 @@ on_answer(void *arg, int ok, const char *result)
 
     b->call = NULL;
     if (!ok) {
-        cycle_end(b, result, b->status);
+        int status = b->status;
+        const char *h = result != NULL ? strstr(result, ": HTTP ") : NULL;
+
+        /* A failure the call core gave up on (retries used up) names its status. */
+        if (status == 0 && h != NULL) {
+            status = atoi(h + 7);
+        }
+        cycle_end(b, result, status);
         return;
     }
     if (listing && b->status == 404) {

@@ -349,6 +349,14 @@ def test_blob_throttled():
             ent = m.log_entries(100, "/blob/")
             t429 = [e for e in ent if e["status"] == 429]
             check(len(t429) == 2, "two 429 answers: %r" % t429)
+            # throttled past connectors.max_attempts (4): the poll fails, the next one reads
+            extra = signin_line(7)
+            m.blob_append(ACCT, SIGNINS, BLOB1, extra + "\n")
+            m.fault("/blob/%s/" % ACCT, status=429, retry_after=0, count=6)
+            expect_exactly(d, lines + [extra], "after a poll given up to throttling")
+            check(re.search(r"blob\.poll_failed tenant=t1 [^\n]*status=429", d.log()),
+                  "the throttled poll logged with its status")
+            check(d.metrics().get("kagari_blob_throttled_total", 0) >= 1, "throttled metric")
 
 
 def test_blob_expired_sas():
