@@ -260,6 +260,8 @@ struct btenant {
     struct call *call;  /* the request in flight, or NULL */
     int admitting;      /* an admit of ours has not answered yet: 2 for events */
     int reading;        /* the request in flight reads a blob (else it lists) */
+    int sending;        /* inside call_request */
+    int answered;       /* on_answer ran inside call_request */
     int failures;       /* cycles that failed in a row */
     uint64_t missing;   /* containers (by index) found missing at the last listing */
 
@@ -493,6 +495,7 @@ send_req(struct btenant *b, const char *kind, char *path, const char *range)
 {
     struct tenant *t = tenant_find(b->id);
     struct call_spec spec;
+    struct call *c;
     const char *headers[4];
     size_t nh = 0;
     char *err = NULL;
@@ -520,11 +523,18 @@ send_req(struct btenant *b, const char *kind, char *path, const char *range)
         cycle_end(b, "the tenant is not open", 0);
         return;
     }
-    b->call = call_request(t, &spec, on_answer, b, &err);
+    /* The call may end inside call_request (no credentials): on_answer then runs before
+     * it returns, and what it returns is no longer a call. */
+    b->sending = 1;
+    b->answered = 0;
+    c = call_request(t, &spec, on_answer, b, &err);
+    b->sending = 0;
     free(path);
-    if (b->call == NULL) {
+    if (c == NULL) {
         cycle_end(b, err != NULL ? err : "cannot start the request", 0);
         free(err);
+    } else if (!b->answered) {
+        b->call = c;
     }
 }
 
@@ -969,6 +979,9 @@ on_answer(void *arg, int ok, const char *result)
     int listing = !b->reading;
 
     b->call = NULL;
+    if (b->sending) {
+        b->answered = 1;
+    }
     if (!ok) {
         int status = b->status;
         const char *h = result != NULL ? strstr(result, ": HTTP ") : NULL;

@@ -365,9 +365,14 @@ def test_blob_expired_sas():
     with MockServer() as m:
         sas = m.blob_sas(ACCT, expires_in=-60)
         m.blob_append(ACCT, SIGNINS, BLOB1, signin_line(1) + "\n")
-        d = daemon("expired", m, "t1 = { %s }" % blob_tenant(m, sas, every="1s"))
+        # t2 has neither a SAS nor a Microsoft app: nothing to authenticate with
+        d = daemon("expired", m, "t1 = { %s }, t2 = { %s }"
+                   % (blob_tenant(m, sas, every="1s"), blob_tenant(m, None, every="1s")))
+        d.add_tenant("t2")
         with d:
             d.start()
+            wait_for(lambda: re.search(r"blob\.poll_failed tenant=t2 [^\n]*no sas and no "
+                                       r"Microsoft app", d.log()), 10, "t2's missing credentials")
             wait_for(lambda: "blob.auth_failed" in d.log(), 10, "the auth failure logged")
             line = re.search(r"blob\.auth_failed [^\n]*", d.log()).group(0)
             check("status=403" in line and "AuthenticationFailed" in line and "expired" in line,
@@ -380,7 +385,9 @@ def test_blob_expired_sas():
             check(1 <= n <= 4, "no hot loop: %d refused requests" % n)
             met = d.metrics()
             check(met.get("kagari_blob_auth_failures_total", 0) >= 1, "auth metric: %r" % met)
-            check(met.get("kagari_blob_tenants_failing", 0) == 1, "failing gauge")
+            check(met.get("kagari_blob_tenants_failing", 0) == 2, "failing gauge")
+            check(d.log().count("blob.poll_failed tenant=t2") <= 4,
+                  "t2 waits longer after each failure")
             check(raws(d) == [], "nothing stored")
 
 
