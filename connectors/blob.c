@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -256,14 +257,16 @@ struct btenant {
     const struct blob_conf *conf; /* borrowed from the configuration */
     char *sas;                    /* decrypted, registered for redaction; NULL: OAuth */
     struct event *timer;
-    struct event *cont; /* the cycle goes on at the next loop pass */
-    struct call *call;  /* the request in flight, or NULL */
-    int admitting;      /* an admit of ours has not answered yet: 2 for events */
-    int reading;        /* the request in flight reads a blob (else it lists) */
-    int sending;        /* inside call_request */
-    int answered;       /* on_answer ran inside call_request */
-    int failures;       /* cycles that failed in a row */
-    uint64_t missing;   /* containers (by index) found missing at the last listing */
+    struct event *cont;    /* the cycle goes on at the next loop pass */
+    struct call *call;     /* the request in flight, or NULL */
+    int admitting;         /* an admit of ours has not answered yet: 2 for events */
+    int reading;           /* the request in flight reads a blob (else it lists) */
+    int sending;           /* inside call_request */
+    int answered;          /* on_answer ran inside call_request */
+    int failures;          /* cycles that failed in a row */
+    uint64_t missing;      /* containers (by index) found missing at the last listing */
+    int64_t sas_expiry_ms; /* the SAS's se=, or 0 */
+    int64_t sas_warned_ms; /* when its coming expiry was last said */
 
     /* the cycle */
     size_t ci;    /* container */
@@ -420,6 +423,7 @@ static const struct call_api blob_api = {
 
 static void cycle_step(struct btenant *b);
 static void cycle_end(struct btenant *b, const char *error, int status);
+static void sas_watch(struct btenant *b);
 
 static void
 arm(struct btenant *b, double seconds)
@@ -1052,6 +1056,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     st.polls++;
+    sas_watch(b);
     b->ci = 0;
     b->bi = 0;
     blob_listing_clear(&b->list);
@@ -1133,6 +1138,57 @@ bt_free(struct btenant *b)
         secret_free(b->sas);
     }
     free(b);
+}
+
+/* The SAS's expiry (se=, RFC 3339, perhaps percent-encoded) in ms, or 0 when unreadable. */
+static int64_t
+sas_expiry(const char *sas)
+{
+    const char *se = strstr(sas, "se=");
+    char v[64];
+    size_t n = 0;
+    int64_t ms = 0;
+
+    while (se != NULL && se != sas && se[-1] != '&') {
+        se = strstr(se + 1, "se=");
+    }
+    if (se == NULL) {
+        return 0;
+    }
+    for (se += 3; *se != '\0' && *se != '&' && n < sizeof(v) - 1; se++) {
+        if (se[0] == '%' && strncasecmp(se, "%3A", 3) == 0) {
+            v[n++] = ':';
+            se += 2;
+        } else {
+            v[n++] = *se;
+        }
+    }
+    v[n] = '\0';
+    return util_parse_time(v, &ms) == 0 ? ms : 0;
+}
+
+/* Say, once a day from a week before, that a tenant's SAS is about to expire: an expired
+ * one stops the tenant's polling until a new one is configured. */
+static void
+sas_watch(struct btenant *b)
+{
+    int64_t now = util_now_ms(), left = b->sas_expiry_ms - now;
+    char when[32];
+
+    if (b->sas_expiry_ms == 0 || left > 7 * 86400000LL || now - b->sas_warned_ms < 86400000LL) {
+        return;
+    }
+    b->sas_warned_ms = now;
+    util_fmt_time(b->sas_expiry_ms, when);
+    if (left <= 0) {
+        log_err("blob.sas_expired tenant=%s expired=%s (write a new sas into tenants.%s.blob "
+                "and restart)",
+                b->id, when, b->id);
+    } else {
+        log_warn("blob.sas_expiring tenant=%s expires=%s in_hours=%.0f (write a new sas into "
+                 "tenants.%s.blob and restart before then)",
+                 b->id, when, (double)left / 3600000.0, b->id);
+    }
 }
 
 static void
@@ -1228,6 +1284,12 @@ blob_start_source(const struct config *cfg, void **state, char **errp)
                 }
             }
             b->sas = sas;
+            b->sas_expiry_ms = sas_expiry(sas);
+            if (b->sas_expiry_ms == 0) {
+                log_warn("blob.sas_no_expiry tenant=%s (no readable se= in the SAS: its expiry "
+                         "cannot be watched)",
+                         b->id);
+            }
         }
         b->timer = evtimer_new(loop_base(), on_timer, b);
         b->cont = evtimer_new(loop_base(), on_cont, b);

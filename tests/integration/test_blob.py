@@ -152,6 +152,11 @@ def test_blob_containers_pages():
             check(all("sig=" not in l for l in [d.all_logs()]), "the SAS signature was logged")
             sig = re.search(r"sig=([^&]+)", sas).group(1)
             check(sig not in d.all_logs(), "the SAS signature reached the log")
+            # the SAS expires in an hour: said ahead, and watched in the metrics
+            check(re.search(r"blob\.sas_expiring tenant=t1 [^\n]*in_hours=1", d.log()),
+                  "the coming expiry said")
+            left = d.metrics().get("kagari_blob_sas_expiry_seconds", 0)
+            check(3000 < left <= 3600, "the expiry gauge: %r" % left)
             marks = d.query("SELECT key, value FROM source_marks WHERE source = 'blob'")
             check(len(marks) == 3, "one mark per blob: %r" % marks)
             for key, value in marks:
