@@ -1235,6 +1235,21 @@ blob_metrics(struct buf *out, void *arg)
         metrics_gauge(out, "kagari_blob_tenants_failing", "tenants whose last poll cycle failed",
                       (double)failing);
     }
+    {
+        int64_t soonest = 0;
+
+        for (struct btenant *b = running != NULL ? running->tenants : NULL; b != NULL;
+             b = b->next) {
+            if (b->sas_expiry_ms != 0 && (soonest == 0 || b->sas_expiry_ms < soonest)) {
+                soonest = b->sas_expiry_ms;
+            }
+        }
+        if (soonest != 0) {
+            metrics_gauge(out, "kagari_blob_sas_expiry_seconds",
+                          "seconds until the first SAS of any tenant expires (negative: expired)",
+                          (double)(soonest - util_now_ms()) / 1000.0);
+        }
+    }
 }
 
 static int

@@ -391,6 +391,8 @@ def test_blob_expired_sas():
             met = d.metrics()
             check(met.get("kagari_blob_auth_failures_total", 0) >= 1, "auth metric: %r" % met)
             check(met.get("kagari_blob_tenants_failing", 0) == 2, "failing gauge")
+            check(met.get("kagari_blob_sas_expiry_seconds", 0) < 0, "the expired SAS's gauge")
+            check("blob.sas_expired tenant=t1" in d.log(), "the expired SAS said as such")
             check(d.log().count("blob.poll_failed tenant=t2") <= 4,
                   "t2 waits longer after each failure")
             check(raws(d) == [], "nothing stored")
