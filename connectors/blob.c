@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 
 #include "connectors/call.h"
 #include "connectors/microsoft.h"
@@ -48,6 +49,9 @@ struct blob_conf {
     size_t chunk; /* bytes per ranged read, default 4 MiB */
     char *source; /* the source a record of no known shape is taken for, or NULL */
     char *scope;  /* OAuth scope, default https://storage.azure.com/.default */
+    /* seconds: blobs last modified longer ago are not read and their offsets are
+     * forgotten; default 30 days */
+    double max_age;
 };
 
 #define BC(f) offsetof(struct blob_conf, f)
@@ -60,6 +64,7 @@ static const struct config_field blob_fields[] = {
     { "chunk", CONFIG_SIZE, BC(chunk), 4096, 64 * 1024 * 1024, NULL, 0 },
     { "source", CONFIG_NAME, BC(source), 0, 0, NULL, 0 },
     { "scope", CONFIG_SCOPE, BC(scope), 0, 0, NULL, 0 },
+    { "max_age", CONFIG_DURATION, BC(max_age), 3600, 100 * 366 * 86400.0, NULL, 0 },
     CONFIG_FIELDS_END,
 };
 
@@ -120,6 +125,9 @@ blob_check(void *conf, char **errp)
     }
     if (c->scope == NULL) {
         c->scope = xstrdup(BLOB_SCOPE);
+    }
+    if (c->max_age == 0) {
+        c->max_age = 30 * 86400.0;
     }
     return 0;
 }
@@ -198,7 +206,7 @@ blob_parse_listing(const char *xml, size_t n, struct blob_listing *out, char **e
     }
     blobs = xml_child(root, "Blobs");
     for (b = blobs != NULL ? blobs->child : NULL; b != NULL; b = b->next) {
-        const char *name, *len, *created, *etag;
+        const char *name, *len, *created, *etag, *modified;
         struct blob_item *it;
 
         if (strcmp(b->name, "Blob") != 0) {
@@ -214,6 +222,7 @@ blob_parse_listing(const char *xml, size_t n, struct blob_listing *out, char **e
             goto out;
         }
         len = xml_path_text(b, "Properties/Content-Length");
+        modified = xml_path_text(b, "Properties/Last-Modified");
         created = xml_path_text(b, "Properties/Creation-Time");
         etag = xml_path_text(b, "Properties/Etag");
         out->items = xrealloc(out->items, (out->n + 1) * sizeof(*out->items));
@@ -226,6 +235,11 @@ blob_parse_listing(const char *xml, size_t n, struct blob_listing *out, char **e
         it->name = xstrdup(name);
         it->created = copy_max(created, 64);
         it->etag = copy_max(etag, 128);
+        if (modified != NULL && modified[0] != '\0' && strlen(modified) < 64) {
+            time_t when = curl_getdate(modified, NULL);
+
+            it->modified_ms = when > 0 ? (int64_t)when * 1000 : 0;
+        }
         out->n++;
     }
     next = xml_path_text(root, "NextMarker");
@@ -267,6 +281,7 @@ struct btenant {
     uint64_t missing;      /* containers (by index) found missing at the last listing */
     int64_t sas_expiry_ms; /* the SAS's se=, or 0 */
     int64_t sas_warned_ms; /* when its coming expiry was last said */
+    int64_t pruned_ms;     /* when its old marks were last pruned */
 
     /* the cycle */
     size_t ci;    /* container */
@@ -302,7 +317,7 @@ struct poller {
 static struct {
     unsigned long long polls, poll_failures, auth_failures, throttled, lists, reads;
     unsigned long long bytes, alerts, events, replaced, shrunk;
-    unsigned long long admit_failures;
+    unsigned long long admit_failures, too_old, marks_pruned;
 } st;
 
 /* Lines read and rejected per container name (summed over tenants: the names are the
@@ -608,6 +623,11 @@ blob_start(struct btenant *b, const struct blob_item *it, char **errp)
 
     if (t == NULL) {
         return kg_err(errp, "the tenant is not open");
+    }
+    if (it->modified_ms > 0 &&
+        it->modified_ms < util_now_ms() - (int64_t)(b->conf->max_age * 1000)) {
+        st.too_old++;
+        return 0; /* older than blob.max_age: not read (its offset may be forgotten) */
     }
     key = mark_key(b, it);
     if (tenant_mark_get(t, BLOB_MARK_SOURCE, key, &value, errp) == -1) {
@@ -1065,6 +1085,34 @@ on_timer(evutil_socket_t fd, short what, void *arg)
     list_page(b);
 }
 
+/* Once a day: forget the offsets of blobs that can no longer be read (last written longer
+ * than blob.max_age and a day ago), so that the marks do not grow with the account's
+ * history. */
+static void
+prune_marks(struct btenant *b)
+{
+    struct tenant *t = tenant_find(b->id);
+    int64_t now = util_now_ms();
+    int deleted = 0;
+    char *err = NULL;
+
+    if (t == NULL || now - b->pruned_ms < 86400000LL) {
+        return;
+    }
+    b->pruned_ms = now;
+    if (tenant_mark_prune(t, BLOB_MARK_SOURCE,
+                          now - (int64_t)(b->conf->max_age * 1000) - 86400000LL, &deleted,
+                          &err) == -1) {
+        log_warn("blob.prune_failed tenant=%s error=%s", b->id, log_quote(err));
+        free(err);
+        return;
+    }
+    st.marks_pruned += (unsigned long long)deleted;
+    if (deleted > 0) {
+        log_info("blob.marks_pruned tenant=%s n=%d", b->id, deleted);
+    }
+}
+
 /* The cycle is over: error NULL when it went through, else why it stopped (status: the
  * HTTP status that failed it, or 0). The next poll comes after `every`, or later after
  * failures in a row (doubling, up to BLOB_BACKOFF_MAX_S), so a storage account that
@@ -1083,6 +1131,7 @@ cycle_end(struct btenant *b, const char *error, int status)
         return;
     }
     if (error == NULL) {
+        prune_marks(b);
         if (b->failures > 0) {
             log_info("blob.recovered tenant=%s after_failures=%d", b->id, b->failures);
         }
@@ -1223,6 +1272,12 @@ blob_metrics(struct buf *out, void *arg)
     metrics_counter(out, "kagari_blob_replaced_total", "blobs created again: read from the start",
                     st.replaced);
     metrics_counter(out, "kagari_blob_shrunk_total", "blobs shorter than their offset", st.shrunk);
+    metrics_counter(out, "kagari_blob_too_old_total",
+                    "blobs passed over in a listing (each poll): last modified longer ago than "
+                    "blob.max_age",
+                    st.too_old);
+    metrics_counter(out, "kagari_blob_marks_pruned_total",
+                    "offsets forgotten of blobs older than blob.max_age", st.marks_pruned);
     metrics_counter(out, "kagari_blob_admit_failures_total",
                     "batches the store did not take (read again next poll)", st.admit_failures);
     {

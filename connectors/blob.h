@@ -13,9 +13,10 @@
 /* One blob of a listing. */
 struct blob_item {
     char *name;
-    char *created; /* Creation-Time as sent ("" when missing) */
-    char *etag;    /* Etag as sent ("" when missing) */
-    int64_t size;  /* Content-Length */
+    char *created;       /* Creation-Time as sent ("" when missing) */
+    char *etag;          /* Etag as sent ("" when missing) */
+    int64_t size;        /* Content-Length */
+    int64_t modified_ms; /* Last-Modified, ms since the epoch (0 when missing) */
 };
 
 /* One page of a List Blobs answer. */

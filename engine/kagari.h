@@ -198,6 +198,10 @@ void admit_events_marked(struct tenant *t, struct alert *events, size_t n,
  * when there is none; -1 with *errp on a store error. */
 int tenant_mark_get(struct tenant *t, const char *source, const char *key, char **value,
                     char **errp) KG_WUR;
+/* Forget the source's marks last written before before_ms (input that can no longer
+ * change), in the loop's transaction of the tenant; *deleted gets their number. */
+int tenant_mark_prune(struct tenant *t, const char *source, int64_t before_ms, int *deleted,
+                      char **errp) KG_WUR;
 /* Whether record a becomes an alert for tenant t: the tenant's rule
  * (tenants.<id>.events.alerts) decides, and dflt is the source's own default for a
  * (it decides where the rule says "default" or when the tenant has no rule). */

@@ -447,6 +447,7 @@ enum query {
     Q_LIST_GET,
     Q_MARK_PUT,
     Q_MARK_GET,
+    Q_MARK_PRUNE,
     Q_COUNT
 };
 
@@ -665,6 +666,7 @@ static const char *const query_sql[Q_COUNT] = {
                    " ON CONFLICT (source, key) DO UPDATE SET value = excluded.value,"
                    " updated = excluded.updated",
     [Q_MARK_GET] = "SELECT value FROM source_marks WHERE source = ?1 AND key = ?2",
+    [Q_MARK_PRUNE] = "DELETE FROM source_marks WHERE source = ?1 AND updated < ?2",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -2442,6 +2444,28 @@ store_mark_get(struct store_tenant *t, const char *source, const char *key, char
         return -1;
     }
     stmt_done(s);
+    return 0;
+}
+
+int
+store_mark_prune(struct store_tenant *t, const char *source, int64_t before_ms, int *deleted,
+                 char **errp)
+{
+    sqlite3_stmt *s;
+
+    *deleted = 0;
+    if ((s = db_stmt(&t->db, Q_MARK_PRUNE, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, source) | sqlite3_bind_int64(s, 2, before_ms)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "mark prune %s", source);
+        stmt_done(s);
+        return -1;
+    }
+    if (stmt_run(&t->db, s, "mark prune", errp) == -1) {
+        return -1;
+    }
+    *deleted = sqlite3_changes(t->db.h);
     return 0;
 }
 

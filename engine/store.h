@@ -410,6 +410,10 @@ int store_mark_put(struct store_tenant *t, const char *source, const char *key, 
                    char **errp) KG_WUR;
 int store_mark_get(struct store_tenant *t, const char *source, const char *key, char **value,
                    char **errp) KG_WUR;
+/* Delete the source's marks last written before before_ms (needs an open transaction);
+ * *deleted gets their number. */
+int store_mark_prune(struct store_tenant *t, const char *source, int64_t before_ms, int *deleted,
+                     char **errp) KG_WUR;
 
 /* Journal: insert or replace the entry (run_id, seq). */
 int store_journal_put(struct store_tenant *t, const struct journal_entry *e, char **errp) KG_WUR;

@@ -201,6 +201,14 @@ def test_blob_many_blobs():
             expect_exactly(d, lines, "the records after 1,200 empty blobs")
             st = m.blob_state()
             check(st["gets"] == 3, "only the blobs with bytes were read: %r" % st["gets"])
+            # archived 40 days ago, past blob.max_age (30 days by default): never read
+            m.blob("append", account=ACCT, container=SIGNINS, blob="0/old/PT1H.json",
+                   data=signin_line(1, "old") + "\n", age=40 * 86400)
+            m.blob("append", account=ACCT, container=SIGNINS, blob="0/new/PT1H.json",
+                   data=signin_line(1, "new") + "\n", age=20 * 86400)
+            expect_exactly(d, lines + [signin_line(1, "new")], "a blob within max_age")
+            check(m.blob_state()["gets"] == 4, "the old blob was not read")
+            check(d.metrics().get("kagari_blob_too_old_total", 0) >= 1, "passed over, counted")
 
 
 def test_blob_grows_half_line():

@@ -519,7 +519,7 @@ sign(const char *account, const char *se)
 
 /* POST /_mock/blob {"op": ...}:
  *   append {account, container, blob, data}: create the blob if needed, append data (text;
- *          or data_base64: any bytes)
+ *          or data_base64: any bytes); age: seconds ago it was written (default 0)
  *   put    {account, container, blob, data}: create it again (new Creation-Time) with data
  *   rewrite {account, container, blob, data}: its content replaced in place (same
  *          Creation-Time, new Etag), as a block blob written again
@@ -643,7 +643,18 @@ mock_blob_control(const cJSON *o, cJSON **reply, char **errp)
         (void)!buf_append(&b->data, data, dlen);
         free(bin);
         b->version = ++etag_base;
-        rfc1123(mock_now(), b->modified);
+        {
+            /* "age": seconds ago the blob was last written (archived logs) */
+            const cJSON *age = cJSON_GetObjectItemCaseSensitive(o, "age");
+            int64_t ago = cJSON_IsNumber(age) && age->valuedouble > 0
+                              ? (int64_t)(age->valuedouble * 1000)
+                              : 0;
+
+            rfc1123(mock_now() - ago, b->modified);
+            if (ago > 0) {
+                memcpy(b->created, b->modified, sizeof(b->created));
+            }
+        }
         *reply = state_json();
         return 0;
     }

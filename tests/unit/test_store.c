@@ -1417,6 +1417,22 @@ test_source_marks(void)
     T_EQ_INT(store_mark_get(f.t, "blob", "c/b.json", &v, &err), 0);
     T_EQ_STR(v, "{\"offset\":7}");
     free(v);
+    /* pruning forgets the source's marks written before a time, and only its own */
+    {
+        int deleted = -1;
+
+        T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+        T_EQ_INT(store_mark_prune(f.t, "blob", util_now_ms() - 60000, &deleted, &err), 0);
+        T_EQ_INT(deleted, 0);
+        T_EQ_INT(store_mark_prune(f.t, "blob", util_now_ms() + 1, &deleted, &err), 0);
+        T_EQ_INT(deleted, 2);
+        T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+        T_EQ_INT(store_mark_get(f.t, "blob", "c/a.json", &v, &err), 0);
+        T_ASSERT(v == NULL);
+        T_EQ_INT(store_mark_get(f.t, "other", "c/a.json", &v, &err), 0);
+        T_EQ_STR(v, "x");
+        free(v);
+    }
     fx_teardown(&f);
 }
 
