@@ -1103,7 +1103,7 @@ test_blob_block(void)
         "tenants = { t1 = { blob = { account_url = 'https://acct.blob.core.windows.net/',\n"
         "  containers = { 'insights-logs-signinlogs', 'insights-activity-logs' },\n"
         "  sas = 'sv=2021-08-06&sp=rl&sig=x', every = '30s', chunk = '1MiB',\n"
-        "  prefix = 'tenantId=' } } }\n";
+        "  prefix = 'tenantId=', max_age = '90d' } } }\n";
 
     T_REQUIRE(tmpconf_init(&t) == 0);
     T_EQ_INT(load_text(&t, good, &cfg, &err), 0);
@@ -1141,6 +1141,10 @@ test_blob_block(void)
                  "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
                  " containers = { 'abc' }, sas = '' } } }",
                  "tenants.t1.blob.sas");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'abc' }, max_age = '10m' } } }",
+                 "tenants.t1.blob.max_age");
     expect_error(&t,
                  "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
                  " containers = { 'abc' }, polling = true } } }",
