@@ -305,6 +305,7 @@ struct btenant {
     size_t nalerts, nevents;
     int64_t next_offset;
     int next_skipping;
+    size_t slice_alerts, slice_events, slice_dups; /* new and known records of the slice */
 
     struct btenant *next;
 };
@@ -885,6 +886,7 @@ on_admitted(void *arg, const struct admit_result *res)
                                            "database locked" };
 
         b->admitting = 0;
+        b->slice_alerts = b->slice_events = b->slice_dups = 0;
         free_batch(b->alerts, b->nalerts);
         free_batch(b->events, b->nevents);
         b->alerts = b->events = NULL;
@@ -897,14 +899,23 @@ on_admitted(void *arg, const struct admit_result *res)
     }
     if (b->admitting == 2) {
         st.events += res->accepted;
+        b->slice_events += res->accepted;
     } else {
         st.alerts += res->accepted;
+        b->slice_alerts += res->accepted;
     }
+    b->slice_dups += res->duplicates;
     b->admitting = 0;
     if (!last) {
         admit_next(b);
         return;
     }
+    /* Where each stored record came from, for whoever asks afterwards. */
+    log_info("blob.stored tenant=%s container=%s blob=%s from=%" PRId64 " to=%" PRId64
+             " alerts=%zu events=%zu duplicates=%zu",
+             b->id, b->conf->containers[b->ci], log_quote(b->list.items[b->bi].name), b->offset,
+             b->next_offset, b->slice_alerts, b->slice_events, b->slice_dups);
+    b->slice_alerts = b->slice_events = b->slice_dups = 0;
     b->offset = b->next_offset;
     b->skipping = b->next_skipping;
     if (b->more && !b->p->draining) {

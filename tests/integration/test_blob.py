@@ -226,6 +226,10 @@ def test_blob_grows_half_line():
         with d:
             d.start()
             expect_exactly(d, lines[:2], "before the half line is complete")
+            to = len(lines[0].encode()) + len(lines[1].encode()) + 2
+            pat = (r'blob\.stored tenant=t1 container=%s blob="?%s"? from=0 to=%d alerts=2 '
+                   r'events=0 duplicates=0' % (SIGNINS, re.escape(BLOB1), to))
+            wait_for(lambda: re.search(pat, d.log()), 10, "where the records came from, logged")
             time.sleep(1.5)  # another poll sees the same half line
             check(len(raws(d)) == 2, "the half line was taken: %r" % raws(d))
             m.blob_append(ACCT, SIGNINS, BLOB1, lines[2][40:] + "\n" + lines[3] + "\n")
