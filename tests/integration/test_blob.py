@@ -249,7 +249,8 @@ def test_blob_grows_half_line():
 
 def test_blob_kill9_resumes():
     """kill -9 after polls, more appended while it is down: after the restart every record
-    is stored once, none skipped, none repeated; a small chunk makes reads span lines."""
+    is stored once, none skipped, none repeated; a small chunk makes reads span lines. The
+    same after a kill -9 and after a SIGTERM in the middle of a slow read."""
     with MockServer() as m:
         sas = m.blob_sas(ACCT)
         lines = [signin_line(i) for i in range(40)]
@@ -281,6 +282,17 @@ def test_blob_kill9_resumes():
             d.start()
             expect_exactly(d, lines + more, "after a kill in the middle of reading")
             no_repeats(d, "after a kill in the middle of reading")
+            # stopped (SIGTERM) in the middle of a slow read: a clean exit, then resumed
+            last = [signin_line(i, "s") for i in range(40)]
+            m.delay("/blob/", 300)
+            m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(last) + "\n")
+            wait_for(lambda: sum(1 for r in raws(d) if '"c-s-' in r) >= 4, 20,
+                     "the slow reading under way again")
+            d.stop()
+            m.delay("/blob/", 0)
+            d.start()
+            expect_exactly(d, lines + more + last, "after a stop in the middle of reading")
+            no_repeats(d, "after a stop in the middle of reading")
 
 
 def test_blob_bad_lines_and_replaced():
