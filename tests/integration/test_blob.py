@@ -444,5 +444,12 @@ def test_blob_two_tenants_one_failing():
             got = [e for e in m.log_entries(300, "/blob/other/")]
             check(got and all(e["status"] in (200, 206) for e in got),
                   "t2's requests answered: %r" % got[:3])
+            # its token expires: a 401, a new token, and on
+            m.expire_tokens()
             m.blob_append("other", SIGNINS, BLOB1, signin_line(9, "t2") + "\n")
             expect_exactly(d, lines + [signin_line(9, "t2")], "t2 keeps going", tenant="t2")
+            check(any(e["status"] == 401 for e in m.log_entries(300, "/blob/other/")),
+                  "the expired token was refused")
+            scopes = m.counters()["tokens"]["by_client_scope"]
+            check(any("https://storage.azure.com/.default" in k and v >= 2
+                      for k, v in scopes.items()), "storage tokens asked for: %r" % scopes)
