@@ -184,7 +184,8 @@ void admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn don
  * resumes exactly after what is durable. source and key name the mark (the source's own
  * names), value is the source's own text; all three are copied. done sees the batch's
  * status as for admit_alerts / admit_events; n may be 0 (a stretch of input that held no
- * record still moves the mark). */
+ * record still moves the mark). A marked batch is committed at the end of its iteration,
+ * events too (not within 200 ms): its source waits for the answer before reading on. */
 struct admit_mark {
     const char *source;
     const char *key;
