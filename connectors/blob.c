@@ -1350,8 +1350,20 @@ blob_start_source(const struct config *cfg, void **state, char **errp)
                 free(b);
                 goto fail;
             }
-            if (sas[0] == '?') {
-                memmove(sas, sas + 1, strlen(sas));
+            /* As copied from the portal: the token, "?token" or the whole SAS URL. */
+            if (strchr(sas, '?') != NULL) {
+                char *q = strchr(sas, '?');
+
+                memmove(sas, q + 1, strlen(q + 1) + 1);
+            }
+            if (strncmp(sas, "sig=", 4) != 0 && strstr(sas, "&sig=") == NULL) {
+                secret_free(sas);
+                free(b);
+                kg_err(errp,
+                       "tenants.%s.blob.sas: not a SAS token (no sig=); copy the token or the "
+                       "SAS URL from the storage account's Shared access signature page",
+                       ct->id);
+                goto fail;
             }
             secret_register(sas);
             {

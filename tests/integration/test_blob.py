@@ -134,6 +134,18 @@ def test_blob_containers_pages():
             enc = run_cli(["secret", "encrypt", "--config", d.config], input=sas + "\n",
                           check_rc=0).stdout.strip()
             check(enc.startswith("enc:v1:"), "encrypted: %r" % enc)
+            # not a SAS at all: a clear error at start
+            bad = run_cli(["secret", "encrypt", "--config", d.config], input="sv=x&se=y\n",
+                          check_rc=0).stdout.strip()
+            with open(d.config, "a") as f:
+                f.write("\ntenants = { t1 = { %s } }\n"
+                        % blob_tenant(m, bad, (SIGNINS, FIREWALL)))
+            p = run_cli(["serve", "--config", d.config], check_rc=1, timeout=20)
+            check("tenants.t1.blob.sas: not a SAS token" in p.stderr + p.stdout,
+                  "the bad SAS named: %r" % (p.stderr + p.stdout)[-300:])
+            # the SAS URL as copied from the portal, encrypted with the configuration's key
+            enc = run_cli(["secret", "encrypt", "--config", d.config],
+                          input="%s?%s\n" % (m.blob_url(ACCT), sas), check_rc=0).stdout.strip()
             with open(d.config, "a") as f:
                 f.write("\ntenants = { t1 = { %s } }\n"
                         % blob_tenant(m, enc, (SIGNINS, FIREWALL)))
