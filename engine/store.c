@@ -323,7 +323,11 @@ static const char *const tenant_migrations[] = {
     "  updated INTEGER NOT NULL,"
     "  PRIMARY KEY (list, value)"
     ") WITHOUT ROWID;",
-    /* 12: source marks: where a polling source stands in its input (the byte offset
+    /* 12: the person who started a run by hand (POST /api/v1/tenants/<t>/alerts/<id>/runs),
+     * NULL for a run the engine started: such a person may never decide the run's own
+     * approvals. Self-contained: adds only this column. */
+    "ALTER TABLE runs ADD COLUMN requester TEXT;",
+    /* 13: source marks: where a polling source stands in its input (the byte offset
      * reached in each storage blob), written in the same transaction as the records it
      * covers, so a restart resumes exactly there. value is the source's own text. */
     "CREATE TABLE IF NOT EXISTS source_marks ("
@@ -4336,6 +4340,56 @@ store_votes_free(struct store_vote *v, size_t n)
         free(v[i].comment);
     }
     free(v);
+}
+
+/* ---- a run's requester ----
+ *
+ * Prepared per call: a run is started by a person rarely. */
+
+int
+store_run_set_requester(struct store_tenant *t, int64_t id, const char *requester, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(t->db.h, "UPDATE runs SET requester = ?2 WHERE id = ?1", -1, &s, NULL) !=
+        SQLITE_OK) {
+        return db_fail(&t->db, errp, "run requester");
+    }
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, requester, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE || sqlite3_changes(t->db.h) != 1) {
+        return kg_err(errp, "run %lld: requester not recorded: %s", (long long)id,
+                      sqlite3_errmsg(t->db.h));
+    }
+    return 0;
+}
+
+int
+store_run_requester(struct store_tenant *t, int64_t id, char **out, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    *out = NULL;
+    if (sqlite3_prepare_v2(t->db.h, "SELECT requester FROM runs WHERE id = ?1", -1, &s, NULL) !=
+        SQLITE_OK) {
+        return db_fail(&t->db, errp, "run requester");
+    }
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = col_strdup(s, 0);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = db_fail(&t->db, errp, "run %lld requester", (long long)id);
+    }
+    sqlite3_finalize(s);
+    return rc;
 }
 
 /* ---- escalations ----

@@ -323,6 +323,9 @@ def test_routes_by_role_and_tenant():
                                  "other": 404}),
             (t1 + "/approvals", {"*": 200, "other": 404}),
             ("/api/v1/approvals", {"*": 200}),
+            (t1 + "/escalations", {"*": 200, "other": 404}),
+            (t1 + "/escalations/1", {"*": 404}),
+            ("/api/v1/escalations", {"*": 200}),
             ("/api/v1/audit", {"*": 403, "operator": 200}),
         ]
         for path, want in matrix:
@@ -333,6 +336,24 @@ def test_routes_by_role_and_tenant():
                 if expect == 404:
                     check(r.body == not_found.body, "%s as %s: a 404 unlike an unknown one: %r"
                           % (path, role, r.body))
+        # The routes that change something, with what no role can act on (an unknown
+        # playbook, an unknown escalation): the role check answers first.
+        changes = [
+            (t1 + "/alerts/%d/runs" % t1_alert, {"playbook": "no-such-playbook"},
+             {"*": 422, "auditor": 403, "other": 404}),
+            (t1 + "/escalations/999/ack", {},
+             {"*": 404, "auditor": 403, "engineer": 403}),
+            (t1 + "/approvals/999/decision", {"decision": "approve"}, {"*": 404}),
+        ]
+        for path, body, want in changes:
+            for role, c in clients.items():
+                expect = want.get(role, want["*"])
+                r = c.request("POST", path, body)
+                check(r.status == expect, "POST %s as %s: %r (want %d)" % (path, role, r, expect))
+                if expect == 404:
+                    check(r.body == not_found.body, "POST %s as %s: a 404 unlike an unknown one"
+                          % (path, role))
+        check(len(d.db_runs()) == 1, "no run started by the refused requests")
         # What the lists hold.
         ts = {r: [t["id"] for t in clients[r].get("/api/v1/tenants").json["tenants"]]
               for r in clients}
