@@ -765,9 +765,7 @@ push(struct alert **v, size_t *n, struct alert *a)
 static void
 take_line(struct btenant *b, struct tenant *t, const char *line, size_t n, int64_t at)
 {
-    const struct source *http = plugin_source("http");
-    struct alert *v = NULL;
-    size_t nv = 0;
+    struct alert a;
     char *err = NULL;
     const struct blob_item *it = &b->list.items[b->bi];
 
@@ -785,11 +783,9 @@ take_line(struct btenant *b, struct tenant *t, const char *line, size_t n, int64
     count_of(b->conf->containers[b->ci])->records++;
     if (memchr(line, '\0', n) != NULL) {
         err = xstrdup("the line holds a NUL byte");
-    } else if (http == NULL ||
-               http->normalize(line, n, b->conf->source, util_now_ms(), &v, &nv, &err) == -1) {
-        if (err == NULL) {
-            err = xstrdup("no normalizer");
-        }
+    } else if (poll_normalize(line, n, b->conf->source, util_now_ms(), &a, &err) == -1 &&
+               err == NULL) {
+        err = xstrdup("not understood");
     }
     if (err != NULL) {
         count_of(b->conf->containers[b->ci])->rejected++;
@@ -798,14 +794,11 @@ take_line(struct btenant *b, struct tenant *t, const char *line, size_t n, int64
         free(err);
         return;
     }
-    for (size_t i = 0; i < nv; i++) {
-        if (admit_is_alert(t, &v[i], v[i].cls != ALERT_CLASS_EVENT)) {
-            push(&b->alerts, &b->nalerts, &v[i]);
-        } else {
-            push(&b->events, &b->nevents, &v[i]);
-        }
+    if (admit_is_alert(t, &a, a.cls != ALERT_CLASS_EVENT)) {
+        push(&b->alerts, &b->nalerts, &a);
+    } else {
+        push(&b->events, &b->nevents, &a);
     }
-    free(v);
 }
 
 static void on_admitted(void *arg, const struct admit_result *res);
@@ -1454,17 +1447,20 @@ blob_describe(void *state, struct buf *b)
     (void)!buf_printf(b, " blob_tenants=%d", n);
 }
 
-/* One line of a blob, as the poller reads it: the engine's JSON record rules. */
+/* One line of a blob, as the poller reads it: one pulled record. */
 static int
 blob_normalize(const char *rec, size_t len, const char *hint, int64_t received_ms,
                struct alert **alerts, size_t *n, char **errp)
 {
-    const struct source *http = plugin_source("http");
+    struct alert *a = xcalloc(1, sizeof(*a));
 
-    if (http == NULL) {
-        return kg_err(errp, "no JSON normalizer");
+    if (poll_normalize(rec, len, hint, received_ms, a, errp) == -1) {
+        free(a);
+        return -1;
     }
-    return http->normalize(rec, len, hint, received_ms, alerts, n, errp);
+    *alerts = a;
+    *n = 1;
+    return 0;
 }
 
 const struct source blob_source = {

@@ -10,6 +10,7 @@
 #include "connectors/notify.h"
 #include "connectors/panos.h"
 #include "connectors/panos_keygen.h"
+#include "connectors/poll_graph.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
 #include "engine/api.h"
@@ -41,6 +42,7 @@ static const struct plugin_route *const routes[] = {
 static const struct source *const sources[] = {
     &intake_source,
     &syslog_source,
+    &poll_graph_source,
     &blob_source,
 };
 
