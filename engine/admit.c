@@ -31,6 +31,7 @@ struct batch {
     size_t upd;                 /* alerts updated */
     admit_fn done;
     void *arg;
+    char *mark_source, *mark_key, *mark_value; /* written with the records, or NULL */
     struct batch *next;
 };
 
@@ -78,6 +79,9 @@ batch_free(struct batch *b)
         alert_free(&b->alerts[i]);
     }
     free(b->alerts);
+    free(b->mark_source);
+    free(b->mark_key);
+    free(b->mark_value);
     free(b);
 }
 
@@ -172,9 +176,11 @@ admit_phase(void *arg)
          * longer, and concurrent bulk senders share one fsync and one rewrite of the
          * index pages they touch. A small batch is committed at the end of this
          * iteration, as its sender is likely waiting on each alert. */
-        if ((b->events ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
-             : bulk    ? loop_write_within(b->t->db, ADMIT_BULK_DELAY_MS, &err)
-                       : loop_write(b->t->db, &err)) == -1) {
+        /* A marked batch's source waits for its commit before it reads on: at once. */
+        if ((b->mark_source != NULL ? loop_write(b->t->db, &err)
+             : b->events            ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
+             : bulk                 ? loop_write_within(b->t->db, ADMIT_BULK_DELAY_MS, &err)
+                                    : loop_write(b->t->db, &err)) == -1) {
             b->failed = 1;
             b->locked = loop_locked(b->t->db);
         }
@@ -245,11 +251,16 @@ admit_phase(void *arg)
             }
             stats.runs += (unsigned long long)nruns;
         }
+        /* The source's mark moves only with every record it covers. */
+        if (b->mark_source != NULL && !b->failed &&
+            store_mark_put(b->t->db, b->mark_source, b->mark_key, b->mark_value, &err) == -1) {
+            b->failed = 1;
+        }
         if (b->failed && !b->locked) { /* a lock is logged by the loop */
             log_err("admit.store_failed tenant=%s error=%s", b->t->id, log_quote(err ? err : "?"));
         }
         free(err);
-        if (b->events || bulk) {
+        if ((b->events || bulk) && b->mark_source == NULL) {
             loop_after_commit_lazy(b->t->db, after_commit, b);
         } else {
             loop_after_commit(b->t->db, after_commit, b);
@@ -296,10 +307,16 @@ admit_init(void)
 }
 
 static void
-admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events, admit_fn done, void *arg)
+admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events,
+            const struct admit_mark *mark, admit_fn done, void *arg)
 {
     struct batch *b = xcalloc(1, sizeof(*b));
 
+    if (mark != NULL) {
+        b->mark_source = xstrdup(mark->source);
+        b->mark_key = xstrdup(mark->key);
+        b->mark_value = xstrdup(mark->value);
+    }
     b->events = events == 1;
     b->updates = events == 2;
     b->t = t;
@@ -313,19 +330,33 @@ admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events, admit_
 void
 admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
 {
-    admit_queue(t, alerts, n, 0, done, arg);
+    admit_queue(t, alerts, n, 0, NULL, done, arg);
+}
+
+void
+admit_alerts_marked(struct tenant *t, struct alert *alerts, size_t n, const struct admit_mark *mark,
+                    admit_fn done, void *arg)
+{
+    admit_queue(t, alerts, n, 0, mark, done, arg);
+}
+
+void
+admit_events_marked(struct tenant *t, struct alert *events, size_t n, const struct admit_mark *mark,
+                    admit_fn done, void *arg)
+{
+    admit_queue(t, events, n, 1, mark, done, arg);
 }
 
 void
 admit_updates(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
 {
-    admit_queue(t, alerts, n, 2, done, arg);
+    admit_queue(t, alerts, n, 2, NULL, done, arg);
 }
 
 void
 admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn done, void *arg)
 {
-    admit_queue(t, events, n, 1, done, arg);
+    admit_queue(t, events, n, 1, NULL, done, arg);
 }
 
 void

@@ -193,6 +193,31 @@ void admit_updates(struct tenant *t, struct alert *alerts, size_t n, admit_fn do
  * stored again later (up to 1,000,000 events held), so done sees ADMIT_OK, ADMIT_FAILED
  * (a store error, or too many held) or ADMIT_SHUTTING_DOWN only. */
 void admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn done, void *arg);
+/* A polling source's position in its input (the byte offset reached in a storage blob):
+ * the batch's records and the mark are written in one transaction, the mark only when
+ * every record of the batch was stored (new or duplicate), so after a kill -9 the source
+ * resumes exactly after what is durable. source and key name the mark (the source's own
+ * names), value is the source's own text; all three are copied. done sees the batch's
+ * status as for admit_alerts / admit_events; n may be 0 (a stretch of input that held no
+ * record still moves the mark). A marked batch is committed at the end of its iteration,
+ * events too (not within 200 ms): its source waits for the answer before reading on. */
+struct admit_mark {
+    const char *source;
+    const char *key;
+    const char *value;
+};
+void admit_alerts_marked(struct tenant *t, struct alert *alerts, size_t n,
+                         const struct admit_mark *mark, admit_fn done, void *arg);
+void admit_events_marked(struct tenant *t, struct alert *events, size_t n,
+                         const struct admit_mark *mark, admit_fn done, void *arg);
+/* The mark last stored for (source, key) in t's database: 0 with *value (malloc'd) or NULL
+ * when there is none; -1 with *errp on a store error. */
+int tenant_mark_get(struct tenant *t, const char *source, const char *key, char **value,
+                    char **errp) KG_WUR;
+/* Forget the source's marks last written before before_ms (input that can no longer
+ * change), in the loop's transaction of the tenant; *deleted gets their number. */
+int tenant_mark_prune(struct tenant *t, const char *source, int64_t before_ms, int *deleted,
+                      char **errp) KG_WUR;
 /* Whether record a becomes an alert for tenant t: the tenant's rule
  * (tenants.<id>.events.alerts) decides, and dflt is the source's own default for a
  * (it decides where the rule says "default" or when the tenant has no rule). */

@@ -2,6 +2,7 @@
  * file that names a plug-in: adding one is a new file and a row here. */
 #include "engine/registry.h"
 
+#include "connectors/blob.h"
 #include "connectors/defender.h"
 #include "connectors/graph.h"
 #include "connectors/idp.h"
@@ -42,6 +43,7 @@ static const struct source *const sources[] = {
     &intake_source,
     &syslog_source,
     &poll_graph_source,
+    &blob_source,
 };
 
 /* The source-specific normalizers, asked in this order which family a record's shape
@@ -61,6 +63,7 @@ registry_init(void)
     }
     done = 1;
     events_register(); /* the event store's tenant block, read with the sources' records */
+    blob_register();   /* the blob poller's tenant block (tenants.<id>.blob) */
     for (size_t i = 0; i < sizeof(connectors) / sizeof(connectors[0]); i++) {
         plugin_add_connector(connectors[i]);
     }

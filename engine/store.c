@@ -511,6 +511,16 @@ static const char *const tenant_migrations[] = {
     "  WHERE m.moved AND json_type(o.value, '$.value') = 'text');"
     "DELETE FROM alerts WHERE id IN (SELECT aid FROM kg_move WHERE moved);"
     "DROP TABLE temp.kg_move;",
+    /* 17: source marks: where a polling source stands in its input (the byte offset
+     * reached in each storage blob), written in the same transaction as the records it
+     * covers, so a restart resumes exactly there. value is the source's own text. */
+    "CREATE TABLE IF NOT EXISTS source_marks ("
+    "  source TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (source, key)"
+    ") WITHOUT ROWID;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -643,6 +653,9 @@ enum query {
     Q_RUN_COUNT_PLAYBOOK,
     Q_RUN_COUNT_VERSION,
     Q_RUN_BY_VERSION,
+    Q_MARK_PUT,
+    Q_MARK_GET,
+    Q_MARK_PRUNE,
     Q_COUNT
 };
 
@@ -895,6 +908,11 @@ static const char *const query_sql[Q_COUNT] = {
                             " AND version = ?2",
     [Q_RUN_BY_VERSION] = "SELECT " RUN_COLUMNS " FROM runs WHERE playbook_hash = ?1"
                          " AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    [Q_MARK_PUT] = "INSERT INTO source_marks (source, key, value, updated) VALUES (?1, ?2, ?3, ?4)"
+                   " ON CONFLICT (source, key) DO UPDATE SET value = excluded.value,"
+                   " updated = excluded.updated",
+    [Q_MARK_GET] = "SELECT value FROM source_marks WHERE source = ?1 AND key = ?2",
+    [Q_MARK_PRUNE] = "DELETE FROM source_marks WHERE source = ?1 AND updated < ?2",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -2927,6 +2945,78 @@ store_list_text(struct store_tenant *t, const char *list, struct buf *out, char 
         return -1;
     }
     stmt_done(s);
+    return 0;
+}
+
+/* ---- source marks ---- */
+
+int
+store_mark_put(struct store_tenant *t, const char *source, const char *key, const char *value,
+               char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_MARK_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, source) | bind_text(s, 2, key) | bind_text(s, 3, value) |
+         sqlite3_bind_int64(s, 4, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "mark put %s", source);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "mark put", errp);
+}
+
+int
+store_mark_get(struct store_tenant *t, const char *source, const char *key, char **value,
+               char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *value = NULL;
+    if ((s = db_stmt(&t->db, Q_MARK_GET, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, source) | bind_text(s, 2, key)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "mark get %s", source);
+        stmt_done(s);
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+
+        *value = xstrdup(v != NULL ? v : "");
+    } else if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "mark get %s", source);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_mark_prune(struct store_tenant *t, const char *source, int64_t before_ms, int *deleted,
+                 char **errp)
+{
+    sqlite3_stmt *s;
+
+    *deleted = 0;
+    if ((s = db_stmt(&t->db, Q_MARK_PRUNE, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, source) | sqlite3_bind_int64(s, 2, before_ms)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "mark prune %s", source);
+        stmt_done(s);
+        return -1;
+    }
+    if (stmt_run(&t->db, s, "mark prune", errp) == -1) {
+        return -1;
+    }
+    *deleted = sqlite3_changes(t->db.h);
     return 0;
 }
 

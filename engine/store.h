@@ -437,6 +437,18 @@ int store_list_put(struct store_tenant *t, const char *list, const char *value, 
 int store_list_del(struct store_tenant *t, const char *list, const char *value, char **errp) KG_WUR;
 int store_list_text(struct store_tenant *t, const char *list, struct buf *out, char **errp) KG_WUR;
 
+/* Source marks: where a polling source stands in its input (source, key: its own names;
+ * value: its own text). put needs an open transaction (it goes with the records it
+ * covers); get sets *value (malloc'd) or NULL when there is none. */
+int store_mark_put(struct store_tenant *t, const char *source, const char *key, const char *value,
+                   char **errp) KG_WUR;
+int store_mark_get(struct store_tenant *t, const char *source, const char *key, char **value,
+                   char **errp) KG_WUR;
+/* Delete the source's marks last written before before_ms (needs an open transaction);
+ * *deleted gets their number. */
+int store_mark_prune(struct store_tenant *t, const char *source, int64_t before_ms, int *deleted,
+                     char **errp) KG_WUR;
+
 /* Journal: insert or replace the entry (run_id, seq). */
 int store_journal_put(struct store_tenant *t, const struct journal_entry *e, char **errp) KG_WUR;
 /* All entries of a run in seq order; *out is freed with journal_entries_free. */

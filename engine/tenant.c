@@ -116,6 +116,23 @@ tenant_list_text(struct tenant *t, const char *list, struct buf *out, char **err
     return store_list_text(t->db, list, out, errp);
 }
 
+int
+tenant_mark_get(struct tenant *t, const char *source, const char *key, char **value, char **errp)
+{
+    return store_mark_get(t->db, source, key, value, errp);
+}
+
+int
+tenant_mark_prune(struct tenant *t, const char *source, int64_t before_ms, int *deleted,
+                  char **errp)
+{
+    *deleted = 0;
+    if (loop_write_lazy(t->db, errp) == -1) {
+        return -1;
+    }
+    return store_mark_prune(t->db, source, before_ms, deleted, errp);
+}
+
 /* Summed: the metrics endpoint is reachable by every sender, so no tenant names. */
 static void
 tenant_metrics(struct buf *b, void *arg)

@@ -434,6 +434,32 @@ class MockServer:
     def clear_faults(self):
         return self.control("DELETE", "/faults")
 
+    # -- Azure Blob storage (/blob/<account>/...) --
+
+    def blob_url(self, account):
+        """The account URL the poller is configured with (path-style, like the emulator)."""
+        return "%s/blob/%s" % (self.base_url, account)
+
+    def blob(self, op, **kw):
+        """POST /_mock/blob: op append|put|delete|container|sas|config."""
+        body = {"op": op}
+        body.update(kw)
+        return self.control("POST", "/blob", body)
+
+    def blob_append(self, account, container, blob, data):
+        """Append data (str, or bytes of any kind) to the blob, creating it if needed."""
+        if isinstance(data, bytes):
+            return self.blob("append", account=account, container=container, blob=blob,
+                             data_base64=base64.b64encode(data).decode())
+        return self.blob("append", account=account, container=container, blob=blob, data=data)
+
+    def blob_sas(self, account, expires_in=3600, permissions="rl"):
+        return self.blob("sas", account=account, expires_in=expires_in,
+                         permissions=permissions)["sas"]
+
+    def blob_state(self):
+        return self.control("GET", "/blob")
+
     def counters(self):
         return self.control("GET", "/counters")
 

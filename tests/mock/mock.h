@@ -147,8 +147,8 @@ void limiter_reset(struct limiter *l);
 
 /* ---- requests as the API handlers see them ---- */
 
-enum svc { SVC_CONTROL, SVC_TOKEN, SVC_GRAPH, SVC_INTUNE, SVC_MDE, SVC_PANOS };
-enum aud { AUD_NONE, AUD_GRAPH, AUD_DEFENDER };
+enum svc { SVC_CONTROL, SVC_TOKEN, SVC_GRAPH, SVC_INTUNE, SVC_MDE, SVC_PANOS, SVC_BLOB };
+enum aud { AUD_NONE, AUD_GRAPH, AUD_DEFENDER, AUD_STORAGE };
 
 /* Rate limiters (reference sections 2-6); per tenant. */
 enum lim {
@@ -487,6 +487,15 @@ int mock_smtp_start(SSL_CTX *ssl, char **errp) KG_WUR;
 void mock_smtp_stop(void);
 cJSON *mock_smtp_json(void); /* ports, fault mode, recorded messages */
 int mock_smtp_config(const cJSON *o, char **errp) KG_WUR;
+
+/* mock_blob.c: Azure Blob storage under /blob/<account>/ (List Blobs, ranged Get Blob,
+ * SAS and bearer tokens); its control (POST /_mock/blob: append, put, delete, container,
+ * sas, config: 0 with *reply, or -1 with *errp) and state (GET /_mock/blob). */
+void mock_blob_handle(struct mreq *r);
+void blob_error(struct mreq *r, int status, const char *code, const char *msg);
+int mock_blob_control(const cJSON *o, cJSON **reply, char **errp) KG_WUR;
+cJSON *mock_blob_json(void);
+void mock_blob_reset(void);
 
 /* mock_hooks.c: webhook receivers under /hooks/<name>. */
 void mock_hooks_receive(struct mreq *r);

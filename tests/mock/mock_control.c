@@ -797,6 +797,22 @@ control_handle(struct mhttp_req *h)
             reply(h, 200, ok_json());
         }
         cJSON_Delete(o);
+    } else if (get && strcmp(p, "/blob") == 0) {
+        reply(h, 200, mock_blob_json());
+    } else if (post && strcmp(p, "/blob") == 0) {
+        cJSON *o = body_json(h), *out = NULL;
+        char *err = NULL;
+
+        if (o == NULL) {
+            return;
+        }
+        if (mock_blob_control(o, &out, &err) == -1) {
+            reply_error(h, 400, "%s", err);
+            free(err);
+        } else {
+            reply(h, 200, out);
+        }
+        cJSON_Delete(o);
     } else if (get && strncmp(p, "/hooks/", 7) == 0) {
         reply(h, 200, mock_hooks_json(p + 7));
     } else if (get && strcmp(p, "/counters") == 0) {

@@ -262,6 +262,13 @@ mreq_error(struct mreq *r, int status, const char *code, const char *fmt, ...)
         free(msg);
         break;
     }
+    case SVC_BLOB: {
+        char *msg = xvasprintf(fmt, ap);
+
+        blob_error(r, status, status == 503 ? "ServerBusy" : code, msg);
+        free(msg);
+        break;
+    }
     default:
         vgraph_error(r, status, code, fmt, ap);
         break;
@@ -459,6 +466,9 @@ svc_of_path(const char *path)
     }
     if (strstr(path, "/oauth2/") != NULL) {
         return SVC_TOKEN;
+    }
+    if (strncmp(path, "/blob/", 6) == 0) {
+        return SVC_BLOB;
     }
     return SVC_GRAPH;
 }
@@ -712,6 +722,10 @@ handle(struct mhttp_req *h, void *arg)
             goto send;
         }
     }
+    if (r.route == NULL && strncmp(path, "/blob/", 6) == 0) {
+        mock_blob_handle(&r);
+        goto send;
+    }
     if (r.route == NULL && strncmp(path, "/hooks/", 7) == 0) {
         r.log_route = "hooks";
         mock_hooks_receive(&r);
@@ -920,6 +934,7 @@ out:
     mhttp_free(mock.srv);
     mock_smtp_stop();
     mock_hooks_free();
+    mock_blob_reset();
     mock_state_free();
     mock_log_clear();
     for (size_t i = 0; i < mock.faults.n; i++) {

@@ -741,6 +741,7 @@ mock_state_reset(void)
     free_data();
     clear_counters();
     panos_reset();
+    mock_blob_reset();
     mock_log_clear();
     for (size_t i = 0; i < mock.faults.n; i++) {
         struct fault *f = mock.faults.v[i];

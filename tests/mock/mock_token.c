@@ -27,6 +27,7 @@ static const struct {
     { "https://securitycenter.onmicrosoft.com/windowsatpservice", AUD_DEFENDER },
     { "https://api.security.microsoft.com", AUD_DEFENDER },
     { "fc780465-2017-40d4-a0c5-307022471b92", AUD_DEFENDER }, /* WindowsDefenderATP */
+    { "https://storage.azure.com", AUD_STORAGE },
 };
 
 /* ---- the form body ---- */

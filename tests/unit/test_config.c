@@ -1160,7 +1160,68 @@ test_list_of_tables(void)
     tmpconf_done(&t);
 }
 
+/* The blob poller's tenant block: what it requires and refuses, with the path. */
+static void
+test_blob_block(void)
+{
+    struct tmpconf t;
+    struct config cfg;
+    char *err = NULL;
+    static const char good[] =
+        "tenants = { t1 = { blob = { account_url = 'https://acct.blob.core.windows.net/',\n"
+        "  containers = { 'insights-logs-signinlogs', 'insights-activity-logs' },\n"
+        "  sas = 'sv=2021-08-06&sp=rl&sig=x', every = '30s', chunk = '1MiB',\n"
+        "  prefix = 'tenantId=', max_age = '90d' } } }\n";
+
+    T_REQUIRE(tmpconf_init(&t) == 0);
+    T_EQ_INT(load_text(&t, good, &cfg, &err), 0);
+    T_ASSERT(config_tenant(&cfg, "t1") != NULL);
+    config_free(&cfg);
+    expect_error(&t, "tenants = { t1 = { blob = { containers = { 'insights-logs-x' } } } }",
+                 "account_url: required");
+    expect_error(&t, "tenants = { t1 = { blob = { account_url = 'https://a.example' } } }",
+                 "containers: required");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'Insights_Logs' } } } }",
+                 "is not a container name");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'insights--logs' } } } }",
+                 "is not a container name");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'abc', 'abc' } } } }",
+                 "listed twice");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'http://a.example',\n"
+                 " containers = { 'abc' } } } }",
+                 "account_url");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'abc' }, every = '0.5s' } } }",
+                 "tenants.t1.blob.every");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'abc' }, chunk = 100 } } }",
+                 "tenants.t1.blob.chunk");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'abc' }, sas = '' } } }",
+                 "tenants.t1.blob.sas");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'abc' }, max_age = '10m' } } }",
+                 "tenants.t1.blob.max_age");
+    expect_error(&t,
+                 "tenants = { t1 = { blob = { account_url = 'https://a.example',\n"
+                 " containers = { 'abc' }, polling = true } } }",
+                 "polling");
+    tmpconf_done(&t);
+}
+
 TEST_LIST = {
+    { "blob_block", test_blob_block },
     { "list_of_tables", test_list_of_tables },
     { "defaults_from_empty_file", test_defaults_from_empty_file },
     { "every_key", test_every_key },

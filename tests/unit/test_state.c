@@ -225,7 +225,8 @@ test_index_filled_by_migration(void)
      * trigger, are dropped; 14 rebuilds the events table of 8, dropped here with it; 15:
      * the playbook view's deployments, dry-run switches, runs.dry_run, an index of runs and
      * the run counts with their trigger; 16, the move of class-event rows to the event
-     * store, is data only and runs again as is). */
+     * store, is data only and runs again as is; 17, the source marks' source_marks,
+     * creates its table only if missing: it runs again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
