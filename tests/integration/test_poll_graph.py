@@ -277,8 +277,11 @@ def test_kill9_mid_pass():
     """kill -9 while a pass is between pages (one alert a page, each page slowed down):
     after the restart the poller resumes from the stored next link, every alert is
     stored exactly once, none is updated or routed twice."""
-    with PollEnv("kill", 'alerts = "30s", page_size = 1', playbooks={"pb": TRIGGER}) as env:
-        env.m.delay("/v1.0/security/alerts_v2", 600)
+    def slow(mocks):  # slowed before the first poll, so the kill finds the pass half done
+        mocks["t1"].delay("/v1.0/security/alerts_v2", 600)
+
+    with PollEnv("kill", 'alerts = "30s", page_size = 1', playbooks={"pb": TRIGGER},
+                 before_start=slow) as env:
         wait_for(lambda: (env.cursor("graph.alerts") or {}).get("next") and
                  env.count("%.alert") >= 2, 60, "a pass half done")
         env.d.kill9()
