@@ -13,6 +13,7 @@
 #include "engine/api_approve.h"
 #include "engine/api_login.h"
 #include "engine/api_read.h"
+#include "engine/api_settings.h"
 #include "engine/http.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -420,6 +421,12 @@ static const struct api_route api_routes[] = {
     { "GET", "/api/v1/tenants/:/approvals", API_USER, ROLE_ANY, api_approvals },
     { "GET", "/api/v1/tenants/:/approvals/:", API_USER, ROLE_ANY, api_approval },
     { "POST", "/api/v1/tenants/:/approvals/:/decision", API_USER, ROLE_ANY, api_approval_decide },
+    /* the portal's Settings and dashboard (engine/api_settings.c) */
+    { "POST", "/api/v1/tenants/:/users", API_USER, ROLE_ADMIN | ROLE_OPERATOR, api_user_add },
+    { "POST", "/api/v1/tenants/:/users/:/disabled", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_user_disable },
+    { "GET", "/api/v1/tenants/:/escalations", API_USER, ROLE_ANY, api_escalations },
+    { "GET", "/api/v1/tenants/:/containment", API_USER, ROLE_ANY, api_containment },
 };
 
 /* Match path against pattern, filling param[]. 1 on a match. */

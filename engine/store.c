@@ -323,6 +323,10 @@ static const char *const tenant_migrations[] = {
     "  updated INTEGER NOT NULL,"
     "  PRIMARY KEY (list, value)"
     ") WITHOUT ROWID;",
+    /* The portal's containment view: the journal's finished effects by kind, newest
+     * first (which accounts were disabled, which devices isolated), read without a scan
+     * of every run's journal. Self-contained: adds only its own index. */
+    "CREATE INDEX IF NOT EXISTS journal_kind ON journal (kind, ended);",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -435,6 +439,10 @@ enum query {
     Q_LIST_PUT,
     Q_LIST_DEL,
     Q_LIST_GET,
+    /* the portal's settings and dashboard */
+    Q_ALERT_IDS_OBS,
+    Q_LIST_LIVE,
+    Q_JOURNAL_BY_KIND,
     Q_COUNT
 };
 
@@ -649,6 +657,20 @@ static const char *const query_sql[Q_COUNT] = {
                    " (expires != 0 AND expires <= ?3))",
     [Q_LIST_GET] = "SELECT value FROM list_entries WHERE list = ?1 AND (expires = 0 OR"
                    " expires > ?2) ORDER BY value",
+    /* the portal's settings and dashboard */
+    [Q_ALERT_IDS_OBS] =
+        "SELECT a.id FROM alert_observables AS o JOIN alerts AS a ON a.id = o.alert_id"
+        " WHERE o.vhash = ?1 AND o.alert_id < ?2 AND (?3 IS NULL OR a.source = ?3)"
+        " AND (?4 < 0 OR a.severity = ?4) AND (?5 IS NULL OR a.outcome = ?5)"
+        " AND (?6 IS NULL OR a.time >= ?6) AND (?7 IS NULL OR a.time < ?7)"
+        " AND EXISTS (SELECT 1 FROM json_each(a.observables) AS j"
+        "   WHERE json_extract(j.value, '$.type') = ?8"
+        "   AND json_extract(j.value, '$.value') = ?9)"
+        " ORDER BY o.received DESC, o.alert_id DESC LIMIT ?10",
+    [Q_LIST_LIVE] = "SELECT list, value, expires, updated FROM list_entries"
+                    " WHERE expires = 0 OR expires > ?1 ORDER BY updated DESC LIMIT ?2",
+    [Q_JOURNAL_BY_KIND] = "SELECT run_id, kind, request, result, ended FROM journal"
+                          " WHERE kind = ?1 AND status = 1 ORDER BY ended DESC LIMIT ?2",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -3340,9 +3362,50 @@ int
 store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                 char **errp)
 {
-    struct store_alert_filter any = { NULL, -1, NULL, 0, 0 };
+    struct store_alert_filter any = { NULL, -1, NULL, 0, 0, NULL, NULL };
 
     return store_alert_search(t, &any, before, limit, ids, n, NULL, errp);
+}
+
+/* store_alert_search with an observable: the alerts that carry the value, through its
+ * index (alert_observables) newest first; the type and the value are checked in the
+ * alert itself (a hash collision costs a row, never a wrong answer). The index holds only
+ * the alerts that share the value, so the read is bounded by them, not by the table. */
+static int
+alert_search_obs(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                 int limit, int64_t **ids, size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    int64_t *v;
+    size_t len = 0;
+    int rc;
+
+    s = db_bound(&t->db, Q_ALERT_IDS_OBS, errp, "iisisoossi",
+                 obs_vhash(f->obs_value, strlen(f->obs_value)), before > 0 ? before : INT64_MAX,
+                 f->source, (int64_t)f->severity, f->outcome, f->since_ms, f->until_ms, f->obs_type,
+                 f->obs_value, (int64_t)limit);
+    if (s == NULL) {
+        return -1;
+    }
+    v = xcalloc((size_t)limit, sizeof(*v));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && len < (size_t)limit) {
+        int64_t id = sqlite3_column_int64(s, 0);
+
+        /* One alert with the value twice (two roles) has two index rows. */
+        if (len == 0 || v[len - 1] != id) {
+            v[len++] = id;
+        }
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(&t->db, errp, "alert search by observable");
+        stmt_done(s);
+        free(v);
+        return -1;
+    }
+    stmt_done(s);
+    *ids = v;
+    *n = len;
+    return 0;
 }
 
 int
@@ -3362,6 +3425,9 @@ store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, i
     }
     if (resume != NULL) {
         *resume = 0;
+    }
+    if (f->obs_type != NULL && f->obs_value != NULL) {
+        return alert_search_obs(t, f, before, limit, ids, n, errp);
     }
     /* A filter reads the alerts one by one: at most a window of STORE_ALERT_SCAN ids per
      * call, so that a filter nothing matches never reads a large table on the loop. */
@@ -4390,6 +4456,27 @@ store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t
     return rc;
 }
 
+int
+store_esc_open(struct store_tenant *t, int limit, struct store_esc **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(
+        t, "SELECT " ESC_COLUMNS " FROM escalations WHERE state = 'open' ORDER BY id LIMIT ?1",
+        errp);
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, limit);
+    rc = db_rows(&t->db, s, "open escalations", sizeof(**out), esc_fill, esc_drop, &v, n, errp);
+    sqlite3_finalize(s);
+    *out = v;
+    return rc;
+}
+
 /* Shared by the two updates: 1 when the row changed, 0 when it did not, -1 on error. */
 static int
 esc_update(struct store_tenant *t, sqlite3_stmt *s, char **errp)
@@ -4443,4 +4530,100 @@ store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms
         sqlite3_bind_int(s, 4, exhausted);
     }
     return esc_update(t, s, errp);
+}
+
+/* ---- the portal's dashboard: containment in force ---- */
+
+static void
+list_entry_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_list_entry *x = e;
+
+    col_copy(s, 0, x->list, sizeof(x->list));
+    x->value = col_strdup(s, 1);
+    x->expires_ms = sqlite3_column_int64(s, 2);
+    x->updated_ms = sqlite3_column_int64(s, 3);
+}
+
+static void
+list_entries_drop(void *v, size_t n)
+{
+    store_list_entries_free(v, n);
+}
+
+void
+store_list_entries_free(struct store_list_entry *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].value);
+    }
+    free(v);
+}
+
+int
+store_list_live(struct store_tenant *t, int64_t now_ms, int limit, struct store_list_entry **out,
+                size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_LIST_LIVE, errp, "ii", now_ms, (int64_t)limit);
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = db_rows(&t->db, s, "live list entries", sizeof(**out), list_entry_fill, list_entries_drop,
+                 &v, n, errp);
+    stmt_done(s);
+    *out = v;
+    return rc;
+}
+
+static void
+effect_row_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_effect_row *x = e;
+
+    x->run_id = sqlite3_column_int64(s, 0);
+    col_copy(s, 1, x->kind, sizeof(x->kind));
+    x->request = col_strdup(s, 2);
+    x->result = col_strdup(s, 3);
+    x->ended_ms = sqlite3_column_int64(s, 4);
+}
+
+static void
+effect_rows_drop(void *v, size_t n)
+{
+    store_effect_rows_free(v, n);
+}
+
+void
+store_effect_rows_free(struct store_effect_row *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].request);
+        free(v[i].result);
+    }
+    free(v);
+}
+
+int
+store_effects_by_kind(struct store_tenant *t, const char *kind, int limit,
+                      struct store_effect_row **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_JOURNAL_BY_KIND, errp, "si", kind, (int64_t)limit);
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = db_rows(&t->db, s, "effects by kind", sizeof(**out), effect_row_fill, effect_rows_drop, &v,
+                 n, errp);
+    stmt_done(s);
+    *out = v;
+    return rc;
 }

@@ -311,6 +311,11 @@ struct store_alert_filter {
     const char *outcome; /* NULL: any */
     int64_t since_ms;    /* time >= since_ms; 0: unbounded */
     int64_t until_ms;    /* time < until_ms; 0: unbounded */
+    /* An observable (both set, or neither): only the alerts that carry this value with
+     * this type ("user", "ip", ...), exactly, read through the observable index newest
+     * first (no scan window: *resume stays 0). */
+    const char *obs_type;
+    const char *obs_value;
 };
 int store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
                        int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp) KG_WUR;
@@ -493,6 +498,33 @@ struct store_recent {
 int store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
                        size_t *n, char **errp) KG_WUR;
 
+/* ---- containment in force (the portal's dashboard) ---- */
+
+/* The live entries of every published list (not expired at now_ms), most recently
+ * updated first, at most limit; *out freed with store_list_entries_free. */
+struct store_list_entry {
+    char list[64];
+    char *value;
+    int64_t expires_ms; /* 0: never */
+    int64_t updated_ms;
+};
+int store_list_live(struct store_tenant *t, int64_t now_ms, int limit,
+                    struct store_list_entry **out, size_t *n, char **errp) KG_WUR;
+void store_list_entries_free(struct store_list_entry *v, size_t n);
+
+/* The finished (done) journal entries of one effect kind, newest first, at most limit;
+ * *out freed with store_effect_rows_free. */
+struct store_effect_row {
+    int64_t run_id;
+    char kind[64];
+    char *request; /* JSON text, or NULL */
+    char *result;  /* JSON text, or NULL */
+    int64_t ended_ms;
+};
+int store_effects_by_kind(struct store_tenant *t, const char *kind, int limit,
+                          struct store_effect_row **out, size_t *n, char **errp) KG_WUR;
+void store_effect_rows_free(struct store_effect_row *v, size_t n);
+
 /* ---- escalations (urgent contact chains) ---- */
 
 struct store_esc {
@@ -519,6 +551,10 @@ int store_esc_insert(struct store_tenant *t, const struct store_esc *e, int64_t 
 int store_esc_get(struct store_tenant *t, int64_t id, struct store_esc *out, char **errp);
 /* Newest first; *out malloc'd (store_esc_free each, then free). */
 int store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t *n,
+                   char **errp) KG_WUR;
+/* The open ones (awaiting acknowledgement), oldest first, at most limit (the portal's
+ * dashboard); freed like store_esc_list's. */
+int store_esc_open(struct store_tenant *t, int limit, struct store_esc **out, size_t *n,
                    char **errp) KG_WUR;
 /* Acknowledge: 1 done now, 0 when it was already acknowledged (or does not exist), -1. */
 int store_esc_ack(struct store_tenant *t, int64_t id, const char *by, const char *via,

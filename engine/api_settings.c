@@ -1,0 +1,532 @@
+/* api_settings.c: the portal's Settings and dashboard routes: adding and disabling a
+ * tenant's users, the escalations awaiting acknowledgement and the containment in force. */
+#include "engine/api_settings.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/journal.h"
+#include "engine/json.h"
+#include "engine/log.h"
+#include "engine/secret.h"
+#include "engine/tenant.h"
+#include "engine/totp.h"
+#include "engine/work.h"
+
+#define SETTINGS_ESC_MAX 50   /* open escalations shown */
+#define SETTINGS_LIST_MAX 500 /* published list entries shown */
+#define SETTINGS_FX_MAX 500   /* journal entries read per containment kind */
+
+/* The request's JSON object body, or NULL after answering 400. */
+static cJSON *
+settings_body(struct api_req *r)
+{
+    size_t len = 0;
+    const char *body = http_request_body(r->http, &len);
+    cJSON *root = NULL;
+    char *err = NULL;
+
+    if (json_parse_strict(body ? body : "", len, 4, &root, &err) == -1 || !cJSON_IsObject(root)) {
+        free(err);
+        cJSON_Delete(root);
+        apireq_error(r, 400, "bad_request", "expected a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+/* The tenant's open database, or NULL after answering 404. */
+static struct store_tenant *
+settings_db(struct api_req *r)
+{
+    struct tenant *t = tenant_find(r->param[0]);
+
+    if (t == NULL || t->db == NULL) {
+        apireq_not_found(r);
+        return NULL;
+    }
+    return t->db;
+}
+
+/* A user name: 1 to 64 of letters, digits and ". _ @ -", starting with a letter or digit
+ * (it is shown in the portal, audit rows and URLs). */
+static int
+settings_name_ok(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0 || len > 64 || s[0] == '.' || s[0] == '-' || s[0] == '_' || s[0] == '@') {
+        return 0;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '@' || *p == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- adding a user ---- */
+
+struct user_add {
+    struct api_req *r;
+    char name[72];
+    char role[16];
+    char password[32];
+    char *hash;
+    char *err;
+};
+
+static void
+user_add_free(struct user_add *u)
+{
+    OPENSSL_cleanse(u->password, sizeof(u->password));
+    free(u->hash);
+    free(u->err);
+    free(u);
+}
+
+/* On a worker thread: the Argon2id hash of the one-time password. */
+static void
+user_add_hash(void *arg)
+{
+    struct user_add *u = arg;
+
+    if (auth_password_hash(u->password, &u->r->api->cost, &u->hash, &u->err) == -1) {
+        u->hash = NULL;
+    }
+}
+
+/* Back on the loop: store the user with a fresh TOTP secret to enrol at the first login
+ * and the role, audit, and answer the one-time password (never stored in clear). */
+static void
+user_add_done(void *arg, int cancelled)
+{
+    struct user_add *u = arg;
+    struct api_req *r = u->r;
+    char secret[TOTP_SECRET_CHARS + 1], *sealed = NULL, *err = NULL, detail[64];
+    int64_t id = 0;
+    cJSON *o;
+
+    if (cancelled || u->hash == NULL) {
+        log_err("api.user_add_failed error=%s", log_quote(cancelled ? "shutting down"
+                                                          : u->err  ? u->err
+                                                                    : "?"));
+        apireq_error(r, 503, "busy", "the user could not be added; retry");
+        user_add_free(u);
+        return;
+    }
+    if (totp_new_secret(secret) == -1) {
+        apireq_error(r, 500, "internal", "no randomness");
+        user_add_free(u);
+        return;
+    }
+    /* With the secrets key loaded the secret is stored encrypted, as the CLI does. */
+    sealed = secret_encrypt(secret, NULL);
+    if (sealed == NULL) {
+        sealed = xstrdup(secret);
+    }
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (store_user_add(r->api->st, u->name, u->hash, sealed, &id, &err) == -1) {
+        int exists = err != NULL && strstr(err, "exists") != NULL;
+
+        free(err);
+        free(sealed);
+        if (exists) {
+            apireq_error(r, 409, "user_exists",
+                         "a user of that name exists: give them a role here instead");
+        } else {
+            apireq_error(r, 503, "store_unavailable", "retry");
+        }
+        user_add_free(u);
+        return;
+    }
+    free(sealed);
+    if (store_role_set(r->api->st, id, r->param[0], u->role, &err) == -1) {
+        log_err("api.user_add_role_failed user=%s error=%s", log_quote(u->name),
+                log_quote(err ? err : "?"));
+        free(err);
+        (void)!store_user_set_disabled(r->api->st, id, 1, NULL);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        user_add_free(u);
+        return;
+    }
+    snprintf(detail, sizeof(detail), "{\"role\":\"%s\"}", u->role);
+    apireq_audit(r, r->param[0], "user.add", u->name, "ok", detail);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user", u->name);
+    cJSON_AddStringToObject(o, "tenant", r->param[0]);
+    cJSON_AddStringToObject(o, "role", u->role);
+    cJSON_AddStringToObject(o, "password", u->password);
+    cJSON_AddBoolToObject(o, "totp_enrolled", 0);
+    user_add_free(u);
+    apireq_json(r, 201, o);
+}
+
+/* A one-time password: four groups of five lower-case base32 characters (100 bits). */
+static int
+settings_new_password(char out[32])
+{
+    char a[12], b[12];
+
+    if (auth_recovery_code(a) == -1 || auth_recovery_code(b) == -1) {
+        return -1;
+    }
+    snprintf(out, 32, "%s-%s", a, b);
+    OPENSSL_cleanse(a, sizeof(a));
+    OPENSSL_cleanse(b, sizeof(b));
+    return 0;
+}
+
+void
+api_user_add(struct api_req *r)
+{
+    static const char *const roles[] = { "admin", "engineer", "analyst", "auditor" };
+    cJSON *body = settings_body(r);
+    const char *name, *role;
+    struct store_user existing;
+    struct user_add *u;
+    int ok = 0;
+
+    if (body == NULL) {
+        return;
+    }
+    name = json_get_string(body, "user");
+    role = json_get_string(body, "role");
+    for (size_t i = 0; role != NULL && i < sizeof(roles) / sizeof(roles[0]); i++) {
+        ok |= strcmp(role, roles[i]) == 0;
+    }
+    if (name == NULL || !settings_name_ok(name) || !ok) {
+        cJSON_Delete(body);
+        apireq_error(r, 400, "bad_request",
+                     "expected {\"user\": name (1-64 of A-Z a-z 0-9 . _ @ -), \"role\": admin, "
+                     "engineer, analyst or auditor}");
+        return;
+    }
+    if (store_user_get(r->api->st, name, &existing, NULL) == 1) {
+        store_user_free(&existing);
+        cJSON_Delete(body);
+        apireq_error(r, 409, "user_exists",
+                     "a user of that name exists: give them a role here instead");
+        return;
+    }
+    u = xcalloc(1, sizeof(*u));
+    u->r = r;
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    snprintf(u->role, sizeof(u->role), "%s", role);
+    cJSON_Delete(body);
+    if (settings_new_password(u->password) == -1) {
+        user_add_free(u);
+        apireq_error(r, 500, "internal", "no randomness");
+        return;
+    }
+    /* Argon2id takes tens of milliseconds and 64 MiB: never on the loop. */
+    if (work_submit(r->api->work, user_add_hash, user_add_done, u) == -1) {
+        user_add_free(u);
+        http_reply_header(r->http, "Retry-After", "1");
+        apireq_error(r, 503, "busy", "too much work at once; retry shortly");
+    }
+}
+
+/* ---- disabling a user ---- */
+
+void
+api_user_disable(struct api_req *r)
+{
+    cJSON *body = settings_body(r);
+    const cJSON *flag;
+    struct store_user u;
+    struct store_role *roles = NULL;
+    size_t n = 0;
+    int here = 0, elsewhere = 0, disabled;
+    char *err = NULL;
+    cJSON *o;
+
+    if (body == NULL) {
+        return;
+    }
+    flag = cJSON_GetObjectItemCaseSensitive(body, "disabled");
+    if (!cJSON_IsBool(flag)) {
+        cJSON_Delete(body);
+        apireq_error(r, 400, "bad_request", "expected {\"disabled\": true or false}");
+        return;
+    }
+    disabled = cJSON_IsTrue(flag);
+    cJSON_Delete(body);
+    if (store_user_get(r->api->st, r->param[1], &u, NULL) != 1) {
+        apireq_not_found(r);
+        return;
+    }
+    if (store_roles_get(r->api->st, u.id, &roles, &n, &err) == -1) {
+        free(err);
+        store_user_free(&u);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(roles[i].tenant, r->param[0]) == 0) {
+            here = 1;
+        } else {
+            elsewhere = 1;
+        }
+    }
+    free(roles);
+    if (!here) { /* a user of another tenant is not this admin's to see */
+        store_user_free(&u);
+        apireq_not_found(r);
+        return;
+    }
+    if (u.id == r->user.id) {
+        store_user_free(&u);
+        apireq_error(r, 403, "forbidden", "another admin disables your own account");
+        return;
+    }
+    /* The account is one across tenants: one tenant's admin must not shut a person out of
+     * another tenant. Only a platform operator may; the admin removes the role instead. */
+    if (elsewhere && (apireq_roles_in(r, r->param[0]) & ROLE_OPERATOR) == 0) {
+        store_user_free(&u);
+        apireq_error(r, 409, "shared_user",
+                     "this user has roles in other tenants: remove their role here instead");
+        return;
+    }
+    if (store_user_set_disabled(r->api->st, u.id, disabled, &err) == -1 ||
+        (disabled && store_session_delete_user(r->api->st, u.id, &err) == -1)) {
+        log_err("api.user_disable_failed error=%s", log_quote(err ? err : "?"));
+        free(err);
+        store_user_free(&u);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    apireq_audit(r, r->param[0], disabled ? "user.disable" : "user.enable", u.name, "ok", NULL);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user", u.name);
+    cJSON_AddBoolToObject(o, "disabled", disabled);
+    store_user_free(&u);
+    apireq_json(r, 200, o);
+}
+
+/* ---- escalations awaiting acknowledgement ---- */
+
+/* The name of contact number k (1-based) of escalation e, from its run's journal (the
+ * escalate.open effect records the chain it started with), or NULL. */
+static char *
+esc_contact_name(struct store_tenant *db, const struct store_esc *e, int k)
+{
+    struct journal_entry *j = NULL;
+    size_t n = 0;
+    char *name = NULL;
+
+    if (k < 1 || store_journal_load(db, e->run_id, &j, &n, NULL) == -1) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n && name == NULL; i++) {
+        cJSON *res = NULL, *c;
+        const cJSON *id;
+
+        if (strcmp(j[i].kind, "escalate.open") != 0 || j[i].status != JOURNAL_DONE ||
+            j[i].result == NULL) {
+            continue;
+        }
+        res = cJSON_Parse(j[i].result);
+        id = cJSON_GetObjectItemCaseSensitive(res, "id");
+        c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "contacts"), k - 1);
+        if (cJSON_IsNumber(id) && (int64_t)id->valuedouble == e->id && c != NULL &&
+            json_get_string(c, "name") != NULL) {
+            name = xstrdup(json_get_string(c, "name"));
+        }
+        cJSON_Delete(res);
+    }
+    journal_entries_free(j, n);
+    return name;
+}
+
+void
+api_escalations(struct api_req *r)
+{
+    struct store_tenant *db = settings_db(r);
+    struct store_esc *v = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    cJSON *o, *arr;
+
+    if (db == NULL) {
+        return;
+    }
+    if (store_esc_open(db, SETTINGS_ESC_MAX, &v, &n, &err) == -1) {
+        log_err("api.escalations_failed tenant=%s error=%s", r->param[0],
+                log_quote(err ? err : "?"));
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "escalations");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        char *who = esc_contact_name(db, &v[i], v[i].reached);
+
+        cJSON_AddNumberToObject(e, "id", (double)v[i].id);
+        cJSON_AddNumberToObject(e, "run_id", (double)v[i].run_id);
+        cJSON_AddStringToObject(e, "level", v[i].level ? v[i].level : "");
+        cJSON_AddStringToObject(e, "subject", v[i].subject ? v[i].subject : "");
+        cJSON_AddStringToObject(e, "reason", v[i].reason ? v[i].reason : "");
+        cJSON_AddStringToObject(e, "state", v[i].state);
+        apireq_add_time(e, "created", v[i].created_ms);
+        cJSON_AddNumberToObject(e, "age_seconds", (double)((r->now - v[i].created_ms) / 1000));
+        cJSON_AddNumberToObject(e, "contacts", v[i].contacts);
+        cJSON_AddNumberToObject(e, "reached", v[i].reached);
+        cJSON_AddItemToObject(e, "last_contact",
+                              who ? cJSON_CreateString(who) : cJSON_CreateNull());
+        apireq_add_time(e, "last_contact_at", v[i].reached_ms);
+        free(who);
+        cJSON_AddItemToArray(arr, e);
+        store_esc_free(&v[i]);
+    }
+    free(v);
+    apireq_add_time(o, "now", r->now);
+    apireq_json(r, 200, o);
+}
+
+/* ---- containment in force ---- */
+
+/* The containment effects the dashboard shows and the effects that undo them. These are
+ * journal kinds (text), not plug-ins: the engine reads its own journal. */
+static const struct {
+    const char *kind, *undo, *what, *segment;
+} contain_kinds[] = {
+    { "graph.disable_user", "graph.enable_user", "disabled_accounts", "/users/" },
+    { "defender.isolate", "defender.unisolate", "isolated_devices", "/machines/" },
+};
+
+/* The object an effect acted on: the URL path segment after segment in its request's
+ * "url", percent-decoded (at most 255 bytes), or NULL. */
+static char *
+contain_target(const char *request, const char *segment)
+{
+    cJSON *req = request ? cJSON_Parse(request) : NULL;
+    const char *url = json_get_string(req, "url"), *p;
+    char *out = NULL;
+
+    if (url != NULL && (p = strstr(url, segment)) != NULL) {
+        size_t len;
+
+        p += strlen(segment);
+        len = strcspn(p, "/?#");
+        if (len > 0 && len < 256) {
+            out = xcalloc(1, len + 1);
+            for (size_t i = 0, k = 0; i < len; i++) {
+                unsigned int c;
+
+                if (p[i] == '%' && i + 2 < len && sscanf(p + i + 1, "%2x", &c) == 1) {
+                    out[k++] = (char)c;
+                    i += 2;
+                } else {
+                    out[k++] = p[i];
+                }
+            }
+        }
+    }
+    cJSON_Delete(req);
+    return out;
+}
+
+/* 1 when the effect's result says it was a dry run (nothing happened). */
+static int
+contain_dry(const char *result)
+{
+    return result != NULL && strstr(result, "\"dry_run\":true") != NULL;
+}
+
+/* The targets contained by kind k and not undone since, newest first, into arr. */
+static int
+contain_collect(struct store_tenant *db, size_t k, cJSON *arr, char **errp)
+{
+    struct store_effect_row *done = NULL, *undone = NULL;
+    size_t nd = 0, nu = 0;
+    cJSON *seen = cJSON_CreateObject();
+
+    if (store_effects_by_kind(db, contain_kinds[k].kind, SETTINGS_FX_MAX, &done, &nd, errp) == -1 ||
+        store_effects_by_kind(db, contain_kinds[k].undo, SETTINGS_FX_MAX, &undone, &nu, errp) ==
+            -1) {
+        store_effect_rows_free(done, nd);
+        cJSON_Delete(seen);
+        return -1;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        char *target = contain_target(done[i].request, contain_kinds[k].segment);
+        int lifted = 0;
+
+        if (target == NULL || contain_dry(done[i].result) ||
+            cJSON_GetObjectItemCaseSensitive(seen, target) != NULL) {
+            free(target);
+            continue;
+        }
+        cJSON_AddTrueToObject(seen, target);
+        for (size_t u = 0; u < nu && !lifted; u++) {
+            char *t2 = undone[u].ended_ms >= done[i].ended_ms && !contain_dry(undone[u].result)
+                           ? contain_target(undone[u].request, contain_kinds[k].segment)
+                           : NULL;
+
+            lifted = t2 != NULL && strcmp(t2, target) == 0;
+            free(t2);
+        }
+        if (!lifted) {
+            cJSON *e = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(e, "target", target);
+            cJSON_AddNumberToObject(e, "run_id", (double)done[i].run_id);
+            apireq_add_time(e, "since", done[i].ended_ms);
+            cJSON_AddItemToArray(arr, e);
+        }
+        free(target);
+    }
+    store_effect_rows_free(done, nd);
+    store_effect_rows_free(undone, nu);
+    cJSON_Delete(seen);
+    return 0;
+}
+
+void
+api_containment(struct api_req *r)
+{
+    struct store_tenant *db = settings_db(r);
+    struct store_list_entry *v = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    cJSON *o, *arr;
+
+    if (db == NULL) {
+        return;
+    }
+    o = cJSON_CreateObject();
+    if (store_list_live(db, r->now, SETTINGS_LIST_MAX, &v, &n, &err) == -1) {
+        goto fail;
+    }
+    arr = cJSON_AddArrayToObject(o, "blocked");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(e, "list", v[i].list);
+        cJSON_AddStringToObject(e, "value", v[i].value ? v[i].value : "");
+        apireq_add_time(e, "expires", v[i].expires_ms);
+        apireq_add_time(e, "updated", v[i].updated_ms);
+        cJSON_AddItemToArray(arr, e);
+    }
+    store_list_entries_free(v, n);
+    for (size_t k = 0; k < sizeof(contain_kinds) / sizeof(contain_kinds[0]); k++) {
+        if (contain_collect(db, k, cJSON_AddArrayToObject(o, contain_kinds[k].what), &err) == -1) {
+            goto fail;
+        }
+    }
+    apireq_add_time(o, "now", r->now);
+    apireq_json(r, 200, o);
+    return;
+fail:
+    log_err("api.containment_failed tenant=%s error=%s", r->param[0], log_quote(err ? err : "?"));
+    free(err);
+    cJSON_Delete(o);
+    apireq_error(r, 503, "store_unavailable", "retry");
+}

@@ -1,0 +1,17 @@
+/* api_settings.h: the people's API routes of the portal's Settings and dashboard: a
+ * tenant's admin (or a platform operator) adds a user, who gets a one-time password shown
+ * once and enrols TOTP at the first login, and disables or enables one; every role of the
+ * tenant reads the escalations awaiting acknowledgement and the containment in force
+ * (blocked values of the published lists, disabled accounts and isolated devices from the
+ * runs' journal). Changes are audited. */
+#ifndef KAGARI_API_SETTINGS_H
+#define KAGARI_API_SETTINGS_H
+
+#include "engine/apireq.h"
+
+void api_user_add(struct api_req *r);     /* POST /api/v1/tenants/{t}/users */
+void api_user_disable(struct api_req *r); /* POST .../users/{u}/disabled {"disabled": bool} */
+void api_escalations(struct api_req *r);  /* GET /api/v1/tenants/{t}/escalations */
+void api_containment(struct api_req *r);  /* GET /api/v1/tenants/{t}/containment */
+
+#endif
