@@ -310,37 +310,51 @@ api_user_disable(struct api_req *r)
 
 /* ---- escalations awaiting acknowledgement ---- */
 
-/* The name of contact number k (1-based) of escalation e, from its run's journal (the
- * escalate.open effect records the chain it started with), or NULL. */
-static char *
-esc_contact_name(struct store_tenant *db, const struct store_esc *e, int k)
+/* The contact escalation e reached last and when: from its run's journal, where the
+ * escalate.open effect records the chain it started with and each escalate.wait the
+ * contact (1-based) it waits on after notifying them. *name is malloc'd, NULL when the
+ * journal does not say (yet). */
+static void
+esc_last_contact(struct store_tenant *db, const struct store_esc *e, char **name, int64_t *at)
 {
     struct journal_entry *j = NULL;
     size_t n = 0;
-    char *name = NULL;
+    cJSON *contacts = NULL;
+    int k = 0;
 
-    if (k < 1 || store_journal_load(db, e->run_id, &j, &n, NULL) == -1) {
-        return NULL;
+    *name = NULL;
+    *at = 0;
+    if (store_journal_load(db, e->run_id, &j, &n, NULL) == -1) {
+        return;
     }
-    for (size_t i = 0; i < n && name == NULL; i++) {
-        cJSON *res = NULL, *c;
+    for (size_t i = 0; i < n; i++) {
+        int open = strcmp(j[i].kind, "escalate.open") == 0;
+        cJSON *x;
         const cJSON *id;
 
-        if (strcmp(j[i].kind, "escalate.open") != 0 || j[i].status != JOURNAL_DONE ||
-            j[i].result == NULL) {
+        if (!open && strcmp(j[i].kind, "escalate.wait") != 0) {
             continue;
         }
-        res = cJSON_Parse(j[i].result);
-        id = cJSON_GetObjectItemCaseSensitive(res, "id");
-        c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "contacts"), k - 1);
-        if (cJSON_IsNumber(id) && (int64_t)id->valuedouble == e->id && c != NULL &&
-            json_get_string(c, "name") != NULL) {
-            name = xstrdup(json_get_string(c, "name"));
+        x = cJSON_Parse(open ? (j[i].result ? j[i].result : "")
+                             : (j[i].request ? j[i].request : ""));
+        id = cJSON_GetObjectItemCaseSensitive(x, "id");
+        if (cJSON_IsNumber(id) && (int64_t)id->valuedouble == e->id) {
+            if (open && contacts == NULL) {
+                contacts = cJSON_DetachItemFromObjectCaseSensitive(x, "contacts");
+            } else if (!open) {
+                const cJSON *c = cJSON_GetObjectItemCaseSensitive(x, "contact");
+
+                k = cJSON_IsNumber(c) ? c->valueint : 0;
+                *at = j[i].started_ms;
+            }
         }
-        cJSON_Delete(res);
+        cJSON_Delete(x);
     }
+    if (k > 0 && json_get_string(cJSON_GetArrayItem(contacts, k - 1), "name") != NULL) {
+        *name = xstrdup(json_get_string(cJSON_GetArrayItem(contacts, k - 1), "name"));
+    }
+    cJSON_Delete(contacts);
     journal_entries_free(j, n);
-    return name;
 }
 
 void
@@ -366,7 +380,10 @@ api_escalations(struct api_req *r)
     arr = cJSON_AddArrayToObject(o, "escalations");
     for (size_t i = 0; i < n; i++) {
         cJSON *e = cJSON_CreateObject();
-        char *who = esc_contact_name(db, &v[i], v[i].reached);
+        char *who = NULL;
+        int64_t who_at = 0;
+
+        esc_last_contact(db, &v[i], &who, &who_at);
 
         cJSON_AddNumberToObject(e, "id", (double)v[i].id);
         cJSON_AddNumberToObject(e, "run_id", (double)v[i].run_id);
@@ -380,7 +397,7 @@ api_escalations(struct api_req *r)
         cJSON_AddNumberToObject(e, "reached", v[i].reached);
         cJSON_AddItemToObject(e, "last_contact",
                               who ? cJSON_CreateString(who) : cJSON_CreateNull());
-        apireq_add_time(e, "last_contact_at", v[i].reached_ms);
+        apireq_add_time(e, "last_contact_at", who_at);
         free(who);
         cJSON_AddItemToArray(arr, e);
         store_esc_free(&v[i]);

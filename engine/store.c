@@ -668,7 +668,8 @@ static const char *const query_sql[Q_COUNT] = {
         "   AND json_extract(j.value, '$.value') = ?9)"
         " ORDER BY o.received DESC, o.alert_id DESC LIMIT ?10",
     [Q_LIST_LIVE] = "SELECT list, value, expires, updated FROM list_entries"
-                    " WHERE expires = 0 OR expires > ?1 ORDER BY updated DESC LIMIT ?2",
+                    " WHERE instr(list, ':') = 0 AND (expires = 0 OR expires > ?1)"
+                    " ORDER BY updated DESC LIMIT ?2",
     [Q_JOURNAL_BY_KIND] = "SELECT run_id, kind, request, result, ended FROM journal"
                           " WHERE kind = ?1 AND status = 1 ORDER BY ended DESC LIMIT ?2",
 };

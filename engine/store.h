@@ -501,7 +501,8 @@ int store_alert_recent(struct store_tenant *t, const struct store_recent *q, str
 /* ---- containment in force (the portal's dashboard) ---- */
 
 /* The live entries of every published list (not expired at now_ms), most recently
- * updated first, at most limit; *out freed with store_list_entries_free. */
+ * updated first, at most limit; a list whose name holds ':' is a connector's own
+ * bookkeeping (never served) and is left out; *out freed with store_list_entries_free. */
 struct store_list_entry {
     char list[64];
     char *value;
