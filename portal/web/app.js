@@ -5,6 +5,7 @@ import { call, ApiError, setCsrf, enc, query } from './api.js';
 import { h, mount, jsonText, csvCell } from './dom.js';
 import { t, lang, zone, setPrefs, fmtTime, fmtDuration, LANGS, ZONES } from './i18n.js';
 import { stackedBars, hBars } from './chart.js';
+import { adminSections, auditView, canAudit, dashboardExtras } from './settings.js';
 
 const SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'];
 const OUTCOMES = ['unknown', 'blocked', 'attempted', 'succeeded'];
@@ -103,6 +104,7 @@ function renderNav() {
     h('a', { href: tp + '/runs', id: 'nav-runs' }, t('runs')),
     h('a', { href: '#/approvals', id: 'nav-approvals' }, t('approvals')),
     h('a', { href: '#/settings', id: 'nav-settings' }, t('settings')),
+    canAudit(app.tenants, app.tenant) ? h('a', { href: tp + '/audit', id: 'nav-audit' }, t('audit')) : null,
     h('span', { class: 'spacer' }),
     app.tenants.length > 1 ? tsel : h('span', { class: 'tenant-name' }, app.tenant || ''),
     langToggle(),
@@ -223,7 +225,7 @@ function showEnrolment(box, e) {
 
 function readFilters(params) {
   const f = {};
-  for (const k of ['source', 'severity', 'outcome', 'since', 'until']) {
+  for (const k of ['source', 'severity', 'outcome', 'since', 'until', 'user', 'ip']) {
     const v = params.get(k);
     if (v) f[k] = v;
   }
@@ -241,17 +243,21 @@ async function alertsView(tenant, params) {
     OUTCOMES.map((s) => h('option', { value: s, selected: f.outcome === s }, t('out_' + s))));
   const since = h('input', { id: 'f-since', type: 'datetime-local', value: f.since || '' });
   const until = h('input', { id: 'f-until', type: 'datetime-local', value: f.until || '' });
+  const fuser = h('input', { id: 'f-user', name: 'user', value: f.user || '', placeholder: 'user@example.jp', maxlength: '256' });
+  const fip = h('input', { id: 'f-ip', name: 'ip', value: f.ip || '', placeholder: '203.0.113.7', maxlength: '45' });
   const form = h('form', { class: 'filters', id: 'alert-filters', on: { submit: (ev) => {
     ev.preventDefault();
     const q = new URLSearchParams();
-    for (const [k, el] of [['source', src], ['severity', sev], ['outcome', out], ['since', since], ['until', until]]) {
-      if (el.value) q.set(k, el.value);
+    for (const [k, el] of [['source', src], ['severity', sev], ['outcome', out], ['since', since], ['until', until],
+      ['user', fuser], ['ip', fip]]) {
+      if (el.value.trim()) q.set(k, el.value.trim());
     }
     location.hash = '#/t/' + enc(tenant) + '/alerts' + (q.toString() ? '?' + q : '');
   } } },
   h('label', {}, t('source'), src), h('label', {}, t('severity'), sev),
   h('label', {}, t('outcome'), out), h('label', {}, t('since'), since),
   h('label', {}, t('until'), until),
+  h('label', {}, t('search_user'), fuser), h('label', {}, t('search_ip'), fip),
   h('button', { type: 'submit', id: 'f-apply' }, t('filter')),
   h('a', { href: '#/t/' + enc(tenant) + '/alerts', class: 'button' }, t('clear')));
   const tbody = h('tbody', { id: 'alert-rows' });
@@ -262,7 +268,7 @@ async function alertsView(tenant, params) {
     h('table', { class: 'list' }, h('thead', {}, h('tr', {}, h('th', {}, t('id')), h('th', {}, t('time')),
       h('th', {}, t('severity')), h('th', {}, t('source')), h('th', {}, t('title')), h('th', {}, t('outcome')))), tbody),
     h('div', { class: 'actions' }, more, exportBtn)));
-  const api = { source: f.source, severity: f.severity, outcome: f.outcome,
+  const api = { source: f.source, severity: f.severity, outcome: f.outcome, user: f.user, ip: f.ip,
     since: f.since ? zonedToUtc(f.since) : '', until: f.until ? zonedToUtc(f.until) : '' };
   // One click shows up to 50 alerts; a filter's search goes on through older windows of
   // the table (each request reads a bounded part of it) until it has them.
@@ -450,9 +456,10 @@ async function dashboardView(tenant) {
   const root = main();
   document.title = t('dashboard') + ' — ' + t('app');
   const draw = async () => {
-    const [sum, ap] = await Promise.all([
+    const [sum, ap, extras] = await Promise.all([
       call('GET', tenantPath(tenant, 'summary') + query({ hours: 24 })),
       call('GET', 'approvals'),
+      dashboardExtras(tenant),
     ]);
     const step = sum.bucket_seconds * 1000;
     const start = new Date(sum.since).getTime();
@@ -479,6 +486,7 @@ async function dashboardView(tenant) {
       pending.length ? h('table', { class: 'list', id: 'dash-approvals' }, h('tbody', {}, pending.map((a) => h('tr', {},
         h('td', {}, h('a', { href: '#/t/' + enc(tenant) + '/approvals/' + enc(a.id) }, a.title)),
         h('td', {}, t('deadline') + ': ' + fmtTime(a.deadline)))))) : h('p', {}, t('no_approvals')),
+      extras,
       h('p', { class: 'meta', id: 'dash-updated' }, t('updated') + ': ' + fmtTime(sum.now))));
   };
   await draw();
@@ -504,7 +512,8 @@ function settingsView() {
     h('div', { class: 'row' }, h('label', { for: 'pref-lang' }, t('language')), l),
     h('div', { class: 'row' }, h('label', { for: 'pref-tz' }, t('timezone')), z),
     h('button', { type: 'submit', id: 'pref-save' }, t('save'))),
-    recoverySection()));
+    recoverySection(),
+    adminSections(app.tenant, app.tenants, app.me.user)));
 }
 
 // New recovery codes, shown once, for a fresh authenticator code.
@@ -575,6 +584,7 @@ async function route() {
       else if (seg[2] === 'runs' && seg.length === 3) await runsView(tenant);
       else if (seg[2] === 'runs' && seg.length === 4) await runView(tenant, id);
       else if (seg[2] === 'approvals' && seg.length === 4) await approvalView(tenant, id);
+      else if (seg[2] === 'audit' && seg.length === 3) await auditView(root, tenant, params.get('before') || undefined);
       else notFound();
     } else {
       notFound();

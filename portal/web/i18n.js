@@ -83,6 +83,11 @@ const WORDS = {
   },
 };
 
+// More words, from a page module of its own ({ en: {...}, ja: {...} }).
+export function addWords(more) {
+  for (const l of Object.keys(WORDS)) Object.assign(WORDS[l], more[l] || {});
+}
+
 export const LANGS = ['ja', 'en'];
 export const ZONES = ['Asia/Tokyo', 'UTC', 'America/New_York', 'Europe/London', 'Asia/Singapore'];
 
