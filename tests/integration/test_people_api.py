@@ -324,6 +324,8 @@ def test_routes_by_role_and_tenant():
             (t1 + "/approvals", {"*": 200, "other": 404}),
             ("/api/v1/approvals", {"*": 200}),
             ("/api/v1/audit", {"*": 403, "operator": 200}),
+            (t1 + "/escalations", {"*": 200, "other": 404}),
+            (t1 + "/containment", {"*": 200, "other": 404}),
         ]
         for path, want in matrix:
             for role, c in clients.items():
@@ -333,6 +335,24 @@ def test_routes_by_role_and_tenant():
                 if expect == 404:
                     check(r.body == not_found.body, "%s as %s: a 404 unlike an unknown one: %r"
                           % (path, role, r.body))
+        # The changes of the Settings page: every role but admin and operator is refused
+        # before the body is read (an empty body would be a 400 once allowed).
+        changes = [
+            ("POST", t1 + "/users", {}),
+            ("POST", t1 + "/users/analyst1/disabled", {}),
+            ("POST", t1 + "/users/analyst1/role", {}),
+            ("POST", t1 + "/users/analyst1/reset-totp", None),
+            ("POST", t1 + "/allowlist", {}),
+            ("DELETE", t1 + "/allowlist", None),
+        ]
+        for method, path, body in changes:
+            for role, c in clients.items():
+                expect = {"admin": 400, "operator": 400, "other": 404}.get(role, 403)
+                if path.endswith("reset-totp") and expect == 400:
+                    continue  # a real reset: done in test_admin_manages_roles_totp_and_allowlist
+                r = c.request(method, path, body)
+                check(r.status == expect, "%s %s as %s: %r (want %d)"
+                      % (method, path, role, r, expect))
         # What the lists hold.
         ts = {r: [t["id"] for t in clients[r].get("/api/v1/tenants").json["tenants"]]
               for r in clients}
