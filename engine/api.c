@@ -427,6 +427,12 @@ static const struct api_route api_routes[] = {
       api_user_disable },
     { "GET", "/api/v1/tenants/:/escalations", API_USER, ROLE_ANY, api_escalations },
     { "GET", "/api/v1/tenants/:/containment", API_USER, ROLE_ANY, api_containment },
+    { "GET", "/api/v1/tenants/:/contacts", API_USER, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR,
+      api_contacts },
+    { "POST", "/api/v1/tenants/:/contacts", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_contacts_set },
+    { "DELETE", "/api/v1/tenants/:/contacts", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_contacts_reset },
 };
 
 /* Match path against pattern, filling param[]. 1 on a match. */

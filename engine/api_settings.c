@@ -10,6 +10,7 @@
 #include "engine/journal.h"
 #include "engine/json.h"
 #include "engine/log.h"
+#include "engine/loop.h"
 #include "engine/secret.h"
 #include "engine/tenant.h"
 #include "engine/totp.h"
@@ -18,6 +19,9 @@
 #define SETTINGS_ESC_MAX 50   /* open escalations shown */
 #define SETTINGS_LIST_MAX 500 /* published list entries shown */
 #define SETTINGS_FX_MAX 500   /* journal entries read per containment kind */
+#define CHAIN_KEY "notify.chain"
+#define CHAIN_MAX 20 /* contacts in a chain */
+#define CHAIN_HOOKS_MAX 8
 
 /* The request's JSON object body, or NULL after answering 400. */
 static cJSON *
@@ -546,4 +550,246 @@ fail:
     free(err);
     cJSON_Delete(o);
     apireq_error(r, 503, "store_unavailable", "retry");
+}
+
+/* ---- the contact chain for urgent escalation ---- */
+
+/* 1 when s is 1..max bytes without control characters. */
+static int
+chain_text_ok(const char *s, size_t max)
+{
+    size_t len = s != NULL ? strlen(s) : 0;
+
+    if (len == 0 || len > max) {
+        return 0;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A mail address: local@domain with one '@', a dot in the domain, nothing a header or a
+ * list could be split on. */
+static int
+chain_email_ok(const char *s)
+{
+    const char *at = s != NULL ? strchr(s, '@') : NULL;
+
+    if (!chain_text_ok(s, 254) || at == NULL || at == s || strchr(at + 1, '@') != NULL ||
+        strchr(at + 1, '.') == NULL || at[1] == '.' || s[strlen(s) - 1] == '.') {
+        return 0;
+    }
+    return strpbrk(s, " <>\"',;:()[]\\") == NULL;
+}
+
+/* A webhook destination's name as the configuration spells them. */
+static int
+chain_name_ok(const char *s)
+{
+    if (!chain_text_ok(s, 64)) {
+        return 0;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The body's "contacts", checked, as the array to store (only the known keys), or NULL
+ * with a message naming the first fault in *why (static text). */
+static cJSON *
+chain_from_body(const cJSON *body, char *why, size_t wn)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, "contacts"), *k;
+    cJSON *out;
+    int i = 0;
+
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1 || cJSON_GetArraySize(arr) > CHAIN_MAX) {
+        snprintf(why, wn, "contacts: an array of 1 to %d contacts", CHAIN_MAX);
+        return NULL;
+    }
+    out = cJSON_CreateArray();
+    cJSON_ArrayForEach(k, arr)
+    {
+        const char *name = json_get_string(k, "name"), *email = json_get_string(k, "email");
+        const char *lang = json_get_string(k, "lang");
+        const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(k, "webhooks"), *w, *hl;
+        const cJSON *wait = cJSON_GetObjectItemCaseSensitive(k, "wait");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(k, "email");
+        cJSON *o, *oh;
+
+        i++;
+        if (!cJSON_IsObject(k) || !chain_text_ok(name, 100)) {
+            snprintf(why, wn, "contact %d: name, 1 to 100 characters without control ones", i);
+            goto bad;
+        }
+        if (e != NULL && !cJSON_IsNull(e) && !chain_email_ok(email)) {
+            snprintf(why, wn, "contact %d: email is not a mail address", i);
+            goto bad;
+        }
+        if (hooks != NULL && !cJSON_IsNull(hooks) &&
+            (!cJSON_IsArray(hooks) || cJSON_GetArraySize(hooks) > CHAIN_HOOKS_MAX)) {
+            snprintf(why, wn, "contact %d: webhooks, a list of at most %d destination names", i,
+                     CHAIN_HOOKS_MAX);
+            goto bad;
+        }
+        if (!cJSON_IsNumber(wait) || wait->valuedouble < 1 || wait->valuedouble > 86400) {
+            snprintf(why, wn, "contact %d: wait, seconds from 1 to 86400", i);
+            goto bad;
+        }
+        if (cJSON_GetObjectItemCaseSensitive(k, "lang") != NULL &&
+            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(k, "lang")) &&
+            (lang == NULL || (strcmp(lang, "ja") != 0 && strcmp(lang, "en") != 0))) {
+            snprintf(why, wn, "contact %d: lang, ja or en", i);
+            goto bad;
+        }
+        o = cJSON_CreateObject();
+        cJSON_AddItemToArray(out, o);
+        cJSON_AddStringToObject(o, "name", name);
+        if (email != NULL) {
+            cJSON_AddStringToObject(o, "email", email);
+        }
+        oh = cJSON_AddArrayToObject(o, "webhooks");
+        hl = cJSON_IsArray(hooks) ? hooks : NULL;
+        cJSON_ArrayForEach(w, hl)
+        {
+            if (!cJSON_IsString(w) || !chain_name_ok(w->valuestring)) {
+                snprintf(why, wn, "contact %d: a webhook destination's name ([A-Za-z0-9._-])", i);
+                goto bad;
+            }
+            cJSON_AddItemToArray(oh, cJSON_CreateString(w->valuestring));
+        }
+        if (email == NULL && cJSON_GetArraySize(oh) == 0) {
+            snprintf(why, wn, "contact %d: an email or a webhook to reach them by", i);
+            goto bad;
+        }
+        cJSON_AddNumberToObject(o, "wait", wait->valuedouble);
+        if (lang != NULL) {
+            cJSON_AddStringToObject(o, "lang", lang);
+        }
+    }
+    return out;
+bad:
+    cJSON_Delete(out);
+    return NULL;
+}
+
+/* {"source": "portal"|"config", "contacts": [...], "updated", "updated_by"}. */
+static void
+chain_answer(struct api_req *r, int status)
+{
+    struct tenant *t = tenant_find(r->param[0]);
+    char *text = NULL, *by = NULL, *err = NULL;
+    int64_t updated = 0;
+    int saved;
+    cJSON *o, *contacts = NULL;
+
+    if (t == NULL || t->db == NULL) {
+        apireq_not_found(r);
+        return;
+    }
+    saved = store_setting_get(t->db, CHAIN_KEY, &text, &updated, &by, &err);
+    if (saved == -1) {
+        free(err);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    if (saved == 0) {
+        text = tenant_setting_default(t, CHAIN_KEY);
+    }
+    if (text != NULL) {
+        contacts = cJSON_Parse(text);
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "source", saved ? "portal" : "config");
+    cJSON_AddItemToObject(o, "contacts", cJSON_IsArray(contacts) ? contacts : cJSON_CreateArray());
+    if (!cJSON_IsArray(contacts)) {
+        cJSON_Delete(contacts);
+    }
+    apireq_add_time(o, "updated", updated);
+    cJSON_AddItemToObject(o, "updated_by", by ? cJSON_CreateString(by) : cJSON_CreateNull());
+    free(text);
+    free(by);
+    apireq_json(r, status, o);
+}
+
+void
+api_contacts(struct api_req *r)
+{
+    chain_answer(r, 200);
+}
+
+/* After the commit: the chain as it stands, or 503 when the commit failed. */
+static void
+chain_saved(void *arg, int ok)
+{
+    struct api_req *r = arg;
+
+    if (!ok) {
+        apireq_error(r, 503, "store_unavailable", "the change was not saved; retry");
+        return;
+    }
+    chain_answer(r, 200);
+}
+
+/* Save (set) or forget (back to the configuration's chain) the tenant's chain, audited;
+ * answered after the commit. The escalations already under way keep the chain they
+ * started with (it is in their journal). */
+static void
+chain_change(struct api_req *r, int set)
+{
+    struct store_tenant *db = settings_db(r);
+    cJSON *body = NULL, *chain = NULL;
+    char *text = NULL, *err = NULL, why[128], detail[64];
+    int n = 0;
+
+    if (db == NULL) {
+        return;
+    }
+    if (set) {
+        if ((body = settings_body(r)) == NULL) {
+            return;
+        }
+        chain = chain_from_body(body, why, sizeof(why));
+        cJSON_Delete(body);
+        if (chain == NULL) {
+            apireq_error(r, 400, "bad_request", why);
+            return;
+        }
+        n = cJSON_GetArraySize(chain);
+        text = cJSON_PrintUnformatted(chain);
+        cJSON_Delete(chain);
+    }
+    if (loop_write(db, &err) == -1 ||
+        (set ? store_setting_put(db, CHAIN_KEY, text, r->now, r->user.name, &err)
+             : store_setting_del(db, CHAIN_KEY, &err)) == -1) {
+        log_err("api.contacts_failed tenant=%s error=%s", r->param[0], log_quote(err ? err : "?"));
+        free(err);
+        free(text);
+        apireq_error(r, 503, "store_unavailable", "retry");
+        return;
+    }
+    free(text);
+    snprintf(detail, sizeof(detail), "{\"contacts\":%d}", n);
+    apireq_audit(r, r->param[0], set ? "contacts.set" : "contacts.reset", r->param[0], "ok",
+                 set ? detail : NULL);
+    loop_after_commit(db, chain_saved, r);
+}
+
+void
+api_contacts_set(struct api_req *r)
+{
+    chain_change(r, 1);
+}
+
+void
+api_contacts_reset(struct api_req *r)
+{
+    chain_change(r, 0);
 }

@@ -327,6 +327,15 @@ static const char *const tenant_migrations[] = {
      * first (which accounts were disabled, which devices isolated), read without a scan
      * of every run's journal. Self-contained: adds only its own index. */
     "CREATE INDEX IF NOT EXISTS journal_kind ON journal (kind, ended);",
+    /* Settings people edit in the portal over what the configuration file says (the
+     * contact chain, "notify.chain"): one JSON text per key, with who changed it when.
+     * Self-contained: creates only its own table. */
+    "CREATE TABLE IF NOT EXISTS tenant_settings ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  updated_by TEXT"
+    ") WITHOUT ROWID;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -443,6 +452,9 @@ enum query {
     Q_ALERT_IDS_OBS,
     Q_LIST_LIVE,
     Q_JOURNAL_BY_KIND,
+    Q_SETTING_GET,
+    Q_SETTING_PUT,
+    Q_SETTING_DEL,
     Q_COUNT
 };
 
@@ -670,6 +682,12 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_LIST_LIVE] = "SELECT list, value, expires, updated FROM list_entries"
                     " WHERE instr(list, ':') = 0 AND (expires = 0 OR expires > ?1)"
                     " ORDER BY updated DESC LIMIT ?2",
+    [Q_SETTING_GET] = "SELECT value, updated, updated_by FROM tenant_settings WHERE key = ?1",
+    [Q_SETTING_PUT] = "INSERT INTO tenant_settings (key, value, updated, updated_by)"
+                      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET"
+                      " value = excluded.value, updated = excluded.updated,"
+                      " updated_by = excluded.updated_by",
+    [Q_SETTING_DEL] = "DELETE FROM tenant_settings WHERE key = ?1",
     [Q_JOURNAL_BY_KIND] = "SELECT run_id, kind, request, result, ended FROM journal"
                           " WHERE kind = ?1 AND status = 1 ORDER BY ended DESC LIMIT ?2",
 };
@@ -4627,4 +4645,60 @@ store_effects_by_kind(struct store_tenant *t, const char *kind, int limit,
     stmt_done(s);
     *out = v;
     return rc;
+}
+
+/* ---- tenant settings edited in the portal ---- */
+
+int
+store_setting_get(struct store_tenant *t, const char *key, char **value, int64_t *updated_ms,
+                  char **updated_by, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_SETTING_GET, errp, "s", key);
+    int rc;
+
+    *value = NULL;
+    if (updated_ms != NULL) {
+        *updated_ms = 0;
+    }
+    if (updated_by != NULL) {
+        *updated_by = NULL;
+    }
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *value = col_strdup(s, 0);
+        if (updated_ms != NULL) {
+            *updated_ms = sqlite3_column_int64(s, 1);
+        }
+        if (updated_by != NULL) {
+            *updated_by = col_strdup(s, 2);
+        }
+        stmt_done(s);
+        return *value != NULL;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "setting get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_setting_put(struct store_tenant *t, const char *key, const char *value, int64_t now_ms,
+                  const char *by, char **errp)
+{
+    return db_change(&t->db, Q_SETTING_PUT, "setting put", errp, "ssis", key, value, now_ms, by) ==
+                   -1
+               ? -1
+               : 0;
+}
+
+int
+store_setting_del(struct store_tenant *t, const char *key, char **errp)
+{
+    return db_change(&t->db, Q_SETTING_DEL, "setting delete", errp, "s", key);
 }

@@ -526,6 +526,17 @@ int store_effects_by_kind(struct store_tenant *t, const char *kind, int limit,
                           struct store_effect_row **out, size_t *n, char **errp) KG_WUR;
 void store_effect_rows_free(struct store_effect_row *v, size_t n);
 
+/* ---- settings people edit in the portal (over the configuration file's) ----
+ *
+ * One JSON text per key. get: 1 with *value (and *updated_ms, *updated_by when not
+ * NULL; malloc'd, the caller frees), 0 when the key was never set, -1 on error. put and
+ * del write in the caller's transaction (loop_write); del answers how many rows went. */
+int store_setting_get(struct store_tenant *t, const char *key, char **value, int64_t *updated_ms,
+                      char **updated_by, char **errp);
+int store_setting_put(struct store_tenant *t, const char *key, const char *value, int64_t now_ms,
+                      const char *by, char **errp) KG_WUR;
+int store_setting_del(struct store_tenant *t, const char *key, char **errp);
+
 /* ---- escalations (urgent contact chains) ---- */
 
 struct store_esc {

@@ -326,6 +326,8 @@ def test_routes_by_role_and_tenant():
             ("/api/v1/audit", {"*": 403, "operator": 200}),
             (t1 + "/escalations", {"*": 200, "other": 404}),
             (t1 + "/containment", {"*": 200, "other": 404}),
+            (t1 + "/contacts", {"*": 403, "admin": 200, "auditor": 200, "operator": 200,
+                                "other": 404}),
         ]
         for path, want in matrix:
             for role, c in clients.items():
@@ -344,6 +346,7 @@ def test_routes_by_role_and_tenant():
             ("POST", t1 + "/users/analyst1/reset-totp", None),
             ("POST", t1 + "/allowlist", {}),
             ("DELETE", t1 + "/allowlist", None),
+            ("POST", t1 + "/contacts", {}),
         ]
         for method, path, body in changes:
             for role, c in clients.items():

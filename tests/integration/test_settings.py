@@ -284,3 +284,98 @@ def test_escalations_and_containment_for_the_dashboard():
 
 
 test_escalations_and_containment_for_the_dashboard.TIMEOUT = 180
+
+
+ESCALATE_ONLY = """
+    escalate{ level = "high", reason = "test", subject = "chain test" }
+"""
+
+
+def test_contact_chain_edited_over_the_configuration():
+    """The contact chain: the configuration's shown as the starting point; an admin saves
+    another (checked: hostile or malformed contacts refused); the next escalation walks
+    the saved chain; removing it brings the configuration's back; audited."""
+    from test_escalation import rcpt
+    certdir = tempfile.mkdtemp(prefix="kagari-settings-")
+    try:
+        cert, key = make_cert(certdir)
+        extra = ("escalation = { base_url = %s }\n"
+                 "api = { listen = \"127.0.0.1:0\", cert_file = %s, key_file = %s, "
+                 "password_memory = \"1MiB\", password_passes = 1 }\n"
+                 % (lua_str(BASE), json.dumps(cert), json.dumps(key)))
+        with ConnEnv("settings-chain", {"esc": ESCALATE_ONLY}, run_timeout="10m",
+                     extra_config=extra,
+                     tenant_extra=lambda m: chain_block(m, ("30s", "30s", "30s"))) as env:
+            d = env.d
+            users = {r: add_user(d, r, "t1:" + r) for r in ("admin", "analyst", "auditor")}
+            c = {}
+            for r, u in users.items():
+                c[r] = Api(api_port(d), cafile=cert)
+                check(c[r].login(u).status == 200, "login %s" % r)
+            path = "/api/v1/tenants/t1/contacts"
+            seed = c["admin"].get(path).json
+            check(seed["source"] == "config" and
+                  [x["name"] for x in seed["contacts"]] == ["当番 佐藤", "CISO Tanaka", "Director"]
+                  and seed["contacts"][1]["webhooks"] == ["pager"] and
+                  seed["contacts"][1]["lang"] == "en" and seed["contacts"][0]["wait"] == 30,
+                  "the configuration's chain: %r" % seed)
+            check(c["auditor"].get(path).status == 200, "the auditor reads it")
+            check(c["analyst"].get(path).status == 403, "the analyst does not")
+            good = {"contacts": [{"name": "夜間当番 <b>", "email": "night@example.jp", "wait": 20},
+                                 {"name": "CISO", "webhooks": ["pager"], "wait": 20,
+                                  "lang": "en"}]}
+            for who in ("analyst", "auditor"):
+                check(c[who].request("POST", path, good).status == 403, "%s saves" % who)
+            r = c["admin"].request("POST", path, good, csrf=False)
+            check(r.status == 403 and r.json["error"] == "csrf_failed", "no CSRF: %r" % r)
+            one = {"name": "x", "email": "x@example.jp", "wait": 60}
+            bad = [{}, {"contacts": []}, {"contacts": "x"}, {"contacts": [one] * 21},
+                   {"contacts": [dict(one, email="a@b.jp\r\nBcc: evil@example.com")]},
+                   {"contacts": [dict(one, email="<script>@x.jp")]},
+                   {"contacts": [dict(one, email="nobody")]},
+                   {"contacts": [dict(one, email="a@b@c.jp")]},
+                   {"contacts": [dict(one, name="")]},
+                   {"contacts": [dict(one, name="a\u0000b")]},
+                   {"contacts": [dict(one, name="x" * 101)]},
+                   {"contacts": [dict(one, wait=0)]}, {"contacts": [dict(one, wait=86401)]},
+                   {"contacts": [dict(one, wait="1m")]},
+                   {"contacts": [dict(one, lang="fr")]},
+                   {"contacts": [dict(one, webhooks=["../x"])]},
+                   {"contacts": [dict(one, webhooks=["a"] * 9)]},
+                   {"contacts": [dict(one, webhooks="pager")]},
+                   {"contacts": [{"name": "x", "wait": 60}]},
+                   {"contacts": ["x"]}]
+            for b in bad:
+                r = c["admin"].request("POST", path, b)
+                check(r.status == 400, "bad %r: %r" % (b, r))
+            check(c["admin"].get(path).json["source"] == "config", "nothing saved by bad input")
+            r = c["admin"].request("POST", path, good)
+            check(r.status == 200 and r.json["source"] == "portal" and
+                  r.json["updated_by"] == "admin" and
+                  [x["name"] for x in r.json["contacts"]] == ["夜間当番 <b>", "CISO"],
+                  "saved: %r" % r)
+            # The next escalation walks the saved chain.
+            aid = env.post("esc")
+            msgs = wait_for(lambda: env.m.smtp_messages() or None, 20, "the first mail")
+            check(rcpt(msgs[0]) == "night@example.jp", "the saved first contact: %r"
+                  % rcpt(msgs[0]))
+            esc = wait_for(lambda: (lambda e: e if e and e[0]["last_contact"] else None)(
+                c["analyst"].get("/api/v1/tenants/t1/escalations").json["escalations"]), 20,
+                "the escalation")
+            check(esc[0]["contacts"] == 2 and esc[0]["last_contact"] == "夜間当番 <b>",
+                  "the escalation: %r" % esc[0])
+            # Back to the configuration's chain.
+            r = c["admin"].request("DELETE", path)
+            check(r.status == 200 and r.json["source"] == "config" and
+                  len(r.json["contacts"]) == 3, "reset: %r" % r)
+            acts = [(a[0], a[1], a[2]) for a in audit_rows(d) if a[4] == "ok"]
+            for want in (("t1", "admin", "contacts.set"), ("t1", "admin", "contacts.reset")):
+                check(want in acts, "audit lacks %r" % (want,))
+            p = d.cli("escalation", "ack", str(esc[0]["id"]), "--tenant", "t1", "--by", "x")
+            check(p.returncode == 0, "ack")
+            d.wait_run_final(aid)
+    finally:
+        shutil.rmtree(certdir, ignore_errors=True)
+
+
+test_contact_chain_edited_over_the_configuration.TIMEOUT = 180
