@@ -26,7 +26,12 @@ addWords({
     disabled_accounts: 'Disabled accounts', isolated_devices: 'Isolated devices', expires: 'Until',
     no_containment: 'Nothing is contained.', value: 'Value', list: 'List', never: 'no end',
     search_user: 'User', search_ip: 'IP address', admin_only: 'Only the tenant\'s admins manage users and the allow-list.',
-    my_prefs: 'My preferences',
+    my_prefs: 'My preferences', chain: 'Contact chain for urgent escalation',
+    chain_text: 'Reached in this order until someone acknowledges; each contact is waited for before the next one.',
+    chain_config: 'From the configuration file (not changed here).', chain_saved: 'Saved by {u} at {t}.',
+    email: 'Mail', webhooks: 'Webhooks (names, comma-separated)', wait_min: 'Wait (min)', add_contact: 'Add a contact',
+    chain_save: 'Save the chain', chain_reset: 'Back to the configuration\'s chain', up: 'Up', down: 'Down',
+    remove: 'Remove', chain_done: 'The chain is saved: the next escalation uses it.',
   },
   ja: {
     users: 'ユーザー', add_user: 'ユーザーを追加', added_user: 'ユーザー {u} を追加しました。初回パスワード（今だけ表示されます）: ',
@@ -47,7 +52,12 @@ addWords({
     disabled_accounts: '無効化したアカウント', isolated_devices: '隔離中の端末', expires: '期限',
     no_containment: '封じ込めはありません。', value: '値', list: 'リスト', never: '無期限',
     search_user: 'ユーザー', search_ip: 'IP アドレス', admin_only: 'ユーザーと許可リストはテナントの管理者が管理します。',
-    my_prefs: '個人設定',
+    my_prefs: '個人設定', chain: '緊急エスカレーションの連絡網',
+    chain_text: '誰かが確認するまで、この順に連絡します。各連絡先の待ち時間の後に次の連絡先へ進みます。',
+    chain_config: '設定ファイルの連絡網です（ここでは未変更）。', chain_saved: '{u} が {t} に保存しました。',
+    email: 'メール', webhooks: 'Webhook（名前、カンマ区切り）', wait_min: '待ち時間（分）', add_contact: '連絡先を追加',
+    chain_save: '連絡網を保存', chain_reset: '設定ファイルの連絡網に戻す', up: '上へ', down: '下へ',
+    remove: '削除', chain_done: '連絡網を保存しました。次のエスカレーションから使われます。',
   },
 });
 
@@ -219,12 +229,87 @@ function allowSection(tenant) {
   return h('section', { id: 'allowlist', class: 'pane' }, h('h2', {}, t('allowlist')), mine, list, form, status);
 }
 
+// ---- contact chain ----
+
+function chainSection(tenant) {
+  const base = 'tenants/' + enc(tenant) + '/contacts';
+  const status = h('div', { id: 'chain-status' });
+  const origin = h('p', { class: 'meta', id: 'chain-source' });
+  const tbody = h('tbody', { id: 'chain-rows' });
+  let rows = [];
+  const draw = () => {
+    mount(tbody, rows.map((c, i) => {
+      const name = h('input', { class: 'c-name', maxlength: '100', value: c.name || '', 'aria-label': t('user') });
+      const email = h('input', { class: 'c-email', maxlength: '254', value: c.email || '', 'aria-label': t('email') });
+      const hooks = h('input', { class: 'c-hooks', maxlength: '200', value: (c.webhooks || []).join(', '), 'aria-label': t('webhooks') });
+      const wait = h('input', { class: 'c-wait', type: 'number', min: '0.02', max: '1440', step: 'any', value: String(Math.round((c.wait || 600) / 0.6) / 100), 'aria-label': t('wait_min') });
+      const lng = h('select', { class: 'c-lang', 'aria-label': t('language') }, ['ja', 'en'].map((x) => h('option', { value: x, selected: x === (c.lang || 'ja') }, x)));
+      const keep = () => {
+        rows[i] = { name: name.value.trim(), email: email.value.trim() || undefined,
+          webhooks: hooks.value.split(',').map((x) => x.trim()).filter(Boolean),
+          wait: Math.round(Number(wait.value) * 60), lang: lng.value };
+      };
+      for (const el of [name, email, hooks, wait, lng]) el.addEventListener('change', keep);
+      const move = (d) => {
+        keep();
+        const j = i + d;
+        if (j < 0 || j >= rows.length) return;
+        [rows[i], rows[j]] = [rows[j], rows[i]];
+        draw();
+      };
+      return h('tr', { 'data-contact': i + 1 }, h('td', {}, String(i + 1)), h('td', {}, name), h('td', {}, email),
+        h('td', {}, hooks), h('td', {}, wait), h('td', {}, lng),
+        h('td', { class: 'row-actions' },
+          h('button', { type: 'button', class: 'c-up', on: { click: () => move(-1) } }, t('up')),
+          h('button', { type: 'button', class: 'c-down', on: { click: () => move(1) } }, t('down')),
+          h('button', { type: 'button', class: 'c-remove', on: { click: () => {
+            rows.splice(i, 1);
+            draw();
+          } } }, t('remove'))));
+    }));
+  };
+  const show = (r) => {
+    rows = Array.isArray(r.contacts) ? r.contacts : [];
+    mount(origin, r.source === 'portal' ? t('chain_saved', { u: r.updated_by || '', t: fmtTime(r.updated) }) : t('chain_config'));
+    reset.classList.toggle('hidden', r.source !== 'portal');
+    draw();
+  };
+  const reset = confirmButton(t('chain_reset'), 'chain-reset', async () => {
+    try {
+      show(await call('DELETE', base));
+      mount(status);
+    } catch (e) {
+      mount(status, note('error', errText(e)));
+    }
+  });
+  reset.classList.add('hidden');
+  const save = h('button', { type: 'button', id: 'chain-save', on: { click: async () => {
+    // Every row as it is typed now (a change event may not have fired yet).
+    for (const tr of tbody.querySelectorAll('tr')) tr.querySelectorAll('input, select').forEach((el) => el.dispatchEvent(new Event('change')));
+    try {
+      show(await call('POST', base, { contacts: rows }));
+      mount(status, note('info', t('chain_done')));
+    } catch (e) {
+      mount(status, note('error', errText(e)));
+    }
+  } } }, t('chain_save'));
+  const add = h('button', { type: 'button', id: 'chain-add', on: { click: () => {
+    rows.push({ name: '', wait: 600, lang: 'ja', webhooks: [] });
+    draw();
+  } } }, t('add_contact'));
+  call('GET', base).then(show).catch((e) => mount(status, note('error', errText(e))));
+  return h('section', { id: 'chain', class: 'pane' }, h('h2', {}, t('chain')), h('p', {}, t('chain_text')), origin,
+    h('table', { class: 'list' }, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, t('user')), h('th', {}, t('email')),
+      h('th', {}, t('webhooks')), h('th', {}, t('wait_min')), h('th', {}, t('language')), h('th', {}, ''))), tbody),
+    h('div', { class: 'actions' }, add, save, reset), status);
+}
+
 // The tenant's administration, for its admins (and platform operators); others see why
 // there is none (the server would answer 403 anyway).
 export function adminSections(tenant, tenants, me) {
   if (!tenant) return [];
   if (!canAdmin(tenants, tenant)) return [h('p', { class: 'meta', id: 'not-admin' }, t('admin_only'))];
-  return [h('h2', {}, t('tenant') + ': ' + tenant), usersSection(tenant, me), allowSection(tenant)];
+  return [h('h2', {}, t('tenant') + ': ' + tenant), usersSection(tenant, me), allowSection(tenant), chainSection(tenant)];
 }
 
 // ---- audit ----

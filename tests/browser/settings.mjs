@@ -269,11 +269,35 @@ try {
     check(await page.evaluate(() => window.__xss) === undefined, 'no script ran');
   });
 
+  await test('admin_edits_the_contact_chain', async () => {
+    await page.goto(cfg.url + '/#/settings');
+    await page.waitForSelector('#chain-rows tr[data-contact="3"]');
+    check((await page.inputValue('#chain-rows tr[data-contact="1"] .c-name')) === '当番 佐藤', 'the configuration\'s chain first');
+    // Hostile text in a field: refused by the server with a message, nothing saved.
+    await page.fill('#chain-rows tr[data-contact="1"] .c-email', 'a@b.jp\r\nBcc: x@evil.example');
+    await page.click('#chain-save');
+    await page.waitForSelector('#chain-status .msg-error');
+    await page.fill('#chain-rows tr[data-contact="1"] .c-email', 'night@example.jp');
+    await page.fill('#chain-rows tr[data-contact="1"] .c-name', '<b>夜間</b>');
+    await page.click('#chain-rows tr[data-contact="3"] .c-remove');
+    await page.click('#chain-rows tr[data-contact="2"] .c-up');
+    await page.click('#chain-save');
+    await page.waitForSelector('#chain-status .msg-info');
+    await page.reload();
+    await page.waitForSelector('#chain-rows tr[data-contact="2"]');
+    check(await page.locator('#chain-rows tr').count() === 2, 'two contacts kept');
+    check((await page.inputValue('#chain-rows tr[data-contact="2"] .c-name')) === '<b>夜間</b>', 'order and name kept, as text');
+    check((await page.inputValue('#chain-rows tr[data-contact="1"] .c-name')) === 'CISO Tanaka', 'moved up');
+    await page.click('button.chain-reset');
+    await page.click('button.chain-reset.armed');
+    await page.waitForSelector('#chain-rows tr[data-contact="3"]');
+  });
+
   await test('audit_view_lists_the_changes', async () => {
     await page.goto(cfg.url + '/#/t/t1/audit');
     await page.waitForSelector('#audit tr[data-audit]');
     const text = await page.textContent('#audit');
-    for (const a of ['user.add', 'user.reset_totp', 'allowlist.add', 'allowlist.remove']) check(text.includes(a), 'audit shows ' + a);
+    for (const a of ['user.add', 'user.reset_totp', 'allowlist.add', 'allowlist.remove', 'contacts.set', 'contacts.reset']) check(text.includes(a), 'audit shows ' + a);
     check(await page.locator('#audit button, #audit input').count() === 0, 'read-only');
   });
 } finally {
