@@ -1,6 +1,7 @@
 /* cmd.c: helpers shared by the `kagari` verbs: option parsing, messages, store access. */
 #include "engine/cmd.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,4 +231,37 @@ cmd_each_tenant(struct store *st, const char *only, int (*fn)(struct store_tenan
         return -1;
     }
     return rc;
+}
+
+int
+cmd_tenants(const char *config_path, const char *only, int (*fn)(struct store_tenant *, void *),
+            void *ud)
+{
+    struct config cfg;
+    struct store *st;
+    int rc;
+
+    if (cmd_open_store(config_path, &cfg, &st) == -1) {
+        return 1;
+    }
+    rc = cmd_each_tenant(st, only, fn, ud) == 0 ? 0 : 1;
+    store_close(st);
+    config_free(&cfg);
+    return rc;
+}
+
+int
+cmd_parse_id(const char *s, const char *what, int64_t *id)
+{
+    char *end = NULL;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || v <= 0 || errno != 0) {
+        (void)cmd_fail("not %s %s id: %s", strchr("aeiou", what[0]) ? "an" : "a", what, s);
+        return -1;
+    }
+    *id = (int64_t)v;
+    return 0;
 }

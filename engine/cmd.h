@@ -93,4 +93,12 @@ char *cmd_new_token(void);
  * nothing is left to free. Returns 0 or -1. */
 int cmd_open_store(const char *config_path, struct config *cfg, struct store **st) KG_WUR;
 
+/* cmd_each_tenant on the store of config_path, opened and closed around it. Returns the
+ * exit status: 0, or 1 when the store could not be opened or a call failed. */
+int cmd_tenants(const char *config_path, const char *only, int (*fn)(struct store_tenant *, void *),
+                void *ud);
+
+/* Parse s as a positive record id into *id; 0, or -1 with "not a WHAT id: s" printed. */
+int cmd_parse_id(const char *s, const char *what, int64_t *id) KG_WUR;
+
 #endif

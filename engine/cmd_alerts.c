@@ -247,8 +247,6 @@ cmd_alerts_exec(int argc, char **argv)
         "  --class CLASS         alert (detections, routed to playbooks) or event (logs)\n"
         "--json prints a JSON array; `kagari alert show ID` shows one alert in full.\n";
     struct cmd_alerts_opts o;
-    struct config cfg;
-    struct store *st;
     int rc, r;
 
     cmd_alerts_opts_init(&o);
@@ -257,24 +255,19 @@ cmd_alerts_exec(int argc, char **argv)
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
     }
-    if (cmd_open_store(o.config, &cfg, &st) == -1) {
-        return 1;
-    }
     if (o.json) {
         o.out = cJSON_CreateArray();
     } else {
         printf("%-12s %-8s %-24s %-8s %-9s %-24s  %s\n", "TENANT", "ALERT", "RECEIVED", "SEVERITY",
                "OUTCOME", "SOURCE", "TITLE");
     }
-    rc = cmd_each_tenant(st, o.tenant, cmd_alerts_list, &o) == 0 ? 0 : 1;
+    rc = cmd_tenants(o.config, o.tenant, cmd_alerts_list, &o);
     if (o.json) {
         if (rc == 0) {
             cmd_print_json(o.out);
         }
         cJSON_Delete(o.out);
     }
-    store_close(st);
-    config_free(&cfg);
     return rc;
 }
 
@@ -430,9 +423,6 @@ cmd_alert_show(int argc, char **argv)
         "object per tenant; --raw prints only the raw record, unescaped (for a pipe).\n";
     struct cmd_alerts_opts o;
     struct cmd_alert_show_ctx sc;
-    struct config cfg;
-    struct store *st;
-    char *end;
     int rc, r;
 
     cmd_alerts_opts_init(&o);
@@ -443,20 +433,14 @@ cmd_alert_show(int argc, char **argv)
     }
     memset(&sc, 0, sizeof(sc));
     sc.o = &o;
-    sc.id = strtoll(argv[optind], &end, 10);
-    if (*end != '\0' || sc.id <= 0) {
-        return cmd_fail("not an alert id: %s", argv[optind]);
-    }
-    if (cmd_open_store(o.config, &cfg, &st) == -1) {
+    if (cmd_parse_id(argv[optind], "alert", &sc.id) == -1) {
         return 1;
     }
-    rc = cmd_each_tenant(st, o.tenant, cmd_alert_show_one, &sc) == 0 ? 0 : 1;
+    rc = cmd_tenants(o.config, o.tenant, cmd_alert_show_one, &sc);
     if (rc == 0 && !sc.found) {
         fprintf(stderr, "kagari: no alert %lld\n", (long long)sc.id);
         rc = 1;
     }
-    store_close(st);
-    config_free(&cfg);
     return rc;
 }
 

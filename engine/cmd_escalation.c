@@ -233,7 +233,7 @@ cmd_escalation_exec(int argc, char **argv)
     struct store *st;
     const char *sub = argc > 1 ? argv[1] : "";
     int r, rc;
-    long long id = 0;
+    int64_t id = 0;
 
     if (strcmp(sub, "list") != 0 && strcmp(sub, "ack") != 0) {
         fputs(help, strcmp(sub, "--help") == 0 ? stdout : stderr);
@@ -245,15 +245,12 @@ cmd_escalation_exec(int argc, char **argv)
         return r == 1 ? 0 : 2;
     }
     if (strcmp(sub, "ack") == 0) {
-        char *end = NULL;
-
         if (optind + 1 != argc - 1 || o.tenant == NULL || o.by == NULL || o.by[0] == '\0') {
             fputs(help, stderr);
             return 2;
         }
-        id = strtoll(argv[1 + optind], &end, 10);
-        if (end == NULL || *end != '\0' || id <= 0) {
-            return cmd_fail("not an escalation id: %s", argv[1 + optind]);
+        if (cmd_parse_id(argv[1 + optind], "escalation", &id) == -1) {
+            return 1;
         }
         for (const char *p = o.by; *p != '\0'; p++) {
             if ((unsigned char)*p < 0x20 || *p == 0x7f) {

@@ -227,8 +227,6 @@ cmd_runs_exec(int argc, char **argv)
         "2026-12-04); both bound the run's creation: since <= created < until.\n"
         "--json prints a JSON array of runs instead of a table.\n";
     struct cmd_runs_opts o;
-    struct config cfg;
-    struct store *st;
     int rc, r;
 
     memset(&o, 0, sizeof(o));
@@ -239,24 +237,19 @@ cmd_runs_exec(int argc, char **argv)
         fputs(help, r == 1 ? stdout : stderr);
         return r == 1 ? 0 : 2;
     }
-    if (cmd_open_store(o.config, &cfg, &st) == -1) {
-        return 1;
-    }
     if (o.json) {
         o.out = cJSON_CreateArray();
     } else {
         printf("%-12s %-8s %-9s %-28s %-8s %-24s %-9s %s\n", "TENANT", "RUN", "STATE", "PLAYBOOK",
                "ALERT", "CREATED", "DURATION", "RESULT OR ERROR");
     }
-    rc = cmd_each_tenant(st, o.tenant, cmd_runs_list, &o) == 0 ? 0 : 1;
+    rc = cmd_tenants(o.config, o.tenant, cmd_runs_list, &o);
     if (o.json) {
         if (rc == 0) {
             cmd_print_json(o.out);
         }
         cJSON_Delete(o.out);
     }
-    store_close(st);
-    config_free(&cfg);
     return rc;
 }
 
@@ -468,14 +461,12 @@ cmd_runs_retry(int argc, char **argv, struct cmd_runs_opts *o)
     struct cmd_runs_retry_ctx rc;
     struct config cfg;
     struct store *st;
-    char *end;
     int code;
 
     memset(&rc, 0, sizeof(rc));
-    rc.id = strtoll(argv[optind + 1], &end, 10);
     (void)argc;
-    if (*end != '\0' || rc.id <= 0) {
-        return cmd_fail("not a run id: %s", argv[optind + 1]);
+    if (cmd_parse_id(argv[optind + 1], "run", &rc.id) == -1) {
+        return 1;
     }
     if (cmd_open_store(o->config, &cfg, &st) == -1) {
         return 1;
@@ -509,9 +500,6 @@ cmd_runs_show_exec(int argc, char **argv)
         "failed is done again (check its target first when it may have been carried out).\n";
     struct cmd_runs_opts o;
     struct cmd_runs_show_ctx sc = { 0, 0, 0 };
-    struct config cfg;
-    struct store *st;
-    char *end;
     int rc, r;
 
     memset(&o, 0, sizeof(o));
@@ -527,20 +515,14 @@ cmd_runs_show_exec(int argc, char **argv)
         return cmd_runs_retry(argc, argv, &o);
     }
     sc.json = o.json;
-    sc.id = strtoll(argv[optind + 1], &end, 10);
-    if (*end != '\0' || sc.id <= 0) {
-        return cmd_fail("not a run id: %s", argv[optind + 1]);
-    }
-    if (cmd_open_store(o.config, &cfg, &st) == -1) {
+    if (cmd_parse_id(argv[optind + 1], "run", &sc.id) == -1) {
         return 1;
     }
-    rc = cmd_each_tenant(st, o.tenant, cmd_runs_show, &sc) == 0 ? 0 : 1;
+    rc = cmd_tenants(o.config, o.tenant, cmd_runs_show, &sc);
     if (rc == 0 && !sc.found) {
         fprintf(stderr, "kagari: no run %lld\n", (long long)sc.id);
         rc = 1;
     }
-    store_close(st);
-    config_free(&cfg);
     return rc;
 }
 
