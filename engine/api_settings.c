@@ -77,6 +77,7 @@ settings_name_ok(const char *s)
 
 struct user_add {
     struct api_req *r;
+    struct auth_cost cost; /* a copy: the worker touches nothing the loop uses */
     char name[72];
     char role[16];
     char password[32];
@@ -99,7 +100,7 @@ user_add_hash(void *arg)
 {
     struct user_add *u = arg;
 
-    if (auth_password_hash(u->password, &u->r->api->cost, &u->hash, &u->err) == -1) {
+    if (auth_password_hash(u->password, &u->cost, &u->hash, &u->err) == -1) {
         u->hash = NULL;
     }
 }
@@ -219,6 +220,7 @@ api_user_add(struct api_req *r)
     }
     u = xcalloc(1, sizeof(*u));
     u->r = r;
+    u->cost = r->api->cost;
     snprintf(u->name, sizeof(u->name), "%s", name);
     snprintf(u->role, sizeof(u->role), "%s", role);
     cJSON_Delete(body);
@@ -468,6 +470,7 @@ contain_collect(struct store_tenant *db, size_t k, cJSON *arr, char **errp)
     struct store_effect_row *done = NULL, *undone = NULL;
     size_t nd = 0, nu = 0;
     cJSON *seen = cJSON_CreateObject();
+    char **lifts;
 
     if (store_effects_by_kind(db, contain_kinds[k].kind, SETTINGS_FX_MAX, &done, &nd, errp) == -1 ||
         store_effects_by_kind(db, contain_kinds[k].undo, SETTINGS_FX_MAX, &undone, &nu, errp) ==
@@ -475,6 +478,13 @@ contain_collect(struct store_tenant *db, size_t k, cJSON *arr, char **errp)
         store_effect_rows_free(done, nd);
         cJSON_Delete(seen);
         return -1;
+    }
+    /* Each undo's target once (not once per containment effect). */
+    lifts = xcalloc(nu + 1, sizeof(*lifts));
+    for (size_t u = 0; u < nu; u++) {
+        lifts[u] = contain_dry(undone[u].result)
+                       ? NULL
+                       : contain_target(undone[u].request, contain_kinds[k].segment);
     }
     for (size_t i = 0; i < nd; i++) {
         char *target = contain_target(done[i].request, contain_kinds[k].segment);
@@ -487,12 +497,8 @@ contain_collect(struct store_tenant *db, size_t k, cJSON *arr, char **errp)
         }
         cJSON_AddTrueToObject(seen, target);
         for (size_t u = 0; u < nu && !lifted; u++) {
-            char *t2 = undone[u].ended_ms >= done[i].ended_ms && !contain_dry(undone[u].result)
-                           ? contain_target(undone[u].request, contain_kinds[k].segment)
-                           : NULL;
-
-            lifted = t2 != NULL && strcmp(t2, target) == 0;
-            free(t2);
+            lifted = lifts[u] != NULL && undone[u].ended_ms >= done[i].ended_ms &&
+                     strcmp(lifts[u], target) == 0;
         }
         if (!lifted) {
             cJSON *e = cJSON_CreateObject();
@@ -504,6 +510,10 @@ contain_collect(struct store_tenant *db, size_t k, cJSON *arr, char **errp)
         }
         free(target);
     }
+    for (size_t u = 0; u < nu; u++) {
+        free(lifts[u]);
+    }
+    free(lifts);
     store_effect_rows_free(done, nd);
     store_effect_rows_free(undone, nu);
     cJSON_Delete(seen);

@@ -26,7 +26,7 @@ addWords({
     disabled_accounts: 'Disabled accounts', isolated_devices: 'Isolated devices', expires: 'Until',
     no_containment: 'Nothing is contained.', value: 'Value', list: 'List', never: 'no end',
     search_user: 'User', search_ip: 'IP address', admin_only: 'Only the tenant\'s admins manage users and the allow-list.',
-    my_prefs: 'My preferences', chain: 'Contact chain for urgent escalation',
+    my_prefs: 'My preferences', no_role: '(no role here)', chain: 'Contact chain for urgent escalation',
     chain_text: 'Reached in this order until someone acknowledges; each contact is waited for before the next one.',
     chain_config: 'From the configuration file (not changed here).', chain_saved: 'Saved by {u} at {t}.',
     email: 'Mail', webhooks: 'Webhooks (names, comma-separated)', wait_min: 'Wait (min)', add_contact: 'Add a contact',
@@ -52,7 +52,7 @@ addWords({
     disabled_accounts: '無効化したアカウント', isolated_devices: '隔離中の端末', expires: '期限',
     no_containment: '封じ込めはありません。', value: '値', list: 'リスト', never: '無期限',
     search_user: 'ユーザー', search_ip: 'IP アドレス', admin_only: 'ユーザーと許可リストはテナントの管理者が管理します。',
-    my_prefs: '個人設定', chain: '緊急エスカレーションの連絡網',
+    my_prefs: '個人設定', no_role: '（このテナントから外す）', chain: '緊急エスカレーションの連絡網',
     chain_text: '誰かが確認するまで、この順に連絡します。各連絡先の待ち時間の後に次の連絡先へ進みます。',
     chain_config: '設定ファイルの連絡網です（ここでは未変更）。', chain_saved: '{u} が {t} に保存しました。',
     email: 'メール', webhooks: 'Webhook（名前、カンマ区切り）', wait_min: '待ち時間（分）', add_contact: '連絡先を追加',
@@ -127,7 +127,8 @@ function usersSection(tenant, me) {
     mount(tbody, r.users.map((u) => {
       const self = u.user === me;
       const sel = h('select', { 'aria-label': t('change_role'), class: 'role-select', disabled: self },
-        ROLES.map((x) => h('option', { value: x, selected: x === u.role }, x)));
+        ROLES.map((x) => h('option', { value: x, selected: x === u.role }, x)),
+        h('option', { value: 'none' }, t('no_role')));
       sel.addEventListener('change', async () => {
         try {
           await call('POST', base + '/' + enc(u.user) + '/role', { role: sel.value });
