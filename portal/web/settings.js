@@ -18,7 +18,7 @@ addWords({
     bad_input: 'Check the input.', allowlist: 'Address allow-list', allow_add: 'Add',
     allow_remove: 'Remove', allow_empty: 'No list: every address may sign in.',
     your_address: 'Your address', bad_cidr: 'Not an IPv4 or IPv6 address or CIDR block (e.g. 192.0.2.0/24).',
-    lockout: 'This change would lock you out: add your own address first.',
+    lockout: 'This change would lock you out: add your own address first, or confirm.',
     audit: 'Audit', actor: 'Who', action: 'Action', target: 'Target', address: 'Address',
     detail: 'Detail', escalations: 'Escalations awaiting acknowledgement',
     no_escalations: 'No escalation is waiting.', since_start: 'Waiting for', contact_reached: 'Contact reached',
@@ -26,7 +26,8 @@ addWords({
     disabled_accounts: 'Disabled accounts', isolated_devices: 'Isolated devices', expires: 'Until',
     no_containment: 'Nothing is contained.', value: 'Value', list: 'List', never: 'no end',
     search_user: 'User', search_ip: 'IP address', admin_only: 'Only the tenant\'s admins manage users and the allow-list.',
-    my_prefs: 'My preferences', no_role: '(no role here)', chain: 'Contact chain for urgent escalation',
+    my_prefs: 'My preferences', lockout_anyway: 'Lock me out anyway',
+    locked_out: 'Done: your present address is no longer allowed for this tenant.', no_role: '(no role here)', chain: 'Contact chain for urgent escalation',
     chain_text: 'Reached in this order until someone acknowledges; each contact is waited for before the next one.',
     chain_config: 'From the configuration file (not changed here).', chain_saved: 'Saved by {u} at {t}.',
     email: 'Mail', webhooks: 'Webhooks (names, comma-separated)', wait_min: 'Wait (min)', add_contact: 'Add a contact',
@@ -44,7 +45,7 @@ addWords({
     bad_input: '入力を確認してください。', allowlist: '接続元アドレスの許可リスト', allow_add: '追加',
     allow_remove: '削除', allow_empty: 'リストなし: すべてのアドレスからログインできます。',
     your_address: 'あなたのアドレス', bad_cidr: 'IPv4 / IPv6 アドレスまたは CIDR（例: 192.0.2.0/24）ではありません。',
-    lockout: 'この変更であなた自身が締め出されます。先に自分のアドレスを追加してください。',
+    lockout: 'この変更であなた自身が締め出されます。先に自分のアドレスを追加するか、確認してください。',
     audit: '監査ログ', actor: '実行者', action: '操作', target: '対象', address: 'アドレス',
     detail: '詳細', escalations: '確認待ちのエスカレーション',
     no_escalations: '確認待ちのエスカレーションはありません。', since_start: '経過時間', contact_reached: '連絡済みの相手',
@@ -52,7 +53,8 @@ addWords({
     disabled_accounts: '無効化したアカウント', isolated_devices: '隔離中の端末', expires: '期限',
     no_containment: '封じ込めはありません。', value: '値', list: 'リスト', never: '無期限',
     search_user: 'ユーザー', search_ip: 'IP アドレス', admin_only: 'ユーザーと許可リストはテナントの管理者が管理します。',
-    my_prefs: '個人設定', no_role: '（このテナントから外す）', chain: '緊急エスカレーションの連絡網',
+    my_prefs: '個人設定', lockout_anyway: 'それでも変更する（自分は締め出されます）',
+    locked_out: '変更しました。現在のアドレスからはこのテナントを利用できなくなります。', no_role: '（このテナントから外す）', chain: '緊急エスカレーションの連絡網',
     chain_text: '誰かが確認するまで、この順に連絡します。各連絡先の待ち時間の後に次の連絡先へ進みます。',
     chain_config: '設定ファイルの連絡網です（ここでは未変更）。', chain_saved: '{u} が {t} に保存しました。',
     email: 'メール', webhooks: 'Webhook（名前、カンマ区切り）', wait_min: '待ち時間（分）', add_contact: '連絡先を追加',
@@ -198,6 +200,22 @@ function allowSection(tenant) {
   const status = h('div', { id: 'allow-status' });
   const list = h('ul', { id: 'allow-rows', class: 'plain' });
   const mine = h('p', { class: 'meta', id: 'allow-mine' });
+  // A change refused because it would lock the admin out: explained, with a button that
+  // makes it anyway (confirmed) on a second click.
+  const refused = (e, again) => {
+    if (!(e instanceof ApiError) || !e.body || e.body.error !== 'would_lock_you_out') {
+      mount(status, note('error', errText(e)));
+      return;
+    }
+    mount(status, note('error', t('lockout')), confirmButton(t('lockout_anyway'), 'lockout-anyway', async () => {
+      try {
+        show(await again());
+        mount(status, note('info', t('locked_out')));
+      } catch (e2) {
+        mount(status, note('error', errText(e2)));
+      }
+    }));
+  };
   const show = (r) => {
     mount(mine, t('your_address') + ': ', h('code', {}, r.your_address || ''));
     mount(list, r.cidrs.length ? r.cidrs.map((c) => h('li', { 'data-cidr': c }, h('code', {}, c), ' ',
@@ -206,7 +224,7 @@ function allowSection(tenant) {
           show(await call('DELETE', base + query({ cidr: c })));
           mount(status);
         } catch (e) {
-          mount(status, note('error', errText(e)));
+          refused(e, () => call('DELETE', base + query({ cidr: c, confirm_lockout: 1 })));
         }
       }))) : h('li', { class: 'none' }, t('allow_empty')));
   };
@@ -223,7 +241,7 @@ function allowSection(tenant) {
       cidr.value = '';
       mount(status);
     } catch (e) {
-      mount(status, note('error', errText(e)));
+      refused(e, () => call('POST', base, { cidr: v, confirm_lockout: true }));
     }
   } } }, h('label', {}, 'CIDR', cidr), h('button', { type: 'submit', id: 'allow-add' }, t('allow_add')));
   call('GET', base).then(show).catch((e) => mount(status, note('error', errText(e))));

@@ -210,6 +210,7 @@ try {
     await page.fill('#allow-cidr', '192.0.2.0/24');
     await page.click('#allow-add');
     await page.waitForFunction(() => /lock you out|締め出され/.test(document.querySelector('#allow-status').textContent));
+    check(await page.locator('#allow-status button.lockout-anyway').count() === 1, 'a confirmation offered, not taken');
     check(await page.locator('#allow-rows li[data-cidr]').count() === 0, 'nothing kept');
     await page.fill('#allow-cidr', '127.0.0.1/32');
     await page.click('#allow-add');

@@ -379,3 +379,49 @@ def test_contact_chain_edited_over_the_configuration():
 
 
 test_contact_chain_edited_over_the_configuration.TIMEOUT = 180
+
+
+def test_allowlist_lockout_only_when_confirmed():
+    """An admin's allow-list change that would cut them off is refused and undone unless
+    they confirm it; confirmed, it holds (their next request is refused, audited with
+    locked_out) until a platform operator removes it; the operator's own list is apart."""
+    with api_daemon("settings-lockout") as d:
+        adm = add_user(d, "adm", "t1:admin")
+        op = add_user(d, "op", "*:operator")
+        d.start()
+        port = api_port(d)
+        a, o = Api(port, cafile=d.api_cert), Api(port, cafile=d.api_cert)
+        check(a.login(adm).status == 200 and o.login(op).status == 200, "logins")
+        path = "/api/v1/tenants/t1/allowlist"
+        for confirm in ({}, {"confirm_lockout": False}, {"confirm_lockout": "yes"},
+                        {"confirm_lockout": 1}):
+            body = dict({"cidr": "192.0.2.0/24"}, **confirm)
+            r = a.request("POST", path, body)
+            check(r.status == 409 and r.json["error"] == "would_lock_you_out",
+                  "unconfirmed %r: %r" % (confirm, r))
+        check(a.get(path).json["cidrs"] == [], "undone")
+        r = a.request("POST", path, {"cidr": "192.0.2.0/24", "confirm_lockout": True},
+                      csrf=False)
+        check(r.status == 403 and r.json["error"] == "csrf_failed", "CSRF still needed")
+        r = a.request("POST", path, {"cidr": "192.0.2.0/24", "confirm_lockout": True})
+        check(r.status == 200 and r.json["cidrs"] == ["192.0.2.0/24"], "confirmed: %r" % r)
+        r = a.get("/api/v1/tenants/t1/alerts")
+        check(r.status == 403 and r.json["error"] == "address_not_allowed", "cut off: %r" % r)
+        rows = [x for x in audit_rows(d, "allowlist.add") if x[4] == "ok"]
+        check(rows and json.loads(rows[-1][6]).get("locked_out") is True, "audited: %r" % rows)
+        # The platform operator (whose list is "*", empty: everywhere) lets them back in.
+        r = o.request("DELETE", path + "?cidr=192.0.2.0%2F24")
+        check(r.status == 200 and r.json["cidrs"] == [], "operator removes it: %r" % r)
+        check(a.get("/api/v1/tenants/t1/alerts").status == 200, "back in")
+        # A removal that cuts the admin off needs the confirmation too.
+        check(a.request("POST", path, {"cidr": "127.0.0.1/32"}).status == 200, "own address")
+        check(a.request("POST", path, {"cidr": "192.0.2.0/24"}).status == 200, "another")
+        r = a.request("DELETE", path + "?cidr=127.0.0.1%2F32")
+        check(r.status == 409, "unconfirmed removal: %r" % r)
+        r = a.request("DELETE", path + "?cidr=127.0.0.1%2F32&confirm_lockout=1")
+        check(r.status == 200 and r.json["cidrs"] == ["192.0.2.0/24"], "confirmed: %r" % r)
+        check(a.get("/api/v1/tenants/t1/alerts").status == 403, "cut off again")
+        d.stop()
+
+
+test_allowlist_lockout_only_when_confirmed.TIMEOUT = 120
