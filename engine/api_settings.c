@@ -150,7 +150,8 @@ user_add_done(void *arg, int cancelled)
         return;
     }
     free(sealed);
-    if (store_role_set(r->api->st, id, r->param[0], u->role, &err) == -1) {
+    if (store_role_set(r->api->st, id, r->param[0], u->role, &err) == -1 ||
+        store_password_change_set(r->api->st, id, r->now, &err) == -1) {
         log_err("api.user_add_role_failed user=%s error=%s", log_quote(u->name),
                 log_quote(err ? err : "?"));
         free(err);

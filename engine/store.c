@@ -117,6 +117,13 @@ static const char *const control_migrations[] = {
     "  lang TEXT NOT NULL,"
     "  tz TEXT NOT NULL"
     ");",
+    /* The users whose password is a one-time password an admin was shown (added in the
+     * portal): they choose their own at the first login. Self-contained: creates only
+     * its own table. */
+    "CREATE TABLE IF NOT EXISTS password_change ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,"
+    "  created INTEGER NOT NULL"
+    ");",
 };
 
 static const char *const tenant_migrations[] = {
@@ -452,6 +459,9 @@ enum query {
     Q_ALERT_IDS_OBS,
     Q_LIST_LIVE,
     Q_JOURNAL_BY_KIND,
+    Q_PWCHANGE_SET,
+    Q_PWCHANGE_GET,
+    Q_PWCHANGE_DONE,
     Q_SETTING_GET,
     Q_SETTING_PUT,
     Q_SETTING_DEL,
@@ -682,6 +692,9 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_LIST_LIVE] = "SELECT list, value, expires, updated FROM list_entries"
                     " WHERE instr(list, ':') = 0 AND (expires = 0 OR expires > ?1)"
                     " ORDER BY updated DESC LIMIT ?2",
+    [Q_PWCHANGE_SET] = "INSERT OR REPLACE INTO password_change (user_id, created) VALUES (?1, ?2)",
+    [Q_PWCHANGE_GET] = "SELECT 1 FROM password_change WHERE user_id = ?1",
+    [Q_PWCHANGE_DONE] = "DELETE FROM password_change WHERE user_id = ?1",
     [Q_SETTING_GET] = "SELECT value, updated, updated_by FROM tenant_settings WHERE key = ?1",
     [Q_SETTING_PUT] = "INSERT INTO tenant_settings (key, value, updated, updated_by)"
                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET"
@@ -4701,4 +4714,43 @@ int
 store_setting_del(struct store_tenant *t, const char *key, char **errp)
 {
     return db_change(&t->db, Q_SETTING_DEL, "setting delete", errp, "s", key);
+}
+
+/* ---- one-time passwords (a password to change at the first login) ---- */
+
+int
+store_password_change_set(struct store *st, int64_t user_id, int64_t now_ms, char **errp)
+{
+    return db_change(&st->db, Q_PWCHANGE_SET, "password change set", errp, "ii", user_id, now_ms) ==
+                   -1
+               ? -1
+               : 0;
+}
+
+int
+store_password_change_due(struct store *st, int64_t user_id, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_PWCHANGE_GET, errp, "i", user_id);
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    stmt_done(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return kg_err(errp, "password change: %s", sqlite3_errmsg(st->db.h));
+    }
+    return rc == SQLITE_ROW;
+}
+
+int
+store_password_change_done(struct store *st, int64_t user_id, const char *pass_hash, char **errp)
+{
+    if (store_user_set_password(st, user_id, pass_hash, errp) == -1) {
+        return -1;
+    }
+    return db_change(&st->db, Q_PWCHANGE_DONE, "password change done", errp, "i", user_id) == -1
+               ? -1
+               : 0;
 }

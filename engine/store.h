@@ -96,6 +96,16 @@ int store_recovery_set(struct store *st, int64_t user_id, char *const *hashes, s
                        char **errp) KG_WUR;
 int store_recovery_use(struct store *st, int64_t user_id, const char *hash, char **errp);
 
+/* A one-time password: set marks the user's password as one to change at the first
+ * login; due answers 1 when it is (0 not, -1 error); done stores the new hash and clears
+ * the mark (not in one transaction: a crash between leaves the new password set and the
+ * mark, which asks for one more change). */
+int store_password_change_set(struct store *st, int64_t user_id, int64_t now_ms,
+                              char **errp) KG_WUR;
+int store_password_change_due(struct store *st, int64_t user_id, char **errp);
+int store_password_change_done(struct store *st, int64_t user_id, const char *pass_hash,
+                               char **errp) KG_WUR;
+
 /* Roles: one per user and tenant; tenant "*" with role "operator" covers every tenant.
  * role NULL removes the user's role in that tenant. */
 struct store_role {

@@ -151,6 +151,13 @@ function loginView(notice) {
   const codeLabel = h('label', { for: 'login-code' }, t('totp'));
   const codeRow = h('div', { class: 'row hidden', id: 'code-row' }, codeLabel, code);
   const enrol = h('div', { id: 'enrol', class: 'hidden' });
+  // A one-time password (a user an admin added): the person chooses their own, twice.
+  const newPass = h('input', { id: 'login-new-password', type: 'password', autocomplete: 'new-password', maxlength: '256' });
+  const newPass2 = h('input', { id: 'login-new-password2', type: 'password', autocomplete: 'new-password', maxlength: '256' });
+  const newRow = h('div', { class: 'hidden', id: 'new-password-row' }, h('p', {}, t('choose_password')),
+    h('div', { class: 'row' }, h('label', { for: 'login-new-password' }, t('new_password')), newPass),
+    h('div', { class: 'row' }, h('label', { for: 'login-new-password2' }, t('new_password_again')), newPass2));
+  let wantNew = false;
   const status = h('div', { id: 'login-status' }, notice ? message('info', notice) : null);
   const toggle = h('button', { type: 'button', class: 'link hidden', id: 'toggle-recovery', on: { click: () => {
     mode = mode === 'recovery' ? 'totp' : 'recovery';
@@ -165,6 +172,13 @@ function loginView(notice) {
     const body = { user: user.value, password: pass.value };
     if (mode === 'totp' || mode === 'enrol') body.totp = code.value.trim();
     if (mode === 'recovery') body.recovery_code = code.value.trim();
+    if (wantNew) {
+      if (newPass.value !== newPass2.value || newPass.value.length < 12) {
+        mount(status, message('error', t('password_mismatch')));
+        return;
+      }
+      body.new_password = newPass.value;
+    }
     if (mode !== 'password' && !code.value.trim()) {
       mount(status, message('error', t('need_code')));
       return;
@@ -176,7 +190,14 @@ function loginView(notice) {
     } catch (e) {
       const err = e instanceof ApiError ? e.body.error : '';
       code.value = '';
-      if (err === 'totp_enrolment_required' && e.body.enrolment) {
+      if (err === 'password_change_required') {
+        wantNew = true;
+        newRow.classList.remove('hidden');
+        mount(status, message('info', t('choose_password')));
+        newPass.focus();
+      } else if (err === 'weak_password') {
+        mount(status, message('error', t('password_mismatch')));
+      } else if (err === 'totp_enrolment_required' && e.body.enrolment) {
         mode = 'enrol';
         showEnrolment(enrol, e.body.enrolment);
         codeRow.classList.remove('hidden');
@@ -202,7 +223,7 @@ function loginView(notice) {
   h('h1', {}, t('login')),
   h('div', { class: 'row' }, h('label', { for: 'login-user' }, t('user')), user),
   h('div', { class: 'row' }, h('label', { for: 'login-password' }, t('password')), pass),
-  enrol, codeRow, toggle, status,
+  newRow, enrol, codeRow, toggle, status,
   h('button', { type: 'submit', id: 'login-submit' }, t('login')));
   mount(main(), h('section', { class: 'login', 'data-page': 'login' }, form));
   user.focus();

@@ -145,6 +145,14 @@ try {
     // The new person's first login: the password, then the enrolment with the QR code.
     const p2 = await newPage();
     await login(p2, 'newbie', pw);
+    // The one-time password: the person chooses their own, then enrols TOTP.
+    await p2.waitForSelector('#new-password-row:not(.hidden)');
+    await p2.fill('#login-new-password', 'newbie passphrase 42');
+    await p2.fill('#login-new-password2', 'newbie passphrase 41');
+    await p2.click('#login-submit');
+    await p2.waitForSelector('#login-status .msg-error');
+    await p2.fill('#login-new-password2', 'newbie passphrase 42');
+    await p2.click('#login-submit');
     await p2.waitForSelector('#enrol-secret');
     const secret1 = (await p2.textContent('#enrol-secret')).trim();
     const nb = { secret: secret1, last_step: 0 };
@@ -162,7 +170,7 @@ try {
     // The person's session ended; the next login enrols a new secret.
     await p2.reload();
     await p2.waitForSelector('#login-form');
-    await login(p2, 'newbie', pw);
+    await login(p2, 'newbie', 'newbie passphrase 42');
     await p2.waitForSelector('#enrol-secret');
     const secret2 = (await p2.textContent('#enrol-secret')).trim();
     check(secret2 && secret2 !== secret1, 'a new secret to enrol');

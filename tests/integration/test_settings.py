@@ -21,20 +21,37 @@ from test_escalation import BASE, chain_block
 import time
 
 
+NEW_PASSWORD = "my own passphrase 2026"
+
+
 def login_new(port, cafile, name, password):
-    """A user made through the API logs in: the first answer asks to enrol TOTP with a
-    new secret; the password and a code of that secret then open a session."""
+    """A user made through the API logs in: the one-time password asks for a new one
+    (weak ones refused), then the enrolment of TOTP with a new secret; the new password
+    and a code of that secret then open a session, and the one-time password is gone."""
     a = Api(port, cafile=cafile)
     u = User(name, None, [])
     r = a.request("POST", "/api/v1/login", {"user": name, "password": password})
-    check(r.status == 401 and r.json["error"] == "totp_enrolment_required",
+    check(r.status == 401 and r.json["error"] == "password_change_required",
           "first login of %s: %r" % (name, r))
+    for weak in ("short", name, password):
+        r = a.request("POST", "/api/v1/login", {"user": name, "password": password,
+                                                "new_password": weak})
+        check(r.status == 400 and r.json["error"] == "weak_password", "weak %r: %r" % (weak, r))
+    r = a.request("POST", "/api/v1/login", {"user": name, "password": password,
+                                            "new_password": NEW_PASSWORD})
+    check(r.status == 401 and r.json["error"] == "totp_enrolment_required",
+          "enrolment of %s: %r" % (name, r))
     u.secret = r.json["enrolment"]["secret"]
     step = int(time.time()) // 30
     r = a.request("POST", "/api/v1/login", {"user": name, "password": password,
+                                            "new_password": NEW_PASSWORD,
                                             "totp": hotp(u.secret, step)})
     check(r.status == 200, "enrolled login of %s: %r" % (name, r))
     a.csrf = r.json["csrf_token"]
+    r = Api(port, cafile=cafile).request("POST", "/api/v1/login",
+                                          {"user": name, "password": password})
+    check(r.status == 401 and r.json["error"] == "invalid_credentials",
+          "the one-time password again: %r" % r)
     u.last_step = step
     return a, u
 
@@ -111,7 +128,7 @@ def test_admin_adds_and_disables_users():
                              {"disabled": True})
         check(r.status == 200 and r.json["disabled"] is True, "disable: %r" % r)
         check(nbc.get("/api/v1/me").status == 401, "the disabled user's session")
-        r = Api(port, cafile=d.api_cert).login(nbu, password=pw)
+        r = Api(port, cafile=d.api_cert).login(nbu, password=NEW_PASSWORD)
         check(r.status == 401, "a disabled user logs in: %r" % r)
         check([u for u in c["adm"].get(t1 + "/users").json["users"]
                if u["user"] == "newbie@example.jp"][0]["disabled"], "listed as disabled")
@@ -119,7 +136,7 @@ def test_admin_adds_and_disables_users():
                              {"disabled": False})
         check(r.status == 200 and r.json["disabled"] is False, "enable: %r" % r)
         time.sleep(1)
-        check(Api(port, cafile=d.api_cert).login(nbu, password=pw).status == 200,
+        check(Api(port, cafile=d.api_cert).login(nbu, password=NEW_PASSWORD).status == 200,
               "enabled again")
         # Not oneself; not a user of another tenant; a shared user only by an operator.
         r = c["adm"].request("POST", t1 + "/users/adm/disabled", {"disabled": True})
