@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/journal.h"
 #include "engine/json.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -324,26 +323,26 @@ api_user_disable(struct api_req *r)
 static void
 esc_last_contact(struct store_tenant *db, const struct store_esc *e, char **name, int64_t *at)
 {
-    struct journal_entry *j = NULL;
+    struct store_effect_row *j = NULL;
     size_t n = 0;
     cJSON *contacts = NULL;
     int k = 0;
 
     *name = NULL;
     *at = 0;
-    if (store_journal_load(db, e->run_id, &j, &n, NULL) == -1) {
+    if (store_run_effects(db, e->run_id, "escalate.", &j, &n, NULL) == -1) {
         return;
     }
     for (size_t i = 0; i < n; i++) {
         int open = strcmp(j[i].kind, "escalate.open") == 0;
+        const char *text = open ? j[i].result : j[i].request;
         cJSON *x;
         const cJSON *id;
 
-        if (!open && strcmp(j[i].kind, "escalate.wait") != 0) {
+        if ((!open && strcmp(j[i].kind, "escalate.wait") != 0) || text == NULL) {
             continue;
         }
-        x = cJSON_Parse(open ? (j[i].result ? j[i].result : "")
-                             : (j[i].request ? j[i].request : ""));
+        x = cJSON_Parse(text);
         id = cJSON_GetObjectItemCaseSensitive(x, "id");
         if (cJSON_IsNumber(id) && (int64_t)id->valuedouble == e->id) {
             if (open && contacts == NULL) {
@@ -361,7 +360,7 @@ esc_last_contact(struct store_tenant *db, const struct store_esc *e, char **name
         *name = xstrdup(json_get_string(cJSON_GetArrayItem(contacts, k - 1), "name"));
     }
     cJSON_Delete(contacts);
-    journal_entries_free(j, n);
+    store_effect_rows_free(j, n);
 }
 
 void

@@ -459,6 +459,7 @@ enum query {
     Q_ALERT_IDS_OBS,
     Q_LIST_LIVE,
     Q_JOURNAL_BY_KIND,
+    Q_JOURNAL_RUN_PREFIX,
     Q_PWCHANGE_SET,
     Q_PWCHANGE_GET,
     Q_PWCHANGE_DONE,
@@ -701,8 +702,11 @@ static const char *const query_sql[Q_COUNT] = {
                       " value = excluded.value, updated = excluded.updated,"
                       " updated_by = excluded.updated_by",
     [Q_SETTING_DEL] = "DELETE FROM tenant_settings WHERE key = ?1",
-    [Q_JOURNAL_BY_KIND] = "SELECT run_id, kind, request, result, ended FROM journal"
+    [Q_JOURNAL_BY_KIND] = "SELECT run_id, kind, request, result, ended, started FROM journal"
                           " WHERE kind = ?1 AND status = 1 ORDER BY ended DESC LIMIT ?2",
+    [Q_JOURNAL_RUN_PREFIX] = "SELECT run_id, kind, request, result, ended, started FROM journal"
+                             " WHERE run_id = ?1 AND substr(kind, 1, length(?2)) = ?2"
+                             " ORDER BY seq",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -4622,6 +4626,7 @@ effect_row_fill(sqlite3_stmt *s, void *e)
     x->request = col_strdup(s, 2);
     x->result = col_strdup(s, 3);
     x->ended_ms = sqlite3_column_int64(s, 4);
+    x->started_ms = sqlite3_column_int64(s, 5);
 }
 
 static void
@@ -4753,4 +4758,24 @@ store_password_change_done(struct store *st, int64_t user_id, const char *pass_h
     return db_change(&st->db, Q_PWCHANGE_DONE, "password change done", errp, "i", user_id) == -1
                ? -1
                : 0;
+}
+
+int
+store_run_effects(struct store_tenant *t, int64_t run_id, const char *prefix,
+                  struct store_effect_row **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_JOURNAL_RUN_PREFIX, errp, "is", run_id, prefix);
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = db_rows(&t->db, s, "run effects", sizeof(**out), effect_row_fill, effect_rows_drop, &v, n,
+                 errp);
+    stmt_done(s);
+    *out = v;
+    return rc;
 }

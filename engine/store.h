@@ -528,12 +528,17 @@ void store_list_entries_free(struct store_list_entry *v, size_t n);
 struct store_effect_row {
     int64_t run_id;
     char kind[64];
-    char *request; /* JSON text, or NULL */
-    char *result;  /* JSON text, or NULL */
-    int64_t ended_ms;
+    char *request;    /* JSON text, or NULL */
+    char *result;     /* JSON text, or NULL */
+    int64_t ended_ms; /* 0 while started */
+    int64_t started_ms;
 };
 int store_effects_by_kind(struct store_tenant *t, const char *kind, int limit,
                           struct store_effect_row **out, size_t *n, char **errp) KG_WUR;
+/* The journal entries of run run_id whose kind starts with prefix, done or not, in
+ * order (the escalate.* steps of a run); freed the same way. */
+int store_run_effects(struct store_tenant *t, int64_t run_id, const char *prefix,
+                      struct store_effect_row **out, size_t *n, char **errp) KG_WUR;
 void store_effect_rows_free(struct store_effect_row *v, size_t n);
 
 /* ---- settings people edit in the portal (over the configuration file's) ----

@@ -220,8 +220,8 @@ test_index_filled_by_migration(void)
      * dashboard's alert_counts and its triggers; 8: the events; 9: the playbook
      * libraries; 10: a run's result columns) are dropped and the version set to 2. A
      * migration appended later must be undone here too (11, the published lists'
-     * list_entries, creates its table only if missing, and the journal's kind index, only
-     * if missing too: they run again as is). */
+     * list_entries, creates its table only if missing, and so do the journal's kind index
+     * and the portal's tenant_settings: they run again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
