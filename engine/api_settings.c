@@ -690,6 +690,30 @@ bad:
     return NULL;
 }
 
+int
+api_settings_chain(const char *body, size_t len, char **out, char **errp)
+{
+    cJSON *root = NULL, *chain;
+    char why[128];
+
+    *out = NULL;
+    if (json_parse_strict(body != NULL ? body : "", len, 8, &root, errp) == -1) {
+        return -1;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return kg_err(errp, "expected a JSON object");
+    }
+    chain = chain_from_body(root, why, sizeof(why));
+    cJSON_Delete(root);
+    if (chain == NULL) {
+        return kg_err(errp, "%s", why);
+    }
+    *out = cJSON_PrintUnformatted(chain);
+    cJSON_Delete(chain);
+    return 0;
+}
+
 /* {"source": "portal"|"config", "contacts": [...], "updated", "updated_by"}. */
 static void
 chain_answer(struct api_req *r, int status)
@@ -755,26 +779,25 @@ static void
 chain_change(struct api_req *r, int set)
 {
     struct store_tenant *db = settings_db(r);
-    cJSON *body = NULL, *chain = NULL;
-    char *text = NULL, *err = NULL, why[128], detail[64];
+    char *text = NULL, *err = NULL, detail[64];
     int n = 0;
 
     if (db == NULL) {
         return;
     }
     if (set) {
-        if ((body = settings_body(r)) == NULL) {
+        size_t len = 0;
+        const char *body = http_request_body(r->http, &len);
+        cJSON *arr;
+
+        if (api_settings_chain(body, len, &text, &err) == -1) {
+            apireq_error(r, 400, "bad_request", err);
+            free(err);
             return;
         }
-        chain = chain_from_body(body, why, sizeof(why));
-        cJSON_Delete(body);
-        if (chain == NULL) {
-            apireq_error(r, 400, "bad_request", why);
-            return;
-        }
-        n = cJSON_GetArraySize(chain);
-        text = cJSON_PrintUnformatted(chain);
-        cJSON_Delete(chain);
+        arr = cJSON_Parse(text);
+        n = cJSON_GetArraySize(arr);
+        cJSON_Delete(arr);
     }
     if (loop_write(db, &err) == -1 ||
         (set ? store_setting_put(db, CHAIN_KEY, text, r->now, r->user.name, &err)

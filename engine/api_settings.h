@@ -20,4 +20,9 @@ void api_contacts(struct api_req *r);
 void api_contacts_set(struct api_req *r);
 void api_contacts_reset(struct api_req *r);
 
+/* The check of a saved chain, on the body's bytes ({"contacts": [{name, email, webhooks,
+ * wait, lang}]}): 0 with *out the chain to store (only the known keys, malloc'd JSON
+ * array), or -1 with *errp naming the first fault. */
+int api_settings_chain(const char *body, size_t len, char **out, char **errp) KG_WUR;
+
 #endif
