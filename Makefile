@@ -23,6 +23,13 @@ B       := build/rel
 OPT     := -O2
 endif
 
+# The test hooks (engine/testclock.c: a clock tests can move) are compiled into the test
+# build only; a release build refuses the setting that would turn them on.
+TEST_HOOKS ?= $(SANITIZE)
+ifeq ($(TEST_HOOKS),1)
+OPT     += -DKAGARI_TEST_HOOKS
+endif
+
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wwrite-strings
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -11,8 +11,10 @@
 
 #include "engine/api_admin.h"
 #include "engine/api_approve.h"
+#include "engine/api_escalate.h"
 #include "engine/api_login.h"
 #include "engine/api_read.h"
+#include "engine/api_run.h"
 #include "engine/api_settings.h"
 #include "engine/http.h"
 #include "engine/log.h"
@@ -401,6 +403,8 @@ static const struct api_route api_routes[] = {
     { "GET", "/api/v1/tenants/:/summary", API_USER, ROLE_ANY, api_summary },
     { "GET", "/api/v1/tenants/:/alerts", API_USER, ROLE_ANY, api_alerts },
     { "GET", "/api/v1/tenants/:/alerts/:", API_USER, ROLE_ANY, api_alert },
+    { "POST", "/api/v1/tenants/:/alerts/:/runs", API_USER,
+      ROLE_ADMIN | ROLE_ENGINEER | ROLE_ANALYST | ROLE_OPERATOR, api_run_start },
     { "GET", "/api/v1/tenants/:/runs", API_USER, ROLE_ANY, api_runs },
     { "GET", "/api/v1/tenants/:/runs/:", API_USER, ROLE_ANY, api_run },
     { "GET", "/api/v1/tenants/:/audit", API_USER, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR,
@@ -421,11 +425,16 @@ static const struct api_route api_routes[] = {
     { "GET", "/api/v1/tenants/:/approvals", API_USER, ROLE_ANY, api_approvals },
     { "GET", "/api/v1/tenants/:/approvals/:", API_USER, ROLE_ANY, api_approval },
     { "POST", "/api/v1/tenants/:/approvals/:/decision", API_USER, ROLE_ANY, api_approval_decide },
+    { "GET", "/api/v1/escalations", API_USER, 0, api_escalations_all },
+    { "GET", "/api/v1/tenants/:/escalations", API_USER, ROLE_ANY, api_escalations },
+    { "GET", "/api/v1/tenants/:/escalations/:", API_USER, ROLE_ANY, api_escalation },
+    { "POST", "/api/v1/tenants/:/escalations/:/ack", API_USER,
+      ROLE_ADMIN | ROLE_ANALYST | ROLE_OPERATOR, api_escalation_ack },
     /* the portal's Settings and dashboard (engine/api_settings.c) */
     { "POST", "/api/v1/tenants/:/users", API_USER, ROLE_ADMIN | ROLE_OPERATOR, api_user_add },
     { "POST", "/api/v1/tenants/:/users/:/disabled", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
       api_user_disable },
-    { "GET", "/api/v1/tenants/:/escalations", API_USER, ROLE_ANY, api_escalations },
+    { "GET", "/api/v1/tenants/:/dashboard/escalations", API_USER, ROLE_ANY, api_dash_escalations },
     { "GET", "/api/v1/tenants/:/containment", API_USER, ROLE_ANY, api_containment },
     { "GET", "/api/v1/tenants/:/contacts", API_USER, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR,
       api_contacts },

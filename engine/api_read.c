@@ -502,6 +502,17 @@ api_run(struct api_req *r)
     }
     o = run_json(&run, r->now);
     store_run_free(&run);
+    {
+        /* Who started it by hand; null when the engine did (an alert's trigger). */
+        char *who = NULL;
+
+        if (store_run_requester(db, id, &who, NULL) == 0 && who != NULL) {
+            cJSON_AddStringToObject(o, "requester", who);
+        } else {
+            cJSON_AddNullToObject(o, "requester");
+        }
+        free(who);
+    }
     arr = cJSON_AddArrayToObject(o, "journal");
     for (size_t i = 0; i < n; i++) {
         cJSON *e = cJSON_CreateObject();

@@ -364,7 +364,7 @@ esc_last_contact(struct store_tenant *db, const struct store_esc *e, char **name
 }
 
 void
-api_escalations(struct api_req *r)
+api_dash_escalations(struct api_req *r)
 {
     struct store_tenant *db = settings_db(r);
     struct store_esc *v = NULL;

@@ -10,10 +10,10 @@
 
 #include "engine/apireq.h"
 
-void api_user_add(struct api_req *r);     /* POST /api/v1/tenants/{t}/users */
-void api_user_disable(struct api_req *r); /* POST .../users/{u}/disabled {"disabled": bool} */
-void api_escalations(struct api_req *r);  /* GET /api/v1/tenants/{t}/escalations */
-void api_containment(struct api_req *r);  /* GET /api/v1/tenants/{t}/containment */
+void api_user_add(struct api_req *r);         /* POST /api/v1/tenants/{t}/users */
+void api_user_disable(struct api_req *r);     /* POST .../users/{u}/disabled {"disabled": bool} */
+void api_dash_escalations(struct api_req *r); /* GET /api/v1/tenants/{t}/dashboard/escalations */
+void api_containment(struct api_req *r);      /* GET /api/v1/tenants/{t}/containment */
 /* The contact chain for urgent escalation: the one saved here, else the configuration's
  * (GET); save one (POST {"contacts": [...]}); back to the configuration's (DELETE). */
 void api_contacts(struct api_req *r);

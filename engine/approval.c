@@ -130,6 +130,7 @@ op_expire(evutil_socket_t fd, short what, void *arg)
     struct store_approval a;
     char *err = NULL;
     int64_t now = util_now_ms();
+    int changed = 0;
 
     (void)fd;
     (void)what;
@@ -141,7 +142,7 @@ op_expire(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (loop_write(op->t->db, &err) == -1 ||
-        store_approval_decide(op->t->db, op->id, "expired", now, &err) == -1 ||
+        (changed = store_approval_decide(op->t->db, op->id, "expired", now, &err)) == -1 ||
         store_approval_get(op->t->db, op->id, &a, &err) != 1) {
         struct timeval retry = { 1, 0 };
 
@@ -151,8 +152,35 @@ op_expire(evutil_socket_t fd, short what, void *arg)
         evtimer_add(op->timer, &retry);
         return;
     }
+    if (changed == 1) {
+        /* The default applied: in the customer's history with the decision it made. */
+        char target[48], *detail;
+
+        snprintf(target, sizeof(target), "approval:%lld", (long long)op->id);
+        detail = xasprintf("{\"run\":%lld,\"default\":\"%s\",\"decision\":\"%s\","
+                           "\"reason\":\"timeout\"}",
+                           (long long)a.run_id, a.default_decision,
+                           strcmp(a.default_decision, "approve") == 0 ? "approved" : "rejected");
+        tenant_audit_committed(op->t, "engine", "approval.expired", target, "ok", detail);
+        free(detail);
+    }
     op_finish(op, &a);
     store_approval_free(&a);
+}
+
+/* The wall clock stepped (an operator, NTP, the test clock): every armed deadline is
+ * looked at again at once (op_expire arms it anew when it is not due). */
+static void
+approval_clock_stepped(void *arg)
+{
+    struct timeval now = { 0, 0 };
+
+    (void)arg;
+    for (struct approval_op *op = pending; op != NULL; op = op->next) {
+        if (evtimer_pending(op->timer, NULL)) {
+            evtimer_add(op->timer, &now);
+        }
+    }
 }
 
 static void
@@ -218,11 +246,16 @@ approve_open(struct effect *ef, void *arg)
         a.approvers = aa->approvers;
         a.deadline = a.created + (int64_t)(aa->timeout * 1000);
         snprintf(a.default_decision, sizeof(a.default_decision), "%s", aa->deflt);
-        if (store_approval_add(t->db, &a, &id, &err) == -1) {
+        /* The person who started the run by hand, if one did: never a decider of it. */
+        if (store_run_requester(t->db, run_id(r), &a.requester, &err) == -1 ||
+            store_approval_add(t->db, &a, &id, &err) == -1) {
+            free(a.requester);
             effect_done(ef, 0, err ? err : "approval add failed");
             free(err);
             return NULL;
         }
+        free(a.requester);
+        a.requester = NULL;
         log_info("approval.created tenant=%s run=%lld id=%lld role=%s approvers=%d", t->id,
                  (long long)run_id(r), (long long)id, aa->role, aa->approvers);
         memset(&a, 0, sizeof(a));
@@ -241,6 +274,7 @@ approve_open(struct effect *ef, void *arg)
     op->timer = evtimer_new(loop_base(), op_expire, op);
     op->next = pending;
     pending = op;
+    loop_on_clock_step(approval_clock_stepped, NULL);
     if (strcmp(a.state, "pending") != 0) {
         op_finish(op, &a); /* records the result inside open */
         store_approval_free(&a);
@@ -464,6 +498,11 @@ approval_decide(struct tenant *t, int64_t id, const char *user, const char *cons
     }
     if (!may) {
         rc = refuse(refusal, APPROVAL_FORBIDDEN, errp, "your role may not decide this approval");
+        goto out;
+    }
+    if (a.requester == NULL && store_run_requester(t->db, a.run_id, &a.requester, &err) == -1) {
+        free(err);
+        rc = refuse(refusal, APPROVAL_UNAVAILABLE, errp, "the approval's run could not be read");
         goto out;
     }
     if (a.requester != NULL && strcmp(a.requester, user) == 0) {

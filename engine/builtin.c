@@ -10,6 +10,7 @@
 #include "engine/kagari.h"
 #include "engine/library.h"
 #include "engine/ljson.h"
+#include "engine/loop.h"
 #include "engine/playbook.h"
 #include "engine/recent.h"
 #include "engine/sandbox.h"
@@ -24,7 +25,24 @@ struct sleep_op {
     struct effect *ef;
     struct event *timer;
     int64_t wake_ms;
+    struct sleep_op *prev, *next;
 };
+
+static struct sleep_op *sleeping; /* every armed sleep, for a wall-clock step */
+
+/* The wall clock stepped: every sleep looks at its wake time again at once. */
+static void
+sleep_clock_stepped(void *arg)
+{
+    struct timeval now = { 0, 0 };
+
+    (void)arg;
+    for (struct sleep_op *s = sleeping; s != NULL; s = s->next) {
+        if (evtimer_pending(s->timer, NULL)) {
+            evtimer_add(s->timer, &now);
+        }
+    }
+}
 
 static void
 sleep_arm(struct sleep_op *s)
@@ -45,6 +63,14 @@ sleep_cancel(void *op)
 {
     struct sleep_op *s = op;
 
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else if (sleeping == s) {
+        sleeping = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
     event_free(s->timer);
     free(s);
 }
@@ -81,6 +107,12 @@ sleep_open(struct effect *ef, void *arg)
     s->ef = ef;
     s->wake_ms = effect_started_ms(ef) + (int64_t)(*(lua_Number *)arg * 1000);
     s->timer = evtimer_new(loop_base(), sleep_fire, s);
+    s->next = sleeping;
+    if (sleeping != NULL) {
+        sleeping->prev = s;
+    }
+    sleeping = s;
+    loop_on_clock_step(sleep_clock_stepped, NULL);
     return s;
 }
 

@@ -2,10 +2,12 @@
 #include "engine/cmd.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -13,6 +15,7 @@
 #include "engine/config.h"
 #include "engine/json.h"
 #include "engine/store.h"
+#include "engine/testclock.h"
 
 const char *
 cmd_default_config(void)
@@ -87,7 +90,7 @@ cmd_open_store(const char *config_path, struct config *cfg, struct store **st)
         free(err);
         return -1;
     }
-    if (store_open(cfg->data_dir, st, &err) == -1) {
+    if (testclock_apply(cfg, 0, &err) == -1 || store_open(cfg->data_dir, st, &err) == -1) {
         fprintf(stderr, "kagari: %s\n", err);
         free(err);
         config_free(cfg);
@@ -231,6 +234,59 @@ cmd_each_tenant(struct store *st, const char *only, int (*fn)(struct store_tenan
         return -1;
     }
     return rc;
+}
+
+char *
+cmd_read_secret(const char *prompt, size_t max)
+{
+    char *line = xmalloc(max + 2);
+    struct termios old, quiet;
+    int tty = isatty(STDIN_FILENO);
+    char *out;
+
+    if (tty) {
+        fputs(prompt, stderr);
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    if (fgets(line, (int)max + 2, stdin) == NULL) {
+        line[0] = '\0';
+    }
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    out = xstrdup(line);
+    memset(line, 0, max + 2);
+    free(line);
+    return out;
+}
+
+void
+cmd_audit(struct store *st, const char *tenant, const char *action, const char *target,
+          const char *outcome, const char *detail)
+{
+    struct passwd *pw = getpwuid(getuid());
+    struct store_audit a;
+    char actor[80];
+    char *err = NULL;
+
+    snprintf(actor, sizeof(actor), "cli:%s", pw != NULL ? pw->pw_name : "?");
+    memset(&a, 0, sizeof(a));
+    a.time = util_now_ms();
+    a.tenant = (char *)tenant;
+    a.actor = actor;
+    a.action = (char *)action;
+    a.target = (char *)target;
+    a.outcome = (char *)outcome;
+    a.detail = (char *)detail;
+    if (store_audit_add(st, &a, &err) == -1) {
+        fprintf(stderr, "kagari: audit: %s\n", err);
+        free(err);
+    }
 }
 
 int

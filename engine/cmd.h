@@ -92,6 +92,14 @@ char *cmd_new_token(void);
  * caller owns both (store_close, config_free); on failure the message is printed and
  * nothing is left to free. Returns 0 or -1. */
 int cmd_open_store(const char *config_path, struct config *cfg, struct store **st) KG_WUR;
+/* One line from stdin, at most max bytes (more is cut): on a terminal after prompt (on
+ * stderr) and without echo; else the next line of stdin (scripts, tests). Malloc'd,
+ * without its line end; "" at the end of input. */
+char *cmd_read_secret(const char *prompt, size_t max);
+/* Append an audit row written by the command line: actor "cli:<login name>", no address;
+ * detail is JSON text or NULL. A failure is said on stderr, never returned. */
+void cmd_audit(struct store *st, const char *tenant, const char *action, const char *target,
+               const char *outcome, const char *detail);
 
 /* cmd_each_tenant on the store of config_path, opened and closed around it. Returns the
  * exit status: 0, or 1 when the store could not be opened or a call failed. */

@@ -189,6 +189,11 @@ cmd_daemon_print_status(const cJSON *st)
     printf("data        %s\n", cmd_daemon_str(st, "data"));
     printf("listeners   %s\n", cmd_daemon_str(st, "listeners"));
     printf("control     %s\n", cmd_daemon_str(st, "control"));
+    if (cJSON_GetObjectItemCaseSensitive(st, "test_clock_shift_ms") != NULL) {
+        printf("test clock  ON, the engine's time is %.0f s ahead (testing.clock: never in "
+               "production)\n",
+               cmd_daemon_num(st, "test_clock_shift_ms") / 1000);
+    }
     printf("playbooks   %.0f from %s (%.0f invalid)\n", cmd_daemon_num(st, "playbooks"),
            cmd_daemon_str(st, "playbook_dir"), cmd_daemon_num(st, "playbooks_invalid"));
     printf("queue       %.0f runs ready for CPU, %.0f runs in memory\n",

@@ -207,6 +207,18 @@ cmd_esc_ack(struct store *st, const struct cmd_esc_opts *o, int64_t id)
     rc = escalate_ack_db(t, id, by, "cli", &err);
     free(by);
     store_tenant_close(t);
+    if (rc == 1) {
+        cJSON *d = cJSON_CreateObject();
+        char target[48], *text;
+
+        cJSON_AddStringToObject(d, "via", "cli");
+        cJSON_AddStringToObject(d, "by", o->by);
+        text = json_print(d);
+        cJSON_Delete(d);
+        snprintf(target, sizeof(target), "escalation:%lld", (long long)id);
+        cmd_audit(st, o->tenant, "escalation.ack", target, "ok", text);
+        free(text);
+    }
     if (rc == -1) {
         rc = cmd_fail("%s", err ? err : "cannot acknowledge");
         free(err);

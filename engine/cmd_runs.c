@@ -297,7 +297,7 @@ cmd_runs_show(struct store_tenant *t, void *ud)
     struct journal_entry *j = NULL;
     size_t n = 0;
     char *err = NULL;
-    char ts[32];
+    char ts[32], *requester = NULL;
     int r = store_run_get(t, sc->id, &run, &err);
 
     if (r != 1) {
@@ -308,9 +308,23 @@ cmd_runs_show(struct store_tenant *t, void *ud)
         return r == -1 ? -1 : 0;
     }
     sc->found = 1;
+    if (store_run_requester(t, run.id, &requester, &err) == -1) {
+        fprintf(stderr, "kagari: %s\n", err);
+        free(err);
+        store_run_free(&run);
+        return -1;
+    }
     if (sc->json) {
         cJSON *o = cmd_runs_run_json(t, &run);
-        cJSON *arr = cJSON_AddArrayToObject(o, "journal");
+        cJSON *arr;
+
+        if (requester != NULL) {
+            cJSON_AddStringToObject(o, "requester", requester);
+        } else {
+            cJSON_AddNullToObject(o, "requester");
+        }
+        free(requester);
+        arr = cJSON_AddArrayToObject(o, "journal");
 
         if (store_journal_load(t, run.id, &j, &n, &err) == -1) {
             fprintf(stderr, "kagari: %s\n", err);
@@ -343,6 +357,13 @@ cmd_runs_show(struct store_tenant *t, void *ud)
     printf("run       %lld (tenant %s)\n", (long long)run.id, store_tenant_id(t));
     printf("playbook  %s (version %.12s)\n", run.playbook, run.hash);
     printf("alert     %lld\n", (long long)run.alert_id);
+    if (requester != NULL) {
+        /* A person started it (the people's API): they cannot decide its approvals. */
+        printf("requester ");
+        cmd_put_text(requester, strlen(requester), 128, 0);
+        printf("\n");
+        free(requester);
+    }
     printf("state     %s", cmd_runs_state(&run));
     if (strcmp(cmd_runs_state(&run), "throttled") == 0) {
         cmd_runs_fmt_ms(run.throttled_until, ts);

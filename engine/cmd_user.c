@@ -3,11 +3,9 @@
  * control.db. Every change is written to the audit table. */
 #include "engine/cmd.h"
 
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "engine/api.h"
@@ -52,63 +50,18 @@ static const char cmd_user_help[] =
     "recovery codes once; the first login with a code confirms the enrolment.\n"
     "  --config FILE   configuration (default $KAGARI_CONFIG or kagari.conf.lua)\n";
 
-/* "cli:<login>" for audit rows written by the command line. */
-static void
-cmd_user_actor(char *out, size_t n)
-{
-    struct passwd *pw = getpwuid(getuid());
-
-    snprintf(out, n, "cli:%s", pw != NULL ? pw->pw_name : "?");
-}
-
 static void
 cmd_user_audit(struct store *st, const char *tenant, const char *action, const char *target,
                const char *detail)
 {
-    struct store_audit a;
-    char actor[80];
-    char *err = NULL;
-
-    cmd_user_actor(actor, sizeof(actor));
-    memset(&a, 0, sizeof(a));
-    a.tenant = (char *)tenant;
-    a.actor = actor;
-    a.action = (char *)action;
-    a.target = (char *)target;
-    a.outcome = (char *)"ok";
-    a.detail = (char *)detail;
-    if (store_audit_add(st, &a, &err) == -1) {
-        fprintf(stderr, "kagari: audit: %s\n", err);
-        free(err);
-    }
+    cmd_audit(st, tenant, action, target, "ok", detail);
 }
 
 /* One line from stdin (without echo on a terminal), at most AUTH_PASSWORD_MAX bytes. */
 static char *
 cmd_user_read_password(const char *prompt)
 {
-    char line[AUTH_PASSWORD_MAX + 2];
-    struct termios old, quiet;
-    int tty = isatty(STDIN_FILENO);
-    size_t n;
-
-    if (tty) {
-        fputs(prompt, stderr);
-        tcgetattr(STDIN_FILENO, &old);
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-    }
-    if (fgets(line, sizeof(line), stdin) == NULL) {
-        line[0] = '\0';
-    }
-    if (tty) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-        fputc('\n', stderr);
-    }
-    n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    return xstrdup(line);
+    return cmd_read_secret(prompt, AUTH_PASSWORD_MAX);
 }
 
 /* Check "TENANT:ROLE" against the roles and the tenants that exist. */

@@ -3,8 +3,9 @@
  * folder's lock; `kagari status`, `kagari reload` and `kagari stop` talk to it. Only a
  * client with the daemon's own uid (or root) is answered.
  *
- * The protocol is one request line ("status", "reload" or "stop", at most 64 bytes,
- * ended by LF) and one JSON reply, after which the daemon closes the connection. */
+ * The protocol is one request line ("status", "reload", "stop", or "clock [+SECONDS]" for
+ * a test build's test clock, engine/testclock.h; at most 64 bytes, ended by LF) and one
+ * JSON reply, after which the daemon closes the connection. */
 #ifndef KAGARI_CONTROL_H
 #define KAGARI_CONTROL_H
 

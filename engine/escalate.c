@@ -13,8 +13,11 @@
  *
  * Acknowledging is not a decision on any action. It comes from a signed one-time link
  * (GET /ack/... shows a confirmation page and changes nothing, because mail scanners
- * and link previews follow links; POST acknowledges), or the CLI (`kagari escalation
- * ack`), which writes the tenant database directly: waits poll their row every second.
+ * and link previews follow links; POST acknowledges), the people's API (POST
+ * /api/v1/tenants/<t>/escalations/<id>/ack, engine/api_escalate.c), both through
+ * escalate_ack in the daemon's loop, or the CLI (`kagari escalation ack`), which writes the
+ * tenant database directly: waits poll their row every second. The escalation's course
+ * (started, each contact notified, exhausted) goes to the audit table of control.db.
  * A link is HMAC-SHA256 over (tenant, escalation, contact, expiry) with a key of its
  * own (escalation.key_file), compared in constant time; once the escalation is
  * acknowledged every link to it is refused. */
@@ -104,6 +107,20 @@ static struct {
     unsigned long long tta_count;
 } esc;
 
+/* ---- the customer's history ---- */
+
+/* An escalation event in the audit table of control.db, for tenant t's history: after
+ * the commit of what the event changed (never for a change rolled back). detail is JSON
+ * text (copied). */
+static void
+esc_audit(struct tenant *t, const char *action, int64_t id, const char *detail)
+{
+    char target[48];
+
+    snprintf(target, sizeof(target), "escalation:%lld", (long long)id);
+    tenant_audit_committed(t, "engine", action, target, "ok", detail);
+}
+
 /* ---- links ---- */
 
 static void
@@ -179,6 +196,19 @@ open_open(struct effect *ef, void *arg)
         return NULL;
     }
     esc.started++;
+    {
+        cJSON *d = cJSON_CreateObject();
+        char *text;
+
+        cJSON_AddNumberToObject(d, "run", (double)run_id(r));
+        cJSON_AddStringToObject(d, "level", a->level);
+        cJSON_AddStringToObject(d, "subject", a->subject);
+        cJSON_AddNumberToObject(d, "contacts", a->ncontacts);
+        text = json_print(d);
+        cJSON_Delete(d);
+        esc_audit(t, "escalation.started", id, text);
+        free(text);
+    }
     log_warn("escalate.started tenant=%s run=%lld escalation=%lld level=%s contacts=%d",
              tenant_id(t), (long long)run_id(r), (long long)id, log_quote(a->level), a->ncontacts);
     out = xasprintf("{\"id\":%lld,\"expires\":%lld,\"rounds\":%d,\"contacts\":%s}", (long long)id,
@@ -366,6 +396,10 @@ wait_check(struct esc_wait *w)
         store_esc_reached(w->t->db, w->id, w->contact, util_now_ms(), w->last, &err) >= 0) {
         esc.notified_contacts++;
         if (w->last) {
+            char detail[96];
+
+            snprintf(detail, sizeof(detail), "{\"contacts_reached\":%d}", w->contact);
+            esc_audit(w->t, "escalation.exhausted", w->id, detail);
             esc.exhausted++;
             log_err("escalate.exhausted tenant=%s escalation=%lld: nobody acknowledged",
                     tenant_id(w->t), (long long)w->id);
@@ -422,6 +456,20 @@ wait_start(void *op)
     }
 }
 
+/* The wall clock stepped: every armed wait is looked at again at once. */
+static void
+wait_clock_stepped(void *arg)
+{
+    struct timeval now = { 0, 0 };
+
+    (void)arg;
+    for (struct esc_wait *w = esc.waits; w != NULL; w = w->next) {
+        if (evtimer_pending(w->timer, NULL)) {
+            evtimer_add(w->timer, &now);
+        }
+    }
+}
+
 static void *
 wait_open(struct effect *ef, void *arg)
 {
@@ -434,9 +482,19 @@ wait_open(struct effect *ef, void *arg)
     w->contact = a->contact;
     w->last = a->last;
     w->wake_ms = effect_started_ms(ef) + (int64_t)(a->wait * 1000);
+    if (!effect_in_doubt(ef)) {
+        /* The contact's notifications are done (each journaled): its wait begins. Not
+         * again when a restart reopens the wait. */
+        char detail[128];
+
+        snprintf(detail, sizeof(detail), "{\"contact\":%d,\"wait_s\":%.0f,\"last\":%s}", a->contact,
+                 a->wait, a->last ? "true" : "false");
+        esc_audit(w->t, "escalation.notified", a->id, detail);
+    }
     w->timer = evtimer_new(loop_base(), wait_fire, w);
     w->next = esc.waits;
     esc.waits = w;
+    loop_on_clock_step(wait_clock_stepped, NULL);
     return w;
 }
 
@@ -677,40 +735,99 @@ page(struct http_request *req, int status, const char *title, const char *text,
 }
 
 struct ack_pending {
-    struct http_request *req;
     struct tenant *t;
     int64_t id;
+    void (*done)(void *arg, int ok);
+    void *arg;
 };
 
-/* After the commit of an acknowledgement: answer, and end the waits on it at once. */
+/* After the commit of an acknowledgement: the caller answers, then the waits on it end at
+ * once (the chain stops). */
 static void
 ack_committed(void *arg, int ok)
 {
     struct ack_pending *p = arg;
+
+    p->done(p->arg, ok);
+    if (ok) {
+        for (struct esc_wait *w = esc.waits, *next; w != NULL; w = next) {
+            next = w->next;
+            if (w->t == p->t && w->id == p->id) {
+                (void)wait_check(w);
+            }
+        }
+    }
+    free(p);
+}
+
+int
+escalate_ack(struct tenant *t, int64_t id, const char *by, const char *via,
+             void (*done)(void *arg, int ok), void *arg, char **errp)
+{
+    struct ack_pending *p;
+    int rc;
+
+    if (loop_write(t->db, errp) == -1 ||
+        (rc = store_esc_ack(t->db, id, by, via, util_now_ms(), errp)) == -1) {
+        return -1;
+    }
+    if (rc == 0) {
+        return 0;
+    }
+    log_info("escalate.ack tenant=%s escalation=%lld via=%s by=%s", t->id, (long long)id, via,
+             log_quote(by));
+    p = xcalloc(1, sizeof(*p));
+    p->t = t;
+    p->id = id;
+    p->done = done;
+    p->arg = arg;
+    loop_after_commit(t->db, ack_committed, p);
+    return 1;
+}
+
+struct link_ack {
+    struct http_request *req;
+    struct tenant *t;
+    int64_t id;
+    int contact;
+    char *by;
+};
+
+/* The link's acknowledgement is durable (or not): answer the page, and put it in the
+ * tenant's history (the person is who they said they were on the page, no more). */
+static void
+link_acked(void *arg, int ok)
+{
+    struct link_ack *l = arg;
     struct store_esc e;
     char *err = NULL;
 
     if (!ok) {
-        page(p->req, 503, "Unavailable", "The acknowledgement could not be stored; try again.",
+        page(l->req, 503, "Unavailable", "The acknowledgement could not be stored; try again.",
              NULL, NULL);
-        free(p);
-        return;
-    }
-    if (store_esc_get(p->t->db, p->id, &e, &err) == 1) {
-        page(p->req, 200, "受領しました / Acknowledged",
-             "Thank you: the contact chain has stopped.", &e, NULL);
-        store_esc_free(&e);
     } else {
-        page(p->req, 200, "受領しました / Acknowledged", "Thank you.", NULL, NULL);
-    }
-    free(err);
-    for (struct esc_wait *w = esc.waits, *next; w != NULL; w = next) {
-        next = w->next;
-        if (w->t == p->t && w->id == p->id) {
-            (void)wait_check(w);
+        cJSON *d = cJSON_CreateObject();
+        char target[48], *text;
+
+        cJSON_AddStringToObject(d, "via", "link");
+        cJSON_AddNumberToObject(d, "contact", l->contact);
+        cJSON_AddStringToObject(d, "by", l->by);
+        text = json_print(d);
+        cJSON_Delete(d);
+        snprintf(target, sizeof(target), "escalation:%lld", (long long)l->id);
+        tenant_audit(l->t, NULL, "escalation.ack", target, "ok", text);
+        free(text);
+        if (store_esc_get(l->t->db, l->id, &e, &err) == 1) {
+            page(l->req, 200, "受領しました / Acknowledged",
+                 "Thank you: the contact chain has stopped.", &e, NULL);
+            store_esc_free(&e);
+        } else {
+            page(l->req, 200, "受領しました / Acknowledged", "Thank you.", NULL, NULL);
         }
+        free(err);
     }
-    free(p);
+    free(l->by);
+    free(l);
 }
 
 /* Read "by=" from a form body: URL-decoded, control characters dropped, at most 128
@@ -869,24 +986,26 @@ handle_ack(struct http_request *req, void *arg)
         const char *body = http_request_body(req, &blen);
         char *by = form_by(body != NULL ? body : "", blen);
         char *who = xasprintf("%s%scontact %d (link)", by, by[0] != '\0' ? ", " : "", contact);
-        struct ack_pending *p;
+        struct link_ack *l;
         int rc;
 
-        if (loop_write(t->db, &err) == -1 ||
-            (rc = store_esc_ack(t->db, id, who, "link", util_now_ms(), &err)) == -1) {
+        l = xcalloc(1, sizeof(*l));
+        l->req = req;
+        l->t = t;
+        l->id = id;
+        l->contact = contact;
+        l->by = xstrdup(by);
+        rc = escalate_ack(t, id, who, "link", link_acked, l, &err);
+        if (rc != 1) {
+            free(l->by);
+            free(l);
+        }
+        if (rc == -1) {
             page(req, 503, "Unavailable", "The acknowledgement could not be stored.", NULL, NULL);
             free(err);
         } else if (rc == 0) {
             esc.links_refused++;
             page(req, 409, "Already acknowledged", "This link cannot be used again.", NULL, NULL);
-        } else {
-            log_info("escalate.link_used tenant=%s escalation=%lld by=%s", t->id, id,
-                     log_quote(who));
-            p = xcalloc(1, sizeof(*p));
-            p->req = req;
-            p->t = t;
-            p->id = id;
-            loop_after_commit(t->db, ack_committed, p);
         }
         free(by);
         free(who);
@@ -899,7 +1018,7 @@ escalate_metrics(struct buf *b, void *arg)
     (void)arg;
     metrics_counter(b, "kagari_escalations_started_total", "Escalations started", esc.started);
     metrics_counter(b, "kagari_escalations_acked_total",
-                    "Escalations acknowledged (link or CLI), counted when the chain stops",
+                    "Escalations acknowledged (link, API or CLI), counted when the chain stops",
                     esc.acked);
     metrics_counter(b, "kagari_escalations_exhausted_total",
                     "Escalations whose whole chain was reached without an acknowledgement",

@@ -1,6 +1,6 @@
 /* escalate.h: urgent escalation. The playbooks' escalate{} walks the tenant's contact
  * chain (notify.chain) as journaled effects until someone acknowledges: by the signed
- * one-time link (GET shows a page, POST acknowledges), or the CLI. */
+ * one-time link (GET shows a page, POST acknowledges), the people's API, or the CLI. */
 #ifndef KAGARI_ESCALATE_H
 #define KAGARI_ESCALATE_H
 
@@ -25,6 +25,14 @@ void escalate_stop(void);
  * (the signature is not checked here). */
 int escalate_parse_link(const char *path, char tenant[64], long long *id, int *contact,
                         long long *expires, char mac[65]);
+struct tenant;
+
+/* Acknowledge escalation id of daemon tenant t (the link, the people's API): the row in
+ * the loop's transaction; after its commit done(arg, ok) runs, then the waits on it end
+ * (the chain stops at once). 1 pending the commit (done will be called), 0 when it was
+ * already acknowledged or does not exist, -1 with *errp (done is then not called). */
+int escalate_ack(struct tenant *t, int64_t id, const char *by, const char *via,
+                 void (*done)(void *arg, int ok), void *arg, char **errp) KG_WUR;
 /* Acknowledge escalation id of tenant db (the CLI; the daemon notices within a second).
  * Returns 1 done, 0 when it was already acknowledged, -1 with *errp (unknown id). */
 int escalate_ack_db(struct store_tenant *db, int64_t id, const char *by, const char *via,

@@ -55,6 +55,15 @@ static unsigned long fail_quiet; /* failures not logged since */
 #define LOOP_CLOCK_STEP_MS 2000   /* a wall-clock jump this large is logged */
 static int wake_active;
 
+/* What re-reads the wall clock after it stepped: the timers counted in wall-clock time
+ * (approval deadlines, escalation waits) were armed for a duration that is now wrong. */
+#define LOOP_CLOCK_WATCHERS 8
+static struct {
+    void (*fn)(void *arg);
+    void *arg;
+} clock_watchers[LOOP_CLOCK_WATCHERS];
+static size_t nclock_watchers;
+
 /* Tenant databases locked by another process (see loop.h). */
 struct locked {
     struct store_tenant *t;
@@ -117,8 +126,26 @@ loop_base(void)
 }
 
 void
+loop_on_clock_step(void (*fn)(void *arg), void *arg)
+{
+    for (size_t i = 0; i < nclock_watchers; i++) {
+        if (clock_watchers[i].fn == fn && clock_watchers[i].arg == arg) {
+            return;
+        }
+    }
+    if (nclock_watchers == LOOP_CLOCK_WATCHERS) {
+        log_err("loop.clock_watchers_full");
+        return;
+    }
+    clock_watchers[nclock_watchers].fn = fn;
+    clock_watchers[nclock_watchers].arg = arg;
+    nclock_watchers++;
+}
+
+void
 loop_free(void)
 {
+    nclock_watchers = 0;
     if (lazy_timer != NULL) {
         event_free(lazy_timer);
         lazy_timer = NULL;
@@ -580,6 +607,9 @@ loop_iterate(int block)
             log_warn("clock.step delta_ms=%lld (the wall clock moved; sleeps and deadlines "
                      "count in wall-clock time)",
                      (long long)step);
+            for (size_t i = 0; i < nclock_watchers; i++) {
+                clock_watchers[i].fn(clock_watchers[i].arg);
+            }
         }
     }
     for (size_t i = 0; i < nphases; i++) {

@@ -51,6 +51,10 @@ void loop_after_commit_lazy(struct store_tenant *t, void (*fn)(void *arg, int ok
  * clock.step): 1 with *step_ms when the wall clock jumped by 2 s or more since the last
  * check, either way (an operator or NTP stepping it), else 0. */
 int loop_clock_check(int64_t wall_ms, int64_t mono_us, int64_t *step_ms);
+/* Call fn(arg) whenever an iteration finds that the wall clock stepped (loop_clock_check),
+ * so that a timer armed for a wall-clock deadline is armed again. Registering the same
+ * fn and arg twice is a no-op; at most 8 (loop_free forgets them). */
+void loop_on_clock_step(void (*fn)(void *arg), void *arg);
 
 /* How many tenant databases failed their last commit (disk full, I/O errors): the
  * daemon is degraded while it is not 0. */

@@ -6,6 +6,7 @@
 #include "engine/escalate.h"
 #include "engine/plugin.h"
 #include "engine/registry.h"
+#include "engine/testclock.h"
 
 /* Every verb, in the order `kagari --help` lists them. */
 static const struct cmd_entry *const main_verbs[] = {
@@ -36,6 +37,7 @@ main(int argc, char **argv)
 {
     registry_init(); /* every verb sees the plug-ins: their settings blocks, their modules */
     escalate_config_init();
+    testclock_config_init();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         main_usage(argc < 2 ? stderr : stdout);

@@ -751,6 +751,34 @@ run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp)
 }
 
 int
+run_start_by(struct tenant *t, int64_t alert_id, const char *playbook, const char *requester,
+             int64_t *id, char **errp)
+{
+    struct playbook *pb = NULL;
+    struct run *r;
+
+    *id = 0;
+    for (size_t i = 0; i < playbooks.n && pb == NULL; i++) {
+        if (strcmp(playbooks.v[i]->name, playbook) == 0) {
+            pb = playbooks.v[i];
+        }
+    }
+    if (pb == NULL) {
+        return kg_err(errp, "no playbook named %s is loaded", playbook);
+    }
+    if (tenant_save_version(t, pb, errp) == -1 || loop_write(t->db, errp) == -1 ||
+        store_run_insert(t->db, alert_id, pb->name, pb->hash, util_now_ms(), id, errp) == -1 ||
+        store_run_set_requester(t->db, *id, requester, errp) == -1) {
+        return -1;
+    }
+    r = run_new(t, *id, alert_id, pb);
+    ready_push(r);
+    log_info("run.started_by tenant=%s run=%lld playbook=%s alert=%lld requester=%s", t->id,
+             (long long)*id, pb->name, (long long)alert_id, log_quote(requester));
+    return 0;
+}
+
+int
 run_recover(struct tenant *t, char **errp)
 {
     struct store_run *list = NULL;

@@ -39,6 +39,13 @@ int run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp) 
  * runs already in memory are left alone (so a reload picks up runs queued again by
  * `kagari run retry`). */
 int run_recover(struct tenant *t, char **errp) KG_WUR;
+/* A run of the loaded playbook named playbook on alert alert_id (which must exist), started
+ * by a person (requester, recorded with the run: that person can never decide its
+ * approvals), in the loop's open transaction of t; *id is the new run's. The trigger of
+ * the playbook is not checked: a person may run any playbook on any alert. -1 with *errp
+ * (no such playbook, the store). */
+int run_start_by(struct tenant *t, int64_t alert_id, const char *playbook, const char *requester,
+                 int64_t *id, char **errp) KG_WUR;
 /* Free the tenant's in-memory runs (at shutdown: their state is in the database). */
 void run_tenant_close(struct tenant *t);
 /* A commit of t failed: what its runs did in memory is not durable; drop them and

@@ -24,6 +24,7 @@
 #include "engine/secret.h"
 #include "engine/store.h"
 #include "engine/tenant.h"
+#include "engine/testclock.h"
 
 #define PLAYBOOK_LINT_MEMORY (64u << 20)
 
@@ -277,6 +278,9 @@ serve_status(struct buf *b)
                           api_port(people_api));
     }
     put_string(b, "listeners", where.data ? where.data + (where.data[0] == ' ') : "");
+    if (testclock_on()) {
+        (void)!buf_printf(b, ",\"test_clock_shift_ms\":%lld", (long long)util_clock_shift_ms());
+    }
     {
         char *sock = xasprintf("%s/%s", cfg->data_dir, CONTROL_SOCKET);
 
@@ -293,6 +297,8 @@ on_control(const char *verb, struct buf *reply, void *arg)
     (void)arg;
     if (strcmp(verb, "status") == 0) {
         serve_status(reply);
+    } else if (strncmp(verb, "clock", 5) == 0) {
+        testclock_control(verb, reply);
     } else if (strcmp(verb, "reload") == 0) {
         int rc = serve_reload();
 
@@ -327,7 +333,7 @@ serve_main(const char *config_path)
     log_set_level((enum log_level)conf.log.level);
     log_set_json(conf.log.json);
     signal(SIGPIPE, SIG_IGN);
-    if (loop_init(&err) == -1 ||
+    if (testclock_apply(&conf, 1, &err) == -1 || loop_init(&err) == -1 ||
         (access(conf.connectors.key_file, F_OK) == 0 &&
          secret_load_key(conf.connectors.key_file, &err) == -1) ||
         plugin_init(&conf, &err) == -1 || store_open(conf.data_dir, &st, &err) == -1 ||
@@ -412,6 +418,7 @@ out:
     people_api = NULL;
     tenants_close(); /* frees the runs, which cancel their calls */
     escalate_stop();
+    testclock_stop();
     plugin_shutdown();
     secret_shutdown();
     secret_unload_key();

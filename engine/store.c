@@ -330,6 +330,10 @@ static const char *const tenant_migrations[] = {
     "  updated INTEGER NOT NULL,"
     "  PRIMARY KEY (list, value)"
     ") WITHOUT ROWID;",
+    /* 12: the person who started a run by hand (POST /api/v1/tenants/<t>/alerts/<id>/runs),
+     * NULL for a run the engine started: such a person may never decide the run's own
+     * approvals. Self-contained: adds only this column. */
+    "ALTER TABLE runs ADD COLUMN requester TEXT;",
     /* The portal's containment view: the journal's finished effects by kind, newest
      * first (which accounts were disabled, which devices isolated), read without a scan
      * of every run's journal. Self-contained: adds only its own index. */
@@ -4348,6 +4352,56 @@ store_votes_free(struct store_vote *v, size_t n)
         free(v[i].comment);
     }
     free(v);
+}
+
+/* ---- a run's requester ----
+ *
+ * Prepared per call: a run is started by a person rarely. */
+
+int
+store_run_set_requester(struct store_tenant *t, int64_t id, const char *requester, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(t->db.h, "UPDATE runs SET requester = ?2 WHERE id = ?1", -1, &s, NULL) !=
+        SQLITE_OK) {
+        return db_fail(&t->db, errp, "run requester");
+    }
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, requester, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE || sqlite3_changes(t->db.h) != 1) {
+        return kg_err(errp, "run %lld: requester not recorded: %s", (long long)id,
+                      sqlite3_errmsg(t->db.h));
+    }
+    return 0;
+}
+
+int
+store_run_requester(struct store_tenant *t, int64_t id, char **out, char **errp)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    *out = NULL;
+    if (sqlite3_prepare_v2(t->db.h, "SELECT requester FROM runs WHERE id = ?1", -1, &s, NULL) !=
+        SQLITE_OK) {
+        return db_fail(&t->db, errp, "run requester");
+    }
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = col_strdup(s, 0);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = db_fail(&t->db, errp, "run %lld requester", (long long)id);
+    }
+    sqlite3_finalize(s);
+    return rc;
 }
 
 /* ---- escalations ----

@@ -362,6 +362,11 @@ int store_run_update(struct store_tenant *t, int64_t id, const char *state, int6
                      int64_t ended_ms, const char *error, char **errp) KG_WUR;
 /* 1 found, 0 not, -1 error. */
 int store_run_get(struct store_tenant *t, int64_t id, struct store_run *out, char **errp);
+/* The person who started run id by hand (in the caller's transaction), and reading it
+ * back: *out malloc'd, NULL for a run the engine started (or an unknown id). 0 or -1. */
+int store_run_set_requester(struct store_tenant *t, int64_t id, const char *requester,
+                            char **errp) KG_WUR;
+int store_run_requester(struct store_tenant *t, int64_t id, char **out, char **errp) KG_WUR;
 /* Newest first; state may be NULL (all); limit <= 0 means 100. */
 int store_run_list(struct store_tenant *t, const char *state, int limit, struct store_run **out,
                    size_t *n, char **errp) KG_WUR;

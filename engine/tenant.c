@@ -295,6 +295,70 @@ tenant_find(const char *id)
     return NULL;
 }
 
+void
+tenant_audit(const struct tenant *t, const char *actor, const char *action, const char *target,
+             const char *outcome, const char *detail)
+{
+    struct store_audit a;
+    char *err = NULL;
+
+    memset(&a, 0, sizeof(a));
+    a.time = util_now_ms();
+    a.tenant = (char *)t->id;
+    a.actor = (char *)actor;
+    a.action = (char *)action;
+    a.target = (char *)target;
+    a.outcome = (char *)outcome;
+    a.detail = (char *)detail;
+    if (control == NULL || store_audit_add(control, &a, &err) == -1) {
+        log_err("tenant.audit_failed tenant=%s action=%s error=%s", t->id, action,
+                log_quote(err ? err : "no control database"));
+        free(err);
+    }
+}
+
+struct tenant_audit_row {
+    const struct tenant *t;
+    char *actor, *action, *target, *outcome, *detail;
+};
+
+static void
+tenant_audit_write(void *arg, int ok)
+{
+    struct tenant_audit_row *a = arg;
+
+    if (ok) {
+        tenant_audit(a->t, a->actor, a->action, a->target, a->outcome, a->detail);
+    }
+    free(a->actor);
+    free(a->action);
+    free(a->target);
+    free(a->outcome);
+    free(a->detail);
+    free(a);
+}
+
+void
+tenant_audit_committed(const struct tenant *t, const char *actor, const char *action,
+                       const char *target, const char *outcome, const char *detail)
+{
+    struct tenant_audit_row *a = xcalloc(1, sizeof(*a));
+    char *err = NULL;
+
+    a->t = t;
+    a->actor = actor ? xstrdup(actor) : NULL;
+    a->action = xstrdup(action);
+    a->target = target ? xstrdup(target) : NULL;
+    a->outcome = xstrdup(outcome);
+    a->detail = detail ? xstrdup(detail) : NULL;
+    if (loop_write(t->db, &err) == -1) {
+        free(err);
+        tenant_audit_write(a, 1); /* nothing to wait for: the row at once */
+        return;
+    }
+    loop_after_commit(t->db, tenant_audit_write, a);
+}
+
 struct tenant *
 tenant_for_token(const char *token)
 {

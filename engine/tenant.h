@@ -54,6 +54,17 @@ struct tenant *tenant_find(const char *id);
  * unknown. */
 struct tenant *tenant_for_token(const char *token);
 
+/* Append a row for tenant t to the audit table of control.db (written at once, outside
+ * the loop's transaction: a crash may lose or, after a replay, repeat the row of an event
+ * that was not yet durable). actor is a person's name, "engine" for what the engine did
+ * by itself, or NULL; detail is JSON text or NULL. A failure is logged, never returned. */
+void tenant_audit(const struct tenant *t, const char *actor, const char *action, const char *target,
+                  const char *outcome, const char *detail);
+/* The same, once the loop's transaction of t in this iteration has committed what the
+ * row reports (never for a change rolled back); arguments are copied. */
+void tenant_audit_committed(const struct tenant *t, const char *actor, const char *action,
+                            const char *target, const char *outcome, const char *detail);
+
 /* The version of pb stored in t's database: stores it the first time. */
 int tenant_save_version(struct tenant *t, struct playbook *pb, char **errp) KG_WUR;
 /* A version by hash: from memory or from t's database (NULL when unknown). Borrowed. */

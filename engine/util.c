@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,13 +431,29 @@ buf_free(struct buf *b)
     b->cap = 0;
 }
 
+/* The test clock's shift (engine/testclock.c): 0 unless a test build enabled it. */
+static _Atomic int64_t util_clock_shift;
+
 int64_t
 util_now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+           atomic_load_explicit(&util_clock_shift, memory_order_relaxed);
+}
+
+void
+util_set_clock_shift(int64_t ms)
+{
+    atomic_store_explicit(&util_clock_shift, ms, memory_order_relaxed);
+}
+
+int64_t
+util_clock_shift_ms(void)
+{
+    return atomic_load_explicit(&util_clock_shift, memory_order_relaxed);
 }
 
 int64_t

@@ -68,6 +68,10 @@ char *util_cut_text(const char *s, size_t max);
 /* Time. util_now_ms: wall clock, ms since the epoch. util_mono_us: monotonic microseconds. */
 int64_t util_now_ms(void);
 int64_t util_mono_us(void);
+/* The shift util_now_ms adds to the real wall clock (ms): set only by the test clock of a
+ * test build (engine/testclock.h); 0 otherwise. */
+void util_set_clock_shift(int64_t ms);
+int64_t util_clock_shift_ms(void);
 /* Format ms since epoch as RFC 3339 UTC with milliseconds ("2026-11-26T00:17:30.123Z").
  * out must hold 32 bytes. */
 void util_fmt_time(int64_t ms, char *out);

@@ -395,7 +395,7 @@ function containmentTables(tenant, c) {
 // The dashboard's two sections, fetched fresh (the dashboard redraws them as it polls).
 export async function dashboardExtras(tenant) {
   const base = 'tenants/' + enc(tenant) + '/';
-  const [esc, con] = await Promise.all([call('GET', base + 'escalations'), call('GET', base + 'containment')]);
+  const [esc, con] = await Promise.all([call('GET', base + 'dashboard/escalations'), call('GET', base + 'containment')]);
   return [
     h('h2', {}, t('escalations')), escalationsTable(tenant, esc),
     h('h2', {}, t('containment')), h('div', { id: 'dash-containment' }, containmentTables(tenant, con)),

@@ -196,6 +196,12 @@ class ConnEnv:
         a.update(raw or {})
         return expect_accepted(self.d.post(a), 1)[0]
 
+    def advance_clock(self, seconds):
+        """Move the engine's test clock forward, and the mock's with it."""
+        shift = self.d.advance_clock(seconds)
+        self.m.set_clock(shift)
+        return shift
+
     def result(self, alert_id, timeout=30):
         run = self.d.wait_run_final(alert_id, timeout=timeout)
         journal = self.d.run_show(run["id"])["journal"]

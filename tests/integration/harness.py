@@ -70,7 +70,8 @@ def sanitizer_env():
         "suppressions=%s:print_suppressions=0" % os.path.join(root, "tests", "lsan.supp"),
     )
     env.pop("KAGARI_CONFIG", None)
-    env.pop("KAGARI_TOKEN", None)
+    for k in ("KAGARI_TOKEN", "KAGARI_API_TOKEN", "KAGARI_USER", "KAGARI_PASSWORD", "KAGARI_TOTP"):
+        env.pop(k, None)
     return env
 
 
@@ -83,9 +84,13 @@ def sanitizer_report(text):
     return None
 
 
-def run_cli(args, timeout=60, input=None, check_rc=None):
-    """Run `kagari ARGS`; fail on a sanitizer report; optionally check the exit code.
-    Returns the CompletedProcess (text output)."""
+def run_cli(args, timeout=60, input=None, check_rc=None, env=None):
+    """Run `kagari ARGS` (env: more environment variables); fail on a sanitizer report;
+    optionally check the exit code. Returns the CompletedProcess (text output)."""
+    e = sanitizer_env()
+    if env:
+        e = dict(e)
+        e.update(env)
     p = subprocess.run(
         [kagari()] + list(args),
         input=input,
@@ -93,7 +98,7 @@ def run_cli(args, timeout=60, input=None, check_rc=None):
         text=True,
         errors="replace",
         timeout=timeout,
-        env=sanitizer_env(),
+        env=e,
     )
     rep = sanitizer_report(p.stderr) or sanitizer_report(p.stdout)
     check(rep is None, "kagari %s: sanitizer report: %s\n%s" % (" ".join(args), rep, p.stderr[-4000:]))
@@ -441,6 +446,34 @@ class Daemon:
             name, _, v = line.rpartition(" ")
             vals[name] = float(v)
         return vals
+
+    def control(self, line, timeout=10):
+        """One request on the daemon's control socket; its JSON reply."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(os.path.join(self.data, "control.sock"))
+            s.sendall(line.encode() + b"\n")
+            out = b""
+            while not out.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            s.close()
+        return json.loads(out)
+
+    def advance_clock(self, seconds):
+        """Move the engine's clock forward (the test clock: testing = { clock = true } in the
+        configuration of a test build). Returns the total shift in ms."""
+        r = self.control("clock +%g" % seconds)
+        check("shift_ms" in r, "the test clock moved: %r" % r)
+        return r["shift_ms"]
+
+    def clock_ms(self):
+        """The engine's notion of now, in ms (the real clock plus the test clock's shift)."""
+        return int(time.time() * 1000) + self.control("clock").get("shift_ms", 0)
 
     # -- results --
 

@@ -523,6 +523,10 @@ class MockServer:
     def smtp_messages(self):
         return self.smtp()["messages"]
 
+    def set_clock(self, shift_ms):
+        """Run the mock's clock shift_ms ahead of the real one (the engine's test clock)."""
+        self.control("POST", "/clock", {"shift_ms": shift_ms})
+
     def hook_config(self, name, secret=None, clear=False):
         return self.control("POST", "/hooks", {"name": name, "secret": secret, "clear": clear})
 

@@ -5,13 +5,14 @@ an approved run held to the calls it listed, and a restart while waiting."""
 
 import json
 import os
+import re
 import tempfile
 import time
 
 from connhelp import ConnEnv, expect_fail, expect_ok, lua_str
 from harness import check, run_cli, wait_for
 from mockctl import ALICE, JIRO
-from peopleapi import Api, add_user, api_port, make_cert
+from peopleapi import PASSWORD, Api, add_user, api_port, audit_rows, make_cert, next_code
 
 BODY = """
     local r = alert.raw
@@ -35,7 +36,8 @@ class ApprovalEnv(ConnEnv):
         extra = ('api = { listen = "127.0.0.1:0", cert_file = %s, key_file = %s, '
                  'password_memory = "1MiB", password_passes = 1 }\n'
                  % (json.dumps(cert), json.dumps(key)))
-        super().__init__(name, {"appr": BODY}, extra_config=extra)
+        extra += "testing = { clock = true }\n"
+        super().__init__(name, {"appr": BODY}, extra_config=extra, run_timeout="2h")
 
     def __exit__(self, etype, exc, tb):
         try:
@@ -48,8 +50,8 @@ class ApprovalEnv(ConnEnv):
     def people(self):
         """Users of every role, logged in; started before the daemon reads them."""
         self.users = {}
-        for name, role in (("ana", "analyst"), ("bob", "analyst"), ("aud", "auditor"),
-                           ("eng", "engineer")):
+        for name, role in (("ana", "analyst"), ("bob", "analyst"), ("cyd", "analyst"),
+                           ("aud", "auditor"), ("eng", "engineer")):
             self.users[name] = add_user(self.d, name, "t1:" + role)
         self.api = {}
         for name, u in self.users.items():
@@ -128,21 +130,40 @@ def test_approve_reject_quorum_timeout():
         d = expect_ok(out, "decision")
         check(sorted(v["user"] for v in d["by"]) == ["ana", "bob"], "quorum: %r" % d)
 
-        # Nobody decides: the default applies when the time is up, recorded as such.
-        aid = env.post("appr", {"upn": JIRO[1], "timeout": "2s", "default": "reject"})
+        # Nobody decides: the default applies when the time (15 minutes, passed with the
+        # test clock) is up, recorded as such, in the run and in the tenant's history.
+        aid = env.post("appr", {"upn": JIRO[1], "timeout": "15m", "default": "reject"})
         a = env.pending(aid)
+        env.advance_clock(15 * 60 - 30)
+        time.sleep(1.5)
+        r = env.api["ana"].get("/api/v1/tenants/t1/approvals/%d" % a["id"])
+        check(r.json["state"] == "pending", "30 s before its deadline it still waits: %r" % r)
+        env.advance_clock(31)
         out, run, journal = env.result(aid, timeout=20)
         d = expect_ok(out, "decision")
         check(d["timed_out"] is True and d["approved"] is False, "timeout: %r" % d)
         r = env.api["ana"].get("/api/v1/tenants/t1/approvals/%d" % a["id"])
         check(r.json["state"] == "expired" and r.json["votes"] == [], "expired: %r" % r)
+        waited = [e for e in env.d.db_journal(run["id"]) if e["kind"] == "approve"][0]
+        took = waited["ended"] - waited["started"]
+        check(900000 <= took <= 930000, "the approval waited its 15 minutes: %d ms" % took)
         r = env.decide("ana", a, "approve")
         check(r.status == 409 and "expired" in r.json["message"], "after expiry: %r" % r)
-        aid = env.post("appr", {"upn": JIRO[1], "timeout": "1s", "default": "approve"})
+        rows = [x for x in audit_rows(env.d, "approval.expired")]
+        check(len(rows) == 1 and rows[0][0] == "t1" and rows[0][1] == "engine" and
+              rows[0][3] == "approval:%d" % a["id"], "the timeout audited: %r" % rows)
+        det = json.loads(rows[0][6])
+        check(det["default"] == "reject" and det["decision"] == "rejected" and
+              det["run"] == run["id"], "audit detail: %r" % det)
+        aid = env.post("appr", {"upn": JIRO[1], "timeout": "5m", "default": "approve"})
+        a = env.pending(aid)
+        env.advance_clock(5 * 60 + 1)
         out, run, _ = env.result(aid, timeout=20)
         d = expect_ok(out, "decision")
         check(d["timed_out"] is True and d["approved"] is True, "default approve: %r" % d)
         check(expect_ok(out, "disable") is True, "approved by default: the listed call")
+        rows = [json.loads(x[6]) for x in audit_rows(env.d, "approval.expired")]
+        check(len(rows) == 2 and rows[1]["decision"] == "approved", "audited: %r" % rows)
 
         # Another tenant's approval id is 404; listings; audit rows.
         r = env.api["ana"].get("/api/v1/tenants/t1/approvals/9999")
@@ -187,7 +208,7 @@ def test_restart_while_waiting():
         check("403" in p.stderr and "role" in p.stderr, "auditor via CLI: %s" % p.stderr)
         p = run_cli(["approve", str(b["id"]), "--tenant", "t1", "--comment", "ok"] + common,
                     check_rc=1)
-        check("no token" in p.stderr, "no token: %s" % p.stderr)
+        check("no user and no token" in p.stderr, "no token: %s" % p.stderr)
         p = run_cli(["approve", str(b["id"]), "--tenant", "t1", "--comment", "checked",
                      "--token-file", files["bob"]] + common, check_rc=0)
         check("approved (approved)" in p.stdout, "kagari approve: %s" % p.stdout)
@@ -203,3 +224,100 @@ def test_restart_while_waiting():
 
 
 test_restart_while_waiting.TIMEOUT = 120
+
+
+def test_requester_never_approves_own_run():
+    """A person starts a run on an alert (POST .../alerts/<id>/runs): recorded as its
+    requester, on the run and in the audit table; they can never decide its approval,
+    through the API or the CLI (logged in with password and code), even with a quorum
+    of two, which two other people then make."""
+    with ApprovalEnv("approvals-requester") as env:
+        env.people()
+        # An alert no playbook's trigger takes: only a person starts a run on it.
+        r = env.d.post({"source": "it.manual", "source_id": "m-1", "title": "manual",
+                        "upn": ALICE[1], "n": 2})
+        check(r.status == 202, "alert: %r" % r)
+        alert = r.json["ids"][0]
+        check(env.d.db_runs() == [], "no run started by a trigger")
+        path = "/api/v1/tenants/t1/alerts/%d/runs" % alert
+        # Bad input, unknown things, roles that may not start runs.
+        for body in ({}, {"playbook": ""}, {"playbook": 3}, {"playbook": "appr", "x": 1}, "[]",
+                     "{", {"playbook": "p" * 200}):
+            r = env.api["ana"].request("POST", path, body)
+            check(r.status == 400, "body %r: %r" % (body, r))
+        r = env.api["ana"].request("POST", path, {"playbook": "no-such"})
+        check(r.status == 422 and "no-such" in r.json["message"], "unknown playbook: %r" % r)
+        r = env.api["ana"].request("POST", "/api/v1/tenants/t1/alerts/9999/runs",
+                                   {"playbook": "appr"})
+        check(r.status == 404, "unknown alert: %r" % r)
+        r = env.api["aud"].request("POST", path, {"playbook": "appr"})
+        check(r.status == 403, "an auditor starts no run: %r" % r)
+        check(env.d.db_runs() == [], "nothing started by refused requests")
+        r = env.api["ana"].request("POST", path, {"playbook": "appr"})
+        check(r.status == 201 and r.json["requester"] == "ana", "started: %r" % r)
+        run_id = r.json["run_id"]
+        a = env.pending(alert)
+        check(a["approvers"] == 2, "quorum of two: %r" % a)
+        shown = env.api["bob"].get("/api/v1/tenants/t1/runs/%d" % run_id).json
+        check(shown["requester"] == "ana", "the run shows its requester: %r" % shown)
+        p = env.d.cli("run", "show", str(run_id))
+        check(re.search(r"^requester ana$", p.stdout, re.M), "run show: %s" % p.stdout)
+        p = env.d.cli("run", "show", str(run_id), "--json")
+        check(json.loads(p.stdout)["requester"] == "ana", "run show --json: %s" % p.stdout)
+        rows = audit_rows(env.d, "run.start")
+        check([(x[1], x[3], x[4]) for x in rows] ==
+              [("ana", "alert:%d" % alert, "refused"), ("ana", "run:%d" % run_id, "ok")],
+              "run.start audited: %r" % rows)
+        check(json.loads(rows[1][6]) == {"playbook": "appr", "alert": alert}, "detail")
+        # The requester: refused, by the API and by the CLI, approving or rejecting.
+        for decision in ("approve", "reject"):
+            r = env.decide("ana", a, decision)
+            check(r.status == 403 and "started the run" in r.json["message"],
+                  "the requester's %s: %r" % (decision, r))
+        url = "https://127.0.0.1:%d" % api_port(env.d)
+        common = ["--url", url, "--cacert", env.cert, "--tenant", "t1", "--comment", "mine"]
+        u = env.users["ana"]
+        p = run_cli(["approve", str(a["id"]), "--user", "ana"] + common, check_rc=1,
+                    env={"KAGARI_PASSWORD": PASSWORD, "KAGARI_TOTP": next_code(u)})
+        check("403" in p.stderr and "started the run" in p.stderr, "CLI requester: %s" % p.stderr)
+        r = env.api["ana"].get("/api/v1/tenants/t1/approvals/%d" % a["id"])
+        check(r.json["state"] == "pending" and r.json["votes"] == [], "no vote: %r" % r)
+        # Two other people make the quorum: bob through the API, cyd through the CLI,
+        # logged in with the password and code read from standard input.
+        r = env.decide("bob", a, "approve", "checked")
+        check(r.status == 200 and r.json["state"] == "pending", "one of two: %r" % r)
+        cyd = env.users["cyd"]
+        p = run_cli(["approve", str(a["id"]), "--user", "cyd"] + common[:-1] + ["confirmed"],
+                    input="%s\n%s\n" % (PASSWORD, next_code(cyd)), check_rc=0)
+        check("approved (approved)" in p.stdout, "kagari approve as cyd: %s" % p.stdout)
+        out, run, _ = env.result(alert)
+        d = expect_ok(out, "decision")
+        check(d["approved"] and sorted(v["user"] for v in d["by"]) == ["bob", "cyd"],
+              "quorum by the two others: %r" % d)
+        check(expect_ok(out, "disable") is True, "the approved call made")
+        rows = audit_rows(env.d, "approval.decision")
+        check([(x[1], x[4]) for x in rows] ==
+              [("ana", "forbidden"), ("ana", "forbidden"), ("ana", "forbidden"),
+               ("bob", "ok"), ("cyd", "ok")], "decisions audited: %r" % rows)
+        # The CLI's session is ended when the command ends; a wrong code is refused.
+        logins = [x for x in audit_rows(env.d) if x[2] in ("login", "logout") and x[3] == "cyd"]
+        check([x[2] for x in logins][-2:] == ["login", "logout"], "CLI logged out: %r" % logins)
+        p = run_cli(["approvals", "--user", "cyd", "--url", url, "--cacert", env.cert],
+                    input="%s\n000000\n" % PASSWORD, check_rc=1)
+        check("401" in p.stderr and "login as cyd" in p.stderr, "wrong code: %s" % p.stderr)
+        p = run_cli(["approvals", "--user", "cyd", "--url", url, "--cacert", env.cert],
+                    input="%s\n%s\n" % (PASSWORD, cyd.codes[0]), check_rc=0)
+        check("ID" in p.stdout, "a recovery code logs in too: %s" % p.stdout)
+        rows = audit_rows(env.d, "login.recovery_code")
+        check(len(rows) == 1 and rows[0][3] == "cyd", "recovery code used: %r" % rows)
+        p = run_cli(["approvals", "--user", "cyd", "--url", url, "--cacert", env.cert],
+                    input="%s\n%s\n" % (PASSWORD, cyd.codes[0]), check_rc=1)
+        check("401" in p.stderr, "a recovery code works once: %s" % p.stderr)
+        p = run_cli(["approve", "1x", "--user", "cyd"] + common, check_rc=1)
+        check("a number" in p.stderr and "login" not in p.stderr, "bad id first: %s" % p.stderr)
+        p = run_cli(["approvals", "--url", url, "--cacert", env.cert], check_rc=1)
+        check("no user and no token" in p.stderr, "no credentials: %s" % p.stderr)
+        env.d.stop()
+
+
+test_requester_never_approves_own_run.TIMEOUT = 180

@@ -323,8 +323,11 @@ def test_routes_by_role_and_tenant():
                                  "other": 404}),
             (t1 + "/approvals", {"*": 200, "other": 404}),
             ("/api/v1/approvals", {"*": 200}),
-            ("/api/v1/audit", {"*": 403, "operator": 200}),
             (t1 + "/escalations", {"*": 200, "other": 404}),
+            (t1 + "/escalations/1", {"*": 404}),
+            ("/api/v1/escalations", {"*": 200}),
+            ("/api/v1/audit", {"*": 403, "operator": 200}),
+            (t1 + "/dashboard/escalations", {"*": 200, "other": 404}),
             (t1 + "/containment", {"*": 200, "other": 404}),
             (t1 + "/contacts", {"*": 403, "admin": 200, "auditor": 200, "operator": 200,
                                 "other": 404}),
@@ -337,9 +340,27 @@ def test_routes_by_role_and_tenant():
                 if expect == 404:
                     check(r.body == not_found.body, "%s as %s: a 404 unlike an unknown one: %r"
                           % (path, role, r.body))
+        # The routes that change something, with what no role can act on (an unknown
+        # playbook, an unknown escalation): the role check answers first.
+        changes = [
+            (t1 + "/alerts/%d/runs" % t1_alert, {"playbook": "no-such-playbook"},
+             {"*": 422, "auditor": 403, "other": 404}),
+            (t1 + "/escalations/999/ack", {},
+             {"*": 404, "auditor": 403, "engineer": 403}),
+            (t1 + "/approvals/999/decision", {"decision": "approve"}, {"*": 404}),
+        ]
+        for path, body, want in changes:
+            for role, c in clients.items():
+                expect = want.get(role, want["*"])
+                r = c.request("POST", path, body)
+                check(r.status == expect, "POST %s as %s: %r (want %d)" % (path, role, r, expect))
+                if expect == 404:
+                    check(r.body == not_found.body, "POST %s as %s: a 404 unlike an unknown one"
+                          % (path, role))
+        check(len(d.db_runs()) == 1, "no run started by the refused requests")
         # The changes of the Settings page: every role but admin and operator is refused
         # before the body is read (an empty body would be a 400 once allowed).
-        changes = [
+        settings_changes = [
             ("POST", t1 + "/users", {}),
             ("POST", t1 + "/users/analyst1/disabled", {}),
             ("POST", t1 + "/users/analyst1/role", {}),
@@ -348,7 +369,7 @@ def test_routes_by_role_and_tenant():
             ("DELETE", t1 + "/allowlist", None),
             ("POST", t1 + "/contacts", {}),
         ]
-        for method, path, body in changes:
+        for method, path, body in settings_changes:
             for role, c in clients.items():
                 expect = {"admin": 400, "operator": 400, "other": 404}.get(role, 403)
                 if path.endswith("reset-totp") and expect == 400:

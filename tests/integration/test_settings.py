@@ -267,12 +267,12 @@ def test_escalations_and_containment_for_the_dashboard():
             empty = c.get(t1 + "/containment").json
             check(empty["blocked"] == [] and empty["disabled_accounts"] == [] and
                   empty["isolated_devices"] == [], "nothing contained yet: %r" % empty)
-            check(c.get(t1 + "/escalations").json["escalations"] == [], "no escalation yet")
+            check(c.get(t1 + "/dashboard/escalations").json["escalations"] == [], "no escalation yet")
             aid = env.post("contain", {"step": "contain", "ip": "198.51.100.23",
                                        "upn": ALICE[1], "device": WS0142[1]})
             d.wait_run_state(aid, ("waiting",))
             esc = wait_for(lambda: (lambda e: e if e and e[0]["last_contact"] else None)(
-                c.get(t1 + "/escalations").json["escalations"]), 20, "the first contact")
+                c.get(t1 + "/dashboard/escalations").json["escalations"]), 20, "the first contact")
             e = esc[0]
             check(e["state"] == "open" and e["level"] == "critical" and e["contacts"] == 3 and
                   e["reached"] == 0 and e["last_contact_at"] and e["last_contact"] == "当番 佐藤" and e["subject"].startswith("侵害 <b>") and
@@ -293,7 +293,7 @@ def test_escalations_and_containment_for_the_dashboard():
             # Acknowledged: no longer awaiting.
             p = d.cli("escalation", "ack", str(e["id"]), "--tenant", "t1", "--by", "Sato")
             check(p.returncode == 0, "ack: %r" % p.stdout)
-            wait_for(lambda: c.get(t1 + "/escalations").json["escalations"] == [], 10,
+            wait_for(lambda: c.get(t1 + "/dashboard/escalations").json["escalations"] == [], 10,
                      "the acknowledged escalation leaves the list")
             check(c.get("/api/v1/tenants/nope/containment").status == 404, "unknown tenant")
     finally:
@@ -377,7 +377,7 @@ def test_contact_chain_edited_over_the_configuration():
             check(rcpt(msgs[0]) == "night@example.jp", "the saved first contact: %r"
                   % rcpt(msgs[0]))
             esc = wait_for(lambda: (lambda e: e if e and e[0]["last_contact"] else None)(
-                c["analyst"].get("/api/v1/tenants/t1/escalations").json["escalations"]), 20,
+                c["analyst"].get("/api/v1/tenants/t1/dashboard/escalations").json["escalations"]), 20,
                 "the escalation")
             check(esc[0]["contacts"] == 2 and esc[0]["last_contact"] == "夜間当番 <b>",
                   "the escalation: %r" % esc[0])

@@ -332,6 +332,32 @@ get_faults(struct mhttp_req *h)
     reply(h, 200, o);
 }
 
+/* POST /_mock/clock {"shift_ms": N}: the mock's clock runs N ms ahead of the real one, as
+ * the engine's does under its test clock (webhook timestamps, token lifetimes and the
+ * times the mock records then agree with the engine's). Forward only. */
+static void
+post_clock(struct mhttp_req *h)
+{
+    cJSON *o = body_json(h);
+    const cJSON *v;
+    cJSON *out;
+
+    if (o == NULL) {
+        return;
+    }
+    v = json_get(o, "shift_ms");
+    if (!cJSON_IsNumber(v) || v->valuedouble < (double)util_clock_shift_ms() ||
+        v->valuedouble > 366.0 * 86400000) {
+        reply_error(h, 400, "shift_ms: a number of ms, not below the current shift");
+    } else {
+        util_set_clock_shift((int64_t)v->valuedouble);
+        out = cJSON_CreateObject();
+        cJSON_AddNumberToObject(out, "shift_ms", (double)util_clock_shift_ms());
+        reply(h, 200, out);
+    }
+    cJSON_Delete(o);
+}
+
 /* POST /_mock/delay {"path_prefix": "/", "delay_ms": 1000}; delay_ms 0 removes it. */
 static void
 post_delay(struct mhttp_req *h)
@@ -656,6 +682,8 @@ control_handle(struct mhttp_req *h)
         get_faults(h);
     } else if (post && strcmp(p, "/delay") == 0) {
         post_delay(h);
+    } else if (post && strcmp(p, "/clock") == 0) {
+        post_clock(h);
     } else if (strcmp(m, "DELETE") == 0 &&
                (strcmp(p, "/faults") == 0 || strcmp(p, "/delays") == 0)) {
         clear_faults(h);

@@ -220,8 +220,9 @@ test_index_filled_by_migration(void)
      * dashboard's alert_counts and its triggers; 8: the events; 9: the playbook
      * libraries; 10: a run's result columns) are dropped and the version set to 2. A
      * migration appended later must be undone here too (11, the published lists'
-     * list_entries, creates its table only if missing, and so do the journal's kind index
-     * and the portal's tenant_settings: they run again as is). */
+     * list_entries, creates its table only if missing: it runs again as is; 12, a run's
+     * requester, is dropped above; the journal's kind index and the portal's
+     * tenant_settings are made only if missing too: they run again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -244,6 +245,7 @@ test_index_filled_by_migration(void)
                         "DROP TABLE playbook_libs;"
                         "ALTER TABLE runs DROP COLUMN result_note;"
                         "ALTER TABLE runs DROP COLUMN result;"
+                        "ALTER TABLE runs DROP COLUMN requester;"
                         "PRAGMA user_version = %d;",
                         2);
         T_ASSERT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);

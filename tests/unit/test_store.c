@@ -525,6 +525,37 @@ test_durability(void)
     fx_teardown(&f);
 }
 
+/* A run started by a person names them; one the engine started, or an unknown id, none. */
+static void
+test_run_requester(void)
+{
+    struct fx f;
+    int64_t alert_id, mine = 0, engine = 0;
+    char *who = NULL, *err = NULL;
+    int dup = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    alert_id = insert_one(f.t, "entra.risk", "r-req", &dup);
+    T_REQUIRE(alert_id > 0);
+    T_EQ_INT(store_run_insert(f.t, alert_id, "triage", HASH_A, 1000, &engine, &err), 0);
+    T_EQ_INT(store_tx_begin(f.t, &err), 0);
+    T_EQ_INT(store_run_insert(f.t, alert_id, "contain", HASH_A, 2000, &mine, &err), 0);
+    T_EQ_INT(store_run_set_requester(f.t, mine, "佐藤 ana", &err), 0);
+    T_EQ_INT(store_tx_commit(f.t, &err), 0);
+    T_EQ_INT(store_run_requester(f.t, mine, &who, &err), 0);
+    T_EQ_STR(who, "佐藤 ana");
+    free(who);
+    T_EQ_INT(store_run_requester(f.t, engine, &who, &err), 0);
+    T_ASSERT(who == NULL);
+    T_EQ_INT(store_run_requester(f.t, 424242, &who, &err), 0);
+    T_ASSERT(who == NULL);
+    /* Recording it for a run that does not exist is an error, not a silent no-op. */
+    T_EQ_INT(store_run_set_requester(f.t, 424242, "x", &err), -1);
+    T_CONTAINS(err, "requester not recorded");
+    free(err);
+    fx_teardown(&f);
+}
+
 static void
 test_runs(void)
 {
@@ -1382,6 +1413,7 @@ test_events(void)
 
 TEST_LIST = {
     { "escalations", test_escalations },
+    { "run_requester", test_run_requester },
     { "background_checkpoints", test_background_checkpoints },
     { "locked_by_another", test_locked_by_another },
     { "wal_truncated_after_reader", test_wal_truncated_after_reader },
