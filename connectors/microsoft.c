@@ -20,6 +20,17 @@
 #define MS_GRAPH_SCOPE "https://graph.microsoft.com/.default"
 #define MS_DEFENDER_SCOPE "https://api.securitycenter.microsoft.com/.default"
 
+static const struct config_field microsoft_poll_fields[] = {
+    { "alerts", CONFIG_DURATION, MS(poll.alerts), 0, 86400, NULL, 0 },
+    { "incidents", CONFIG_DURATION, MS(poll.incidents), 0, 86400, NULL, 0 },
+    { "risk_detections", CONFIG_DURATION, MS(poll.risk_detections), 0, 86400, NULL, 0 },
+    { "signins", CONFIG_DURATION, MS(poll.signins), 0, 86400, NULL, 0 },
+    { "overlap", CONFIG_DURATION, MS(poll.overlap), 0, 86400, NULL, 0 },
+    { "backfill", CONFIG_DURATION, MS(poll.backfill), 0, 90 * 86400, NULL, 0 },
+    { "page_size", CONFIG_INT, MS(poll.page_size), 1, 1000, NULL, 0 },
+    CONFIG_FIELDS_END,
+};
+
 static const struct config_field microsoft_fields[] = {
     { "tenant_id", CONFIG_NAME, MS(tenant_id), 0, 0, NULL, 0 },
     { "client_id", CONFIG_NAME, MS(client_id), 0, 0, NULL, 0 },
@@ -31,6 +42,7 @@ static const struct config_field microsoft_fields[] = {
     { "defender", CONFIG_URL, MS(defender), 0, 0, NULL, 0 },
     { "defender_scope", CONFIG_SCOPE, MS(defender_scope), 0, 0, NULL, 0 },
     { "graph_scope", CONFIG_SCOPE, MS(graph_scope), 0, 0, NULL, 0 },
+    { "poll", CONFIG_TABLE, 0, 0, 0, microsoft_poll_fields, 0 },
     CONFIG_FIELDS_END,
 };
 
@@ -70,6 +82,34 @@ microsoft_check(void *conf, char **errp)
     set_default(&ms->defender, MS_DEFENDER);
     set_default(&ms->graph_scope, MS_GRAPH_SCOPE);
     set_default(&ms->defender_scope, MS_DEFENDER_SCOPE);
+    /* A poll shorter than a few seconds only spends the tenant's Graph quota; one longer
+     * than a day leaves detections unseen for too long. */
+    {
+        const double iv[] = { ms->poll.alerts, ms->poll.incidents, ms->poll.risk_detections,
+                              ms->poll.signins };
+
+        for (size_t i = 0; i < sizeof(iv) / sizeof(iv[0]); i++) {
+            if (iv[i] != 0 && (iv[i] < 5 || iv[i] > 86400)) {
+                return kg_err(errp, "poll: an interval must be from 5 s to 1 day (or 0: not "
+                                    "polled)");
+            }
+        }
+    }
+    if (ms->poll.overlap > 86400) {
+        return kg_err(errp, "poll.overlap: at most 1 day");
+    }
+    if (ms->poll.backfill > 90 * 86400) {
+        return kg_err(errp, "poll.backfill: at most 90 days");
+    }
+    if (ms->poll.overlap == 0) {
+        ms->poll.overlap = 300;
+    }
+    if (ms->poll.backfill == 0) {
+        ms->poll.backfill = 86400;
+    }
+    if (ms->poll.page_size == 0) {
+        ms->poll.page_size = 100;
+    }
     return 0;
 }
 
@@ -96,6 +136,11 @@ static const char microsoft_example[] =
     "--             defender_scope = \"" MS_DEFENDER_SCOPE "\",\n"
     "--             -- Scope of the tokens requested for Graph (national clouds differ).\n"
     "--             graph_scope = \"" MS_GRAPH_SCOPE "\",\n"
+    "--             -- Poll Graph for detections: time between two polls of each stream\n"
+    "--             -- (left out or 0: not polled). docs/sources.md \"Graph polling\".\n"
+    "--             -- poll = { alerts = \"1m\", incidents = \"1m\", risk_detections = \"5m\",\n"
+    "--             --          signins = \"5m\", overlap = \"5m\", backfill = \"1d\",\n"
+    "--             --          page_size = 100 },\n"
     "--         },\n";
 
 const struct config_section microsoft_section = {

@@ -20,6 +20,17 @@ struct microsoft_conf {
     char *defender;       /* base URL, default "https://api.securitycenter.microsoft.com" */
     char *defender_scope; /* default "https://api.securitycenter.microsoft.com/.default" */
     char *graph_scope;    /* default "https://graph.microsoft.com/.default" */
+    /* poll = { ... }: what the Graph poller reads (connectors/poll_graph.c). Seconds
+     * between two polls of each stream; 0 (left out): not polled. */
+    struct microsoft_poll {
+        double alerts;          /* security/alerts_v2 */
+        double incidents;       /* security/incidents */
+        double risk_detections; /* identityProtection/riskDetections */
+        double signins;         /* auditLogs/signIns (kept as events by default) */
+        double overlap;         /* seconds read again before the watermark, default 300 */
+        double backfill;        /* how far back a stream's first poll reads, default 1 day */
+        int page_size;          /* $top, default 100 */
+    } poll;
 };
 
 extern const struct config_section microsoft_section;

@@ -21,9 +21,11 @@ struct batch {
     struct alert *alerts;
     size_t n;
     size_t dups;
-    int failed; /* a store error while inserting */
-    int locked; /* the tenant's database is locked by another process */
-    int events; /* records to keep as events: stored, never routed */
+    int failed;  /* a store error while inserting */
+    int locked;  /* the tenant's database is locked by another process */
+    int events;  /* records to keep as events: stored, never routed */
+    int updates; /* a stored alert sent again with other content is updated */
+    size_t upd;  /* alerts updated */
     admit_fn done;
     void *arg;
     struct batch *next;
@@ -34,7 +36,7 @@ static struct batch *later;       /* batches of events waiting to be stored agai
 static size_t later_n;            /* the events they hold */
 static struct event *later_timer;
 static struct {
-    unsigned long long accepted, duplicates, runs, failed, locked;
+    unsigned long long accepted, duplicates, runs, failed, locked, updated, rerouted;
     unsigned long long events, event_duplicates, event_retries, events_dropped;
 } stats;
 
@@ -84,6 +86,7 @@ batch_answer(struct batch *b, enum admit_status status)
     res.status = status;
     res.accepted = b->n - b->dups;
     res.duplicates = b->dups;
+    res.updated = b->upd;
     res.alerts = b->alerts;
     res.n = b->n;
     b->done(b->arg, &res);
@@ -138,7 +141,8 @@ after_commit(void *arg, int ok)
         stats.event_duplicates += b->dups;
     } else {
         stats.accepted += b->n - b->dups;
-        stats.duplicates += b->dups;
+        stats.duplicates += b->dups - b->upd;
+        stats.updated += b->upd;
     }
     batch_answer(b, ADMIT_OK);
 }
@@ -185,6 +189,34 @@ admit_phase(void *arg)
                 b->failed = 1;
                 break;
             }
+            if (dup && b->updates) {
+                int upd = 0, significant = 0;
+
+                if (store_alert_update(b->t->db, a, util_now_ms(), &upd, &significant, &err) ==
+                    -1) {
+                    b->failed = 1;
+                    break;
+                }
+                b->dups++;
+                b->upd += (size_t)upd;
+                if (upd) {
+                    log_info("admit.updated tenant=%s alert=%lld source=%s source_id=%s "
+                             "significant=%d",
+                             b->t->id, (long long)a->id, a->source, log_quote(a->source_id),
+                             significant);
+                }
+                if (!significant) {
+                    continue;
+                }
+                /* A significant update is acted on again (docs/sources.md). */
+                if (run_route(b->t, a, &nruns, &err) == -1) {
+                    b->failed = 1;
+                    break;
+                }
+                stats.runs += (unsigned long long)nruns;
+                stats.rerouted++;
+                continue;
+            }
             if (dup) {
                 b->dups++;
                 continue;
@@ -221,6 +253,12 @@ admit_metrics(struct buf *b, void *arg)
     (void)arg;
     metrics_counter(b, "kagari_alerts_accepted_total", NULL, stats.accepted);
     metrics_counter(b, "kagari_alerts_duplicate_total", NULL, stats.duplicates);
+    metrics_counter(b, "kagari_alerts_updated_total",
+                    "stored alerts their source changed (the change is kept in their history)",
+                    stats.updated);
+    metrics_counter(b, "kagari_alerts_updates_routed_total",
+                    "alert updates significant enough to start the playbooks again",
+                    stats.rerouted);
     metrics_counter(b, "kagari_admit_failures_total", NULL, stats.failed);
     metrics_counter(b, "kagari_admit_locked_total", NULL, stats.locked);
     metrics_counter(b, "kagari_runs_created_total", NULL, stats.runs);
@@ -250,7 +288,8 @@ admit_queue(struct tenant *t, struct alert *alerts, size_t n, int events, admit_
 {
     struct batch *b = xcalloc(1, sizeof(*b));
 
-    b->events = events;
+    b->events = events == 1;
+    b->updates = events == 2;
     b->t = t;
     b->alerts = alerts;
     b->n = n;
@@ -263,6 +302,12 @@ void
 admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
 {
     admit_queue(t, alerts, n, 0, done, arg);
+}
+
+void
+admit_updates(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg)
+{
+    admit_queue(t, alerts, n, 2, done, arg);
 }
 
 void

@@ -212,3 +212,125 @@ alert_to_json(const struct alert *a)
     cJSON_Delete(root);
     return out;
 }
+
+/* One changed scalar field as [before, after] (NULL strings become null). */
+static void
+diff_str(cJSON *out, const char *name, const char *before, const char *after)
+{
+    cJSON *pair;
+
+    if ((before == NULL && after == NULL) ||
+        (before != NULL && after != NULL && strcmp(before, after) == 0)) {
+        return;
+    }
+    pair = cJSON_AddArrayToObject(out, name);
+    cJSON_AddItemToArray(pair, before ? cJSON_CreateString(before) : cJSON_CreateNull());
+    cJSON_AddItemToArray(pair, after ? cJSON_CreateString(after) : cJSON_CreateNull());
+}
+
+#define OBS_S(s) ((s) != NULL ? (s) : "")
+
+/* The observables of b that a does not have, as [{"type","value"}]. */
+static void
+diff_obs(cJSON *out, const struct alert *a, const struct alert *b)
+{
+    cJSON *added = NULL;
+
+    for (size_t i = 0; i < b->nobs; i++) {
+        int found = 0;
+
+        for (size_t j = 0; j < a->nobs && !found; j++) {
+            found = strcmp(OBS_S(a->obs[j].type), OBS_S(b->obs[i].type)) == 0 &&
+                    strcmp(OBS_S(a->obs[j].value), OBS_S(b->obs[i].value)) == 0;
+        }
+        if (!found) {
+            cJSON *o = cJSON_CreateObject();
+
+            if (added == NULL) {
+                added = cJSON_AddArrayToObject(out, "observables_added");
+            }
+            cJSON_AddStringToObject(o, "type", OBS_S(b->obs[i].type));
+            cJSON_AddStringToObject(o, "value", OBS_S(b->obs[i].value));
+            cJSON_AddItemToArray(added, o);
+        }
+    }
+}
+
+/* The top-level members of two raw records that differ: scalars as [before, after],
+ * anything else as "changed", "added" or "removed". Records that are not JSON objects
+ * are compared whole. */
+static void
+diff_raw(cJSON *out, const char *ra, const char *rb)
+{
+    cJSON *a = ra ? cJSON_Parse(ra) : NULL, *b = rb ? cJSON_Parse(rb) : NULL;
+    cJSON *m = NULL, *it;
+
+    if (!cJSON_IsObject(a) || !cJSON_IsObject(b)) {
+        if ((ra == NULL) != (rb == NULL) || (ra != NULL && strcmp(ra, rb) != 0)) {
+            cJSON_AddStringToObject(out, "raw", "changed");
+        }
+        goto out;
+    }
+    m = cJSON_CreateObject();
+    cJSON_ArrayForEach(it, b)
+    {
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(a, it->string);
+
+        if (old == NULL) {
+            cJSON_AddStringToObject(m, it->string, "added");
+        } else if (!cJSON_Compare(old, it, 1)) {
+            if ((cJSON_IsString(old) || cJSON_IsNumber(old) || cJSON_IsBool(old) ||
+                 cJSON_IsNull(old)) &&
+                (cJSON_IsString(it) || cJSON_IsNumber(it) || cJSON_IsBool(it) ||
+                 cJSON_IsNull(it))) {
+                cJSON *pair = cJSON_AddArrayToObject(m, it->string);
+
+                cJSON_AddItemToArray(pair, cJSON_Duplicate(old, 0));
+                cJSON_AddItemToArray(pair, cJSON_Duplicate(it, 0));
+            } else {
+                cJSON_AddStringToObject(m, it->string, "changed");
+            }
+        }
+    }
+    cJSON_ArrayForEach(it, a)
+    {
+        if (cJSON_GetObjectItemCaseSensitive(b, it->string) == NULL) {
+            cJSON_AddStringToObject(m, it->string, "removed");
+        }
+    }
+    if (m->child != NULL) {
+        cJSON_AddItemToObject(out, "raw", m);
+        m = NULL;
+    }
+out:
+    cJSON_Delete(m);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+int
+alert_update_significant(const struct alert *before, const struct alert *after)
+{
+    int was = before->outcome != NULL && strcmp(before->outcome, "succeeded") == 0;
+    int is = after->outcome != NULL && strcmp(after->outcome, "succeeded") == 0;
+
+    return after->severity > before->severity || (is && !was);
+}
+
+char *
+alert_diff(const struct alert *before, const struct alert *after)
+{
+    cJSON *out = cJSON_CreateObject();
+    char *text;
+
+    diff_str(out, "title", before->title, after->title);
+    diff_str(out, "category", before->category, after->category);
+    diff_str(out, "vendor_severity", before->vendor_severity, after->vendor_severity);
+    diff_str(out, "severity", severity_name(before->severity), severity_name(after->severity));
+    diff_str(out, "outcome", before->outcome, after->outcome);
+    diff_obs(out, before, after);
+    diff_raw(out, before->raw, after->raw);
+    text = json_print(out);
+    cJSON_Delete(out);
+    return text;
+}

@@ -61,4 +61,15 @@ void alert_add_observable(struct alert *a, const char *type, const char *value, 
  * Returns a newly allocated string. */
 char *alert_to_json(const struct alert *a);
 
+/* A stored alert its source sent again with other content (a Graph alert whose status,
+ * severity or evidence changed). alert_diff: what changed from before to after, as JSON
+ * text (malloc'd): the model's fields as [before, after] ("severity", "outcome",
+ * "title", "category", "vendor_severity"), "observables_added", and under "raw" the
+ * record's top-level members that differ (scalars as [before, after], others "changed",
+ * "added" or "removed"). alert_update_significant: 1 when the update should start the
+ * playbooks again: its level rose, or its outcome became "succeeded" (docs/sources.md,
+ * "Updates of stored alerts"). */
+char *alert_diff(const struct alert *before, const struct alert *after);
+int alert_update_significant(const struct alert *before, const struct alert *after);
+
 #endif

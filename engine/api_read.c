@@ -13,6 +13,7 @@
 
 #define API_LIST_DEFAULT 100
 #define API_LIST_MAX 500
+#define API_UPDATES_MAX (1 << 20) /* bytes of an alert's update history in an answer */
 
 /* ?limit= (1..500, default 100) and ?before= (an id): 0, or -1 answered 400. */
 static int
@@ -314,6 +315,24 @@ api_alert(struct api_req *r)
         cJSON_AddItemToArray(arr, run_json(&runs[i], r->now));
     }
     store_runs_free(runs, n);
+    {
+        /* The changes its source made after it was stored (a polled Graph alert). */
+        struct buf b;
+        cJSON *ups;
+
+        buf_init(&b, API_UPDATES_MAX);
+        if (store_alert_updates(db, id, &b, &err) == 0 &&
+            (ups = cJSON_ParseWithLength(b.data, b.len)) != NULL) {
+            cJSON_AddItemToObject(j, "updates", ups);
+        } else {
+            log_warn("api.alert_updates_unreadable tenant=%s alert=%lld error=%s", r->param[0],
+                     (long long)id, log_quote(err ? err : "too large"));
+            free(err);
+            err = NULL;
+            cJSON_AddNullToObject(j, "updates");
+        }
+        buf_free(&b);
+    }
     apireq_json(r, 200, j);
 }
 

@@ -40,6 +40,7 @@ extern const struct cmd_entry cmd_allow_entry;
 extern const struct cmd_entry cmd_approvals_entry;
 extern const struct cmd_entry cmd_approve_entry;
 extern const struct cmd_entry cmd_escalation_entry;
+extern const struct cmd_entry cmd_poll_entry;
 
 /* `kagari alert show ...` (engine/cmd_alerts.c), argv[0] being "show". */
 int cmd_alert_show(int argc, char **argv);

@@ -11,6 +11,8 @@
 #include "engine/config.h"
 #include "engine/store.h"
 
+#define CMD_ALERT_UPDATES_MAX (4 << 20) /* bytes of an alert's update history shown */
+
 struct cmd_alerts_opts {
     const char *config, *tenant;
     struct store_alert_where f;
@@ -326,6 +328,48 @@ cmd_alert_show_runs(struct store_tenant *t, const struct alert *a, cJSON *json)
     return 0;
 }
 
+/* The alert's update history (changes its source made after it was stored), as JSON
+ * (with --json) or as lines. */
+static int
+cmd_alert_show_updates(struct store_tenant *t, const struct alert *a, cJSON *json)
+{
+    struct buf b;
+    char *err = NULL;
+    cJSON *arr = NULL, *it;
+
+    buf_init(&b, CMD_ALERT_UPDATES_MAX);
+    if (store_alert_updates(t, a->id, &b, &err) == -1 ||
+        (arr = cJSON_ParseWithLength(b.data, b.len)) == NULL) {
+        fprintf(stderr, "kagari: %s\n", err ? err : "the update history cannot be read");
+        free(err);
+        buf_free(&b);
+        return -1;
+    }
+    buf_free(&b);
+    if (json != NULL) {
+        cJSON_AddItemToObject(json, "updates", arr);
+        return 0;
+    }
+    if (cJSON_GetArraySize(arr) > 0) {
+        printf("updates   %d (changes the source made after it was stored)\n",
+               cJSON_GetArraySize(arr));
+    }
+    cJSON_ArrayForEach(it, arr)
+    {
+        char *ch = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(it, "changes"));
+        const char *at = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "at"));
+
+        printf("  %s %s ", at ? at : "?",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "significant")) ? "significant"
+                                                                                 : "recorded");
+        cmd_alerts_put(ch ? ch : "{}", 2000);
+        printf("\n");
+        free(ch);
+    }
+    cJSON_Delete(arr);
+    return 0;
+}
+
 static int
 cmd_alert_show_one(struct store_tenant *t, void *ud)
 {
@@ -357,6 +401,9 @@ cmd_alert_show_one(struct store_tenant *t, void *ud)
 
         cmd_alerts_json_str(o, "raw", a.raw);
         r = cmd_alert_show_runs(t, &a, o);
+        if (r == 0) {
+            r = cmd_alert_show_updates(t, &a, o);
+        }
         if (r == 0) {
             cmd_print_json(o);
         }
@@ -400,6 +447,9 @@ cmd_alert_show_one(struct store_tenant *t, void *ud)
         printf("\n");
     }
     r = cmd_alert_show_runs(t, &a, NULL);
+    if (r == 0) {
+        r = cmd_alert_show_updates(t, &a, NULL);
+    }
     if (a.raw != NULL) {
         size_t len = strlen(a.raw);
 

@@ -170,7 +170,8 @@ enum admit_status {
 struct admit_result {
     enum admit_status status;
     size_t accepted;            /* new alerts */
-    size_t duplicates;          /* already stored */
+    size_t duplicates;          /* already stored (updated ones included) */
+    size_t updated;             /* admit_updates: stored alerts changed by this batch */
     const struct alert *alerts; /* the batch, ids filled (borrowed for the call) */
     size_t n;
 };
@@ -180,6 +181,13 @@ typedef void (*admit_fn)(void *arg, const struct admit_result *res);
 /* Queue n alerts (the array and every alert are taken) for t; done(arg, result) is
  * called once, after the commit of the iteration that stored them (or at shutdown). */
 void admit_alerts(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg);
+/* The same for a source that sends an alert again when it changes (a poller reading
+ * Graph alerts by their last update): an alert already stored whose raw record differs
+ * is updated in place (level, outcome, observables, raw) and the change is kept in its
+ * history (alert_updates); it is not a new alert, and it starts the playbooks again only
+ * when the change is significant: its level rose or its outcome became "succeeded"
+ * (docs/sources.md). The same record again changes nothing. */
+void admit_updates(struct tenant *t, struct alert *alerts, size_t n, admit_fn done, void *arg);
 /* The same for records kept as events (tenants.<id>.events, engine/events.h): stored in
  * the events table (deduplicated on (source, source_id)), searchable with events.query,
  * pruned after the tenant's retention, never routed to playbooks. accepted and
@@ -192,6 +200,32 @@ void admit_events(struct tenant *t, struct alert *events, size_t n, admit_fn don
  * (tenants.<id>.events.alerts) decides, and dflt is the source's own default for a
  * (it decides where the rule says "default" or when the tenant has no rule). */
 int admit_is_alert(const struct tenant *t, const struct alert *a, int dflt);
+/* ---- polling sources (engine/poll.c) ---- */
+
+/* The tenant after t (NULL: the first) of those the daemon opened, or NULL at the end. */
+struct tenant *poll_tenant_next(const struct tenant *t);
+
+/* The cursor a poller keeps for stream (its own text, e.g. JSON: a watermark, the page
+ * being followed) in t's database: *value (malloc'd), or NULL when there is none yet.
+ * 0, or -1 with *errp. */
+int poll_cursor_get(struct tenant *t, const char *stream, char **value, char **errp) KG_WUR;
+
+/* Store value as stream's cursor in the loop's transaction of t and call done(arg, ok)
+ * after its commit (ok 0: the commit failed and the cursor is the one before). A poller
+ * writes it after the commit of the records it covers (admit's callback), so a crash
+ * between the two makes it read those records again (deduplicated), never skip them.
+ * Returns 0, or -1 with *errp (the store is locked or failing; done is not called). */
+typedef void (*poll_commit_fn)(void *arg, int ok);
+int poll_cursor_put(struct tenant *t, const char *stream, const char *value, poll_commit_fn done,
+                    void *arg, char **errp) KG_WUR;
+
+/* One pulled record (a JSON object, len bytes, kept byte for byte as the alert's raw)
+ * normalized by the family that knows its shape (even when the vendor's object has a
+ * "source" member of its own), else by the generic rules with hint as its source (may
+ * be NULL). *a is filled (alert_free), or -1 with *errp naming what is wrong. */
+int poll_normalize(const char *rec, size_t len, const char *hint, int64_t received_ms,
+                   struct alert *a, char **errp) KG_WUR;
+
 /* ---- built-ins a connector's Lua helpers may call ---- */
 
 /* The playbooks' sleep(seconds), as a C function (defender.wait_action passes it as an

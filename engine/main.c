@@ -15,6 +15,7 @@ static const struct cmd_entry *const main_verbs[] = {
     &cmd_runs_entry,      &cmd_run_entry,     &cmd_playbook_entry,   &cmd_state_entry,
     &cmd_secret_entry,    &cmd_version_entry, &cmd_user_entry,       &cmd_allow_entry,
     &cmd_approvals_entry, &cmd_approve_entry, &cmd_escalation_entry, &cmd_events_entry,
+    &cmd_poll_entry,
 };
 
 static void

@@ -486,9 +486,9 @@ set_raw(struct alert *a, const cJSON *obj, const char *raw, size_t rawlen)
  * normalize_register in registration order, then (for a record without "source") the
  * family that knows its shape, then the generic rules. On success a owns its strings
  * (alert_free); on error *a is left zeroed and *errp names the field. */
-int
-normalize_record(const cJSON *obj, const char *raw, size_t rawlen, const char *default_source,
-                 int64_t received_ms, struct alert *a, const char **srcp, char **errp)
+static int
+normalize_any(const cJSON *obj, const char *raw, size_t rawlen, const char *default_source,
+              int64_t received_ms, struct alert *a, const char **srcp, int vendor, char **errp)
 {
     const struct norm_family *f = NULL;
     const char *src = NULL;
@@ -523,7 +523,7 @@ normalize_record(const cJSON *obj, const char *raw, size_t rawlen, const char *d
         *srcp = normalizers[i].name;
         return 0;
     }
-    if (member(obj, "source") == NULL && (src = detect(obj, &f)) != NULL) {
+    if ((vendor || member(obj, "source") == NULL) && (src = detect(obj, &f)) != NULL) {
         *srcp = src;
         a->source = xstrdup(src);
         if (f->normalize(obj, src, a, errp) == -1) {
@@ -546,6 +546,21 @@ normalize_record(const cJSON *obj, const char *raw, size_t rawlen, const char *d
     }
     *srcp = a->source;
     return 0;
+}
+
+int
+normalize_record(const cJSON *obj, const char *raw, size_t rawlen, const char *default_source,
+                 int64_t received_ms, struct alert *a, const char **srcp, char **errp)
+{
+    return normalize_any(obj, raw, rawlen, default_source, received_ms, a, srcp, 0, errp);
+}
+
+int
+normalize_vendor_record(const cJSON *obj, const char *raw, size_t rawlen,
+                        const char *default_source, int64_t received_ms, struct alert *a,
+                        const char **srcp, char **errp)
+{
+    return normalize_any(obj, raw, rawlen, default_source, received_ms, a, srcp, 1, errp);
 }
 
 int

@@ -52,6 +52,14 @@ int normalize_alert(const cJSON *obj, const char *default_source, int64_t receiv
 int normalize_record(const cJSON *obj, const char *raw, size_t rawlen, const char *default_source,
                      int64_t received_ms, struct alert *a, const char **srcp, char **errp) KG_WUR;
 
+/* normalize_record for a record pulled from a vendor's API (a poller), which is that
+ * vendor's object and never our generic form: the family that knows its shape is asked
+ * first even when the object has a member "source" of its own (a Graph riskDetection's
+ * "source" is the detecting service, e.g. "IdentityProtection"). */
+int normalize_vendor_record(const cJSON *obj, const char *raw, size_t rawlen,
+                            const char *default_source, int64_t received_ms, struct alert *a,
+                            const char **srcp, char **errp) KG_WUR;
+
 /* The generic rules, documented in docs/http-api.md:
  *   source      string [a-z0-9._-]{1,64}; required unless default_source is given
  *   source_id   string (1..256 bytes) or integer below 2^53; default: sha256 of the

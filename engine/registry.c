@@ -9,6 +9,7 @@
 #include "connectors/notify.h"
 #include "connectors/panos.h"
 #include "connectors/panos_keygen.h"
+#include "connectors/poll_graph.h"
 #include "connectors/rest.h"
 #include "connectors/security.h"
 #include "engine/api.h"
@@ -40,6 +41,7 @@ static const struct plugin_route *const routes[] = {
 static const struct source *const sources[] = {
     &intake_source,
     &syslog_source,
+    &poll_graph_source,
 };
 
 /* The source-specific normalizers, asked in this order which family a record's shape

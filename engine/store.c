@@ -334,6 +334,33 @@ static const char *const tenant_migrations[] = {
      * NULL for a run the engine started: such a person may never decide the run's own
      * approvals. Self-contained: adds only this column. */
     "ALTER TABLE runs ADD COLUMN requester TEXT;",
+    /* 13: polling: each poller's durable position per stream (poll_cursors: its cursor as the
+     * poller's own JSON text); the history of stored alerts their source changed later
+     * (alert_updates: what changed, the record before, whether the change started the
+     * playbooks again); the dashboard's counts follow an alert whose level changes.
+     * Self-contained: creates only its own objects, each only if missing. */
+    "CREATE TABLE IF NOT EXISTS poll_cursors ("
+    "  stream TEXT PRIMARY KEY,"
+    "  cursor TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS alert_updates ("
+    "  id INTEGER PRIMARY KEY,"
+    "  alert_id INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  significant INTEGER NOT NULL,"
+    "  changes TEXT NOT NULL,"
+    "  previous TEXT"
+    ");"
+    "CREATE INDEX IF NOT EXISTS alert_updates_alert ON alert_updates (alert_id, id);"
+    "CREATE TRIGGER IF NOT EXISTS alert_counts_relevel AFTER UPDATE OF severity ON alerts"
+    "  WHEN OLD.class = 'alert' AND OLD.severity <> NEW.severity BEGIN"
+    "  UPDATE alert_counts SET n = n - 1 WHERE hour = (OLD.time / 3600000) * 3600000"
+    "    AND source = OLD.source AND severity = OLD.severity;"
+    "  INSERT INTO alert_counts (hour, source, severity, n)"
+    "    VALUES ((NEW.time / 3600000) * 3600000, NEW.source, NEW.severity, 1)"
+    "    ON CONFLICT (hour, source, severity) DO UPDATE SET n = n + 1;"
+    "  END;",
     /* The portal's containment view: the journal's finished effects by kind, newest
      * first (which accounts were disabled, which devices isolated), read without a scan
      * of every run's journal. Self-contained: adds only its own index. */
@@ -459,6 +486,12 @@ enum query {
     Q_LIST_PUT,
     Q_LIST_DEL,
     Q_LIST_GET,
+    Q_ALERT_UPDATE,
+    Q_ALERT_UPDATE_LOG,
+    Q_ALERT_UPDATES,
+    Q_CURSOR_GET,
+    Q_CURSOR_PUT,
+    Q_CURSOR_LIST,
     /* the portal's settings and dashboard */
     Q_ALERT_IDS_OBS,
     Q_LIST_LIVE,
@@ -684,6 +717,17 @@ static const char *const query_sql[Q_COUNT] = {
                    " (expires != 0 AND expires <= ?3))",
     [Q_LIST_GET] = "SELECT value FROM list_entries WHERE list = ?1 AND (expires = 0 OR"
                    " expires > ?2) ORDER BY value",
+    [Q_ALERT_UPDATE] = "UPDATE alerts SET title = ?2, category = ?3, vendor_severity = ?4,"
+                       " severity = ?5, outcome = ?6, observables = ?7, raw = ?8 WHERE id = ?1",
+    [Q_ALERT_UPDATE_LOG] = "INSERT INTO alert_updates (alert_id, at, significant, changes,"
+                           " previous) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_ALERT_UPDATES] = "SELECT at, significant, changes FROM alert_updates WHERE alert_id = ?1"
+                        " ORDER BY id",
+    [Q_CURSOR_GET] = "SELECT cursor FROM poll_cursors WHERE stream = ?1",
+    [Q_CURSOR_PUT] = "INSERT INTO poll_cursors (stream, cursor, updated) VALUES (?1, ?2, ?3)"
+                     " ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor,"
+                     " updated = excluded.updated",
+    [Q_CURSOR_LIST] = "SELECT stream, cursor, updated FROM poll_cursors ORDER BY stream",
     /* the portal's settings and dashboard */
     [Q_ALERT_IDS_OBS] =
         "SELECT a.id FROM alert_observables AS o JOIN alerts AS a ON a.id = o.alert_id"
@@ -2075,6 +2119,203 @@ store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **er
                       (long long)id);
     }
     return 1;
+}
+
+int
+store_alert_update(struct store_tenant *t, struct alert *a, int64_t now_ms, int *updated,
+                   int *significant, char **errp)
+{
+    struct alert old;
+    sqlite3_stmt *s;
+    char *changes = NULL;
+    int rc = -1;
+
+    *updated = *significant = 0;
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "alert update: no open transaction");
+    }
+    rc = store_alert_get(t, a->id, &old, errp);
+    if (rc != 1) {
+        return rc == 0 ? kg_err(errp, "alert update %lld: not stored", (long long)a->id) : -1;
+    }
+    rc = -1;
+    if (old.raw != NULL && a->raw != NULL && strcmp(old.raw, a->raw) == 0) {
+        rc = 0; /* the same record again: nothing changed */
+        goto out;
+    }
+    buf_reset(&t->obs);
+    if (obs_to_json(a, &t->obs) == -1) {
+        kg_err(errp, "alert update %s/%s: observables over %u bytes", a->source, a->source_id,
+               STORE_OBS_MAX);
+        goto out;
+    }
+    changes = alert_diff(&old, a);
+    *significant = old.cls == ALERT_CLASS_ALERT && alert_update_significant(&old, a);
+    if ((s = db_stmt(&t->db, Q_ALERT_UPDATE, errp)) == NULL) {
+        goto out;
+    }
+    if ((sqlite3_bind_int64(s, 1, a->id) | bind_text(s, 2, a->title) |
+         bind_text(s, 3, a->category) | bind_text(s, 4, a->vendor_severity) |
+         sqlite3_bind_int(s, 5, a->severity) |
+         bind_text(s, 6, a->outcome ? a->outcome : "unknown") |
+         sqlite3_bind_text(s, 7, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
+         bind_text(s, 8, a->raw)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "alert update %s/%s", a->source, a->source_id);
+        stmt_done(s);
+        goto out;
+    }
+    if (stmt_run(&t->db, s, "alert update", errp) == -1) {
+        goto out;
+    }
+    if ((s = db_stmt(&t->db, Q_ALERT_UPDATE_LOG, errp)) == NULL) {
+        goto out;
+    }
+    if ((sqlite3_bind_int64(s, 1, a->id) | sqlite3_bind_int64(s, 2, now_ms) |
+         sqlite3_bind_int(s, 3, *significant) | bind_text(s, 4, changes) |
+         bind_text(s, 5, old.raw)) != SQLITE_OK) {
+        db_fail(&t->db, errp, "alert update %s/%s: history", a->source, a->source_id);
+        stmt_done(s);
+        goto out;
+    }
+    if (stmt_run(&t->db, s, "alert update history", errp) == -1) {
+        goto out;
+    }
+    /* The stored alert keeps its times and class; its new observables are indexed under
+     * its received time, like the others. */
+    a->time_ms = old.time_ms;
+    a->received_ms = old.received_ms;
+    a->cls = old.cls;
+    if (obs_index(t, a, errp) == -1) {
+        goto out;
+    }
+    *updated = 1;
+    rc = 0;
+out:
+    if (rc == -1) {
+        *significant = 0;
+    }
+    free(changes);
+    alert_free(&old);
+    return rc;
+}
+
+int
+store_alert_updates(struct store_tenant *t, int64_t id, struct buf *out, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc, first = 1;
+
+    if ((s = db_stmt(&t->db, Q_ALERT_UPDATES, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    if (buf_puts(out, "[") == -1) {
+        stmt_done(s);
+        return kg_err(errp, "alert %lld: updates too large", (long long)id);
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char at[32];
+        const char *ch = (const char *)sqlite3_column_text(s, 2);
+
+        util_fmt_time(sqlite3_column_int64(s, 0), at);
+        if (buf_printf(out, "%s{\"at\":\"%s\",\"significant\":%s,\"changes\":%s}", first ? "" : ",",
+                       at, sqlite3_column_int(s, 1) ? "true" : "false",
+                       ch != NULL ? ch : "{}") == -1) {
+            stmt_done(s);
+            return kg_err(errp, "alert %lld: updates too large", (long long)id);
+        }
+        first = 0;
+    }
+    stmt_done(s);
+    if (rc != SQLITE_DONE) {
+        return db_fail(&t->db, errp, "alert updates %lld", (long long)id);
+    }
+    if (buf_puts(out, "]") == -1) {
+        return kg_err(errp, "alert %lld: updates too large", (long long)id);
+    }
+    return 0;
+}
+
+int
+store_cursor_get(struct store_tenant *t, const char *stream, char **value, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *value = NULL;
+    if ((s = db_stmt(&t->db, Q_CURSOR_GET, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, stream);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *value = col_strdup(s, 0);
+    }
+    stmt_done(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return db_fail(&t->db, errp, "cursor get %s", stream);
+    }
+    return 0;
+}
+
+int
+store_cursor_put(struct store_tenant *t, const char *stream, const char *value, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if (!db_in_tx(&t->db)) {
+        return kg_err(errp, "cursor put: no open transaction");
+    }
+    if ((s = db_stmt(&t->db, Q_CURSOR_PUT, errp)) == NULL) {
+        return -1;
+    }
+    if ((bind_text(s, 1, stream) | bind_text(s, 2, value) |
+         sqlite3_bind_int64(s, 3, util_now_ms())) != SQLITE_OK) {
+        db_fail(&t->db, errp, "cursor put %s", stream);
+        stmt_done(s);
+        return -1;
+    }
+    return stmt_run(&t->db, s, "cursor put", errp);
+}
+
+int
+store_cursor_list(struct store_tenant *t, struct store_cursor **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    struct store_cursor *v = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_CURSOR_LIST, errp)) == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        v[len].stream = col_strdup(s, 0);
+        v[len].cursor = col_strdup(s, 1);
+        v[len].updated_ms = sqlite3_column_int64(s, 2);
+        len++;
+    }
+    stmt_done(s);
+    if (rc != SQLITE_DONE) {
+        store_cursors_free(v, len);
+        return db_fail(&t->db, errp, "cursor list");
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void
+store_cursors_free(struct store_cursor *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].stream);
+        free(v[i].cursor);
+    }
+    free(v);
 }
 
 int64_t

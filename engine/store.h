@@ -231,6 +231,32 @@ int store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, 
 /* 1 and *out filled (caller alert_free()s it), 0 when absent, -1 on error. */
 int store_alert_get(struct store_tenant *t, int64_t id, struct alert *out, char **errp);
 int64_t store_alert_count(struct store_tenant *t); /* -1 on error */
+/* a was sent again by its source: store_alert_insert found it stored (a->id set,
+ * *duplicate). When its raw record differs from the stored one, the stored alert takes
+ * a's title, category, levels, outcome, observables and raw (its times and class stay,
+ * and are copied into a), one row of alert_updates keeps what changed (alert_diff) and
+ * the record before, and *updated is 1; *significant is 1 when the update should start
+ * the playbooks again (alert_update_significant; never for an event). The same record
+ * again changes nothing. Needs an open transaction. */
+int store_alert_update(struct store_tenant *t, struct alert *a, int64_t now_ms, int *updated,
+                       int *significant, char **errp) KG_WUR;
+/* The update history of alert id appended to out as a JSON array of {"at", "significant",
+ * "changes"}, oldest first. */
+int store_alert_updates(struct store_tenant *t, int64_t id, struct buf *out, char **errp) KG_WUR;
+
+/* Pollers' cursors: one JSON text per stream name (engine/poll.h). get sets *value
+ * (malloc'd) or NULL when the stream has none; put needs an open transaction. */
+struct store_cursor {
+    char *stream;
+    char *cursor;
+    int64_t updated_ms;
+};
+int store_cursor_get(struct store_tenant *t, const char *stream, char **value, char **errp) KG_WUR;
+int store_cursor_put(struct store_tenant *t, const char *stream, const char *value,
+                     char **errp) KG_WUR;
+int store_cursor_list(struct store_tenant *t, struct store_cursor **out, size_t *n,
+                      char **errp) KG_WUR;
+void store_cursors_free(struct store_cursor *v, size_t n);
 
 /* Alerts matching every filter that is set, newest first. Unset: NULL strings, -1
  * severities, 0 times. Times bound the received time: since <= received < until. The

@@ -625,6 +625,39 @@ def test_security():
               and "$expand=alerts" in r.json["@odata.nextLink"], "incident paging: %r" % r)
 
 
+def test_state_upsert():
+    """POST /_mock/state/{alerts,incidents,riskDetections,signIns}: a new item appears in its
+    list (newest first), a known alert has the members given replaced and a new
+    lastUpdateDateTime (the watermark filter finds it), many at once with {"value": [...]};
+    an item without an id is refused and nothing applies."""
+    with MockServer() as m:
+        before = m.state("alerts", ALERT_LSASS)
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+        r = m.control("POST", "/state/alerts", {"id": ALERT_LSASS, "status": "resolved"})
+        check(r == {"upserted": 1}, "upsert: %r" % r)
+        after = m.state("alerts", ALERT_LSASS)
+        check(after["status"] == "resolved" and after["title"] == before["title"]
+              and after["lastUpdateDateTime"] > before["lastUpdateDateTime"], "merged: %r" % after)
+        r = m.graph("GET", "/v1.0/security/alerts_v2?$filter=" + q("lastUpdateDateTime ge " + since))
+        check([a["id"] for a in r.json["value"]] == [ALERT_LSASS], "watermark: %r" % r)
+        new = dict(before, id="new-alert-1", lastUpdateDateTime="2030-01-01T00:00:00Z")
+        m.control("POST", "/state/alerts", {"value": [new, dict(new, id="new-alert-2")]})
+        r = m.graph("GET", "/v1.0/security/alerts_v2")
+        ids = [a["id"] for a in r.json["value"]]
+        check(ids[:2] == ["new-alert-2", "new-alert-1"], "newest first: %r" % ids)
+        det = {"id": "de7-new", "riskEventType": "anonymizedIPAddress", "riskLevel": "medium",
+               "detectedDateTime": "2030-01-01T00:00:00Z",
+               "lastUpdatedDateTime": "2030-01-01T00:00:00Z"}
+        m.control("POST", "/state/riskDetections", det)
+        r = m.graph("GET", "/v1.0/identityProtection/riskDetections")
+        check(r.json["value"][0]["id"] == "de7-new", "risk detections: %r" % r.json["value"][:1])
+        r = m.request("POST", "/_mock/state/alerts", {"value": [{"id": "x"}, {"title": "no id"}]})
+        check(r.status == 400, "an item without an id: %r" % r)
+        check(m.request("GET", "/_mock/state/alerts/x").status == 404, "a refused batch applied")
+        r = m.request("POST", "/_mock/state/users", {"id": "x"})
+        check(r.status == 404, "users cannot be upserted: %r" % r)
+
+
 def test_faults():
     """Queued faults: 429 with Retry-After then success; 503 without; drop (no answer);
     malformed body; slow answer; persistent latency until cleared; the request log."""

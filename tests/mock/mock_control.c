@@ -567,6 +567,95 @@ risky_state(struct m_risky *ru)
     return o;
 }
 
+/* Put v at the front of vec (lists are kept newest first). */
+static void
+vec_unshift(struct mvec *vec, void *v)
+{
+    mvec_push(vec, v);
+    memmove(&vec->v[1], &vec->v[0], (vec->n - 1) * sizeof(void *));
+    vec->v[0] = v;
+}
+
+/* POST /_mock/state/{alerts,incidents,riskDetections,signIns} with an item, or many as
+ * {"value":[...]}: what the service would show after a detection appeared or changed. An item with
+ * the id of a stored alert or incident has its members replaced (the others stay); any
+ * other item is added as the newest. Alerts and incidents get lastUpdateDateTime = now
+ * unless the item gives one. */
+static void
+upsert(struct mhttp_req *h, const char *kind)
+{
+    int sec = strcmp(kind, "alerts") == 0 || strcmp(kind, "incidents") == 0;
+    int inc = strcmp(kind, "incidents") == 0;
+    struct mvec *plain = strcmp(kind, "riskDetections") == 0 ? &mock.detections
+                         : strcmp(kind, "signIns") == 0      ? &mock.signins
+                                                             : NULL;
+    cJSON *body, *arr, *it;
+    char now[32];
+    int n = 0;
+
+    if (!sec && plain == NULL) {
+        reply_error(h, 404, "POST state: alerts, incidents, riskDetections or signIns");
+        return;
+    }
+    if ((body = body_json(h)) == NULL) {
+        return;
+    }
+    if (cJSON_IsArray(json_get(body, "value"))) { /* {"value":[...]}: many at once */
+        arr = cJSON_DetachItemFromObjectCaseSensitive(body, "value");
+        cJSON_Delete(body);
+    } else {
+        arr = NULL;
+    }
+    if (arr == NULL) {
+        arr = cJSON_CreateArray();
+        cJSON_AddItemToArray(arr, body);
+    }
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (!cJSON_IsObject(it) || jstr(it, "id") == NULL) {
+            reply_error(h, 400, "every item must be an object with a string id");
+            cJSON_Delete(arr);
+            return;
+        }
+    }
+    util_fmt_time(util_now_ms(), now);
+    cJSON_ArrayForEach(it, arr)
+    {
+        const char *id = jstr(it, "id");
+
+        n++;
+        if (sec) {
+            struct mmap *map = inc ? &mock.incident_map : &mock.alert_map;
+            struct m_secitem *a = mmap_get(map, id);
+            const cJSON *m;
+
+            if (a == NULL) {
+                a = xcalloc(1, sizeof(*a));
+                a->obj = cJSON_CreateObject();
+                jset(a->obj, "comments", cJSON_CreateArray());
+                vec_unshift(inc ? &mock.incidents : &mock.alerts, a);
+            }
+            cJSON_ArrayForEach(m, it)
+            {
+                jset(a->obj, m->string, cJSON_Duplicate(m, 1));
+            }
+            if (json_get(it, "lastUpdateDateTime") == NULL) {
+                jset_str(a->obj, "lastUpdateDateTime", now);
+            }
+            mmap_put(map, jstr(a->obj, "id"), a);
+        } else {
+            vec_unshift(plain, cJSON_Duplicate(it, 1));
+        }
+    }
+    cJSON_Delete(arr);
+    {
+        cJSON *out = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(out, "upserted", n);
+        reply(h, 200, out);
+    }
+}
+
 /* GET /_mock/state/<kind>/<id>, GET /_mock/state/indicators, POST
  * /_mock/state/machines/<id> {"offline": bool, "action_results": {...}}. */
 static void
@@ -592,6 +681,10 @@ state(struct mhttp_req *h, const char *rest, int post)
             cJSON_AddItemToArray(arr, cJSON_Duplicate(ind->obj, 1));
         }
         reply(h, 200, arr);
+        return;
+    }
+    if (post && id == NULL) {
+        upsert(h, kind);
         return;
     }
     if (id == NULL || id[0] == '\0') {

@@ -514,6 +514,74 @@ test_tenants_full(void)
     tmpconf_done(&t);
 }
 
+/* tenants.<id>.microsoft.poll: intervals per stream (left out: not polled), defaults for
+ * the overlap, backfill and page size, and the bounds. */
+static void
+test_microsoft_poll(void)
+{
+    static const char *const bad[] = {
+        "poll = { alerts = '2s' }",     /* under 5 s */
+        "poll = { alerts = '2d' }",     /* over a day */
+        "poll = { page_size = 0 }",     /* 1..1000 */
+        "poll = { page_size = 5000 }",  /*  */
+        "poll = { backfill = '100d' }", /* at most 90 days */
+        "poll = { alert = '1m' }",      /* unknown key */
+        "poll = { signins = true }",    /* a duration */
+        "poll = 'every minute'",        /* a table */
+    };
+    struct tmpconf t;
+    struct config cfg;
+    const struct config_tenant *ten;
+    char *err = NULL, *text;
+
+    T_REQUIRE(tmpconf_init(&t) == 0);
+    T_EQ_INT(load_text(&t,
+                       "tenants = { a = { microsoft = { tenant_id = 'x', client_id = 'y',"
+                       " client_secret = 's', poll = { alerts = '1m', risk_detections = 300,"
+                       " signins = 0 } } },"
+                       " b = { microsoft = { tenant_id = 'x', client_id = 'y',"
+                       " client_secret = 's', poll = { incidents = '30s', overlap = '10m',"
+                       " backfill = '7d', page_size = 1000 } } } }\n",
+                       &cfg, &err),
+             0);
+    if (err != NULL) {
+        fprintf(stderr, "    %s\n", err);
+        free(err);
+        err = NULL;
+    }
+    ten = config_tenant(&cfg, "a");
+    T_REQUIRE(ten != NULL && MSC(ten) != NULL);
+    T_ASSERT(MSC(ten)->poll.alerts == 60);
+    T_ASSERT(MSC(ten)->poll.incidents == 0);
+    T_ASSERT(MSC(ten)->poll.risk_detections == 300);
+    T_ASSERT(MSC(ten)->poll.signins == 0);
+    T_ASSERT(MSC(ten)->poll.overlap == 300);
+    T_ASSERT(MSC(ten)->poll.backfill == 86400);
+    T_EQ_INT(MSC(ten)->poll.page_size, 100);
+    ten = config_tenant(&cfg, "b");
+    T_REQUIRE(ten != NULL && MSC(ten) != NULL);
+    T_ASSERT(MSC(ten)->poll.incidents == 30);
+    T_ASSERT(MSC(ten)->poll.overlap == 600);
+    T_ASSERT(MSC(ten)->poll.backfill == 7 * 86400);
+    T_EQ_INT(MSC(ten)->poll.page_size, 1000);
+    config_free(&cfg);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        text = xasprintf("tenants = { a = { microsoft = { tenant_id = 'x', client_id = 'y',"
+                         " client_secret = 's', %s } } }\n",
+                         bad[i]);
+        if (load_text(&t, text, &cfg, &err) == 0) {
+            T_FAIL_("accepted: %s", bad[i]);
+            config_free(&cfg);
+        } else {
+            T_ASSERT(err != NULL && strstr(err, "poll") != NULL);
+        }
+        free(err);
+        err = NULL;
+        free(text);
+    }
+    tmpconf_done(&t);
+}
+
 static void
 test_tenants_defaults(void)
 {
@@ -1108,6 +1176,7 @@ TEST_LIST = {
     { "write_default_no_overwrite", test_write_default_no_overwrite },
     { "missing_file_and_buffer", test_missing_file_and_buffer },
     { "tenants_full", test_tenants_full },
+    { "microsoft_poll", test_microsoft_poll },
     { "tenants_defaults", test_tenants_defaults },
     { "tenants_errors", test_tenants_errors },
     { "tenants_urls_accepted", test_tenants_urls_accepted },

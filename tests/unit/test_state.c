@@ -221,8 +221,9 @@ test_index_filled_by_migration(void)
      * libraries; 10: a run's result columns) are dropped and the version set to 2. A
      * migration appended later must be undone here too (11, the published lists'
      * list_entries, creates its table only if missing: it runs again as is; 12, a run's
-     * requester, is dropped above; the journal's kind index and the portal's
-     * tenant_settings are made only if missing too: they run again as is). */
+     * requester, and 13, the pollers' cursors, the alerts' update history and the level
+     * trigger, are dropped; the journal's kind index and the portal's tenant_settings are
+     * made only if missing: they run again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -237,7 +238,9 @@ test_index_filled_by_migration(void)
         sqlite3_finalize(q);
         T_ASSERT(v >= 10);
         /* the migrations appended after it are dropped and redone too */
-        sql = xasprintf("DROP TRIGGER alert_counts_add; DROP TRIGGER alert_counts_remove;"
+        sql = xasprintf("DROP TRIGGER alert_counts_relevel; DROP TABLE poll_cursors;"
+                        "DROP TABLE alert_updates;"
+                        "DROP TRIGGER alert_counts_add; DROP TRIGGER alert_counts_remove;"
                         "DROP TABLE alert_counts;"
                         "DROP TABLE alert_observables; DROP TABLE kv;"
                         "DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE escalations;"

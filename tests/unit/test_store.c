@@ -164,6 +164,155 @@ insert_one(struct store_tenant *t, const char *source, const char *source_id, in
     return id;
 }
 
+/* The dashboard's count of (source, level) as stored, read beside the store's connection. */
+static int
+count_at(const char *dir, const char *source, int sev)
+{
+    char *path = xasprintf("%s/tenants/acme.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int n = -1;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+                           "SELECT coalesce(sum(n), 0) FROM alert_counts WHERE source = ?1 AND"
+                           " severity = ?2",
+                           -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 2, sev);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            n = sqlite3_column_int(s, 0);
+        }
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    free(path);
+    return n;
+}
+
+/* Send the alert source/"u1" again with raw and level sev: *updated and *significant. */
+static int
+resend(struct fx *f, const char *raw, int sev, const char *outcome, int *updated, int *significant)
+{
+    struct alert a;
+    char *err = NULL;
+    int dup = 0, rc = -1;
+
+    mk_alert(&a, "graph.test", "u1");
+    free(a.raw);
+    a.raw = xstrdup(raw);
+    a.severity = sev;
+    free(a.outcome);
+    a.outcome = xstrdup(outcome);
+    add_obs(&a, "host", "pc-9", NULL);
+    if (store_tx_begin(f->t, &err) == 0 && store_alert_insert(f->t, &a, &dup, &err) == 0 && dup &&
+        store_alert_update(f->t, &a, 1715650400000LL, updated, significant, &err) == 0 &&
+        store_tx_commit(f->t, &err) == 0) {
+        rc = 0;
+    } else {
+        fprintf(stderr, "  resend: %s\n", err ? err : "not a duplicate");
+        store_tx_rollback(f->t);
+    }
+    free(err);
+    alert_free(&a);
+    return rc;
+}
+
+/* A stored alert sent again: the same record changes nothing; another record updates it in
+ * place with its history (what changed, the record before); a higher level or a
+ * "succeeded" outcome is significant; the dashboard's counts follow the level. */
+static void
+test_alert_update(void)
+{
+    struct fx f;
+    struct alert got;
+    struct buf b;
+    char *err = NULL;
+    int dup = 0, upd = -1, sig = -1;
+    int64_t id;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    id = insert_one(f.t, "graph.test", "u1", &dup);
+    T_REQUIRE(id > 0);
+    T_EQ_INT(count_at(f.dir, "graph.test", SEV_HIGH), 1);
+    /* mk_alert's record again: nothing. */
+    T_REQUIRE(resend(&f, "{\"id\":\"x\"}", SEV_HIGH, "succeeded", &upd, &sig) == 0);
+    T_EQ_INT(upd, 0);
+    T_EQ_INT(sig, 0);
+    /* Its status changed: updated, not significant. */
+    T_REQUIRE(resend(&f, "{\"id\":\"x\",\"status\":\"resolved\"}", SEV_HIGH, "succeeded", &upd,
+                     &sig) == 0);
+    T_EQ_INT(upd, 1);
+    T_EQ_INT(sig, 0);
+    T_EQ_INT(store_alert_get(f.t, id, &got, &err), 1);
+    T_EQ_STR(got.raw, "{\"id\":\"x\",\"status\":\"resolved\"}");
+    T_EQ_INT(got.time_ms, 1715650385000LL); /* its times stay */
+    T_EQ_INT(got.nobs, 1);
+    alert_free(&got);
+    /* Its level rose: significant; the dashboard moves it from high to critical. */
+    T_REQUIRE(resend(&f, "{\"id\":\"x\",\"status\":\"resolved\",\"severity\":\"x\"}", SEV_CRITICAL,
+                     "succeeded", &upd, &sig) == 0);
+    T_EQ_INT(upd, 1);
+    T_EQ_INT(sig, 1);
+    T_EQ_INT(count_at(f.dir, "graph.test", SEV_HIGH), 0);
+    T_EQ_INT(count_at(f.dir, "graph.test", SEV_CRITICAL), 1);
+    /* Lower again, outcome unchanged: recorded, not significant. */
+    T_REQUIRE(resend(&f, "{\"id\":\"x\"}", SEV_LOW, "succeeded", &upd, &sig) == 0);
+    T_EQ_INT(upd, 1);
+    T_EQ_INT(sig, 0);
+    /* The outcome became "succeeded" from "attempted": significant. */
+    T_REQUIRE(resend(&f, "{\"id\":\"y\"}", SEV_LOW, "attempted", &upd, &sig) == 0);
+    T_EQ_INT(sig, 0);
+    T_REQUIRE(resend(&f, "{\"id\":\"z\"}", SEV_LOW, "succeeded", &upd, &sig) == 0);
+    T_EQ_INT(sig, 1);
+    buf_init(&b, 0);
+    T_REQUIRE(store_alert_updates(f.t, id, &b, &err) == 0);
+    T_ASSERT(strstr(b.data, "\"status\":[null,\"resolved\"]") == NULL);
+    T_ASSERT(strstr(b.data, "\"status\":\"added\"") != NULL);
+    T_ASSERT(strstr(b.data, "\"severity\":[\"high\",\"critical\"]") != NULL);
+    T_ASSERT(strstr(b.data, "\"observables_added\":[{\"type\":\"host\",\"value\":\"pc-9\"}]") !=
+             NULL);
+    T_ASSERT(strstr(b.data, "\"significant\":true") != NULL);
+    buf_free(&b);
+    free(err);
+    fx_teardown(&f);
+}
+
+/* Pollers' cursors: none at first, written only in a transaction, read back, listed. */
+static void
+test_cursors(void)
+{
+    struct fx f;
+    char *err = NULL, *v = NULL;
+    struct store_cursor *list = NULL;
+    size_t n = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    T_EQ_INT(store_cursor_get(f.t, "graph.alerts", &v, &err), 0);
+    T_ASSERT(v == NULL);
+    T_EQ_INT(store_cursor_put(f.t, "graph.alerts", "{}", &err), -1);
+    free(err);
+    err = NULL;
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_EQ_INT(store_cursor_put(f.t, "graph.alerts", "{\"watermark\":\"a\"}", &err), 0);
+    T_EQ_INT(store_cursor_put(f.t, "graph.alerts", "{\"watermark\":\"b\"}", &err), 0);
+    T_EQ_INT(store_cursor_put(f.t, "graph.incidents", "{}", &err), 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_EQ_INT(store_cursor_get(f.t, "graph.alerts", &v, &err), 0);
+    T_EQ_STR(v, "{\"watermark\":\"b\"}");
+    free(v);
+    T_EQ_INT(store_cursor_list(f.t, &list, &n, &err), 0);
+    T_EQ_INT(n, 2);
+    if (n == 2) {
+        T_EQ_STR(list[0].stream, "graph.alerts");
+        T_EQ_STR(list[1].stream, "graph.incidents");
+        T_ASSERT(list[0].updated_ms > 0);
+    }
+    store_cursors_free(list, n);
+    free(err);
+    fx_teardown(&f);
+}
+
 static void
 test_open_migrate_reopen(void)
 {
@@ -1421,6 +1570,8 @@ TEST_LIST = {
     { "schema_newer_refused", test_schema_newer_refused },
     { "tenants", test_tenants },
     { "alert_dedup", test_alert_dedup },
+    { "alert_update", test_alert_update },
+    { "cursors", test_cursors },
     { "alert_roundtrip", test_alert_roundtrip },
     { "durability", test_durability },
     { "runs", test_runs },

@@ -1,0 +1,496 @@
+"""Graph polling (connectors/poll_graph.c) against kagari-mock: security alerts_v2 and
+incidents, Identity Protection risk detections, sign-ins; paging, updates of stored
+alerts, throttling, token expiry, kill -9 in the middle of a pass, a failing tenant beside
+a healthy one, a bad item in a page."""
+
+import json
+import os
+import time
+
+from harness import Daemon, check, playbook, wait_for
+import mockctl
+from mockctl import MockServer
+
+SEEDED_ALERTS = 5
+SEEDED_INCIDENTS = 3
+SEEDED_DETECTIONS = 4
+
+
+def lua_str(s):
+    return json.dumps(s)
+
+
+def ms_block(m, poll):
+    return ("microsoft = { authority = %s, graph = %s, defender = %s, tenant_id = %s, "
+            "client_id = %s, client_secret = %s, poll = { backfill = \"3d\", %s } }"
+            % (lua_str(m.base_url), lua_str(m.base_url), lua_str(m.base_url),
+               lua_str(mockctl.TENANT), lua_str(mockctl.CLIENT_ID),
+               lua_str(mockctl.CLIENT_SECRET), poll))
+
+
+class PollEnv:
+    """Mocks (one per tenant) and a daemon whose tenants t1 (and t2...) poll them."""
+
+    def __init__(self, name, poll, tenants=("t1",), playbooks=None, max_attempts=3,
+                 before_start=None):
+        self.name = name
+        self.poll = poll
+        self.tenants = tenants
+        self.playbooks = playbooks or {}
+        self.max_attempts = max_attempts
+        self.mocks = {}
+        self.d = None
+        self.before_start = before_start  # called with the mocks before the daemon starts
+
+    def __enter__(self):
+        try:
+            for t in self.tenants:
+                m = MockServer(tls=True)
+                m.__enter__()
+                self.mocks[t] = m
+            self.m = self.mocks[self.tenants[0]]
+            ca = os.path.join(os.path.dirname(self.m.ca_file), "poll-ca-%d.pem" % os.getpid())
+            with open(ca, "w") as out:
+                for m in self.mocks.values():
+                    with open(m.ca_file) as f:
+                        out.write(f.read())
+            self.ca = ca
+            blocks = ", ".join("%s = { %s }" % (t, ms_block(self.mocks[t], self.poll))
+                               for t in self.tenants)
+            cfg = ("connectors = { ca_file = %s, max_attempts = %d, timeout = \"10s\", "
+                   "breaker_threshold = 5, breaker_cooldown = \"2s\" }\n"
+                   "tenants = { %s }\n" % (lua_str(ca), self.max_attempts, blocks))
+            self.d = Daemon("poll-%s" % self.name, config_extra=cfg)
+            for t in self.tenants[1:]:
+                self.d.add_tenant(t)
+            for name, text in self.playbooks.items():
+                self.d.write_playbook("%s.lua" % name, text)
+            if self.before_start is not None:
+                self.before_start(self.mocks)
+            self.d.start()
+        except BaseException:
+            self._close(None)
+            raise
+        return self
+
+    def _close(self, etype):
+        try:
+            if self.d is not None:
+                self.d.__exit__(etype, None, None)
+        finally:
+            for m in self.mocks.values():
+                m.__exit__(etype, None, None)
+
+    def __exit__(self, etype, exc, tb):
+        try:
+            if etype is None and self.d is not None and self.d.proc is not None:
+                self.d.stop()
+        finally:
+            self._close(etype)
+        return False
+
+    def count(self, source_like, tenant=None):
+        return self.d.query("SELECT count(*) FROM alerts WHERE source LIKE ?", (source_like,),
+                            tenant=tenant)[0][0]
+
+    def cursor(self, stream, tenant=None):
+        rows = self.d.query("SELECT cursor FROM poll_cursors WHERE stream = ?", (stream,),
+                            tenant=tenant)
+        return json.loads(rows[0][0]) if rows else None
+
+    def wait_pass(self, stream, n_passes, timeout=60):
+        """Wait until the poller has finished n_passes complete passes of stream (summed
+        over tenants)."""
+        key = 'kagari_poll_passes_total{stream="%s"}' % stream
+        wait_for(lambda: self.d.metrics().get(key, 0) >= n_passes, timeout,
+                 "%d passes of %s" % (n_passes, stream))
+
+    def passes(self, stream):
+        return self.d.metrics().get('kagari_poll_passes_total{stream="%s"}' % stream, 0)
+
+
+def graph_alerts(d, tenant=None):
+    rows = d.query("SELECT source_id, raw, severity FROM alerts WHERE source IN "
+                   "('defender.alert', 'mdo.alert') ORDER BY id", tenant=tenant)
+    return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
+
+
+def list_requests(m, path):
+    return [e for e in m.log_entries(2000, path) if e["route"] and e["route"].endswith(".list")]
+
+
+POLL_ALL = 'alerts = "5s", incidents = "5s", risk_detections = "5s", page_size = 2'
+
+
+def test_first_poll_pages():
+    """The first pass of each stream reads everything since the backfill, page by page
+    (page_size 2: three pages of alerts, two of incidents, two of risk detections), and
+    the cursor ends at the greatest last-update time seen, with no page pending."""
+    with PollEnv("first", POLL_ALL) as env:
+        wait_for(lambda: env.count("defender.incident") == SEEDED_INCIDENTS and
+                 env.count("entra.risk") == SEEDED_DETECTIONS and
+                 env.count("%.alert") == SEEDED_ALERTS, 60, "every seeded item")
+        env.wait_pass("alerts", 1)
+        env.wait_pass("incidents", 1)
+        env.wait_pass("risk_detections", 1)
+        reqs = list_requests(env.m, "/v1.0/security/alerts_v2")
+        first = reqs[:3]
+        check(len(reqs) >= 3, "alerts requests: %r" % reqs)
+        check("$filter=lastUpdateDateTime" in first[0]["query"] or
+              "%24filter=lastUpdateDateTime" in first[0]["query"] or
+              "lastUpdateDateTime" in first[0]["query"], "first request: %r" % first[0])
+        check(all("skiptoken" in r["query"] for r in first[1:]),
+              "the pass follows the next links: %r" % first)
+        det = list_requests(env.m, "/v1.0/identityProtection/riskDetections")
+        check(len(det) >= 2 and "skiptoken" in det[1]["query"], "risk detections: %r" % det)
+        cur = env.cursor("graph.alerts")
+        check(cur is not None and "watermark" in cur and "next" not in cur, "cursor: %r" % cur)
+        stored = graph_alerts(env.d)
+        check(mockctl.ALERT_LSASS in stored, "the seeded alert is stored: %r" % list(stored))
+        # The greatest lastUpdateDateTime of the seed is the watermark.
+        latest = max(a["lastUpdateDateTime"] for a, _ in stored.values())
+        check(abs(to_ms(cur["watermark"]) - to_ms(latest)) < 1000,
+              "watermark %s, latest %s" % (cur["watermark"], latest))
+        m = env.d.metrics()
+        check(m.get('kagari_poll_items_total{stream="alerts",result="new"}') == SEEDED_ALERTS,
+              "items metric: %r" % {k: v for k, v in m.items() if "poll" in k})
+        check('kagari_poll_lag_seconds{stream="alerts"}' in m, "no lag metric")
+        # The operator's view of the cursors.
+        out = env.d.cli("poll", "status").stdout
+        check("graph.alerts" in out and "graph.risk_detections" in out, "status: %r" % out)
+
+
+test_first_poll_pages.TIMEOUT = 120
+
+
+def to_ms(s):
+    import harness
+    return harness.to_ms(s)
+
+
+TRIGGER = playbook("on-defender", "defender.alert",
+                   '    log.info("seen " .. alert.source_id)')
+
+
+def test_update_and_new():
+    """After the first pass: a new alert is stored once; an alert whose status changed
+    (a PATCH at the service) is updated in place, its history keeps the change, and it
+    does not start the playbooks again; an update that raises its level does. A token
+    that expired between polls is renewed."""
+    with PollEnv("update", 'alerts = "5s", page_size = 2', playbooks={"pb": TRIGGER}) as env:
+        wait_for(lambda: env.count("%.alert") == SEEDED_ALERTS, 60, "the seeded alerts")
+        env.wait_pass("alerts", 1)
+        base_runs = len(env.d.db_runs())
+        lsass = graph_alerts(env.d)[mockctl.ALERT_LSASS][0]
+        check(lsass["status"] != "resolved", "seed: %r" % lsass["status"])
+        r = env.m.graph("PATCH", "/v1.0/security/alerts_v2/" + mockctl.ALERT_LSASS,
+                        {"status": "resolved", "classification": "truePositive"})
+        check(r.status == 200, "PATCH: %r" % r)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        new = dict(lsass, id="da0001112223334460_-9999", title="New poll alert",
+                   status="new", severity="low", evidence=[], createdDateTime=now,
+                   lastUpdateDateTime=now)
+        env.m.control("POST", "/state/alerts", new)
+        env.m.expire_tokens()
+        passes = env.passes("alerts")
+        env.wait_pass("alerts", passes + 1)
+        wait_for(lambda: "da0001112223334460_-9999" in graph_alerts(env.d), 30, "the new alert")
+        stored = graph_alerts(env.d)
+        check(len(stored) == SEEDED_ALERTS + 1, "alerts: %r" % list(stored))
+        check(stored[mockctl.ALERT_LSASS][0]["status"] == "resolved",
+              "the stored alert was not updated: %r" % stored[mockctl.ALERT_LSASS][0]["status"])
+        aid = env.d.query("SELECT id FROM alerts WHERE source_id = ?",
+                          (mockctl.ALERT_LSASS,))[0][0]
+        ups = env.d.query("SELECT significant, changes, previous FROM alert_updates "
+                          "WHERE alert_id = ?", (aid,))
+        check(len(ups) == 1, "history: %r" % ups)
+        ch = json.loads(ups[0][1])
+        check(ch["raw"]["status"] == [lsass["status"], "resolved"], "changes: %r" % ch)
+        check(ups[0][0] == 0 and json.loads(ups[0][2])["status"] == lsass["status"],
+              "the record before is kept, not significant: %r" % (ups[0],))
+        # A reviewer sees the history with the alert.
+        shown = json.loads(env.d.cli("alert", "show", str(aid), "--json").stdout)
+        check(len(shown["updates"]) == 1 and
+              shown["updates"][0]["changes"]["raw"]["status"][1] == "resolved" and
+              shown["updates"][0]["significant"] is False, "alert show: %r" % shown["updates"])
+        text = env.d.cli("alert", "show", str(aid)).stdout
+        check("updates   1" in text and "recorded" in text, "alert show text: %r" % text)
+        # One run for the new alert, none for the update.
+        wait_for(lambda: len(env.d.db_runs()) == base_runs + 1, 20, "the new alert's run")
+        time.sleep(1)
+        check(len(env.d.db_runs()) == base_runs + 1, "an update re-ran the playbooks")
+        # The token expired: the poll got a 401, renewed the token and went on.
+        log = env.m.log_entries(500, "/v1.0/security/alerts_v2")
+        check(any(e["status"] == 401 for e in log), "no 401 after the tokens expired")
+        # A significant update: its level rises.
+        check(stored["da0001112223334460_-9999"][1] == 1, "the new alert is not low")
+        env.m.control("POST", "/state/alerts",
+                      {"id": "da0001112223334460_-9999", "severity": "high"})
+        passes = env.passes("alerts")
+        env.wait_pass("alerts", passes + 1)
+        nid = env.d.query("SELECT id FROM alerts WHERE source_id = ?",
+                          ("da0001112223334460_-9999",))[0][0]
+        ups = env.d.query("SELECT significant, changes FROM alert_updates WHERE alert_id = ?",
+                          (nid,))
+        check(len(ups) == 1, "history of the new alert: %r" % ups)
+        check(ups[0][0] == 1 and json.loads(ups[0][1])["severity"] == ["low", "high"],
+              "a higher level is significant: %r" % (ups[0],))
+        check(env.d.query("SELECT severity FROM alerts WHERE id = ?", (nid,))[0][0] == 3,
+              "the stored level did not follow")
+        wait_for(lambda: len(env.d.runs_of_alert(nid)) == 2, 20, "the second run")
+        m = env.d.metrics()
+        check(m.get("kagari_alerts_updated_total", 0) >= 2, "updated metric")
+        check(len(graph_alerts(env.d)) == SEEDED_ALERTS + 1, "a duplicate was stored")
+
+
+test_update_and_new.TIMEOUT = 150
+
+
+def test_throttled_then_success():
+    """429 with Retry-After on the first two pages: the poll waits as asked and then
+    stores everything; nothing is lost and nothing is stored twice."""
+    m = MockServer(tls=True)
+    with m:
+        m.fault("/v1.0/security/alerts_v2", status=429, retry_after=1, count=2)
+        cfg = ("connectors = { ca_file = %s, max_attempts = 4, timeout = \"10s\" }\n"
+               "tenants = { t1 = { %s } }\n"
+               % (lua_str(m.ca_file), ms_block(m, 'alerts = "5s", page_size = 2')))
+        with Daemon("poll-429", config_extra=cfg) as d:
+            d.start()
+            t0 = time.time()
+            wait_for(lambda: d.query("SELECT count(*) FROM alerts")[0][0] == SEEDED_ALERTS,
+                     60, "the alerts after the 429s")
+            log = m.log_entries(200, "/v1.0/security/alerts_v2")
+            statuses = [e["status"] for e in log]
+            check(statuses[:2] == [429, 429] and 200 in statuses, "statuses: %r" % statuses)
+            at = [to_ms(e["at"]) for e in log]
+            check(at[1] - at[0] >= 900 and at[2] - at[1] >= 900,
+                  "Retry-After not honoured: %r" % at[:3])
+            check(time.time() - t0 < 30, "too slow")
+            d.stop()
+
+
+test_throttled_then_success.TIMEOUT = 120
+
+
+def test_kill9_mid_pass():
+    """kill -9 while a pass is between pages (one alert a page, each page slowed down):
+    after the restart the poller resumes from the stored next link, every alert is
+    stored exactly once, none is updated or routed twice."""
+    with PollEnv("kill", 'alerts = "30s", page_size = 1', playbooks={"pb": TRIGGER}) as env:
+        env.m.delay("/v1.0/security/alerts_v2", 600)
+        wait_for(lambda: (env.cursor("graph.alerts") or {}).get("next") and
+                 env.count("%.alert") >= 2, 60, "a pass half done")
+        env.d.kill9()
+        stored_before = env.count("%.alert")
+        check(stored_before < SEEDED_ALERTS, "the pass ended before the kill")
+        cur = env.cursor("graph.alerts")
+        n_log = len(env.m.log_entries(2000, "/v1.0/security/alerts_v2"))
+        env.m.delay("/v1.0/security/alerts_v2", 0)
+        env.d.restart()
+        wait_for(lambda: env.count("%.alert") == SEEDED_ALERTS, 60, "every alert after restart")
+        env.wait_pass("alerts", 1)
+        after = env.m.log_entries(2000, "/v1.0/security/alerts_v2")[n_log:]
+        check(after and "skiptoken" in after[0]["query"],
+              "the restart did not resume from the next link (%r): %r" % (cur, after[:1]))
+        check(env.d.query("SELECT count(*) FROM alert_updates")[0][0] == 0,
+              "an item read again was recorded as an update")
+        wait_for(lambda: len(env.d.db_runs()) == SEEDED_ALERTS -
+                 env.count("mdo.alert"), 30, "one run per alert")
+        rows = env.d.query("SELECT alert_id, count(*) FROM runs GROUP BY alert_id "
+                           "HAVING count(*) > 1")
+        check(rows == [], "an alert was routed twice: %r" % rows)
+
+
+test_kill9_mid_pass.TIMEOUT = 180
+
+
+def test_failing_tenant_does_not_hold_back():
+    """Two tenants, each with its own Graph: t2's answers 503 to everything, slowly; t1
+    keeps polling at its pace and stores what appears; t2's errors are counted."""
+    def failing(mocks):
+        mocks["t2"].fault("/v1.0/", status=503, count=100000, delay_ms=1500)
+
+    with PollEnv("two", 'alerts = "5s", page_size = 2', tenants=("t1", "t2"),
+                 before_start=failing) as env:
+        bad = env.mocks["t2"]
+        wait_for(lambda: env.count("%.alert", tenant="t1") == SEEDED_ALERTS, 60, "t1's alerts")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        lsass = graph_alerts(env.d, "t1")[mockctl.ALERT_LSASS][0]
+        for i in range(2):
+            env.m.control("POST", "/state/alerts",
+                          dict(lsass, id="da00011122233344%02d_-1" % (70 + i),
+                               createdDateTime=now, lastUpdateDateTime=now))
+            wait_for(lambda: env.count("%.alert", tenant="t1") == SEEDED_ALERTS + i + 1, 30,
+                     "t1's new alert %d while t2 fails" % i)
+        check(env.count("%.alert", tenant="t2") == 0, "t2 stored alerts from a failing API")
+        m = env.d.metrics()
+        check(m.get('kagari_poll_errors_total{stream="alerts"}', 0) >= 1, "t2's errors")
+        check(env.cursor("graph.alerts", tenant="t2") is None, "t2 moved its cursor")
+        # t2 recovers: its alerts arrive.
+        bad.clear_faults()
+        wait_for(lambda: env.count("%.alert", tenant="t2") == SEEDED_ALERTS, 90,
+                 "t2's alerts after recovery")
+
+
+test_failing_tenant_does_not_hold_back.TIMEOUT = 180
+
+
+def test_bad_item_rejected_alone():
+    """A page with an item that cannot be understood (its createdDateTime is no time):
+    that item is rejected with its reason (log, metric, the cursor's status), the others
+    of the page are stored, and the watermark moves on."""
+    with PollEnv("bad", 'alerts = "5s", page_size = 3') as env:
+        wait_for(lambda: env.count("%.alert") == SEEDED_ALERTS, 60, "the seeded alerts")
+        env.wait_pass("alerts", 1)
+        lsass = graph_alerts(env.d)[mockctl.ALERT_LSASS][0]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        good = dict(lsass, id="da0001112223334480_-1", createdDateTime=now,
+                    lastUpdateDateTime=now)
+        bad = dict(lsass, id="da0001112223334481_-1", createdDateTime="yesterday at noon",
+                   lastUpdateDateTime=now)
+        future = dict(lsass, id="da0001112223334482_-1", createdDateTime=now,
+                      lastUpdateDateTime="2999-01-01T00:00:00Z")
+        env.m.control("POST", "/state/alerts", good)
+        env.m.control("POST", "/state/alerts", bad)
+        env.m.control("POST", "/state/alerts", future)
+        passes = env.passes("alerts")
+        env.wait_pass("alerts", passes + 1)
+        stored = graph_alerts(env.d)
+        check("da0001112223334480_-1" in stored, "the good item of the page is missing")
+        check("da0001112223334481_-1" not in stored, "the bad item was stored")
+        logs = env.d.log()
+        check("poll.rejected" in logs and "da0001112223334481_-1" in logs and
+              "createdDateTime" in logs, "no rejection line with the id and the reason")
+        cur = env.cursor("graph.alerts")
+        check(cur.get("rejected", 0) >= 1 and "createdDateTime" in cur.get("last_reject", ""),
+              "cursor: %r" % cur)
+        check(to_ms(cur["watermark"]) >= to_ms(now), "the watermark stayed behind: %r" % cur)
+        # An item dated far in the future is stored, but does not carry the watermark
+        # past our clock (what changes until then would be skipped).
+        check("da0001112223334482_-1" in stored, "the future-dated item was not stored")
+        check(to_ms(cur["watermark"]) <= time.time() * 1000 + 60000,
+              "the watermark jumped ahead: %r" % cur)
+        check("poll.future_time" in logs, "no warning about the future time")
+        m = env.d.metrics()
+        check(m.get('kagari_poll_items_total{stream="alerts",result="rejected"}', 0) >= 1,
+              "rejected metric")
+
+
+test_bad_item_rejected_alone.TIMEOUT = 120
+
+
+def test_signins_as_events():
+    """Sign-in logs, when asked for, are stored as events (searchable), not alerts."""
+    with PollEnv("signins", 'signins = "5s", page_size = 3') as env:
+        wait_for(lambda: env.d.query("SELECT count(*) FROM events WHERE source = "
+                                     "'entra.signin'")[0][0] >= 1, 60, "sign-in events")
+        env.wait_pass("signins", 1)
+        events = env.d.query("SELECT count(*) FROM events WHERE source = 'entra.signin'")[0][0]
+        alerts = env.count("entra.signin")
+        check(events + alerts == 8, "sign-ins stored: %d events, %d alerts" % (events, alerts))
+        reqs = list_requests(env.m, "/v1.0/auditLogs/signIns")
+        check(reqs and "createdDateTime" in reqs[0]["query"], "sign-ins filter: %r" % reqs[:1])
+
+
+def test_stale_next_link_restarts_pass():
+    """A stored next link the service refuses (an expired or altered $skiptoken: 400):
+    the pass starts again from the watermark, and the stream goes on."""
+    with PollEnv("stale", 'alerts = "5s", page_size = 2') as env:
+        wait_for(lambda: env.count("%.alert") == SEEDED_ALERTS, 60, "the seeded alerts")
+        env.wait_pass("alerts", 1)
+        env.d.stop()
+        cur = env.cursor("graph.alerts")
+        cur["next"] = "/v1.0/security/alerts_v2?$top=2&$skiptoken=not-a-token"
+        import sqlite3
+        db = sqlite3.connect(env.d.db_path())
+        db.execute("UPDATE poll_cursors SET cursor = ? WHERE stream = 'graph.alerts'",
+                   (json.dumps(cur),))
+        db.commit()
+        db.close()
+        env.d.restart()
+        wait_for(lambda: "poll.pass_restarted" in env.d.log(), 30, "the pass restarted")
+        env.wait_pass("alerts", 1)
+        cur2 = env.cursor("graph.alerts")
+        check("next" not in cur2 and cur2["watermark"] == cur["watermark"], "cursor: %r" % cur2)
+        check(env.count("%.alert") == SEEDED_ALERTS, "alerts changed")
+
+
+test_stale_next_link_restarts_pass.TIMEOUT = 120
+
+
+def _cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_backlog_of_many_pages():
+    """A backlog of 2,000 alerts (pages of 100): the first pass stores each once, across
+    every page, and the daemon's CPU per item is reported."""
+    n = 2000
+
+    def seed(mocks):
+        m = mocks["t1"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+        base = m.state("alerts", mockctl.ALERT_LSASS)
+        items = [dict(base, id="bb%016d_-%d" % (i, i), title="Backlog %d" % i,
+                      createdDateTime=now, lastUpdateDateTime=now) for i in range(n)]
+        for k in range(0, n, 500):
+            m.control("POST", "/state/alerts", {"value": items[k:k + 500]})
+
+    with PollEnv("backlog", 'alerts = "60s", page_size = 100', before_start=seed) as env:
+        t0 = time.time()
+        cpu0 = _cpu_s(env.d.proc.pid)
+        env.wait_pass("alerts", 1, timeout=120)
+        took = time.time() - t0
+        cpu = _cpu_s(env.d.proc.pid) - cpu0
+        total = n + SEEDED_ALERTS
+        check(env.count("%.alert") == total, "stored %d of %d" % (env.count("%.alert"), total))
+        pages = env.d.metrics().get('kagari_poll_pages_total{stream="alerts"}', 0)
+        check(pages >= total // 100, "pages: %r" % pages)
+        print("# backlog: %d alerts in %d pages in %.2f s (%.0f/s), daemon CPU %.0f us per item"
+              % (total, pages, took, total / took, cpu * 1e6 / total))
+
+
+test_backlog_of_many_pages.TIMEOUT = 240
+
+
+def test_items_committed_cursor_not():
+    """The state a kill -9 leaves between a page's commit and its cursor's: the items are
+    stored, the cursor is behind (here: none at all). After the restart the poller reads
+    them again: no alert is stored twice, none is recorded as updated, no playbook runs
+    again, and the cursor catches up."""
+    with PollEnv("behind", 'alerts = "5s", incidents = "5s", page_size = 2',
+                 playbooks={"pb": TRIGGER}) as env:
+        wait_for(lambda: env.count("%.alert") == SEEDED_ALERTS and
+                 env.count("defender.incident") == SEEDED_INCIDENTS, 60, "the seeded items")
+        env.wait_pass("alerts", 1)
+        env.wait_pass("incidents", 1)
+        wait_for(lambda: all(r["state"] in ("done", "failed") for r in env.d.db_runs()), 30,
+                 "the runs")
+        runs = len(env.d.db_runs())
+        cur = env.cursor("graph.alerts")
+        env.d.kill9()
+        import sqlite3
+        db = sqlite3.connect(env.d.db_path())
+        db.execute("DELETE FROM poll_cursors")
+        db.commit()
+        db.close()
+        env.d.restart()
+        env.wait_pass("alerts", 1)
+        env.wait_pass("incidents", 1)
+        check(env.count("%.alert") == SEEDED_ALERTS and
+              env.count("defender.incident") == SEEDED_INCIDENTS, "an item was stored twice")
+        check(env.d.query("SELECT count(*) FROM alert_updates")[0][0] == 0,
+              "an item read again was recorded as an update")
+        time.sleep(1)
+        check(len(env.d.db_runs()) == runs, "a playbook ran again on an item read again")
+        check(env.cursor("graph.alerts")["watermark"] == cur["watermark"],
+              "the cursor did not catch up: %r" % env.cursor("graph.alerts"))
+        m = env.d.metrics()
+        check(m.get('kagari_poll_items_total{stream="alerts",result="unchanged"}', 0)
+              == SEEDED_ALERTS, "unchanged items: %r" % m)
+
+
+test_items_committed_cursor_not.TIMEOUT = 150
