@@ -312,6 +312,27 @@ cmd_reload_exec(int argc, char **argv)
     return code;
 }
 
+/* 1 while process pid runs: it exists and is not a zombie (/proc/<pid>/stat). */
+static int
+cmd_daemon_alive(long pid)
+{
+    char path[64], text[256];
+    FILE *f;
+    size_t n;
+    const char *close_paren;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((f = fopen(path, "re")) == NULL) {
+        return 0;
+    }
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    close_paren = strrchr(text, ')');
+    return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] != 'Z' &&
+           close_paren[2] != 'X';
+}
+
 static int
 cmd_stop_exec(int argc, char **argv)
 {
@@ -356,6 +377,13 @@ cmd_stop_exec(int argc, char **argv)
             config_free(&cfg);
             return code;
         }
+        nanosleep(&ts, NULL);
+    }
+    /* The lock goes just before the process ends (its last clean-up may follow): wait
+     * for the process too, until it is gone or a zombie (ended, not yet reaped). */
+    while (pid > 0 && cmd_daemon_alive(pid) && util_now_ms() < deadline) {
+        struct timespec ts = { 0, 10 * 1000000 };
+
         nanosleep(&ts, NULL);
     }
     printf("stopped (pid %ld)\n", pid);

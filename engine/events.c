@@ -224,6 +224,28 @@ events_register(void)
 static struct event *prune_timer;
 static unsigned long long pruned, prune_failed;
 
+/* Upper bounds (seconds) of the buckets of kagari_events_query_seconds: how long the
+ * store took to answer one events.query or events.count (on the loop). */
+static const double query_bounds[] = { 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005,
+                                       0.0075,  0.01,   0.025, 0.05,  0.1,   0.25 };
+#define QUERY_NB (sizeof(query_bounds) / sizeof(query_bounds[0]))
+static unsigned long long query_buckets[QUERY_NB + 1], query_count;
+static double query_sum;
+
+static void
+query_timed(int64_t us)
+{
+    double secs = (double)us / 1e6;
+    size_t i = 0;
+
+    while (i < QUERY_NB && secs > query_bounds[i]) {
+        i++;
+    }
+    query_buckets[i]++;
+    query_count++;
+    query_sum += secs;
+}
+
 static void
 prune_arm(int64_t ms)
 {
@@ -282,6 +304,23 @@ events_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_events_pruned_total", "events deleted after their retention",
                     pruned);
     metrics_counter(b, "kagari_events_prune_failures_total", NULL, prune_failed);
+    {
+        unsigned long long cum = 0;
+
+        (void)!buf_puts(b, "# HELP kagari_events_query_seconds The store's time to answer one "
+                           "events.query or events.count.\n"
+                           "# TYPE kagari_events_query_seconds histogram\n");
+        for (size_t i = 0; i < QUERY_NB; i++) {
+            cum += query_buckets[i];
+            (void)!buf_printf(b, "kagari_events_query_seconds_bucket{le=\"%g\"} %llu\n",
+                              query_bounds[i], cum);
+        }
+        (void)!buf_printf(b,
+                          "kagari_events_query_seconds_bucket{le=\"+Inf\"} %llu\n"
+                          "kagari_events_query_seconds_sum %.6f\n"
+                          "kagari_events_query_seconds_count %llu\n",
+                          query_count, query_sum, query_count);
+    }
 }
 
 void
@@ -331,7 +370,7 @@ query_open(struct effect *ef, void *arg)
 {
     struct query *q = arg;
     struct tenant *t = run_tenant(effect_owner(ef));
-    int64_t ref = effect_started_ms(ef);
+    int64_t ref = effect_started_ms(ef), t0;
     char *err = NULL;
     struct buf out;
 
@@ -343,6 +382,7 @@ query_open(struct effect *ef, void *arg)
         return NULL;
     }
     buf_init(&out, JOURNAL_RESULT_MAX);
+    t0 = util_mono_us();
     if (q->count) {
         int64_t n = 0;
 
@@ -354,6 +394,7 @@ query_open(struct effect *ef, void *arg)
 
         (void)!store_event_query(t->db, &q->f, &out, &n, &err);
     }
+    query_timed(util_mono_us() - t0);
     if (err != NULL) {
         effect_done(ef, 0, err);
         free(err);

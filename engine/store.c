@@ -361,6 +361,60 @@ static const char *const tenant_migrations[] = {
     "    VALUES ((NEW.time / 3600000) * 3600000, NEW.source, NEW.severity, 1)"
     "    ON CONFLICT (hour, source, severity) DO UPDATE SET n = n + 1;"
     "  END;",
+    /* 14: the events table rebuilt for a faster intake (docs/ARCHITECTURE.md, "The event
+     * store"): its dedup key and its lookup keys become 64-bit integers, so that each of
+     * its five indexes compares integers and keeps small entries. sid is a hash of
+     * (source, source_id) (kg_vhash of source, a newline, source_id; unique); uk, ik, dk
+     * and vk hash the user (ASCII case folded: kg_ihash), the source address, the
+     * destination address and the device (folded). Every lookup also compares the stored
+     * text, so two values with one hash cost a row read, never a wrong answer; an insert
+     * whose sid is taken by another record probes the next sids (engine/store.c). Rows
+     * keep their ids (pruning goes by id); a row of the old table whose sid is taken
+     * (two records, one hash) gets the next one. Self-contained: reads only the columns
+     * of the events table of migration 8. */
+    "CREATE TABLE events_v2 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  sid INTEGER NOT NULL,"
+    "  time INTEGER NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  source_id TEXT NOT NULL,"
+    "  user TEXT COLLATE NOCASE,"
+    "  ip TEXT,"
+    "  dst_ip TEXT,"
+    "  device TEXT COLLATE NOCASE,"
+    "  uk INTEGER,"
+    "  ik INTEGER,"
+    "  dk INTEGER,"
+    "  vk INTEGER,"
+    "  severity INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  category TEXT,"
+    "  title TEXT,"
+    "  observables TEXT NOT NULL DEFAULT '[]',"
+    "  raw TEXT"
+    ");"
+    "CREATE UNIQUE INDEX events_v2_sid ON events_v2 (sid);"
+    "INSERT OR IGNORE INTO events_v2 (id, sid, time, received, source, source_id, user, ip,"
+    "  dst_ip, device, uk, ik, dk, vk, severity, outcome, category, title, observables, raw)"
+    "  SELECT id, kg_vhash(source || char(10) || source_id), time, received, source, source_id,"
+    "  user, ip, dst_ip, device, kg_ihash(user), kg_vhash(ip), kg_vhash(dst_ip),"
+    "  kg_ihash(device), severity, outcome, category, title, observables, raw"
+    "  FROM events ORDER BY id;"
+    "INSERT OR IGNORE INTO events_v2 (id, sid, time, received, source, source_id, user, ip,"
+    "  dst_ip, device, uk, ik, dk, vk, severity, outcome, category, title, observables, raw)"
+    "  SELECT id, kg_vhash(source || char(10) || source_id) + 1, time, received, source,"
+    "  source_id, user, ip, dst_ip, device, kg_ihash(user), kg_vhash(ip), kg_vhash(dst_ip),"
+    "  kg_ihash(device), severity, outcome, category, title, observables, raw"
+    "  FROM events WHERE id NOT IN (SELECT id FROM events_v2) ORDER BY id;"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v2 RENAME TO events;"
+    "DROP INDEX events_v2_sid;"
+    "CREATE UNIQUE INDEX events_sid ON events (sid);"
+    "CREATE INDEX events_uk ON events (uk, time) WHERE uk IS NOT NULL;"
+    "CREATE INDEX events_ik ON events (ik, time) WHERE ik IS NOT NULL;"
+    "CREATE INDEX events_dk ON events (dk, time) WHERE dk IS NOT NULL;"
+    "CREATE INDEX events_vk ON events (vk, time) WHERE vk IS NOT NULL;",
     /* The portal's containment view: the journal's finished effects by kind, newest
      * first (which accounts were disabled, which devices isolated), read without a scan
      * of every run's journal. Self-contained: adds only its own index. */
@@ -469,6 +523,7 @@ enum query {
     Q_VOTE_ADD,
     Q_VOTES_GET,
     Q_EVENT_INSERT,
+    Q_EVENT_BY_SID,
     Q_EVENT_BY_USER,
     Q_EVENT_BY_IP,
     Q_EVENT_BY_DEVICE,
@@ -677,18 +732,20 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_AUDIT_LIST_TENANT] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ?1 AND tenant = ?3"
                             " ORDER BY id DESC LIMIT ?2",
     [Q_EVENT_INSERT] = "INSERT INTO events (time, received, source, source_id, user, ip, dst_ip,"
-                       " device, severity, outcome, category, title, observables, raw)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-                       " ON CONFLICT (source, source_id) DO NOTHING",
-    /* One statement per leading filter, so that each uses its index; the other filters
-     * are NULL when not asked for. ?1 user, ?2 ip, ?3 device, ?4 source, ?5 since,
-     * ?6 until, ?7 limit, ?8 outcome. */
-    [Q_EVENT_BY_USER] = "SELECT " EVENT_COLUMNS " FROM events WHERE user = ?1 AND " EVENT_REST
+                       " device, severity, outcome, category, title, observables, raw, sid, uk,"
+                       " ik, dk, vk) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+                       " ?13, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT (sid) DO NOTHING",
+    [Q_EVENT_BY_SID] = "SELECT source, source_id FROM events WHERE sid = ?1",
+    /* One statement per leading filter, so that each uses its index (by the value's hash,
+     * then the text itself); the other filters are NULL when not asked for. ?1 user,
+     * ?2 ip, ?3 device, ?4 source, ?5 since, ?6 until, ?7 limit, ?8 outcome, ?9 the
+     * user's hash, ?10 the address's, ?11 the device's. */
+    [Q_EVENT_BY_USER] = "SELECT " EVENT_COLUMNS " FROM events WHERE uk = ?9 AND " EVENT_REST
                         " ORDER BY time DESC, id DESC LIMIT ?7",
     [Q_EVENT_BY_IP] =
-        "SELECT " EVENT_COLUMNS " FROM events WHERE (ip = ?2 OR dst_ip = ?2) AND " EVENT_REST
+        "SELECT " EVENT_COLUMNS " FROM events WHERE (ik = ?10 OR dk = ?10) AND " EVENT_REST
         " ORDER BY time DESC, id DESC LIMIT ?7",
-    [Q_EVENT_BY_DEVICE] = "SELECT " EVENT_COLUMNS " FROM events WHERE device = ?3 AND " EVENT_REST
+    [Q_EVENT_BY_DEVICE] = "SELECT " EVENT_COLUMNS " FROM events WHERE vk = ?11 AND " EVENT_REST
                           " ORDER BY time DESC, id DESC LIMIT ?7",
     /* without a user, address or device: newest stored first (id order, no time index) */
     [Q_EVENT_BY_SOURCE] = "SELECT " EVENT_COLUMNS " FROM events WHERE source = ?4 AND " EVENT_REST
@@ -696,10 +753,10 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_EVENT_BY_TIME] =
         "SELECT " EVENT_COLUMNS " FROM events WHERE " EVENT_REST " ORDER BY id DESC LIMIT ?7",
     [Q_EVENT_COUNT_BY_USER] =
-        "SELECT count(*) FROM (SELECT 1 FROM events WHERE user = ?1 AND " EVENT_REST " LIMIT ?7)",
-    [Q_EVENT_COUNT_BY_IP] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE (ip = ?2 OR"
-                            " dst_ip = ?2) AND " EVENT_REST " LIMIT ?7)",
-    [Q_EVENT_COUNT_BY_DEVICE] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE device = ?3"
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE uk = ?9 AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_IP] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE (ik = ?10 OR"
+                            " dk = ?10) AND " EVENT_REST " LIMIT ?7)",
+    [Q_EVENT_COUNT_BY_DEVICE] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE vk = ?11"
                                 " AND " EVENT_REST " LIMIT ?7)",
     [Q_EVENT_COUNT_BY_SOURCE] = "SELECT count(*) FROM (SELECT 1 FROM events WHERE source = ?4"
                                 " AND " EVENT_REST " LIMIT ?7)",
@@ -1056,6 +1113,50 @@ obs_vhash(const char *v, size_t n)
     return (int64_t)h;
 }
 
+/* Continue an FNV-1a hash over n bytes, ASCII letters folded to lower case when fold
+ * (the NOCASE comparison of the user and device columns). */
+static uint64_t
+fnv_more(uint64_t h, const char *v, size_t n, int fold)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+
+        if (fold && c >= 'A' && c <= 'Z') {
+            c = (unsigned char)(c + 32);
+        }
+        h ^= c;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+#define FNV_START 14695981039346656037ULL
+
+/* An event's lookup key of a value (NULL: none); fold for the NOCASE columns. */
+static int
+event_key_bind(sqlite3_stmt *s, int i, const char *v, int fold)
+{
+    if (v == NULL) {
+        return sqlite3_bind_null(s, i);
+    }
+    return sqlite3_bind_int64(s, i, (int64_t)fnv_more(FNV_START, v, strlen(v), fold));
+}
+
+/* kg_ihash(text) for SQL: kg_vhash of the text with ASCII letters folded. */
+static void
+sql_ihash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *v = (const char *)sqlite3_value_text(argv[0]);
+
+    (void)argc;
+    if (v == NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    sqlite3_result_int64(ctx,
+                         (int64_t)fnv_more(FNV_START, v, (size_t)sqlite3_value_bytes(argv[0]), 1));
+}
+
 /* kg_vhash(text) for SQL (the migration that indexes alerts already stored). */
 static void
 sql_vhash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -1118,6 +1219,11 @@ db_open(struct db *d, const char *path, const char *const *mig, int n, char **er
     if (sqlite3_create_function_v2(d->h, "kg_vhash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                    sql_vhash, NULL, NULL, NULL) != SQLITE_OK) {
         db_fail(d, errp, "%s: register kg_vhash", path);
+        goto fail;
+    }
+    if (sqlite3_create_function_v2(d->h, "kg_ihash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                   sql_ihash, NULL, NULL, NULL) != SQLITE_OK) {
+        db_fail(d, errp, "%s: register kg_ihash", path);
         goto fail;
     }
     if (db_migrate(d, mig, n, errp) == -1) {
@@ -2371,11 +2477,46 @@ event_pick(const struct alert *e, const char *type, const char *type2, const cha
     return first;
 }
 
+/* The record at sid: 1 when it is (source, source_id), 0 when it is another one (two
+ * records with one hash) or there is none, -1 on error. */
+static int
+event_sid_is(struct store_tenant *t, int64_t sid, const char *source, const char *source_id,
+             char **errp)
+{
+    sqlite3_stmt *s = db_stmt(&t->db, Q_EVENT_BY_SID, errp);
+    int rc, same = 0;
+
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, sid);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *a = (const char *)sqlite3_column_text(s, 0);
+        const char *b = (const char *)sqlite3_column_text(s, 1);
+
+        same = a != NULL && b != NULL && strcmp(a, source) == 0 && strcmp(b, source_id) == 0;
+    } else if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "event insert %s/%s", source, source_id);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return same;
+}
+
+#define EVENT_SID_PROBES 8 /* sids tried for one record (two records, one hash: rare) */
+
+/* The dedup key sid is a 64-bit hash of (source, source_id). A record whose sid is taken
+ * is a duplicate when the row there is the same record; else (another record with the
+ * same hash) the next sids are tried, up to EVENT_SID_PROBES of them. */
 int
 store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate, char **errp)
 {
     sqlite3_stmt *s;
     const char *ip = event_pick(e, "ip", NULL, "src");
+    const char *user, *dst, *device;
+    uint64_t sid;
 
     *duplicate = 0;
     if (!db_in_tx(&t->db)) {
@@ -2389,32 +2530,53 @@ store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate
         return kg_err(errp, "event insert %s/%s: observables over %u bytes", e->source,
                       e->source_id, STORE_OBS_MAX);
     }
-    if ((s = db_stmt(&t->db, Q_EVENT_INSERT, errp)) == NULL) {
-        return -1;
+    if (ip == NULL) {
+        ip = event_pick(e, "ip", NULL, NULL);
     }
-    if ((sqlite3_bind_int64(s, 1, e->time_ms) | sqlite3_bind_int64(s, 2, e->received_ms) |
-         bind_text(s, 3, e->source) | bind_text(s, 4, e->source_id) |
-         bind_text(s, 5, event_pick(e, "user", NULL, NULL)) |
-         bind_text(s, 6, ip != NULL ? ip : event_pick(e, "ip", NULL, NULL)) |
-         bind_text(s, 7, event_pick(e, "ip", NULL, "dst")) |
-         bind_text(s, 8, event_pick(e, "host", "device", NULL)) |
-         sqlite3_bind_int(s, 9, e->severity) |
-         bind_text(s, 10, e->outcome ? e->outcome : "unknown") | bind_text(s, 11, e->category) |
-         bind_text(s, 12, e->title) |
-         sqlite3_bind_text(s, 13, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
-         bind_text(s, 14, e->raw)) != SQLITE_OK) {
-        db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
+    user = event_pick(e, "user", NULL, NULL);
+    dst = event_pick(e, "ip", NULL, "dst");
+    device = event_pick(e, "host", "device", NULL);
+    sid = fnv_more(fnv_more(fnv_more(FNV_START, e->source, strlen(e->source), 0), "\n", 1, 0),
+                   e->source_id, strlen(e->source_id), 0);
+    for (int probe = 0; probe < EVENT_SID_PROBES; probe++, sid++) {
+        int same;
+
+        if ((s = db_stmt(&t->db, Q_EVENT_INSERT, errp)) == NULL) {
+            return -1;
+        }
+        if ((sqlite3_bind_int64(s, 1, e->time_ms) | sqlite3_bind_int64(s, 2, e->received_ms) |
+             bind_text(s, 3, e->source) | bind_text(s, 4, e->source_id) | bind_text(s, 5, user) |
+             bind_text(s, 6, ip) | bind_text(s, 7, dst) | bind_text(s, 8, device) |
+             sqlite3_bind_int(s, 9, e->severity) |
+             bind_text(s, 10, e->outcome ? e->outcome : "unknown") | bind_text(s, 11, e->category) |
+             bind_text(s, 12, e->title) |
+             sqlite3_bind_text(s, 13, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
+             bind_text(s, 14, e->raw) | sqlite3_bind_int64(s, 15, (int64_t)sid) |
+             event_key_bind(s, 16, user, 1) | event_key_bind(s, 17, ip, 0) |
+             event_key_bind(s, 18, dst, 0) | event_key_bind(s, 19, device, 1)) != SQLITE_OK) {
+            db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
+            stmt_done(s);
+            return -1;
+        }
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
+            stmt_done(s);
+            return -1;
+        }
         stmt_done(s);
-        return -1;
+        if (sqlite3_changes(t->db.h) == 1) {
+            return 0;
+        }
+        if ((same = event_sid_is(t, (int64_t)sid, e->source, e->source_id, errp)) == -1) {
+            return -1;
+        }
+        if (same) {
+            *duplicate = 1;
+            return 0;
+        }
     }
-    if (sqlite3_step(s) != SQLITE_DONE) {
-        db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
-        stmt_done(s);
-        return -1;
-    }
-    stmt_done(s);
-    *duplicate = sqlite3_changes(t->db.h) != 1;
-    return 0;
+    return kg_err(errp, "event insert %s/%s: no free dedup key after %d tries", e->source,
+                  e->source_id, EVENT_SID_PROBES);
 }
 
 /* The statement for f (by its most selective filter), bound. NULL with *errp. */
@@ -2443,6 +2605,9 @@ event_stmt(struct store_tenant *t, const struct store_event_filter *f, int count
     bind_text(s, 3, f->device);
     bind_text(s, 4, f->source);
     bind_text(s, 8, f->outcome);
+    event_key_bind(s, 9, f->user, 1);
+    event_key_bind(s, 10, f->ip, 0);
+    event_key_bind(s, 11, f->device, 1);
     sqlite3_bind_int64(s, 5, f->since_ms);
     sqlite3_bind_int64(s, 6, f->until_ms);
     sqlite3_bind_int(s, 7, f->limit > 0 ? f->limit : 1);

@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@
 #include "engine/kagari.h"
 #include "engine/panoslog.h"
 #include "engine/tls.h"
+#include "engine/work.h"
 
 #define SYSLOG_UDP_BATCH 64        /* datagrams per recvmmsg */
 #define SYSLOG_UDP_ROUNDS 32       /* recvmmsg calls per read event (fairness) */
@@ -33,6 +35,7 @@
 #define SYSLOG_RETRY_MS 500        /* a batch the store could not take is retried after */
 #define SYSLOG_MAX_MESSAGE_MAX (16u << 20)
 #define SYSLOG_LOG_EVERY_MS 1000 /* garbled and unknown senders: one log line per second */
+#define SYSLOG_PARSE_QUEUE 64    /* reads waiting for the parser thread, at most */
 
 /* ---- framing ---- */
 
@@ -559,9 +562,14 @@ struct syslog {
     size_t nconns;
     struct sub *waiting; /* subs waiting for their retry timer */
     int draining;
+    int stopping;       /* syslog_stop: parsed reads are no longer admitted */
+    struct work *parse; /* the parser thread: headers and records, off the loop */
     struct stats st;
-    int64_t log_ms;            /* last rate-limited log line */
-    unsigned long long hushed; /* lines not logged since */
+    struct {
+        const char *what;          /* the kind of line: "garbled", "oversize", ... */
+        int64_t ms;                /* when one was last logged */
+        unsigned long long hushed; /* lines of that kind not logged since */
+    } notes[8];
 };
 
 /* The accumulator of one read: a sub per (tenant, kind). */
@@ -576,14 +584,22 @@ static void
 note(struct syslog *s, const char *what, const char *peer, const char *why)
 {
     int64_t now = util_now_ms();
+    size_t i, n = sizeof(s->notes) / sizeof(s->notes[0]);
 
-    if (now - s->log_ms < SYSLOG_LOG_EVERY_MS) {
-        s->hushed++;
+    /* One budget per kind, so that a flood of one kind hides no other. */
+    for (i = 0; i < n - 1 && s->notes[i].what != NULL && strcmp(s->notes[i].what, what) != 0; i++) {
+    }
+    if (s->notes[i].what == NULL) {
+        s->notes[i].what = what;
+    }
+    if (s->notes[i].ms != 0 && now - s->notes[i].ms < SYSLOG_LOG_EVERY_MS) {
+        s->notes[i].hushed++;
         return;
     }
-    log_warn("syslog.%s peer=%s reason=%s suppressed=%llu", what, peer, log_quote(why), s->hushed);
-    s->log_ms = now;
-    s->hushed = 0;
+    log_warn("syslog.%s peer=%s reason=%s suppressed=%llu", what, peer, log_quote(why),
+             s->notes[i].hushed);
+    s->notes[i].ms = now;
+    s->notes[i].hushed = 0;
 }
 
 /* ---- tenants ---- */
@@ -845,30 +861,18 @@ sub_done(void *arg, const struct admit_result *res)
     }
 }
 
-/* One message from a sender of tenant (NULL: unknown). */
+/* One normalized record a (taken) of message m from a sender of tenant: into the batch of
+ * its tenant and kind (the tenant's rule decides alert or event). */
 static void
-handle(struct syslog *s, struct conn *c, const char *tenant, const char *peer, const char *m,
-       size_t n, int64_t now, struct acc *acc)
+place(struct syslog *s, struct conn *c, const char *tenant, const char *m, size_t n,
+      struct alert *a, int dflt, struct acc *acc)
 {
-    struct alert a;
-    int dflt, is_alert;
-    char *err = NULL;
+    int is_alert;
     struct tenant *t;
     struct sub *b = NULL;
 
-    if (tenant == NULL) {
-        s->st.unknown_sender++;
-        note(s, "unknown_sender", peer, "no tenant for this sender address");
-        return;
-    }
-    if (normalize_one(m, n, s->conf.offset_min, now, &a, &dflt, &err) == -1) {
-        s->st.garbled++;
-        note(s, "garbled", peer, err);
-        free(err);
-        return;
-    }
     t = tenant_find(tenant);
-    is_alert = t != NULL ? admit_is_alert(t, &a, dflt) : dflt;
+    is_alert = t != NULL ? admit_is_alert(t, a, dflt) : dflt;
     for (size_t i = 0; i < acc->n; i++) {
         if (acc->v[i]->events == !is_alert && strcmp(acc->v[i]->tenant, tenant) == 0) {
             b = acc->v[i];
@@ -884,10 +888,7 @@ handle(struct syslog *s, struct conn *c, const char *tenant, const char *peer, c
         b = sub_new(s, c, tenant, !is_alert);
         acc->v[acc->n++] = b;
     }
-    sub_push(b, m, n, &a);
-    if (c != NULL) {
-        c->pending++;
-    }
+    sub_push(b, m, n, a);
 }
 
 static void
@@ -897,6 +898,149 @@ flush(struct acc *acc)
         sub_admit(acc->v[i]);
     }
     acc->n = 0;
+}
+
+/* ---- parsing off the loop ----
+ *
+ * The loop only reads and frames: the messages of one read are copied into a parse job
+ * and their headers and PAN-OS records are parsed on the parser thread (the one thread of
+ * s->parse, so jobs finish in the order they were read and a connection's records keep
+ * their order). Back on the loop, each record goes into its tenant's batch as before. A
+ * connection counts its messages as pending from the moment they are framed, so the
+ * back-pressure bound holds for what waits for the parser too. When the parser's queue
+ * is full, the job is parsed on the loop at once. */
+
+struct pmsg {
+    size_t off, len;    /* in the job's bytes */
+    const char *tenant; /* a listener's or a sender rule's name: lives as long as s */
+    char peer[48];      /* UDP: the sender's address, for the log */
+    struct alert a;     /* the parser's result */
+    int dflt, ok;
+    char *err; /* why it is garbled */
+};
+
+struct pjob {
+    struct syslog *s;
+    struct conn *c; /* NULL for UDP */
+    int64_t now;
+    struct buf data;
+    struct pmsg *m;
+    size_t n, cap;
+};
+
+static struct pjob *
+pjob_new(struct syslog *s, struct conn *c, int64_t now)
+{
+    struct pjob *j = xcalloc(1, sizeof(*j));
+
+    j->s = s;
+    j->c = c;
+    j->now = now;
+    buf_init(&j->data, 0);
+    return j;
+}
+
+static void
+pjob_add(struct pjob *j, const char *tenant, const char *peer, const char *m, size_t n)
+{
+    struct pmsg *pm;
+
+    if (j->n == j->cap) {
+        j->cap = j->cap ? j->cap * 2 : 256;
+        j->m = xrealloc(j->m, j->cap * sizeof(*j->m));
+    }
+    pm = &j->m[j->n++];
+    memset(pm, 0, sizeof(*pm));
+    pm->off = j->data.len;
+    pm->len = n;
+    pm->tenant = tenant;
+    snprintf(pm->peer, sizeof(pm->peer), "%s", peer);
+    (void)!buf_append(&j->data, m, n); /* no cap: bounded by the read */
+    if (j->c != NULL) {
+        j->c->pending++;
+    }
+}
+
+/* The parser thread: touches only the job and the (read-only) settings. */
+static void
+pjob_parse(void *arg)
+{
+    struct pjob *j = arg;
+
+    for (size_t i = 0; i < j->n; i++) {
+        struct pmsg *pm = &j->m[i];
+
+        pm->ok = normalize_one(j->data.data + pm->off, pm->len, j->s->conf.offset_min, j->now,
+                               &pm->a, &pm->dflt, &pm->err) == 0;
+    }
+}
+
+static void
+pjob_free(struct pjob *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->m[i].ok) {
+            alert_free(&j->m[i].a);
+        }
+        free(j->m[i].err);
+    }
+    free(j->m);
+    buf_free(&j->data);
+    free(j);
+}
+
+/* Back on the loop: the parsed records into their batches, then admitted. */
+static void
+pjob_done(void *arg, int cancelled)
+{
+    struct pjob *j = arg;
+    struct syslog *s = j->s;
+    struct conn *c = j->c;
+    struct acc acc = { { 0 }, 0 };
+    size_t dropped = 0;
+
+    for (size_t i = 0; i < j->n; i++) {
+        struct pmsg *pm = &j->m[i];
+
+        if (cancelled || s->stopping) {
+            dropped++;
+        } else if (!pm->ok) {
+            s->st.garbled++;
+            note(s, "garbled", c != NULL ? c->peer_text : pm->peer, pm->err);
+            dropped++;
+        } else {
+            place(s, c, pm->tenant, j->data.data + pm->off, pm->len, &pm->a, pm->dflt, &acc);
+            pm->ok = 0; /* taken */
+        }
+    }
+    if (cancelled || s->stopping) {
+        s->st.lost += dropped;
+    }
+    flush(&acc);
+    if (c != NULL) {
+        c->pending -= dropped;
+        if (!s->stopping) {
+            if (c->paused && !c->closed && c->pending < SYSLOG_PENDING_MAX / 2) {
+                c->paused = 0;
+                conn_resume(c);
+            }
+            conn_maybe_free(c);
+        }
+    }
+    pjob_free(j);
+}
+
+static void
+pjob_submit(struct pjob *j)
+{
+    if (j->n == 0) {
+        pjob_free(j);
+        return;
+    }
+    if (j->s->parse == NULL || work_submit(j->s->parse, pjob_parse, pjob_done, j) == -1) {
+        pjob_parse(j); /* no thread, or its queue is full: parse here */
+        pjob_done(j, 0);
+    }
 }
 
 /* ---- TCP and TLS ---- */
@@ -948,8 +1092,7 @@ static size_t
 consume(struct conn *c, const char *p, size_t len, int *fatal)
 {
     struct syslog *s = c->s;
-    int64_t now = util_now_ms();
-    struct acc acc = { { 0 }, 0 };
+    struct pjob *j = pjob_new(s, c, util_now_ms());
     size_t pos = 0;
 
     *fatal = 0;
@@ -964,7 +1107,7 @@ consume(struct conn *c, const char *p, size_t len, int *fatal)
         }
         if (rc == SYSLOG_FRAME_OK) {
             s->st.messages[c->l->proto]++;
-            handle(s, c, c->tenant, c->peer_text, p + pos + off, mlen, now, &acc);
+            pjob_add(j, c->tenant, "", p + pos + off, mlen);
         } else if (rc == SYSLOG_FRAME_SKIPPED) {
             if (why != NULL) {
                 s->st.oversize++;
@@ -980,7 +1123,7 @@ consume(struct conn *c, const char *p, size_t len, int *fatal)
             break;
         }
     }
-    flush(&acc);
+    pjob_submit(j);
     return pos;
 }
 
@@ -990,11 +1133,11 @@ consume_last(struct conn *c, const char *p, size_t len)
 {
     if (len > 0 && len <= c->fr.max && c->fr.mode == SYSLOG_FRAMING_LF && !c->fr.discarding &&
         c->pending < SYSLOG_PENDING_MAX) {
-        struct acc acc = { { 0 }, 0 };
+        struct pjob *j = pjob_new(c->s, c, util_now_ms());
 
         c->s->st.messages[c->l->proto]++;
-        handle(c->s, c, c->tenant, c->peer_text, p, len, util_now_ms(), &acc);
-        flush(&acc);
+        pjob_add(j, c->tenant, "", p, len);
+        pjob_submit(j);
     }
 }
 
@@ -1207,8 +1350,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
     struct iovec iov[SYSLOG_UDP_BATCH];
     struct sockaddr_storage from[SYSLOG_UDP_BATCH];
     char ctl[SYSLOG_UDP_BATCH][CMSG_SPACE(sizeof(uint32_t))];
-    struct acc acc = { { 0 }, 0 };
-    int64_t now = util_now_ms();
+    struct pjob *j = pjob_new(s, NULL, util_now_ms());
 
     (void)what;
     for (int round = 0; round < SYSLOG_UDP_ROUNDS; round++) {
@@ -1230,7 +1372,7 @@ on_udp(evutil_socket_t fd, short what, void *arg)
             break;
         }
         for (int i = 0; i < got; i++) {
-            const char *m = iov[i].iov_base;
+            const char *m = iov[i].iov_base, *tenant;
             size_t n = mm[i].msg_len;
             char peer[64];
 
@@ -1250,13 +1392,18 @@ on_udp(evutil_socket_t fd, short what, void *arg)
                 note(s, "oversize", peer, "datagram longer than the message limit");
                 continue;
             }
-            handle(s, NULL, tenant_of(s, l, &from[i]), peer, m, n, now, &acc);
+            if ((tenant = tenant_of(s, l, &from[i])) == NULL) {
+                s->st.unknown_sender++;
+                note(s, "unknown_sender", peer, "no tenant for this sender address");
+                continue;
+            }
+            pjob_add(j, tenant, peer, m, n);
         }
         if (got < SYSLOG_UDP_BATCH) {
             break;
         }
     }
-    flush(&acc);
+    pjob_submit(j);
 }
 
 /* ---- the source ---- */
@@ -1268,7 +1415,18 @@ syslog_metrics(struct buf *b, void *arg)
     unsigned long long drops = 0;
 
     for (size_t i = 0; i < s->nls; i++) {
-        drops += s->ls[i].drops;
+        struct listener *l = &s->ls[i];
+        uint32_t mem[SK_MEMINFO_VARS];
+        socklen_t ml = sizeof(mem);
+
+        /* The socket's drop counter as it is now (a datagram's SO_RXQ_OVFL only tells
+         * the drops before it arrived: drops after the last one read would not show). */
+        if (l->proto == P_UDP && l->fd >= 0 &&
+            getsockopt(l->fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0 &&
+            ml > SK_MEMINFO_DROPS * sizeof(uint32_t) && mem[SK_MEMINFO_DROPS] > l->drops) {
+            l->drops = mem[SK_MEMINFO_DROPS];
+        }
+        drops += l->drops;
     }
     for (int i = 0; i < 3; i++) {
         metrics_labelled(b, "kagari_syslog_messages_total", "transport", proto_names[i],
@@ -1395,6 +1553,9 @@ syslog_start(const struct config *cfg, void **state, char **errp)
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
         util_own_port_add(l->port);
     }
+    if ((s->parse = work_new(loop_base(), 1, SYSLOG_PARSE_QUEUE, errp)) == NULL) {
+        goto fail;
+    }
     metrics_add(syslog_metrics, s);
     *state = s;
     return 0;
@@ -1424,6 +1585,9 @@ syslog_stop(void *state)
 {
     struct syslog *s = state;
 
+    s->stopping = 1;
+    work_free(s->parse); /* the reads still being parsed: counted lost */
+    s->parse = NULL;
     metrics_remove(syslog_metrics, s);
     while (s->waiting != NULL) { /* retries that will never come */
         struct sub *b = s->waiting;

@@ -222,8 +222,9 @@ test_index_filled_by_migration(void)
      * migration appended later must be undone here too (11, the published lists'
      * list_entries, creates its table only if missing: it runs again as is; 12, a run's
      * requester, and 13, the pollers' cursors, the alerts' update history and the level
-     * trigger, are dropped; the journal's kind index and the portal's tenant_settings are
-     * made only if missing: they run again as is). */
+     * trigger, are dropped; 14 rebuilds the events table of 8, dropped here with it; the
+     * journal's kind index and the portal's tenant_settings are made only if missing:
+     * they run again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {

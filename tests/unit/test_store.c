@@ -1560,6 +1560,160 @@ test_events(void)
     fx_teardown(&f);
 }
 
+/* The FNV-1a hash the store keys events by (kg_vhash), for building collisions here. */
+static int64_t
+fnv(const char *v)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    for (; *v != '\0'; v++) {
+        h ^= (unsigned char)*v;
+        h *= 1099511628211ULL;
+    }
+    return (int64_t)h;
+}
+
+static int
+put_event(struct store_tenant *t, const char *source, const char *id, const char *user, int *dup,
+          char **err)
+{
+    struct alert e;
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    e.source = xstrdup(source);
+    e.source_id = xstrdup(id);
+    e.time_ms = 1000;
+    e.received_ms = 2000;
+    e.outcome = xstrdup("unknown");
+    if (user != NULL) {
+        alert_add_observable(&e, "user", user, "src");
+    }
+    rc = store_event_insert(t, &e, dup, err);
+    alert_free(&e);
+    return rc;
+}
+
+/* Events are deduplicated and looked up by 64-bit hashes: two records with one dedup
+ * hash are both kept (the second takes the next key) and each is still deduplicated;
+ * a lookup hash shared by two values finds only the value asked for. */
+static void
+test_event_hash_collisions(void)
+{
+    struct fx f;
+    char *err = NULL, *path, *sql;
+    sqlite3 *db;
+    int dup = 0;
+    int64_t cnt = 0;
+    struct store_event_filter flt;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    /* Another record already holds the dedup key of ("panos.x", "B") and the user key of
+     * "bob": as if its (source, source_id) and its user had the same hashes as those. */
+    path = xasprintf("%s/tenants/acme.db", f.dir);
+    T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+    sql = xasprintf("INSERT INTO events (sid, time, received, source, source_id, user, uk,"
+                    " severity, outcome) VALUES (%lld, 1000, 2000, 'panos.x', 'A', 'alice',"
+                    " %lld, 0, 'unknown')",
+                    (long long)fnv("panos.x\nB"), (long long)fnv("bob"));
+    T_REQUIRE(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    free(sql);
+    sqlite3_close(db);
+    free(path);
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_REQUIRE(put_event(f.t, "panos.x", "B", "Bob", &dup, &err) == 0);
+    T_EQ_INT(dup, 0); /* not taken for the record at its key */
+    T_REQUIRE(put_event(f.t, "panos.x", "B", "Bob", &dup, &err) == 0);
+    T_EQ_INT(dup, 1);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_EQ_INT(store_event_total(f.t), 2);
+    memset(&flt, 0, sizeof(flt));
+    flt.until_ms = INT64_MAX;
+    flt.limit = 100;
+    flt.user = "BOB"; /* case folded: the key of "bob", where alice's row also is */
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 1);
+    flt.user = "alice"; /* alice's row has bob's key, not hers: not found by it */
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 0);
+    T_ASSERT(err == NULL);
+    fx_teardown(&f);
+}
+
+/* A database of the earlier events table (migration 8, text indexes) is rebuilt with
+ * the hashed keys: its rows keep their ids and are found and deduplicated as before. The
+ * database is set back to the version just before the rebuild (14), so only the rebuild
+ * and the migrations appended after it run again. */
+static void
+test_event_table_migrated(void)
+{
+    struct fx f;
+    char *err = NULL, *path;
+    sqlite3 *db;
+    int dup = 0;
+    int64_t cnt = 0;
+    struct store_event_filter flt;
+    struct buf out;
+    size_t n = 0;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    store_tenant_close(f.t);
+    f.t = NULL;
+    path = xasprintf("%s/tenants/acme.db", f.dir);
+    T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+    T_REQUIRE(
+        sqlite3_exec(
+            db,
+            "DROP TABLE events;"
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+            " received INTEGER NOT NULL, source TEXT NOT NULL, source_id TEXT NOT NULL,"
+            " user TEXT COLLATE NOCASE, ip TEXT, dst_ip TEXT, device TEXT COLLATE NOCASE,"
+            " severity INTEGER NOT NULL, outcome TEXT NOT NULL, category TEXT, title TEXT,"
+            " observables TEXT NOT NULL DEFAULT '[]', raw TEXT);"
+            "CREATE UNIQUE INDEX events_dedup ON events (source, source_id);"
+            "INSERT INTO events (id, time, received, source, source_id, user, ip, dst_ip, device,"
+            " severity, outcome) VALUES"
+            " (7, 1000, 2000, 'panos.traffic', 's/1', 'Example\\Taro', '10.0.0.1',"
+            "  '198.51.100.7', 'JP-LT-1', 0, 'succeeded'),"
+            " (9, 1001, 2001, 'panos.traffic', 's/2', NULL, '10.0.0.2', NULL, NULL, 0,"
+            "  'blocked');"
+            "PRAGMA user_version = 13;",
+            NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    free(path);
+    T_REQUIRE(store_tenant_open(f.st, "acme", &f.t, &err) == 0);
+    T_EQ_INT(store_event_total(f.t), 2);
+    memset(&flt, 0, sizeof(flt));
+    flt.until_ms = INT64_MAX;
+    flt.limit = 100;
+    flt.user = "example\\taro";
+    buf_init(&out, 0);
+    T_REQUIRE(store_event_query(f.t, &flt, &out, &n, &err) == 0);
+    T_EQ_INT(n, 1);
+    T_ASSERT(strncmp(out.data, "[{\"id\":7,", 9) == 0);
+    flt.user = NULL;
+    flt.ip = "198.51.100.7";
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 1);
+    flt.ip = "10.0.0.2";
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 1);
+    flt.ip = NULL;
+    flt.device = "jp-lt-1";
+    T_REQUIRE(store_event_count(f.t, &flt, &cnt, &err) == 0);
+    T_EQ_INT(cnt, 1);
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_REQUIRE(put_event(f.t, "panos.traffic", "s/2", NULL, &dup, &err) == 0);
+    T_EQ_INT(dup, 1);
+    T_REQUIRE(put_event(f.t, "panos.traffic", "s/3", NULL, &dup, &err) == 0);
+    T_EQ_INT(dup, 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_EQ_INT(store_event_total(f.t), 3);
+    T_ASSERT(err == NULL);
+    buf_free(&out);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
     { "escalations", test_escalations },
     { "run_requester", test_run_requester },
@@ -1583,5 +1737,7 @@ TEST_LIST = {
     { "run_results_and_query", test_run_results_and_query },
     { "lock_probe", test_lock_probe },
     { "events", test_events },
+    { "event_hash_collisions", test_event_hash_collisions },
+    { "event_table_migrated", test_event_table_migrated },
     { NULL, NULL },
 };
