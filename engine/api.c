@@ -13,6 +13,7 @@
 #include "engine/api_approve.h"
 #include "engine/api_escalate.h"
 #include "engine/api_login.h"
+#include "engine/api_playbook.h"
 #include "engine/api_read.h"
 #include "engine/api_run.h"
 #include "engine/api_settings.h"
@@ -430,6 +431,15 @@ static const struct api_route api_routes[] = {
     { "GET", "/api/v1/tenants/:/escalations/:", API_USER, ROLE_ANY, api_escalation },
     { "POST", "/api/v1/tenants/:/escalations/:/ack", API_USER,
       ROLE_ADMIN | ROLE_ANALYST | ROLE_OPERATOR, api_escalation_ack },
+    /* the portal's playbook view */
+    { "POST", "/api/v1/playbooks", API_USER, 0, api_playbook_deploy },
+    { "GET", "/api/v1/tenants/:/playbooks", API_USER, ROLE_ANY, api_playbooks },
+    { "GET", "/api/v1/tenants/:/playbooks/:", API_USER, ROLE_ANY, api_playbook },
+    { "GET", "/api/v1/tenants/:/playbooks/:/versions/:", API_USER, ROLE_ANY, api_playbook_version },
+    { "GET", "/api/v1/tenants/:/playbooks/:/versions/:/runs", API_USER, ROLE_ANY,
+      api_playbook_runs },
+    { "POST", "/api/v1/tenants/:/playbooks/:/dry-run", API_USER,
+      ROLE_ADMIN | ROLE_ENGINEER | ROLE_OPERATOR, api_playbook_dry_run },
     /* the portal's Settings and dashboard (engine/api_settings.c) */
     { "POST", "/api/v1/tenants/:/users", API_USER, ROLE_ADMIN | ROLE_OPERATOR, api_user_add },
     { "POST", "/api/v1/tenants/:/users/:/disabled", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
@@ -577,6 +587,7 @@ api_start(const struct config *cfg, struct store *st, struct api **out, char **e
     a = xcalloc(1, sizeof(*a));
     a->state.st = st;
     a->state.conf = c;
+    a->state.cfg = cfg;
     a->state.cost = api_cost(c);
     if (api_parse_proxies(c->trusted_proxies, &a->state.proxies, &a->state.nproxies, errp) == -1 ||
         auth_password_hash("not a password of anyone", &a->state.cost, &a->state.dummy_hash,
@@ -614,6 +625,14 @@ int
 api_port(const struct api *a)
 {
     return http_server_port(a->srv);
+}
+
+void
+api_set_reload(struct api *a, int (*reload)(void))
+{
+    if (a != NULL) {
+        a->state.reload = reload;
+    }
 }
 
 void

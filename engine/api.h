@@ -26,6 +26,9 @@ struct auth_cost api_cost(const struct api_conf *c);
 int api_start(const struct config *cfg, struct store *st, struct api **out, char **errp) KG_WUR;
 int api_port(const struct api *a);
 void api_stop_accepting(struct api *a); /* graceful drain */
-void api_free(struct api *a);           /* NULL is a no-op */
+/* What a deployment through the API calls to have the playbook folder loaded again (the
+ * daemon's reload: 0, or -1 when the folder could not be read). */
+void api_set_reload(struct api *a, int (*reload)(void));
+void api_free(struct api *a); /* NULL is a no-op */
 
 #endif

@@ -101,8 +101,6 @@ api_tenants(struct api_req *r)
     apireq_json(r, 200, o);
 }
 
-static cJSON *run_json(const struct store_run *run, int64_t now);
-
 /* An alert as JSON (raw kept only when full). NULL on a broken row. */
 static cJSON *
 alert_json(const struct alert *a, int full)
@@ -312,7 +310,7 @@ api_alert(struct api_req *r)
     }
     arr = cJSON_AddArrayToObject(j, "runs");
     for (size_t i = 0; i < n; i++) {
-        cJSON_AddItemToArray(arr, run_json(&runs[i], r->now));
+        cJSON_AddItemToArray(arr, api_run_json(&runs[i], r->now));
     }
     store_runs_free(runs, n);
     {
@@ -417,8 +415,8 @@ api_summary(struct api_req *r)
 }
 
 /* A waiting run whose pending call its server throttled shows as "throttled". */
-static cJSON *
-run_json(const struct store_run *run, int64_t now)
+cJSON *
+api_run_json(const struct store_run *run, int64_t now)
 {
     cJSON *o = cJSON_CreateObject();
     int throttled = strcmp(run->state, "waiting") == 0 && run->throttled_until > now;
@@ -480,7 +478,7 @@ api_runs(struct api_req *r)
     o = cJSON_CreateObject();
     arr = cJSON_AddArrayToObject(o, "runs");
     for (size_t i = 0; i < n; i++) {
-        cJSON_AddItemToArray(arr, run_json(&runs[i], r->now));
+        cJSON_AddItemToArray(arr, api_run_json(&runs[i], r->now));
     }
     store_runs_free(runs, n);
     apireq_json(r, 200, o);
@@ -519,7 +517,7 @@ api_run(struct api_req *r)
         apireq_error(r, 503, "store_unavailable", "retry");
         return;
     }
-    o = run_json(&run, r->now);
+    o = api_run_json(&run, r->now);
     store_run_free(&run);
     {
         /* Who started it by hand; null when the engine did (an alert's trigger). */

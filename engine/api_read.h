@@ -16,4 +16,7 @@ void api_tenant_audit(struct api_req *r);   /* GET /api/v1/tenants/{t}/audit */
 void api_tenant_users(struct api_req *r);   /* GET /api/v1/tenants/{t}/users */
 void api_platform_audit(struct api_req *r); /* GET /api/v1/audit (platform operators) */
 
+/* A run as the API shows it (the caller deletes it). */
+cJSON *api_run_json(const struct store_run *run, int64_t now);
+
 #endif

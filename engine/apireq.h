@@ -13,6 +13,7 @@
 #include "engine/util.h"
 
 struct work;
+struct config;
 
 /* The settings block api = { ... } (engine/api.c reads it). */
 struct api_conf {
@@ -52,6 +53,10 @@ struct api_state {
     size_t nproxies;
     char *dummy_hash; /* verified against for unknown users, so they cost the same time */
     unsigned long long requests, denied, logins, login_failures;
+    /* The playbook view: the daemon's configuration (its playbook folders) and its reload
+     * of the playbook folder (api_set_reload; NULL: none), for a deployment by a person. */
+    const struct config *cfg;
+    int (*reload)(void);
 };
 
 enum api_role_bits {

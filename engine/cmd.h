@@ -110,4 +110,12 @@ int cmd_tenants(const char *config_path, const char *only, int (*fn)(struct stor
 /* Parse s as a positive record id into *id; 0, or -1 with "not a WHAT id: s" printed. */
 int cmd_parse_id(const char *s, const char *what, int64_t *id) KG_WUR;
 
+/* `kagari playbook deploy FILE...` (engine/cmd_deploy.c): argv holds the files only;
+ * config_path NULL: the default configuration. Returns the exit status. */
+int cmd_playbook_deploy(int argc, char **argv, const char *config_path);
+/* `kagari playbook history [NAME] [--tenant ID]`: the deployments of NAME, newest first
+ * (without NAME: the latest one of each playbook), one line each: tenant, name, version,
+ * time (UTC), deployer ("-": not recorded), how. Returns the exit status (1: none). */
+int cmd_playbook_history(const char *name, const char *tenant, const char *config_path);
+
 #endif

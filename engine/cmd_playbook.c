@@ -25,6 +25,7 @@ struct lint_opts {
     size_t nsources;
     int verbose;        /* test: list every check */
     const char *config; /* test: the configuration naming the playbook folder */
+    const char *tenant; /* history: one tenant only */
 };
 
 static int
@@ -45,6 +46,9 @@ cmd_playbook_opt(int c, const char *arg, void *ud)
         return 0;
     case 'c':
         o->config = arg;
+        return 0;
+    case 't':
+        o->tenant = arg;
         return 0;
     default:
         return -1;
@@ -399,15 +403,21 @@ static int
 cmd_playbook_exec(int argc, char **argv)
 {
     static const struct option lo[] = {
-        { "help", no_argument, NULL, 'h' },         { "lib-dir", required_argument, NULL, 'l' },
-        { "source", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
-        { "config", required_argument, NULL, 'c' }, { NULL, 0, NULL, 0 },
+        { "help", no_argument, NULL, 'h' },
+        { "lib-dir", required_argument, NULL, 'l' },
+        { "source", required_argument, NULL, 's' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "config", required_argument, NULL, 'c' },
+        { "tenant", required_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 },
     };
     static const char help[] =
         "usage: kagari playbook lint [--config FILE] [--lib-dir DIR] [--source NAME]... "
         "[FILE|DIR]...\n"
         "       kagari playbook test [-v] [--config FILE] [DIR|FILE_test.lua]...\n"
         "       kagari playbook annotations DIR\n"
+        "       kagari playbook deploy [--config FILE] FILE...\n"
+        "       kagari playbook history [NAME] [--tenant ID] [--config FILE]\n"
         "lint: check that each playbook evaluates in the sandbox and returns a valid\n"
         "playbook{}, then check its code and the libraries it requires against the real\n"
         "API: undeclared globals, unknown module members and alert methods, argument\n"
@@ -422,12 +432,21 @@ cmd_playbook_exec(int argc, char **argv)
         "configuration's playbook folder, else ./playbooks), without a daemon and\n"
         "without network; -v lists every check. Exit status 1 when a check failed.\n"
         "annotations: write DIR/.luals/kagari.lua (LuaLS ---@meta for every kagari\n"
-        "function) and DIR/.luarc.json, so that editors complete and check playbooks.\n";
-    struct lint_opts o = { NULL, NULL, 0, 0, NULL };
-    int r = cmd_parse_opts(argc, argv, lo, "hl:s:vc:", cmd_playbook_opt, &o);
+        "function) and DIR/.luarc.json, so that editors complete and check playbooks.\n"
+        "deploy: load each file as the daemon would (with the configuration's library\n"
+        "folder), install it into the playbook folder, record in every tenant's database\n"
+        "that you deployed this version now, and have the running daemon reload.\n"
+        "history: the deployments of NAME recorded in each tenant (without NAME: the\n"
+        "latest of each playbook): tenant, name, version, time (UTC), by whom, how.\n";
+    struct lint_opts o = { NULL, NULL, 0, 0, NULL, NULL };
+    int r = cmd_parse_opts(argc, argv, lo, "hl:s:vc:t:", cmd_playbook_opt, &o);
     int rc;
 
-    if (r == 0 && optind < argc && strcmp(argv[optind], "test") == 0) {
+    if (r == 0 && optind < argc && optind + 2 >= argc && strcmp(argv[optind], "history") == 0) {
+        rc = cmd_playbook_history(optind + 1 < argc ? argv[optind + 1] : NULL, o.tenant, o.config);
+    } else if (r == 0 && optind < argc && strcmp(argv[optind], "deploy") == 0) {
+        rc = cmd_playbook_deploy(argc - optind - 1, argv + optind + 1, o.config);
+    } else if (r == 0 && optind < argc && strcmp(argv[optind], "test") == 0) {
         rc = cmd_playbook_test(argc - optind - 1, argv + optind + 1, &o);
     } else if (r == 0 && optind + 1 == argc && strcmp(argv[optind], "lint") == 0) {
         rc = cmd_lint_configured(&o);
@@ -450,7 +469,7 @@ cmd_playbook_exec(int argc, char **argv)
 
 const struct cmd_entry cmd_playbook_entry = {
     .name = "playbook",
-    .usage = "playbook lint|test|annotations",
-    .summary = "check playbook files; run their tests; write editor annotations",
+    .usage = "playbook lint|test|annotations|deploy|history",
+    .summary = "check playbook files; run their tests; write editor annotations; deploy them",
     .exec = cmd_playbook_exec,
 };

@@ -47,6 +47,7 @@ struct run {
     struct effect *ef;      /* the effect a parked run waits for */
     struct event *deadline; /* fires when a parked run reaches its deadline */
     char *approved;         /* after an approval with effects=: the calls it allows (JSON) */
+    int dry_run; /* outside effects recorded, not performed: fixed when the run was created */
 
     int ready;
     struct run *rprev, *rnext; /* ready queue */
@@ -137,6 +138,7 @@ run_new(struct tenant *t, int64_t id, int64_t alert_id, struct playbook *pb)
     r->alert_id = alert_id;
     r->pb = pb;
     playbook_ref(pb);
+    r->dry_run = pb->dry_run;
     r->co_ref = LUA_NOREF;
     r->task.max_instructions = pb->instructions ? pb->instructions : limits.instructions;
     r->next = t->runs;
@@ -725,6 +727,21 @@ run_playbooks(void)
     return &playbooks;
 }
 
+/* The playbook's dry-run switch (set by people in the portal) decides for the new run id,
+ * durably: a replay after a restart keeps it whatever the switch says then. 1 with *dry
+ * when the switch is set (written on the run), 0 when not (the version's own dry_run
+ * counts), -1 with *errp. */
+static int
+run_switch(struct tenant *t, const struct playbook *pb, int64_t id, int *dry, char **errp)
+{
+    int sw = store_switch_get(t->db, pb->name, dry, NULL, NULL, errp);
+
+    if (sw == 1 && store_run_set_dry_run(t->db, id, *dry, errp) == -1) {
+        return -1;
+    }
+    return sw;
+}
+
 int
 run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp)
 {
@@ -735,6 +752,7 @@ run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp)
         struct playbook *pb = playbooks.v[i];
         int64_t id;
         struct run *r;
+        int sw, dry = 0;
 
         if (!playbook_matches(pb, a)) {
             continue;
@@ -743,7 +761,13 @@ run_route(struct tenant *t, const struct alert *a, int *nruns, char **errp)
             store_run_insert(t->db, a->id, pb->name, pb->hash, now, &id, errp) == -1) {
             return -1;
         }
+        if ((sw = run_switch(t, pb, id, &dry, errp)) == -1) {
+            return -1;
+        }
         r = run_new(t, id, a->id, pb);
+        if (sw == 1) {
+            r->dry_run = dry;
+        }
         ready_push(r);
         (*nruns)++;
     }
@@ -756,6 +780,7 @@ run_start_by(struct tenant *t, int64_t alert_id, const char *playbook, const cha
 {
     struct playbook *pb = NULL;
     struct run *r;
+    int sw = 0, dry = 0;
 
     *id = 0;
     for (size_t i = 0; i < playbooks.n && pb == NULL; i++) {
@@ -768,10 +793,14 @@ run_start_by(struct tenant *t, int64_t alert_id, const char *playbook, const cha
     }
     if (tenant_save_version(t, pb, errp) == -1 || loop_write(t->db, errp) == -1 ||
         store_run_insert(t->db, alert_id, pb->name, pb->hash, util_now_ms(), id, errp) == -1 ||
-        store_run_set_requester(t->db, *id, requester, errp) == -1) {
+        store_run_set_requester(t->db, *id, requester, errp) == -1 ||
+        (sw = run_switch(t, pb, *id, &dry, errp)) == -1) {
         return -1;
     }
     r = run_new(t, *id, alert_id, pb);
+    if (sw == 1) {
+        r->dry_run = dry;
+    }
     ready_push(r);
     log_info("run.started_by tenant=%s run=%lld playbook=%s alert=%lld requester=%s", t->id,
              (long long)*id, pb->name, (long long)alert_id, log_quote(requester));
@@ -810,6 +839,9 @@ run_recover(struct tenant *t, char **errp)
             continue;
         }
         r = run_new(t, list[i].id, list[i].alert_id, pb);
+        if (list[i].dry_run >= 0) {
+            r->dry_run = list[i].dry_run;
+        }
         r->started_ms = list[i].started_ms;
         for (int s = 0; s < 3; s++) {
             if (strcmp(list[i].state, state_names[s]) == 0) {
@@ -1332,7 +1364,7 @@ effect_run(lua_State *L, const struct effect_spec *spec)
         free(msg);
         return journal_push(L, &r->j[entry]);
     }
-    if ((spec->flags & EFFECT_OUTSIDE) && (r->pb->dry_run || tenant_dry_run(r->t))) {
+    if ((spec->flags & EFFECT_OUTSIDE) && (r->dry_run || tenant_dry_run(r->t))) {
         char *res = xasprintf("{\"dry_run\":true,\"request\":%s}", request);
 
         stats.dry_run++;

@@ -13,6 +13,7 @@
 #include "engine/api.h"
 #include "engine/config.h"
 #include "engine/control.h"
+#include "engine/deploy.h"
 #include "engine/env.h"
 #include "engine/escalate.h"
 #include "engine/events.h"
@@ -111,6 +112,7 @@ load_playbooks(void)
         }
         log_info("playbooks.loaded count=%zu dir=%s", set.n, cfg->playbook_dir);
         pb_count.loaded = set.n;
+        deploy_record_loaded(&set); /* who deployed what when: the portal's playbook view */
         run_set_playbooks(&set);
     }
     free(errs);
@@ -355,6 +357,7 @@ serve_main(const char *config_path)
         log_err("serve.failed error=%s", log_quote(err ? err : "?"));
         goto out;
     }
+    api_set_reload(people_api, serve_reload); /* a playbook deployed by a person */
     lim.instructions = conf.runs.instructions;
     lim.timeout = conf.runs.timeout;
     lim.slice_ms = conf.runs.slice_ms;

@@ -415,6 +415,49 @@ static const char *const tenant_migrations[] = {
     "CREATE INDEX events_ik ON events (ik, time) WHERE ik IS NOT NULL;"
     "CREATE INDEX events_dk ON events (dk, time) WHERE dk IS NOT NULL;"
     "CREATE INDEX events_vk ON events (vk, time) WHERE vk IS NOT NULL;",
+    /* 15: the playbook view: each deployment of a playbook version (when, by whom, how:
+     * 'cli' for `kagari playbook deploy`, 'api' for a person, 'reload' for a file the
+     * daemon found changed, 'first_run' for a version known from before this table, with
+     * the time of its first run), the dry-run switch people set per playbook, each run's
+     * dry-run state fixed when it is created (NULL: as its version says), the index that
+     * lists the runs of a version, and the number of runs per playbook, hour of creation
+     * and version, kept by a trigger (filled from the runs already there), so that counts
+     * read a few hundred rows, never the runs. Self-contained. */
+    "CREATE TABLE IF NOT EXISTS playbook_deploys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  deployed INTEGER NOT NULL,"
+    "  deployed_by TEXT,"
+    "  via TEXT NOT NULL"
+    ");"
+    "CREATE INDEX IF NOT EXISTS playbook_deploys_name ON playbook_deploys (name, id);"
+    "INSERT INTO playbook_deploys (name, version, deployed, deployed_by, via)"
+    "  SELECT name, hash, created, NULL, 'first_run' FROM playbook_versions"
+    "  ORDER BY created, hash;"
+    "CREATE TABLE IF NOT EXISTS playbook_switches ("
+    "  name TEXT PRIMARY KEY,"
+    "  dry_run INTEGER NOT NULL,"
+    "  changed INTEGER NOT NULL,"
+    "  changed_by TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "ALTER TABLE runs ADD COLUMN dry_run INTEGER;"
+    "CREATE INDEX IF NOT EXISTS runs_version ON runs (playbook_hash, id);"
+    "CREATE TABLE IF NOT EXISTS run_counts ("
+    "  playbook TEXT NOT NULL,"
+    "  hour INTEGER NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (playbook, hour, version)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO run_counts (playbook, hour, version, n)"
+    "  SELECT playbook, (created / 3600000) * 3600000, playbook_hash, count(*) FROM runs"
+    "  GROUP BY 1, 2, 3;"
+    "CREATE TRIGGER IF NOT EXISTS run_counts_add AFTER INSERT ON runs BEGIN"
+    "  INSERT INTO run_counts (playbook, hour, version, n)"
+    "    VALUES (NEW.playbook, (NEW.created / 3600000) * 3600000, NEW.playbook_hash, 1)"
+    "    ON CONFLICT (playbook, hour, version) DO UPDATE SET n = n + 1;"
+    "  END;",
     /* The portal's containment view: the journal's finished effects by kind, newest
      * first (which accounts were disabled, which devices isolated), read without a scan
      * of every run's journal. Self-contained: adds only its own index. */
@@ -547,6 +590,19 @@ enum query {
     Q_CURSOR_GET,
     Q_CURSOR_PUT,
     Q_CURSOR_LIST,
+    /* the playbook view */
+    Q_DEPLOY_LATEST,
+    Q_DEPLOY_ADD,
+    Q_DEPLOY_SET_BY,
+    Q_DEPLOY_LIST,
+    Q_DEPLOY_LIST_LATEST,
+    Q_SWITCH_GET,
+    Q_SWITCH_SET,
+    Q_SWITCH_CLEAR,
+    Q_RUN_SET_DRY,
+    Q_RUN_COUNT_PLAYBOOK,
+    Q_RUN_COUNT_VERSION,
+    Q_RUN_BY_VERSION,
     /* the portal's settings and dashboard */
     Q_ALERT_IDS_OBS,
     Q_LIST_LIVE,
@@ -572,7 +628,7 @@ enum query {
 #define RUN_COLUMNS                                                                                \
     "id, alert_id, playbook, playbook_hash, state, created, started, ended, error,"                \
     " (SELECT max(throttled_until) FROM journal j WHERE j.run_id = runs.id AND j.status = 0),"     \
-    " result, result_note"
+    " result, result_note, dry_run"
 
 static const char *const query_sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -785,6 +841,31 @@ static const char *const query_sql[Q_COUNT] = {
                      " ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor,"
                      " updated = excluded.updated",
     [Q_CURSOR_LIST] = "SELECT stream, cursor, updated FROM poll_cursors ORDER BY stream",
+#define DEPLOY_COLUMNS "id, name, version, deployed, deployed_by, via"
+    [Q_DEPLOY_LATEST] = "SELECT " DEPLOY_COLUMNS " FROM playbook_deploys WHERE name = ?1"
+                        " ORDER BY id DESC LIMIT 1",
+    [Q_DEPLOY_ADD] = "INSERT INTO playbook_deploys (name, version, deployed, deployed_by, via)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_DEPLOY_SET_BY] = "UPDATE playbook_deploys SET deployed_by = ?2, via = ?3"
+                        " WHERE id = ?1 AND deployed_by IS NULL",
+    [Q_DEPLOY_LIST] = "SELECT " DEPLOY_COLUMNS " FROM playbook_deploys WHERE name = ?1"
+                      " ORDER BY id DESC LIMIT ?2",
+    [Q_DEPLOY_LIST_LATEST] = "SELECT " DEPLOY_COLUMNS " FROM playbook_deploys AS d"
+                             " WHERE id = (SELECT max(id) FROM playbook_deploys"
+                             " WHERE name = d.name) ORDER BY name LIMIT ?1",
+    [Q_SWITCH_GET] = "SELECT dry_run, changed, changed_by FROM playbook_switches WHERE name = ?1",
+    [Q_SWITCH_SET] = "INSERT INTO playbook_switches (name, dry_run, changed, changed_by)"
+                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET"
+                     " dry_run = excluded.dry_run, changed = excluded.changed,"
+                     " changed_by = excluded.changed_by",
+    [Q_SWITCH_CLEAR] = "DELETE FROM playbook_switches WHERE name = ?1",
+    [Q_RUN_SET_DRY] = "UPDATE runs SET dry_run = ?2 WHERE id = ?1",
+    [Q_RUN_COUNT_PLAYBOOK] = "SELECT coalesce(sum(n), 0) FROM run_counts WHERE playbook = ?1"
+                             " AND hour >= (?2 / 3600000) * 3600000",
+    [Q_RUN_COUNT_VERSION] = "SELECT coalesce(sum(n), 0) FROM run_counts WHERE playbook = ?1"
+                            " AND version = ?2",
+    [Q_RUN_BY_VERSION] = "SELECT " RUN_COLUMNS " FROM runs WHERE playbook_hash = ?1"
+                         " AND id < ?2 ORDER BY id DESC LIMIT ?3",
     /* the portal's settings and dashboard */
     [Q_ALERT_IDS_OBS] =
         "SELECT a.id FROM alert_observables AS o JOIN alerts AS a ON a.id = o.alert_id"
@@ -3049,6 +3130,7 @@ run_from_row(sqlite3_stmt *s, struct store_run *r)
     r->throttled_until = sqlite3_column_int64(s, 9);
     r->result = col_strdup(s, 10);
     r->result_note = col_strdup(s, 11);
+    r->dry_run = sqlite3_column_type(s, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 12) != 0;
 }
 
 /* Step s for at most one row, copied by fill into the zeroed element out of elem bytes:
@@ -5026,6 +5108,245 @@ store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms
         sqlite3_bind_int(s, 4, exhausted);
     }
     return esc_update(t, s, errp);
+}
+
+/* ---- the playbook view ---- */
+
+void
+store_deploys_free(struct store_deploy *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].name);
+        free(v[i].by);
+    }
+    free(v);
+}
+
+static void
+deploy_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_deploy *d = e;
+    const char *version = (const char *)sqlite3_column_text(s, 2);
+    const char *via = (const char *)sqlite3_column_text(s, 5);
+
+    d->id = sqlite3_column_int64(s, 0);
+    d->name = col_strdup(s, 1);
+    snprintf(d->version, sizeof(d->version), "%s", version ? version : "");
+    d->deployed_ms = sqlite3_column_int64(s, 3);
+    d->by = col_strdup(s, 4);
+    snprintf(d->via, sizeof(d->via), "%s", via ? via : "");
+}
+
+static void
+deploy_drop(void *v, size_t n)
+{
+    store_deploys_free(v, n);
+}
+
+int
+store_deploy_record(struct store_tenant *t, const char *name, const char *version, int64_t when_ms,
+                    const char *by, const char *via, char **errp)
+{
+    struct store_deploy last;
+    sqlite3_stmt *s;
+    int found;
+
+    if (name == NULL || version == NULL || via == NULL) {
+        return kg_err(errp, "deploy record: missing name, version or via");
+    }
+    if ((s = db_stmt(&t->db, Q_DEPLOY_LATEST, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, name);
+    found = db_row_one(&t->db, s, "deploy latest", &last, sizeof(last), deploy_fill, errp);
+    if (found == -1) {
+        return -1;
+    }
+    if (found == 1 && strcmp(last.version, version) == 0) {
+        int fill = by != NULL && last.by == NULL;
+
+        free(last.name);
+        free(last.by);
+        if (!fill) {
+            return 0;
+        }
+        if ((s = db_stmt(&t->db, Q_DEPLOY_SET_BY, errp)) == NULL) {
+            return -1;
+        }
+        sqlite3_bind_int64(s, 1, last.id);
+        bind_text(s, 2, by);
+        bind_text(s, 3, via);
+        return stmt_run(&t->db, s, "deploy set by", errp) == -1 ? -1 : 1;
+    }
+    if (found == 1) {
+        free(last.name);
+        free(last.by);
+    }
+    if ((s = db_stmt(&t->db, Q_DEPLOY_ADD, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, name);
+    bind_text(s, 2, version);
+    sqlite3_bind_int64(s, 3, when_ms);
+    bind_text(s, 4, by);
+    bind_text(s, 5, via);
+    return stmt_run(&t->db, s, "deploy add", errp) == -1 ? -1 : 1;
+}
+
+int
+store_deploy_list(struct store_tenant *t, const char *name, int limit, struct store_deploy **out,
+                  size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, name != NULL ? Q_DEPLOY_LIST : Q_DEPLOY_LIST_LATEST, errp)) == NULL) {
+        return -1;
+    }
+    if (name != NULL) {
+        bind_text(s, 1, name);
+        sqlite3_bind_int(s, 2, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
+    } else {
+        sqlite3_bind_int(s, 1, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
+    }
+    rc = db_rows(&t->db, s, "deploy list", sizeof(**out), deploy_fill, deploy_drop, &v, n, errp);
+    stmt_done(s);
+    *out = v;
+    return rc;
+}
+
+int
+store_switch_get(struct store_tenant *t, const char *name, int *on, int64_t *changed_ms, char **by,
+                 char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *on = 0;
+    if (changed_ms != NULL) {
+        *changed_ms = 0;
+    }
+    if (by != NULL) {
+        *by = NULL;
+    }
+    if ((s = db_stmt(&t->db, Q_SWITCH_GET, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, name);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *on = sqlite3_column_int(s, 0) != 0;
+        if (changed_ms != NULL) {
+            *changed_ms = sqlite3_column_int64(s, 1);
+        }
+        if (by != NULL) {
+            *by = col_strdup(s, 2);
+        }
+        stmt_done(s);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "switch get %s", name);
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_switch_set(struct store_tenant *t, const char *name, int on, int64_t when_ms, const char *by,
+                 char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, on < 0 ? Q_SWITCH_CLEAR : Q_SWITCH_SET, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, name);
+    if (on >= 0) {
+        sqlite3_bind_int(s, 2, on != 0);
+        sqlite3_bind_int64(s, 3, when_ms);
+        bind_text(s, 4, by ? by : "");
+    }
+    return stmt_run(&t->db, s, "switch set", errp);
+}
+
+int
+store_run_set_dry_run(struct store_tenant *t, int64_t id, int on, char **errp)
+{
+    sqlite3_stmt *s;
+
+    if ((s = db_stmt(&t->db, Q_RUN_SET_DRY, errp)) == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, on != 0);
+    return stmt_run(&t->db, s, "run set dry run", errp);
+}
+
+/* One count row of q with text ?1 and, when text2 is set, text ?2, else integer ?2. */
+static int
+count_one(struct store_tenant *t, enum query q, const char *text, const char *text2, int64_t since,
+          int64_t *count, char **errp)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *count = 0;
+    if ((s = db_stmt(&t->db, q, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, text);
+    if (text2 != NULL) {
+        bind_text(s, 2, text2);
+    } else {
+        sqlite3_bind_int64(s, 2, since);
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *count = sqlite3_column_int64(s, 0);
+    } else {
+        db_fail(&t->db, errp, "run count");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_run_count_playbook(struct store_tenant *t, const char *name, int64_t since_ms, int64_t *count,
+                         char **errp)
+{
+    return count_one(t, Q_RUN_COUNT_PLAYBOOK, name, NULL, since_ms > 0 ? since_ms : 0, count, errp);
+}
+
+int
+store_run_count_version(struct store_tenant *t, const char *name, const char *version,
+                        int64_t *count, char **errp)
+{
+    return count_one(t, Q_RUN_COUNT_VERSION, name, version, 0, count, errp);
+}
+
+int
+store_run_by_version(struct store_tenant *t, const char *version, int64_t before, int limit,
+                     struct store_run **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = db_stmt(&t->db, Q_RUN_BY_VERSION, errp)) == NULL) {
+        return -1;
+    }
+    bind_text(s, 1, version);
+    sqlite3_bind_int64(s, 2, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int(s, 3, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
+    return run_collect(&t->db, s, "run by version", out, n, errp);
 }
 
 /* ---- the portal's dashboard: containment in force ---- */

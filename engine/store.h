@@ -372,6 +372,9 @@ struct store_run {
     /* A waiting run whose pending call the server throttled: until when (ms since the
      * epoch), else 0. Shown as the state "throttled" while it lasts. */
     int64_t throttled_until;
+    /* Its dry-run state, fixed when it was created from its playbook's switch (1 on, 0
+     * off), or -1: as its version says (no switch was set). */
+    int dry_run;
 };
 void store_run_free(struct store_run *r);            /* frees the fields */
 void store_runs_free(struct store_run *r, size_t n); /* frees the fields and the array */
@@ -621,5 +624,48 @@ int store_esc_ack(struct store_tenant *t, int64_t id, const char *by, const char
  * nobody acknowledged. 1/0/-1 like store_esc_ack. */
 int store_esc_reached(struct store_tenant *t, int64_t id, int contact, int64_t at_ms, int exhausted,
                       char **errp);
+
+/* ---- the playbook view: deployments, the dry-run switch, runs per version ---- */
+
+/* One deployment of a playbook version. */
+struct store_deploy {
+    int64_t id;
+    char *name;
+    char version[65];
+    int64_t deployed_ms;
+    char *by;     /* who: an OS user (cli), a person (api); NULL when not recorded */
+    char via[16]; /* "cli", "api", "reload", "first_run" */
+};
+void store_deploys_free(struct store_deploy *v, size_t n); /* the fields and the array */
+/* Record that version is the deployed version of playbook name. When the latest row of
+ * name already has this version, nothing is added, but a row without a deployer gets by
+ * and via (the daemon may have loaded the file before the command that installed it
+ * said who it was). Returns 1 when a row was added or completed, 0 when nothing
+ * changed, -1 with *errp. by may be NULL (not known). */
+int store_deploy_record(struct store_tenant *t, const char *name, const char *version,
+                        int64_t when_ms, const char *by, const char *via, char **errp) KG_WUR;
+/* The deployments of name, newest first, at most limit; name NULL: the latest one of
+ * each playbook, in name order. *out freed with store_deploys_free. */
+int store_deploy_list(struct store_tenant *t, const char *name, int limit,
+                      struct store_deploy **out, size_t *n, char **errp) KG_WUR;
+/* A playbook's dry-run switch: 1 with *on (0/1), *changed_ms and *by (malloc'd; pass
+ * NULL not to have it), 0 when it is not set (the playbook's own dry_run counts), -1. */
+int store_switch_get(struct store_tenant *t, const char *name, int *on, int64_t *changed_ms,
+                     char **by, char **errp) KG_WUR;
+/* Set the switch (on 0 or 1), or clear it (on -1). In the caller's transaction. */
+int store_switch_set(struct store_tenant *t, const char *name, int on, int64_t when_ms,
+                     const char *by, char **errp) KG_WUR;
+/* Fix a run's dry-run state (0/1) when it is created. In the caller's transaction. */
+int store_run_set_dry_run(struct store_tenant *t, int64_t id, int on, char **errp) KG_WUR;
+/* The runs of playbook name created since the start of the hour of since_ms; the runs of
+ * one version of it. Read from the hourly counts (run_counts), not from the runs. */
+int store_run_count_playbook(struct store_tenant *t, const char *name, int64_t since_ms,
+                             int64_t *count, char **errp) KG_WUR;
+int store_run_count_version(struct store_tenant *t, const char *name, const char *version,
+                            int64_t *count, char **errp) KG_WUR;
+/* The runs of a version, newest first, with ids below before (0: from the newest), at
+ * most limit (<= 0: 100). */
+int store_run_by_version(struct store_tenant *t, const char *version, int64_t before, int limit,
+                         struct store_run **out, size_t *n, char **errp) KG_WUR;
 
 #endif

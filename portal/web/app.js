@@ -102,6 +102,7 @@ function renderNav() {
     h('a', { href: tp + '/dashboard', id: 'nav-dashboard' }, t('dashboard')),
     h('a', { href: tp + '/alerts', id: 'nav-alerts' }, t('alerts')),
     h('a', { href: tp + '/runs', id: 'nav-runs' }, t('runs')),
+    h('a', { href: tp + '/playbooks', id: 'nav-playbooks' }, t('playbooks')),
     h('a', { href: '#/approvals', id: 'nav-approvals' }, t('approvals')),
     h('a', { href: '#/settings', id: 'nav-settings' }, t('settings')),
     canAudit(app.tenants, app.tenant) ? h('a', { href: tp + '/audit', id: 'nav-audit' }, t('audit')) : null,
@@ -381,7 +382,9 @@ async function runView(tenant, id) {
   mount(root, h('section', { 'data-page': 'run' },
     h('h1', {}, t('run') + ' #' + r.id + ' ', stateBadge(r.state)),
     h('dl', { class: 'fields' },
-      field(t('playbook'), r.playbook), field(t('version'), h('code', {}, String(r.version || '').slice(0, 16))),
+      field(t('playbook'), h('a', { href: '#/t/' + enc(tenant) + '/playbooks/' + enc(r.playbook), id: 'run-playbook' }, r.playbook)),
+      field(t('version'), h('a', { href: '#/t/' + enc(tenant) + '/playbooks/' + enc(r.playbook) + '/versions/' + enc(r.version), id: 'run-version' },
+        h('code', {}, String(r.version || '').slice(0, 16)))),
       field(t('alert'), r.alert_id ? h('a', { href: '#/t/' + enc(tenant) + '/alerts/' + enc(r.alert_id) }, '#' + r.alert_id) : ''),
       field(t('created'), fmtTime(r.created)), field(t('started'), fmtTime(r.started)),
       field(t('ended'), fmtTime(r.ended)), field(t('error'), r.error || '')),
@@ -557,6 +560,17 @@ function recoverySection() {
   h('button', { type: 'submit', id: 'rc-new' }, t('rc_new')), out);
 }
 
+// ---- playbooks (portal/web/playbooks.js, loaded when first shown) ----
+
+function playbookCtx(root, tenant) {
+  const roles = (app.tenants.find((x) => x.id === tenant) || {}).roles || [];
+  return {
+    root, live: () => root === view, runRows, runHead, notFound,
+    canEdit: roles.some((r) => r === 'admin' || r === 'engineer' || r === 'operator'),
+    showError: (e) => showError(e, root),
+  };
+}
+
 // ---- routing ----
 
 async function route() {
@@ -605,6 +619,7 @@ async function route() {
       else if (seg[2] === 'runs' && seg.length === 3) await runsView(tenant);
       else if (seg[2] === 'runs' && seg.length === 4) await runView(tenant, id);
       else if (seg[2] === 'approvals' && seg.length === 4) await approvalView(tenant, id);
+      else if (seg[2] === 'playbooks') await (await import('./playbooks.js')).playbooksPage(playbookCtx(root, tenant), tenant, seg.slice(3), params);
       else if (seg[2] === 'audit' && seg.length === 3) await auditView(root, tenant, params.get('before') || undefined);
       else notFound();
     } else {

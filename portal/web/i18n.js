@@ -89,6 +89,10 @@ const WORDS = {
   },
 };
 
+// The Playbooks section's name, for the menu (its other words are in playbooks.js, which
+// is loaded when the section is first shown).
+WORDS.en.playbooks = 'Playbooks';
+WORDS.ja.playbooks = 'プレイブック';
 // More words, from a page module of its own ({ en: {...}, ja: {...} }).
 export function addWords(more) {
   for (const l of Object.keys(WORDS)) Object.assign(WORDS[l], more[l] || {});
@@ -125,6 +129,11 @@ export function setPrefs(l, z) {
   if (LANGS.includes(l)) store.setItem('kagari.lang', l);
   if (knownZone(z)) store.setItem('kagari.tz', z);
   document.documentElement.lang = lang();
+}
+
+// More words from a page module (the playbook view keeps its own): { en: {...}, ja: {...} }.
+export function addWords(more) {
+  for (const l of LANGS) Object.assign(WORDS[l], more[l] || {});
 }
 
 // The word for key in the present language (English, then the key, when missing).

@@ -8,11 +8,14 @@ the last 24 hours, logs a person in, then:
 - page weight: the bytes of the page and every file it loads;
 - the dashboard's summary route and a page of 50 alerts: median and max of 10 calls;
 - in chromium (playwright-core, as the browser tests): from navigation to the dashboard's
-  counts drawn, median of 5 loads, and the bytes transferred."""
+  counts drawn, median of 5 loads, and the bytes transferred;
+- the Playbooks section's routes with as many runs as alerts in the tenant."""
 
 import json
 import os
 import random
+import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -133,7 +136,50 @@ def main(argv):
         else:
             print("dashboard first render: not measured (run make test once: it installs "
                   "playwright-core)")
+        playbook_view(d, u, n)
         d.stop()
+
+
+def playbook_view(d, u, n):
+    """The Playbooks section with n runs in the tenant (one per alert) over 10 playbooks
+    of two versions each: its list and a playbook's history (median and max of 10)."""
+    d.stop()
+    for i in range(10):
+        d.write_playbook("bench-%d.lua" % i, 'return playbook { name = "bench-%d", on = {'
+                         ' source = "bench.none" }, run = function(alert) end }\n' % i)
+    d.start()
+    for i in range(10):
+        d.write_playbook("bench-%d.lua" % i, 'return playbook { name = "bench-%d", on = {'
+                         ' source = "bench.none" }, run = function(alert) end } -- v2\n' % i)
+    d.signal(signal.SIGHUP)
+    harness.wait_for(lambda: d.query("SELECT count(*) FROM playbook_deploys")[0][0] >= 20, 30,
+                     "the second versions recorded")
+    d.stop()
+    versions = {}
+    for name, version in d.query("SELECT name, version FROM playbook_deploys"):
+        versions.setdefault(name, []).append(version)
+    db = sqlite3.connect(d.db_path())
+    now = int(time.time() * 1000)
+    t0 = time.monotonic()
+    with db:
+        db.executemany("INSERT INTO runs (alert_id, playbook, playbook_hash, state, created,"
+                       " started, ended) VALUES (?, ?, ?, 'done', ?, ?, ?)",
+                       ((i + 1, "bench-%d" % (i % 10), versions["bench-%d" % (i % 10)][i % 2],
+                         now - (i % 3000) * 1000, now, now) for i in range(n)))
+    db.close()
+    print("playbook view: %d runs inserted in %.1f s" % (n, time.monotonic() - t0))
+    d.start()
+    api = Api(api_port(d), cafile=d.api_cert)
+    assert api.login(u).status == 200
+    med, mx, r = timed(api, "/api/v1/tenants/t1/playbooks")
+    print("playbooks list (10 playbooks, %d runs in 30 days): median %.1f ms, max %.1f ms"
+          % (sum(p["runs_30d"] for p in r.json["playbooks"]), med, mx))
+    med, mx, r = timed(api, "/api/v1/tenants/t1/playbooks/bench-0")
+    print("a playbook's history (runs per version counted): median %.1f ms, max %.1f ms"
+          % (med, mx))
+    med, mx, r = timed(api, "/api/v1/tenants/t1/playbooks/bench-0/versions/%s/runs?limit=50"
+                       % versions["bench-0"][0])
+    print("a page of 50 runs of a version: median %.1f ms, max %.1f ms" % (med, mx))
 
 
 if __name__ == "__main__":

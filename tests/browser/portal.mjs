@@ -286,6 +286,7 @@ try {
     await page.click('#rc-new');
     await page.waitForSelector('#rc-out .msg-error');
     const step = Math.max(anaStep + 1, Math.floor(Date.now() / 30000) - 1);
+    anaStep = step;
     await page.fill('#rc-code', totp(anaSecret, step));
     await page.click('#rc-new');
     await page.waitForSelector('#recovery-codes');
@@ -324,6 +325,222 @@ try {
     const again = page.locator('article.approval', { hasText: cfg.aud_title });
     await again.waitFor();
     check((await again.locator('p.meta .state').getAttribute('class')).includes('state-pending'), 'still pending');
+  });
+
+  // ---- the Playbooks section (the auditor is logged in from the test above) ----
+  const pv = cfg.pbview;
+
+  await test('playbooks_list', async () => {
+    await page.goto(cfg.url + '/#/t/t1/playbooks');
+    const row = page.locator('tr[data-playbook="pb-view"]');
+    await row.waitFor();
+    const text = await row.textContent();
+    check(text.includes(pv.v2.slice(0, 12)) && !text.includes(pv.v1.slice(0, 12)), 'current version: ' + text);
+    check(text.includes(pv.deployer), 'deployed by: ' + text);
+    check(text.includes('it.portal.pbview'), 'triggers: ' + text);
+    check((await row.locator('td.num').textContent()) === '3', 'runs in 30 days: ' + text);
+    check((await row.locator('[data-dry-run]').getAttribute('data-dry-run')) === 'off', 'dry run off');
+    await page.click('#nav-playbooks');
+    await row.waitFor();
+  });
+
+  await test('playbook_source_is_highlighted_text', async () => {
+    await page.goto(cfg.url + '/#/t/t1/playbooks/pb-view');
+    await page.waitForSelector('#source li');
+    const lines = await page.locator('#source li').allTextContents();
+    const want = pv.source2.replace(/\n$/, '').split('\n');
+    check(lines.length === want.length, 'lines: ' + lines.length + ' want ' + want.length);
+    check(lines.every((l, i) => l.replace(/\u200b/g, '') === want[i]), 'the source as text');
+    const kw = await page.locator('#source .tok-kw').allTextContents();
+    check(kw.includes('local') && kw.includes('function') && kw.includes('return'), 'keywords: ' + kw);
+    check((await page.locator('#source .tok-com').first().textContent()).includes('<img'), 'comment');
+    check((await page.locator('#source .tok-str').allTextContents()).some((x) => x.includes('<script>')), 'string');
+    const injected = await page.evaluate(() => ({ xss: window.__xss,
+      odd: document.querySelectorAll('#source *:not(li):not(span)').length,
+      imgs: document.querySelectorAll('main img, main script').length }));
+    check(injected.xss === undefined && injected.odd === 0 && injected.imgs === 0, 'injected: ' + JSON.stringify(injected));
+    check((await page.textContent('#pb-deployer')) === pv.deployer, 'deployer');
+    await shot('playbook');
+  });
+
+  await test('playbook_diff_between_two_deployed_versions', async () => {
+    await page.goto(cfg.url + '/#/t/t1/playbooks/pb-view');
+    await page.waitForSelector('#deployments');
+    const vs = await page.locator('#deployments tbody tr').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-version')));
+    check(vs.length === 2 && vs[0] === pv.v2 && vs[1] === pv.v1, 'history: ' + vs);
+    const who = await page.locator('#deployments td.deployer').allTextContents();
+    check(who.every((w) => w === pv.deployer), 'deployed by: ' + who);
+    await page.check(`#deployments tr[data-version="${pv.v1}"] input[name="diff-a"]`);
+    await page.check(`#deployments tr[data-version="${pv.v2}"] input[name="diff-b"]`);
+    await page.click('#compare');
+    await page.waitForSelector('#diff');
+    // The playbook file, then the library the second version added (a version covers
+    // its libraries).
+    const files = await page.locator('#diff h3.diff-file').allTextContents();
+    check(files.join(',') === 'pb-view.lua,lib/pvhelp.lua', 'files: ' + files);
+    const libAdds = await page.locator('#diff table.diff').nth(1).locator('tr.add td.text').allTextContents();
+    check(libAdds.join('\n') === '-- a helper of pb-view\nreturn { tag = "!" }', 'library: ' + libAdds);
+    check(await page.locator('#diff table.diff').nth(1).locator('tr.del').count() === 0, 'library: nothing removed');
+    const del = await page.locator('#diff table.diff').first().locator('tr.del td.text').allTextContents();
+    const add = await page.locator('#diff table.diff').first().locator('tr.add td.text').allTextContents();
+    check(del.length === 1 && del[0].includes('"looked up v1"'), 'removed: ' + del);
+    check(add.length === 1 && add[0].includes('"looked up v2"'), 'added: ' + add);
+    check((await page.locator('#diff table.diff').first().locator('tr.ctx').count()) >= 3, 'context lines');
+    check((await page.locator('#diff tr.hunk').first().textContent()).startsWith('@@ -'), 'hunk header');
+    await shot('playbook-diff');
+    // The same two versions the other way round: added and removed swap.
+    await page.selectOption('#diff-a', pv.v2);
+    await page.selectOption('#diff-b', pv.v1);
+    await page.click('#diff-apply');
+    await page.waitForFunction((v) => location.hash.includes('a=' + v), pv.v2);
+    await page.waitForFunction(() => document.querySelector('#diff tr.add td.text')?.textContent.includes('v1') &&
+      document.querySelectorAll('#diff table.diff')[1]?.querySelectorAll('tr.del').length === 2);
+    // A version with itself: no change.
+    await page.goto(cfg.url + `/#/t/t1/playbooks/pb-view/diff?a=${pv.v1}&b=${pv.v1}`);
+    await page.waitForSelector('#diff-same');
+  });
+
+  await test('runs_per_version_and_back_from_a_run', async () => {
+    await page.goto(cfg.url + '/#/t/t1/playbooks/pb-view');
+    await page.waitForSelector('#deployments');
+    const counts = await page.locator('#deployments td.num').allTextContents();
+    check(counts.join(',') === '2,1', 'runs per version: ' + counts);
+    await page.click(`#deployments tr[data-version="${pv.v1}"] td.num a`);
+    await page.waitForSelector('#version-runs');
+    await page.waitForFunction(() => document.querySelectorAll('#version-run-rows tr[data-run]').length === 1);
+    const id = await page.locator('#version-run-rows tr[data-run]').getAttribute('data-run');
+    check(Number(id) === pv.runs[0], 'the run of v1: ' + id);
+    await page.click('#version-run-rows tr[data-run] a');
+    await page.waitForSelector('[data-page="run"]');
+    // The run's page links to the source of the version it ran with.
+    await page.click('#run-version');
+    await page.waitForSelector('[data-page="playbook-version"]');
+    check((await page.textContent('#pb-version')) === pv.v1, 'the version page of the run');
+    check((await page.locator('#source li').allTextContents()).some((l) => l.includes('looked up v1')), 'v1 source');
+  });
+
+  async function cannotEdit(who) {
+    await page.goto(cfg.url + '/#/t/t1/playbooks/pb-view');
+    await page.waitForSelector('#dry-run-state');
+    check(await page.locator('#dry-run-switch').count() === 0, who + ': a switch is shown');
+    check(await page.locator('#dry-run-follow').count() === 0, who + ': a reset button is shown');
+    await page.waitForSelector('#dry-run-readonly');
+    const st = await page.evaluate(async () => {
+      const me = await (await fetch('/api/v1/me')).json();
+      const r = await fetch('/api/v1/tenants/t1/playbooks/pb-view/dry-run', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+        body: JSON.stringify({ dry_run: true }) });
+      return r.status;
+    });
+    check(st === 403, who + ': the API answered ' + st);
+    check((await page.locator('[data-dry-run]').first().getAttribute('data-dry-run')) === 'off', 'still off');
+  }
+
+  await test('an_auditor_cannot_edit_playbooks', async () => {
+    await cannotEdit('auditor');
+  });
+
+  await test('an_analyst_cannot_edit_playbooks', async () => {
+    await page.click('#logout');
+    await page.waitForSelector('#login-form');
+    const step = Math.max(anaStep + 1, Math.floor(Date.now() / 30000) - 1);
+    while (step > Math.floor(Date.now() / 30000) + 1) await page.waitForTimeout(500);
+    anaStep = step;
+    await login(cfg.ana.name, totp(anaSecret, step));
+    await cannotEdit('analyst');
+  });
+
+  await test('an_engineer_turns_dry_run_on_and_the_next_run_is_dry', async () => {
+    await page.click('#logout');
+    await page.waitForSelector('#login-form');
+    const step = Math.max(Math.floor(Date.now() / 30000), cfg.eng.last_step + 1);
+    while (step > Math.floor(Date.now() / 30000) + 1) await page.waitForTimeout(500);
+    await login(cfg.eng.name, totp(cfg.eng.secret, step));
+    await page.goto(cfg.url + '/#/t/t1/playbooks/pb-view');
+    await page.waitForSelector('#dry-run-switch');
+    check(!(await page.isChecked('#dry-run-switch')), 'off at first');
+    await page.check('#dry-run-switch');
+    await page.waitForFunction(() => document.querySelector('#dry-run-state [data-dry-run]')?.getAttribute('data-dry-run') === 'on');
+    check((await page.textContent('#dry-run-state')).includes(cfg.eng.name), 'who set it: ' + (await page.textContent('#dry-run-state')));
+    const r = await fetch(cfg.intake, {
+      method: 'POST', headers: { Authorization: 'Bearer ' + cfg.token, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ source: 'it.portal.pbview', source_id: 'pv-dry', severity: 'high', title: 'dry one' }),
+    });
+    check(r.status === 202, 'intake: ' + r.status);
+    const alertId = (await r.json()).ids[0];
+    // The run of that alert: its lookup was recorded as a dry run, not made.
+    let run = null;
+    for (let i = 0; i < 60 && !run; i++) {
+      run = await page.evaluate(async (a) => {
+        const al = await (await fetch('/api/v1/tenants/t1/alerts/' + a)).json();
+        const x = (al.runs || []).find((y) => y.playbook === 'pb-view' && y.state === 'done');
+        return x ? x.id : null;
+      }, alertId);
+      if (!run) await page.waitForTimeout(250);
+    }
+    check(run, 'no finished run for the dry alert');
+    await page.goto(cfg.url + '/#/t/t1/runs/' + run);
+    await page.waitForSelector('#journal');
+    const row = page.locator('#journal tbody tr', { hasText: 'graph.user' });
+    check((await row.count()) === 1, 'one lookup step');
+    const result = await row.locator('td').nth(4).textContent();
+    check(JSON.parse(result).dry_run === true, 'the lookup was a dry run: ' + result);
+    await shot('playbook-dry-run');
+    // And off again: back to the file's own setting.
+    await page.goto(cfg.url + '/#/t/t1/playbooks/pb-view');
+    await page.waitForSelector('#dry-run-follow');
+    await page.click('#dry-run-follow');
+    await page.waitForFunction(() => document.querySelector('#dry-run-state [data-dry-run]')?.getAttribute('data-dry-run') === 'off' && !document.querySelector('#dry-run-follow'));
+  });
+
+  await test('highlighter_and_diff_keep_every_character', async () => {
+    const res = await page.evaluate(async () => {
+      const m = await import('/assets/playbooks.js');
+      // Hostile and broken Lua: unterminated strings and long brackets, escapes at the
+      // end, nested brackets, markup, NUL, astral characters, CR LF.
+      const pieces = ['--[[', ']]', '--[==[', ']==]', '[[', '[=[', ']=]', '"', "'", '\\', '\n',
+        '\r\n', '0x1p4', '1e', '.5', '..', '...', 'local', 'end', 'nil', '<img src=x onerror=alert(1)>',
+        '</script>', '\u0000', '\ud83d\ude00', '\t', '-- c', '-', '[', '=', 'a_b', '9'];
+      let seed = 7;
+      const rnd = (n) => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed % n;
+      };
+      const bad = [];
+      for (let i = 0; i < 400; i++) {
+        let s = '';
+        for (let k = rnd(40); k > 0; k--) s += pieces[rnd(pieces.length)];
+        const joined = m.luaTokens(s).map((x) => x[1]).join('');
+        if (joined !== s) bad.push(['tokens', s]);
+        const el = m.sourceBlock(s, 'probe');
+        const text = [...el.children].map((li) => li.textContent.replace(/\u200b/g, '')).join('\n');
+        if (text !== s.replace(/\n$/, '')) bad.push(['block', s]);
+        if (el.querySelectorAll('*:not(li):not(span)').length) bad.push(['elements', s]);
+        // The diff of two random line lists rebuilds the second from the first.
+        const a = [];
+        const b = [];
+        for (let k = rnd(30); k > 0; k--) a.push(pieces[rnd(6)]);
+        for (let k = rnd(30); k > 0; k--) b.push(pieces[rnd(6)]);
+        const ops = m.diffLines(a, b);
+        const rebuilt = ops.filter((o) => o[0] !== '-').map((o) => (o[0] === '+' ? b[o[2]] : a[o[1]]));
+        const kept = ops.filter((o) => o[0] !== '+').map((o) => a[o[1]]);
+        if (rebuilt.join('\u0001') !== b.join('\u0001') || kept.join('\u0001') !== a.join('\u0001') ||
+          ops.filter((o) => o[0] === '=').some((o) => a[o[1]] !== b[o[2]])) bad.push(['diff', a, b]);
+      }
+      // Large and far apart: bounded, and still a correct script.
+      const big = [];
+      const big2 = [];
+      for (let i = 0; i < 20000; i++) {
+        big.push('a' + i);
+        big2.push('b' + i);
+      }
+      const t0 = performance.now();
+      const ops = m.diffLines(big, big2);
+      const ms = performance.now() - t0;
+      return { bad: bad.slice(0, 3), nbad: bad.length, ms, approx: ops.approx, n: ops.length };
+    });
+    check(res.nbad === 0, 'lost or changed text: ' + JSON.stringify(res.bad));
+    check(res.n === 40000 && res.ms < 10000, 'the large diff: ' + JSON.stringify(res));
   });
 } finally {
   await browser.close();

@@ -10,6 +10,7 @@ BUILD_DIR/browser-artefacts (not committed).
 playwright-core is installed (pinned) into BUILD_DIR/../browser by `make test`; chromium
 is the Debian package. Either missing is a failure, never a skip."""
 
+import getpass
 import json
 import os
 import re
@@ -26,7 +27,7 @@ sys.dont_write_bytecode = True
 import harness  # noqa: E402
 from connhelp import ConnEnv  # noqa: E402
 from harness import expect_accepted, wait_for  # noqa: E402
-from mockctl import ALICE, JIRO  # noqa: E402
+from mockctl import ADMIN, ALICE, JIRO  # noqa: E402
 from peopleapi import PASSWORD, Api, add_user, api_port, make_cert, next_code  # noqa: E402
 from test_escalation import BASE, chain_block  # noqa: E402
 
@@ -40,6 +41,50 @@ APPROVE = """
       graph.disable_user(r.upn)
     end
 """
+
+# The playbook of the Playbooks section's tests, deployed twice with `kagari playbook
+# deploy`: markup in a comment and a string must show as text in its highlighted source.
+PBVIEW = """-- Look the account up <img src=x onerror="window.__xss=9"> (portal test)
+return playbook {
+  name = "pb-view",
+  description = "Look up the user of a sign-in",
+  on = { source = "it.portal.pbview", min_severity = "low" },
+  run = function(alert)
+    local note = "<script>window.__xss = 10</script>"
+    local u, err = graph.user(%s)
+    log.info(%s, note, err)
+  end,
+}
+"""
+
+
+def pbview_source(version):
+    """pb-view's text: the second version uses a library too (lib/pvhelp.lua)."""
+    msg = json.dumps("looked up v%d" % version)
+    return PBVIEW % (json.dumps(ADMIN[1]), msg + (' .. require("pvhelp").tag' if version == 2
+                                                  else ""))
+
+
+def deploy_pbview(d, version, folder):
+    """Deploy version (1 or 2) of pb-view with the CLI; returns the version hash."""
+    path = os.path.join(folder, "pb-view.lua")
+    if version == 2:
+        os.makedirs(os.path.join(d.pbdir, "lib"), exist_ok=True)
+        with open(os.path.join(d.pbdir, "lib", "pvhelp.lua"), "w") as f:
+            f.write('-- a helper of pb-view\nreturn { tag = "!" }\n')
+    with open(path, "w") as f:
+        f.write(pbview_source(version))
+    p = harness.run_cli(["playbook", "deploy", path, "--config", d.config], check_rc=0)
+    assert "reloaded" in p.stdout, p.stdout
+    rows = d.query("SELECT version FROM playbook_deploys WHERE name = 'pb-view'"
+                   " ORDER BY id DESC LIMIT 1")
+    return rows[0][0]
+
+
+def pbview_run(d, n):
+    aid = expect_accepted(d.post({"source": "it.portal.pbview", "source_id": "pv%d" % n,
+                                  "severity": "high", "title": "pb-view %d" % n}), 1)[0]
+    return d.wait_run_final(aid)["id"]
 
 # Settings and dashboard (settings.mjs): an urgent escalation left waiting, its subject
 # holding markup.
@@ -110,6 +155,16 @@ def main(argv):
                  "title": "low one"},
                 {"source": "it.portal.lvl", "source_id": "l2", "severity": "critical",
                  "title": "critical one"}]), 2)
+            # The Playbooks section: an engineer, and pb-view deployed twice (one run of
+            # the first version, two of the second).
+            eng = add_user(d, "eng", "t1:engineer")
+            code = next_code(eng)
+            r = Api(api_port(d), cafile=cert).login(eng, code=code)
+            assert r.status == 200, r
+            pv1 = deploy_pbview(d, 1, certdir)
+            pv_runs = [pbview_run(d, 1)]
+            pv2 = deploy_pbview(d, 2, certdir)
+            pv_runs += [pbview_run(d, 2), pbview_run(d, 3)]
             appr_alert = env.post("appr", {"upn": ALICE[1], "ip": "203.0.113.7"})
             aud_alert = env.post("appr", {"upn": JIRO[1], "ip": "198.51.100.9"})
             for aid in (appr_alert, aud_alert):
@@ -133,6 +188,9 @@ def main(argv):
                 "xss_title": XSS, "xss_alert": xss_id, "t2_alert": t2_alert,
                 "approval_title": "Disable " + ALICE[1], "approval_upn": ALICE[1],
                 "approval_alert": appr_alert, "aud_title": "Disable " + JIRO[1],
+                "eng": {"name": eng.name, "secret": eng.secret, "last_step": eng.last_step},
+                "pbview": {"v1": pv1, "v2": pv2, "runs": pv_runs, "deployer": getpass.getuser(),
+                           "source2": pbview_source(2)},
                 "adm": {"name": adm.name, "secret": adm.secret, "last_step": adm.last_step},
                 "ana2": {"name": ana2.name, "secret": ana2.secret, "last_step": ana2.last_step},
                 "esc_subject": ESC_SUBJECT,

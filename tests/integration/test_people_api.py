@@ -327,6 +327,11 @@ def test_routes_by_role_and_tenant():
             (t1 + "/escalations/1", {"*": 404}),
             ("/api/v1/escalations", {"*": 200}),
             ("/api/v1/audit", {"*": 403, "operator": 200}),
+            (t1 + "/playbooks", {"*": 200, "other": 404}),
+            (t1 + "/playbooks/it-roles", {"*": 200, "other": 404}),
+            (t1 + "/playbooks/it-roles/versions/" + run["version"], {"*": 200, "other": 404}),
+            (t1 + "/playbooks/it-roles/versions/%s/runs" % run["version"],
+             {"*": 200, "other": 404}),
             (t1 + "/dashboard/escalations", {"*": 200, "other": 404}),
             (t1 + "/containment", {"*": 200, "other": 404}),
             (t1 + "/contacts", {"*": 403, "admin": 200, "auditor": 200, "operator": 200,
@@ -358,6 +363,21 @@ def test_routes_by_role_and_tenant():
                     check(r.body == not_found.body, "POST %s as %s: a 404 unlike an unknown one"
                           % (path, role))
         check(len(d.db_runs()) == 1, "no run started by the refused requests")
+        # The one change among the playbook routes: the dry-run switch.
+        want = {"admin": 200, "engineer": 200, "operator": 200, "analyst": 403, "auditor": 403,
+                "other": 404}
+        for role, c in clients.items():
+            r = c.request("POST", t1 + "/playbooks/it-roles/dry-run", {"dry_run": None})
+            check(r.status == want[role], "dry-run switch as %s: %r (want %d)"
+                  % (role, r, want[role]))
+            if want[role] == 404:
+                check(r.body == not_found.body, "dry-run switch as %s: %r" % (role, r.body))
+        # A deployment is for platform operators (an empty body: refused as bad after the
+        # role check).
+        for role, c in clients.items():
+            r = c.request("POST", "/api/v1/playbooks", {})
+            want = 400 if role == "operator" else 403
+            check(r.status == want, "deploy as %s: %r (want %d)" % (role, r, want))
         # The changes of the Settings page: every role but admin and operator is refused
         # before the body is read (an empty body would be a 400 once allowed).
         settings_changes = [

@@ -222,9 +222,10 @@ test_index_filled_by_migration(void)
      * migration appended later must be undone here too (11, the published lists'
      * list_entries, creates its table only if missing: it runs again as is; 12, a run's
      * requester, and 13, the pollers' cursors, the alerts' update history and the level
-     * trigger, are dropped; 14 rebuilds the events table of 8, dropped here with it; the
-     * journal's kind index and the portal's tenant_settings are made only if missing:
-     * they run again as is). */
+     * trigger, are dropped; 14 rebuilds the events table of 8, dropped here with it; 15:
+     * the playbook view's deployments, dry-run switches, runs.dry_run, an index of runs and
+     * the run counts with their trigger; the journal's kind index and the portal's
+     * tenant_settings are made only if missing: they run again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -250,6 +251,10 @@ test_index_filled_by_migration(void)
                         "ALTER TABLE runs DROP COLUMN result_note;"
                         "ALTER TABLE runs DROP COLUMN result;"
                         "ALTER TABLE runs DROP COLUMN requester;"
+                        "DROP TABLE playbook_deploys; DROP TABLE playbook_switches;"
+                        "DROP INDEX runs_version; DROP TRIGGER run_counts_add;"
+                        "DROP TABLE run_counts;"
+                        "ALTER TABLE runs DROP COLUMN dry_run;"
                         "PRAGMA user_version = %d;",
                         2);
         T_ASSERT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);

@@ -1677,6 +1677,11 @@ test_event_table_migrated(void)
             "  '198.51.100.7', 'JP-LT-1', 0, 'succeeded'),"
             " (9, 1001, 2001, 'panos.traffic', 's/2', NULL, '10.0.0.2', NULL, NULL, 0,"
             "  'blocked');"
+            /* the migration appended after the rebuild (15, the playbook view) is undone
+             * too, so that it runs again */
+            "DROP TABLE playbook_deploys; DROP TABLE playbook_switches;"
+            "DROP INDEX runs_version; DROP TRIGGER run_counts_add; DROP TABLE run_counts;"
+            "ALTER TABLE runs DROP COLUMN dry_run;"
             "PRAGMA user_version = 13;",
             NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
@@ -1714,6 +1719,109 @@ test_event_table_migrated(void)
     fx_teardown(&f);
 }
 
+/* The playbook view: deployments are recorded once per change of version, a later
+ * record with a deployer completes an anonymous one, the switch is set and cleared, and
+ * runs are counted and listed per version and per playbook. */
+static void
+test_playbook_view(void)
+{
+    struct fx f;
+    struct store_deploy *d = NULL;
+    struct store_run *runs = NULL, r;
+    size_t n = 0;
+    int64_t count = 0, ids[5], late = 0;
+    char *err = NULL, *by = NULL;
+    int on = -1, dup = 0;
+    int64_t changed = 0, alert_id;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    /* the daemon loads version A (nobody known), then the CLI says who deployed it */
+    T_EQ_INT(store_deploy_record(f.t, "triage", HASH_A, 1000, NULL, "reload", &err), 1);
+    T_EQ_INT(store_deploy_record(f.t, "triage", HASH_A, 1100, NULL, "reload", &err), 0);
+    T_EQ_INT(store_deploy_record(f.t, "triage", HASH_A, 1200, "alice", "cli", &err), 1);
+    T_EQ_INT(store_deploy_record(f.t, "triage", HASH_A, 1300, "bob", "cli", &err), 0);
+    /* B by bob, then A again (a roll-back) by carol; another playbook */
+    T_EQ_INT(store_deploy_record(f.t, "triage", HASH_B, 2000, "bob", "cli", &err), 1);
+    T_EQ_INT(store_deploy_record(f.t, "triage", HASH_A, 3000, "carol", "api", &err), 1);
+    T_EQ_INT(store_deploy_record(f.t, "contain", HASH_B, 2500, NULL, "reload", &err), 1);
+    T_ASSERT(err == NULL);
+    T_EQ_INT(store_deploy_list(f.t, "triage", 10, &d, &n, &err), 0);
+    T_EQ_INT(n, 3);
+    T_EQ_STR(d[0].version, HASH_A);
+    T_EQ_STR(d[0].by, "carol");
+    T_EQ_STR(d[0].via, "api");
+    T_EQ_INT(d[0].deployed_ms, 3000);
+    T_EQ_STR(d[1].version, HASH_B);
+    T_EQ_STR(d[2].by, "alice");
+    T_EQ_STR(d[2].via, "cli");
+    T_EQ_INT(d[2].deployed_ms, 1000);
+    store_deploys_free(d, n);
+    /* the latest of each playbook, by name */
+    T_EQ_INT(store_deploy_list(f.t, NULL, 10, &d, &n, &err), 0);
+    T_EQ_INT(n, 2);
+    T_EQ_STR(d[0].name, "contain");
+    T_ASSERT(d[0].by == NULL);
+    T_EQ_STR(d[1].name, "triage");
+    T_EQ_STR(d[1].by, "carol");
+    store_deploys_free(d, n);
+
+    /* the switch: unset, on, off, cleared */
+    T_EQ_INT(store_switch_get(f.t, "triage", &on, &changed, &by, &err), 0);
+    T_EQ_INT(store_switch_set(f.t, "triage", 1, 5000, "erin", &err), 0);
+    T_EQ_INT(store_switch_get(f.t, "triage", &on, &changed, &by, &err), 1);
+    T_EQ_INT(on, 1);
+    T_EQ_INT(changed, 5000);
+    T_EQ_STR(by, "erin");
+    free(by);
+    T_EQ_INT(store_switch_set(f.t, "triage", 0, 6000, "fred", &err), 0);
+    T_EQ_INT(store_switch_get(f.t, "triage", &on, NULL, NULL, &err), 1);
+    T_EQ_INT(on, 0);
+    T_EQ_INT(store_switch_set(f.t, "triage", -1, 7000, "fred", &err), 0);
+    T_EQ_INT(store_switch_get(f.t, "triage", &on, NULL, NULL, &err), 0);
+
+    /* runs per version and per playbook; a run's dry-run state */
+    alert_id = insert_one(f.t, "entra.risk", "pv-1", &dup);
+    T_REQUIRE(alert_id > 0);
+    for (int i = 0; i < 5; i++) {
+        T_EQ_INT(store_run_insert(f.t, alert_id, "triage", i < 3 ? HASH_A : HASH_B,
+                                  (int64_t)(i + 1) * 1000, &ids[i], &err),
+                 0);
+    }
+    T_EQ_INT(store_run_set_dry_run(f.t, ids[4], 1, &err), 0);
+    T_EQ_INT(store_run_get(f.t, ids[4], &r, &err), 1);
+    T_EQ_INT(r.dry_run, 1);
+    store_run_free(&r);
+    T_EQ_INT(store_run_get(f.t, ids[0], &r, &err), 1);
+    T_EQ_INT(r.dry_run, -1);
+    store_run_free(&r);
+    T_EQ_INT(store_run_count_version(f.t, "triage", HASH_A, &count, &err), 0);
+    T_EQ_INT(count, 3);
+    T_EQ_INT(store_run_count_version(f.t, "contain", HASH_A, &count, &err), 0);
+    T_EQ_INT(count, 0);
+    /* by the hour: runs created at 1-5 s and 2 h later */
+    T_EQ_INT(store_run_insert(f.t, alert_id, "triage", HASH_B, 7200000 + 5, &late, &err), 0);
+    T_ASSERT(late > ids[4]);
+    T_EQ_INT(store_run_count_playbook(f.t, "triage", 0, &count, &err), 0);
+    T_EQ_INT(count, 6);
+    T_EQ_INT(store_run_count_playbook(f.t, "triage", 7200000 + 1000, &count, &err), 0);
+    T_EQ_INT(count, 1);
+    T_EQ_INT(store_run_count_version(f.t, "triage", HASH_B, &count, &err), 0);
+    T_EQ_INT(count, 3);
+    T_EQ_INT(store_run_count_playbook(f.t, "contain", 0, &count, &err), 0);
+    T_EQ_INT(count, 0);
+    T_EQ_INT(store_run_by_version(f.t, HASH_A, 0, 2, &runs, &n, &err), 0);
+    T_EQ_INT(n, 2);
+    T_EQ_INT(runs[0].id, ids[2]);
+    T_EQ_INT(runs[1].id, ids[1]);
+    store_runs_free(runs, n);
+    T_EQ_INT(store_run_by_version(f.t, HASH_A, ids[1], 10, &runs, &n, &err), 0);
+    T_EQ_INT(n, 1);
+    T_EQ_INT(runs[0].id, ids[0]);
+    store_runs_free(runs, n);
+    T_ASSERT(err == NULL);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
     { "escalations", test_escalations },
     { "run_requester", test_run_requester },
@@ -1739,5 +1847,6 @@ TEST_LIST = {
     { "events", test_events },
     { "event_hash_collisions", test_event_hash_collisions },
     { "event_table_migrated", test_event_table_migrated },
+    { "playbook_view", test_playbook_view },
     { NULL, NULL },
 };
