@@ -93,10 +93,6 @@ const WORDS = {
 // is loaded when the section is first shown).
 WORDS.en.playbooks = 'Playbooks';
 WORDS.ja.playbooks = 'プレイブック';
-// More words, from a page module of its own ({ en: {...}, ja: {...} }).
-export function addWords(more) {
-  for (const l of Object.keys(WORDS)) Object.assign(WORDS[l], more[l] || {});
-}
 
 export const LANGS = ['ja', 'en'];
 export const ZONES = ['Asia/Tokyo', 'UTC', 'America/New_York', 'Europe/London', 'Asia/Singapore'];
