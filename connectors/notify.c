@@ -1141,8 +1141,90 @@ l_notify_template(lua_State *L)
                       name);
 }
 
+/* A webhook destination's kind ("webhook", "teams", "slack") by its name. */
+static const char *
+dest_kind(const struct notify_conf *c, const char *name)
+{
+    for (size_t d = 0; c != NULL && d < c->ndests; d++) {
+        if (strcmp(c->dests[d].name, name) == 0) {
+            return c->dests[d].kind;
+        }
+    }
+    return "webhook";
+}
+
+/* One contact as escalate{} takes it: { name =, email =, webhooks = { { to =, kind = } },
+ * wait = s, lang = }, pushed. */
+static void
+push_contact(lua_State *L, const struct notify_conf *c, const char *name, const char *email,
+             const char *const *hooks, size_t nhooks, double wait, const char *lang)
+{
+    lua_newtable(L);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "name");
+    if (email != NULL) {
+        lua_pushstring(L, email);
+        lua_setfield(L, -2, "email");
+    }
+    lua_newtable(L);
+    for (size_t w = 0; w < nhooks; w++) {
+        lua_newtable(L);
+        lua_pushstring(L, hooks[w]);
+        lua_setfield(L, -2, "to");
+        lua_pushstring(L, dest_kind(c, hooks[w]));
+        lua_setfield(L, -2, "kind");
+        lua_rawseti(L, -2, (lua_Integer)w + 1);
+    }
+    lua_setfield(L, -2, "webhooks");
+    lua_pushnumber(L, wait);
+    lua_setfield(L, -2, "wait");
+    lua_pushstring(L, lang != NULL ? lang : c != NULL && c->lang != NULL ? c->lang : "ja");
+    lua_setfield(L, -2, "lang");
+}
+
+/* The chain people saved in the portal ("notify.chain": a JSON array of {name, email,
+ * webhooks: [names], wait: seconds, lang}, checked when it was saved), pushed into the
+ * table on top. 1 when there is one, 0 when the configuration's applies. */
+static int
+push_saved_chain(lua_State *L, struct tenant *t, const struct notify_conf *c)
+{
+    char *text = tenant_setting(t, "notify.chain");
+    cJSON *arr = NULL, *k;
+    lua_Integer i = 0;
+
+    if (text == NULL || json_parse_strict(text, strlen(text), 8, &arr, NULL) == -1 ||
+        !cJSON_IsArray(arr)) {
+        free(text);
+        cJSON_Delete(arr);
+        return 0;
+    }
+    cJSON_ArrayForEach(k, arr)
+    {
+        const char *hooks[16];
+        size_t nh = 0;
+        const cJSON *w, *wait = cJSON_GetObjectItemCaseSensitive(k, "wait");
+
+        cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(k, "webhooks"))
+        {
+            if (cJSON_IsString(w) && nh < sizeof(hooks) / sizeof(hooks[0])) {
+                hooks[nh++] = w->valuestring;
+            }
+        }
+        if (json_get_string(k, "name") == NULL || !cJSON_IsNumber(wait)) {
+            continue;
+        }
+        push_contact(L, c, json_get_string(k, "name"), json_get_string(k, "email"), hooks, nh,
+                     wait->valuedouble, json_get_string(k, "lang"));
+        lua_rawseti(L, -2, ++i);
+    }
+    free(text);
+    cJSON_Delete(arr);
+    return 1;
+}
+
 /* notify.chain() -> { rounds = n, { name =, email =, webhooks = {...}, kinds = {...},
- * wait = s, lang = }, ... }: the tenant's contact chain, for escalate{}. */
+ * wait = s, lang = }, ... }: the tenant's contact chain, for escalate{}: the one saved in
+ * the portal, else the configuration's. */
 static int
 l_notify_chain(lua_State *L)
 {
@@ -1150,45 +1232,51 @@ l_notify_chain(lua_State *L)
     const struct notify_conf *c = run_conf(L, "notify.chain", &r, NULL);
 
     lua_newtable(L);
-    if (c == NULL) {
+    lua_pushinteger(L, c != NULL ? c->rounds : 1);
+    lua_setfield(L, -2, "rounds");
+    if (push_saved_chain(L, run_tenant(r), c) || c == NULL) {
         return 1;
     }
-    lua_pushinteger(L, c->rounds);
-    lua_setfield(L, -2, "rounds");
     for (size_t i = 0; i < c->nchain; i++) {
         const struct notify_contact *k = &c->chain[i];
 
-        lua_newtable(L);
-        lua_pushstring(L, k->name);
-        lua_setfield(L, -2, "name");
-        if (k->email != NULL) {
-            lua_pushstring(L, k->email);
-            lua_setfield(L, -2, "email");
-        }
-        lua_newtable(L);
-        for (size_t w = 0; w < k->nwebhooks; w++) {
-            const char *kind = "webhook";
-
-            for (size_t d = 0; d < c->ndests; d++) {
-                if (strcmp(c->dests[d].name, k->webhooks[w]) == 0) {
-                    kind = c->dests[d].kind;
-                }
-            }
-            lua_newtable(L);
-            lua_pushstring(L, k->webhooks[w]);
-            lua_setfield(L, -2, "to");
-            lua_pushstring(L, kind);
-            lua_setfield(L, -2, "kind");
-            lua_rawseti(L, -2, (lua_Integer)w + 1);
-        }
-        lua_setfield(L, -2, "webhooks");
-        lua_pushnumber(L, k->wait);
-        lua_setfield(L, -2, "wait");
-        lua_pushstring(L, k->lang != NULL ? k->lang : c->lang != NULL ? c->lang : "ja");
-        lua_setfield(L, -2, "lang");
+        push_contact(L, c, k->name, k->email, (const char *const *)k->webhooks, k->nwebhooks,
+                     k->wait, k->lang);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
+}
+
+/* The configuration's chain of tenant t as the portal's starting point: the JSON form
+ * push_saved_chain reads. */
+static char *
+notify_chain_seed(struct tenant *t)
+{
+    const struct notify_conf *c = tenant_conf(t, &notify_section);
+    cJSON *arr = cJSON_CreateArray();
+    char *out;
+
+    for (size_t i = 0; c != NULL && i < c->nchain; i++) {
+        const struct notify_contact *k = &c->chain[i];
+        cJSON *o = cJSON_CreateObject(), *w = cJSON_AddArrayToObject(o, "webhooks");
+
+        cJSON_AddStringToObject(o, "name", k->name);
+        if (k->email != NULL) {
+            cJSON_AddStringToObject(o, "email", k->email);
+        }
+        for (size_t h = 0; h < k->nwebhooks; h++) {
+            cJSON_AddItemToArray(w, cJSON_CreateString(k->webhooks[h]));
+        }
+        cJSON_AddNumberToObject(o, "wait", k->wait);
+        cJSON_AddStringToObject(o, "lang",
+                                k->lang != NULL   ? k->lang
+                                : c->lang != NULL ? c->lang
+                                                  : "ja");
+        cJSON_AddItemToArray(arr, o);
+    }
+    out = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return out;
 }
 
 static void
@@ -1214,6 +1302,7 @@ notify_init(const struct config *cfg, char **errp)
     (void)cfg;
     (void)errp;
     metrics_add(notify_metrics, NULL);
+    tenant_setting_seed("notify.chain", notify_chain_seed);
     return 0;
 }
 

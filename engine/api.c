@@ -16,6 +16,7 @@
 #include "engine/api_playbook.h"
 #include "engine/api_read.h"
 #include "engine/api_run.h"
+#include "engine/api_settings.h"
 #include "engine/http.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -439,6 +440,18 @@ static const struct api_route api_routes[] = {
       api_playbook_runs },
     { "POST", "/api/v1/tenants/:/playbooks/:/dry-run", API_USER,
       ROLE_ADMIN | ROLE_ENGINEER | ROLE_OPERATOR, api_playbook_dry_run },
+    /* the portal's Settings and dashboard (engine/api_settings.c) */
+    { "POST", "/api/v1/tenants/:/users", API_USER, ROLE_ADMIN | ROLE_OPERATOR, api_user_add },
+    { "POST", "/api/v1/tenants/:/users/:/disabled", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_user_disable },
+    { "GET", "/api/v1/tenants/:/dashboard/escalations", API_USER, ROLE_ANY, api_dash_escalations },
+    { "GET", "/api/v1/tenants/:/containment", API_USER, ROLE_ANY, api_containment },
+    { "GET", "/api/v1/tenants/:/contacts", API_USER, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR,
+      api_contacts },
+    { "POST", "/api/v1/tenants/:/contacts", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_contacts_set },
+    { "DELETE", "/api/v1/tenants/:/contacts", API_USER, ROLE_ADMIN | ROLE_OPERATOR,
+      api_contacts_reset },
 };
 
 /* Match path against pattern, filling param[]. 1 on a match. */

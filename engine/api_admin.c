@@ -172,14 +172,44 @@ api_allowlist(struct api_req *r)
     apireq_json(r, 200, o);
 }
 
-/* After a change: 1 when the caller can still reach the tenant from where they are. A
- * change that would cut them off is undone and refused (409). */
+/* 1 when the caller confirmed a change that cuts them off: {"confirm_lockout": true} in
+ * the body of an add, ?confirm_lockout=1 on a removal. */
 static int
-still_reachable(struct api_req *r, int added, const char *cidr)
+lockout_confirmed(struct api_req *r, int add)
+{
+    const char *q;
+    size_t len = 0;
+    const char *body;
+    cJSON *root = NULL;
+    char *err = NULL;
+    int yes;
+
+    if (!add) {
+        q = http_request_param(r->http, "confirm_lockout");
+        return q != NULL && strcmp(q, "1") == 0;
+    }
+    body = http_request_body(r->http, &len);
+    yes = json_parse_strict(body ? body : "", len, 4, &root, &err) == 0 &&
+          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "confirm_lockout"));
+    free(err);
+    cJSON_Delete(root);
+    return yes;
+}
+
+/* After a change: 1 when the caller can still reach the tenant from where they are, or
+ * confirmed that they will not (*cut set). A change that would cut them off unconfirmed
+ * is undone and refused (409). */
+static int
+still_reachable(struct api_req *r, int added, const char *cidr, int *cut)
 {
     char *err = NULL;
 
+    *cut = 0;
     if (apireq_roles_in(r, r->param[0]) != 0) {
+        return 1;
+    }
+    if (lockout_confirmed(r, added)) {
+        *cut = 1;
         return 1;
     }
     if (added) {
@@ -189,7 +219,8 @@ still_reachable(struct api_req *r, int added, const char *cidr)
     }
     free(err);
     apireq_error(r, 409, "would_lock_you_out",
-                 "after this change your own address would not be allowed: add it first");
+                 "after this change your own address would not be allowed: add it first, or "
+                 "confirm with confirm_lockout");
     return 0;
 }
 
@@ -199,8 +230,8 @@ allowlist_change(struct api_req *r, int add)
     const char *q = add ? NULL : http_request_param(r->http, "cidr");
     char *cidr = add ? body_string(r, "cidr", 63) : (q ? xstrdup(q) : NULL);
     struct cidr c;
-    char *err = NULL, detail[96];
-    int rc;
+    char *err = NULL, detail[128];
+    int rc, cut = 0;
 
     if (cidr == NULL) {
         if (!add) {
@@ -227,11 +258,12 @@ allowlist_change(struct api_req *r, int add)
         apireq_not_found(r);
         return;
     }
-    if (!still_reachable(r, add, cidr)) {
+    if (!still_reachable(r, add, cidr, &cut)) {
         free(cidr);
         return;
     }
-    snprintf(detail, sizeof(detail), "{\"cidr\":\"%s\"}", cidr);
+    snprintf(detail, sizeof(detail), "{\"cidr\":\"%s\"%s}", cidr,
+             cut ? ",\"locked_out\":true" : "");
     apireq_audit(r, r->param[0], add ? "allowlist.add" : "allowlist.remove", r->param[0], "ok",
                  detail);
     free(cidr);

@@ -121,6 +121,11 @@ struct login {
     int known;       /* the user exists and may log in (else hash is the dummy) */
     const char *why; /* when not known: "unknown_user" or "disabled" */
     int verdict;     /* auth_password_verify's answer */
+    /* A one-time password's replacement ("new_password"), hashed on the worker too when
+     * the password is right. */
+    char *new_password; /* may be NULL */
+    char *new_hash;
+    struct auth_cost cost;
 };
 
 static void
@@ -133,6 +138,11 @@ login_free(struct login *l)
     free(l->hash);
     free(l->totp);
     free(l->recovery);
+    if (l->new_password != NULL) {
+        OPENSSL_cleanse(l->new_password, strlen(l->new_password));
+    }
+    free(l->new_password);
+    free(l->new_hash);
     free(l);
 }
 
@@ -142,6 +152,10 @@ login_verify(void *arg)
     struct login *l = arg;
 
     l->verdict = auth_password_verify(l->hash, l->password);
+    if (l->verdict == 1 && l->new_password != NULL &&
+        auth_password_hash(l->new_password, &l->cost, &l->new_hash, NULL) == -1) {
+        l->new_hash = NULL;
+    }
 }
 
 /* A failed attempt: count it, lock when the count says so, audit, answer 401. */
@@ -396,9 +410,47 @@ login_checked(void *arg, int cancelled)
         login_free(l);
         return;
     }
-    if (login_second_factor(r, l) == -1) {
-        login_free(l);
-        return;
+    /* A one-time password (a user added in the portal): the person chooses their own
+     * before a session is given, checked before a code is spent. */
+    {
+        int due = store_password_change_due(r->api->st, r->user.id, &err);
+
+        if (due == -1) {
+            free(err);
+            apireq_error(r, 503, "store_unavailable", "the login could not be checked; retry");
+            login_free(l);
+            return;
+        }
+        if (due == 1 && l->new_password == NULL) {
+            apireq_audit(r, NULL, "login.password_change", r->user.name, "asked", NULL);
+            store_user_free(&r->user);
+            memset(&r->user, 0, sizeof(r->user));
+            apireq_error(r, 401, "password_change_required",
+                         "this password was for the first login only: send a new_password too");
+            login_free(l);
+            return;
+        }
+        if (due == 1 && (l->new_hash == NULL || strcmp(l->new_password, l->password) == 0)) {
+            store_user_free(&r->user);
+            memset(&r->user, 0, sizeof(r->user));
+            apireq_error(r, 400, "weak_password", "new_password: not the one-time password");
+            login_free(l);
+            return;
+        }
+        if (login_second_factor(r, l) == -1) {
+            login_free(l);
+            return;
+        }
+        if (due == 1) {
+            if (store_password_change_done(r->api->st, r->user.id, l->new_hash, &err) == -1) {
+                log_err("api.password_change_failed error=%s", log_quote(err ? err : "?"));
+                free(err);
+                apireq_error(r, 503, "store_unavailable", "the password could not be stored");
+                login_free(l);
+                return;
+            }
+            apireq_audit(r, NULL, "login.password_change", r->user.name, "ok", NULL);
+        }
     }
     login_free(l);
     login_session(r);
@@ -408,7 +460,7 @@ void
 api_login(struct api_req *r)
 {
     cJSON *body;
-    const char *name, *password, *totp, *recovery;
+    const char *name, *password, *totp, *recovery, *new_password;
     struct login *l;
     char *err = NULL;
     int found;
@@ -442,12 +494,20 @@ api_login(struct api_req *r)
     password = api_str(body, "password", AUTH_PASSWORD_MAX);
     totp = api_str(body, "totp", 16);
     recovery = api_str(body, "recovery_code", 32);
+    new_password = api_str(body, "new_password", AUTH_PASSWORD_MAX);
     if (name == NULL || password == NULL || (json_get(body, "totp") && totp == NULL) ||
-        (json_get(body, "recovery_code") && recovery == NULL) || (totp && recovery)) {
+        (json_get(body, "recovery_code") && recovery == NULL) || (totp && recovery) ||
+        (json_get(body, "new_password") && new_password == NULL)) {
         cJSON_Delete(body);
         apireq_error(r, 400, "bad_request",
                      "expected {\"user\", \"password\", and \"totp\" or \"recovery_code\"} "
                      "(strings)");
+        return;
+    }
+    if (new_password != NULL && auth_password_check(new_password, name, &err) == -1) {
+        cJSON_Delete(body);
+        apireq_error(r, 400, "weak_password", err);
+        free(err);
         return;
     }
     found = store_user_get(r->api->st, name, &r->user, &err);
@@ -490,6 +550,8 @@ api_login(struct api_req *r)
     l->password = xstrdup(password);
     l->totp = totp ? xstrdup(totp) : NULL;
     l->recovery = recovery ? xstrdup(recovery) : NULL;
+    l->new_password = new_password ? xstrdup(new_password) : NULL;
+    l->cost = r->api->cost;
     cJSON_Delete(body);
     if (work_submit(r->api->work, login_verify, login_checked, l) == -1) {
         http_reply_header(r->http, "Retry-After", "1");

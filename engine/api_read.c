@@ -144,8 +144,21 @@ api_param_dropped(struct api_req *r, const char *name)
     return 0;
 }
 
+/* 1 when s holds no control characters (C0 or DEL). */
+static int
+api_text_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The alert list's filters: ?source=, ?severity= (a level's name), ?outcome=, ?since= and
- * ?until= (RFC 3339). 0, or -1 answered 400 naming the parameter. */
+ * ?until= (RFC 3339), and one observable, ?user= or ?ip= (exact). 0, or -1 answered 400 naming the
+ * parameter. */
 static int
 api_alert_filter(struct api_req *r, struct store_alert_filter *f)
 {
@@ -155,12 +168,15 @@ api_alert_filter(struct api_req *r, struct store_alert_filter *f)
     const char *outcome = http_request_param(r->http, "outcome");
     const char *since = http_request_param(r->http, "since");
     const char *until = http_request_param(r->http, "until");
+    const char *user = http_request_param(r->http, "user");
+    const char *ip = http_request_param(r->http, "ip");
     int ok = outcome == NULL;
 
     memset(f, 0, sizeof(*f));
     f->severity = -1;
-    for (size_t i = 0; i < 5; i++) {
-        static const char *const names[] = { "source", "severity", "outcome", "since", "until" };
+    for (size_t i = 0; i < 7; i++) {
+        static const char *const names[] = { "source", "severity", "outcome", "since",
+                                             "until",  "user",     "ip" };
 
         if (api_param_dropped(r, names[i])) {
             apireq_error(r, 400, "bad_request", "a filter's value could not be decoded");
@@ -189,6 +205,29 @@ api_alert_filter(struct api_req *r, struct store_alert_filter *f)
         (until != NULL && (util_parse_time(until, &f->until_ms) == -1 || f->until_ms <= 0))) {
         apireq_error(r, 400, "bad_request", "since, until: RFC 3339 times");
         return -1;
+    }
+    /* One observable at a time, through its index: user= or ip=, the exact value. */
+    if (user != NULL && ip != NULL) {
+        apireq_error(r, 400, "bad_request", "user and ip: one of them at a time");
+        return -1;
+    }
+    if (user != NULL) {
+        if (user[0] == '\0' || strlen(user) > 256 || !api_text_ok(user)) {
+            apireq_error(r, 400, "bad_request", "user: 1-256 characters, no control characters");
+            return -1;
+        }
+        f->obs_type = "user";
+        f->obs_value = user;
+    }
+    if (ip != NULL) {
+        struct cidr c;
+
+        if (cidr_parse_addr(ip, &c) == -1) {
+            apireq_error(r, 400, "bad_request", "ip: an IPv4 or IPv6 address");
+            return -1;
+        }
+        f->obs_type = "ip";
+        f->obs_value = ip;
     }
     return 0;
 }

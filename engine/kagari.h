@@ -53,6 +53,16 @@ int tenant_list_put(struct tenant *t, const char *list, const char *value, int64
 int tenant_list_del(struct tenant *t, const char *list, const char *value, char **errp) KG_WUR;
 int tenant_list_text(struct tenant *t, const char *list, struct buf *out, char **errp) KG_WUR;
 
+/* A setting of the tenant that people may edit in the portal over what the configuration
+ * file says (the contact chain: "notify.chain"): its JSON text as last saved (malloc'd),
+ * or NULL when nobody has saved one (the configuration's applies) or it cannot be read.
+ * A plug-in that owns such a key registers, once at init, how it writes the
+ * configuration's value of a tenant as JSON (malloc'd, or NULL for none): the portal
+ * shows it as the starting point until someone saves their own. */
+char *tenant_setting(struct tenant *t, const char *key);
+typedef char *(*tenant_setting_seed_fn)(struct tenant *t);
+void tenant_setting_seed(const char *key, tenant_setting_seed_fn fn);
+
 /* ---- runs ---- */
 
 /* The run executing in coroutine L, or NULL outside a run. */

@@ -117,6 +117,13 @@ static const char *const control_migrations[] = {
     "  lang TEXT NOT NULL,"
     "  tz TEXT NOT NULL"
     ");",
+    /* The users whose password is a one-time password an admin was shown (added in the
+     * portal): they choose their own at the first login. Self-contained: creates only
+     * its own table. */
+    "CREATE TABLE IF NOT EXISTS password_change ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,"
+    "  created INTEGER NOT NULL"
+    ");",
 };
 
 static const char *const tenant_migrations[] = {
@@ -521,6 +528,19 @@ static const char *const tenant_migrations[] = {
     "  updated INTEGER NOT NULL,"
     "  PRIMARY KEY (source, key)"
     ") WITHOUT ROWID;",
+    /* 18: the portal's containment view: the journal's finished effects by kind, newest
+     * first (which accounts were disabled, which devices isolated), read without a scan
+     * of every run's journal. Self-contained: adds only its own index. */
+    "CREATE INDEX IF NOT EXISTS journal_kind ON journal (kind, ended);",
+    /* 19: settings people edit in the portal over what the configuration file says (the
+     * contact chain, "notify.chain"): one JSON text per key, with who changed it when.
+     * Self-contained: creates only its own table. */
+    "CREATE TABLE IF NOT EXISTS tenant_settings ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  updated_by TEXT"
+    ") WITHOUT ROWID;",
 };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -656,6 +676,17 @@ enum query {
     Q_MARK_PUT,
     Q_MARK_GET,
     Q_MARK_PRUNE,
+    /* the portal's settings and dashboard */
+    Q_ALERT_IDS_OBS,
+    Q_LIST_LIVE,
+    Q_JOURNAL_BY_KIND,
+    Q_JOURNAL_RUN_PREFIX,
+    Q_PWCHANGE_SET,
+    Q_PWCHANGE_GET,
+    Q_PWCHANGE_DONE,
+    Q_SETTING_GET,
+    Q_SETTING_PUT,
+    Q_SETTING_DEL,
     Q_COUNT
 };
 
@@ -913,6 +944,33 @@ static const char *const query_sql[Q_COUNT] = {
                    " updated = excluded.updated",
     [Q_MARK_GET] = "SELECT value FROM source_marks WHERE source = ?1 AND key = ?2",
     [Q_MARK_PRUNE] = "DELETE FROM source_marks WHERE source = ?1 AND updated < ?2",
+    /* the portal's settings and dashboard */
+    [Q_ALERT_IDS_OBS] =
+        "SELECT a.id FROM alert_observables AS o JOIN alerts AS a ON a.id = o.alert_id"
+        " WHERE o.vhash = ?1 AND o.alert_id < ?2 AND (?3 IS NULL OR a.source = ?3)"
+        " AND (?4 < 0 OR a.severity = ?4) AND (?5 IS NULL OR a.outcome = ?5)"
+        " AND (?6 IS NULL OR a.time >= ?6) AND (?7 IS NULL OR a.time < ?7)"
+        " AND EXISTS (SELECT 1 FROM json_each(a.observables) AS j"
+        "   WHERE json_extract(j.value, '$.type') = ?8"
+        "   AND json_extract(j.value, '$.value') = ?9)"
+        " ORDER BY o.received DESC, o.alert_id DESC LIMIT ?10",
+    [Q_LIST_LIVE] = "SELECT list, value, expires, updated FROM list_entries"
+                    " WHERE instr(list, ':') = 0 AND (expires = 0 OR expires > ?1)"
+                    " ORDER BY updated DESC LIMIT ?2",
+    [Q_PWCHANGE_SET] = "INSERT OR REPLACE INTO password_change (user_id, created) VALUES (?1, ?2)",
+    [Q_PWCHANGE_GET] = "SELECT 1 FROM password_change WHERE user_id = ?1",
+    [Q_PWCHANGE_DONE] = "DELETE FROM password_change WHERE user_id = ?1",
+    [Q_SETTING_GET] = "SELECT value, updated, updated_by FROM tenant_settings WHERE key = ?1",
+    [Q_SETTING_PUT] = "INSERT INTO tenant_settings (key, value, updated, updated_by)"
+                      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET"
+                      " value = excluded.value, updated = excluded.updated,"
+                      " updated_by = excluded.updated_by",
+    [Q_SETTING_DEL] = "DELETE FROM tenant_settings WHERE key = ?1",
+    [Q_JOURNAL_BY_KIND] = "SELECT run_id, kind, request, result, ended, started FROM journal"
+                          " WHERE kind = ?1 AND status = 1 ORDER BY ended DESC LIMIT ?2",
+    [Q_JOURNAL_RUN_PREFIX] = "SELECT run_id, kind, request, result, ended, started FROM journal"
+                             " WHERE run_id = ?1 AND substr(kind, 1, length(?2)) = ?2"
+                             " ORDER BY seq",
 };
 
 /* The run states, in the order store_run_counts reports them. */
@@ -3982,9 +4040,50 @@ int
 store_alert_ids(struct store_tenant *t, int64_t before, int limit, int64_t **ids, size_t *n,
                 char **errp)
 {
-    struct store_alert_filter any = { NULL, -1, NULL, 0, 0 };
+    struct store_alert_filter any = { NULL, -1, NULL, 0, 0, NULL, NULL };
 
     return store_alert_search(t, &any, before, limit, ids, n, NULL, errp);
+}
+
+/* store_alert_search with an observable: the alerts that carry the value, through its
+ * index (alert_observables) newest first; the type and the value are checked in the
+ * alert itself (a hash collision costs a row, never a wrong answer). The index holds only
+ * the alerts that share the value, so the read is bounded by them, not by the table. */
+static int
+alert_search_obs(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
+                 int limit, int64_t **ids, size_t *n, char **errp)
+{
+    sqlite3_stmt *s;
+    int64_t *v;
+    size_t len = 0;
+    int rc;
+
+    s = db_bound(&t->db, Q_ALERT_IDS_OBS, errp, "iisisoossi",
+                 obs_vhash(f->obs_value, strlen(f->obs_value)), before > 0 ? before : INT64_MAX,
+                 f->source, (int64_t)f->severity, f->outcome, f->since_ms, f->until_ms, f->obs_type,
+                 f->obs_value, (int64_t)limit);
+    if (s == NULL) {
+        return -1;
+    }
+    v = xcalloc((size_t)limit, sizeof(*v));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && len < (size_t)limit) {
+        int64_t id = sqlite3_column_int64(s, 0);
+
+        /* One alert with the value twice (two roles) has two index rows. */
+        if (len == 0 || v[len - 1] != id) {
+            v[len++] = id;
+        }
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(&t->db, errp, "alert search by observable");
+        stmt_done(s);
+        free(v);
+        return -1;
+    }
+    stmt_done(s);
+    *ids = v;
+    *n = len;
+    return 0;
 }
 
 int
@@ -4004,6 +4103,9 @@ store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, i
     }
     if (resume != NULL) {
         *resume = 0;
+    }
+    if (f->obs_type != NULL && f->obs_value != NULL) {
+        return alert_search_obs(t, f, before, limit, ids, n, errp);
     }
     /* A filter reads the alerts one by one: at most a window of STORE_ALERT_SCAN ids per
      * call, so that a filter nothing matches never reads a large table on the loop. */
@@ -5082,6 +5184,27 @@ store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t
     return rc;
 }
 
+int
+store_esc_open(struct store_tenant *t, int limit, struct store_esc **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = esc_prepare(
+        t, "SELECT " ESC_COLUMNS " FROM escalations WHERE state = 'open' ORDER BY id LIMIT ?1",
+        errp);
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, limit);
+    rc = db_rows(&t->db, s, "open escalations", sizeof(**out), esc_fill, esc_drop, &v, n, errp);
+    sqlite3_finalize(s);
+    *out = v;
+    return rc;
+}
+
 /* Shared by the two updates: 1 when the row changed, 0 when it did not, -1 on error. */
 static int
 esc_update(struct store_tenant *t, sqlite3_stmt *s, char **errp)
@@ -5374,4 +5497,216 @@ store_run_by_version(struct store_tenant *t, const char *version, int64_t before
     sqlite3_bind_int64(s, 2, before > 0 ? before : INT64_MAX);
     sqlite3_bind_int(s, 3, limit > 0 ? limit : STORE_RUN_LIST_DEFAULT);
     return run_collect(&t->db, s, "run by version", out, n, errp);
+}
+
+/* ---- the portal's dashboard: containment in force ---- */
+
+static void
+list_entry_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_list_entry *x = e;
+
+    col_copy(s, 0, x->list, sizeof(x->list));
+    x->value = col_strdup(s, 1);
+    x->expires_ms = sqlite3_column_int64(s, 2);
+    x->updated_ms = sqlite3_column_int64(s, 3);
+}
+
+static void
+list_entries_drop(void *v, size_t n)
+{
+    store_list_entries_free(v, n);
+}
+
+void
+store_list_entries_free(struct store_list_entry *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].value);
+    }
+    free(v);
+}
+
+int
+store_list_live(struct store_tenant *t, int64_t now_ms, int limit, struct store_list_entry **out,
+                size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_LIST_LIVE, errp, "ii", now_ms, (int64_t)limit);
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = db_rows(&t->db, s, "live list entries", sizeof(**out), list_entry_fill, list_entries_drop,
+                 &v, n, errp);
+    stmt_done(s);
+    *out = v;
+    return rc;
+}
+
+static void
+effect_row_fill(sqlite3_stmt *s, void *e)
+{
+    struct store_effect_row *x = e;
+
+    x->run_id = sqlite3_column_int64(s, 0);
+    col_copy(s, 1, x->kind, sizeof(x->kind));
+    x->request = col_strdup(s, 2);
+    x->result = col_strdup(s, 3);
+    x->ended_ms = sqlite3_column_int64(s, 4);
+    x->started_ms = sqlite3_column_int64(s, 5);
+}
+
+static void
+effect_rows_drop(void *v, size_t n)
+{
+    store_effect_rows_free(v, n);
+}
+
+void
+store_effect_rows_free(struct store_effect_row *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].request);
+        free(v[i].result);
+    }
+    free(v);
+}
+
+int
+store_effects_by_kind(struct store_tenant *t, const char *kind, int limit,
+                      struct store_effect_row **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_JOURNAL_BY_KIND, errp, "si", kind, (int64_t)limit);
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = db_rows(&t->db, s, "effects by kind", sizeof(**out), effect_row_fill, effect_rows_drop, &v,
+                 n, errp);
+    stmt_done(s);
+    *out = v;
+    return rc;
+}
+
+/* ---- tenant settings edited in the portal ---- */
+
+int
+store_setting_get(struct store_tenant *t, const char *key, char **value, int64_t *updated_ms,
+                  char **updated_by, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_SETTING_GET, errp, "s", key);
+    int rc;
+
+    *value = NULL;
+    if (updated_ms != NULL) {
+        *updated_ms = 0;
+    }
+    if (updated_by != NULL) {
+        *updated_by = NULL;
+    }
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *value = col_strdup(s, 0);
+        if (updated_ms != NULL) {
+            *updated_ms = sqlite3_column_int64(s, 1);
+        }
+        if (updated_by != NULL) {
+            *updated_by = col_strdup(s, 2);
+        }
+        stmt_done(s);
+        return *value != NULL;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(&t->db, errp, "setting get");
+        stmt_done(s);
+        return -1;
+    }
+    stmt_done(s);
+    return 0;
+}
+
+int
+store_setting_put(struct store_tenant *t, const char *key, const char *value, int64_t now_ms,
+                  const char *by, char **errp)
+{
+    return db_change(&t->db, Q_SETTING_PUT, "setting put", errp, "ssis", key, value, now_ms, by) ==
+                   -1
+               ? -1
+               : 0;
+}
+
+int
+store_setting_del(struct store_tenant *t, const char *key, char **errp)
+{
+    return db_change(&t->db, Q_SETTING_DEL, "setting delete", errp, "s", key);
+}
+
+/* ---- one-time passwords (a password to change at the first login) ---- */
+
+int
+store_password_change_set(struct store *st, int64_t user_id, int64_t now_ms, char **errp)
+{
+    return db_change(&st->db, Q_PWCHANGE_SET, "password change set", errp, "ii", user_id, now_ms) ==
+                   -1
+               ? -1
+               : 0;
+}
+
+int
+store_password_change_due(struct store *st, int64_t user_id, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&st->db, Q_PWCHANGE_GET, errp, "i", user_id);
+    int rc;
+
+    if (s == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(s);
+    stmt_done(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return kg_err(errp, "password change: %s", sqlite3_errmsg(st->db.h));
+    }
+    return rc == SQLITE_ROW;
+}
+
+int
+store_password_change_done(struct store *st, int64_t user_id, const char *pass_hash, char **errp)
+{
+    if (store_user_set_password(st, user_id, pass_hash, errp) == -1) {
+        return -1;
+    }
+    return db_change(&st->db, Q_PWCHANGE_DONE, "password change done", errp, "i", user_id) == -1
+               ? -1
+               : 0;
+}
+
+int
+store_run_effects(struct store_tenant *t, int64_t run_id, const char *prefix,
+                  struct store_effect_row **out, size_t *n, char **errp)
+{
+    sqlite3_stmt *s = db_bound(&t->db, Q_JOURNAL_RUN_PREFIX, errp, "is", run_id, prefix);
+    void *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (s == NULL) {
+        return -1;
+    }
+    rc = db_rows(&t->db, s, "run effects", sizeof(**out), effect_row_fill, effect_rows_drop, &v, n,
+                 errp);
+    stmt_done(s);
+    *out = v;
+    return rc;
 }

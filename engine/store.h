@@ -96,6 +96,16 @@ int store_recovery_set(struct store *st, int64_t user_id, char *const *hashes, s
                        char **errp) KG_WUR;
 int store_recovery_use(struct store *st, int64_t user_id, const char *hash, char **errp);
 
+/* A one-time password: set marks the user's password as one to change at the first
+ * login; due answers 1 when it is (0 not, -1 error); done stores the new hash and clears
+ * the mark (not in one transaction: a crash between leaves the new password set and the
+ * mark, which asks for one more change). */
+int store_password_change_set(struct store *st, int64_t user_id, int64_t now_ms,
+                              char **errp) KG_WUR;
+int store_password_change_due(struct store *st, int64_t user_id, char **errp);
+int store_password_change_done(struct store *st, int64_t user_id, const char *pass_hash,
+                               char **errp) KG_WUR;
+
 /* Roles: one per user and tenant; tenant "*" with role "operator" covers every tenant.
  * role NULL removes the user's role in that tenant. */
 struct store_role {
@@ -337,6 +347,11 @@ struct store_alert_filter {
     const char *outcome; /* NULL: any */
     int64_t since_ms;    /* time >= since_ms; 0: unbounded */
     int64_t until_ms;    /* time < until_ms; 0: unbounded */
+    /* An observable (both set, or neither): only the alerts that carry this value with
+     * this type ("user", "ip", ...), exactly, read through the observable index newest
+     * first (no scan window: *resume stays 0). */
+    const char *obs_type;
+    const char *obs_value;
 };
 int store_alert_search(struct store_tenant *t, const struct store_alert_filter *f, int64_t before,
                        int limit, int64_t **ids, size_t *n, int64_t *resume, char **errp) KG_WUR;
@@ -539,6 +554,50 @@ struct store_recent {
 int store_alert_recent(struct store_tenant *t, const struct store_recent *q, struct alert **out,
                        size_t *n, char **errp) KG_WUR;
 
+/* ---- containment in force (the portal's dashboard) ---- */
+
+/* The live entries of every published list (not expired at now_ms), most recently
+ * updated first, at most limit; a list whose name holds ':' is a connector's own
+ * bookkeeping (never served) and is left out; *out freed with store_list_entries_free. */
+struct store_list_entry {
+    char list[64];
+    char *value;
+    int64_t expires_ms; /* 0: never */
+    int64_t updated_ms;
+};
+int store_list_live(struct store_tenant *t, int64_t now_ms, int limit,
+                    struct store_list_entry **out, size_t *n, char **errp) KG_WUR;
+void store_list_entries_free(struct store_list_entry *v, size_t n);
+
+/* The finished (done) journal entries of one effect kind, newest first, at most limit;
+ * *out freed with store_effect_rows_free. */
+struct store_effect_row {
+    int64_t run_id;
+    char kind[64];
+    char *request;    /* JSON text, or NULL */
+    char *result;     /* JSON text, or NULL */
+    int64_t ended_ms; /* 0 while started */
+    int64_t started_ms;
+};
+int store_effects_by_kind(struct store_tenant *t, const char *kind, int limit,
+                          struct store_effect_row **out, size_t *n, char **errp) KG_WUR;
+/* The journal entries of run run_id whose kind starts with prefix, done or not, in
+ * order (the escalate.* steps of a run); freed the same way. */
+int store_run_effects(struct store_tenant *t, int64_t run_id, const char *prefix,
+                      struct store_effect_row **out, size_t *n, char **errp) KG_WUR;
+void store_effect_rows_free(struct store_effect_row *v, size_t n);
+
+/* ---- settings people edit in the portal (over the configuration file's) ----
+ *
+ * One JSON text per key. get: 1 with *value (and *updated_ms, *updated_by when not
+ * NULL; malloc'd, the caller frees), 0 when the key was never set, -1 on error. put and
+ * del write in the caller's transaction (loop_write); del answers how many rows went. */
+int store_setting_get(struct store_tenant *t, const char *key, char **value, int64_t *updated_ms,
+                      char **updated_by, char **errp);
+int store_setting_put(struct store_tenant *t, const char *key, const char *value, int64_t now_ms,
+                      const char *by, char **errp) KG_WUR;
+int store_setting_del(struct store_tenant *t, const char *key, char **errp);
+
 /* ---- escalations (urgent contact chains) ---- */
 
 struct store_esc {
@@ -565,6 +624,10 @@ int store_esc_insert(struct store_tenant *t, const struct store_esc *e, int64_t 
 int store_esc_get(struct store_tenant *t, int64_t id, struct store_esc *out, char **errp);
 /* Newest first; *out malloc'd (store_esc_free each, then free). */
 int store_esc_list(struct store_tenant *t, int limit, struct store_esc **out, size_t *n,
+                   char **errp) KG_WUR;
+/* The open ones (awaiting acknowledgement), oldest first, at most limit (the portal's
+ * dashboard); freed like store_esc_list's. */
+int store_esc_open(struct store_tenant *t, int limit, struct store_esc **out, size_t *n,
                    char **errp) KG_WUR;
 /* Acknowledge: 1 done now, 0 when it was already acknowledged (or does not exist), -1. */
 int store_esc_ack(struct store_tenant *t, int64_t id, const char *by, const char *via,

@@ -133,6 +133,52 @@ tenant_mark_prune(struct tenant *t, const char *source, int64_t before_ms, int *
     return store_mark_prune(t->db, source, before_ms, deleted, errp);
 }
 
+/* ---- settings edited in the portal (the store's tenant_settings) ---- */
+
+#define TENANT_SEEDS 8
+static struct {
+    const char *key;
+    tenant_setting_seed_fn fn;
+} seeds[TENANT_SEEDS];
+
+char *
+tenant_setting(struct tenant *t, const char *key)
+{
+    char *v = NULL, *err = NULL;
+
+    if (t->db == NULL || store_setting_get(t->db, key, &v, NULL, NULL, &err) == -1) {
+        log_warn("tenant.setting_unreadable tenant=%s key=%s error=%s", t->id, key,
+                 log_quote(err ? err : "no database"));
+        free(err);
+        return NULL;
+    }
+    return v;
+}
+
+void
+tenant_setting_seed(const char *key, tenant_setting_seed_fn fn)
+{
+    for (size_t i = 0; i < TENANT_SEEDS; i++) {
+        if (seeds[i].key == NULL || strcmp(seeds[i].key, key) == 0) {
+            seeds[i].key = key;
+            seeds[i].fn = fn;
+            return;
+        }
+    }
+    abort(); /* more keys than TENANT_SEEDS: a build-time mistake */
+}
+
+char *
+tenant_setting_default(struct tenant *t, const char *key)
+{
+    for (size_t i = 0; i < TENANT_SEEDS && seeds[i].key != NULL; i++) {
+        if (strcmp(seeds[i].key, key) == 0) {
+            return seeds[i].fn(t);
+        }
+    }
+    return NULL;
+}
+
 /* Summed: the metrics endpoint is reachable by every sender, so no tenant names. */
 static void
 tenant_metrics(struct buf *b, void *arg)

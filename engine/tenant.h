@@ -70,4 +70,8 @@ int tenant_save_version(struct tenant *t, struct playbook *pb, char **errp) KG_W
 /* A version by hash: from memory or from t's database (NULL when unknown). Borrowed. */
 struct playbook *tenant_version(struct tenant *t, const char *hash);
 
+/* The configuration's value of a portal-editable setting (tenant_setting_seed in
+ * engine/kagari.h), as its plug-in writes it: malloc'd JSON, or NULL. */
+char *tenant_setting_default(struct tenant *t, const char *key);
+
 #endif

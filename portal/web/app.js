@@ -5,6 +5,7 @@ import { call, ApiError, setCsrf, enc, query } from './api.js';
 import { h, mount, jsonText, csvCell } from './dom.js';
 import { t, lang, zone, setPrefs, fmtTime, fmtDuration, LANGS, ZONES } from './i18n.js';
 import { stackedBars, hBars } from './chart.js';
+import { adminSections, auditView, canAudit, dashboardExtras } from './settings.js';
 
 const SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'];
 const OUTCOMES = ['unknown', 'blocked', 'attempted', 'succeeded'];
@@ -104,6 +105,7 @@ function renderNav() {
     h('a', { href: tp + '/playbooks', id: 'nav-playbooks' }, t('playbooks')),
     h('a', { href: '#/approvals', id: 'nav-approvals' }, t('approvals')),
     h('a', { href: '#/settings', id: 'nav-settings' }, t('settings')),
+    canAudit(app.tenants, app.tenant) ? h('a', { href: tp + '/audit', id: 'nav-audit' }, t('audit')) : null,
     h('span', { class: 'spacer' }),
     app.tenants.length > 1 ? tsel : h('span', { class: 'tenant-name' }, app.tenant || ''),
     langToggle(),
@@ -150,6 +152,13 @@ function loginView(notice) {
   const codeLabel = h('label', { for: 'login-code' }, t('totp'));
   const codeRow = h('div', { class: 'row hidden', id: 'code-row' }, codeLabel, code);
   const enrol = h('div', { id: 'enrol', class: 'hidden' });
+  // A one-time password (a user an admin added): the person chooses their own, twice.
+  const newPass = h('input', { id: 'login-new-password', type: 'password', autocomplete: 'new-password', maxlength: '256' });
+  const newPass2 = h('input', { id: 'login-new-password2', type: 'password', autocomplete: 'new-password', maxlength: '256' });
+  const newRow = h('div', { class: 'hidden', id: 'new-password-row' }, h('p', {}, t('choose_password')),
+    h('div', { class: 'row' }, h('label', { for: 'login-new-password' }, t('new_password')), newPass),
+    h('div', { class: 'row' }, h('label', { for: 'login-new-password2' }, t('new_password_again')), newPass2));
+  let wantNew = false;
   const status = h('div', { id: 'login-status' }, notice ? message('info', notice) : null);
   const toggle = h('button', { type: 'button', class: 'link hidden', id: 'toggle-recovery', on: { click: () => {
     mode = mode === 'recovery' ? 'totp' : 'recovery';
@@ -164,6 +173,13 @@ function loginView(notice) {
     const body = { user: user.value, password: pass.value };
     if (mode === 'totp' || mode === 'enrol') body.totp = code.value.trim();
     if (mode === 'recovery') body.recovery_code = code.value.trim();
+    if (wantNew) {
+      if (newPass.value !== newPass2.value || newPass.value.length < 12) {
+        mount(status, message('error', t('password_mismatch')));
+        return;
+      }
+      body.new_password = newPass.value;
+    }
     if (mode !== 'password' && !code.value.trim()) {
       mount(status, message('error', t('need_code')));
       return;
@@ -175,7 +191,14 @@ function loginView(notice) {
     } catch (e) {
       const err = e instanceof ApiError ? e.body.error : '';
       code.value = '';
-      if (err === 'totp_enrolment_required' && e.body.enrolment) {
+      if (err === 'password_change_required') {
+        wantNew = true;
+        newRow.classList.remove('hidden');
+        mount(status, message('info', t('choose_password')));
+        newPass.focus();
+      } else if (err === 'weak_password') {
+        mount(status, message('error', t('password_mismatch')));
+      } else if (err === 'totp_enrolment_required' && e.body.enrolment) {
         mode = 'enrol';
         showEnrolment(enrol, e.body.enrolment);
         codeRow.classList.remove('hidden');
@@ -201,7 +224,7 @@ function loginView(notice) {
   h('h1', {}, t('login')),
   h('div', { class: 'row' }, h('label', { for: 'login-user' }, t('user')), user),
   h('div', { class: 'row' }, h('label', { for: 'login-password' }, t('password')), pass),
-  enrol, codeRow, toggle, status,
+  newRow, enrol, codeRow, toggle, status,
   h('button', { type: 'submit', id: 'login-submit' }, t('login')));
   mount(main(), h('section', { class: 'login', 'data-page': 'login' }, form));
   user.focus();
@@ -224,7 +247,7 @@ function showEnrolment(box, e) {
 
 function readFilters(params) {
   const f = {};
-  for (const k of ['source', 'severity', 'outcome', 'since', 'until']) {
+  for (const k of ['source', 'severity', 'outcome', 'since', 'until', 'user', 'ip']) {
     const v = params.get(k);
     if (v) f[k] = v;
   }
@@ -242,17 +265,21 @@ async function alertsView(tenant, params) {
     OUTCOMES.map((s) => h('option', { value: s, selected: f.outcome === s }, t('out_' + s))));
   const since = h('input', { id: 'f-since', type: 'datetime-local', value: f.since || '' });
   const until = h('input', { id: 'f-until', type: 'datetime-local', value: f.until || '' });
+  const fuser = h('input', { id: 'f-user', name: 'user', value: f.user || '', placeholder: 'user@example.jp', maxlength: '256' });
+  const fip = h('input', { id: 'f-ip', name: 'ip', value: f.ip || '', placeholder: '203.0.113.7', maxlength: '45' });
   const form = h('form', { class: 'filters', id: 'alert-filters', on: { submit: (ev) => {
     ev.preventDefault();
     const q = new URLSearchParams();
-    for (const [k, el] of [['source', src], ['severity', sev], ['outcome', out], ['since', since], ['until', until]]) {
-      if (el.value) q.set(k, el.value);
+    for (const [k, el] of [['source', src], ['severity', sev], ['outcome', out], ['since', since], ['until', until],
+      ['user', fuser], ['ip', fip]]) {
+      if (el.value.trim()) q.set(k, el.value.trim());
     }
     location.hash = '#/t/' + enc(tenant) + '/alerts' + (q.toString() ? '?' + q : '');
   } } },
   h('label', {}, t('source'), src), h('label', {}, t('severity'), sev),
   h('label', {}, t('outcome'), out), h('label', {}, t('since'), since),
   h('label', {}, t('until'), until),
+  h('label', {}, t('search_user'), fuser), h('label', {}, t('search_ip'), fip),
   h('button', { type: 'submit', id: 'f-apply' }, t('filter')),
   h('a', { href: '#/t/' + enc(tenant) + '/alerts', class: 'button' }, t('clear')));
   const tbody = h('tbody', { id: 'alert-rows' });
@@ -263,7 +290,7 @@ async function alertsView(tenant, params) {
     h('table', { class: 'list' }, h('thead', {}, h('tr', {}, h('th', {}, t('id')), h('th', {}, t('time')),
       h('th', {}, t('severity')), h('th', {}, t('source')), h('th', {}, t('title')), h('th', {}, t('outcome')))), tbody),
     h('div', { class: 'actions' }, more, exportBtn)));
-  const api = { source: f.source, severity: f.severity, outcome: f.outcome,
+  const api = { source: f.source, severity: f.severity, outcome: f.outcome, user: f.user, ip: f.ip,
     since: f.since ? zonedToUtc(f.since) : '', until: f.until ? zonedToUtc(f.until) : '' };
   // One click shows up to 50 alerts; a filter's search goes on through older windows of
   // the table (each request reads a bounded part of it) until it has them.
@@ -453,9 +480,10 @@ async function dashboardView(tenant) {
   const root = main();
   document.title = t('dashboard') + ' — ' + t('app');
   const draw = async () => {
-    const [sum, ap] = await Promise.all([
+    const [sum, ap, extras] = await Promise.all([
       call('GET', tenantPath(tenant, 'summary') + query({ hours: 24 })),
       call('GET', 'approvals'),
+      dashboardExtras(tenant),
     ]);
     const step = sum.bucket_seconds * 1000;
     const start = new Date(sum.since).getTime();
@@ -482,6 +510,7 @@ async function dashboardView(tenant) {
       pending.length ? h('table', { class: 'list', id: 'dash-approvals' }, h('tbody', {}, pending.map((a) => h('tr', {},
         h('td', {}, h('a', { href: '#/t/' + enc(tenant) + '/approvals/' + enc(a.id) }, a.title)),
         h('td', {}, t('deadline') + ': ' + fmtTime(a.deadline)))))) : h('p', {}, t('no_approvals')),
+      extras,
       h('p', { class: 'meta', id: 'dash-updated' }, t('updated') + ': ' + fmtTime(sum.now))));
   };
   await draw();
@@ -507,7 +536,8 @@ function settingsView() {
     h('div', { class: 'row' }, h('label', { for: 'pref-lang' }, t('language')), l),
     h('div', { class: 'row' }, h('label', { for: 'pref-tz' }, t('timezone')), z),
     h('button', { type: 'submit', id: 'pref-save' }, t('save'))),
-    recoverySection()));
+    recoverySection(),
+    adminSections(app.tenant, app.tenants, app.me.user)));
 }
 
 // New recovery codes, shown once, for a fresh authenticator code.
@@ -590,6 +620,7 @@ async function route() {
       else if (seg[2] === 'runs' && seg.length === 4) await runView(tenant, id);
       else if (seg[2] === 'approvals' && seg.length === 4) await approvalView(tenant, id);
       else if (seg[2] === 'playbooks') await (await import('./playbooks.js')).playbooksPage(playbookCtx(root, tenant), tenant, seg.slice(3), params);
+      else if (seg[2] === 'audit' && seg.length === 3) await auditView(root, tenant, params.get('before') || undefined);
       else notFound();
     } else {
       notFound();

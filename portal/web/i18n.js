@@ -40,6 +40,9 @@ const WORDS = {
     rc_text: 'Each code logs you in once without your authenticator. New codes replace the old ones.',
     rc_shown_once: 'Keep these codes somewhere safe: they are shown only now.',
     bad_code: 'The code is wrong or was used already.',
+    choose_password: 'This password was for your first login: choose your own (12 characters or more).',
+    new_password: 'New password', new_password_again: 'New password again',
+    password_mismatch: 'The new passwords differ, or are too short (12 characters or more, not your user name).',
   },
   ja: {
     app: 'kagari ポータル', login: 'ログイン', logout: 'ログアウト', user: 'ユーザー名',
@@ -80,6 +83,9 @@ const WORDS = {
     rc_text: '各コードは認証アプリなしで 1 回だけログインに使えます。新しいコードを発行すると古いコードは無効になります。',
     rc_shown_once: 'これらのコードは今しか表示されません。安全な場所に保管してください。',
     bad_code: 'コードが正しくないか、使用済みです。',
+    choose_password: 'このパスワードは初回ログイン用です。ご自身のパスワード（12 文字以上）を設定してください。',
+    new_password: '新しいパスワード', new_password_again: '新しいパスワード（確認）',
+    password_mismatch: '新しいパスワードが一致しないか短すぎます（12 文字以上、ユーザー名以外）。',
   },
 };
 

@@ -13,6 +13,7 @@ is the Debian package. Either missing is a failure, never a skip."""
 import getpass
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from connhelp import ConnEnv  # noqa: E402
 from harness import expect_accepted, wait_for  # noqa: E402
 from mockctl import ADMIN, ALICE, JIRO  # noqa: E402
 from peopleapi import PASSWORD, Api, add_user, api_port, make_cert, next_code  # noqa: E402
+from test_escalation import BASE, chain_block  # noqa: E402
 
 # The approval playbook: the exact call it will make, why, then the call once approved.
 APPROVE = """
@@ -84,6 +86,12 @@ def pbview_run(d, n):
                                   "severity": "high", "title": "pb-view %d" % n}), 1)[0]
     return d.wait_run_final(aid)["id"]
 
+# Settings and dashboard (settings.mjs): an urgent escalation left waiting, its subject
+# holding markup.
+ESCALATE = """
+    escalate{ level = "critical", reason = "compromise", subject = alert.raw.subject }
+"""
+ESC_SUBJECT = '侵害の疑い <img src=x onerror="window.__xss=9">'
 
 # Markup in every field a person reads: the title, the raw record, an observable.
 XSS = ('<img src=x onerror="window.__xss=1;alert(1)">"><script>window.__xss=2;alert(2)'
@@ -114,10 +122,13 @@ def main(argv):
     cert, key = make_cert(certdir)
     extra = ('api = { listen = "127.0.0.1:0", cert_file = %s, key_file = %s, '
              'password_memory = "1MiB", password_passes = 1 }\n'
-             % (json.dumps(cert), json.dumps(key)))
+             'escalation = { base_url = %s }\n'
+             % (json.dumps(cert), json.dumps(key), json.dumps(BASE)))
     rc = 1
     try:
-        with ConnEnv("browser", {"appr": APPROVE}, extra_config=extra) as env:
+        with ConnEnv("browser", {"appr": APPROVE, "esc": ESCALATE}, extra_config=extra,
+                     run_timeout="1h",
+                     tenant_extra=lambda m: chain_block(m, ("1h", "1h", "1h"))) as env:
             d = env.d
             # A second customer, with an alert of its own.
             d.stop()
@@ -158,6 +169,14 @@ def main(argv):
             aud_alert = env.post("appr", {"upn": JIRO[1], "ip": "198.51.100.9"})
             for aid in (appr_alert, aud_alert):
                 d.wait_run_state(aid, ("waiting",))
+            # The settings tests' people: a tenant admin and an analyst, both enrolled.
+            adm = add_user(d, "adm", "t1:admin")
+            ana2 = add_user(d, "ana2", "t1:analyst")
+            for u in (adm, ana2):
+                r = Api(api_port(d), cafile=cert).login(u, code=next_code(u))
+                assert r.status == 200, r
+            esc_alert = env.post("esc", {"subject": ESC_SUBJECT})
+            d.wait_run_state(esc_alert, ("waiting",))
             cfg = {
                 "url": "https://127.0.0.1:%d" % api_port(d),
                 "intake": "http://127.0.0.1:%d/api/v1/alerts" % d.port, "token": d.token,
@@ -172,19 +191,34 @@ def main(argv):
                 "eng": {"name": eng.name, "secret": eng.secret, "last_step": eng.last_step},
                 "pbview": {"v1": pv1, "v2": pv2, "runs": pv_runs, "deployer": getpass.getuser(),
                            "source2": pbview_source(2)},
+                "adm": {"name": adm.name, "secret": adm.secret, "last_step": adm.last_step},
+                "ana2": {"name": ana2.name, "secret": ana2.secret, "last_step": ana2.last_step},
+                "esc_subject": ESC_SUBJECT,
             }
             env_vars = dict(os.environ, KAGARI_BROWSER=json.dumps(cfg), PW_DIR=pw)
-            p = subprocess.run(["node", os.path.join(HERE, "portal.mjs")], env=env_vars,
-                               timeout=300)
-            rc = p.returncode
+            # Each script prints "ok"/"not ok" lines and its own count; the sum is the last
+            # line, the one the test runner reads.
+            passed = failed = 0
+            for script in ("portal.mjs", "settings.mjs"):
+                p = subprocess.run(["node", os.path.join(HERE, script)], env=env_vars,
+                                   timeout=300, stdout=subprocess.PIPE, text=True)
+                sys.stdout.write(p.stdout)
+                m = re.findall(r"browser: (\d+) passed, (\d+) failed", p.stdout)
+                if m:
+                    passed += int(m[-1][0])
+                    failed += int(m[-1][1])
+                if not m or (p.returncode != 0 and int(m[-1][1]) == 0):
+                    failed += 1
+            rc = 1 if failed else 0
             if rc == 0:
                 # The approved call reached the API exactly once; the other was not made.
                 c = env.m.counters()["users"]
                 if (c.get(ALICE[1], {}).get("disable") != 1 or
                         c.get(JIRO[1], {}).get("disable", 0) != 0):
                     print("not ok mock_counters: %r" % c)
-                    print("browser: 0 passed, 1 failed")
+                    failed += 1
                     rc = 1
+            print("browser: %d passed, %d failed" % (passed, failed))
     finally:
         shutil.rmtree(certdir, ignore_errors=True)
     return rc

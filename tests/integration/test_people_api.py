@@ -332,6 +332,10 @@ def test_routes_by_role_and_tenant():
             (t1 + "/playbooks/it-roles/versions/" + run["version"], {"*": 200, "other": 404}),
             (t1 + "/playbooks/it-roles/versions/%s/runs" % run["version"],
              {"*": 200, "other": 404}),
+            (t1 + "/dashboard/escalations", {"*": 200, "other": 404}),
+            (t1 + "/containment", {"*": 200, "other": 404}),
+            (t1 + "/contacts", {"*": 403, "admin": 200, "auditor": 200, "operator": 200,
+                                "other": 404}),
         ]
         for path, want in matrix:
             for role, c in clients.items():
@@ -374,6 +378,25 @@ def test_routes_by_role_and_tenant():
             r = c.request("POST", "/api/v1/playbooks", {})
             want = 400 if role == "operator" else 403
             check(r.status == want, "deploy as %s: %r (want %d)" % (role, r, want))
+        # The changes of the Settings page: every role but admin and operator is refused
+        # before the body is read (an empty body would be a 400 once allowed).
+        settings_changes = [
+            ("POST", t1 + "/users", {}),
+            ("POST", t1 + "/users/analyst1/disabled", {}),
+            ("POST", t1 + "/users/analyst1/role", {}),
+            ("POST", t1 + "/users/analyst1/reset-totp", None),
+            ("POST", t1 + "/allowlist", {}),
+            ("DELETE", t1 + "/allowlist", None),
+            ("POST", t1 + "/contacts", {}),
+        ]
+        for method, path, body in settings_changes:
+            for role, c in clients.items():
+                expect = {"admin": 400, "operator": 400, "other": 404}.get(role, 403)
+                if path.endswith("reset-totp") and expect == 400:
+                    continue  # a real reset: done in test_admin_manages_roles_totp_and_allowlist
+                r = c.request(method, path, body)
+                check(r.status == expect, "%s %s as %s: %r (want %d)"
+                      % (method, path, role, r, expect))
         # What the lists hold.
         ts = {r: [t["id"] for t in clients[r].get("/api/v1/tenants").json["tenants"]]
               for r in clients}

@@ -225,8 +225,9 @@ test_index_filled_by_migration(void)
      * trigger, are dropped; 14 rebuilds the events table of 8, dropped here with it; 15:
      * the playbook view's deployments, dry-run switches, runs.dry_run, an index of runs and
      * the run counts with their trigger; 16, the move of class-event rows to the event
-     * store, is data only and runs again as is; 17, the source marks' source_marks,
-     * creates its table only if missing: it runs again as is). */
+     * store, is data only and runs again as is; 17, the source marks' source_marks, 18,
+     * the journal's kind index, and 19, the portal's tenant_settings, are made only if
+     * missing: they run again as is). */
     path = xasprintf("%s/tenants/old.db", dir);
     T_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     {
@@ -328,11 +329,118 @@ test_recent_bounded(void)
     teardown();
 }
 
+/* The ids found by store_alert_search for one observable, as the alerts' source ids. */
+static char *
+search_obs(struct store_tenant *t, const char *type, const char *value, const char *source,
+           int64_t since, int64_t until, int64_t before, int limit)
+{
+    struct store_alert_filter f = { source, -1, NULL, since, until, type, value };
+    int64_t *ids = NULL, resume = -1;
+    size_t n = 0;
+    struct buf b;
+
+    buf_init(&b, 0);
+    T_ASSERT(store_alert_search(t, &f, before, limit, &ids, &n, &resume, NULL) == 0);
+    T_ASSERT(resume == 0); /* the index is read without a scan window */
+    for (size_t i = 0; i < n; i++) {
+        struct alert a;
+
+        T_ASSERT(store_alert_get(t, ids[i], &a, NULL) == 1);
+        (void)!buf_printf(&b, "%s%s", i ? "," : "", a.source_id);
+        alert_free(&a);
+    }
+    free(ids);
+    (void)!buf_puts(&b, "");
+    return buf_take(&b);
+}
+
+#define T_SEARCH(expect, ...)                                                                      \
+    do {                                                                                           \
+        char *got_ = search_obs(__VA_ARGS__);                                                      \
+        T_EQ_STR(got_, expect);                                                                    \
+        free(got_);                                                                                \
+    } while (0)
+
+/* The portal's alert search by user or IP: through the observable index, the type and
+ * the value checked in the alert, combined with the other filters, paged by id. */
+static void
+test_search_by_observable(void)
+{
+    struct store_tenant *t = setup("search"), *o = setup("search2");
+
+    T_REQUIRE(t != NULL && o != NULL);
+    add_alert(t, "s1", "a1", 1000, "user", "alice");
+    add_alert(t, "s2", "a2", 2000, "email", "alice"); /* the same text, another type */
+    add_alert(t, "s1", "b1", 3000, "user", "bob");
+    add_alert(t, "s2", "a3", 4000, "user", "alice");
+    add_alert(o, "s1", "x1", 3500, "user", "alice");
+    T_SEARCH("a3,a1", t, "user", "alice", NULL, 0, 0, 0, 10);
+    T_SEARCH("a2", t, "email", "alice", NULL, 0, 0, 0, 10);
+    T_SEARCH("a1", t, "user", "alice", "s1", 0, 0, 0, 10);
+    T_SEARCH("a3", t, "user", "alice", NULL, 2000, 0, 0, 10);
+    T_SEARCH("a1", t, "user", "alice", NULL, 0, 2000, 0, 10);
+    T_SEARCH("a3", t, "user", "alice", NULL, 0, 0, 0, 1);
+    T_SEARCH("a1", t, "user", "alice", NULL, 0, 0, 4, 10); /* below id 4 */
+    T_SEARCH("", t, "user", "ALICE", NULL, 0, 0, 0, 10);   /* exact values */
+    T_SEARCH("", t, "user", "alic%", NULL, 0, 0, 0, 10);   /* no patterns */
+    T_SEARCH("a3,b1,a2,a1", t, "ip", "192.0.2.1", NULL, 0, 0, 0, 10);
+    T_SEARCH("x1", o, "user", "alice", NULL, 0, 0, 0, 10); /* each tenant its own */
+    store_tenant_close(t);
+    store_tenant_close(o);
+    teardown();
+}
+
+/* Settings edited in the portal: absent, saved with who and when, replaced, forgotten;
+ * the live published lists without a connector's own bookkeeping lists. */
+static void
+test_settings_and_live_lists(void)
+{
+    struct store_tenant *t = setup("settings");
+    struct store_list_entry *v = NULL;
+    char *val = NULL, *by = NULL, *err = NULL;
+    int64_t at = 0;
+    size_t n = 0;
+
+    T_REQUIRE(t != NULL);
+    T_EQ_INT(store_setting_get(t, "notify.chain", &val, &at, &by, &err), 0);
+    T_ASSERT(val == NULL && by == NULL && at == 0);
+    T_ASSERT(store_tx_begin(t, &err) == 0);
+    T_ASSERT(store_setting_put(t, "notify.chain", "[1]", 5000, "adm", &err) == 0);
+    T_ASSERT(store_setting_put(t, "notify.chain", "[2]", 6000, "adm2", &err) == 0);
+    T_ASSERT(store_tx_commit(t, &err) == 0);
+    T_EQ_INT(store_setting_get(t, "notify.chain", &val, &at, &by, &err), 1);
+    T_EQ_STR(val, "[2]");
+    T_EQ_STR(by, "adm2");
+    T_ASSERT(at == 6000);
+    free(val);
+    free(by);
+    T_ASSERT(store_tx_begin(t, &err) == 0);
+    T_EQ_INT(store_setting_del(t, "notify.chain", &err), 1);
+    T_EQ_INT(store_setting_del(t, "notify.chain", &err), 0);
+    T_ASSERT(store_list_put(t, "panos.block", "192.0.2.7", 0, &err) == 0);
+    T_ASSERT(store_list_put(t, "panos.block", "192.0.2.8", 1000, &err) == 0); /* expired */
+    T_ASSERT(store_list_put(t, "panos:blocks-last-hour", "x", 0, &err) == 0);
+    T_ASSERT(store_tx_commit(t, &err) == 0);
+    T_EQ_INT(store_setting_get(t, "notify.chain", &val, NULL, NULL, &err), 0);
+    T_ASSERT(store_list_live(t, 2000, 10, &v, &n, &err) == 0);
+    T_EQ_INT((int)n, 1);
+    if (n == 1) {
+        T_EQ_STR(v[0].list, "panos.block");
+        T_EQ_STR(v[0].value, "192.0.2.7");
+    }
+    store_list_entries_free(v, n);
+    free(err);
+    store_tenant_close(t);
+    teardown();
+}
+
 TEST_LIST = {
     { "kv", test_kv },
     { "prune_bounded", test_prune_bounded },
     { "recent", test_recent },
     { "index_filled_by_migration", test_index_filled_by_migration },
     { "recent_bounded", test_recent_bounded },
+    { "search_by_observable", test_search_by_observable },
+    { "settings_and_live_lists", test_settings_and_live_lists },
     { NULL, NULL },
 };
