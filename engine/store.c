@@ -3976,24 +3976,55 @@ db_vbind(sqlite3_stmt *s, const char *fmt, va_list ap)
 /* The statement q with its parameters bound, ready to step (stmt_done after), or NULL
  * with *errp. */
 static sqlite3_stmt *
-db_bound(struct db *d, enum query q, char **errp, const char *fmt, ...)
+db_vbound(struct db *d, enum query q, char **errp, const char *fmt, va_list ap)
 {
     sqlite3_stmt *s = db_stmt(d, q, errp);
-    va_list ap;
-    int rc;
 
     if (s == NULL) {
         return NULL;
     }
-    va_start(ap, fmt);
-    rc = db_vbind(s, fmt, ap);
-    va_end(ap);
-    if (rc != SQLITE_OK) {
+    if (db_vbind(s, fmt, ap) != SQLITE_OK) {
         db_fail(d, errp, "bind \"%.40s\"", query_sql[q]);
         stmt_done(s);
         return NULL;
     }
     return s;
+}
+
+static sqlite3_stmt *
+db_bound(struct db *d, enum query q, char **errp, const char *fmt, ...)
+{
+    sqlite3_stmt *s;
+    va_list ap;
+
+    va_start(ap, fmt);
+    s = db_vbound(d, q, errp, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* db_rows over the statement q bound with fmt and its values (db_vbind), then reset:
+ * *out and *n as db_rows leaves them (NULL and 0 on any failure), 0 or -1 with *errp. */
+static int
+db_list(struct db *d, enum query q, const char *op, size_t elem,
+        void (*fill)(sqlite3_stmt *s, void *e), void (*drop)(void *v, size_t n), void **out,
+        size_t *n, char **errp, const char *fmt, ...)
+{
+    sqlite3_stmt *s;
+    va_list ap;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    va_start(ap, fmt);
+    s = db_vbound(d, q, errp, fmt, ap);
+    va_end(ap);
+    if (s == NULL) {
+        return -1;
+    }
+    rc = db_rows(d, s, op, elem, fill, drop, out, n, errp);
+    stmt_done(s);
+    return rc;
 }
 
 /* Run a statement that returns no rows: the number of rows changed, or -1. */
@@ -4331,17 +4362,10 @@ user_drop(void *v, size_t n)
 int
 store_user_list(struct store *st, struct store_user **out, size_t *n, char **errp)
 {
-    sqlite3_stmt *s = db_bound(&st->db, Q_USER_LIST, errp, "");
     void *v = NULL;
-    int rc;
+    int rc = db_list(&st->db, Q_USER_LIST, "user list", sizeof(**out), user_fill, user_drop, &v, n,
+                     errp, "");
 
-    *out = NULL;
-    *n = 0;
-    if (s == NULL) {
-        return -1;
-    }
-    rc = db_rows(&st->db, s, "user list", sizeof(**out), user_fill, user_drop, &v, n, errp);
-    stmt_done(s);
     *out = v;
     return rc;
 }
@@ -4485,17 +4509,10 @@ role_fill(sqlite3_stmt *s, void *e)
 int
 store_roles_get(struct store *st, int64_t user_id, struct store_role **out, size_t *n, char **errp)
 {
-    sqlite3_stmt *s = db_bound(&st->db, Q_ROLES_GET, errp, "i", user_id);
     void *v = NULL;
-    int rc;
+    int rc = db_list(&st->db, Q_ROLES_GET, "roles get", sizeof(**out), role_fill, NULL, &v, n, errp,
+                     "i", user_id);
 
-    *out = NULL;
-    *n = 0;
-    if (s == NULL) {
-        return -1;
-    }
-    rc = db_rows(&st->db, s, "roles get", sizeof(**out), role_fill, NULL, &v, n, errp);
-    stmt_done(s);
     *out = v;
     return rc;
 }
@@ -4628,17 +4645,10 @@ int
 store_token_list(struct store *st, int64_t user_id, struct store_token **out, size_t *n,
                  char **errp)
 {
-    sqlite3_stmt *s = db_bound(&st->db, Q_TOKEN_LIST, errp, "i", user_id);
     void *v = NULL;
-    int rc;
+    int rc = db_list(&st->db, Q_TOKEN_LIST, "token list", sizeof(**out), token_fill, NULL, &v, n,
+                     errp, "i", user_id);
 
-    *out = NULL;
-    *n = 0;
-    if (s == NULL) {
-        return -1;
-    }
-    rc = db_rows(&st->db, s, "token list", sizeof(**out), token_fill, NULL, &v, n, errp);
-    stmt_done(s);
     *out = v;
     return rc;
 }
@@ -4687,17 +4697,10 @@ allow_fill(sqlite3_stmt *s, void *e)
 int
 store_allow_list(struct store *st, struct store_allow **out, size_t *n, char **errp)
 {
-    sqlite3_stmt *s = db_bound(&st->db, Q_ALLOW_LIST, errp, "");
     void *v = NULL;
-    int rc;
+    int rc = db_list(&st->db, Q_ALLOW_LIST, "allow list", sizeof(**out), allow_fill, NULL, &v, n,
+                     errp, "");
 
-    *out = NULL;
-    *n = 0;
-    if (s == NULL) {
-        return -1;
-    }
-    rc = db_rows(&st->db, s, "allow list", sizeof(**out), allow_fill, NULL, &v, n, errp);
-    stmt_done(s);
     *out = v;
     return rc;
 }
@@ -4965,17 +4968,10 @@ int
 store_approval_votes(struct store_tenant *t, int64_t id, struct store_vote **out, size_t *n,
                      char **errp)
 {
-    sqlite3_stmt *s = db_bound(&t->db, Q_VOTES_GET, errp, "i", id);
     void *v = NULL;
-    int rc;
+    int rc = db_list(&t->db, Q_VOTES_GET, "approval votes", sizeof(**out), vote_fill, vote_drop, &v,
+                     n, errp, "i", id);
 
-    *out = NULL;
-    *n = 0;
-    if (s == NULL) {
-        return -1;
-    }
-    rc = db_rows(&t->db, s, "approval votes", sizeof(**out), vote_fill, vote_drop, &v, n, errp);
-    stmt_done(s);
     *out = v;
     return rc;
 }
@@ -5531,18 +5527,10 @@ int
 store_list_live(struct store_tenant *t, int64_t now_ms, int limit, struct store_list_entry **out,
                 size_t *n, char **errp)
 {
-    sqlite3_stmt *s = db_bound(&t->db, Q_LIST_LIVE, errp, "ii", now_ms, (int64_t)limit);
     void *v = NULL;
-    int rc;
+    int rc = db_list(&t->db, Q_LIST_LIVE, "live list entries", sizeof(**out), list_entry_fill,
+                     list_entries_drop, &v, n, errp, "ii", now_ms, (int64_t)limit);
 
-    *out = NULL;
-    *n = 0;
-    if (s == NULL) {
-        return -1;
-    }
-    rc = db_rows(&t->db, s, "live list entries", sizeof(**out), list_entry_fill, list_entries_drop,
-                 &v, n, errp);
-    stmt_done(s);
     *out = v;
     return rc;
 }
@@ -5580,18 +5568,10 @@ int
 store_effects_by_kind(struct store_tenant *t, const char *kind, int limit,
                       struct store_effect_row **out, size_t *n, char **errp)
 {
-    sqlite3_stmt *s = db_bound(&t->db, Q_JOURNAL_BY_KIND, errp, "si", kind, (int64_t)limit);
     void *v = NULL;
-    int rc;
+    int rc = db_list(&t->db, Q_JOURNAL_BY_KIND, "effects by kind", sizeof(**out), effect_row_fill,
+                     effect_rows_drop, &v, n, errp, "si", kind, (int64_t)limit);
 
-    *out = NULL;
-    *n = 0;
-    if (s == NULL) {
-        return -1;
-    }
-    rc = db_rows(&t->db, s, "effects by kind", sizeof(**out), effect_row_fill, effect_rows_drop, &v,
-                 n, errp);
-    stmt_done(s);
     *out = v;
     return rc;
 }
@@ -5695,18 +5675,10 @@ int
 store_run_effects(struct store_tenant *t, int64_t run_id, const char *prefix,
                   struct store_effect_row **out, size_t *n, char **errp)
 {
-    sqlite3_stmt *s = db_bound(&t->db, Q_JOURNAL_RUN_PREFIX, errp, "is", run_id, prefix);
     void *v = NULL;
-    int rc;
+    int rc = db_list(&t->db, Q_JOURNAL_RUN_PREFIX, "run effects", sizeof(**out), effect_row_fill,
+                     effect_rows_drop, &v, n, errp, "is", run_id, prefix);
 
-    *out = NULL;
-    *n = 0;
-    if (s == NULL) {
-        return -1;
-    }
-    rc = db_rows(&t->db, s, "run effects", sizeof(**out), effect_row_fill, effect_rows_drop, &v, n,
-                 errp);
-    stmt_done(s);
     *out = v;
     return rc;
 }
