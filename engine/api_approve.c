@@ -181,23 +181,19 @@ api_approval_decide(struct api_req *r)
     static const char *const names[] = { "admin", "engineer", "analyst", "auditor", "operator" };
     struct tenant *t = tenant_find(r->param[0]);
     int64_t id = apireq_parse_id(r->param[1]);
-    size_t len = 0;
-    const char *body = http_request_body(r->http, &len), *decision, *comment;
+    const char *decision, *comment;
     const char *roles[5];
     size_t nroles = 0;
     int bits = apireq_roles_in(r, r->param[0]);
     enum approval_refusal why = APPROVAL_NOT_FOUND;
-    cJSON *root = NULL;
+    cJSON *root;
     char *err = NULL, detail[160];
 
     if (t == NULL || id < 1) {
         apireq_not_found(r);
         return;
     }
-    if (json_parse_strict(body ? body : "", len, 4, &root, &err) == -1 || !cJSON_IsObject(root)) {
-        apireq_error(r, 400, "bad_json", err ? err : "expected a JSON object");
-        free(err);
-        cJSON_Delete(root);
+    if ((root = apireq_body_object(r)) == NULL) {
         return;
     }
     decision = json_get_string(root, "decision");

@@ -132,19 +132,6 @@ pb_json(struct api_req *r, struct tenant *t, const char *name, const struct stor
     return o;
 }
 
-/* The tenant of the path (the route table checked the caller's role in it). */
-static struct tenant *
-pb_tenant(struct api_req *r)
-{
-    struct tenant *t = tenant_find(r->param[0]);
-
-    if (t == NULL || t->db == NULL) {
-        apireq_not_found(r);
-        return NULL;
-    }
-    return t;
-}
-
 static int
 cmp_name(const void *a, const void *b)
 {
@@ -154,7 +141,7 @@ cmp_name(const void *a, const void *b)
 void
 api_playbooks(struct api_req *r)
 {
-    struct tenant *t = pb_tenant(r);
+    struct tenant *t = apireq_tenant(r);
     const struct playbook_set *set = run_playbooks();
     struct store_deploy *d = NULL;
     size_t nd = 0, nnames = 0;
@@ -279,7 +266,7 @@ fail:
 void
 api_playbook(struct api_req *r)
 {
-    struct tenant *t = pb_tenant(r);
+    struct tenant *t = apireq_tenant(r);
     cJSON *o;
 
     if (t != NULL && (o = pb_full(r, t)) != NULL) {
@@ -312,7 +299,7 @@ pb_version_source(struct api_req *r, struct tenant *t, size_t *len)
 void
 api_playbook_version(struct api_req *r)
 {
-    struct tenant *t = pb_tenant(r);
+    struct tenant *t = apireq_tenant(r);
     struct store_lib *libs = NULL;
     size_t len = 0, nl = 0;
     int64_t runs = 0;
@@ -355,7 +342,7 @@ api_playbook_runs(struct api_req *r)
 {
     const char *l = http_request_param(r->http, "limit");
     const char *b = http_request_param(r->http, "before");
-    struct tenant *t = pb_tenant(r);
+    struct tenant *t = apireq_tenant(r);
     struct store_run *runs = NULL;
     size_t n = 0, len = 0;
     int64_t limit = PB_RUNS_DEFAULT, before = 0;
@@ -419,7 +406,7 @@ switched(void *arg, int ok)
 void
 api_playbook_dry_run(struct api_req *r)
 {
-    struct tenant *t = pb_tenant(r);
+    struct tenant *t = apireq_tenant(r);
     size_t len = 0;
     const char *body;
     cJSON *root = NULL, *v;

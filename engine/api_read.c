@@ -44,13 +44,9 @@ api_paging(struct api_req *r, int *limit, int64_t *before)
 static struct store_tenant *
 api_tenant_db(struct api_req *r)
 {
-    struct tenant *t = tenant_find(r->param[0]);
+    struct tenant *t = apireq_tenant(r);
 
-    if (t == NULL || t->db == NULL) {
-        apireq_not_found(r);
-        return NULL;
-    }
-    return t->db;
+    return t != NULL ? t->db : NULL;
 }
 
 static const char *const role_names[] = { "admin", "engineer", "analyst", "auditor", "operator" };

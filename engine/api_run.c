@@ -53,9 +53,8 @@ api_run_start(struct api_req *r)
 {
     struct tenant *t = tenant_find(r->param[0]);
     int64_t alert_id = apireq_parse_id(r->param[1]);
-    size_t len = 0;
-    const char *body = http_request_body(r->http, &len), *playbook;
-    cJSON *root = NULL, *d;
+    const char *playbook;
+    cJSON *root, *d;
     struct alert a;
     struct api_start *s;
     char target[48], *err = NULL;
@@ -65,10 +64,7 @@ api_run_start(struct api_req *r)
         apireq_not_found(r);
         return;
     }
-    if (json_parse_strict(body ? body : "", len, 4, &root, &err) == -1 || !cJSON_IsObject(root)) {
-        apireq_error(r, 400, "bad_json", err ? err : "expected a JSON object");
-        free(err);
-        cJSON_Delete(root);
+    if ((root = apireq_body_object(r)) == NULL) {
         return;
     }
     playbook = json_get_string(root, "playbook");

@@ -22,35 +22,13 @@
 #define CHAIN_MAX 20 /* contacts in a chain */
 #define CHAIN_HOOKS_MAX 8
 
-/* The request's JSON object body, or NULL after answering 400. */
-static cJSON *
-settings_body(struct api_req *r)
-{
-    size_t len = 0;
-    const char *body = http_request_body(r->http, &len);
-    cJSON *root = NULL;
-    char *err = NULL;
-
-    if (json_parse_strict(body ? body : "", len, 4, &root, &err) == -1 || !cJSON_IsObject(root)) {
-        free(err);
-        cJSON_Delete(root);
-        apireq_error(r, 400, "bad_request", "expected a JSON object");
-        return NULL;
-    }
-    return root;
-}
-
 /* The tenant's open database, or NULL after answering 404. */
 static struct store_tenant *
 settings_db(struct api_req *r)
 {
-    struct tenant *t = tenant_find(r->param[0]);
+    struct tenant *t = apireq_tenant(r);
 
-    if (t == NULL || t->db == NULL) {
-        apireq_not_found(r);
-        return NULL;
-    }
-    return t->db;
+    return t != NULL ? t->db : NULL;
 }
 
 /* A user name: 1 to 64 of letters, digits and ". _ @ -", starting with a letter or digit
@@ -190,7 +168,7 @@ void
 api_user_add(struct api_req *r)
 {
     static const char *const roles[] = { "admin", "engineer", "analyst", "auditor" };
-    cJSON *body = settings_body(r);
+    cJSON *body = apireq_body_object(r);
     const char *name, *role;
     struct store_user existing;
     struct user_add *u;
@@ -242,7 +220,7 @@ api_user_add(struct api_req *r)
 void
 api_user_disable(struct api_req *r)
 {
-    cJSON *body = settings_body(r);
+    cJSON *body = apireq_body_object(r);
     const cJSON *flag;
     struct store_user u;
     struct store_role *roles = NULL;

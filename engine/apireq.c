@@ -7,6 +7,7 @@
 
 #include "engine/json.h"
 #include "engine/log.h"
+#include "engine/tenant.h"
 
 void
 apireq_free(struct api_req *r)
@@ -180,4 +181,33 @@ apireq_parse_id(const char *s)
         v = v * 10 + (s[i] - '0');
     }
     return v;
+}
+
+struct tenant *
+apireq_tenant(struct api_req *r)
+{
+    struct tenant *t = tenant_find(r->param[0]);
+
+    if (t == NULL || t->db == NULL) {
+        apireq_not_found(r);
+        return NULL;
+    }
+    return t;
+}
+
+cJSON *
+apireq_body_object(struct api_req *r)
+{
+    size_t len = 0;
+    const char *body = http_request_body(r->http, &len);
+    cJSON *root = NULL;
+    char *err = NULL;
+
+    if (json_parse_strict(body ? body : "", len, 4, &root, &err) == -1 || !cJSON_IsObject(root)) {
+        apireq_error(r, 400, "bad_json", err ? err : "expected a JSON object");
+        free(err);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
 }

@@ -93,6 +93,12 @@ void apireq_json(struct api_req *r, int status, cJSON *body);
 void apireq_error(struct api_req *r, int status, const char *code, const char *message);
 /* The same 404 for an unknown object and for one of a tenant the caller cannot see. */
 void apireq_not_found(struct api_req *r);
+/* The tenant named by the path's first parameter with its database open, or NULL after
+ * answering 404 (unknown, or not open in this daemon: the same answer). */
+struct tenant *apireq_tenant(struct api_req *r);
+/* The request's body parsed as one JSON object (nesting at most 4), or NULL after
+ * answering 400 bad_json with the parser's reason. The caller deletes it. */
+cJSON *apireq_body_object(struct api_req *r);
 
 /* Append an audit row: the caller (user name or NULL) and address from r; detail is
  * JSON text or NULL. A failed write is logged, never hides the answer. */
