@@ -483,7 +483,7 @@ async function dashboardView(tenant) {
     const [sum, ap, extras] = await Promise.all([
       call('GET', tenantPath(tenant, 'summary') + query({ hours: 24 })),
       call('GET', 'approvals'),
-      dashboardExtras(tenant),
+      dashboardExtras(tenant, app.tenants),
     ]);
     const step = sum.bucket_seconds * 1000;
     const start = new Date(sum.since).getTime();

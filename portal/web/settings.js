@@ -22,6 +22,7 @@ addWords({
     audit: 'Audit', actor: 'Who', action: 'Action', target: 'Target', address: 'Address',
     detail: 'Detail', escalations: 'Escalations awaiting acknowledgement',
     no_escalations: 'No escalation is waiting.', since_start: 'Waiting for', contact_reached: 'Contact reached',
+    ack: 'Acknowledge', acked_done: 'Acknowledged: the chain is stopped.',
     contacts: 'Contacts', containment: 'Containment in force', blocked: 'Blocked on the firewall',
     disabled_accounts: 'Disabled accounts', isolated_devices: 'Isolated devices', expires: 'Until',
     no_containment: 'Nothing is contained.', value: 'Value', list: 'List', never: 'no end',
@@ -49,6 +50,7 @@ addWords({
     audit: '監査ログ', actor: '実行者', action: '操作', target: '対象', address: 'アドレス',
     detail: '詳細', escalations: '確認待ちのエスカレーション',
     no_escalations: '確認待ちのエスカレーションはありません。', since_start: '経過時間', contact_reached: '連絡済みの相手',
+    ack: '確認しました', acked_done: '確認済みにしました。連絡を止めました。',
     contacts: '連絡先', containment: '実施中の封じ込め', blocked: 'ファイアウォールでブロック中',
     disabled_accounts: '無効化したアカウント', isolated_devices: '隔離中の端末', expires: '期限',
     no_containment: '封じ込めはありません。', value: '値', list: 'リスト', never: '無期限',
@@ -72,6 +74,8 @@ export function rolesIn(tenants, tenant) {
 }
 
 export const canAdmin = (tenants, tenant) => rolesIn(tenants, tenant).some((r) => r === 'admin' || r === 'operator');
+// Who may acknowledge an escalation (the server checks it again).
+export const canAck = (tenants, tenant) => rolesIn(tenants, tenant).some((r) => ['admin', 'analyst', 'operator'].includes(r));
 export const canAudit = (tenants, tenant) => rolesIn(tenants, tenant).some((r) => ['admin', 'auditor', 'operator'].includes(r));
 
 function note(kind, text) {
@@ -360,17 +364,36 @@ function age(s) {
   return mm + ' min ' + String(n % 60).padStart(2, '0') + ' s';
 }
 
-function escalationsTable(tenant, r) {
+// Acknowledge one escalation as the person logged in: the chain stops; the row says so.
+function ackButton(tenant, e) {
+  const b = h('button', { type: 'button', class: 'ack', 'data-ack': e.id }, t('ack'));
+  b.addEventListener('click', async () => {
+    b.disabled = true;
+    const cell = b.parentNode;
+    try {
+      await call('POST', 'tenants/' + enc(tenant) + '/escalations/' + enc(e.id) + '/ack', {});
+      mount(cell, note('info', t('acked_done')));
+    } catch (err) {
+      b.disabled = false;
+      cell.append(note('error', err instanceof ApiError ? err.message : String(err)));
+    }
+  });
+  return b;
+}
+
+function escalationsTable(tenant, r, ack) {
   if (!r.escalations.length) return h('p', { id: 'no-escalations' }, t('no_escalations'));
   return h('table', { class: 'list', id: 'dash-escalations' },
     h('thead', {}, h('tr', {}, h('th', {}, t('title')), h('th', {}, t('severity')), h('th', {}, t('started')),
-      h('th', {}, t('since_start')), h('th', {}, t('contact_reached')), h('th', {}, t('contacts')), h('th', {}, t('run')))),
+      h('th', {}, t('since_start')), h('th', {}, t('contact_reached')), h('th', {}, t('contacts')), h('th', {}, t('run')),
+      ack ? h('th', {}, '') : null)),
     h('tbody', {}, r.escalations.map((e) => h('tr', { 'data-escalation': e.id },
       h('td', { class: 'title' }, e.subject), h('td', {}, e.level), h('td', {}, fmtTime(e.created)),
       h('td', { class: 'age' }, age(e.age_seconds)),
       h('td', {}, e.last_contact ? [e.last_contact, ' ', h('span', { class: 'meta' }, fmtTime(e.last_contact_at))] : '—'),
       h('td', {}, String(e.reached) + ' / ' + String(e.contacts)),
-      h('td', {}, h('a', { href: '#/t/' + enc(tenant) + '/runs/' + enc(e.run_id) }, '#' + e.run_id))))));
+      h('td', {}, h('a', { href: '#/t/' + enc(tenant) + '/runs/' + enc(e.run_id) }, '#' + e.run_id)),
+      ack ? h('td', {}, ackButton(tenant, e)) : null))));
 }
 
 function containmentTables(tenant, c) {
@@ -393,11 +416,11 @@ function containmentTables(tenant, c) {
 }
 
 // The dashboard's two sections, fetched fresh (the dashboard redraws them as it polls).
-export async function dashboardExtras(tenant) {
+export async function dashboardExtras(tenant, tenants) {
   const base = 'tenants/' + enc(tenant) + '/';
   const [esc, con] = await Promise.all([call('GET', base + 'dashboard/escalations'), call('GET', base + 'containment')]);
   return [
-    h('h2', {}, t('escalations')), escalationsTable(tenant, esc),
+    h('h2', {}, t('escalations')), escalationsTable(tenant, esc, canAck(tenants, tenant)),
     h('h2', {}, t('containment')), h('div', { id: 'dash-containment' }, containmentTables(tenant, con)),
   ];
 }

@@ -250,6 +250,16 @@ try {
     check(await page.evaluate(() => window.__xss) === undefined, 'no script ran');
     await page.waitForSelector('#dash-containment');
     await shot(page, 'dashboard-escalations');
+    // Acknowledged from the dashboard: the daemon stops the chain and records who did it.
+    const id = await row.getAttribute('data-escalation');
+    await row.locator('button[data-ack]').click();
+    // the row says so, or the next refresh has dropped it (no longer awaiting)
+    await page.waitForFunction((i) => {
+      const r = document.querySelector(`#dash-escalations tr[data-escalation="${i}"]`);
+      return !r || r.querySelector('.msg-info') !== null;
+    }, id);
+    const one = await page.evaluate(async (u) => (await fetch(u)).json(), '/api/v1/tenants/t1/escalations/' + id);
+    check(one.state === 'acked' && one.acked_via === 'api' && one.acked_by, 'acknowledged through the API: ' + JSON.stringify(one));
   });
 
   await test('alert_search_by_ip_and_csv_export_neutralizes_formulas', async () => {
