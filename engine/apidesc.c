@@ -635,7 +635,7 @@ static const char apidesc_annotations_playbook[] =
     "---@field instructions? integer\n"
     "---@field dry_run? boolean\n";
 
-/* One function's annotation: summary, @param lines, @return lines, the stub. */
+/* One function's annotation: summary, @param lines, @return lines, its declaration. */
 static int
 write_function(struct buf *b, const struct apidesc_entry *e)
 {
