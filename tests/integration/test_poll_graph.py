@@ -273,6 +273,34 @@ def test_throttled_then_success():
 test_throttled_then_success.TIMEOUT = 120
 
 
+def test_junk_pages_and_lost_answers():
+    """Graph answers that lie (a 200 with truncated JSON, an HTML page, JSON nested too
+    deep) each fail their pass, are counted and move no cursor; a connection dropped
+    before the answer loses nothing; later passes store every alert exactly once."""
+    m = MockServer(tls=True)
+    with m:
+        for junk in ("truncated", "html", "deep"):
+            m.fault("/v1.0/security/alerts_v2", malformed=junk, count=1)
+        m.fault("/v1.0/security/alerts_v2", drop=True, count=1)
+        cfg = ("connectors = { ca_file = %s, max_attempts = 1, timeout = \"5s\" }\n"
+               "tenants = { t1 = { %s } }\n"
+               % (lua_str(m.ca_file), ms_block(m, 'alerts = "5s", page_size = 2')))
+        with Daemon("poll-junk", config_extra=cfg) as d:
+            d.start()
+            wait_for(lambda: d.query("SELECT count(*) FROM alerts")[0][0] == SEEDED_ALERTS,
+                     150, "every alert after the junk answers")
+            rows = d.query("SELECT source_id, count(*) FROM alerts GROUP BY source_id"
+                           " HAVING count(*) > 1")
+            check(rows == [], "an alert stored twice: %r" % rows)
+            errors = d.metrics().get('kagari_poll_errors_total{stream="alerts"}', 0)
+            check(errors >= 3, "the junk answers are counted as errors: %r" % errors)
+            check(d.get("/healthz").status == 200, "the daemon still serves")
+            d.stop()
+
+
+test_junk_pages_and_lost_answers.TIMEOUT = 200
+
+
 def test_kill9_mid_pass():
     """kill -9 while a pass is between pages (one alert a page, each page slowed down):
     after the restart the poller resumes from the stored next link, every alert is
