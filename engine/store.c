@@ -24,8 +24,9 @@
 #define STORE_WAL_LARGE_POLL_MS 500   /* checkpointer interval while the WAL is too large */
 #define STORE_WAL_LOG_MS 60000        /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
-#define STORE_PAGE_SIZE "16384" /* of a database created now (docs/ARCHITECTURE.md, "Page size")   \
-                                 */
+#define STORE_PAGE_SIZE                                                                            \
+    "16384" /* of a database created now (docs/ARCHITECTURE.md, "Page size")                       \
+             */
 #define STORE_RUN_LIST_DEFAULT 100
 #define STORE_RECENT_SCAN 10000 /* observable rows one recent-alerts query reads at most */
 
@@ -1911,6 +1912,10 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     /* The daemon's writer keeps the indexes it inserts into in memory (256 MiB, taken as
      * used): a batch of events touches pages all over them. */
     (void)db_exec(&t->db, "PRAGMA cache_size = -262144", "cache_size", NULL);
+    /* An insert whose triggers or constraints may have to undo it alone (the alerts'
+     * counts, the dedup keys) keeps a statement journal of the pages it changes: in
+     * memory, not in a temporary file written at every insert. */
+    (void)db_exec(&t->db, "PRAGMA temp_store = MEMORY", "temp_store", NULL);
     t->ckpt = c;
     return 0;
 }
