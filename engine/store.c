@@ -1748,6 +1748,46 @@ store_tenant_open(struct store *st, const char *id, struct store_tenant **out, c
     return 0;
 }
 
+/* One integer of a pragma (page_size, page_count) on t's connection; -1 on error. */
+static int64_t
+pragma_int(struct db *d, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(d->h, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+        v = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    return v;
+}
+
+int
+store_tenant_compact(struct store_tenant *t, struct store_compact *out, char **errp)
+{
+    int64_t pages;
+
+    memset(out, 0, sizeof(*out));
+    out->page_before = (int)pragma_int(&t->db, "PRAGMA page_size");
+    pages = pragma_int(&t->db, "PRAGMA page_count");
+    out->bytes_before = pages * out->page_before;
+    /* Out of WAL mode (which fixes the page size), rebuilt with the new pages, back. A
+     * failure on the way leaves the database whole: VACUUM is one transaction, and the
+     * next open puts it back in WAL mode. */
+    if (db_exec(&t->db, "PRAGMA journal_mode = DELETE", "compact: leave WAL mode", errp) == -1 ||
+        db_exec(&t->db, "PRAGMA page_size = " STORE_PAGE_SIZE, "compact: page size", errp) == -1 ||
+        db_exec(&t->db, "VACUUM", "compact: VACUUM", errp) == -1) {
+        (void)db_exec(&t->db, "PRAGMA journal_mode = WAL", "compact: WAL mode", NULL);
+        return -1;
+    }
+    if (db_exec(&t->db, "PRAGMA journal_mode = WAL", "compact: back to WAL mode", errp) == -1) {
+        return -1;
+    }
+    out->page_after = (int)pragma_int(&t->db, "PRAGMA page_size");
+    out->bytes_after = pragma_int(&t->db, "PRAGMA page_count") * out->page_after;
+    return 0;
+}
+
 void
 store_tenant_busy_ms(struct store_tenant *t, int busy_ms)
 {
