@@ -24,9 +24,8 @@
 #define STORE_WAL_LARGE_POLL_MS 500   /* checkpointer interval while the WAL is too large */
 #define STORE_WAL_LOG_MS 60000        /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
-#define STORE_PAGE_SIZE                                                                            \
-    "16384" /* of a database created now (docs/ARCHITECTURE.md, "Page size")                       \
-             */
+/* of a database created now (docs/ARCHITECTURE.md, "The event store") */
+#define STORE_PAGE_SIZE "16384"
 #define STORE_RUN_LIST_DEFAULT 100
 #define STORE_RECENT_SCAN 10000 /* observable rows one recent-alerts query reads at most */
 
