@@ -2191,6 +2191,28 @@ obs_from_json(const char *text, size_t len, struct alert *a)
     return 0;
 }
 
+/* a's observables as JSON for its row: from its prepared row, else made into t->obs. */
+static int
+row_obs(struct store_tenant *t, const struct alert *a, const char *what, const char **obs,
+        size_t *len, char **errp)
+{
+    const struct event_prep *p = a->prep;
+
+    if (p != NULL) {
+        *obs = p->obs;
+        *len = p->obs_len;
+        return 0;
+    }
+    buf_reset(&t->obs);
+    if (obs_to_json(a, &t->obs) == -1) {
+        return kg_err(errp, "%s insert %s/%s: observables over %u bytes", what, a->source,
+                      a->source_id, STORE_OBS_MAX);
+    }
+    *obs = t->obs.data;
+    *len = t->obs.len;
+    return 0;
+}
+
 /* Index a new alert's observable values (alerts.recent), in the same transaction. */
 static int
 obs_index(struct store_tenant *t, const struct alert *a, char **errp)
@@ -2239,19 +2261,8 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
     if (a->source == NULL || a->source_id == NULL) {
         return kg_err(errp, "alert insert: source and source_id are required");
     }
-    if (a->prep != NULL) { /* its observables as JSON made off the loop */
-        const struct event_prep *p = a->prep;
-
-        obs = p->obs;
-        obs_len = p->obs_len;
-    } else {
-        buf_reset(&t->obs);
-        if (obs_to_json(a, &t->obs) == -1) {
-            return kg_err(errp, "alert insert %s/%s: observables over %u bytes", a->source,
-                          a->source_id, STORE_OBS_MAX);
-        }
-        obs = t->obs.data;
-        obs_len = t->obs.len;
+    if (row_obs(t, a, "alert", &obs, &obs_len, errp) == -1) {
+        return -1;
     }
     if ((s = db_stmt(&t->db, Q_ALERT_INSERT, errp)) == NULL) {
         return -1;
@@ -2774,6 +2785,7 @@ store_event_prepare(struct alert *e)
         return; /* store_event_insert says why */
     }
     buf_init(&b, STORE_OBS_MAX);
+    buf_reserve(&b, 64 + 80 * e->nobs); /* one allocation for most */
     if (obs_to_json(e, &b) == 0) {
         p = xmalloc(sizeof(*p) + b.len + 1);
         event_prep_fields(e, p);
@@ -2811,19 +2823,12 @@ store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate
     if (e->source == NULL || e->source_id == NULL) {
         return kg_err(errp, "event insert: source and source_id are required");
     }
-    if (p != NULL) {
-        obs = p->obs;
-        obs_len = p->obs_len;
-    } else {
-        buf_reset(&t->obs);
-        if (obs_to_json(e, &t->obs) == -1) {
-            return kg_err(errp, "event insert %s/%s: observables over %u bytes", e->source,
-                          e->source_id, STORE_OBS_MAX);
-        }
+    if (row_obs(t, e, "event", &obs, &obs_len, errp) == -1) {
+        return -1;
+    }
+    if (p == NULL) {
         event_prep_fields(e, &own);
         p = &own;
-        obs = t->obs.data;
-        obs_len = t->obs.len;
     }
     sid = p->sid;
     for (int probe = 0; probe < EVENT_SID_PROBES; probe++, sid++) {
