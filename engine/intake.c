@@ -16,6 +16,7 @@
 #include "engine/normalize.h"
 #include "engine/plugin.h"
 #include "engine/run.h"
+#include "engine/store.h"
 #include "engine/tenant.h"
 #include "engine/tls.h"
 #include "engine/work.h"
@@ -844,6 +845,19 @@ intake_normalize(const char *rec, size_t len, const char *hint, int64_t received
     return rc;
 }
 
+/* The event store's rows of the records most likely kept as events (the source's
+ * default; the tenant's rule decides on the loop, and a row made for nothing is only
+ * freed), made here so that the loop does only their SQL. */
+static void
+parse_prepare_events(struct parse_job *j)
+{
+    for (size_t i = 0; j->rc == 0 && i < j->tr.n; i++) {
+        if (j->tr.alerts[i].cls == ALERT_CLASS_EVENT) {
+            store_event_prepare(&j->tr.alerts[i]);
+        }
+    }
+}
+
 /* Parse and normalize a job's body (on a parser thread, or on the loop for a small
  * one): j->rc, j->code and j->err say how it went, j->tr holds the alerts and the records
  * left out, j->tally the counts per source. Touches the job only. */
@@ -856,6 +870,7 @@ parse_run(void *arg)
     if (j->lines) {
         j->rc = normalize_lines(&j->tally, j->body, j->len, j->hint, j->now_ms, &j->tr, &j->err);
         j->code = "bad_alert";
+        parse_prepare_events(j);
         return;
     }
     /* Two steps rather than intake_normalize, so that bad JSON and a bad alert answer
@@ -868,6 +883,7 @@ parse_run(void *arg)
     j->rc = normalize_tree(&j->tally, j->body, j->len, doc, j->hint, j->now_ms, &j->tr, &j->err);
     j->code = "bad_alert";
     json_doc_free(doc);
+    parse_prepare_events(j);
 }
 
 static void
