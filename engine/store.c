@@ -24,8 +24,9 @@
 #define STORE_WAL_LARGE_POLL_MS 500   /* checkpointer interval while the WAL is too large */
 #define STORE_WAL_LOG_MS 60000        /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
-#define STORE_PAGE_SIZE "16384" /* of a database created now (docs/ARCHITECTURE.md, "Page size")   \
-                                 */
+#define STORE_PAGE_SIZE                                                                            \
+    "16384" /* of a database created now (docs/ARCHITECTURE.md, "Page size")                       \
+             */
 #define STORE_RUN_LIST_DEFAULT 100
 #define STORE_RECENT_SCAN 10000 /* observable rows one recent-alerts query reads at most */
 
@@ -1747,6 +1748,46 @@ store_tenant_open(struct store *st, const char *id, struct store_tenant **out, c
     return 0;
 }
 
+/* One integer of a pragma (page_size, page_count) on t's connection; -1 on error. */
+static int64_t
+pragma_int(struct db *d, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(d->h, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+        v = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    return v;
+}
+
+int
+store_tenant_compact(struct store_tenant *t, struct store_compact *out, char **errp)
+{
+    int64_t pages;
+
+    memset(out, 0, sizeof(*out));
+    out->page_before = (int)pragma_int(&t->db, "PRAGMA page_size");
+    pages = pragma_int(&t->db, "PRAGMA page_count");
+    out->bytes_before = pages * out->page_before;
+    /* Out of WAL mode (which fixes the page size), rebuilt with the new pages, back. A
+     * failure on the way leaves the database whole: VACUUM is one transaction, and the
+     * next open puts it back in WAL mode. */
+    if (db_exec(&t->db, "PRAGMA journal_mode = DELETE", "compact: leave WAL mode", errp) == -1 ||
+        db_exec(&t->db, "PRAGMA page_size = " STORE_PAGE_SIZE, "compact: page size", errp) == -1 ||
+        db_exec(&t->db, "VACUUM", "compact: VACUUM", errp) == -1) {
+        (void)db_exec(&t->db, "PRAGMA journal_mode = WAL", "compact: WAL mode", NULL);
+        return -1;
+    }
+    if (db_exec(&t->db, "PRAGMA journal_mode = WAL", "compact: back to WAL mode", errp) == -1) {
+        return -1;
+    }
+    out->page_after = (int)pragma_int(&t->db, "PRAGMA page_size");
+    out->bytes_after = pragma_int(&t->db, "PRAGMA page_count") * out->page_after;
+    return 0;
+}
+
 void
 store_tenant_busy_ms(struct store_tenant *t, int busy_ms)
 {
@@ -1911,6 +1952,10 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     /* The daemon's writer keeps the indexes it inserts into in memory (256 MiB, taken as
      * used): a batch of events touches pages all over them. */
     (void)db_exec(&t->db, "PRAGMA cache_size = -262144", "cache_size", NULL);
+    /* An insert whose triggers or constraints may have to undo it alone (the alerts'
+     * counts, the dedup keys) keeps a statement journal of the pages it changes: in
+     * memory, not in a temporary file written at every insert. */
+    (void)db_exec(&t->db, "PRAGMA temp_store = MEMORY", "temp_store", NULL);
     t->ckpt = c;
     return 0;
 }

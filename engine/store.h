@@ -176,6 +176,16 @@ void store_busy_ms(struct store *st, int busy_ms);
 
 /* ---- tenant databases ---- */
 
+/* Rebuild a tenant database offline (VACUUM) with the page size a new one gets (16 KiB),
+ * which an existing WAL database cannot change in place; free pages go back to the file
+ * system. Only with the data folder locked (store_lock: no daemon): it rewrites the whole
+ * file and needs as much free space again. */
+struct store_compact {
+    int page_before, page_after;
+    int64_t bytes_before, bytes_after;
+};
+int store_tenant_compact(struct store_tenant *t, struct store_compact *out, char **errp) KG_WUR;
+
 /* Open (creating and migrating) <data>/tenants/<id>.db. The tenant must exist in
  * control.db. Connections use synchronous=FULL: a commit is durable on return. */
 int store_tenant_open(struct store *st, const char *id, struct store_tenant **out,

@@ -2064,7 +2064,7 @@ test_event_prepared_row(void)
 }
 
 /* A database made now has 16 KiB pages; one made before with 4 KiB pages keeps them and
- * works as before (migrated, written, read). */
+ * works as before (migrated, written, read), until compacted. */
 static void
 test_page_size(void)
 {
@@ -2100,7 +2100,40 @@ test_page_size(void)
     T_REQUIRE(store_tx_commit(b, &err) == 0);
     T_EQ_INT(raw_count(bpath, "SELECT count(*) FROM events WHERE ip = '10.0.0.1'"), 1);
     alert_free(&e);
+    {
+        /* compacted: 16 KiB pages, the rows kept, back in WAL mode, still writable */
+        struct store_compact c;
+
+        T_REQUIRE(store_tenant_compact(b, &c, &err) == 0);
+        T_EQ_INT(c.page_before, 4096);
+        T_EQ_INT(c.page_after, 16384);
+        T_ASSERT(c.bytes_before > 0 && c.bytes_after > 0);
+        T_EQ_INT(raw_count(bpath, "PRAGMA page_size"), 16384);
+        T_EQ_INT(raw_count(bpath, "SELECT count(*) FROM events WHERE ip = '10.0.0.1'"), 1);
+        memset(&e, 0, sizeof(e));
+        e.source = xstrdup("panos.traffic");
+        e.source_id = xstrdup("013201009876/TRAFFIC/2");
+        e.title = xstrdup("flow");
+        e.outcome = xstrdup("succeeded");
+        T_REQUIRE(store_tx_begin(b, &err) == 0);
+        T_ASSERT(store_event_insert(b, &e, &dup, &err) == 0 && dup == 0);
+        T_REQUIRE(store_tx_commit(b, &err) == 0);
+        alert_free(&e);
+    }
     store_tenant_close(b);
+    b = NULL;
+    T_EQ_INT(raw_count(bpath, "SELECT count(*) FROM events"), 2);
+    {
+        sqlite3 *h = NULL;
+        sqlite3_stmt *st = NULL;
+
+        T_REQUIRE(sqlite3_open(bpath, &h) == SQLITE_OK);
+        T_ASSERT(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW &&
+                 strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0);
+        sqlite3_finalize(st);
+        sqlite3_close(h);
+    }
     free(apath);
     free(bpath);
     free(cpath);
