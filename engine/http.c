@@ -1480,6 +1480,9 @@ conn_new(struct http_server *srv, evutil_socket_t fd, const struct sockaddr *sa)
     conn_reset_request(c);
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(bev, EV_READ, 0, srv->cfg.max_header_bytes + HTTP_READ_SLACK);
+    /* Reads of up to the read-ahead at once (libevent's default is 16 KiB): a body of
+     * megabytes costs a few dozen reads and callbacks, not hundreds. */
+    bufferevent_set_max_single_read(bev, srv->cfg.max_header_bytes + HTTP_READ_SLACK);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     c->next = srv->conns;
     if (srv->conns != NULL) {
