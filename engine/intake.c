@@ -205,7 +205,9 @@ tally_add(struct source_tally *tally, const char *name, unsigned long long ok,
         }
     }
     if (c == NULL) {
-        if (tally->n < INTAKE_SOURCES_MAX) {
+        /* "other" is the overflow's series (a job's overflow merged here, or a sender's
+         * own source of that name): one series of that name, never two. */
+        if (tally->n < INTAKE_SOURCES_MAX && strcmp(name, "other") != 0) {
             c = &tally->v[tally->n++];
             snprintf(c->name, sizeof(c->name), "%s", name);
         } else {

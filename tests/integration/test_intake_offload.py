@@ -292,3 +292,32 @@ def test_stop_while_parsing():
             else:
                 check(r.json["error"] == "shutting_down" and n == 0,
                       "body %d answered 503 is not stored: %r" % (k, r))
+
+
+def test_source_counts_from_threads():
+    """Per-source record counts made on the threads reach /metrics as on the loop: a
+    large array of alerts naming 100 sources (past the 64 series of their own) and a
+    small one naming 100 more: every record counted once, the first 64 sources with a
+    series each and the rest in one "other" series, never two series of one name."""
+    with Daemon("offload-counts", 'intake = { listen = "127.0.0.1:0", parse_threads = 2 }') as d:
+        d.start()
+        pad = "x" * 200
+        big = [{"source": "s%03d" % i, "source_id": "b%d" % i, "title": pad} for i in range(100)]
+        small = [{"source": "t%03d" % i, "source_id": "c%d" % i} for i in range(100)]
+        check(len(json.dumps(big)) > 16384 > len(json.dumps(small)), "one large, one small")
+        for body in (big, small):
+            r = d.post(body)
+            check(r.status == 202 and r.json["accepted"] == 100, "posted: %r" % r)
+        text = d.get("/metrics").body.decode()
+        series = [line.rpartition(" ")[0] for line in text.splitlines()
+                  if line.startswith("kagari_intake_records_total{")]
+        check(len(series) == len(set(series)), "no series twice: %r" % series)
+        m = d.metrics()
+        own = [k for k in series if 'result="normalized"' in k and 'source="other"' not in k]
+        check(len(own) == 64, "64 sources of their own: %d" % len(own))
+        total = sum(m[k] for k in series if 'result="normalized"' in k)
+        check(total == 200, "every record counted once: %r" % total)
+        check(m['kagari_intake_records_total{source="other",result="normalized"}'] == 136,
+              "the rest in other")
+        check(m['kagari_intake_parsed_total{where="thread"}'] == 1 and
+              m['kagari_intake_parsed_total{where="loop"}'] == 1, "one on each side")
