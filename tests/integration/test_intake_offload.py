@@ -321,3 +321,31 @@ def test_source_counts_from_threads():
               "the rest in other")
         check(m['kagari_intake_parsed_total{where="thread"}'] == 1 and
               m['kagari_intake_parsed_total{where="loop"}'] == 1, "one on each side")
+
+
+def test_json_lines_on_threads():
+    """A large JSON Lines body (records of an archived diagnostic log, CRLF and LF ends,
+    one line not JSON, one not understood) parsed on a thread: the others stored with
+    their own line's bytes as raw, the two left out with their index and line number."""
+    with Daemon("offload-lines", 'intake = { listen = "127.0.0.1:0", parse_threads = 2 }') as d:
+        d.start()
+        recs = signins(40, "l")
+        lines = [json.dumps(r, separators=(",", ":")) for r in recs]
+        lines.insert(7, '{"records": tru')
+        lines.insert(20, json.dumps(BAD[1][0]))
+        body = "".join(line + ("\r\n" if i % 2 else "\n") for i, line in enumerate(lines))
+        check(len(body) > BIG, "a large body")
+        r = d.post(raw=body.encode(), content_type="application/x-ndjson")
+        check(r.status == 202 and r.json["accepted"] == 40, "lines: %r" % r)
+        rej = r.json["rejected"]
+        check([x["index"] for x in rej] == [7, 20], "left out: %r" % rej)
+        check("line 8" in rej[0]["error"] and "line 21" in rej[1]["error"] and
+              "status.errorCode" in rej[1]["error"], "reasons: %r" % rej)
+        raws = {}
+        for (raw,) in d.query("SELECT raw FROM alerts UNION ALL SELECT raw FROM events"):
+            raws[json.loads(raw)["properties"]["id"]] = raw
+        for i, rec in enumerate(recs):
+            check(raws.get(rec["properties"]["id"]) == json.dumps(rec, separators=(",", ":")),
+                  "line %d's raw" % i)
+        m = d.metrics()
+        check(m['kagari_intake_parsed_total{where="thread"}'] == 1, "parsed on a thread")
