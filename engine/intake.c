@@ -847,16 +847,14 @@ intake_normalize(const char *rec, size_t len, const char *hint, int64_t received
     return rc;
 }
 
-/* The event store's rows of the records most likely kept as events (the source's
- * default; the tenant's rule decides on the loop, and a row made for nothing is only
- * freed), made here so that the loop does only their SQL. */
+/* Each record's row made here (store_event_prepare: an event's keys and dedup key, and
+ * the observables' JSON that an alert's insert takes too), so that the loop does only
+ * the SQL, whichever class the tenant's rule gives it there. */
 static void
-parse_prepare_events(struct parse_job *j)
+parse_prepare_rows(struct parse_job *j)
 {
     for (size_t i = 0; j->rc == 0 && i < j->tr.n; i++) {
-        if (j->tr.alerts[i].cls == ALERT_CLASS_EVENT) {
-            store_event_prepare(&j->tr.alerts[i]);
-        }
+        store_event_prepare(&j->tr.alerts[i]);
     }
 }
 
@@ -872,7 +870,7 @@ parse_run(void *arg)
     if (j->lines) {
         j->rc = normalize_lines(&j->tally, j->body, j->len, j->hint, j->now_ms, &j->tr, &j->err);
         j->code = "bad_alert";
-        parse_prepare_events(j);
+        parse_prepare_rows(j);
         return;
     }
     /* Two steps rather than intake_normalize, so that bad JSON and a bad alert answer
@@ -885,7 +883,7 @@ parse_run(void *arg)
     j->rc = normalize_tree(&j->tally, j->body, j->len, doc, j->hint, j->now_ms, &j->tr, &j->err);
     j->code = "bad_alert";
     json_doc_free(doc);
-    parse_prepare_events(j);
+    parse_prepare_rows(j);
 }
 
 static void
