@@ -1350,6 +1350,17 @@ db_open(struct db *d, const char *path, const char *const *mig, int n, char **er
         goto fail;
     }
     close(fd);
+    {
+        static int configured;
+
+        /* No memory statistics: they cost a global mutex on each of the allocations
+         * SQLite makes for every statement, and nothing reads them. Only allowed before
+         * the library's first use (a later call is refused and changes nothing). */
+        if (!configured) {
+            configured = 1;
+            (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        }
+    }
     rc = sqlite3_open_v2(path, &d->h,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc != SQLITE_OK) {

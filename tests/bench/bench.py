@@ -991,8 +991,10 @@ def main():
               "p50 %.2f ms, p99 %.2f ms)" % (rps * 100, req, non2xx, errs, p50 / 1000, p99 / 1000))
         # KAGARI_BENCH_ENVELOPE_QUERY="?source=entra.signin" lets an engine without the
         # sign-in normalizer store the same records through the generic rules.
-        # The loop thread (the process's first) does the intake's work; the others are
-        # the databases' checkpointers (copying the WAL into the database file).
+        # The loop thread (the process's first) stores the records; the others are the
+        # intake's parser threads (parsing and normalizing each large body), the
+        # databases' checkpointers (copying the WAL into the database file) and the
+        # admit step's reaper (freeing stored batches).
         cpu0, loop0 = cpu_s(d.proc.pid), cpu_s(d.proc.pid, d.proc.pid)
         rate, req, non2xx, errs, p50, p99 = envelope_wrk(
             d, 500, 4, SECONDS, os.environ.get("KAGARI_BENCH_ENVELOPE_QUERY", ""))
