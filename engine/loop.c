@@ -6,6 +6,8 @@
 
 #include "engine/log.h"
 #include "engine/metrics.h"
+#include "engine/store.h"
+#include "engine/work.h"
 
 struct after {
     void (*fn)(void *arg, int ok);
@@ -39,7 +41,11 @@ static void (*commit_failed_fn)(struct store_tenant *t, void *arg);
 static void *commit_failed_arg;
 static struct {
     unsigned long long iterations, commits, commit_failures, commit_us_total;
+    unsigned long long syncs, sync_us_total;
 } stats;
+static struct work *syncer; /* syncs committed WALs off the loop (loop_sync_thread) */
+static void commit_all(void);
+static void sync_drain(void);
 static struct event *lazy_timer;
 static struct event *wake_ev;   /* makes the next iteration not wait for events */
 static int64_t clock_offset_ms; /* wall clock minus monotonic clock, as last seen */
@@ -145,6 +151,7 @@ loop_on_clock_step(void (*fn)(void *arg), void *arg)
 void
 loop_free(void)
 {
+    sync_drain();
     nclock_watchers = 0;
     if (lazy_timer != NULL) {
         event_free(lazy_timer);
@@ -354,7 +361,12 @@ write_begin(struct store_tenant *t, int urgent, int64_t delay_us, int synced, ch
         lock_refused++;
         return kg_err(errp, "the tenant's database is locked by another process");
     }
-    rc = synced ? store_tx_begin(t, errp) : store_tx_begin_unsynced(t, errp);
+    /* Every transaction of the loop begins unsynced; a writer that needs durability
+     * marks it, and its commit then syncs the WAL (off the loop with a sync thread). */
+    rc = store_tx_begin_unsynced(t, errp);
+    if (rc == 0 && synced) {
+        store_tx_mark_sync(t);
+    }
     if (rc == KG_AGAIN) {
         lock_add(t, errp != NULL ? *errp : NULL, 1);
         return -1;
@@ -515,6 +527,108 @@ on_lazy_timer(evutil_socket_t fd, short what, void *arg)
  * nobody waits for stay open a little longer so that several iterations share one
  * fsync; a timer makes sure they are committed in time. The due list is detached
  * first: callbacks may start the next iteration's writes. */
+/* ---- syncing committed transactions off the loop ----
+ *
+ * A commit that must be durable before its waiters are told (an alert's answer, a run's
+ * step before its effect) is committed without waiting for the disk, and its WAL is
+ * synced on the sync thread; its waiters are called back on the loop once that is done.
+ * Meanwhile the loop goes on with the next iteration (whose transaction will be synced
+ * in turn): it no longer stops for the disk at every commit. One thread, so waiters are
+ * told in commit order. */
+
+struct sync_job {
+    struct store_tenant *t;
+    struct after *cbs;
+    size_t n;
+    int ok;
+    int64_t t0;
+    char *err;
+};
+
+#define LOOP_SYNC_QUEUE 4096 /* commits waiting for their sync, at most */
+
+/* The sync of t's WAL, here; 1 when it worked. */
+static int
+sync_now(struct store_tenant *t)
+{
+    char *err = NULL;
+
+    if (store_wal_sync(t, &err) == 0) {
+        return 1;
+    }
+    stats.commit_failures++;
+    note_commit(t, 0, err);
+    free(err);
+    return 0;
+}
+
+static void
+sync_run(void *arg)
+{
+    struct sync_job *j = arg;
+
+    j->ok = store_wal_sync(j->t, &j->err) == 0;
+}
+
+static void
+sync_done(void *arg, int cancelled)
+{
+    struct sync_job *j = arg;
+
+    if (cancelled) {
+        j->ok = sync_now(j->t);
+    } else if (!j->ok) {
+        stats.commit_failures++;
+        note_commit(j->t, 0, j->err);
+    }
+    stats.syncs++;
+    stats.sync_us_total += (unsigned long long)(util_mono_us() - j->t0);
+    for (size_t k = 0; k < j->n; k++) {
+        j->cbs[k].fn(j->cbs[k].arg, j->ok);
+    }
+    free(j->cbs);
+    free(j->err);
+    free(j);
+}
+
+static int
+sync_submit(struct dirty *d)
+{
+    struct sync_job *j = xcalloc(1, sizeof(*j));
+
+    j->t = d->t;
+    j->cbs = d->cbs;
+    j->n = d->n;
+    j->t0 = util_mono_us();
+    if (work_submit(syncer, sync_run, sync_done, j) == -1) {
+        free(j);
+        return -1;
+    }
+    d->cbs = NULL;
+    return 0;
+}
+
+int
+loop_sync_thread(char **errp)
+{
+    if (syncer == NULL && (syncer = work_new(base, 1, LOOP_SYNC_QUEUE, errp)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Every commit waiting for its sync synced and its waiters told; from now on commits
+ * sync on the loop. What the waiters wrote is committed too. */
+static void
+sync_drain(void)
+{
+    if (syncer != NULL) {
+        work_free(syncer);
+        syncer = NULL;
+        commit_all();
+    }
+}
+
 static void
 commit_all(void)
 {
@@ -530,7 +644,7 @@ commit_all(void)
     for (size_t i = 0; i < n; i++) {
         char *err = NULL;
         int64_t t0;
-        int ok, rc;
+        int ok, rc, sync;
 
         if (!list[i].urgent && !stopping && now < list[i].due_us) {
             struct dirty *keep = dirty_add(list[i].t);
@@ -546,7 +660,9 @@ commit_all(void)
             continue;
         }
         t0 = util_mono_us();
-        rc = store_tx_commit(list[i].t, &err);
+        sync = 0;
+        rc = syncer != NULL ? store_tx_commit_deferred(list[i].t, &sync, &err)
+                            : store_tx_commit(list[i].t, &err);
         ok = rc == 0;
         if (ok) {
             last_commit_ms = util_now_ms();
@@ -565,6 +681,12 @@ commit_all(void)
             if (commit_failed_fn != NULL) {
                 commit_failed_fn(list[i].t, commit_failed_arg);
             }
+        }
+        if (ok && sync && sync_submit(&list[i]) == 0) {
+            continue; /* its waiters are told once its WAL is synced */
+        }
+        if (ok && sync) { /* the sync thread's queue is full: here */
+            ok = sync_now(list[i].t);
         }
         for (size_t j = 0; j < list[i].n; j++) {
             list[i].cbs[j].fn(list[i].cbs[j].arg, ok);
@@ -638,6 +760,7 @@ loop_run(void)
         }
     }
     commit_all(); /* stopping: everything is due */
+    sync_drain();
     return 0;
 }
 
@@ -671,4 +794,13 @@ loop_metrics(struct buf *b, void *arg)
                       "# TYPE kagari_commit_seconds_total counter\n"
                       "kagari_commit_seconds_total %.6f\n",
                       (double)stats.commit_us_total / 1e6);
+    metrics_counter(b, "kagari_commit_syncs_total",
+                    "commits synced to the disk on the sync thread before their waiters were told",
+                    stats.syncs);
+    (void)!buf_printf(b,
+                      "# HELP kagari_commit_sync_seconds_total from such a commit to its waiters "
+                      "being told (the sync and the wait for the sync thread)\n"
+                      "# TYPE kagari_commit_sync_seconds_total counter\n"
+                      "kagari_commit_sync_seconds_total %.6f\n",
+                      (double)stats.sync_us_total / 1e6);
 }

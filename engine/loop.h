@@ -45,6 +45,10 @@ int loop_write_within(struct store_tenant *t, int ms, char **errp) KG_WUR;
  * (store_tx_begin_unsynced; durable against a crash of the process, and against a power
  * cut once the WAL is next synced). */
 int loop_write_unsynced(struct store_tenant *t, int ms, char **errp) KG_WUR;
+/* Sync commits on a thread of their own from now on (the daemon; after loop_init): a
+ * commit's waiters (loop_after_commit) are then called back once its WAL is on the disk,
+ * in a later iteration, and the loop does not wait for the disk meanwhile. */
+int loop_sync_thread(char **errp) KG_WUR;
 /* Call fn(arg, ok) after this iteration's commit of t (ok = 0 when it failed and was
  * rolled back). Requires loop_write(t) in this iteration. */
 void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);

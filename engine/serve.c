@@ -338,6 +338,7 @@ serve_main(const char *config_path)
     log_set_json(conf.log.json);
     signal(SIGPIPE, SIG_IGN);
     if (testclock_apply(&conf, 1, &err) == -1 || loop_init(&err) == -1 ||
+        loop_sync_thread(&err) == -1 ||
         (access(conf.connectors.key_file, F_OK) == 0 &&
          secret_load_key(conf.connectors.key_file, &err) == -1) ||
         plugin_init(&conf, &err) == -1 || store_open(conf.data_dir, &st, &err) == -1 ||

@@ -2100,13 +2100,41 @@ store_tx_begin_unsynced(struct store_tenant *t, char **errp)
     return 0;
 }
 
+/* Open t's WAL file for syncing it ourselves, once (on the loop). */
+static int
+wal_fd_open(struct store_tenant *t, char **errp)
+{
+    char *wal;
+
+    if (t->wal_fd >= 0) {
+        return 0;
+    }
+    wal = xasprintf("%s-wal", t->db.path);
+    t->wal_fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (t->wal_fd < 0) {
+        kg_err(errp, "%s: open to sync: %s", wal, strerror(errno));
+    }
+    free(wal);
+    return t->wal_fd < 0 ? -1 : 0;
+}
+
+int
+store_wal_sync(struct store_tenant *t, char **errp)
+{
+    if (fdatasync(t->wal_fd) == -1) {
+        return kg_err(errp, "%s-wal: sync: %s", t->db.path, strerror(errno));
+    }
+    return 0;
+}
+
 /* The end of an unsynced transaction: the connection back to synchronous = FULL, and
  * when a writer needing durability joined it and it was committed (ok), its WAL frames
- * synced now, as synchronous = FULL would have. -1 when that sync failed. */
+ * synced now, as synchronous = FULL would have, or (defer) left to the caller through
+ * *sync. -1 when that could not be done. */
 static int
-tx_unsynced_end(struct store_tenant *t, int ok, char **errp)
+tx_unsynced_end(struct store_tenant *t, int ok, int *sync, char **errp)
 {
-    int rc = 0, need = t->need_sync;
+    int need = t->need_sync;
 
     t->unsynced = t->need_sync = 0;
     (void)tx_sync_mode(t, 1, NULL);
@@ -2117,20 +2145,21 @@ tx_unsynced_end(struct store_tenant *t, int ok, char **errp)
         t->commits_unsynced++;
         return 0;
     }
-    if (t->wal_fd < 0) {
-        char *wal = xasprintf("%s-wal", t->db.path);
+    if (wal_fd_open(t, errp) == -1) {
+        return -1;
+    }
+    t->wal_syncs++;
+    if (sync != NULL) {
+        *sync = 1;
+        return 0;
+    }
+    return store_wal_sync(t, errp);
+}
 
-        t->wal_fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (t->wal_fd < 0) {
-            rc = kg_err(errp, "%s: open to sync: %s", wal, strerror(errno));
-        }
-        free(wal);
-    }
-    if (rc == 0 && fdatasync(t->wal_fd) == -1) {
-        rc = kg_err(errp, "%s-wal: sync: %s", t->db.path, strerror(errno));
-    }
-    t->wal_syncs += rc == 0;
-    return rc;
+void
+store_tx_mark_sync(struct store_tenant *t)
+{
+    t->need_sync |= t->unsynced;
 }
 
 void
@@ -2165,8 +2194,8 @@ store_tx_probe(struct store_tenant *t)
  * that no other writer joined. A commit that fails is rolled back if
  * SQLite left the transaction open, so after -1 (or KG_AGAIN: locked) nothing of it is
  * written either way. No-op without a transaction. */
-int
-store_tx_commit(struct store_tenant *t, char **errp)
+static int
+tx_commit(struct store_tenant *t, int *sync, char **errp)
 {
     sqlite3_stmt *s;
     int busy;
@@ -2187,9 +2216,22 @@ store_tx_commit(struct store_tenant *t, char **errp)
         atomic_store(&t->ckpt->wrote_us, util_mono_us());
     }
     if (t->unsynced) {
-        return tx_unsynced_end(t, 1, errp);
+        return tx_unsynced_end(t, 1, sync, errp);
     }
     return 0;
+}
+
+int
+store_tx_commit(struct store_tenant *t, char **errp)
+{
+    return tx_commit(t, NULL, errp);
+}
+
+int
+store_tx_commit_deferred(struct store_tenant *t, int *sync, char **errp)
+{
+    *sync = 0;
+    return tx_commit(t, sync, errp);
 }
 
 void
@@ -2207,7 +2249,7 @@ store_tx_rollback(struct store_tenant *t)
         free(err);
     }
     if (t->unsynced) {
-        (void)tx_unsynced_end(t, 0, NULL);
+        (void)tx_unsynced_end(t, 0, NULL, NULL);
     }
 }
 
