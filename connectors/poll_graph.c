@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -26,6 +27,7 @@
 #define POLL_ERROR_MAX 300        /* bytes of an error kept for the status */
 #define POLL_SKEW_MS 300000       /* an item time further ahead of our clock is taken as now */
 #define POLL_PASS_PAGES_MAX 10000 /* pages of one pass: a service that links on and on */
+#define POLL_NEXT_MAX 8192        /* bytes of a next link (Graph's are well under 2 KiB) */
 
 struct stream_def {
     const char *name;       /* the stream, e.g. "alerts"; cursor "graph.<name>" */
@@ -117,6 +119,28 @@ fmt_odata_time(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Whether text (a next link's path and query, as followed) is the stream's own list:
+ * its path exactly (Graph paths are case-insensitive), then nothing or a query, every
+ * byte a visible ASCII character other than a backslash or a fragment's '#'. NULL when
+ * it is, else why not. */
+static const char *
+next_rest_invalid(const struct stream_def *d, const char *rest)
+{
+    size_t pl = strlen(d->path);
+
+    for (const char *q = rest; *q != '\0'; q++) {
+        unsigned char ch = (unsigned char)*q;
+
+        if (ch <= ' ' || ch >= 0x7f || ch == '\\' || ch == '#') {
+            return "a space, control, non-ASCII, backslash or '#' character";
+        }
+    }
+    if (strncasecmp(rest, d->path, pl) != 0 || (rest[pl] != '?' && rest[pl] != '\0')) {
+        return "a path other than the stream's list";
+    }
+    return NULL;
+}
+
 /* ---- the cursor ---- */
 
 static char *
@@ -181,8 +205,13 @@ cursor_load(struct stream *s, struct tenant *t)
     if ((v = json_get_string(o, "pass_max")) != NULL && util_parse_time(v, &s->pass_max) == -1) {
         s->pass_max = 0;
     }
-    if ((v = json_get_string(o, "next")) != NULL && v[0] == '/') {
-        s->next = xstrdup(v);
+    if ((v = json_get_string(o, "next")) != NULL) {
+        /* Checked again: a cursor edited by hand must not send the token elsewhere. */
+        if (strlen(v) <= POLL_NEXT_MAX && next_rest_invalid(s->def, v) == NULL) {
+            s->next = xstrdup(v);
+        } else {
+            log_warn("poll.cursor_next_refused tenant=%s stream=%s", s->tenant, s->key);
+        }
     }
     {
         const cJSON *r = json_get(o, "rejected");
@@ -335,22 +364,42 @@ on_admitted(void *arg, const struct admit_result *res)
     page_stored(s);
 }
 
-/* The link to the next page as a path on the tenant's Graph base: it must stay there
- * (the credentials go with it). 0 with *path (malloc'd, NULL when there is none), or -1. */
+/* The link to the next page as a path on the tenant's Graph base: the bearer token goes
+ * with it, so it must name the same list on the same service: the base URL as configured
+ * (scheme and host compared without regard to case; the same port and path prefix, so no
+ * userinfo '@', other port or percent-encoded host passes), then the stream's own path
+ * and a query, at most POLL_NEXT_MAX bytes. Only the part after the base is kept: the
+ * request goes to the configured base, never to a host the answer names. 0 with *path
+ * (malloc'd, NULL when there is none), or -1 with *why (static) when it is refused. */
 static int
-next_path(struct stream *s, struct tenant *t, const cJSON *page, char **path)
+next_path(struct stream *s, struct tenant *t, const cJSON *page, char **path, const char **why)
 {
-    const char *link = json_get_string(page, "@odata.nextLink");
+    const cJSON *it = json_get(page, "@odata.nextLink");
     const struct microsoft_conf *ms = tenant_conf(t, &microsoft_section);
-    size_t bl;
+    const char *link = NULL;
+    size_t bl = 0;
 
     *path = NULL;
-    if (link == NULL) {
+    *why = NULL;
+    if (it == NULL || cJSON_IsNull(it)) {
         return 0;
     }
-    bl = ms != NULL ? strlen(ms->graph) : 0;
-    if (ms == NULL || strncmp(link, ms->graph, bl) != 0 || link[bl] != '/') {
-        log_warn("poll.bad_next_link tenant=%s stream=%s", s->tenant, s->key);
+    if (!cJSON_IsString(it)) {
+        *why = "not a string";
+    } else if (strlen(link = it->valuestring) > POLL_NEXT_MAX) {
+        *why = "longer than 8192 bytes";
+    } else if (ms == NULL || strncasecmp(link, ms->graph, bl = strlen(ms->graph)) != 0 ||
+               link[bl] != '/') {
+        *why = "another scheme, host, port or path prefix than the tenant's Graph base URL";
+    } else {
+        *why = next_rest_invalid(s->def, link + bl);
+    }
+    if (*why != NULL) {
+        char *shown = cJSON_IsString(it) ? util_cut_text(it->valuestring, 200) : NULL;
+
+        log_warn("poll.bad_next_link tenant=%s stream=%s reason=%s link=%s", s->tenant, s->key,
+                 log_quote(*why), log_quote(shown ? shown : "?"));
+        free(shown);
         return -1;
     }
     *path = xstrdup(link + bl);
@@ -437,6 +486,7 @@ on_page(void *arg, int ok, const char *result)
     struct tenant *t = tenant_find(s->tenant);
     cJSON *page = NULL;
     const cJSON *items;
+    const char *why;
 
     s->call = NULL;
     if (!ok || t == NULL) {
@@ -458,9 +508,12 @@ on_page(void *arg, int ok, const char *result)
         return;
     }
     page_reset(s);
-    if (next_path(s, t, page, &s->page_next) == -1) {
+    if (next_path(s, t, page, &s->page_next, &why) == -1) {
+        char *msg = xasprintf("the next page link is refused (%s): the page is not taken", why);
+
         cJSON_Delete(page);
-        stream_failed(s, "fetch", "the next page link leaves the tenant's Graph base URL");
+        stream_failed(s, "fetch", msg);
+        free(msg);
         return;
     }
     page_admit(s, t, items);

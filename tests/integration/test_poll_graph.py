@@ -543,3 +543,192 @@ def test_items_committed_cursor_not():
 
 
 test_items_committed_cursor_not.TIMEOUT = 150
+
+
+class Trap:
+    """Listeners on origins the poller must never reach (another host of the loopback
+    network, another port): each counts every TCP connection and keeps what was sent;
+    over TLS (its certificate, for 127.0.0.1 and 127.0.0.2, is one the daemon trusts) it
+    completes the handshake, so a request that reached it would show its headers."""
+
+    def __init__(self, folder, addrs):
+        import socket
+        import ssl
+        import subprocess
+        import threading
+        self.cert = os.path.join(folder, "trap-cert.pem")
+        key = os.path.join(folder, "trap-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                        self.cert, "-days", "2", "-subj", "/CN=trap", "-addext",
+                        "subjectAltName=IP:127.0.0.1,IP:127.0.0.2"],
+                       check=True, capture_output=True, timeout=60)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        self.socks = []
+        for host, port in addrs:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+            s.listen(16)
+            s.settimeout(0.2)
+            self.socks.append(s)
+        self.ports = [s.getsockname()[1] for s in self.socks]
+        self.connections = []  # (listener address, bytes received)
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._serve, args=(s,), daemon=True)
+                        for s in self.socks]
+        for t in self.threads:
+            t.start()
+
+    def _serve(self, sock):
+        import socket
+        while not self.stopping:
+            try:
+                conn, _ = sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            data = b""
+            try:
+                conn.settimeout(2)
+                first = conn.recv(1, socket.MSG_PEEK)
+                if first == b"\x16":
+                    conn = self.ctx.wrap_socket(conn, server_side=True)
+                while len(data) < 65536:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    if b"\r\n\r\n" in data:
+                        break
+            except Exception:  # a handshake refused by the client, a timeout: recorded
+                pass
+            finally:
+                conn.close()
+            self.connections.append((sock.getsockname(), data))
+
+    def close(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(5)
+        for s in self.socks:
+            s.close()
+
+
+def poll_config(m, ca, poll, max_attempts=1):
+    return ("connectors = { ca_file = %s, max_attempts = %d, timeout = \"5s\" }\n"
+            "tenants = { t1 = { %s } }\n" % (lua_str(ca), max_attempts, ms_block(m, poll)))
+
+
+# A next link that leaves the tenant's Graph base URL, in each way one may: {M} is the
+# mock's port, {T} the trap's; {base}, {path} and {query} are filled by the mock.
+HOSTILE_NEXT_LINKS = [
+    ("other host", "https://127.0.0.2:{M}{path}?{query}"),
+    ("other scheme", "http://127.0.0.1:{M}{path}?{query}"),
+    ("other port", "https://127.0.0.1:{T}{path}?{query}"),
+    ("userinfo", "{base}@127.0.0.2:{M}{path}?{query}"),
+    ("userinfo before the host", "https://kagari:x@127.0.0.1:{M}{path}?{query}"),
+    ("percent-encoded host", "https://%31%32%37.0.0.2:{M}{path}?{query}"),
+    ("percent-encoded port", "https://127.0.0.1%3A{T}{path}?{query}"),
+    ("another list of the API", "{base}/v1.0/users?{query}"),
+    ("outside the API prefix", "{base}/_mock/config?{query}"),
+    ("dot segments", "{base}{path}/../../../_mock/config?{query}"),
+    ("backslash", "{base}\\\\127.0.0.2:{M}{path}?{query}"),
+    ("very long", "{base}{path}?{query}&$pad=" + "a" * 20000),
+]
+
+
+def test_next_link_stays_on_graph():
+    """A page whose @odata.nextLink leaves the tenant's Graph base URL (another host,
+    scheme or port, a userinfo '@' trick, a percent-encoded host, a path outside the
+    stream's list, a link of 20 KB...) is refused: the pass fails and is counted
+    (kagari_poll_errors_total), its items are not taken, the cursor does not move, and
+    nothing reaches the other origin (a listener there sees no connection, so no bearer
+    token); once the service links correctly again, the pass completes. A link that only
+    writes the scheme in capitals is the same origin, and is followed."""
+    m = MockServer(tls=True)
+    with m:
+        trap = Trap(m.dir, [("127.0.0.1", 0)])
+        trap2 = Trap(m.dir, [("127.0.0.2", m.port)])
+        ca = os.path.join(m.dir, "next-ca.pem")
+        with open(ca, "w") as out, open(m.ca_file) as a, open(trap.cert) as b, \
+                open(trap2.cert) as c:
+            out.write(a.read() + b.read() + c.read())
+        key = 'kagari_poll_errors_total{stream="alerts"}'
+        try:
+            def hostile(tpl):
+                return tpl.replace("{M}", str(m.port)).replace("{T}", str(trap.ports[0]))
+
+            # A daemon that has read a pass: a refused link leaves its cursor as it was.
+            with Daemon("poll-next", config_extra=poll_config(
+                    m, ca, 'alerts = "5s", page_size = 2')) as d:
+                d.start()
+                wait_for(lambda: d.metrics().get('kagari_poll_passes_total{stream="alerts"}',
+                                                 0) >= 1, 60, "the first pass")
+                cur = d.query("SELECT cursor FROM poll_cursors")
+                m.config(next_link=hostile(HOSTILE_NEXT_LINKS[2][1]))
+                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                lsass = graph_alerts(d)[mockctl.ALERT_LSASS][0]
+                m.control("POST", "/state/alerts", {"value": [
+                    dict(lsass, id="da00011122233344%02d_-7" % i, createdDateTime=now,
+                         lastUpdateDateTime=now) for i in range(90, 93)]})
+                wait_for(lambda: d.metrics().get(key, 0) >= 1, 30, "the refused pass")
+                check(d.query("SELECT cursor FROM poll_cursors") == cur,
+                      "the cursor moved: %r -> %r" % (cur, d.query("SELECT cursor FROM "
+                                                                   "poll_cursors")))
+                check(d.query("SELECT count(*) FROM alerts")[0][0] == SEEDED_ALERTS,
+                      "items of a refused page were taken")
+                check("poll.bad_next_link" in d.log(), "no poll.bad_next_link line")
+                m.config(next_link=None)
+                wait_for(lambda: d.query("SELECT count(*) FROM alerts")[0][0] ==
+                         SEEDED_ALERTS + 3, 60, "the new alerts once links are good again")
+                check(d.query("SELECT cursor FROM poll_cursors") != cur, "cursor stuck")
+                d.stop()
+            # Every way out, each on a fresh daemon: refused at the first page.
+            for name, tpl in HOSTILE_NEXT_LINKS:
+                m.config(next_link=hostile(tpl))
+                n_log = len(m.log_entries(2000, "/"))
+                with Daemon("poll-next-%s" % name.replace(" ", "-")[:20],
+                            config_extra=poll_config(m, ca, 'alerts = "1h", page_size = 2')) as d:
+                    d.start()
+                    wait_for(lambda: d.metrics().get(key, 0) >= 1, 30,
+                             "the refused pass (%s)" % name)
+                    time.sleep(0.3)  # what a follow of the link would have sent
+                    check(d.metrics().get('kagari_poll_passes_total{stream="alerts"}', 0) == 0,
+                          "%s: a pass completed" % name)
+                    check(d.query("SELECT count(*) FROM poll_cursors")[0][0] == 0,
+                          "%s: a cursor was written" % name)
+                    check(d.query("SELECT count(*) FROM alerts")[0][0] == 0,
+                          "%s: items of the refused page were taken" % name)
+                    log = d.log()
+                    check("poll.bad_next_link" in log and "reason=" in log,
+                          "%s: no poll.bad_next_link line with its reason" % name)
+                    reqs = [e for e in m.log_entries(2000, "/")[n_log:] if e["route"] != "token"]
+                    check(len(reqs) == 1 and reqs[0]["path"] == "/v1.0/security/alerts_v2" and
+                          "skiptoken" not in (reqs[0]["query"] or ""),
+                          "%s: requests other than the first page: %r" % (name, reqs))
+                    check(trap.connections == [] and trap2.connections == [],
+                          "%s: the other origin was reached: %r" % (
+                              name, trap.connections + trap2.connections))
+                    d.stop()
+            # The same origin written in capitals is followed: the pass completes.
+            m.config(next_link="HTTPS://127.0.0.1:%d{path}?{query}" % m.port)
+            with Daemon("poll-next-case", config_extra=poll_config(
+                    m, ca, 'alerts = "1h", page_size = 2')) as d:
+                d.start()
+                wait_for(lambda: d.metrics().get('kagari_poll_passes_total{stream="alerts"}',
+                                                 0) >= 1, 60, "the pass over capital links")
+                check(d.metrics().get(key, 0) == 0, "a capitalised scheme was refused")
+                check(d.query("SELECT count(*) FROM alerts")[0][0] == SEEDED_ALERTS + 3,
+                      "not every alert was read")
+                d.stop()
+            check(trap.connections == [] and trap2.connections == [],
+                  "the other origin was reached: %r" % (trap.connections + trap2.connections))
+        finally:
+            trap.close()
+            trap2.close()
+
+
+test_next_link_stays_on_graph.TIMEOUT = 240
