@@ -1472,4 +1472,5 @@ const struct source blob_source = {
     blob_stop,
     blob_describe,
     blob_normalize,
+    NULL, /* reload: its settings apply at the next start */
 };

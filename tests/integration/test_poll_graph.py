@@ -732,3 +732,121 @@ def test_next_link_stays_on_graph():
 
 
 test_next_link_stays_on_graph.TIMEOUT = 240
+
+
+def set_poll(env, poll):
+    """Rewrite the poll table of every tenant in the daemon's configuration file."""
+    with open(env.d.config) as f:
+        text = f.read()
+    old = 'poll = { backfill = "3d", %s }' % env.poll
+    check(old in text, "the poll table is not in the file")
+    with open(env.d.config, "w") as f:
+        f.write(text.replace(old, 'poll = { backfill = "3d", %s }' % poll))
+    env.poll = poll
+
+
+def filter_since(entry):
+    import re
+    import urllib.parse
+    q = urllib.parse.unquote(entry["query"] or "")
+    mt = re.search(r"(?:lastUpdateDateTime|lastUpdatedDateTime|createdDateTime) ge (\S+Z)", q)
+    return to_ms(mt.group(1)) if mt else None
+
+
+def no_overlapping_requests(m, path):
+    """Each request of the stream arrived after the answer to the one before was sent."""
+    log = list_requests(m, path)
+    for a, b in zip(log, log[1:]):
+        check(to_ms(b["at"]) >= to_ms(a["at"]) + a["ms"] - 20,
+              "two requests of %s at once: %r, %r" % (path, a, b))
+    return len(log)
+
+
+def test_reload_applies_poll_settings():
+    """A reload (`kagari reload`, then SIGHUP) applies changed poll settings to the running
+    pollers: a longer interval made shorter takes effect at once, a new page size applies
+    from the next pass, a stream added starts, a stream removed in the middle of a pass
+    completes that pass and then stops; the cursors are kept (the next pass reads from the
+    stored watermark, not the backfill) and no stream ever has two requests in flight. A
+    file with an error changes nothing and `kagari reload` says so."""
+    import signal as sig
+
+    def slow(mocks):  # a pass of incidents takes seconds: a reload lands in its middle
+        m = mocks["t1"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        base = m.state("incidents", "4711")
+        # Recent incidents: every pass reads them again (the overlap), over several pages.
+        m.control("POST", "/state/incidents", {"value": [
+            dict(base, id=str(4800 + i), displayName="Reload %d" % i, createdDateTime=now,
+                 lastUpdateDateTime=now) for i in range(3)]})
+        m.delay("/v1.0/security/incidents", 1200)
+
+    alerts, incidents = "/v1.0/security/alerts_v2", "/v1.0/security/incidents"
+    with PollEnv("reload", 'alerts = "1h", incidents = "5s", page_size = 2',
+                 before_start=slow) as env:
+        d, m = env.d, env.m
+        env.wait_pass("alerts", 1)
+        env.wait_pass("incidents", 1)
+        cur_alerts = env.cursor("graph.alerts")
+        n_alerts = len(list_requests(m, alerts))
+        check(env.count("entra.risk") == 0, "risk detections polled before they were asked for")
+        wait_for(lambda: (env.cursor("graph.incidents") or {}).get("next"), 30,
+                 "a pass of incidents half done")
+        passes = env.passes("incidents")
+        set_poll(env, 'alerts = "5s", incidents = "6s", risk_detections = "5s", page_size = 1')
+        t0 = time.time()
+        out = d.cli("reload").stdout
+        check("reloaded" in out, "kagari reload: %r" % out)
+        # alerts: 1 hour became 5 s, counted from the end of its last pass: polled at once.
+        wait_for(lambda: len(list_requests(m, alerts)) > n_alerts, 15,
+                 "an alerts pass soon after the reload")
+        check(time.time() - t0 < 10, "the new interval did not apply at once")
+        first = list_requests(m, alerts)[n_alerts]
+        check("$top=1" in first["query"], "the new page size is not used: %r" % first)
+        since = filter_since(first)
+        check(since is not None and
+              abs(since - (to_ms(cur_alerts["watermark"]) - 300000)) < 2000,
+              "the pass after the reload did not start from the stored watermark: %r, %r"
+              % (first["query"], cur_alerts))
+        # risk detections: a stream added by the reload.
+        wait_for(lambda: env.count("entra.risk") == SEEDED_DETECTIONS, 60,
+                 "the risk detections of the stream the reload added")
+        # incidents: the pass in progress during the reload completed, once.
+        env.wait_pass("incidents", passes + 1)
+        check("poll.stream_interval" in d.log() and "poll.stream_started" in d.log(),
+              "the reload's changes are not logged")
+        # SIGHUP in the middle of another pass of incidents: the stream is removed.
+        wait_for(lambda: (env.cursor("graph.incidents") or {}).get("next"), 30,
+                 "another pass of incidents half done")
+        passes = env.passes("incidents")
+        set_poll(env, 'alerts = "5s", risk_detections = "5s", page_size = 1')
+        d.signal(sig.SIGHUP)
+        wait_for(lambda: "poll.stream_stopping" in d.log(), 10, "the removal logged")
+        env.wait_pass("incidents", passes + 1, timeout=30)
+        cur = env.cursor("graph.incidents")
+        check("next" not in cur and "watermark" in cur, "the last pass did not end: %r" % cur)
+        wait_for(lambda: "poll.stream_stopped" in d.log(), 10, "the stream stopped")
+        n_inc = len(list_requests(m, incidents))
+        passes_alerts = env.passes("alerts")
+        time.sleep(8)  # past the removed stream's 6 s interval
+        check(len(list_requests(m, incidents)) == n_inc, "the removed stream polled again")
+        check(env.passes("alerts") > passes_alerts, "the other streams stopped too")
+        check(env.count("defender.incident") == SEEDED_INCIDENTS + 3, "incidents stored twice")
+        # Never two requests of one stream at once.
+        for path in (alerts, incidents, "/v1.0/identityProtection/riskDetections"):
+            no_overlapping_requests(m, path)
+        # A file with an error: nothing of it is applied, and the operator is told.
+        set_poll(env, 'alerts = "2s", risk_detections = "5s", page_size = 1')
+        r = d.cli("reload", check_rc=1)
+        check("interval" in r.stderr, "kagari reload with a bad file: %r" % r.stderr)
+        d.signal(sig.SIGHUP)
+        wait_for(lambda: "serve.reload_config_failed" in d.log(), 10,
+                 "the daemon's failed reload logged")
+        passes_alerts = env.passes("alerts")
+        env.wait_pass("alerts", passes_alerts + 1)
+        check(env.cursor("graph.alerts")["watermark"] >= cur_alerts["watermark"],
+              "the alerts cursor went back")
+        check(env.count("%.alert") == SEEDED_ALERTS, "alerts stored twice")
+
+
+test_reload_applies_poll_settings.TIMEOUT = 180
