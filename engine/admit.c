@@ -10,12 +10,15 @@
 #include "engine/run.h"
 #include "engine/store.h"
 #include "engine/tenant.h"
+#include "engine/work.h"
 
 #define ADMIT_EVENTS_DELAY_MS 200     /* the longest a stored event waits for its commit */
 #define ADMIT_EVENTS_RETRY_MS 500     /* a batch of events the store could not take, again */
 #define ADMIT_EVENTS_HELD_MAX 1000000 /* events held for a retry, at most (memory) */
 #define ADMIT_BULK_MIN 100            /* records of a batch that make it a bulk batch */
 #define ADMIT_BULK_DELAY_MS 20        /* the longest a bulk batch's commit waits for more */
+#define ADMIT_REAP_MIN 32             /* records of a batch freed off the loop */
+#define ADMIT_REAP_QUEUE 4096         /* batches waiting to be freed, at most */
 
 /* One batch waiting for its iteration's phase, then for the commit. */
 struct batch {
@@ -39,6 +42,7 @@ static struct batch *head, *tail; /* batches of this iteration, in arrival order
 static struct batch *later;       /* batches of events waiting to be stored again */
 static size_t later_n;            /* the events they hold */
 static struct event *later_timer;
+static struct work *reaper; /* frees large batches' records off the loop */
 static struct {
     unsigned long long accepted, duplicates, runs, failed, locked, updated, rerouted;
     unsigned long long events, event_duplicates, event_retries, events_dropped;
@@ -72,13 +76,54 @@ on_later(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+struct reap {
+    struct alert *alerts;
+    size_t n;
+};
+
+static void
+reap_free(void *arg)
+{
+    struct reap *r = arg;
+
+    for (size_t i = 0; i < r->n; i++) {
+        alert_free(&r->alerts[i]);
+    }
+    free(r->alerts);
+    r->alerts = NULL;
+}
+
+static void
+reap_done(void *arg, int cancelled)
+{
+    if (cancelled) {
+        reap_free(arg);
+    }
+    free(arg);
+}
+
+/* A busy feed's records are tens of thousands of small blocks a second: a large batch's
+ * are freed on the reaper thread, so the loop spends that time storing the next ones. */
 static void
 batch_free(struct batch *b)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        alert_free(&b->alerts[i]);
+    struct reap *r = NULL;
+
+    if (reaper != NULL && b->n >= ADMIT_REAP_MIN) {
+        r = xmalloc(sizeof(*r));
+        r->alerts = b->alerts;
+        r->n = b->n;
+        if (work_submit(reaper, reap_free, reap_done, r) == -1) {
+            free(r);
+            r = NULL;
+        }
     }
-    free(b->alerts);
+    if (r == NULL) {
+        for (size_t i = 0; i < b->n; i++) {
+            alert_free(&b->alerts[i]);
+        }
+        free(b->alerts);
+    }
     free(b->mark_source);
     free(b->mark_key);
     free(b->mark_value);
@@ -302,6 +347,12 @@ admit_metrics(struct buf *b, void *arg)
 void
 admit_init(void)
 {
+    char *err = NULL;
+
+    if ((reaper = work_new(loop_base(), 1, ADMIT_REAP_QUEUE, &err)) == NULL) {
+        log_warn("admit.no_reaper error=%s", log_quote(err ? err : "?")); /* freed here */
+        free(err);
+    }
     loop_add_phase(LOOP_PHASE_ADMIT, admit_phase, NULL);
     metrics_add(admit_metrics, NULL);
 }
@@ -380,4 +431,6 @@ admit_shutdown(void)
         event_free(later_timer);
         later_timer = NULL;
     }
+    work_free(reaper);
+    reaper = NULL;
 }

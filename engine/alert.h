@@ -26,6 +26,7 @@ int outcome_valid(const char *s);
 /* user|ip|host|device|url|domain|hash|email|process|app|rule; 0 when valid, -1 otherwise. */
 int observable_type_valid(const char *s);
 
+/* Made only by alert_add_observable: the three strings are one block starting at type. */
 struct observable {
     char *type;
     char *value;
@@ -49,6 +50,9 @@ struct alert {
     struct observable *obs;
     size_t nobs;
     char *raw; /* the original JSON text of this alert, NUL-terminated */
+    /* The event store's row, prepared off the loop (store_event_prepare) or NULL: one
+     * block, freed with the alert. Valid only while the fields above are unchanged. */
+    void *prep;
 };
 
 void alert_free(struct alert *a);

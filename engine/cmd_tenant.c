@@ -1,4 +1,5 @@
-/* cmd_tenant.c: `kagari tenant list|add|token`, tenants and their intake tokens. */
+/* cmd_tenant.c: `kagari tenant list|add|token|compact`, tenants, their intake tokens and
+ * their databases. */
 #include "engine/cmd.h"
 
 #include <stdio.h>
@@ -40,8 +41,11 @@ cmd_tenant_exec(int argc, char **argv)
         "usage: kagari tenant list [--config FILE]\n"
         "       kagari tenant add ID [--name NAME] [--config FILE]\n"
         "       kagari tenant token ID [--config FILE]\n"
+        "       kagari tenant compact ID [--config FILE]\n"
         "add creates a tenant and prints its intake token; token issues a new token\n"
-        "(the old one stops working at once). Tokens are stored only as digests.\n";
+        "(the old one stops working at once). Tokens are stored only as digests.\n"
+        "compact rebuilds the tenant's database with 16 KiB pages and gives free pages\n"
+        "back; only while the daemon is stopped, with as much free disk as the file.\n";
     struct cmd_tenant_opts o = { cmd_default_config(), NULL };
     struct config cfg;
     struct store *st;
@@ -93,6 +97,18 @@ cmd_tenant_exec(int argc, char **argv)
                 rc = 0;
             }
         }
+    } else if (strcmp(sub, "compact") == 0) {
+        struct store_tenant *t = NULL;
+        struct store_compact c;
+
+        if (store_lock(st, &err) == 0 && store_tenant_open(st, id, &t, &err) == 0 &&
+            store_tenant_compact(t, &c, &err) == 0) {
+            printf("tenant %s: %d-byte pages, %lld bytes -> %d-byte pages, %lld bytes\n", id,
+                   c.page_before, (long long)c.bytes_before, c.page_after,
+                   (long long)c.bytes_after);
+            rc = 0;
+        }
+        store_tenant_close(t);
     } else {
         fputs(help, stderr);
         rc = 2;
@@ -110,6 +126,6 @@ cmd_tenant_exec(int argc, char **argv)
 const struct cmd_entry cmd_tenant_entry = {
     .name = "tenant",
     .usage = "tenant",
-    .summary = "list, add tenants, issue intake tokens",
+    .summary = "list, add tenants, issue intake tokens, compact their databases",
     .exec = cmd_tenant_exec,
 };

@@ -24,6 +24,8 @@
 #define STORE_WAL_LARGE_POLL_MS 500   /* checkpointer interval while the WAL is too large */
 #define STORE_WAL_LOG_MS 60000        /* store.wal_large: once a minute per database */
 #define STORE_OBS_MAX (16u * 1024 * 1024) /* cap on one alert's observables as JSON */
+/* of a database created now (docs/ARCHITECTURE.md, "The event store") */
+#define STORE_PAGE_SIZE "16384"
 #define STORE_RUN_LIST_DEFAULT 100
 #define STORE_RECENT_SCAN 10000 /* observable rows one recent-alerts query reads at most */
 
@@ -1355,6 +1357,14 @@ db_open(struct db *d, const char *path, const char *const *mig, int n, char **er
         goto fail;
     }
     sqlite3_busy_timeout(d->h, STORE_BUSY_MS);
+    /* Rows are large here (an alert keeps its raw record, ~3 KB for a sign-in; a stored
+     * event ~1.2 KB): 16 KiB pages hold a dozen where 4 KiB pages held three, so an insert
+     * splits and rebalances pages a quarter as often. Only a new, empty file takes it: an
+     * existing database keeps the page size it was made with (in WAL mode only an offline
+     * VACUUM out of WAL mode changes it; the operator guide says how). */
+    if (db_exec(d, "PRAGMA page_size = " STORE_PAGE_SIZE, "set page_size", errp) == -1) {
+        goto fail;
+    }
 
     /* journal_mode answers with the mode in force: anything but "wal" means the file
      * system or the file refused it. */
@@ -1737,6 +1747,46 @@ store_tenant_open(struct store *st, const char *id, struct store_tenant **out, c
     return 0;
 }
 
+/* One integer of a pragma (page_size, page_count) on t's connection; -1 on error. */
+static int64_t
+pragma_int(struct db *d, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(d->h, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+        v = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    return v;
+}
+
+int
+store_tenant_compact(struct store_tenant *t, struct store_compact *out, char **errp)
+{
+    int64_t pages;
+
+    memset(out, 0, sizeof(*out));
+    out->page_before = (int)pragma_int(&t->db, "PRAGMA page_size");
+    pages = pragma_int(&t->db, "PRAGMA page_count");
+    out->bytes_before = pages * out->page_before;
+    /* Out of WAL mode (which fixes the page size), rebuilt with the new pages, back. A
+     * failure on the way leaves the database whole: VACUUM is one transaction, and the
+     * next open puts it back in WAL mode. */
+    if (db_exec(&t->db, "PRAGMA journal_mode = DELETE", "compact: leave WAL mode", errp) == -1 ||
+        db_exec(&t->db, "PRAGMA page_size = " STORE_PAGE_SIZE, "compact: page size", errp) == -1 ||
+        db_exec(&t->db, "VACUUM", "compact: VACUUM", errp) == -1) {
+        (void)db_exec(&t->db, "PRAGMA journal_mode = WAL", "compact: WAL mode", NULL);
+        return -1;
+    }
+    if (db_exec(&t->db, "PRAGMA journal_mode = WAL", "compact: back to WAL mode", errp) == -1) {
+        return -1;
+    }
+    out->page_after = (int)pragma_int(&t->db, "PRAGMA page_size");
+    out->bytes_after = pragma_int(&t->db, "PRAGMA page_count") * out->page_after;
+    return 0;
+}
+
 void
 store_tenant_busy_ms(struct store_tenant *t, int busy_ms)
 {
@@ -1901,6 +1951,10 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     /* The daemon's writer keeps the indexes it inserts into in memory (256 MiB, taken as
      * used): a batch of events touches pages all over them. */
     (void)db_exec(&t->db, "PRAGMA cache_size = -262144", "cache_size", NULL);
+    /* An insert whose triggers or constraints may have to undo it alone (the alerts'
+     * counts, the dedup keys) keeps a statement journal of the pages it changes: in
+     * memory, not in a temporary file written at every insert. */
+    (void)db_exec(&t->db, "PRAGMA temp_store = MEMORY", "temp_store", NULL);
     t->ckpt = c;
     return 0;
 }
@@ -2103,29 +2157,22 @@ obs_from_json(const char *text, size_t len, struct alert *a)
 {
     cJSON *root = cJSON_ParseWithLength(text, len);
     const cJSON *item;
-    size_t n;
 
     if (root == NULL || !cJSON_IsArray(root)) {
         cJSON_Delete(root);
         return -1;
     }
-    n = (size_t)cJSON_GetArraySize(root);
-    a->obs = n > 0 ? xcalloc(n, sizeof(*a->obs)) : NULL;
-    a->nobs = 0;
     cJSON_ArrayForEach(item, root)
     {
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(item, "type");
         const cJSON *value = cJSON_GetObjectItemCaseSensitive(item, "value");
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(item, "role");
-        struct observable *o;
 
         if (!cJSON_IsString(type) || !cJSON_IsString(value)) {
             continue;
         }
-        o = &a->obs[a->nobs++];
-        o->type = xstrdup(type->valuestring);
-        o->value = xstrdup(value->valuestring);
-        o->role = cJSON_IsString(role) ? xstrdup(role->valuestring) : NULL;
+        alert_add_observable(a, type->valuestring, value->valuestring,
+                             cJSON_IsString(role) ? role->valuestring : NULL);
     }
     cJSON_Delete(root);
     return 0;
@@ -2666,6 +2713,72 @@ event_sid_is(struct store_tenant *t, int64_t sid, const char *source, const char
 
 #define EVENT_SID_PROBES 8 /* sids tried for one record (two records, one hash: rare) */
 
+/* What an event's row is made of besides the alert's own fields: the picked values (in
+ * the alert's observables), their lookup keys, the dedup key and the observables as JSON.
+ * Pure computation on the alert: store_event_prepare makes it on any thread, so a busy
+ * source does this work off the loop (engine/syslog.c's parser thread). */
+struct event_prep {
+    const char *user, *ip, *dst, *device;
+    int64_t uk, ik, dk, vk;
+    uint64_t sid;
+    size_t obs_len;
+    char obs[]; /* NUL-terminated */
+};
+
+static int64_t
+event_key(const char *v, int fold)
+{
+    return v != NULL ? (int64_t)fnv_more(FNV_START, v, strlen(v), fold) : 0;
+}
+
+/* p's fields but obs from e. */
+static void
+event_prep_fields(const struct alert *e, struct event_prep *p)
+{
+    p->ip = event_pick(e, "ip", NULL, "src");
+    if (p->ip == NULL) {
+        p->ip = event_pick(e, "ip", NULL, NULL);
+    }
+    p->user = event_pick(e, "user", NULL, NULL);
+    p->dst = event_pick(e, "ip", NULL, "dst");
+    p->device = event_pick(e, "host", "device", NULL);
+    p->uk = event_key(p->user, 1);
+    p->ik = event_key(p->ip, 0);
+    p->dk = event_key(p->dst, 0);
+    p->vk = event_key(p->device, 1);
+    p->sid = fnv_more(fnv_more(fnv_more(FNV_START, e->source, strlen(e->source), 0), "\n", 1, 0),
+                      e->source_id, strlen(e->source_id), 0);
+}
+
+void
+store_event_prepare(struct alert *e)
+{
+    struct buf b;
+    struct event_prep *p;
+
+    free(e->prep);
+    e->prep = NULL;
+    if (e->source == NULL || e->source_id == NULL) {
+        return; /* store_event_insert says why */
+    }
+    buf_init(&b, STORE_OBS_MAX);
+    if (obs_to_json(e, &b) == 0) {
+        p = xmalloc(sizeof(*p) + b.len + 1);
+        event_prep_fields(e, p);
+        p->obs_len = b.len;
+        memcpy(p->obs, b.data, b.len + 1);
+        e->prep = p;
+    }
+    buf_free(&b);
+}
+
+/* A key column's value: NULL without a value. */
+static int
+event_key_put(sqlite3_stmt *s, int i, const char *v, int64_t key)
+{
+    return v == NULL ? sqlite3_bind_null(s, i) : sqlite3_bind_int64(s, i, key);
+}
+
 /* The dedup key sid is a 64-bit hash of (source, source_id). A record whose sid is taken
  * is a duplicate when the row there is the same record; else (another record with the
  * same hash) the next sids are tried, up to EVENT_SID_PROBES of them. */
@@ -2673,8 +2786,10 @@ int
 store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate, char **errp)
 {
     sqlite3_stmt *s;
-    const char *ip = event_pick(e, "ip", NULL, "src");
-    const char *user, *dst, *device;
+    struct event_prep own;
+    const struct event_prep *p = e->prep;
+    const char *obs;
+    size_t obs_len;
     uint64_t sid;
 
     *duplicate = 0;
@@ -2684,19 +2799,21 @@ store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate
     if (e->source == NULL || e->source_id == NULL) {
         return kg_err(errp, "event insert: source and source_id are required");
     }
-    buf_reset(&t->obs);
-    if (obs_to_json(e, &t->obs) == -1) {
-        return kg_err(errp, "event insert %s/%s: observables over %u bytes", e->source,
-                      e->source_id, STORE_OBS_MAX);
+    if (p != NULL) {
+        obs = p->obs;
+        obs_len = p->obs_len;
+    } else {
+        buf_reset(&t->obs);
+        if (obs_to_json(e, &t->obs) == -1) {
+            return kg_err(errp, "event insert %s/%s: observables over %u bytes", e->source,
+                          e->source_id, STORE_OBS_MAX);
+        }
+        event_prep_fields(e, &own);
+        p = &own;
+        obs = t->obs.data;
+        obs_len = t->obs.len;
     }
-    if (ip == NULL) {
-        ip = event_pick(e, "ip", NULL, NULL);
-    }
-    user = event_pick(e, "user", NULL, NULL);
-    dst = event_pick(e, "ip", NULL, "dst");
-    device = event_pick(e, "host", "device", NULL);
-    sid = fnv_more(fnv_more(fnv_more(FNV_START, e->source, strlen(e->source), 0), "\n", 1, 0),
-                   e->source_id, strlen(e->source_id), 0);
+    sid = p->sid;
     for (int probe = 0; probe < EVENT_SID_PROBES; probe++, sid++) {
         int same;
 
@@ -2704,15 +2821,15 @@ store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate
             return -1;
         }
         if ((sqlite3_bind_int64(s, 1, e->time_ms) | sqlite3_bind_int64(s, 2, e->received_ms) |
-             bind_text(s, 3, e->source) | bind_text(s, 4, e->source_id) | bind_text(s, 5, user) |
-             bind_text(s, 6, ip) | bind_text(s, 7, dst) | bind_text(s, 8, device) |
+             bind_text(s, 3, e->source) | bind_text(s, 4, e->source_id) | bind_text(s, 5, p->user) |
+             bind_text(s, 6, p->ip) | bind_text(s, 7, p->dst) | bind_text(s, 8, p->device) |
              sqlite3_bind_int(s, 9, e->severity) |
              bind_text(s, 10, e->outcome ? e->outcome : "unknown") | bind_text(s, 11, e->category) |
              bind_text(s, 12, e->title) |
-             sqlite3_bind_text(s, 13, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
-             bind_text(s, 14, e->raw) | sqlite3_bind_int64(s, 15, (int64_t)sid) |
-             event_key_bind(s, 16, user, 1) | event_key_bind(s, 17, ip, 0) |
-             event_key_bind(s, 18, dst, 0) | event_key_bind(s, 19, device, 1)) != SQLITE_OK) {
+             sqlite3_bind_text(s, 13, obs, (int)obs_len, SQLITE_STATIC) | bind_text(s, 14, e->raw) |
+             sqlite3_bind_int64(s, 15, (int64_t)sid) | event_key_put(s, 16, p->user, p->uk) |
+             event_key_put(s, 17, p->ip, p->ik) | event_key_put(s, 18, p->dst, p->dk) |
+             event_key_put(s, 19, p->device, p->vk)) != SQLITE_OK) {
             db_fail(&t->db, errp, "event insert %s/%s", e->source, e->source_id);
             stmt_done(s);
             return -1;

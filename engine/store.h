@@ -176,6 +176,16 @@ void store_busy_ms(struct store *st, int busy_ms);
 
 /* ---- tenant databases ---- */
 
+/* Rebuild a tenant database offline (VACUUM) with the page size a new one gets (16 KiB),
+ * which an existing WAL database cannot change in place; free pages go back to the file
+ * system. Only with the data folder locked (store_lock: no daemon): it rewrites the whole
+ * file and needs as much free space again. */
+struct store_compact {
+    int page_before, page_after;
+    int64_t bytes_before, bytes_after;
+};
+int store_tenant_compact(struct store_tenant *t, struct store_compact *out, char **errp) KG_WUR;
+
 /* Open (creating and migrating) <data>/tenants/<id>.db. The tenant must exist in
  * control.db. Connections use synchronous=FULL: a commit is durable on return. */
 int store_tenant_open(struct store *st, const char *id, struct store_tenant **out,
@@ -283,7 +293,12 @@ void store_alerts_free(struct alert *v, size_t n);
  * host or device whose role is "src" (else the first of that type), and the first ip
  * whose role is "dst". */
 
-/* Insert within the open transaction; dedup on (source, source_id) (*duplicate = 1). */
+/* Insert within the open transaction; dedup on (source, source_id) (*duplicate = 1).
+ * Uses e->prep when store_event_prepare made it. */
+/* Compute e's row (its keys, dedup key, observables as JSON) into e->prep: touches only
+ * e, so any thread may call it; store_event_insert then does only the SQL. Without it
+ * (or when e's observables are too large) the insert computes the row itself. */
+void store_event_prepare(struct alert *e);
 int store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate,
                        char **errp) KG_WUR;
 

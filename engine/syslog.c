@@ -24,6 +24,7 @@
 
 #include "engine/kagari.h"
 #include "engine/panoslog.h"
+#include "engine/store.h"
 #include "engine/tls.h"
 #include "engine/work.h"
 
@@ -971,6 +972,9 @@ pjob_parse(void *arg)
 
         pm->ok = normalize_one(j->data.data + pm->off, pm->len, j->s->conf.offset_min, j->now,
                                &pm->a, &pm->dflt, &pm->err) == 0;
+        if (pm->ok && !pm->dflt) { /* most likely an event: its row made here too */
+            store_event_prepare(&pm->a);
+        }
     }
 }
 
@@ -1094,6 +1098,7 @@ consume(struct conn *c, const char *p, size_t len, int *fatal)
     struct pjob *j = pjob_new(s, c, util_now_ms());
     size_t pos = 0;
 
+    buf_reserve(&j->data, len); /* the read's messages, copied once */
     *fatal = 0;
     while (pos < len && c->pending < SYSLOG_PENDING_MAX) {
         size_t used, off, mlen;

@@ -400,6 +400,15 @@ buf_escape_text(struct buf *b, const char *s, size_t n, int flags)
 }
 
 void
+buf_reserve(struct buf *b, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = b->len + n + 1;
+        b->data = xrealloc(b->data, b->cap);
+    }
+}
+
+void
 buf_reset(struct buf *b)
 {
     b->len = 0;

@@ -50,6 +50,8 @@ int buf_json_string(struct buf *b, const char *s, size_t n) KG_WUR;
  * Other text, UTF-8 included, is copied. */
 int buf_escape_text(struct buf *b, const char *s, size_t n, int flags) KG_WUR;
 void buf_reset(struct buf *b);
+/* Room for n more bytes without another allocation (ignores max: appends still check). */
+void buf_reserve(struct buf *b, size_t n);
 char *buf_take(struct buf *b); /* ownership of data moves to the caller; b is reset */
 void buf_free(struct buf *b);
 

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import sqlite3
 
 from harness import Daemon, check, playbook, run_cli
 
@@ -135,3 +136,35 @@ def test_alert_send_and_run_show():
         check("cli-good" not in p.stdout, "kagari runs --state failed lists a done run: %r"
               % p.stdout)
         d.stop()
+
+
+def test_tenant_compact_converts_an_old_database_offline():
+    with Daemon("compact") as d:
+        # a database made by an earlier release: 4 KiB pages
+        os.makedirs(os.path.dirname(d.db_path()), exist_ok=True)
+        db = sqlite3.connect(d.db_path())
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("CREATE TABLE kg_before (x)")
+        db.commit()
+        db.close()
+        d.start()
+        check(d.query("PRAGMA page_size")[0][0] == 4096, "the old database changed its pages")
+        r = d.post({"source": "it.compact", "source_id": "c-1", "title": "before"})
+        check(r.status == 202, "POST before compact: %r" % r)
+        p = d.cli("tenant", "compact", d.tenant, check_rc=None)
+        check(p.returncode != 0 and "in use" in p.stderr,
+              "compact while the daemon runs was not refused: %r %r" % (p.stdout, p.stderr))
+        check(d.query("PRAGMA page_size")[0][0] == 4096, "a refused compact changed the file")
+        d.stop()
+        p = d.cli("tenant", "compact", d.tenant)
+        check("4096-byte pages" in p.stdout and "-> 16384-byte pages" in p.stdout,
+              "compact output: %r" % p.stdout)
+        check(d.query("PRAGMA page_size")[0][0] == 16384, "compact left the page size")
+        check(d.query("PRAGMA journal_mode")[0][0] == "wal", "compact left WAL mode")
+        p = d.cli("tenant", "compact", "nosuch", check_rc=None)
+        check(p.returncode != 0 and "unknown tenant" in p.stderr, "unknown tenant: %r" % p.stderr)
+        d.start()
+        r = d.post({"source": "it.compact", "source_id": "c-2", "title": "after"})
+        check(r.status == 202, "POST after compact: %r" % r)
+        rows = d.query("SELECT source_id FROM alerts WHERE source = 'it.compact' ORDER BY id")
+        check([x[0] for x in rows] == ["c-1", "c-2"], "alerts across the compact: %r" % rows)

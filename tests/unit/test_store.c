@@ -136,11 +136,7 @@ mk_alert(struct alert *a, const char *source, const char *source_id)
 static void
 add_obs(struct alert *a, const char *type, const char *value, const char *role)
 {
-    a->obs = xrealloc(a->obs, (a->nobs + 1) * sizeof(*a->obs));
-    a->obs[a->nobs].type = xstrdup(type);
-    a->obs[a->nobs].value = xstrdup(value);
-    a->obs[a->nobs].role = role ? xstrdup(role) : NULL;
-    a->nobs++;
+    alert_add_observable(a, type, value, role);
 }
 
 /* Insert one alert in its own transaction; returns its id or -1. */
@@ -2018,7 +2014,136 @@ test_events_moved_by_migration(void)
     fx_teardown(&f);
 }
 
+/* A row prepared off the loop (store_event_prepare) is the row the insert computes
+ * itself: same keys, picks and observables; a duplicate is found either way. */
+static void
+test_event_prepared_row(void)
+{
+    struct fx f;
+    struct alert e[3];
+    char *err = NULL, *path;
+    int dup = -1;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    path = xasprintf("%s/tenants/acme.db", f.dir);
+    memset(e, 0, sizeof(e));
+    for (int i = 0; i < 3; i++) {
+        e[i].source = xstrdup("panos.traffic");
+        e[i].source_id = xstrdup(i == 1 ? "s/TRAFFIC/2" : "s/TRAFFIC/1");
+        e[i].title = xstrdup("flow");
+        e[i].outcome = xstrdup("blocked");
+        e[i].time_ms = 1000;
+        alert_add_observable(&e[i], "ip", "192.0.2.1", "dst");
+        alert_add_observable(&e[i], "ip", "10.0.0.7", "src");
+        alert_add_observable(&e[i], "user", "Corp\\Taro", "src");
+        alert_add_observable(&e[i], "host", "PC-9", NULL);
+        alert_add_observable(&e[i], "app", "ssl", NULL);
+    }
+    store_event_prepare(&e[0]);
+    store_event_prepare(&e[2]);
+    T_REQUIRE(e[0].prep != NULL && e[1].prep == NULL);
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_ASSERT(store_event_insert(f.t, &e[0], &dup, &err) == 0 && dup == 0);
+    T_ASSERT(store_event_insert(f.t, &e[1], &dup, &err) == 0 && dup == 0);
+    T_ASSERT(store_event_insert(f.t, &e[2], &dup, &err) == 0 && dup == 1); /* e[0] again */
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_EQ_INT(raw_count(path, "SELECT count(*) FROM events"), 2);
+    T_EQ_INT(raw_count(path, "SELECT count(DISTINCT uk || ':' || ik || ':' || dk || ':' || vk ||"
+                             " user || ip || dst_ip || device || observables) FROM events"),
+             1);
+    T_EQ_INT(raw_count(path, "SELECT count(*) FROM events WHERE ip = '10.0.0.7' AND"
+                             " dst_ip = '192.0.2.1' AND device = 'PC-9' AND user = 'corp\\taro'"),
+             2);
+    for (int i = 0; i < 3; i++) {
+        alert_free(&e[i]);
+    }
+    T_ASSERT(e[0].prep == NULL);
+    free(path);
+    free(err);
+    fx_teardown(&f);
+}
+
+/* A database made now has 16 KiB pages; one made before with 4 KiB pages keeps them and
+ * works as before (migrated, written, read), until compacted. */
+static void
+test_page_size(void)
+{
+    struct fx f;
+    struct store_tenant *b = NULL;
+    struct alert e;
+    char *err = NULL, *apath, *bpath, *cpath;
+    sqlite3 *db = NULL;
+    int dup = -1;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    apath = xasprintf("%s/tenants/acme.db", f.dir);
+    bpath = xasprintf("%s/tenants/beta.db", f.dir);
+    cpath = xasprintf("%s/control.db", f.dir);
+    T_EQ_INT(raw_count(apath, "PRAGMA page_size"), 16384);
+    T_EQ_INT(raw_count(cpath, "PRAGMA page_size"), 16384);
+    T_REQUIRE(store_tenant_add(f.st, "beta", "Beta", NULL, &err) == 0);
+    T_REQUIRE(sqlite3_open(bpath, &db) == SQLITE_OK);
+    T_ASSERT(sqlite3_exec(db, "PRAGMA page_size = 4096; CREATE TABLE kg_before (x);", NULL, NULL,
+                          NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    T_EQ_INT(raw_count(bpath, "PRAGMA page_size"), 4096);
+    T_REQUIRE(store_tenant_open(f.st, "beta", &b, &err) == 0);
+    T_EQ_INT(raw_count(bpath, "PRAGMA page_size"), 4096);
+    memset(&e, 0, sizeof(e));
+    e.source = xstrdup("panos.traffic");
+    e.source_id = xstrdup("013201009876/TRAFFIC/1");
+    e.title = xstrdup("flow");
+    e.outcome = xstrdup("succeeded");
+    alert_add_observable(&e, "ip", "10.0.0.1", "src");
+    T_REQUIRE(store_tx_begin(b, &err) == 0);
+    T_ASSERT(store_event_insert(b, &e, &dup, &err) == 0 && dup == 0);
+    T_REQUIRE(store_tx_commit(b, &err) == 0);
+    T_EQ_INT(raw_count(bpath, "SELECT count(*) FROM events WHERE ip = '10.0.0.1'"), 1);
+    alert_free(&e);
+    {
+        /* compacted: 16 KiB pages, the rows kept, back in WAL mode, still writable */
+        struct store_compact c;
+
+        T_REQUIRE(store_tenant_compact(b, &c, &err) == 0);
+        T_EQ_INT(c.page_before, 4096);
+        T_EQ_INT(c.page_after, 16384);
+        T_ASSERT(c.bytes_before > 0 && c.bytes_after > 0);
+        T_EQ_INT(raw_count(bpath, "PRAGMA page_size"), 16384);
+        T_EQ_INT(raw_count(bpath, "SELECT count(*) FROM events WHERE ip = '10.0.0.1'"), 1);
+        memset(&e, 0, sizeof(e));
+        e.source = xstrdup("panos.traffic");
+        e.source_id = xstrdup("013201009876/TRAFFIC/2");
+        e.title = xstrdup("flow");
+        e.outcome = xstrdup("succeeded");
+        T_REQUIRE(store_tx_begin(b, &err) == 0);
+        T_ASSERT(store_event_insert(b, &e, &dup, &err) == 0 && dup == 0);
+        T_REQUIRE(store_tx_commit(b, &err) == 0);
+        alert_free(&e);
+    }
+    store_tenant_close(b);
+    b = NULL;
+    T_EQ_INT(raw_count(bpath, "SELECT count(*) FROM events"), 2);
+    {
+        sqlite3 *h = NULL;
+        sqlite3_stmt *st = NULL;
+
+        T_REQUIRE(sqlite3_open(bpath, &h) == SQLITE_OK);
+        T_ASSERT(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW &&
+                 strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0);
+        sqlite3_finalize(st);
+        sqlite3_close(h);
+    }
+    free(apath);
+    free(bpath);
+    free(cpath);
+    free(err);
+    fx_teardown(&f);
+}
+
 TEST_LIST = {
+    { "page_size", test_page_size },
+    { "event_prepared_row", test_event_prepared_row },
     { "source_marks", test_source_marks },
     { "escalations", test_escalations },
     { "run_requester", test_run_requester },
