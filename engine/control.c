@@ -100,7 +100,7 @@ conn_answer(struct control_conn *c)
     buf_init(&reply, 0);
     if (strcmp(c->line, "status") == 0 || strcmp(c->line, "reload") == 0 ||
         strcmp(c->line, "stop") == 0 || strcmp(c->line, "clock") == 0 ||
-        strncmp(c->line, "clock ", 6) == 0) {
+        strncmp(c->line, "clock ", 6) == 0 || strncmp(c->line, "stall ", 6) == 0) {
         log_info("control.request verb=%s", c->line);
         c->ctl->fn(c->line, &reply, c->ctl->arg);
     } else {

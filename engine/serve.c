@@ -333,6 +333,8 @@ on_control(const char *verb, struct buf *reply, void *arg)
         serve_status(reply);
     } else if (strncmp(verb, "clock", 5) == 0) {
         testclock_control(verb, reply);
+    } else if (strncmp(verb, "stall", 5) == 0) {
+        testclock_stall(verb, reply);
     } else if (strcmp(verb, "reload") == 0) {
         char *err = NULL;
         int rc = serve_reload_all(&err);

@@ -2122,6 +2122,19 @@ store_in_tx(const struct store_tenant *t)
 
 /* ---- alerts ---- */
 
+/* What an event's row is made of besides the alert's own fields: the picked values (in
+ * the alert's observables), their lookup keys, the dedup key and the observables as JSON.
+ * Pure computation on the alert: store_event_prepare makes it on any thread, so a busy
+ * source does this work off the loop (engine/syslog.c's parser thread). An alert's insert
+ * takes its observables from it too. */
+struct event_prep {
+    const char *user, *ip, *dst, *device;
+    int64_t uk, ik, dk, vk;
+    uint64_t sid;
+    size_t obs_len;
+    char obs[]; /* NUL-terminated */
+};
+
 /* Append the alert's observables to b as [{"type":..,"value":..,"role":..|null},...]. */
 static int
 obs_to_json(const struct alert *a, struct buf *b)
@@ -2215,6 +2228,8 @@ int
 store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char **errp)
 {
     sqlite3_stmt *s;
+    const char *obs;
+    size_t obs_len;
     int rc;
 
     *duplicate = 0;
@@ -2224,10 +2239,19 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
     if (a->source == NULL || a->source_id == NULL) {
         return kg_err(errp, "alert insert: source and source_id are required");
     }
-    buf_reset(&t->obs);
-    if (obs_to_json(a, &t->obs) == -1) {
-        return kg_err(errp, "alert insert %s/%s: observables over %u bytes", a->source,
-                      a->source_id, STORE_OBS_MAX);
+    if (a->prep != NULL) { /* its observables as JSON made off the loop */
+        const struct event_prep *p = a->prep;
+
+        obs = p->obs;
+        obs_len = p->obs_len;
+    } else {
+        buf_reset(&t->obs);
+        if (obs_to_json(a, &t->obs) == -1) {
+            return kg_err(errp, "alert insert %s/%s: observables over %u bytes", a->source,
+                          a->source_id, STORE_OBS_MAX);
+        }
+        obs = t->obs.data;
+        obs_len = t->obs.len;
     }
     if ((s = db_stmt(&t->db, Q_ALERT_INSERT, errp)) == NULL) {
         return -1;
@@ -2237,8 +2261,8 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
          bind_text(s, 5, a->title) | bind_text(s, 6, a->category) |
          bind_text(s, 7, a->vendor_severity) | sqlite3_bind_int(s, 8, a->severity) |
          bind_text(s, 9, a->outcome ? a->outcome : "unknown") |
-         sqlite3_bind_text(s, 10, t->obs.data, (int)t->obs.len, SQLITE_STATIC) |
-         bind_text(s, 11, a->raw) | bind_text(s, 12, alert_class_name(a->cls))) != SQLITE_OK) {
+         sqlite3_bind_text(s, 10, obs, (int)obs_len, SQLITE_STATIC) | bind_text(s, 11, a->raw) |
+         bind_text(s, 12, alert_class_name(a->cls))) != SQLITE_OK) {
         db_fail(&t->db, errp, "alert insert %s/%s", a->source, a->source_id);
         stmt_done(s);
         return -1;
@@ -2712,18 +2736,6 @@ event_sid_is(struct store_tenant *t, int64_t sid, const char *source, const char
 }
 
 #define EVENT_SID_PROBES 8 /* sids tried for one record (two records, one hash: rare) */
-
-/* What an event's row is made of besides the alert's own fields: the picked values (in
- * the alert's observables), their lookup keys, the dedup key and the observables as JSON.
- * Pure computation on the alert: store_event_prepare makes it on any thread, so a busy
- * source does this work off the loop (engine/syslog.c's parser thread). */
-struct event_prep {
-    const char *user, *ip, *dst, *device;
-    int64_t uk, ik, dk, vk;
-    uint64_t sid;
-    size_t obs_len;
-    char obs[]; /* NUL-terminated */
-};
 
 static int64_t
 event_key(const char *v, int fold)

@@ -296,8 +296,9 @@ void store_alerts_free(struct alert *v, size_t n);
 /* Insert within the open transaction; dedup on (source, source_id) (*duplicate = 1).
  * Uses e->prep when store_event_prepare made it. */
 /* Compute e's row (its keys, dedup key, observables as JSON) into e->prep: touches only
- * e, so any thread may call it; store_event_insert then does only the SQL. Without it
- * (or when e's observables are too large) the insert computes the row itself. */
+ * e, so any thread may call it; store_event_insert then does only the SQL, and
+ * store_alert_insert takes the observables' JSON from it. Without it (or when e's
+ * observables are too large) the insert computes the row itself. */
 void store_event_prepare(struct alert *e);
 int store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate,
                        char **errp) KG_WUR;

@@ -15,11 +15,14 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/kagari.h"
@@ -29,7 +32,9 @@
 #include "engine/work.h"
 
 #define SYSLOG_UDP_BATCH 64        /* datagrams per recvmmsg */
-#define SYSLOG_UDP_ROUNDS 32       /* recvmmsg calls per read event (fairness) */
+#define SYSLOG_UDP_JOB 4096        /* datagrams handed to the parser at most at once */
+#define SYSLOG_UDP_JOB_MS 20       /* the longest a datagram waits for its job to fill */
+#define SYSLOG_UDP_POLL_MS 100     /* the receiver looks at its stop flag this often */
 #define SYSLOG_UDP_DGRAM_MAX 65535 /* bytes of one datagram */
 #define SYSLOG_READ_MAX (1u << 20) /* bytes one TCP read may take: what arrived during a commit */
 #define SYSLOG_PENDING_MAX 50000   /* messages of a connection waiting for their commit */
@@ -507,10 +512,13 @@ struct listener {
     char tenant[64];
     int port;
     evutil_socket_t fd;         /* UDP */
-    struct event *ev;           /* UDP */
     struct evconnlistener *lev; /* TCP, TLS */
-    uint32_t drops;             /* the kernel's drop counter (SO_RXQ_OVFL) */
-    char *dgrams;               /* UDP: SYSLOG_UDP_BATCH buffers */
+    uint32_t drops;             /* the kernel's drop counter, as the loop last read it */
+    uint32_t ovfl;              /* its SO_RXQ_OVFL as the receiver last saw it (atomic) */
+    char *dgrams;               /* UDP: SYSLOG_UDP_BATCH buffers (the receiver's) */
+    pthread_t rx;               /* UDP: the receiver thread */
+    int rx_running;             /* it was started and not yet joined */
+    int rx_quit;                /* set (atomic) to stop it */
 };
 
 struct conn {
@@ -581,26 +589,34 @@ struct acc {
 
 /* ---- logging, rate-limited ---- */
 
+/* n lines of one kind (peer: the first one's sender), logged at most once a second. */
 static void
-note(struct syslog *s, const char *what, const char *peer, const char *why)
+note_n(struct syslog *s, const char *what, const char *peer, const char *why, unsigned long long n)
 {
     int64_t now = util_now_ms();
-    size_t i, n = sizeof(s->notes) / sizeof(s->notes[0]);
+    size_t i, kinds = sizeof(s->notes) / sizeof(s->notes[0]);
 
     /* One budget per kind, so that a flood of one kind hides no other. */
-    for (i = 0; i < n - 1 && s->notes[i].what != NULL && strcmp(s->notes[i].what, what) != 0; i++) {
+    for (i = 0; i < kinds - 1 && s->notes[i].what != NULL && strcmp(s->notes[i].what, what) != 0;
+         i++) {
     }
     if (s->notes[i].what == NULL) {
         s->notes[i].what = what;
     }
     if (s->notes[i].ms != 0 && now - s->notes[i].ms < SYSLOG_LOG_EVERY_MS) {
-        s->notes[i].hushed++;
+        s->notes[i].hushed += n;
         return;
     }
     log_warn("syslog.%s peer=%s reason=%s suppressed=%llu", what, peer, log_quote(why),
              s->notes[i].hushed);
     s->notes[i].ms = now;
-    s->notes[i].hushed = 0;
+    s->notes[i].hushed = n - 1;
+}
+
+static void
+note(struct syslog *s, const char *what, const char *peer, const char *why)
+{
+    note_n(s, what, peer, why, 1);
 }
 
 /* ---- tenants ---- */
@@ -923,6 +939,9 @@ struct pjob {
     struct syslog *s;
     struct conn *c; /* NULL for UDP */
     int64_t now;
+    /* UDP: what the receiver thread saw, counted and logged on the loop */
+    size_t received, oversize, unknown;
+    char oversize_peer[48], unknown_peer[48];
     struct buf data;
     struct pmsg *m;
     size_t n, cap;
@@ -1002,6 +1021,17 @@ pjob_done(void *arg, int cancelled)
     struct acc acc = { { 0 }, 0 };
     size_t dropped = 0;
 
+    s->st.messages[P_UDP] += j->received;
+    s->st.oversize += j->oversize;
+    s->st.unknown_sender += j->unknown;
+    if (j->oversize > 0) {
+        note_n(s, "oversize", j->oversize_peer, "datagram longer than the message limit",
+               j->oversize);
+    }
+    if (j->unknown > 0) {
+        note_n(s, "unknown_sender", j->unknown_peer, "no tenant for this sender address",
+               j->unknown);
+    }
     for (size_t i = 0; i < j->n; i++) {
         struct pmsg *pm = &j->m[i];
 
@@ -1345,8 +1375,29 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 
 /* ---- UDP ---- */
 
+/* The receiver thread of a UDP listener. The kernel keeps only what fits its receive
+ * buffer (syslog.udp_buffer); the loop stops to commit, and a commit may take a second
+ * on a busy disk. So each UDP listener has a thread of its own that only drains the
+ * socket: datagrams are copied into parse jobs (a job is handed to the parser thread
+ * when it holds SYSLOG_UDP_JOB datagrams or its first is SYSLOG_UDP_JOB_MS old), and
+ * their counts and log lines go with the job to the loop. Jobs waiting for the loop are
+ * held in memory; when the parser's queue is full the receiver waits, and the kernel's
+ * buffer takes what comes meanwhile. It touches the socket, its buffers, the job it
+ * fills and the settings, which are fixed while the source runs. */
+
+/* Hand j to the parser thread, waiting while its queue is full. */
 static void
-on_udp(evutil_socket_t fd, short what, void *arg)
+udp_hand(struct listener *l, struct pjob *j)
+{
+    while (work_submit(l->s->parse, pjob_parse, pjob_done, j) == -1) {
+        struct timespec ts = { 0, 1000000 };
+
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *
+udp_main(void *arg)
 {
     struct listener *l = arg;
     struct syslog *s = l->s;
@@ -1354,12 +1405,30 @@ on_udp(evutil_socket_t fd, short what, void *arg)
     struct iovec iov[SYSLOG_UDP_BATCH];
     struct sockaddr_storage from[SYSLOG_UDP_BATCH];
     char ctl[SYSLOG_UDP_BATCH][CMSG_SPACE(sizeof(uint32_t))];
-    struct pjob *j = pjob_new(s, NULL, util_now_ms());
+    struct pjob *j = NULL;
+    int64_t first_us = 0;
 
-    (void)what;
-    for (int round = 0; round < SYSLOG_UDP_ROUNDS; round++) {
-        int got;
+    for (;;) {
+        int quit = __atomic_load_n(&l->rx_quit, __ATOMIC_ACQUIRE);
+        int timeout = SYSLOG_UDP_POLL_MS, got;
+        struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
 
+        if (j != NULL) {
+            int64_t left = first_us + SYSLOG_UDP_JOB_MS * 1000 - util_mono_us();
+
+            if (quit || left <= 0 || j->n >= SYSLOG_UDP_JOB) {
+                udp_hand(l, j);
+                j = NULL;
+                continue;
+            }
+            timeout = (int)(left / 1000) + 1;
+        }
+        if (quit) {
+            break;
+        }
+        if (poll(&pfd, 1, timeout) <= 0) {
+            continue;
+        }
         for (int i = 0; i < SYSLOG_UDP_BATCH; i++) {
             iov[i].iov_base = l->dgrams + (size_t)i * SYSLOG_UDP_DGRAM_MAX;
             iov[i].iov_len = SYSLOG_UDP_DGRAM_MAX;
@@ -1371,43 +1440,60 @@ on_udp(evutil_socket_t fd, short what, void *arg)
             mm[i].msg_hdr.msg_control = ctl[i];
             mm[i].msg_hdr.msg_controllen = sizeof(ctl[i]);
         }
-        got = recvmmsg(fd, mm, SYSLOG_UDP_BATCH, MSG_DONTWAIT, NULL);
+        got = recvmmsg(l->fd, mm, SYSLOG_UDP_BATCH, MSG_DONTWAIT, NULL);
         if (got <= 0) {
-            break;
+            continue;
+        }
+        if (j == NULL) {
+            j = pjob_new(s, NULL, util_now_ms());
+            first_us = util_mono_us();
         }
         for (int i = 0; i < got; i++) {
             const char *m = iov[i].iov_base, *tenant;
             size_t n = mm[i].msg_len;
-            char peer[64];
+            char peer[48];
 
             for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mm[i].msg_hdr); cm != NULL;
                  cm = CMSG_NXTHDR(&mm[i].msg_hdr, cm)) {
                 if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
-                    memcpy(&l->drops, CMSG_DATA(cm), sizeof(l->drops));
+                    uint32_t v;
+
+                    memcpy(&v, CMSG_DATA(cm), sizeof(v));
+                    __atomic_store_n(&l->ovfl, v, __ATOMIC_RELAXED);
                 }
             }
-            s->st.messages[P_UDP]++;
+            j->received++;
             while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == '\0' || m[n - 1] == '\r')) {
                 n--;
             }
             peer_text(&from[i], peer, sizeof(peer));
             if (n > s->conf.max_message || (mm[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-                s->st.oversize++;
-                note(s, "oversize", peer, "datagram longer than the message limit");
+                if (j->oversize++ == 0) {
+                    snprintf(j->oversize_peer, sizeof(j->oversize_peer), "%s", peer);
+                }
                 continue;
             }
             if ((tenant = tenant_of(s, l, &from[i])) == NULL) {
-                s->st.unknown_sender++;
-                note(s, "unknown_sender", peer, "no tenant for this sender address");
+                if (j->unknown++ == 0) {
+                    snprintf(j->unknown_peer, sizeof(j->unknown_peer), "%s", peer);
+                }
                 continue;
             }
             pjob_add(j, tenant, peer, m, n);
         }
-        if (got < SYSLOG_UDP_BATCH) {
-            break;
-        }
     }
-    pjob_submit(j);
+    return NULL;
+}
+
+/* Stop and join l's receiver: it hands its last job to the parser first. */
+static void
+udp_join(struct listener *l)
+{
+    if (l->rx_running) {
+        __atomic_store_n(&l->rx_quit, 1, __ATOMIC_RELEASE);
+        pthread_join(l->rx, NULL);
+        l->rx_running = 0;
+    }
 }
 
 /* ---- the source ---- */
@@ -1425,6 +1511,9 @@ syslog_metrics(struct buf *b, void *arg)
 
         /* The socket's drop counter as it is now (a datagram's SO_RXQ_OVFL only tells
          * the drops before it arrived: drops after the last one read would not show). */
+        if (l->proto == P_UDP && __atomic_load_n(&l->ovfl, __ATOMIC_RELAXED) > l->drops) {
+            l->drops = __atomic_load_n(&l->ovfl, __ATOMIC_RELAXED);
+        }
         if (l->proto == P_UDP && l->fd >= 0 &&
             getsockopt(l->fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0 &&
             ml > SK_MEMINFO_DROPS * sizeof(uint32_t) && mem[SK_MEMINFO_DROPS] > l->drops) {
@@ -1479,9 +1568,7 @@ open_udp(struct listener *l, const struct sockaddr_storage *ss, socklen_t sl, si
         return kg_err(errp, "cannot bind: %s", strerror(errno));
     }
     l->dgrams = xmalloc((size_t)SYSLOG_UDP_BATCH * SYSLOG_UDP_DGRAM_MAX);
-    l->ev = event_new(loop_base(), l->fd, EV_READ | EV_PERSIST, on_udp, l);
-    event_add(l->ev, NULL);
-    return 0;
+    return 0; /* read by its receiver thread, started with the parser (syslog_start) */
 }
 
 static int
@@ -1560,6 +1647,17 @@ syslog_start(const struct config *cfg, void **state, char **errp)
     if ((s->parse = work_new(loop_base(), 1, SYSLOG_PARSE_QUEUE, errp)) == NULL) {
         goto fail;
     }
+    for (size_t i = 0; i < s->nls; i++) {
+        struct listener *l = &s->ls[i];
+
+        if (l->proto == P_UDP) {
+            if (pthread_create(&l->rx, NULL, udp_main, l) != 0) {
+                kg_err(errp, "syslog.listen: %s: cannot start the receiver thread", sc->listen[i]);
+                goto fail;
+            }
+            l->rx_running = 1;
+        }
+    }
     metrics_add(syslog_metrics, s);
     *state = s;
     return 0;
@@ -1578,9 +1676,7 @@ syslog_drain(void *state)
         if (s->ls[i].lev != NULL) {
             evconnlistener_disable(s->ls[i].lev);
         }
-        if (s->ls[i].ev != NULL) {
-            event_del(s->ls[i].ev);
-        }
+        udp_join(&s->ls[i]); /* what it read goes to the parser, then to the store */
     }
 }
 
@@ -1589,6 +1685,9 @@ syslog_stop(void *state)
 {
     struct syslog *s = state;
 
+    for (size_t i = 0; i < s->nls; i++) {
+        udp_join(&s->ls[i]); /* before the parser goes: it hands its last job to it */
+    }
     s->stopping = 1;
     work_free(s->parse); /* the reads still being parsed: counted lost */
     s->parse = NULL;
@@ -1624,9 +1723,6 @@ syslog_stop(void *state)
         }
         if (l->lev != NULL) {
             evconnlistener_free(l->lev);
-        }
-        if (l->ev != NULL) {
-            event_free(l->ev);
         }
         if (l->fd >= 0) {
             close(l->fd);

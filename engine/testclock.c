@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/log.h"
@@ -182,6 +183,31 @@ testclock_control(const char *verb, struct buf *reply)
     util_fmt_time(util_now_ms(), now);
     (void)!buf_printf(reply, "{\"shift_ms\":%lld,\"now\":\"%s\"}", (long long)util_clock_shift_ms(),
                       now);
+}
+
+void
+testclock_stall(const char *verb, struct buf *reply)
+{
+    const char *arg = strncmp(verb, "stall ", 6) == 0 ? verb + 6 : "";
+    char *end = NULL;
+    long ms = strtol(arg, &end, 10);
+    struct timespec ts;
+
+    if (!tc.on) {
+        (void)!buf_puts(reply, "{\"error\":\"the test clock is off (testing = { clock = true }, "
+                               "test builds only)\"}");
+        return;
+    }
+    if (end == arg || *end != '\0' || ms < 1 || ms > 10000) {
+        (void)!buf_puts(reply, "{\"error\":\"expected stall MS, 1 to 10000\"}");
+        return;
+    }
+    log_warn("testclock.stall ms=%ld", ms);
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+    (void)!buf_printf(reply, "{\"stalled_ms\":%ld}", ms);
 }
 
 void

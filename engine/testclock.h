@@ -19,6 +19,9 @@ int testclock_apply(const struct config *cfg, int daemon, char **errp) KG_WUR;
 int testclock_on(void);
 /* Answer the control request verb ("clock" or "clock +N"): JSON into reply. */
 void testclock_control(const char *verb, struct buf *reply);
+/* Answer "stall MS" (1 to 10000): the loop thread sleeps that long, as it would in a
+ * commit on a very slow disk, then answers. Only with the test clock on. */
+void testclock_stall(const char *verb, struct buf *reply);
 /* The daemon's end: no shift, no metrics. */
 void testclock_stop(void);
 

@@ -335,6 +335,43 @@ def test_udp_kernel_drops_are_counted():
         wait_for(lambda: count(d, "events") == got, 15, "every received datagram stored")
 
 
+def test_udp_read_while_the_loop_is_stalled():
+    """The loop stops for 3 s (as in a commit on a very slow disk: the test build's
+    "stall" control request) while 4,000 datagrams arrive, far more than the 1 MiB receive
+    buffer holds: the listener's receiver thread keeps draining the socket, so none is
+    dropped by the kernel, and every one is stored once the loop is back."""
+    import threading
+    d = syslog_daemon("sl-udp-stall", ["udp 127.0.0.1:0 t1"], extra='  udp_buffer = "1MiB",',
+                      tenants="testing = { clock = true }")
+    with d:
+        d.start()
+        p = ports(d)
+        fs02 = fixture_lines("pan-os-traffic.log")[4]
+        lines = traffic_for(fs02, range(30000, 34000))
+        reply = {}
+        t = threading.Thread(target=lambda: reply.update(d.control("stall 3000", timeout=30)))
+        t0 = time.monotonic()
+        t.start()
+        time.sleep(0.3)  # the loop is asleep now
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i, l in enumerate(lines):  # 4,000 in about 2 s, all during the stall
+            s.sendto(l, ("127.0.0.1", p["udp"]))
+            if i % 100 == 99:
+                time.sleep(0.05)
+        s.close()
+        sent_by = time.monotonic() - t0
+        t.join(30)
+        check(reply.get("stalled_ms") == 3000, "the stall request: %r" % reply)
+        check(sent_by < 3.0, "the datagrams were not all sent during the stall (%.1f s)" % sent_by)
+        wait_for(lambda: count(d, "events") == len(lines), 20, "every datagram stored")
+        m = d.metrics()
+        check(m["kagari_syslog_udp_kernel_drops_total"] == 0,
+              "datagrams dropped while the loop stalled: %r" % m["kagari_syslog_udp_kernel_drops_total"])
+        check(m['kagari_syslog_messages_total{transport="udp"}'] == len(lines),
+              "received %r of %d" % (m['kagari_syslog_messages_total{transport="udp"}'], len(lines)))
+        check("testclock.stall ms=3000" in d.log(), "no log line for the stall")
+
+
 def test_burst_stored_whole_and_in_order():
     """A burst of 20,000 TRAFFIC lines over one connection, closed at once, with garbled
     lines among them: the lines are parsed off the loop in many jobs, yet every good line

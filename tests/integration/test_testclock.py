@@ -1,7 +1,8 @@
 """The test clock of a test build (testing = { clock = true }): off unless configured;
 moved forward through the control socket; the timers counted in wall-clock time follow
 it at once (a sleep of an hour); the shift survives kill -9 and is what the command line
-sees; the daemon says loudly that it is on."""
+sees; the daemon says loudly that it is on. The loop's stall (for tests of what goes on
+while the loop is busy) is refused as well when the test clock is off."""
 
 import json
 import time
@@ -19,6 +20,11 @@ def test_off_unless_configured():
         d.start()
         r = d.control("clock +60")
         check("test clock is off" in r.get("error", ""), "refused: %r" % r)
+        t0 = time.monotonic()
+        r = d.control("stall 2000")
+        check("test clock is off" in r.get("error", "") and time.monotonic() - t0 < 1.5,
+              "a stall was not refused at once: %r" % r)
+        check("testclock.stall" not in d.log(), "a refused stall was logged as done")
         check("test_clock_shift_ms" not in d.control("status"), "no shift in the status")
         check("test clock" not in d.cli("status").stdout, "kagari status says nothing")
         check("testclock.enabled" not in d.log(), "nothing said")

@@ -2054,6 +2054,22 @@ test_event_prepared_row(void)
     T_EQ_INT(raw_count(path, "SELECT count(*) FROM events WHERE ip = '10.0.0.7' AND"
                              " dst_ip = '192.0.2.1' AND device = 'PC-9' AND user = 'corp\\taro'"),
              2);
+    /* an alert takes its observables from a prepared row too: the same JSON */
+    free(e[0].source_id);
+    e[0].source_id = xstrdup("a/1");
+    free(e[1].source_id);
+    e[1].source_id = xstrdup("a/2");
+    store_event_prepare(&e[0]);
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_ASSERT(store_alert_insert(f.t, &e[0], &dup, &err) == 0 && dup == 0);
+    T_ASSERT(store_alert_insert(f.t, &e[1], &dup, &err) == 0 && dup == 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    T_EQ_INT(raw_count(path, "SELECT count(DISTINCT observables) FROM alerts WHERE source_id IN"
+                             " ('a/1', 'a/2')"),
+             1);
+    T_EQ_INT(raw_count(path, "SELECT count(*) FROM alerts AS a JOIN events AS e ON"
+                             " a.observables = e.observables"),
+             4);
     for (int i = 0; i < 3; i++) {
         alert_free(&e[i]);
     }
