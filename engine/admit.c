@@ -223,7 +223,7 @@ admit_phase(void *arg)
          * iteration, as its sender is likely waiting on each alert. */
         /* A marked batch's source waits for its commit before it reads on: at once. */
         if ((b->mark_source != NULL ? loop_write(b->t->db, &err)
-             : b->events            ? loop_write_within(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
+             : b->events            ? loop_write_unsynced(b->t->db, ADMIT_EVENTS_DELAY_MS, &err)
              : bulk                 ? loop_write_within(b->t->db, ADMIT_BULK_DELAY_MS, &err)
                                     : loop_write(b->t->db, &err)) == -1) {
             b->failed = 1;

@@ -67,6 +67,8 @@ static const struct config_field config_intake_fields[] = {
       0 },
     { "max_queued_runs", CONFIG_INT, offsetof(struct config, intake.max_queued_runs), 1, INT_MAX,
       NULL, 0 },
+    { "parse_threads", CONFIG_INT, offsetof(struct config, intake.parse_threads), 0, 64, NULL, 0 },
+    { "parse_queue", CONFIG_SIZE, offsetof(struct config, intake.parse_queue), 1024, 0, NULL, 0 },
     { "tls", CONFIG_TABLE, 0, 0, 0, config_tls_fields, 0 },
     { NULL, 0, 0, 0, 0, NULL, 0 },
 };
@@ -1325,6 +1327,12 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->intake.body_timeout = 30;
     cfg->intake.idle_timeout = 60;
     cfg->intake.max_queued_runs = 100000;
+    {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+        cfg->intake.parse_threads = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (int)ncpu;
+    }
+    cfg->intake.parse_queue = (size_t)64 << 20;
     cfg->runs.memory = (size_t)256 << 20;
     cfg->runs.instructions = 100000000;
     cfg->runs.timeout = 86400;
@@ -1741,6 +1749,11 @@ static const char config_text_tail[] =
     "    -- Load shedding: while this many playbook runs wait for the CPU, new alerts are\n"
     "    -- refused with 503 (senders retry) instead of queueing without bound.\n"
     "    max_queued_runs = 100000,\n"
+    "    -- Threads that parse and normalize large request bodies (envelopes of Azure\n"
+    "    -- records) off the event loop; by default one per CPU, at most 4. 0: on the loop.\n"
+    "    -- parse_threads = 2,\n"
+    "    -- Request bodies one tenant may have waiting for them; past it 503 (retry).\n"
+    "    parse_queue = \"64MiB\",\n"
     "    -- TLS: the PEM certificate chain and its private key (keep the key mode 0600).\n"
     "    -- Set both to serve HTTPS; leave both out for plain HTTP, which is only fit for\n"
     "    -- loopback or behind a TLS-terminating proxy.\n"

@@ -107,6 +107,9 @@ struct config {
         int tenant_burst;       /* alerts a tenant may send at once, default 20000 */
         double header_timeout, body_timeout, idle_timeout; /* seconds: 10, 30, 60 */
         int max_queued_runs; /* shed load (503) past this many runs waiting for CPU; 100000 */
+        int parse_threads;   /* threads parsing large bodies; 0: all on the loop; default: CPUs, at
+                                most 4 */
+        size_t parse_queue;  /* body bytes a tenant may have waiting for them; default 64 MiB */
         char *tls_cert;      /* PEM paths; both NULL: plain HTTP */
         char *tls_key;
     } intake;

@@ -72,6 +72,7 @@ struct http_conn {
     enum conn_state state;
     int rejected;  /* over the connection cap: gets a 503 and nothing else */
     int read_eof;  /* the client shut its side; finish the pending reply, then close */
+    int read_held; /* reading stopped: pipelined bytes fill the read-ahead (conn_process) */
     int got_bytes; /* bytes of the current request seen (408 rather than a quiet close) */
     /* Head scanning over the input buffer, resumed where the last read stopped. */
     size_t scan;
@@ -717,6 +718,10 @@ conn_enter(struct http_conn *c, enum conn_state st)
     struct timeval tv;
 
     c->state = st;
+    if (c->read_held && (st == CONN_IDLE || st == CONN_HEAD || st == CONN_BODY)) {
+        c->read_held = 0;
+        bufferevent_enable(c->bev, EV_READ);
+    }
     switch (st) {
     case CONN_IDLE:
         secs = cfg->idle_timeout;
@@ -1305,6 +1310,15 @@ conn_process(struct http_conn *c)
             evbuffer_drain(in, evbuffer_get_length(in));
             return;
         default:
+            /* A request is with the handler or its reply is going out: later bytes
+             * wait. Once they fill the read-ahead, libevent would call us again and
+             * again for them (it expects the input to be drained), so reading stops
+             * until this connection reads a request again (conn_enter). */
+            if (evbuffer_get_length(in) >= c->srv->cfg.max_header_bytes + HTTP_READ_SLACK &&
+                !c->read_held) {
+                c->read_held = 1;
+                bufferevent_disable(c->bev, EV_READ);
+            }
             return;
         }
         if (r == 0) {
@@ -1466,6 +1480,9 @@ conn_new(struct http_server *srv, evutil_socket_t fd, const struct sockaddr *sa)
     conn_reset_request(c);
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(bev, EV_READ, 0, srv->cfg.max_header_bytes + HTTP_READ_SLACK);
+    /* Reads of up to the read-ahead at once (libevent's default is 16 KiB): a body of
+     * megabytes costs a few dozen reads and callbacks, not hundreds. */
+    bufferevent_set_max_single_read(bev, srv->cfg.max_header_bytes + HTTP_READ_SLACK);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     c->next = srv->conns;
     if (srv->conns != NULL) {

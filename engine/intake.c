@@ -16,10 +16,15 @@
 #include "engine/normalize.h"
 #include "engine/plugin.h"
 #include "engine/run.h"
+#include "engine/store.h"
 #include "engine/tenant.h"
 #include "engine/tls.h"
+#include "engine/work.h"
 
 #define INTAKE_MAX_ALERTS 10000 /* per request */
+/* Bodies smaller than this are parsed on the loop: a thread's hand-off would cost more
+ * than their parse (a few records). */
+#define INTAKE_INLINE_BYTES (16 * 1024)
 /* Rejected requests are logged one line each, at most INTAKE_REJECT_LINES per reason in
  * each INTAKE_REJECT_WINDOW_US; the rest are counted and reported in one
  * intake.rejected_suppressed line per reason when its window ends. */
@@ -60,6 +65,38 @@ struct pending {
 struct source_count {
     char name[65];
     unsigned long long ok, bad;
+};
+struct source_tally {
+    struct source_count v[INTAKE_SOURCES_MAX + 1]; /* the last is "other" */
+    size_t n;
+};
+
+/* One alert request's body to parse and normalize: on a parser thread for a large body,
+ * else on the loop. The thread touches only the job (and the body, which the request
+ * keeps until its reply: an orphaned request, whose client left, keeps it too). */
+struct parse_job {
+    struct intake *in;
+    struct http_request *req;
+    char tenant[64];
+    char *hint; /* ?source=, or NULL */
+    int lines;  /* JSON Lines */
+    const char *body;
+    size_t len;
+    int64_t now_ms, t0_us;
+    /* The result, read on the loop. */
+    int rc;           /* 0 done, -1 refused (code, err), 1 not parsed (shutting down) */
+    const char *code; /* "bad_json" or "bad_alert" */
+    char *err;
+    struct tree tr;
+    struct source_tally tally;
+    struct parse_job *next; /* in its tenant's queue */
+};
+
+/* A tenant's bodies waiting for a parser thread, in arrival order. */
+struct parse_queue {
+    char tenant[64];
+    struct parse_job *head, *tail;
+    size_t n, bytes;
 };
 
 /* Accepted requests of one tenant since the last intake.accepted line: one line per
@@ -108,8 +145,7 @@ struct intake {
     unsigned long long requests, rejected, shed, throttled;
     unsigned long long ack_count, ack_buckets[ACK_NB + 1];
     double ack_sum;
-    struct source_count counts[INTAKE_SOURCES_MAX + 1]; /* the last is "other" */
-    size_t ncounts;
+    struct source_tally tally;
     struct reject_reason reasons[INTAKE_REJECT_REASONS];
     size_t nreasons;
     struct event *reject_timer; /* reports suppressed counts when windows end */
@@ -117,6 +153,18 @@ struct intake {
     size_t nacc;
     struct event *acc_ev; /* made active by the first acceptance: flushes next pass */
     int acc_pending;
+    /* Parsing off the loop: the pool, the tenants' queues (served in turn, so that one
+     * tenant's backlog never delays another's bodies by more than one per thread), the
+     * jobs handed to the pool, and the limits. */
+    struct work *pool;
+    int nthreads;
+    struct parse_queue *queues;
+    size_t nqueues, rr;
+    size_t queued, queued_bytes; /* waiting in the queues */
+    int inflight;                /* with the pool */
+    size_t queue_max;            /* bytes per tenant (intake.parse_queue) */
+    unsigned long long parsed_loop, parsed_threads, parse_shed;
+    int stopping;
 };
 
 static void
@@ -136,37 +184,57 @@ pending_free(struct pending *p)
     free(p);
 }
 
-/* Count one record of source name (NULL: "unknown") as normalized or rejected. */
+/* Count records of source name (NULL: "unknown") as normalized (ok) and rejected (bad).
+ * tally NULL counts nothing. */
 static void
-count_source(struct intake *in, const char *name, int ok)
+tally_add(struct source_tally *tally, const char *name, unsigned long long ok,
+          unsigned long long bad)
 {
     struct source_count *c = NULL;
 
-    if (in == NULL) {
+    if (tally == NULL) {
         return;
     }
     if (name == NULL) {
         name = "unknown";
     }
-    for (size_t i = 0; i < in->ncounts; i++) {
-        if (strcmp(in->counts[i].name, name) == 0) {
-            c = &in->counts[i];
+    for (size_t i = 0; i < tally->n; i++) {
+        if (strcmp(tally->v[i].name, name) == 0) {
+            c = &tally->v[i];
             break;
         }
     }
     if (c == NULL) {
-        if (in->ncounts < INTAKE_SOURCES_MAX) {
-            c = &in->counts[in->ncounts++];
+        /* "other" is the overflow's series (a job's overflow merged here, or a sender's
+         * own source of that name): one series of that name, never two. */
+        if (tally->n < INTAKE_SOURCES_MAX && strcmp(name, "other") != 0) {
+            c = &tally->v[tally->n++];
             snprintf(c->name, sizeof(c->name), "%s", name);
         } else {
-            c = &in->counts[INTAKE_SOURCES_MAX];
+            c = &tally->v[INTAKE_SOURCES_MAX];
             snprintf(c->name, sizeof(c->name), "other");
         }
     }
-    if (ok) {
-        c->ok++;
-    } else {
-        c->bad++;
+    c->ok += ok;
+    c->bad += bad;
+}
+
+static void
+count_source(struct source_tally *tally, const char *name, int ok)
+{
+    tally_add(tally, name, ok != 0, ok == 0);
+}
+
+/* Add a job's counts to the intake's (the "other" of a full job table stays "other"). */
+static void
+tally_merge(struct source_tally *into, const struct source_tally *from)
+{
+    for (size_t i = 0; i <= INTAKE_SOURCES_MAX; i++) {
+        const struct source_count *c = &from->v[i];
+
+        if (i < from->n || (i == INTAKE_SOURCES_MAX && c->name[0] != '\0')) {
+            tally_add(into, c->name, c->ok, c->bad);
+        }
     }
 }
 
@@ -585,9 +653,10 @@ envelope_key(const cJSON *root)
  * {"records":[...]} / {"value":[...]} whose records are each normalized on their own: a
  * record that cannot be understood is left out with its reason in t->rej, the others go
  * on; only an envelope of nothing but such records fails. Each alert's raw is the
- * record's own bytes. in (may be NULL) counts records per source. */
+ * record's own bytes. tally (may be NULL) counts records per source. Touches nothing
+ * but its arguments: it runs on a parser thread. */
 static int
-normalize_tree(struct intake *in, const char *text, size_t len, const struct json_doc *doc,
+normalize_tree(struct source_tally *tally, const char *text, size_t len, const struct json_doc *doc,
                const char *hint, int64_t now, struct tree *t, char **errp)
 {
     const cJSON *root = json_doc_root(doc);
@@ -614,13 +683,13 @@ normalize_tree(struct intake *in, const char *text, size_t len, const struct jso
     if (cJSON_IsObject(items)) {
         t->alerts = xcalloc(1, sizeof(*t->alerts));
         if (normalize_record(items, text, len, hint, now, &t->alerts[0], &src, &err) == -1) {
-            count_source(in, src, 0);
+            count_source(tally, src, 0);
             kg_err(errp, "%s", err);
             free(err);
             tree_free(t);
             return -1;
         }
-        count_source(in, src, 1);
+        count_source(tally, src, 1);
         t->n = t->total = 1;
         return 0;
     }
@@ -654,7 +723,7 @@ normalize_tree(struct intake *in, const char *text, size_t len, const struct jso
         } else {
             rc = normalize_record(it, raw, rawlen, hint, now, &t->alerts[t->n], &src, &err);
         }
-        count_source(in, src, rc == 0);
+        count_source(tally, src, rc == 0);
         if (rc == 0) {
             t->n++;
         } else if (key == NULL) {
@@ -688,8 +757,8 @@ normalize_tree(struct intake *in, const char *text, size_t len, const struct jso
  * reason names its line number, from 1) and the others go on; a body of nothing but
  * such lines fails. */
 static int
-normalize_lines(struct intake *in, const char *text, size_t len, const char *hint, int64_t now,
-                struct tree *t, char **errp)
+normalize_lines(struct source_tally *tally, const char *text, size_t len, const char *hint,
+                int64_t now, struct tree *t, char **errp)
 {
     const char *p = text, *end = text + len;
     size_t nlines = 0, cap = 0, line = 0;
@@ -733,7 +802,7 @@ normalize_lines(struct intake *in, const char *text, size_t len, const char *hin
             rc = normalize_record(obj, p, n, hint, now, &t->alerts[t->n], &src, &err);
         }
         json_doc_free(doc);
-        count_source(in, src, rc == 0);
+        count_source(tally, src, rc == 0);
         t->total++;
         if (rc == 0) {
             t->n++;
@@ -778,19 +847,214 @@ intake_normalize(const char *rec, size_t len, const char *hint, int64_t received
     return rc;
 }
 
+/* Each record's row made here (store_event_prepare: an event's keys and dedup key, and
+ * the observables' JSON that an alert's insert takes too), so that the loop does only
+ * the SQL, whichever class the tenant's rule gives it there. */
+static void
+parse_prepare_rows(struct parse_job *j)
+{
+    for (size_t i = 0; j->rc == 0 && i < j->tr.n; i++) {
+        store_event_prepare(&j->tr.alerts[i]);
+    }
+}
+
+/* Parse and normalize a job's body (on a parser thread, or on the loop for a small
+ * one): j->rc, j->code and j->err say how it went, j->tr holds the alerts and the records
+ * left out, j->tally the counts per source. Touches the job only. */
+static void
+parse_run(void *arg)
+{
+    struct parse_job *j = arg;
+    struct json_doc *doc = NULL;
+
+    if (j->lines) {
+        j->rc = normalize_lines(&j->tally, j->body, j->len, j->hint, j->now_ms, &j->tr, &j->err);
+        j->code = "bad_alert";
+        parse_prepare_rows(j);
+        return;
+    }
+    /* Two steps rather than intake_normalize, so that bad JSON and a bad alert answer
+     * with different error codes. */
+    if (json_doc_parse(j->body, j->len, JSON_MAX_DEPTH, &doc, &j->err) == -1) {
+        j->rc = -1;
+        j->code = "bad_json";
+        return;
+    }
+    j->rc = normalize_tree(&j->tally, j->body, j->len, doc, j->hint, j->now_ms, &j->tr, &j->err);
+    j->code = "bad_alert";
+    json_doc_free(doc);
+    parse_prepare_rows(j);
+}
+
+static void
+parse_job_free(struct parse_job *j)
+{
+    if (j->rc == 0) {
+        tree_free(&j->tr);
+    }
+    free(j->err);
+    free(j->hint);
+    free(j);
+}
+
+/* Back on the loop: answer a refused body, or hand the alerts to the admit step (the
+ * answer comes after the commit). The tenant is found again by its id: it may have gone
+ * while its body was with a thread, and its token bucket may have moved. */
+static void
+parse_finish(struct parse_job *j)
+{
+    struct intake *in = j->in;
+    struct tenant *t;
+    struct pending *p;
+
+    if (j->rc == 1 || in->stopping) {
+        http_reply_error(j->req, 503, "shutting_down", "the engine is stopping");
+        parse_job_free(j);
+        return;
+    }
+    tally_merge(&in->tally, &j->tally);
+    if ((t = tenant_find(j->tenant)) == NULL) {
+        in->rejected++;
+        http_reply_error(j->req, 401, "unauthorized",
+                         "the tenant was removed while its request was being read; nothing "
+                         "was stored");
+        parse_job_free(j);
+        return;
+    }
+    if (j->rc == -1) {
+        in->rejected++;
+        http_reply_error(j->req, 400, j->code, j->err != NULL ? j->err : "?");
+        parse_job_free(j);
+        return;
+    }
+    if (in->rate > 0) {
+        for (size_t i = 0; i < in->nbuckets; i++) {
+            if (strcmp(in->buckets[i].tenant, t->id) == 0) {
+                /* the first alert was taken by rate_check */
+                in->buckets[i].tokens -= (double)j->tr.total - 1;
+                break;
+            }
+        }
+    }
+    p = xcalloc(1, sizeof(*p));
+    p->t0_us = j->t0_us;
+    p->in = in;
+    p->req = j->req;
+    snprintf(p->tenant, sizeof(p->tenant), "%s", t->id);
+    p->rej = j->tr.rej;
+    p->nrej = j->tr.nrej;
+    p->total = j->tr.total;
+    admit_alerts(t, j->tr.alerts, j->tr.n, answer, p);
+    j->rc = 1; /* the tree is taken */
+    parse_job_free(j);
+}
+
+static void parse_dispatch(struct intake *in);
+
+/* A thread finished a job (or the pool was freed before one ran it: cancelled). */
+static void
+parse_done(void *arg, int cancelled)
+{
+    struct parse_job *j = arg;
+    struct intake *in = j->in;
+
+    in->inflight--;
+    if (cancelled) {
+        if (j->rc == 0) {
+            tree_free(&j->tr);
+        }
+        j->rc = 1;
+    }
+    parse_finish(j);
+    parse_dispatch(in);
+}
+
+/* Hand queued bodies to the pool, one tenant after the other, while it has fewer than
+ * two per thread (one running, one ready to start the moment the first ends). */
+static void
+parse_dispatch(struct intake *in)
+{
+    while (!in->stopping && in->queued > 0 && in->inflight < 2 * in->nthreads) {
+        struct parse_queue *q = NULL;
+        struct parse_job *j;
+
+        for (size_t k = 0; k < in->nqueues; k++) {
+            struct parse_queue *c = &in->queues[(in->rr + k) % in->nqueues];
+
+            if (c->head != NULL) {
+                q = c;
+                in->rr = (in->rr + k + 1) % in->nqueues;
+                break;
+            }
+        }
+        if (q == NULL) {
+            return; /* cannot happen while queued > 0 */
+        }
+        j = q->head;
+        if (work_submit(in->pool, parse_run, parse_done, j) == -1) {
+            return; /* the pool's own queue is full: the next completion comes back here */
+        }
+        q->head = j->next;
+        if (q->head == NULL) {
+            q->tail = NULL;
+        }
+        j->next = NULL;
+        q->n--;
+        q->bytes -= j->len;
+        in->queued--;
+        in->queued_bytes -= j->len;
+        in->inflight++;
+        in->parsed_threads++;
+    }
+}
+
+/* Queue a large body for the parser threads. -1 when its tenant already has
+ * intake.parse_queue bytes waiting, or all tenants together four times that (a body
+ * alone in an empty queue is always taken): the caller answers 503. */
+static int
+parse_enqueue(struct intake *in, struct parse_job *j)
+{
+    struct parse_queue *q = NULL;
+
+    for (size_t i = 0; i < in->nqueues; i++) {
+        if (strcmp(in->queues[i].tenant, j->tenant) == 0) {
+            q = &in->queues[i];
+            break;
+        }
+    }
+    if (q == NULL) {
+        in->queues = xrealloc(in->queues, (in->nqueues + 1) * sizeof(*in->queues));
+        q = &in->queues[in->nqueues++];
+        memset(q, 0, sizeof(*q));
+        snprintf(q->tenant, sizeof(q->tenant), "%s", j->tenant);
+    }
+    if ((q->n > 0 && q->bytes + j->len > in->queue_max) ||
+        (in->queued > 0 && in->queued_bytes + j->len > 4 * in->queue_max)) {
+        return -1;
+    }
+    if (q->tail != NULL) {
+        q->tail->next = j;
+    } else {
+        q->head = j;
+    }
+    q->tail = j;
+    q->n++;
+    q->bytes += j->len;
+    in->queued++;
+    in->queued_bytes += j->len;
+    parse_dispatch(in);
+    return 0;
+}
+
 static void
 handle_alerts(struct intake *in, struct http_request *req)
 {
     const char *token = bearer(req);
+    const char *hint;
     struct tenant *t;
-    const char *body;
-    size_t len = 0;
-    struct tree tr;
-    char *err = NULL;
+    struct parse_job *j;
     int lines;
-    struct pending *p;
     int64_t t0_us = util_mono_us();
-    struct json_doc *doc = NULL;
     struct bucket *bucket;
 
     if (strcmp(http_request_method(req), "POST") != 0) {
@@ -822,47 +1086,31 @@ handle_alerts(struct intake *in, struct http_request *req)
         http_reply_error(req, 503, "overloaded", "too many runs waiting; retry shortly");
         return;
     }
-    body = http_request_body(req, &len);
-    if (lines) {
-        if (normalize_lines(in, body, len, http_request_param(req, "source"), util_now_ms(), &tr,
-                            &err) == -1) {
-            in->rejected++;
-            http_reply_error(req, 400, "bad_alert", err);
-            free(err);
-            return;
-        }
-        goto admit;
-    }
-    /* Two steps rather than intake_normalize, so that bad JSON and a bad alert answer
-     * with different error codes. */
-    if (json_doc_parse(body, len, JSON_MAX_DEPTH, &doc, &err) == -1) {
-        in->rejected++;
-        http_reply_error(req, 400, "bad_json", err);
-        free(err);
+    j = xcalloc(1, sizeof(*j));
+    j->in = in;
+    j->req = req;
+    snprintf(j->tenant, sizeof(j->tenant), "%s", t->id);
+    hint = http_request_param(req, "source");
+    j->hint = hint != NULL ? xstrdup(hint) : NULL;
+    j->lines = lines;
+    j->body = http_request_body(req, &j->len);
+    j->now_ms = util_now_ms();
+    j->t0_us = t0_us;
+    if (in->pool == NULL || j->len < INTAKE_INLINE_BYTES) {
+        in->parsed_loop++;
+        parse_run(j);
+        parse_finish(j);
         return;
     }
-    if (normalize_tree(in, body, len, doc, http_request_param(req, "source"), util_now_ms(), &tr,
-                       &err) == -1) {
-        in->rejected++;
-        http_reply_error(req, 400, "bad_alert", err);
-        free(err);
-        json_doc_free(doc);
-        return;
+    if (parse_enqueue(in, j) == -1) {
+        in->shed++;
+        in->parse_shed++;
+        parse_job_free(j);
+        http_reply_header(req, "Retry-After", "1");
+        http_reply_error(req, 503, "overloaded",
+                         "too many request bodies waiting to be parsed (intake.parse_queue); "
+                         "retry shortly");
     }
-    json_doc_free(doc);
-admit:
-    if (bucket != NULL) {
-        bucket->tokens -= (double)tr.total - 1; /* the first was taken by rate_check */
-    }
-    p = xcalloc(1, sizeof(*p));
-    p->t0_us = t0_us;
-    p->in = in;
-    p->req = req;
-    snprintf(p->tenant, sizeof(p->tenant), "%s", t->id);
-    p->rej = tr.rej;
-    p->nrej = tr.nrej;
-    p->total = tr.total;
-    admit_alerts(t, tr.alerts, tr.n, answer, p);
 }
 
 static void
@@ -875,15 +1123,29 @@ intake_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_intake_rejected_total", NULL, in->rejected);
     metrics_counter(b, "kagari_intake_shed_total", NULL, in->shed);
     metrics_counter(b, "kagari_intake_throttled_total", NULL, in->throttled);
+    (void)!buf_printf(b,
+                      "# HELP kagari_intake_parsed_total Alert request bodies parsed and "
+                      "normalized, on the loop (small ones) or on a parser thread.\n"
+                      "# TYPE kagari_intake_parsed_total counter\n"
+                      "kagari_intake_parsed_total{where=\"loop\"} %llu\n"
+                      "kagari_intake_parsed_total{where=\"thread\"} %llu\n",
+                      in->parsed_loop, in->parsed_threads);
+    metrics_counter(b, "kagari_intake_parse_shed_total",
+                    "Requests answered 503 because intake.parse_queue was full.", in->parse_shed);
+    metrics_gauge(b, "kagari_intake_parse_queued", "Request bodies waiting for a parser thread.",
+                  (double)in->queued);
+    metrics_gauge(b, "kagari_intake_parse_queued_bytes", NULL, (double)in->queued_bytes);
+    metrics_gauge(b, "kagari_intake_parsing", "Request bodies with the parser threads.",
+                  (double)in->inflight);
     metrics_counter(b, "kagari_intake_conns_refused_total", NULL, http_server_refused(in->srv));
     metrics_gauge(b, "kagari_intake_connections", NULL, http_server_conns(in->srv));
     (void)!buf_puts(b, "# HELP kagari_intake_records_total Records normalized or rejected, per "
                        "source (a rejected record is left out of its envelope).\n"
                        "# TYPE kagari_intake_records_total counter\n");
     for (size_t i = 0; i <= INTAKE_SOURCES_MAX; i++) {
-        const struct source_count *c = &in->counts[i];
+        const struct source_count *c = &in->tally.v[i];
 
-        if (i >= in->ncounts && (i < INTAKE_SOURCES_MAX || c->name[0] == '\0')) {
+        if (i >= in->tally.n && (i < INTAKE_SOURCES_MAX || c->name[0] == '\0')) {
             continue; /* unused slots; the last one is "other" once used */
         }
         (void)!buf_printf(b,
@@ -1044,9 +1306,22 @@ intake_new(const struct config *cfg, char **errp)
     in->rate = cfg->intake.tenant_rate;
     in->burst = cfg->intake.tenant_burst;
     in->listen = xstrdup(cfg->intake.listen);
+    in->queue_max = cfg->intake.parse_queue;
+    if (cfg->intake.parse_threads > 0) {
+        in->pool =
+            work_new(loop_base(), cfg->intake.parse_threads, 2 * cfg->intake.parse_threads, errp);
+        if (in->pool == NULL) {
+            free(in->listen);
+            free(in);
+            return NULL;
+        }
+        in->nthreads = cfg->intake.parse_threads;
+    }
     if (cfg->intake.tls_cert != NULL && cfg->intake.tls_key != NULL) {
         in->ssl = tls_server_context(cfg->intake.tls_cert, cfg->intake.tls_key, errp);
         if (in->ssl == NULL) {
+            work_free(in->pool);
+            free(in->listen);
             free(in);
             return NULL;
         }
@@ -1090,6 +1365,21 @@ intake_free(struct intake *in)
         return;
     }
     metrics_remove(intake_metrics, in);
+    /* Bodies still being parsed or waiting: answered 503 shutting_down (nothing of them
+     * was stored; the admit step is closed by now), before their requests go with the
+     * server. work_free lets the running jobs finish. */
+    in->stopping = 1;
+    work_free(in->pool);
+    for (size_t i = 0; i < in->nqueues; i++) {
+        while (in->queues[i].head != NULL) {
+            struct parse_job *j = in->queues[i].head;
+
+            in->queues[i].head = j->next;
+            j->rc = 1;
+            parse_finish(j);
+        }
+    }
+    free(in->queues);
     if (in->reject_timer != NULL) {
         /* Report what the open windows suppressed so far. */
         for (size_t i = 0; i < in->nreasons; i++) {

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Longest number token we accept. cJSON copies at most 63 bytes of a number into a
  * local buffer and would misparse anything longer, so we refuse it up front. */
@@ -869,6 +872,7 @@ struct doc_key {
 struct doc_build {
     struct json_lexer lx;
     struct json_doc *d;
+    char *copy;    /* the text copied into the arena: the strings are decoded in it */
     cJSON **open;  /* the open containers, outermost first (max_depth of them) */
     cJSON **last;  /* the last child of each, or NULL */
     size_t *kbase; /* where each object's keys start in keys */
@@ -920,107 +924,129 @@ utf8_put(char *q, unsigned cp)
     return q;
 }
 
-#define DOC_ONES 0x0101010101010101ULL
-#define DOC_HIGHS 0x8080808080808080ULL
-
-/* Whether any of the eight bytes of w is below 0x20, above 0x7f, '"' or '\\' (the bytes
- * that end a plain run of a string). A byte is zero in v ^ (c * ONES) exactly where it
- * equals c; (x - ONES) & ~x & HIGHS is not 0 when x has a zero byte, and likewise
- * (w - 0x20 * ONES) & ~w & HIGHS when w has a byte below 0x20 (a borrow may flag bytes
- * above the first hit too, so the test is exact only as "any": the byte loop after it
- * finds which). */
-static int
-doc_special8(uint64_t w)
+/* Where the plain run of a string starting at p[i] ends: the first byte below 0x20,
+ * above 0x7f, '"' or '\\' at or after i, or len. Sixteen bytes at a time with SSE2 (every
+ * x86-64 has it), else eight at a time in a 64-bit word. */
+static size_t
+doc_plain_end(const unsigned char *p, size_t i, size_t len)
 {
-    uint64_t q = w ^ (DOC_ONES * '"'), bs = w ^ (DOC_ONES * '\\');
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
 
-    return ((((w - DOC_ONES * 0x20) & ~w) | ((q - DOC_ONES) & ~q) | ((bs - DOC_ONES) & ~bs) | w) &
-            DOC_HIGHS) != 0;
-}
+    while (len - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        /* Signed: bytes of 0x80 and above are negative, so "below 0x20" takes them too. */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bs)),
+                                 _mm_cmplt_epi8(v, sp));
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
 
-/* Validate the string at the lexer's position (lex_string) and copy it decoded into the
- * arena: the bytes between the quotes as they are when there is no escape. *h, when not
- * NULL, gets the hash of the decoded bytes (FNV-1a). NULL when the string is invalid. */
-static char *
-doc_string(struct doc_build *b, uint64_t *h)
-{
-    const char *src = (const char *)b->lx.p + b->lx.pos + 1, *end;
-    char *out, *q;
-    size_t n, i = b->lx.pos + 1;
-    int plain = 0;
+        if (mask != 0) {
+            return i + (size_t)__builtin_ctz(mask);
+        }
+        i += 16;
+    }
+#else
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 
-    /* Most strings are printable ASCII without escapes: one scan finds the closing quote,
-     * and nothing else needs checking. Others take lex_string's full checks. The scan
-     * looks at eight bytes at a time while none of them is special. */
-    while (b->lx.len - i >= 8) {
-        uint64_t w;
+    /* A byte is zero in w ^ (c * ones) exactly where it equals c; (x - ones) & ~x & highs
+     * is not 0 when x has a zero byte, and likewise (w - 0x20 * ones) & ~w & highs when w
+     * has a byte below 0x20 (a borrow may flag later bytes too: the byte loop below finds
+     * the first). */
+    while (len - i >= 8) {
+        uint64_t w, q, b;
 
-        memcpy(&w, b->lx.p + i, 8);
-        if (doc_special8(w)) {
+        memcpy(&w, p + i, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        if (((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) & highs) != 0) {
             break;
         }
         i += 8;
     }
-    while (i < b->lx.len) {
-        unsigned char c = b->lx.p[i];
+#endif
+    while (i < len) {
+        unsigned char c = p[i];
 
         if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
             break;
         }
         i++;
     }
+    return i;
+}
+
+/* Validate the string at the lexer's position (lex_string's checks) and return it decoded
+ * and NUL-terminated, in place in the document's copy of the text: at the same offset as
+ * in the text, ending where its closing quote was (decoding never lengthens a string). So
+ * a string costs no allocation, and a plain one (the most: no escape) one scan and a NUL.
+ * *h, when not NULL, gets the hash of the decoded bytes (FNV-1a). NULL when invalid. */
+static char *
+doc_string(struct doc_build *b, uint64_t *h)
+{
+    size_t from = b->lx.pos + 1, i;
+    const char *src = (const char *)b->lx.p + from, *end;
+    char *out = b->copy + from, *q;
+    size_t n;
+
+    i = doc_plain_end(b->lx.p, from, b->lx.len);
     if (i < b->lx.len && b->lx.p[i] == '"') {
         b->lx.pos = i + 1;
-        plain = 1;
-    } else if (lex_string(&b->lx) == -1) {
-        return NULL;
-    }
-    end = (const char *)b->lx.p + b->lx.pos - 1; /* the closing quote */
-    n = (size_t)(end - src);
-    out = doc_alloc(b->d, n + 1); /* decoding never lengthens a validated string */
-    if (plain || memchr(src, '\\', n) == NULL) {
-        memcpy(out, src, n);
+        n = i - from;
         q = out + n;
     } else {
-        q = out;
-        while (src < end) {
-            unsigned cp, lo;
+        /* Not plain: lex_string checks the rest from the byte before the first special
+         * one (it skips the byte it starts on, as it would the opening quote; its
+         * messages are not used: a failure is reported by json_parse_strict). */
+        b->lx.pos = i - 1;
+        if (lex_string(&b->lx) == -1) {
+            return NULL;
+        }
+        end = (const char *)b->lx.p + b->lx.pos - 1; /* the closing quote */
+        n = (size_t)(end - src);
+        if (memchr(src + (i - from), '\\', (size_t)(end - src) - (i - from)) == NULL) {
+            q = out + n; /* the copy holds it as it is */
+        } else {
+            q = out + (i - from);
+            src += i - from;
+            while (src < end) {
+                unsigned cp, lo;
 
-            if (*src != '\\') {
-                *q++ = *src++;
-                continue;
-            }
-            switch (src[1]) {
-            case 'b':
-                *q++ = '\b';
-                break;
-            case 'f':
-                *q++ = '\f';
-                break;
-            case 'n':
-                *q++ = '\n';
-                break;
-            case 'r':
-                *q++ = '\r';
-                break;
-            case 't':
-                *q++ = '\t';
-                break;
-            case 'u':
-                (void)hex4((const unsigned char *)src + 2, &cp);
-                if (cp >= 0xd800 && cp <= 0xdbff) { /* a pair: lex_string checked it */
-                    (void)hex4((const unsigned char *)src + 8, &lo);
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    src += 6;
+                if (*src != '\\') {
+                    *q++ = *src++;
+                    continue;
                 }
-                q = utf8_put(q, cp);
-                src += 6;
-                continue;
-            default: /* '"', '\\', '/' */
-                *q++ = src[1];
-                break;
+                switch (src[1]) {
+                case 'b':
+                    *q++ = '\b';
+                    break;
+                case 'f':
+                    *q++ = '\f';
+                    break;
+                case 'n':
+                    *q++ = '\n';
+                    break;
+                case 'r':
+                    *q++ = '\r';
+                    break;
+                case 't':
+                    *q++ = '\t';
+                    break;
+                case 'u':
+                    (void)hex4((const unsigned char *)src + 2, &cp);
+                    if (cp >= 0xd800 && cp <= 0xdbff) { /* a pair: lex_string checked it */
+                        (void)hex4((const unsigned char *)src + 8, &lo);
+                        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                        src += 6;
+                    }
+                    q = utf8_put(q, cp);
+                    src += 6;
+                    continue;
+                default: /* '"', '\\', '/' */
+                    *q++ = src[1];
+                    break;
+                }
+                src += 2;
             }
-            src += 2;
         }
     }
     *q = '\0';
@@ -1279,8 +1305,8 @@ json_doc_parse(const char *text, size_t len, int max_depth, struct json_doc **ou
         free(d);
         return kg_err(errp, "json: empty input");
     }
-    /* Nodes take about as many bytes as the text they come from, and strings less. */
-    d->hint = len + len / 2 > DOC_BLOCK_MIN ? len + len / 2 : DOC_BLOCK_MIN;
+    /* The copy of the text takes its length, and the nodes about twice that. */
+    d->hint = 3 * len > DOC_BLOCK_MIN ? 3 * len : DOC_BLOCK_MIN;
     b = xcalloc(1, sizeof(*b));
     b->d = d;
     b->lx.p = (const unsigned char *)text;
@@ -1290,6 +1316,9 @@ json_doc_parse(const char *text, size_t len, int max_depth, struct json_doc **ou
         b->lx.max_depth = CJSON_NESTING_LIMIT;
     }
     b->lx.errp = NULL;
+    b->copy = doc_alloc(d, len + 1);
+    b->copy[len] = '\0';
+    memcpy(b->copy, text, len);
     b->open = xmalloc(((size_t)b->lx.max_depth + 1) * sizeof(*b->open));
     b->last = xmalloc(((size_t)b->lx.max_depth + 1) * sizeof(*b->last));
     b->kbase = xmalloc(((size_t)b->lx.max_depth + 1) * sizeof(*b->kbase));

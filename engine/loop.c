@@ -345,7 +345,7 @@ lock_poll(void)
 }
 
 static int
-write_begin(struct store_tenant *t, int urgent, int64_t delay_us, char **errp)
+write_begin(struct store_tenant *t, int urgent, int64_t delay_us, int synced, char **errp)
 {
     struct dirty *d;
     int rc;
@@ -354,7 +354,7 @@ write_begin(struct store_tenant *t, int urgent, int64_t delay_us, char **errp)
         lock_refused++;
         return kg_err(errp, "the tenant's database is locked by another process");
     }
-    rc = store_tx_begin(t, errp);
+    rc = synced ? store_tx_begin(t, errp) : store_tx_begin_unsynced(t, errp);
     if (rc == KG_AGAIN) {
         lock_add(t, errp != NULL ? *errp : NULL, 1);
         return -1;
@@ -376,19 +376,25 @@ write_begin(struct store_tenant *t, int urgent, int64_t delay_us, char **errp)
 int
 loop_write(struct store_tenant *t, char **errp)
 {
-    return write_begin(t, 1, 0, errp);
+    return write_begin(t, 1, 0, 1, errp);
 }
 
 int
 loop_write_lazy(struct store_tenant *t, char **errp)
 {
-    return write_begin(t, 0, LOOP_LAZY_US, errp);
+    return write_begin(t, 0, LOOP_LAZY_US, 1, errp);
 }
 
 int
 loop_write_within(struct store_tenant *t, int ms, char **errp)
 {
-    return write_begin(t, 0, (int64_t)ms * 1000, errp);
+    return write_begin(t, 0, (int64_t)ms * 1000, 1, errp);
+}
+
+int
+loop_write_unsynced(struct store_tenant *t, int ms, char **errp)
+{
+    return write_begin(t, 0, (int64_t)ms * 1000, 0, errp);
 }
 
 static void

@@ -40,6 +40,11 @@ int loop_write_lazy(struct store_tenant *t, char **errp) KG_WUR;
  * its commit (and the index pages it rewrites) with the next ones. Any other writer of t
  * with a shorter delay, or one that waits, brings the commit forward. */
 int loop_write_within(struct store_tenant *t, int ms, char **errp) KG_WUR;
+/* loop_write_within for records nobody is ever told were stored (syslog's events): when
+ * no other writer joins the transaction, its commit does not wait for the disk
+ * (store_tx_begin_unsynced; durable against a crash of the process, and against a power
+ * cut once the WAL is next synced). */
+int loop_write_unsynced(struct store_tenant *t, int ms, char **errp) KG_WUR;
 /* Call fn(arg, ok) after this iteration's commit of t (ok = 0 when it failed and was
  * rolled back). Requires loop_write(t) in this iteration. */
 void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);

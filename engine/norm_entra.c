@@ -162,6 +162,9 @@ signin(const cJSON *obj, struct alert *a, char **errp)
     const char *factor = normlib_str(p, "authenticationRequirement");
     const char *reason = normlib_str(p, "status.failureReason");
     const char *id = normlib_str(p, "id");
+    const char *ip = normlib_str(p, "ipAddress");
+    /* Read once: the record's category when it is a diagnostic record, else NULL. */
+    const char *diag = p != obj ? normlib_str(obj, "category") : NULL;
     char cabuf[64] = "";
     double d;
     int code, sev, risk;
@@ -187,7 +190,7 @@ signin(const cJSON *obj, struct alert *a, char **errp)
         return kg_err(errp, "id: required (the sign-in's id)");
     }
     normlib_set_id(a, id);
-    normlib_category(a, is_diagnostic(obj) ? normlib_str(obj, "category") : "SignInLogs");
+    normlib_category(a, diag != NULL ? diag : "SignInLogs");
     normlib_vendor_severity(a, normlib_str(p, "riskLevelDuringSignIn"));
     risk = risk_level(p);
     if (ca != NULL) {
@@ -225,10 +228,7 @@ signin(const cJSON *obj, struct alert *a, char **errp)
     a->severity = sev;
     a->cls = normlib_log_class(sev);
     normlib_obs(a, "user", normlib_str(p, "userPrincipalName"), "account");
-    normlib_obs(a, "ip", normlib_str(p, "ipAddress"), "src");
-    if (normlib_str(p, "ipAddress") == NULL) {
-        normlib_obs(a, "ip", normlib_str(obj, "callerIpAddress"), "src");
-    }
+    normlib_obs(a, "ip", ip != NULL ? ip : normlib_str(obj, "callerIpAddress"), "src");
     normlib_obs(a, "device", normlib_str(p, "deviceDetail.deviceId"), "src");
     normlib_obs(a, "host", normlib_str(p, "deviceDetail.displayName"), "src");
     return 0;

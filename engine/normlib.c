@@ -13,33 +13,43 @@
 
 #include "engine/json.h"
 
-/* Members are compared in place (no copy of the path's segment, no library call per
- * member): a normalizer reads dozens of paths from objects of dozens of members, on
- * every record of the intake. The first member of that name is the one found, as with
- * cJSON_GetObjectItemCaseSensitive (the strict parser refuses duplicates anyway). */
+/* Members are compared in place, byte by byte as the path is walked (no copy of a
+ * segment, no strlen, strchr or strncmp per member): a normalizer reads dozens of paths
+ * from objects of dozens of members, on every record of the intake. The first member of
+ * that name is the one found, as with cJSON_GetObjectItemCaseSensitive (the strict parser
+ * refuses duplicates anyway). */
 const cJSON *
 normlib_get(const cJSON *obj, const char *path)
 {
     const cJSON *cur = obj;
 
     while (cur != NULL && *path != '\0') {
-        const char *dot = strchr(path, '.');
-        size_t n = dot != NULL ? (size_t)(dot - path) : strlen(path);
+        size_t n = 0;
         const cJSON *c;
 
+        while (path[n] != '\0' && path[n] != '.') {
+            n++;
+        }
         if ((cur->type & 0xff) != cJSON_Object) {
             return NULL;
         }
         for (c = cur->child; c != NULL; c = c->next) {
             const char *k = c->string;
+            size_t i = 0;
 
-            if (k != NULL && k[0] == (n > 0 ? path[0] : '\0') &&
-                (n == 0 || (strncmp(k, path, n) == 0 && k[n] == '\0'))) {
+            if (k == NULL) {
+                continue;
+            }
+            /* A shorter key stops at its NUL, which no byte of the segment is. */
+            while (i < n && k[i] == path[i]) {
+                i++;
+            }
+            if (i == n && k[n] == '\0') {
                 break;
             }
         }
         cur = c;
-        path += n + (dot != NULL);
+        path += n + (path[n] == '.');
     }
     return cur != NULL && (cur->type & 0xff) == cJSON_NULL ? NULL : cur;
 }

@@ -670,6 +670,7 @@ panoslog_normalize(const struct panoslog_in *in, struct alert *a, int *is_alert,
         a->category = cut;
     }
     buf_init(&raw, 0);
+    buf_reserve(&raw, msg_len + msg_len / 8 + 32); /* one allocation for most lines */
     (void)!buf_puts(&raw, "{\"message\":");
     (void)!buf_json_string(&raw, msg, msg_len);
     (void)!buf_puts(&raw, "}");

@@ -1019,6 +1019,11 @@ struct store_tenant {
     struct buf obs;            /* reused for each alert's observables JSON */
     struct checkpointer *ckpt; /* NULL: SQLite checkpoints on commit */
     int busy_ms;               /* the connection's busy timeout */
+    /* The open transaction began without a sync at its commit (store_tx_begin_unsynced),
+     * and a writer that needs one joined it since (need_sync): the commit then syncs the
+     * WAL file itself, through wal_fd (opened at the first need, or -1). */
+    int unsynced, need_sync, wal_fd;
+    unsigned long long commits_unsynced, wal_syncs;
 };
 
 /* ---- connection helpers ---- */
@@ -1350,6 +1355,17 @@ db_open(struct db *d, const char *path, const char *const *mig, int n, char **er
         goto fail;
     }
     close(fd);
+    {
+        static int configured;
+
+        /* No memory statistics: they cost a global mutex on each of the allocations
+         * SQLite makes for every statement, and nothing reads them. Only allowed before
+         * the library's first use (a later call is refused and changes nothing). */
+        if (!configured) {
+            configured = 1;
+            (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        }
+    }
     rc = sqlite3_open_v2(path, &d->h,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc != SQLITE_OK) {
@@ -1743,6 +1759,7 @@ store_tenant_open(struct store *st, const char *id, struct store_tenant **out, c
     }
     free(path);
     t->busy_ms = STORE_BUSY_MS;
+    t->wal_fd = -1;
     *out = t;
     return 0;
 }
@@ -1988,6 +2005,9 @@ store_tenant_close(struct store_tenant *t)
     checkpointer_stop(t);
     store_tx_rollback(t);
     db_close(&t->db);
+    if (t->wal_fd >= 0) {
+        close(t->wal_fd);
+    }
     buf_free(&t->obs);
     free(t);
 }
@@ -2019,6 +2039,7 @@ store_tx_begin(struct store_tenant *t, char **errp)
     sqlite3_stmt *s;
 
     if (db_in_tx(&t->db)) {
+        t->need_sync |= t->unsynced; /* this writer's rows must be durable at the commit */
         return 0;
     }
     if ((s = db_stmt(&t->db, Q_BEGIN, errp)) == NULL) {
@@ -2051,6 +2072,75 @@ store_tx_begin(struct store_tenant *t, char **errp)
     return 0;
 }
 
+/* synchronous = FULL or NORMAL on t's connection (never inside a transaction). */
+static int
+tx_sync_mode(struct store_tenant *t, int full, char **errp)
+{
+    return db_exec(&t->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                   "set synchronous", errp);
+}
+
+int
+store_tx_begin_unsynced(struct store_tenant *t, char **errp)
+{
+    int rc;
+
+    if (db_in_tx(&t->db)) {
+        return 0; /* joins the open transaction, synced or not */
+    }
+    if (tx_sync_mode(t, 0, errp) == -1) {
+        return -1;
+    }
+    if ((rc = store_tx_begin(t, errp)) != 0) {
+        (void)tx_sync_mode(t, 1, NULL);
+        return rc;
+    }
+    t->unsynced = 1;
+    t->need_sync = 0;
+    return 0;
+}
+
+/* The end of an unsynced transaction: the connection back to synchronous = FULL, and
+ * when a writer needing durability joined it and it was committed (ok), its WAL frames
+ * synced now, as synchronous = FULL would have. -1 when that sync failed. */
+static int
+tx_unsynced_end(struct store_tenant *t, int ok, char **errp)
+{
+    int rc = 0, need = t->need_sync;
+
+    t->unsynced = t->need_sync = 0;
+    (void)tx_sync_mode(t, 1, NULL);
+    if (!ok) {
+        return 0;
+    }
+    if (!need) {
+        t->commits_unsynced++;
+        return 0;
+    }
+    if (t->wal_fd < 0) {
+        char *wal = xasprintf("%s-wal", t->db.path);
+
+        t->wal_fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (t->wal_fd < 0) {
+            rc = kg_err(errp, "%s: open to sync: %s", wal, strerror(errno));
+        }
+        free(wal);
+    }
+    if (rc == 0 && fdatasync(t->wal_fd) == -1) {
+        rc = kg_err(errp, "%s-wal: sync: %s", t->db.path, strerror(errno));
+    }
+    t->wal_syncs += rc == 0;
+    return rc;
+}
+
+void
+store_tx_sync_counts(const struct store_tenant *t, unsigned long long *unsynced,
+                     unsigned long long *synced_after)
+{
+    *unsynced = t->commits_unsynced;
+    *synced_after = t->wal_syncs;
+}
+
 int
 store_tx_probe(struct store_tenant *t)
 {
@@ -2071,7 +2161,8 @@ store_tx_probe(struct store_tenant *t)
     return 1;
 }
 
-/* Commit; durable on return (synchronous=FULL). A commit that fails is rolled back if
+/* Commit; durable on return (synchronous=FULL), but for a transaction begun unsynced
+ * that no other writer joined. A commit that fails is rolled back if
  * SQLite left the transaction open, so after -1 (or KG_AGAIN: locked) nothing of it is
  * written either way. No-op without a transaction. */
 int
@@ -2095,6 +2186,9 @@ store_tx_commit(struct store_tenant *t, char **errp)
     if (t->ckpt != NULL) {
         atomic_store(&t->ckpt->wrote_us, util_mono_us());
     }
+    if (t->unsynced) {
+        return tx_unsynced_end(t, 1, errp);
+    }
     return 0;
 }
 
@@ -2111,6 +2205,9 @@ store_tx_rollback(struct store_tenant *t)
         stmt_run(&t->db, s, "rollback", &err) == -1) {
         log_err("store.error tenant=%s err=%s", t->id, log_quote(err));
         free(err);
+    }
+    if (t->unsynced) {
+        (void)tx_unsynced_end(t, 0, NULL);
     }
 }
 
@@ -2191,6 +2288,28 @@ obs_from_json(const char *text, size_t len, struct alert *a)
     return 0;
 }
 
+/* a's observables as JSON for its row: from its prepared row, else made into t->obs. */
+static int
+row_obs(struct store_tenant *t, const struct alert *a, const char *what, const char **obs,
+        size_t *len, char **errp)
+{
+    const struct event_prep *p = a->prep;
+
+    if (p != NULL) {
+        *obs = p->obs;
+        *len = p->obs_len;
+        return 0;
+    }
+    buf_reset(&t->obs);
+    if (obs_to_json(a, &t->obs) == -1) {
+        return kg_err(errp, "%s insert %s/%s: observables over %u bytes", what, a->source,
+                      a->source_id, STORE_OBS_MAX);
+    }
+    *obs = t->obs.data;
+    *len = t->obs.len;
+    return 0;
+}
+
 /* Index a new alert's observable values (alerts.recent), in the same transaction. */
 static int
 obs_index(struct store_tenant *t, const struct alert *a, char **errp)
@@ -2239,19 +2358,8 @@ store_alert_insert(struct store_tenant *t, struct alert *a, int *duplicate, char
     if (a->source == NULL || a->source_id == NULL) {
         return kg_err(errp, "alert insert: source and source_id are required");
     }
-    if (a->prep != NULL) { /* its observables as JSON made off the loop */
-        const struct event_prep *p = a->prep;
-
-        obs = p->obs;
-        obs_len = p->obs_len;
-    } else {
-        buf_reset(&t->obs);
-        if (obs_to_json(a, &t->obs) == -1) {
-            return kg_err(errp, "alert insert %s/%s: observables over %u bytes", a->source,
-                          a->source_id, STORE_OBS_MAX);
-        }
-        obs = t->obs.data;
-        obs_len = t->obs.len;
+    if (row_obs(t, a, "alert", &obs, &obs_len, errp) == -1) {
+        return -1;
     }
     if ((s = db_stmt(&t->db, Q_ALERT_INSERT, errp)) == NULL) {
         return -1;
@@ -2774,6 +2882,7 @@ store_event_prepare(struct alert *e)
         return; /* store_event_insert says why */
     }
     buf_init(&b, STORE_OBS_MAX);
+    buf_reserve(&b, 64 + 80 * e->nobs); /* one allocation for most */
     if (obs_to_json(e, &b) == 0) {
         p = xmalloc(sizeof(*p) + b.len + 1);
         event_prep_fields(e, p);
@@ -2811,19 +2920,12 @@ store_event_insert(struct store_tenant *t, const struct alert *e, int *duplicate
     if (e->source == NULL || e->source_id == NULL) {
         return kg_err(errp, "event insert: source and source_id are required");
     }
-    if (p != NULL) {
-        obs = p->obs;
-        obs_len = p->obs_len;
-    } else {
-        buf_reset(&t->obs);
-        if (obs_to_json(e, &t->obs) == -1) {
-            return kg_err(errp, "event insert %s/%s: observables over %u bytes", e->source,
-                          e->source_id, STORE_OBS_MAX);
-        }
+    if (row_obs(t, e, "event", &obs, &obs_len, errp) == -1) {
+        return -1;
+    }
+    if (p == NULL) {
         event_prep_fields(e, &own);
         p = &own;
-        obs = t->obs.data;
-        obs_len = t->obs.len;
     }
     sid = p->sid;
     for (int probe = 0; probe < EVENT_SID_PROBES; probe++, sid++) {

@@ -228,7 +228,17 @@ const char *store_tenant_id(const struct store_tenant *t);
  * the busy timeout: nothing was written, try again later. A failed commit is rolled
  * back. */
 int store_tx_begin(struct store_tenant *t, char **errp) KG_WUR;
+/* Begin a transaction whose commit need not reach the disk before it returns (SQLite's
+ * synchronous = NORMAL): for records nobody is told were stored (syslog's events). Such
+ * a commit survives the process being killed, not a power cut before the next sync of
+ * the WAL (the next synced commit or checkpoint). A writer that begins (store_tx_begin)
+ * while it is open makes its commit synced after all. Joins an open transaction as is. */
+int store_tx_begin_unsynced(struct store_tenant *t, char **errp) KG_WUR;
 int store_tx_commit(struct store_tenant *t, char **errp) KG_WUR;
+/* Commits that skipped their sync, and unsynced ones a synced writer joined (the WAL
+ * synced after the commit), since the tenant was opened. */
+void store_tx_sync_counts(const struct store_tenant *t, unsigned long long *unsynced,
+                          unsigned long long *synced_after);
 /* 1 when a write transaction could begin right now, without waiting at all (it is
  * rolled back at once), else 0. No-op (1) inside a transaction. */
 int store_tx_probe(struct store_tenant *t);

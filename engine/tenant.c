@@ -187,11 +187,16 @@ tenant_metrics(struct buf *b, void *arg)
     int n = 0;
     uint64_t wal_bytes = 0;
     int64_t behind = 0, age_ms = 0, now = util_now_ms();
+    unsigned long long unsynced = 0, synced_after = 0;
 
     (void)arg;
     for (struct tenant *t = tenants; t != NULL; t = t->next) {
         struct store_wal w;
+        unsigned long long u, sa;
 
+        store_tx_sync_counts(t->db, &u, &sa);
+        unsynced += u;
+        synced_after += sa;
         mem += sandbox_memory(t->sb);
         n++;
         store_tenant_wal(t->db, &w);
@@ -210,6 +215,14 @@ tenant_metrics(struct buf *b, void *arg)
     metrics_gauge(b, "kagari_store_checkpoint_age_seconds",
                   "longest time since a tenant database's last complete checkpoint",
                   (double)age_ms / 1000.0);
+    metrics_counter(b, "kagari_commits_unsynced_total",
+                    "commits of events alone that did not wait for the disk (synced by the "
+                    "next synced commit or checkpoint)",
+                    unsynced);
+    metrics_counter(b, "kagari_commits_synced_after_total",
+                    "transactions begun unsynced that a writer needing durability joined: the "
+                    "WAL synced after the commit",
+                    synced_after);
 }
 
 static struct tenant *

@@ -1,5 +1,6 @@
-/* work.h: slow CPU work (Argon2id password hashing) kept off the event loop: a job runs
- * on a worker thread, and its completion callback runs on the loop. */
+/* work.h: slow CPU work (Argon2id password hashing, parsing large intake bodies) kept off
+ * the event loop: a job runs on a worker thread, and its completion callback runs on the
+ * loop. */
 #ifndef KAGARI_WORK_H
 #define KAGARI_WORK_H
 

@@ -376,7 +376,8 @@ def test_burst_stored_whole_and_in_order():
     """A burst of 20,000 TRAFFIC lines over one connection, closed at once, with garbled
     lines among them: the lines are parsed off the loop in many jobs, yet every good line
     is stored, in the order sent (ids follow the sequence numbers), the garbled ones are
-    counted, nothing is lost, and a second connection's lines arrive meanwhile."""
+    counted, nothing is lost, and a second connection's lines arrive meanwhile. Their
+    commits (events alone) do not wait for the disk; all of them survive kill -9."""
     d = syslog_daemon("sl-burst", ["tcp 127.0.0.1:0 t1"])
     with d:
         d.start()
@@ -401,6 +402,12 @@ def test_burst_stored_whole_and_in_order():
         check(m.get("kagari_syslog_garbled_total", 0) == 10, "garbled lines counted: %r" % m)
         check(m.get("kagari_syslog_lost_total", 0) == 0, "lines lost: %r" % m)
         check(m.get("kagari_events_stored_total", 0) == 20010, "events counted: %r" % m)
+        # events alone commit without waiting for the disk, yet what was counted stored
+        # survives the process being killed
+        check(m.get("kagari_commits_unsynced_total", 0) > 0, "no unsynced commit: %r" % m)
+        d.kill9()
+        d.restart()
+        check(count(d, "events") == 20010, "events lost by kill -9: %d" % count(d, "events"))
 
 
 test_burst_stored_whole_and_in_order.TIMEOUT = 180

@@ -99,6 +99,9 @@ check_defaults(const struct config *cfg, const char *dir)
     T_ASSERT(cfg->intake.body_timeout == 30);
     T_ASSERT(cfg->intake.idle_timeout == 60);
     T_EQ_INT(cfg->intake.max_queued_runs, 100000);
+    /* one parser thread per CPU, at least one, at most four */
+    T_ASSERT(cfg->intake.parse_threads >= 1 && cfg->intake.parse_threads <= 4);
+    T_EQ_INT(cfg->intake.parse_queue, 64 << 20);
     T_ASSERT(cfg->intake.tls_cert == NULL);
     T_ASSERT(cfg->intake.tls_key == NULL);
     T_EQ_INT(cfg->runs.memory, 256 << 20);
@@ -156,6 +159,7 @@ test_every_key(void)
                        "  header_timeout = 5, body_timeout = '1m', idle_timeout = '2m',\n"
                        "  max_queued_runs = 500, max_conns_per_peer = 8,\n"
                        "  tenant_rate = 0, tenant_burst = 50,\n"
+                       "  parse_threads = 0, parse_queue = '8MiB',\n"
                        "  tls = { cert = '/etc/k/cert.pem', key = '/etc/k/key.pem' },\n"
                        "}\n"
                        "runs = { memory = '64MiB', instructions = 5e6, timeout = '2h',\n"
@@ -181,6 +185,8 @@ test_every_key(void)
     T_EQ_INT(cfg.intake.max_conns_per_peer, 8);
     T_EQ_INT(cfg.intake.tenant_rate, 0);
     T_EQ_INT(cfg.intake.tenant_burst, 50);
+    T_EQ_INT(cfg.intake.parse_threads, 0);
+    T_EQ_INT(cfg.intake.parse_queue, 8 << 20);
     T_EQ_STR(cfg.intake.tls_cert, "/etc/k/cert.pem");
     T_EQ_STR(cfg.intake.tls_key, "/etc/k/key.pem");
     T_EQ_INT(cfg.runs.memory, 64 << 20);
@@ -278,6 +284,10 @@ test_wrong_type(void)
     expect_error(&t, "intake = { tenant_rate = 'fast' }", "intake.tenant_rate");
     expect_error(&t, "intake = { tenant_burst = 0 }",
                  "intake.tenant_burst: expected a whole number from 1 to 100000000");
+    expect_error(&t, "intake = { parse_threads = 65 }",
+                 "intake.parse_threads: expected a whole number from 0 to 64");
+    expect_error(&t, "intake = { parse_threads = -1 }", "intake.parse_threads");
+    expect_error(&t, "intake = { parse_queue = 10 }", "must be at least 1024 bytes");
     expect_error(&t, "intake = { max_body = {} }", "expected a size such as \"4MiB\", got a table");
     expect_error(&t, "log = 'debug'", "log: expected a table, got a string");
     expect_error(&t, "log = { level = 'loud' }", "log.level: expected \"debug\"");

@@ -435,10 +435,12 @@ test_array_spans(void)
     }
 }
 
-/* The one-pass parser reads plain string runs eight bytes at a time: every special byte
- * (a quote, a backslash escape, a control character, UTF-8, a bad byte) at every
- * position of strings of 0 to 24 bytes, as a value and as a key, must be handled as the
- * strict parser handles it (reject_n checks that both agree). */
+/* The one-pass parser reads plain string runs sixteen (or eight) bytes at a time and
+ * decodes each string in place in its copy of the text: every special byte (a quote, a
+ * backslash escape, a control character, UTF-8, a bad byte) at every position of strings
+ * of 0 to 40 bytes (two blocks and a tail), as a key and as the value right after it,
+ * must be handled as the strict parser handles it (reject_n checks that both agree,
+ * trees included). */
 static void
 test_doc_strings_every_position(void)
 {
@@ -447,9 +449,9 @@ test_doc_strings_every_position(void)
                                             "\xff",           "\xc3", "\"",   "\x7f" };
 
     for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
-        for (size_t len = 0; len <= 24; len++) {
+        for (size_t len = 0; len <= 40; len++) {
             for (size_t at = 0; at <= len; at++) {
-                char body[64], text[160];
+                char body[64], text[200];
                 int n;
 
                 memset(body, 'a', len);

@@ -46,6 +46,27 @@ test_paths(void)
     T_EQ_STR(normlib_text(o, "a.b.n", buf, sizeof(buf)), "50126");
     T_EQ_STR(normlib_text(o, "a.b", buf, sizeof(buf)), "");
     cJSON_Delete(o);
+    /* Keys that share a prefix with the segment, are a prefix of it or are longer; empty
+     * keys and empty segments; a path through a non-object. */
+    o = parse("{\"user\":\"u\",\"userId\":\"i\",\"us\":\"s\",\"\":{\"\":\"e\",\"k\":\"ek\"},"
+              "\"p\":{\"userPrincipalName\":\"upn\",\"userPrincipal\":\"short\"},\"x\":[1]}");
+    T_REQUIRE(o != NULL);
+    T_EQ_STR(normlib_str(o, "user"), "u");
+    T_EQ_STR(normlib_str(o, "userId"), "i");
+    T_EQ_STR(normlib_str(o, "us"), "s");
+    T_ASSERT(normlib_get(o, "use") == NULL);
+    T_ASSERT(normlib_get(o, "userIdX") == NULL);
+    T_ASSERT(normlib_get(o, "u") == NULL);
+    T_EQ_STR(normlib_str(o, "p.userPrincipalName"), "upn");
+    T_EQ_STR(normlib_str(o, "p.userPrincipal"), "short");
+    T_ASSERT(normlib_get(o, "p.userPrincipalNam") == NULL);
+    T_EQ_STR(normlib_str(o, ".k"), "ek"); /* the empty key, then k */
+    T_EQ_STR(normlib_str(o, ".."), "e");
+    T_ASSERT(normlib_get(o, "..k") == NULL); /* "e" is no object */
+    T_ASSERT(normlib_get(o, "x.0") == NULL);
+    T_ASSERT(normlib_get(o, "user.x") == NULL);
+    T_ASSERT(normlib_get(o, "p.") == normlib_get(o, "p")); /* a trailing dot ends the path */
+    cJSON_Delete(o);
 }
 
 static void

@@ -2079,6 +2079,109 @@ test_event_prepared_row(void)
     fx_teardown(&f);
 }
 
+/* One new firewall flow stored as an event in the open transaction; 0 when it was. */
+static int
+put_event_in_tx(struct store_tenant *t, const char *source_id)
+{
+    struct alert e;
+    char *err = NULL;
+    int dup = -1, rc;
+
+    memset(&e, 0, sizeof(e));
+    e.source = xstrdup("panos.traffic");
+    e.source_id = xstrdup(source_id);
+    e.title = xstrdup("flow");
+    e.outcome = xstrdup("succeeded");
+    rc = store_event_insert(t, &e, &dup, &err) == 0 && dup == 0 ? 0 : -1;
+    alert_free(&e);
+    free(err);
+    return rc;
+}
+
+/* One new firewall flow stored as an event in its own transaction; 0 when it was. */
+static int
+put_flow(struct store_tenant *t, const char *source_id, const char *src_ip)
+{
+    struct alert e;
+    char *err = NULL;
+    int dup = -1, rc;
+
+    memset(&e, 0, sizeof(e));
+    e.source = xstrdup("panos.traffic");
+    e.source_id = xstrdup(source_id);
+    e.title = xstrdup("flow");
+    e.outcome = xstrdup("succeeded");
+    if (src_ip != NULL) {
+        alert_add_observable(&e, "ip", src_ip, "src");
+    }
+    rc = store_tx_begin(t, &err) == 0 && store_event_insert(t, &e, &dup, &err) == 0 && dup == 0 &&
+                 store_tx_commit(t, &err) == 0
+             ? 0
+             : -1;
+    if (rc == -1) {
+        fprintf(stderr, "  put_flow: %s\n", err ? err : "a duplicate");
+    }
+    alert_free(&e);
+    free(err);
+    return rc;
+}
+
+/* A transaction begun unsynced commits without a sync when no other writer joined it;
+ * one that a synced writer joined has its WAL synced after the commit; a rollback counts
+ * nothing; every committed row is there. */
+static void
+test_unsynced_commits(void)
+{
+    struct fx f;
+    struct alert a;
+    char *err = NULL, *path;
+    unsigned long long u = 9, sa = 9;
+    int dup = -1;
+
+    T_REQUIRE(fx_setup(&f, 1) == 0);
+    path = xasprintf("%s/tenants/acme.db", f.dir);
+    store_tx_sync_counts(f.t, &u, &sa);
+    T_ASSERT(u == 0 && sa == 0);
+    /* events alone: no sync */
+    T_REQUIRE(store_tx_begin_unsynced(f.t, &err) == 0);
+    T_ASSERT(put_event_in_tx(f.t, "u/1") == 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    store_tx_sync_counts(f.t, &u, &sa);
+    T_ASSERT(u == 1 && sa == 0);
+    /* a synced writer joins: synced after the commit */
+    T_REQUIRE(store_tx_begin_unsynced(f.t, &err) == 0);
+    T_ASSERT(put_event_in_tx(f.t, "u/2") == 0);
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    mk_alert(&a, "it.joined", "joined");
+    T_ASSERT(store_alert_insert(f.t, &a, &dup, &err) == 0 && dup == 0);
+    alert_free(&a);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    store_tx_sync_counts(f.t, &u, &sa);
+    T_ASSERT(u == 1 && sa == 1);
+    /* begun synced, an unsynced writer joins: an ordinary synced commit */
+    T_REQUIRE(store_tx_begin(f.t, &err) == 0);
+    T_REQUIRE(store_tx_begin_unsynced(f.t, &err) == 0);
+    T_ASSERT(put_event_in_tx(f.t, "u/3") == 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    store_tx_sync_counts(f.t, &u, &sa);
+    T_ASSERT(u == 1 && sa == 1);
+    /* rolled back: nothing counted, nothing stored, and the next one unsynced again */
+    T_REQUIRE(store_tx_begin_unsynced(f.t, &err) == 0);
+    T_ASSERT(put_event_in_tx(f.t, "u/4") == 0);
+    store_tx_rollback(f.t);
+    T_REQUIRE(store_tx_begin_unsynced(f.t, &err) == 0);
+    T_ASSERT(put_event_in_tx(f.t, "u/5") == 0);
+    T_REQUIRE(store_tx_commit(f.t, &err) == 0);
+    store_tx_sync_counts(f.t, &u, &sa);
+    T_ASSERT(u == 2 && sa == 1);
+    T_EQ_INT(raw_count(path, "SELECT count(*) FROM events WHERE source_id LIKE 'u/%'"), 4);
+    T_EQ_INT(raw_count(path, "SELECT count(*) FROM events WHERE source_id = 'u/4'"), 0);
+    T_EQ_INT(raw_count(path, "SELECT count(*) FROM alerts WHERE source_id = 'joined'"), 1);
+    free(path);
+    free(err);
+    fx_teardown(&f);
+}
+
 /* A database made now has 16 KiB pages; one made before with 4 KiB pages keeps them and
  * works as before (migrated, written, read), until compacted. */
 static void
@@ -2086,10 +2189,8 @@ test_page_size(void)
 {
     struct fx f;
     struct store_tenant *b = NULL;
-    struct alert e;
     char *err = NULL, *apath, *bpath, *cpath;
     sqlite3 *db = NULL;
-    int dup = -1;
 
     T_REQUIRE(fx_setup(&f, 1) == 0);
     apath = xasprintf("%s/tenants/acme.db", f.dir);
@@ -2105,17 +2206,8 @@ test_page_size(void)
     T_EQ_INT(raw_count(bpath, "PRAGMA page_size"), 4096);
     T_REQUIRE(store_tenant_open(f.st, "beta", &b, &err) == 0);
     T_EQ_INT(raw_count(bpath, "PRAGMA page_size"), 4096);
-    memset(&e, 0, sizeof(e));
-    e.source = xstrdup("panos.traffic");
-    e.source_id = xstrdup("013201009876/TRAFFIC/1");
-    e.title = xstrdup("flow");
-    e.outcome = xstrdup("succeeded");
-    alert_add_observable(&e, "ip", "10.0.0.1", "src");
-    T_REQUIRE(store_tx_begin(b, &err) == 0);
-    T_ASSERT(store_event_insert(b, &e, &dup, &err) == 0 && dup == 0);
-    T_REQUIRE(store_tx_commit(b, &err) == 0);
+    T_ASSERT(put_flow(b, "013201009876/TRAFFIC/1", "10.0.0.1") == 0);
     T_EQ_INT(raw_count(bpath, "SELECT count(*) FROM events WHERE ip = '10.0.0.1'"), 1);
-    alert_free(&e);
     {
         /* compacted: 16 KiB pages, the rows kept, back in WAL mode, still writable */
         struct store_compact c;
@@ -2126,15 +2218,7 @@ test_page_size(void)
         T_ASSERT(c.bytes_before > 0 && c.bytes_after > 0);
         T_EQ_INT(raw_count(bpath, "PRAGMA page_size"), 16384);
         T_EQ_INT(raw_count(bpath, "SELECT count(*) FROM events WHERE ip = '10.0.0.1'"), 1);
-        memset(&e, 0, sizeof(e));
-        e.source = xstrdup("panos.traffic");
-        e.source_id = xstrdup("013201009876/TRAFFIC/2");
-        e.title = xstrdup("flow");
-        e.outcome = xstrdup("succeeded");
-        T_REQUIRE(store_tx_begin(b, &err) == 0);
-        T_ASSERT(store_event_insert(b, &e, &dup, &err) == 0 && dup == 0);
-        T_REQUIRE(store_tx_commit(b, &err) == 0);
-        alert_free(&e);
+        T_ASSERT(put_flow(b, "013201009876/TRAFFIC/2", NULL) == 0);
     }
     store_tenant_close(b);
     b = NULL;
@@ -2159,6 +2243,7 @@ test_page_size(void)
 
 TEST_LIST = {
     { "page_size", test_page_size },
+    { "unsynced_commits", test_unsynced_commits },
     { "event_prepared_row", test_event_prepared_row },
     { "source_marks", test_source_marks },
     { "escalations", test_escalations },
