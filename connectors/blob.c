@@ -270,6 +270,9 @@ struct btenant {
     char id[64];
     const struct blob_conf *conf; /* borrowed from the configuration */
     char *sas;                    /* decrypted, registered for redaction; NULL: OAuth */
+    double every;                 /* seconds between polls: conf's, or a reload's */
+    int stopped;                  /* a reload removed its blob block: no poll after this one */
+    int64_t armed_ms;             /* when its timer was last set */
     struct event *timer;
     struct event *cont;    /* the cycle goes on at the next loop pass */
     struct call *call;     /* the request in flight, or NULL */
@@ -448,6 +451,7 @@ arm(struct btenant *b, double seconds)
 
     tv.tv_sec = (time_t)seconds;
     tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    b->armed_ms = util_now_ms();
     evtimer_add(b->timer, &tv);
 }
 
@@ -1076,7 +1080,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (b->p->draining || b->call != NULL || b->admitting) {
+    if (b->p->draining || b->stopped || b->call != NULL || b->admitting) {
         return;
     }
     st.polls++;
@@ -1124,7 +1128,7 @@ prune_marks(struct btenant *b)
 static void
 cycle_end(struct btenant *b, const char *error, int status)
 {
-    double wait = b->conf->every;
+    double wait = b->every;
 
     blob_listing_clear(&b->list);
     b->bi = 0;
@@ -1164,6 +1168,10 @@ cycle_end(struct btenant *b, const char *error, int status)
                      b->id, b->conf->containers[b->ci], status, log_quote(error), b->failures,
                      wait);
         }
+    }
+    if (b->stopped) {
+        log_info("blob.stopped tenant=%s", b->id);
+        return;
     }
     arm(b, wait);
 }
@@ -1336,6 +1344,7 @@ blob_start_source(const struct config *cfg, void **state, char **errp)
         b->p = p;
         snprintf(b->id, sizeof(b->id), "%s", ct->id);
         b->conf = c;
+        b->every = c->every;
         if (c->sas != NULL) {
             char *sas = secret_decrypt(c->sas, errp);
 
@@ -1401,6 +1410,107 @@ fail:
     return -1;
 }
 
+static int
+same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* What of a tenant's blob block changed, besides `every`, or NULL. */
+static const char *
+blob_changed(const struct blob_conf *a, const struct blob_conf *b)
+{
+    if (!same_text(a->account_url, b->account_url) || !same_text(a->sas, b->sas) ||
+        !same_text(a->scope, b->scope)) {
+        return "account_url, sas or scope";
+    }
+    if (a->ncontainers != b->ncontainers) {
+        return "containers";
+    }
+    for (size_t i = 0; i < a->ncontainers; i++) {
+        if (strcmp(a->containers[i], b->containers[i]) != 0) {
+            return "containers";
+        }
+    }
+    if (!same_text(a->prefix, b->prefix) || a->chunk != b->chunk ||
+        !same_text(a->source, b->source) || a->max_age != b->max_age) {
+        return "prefix, chunk, source or max_age";
+    }
+    return NULL;
+}
+
+/* A reload: each polling tenant's `every` from the file read again (a new interval counts
+ * from when its timer was set); a tenant whose blob block is gone stops after the poll in
+ * progress, and polls again (from its stored offsets) when a later reload brings the
+ * block back. Its other settings, and blob blocks of tenants not polled since the start,
+ * apply at the next start: logged, not applied. One poll per tenant at a time, as ever:
+ * a poll in progress is never doubled. */
+static void
+blob_reload(void **state, const struct config *cfg)
+{
+    struct poller *p = *state;
+
+    for (size_t i = 0; i < cfg->ntenants; i++) {
+        const struct config_tenant *ct = &cfg->tenants[i];
+        struct btenant *b = NULL;
+
+        for (b = p != NULL ? p->tenants : NULL; b != NULL && strcmp(b->id, ct->id) != 0;
+             b = b->next) {
+        }
+        if (b == NULL && config_tenant_block(ct, &blob_section) != NULL &&
+            tenant_find(ct->id) != NULL) {
+            log_warn("blob.reload_needs_restart tenant=%s changed=\"a blob block added\"", ct->id);
+        }
+    }
+    if (p == NULL || p->draining) {
+        return;
+    }
+    for (struct btenant *b = p->tenants; b != NULL; b = b->next) {
+        const struct config_tenant *ct = config_tenant(cfg, b->id);
+        const struct blob_conf *nc = ct != NULL ? config_tenant_block(ct, &blob_section) : NULL;
+        const char *changed;
+
+        if (nc == NULL) {
+            if (!b->stopped) {
+                b->stopped = 1;
+                if (evtimer_pending(b->timer, NULL)) { /* between polls */
+                    evtimer_del(b->timer);
+                    log_info("blob.stopped tenant=%s", b->id);
+                } else {
+                    log_info("blob.stopping tenant=%s (after the poll in progress)", b->id);
+                }
+            }
+            continue;
+        }
+        if ((changed = blob_changed(b->conf, nc)) != NULL) {
+            log_warn("blob.reload_needs_restart tenant=%s changed=%s", b->id, log_quote(changed));
+        }
+        if (b->stopped) {
+            b->stopped = 0;
+            b->every = nc->every;
+            log_info("blob.started tenant=%s every_s=%.0f", b->id, b->every);
+            if (!evtimer_pending(b->timer, NULL) && b->call == NULL && !b->admitting &&
+                !evtimer_pending(b->cont, NULL)) {
+                arm(b, 0); /* no poll in progress: its end would have armed the timer */
+            }
+            continue;
+        }
+        if (nc->every != b->every) {
+            log_info("blob.interval tenant=%s every_s=%.0f was_s=%.0f", b->id, nc->every, b->every);
+            b->every = nc->every;
+            if (b->failures == 0 && evtimer_pending(b->timer, NULL)) {
+                int64_t due = b->armed_ms + (int64_t)(b->every * 1000);
+                int64_t now = util_now_ms();
+                int64_t armed = b->armed_ms;
+
+                evtimer_del(b->timer);
+                arm(b, due > now ? (double)(due - now) / 1000.0 : 0);
+                b->armed_ms = armed;
+            }
+        }
+    }
+}
+
 static void
 blob_drain(void *state)
 {
@@ -1442,7 +1552,7 @@ blob_describe(void *state, struct buf *b)
     int n = 0;
 
     for (struct btenant *t = p->tenants; t != NULL; t = t->next) {
-        n++;
+        n += !t->stopped;
     }
     (void)!buf_printf(b, " blob_tenants=%d", n);
 }
@@ -1472,4 +1582,5 @@ const struct source blob_source = {
     blob_stop,
     blob_describe,
     blob_normalize,
+    blob_reload,
 };

@@ -66,6 +66,7 @@ struct httpc_call {
     char *body;
     struct buf resp;
     int too_big;
+    int sends;          /* times libcurl was about to send the request (its pre-request hook) */
     char *bad_encoding; /* a Content-Encoding we did not ask for: the transfer is aborted */
     char *retry_after;
     char *content_type;
@@ -424,6 +425,10 @@ check_multi_info(void)
                                 c->bad_encoding, HTTPC_ACCEPT_ENCODING);
         } else if (c->too_big || res == CURLE_FILESIZE_EXCEEDED) {
             c->fail = xasprintf("response larger than %zu bytes", c->resp.max);
+        } else if (c->sends > 1 && res == CURLE_ABORTED_BY_CALLBACK) {
+            c->fail = xasprintf("the connection to %s closed before any answer (not resent "
+                                "by the transport: the caller decides)",
+                                c->host);
         } else if (c->mail && res != CURLE_OK) {
             long code = 0;
 
@@ -722,6 +727,27 @@ check_method(const char *m)
     return n > 0 && n < 16 ? 0 : -1;
 }
 
+/* libcurl's pre-request hook: called each time the request is about to go out on a
+ * connection. libcurl sends a request again by itself when a reused connection closed
+ * before any answer (or an HTTP/2 stream was refused); that second send is refused here,
+ * so the transfer fails and the caller's retry policy (its attempts, its counting of
+ * errors, its idempotency rules) decides whether the request is sent again. */
+static int
+prereq_cb(void *arg, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+          int conn_local_port)
+{
+    struct httpc_call *c = arg;
+
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    if (++c->sends > 1) {
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
 /* Configure c's easy handle for rq. Returns the first libcurl error. */
 static CURLcode
 call_setup(struct httpc_call *c, const struct httpc_request *rq, size_t max_response)
@@ -783,6 +809,8 @@ call_setup(struct httpc_call *c, const struct httpc_request *rq, size_t max_resp
     SET(CURLOPT_HEADERFUNCTION, header_cb);
     SET(CURLOPT_HEADERDATA, (void *)c);
     SET(CURLOPT_HTTPHEADER, c->headers);
+    SET(CURLOPT_PREREQFUNCTION, prereq_cb);
+    SET(CURLOPT_PREREQDATA, (void *)c);
 
     if (strcmp(c->method, "GET") == 0 && c->body == NULL) {
         SET(CURLOPT_HTTPGET, 1L);

@@ -22,9 +22,11 @@ struct httpc_request {
     const char *ca_file; /* PEM bundle to verify the server; NULL = system default */
     const char *proxy;   /* "http://proxy:3128"; NULL = none (env vars are ignored) */
     size_t max_response; /* bytes; 0 = 16 MiB; over it the call fails */
-    /* 1: a request that is not safe to repeat. It gets a connection of its own: over a
-     * reused connection that closes before any answer, libcurl would silently send it
-     * again, and only the caller may decide to resend. */
+    /* 1: a request that is not safe to repeat. It gets a connection of its own, so a
+     * reused connection that closes before any answer cannot leave it in doubt. For
+     * every request, once or not, libcurl's own resend over a fresh connection is
+     * refused: the call fails ("closed before any answer") and only the caller decides
+     * to resend, so its attempts and error counts see every lost answer. */
     int once;
 };
 

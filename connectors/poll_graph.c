@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -26,6 +27,7 @@
 #define POLL_ERROR_MAX 300        /* bytes of an error kept for the status */
 #define POLL_SKEW_MS 300000       /* an item time further ahead of our clock is taken as now */
 #define POLL_PASS_PAGES_MAX 10000 /* pages of one pass: a service that links on and on */
+#define POLL_NEXT_MAX 8192        /* bytes of a next link (Graph's are well under 2 KiB) */
 
 struct stream_def {
     const char *name;       /* the stream, e.g. "alerts"; cursor "graph.<name>" */
@@ -60,6 +62,8 @@ struct stream {
     struct call *call; /* the page request in flight, or NULL */
     int busy;          /* a page is being fetched, admitted or its cursor written */
     int loaded;        /* the cursor was read from the store */
+    int enabled;       /* the configuration polls it; 0: it stops after its current pass */
+    int64_t sched_ms;  /* when its timer was last set (a reload reschedules from there) */
 
     /* The cursor as committed. */
     int64_t watermark; /* ms: items updated before (watermark - overlap) were all read */
@@ -84,7 +88,7 @@ struct stream {
 };
 
 struct poller {
-    struct stream *streams;
+    struct stream **streams; /* every stream polled since the start, enabled or not */
     size_t nstreams;
     int draining;
 };
@@ -115,6 +119,28 @@ fmt_odata_time(int64_t ms, char out[32])
 
     gmtime_r(&secs, &tm);
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Whether text (a next link's path and query, as followed) is the stream's own list:
+ * its path exactly (Graph paths are case-insensitive), then nothing or a query, every
+ * byte a visible ASCII character other than a backslash or a fragment's '#'. NULL when
+ * it is, else why not. */
+static const char *
+next_rest_invalid(const struct stream_def *d, const char *rest)
+{
+    size_t pl = strlen(d->path);
+
+    for (const char *q = rest; *q != '\0'; q++) {
+        unsigned char ch = (unsigned char)*q;
+
+        if (ch <= ' ' || ch >= 0x7f || ch == '\\' || ch == '#') {
+            return "a space, control, non-ASCII, backslash or '#' character";
+        }
+    }
+    if (strncasecmp(rest, d->path, pl) != 0 || (rest[pl] != '?' && rest[pl] != '\0')) {
+        return "a path other than the stream's list";
+    }
+    return NULL;
 }
 
 /* ---- the cursor ---- */
@@ -181,8 +207,13 @@ cursor_load(struct stream *s, struct tenant *t)
     if ((v = json_get_string(o, "pass_max")) != NULL && util_parse_time(v, &s->pass_max) == -1) {
         s->pass_max = 0;
     }
-    if ((v = json_get_string(o, "next")) != NULL && v[0] == '/') {
-        s->next = xstrdup(v);
+    if ((v = json_get_string(o, "next")) != NULL) {
+        /* Checked again: a cursor edited by hand must not send the token elsewhere. */
+        if (strlen(v) <= POLL_NEXT_MAX && next_rest_invalid(s->def, v) == NULL) {
+            s->next = xstrdup(v);
+        } else {
+            log_warn("poll.cursor_next_refused tenant=%s stream=%s", s->tenant, s->key);
+        }
     }
     {
         const cJSON *r = json_get(o, "rejected");
@@ -200,19 +231,30 @@ cursor_load(struct stream *s, struct tenant *t)
 
 /* ---- one page ---- */
 
-static void
-stream_failed(struct stream *s, const char *what, const char *why)
+/* The wait before the stream's next pass: its interval, doubled per failure in a row up
+ * to POLL_RETRY_MAX_S (never below the interval). */
+static double
+stream_delay(const struct stream *s)
 {
     double delay = s->interval;
 
-    stats[def_index(s->def)].errors++;
-    s->failures++;
     for (int i = 1; i < s->failures && delay < POLL_RETRY_MAX_S; i++) {
         delay *= 2;
     }
     if (delay > POLL_RETRY_MAX_S && s->interval < POLL_RETRY_MAX_S) {
         delay = POLL_RETRY_MAX_S;
     }
+    return delay;
+}
+
+static void
+stream_failed(struct stream *s, const char *what, const char *why)
+{
+    double delay;
+
+    stats[def_index(s->def)].errors++;
+    s->failures++;
+    delay = stream_delay(s);
     log_warn("poll.failed tenant=%s stream=%s step=%s failures=%d retry_s=%.0f error=%s", s->tenant,
              s->key, what, s->failures, delay, log_quote(why ? why : "?"));
     s->busy = 0;
@@ -335,22 +377,42 @@ on_admitted(void *arg, const struct admit_result *res)
     page_stored(s);
 }
 
-/* The link to the next page as a path on the tenant's Graph base: it must stay there
- * (the credentials go with it). 0 with *path (malloc'd, NULL when there is none), or -1. */
+/* The link to the next page as a path on the tenant's Graph base: the bearer token goes
+ * with it, so it must name the same list on the same service: the base URL as configured
+ * (scheme and host compared without regard to case; the same port and path prefix, so no
+ * userinfo '@', other port or percent-encoded host passes), then the stream's own path
+ * and a query, at most POLL_NEXT_MAX bytes. Only the part after the base is kept: the
+ * request goes to the configured base, never to a host the answer names. 0 with *path
+ * (malloc'd, NULL when there is none), or -1 with *why (static) when it is refused. */
 static int
-next_path(struct stream *s, struct tenant *t, const cJSON *page, char **path)
+next_path(struct stream *s, struct tenant *t, const cJSON *page, char **path, const char **why)
 {
-    const char *link = json_get_string(page, "@odata.nextLink");
+    const cJSON *it = json_get(page, "@odata.nextLink");
     const struct microsoft_conf *ms = tenant_conf(t, &microsoft_section);
-    size_t bl;
+    const char *link = NULL;
+    size_t bl = 0;
 
     *path = NULL;
-    if (link == NULL) {
+    *why = NULL;
+    if (it == NULL || cJSON_IsNull(it)) {
         return 0;
     }
-    bl = ms != NULL ? strlen(ms->graph) : 0;
-    if (ms == NULL || strncmp(link, ms->graph, bl) != 0 || link[bl] != '/') {
-        log_warn("poll.bad_next_link tenant=%s stream=%s", s->tenant, s->key);
+    if (!cJSON_IsString(it)) {
+        *why = "not a string";
+    } else if (strlen(link = it->valuestring) > POLL_NEXT_MAX) {
+        *why = "longer than 8192 bytes";
+    } else if (ms == NULL || strncasecmp(link, ms->graph, bl = strlen(ms->graph)) != 0 ||
+               link[bl] != '/') {
+        *why = "another scheme, host, port or path prefix than the tenant's Graph base URL";
+    } else {
+        *why = next_rest_invalid(s->def, link + bl);
+    }
+    if (*why != NULL) {
+        char *shown = cJSON_IsString(it) ? util_cut_text(it->valuestring, 200) : NULL;
+
+        log_warn("poll.bad_next_link tenant=%s stream=%s reason=%s link=%s", s->tenant, s->key,
+                 log_quote(*why), log_quote(shown ? shown : "?"));
+        free(shown);
         return -1;
     }
     *path = xstrdup(link + bl);
@@ -437,6 +499,7 @@ on_page(void *arg, int ok, const char *result)
     struct tenant *t = tenant_find(s->tenant);
     cJSON *page = NULL;
     const cJSON *items;
+    const char *why;
 
     s->call = NULL;
     if (!ok || t == NULL) {
@@ -458,9 +521,12 @@ on_page(void *arg, int ok, const char *result)
         return;
     }
     page_reset(s);
-    if (next_path(s, t, page, &s->page_next) == -1) {
+    if (next_path(s, t, page, &s->page_next, &why) == -1) {
+        char *msg = xasprintf("the next page link is refused (%s): the page is not taken", why);
+
         cJSON_Delete(page);
-        stream_failed(s, "fetch", "the next page link leaves the tenant's Graph base URL");
+        stream_failed(s, "fetch", msg);
+        free(msg);
         return;
     }
     page_admit(s, t, items);
@@ -536,12 +602,15 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (s->busy || the_poller->draining) {
+    if (s->busy || !s->enabled || the_poller->draining) {
         return;
     }
     stream_fetch(s);
 }
 
+/* The stream's next pass in secs. A stream the configuration no longer polls stops here:
+ * its pass is over (complete or failed; a failed pass keeps its next link in the cursor,
+ * and goes on from it if a later reload polls the stream again). */
 static void
 stream_schedule(struct stream *s, double secs)
 {
@@ -550,6 +619,11 @@ stream_schedule(struct stream *s, double secs)
     if (the_poller->draining) {
         return;
     }
+    if (!s->enabled) {
+        log_info("poll.stream_stopped tenant=%s stream=%s", s->tenant, s->key);
+        return;
+    }
+    s->sched_ms = util_now_ms();
     tv.tv_sec = (time_t)secs;
     tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
     evtimer_add(s->timer, &tv);
@@ -599,10 +673,10 @@ poll_metrics(struct buf *b, void *arg)
         double lag = -1;
 
         for (size_t k = 0; the_poller != NULL && k < the_poller->nstreams; k++) {
-            const struct stream *s = &the_poller->streams[k];
+            const struct stream *s = the_poller->streams[k];
             double l;
 
-            if (s->def != &stream_defs[i]) {
+            if (s->def != &stream_defs[i] || !s->enabled) {
                 continue;
             }
             l = (double)(now - (s->last_pass_ms > 0 ? s->last_pass_ms : s->started_ms)) / 1000.0;
@@ -615,59 +689,208 @@ poll_metrics(struct buf *b, void *arg)
     }
 }
 
+/* The poll settings of tenant t in cfg (NULL: the configuration the tenant was opened
+ * with), or NULL when it has no Microsoft block there. */
+static const struct microsoft_conf *
+ms_settings(const struct config *cfg, const struct tenant *t)
+{
+    const struct config_tenant *ct;
+
+    if (cfg == NULL) {
+        return tenant_conf(t, &microsoft_section);
+    }
+    ct = config_tenant(cfg, tenant_id(t));
+    return ct != NULL ? config_tenant_block(ct, &microsoft_section) : NULL;
+}
+
+static double
+interval_of(const struct microsoft_conf *ms, const struct stream_def *d)
+{
+    return ms != NULL ? *(const double *)((const char *)&ms->poll + d->conf_off) : 0;
+}
+
+static struct stream *
+stream_find(const struct poller *p, const struct tenant *t, const struct stream_def *d)
+{
+    for (size_t k = 0; k < p->nstreams; k++) {
+        if (p->streams[k]->def == d && strcmp(p->streams[k]->tenant, tenant_id(t)) == 0) {
+            return p->streams[k];
+        }
+    }
+    return NULL;
+}
+
+static struct stream *
+stream_add(struct poller *p, const struct tenant *t, const struct stream_def *d)
+{
+    struct stream *s = xcalloc(1, sizeof(*s));
+
+    s->p = p;
+    snprintf(s->tenant, sizeof(s->tenant), "%s", tenant_id(t));
+    s->def = d;
+    snprintf(s->key, sizeof(s->key), "graph.%s", d->name);
+    s->timer = evtimer_new(loop_base(), on_timer, s);
+    s->started_ms = util_now_ms();
+    p->streams = xrealloc(p->streams, (p->nstreams + 1) * sizeof(*p->streams));
+    p->streams[p->nstreams++] = s;
+    return s;
+}
+
+/* Apply the settings ms (NULL: none, not polled) to s, at the start or a reload. The
+ * cursor and the pass in progress stay as they are: one struct stream per tenant and
+ * stream for the life of the daemon, whose busy flag keeps a second pass from starting
+ * while one runs. A new interval counts from when the timer was set; overlap, backfill
+ * and page size apply from the next pass; a stream no longer polled stops after its
+ * current pass; one polled again starts at once (or when its pass in progress ends). */
+static void
+stream_apply(struct stream *s, const struct microsoft_conf *ms)
+{
+    double iv = interval_of(ms, s->def);
+
+    if (iv <= 0) {
+        if (s->enabled) {
+            s->enabled = 0;
+            if (s->busy) {
+                log_info("poll.stream_stopping tenant=%s stream=%s (after its current pass)",
+                         s->tenant, s->key);
+            } else {
+                evtimer_del(s->timer);
+                log_info("poll.stream_stopped tenant=%s stream=%s", s->tenant, s->key);
+            }
+        }
+        return;
+    }
+    s->overlap = ms->poll.overlap;
+    s->backfill = ms->poll.backfill;
+    s->top = ms->poll.page_size < s->def->max_top ? ms->poll.page_size : s->def->max_top;
+    if (!s->enabled) {
+        s->enabled = 1;
+        s->interval = iv;
+        s->failures = 0;
+        if (s->last_pass_ms == 0) {
+            s->started_ms = util_now_ms();
+        }
+        log_info("poll.stream_started tenant=%s stream=%s interval_s=%.0f", s->tenant, s->key, iv);
+        if (!s->busy) {
+            stream_schedule(s, 0);
+        }
+        return;
+    }
+    if (iv != s->interval) {
+        log_info("poll.stream_interval tenant=%s stream=%s interval_s=%.0f was_s=%.0f", s->tenant,
+                 s->key, iv, s->interval);
+        s->interval = iv;
+        if (!s->busy && evtimer_pending(s->timer, NULL)) {
+            int64_t due = s->sched_ms + (int64_t)(stream_delay(s) * 1000);
+            int64_t now = util_now_ms();
+            int64_t sched = s->sched_ms;
+
+            evtimer_del(s->timer);
+            stream_schedule(s, due > now ? (double)(due - now) / 1000.0 : 0);
+            s->sched_ms = sched; /* still counted from when the last pass ended */
+        }
+    }
+}
+
+static struct poller *
+poller_new(void)
+{
+    struct poller *p = xcalloc(1, sizeof(*p));
+
+    the_poller = p;
+    metrics_add(poll_metrics, NULL);
+    return p;
+}
+
 static int
 poll_start(const struct config *cfg, void **state, char **errp)
 {
-    struct poller *p;
-    size_t n = 0;
+    struct poller *p = NULL;
 
     (void)cfg;
     (void)errp;
     *state = NULL;
     for (struct tenant *t = poll_tenant_next(NULL); t != NULL; t = poll_tenant_next(t)) {
-        const struct microsoft_conf *ms = tenant_conf(t, &microsoft_section);
+        const struct microsoft_conf *ms = ms_settings(NULL, t);
 
         for (size_t i = 0; ms != NULL && i < NSTREAM_DEFS; i++) {
-            n += *(const double *)((const char *)&ms->poll + stream_defs[i].conf_off) > 0;
-        }
-    }
-    if (n == 0) {
-        return 0;
-    }
-    p = xcalloc(1, sizeof(*p));
-    p->streams = xcalloc(n, sizeof(*p->streams));
-    for (struct tenant *t = poll_tenant_next(NULL); t != NULL; t = poll_tenant_next(t)) {
-        const struct microsoft_conf *ms = tenant_conf(t, &microsoft_section);
-
-        for (size_t i = 0; ms != NULL && i < NSTREAM_DEFS; i++) {
-            double iv = *(const double *)((const char *)&ms->poll + stream_defs[i].conf_off);
-            struct stream *s;
-
-            if (iv <= 0) {
+            if (interval_of(ms, &stream_defs[i]) <= 0) {
                 continue;
             }
-            s = &p->streams[p->nstreams++];
-            s->p = p;
-            snprintf(s->tenant, sizeof(s->tenant), "%s", tenant_id(t));
-            s->def = &stream_defs[i];
-            snprintf(s->key, sizeof(s->key), "graph.%s", stream_defs[i].name);
-            s->interval = iv;
-            s->overlap = ms->poll.overlap;
-            s->backfill = ms->poll.backfill;
-            s->top = ms->poll.page_size < stream_defs[i].max_top ? ms->poll.page_size
-                                                                 : stream_defs[i].max_top;
-            s->timer = evtimer_new(loop_base(), on_timer, s);
-            s->started_ms = util_now_ms();
+            if (p == NULL) {
+                p = poller_new();
+            }
+            /* Every stream starts at once; each waits only for its own answers. */
+            stream_apply(stream_add(p, t, &stream_defs[i]), ms);
         }
     }
-    the_poller = p;
-    /* Every stream starts at once; each waits only for its own answers. */
-    for (size_t k = 0; k < p->nstreams; k++) {
-        stream_schedule(&p->streams[k], 0);
-    }
-    metrics_add(poll_metrics, NULL);
     *state = p;
     return 0;
+}
+
+/* What differs between the Microsoft account a tenant was opened with and the one the
+ * reloaded file gives (those settings apply at the next start), or NULL. */
+static const char *
+account_changed(const struct microsoft_conf *a, const struct microsoft_conf *b)
+{
+    static const size_t offs[] = { offsetof(struct microsoft_conf, authority),
+                                   offsetof(struct microsoft_conf, tenant_id),
+                                   offsetof(struct microsoft_conf, client_id),
+                                   offsetof(struct microsoft_conf, client_secret),
+                                   offsetof(struct microsoft_conf, certificate),
+                                   offsetof(struct microsoft_conf, private_key),
+                                   offsetof(struct microsoft_conf, graph),
+                                   offsetof(struct microsoft_conf, graph_scope) };
+
+    if (a == NULL || b == NULL) {
+        return a != b ? "the Microsoft block was added or removed" : NULL;
+    }
+    for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+        const char *x = *(char *const *)((const char *)a + offs[i]);
+        const char *y = *(char *const *)((const char *)b + offs[i]);
+
+        if ((x == NULL) != (y == NULL) || (x != NULL && strcmp(x, y) != 0)) {
+            return "the Microsoft account (URLs, ids or credentials)";
+        }
+    }
+    return NULL;
+}
+
+/* A reload: the poll settings of every open tenant from the file read again, applied to
+ * the running streams (stream_apply). The account itself (Graph URL, credentials) and
+ * tenants added to the file need a restart: logged, not applied. */
+static void
+poll_reload(void **state, const struct config *cfg)
+{
+    struct poller *p = *state;
+
+    if (p != NULL && p->draining) {
+        return;
+    }
+    for (struct tenant *t = poll_tenant_next(NULL); t != NULL; t = poll_tenant_next(t)) {
+        const struct microsoft_conf *now = ms_settings(NULL, t);
+        const struct microsoft_conf *next = ms_settings(cfg, t);
+        const char *changed = account_changed(now, next);
+
+        if (changed != NULL) {
+            log_warn("poll.reload_needs_restart tenant=%s changed=%s", tenant_id(t),
+                     log_quote(changed));
+        }
+        if (now == NULL) {
+            continue; /* no account to poll with until the next start */
+        }
+        for (size_t i = 0; i < NSTREAM_DEFS; i++) {
+            struct stream *s = p != NULL ? stream_find(p, t, &stream_defs[i]) : NULL;
+
+            if (s == NULL && interval_of(next, &stream_defs[i]) <= 0) {
+                continue;
+            }
+            if (p == NULL) {
+                *state = p = poller_new();
+            }
+            stream_apply(s != NULL ? s : stream_add(p, t, &stream_defs[i]), next);
+        }
+    }
 }
 
 static void
@@ -677,7 +900,7 @@ poll_drain(void *state)
 
     p->draining = 1;
     for (size_t k = 0; k < p->nstreams; k++) {
-        evtimer_del(p->streams[k].timer);
+        evtimer_del(p->streams[k]->timer);
     }
 }
 
@@ -688,13 +911,14 @@ poll_stop(void *state)
 
     metrics_remove(poll_metrics, NULL);
     for (size_t k = 0; k < p->nstreams; k++) {
-        struct stream *s = &p->streams[k];
+        struct stream *s = p->streams[k];
 
         call_request_cancel(s->call);
         event_free(s->timer);
         free(s->next);
         free(s->page_next);
         free(s->last_reject);
+        free(s);
     }
     free(p->streams);
     free(p);
@@ -705,8 +929,12 @@ static void
 poll_describe(void *state, struct buf *b)
 {
     struct poller *p = state;
+    size_t n = 0;
 
-    (void)!buf_printf(b, " graph_poll_streams=%zu", p->nstreams);
+    for (size_t k = 0; k < p->nstreams; k++) {
+        n += p->streams[k]->enabled;
+    }
+    (void)!buf_printf(b, " graph_poll_streams=%zu", n);
 }
 
 const struct source poll_graph_source = {
@@ -719,4 +947,5 @@ const struct source poll_graph_source = {
     .stop = poll_stop,
     .describe = poll_describe,
     .normalize = NULL,
+    .reload = poll_reload,
 };

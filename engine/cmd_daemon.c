@@ -274,10 +274,13 @@ cmd_reload_exec(int argc, char **argv)
 {
     static const char help[] =
         "usage: kagari reload [--config FILE]\n"
-        "Make the running daemon reload its playbook folder and pick up runs queued again\n"
-        "by `kagari run retry`, as SIGHUP does; prints how many playbooks it serves now.\n"
-        "A playbook file that no longer loads keeps its previous version serving (see the\n"
-        "log). Exit status: 0 reloaded, 3 not running, 1 otherwise.\n";
+        "Make the running daemon read its configuration file again and apply the poll\n"
+        "settings (tenants.<id>.microsoft.poll: intervals, streams, page size, overlap,\n"
+        "backfill) to the running pollers, reload its playbook folder and pick up runs\n"
+        "queued again by `kagari run retry`, as SIGHUP does; prints how many playbooks it\n"
+        "serves now. A playbook file that no longer loads keeps its previous version\n"
+        "serving, and a configuration file with an error changes nothing (see the log).\n"
+        "Exit status: 0 reloaded, 3 not running, 1 otherwise.\n";
     struct cmd_daemon_opts o = { NULL, 0, 60 };
     struct config cfg;
     char *reply = NULL;
@@ -296,13 +299,17 @@ cmd_reload_exec(int argc, char **argv)
     v = cmd_daemon_parse(reply);
     free(reply);
     code = 1;
+    if (v != NULL && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, "config_error"))) {
+        (void)cmd_fail("the configuration file was not applied (the settings in use stay): %s",
+                       cJSON_GetObjectItemCaseSensitive(v, "config_error")->valuestring);
+    }
     if (v != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "reloaded"))) {
         printf("reloaded: %.0f playbooks serving", cmd_daemon_num(v, "playbooks"));
         if (cmd_daemon_num(v, "invalid") > 0) {
             printf(", %.0f invalid (the daemon's log says why)", cmd_daemon_num(v, "invalid"));
         }
         printf("\n");
-        code = 0;
+        code = cJSON_GetObjectItemCaseSensitive(v, "config_error") != NULL ? 1 : 0;
     } else if (v != NULL) {
         (void)cmd_fail("the playbook folder could not be read; the playbooks serving so far "
                        "stay (the daemon's log says why)");

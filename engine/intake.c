@@ -1437,4 +1437,5 @@ const struct source intake_source = {
     source_stop,
     source_describe,
     intake_normalize,
+    NULL, /* reload: its settings apply at the next start */
 };

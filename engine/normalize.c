@@ -211,10 +211,39 @@ norm_source(const cJSON *obj, const char *default_source, struct alert *a, char 
         return kg_err(errp, "source: required (or give a default source)%s", why);
     }
     if (!source_valid(s)) {
-        return kg_err(errp, "source: expected 1 to %d characters from [a-z0-9._-]",
-                      NORM_SOURCE_MAX);
+        char why[160];
+
+        unknown_shape(obj, why, sizeof(why));
+        return kg_err(errp, "source: expected 1 to %d characters from [a-z0-9._-]%s",
+                      NORM_SOURCE_MAX, it != NULL ? why : "");
     }
     a->source = xstrdup(s);
+    return 0;
+}
+
+/* Members only our generic form has (docs/http-api.md): a record that names a valid
+ * source and carries one of them was written for us, whatever its other members. */
+static const char *const generic_only[] = { "source_id", "observables", "vendor_severity",
+                                            "outcome",   "class",       NULL };
+
+/* Whether obj, which may look like a vendor's record, is in our generic form: it has a
+ * member "source" naming a valid source ([a-z0-9._-]) and a member only the generic form
+ * has. A vendor's record whose own "source" collides with ours (a Graph riskDetection's
+ * "IdentityProtection", a "source" added by a forwarder) is not: the family that knows
+ * its shape normalizes it. */
+static int
+generic_form(const cJSON *obj)
+{
+    const cJSON *src = member(obj, "source");
+
+    if (src == NULL || !cJSON_IsString(src) || !source_valid(src->valuestring)) {
+        return 0;
+    }
+    for (size_t i = 0; generic_only[i] != NULL; i++) {
+        if (member(obj, generic_only[i]) != NULL) {
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -523,7 +552,7 @@ normalize_any(const cJSON *obj, const char *raw, size_t rawlen, const char *defa
         *srcp = normalizers[i].name;
         return 0;
     }
-    if ((vendor || member(obj, "source") == NULL) && (src = detect(obj, &f)) != NULL) {
+    if ((vendor || !generic_form(obj)) && (src = detect(obj, &f)) != NULL) {
         *srcp = src;
         a->source = xstrdup(src);
         if (f->normalize(obj, src, a, errp) == -1) {

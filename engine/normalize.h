@@ -44,9 +44,12 @@ int normalize_alert(const cJSON *obj, const char *default_source, int64_t receiv
 
 /* normalize_alert for a record whose exact text is known: raw (rawlen bytes, the record as
  * it was received, e.g. one element of a {"records":[...]} envelope) becomes a->raw byte
- * for byte; raw NULL means "print obj". A record with a member "source" follows the
- * generic rules; otherwise a family that recognizes its shape normalizes it; otherwise
- * the generic rules with default_source. *srcp (may be NULL) gets the source the record
+ * for byte; raw NULL means "print obj". A record in our generic form (a member "source"
+ * naming a valid source, and a member only that form has: source_id, observables,
+ * vendor_severity, outcome or class) follows the generic rules; otherwise a family that
+ * recognizes its shape normalizes it (a vendor's own "source" member, e.g. a Graph
+ * riskDetection's "IdentityProtection", does not stop it); otherwise the generic rules
+ * with default_source. *srcp (may be NULL) gets the source the record
  * was taken for, also on failure (for per-source counts): a string that lives as long as
  * *a or the families, or "unknown". */
 int normalize_record(const cJSON *obj, const char *raw, size_t rawlen, const char *default_source,

@@ -57,6 +57,11 @@ struct source {
      * them, malloc'd, each to alert_free) ; -1 with *errp naming the offending field. */
     int (*normalize)(const char *rec, size_t len, const char *hint, int64_t received_ms,
                      struct alert **alerts, size_t *n, char **errp);
+    /* A reload (SIGHUP, `kagari reload`) read the configuration file again into cfg
+     * (valid for the call only: copy what is kept): apply what can change while running
+     * and log what needs a restart. *state is start's (NULL when it configured nothing;
+     * the source may set it now). NULL: nothing of the source changes before a restart. */
+    void (*reload)(void **state, const struct config *cfg);
 };
 
 /* A verb of the kagari command that a plug-in brings for its own set-up (`kagari panos

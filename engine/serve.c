@@ -187,6 +187,35 @@ serve_reload(void)
     return rc;
 }
 
+/* A reload by the operator (SIGHUP, `kagari reload`): the configuration file read again,
+ * what the sources can change while running applied (the pollers' settings), then the
+ * playbooks as serve_reload. A file that no longer loads changes nothing (*cfg_err gets
+ * why, malloc'd); the playbooks are reloaded all the same. The people's API deploys a
+ * playbook with serve_reload alone. */
+static int
+serve_reload_all(char **cfg_err)
+{
+    const struct source *const *sv;
+    const char *path = config_path_abs != NULL ? config_path_abs : cfg->path;
+    struct config fresh;
+
+    *cfg_err = NULL;
+    if (config_load(path, &fresh, cfg_err) == -1) {
+        log_err("serve.reload_config_failed file=%s error=%s (nothing of it applied)", path,
+                log_quote(*cfg_err ? *cfg_err : "?"));
+    } else {
+        log_info("serve.reload_config file=%s", path);
+        plugin_sources(&sv);
+        for (size_t i = 0; i < nsource_states; i++) {
+            if (sv[i]->reload != NULL) {
+                sv[i]->reload(&source_states[i], &fresh);
+            }
+        }
+        config_free(&fresh);
+    }
+    return serve_reload();
+}
+
 /* Stop: the listeners stop accepting, the iteration in progress completes and commits,
  * and serve_main shuts down (runs stay in the database and resume at the next start).
  * SIGTERM, SIGINT and `kagari stop` all come here. */
@@ -210,7 +239,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     if (sig == SIGHUP) {
-        (void)serve_reload();
+        char *err = NULL;
+
+        (void)serve_reload_all(&err);
+        free(err);
         return;
     }
     snprintf(by, sizeof(by), "signal=%d", (int)sig);
@@ -304,10 +336,16 @@ on_control(const char *verb, struct buf *reply, void *arg)
     } else if (strncmp(verb, "stall", 5) == 0) {
         testclock_stall(verb, reply);
     } else if (strcmp(verb, "reload") == 0) {
-        int rc = serve_reload();
+        char *err = NULL;
+        int rc = serve_reload_all(&err);
 
-        (void)!buf_printf(reply, "{\"reloaded\":%s,\"playbooks\":%zu,\"invalid\":%zu}",
+        (void)!buf_printf(reply, "{\"reloaded\":%s,\"playbooks\":%zu,\"invalid\":%zu",
                           rc == 0 ? "true" : "false", pb_count.loaded, pb_count.invalid);
+        if (err != NULL) {
+            put_string(reply, "config_error", err);
+        }
+        (void)!buf_puts(reply, "}");
+        free(err);
     } else {
         (void)!buf_printf(reply, "{\"stopping\":true,\"pid\":%ld}", (long)getpid());
         serve_drain("by=control");

@@ -1771,8 +1771,13 @@ syslog_normalize(const char *rec, size_t len, const char *hint, int64_t received
 }
 
 const struct source syslog_source = {
-    "syslog",        "syslog over UDP, TCP and TLS; PAN-OS records",
-    &syslog_section, syslog_start,
-    syslog_drain,    syslog_stop,
-    syslog_describe, syslog_normalize,
+    "syslog",
+    "syslog over UDP, TCP and TLS; PAN-OS records",
+    &syslog_section,
+    syslog_start,
+    syslog_drain,
+    syslog_stop,
+    syslog_describe,
+    syslog_normalize,
+    NULL, /* reload: its settings apply at the next start */
 };

@@ -491,7 +491,9 @@ class MockServer:
     def config(self, **kw):
         """duplicate_action=, page_size=, poll_steps=, empty_page=, signins_premium=,
         processing_reads=, indicator_cap=, action_final_status=, token_lifetime=,
-        limits_enabled=, limits={"defender_per_min": n, ...}. Returns the new config."""
+        limits_enabled=, limits={"defender_per_min": n, ...}, next_link= (a template of
+        the Graph lists' next links with {base}, {path} and {query}; None: the service's
+        own). Returns the new config."""
         return self.control("POST", "/config", kw)
 
     def get_config(self):

@@ -465,3 +465,56 @@ def test_blob_two_tenants_one_failing():
             scopes = m.counters()["tokens"]["by_client_scope"]
             check(any("https://storage.azure.com/.default" in k and v >= 2
                       for k, v in scopes.items()), "storage tokens asked for: %r" % scopes)
+
+
+def test_blob_reload():
+    """A reload applies the blob poll's interval at once (an hour made one second), stops
+    a tenant whose blob block was removed after its poll in progress, and starts it again
+    from its stored offsets when the block comes back: every record exactly once."""
+    import signal
+    with MockServer() as m:
+        sas = m.blob_sas(ACCT)
+        lines = [signin_line(i, "rl") for i in range(9)]
+        m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(lines[:3]) + "\n")
+        slow = blob_tenant(m, sas, every="1h")
+        d = daemon("reload", m, "t1 = { %s }" % slow)
+
+        def rewrite(old, new):
+            with open(d.config) as f:
+                text = f.read()
+            check(old in text, "the blob block is not in the file")
+            with open(d.config, "w") as f:
+                f.write(text.replace(old, new))
+
+        with d:
+            d.start()
+            expect_exactly(d, lines[:3], "the first poll")
+            m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(lines[3:6]) + "\n")
+            time.sleep(1.5)
+            check(len(raws(d)) == 3, "polled again before the hour")
+            fast = blob_tenant(m, sas, every="1s")
+            rewrite(slow, fast)
+            t0 = time.time()
+            out = d.cli("reload").stdout
+            check("reloaded" in out, "kagari reload: %r" % out)
+            expect_exactly(d, lines[:6], "after the reload", timeout=10)
+            check(time.time() - t0 < 8, "the new interval did not apply at once")
+            check("blob.interval tenant=t1 every_s=1 was_s=3600" in d.log(), "not logged")
+            # The block removed: the tenant stops polling.
+            rewrite("t1 = { %s }" % fast, "t1 = { }")
+            d.signal(signal.SIGHUP)
+            wait_for(lambda: "blob.stopped tenant=t1" in d.log(), 10, "the poll stopped")
+            lists = m.blob_state()["lists"]
+            m.blob_append(ACCT, SIGNINS, BLOB1, "\n".join(lines[6:]) + "\n")
+            time.sleep(3)
+            check(m.blob_state()["lists"] == lists, "a stopped tenant listed its containers")
+            check(len(raws(d)) == 6, "a stopped tenant stored records")
+            # Back again: it goes on from its offsets.
+            rewrite("t1 = { }", "t1 = { %s }" % fast)
+            d.signal(signal.SIGHUP)
+            expect_exactly(d, lines, "after the block came back", timeout=10)
+            no_repeats(d, "a reloaded poller")
+            d.stop()
+
+
+test_blob_reload.TIMEOUT = 90

@@ -275,25 +275,43 @@ test_throttled_then_success.TIMEOUT = 120
 
 def test_junk_pages_and_lost_answers():
     """Graph answers that lie (a 200 with truncated JSON, an HTML page, JSON nested too
-    deep) each fail their pass, are counted and move no cursor; a connection dropped
-    before the answer loses nothing; later passes store every alert exactly once."""
+    deep) and a connection dropped before the answer each fail their pass, are counted and
+    move no cursor; later passes store every alert exactly once. With max_attempts = 1 the
+    dropped request is sent once: the transport does not resend it by itself on a fresh
+    connection (it used to, so the loss went uncounted); the poller retries the pass at its
+    interval."""
     m = MockServer(tls=True)
     with m:
-        for junk in ("truncated", "html", "deep"):
-            m.fault("/v1.0/security/alerts_v2", malformed=junk, count=1)
+        # The first page request reuses the connection of the token request: the drop
+        # is the case libcurl would have resent on its own.
         m.fault("/v1.0/security/alerts_v2", drop=True, count=1)
         cfg = ("connectors = { ca_file = %s, max_attempts = 1, timeout = \"5s\" }\n"
                "tenants = { t1 = { %s } }\n"
                % (lua_str(m.ca_file), ms_block(m, 'alerts = "5s", page_size = 2')))
         with Daemon("poll-junk", config_extra=cfg) as d:
             d.start()
+            key = 'kagari_poll_errors_total{stream="alerts"}'
+            wait_for(lambda: d.metrics().get(key, 0) >= 1, 30, "the dropped answer counted")
+            for junk in ("truncated", "html", "deep"):
+                m.fault("/v1.0/security/alerts_v2", malformed=junk, count=1)
+            log = m.log_entries(50, "/v1.0/security/alerts_v2")
+            check(log and log[0]["status"] == 0, "the first request was not dropped: %r" % log)
+            check(len(log) == 1 or to_ms(log[1]["at"]) - to_ms(log[0]["at"]) >= 3000,
+                  "the dropped request was resent at once, behind the poller: %r" % log[:2])
+            check(d.query("SELECT count(*) FROM poll_cursors")[0][0] == 0,
+                  "a cursor moved after the lost answer")
+            check(d.query("SELECT count(*) FROM alerts")[0][0] == 0, "alerts stored from nothing")
+            check("poll.failed" in d.log() and "closed before any answer" in d.log(),
+                  "the lost answer is not logged with its reason")
             wait_for(lambda: d.query("SELECT count(*) FROM alerts")[0][0] == SEEDED_ALERTS,
                      150, "every alert after the junk answers")
             rows = d.query("SELECT source_id, count(*) FROM alerts GROUP BY source_id"
                            " HAVING count(*) > 1")
             check(rows == [], "an alert stored twice: %r" % rows)
-            errors = d.metrics().get('kagari_poll_errors_total{stream="alerts"}', 0)
-            check(errors >= 3, "the junk answers are counted as errors: %r" % errors)
+            errors = d.metrics().get(key, 0)
+            check(errors >= 4, "the drop and the junk answers are counted as errors: %r" % errors)
+            log = m.log_entries(200, "/v1.0/security/alerts_v2")
+            check([e["status"] for e in log].count(0) == 1, "statuses: %r" % log)
             check(d.get("/healthz").status == 200, "the daemon still serves")
             d.stop()
 
@@ -525,3 +543,310 @@ def test_items_committed_cursor_not():
 
 
 test_items_committed_cursor_not.TIMEOUT = 150
+
+
+class Trap:
+    """Listeners on origins the poller must never reach (another host of the loopback
+    network, another port): each counts every TCP connection and keeps what was sent;
+    over TLS (its certificate, for 127.0.0.1 and 127.0.0.2, is one the daemon trusts) it
+    completes the handshake, so a request that reached it would show its headers."""
+
+    def __init__(self, folder, addrs):
+        import socket
+        import ssl
+        import subprocess
+        import threading
+        self.cert = os.path.join(folder, "trap-cert.pem")
+        key = os.path.join(folder, "trap-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                        self.cert, "-days", "2", "-subj", "/CN=trap", "-addext",
+                        "subjectAltName=IP:127.0.0.1,IP:127.0.0.2"],
+                       check=True, capture_output=True, timeout=60)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        self.socks = []
+        for host, port in addrs:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+            s.listen(16)
+            s.settimeout(0.2)
+            self.socks.append(s)
+        self.ports = [s.getsockname()[1] for s in self.socks]
+        self.connections = []  # (listener address, bytes received)
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._serve, args=(s,), daemon=True)
+                        for s in self.socks]
+        for t in self.threads:
+            t.start()
+
+    def _serve(self, sock):
+        import socket
+        while not self.stopping:
+            try:
+                conn, _ = sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            data = b""
+            try:
+                conn.settimeout(2)
+                first = conn.recv(1, socket.MSG_PEEK)
+                if first == b"\x16":
+                    conn = self.ctx.wrap_socket(conn, server_side=True)
+                while len(data) < 65536:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    if b"\r\n\r\n" in data:
+                        break
+            except Exception:  # a handshake refused by the client, a timeout: recorded
+                pass
+            finally:
+                conn.close()
+            self.connections.append((sock.getsockname(), data))
+
+    def close(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(5)
+        for s in self.socks:
+            s.close()
+
+
+def poll_config(m, ca, poll, max_attempts=1):
+    return ("connectors = { ca_file = %s, max_attempts = %d, timeout = \"5s\" }\n"
+            "tenants = { t1 = { %s } }\n" % (lua_str(ca), max_attempts, ms_block(m, poll)))
+
+
+# A next link that leaves the tenant's Graph base URL, in each way one may: {M} is the
+# mock's port, {T} the trap's; {base}, {path} and {query} are filled by the mock.
+HOSTILE_NEXT_LINKS = [
+    ("other host", "https://127.0.0.2:{M}{path}?{query}"),
+    ("other scheme", "http://127.0.0.1:{M}{path}?{query}"),
+    ("other port", "https://127.0.0.1:{T}{path}?{query}"),
+    ("userinfo", "{base}@127.0.0.2:{M}{path}?{query}"),
+    ("userinfo before the host", "https://kagari:x@127.0.0.1:{M}{path}?{query}"),
+    ("percent-encoded host", "https://%31%32%37.0.0.2:{M}{path}?{query}"),
+    ("percent-encoded port", "https://127.0.0.1%3A{T}{path}?{query}"),
+    ("another list of the API", "{base}/v1.0/users?{query}"),
+    ("outside the API prefix", "{base}/_mock/config?{query}"),
+    ("dot segments", "{base}{path}/../../../_mock/config?{query}"),
+    ("backslash", "{base}\\\\127.0.0.2:{M}{path}?{query}"),
+    ("very long", "{base}{path}?{query}&$pad=" + "a" * 20000),
+]
+
+
+def test_next_link_stays_on_graph():
+    """A page whose @odata.nextLink leaves the tenant's Graph base URL (another host,
+    scheme or port, a userinfo '@' trick, a percent-encoded host, a path outside the
+    stream's list, a link of 20 KB...) is refused: the pass fails and is counted
+    (kagari_poll_errors_total), its items are not taken, the cursor does not move, and
+    nothing reaches the other origin (a listener there sees no connection, so no bearer
+    token); once the service links correctly again, the pass completes. A link that only
+    writes the scheme in capitals is the same origin, and is followed."""
+    m = MockServer(tls=True)
+    with m:
+        trap = Trap(m.dir, [("127.0.0.1", 0)])
+        trap2 = Trap(m.dir, [("127.0.0.2", m.port)])
+        ca = os.path.join(m.dir, "next-ca.pem")
+        with open(ca, "w") as out, open(m.ca_file) as a, open(trap.cert) as b, \
+                open(trap2.cert) as c:
+            out.write(a.read() + b.read() + c.read())
+        key = 'kagari_poll_errors_total{stream="alerts"}'
+        try:
+            def hostile(tpl):
+                return tpl.replace("{M}", str(m.port)).replace("{T}", str(trap.ports[0]))
+
+            # A daemon that has read a pass: a refused link leaves its cursor as it was.
+            with Daemon("poll-next", config_extra=poll_config(
+                    m, ca, 'alerts = "5s", page_size = 2')) as d:
+                d.start()
+                wait_for(lambda: d.metrics().get('kagari_poll_passes_total{stream="alerts"}',
+                                                 0) >= 1, 60, "the first pass")
+                cur = d.query("SELECT cursor FROM poll_cursors")
+                m.config(next_link=hostile(HOSTILE_NEXT_LINKS[2][1]))
+                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                lsass = graph_alerts(d)[mockctl.ALERT_LSASS][0]
+                m.control("POST", "/state/alerts", {"value": [
+                    dict(lsass, id="da00011122233344%02d_-7" % i, createdDateTime=now,
+                         lastUpdateDateTime=now) for i in range(90, 93)]})
+                wait_for(lambda: d.metrics().get(key, 0) >= 1, 30, "the refused pass")
+                check(d.query("SELECT cursor FROM poll_cursors") == cur,
+                      "the cursor moved: %r -> %r" % (cur, d.query("SELECT cursor FROM "
+                                                                   "poll_cursors")))
+                check(d.query("SELECT count(*) FROM alerts")[0][0] == SEEDED_ALERTS,
+                      "items of a refused page were taken")
+                check("poll.bad_next_link" in d.log(), "no poll.bad_next_link line")
+                m.config(next_link=None)
+                wait_for(lambda: d.query("SELECT count(*) FROM alerts")[0][0] ==
+                         SEEDED_ALERTS + 3, 60, "the new alerts once links are good again")
+                check(d.query("SELECT cursor FROM poll_cursors") != cur, "cursor stuck")
+                d.stop()
+            # Every way out, each on a fresh daemon: refused at the first page.
+            for name, tpl in HOSTILE_NEXT_LINKS:
+                m.config(next_link=hostile(tpl))
+                n_log = len(m.log_entries(2000, "/"))
+                with Daemon("poll-next-%s" % name.replace(" ", "-")[:20],
+                            config_extra=poll_config(m, ca, 'alerts = "1h", page_size = 2')) as d:
+                    d.start()
+                    wait_for(lambda: d.metrics().get(key, 0) >= 1, 30,
+                             "the refused pass (%s)" % name)
+                    time.sleep(0.3)  # what a follow of the link would have sent
+                    check(d.metrics().get('kagari_poll_passes_total{stream="alerts"}', 0) == 0,
+                          "%s: a pass completed" % name)
+                    check(d.query("SELECT count(*) FROM poll_cursors")[0][0] == 0,
+                          "%s: a cursor was written" % name)
+                    check(d.query("SELECT count(*) FROM alerts")[0][0] == 0,
+                          "%s: items of the refused page were taken" % name)
+                    log = d.log()
+                    check("poll.bad_next_link" in log and "reason=" in log,
+                          "%s: no poll.bad_next_link line with its reason" % name)
+                    reqs = [e for e in m.log_entries(2000, "/")[n_log:] if e["route"] != "token"]
+                    check(len(reqs) == 1 and reqs[0]["path"] == "/v1.0/security/alerts_v2" and
+                          "skiptoken" not in (reqs[0]["query"] or ""),
+                          "%s: requests other than the first page: %r" % (name, reqs))
+                    check(trap.connections == [] and trap2.connections == [],
+                          "%s: the other origin was reached: %r" % (
+                              name, trap.connections + trap2.connections))
+                    d.stop()
+            # The same origin written in capitals is followed: the pass completes.
+            m.config(next_link="HTTPS://127.0.0.1:%d{path}?{query}" % m.port)
+            with Daemon("poll-next-case", config_extra=poll_config(
+                    m, ca, 'alerts = "1h", page_size = 2')) as d:
+                d.start()
+                wait_for(lambda: d.metrics().get('kagari_poll_passes_total{stream="alerts"}',
+                                                 0) >= 1, 60, "the pass over capital links")
+                check(d.metrics().get(key, 0) == 0, "a capitalised scheme was refused")
+                check(d.query("SELECT count(*) FROM alerts")[0][0] == SEEDED_ALERTS + 3,
+                      "not every alert was read")
+                d.stop()
+            check(trap.connections == [] and trap2.connections == [],
+                  "the other origin was reached: %r" % (trap.connections + trap2.connections))
+        finally:
+            trap.close()
+            trap2.close()
+
+
+test_next_link_stays_on_graph.TIMEOUT = 240
+
+
+def set_poll(env, poll):
+    """Rewrite the poll table of every tenant in the daemon's configuration file."""
+    with open(env.d.config) as f:
+        text = f.read()
+    old = 'poll = { backfill = "3d", %s }' % env.poll
+    check(old in text, "the poll table is not in the file")
+    with open(env.d.config, "w") as f:
+        f.write(text.replace(old, 'poll = { backfill = "3d", %s }' % poll))
+    env.poll = poll
+
+
+def filter_since(entry):
+    import re
+    import urllib.parse
+    q = urllib.parse.unquote(entry["query"] or "")
+    mt = re.search(r"(?:lastUpdateDateTime|lastUpdatedDateTime|createdDateTime) ge (\S+Z)", q)
+    return to_ms(mt.group(1)) if mt else None
+
+
+def no_overlapping_requests(m, path):
+    """Each request of the stream arrived after the answer to the one before was sent."""
+    log = list_requests(m, path)
+    for a, b in zip(log, log[1:]):
+        check(to_ms(b["at"]) >= to_ms(a["at"]) + a["ms"] - 20,
+              "two requests of %s at once: %r, %r" % (path, a, b))
+    return len(log)
+
+
+def test_reload_applies_poll_settings():
+    """A reload (`kagari reload`, then SIGHUP) applies changed poll settings to the running
+    pollers: a longer interval made shorter takes effect at once, a new page size applies
+    from the next pass, a stream added starts, a stream removed in the middle of a pass
+    completes that pass and then stops; the cursors are kept (the next pass reads from the
+    stored watermark, not the backfill) and no stream ever has two requests in flight. A
+    file with an error changes nothing and `kagari reload` says so."""
+    import signal as sig
+
+    def slow(mocks):  # a pass of incidents takes seconds: a reload lands in its middle
+        m = mocks["t1"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        base = m.state("incidents", "4711")
+        # Recent incidents: every pass reads them again (the overlap), over several pages.
+        m.control("POST", "/state/incidents", {"value": [
+            dict(base, id=str(4800 + i), displayName="Reload %d" % i, createdDateTime=now,
+                 lastUpdateDateTime=now) for i in range(3)]})
+        m.delay("/v1.0/security/incidents", 1200)
+
+    alerts, incidents = "/v1.0/security/alerts_v2", "/v1.0/security/incidents"
+    with PollEnv("reload", 'alerts = "1h", incidents = "5s", page_size = 2',
+                 before_start=slow) as env:
+        d, m = env.d, env.m
+        env.wait_pass("alerts", 1)
+        env.wait_pass("incidents", 1)
+        cur_alerts = env.cursor("graph.alerts")
+        n_alerts = len(list_requests(m, alerts))
+        check(env.count("entra.risk") == 0, "risk detections polled before they were asked for")
+        wait_for(lambda: (env.cursor("graph.incidents") or {}).get("next"), 30,
+                 "a pass of incidents half done")
+        passes = env.passes("incidents")
+        set_poll(env, 'alerts = "5s", incidents = "6s", risk_detections = "5s", page_size = 1')
+        t0 = time.time()
+        out = d.cli("reload").stdout
+        check("reloaded" in out, "kagari reload: %r" % out)
+        # alerts: 1 hour became 5 s, counted from the end of its last pass: polled at once.
+        wait_for(lambda: len(list_requests(m, alerts)) > n_alerts, 15,
+                 "an alerts pass soon after the reload")
+        check(time.time() - t0 < 10, "the new interval did not apply at once")
+        first = list_requests(m, alerts)[n_alerts]
+        check("$top=1" in first["query"], "the new page size is not used: %r" % first)
+        since = filter_since(first)
+        check(since is not None and
+              abs(since - (to_ms(cur_alerts["watermark"]) - 300000)) < 2000,
+              "the pass after the reload did not start from the stored watermark: %r, %r"
+              % (first["query"], cur_alerts))
+        # risk detections: a stream added by the reload.
+        wait_for(lambda: env.count("entra.risk") == SEEDED_DETECTIONS, 60,
+                 "the risk detections of the stream the reload added")
+        # incidents: the pass in progress during the reload completed, once.
+        env.wait_pass("incidents", passes + 1)
+        check("poll.stream_interval" in d.log() and "poll.stream_started" in d.log(),
+              "the reload's changes are not logged")
+        # SIGHUP in the middle of another pass of incidents: the stream is removed.
+        wait_for(lambda: (env.cursor("graph.incidents") or {}).get("next"), 30,
+                 "another pass of incidents half done")
+        passes = env.passes("incidents")
+        set_poll(env, 'alerts = "5s", risk_detections = "5s", page_size = 1')
+        d.signal(sig.SIGHUP)
+        wait_for(lambda: "poll.stream_stopping" in d.log(), 10, "the removal logged")
+        env.wait_pass("incidents", passes + 1, timeout=30)
+        cur = env.cursor("graph.incidents")
+        check("next" not in cur and "watermark" in cur, "the last pass did not end: %r" % cur)
+        wait_for(lambda: "poll.stream_stopped" in d.log(), 10, "the stream stopped")
+        n_inc = len(list_requests(m, incidents))
+        passes_alerts = env.passes("alerts")
+        time.sleep(8)  # past the removed stream's 6 s interval
+        check(len(list_requests(m, incidents)) == n_inc, "the removed stream polled again")
+        check(env.passes("alerts") > passes_alerts, "the other streams stopped too")
+        check(env.count("defender.incident") == SEEDED_INCIDENTS + 3, "incidents stored twice")
+        # Never two requests of one stream at once.
+        for path in (alerts, incidents, "/v1.0/identityProtection/riskDetections"):
+            no_overlapping_requests(m, path)
+        # A file with an error: nothing of it is applied, and the operator is told.
+        set_poll(env, 'alerts = "2s", risk_detections = "5s", page_size = 1')
+        r = d.cli("reload", check_rc=1)
+        check("interval" in r.stderr, "kagari reload with a bad file: %r" % r.stderr)
+        d.signal(sig.SIGHUP)
+        wait_for(lambda: "serve.reload_config_failed" in d.log(), 10,
+                 "the daemon's failed reload logged")
+        passes_alerts = env.passes("alerts")
+        env.wait_pass("alerts", passes_alerts + 1)
+        check(env.cursor("graph.alerts")["watermark"] >= cur_alerts["watermark"],
+              "the alerts cursor went back")
+        check(env.count("%.alert") == SEEDED_ALERTS, "alerts stored twice")
+
+
+test_reload_applies_poll_settings.TIMEOUT = 180

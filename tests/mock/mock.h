@@ -381,6 +381,10 @@ struct mock {
     int tls;
     int port;
     struct mock_config cfg, cfg0;
+    /* Graph lists: the template of the next link (config next_link: {base}, {path} and
+     * {query} stand for the request's scheme and host, its path and the next page's
+     * query), or NULL for the service's own link. */
+    char *next_link;
     cJSON *seed; /* the effective seed (defaults + --seed), times resolved */
     char salt[33];
 

@@ -453,6 +453,11 @@ config_json(void)
     cJSON_AddNumberToObject(o, "indicator_cap", c->indicator_cap);
     cJSON_AddStringToObject(o, "action_final_status", c->action_final);
     cJSON_AddBoolToObject(o, "limits_enabled", c->limits_enabled);
+    if (mock.next_link != NULL) {
+        cJSON_AddStringToObject(o, "next_link", mock.next_link);
+    } else {
+        cJSON_AddNullToObject(o, "next_link");
+    }
     l = cJSON_AddObjectToObject(o, "limits");
     for (size_t i = 0; i < sizeof(limit_names) / sizeof(limit_names[0]); i++) {
         cJSON_AddNumberToObject(l, limit_names[i].name, c->limit[limit_names[i].lim]);
@@ -475,11 +480,19 @@ post_config(struct mhttp_req *h)
     c = mock.cfg;
     cJSON_ArrayForEach(it, o)
     {
-        static const char *const keys[] = {
-            "duplicate_action",    "page_size",       "poll_steps",       "token_lifetime",
-            "empty_page",          "signins_premium", "processing_reads", "indicator_cap",
-            "action_final_status", "limits_enabled",  "limits",           NULL
-        };
+        static const char *const keys[] = { "duplicate_action",
+                                            "page_size",
+                                            "poll_steps",
+                                            "token_lifetime",
+                                            "empty_page",
+                                            "signins_premium",
+                                            "processing_reads",
+                                            "indicator_cap",
+                                            "action_final_status",
+                                            "limits_enabled",
+                                            "limits",
+                                            "next_link",
+                                            NULL };
         int known = 0;
 
         for (size_t i = 0; keys[i] != NULL; i++) {
@@ -545,6 +558,16 @@ post_config(struct mhttp_req *h)
                 goto out;
             }
         }
+    }
+    if (json_get(o, "next_link") != NULL) {
+        const cJSON *nl = json_get(o, "next_link");
+
+        if (!cJSON_IsNull(nl) && (!cJSON_IsString(nl) || strlen(nl->valuestring) > (1u << 20))) {
+            reply_error(h, 400, "next_link is a template string (at most 1 MiB) or null");
+            goto out;
+        }
+        free(mock.next_link);
+        mock.next_link = cJSON_IsNull(nl) ? NULL : xstrdup(nl->valuestring);
     }
     mock.cfg = c;
     reply(h, 200, config_json());

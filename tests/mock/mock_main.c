@@ -952,6 +952,7 @@ out:
     }
     mvec_free(&mock.delays);
     free(mock.route_count);
+    free(mock.next_link);
     free(routes);
     if (mock.base != NULL) {
         event_base_free(mock.base);

@@ -758,6 +758,8 @@ mock_state_reset(void)
     }
     mock.delays.n = 0;
     mock.cfg = mock.cfg0;
+    free(mock.next_link);
+    mock.next_link = NULL;
     for (size_t i = 0; i < mock.tenants.n; i++) {
         struct m_tenant *t = mock.tenants.v[i];
 

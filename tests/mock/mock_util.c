@@ -875,6 +875,34 @@ token_decode(const char *tok, const char *path, const char *rest, size_t *off, i
     return 0;
 }
 
+/* The next link from the configured template: {base}, {path} and {query} replaced. */
+static char *
+next_link_expand(const char *tpl, const char *base, const char *path, const char *query)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+    } vars[] = { { "{base}", 6 }, { "{path}", 6 }, { "{query}", 7 } };
+    const char *vals[3] = { base, path, query };
+    struct buf b;
+
+    buf_init(&b, 0);
+    while (*tpl != '\0') {
+        size_t k;
+
+        for (k = 0; k < 3 && strncmp(tpl, vars[k].name, vars[k].len) != 0; k++) {
+        }
+        if (k < 3) {
+            (void)!buf_puts(&b, vals[k]);
+            tpl += vars[k].len;
+        } else {
+            (void)!buf_append(&b, tpl, 1);
+            tpl++;
+        }
+    }
+    return b.data != NULL ? buf_take(&b) : xstrdup("");
+}
+
 static int
 parse_count(const char *s, size_t *out)
 {
@@ -954,8 +982,16 @@ mock_page(struct mreq *r, void **items, size_t n, size_t def_size, size_t max_si
             char mac[17], *link;
 
             token_mac(r->h->path, rest, next, next_empty, mac);
-            link = xasprintf("%s%s?%s%s$skiptoken=%zx.%d.%s", r->base, r->h->raw_path, rest,
-                             rest[0] != '\0' ? "&" : "", next, next_empty, mac);
+            if (mock.next_link != NULL) {
+                char *q = xasprintf("%s%s$skiptoken=%zx.%d.%s", rest, rest[0] != '\0' ? "&" : "",
+                                    next, next_empty, mac);
+
+                link = next_link_expand(mock.next_link, r->base, r->h->raw_path, q);
+                free(q);
+            } else {
+                link = xasprintf("%s%s?%s%s$skiptoken=%zx.%d.%s", r->base, r->h->raw_path, rest,
+                                 rest[0] != '\0' ? "&" : "", next, next_empty, mac);
+            }
             cJSON_AddStringToObject(out, "@odata.nextLink", link);
             free(link);
         }

@@ -313,10 +313,15 @@ linesrc_describe(void *state, struct buf *b)
 }
 
 static const struct source linesrc_source = {
-    "linesrc",        "a test-only line source: source|source_id|title|severity over TCP",
-    &linesrc_section, linesrc_start,
-    linesrc_drain,    linesrc_stop,
-    linesrc_describe, linesrc_normalize,
+    "linesrc",
+    "a test-only line source: source|source_id|title|severity over TCP",
+    &linesrc_section,
+    linesrc_start,
+    linesrc_drain,
+    linesrc_stop,
+    linesrc_describe,
+    linesrc_normalize,
+    NULL,
 };
 
 static void linesrc_register(void) __attribute__((constructor));

@@ -763,6 +763,142 @@ test_max_response(void)
     teardown();
 }
 
+/* ---- a server that answers the first request of each connection and closes the
+ * connection at the second, without an answer (a keep-alive connection lost) ---- */
+
+struct dropper {
+    struct evconnlistener *lev;
+    int port;
+    int requests; /* requests received, answered or not */
+    int conns;    /* connections accepted */
+    struct dropper_conn *open[8];
+};
+
+struct dropper_conn {
+    struct dropper *d;
+    struct bufferevent *bev;
+    int slot;
+    int seen; /* requests on this connection */
+};
+
+static void
+dropper_close(struct dropper_conn *dc)
+{
+    dc->d->open[dc->slot] = NULL;
+    bufferevent_free(dc->bev);
+    free(dc);
+}
+
+static void
+dropper_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    dropper_close(arg);
+}
+
+static void
+dropper_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct dropper_conn *dc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                 "Content-Length: 2\r\n\r\nok";
+
+    while (evbuffer_search(in, "\r\n\r\n", 4, NULL).pos >= 0) {
+        struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+
+        evbuffer_drain(in, (size_t)p.pos + 4);
+        dc->d->requests++;
+        if (++dc->seen > 1) {
+            dropper_close(dc); /* closed: no answer at all */
+            return;
+        }
+        bufferevent_write(bev, answer, sizeof(answer) - 1);
+    }
+}
+
+static void
+dropper_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int len,
+               void *arg)
+{
+    struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct dropper_conn *dc = xcalloc(1, sizeof(*dc));
+
+    (void)lev;
+    (void)sa;
+    (void)len;
+    dc->d = arg;
+    dc->bev = bev;
+    dc->slot = dc->d->conns++ % 8;
+    dc->d->open[dc->slot] = dc;
+    bufferevent_setcb(bev, dropper_read_cb, NULL, dropper_event_cb, dc);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* A request whose reused connection closes before any answer is not sent again by
+ * libcurl on a fresh connection: the call fails, clearly, and the server saw it once;
+ * whoever called decides to resend (the next call gets a fresh connection). Idempotent
+ * or not, nothing is resent behind the caller's back, so its attempts are what it set. */
+static void
+test_no_silent_resend(void)
+{
+    struct res r[3];
+    struct httpc_request rq;
+    struct dropper d;
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    char *u;
+
+    setup();
+    memset(r, 0, sizeof(r));
+    memset(&rq, 0, sizeof(rq));
+    memset(&d, 0, sizeof(d));
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    d.lev =
+        evconnlistener_new_bind(base, dropper_accept, &d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                16, (struct sockaddr *)&sin, sizeof(sin));
+    T_REQUIRE(d.lev != NULL);
+    getsockname(evconnlistener_get_fd(d.lev), (struct sockaddr *)&sin, &sl);
+    d.port = ntohs(sin.sin_port);
+    u = xasprintf("http://127.0.0.1:%d/page", d.port);
+    rq.method = "GET";
+    rq.url = u;
+    start(&rq, &r[0]);
+    run_until(&ndone, 1, 5000);
+    T_EQ_INT(r[0].status, 200);
+    T_EQ_INT(d.conns, 1);
+    /* The same connection again: the server closes it at this request. */
+    start(&rq, &r[1]);
+    run_until(&ndone, 2, 5000);
+    T_REQUIRE(ndone == 2);
+    T_EQ_INT(r[1].status, 0);
+    T_CONTAINS(r[1].error, "closed before any answer");
+    T_EQ_INT(d.requests, 2); /* not resent on a fresh connection */
+    run_for(100);
+    T_EQ_INT(d.requests, 2);
+    /* The caller's own resend: a fresh connection, answered. */
+    start(&rq, &r[2]);
+    run_until(&ndone, 3, 5000);
+    T_EQ_INT(r[2].status, 200);
+    T_EQ_INT(d.requests, 3);
+    T_EQ_INT(reentered, 0);
+    for (int i = 0; i < 3; i++) {
+        res_free(&r[i]);
+    }
+    free(u);
+    evconnlistener_free(d.lev);
+    run_for(50);
+    for (int i = 0; i < 8; i++) {
+        if (d.open[i] != NULL) {
+            dropper_close(d.open[i]);
+        }
+    }
+    teardown();
+}
+
 /* A port nobody listens on (bound, then closed). */
 static int
 dead_port(void)
@@ -1371,6 +1507,7 @@ TEST_LIST = {
     { "timeout", test_timeout },
     { "max_response", test_max_response },
     { "refused", test_refused },
+    { "no_silent_resend", test_no_silent_resend },
     { "rejected_at_start", test_rejected_at_start },
     { "many_concurrent", test_many_concurrent },
     { "queue_time_not_counted", test_queue_time_not_counted },

@@ -409,13 +409,71 @@ test_azure_record(void)
     T_EQ_STR(a.obs[1].value, "192.0.2.10");
     T_EQ_STR(a.obs[1].role, "src");
     alert_free(&a);
-    /* A record with a member "source" follows the generic rules whatever its shape. */
+    /* A record in the generic form (a valid source and a member only that form has)
+     * follows the generic rules whatever its shape. */
     T_REQUIRE(norm("{\"source\":\"it.azure\",\"category\":\"BastionAuditLogs\","
-                   "\"properties\":{}}",
+                   "\"outcome\":\"blocked\",\"properties\":{}}",
                    NULL, &a, &err) == 0);
     T_EQ_STR(a.source, "it.azure");
     T_EQ_STR(a.category, "BastionAuditLogs");
+    T_EQ_STR(a.outcome, "blocked");
     alert_free(&a);
+}
+
+/* Vendors' records with a member "source" of their own (a Graph riskDetection's, one a
+ * forwarder added), valid as our source name or not: the family that knows the shape
+ * takes them, unless the record is in our generic form. */
+static void
+test_vendor_source_member(void)
+{
+    static const char risk[] =
+        "\"id\":\"d1\",\"riskEventType\":\"unfamiliarFeatures\",\"riskLevel\":\"medium\","
+        "\"riskState\":\"atRisk\",\"detectedDateTime\":\"2024-05-14T01:09:26Z\","
+        "\"userPrincipalName\":\"jiro.tanaka@example.jp\",\"ipAddress\":\"203.0.113.45\"";
+    static const struct {
+        const char *extra; /* members before the riskDetection's own */
+        const char *want;  /* the source it is taken for, NULL: rejected */
+    } cases[] = {
+        { "\"source\":\"IdentityProtection\",", "entra.risk" },
+        { "\"source\":\"activeDirectory\",", "entra.risk" },
+        { "\"source\":\"identityprotection\",", "entra.risk" }, /* a valid name */
+        { "\"source\":\"entra.risk\",", "entra.risk" },
+        { "\"source\":null,", "entra.risk" },
+        { "\"source\":42,", "entra.risk" },
+        { "\"source\":\"mysiem\",\"title\":\"t\",\"severity\":\"high\",", "entra.risk" },
+        /* The generic form: a member only it has. */
+        { "\"source\":\"mysiem\",\"observables\":[],", "mysiem" },
+        { "\"source\":\"mysiem\",\"source_id\":\"x1\",", "mysiem" },
+        { "\"source\":\"mysiem\",\"outcome\":\"blocked\",", "mysiem" },
+        { "\"source\":\"mysiem\",\"class\":\"event\",", "mysiem" },
+        { "\"source\":\"mysiem\",\"vendor_severity\":\"5\",", "mysiem" },
+        /* Not a valid name with a generic member: the vendor's shape still decides. */
+        { "\"source\":\"Identity Protection\",\"outcome\":\"blocked\",", "entra.risk" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct alert a;
+        char *err = NULL;
+        char *text = xasprintf("{%s%s}", cases[i].extra, risk);
+
+        T_REQUIRE(norm(text, NULL, &a, &err) == 0);
+        T_EQ_STR(a.source, cases[i].want);
+        if (strcmp(cases[i].want, "entra.risk") == 0) {
+            T_ASSERT(a.nobs >= 2); /* the user and the address: the family's work */
+        }
+        alert_free(&a);
+        free(text);
+    }
+    /* A vendor's "source" on a shape nobody knows: rejected, saying both. */
+    {
+        struct alert a;
+        char *err = NULL;
+
+        T_ASSERT(norm("{\"source\":\"IdentityProtection\",\"x\":1}", NULL, &a, &err) == -1);
+        T_CONTAINS(err, "source: expected");
+        T_CONTAINS(err, "not a known record shape");
+        free(err);
+    }
 }
 
 /* Test normalizers: one claims {"kind":"custom"}, one fails on {"kind":"broken"}. */
@@ -587,6 +645,7 @@ TEST_LIST = {
     { "observables", test_observables },
     { "not_object", test_not_object },
     { "azure_record", test_azure_record },
+    { "vendor_source_member", test_vendor_source_member },
     { "registered_normalizers", test_registered_normalizers },
     { "names", test_names },
     { "alert_to_json", test_alert_to_json },
