@@ -22,6 +22,9 @@ extern const struct test_case test_list_[];
 extern int test_failed_;
 extern const char *test_file_;
 
+/* Remove a temporary folder and everything in it (errors ignored). */
+void test_rm_tree(const char *dir);
+
 #define T_FAIL_(...)                                                                               \
     do {                                                                                           \
         fprintf(stderr, "  FAIL %s:%d: ", __FILE__, __LINE__);                                     \

@@ -2,7 +2,6 @@
  * commits synced on the sync thread before their waiters are told, in commit order. */
 #include "engine/loop.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +10,6 @@
 #include "engine/alert.h"
 #include "engine/store.h"
 #include "tests/unit/test.h"
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 struct told {
     int order[8];
@@ -124,7 +114,7 @@ test_sync_thread(void)
     store_tenant_close(t);
     store_close(st);
     free(err);
-    (void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
 }
 
 TEST_LIST = {

@@ -4,7 +4,6 @@
  * the recent-alerts query. The Lua side is tested through playbooks in tests/lua. */
 #include "engine/state.h"
 
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -17,15 +16,6 @@
 
 static char dir[64];
 static struct store *st;
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static struct store_tenant *
 setup(const char *tenant)
@@ -49,7 +39,7 @@ teardown(void)
 {
     store_close(st);
     st = NULL;
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
 }
 
 static char *

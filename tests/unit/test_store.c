@@ -2,7 +2,6 @@
  * tenants, alerts and dedup, durability, runs, journals, playbook versions. */
 #include "engine/store.h"
 
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -22,21 +21,6 @@ struct fx {
     struct store *st;
     struct store_tenant *t;
 };
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* Make the folder and open the store; with tenant, also add and open "acme". */
 static int
@@ -74,7 +58,7 @@ fx_teardown(struct fx *f)
     f->t = NULL;
     f->st = NULL;
     if (f->dir[0] != '\0') {
-        rm_tree(f->dir);
+        test_rm_tree(f->dir);
     }
 }
 
@@ -2079,28 +2063,10 @@ test_event_prepared_row(void)
     fx_teardown(&f);
 }
 
-/* One new firewall flow stored as an event in the open transaction; 0 when it was. */
+/* One new firewall flow (from src_ip, or none) stored as an event in the open
+ * transaction; 0 when it was. */
 static int
-put_event_in_tx(struct store_tenant *t, const char *source_id)
-{
-    struct alert e;
-    char *err = NULL;
-    int dup = -1, rc;
-
-    memset(&e, 0, sizeof(e));
-    e.source = xstrdup("panos.traffic");
-    e.source_id = xstrdup(source_id);
-    e.title = xstrdup("flow");
-    e.outcome = xstrdup("succeeded");
-    rc = store_event_insert(t, &e, &dup, &err) == 0 && dup == 0 ? 0 : -1;
-    alert_free(&e);
-    free(err);
-    return rc;
-}
-
-/* One new firewall flow stored as an event in its own transaction; 0 when it was. */
-static int
-put_flow(struct store_tenant *t, const char *source_id, const char *src_ip)
+put_flow_in_tx(struct store_tenant *t, const char *source_id, const char *src_ip)
 {
     struct alert e;
     char *err = NULL;
@@ -2114,14 +2080,31 @@ put_flow(struct store_tenant *t, const char *source_id, const char *src_ip)
     if (src_ip != NULL) {
         alert_add_observable(&e, "ip", src_ip, "src");
     }
-    rc = store_tx_begin(t, &err) == 0 && store_event_insert(t, &e, &dup, &err) == 0 && dup == 0 &&
-                 store_tx_commit(t, &err) == 0
-             ? 0
-             : -1;
+    rc = store_event_insert(t, &e, &dup, &err) == 0 && dup == 0 ? 0 : -1;
     if (rc == -1) {
-        fprintf(stderr, "  put_flow: %s\n", err ? err : "a duplicate");
+        fprintf(stderr, "  put_flow_in_tx: %s\n", err ? err : "a duplicate");
     }
     alert_free(&e);
+    free(err);
+    return rc;
+}
+
+static int
+put_event_in_tx(struct store_tenant *t, const char *source_id)
+{
+    return put_flow_in_tx(t, source_id, NULL);
+}
+
+/* The same in a transaction of its own. */
+static int
+put_flow(struct store_tenant *t, const char *source_id, const char *src_ip)
+{
+    char *err = NULL;
+    int rc = store_tx_begin(t, &err) == 0 && put_flow_in_tx(t, source_id, src_ip) == 0 &&
+                     store_tx_commit(t, &err) == 0
+                 ? 0
+                 : -1;
+
     free(err);
     return rc;
 }
