@@ -675,6 +675,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def settle():
+    """Before a timed figure: the page cache written back and a moment's rest, so that the
+    kernel's writeback of what the figures before it stored (gigabytes) does not compete
+    with this one for the two cores and the disk."""
+    os.sync()
+    time.sleep(1)
+
+
 def disk_written(pid):
     """Bytes the process has written to files so far (WAL and checkpoints)."""
     with open("/proc/%d/io" % pid) as f:
@@ -693,6 +701,7 @@ def syslog_bench():
     try:
         p = syslog_ports(d)
         s = syslog_sender("burst", "tcp", p["tcp"], burst, 0, 0)
+        settle()
         c0, l0 = cpu_seconds(d.proc.pid), cpu_s(d.proc.pid, d.proc.pid)
         w0 = disk_written(d.proc.pid)
         k0, n0 = metric(d, "kagari_commit_seconds_total"), metric(d, "kagari_commits_total")
@@ -995,6 +1004,7 @@ def main():
         # intake's parser threads (parsing and normalizing each large body), the
         # databases' checkpointers (copying the WAL into the database file) and the
         # admit step's reaper (freeing stored batches).
+        settle()
         cpu0, loop0 = cpu_s(d.proc.pid), cpu_s(d.proc.pid, d.proc.pid)
         rate, req, non2xx, errs, p50, p99 = envelope_wrk(
             d, 500, 4, SECONDS, os.environ.get("KAGARI_BENCH_ENVELOPE_QUERY", ""))
