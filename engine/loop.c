@@ -538,6 +538,7 @@ on_lazy_timer(evutil_socket_t fd, short what, void *arg)
 
 struct sync_job {
     struct store_tenant *t;
+    uint64_t seq; /* the commit's number (store_tx_commit_deferred) */
     struct after *cbs;
     size_t n;
     int ok;
@@ -549,11 +550,11 @@ struct sync_job {
 
 /* The sync of t's WAL, here; 1 when it worked. */
 static int
-sync_now(struct store_tenant *t)
+sync_now(struct store_tenant *t, uint64_t seq)
 {
     char *err = NULL;
 
-    if (store_wal_sync(t, &err) == 0) {
+    if (store_wal_sync(t, seq, &err) == 0) {
         return 1;
     }
     stats.commit_failures++;
@@ -567,7 +568,7 @@ sync_run(void *arg)
 {
     struct sync_job *j = arg;
 
-    j->ok = store_wal_sync(j->t, &j->err) == 0;
+    j->ok = store_wal_sync(j->t, j->seq, &j->err) == 0;
 }
 
 static void
@@ -576,7 +577,7 @@ sync_done(void *arg, int cancelled)
     struct sync_job *j = arg;
 
     if (cancelled) {
-        j->ok = sync_now(j->t);
+        j->ok = sync_now(j->t, j->seq);
     } else if (!j->ok) {
         stats.commit_failures++;
         note_commit(j->t, 0, j->err);
@@ -592,11 +593,12 @@ sync_done(void *arg, int cancelled)
 }
 
 static int
-sync_submit(struct dirty *d)
+sync_submit(struct dirty *d, uint64_t seq)
 {
     struct sync_job *j = xcalloc(1, sizeof(*j));
 
     j->t = d->t;
+    j->seq = seq;
     j->cbs = d->cbs;
     j->n = d->n;
     j->t0 = util_mono_us();
@@ -644,7 +646,8 @@ commit_all(void)
     for (size_t i = 0; i < n; i++) {
         char *err = NULL;
         int64_t t0;
-        int ok, rc, sync;
+        int ok, rc;
+        uint64_t sync;
 
         if (!list[i].urgent && !stopping && now < list[i].due_us) {
             struct dirty *keep = dirty_add(list[i].t);
@@ -682,11 +685,11 @@ commit_all(void)
                 commit_failed_fn(list[i].t, commit_failed_arg);
             }
         }
-        if (ok && sync && sync_submit(&list[i]) == 0) {
+        if (ok && sync != 0 && sync_submit(&list[i], sync) == 0) {
             continue; /* its waiters are told once its WAL is synced */
         }
-        if (ok && sync) { /* the sync thread's queue is full: here */
-            ok = sync_now(list[i].t);
+        if (ok && sync != 0) { /* the sync thread's queue is full: here */
+            ok = sync_now(list[i].t, sync);
         }
         for (size_t j = 0; j < list[i].n; j++) {
             list[i].cbs[j].fn(list[i].cbs[j].arg, ok);

@@ -1024,6 +1024,11 @@ struct store_tenant {
      * WAL file itself, through wal_fd (opened at the first need, or -1). */
     int unsynced, need_sync, wal_fd;
     unsigned long long commits_unsynced, wal_syncs;
+    /* Commits to sync, numbered on the loop (commit_seq, published as committed); synced:
+     * the highest number a finished sync covers. One sync covers every commit made before
+     * it began (the WAL is written in commit order), so queued syncs coalesce. */
+    uint64_t commit_seq;
+    _Atomic uint64_t committed, synced;
 };
 
 /* ---- connection helpers ---- */
@@ -2119,10 +2124,19 @@ wal_fd_open(struct store_tenant *t, char **errp)
 }
 
 int
-store_wal_sync(struct store_tenant *t, char **errp)
+store_wal_sync(struct store_tenant *t, uint64_t seq, char **errp)
 {
+    uint64_t upto, had;
+
+    if (atomic_load(&t->synced) >= seq) {
+        return 0; /* a sync that began after this commit has finished */
+    }
+    upto = atomic_load(&t->committed); /* every commit up to here is in the file */
     if (fdatasync(t->wal_fd) == -1) {
         return kg_err(errp, "%s-wal: sync: %s", t->db.path, strerror(errno));
+    }
+    had = atomic_load(&t->synced);
+    while (had < upto && !atomic_compare_exchange_weak(&t->synced, &had, upto)) {
     }
     return 0;
 }
@@ -2132,7 +2146,7 @@ store_wal_sync(struct store_tenant *t, char **errp)
  * synced now, as synchronous = FULL would have, or (defer) left to the caller through
  * *sync. -1 when that could not be done. */
 static int
-tx_unsynced_end(struct store_tenant *t, int ok, int *sync, char **errp)
+tx_unsynced_end(struct store_tenant *t, int ok, uint64_t *sync, char **errp)
 {
     int need = t->need_sync;
 
@@ -2149,11 +2163,12 @@ tx_unsynced_end(struct store_tenant *t, int ok, int *sync, char **errp)
         return -1;
     }
     t->wal_syncs++;
+    atomic_store(&t->committed, ++t->commit_seq);
     if (sync != NULL) {
-        *sync = 1;
+        *sync = t->commit_seq;
         return 0;
     }
-    return store_wal_sync(t, errp);
+    return store_wal_sync(t, t->commit_seq, errp);
 }
 
 void
@@ -2195,7 +2210,7 @@ store_tx_probe(struct store_tenant *t)
  * SQLite left the transaction open, so after -1 (or KG_AGAIN: locked) nothing of it is
  * written either way. No-op without a transaction. */
 static int
-tx_commit(struct store_tenant *t, int *sync, char **errp)
+tx_commit(struct store_tenant *t, uint64_t *sync, char **errp)
 {
     sqlite3_stmt *s;
     int busy;
@@ -2228,7 +2243,7 @@ store_tx_commit(struct store_tenant *t, char **errp)
 }
 
 int
-store_tx_commit_deferred(struct store_tenant *t, int *sync, char **errp)
+store_tx_commit_deferred(struct store_tenant *t, uint64_t *sync, char **errp)
 {
     *sync = 0;
     return tx_commit(t, sync, errp);

@@ -238,10 +238,12 @@ int store_tx_commit(struct store_tenant *t, char **errp) KG_WUR;
 /* A writer that needs durability joins the open transaction (begun unsynced or not). */
 void store_tx_mark_sync(struct store_tenant *t);
 /* store_tx_commit, but a commit that needs its WAL synced (an unsynced transaction a
- * writer marked) is not synced here: *sync = 1, and the caller runs store_wal_sync (on
- * any thread: it touches only a file descriptor) before telling anyone it is stored. */
-int store_tx_commit_deferred(struct store_tenant *t, int *sync, char **errp) KG_WUR;
-int store_wal_sync(struct store_tenant *t, char **errp) KG_WUR;
+ * writer marked) is not synced here: *sync = its number (else 0), and the caller runs
+ * store_wal_sync(t, *sync) (on any thread, one at a time or not: it touches only a file
+ * descriptor and atomics) before telling anyone it is stored. A sync covers every commit
+ * made before it began, so a commit an earlier sync covered returns at once. */
+int store_tx_commit_deferred(struct store_tenant *t, uint64_t *sync, char **errp) KG_WUR;
+int store_wal_sync(struct store_tenant *t, uint64_t seq, char **errp) KG_WUR;
 /* Commits that skipped their sync, and unsynced ones a synced writer joined (the WAL
  * synced after the commit), since the tenant was opened. */
 void store_tx_sync_counts(const struct store_tenant *t, unsigned long long *unsynced,
