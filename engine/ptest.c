@@ -11,7 +11,6 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdio.h>
@@ -105,15 +104,6 @@ report(int ok, const char *where, const char *msg)
 
 /* ---- the engine of one test ---- */
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void
 calls_reset(struct env *e)
 {
@@ -142,7 +132,7 @@ env_close(struct env *e)
     store_close(e->st);
     e->st = NULL;
     loop_free();
-    (void)nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    util_rm_tree(e->dir);
     while (e->answers != NULL) {
         struct answer *a = e->answers;
 

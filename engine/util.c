@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -878,4 +879,19 @@ util_own_port(int port)
         }
     }
     return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+util_rm_tree(const char *dir)
+{
+    (void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -108,4 +108,7 @@ void util_own_port_add(int port);
 void util_own_port_del(int port);
 int util_own_port(int port);
 
+/* Remove a folder and everything in it, not following symlinks (errors ignored). */
+void util_rm_tree(const char *dir);
+
 #endif

@@ -3,24 +3,14 @@
 #include "engine/registry.h"
 #include "tests/unit/test.h"
 
-#include <ftw.h>
-#include <sys/stat.h>
+#include "engine/util.h"
 
 int test_failed_;
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 void
 test_rm_tree(const char *dir)
 {
-    (void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    util_rm_tree(dir);
 }
 
 int
