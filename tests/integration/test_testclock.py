@@ -41,6 +41,12 @@ def test_sleep_follows_and_shift_survives_kill9():
               "the daemon says loudly that the clock can be moved")
         for bad in ("clock -5", "clock 5", "clock +x", "clock + 5", "clock +400d"):
             check("error" in d.control(bad), "%s refused" % bad)
+        t0 = time.monotonic()
+        for bad in ("stall 0", "stall -5", "stall 10001", "stall 5x", "stall x",
+                    "stall 99999999999999999999", "stall "):
+            check("error" in d.control(bad), "%s refused" % bad)
+        check(time.monotonic() - t0 < 2, "a refused stall stalled the loop")
+        check(d.control("stall 5").get("stalled_ms") == 5, "a valid stall answered")
         r = d.post({"source": "it.sleepy", "source_id": "s1"})
         aid = r.json["ids"][0]
         d.wait_run_state(aid, "waiting")
