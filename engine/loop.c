@@ -398,12 +398,6 @@ loop_write_lazy(struct store_tenant *t, char **errp)
 }
 
 int
-loop_write_within(struct store_tenant *t, int ms, char **errp)
-{
-    return write_begin(t, 0, (int64_t)ms * 1000, 1, errp);
-}
-
-int
 loop_write_unsynced(struct store_tenant *t, int ms, char **errp)
 {
     return write_begin(t, 0, (int64_t)ms * 1000, 0, errp);

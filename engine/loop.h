@@ -36,14 +36,12 @@ int loop_write(struct store_tenant *t, char **errp) KG_WUR;
  * the commit may be put off for up to 10 ms so that several iterations share one
  * fsync. A later loop_write or loop_after_commit on t makes it due at once. */
 int loop_write_lazy(struct store_tenant *t, char **errp) KG_WUR;
-/* The same with a longer delay of ms: a batch of events, which nobody waits for, shares
- * its commit (and the index pages it rewrites) with the next ones. Any other writer of t
- * with a shorter delay, or one that waits, brings the commit forward. */
-int loop_write_within(struct store_tenant *t, int ms, char **errp) KG_WUR;
-/* loop_write_within for records nobody is ever told were stored (syslog's events): when
- * no other writer joins the transaction, its commit does not wait for the disk
- * (store_tx_begin_unsynced; durable against a crash of the process, and against a power
- * cut once the WAL is next synced). */
+/* The same with a longer delay of ms, for records nobody is ever told were stored
+ * (syslog's events): a batch shares its commit (and the index pages it rewrites) with the
+ * next ones; any other writer of t with a shorter delay, or one that waits, brings the
+ * commit forward. When no other writer joins the transaction, its commit does not wait
+ * for the disk (store_tx_begin_unsynced; durable against a crash of the process, and
+ * against a power cut once the WAL is next synced). */
 int loop_write_unsynced(struct store_tenant *t, int ms, char **errp) KG_WUR;
 /* Sync commits on a thread of their own from now on (the daemon; after loop_init): a
  * commit's waiters (loop_after_commit) are then called back once its WAL is on the disk,
