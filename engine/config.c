@@ -1337,7 +1337,7 @@ config_defaults(struct config *cfg, const char *dir)
     cfg->runs.instructions = 100000000;
     cfg->runs.timeout = 86400;
     cfg->runs.slice_ms = 5;
-    cfg->store.wal_warn = (size_t)64 << 20;
+    cfg->store.wal_warn = (size_t)256 << 20;
     cfg->log.level = KG_LOG_INFO;
     cfg->log.json = 0;
     cfg->connectors.key_file = xasprintf("%s/secret.key", dir);
@@ -1779,8 +1779,9 @@ static const char config_text_tail[] =
     "-- Tenant databases (SQLite in WAL mode).\n"
     "store = {\n"
     "    -- A tenant's WAL file past this size (a reader holds an old snapshot) is logged\n"
-    "    -- (store.wal_large) and truncated as soon as the readers let go.\n"
-    "    wal_warn = \"64MiB\",\n"
+    "    -- (store.wal_large) and truncated as soon as the readers let go. A busy WAL\n"
+    "    -- begins over at its start each time it reaches half of it.\n"
+    "    wal_warn = \"256MiB\",\n"
     "}\n"
     "\n"
     "-- Logs, on standard error.\n"

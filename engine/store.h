@@ -201,7 +201,7 @@ void store_tenant_close(struct store_tenant *t); /* rolls back an open transacti
  * store.wal_large (at most once a minute per database), checks every 500 ms, and once a
  * checkpoint completes (the readers let go) truncates the WAL to zero
  * (wal_checkpoint(TRUNCATE), never waiting for a reader or the writer). */
-#define STORE_WAL_WARN (64u << 20)
+#define STORE_WAL_WARN (256u << 20)
 int store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_warn,
                               char **errp) KG_WUR;
 /* For the event loop, which must never wait for a lock another process holds: SQLite
@@ -218,6 +218,9 @@ struct store_wal {
     uint64_t bytes;
     int64_t frames_behind;
     int64_t complete_ms; /* ms since the epoch */
+    /* Checkpoints the loop finished so that the WAL began over (store_tenant_checkpointer),
+     * and the time they took, in µs. */
+    unsigned long long restarts, restart_us;
 };
 void store_tenant_wal(struct store_tenant *t, struct store_wal *out);
 const char *store_tenant_id(const struct store_tenant *t);

@@ -187,7 +187,7 @@ tenant_metrics(struct buf *b, void *arg)
     int n = 0;
     uint64_t wal_bytes = 0;
     int64_t behind = 0, age_ms = 0, now = util_now_ms();
-    unsigned long long unsynced = 0, synced_after = 0;
+    unsigned long long unsynced = 0, synced_after = 0, restarts = 0, restart_us = 0;
 
     (void)arg;
     for (struct tenant *t = tenants; t != NULL; t = t->next) {
@@ -202,6 +202,8 @@ tenant_metrics(struct buf *b, void *arg)
         store_tenant_wal(t->db, &w);
         wal_bytes += w.bytes;
         behind += w.frames_behind;
+        restarts += w.restarts;
+        restart_us += w.restart_us;
         if (w.complete_ms > 0 && now - w.complete_ms > age_ms) {
             age_ms = now - w.complete_ms;
         }
@@ -215,6 +217,15 @@ tenant_metrics(struct buf *b, void *arg)
     metrics_gauge(b, "kagari_store_checkpoint_age_seconds",
                   "longest time since a tenant database's last complete checkpoint",
                   (double)age_ms / 1000.0);
+    metrics_counter(b, "kagari_store_wal_restarts_total",
+                    "checkpoints the loop finished so that a busy WAL began over at its start",
+                    restarts);
+    (void)!buf_printf(b,
+                      "# HELP kagari_store_wal_restart_seconds_total time the loop spent in "
+                      "those checkpoints\n"
+                      "# TYPE kagari_store_wal_restart_seconds_total counter\n"
+                      "kagari_store_wal_restart_seconds_total %.6f\n",
+                      (double)restart_us / 1e6);
     metrics_counter(b, "kagari_commits_unsynced_total",
                     "commits of events alone that did not wait for the disk (synced by the "
                     "next synced commit or checkpoint)",

@@ -109,16 +109,30 @@ end
 function init(args)
   prefix = tostring(tid) .. "-" .. tostring(math.random(1, 1000000000))
 end
+-- The body is built by one table.concat of its pieces: the sender shares the machine's
+-- two cores with the daemon, and a string per record (1.6 MB of garbage per request)
+-- cost it about a quarter of what the daemon spends per record.
+local items = {}
 request = function()
   counter = counter + 1
-  local items = {}
+  local n = 1
+  items[1] = '{"records":['
   for i = 1, BATCH do
     local p = parts[(i - 1) % #parts + 1]
-    items[i] = p[1] .. prefix .. "-" .. counter .. "-" .. i .. p[2]
+    items[n + 1] = p[1]
+    items[n + 2] = prefix
+    items[n + 3] = "-"
+    items[n + 4] = counter
+    items[n + 5] = "-"
+    items[n + 6] = i
+    items[n + 7] = p[2]
+    items[n + 8] = ","
+    n = n + 8
   end
+  items[n] = "]}"
   return wrk.format("POST", "/api/v1/alertsQUERY",
     { ["Authorization"] = "Bearer TOKEN", ["Content-Type"] = "application/json" },
-    '{"records":[' .. table.concat(items, ",") .. ']}')
+    table.concat(items, "", 1, n))
 end
 function done(summary, latency, requests)
   io.write(string.format("RESULT requests=%d duration_us=%d non2xx=%d errors=%d p50_us=%d p99_us=%d\\n",
