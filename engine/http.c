@@ -1164,6 +1164,42 @@ chunk_size_parse(const char *line, size_t n, unsigned long long *size, int *over
     return 0;
 }
 
+/* The rest of a body of known length (or of its current chunk), read from a plain
+ * connection's socket straight into the request, as far as it has come. The bufferevent reads at
+ * most 4 KiB per callback, and a callback runs once per loop iteration: a body of 1.6 MB took some
+ * 400 iterations to arrive (8 ms while the loop was storing batches). The body grows by doubling as
+ * bytes come, never ahead of them. EOF and errors are left for the bufferevent's next read, which
+ * meets them too; bytes past the body are never read. */
+static void
+conn_read_direct(struct http_conn *c)
+{
+    struct buf *body = &c->req->body;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+    if (c->srv->cfg.ssl_ctx != NULL || fd < 0) {
+        return; /* TLS records go through the bufferevent */
+    }
+    while (c->body_left > 0) {
+        size_t room, want;
+        ssize_t r;
+
+        if (body->cap - body->len <= 1) {
+            size_t grow = body->len > 65536 ? body->len : 65536;
+
+            buf_reserve(body, grow < c->body_left ? grow : (size_t)c->body_left);
+        }
+        room = body->cap - body->len - 1;
+        want = room < c->body_left ? room : (size_t)c->body_left;
+        r = read(fd, body->data + body->len, want);
+        if (r <= 0) {
+            return; /* EAGAIN: the rest comes later */
+        }
+        body->len += (size_t)r;
+        body->data[body->len] = '\0';
+        c->body_left -= (unsigned long long)r;
+    }
+}
+
 /* Read body bytes by Content-Length or by chunks. Returns 0 when more bytes are needed,
  * 1 when the state changed (dispatched, or failed). */
 static int
@@ -1184,6 +1220,9 @@ conn_read_body(struct http_conn *c)
             return 1;
         }
         c->body_left -= n;
+        if (c->body_left > 0) {
+            conn_read_direct(c);
+        }
         if (c->body_left > 0) {
             return 0;
         }
@@ -1227,6 +1266,9 @@ conn_read_body(struct http_conn *c)
                 return 1;
             }
             c->body_left -= n;
+            if (c->body_left > 0) {
+                conn_read_direct(c);
+            }
             if (c->body_left > 0) {
                 return 0;
             }

@@ -983,7 +983,9 @@ parse_dispatch(struct intake *in)
 
             if (c->head != NULL) {
                 q = c;
-                in->rr = (in->rr + k + 1) % in->nqueues;
+                /* Not reduced modulo the queues of now: a tenant whose queue is added
+                 * later is next, not the one just served again. */
+                in->rr = (in->rr + k) % in->nqueues + 1;
                 break;
             }
         }

@@ -204,11 +204,6 @@ def test_queue_bound_and_fairness():
             s.sendall(r[:-1])
             socks.append(s)
         try:
-            for s, r in zip(socks, reqs + [breq]):
-                s.sendall(r[-1:])
-            h0 = time.monotonic()
-            h = d.get("/healthz")
-            health_s = time.monotonic() - h0
             answers = [None] * 13
             order = []
 
@@ -216,9 +211,15 @@ def test_queue_bound_and_fairness():
                 answers[k] = read_response(socks[k].makefile("rb"))
                 order.append(k)
 
+            # The readers wait before the last bytes go: the order is the answers' own.
             threads = [threading.Thread(target=read, args=(k,)) for k in range(13)]
             for t in threads:
                 t.start()
+            for s, r in zip(socks, reqs + [breq]):
+                s.sendall(r[-1:])
+            h0 = time.monotonic()
+            h = d.get("/healthz")
+            health_s = time.monotonic() - h0
             for t in threads:
                 t.join(60)
         finally:

@@ -701,6 +701,144 @@ test_pipelined(void)
 }
 
 static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* A large body of known length is read from the socket as it comes, not 4 KiB per loop
+ * iteration (libevent's own reads): once the client has sent it, a few iterations take
+ * it whole. The bytes are the body's, in order, and a request pipelined right after it
+ * is neither swallowed nor lost. A body cut short by the client's EOF is never handled. */
+static void
+test_large_body_direct(void)
+{
+    struct tsrv t;
+    struct buf out;
+    static const char next[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    enum { LEN = 3 * 1024 * 1024, NEXT = sizeof(next) - 1 };
+    char *body = xmalloc(LEN), *req, head[128];
+    size_t hl, sent = 0;
+    int fd, iters = 0, sndbuf = 8 << 20;
+    const char *p;
+    struct event *tick;
+    struct timeval tv = { 0, 20000 }; /* bounds each round's wait */
+
+    T_REQUIRE(tsrv_start(&t, NULL) == 0);
+    buf_init(&out, 0);
+    for (size_t i = 0; i < LEN; i++) {
+        body[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+    }
+    hl = (size_t)snprintf(head, sizeof(head),
+                          "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", LEN);
+    req = xmalloc(hl + LEN + 64);
+    memcpy(req, head, hl);
+    memcpy(req + hl, body, LEN);
+    memcpy(req + hl + LEN, next, NEXT);
+    fd = cli_connect(t.port, 0);
+    T_REQUIRE(fd >= 0);
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    /* The head and the first bytes, read by the bufferevent; then the rest in one go,
+     * as far as the socket buffers take it without the server reading. */
+    T_EQ_INT(cli_send(&t, fd, req, hl + 1000), 0);
+    pump(&t, 20);
+    sent = hl + 1000;
+    while (sent < hl + LEN + NEXT) {
+        ssize_t n = send(fd, req + sent, hl + LEN + NEXT - sent, MSG_NOSIGNAL);
+
+        if (n <= 0) {
+            break;
+        }
+        sent += (size_t)n;
+    }
+    /* Each iteration of the loop reads what has come; count them until the body is
+     * handled (the old reads took one per 4 KiB: hundreds for what the buffers hold). */
+    tick = event_new(t.base, -1, EV_PERSIST, on_tick, NULL);
+    event_add(tick, &tv);
+    while (t.handled == 0 && iters < 5000) {
+        event_base_loop(t.base, EVLOOP_ONCE); /* one round of callbacks, as the daemon's */
+        iters++;
+        if (sent < hl + LEN + NEXT) {
+            ssize_t n = send(fd, req + sent, hl + LEN + NEXT - sent, MSG_NOSIGNAL);
+
+            if (n > 0) {
+                sent += (size_t)n;
+            }
+        }
+    }
+    event_free(tick);
+    fprintf(stderr, "  %d loop iterations to take a body of %d bytes\n", iters, LEN);
+    T_EQ_INT(t.handled >= 1, 1);
+    T_ASSERT(iters < 64);
+    T_EQ_INT(cli_send(&t, fd, req + sent, hl + LEN + NEXT - sent), 0);
+    T_EQ_INT(cli_recv(&t, fd, &out, 2, 5000), 0);
+    T_EQ_INT(status_of(out.data), 200);
+    p = strstr(out.data, "\r\n\r\n");
+    T_REQUIRE(p != NULL && out.len >= (size_t)(p + 4 - out.data) + LEN);
+    T_ASSERT(memcmp(p + 4, body, LEN) == 0);
+    T_CONTAINS(p + 4 + LEN, "\r\n\r\nhello");
+    T_EQ_INT(t.handled, 2);
+    close(fd);
+
+    /* The same body as one chunk of a chunked request. */
+    buf_reset(&out);
+    t.handled = 0;
+    fd = cli_connect(t.port, 0);
+    T_REQUIRE(fd >= 0);
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    hl = (size_t)snprintf(head, sizeof(head),
+                          "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "%x\r\n",
+                          LEN);
+    memcpy(req, head, hl);
+    memcpy(req + hl, body, LEN);
+    memcpy(req + hl + LEN, "\r\n0\r\n\r\n", 7);
+    sent = 0;
+    iters = 0;
+    tick = event_new(t.base, -1, EV_PERSIST, on_tick, NULL);
+    event_add(tick, &tv);
+    while (t.handled == 0 && iters < 5000) {
+        if (sent < hl + LEN + 7) {
+            ssize_t n = send(fd, req + sent, hl + LEN + 7 - sent, MSG_NOSIGNAL);
+
+            if (n > 0) {
+                sent += (size_t)n;
+            }
+        }
+        event_base_loop(t.base, EVLOOP_ONCE);
+        iters++;
+    }
+    event_free(tick);
+    fprintf(stderr, "  %d loop iterations to take it as one chunk\n", iters);
+    T_EQ_INT(t.handled, 1);
+    T_ASSERT(iters < 64);
+    T_EQ_INT(cli_recv(&t, fd, &out, 1, 5000), 0);
+    p = strstr(out.data, "\r\n\r\n");
+    T_REQUIRE(p != NULL && out.len >= (size_t)(p + 4 - out.data) + LEN);
+    T_ASSERT(memcmp(p + 4, body, LEN) == 0);
+    close(fd);
+    t.handled = 2;
+
+    /* Cut short: the client stops after half the body and closes its side. */
+    buf_reset(&out);
+    fd = cli_connect(t.port, 0);
+    T_REQUIRE(fd >= 0);
+    T_EQ_INT(cli_send(&t, fd, req, hl + LEN / 2), 0);
+    pump(&t, 50);
+    shutdown(fd, SHUT_WR);
+    (void)cli_recv(&t, fd, &out, -1, 1500);
+    T_EQ_INT(t.handled, 2);
+    close(fd);
+    T_EQ_INT(pump_until_conns(&t, 0, 1000), 0);
+    buf_free(&out);
+    free(req);
+    free(body);
+    tsrv_stop(&t);
+}
+
+static void
 test_chunked(void)
 {
     struct tsrv t;
@@ -1679,6 +1817,7 @@ TEST_LIST = {
     { "request_accessors", test_request_accessors },
     { "keep_alive", test_keep_alive },
     { "pipelined", test_pipelined },
+    { "large_body_direct", test_large_body_direct },
     { "chunked", test_chunked },
     { "expect_continue", test_expect_continue },
     { "body_too_large", test_body_too_large },
