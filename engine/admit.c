@@ -306,6 +306,7 @@ admit_phase(void *arg)
             loop_after_commit(b->t->db, after_commit, b);
         }
         b = next;
+        loop_sync_poll(); /* the answers of batches committed before */
     }
     return 0;
 }

@@ -829,6 +829,30 @@ conn_write(struct http_conn *c, int status, const char *id, const char *ctype,
     }
 }
 
+/* Send a reply on a plain connection now rather than at the loop's next wait for events:
+ * a reply made late in an iteration (after a commit's sync) waited for the rest of it.
+ * When all of it went, the write callback (conn_write_cb: the next request) is run from
+ * the loop as if the bufferevent had written it; else the bufferevent writes the rest. */
+static void
+conn_flush(struct http_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    int n;
+
+    if (c->srv->cfg.ssl_ctx != NULL || fd < 0 || evbuffer_get_length(out) == 0) {
+        return;
+    }
+    /* The bufferevent keeps the output's start frozen but while it writes itself. */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (n > 0 && evbuffer_get_length(out) == 0) {
+        bufferevent_trigger(c->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+}
+
 /* JSON error body {"error":code,"message":message}; the caller frees it. */
 static char *
 error_body(const char *code, const char *message, size_t *len)
@@ -1990,6 +2014,8 @@ http_reply(struct http_request *req, int status, const char *content_type, const
         struct evbuffer *in = bufferevent_get_input(c->bev);
 
         evbuffer_drain(in, evbuffer_get_length(in));
+    } else {
+        conn_flush(c);
     }
 }
 

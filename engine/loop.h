@@ -32,6 +32,8 @@ void loop_wake(void);
 
 /* Open (if needed) the iteration's transaction on t and mark it for commit. */
 int loop_write(struct store_tenant *t, char **errp) KG_WUR;
+/* Tell the waiters of commits whose sync has finished, now (see loop_sync_thread). */
+void loop_sync_poll(void);
 /* The same for writes nobody waits on (a run's progress: a replay redoes it safely):
  * the commit may be put off for up to 10 ms so that several iterations share one
  * fsync. A later loop_write or loop_after_commit on t makes it due at once. */

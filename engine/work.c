@@ -27,6 +27,7 @@ struct work {
     int queued, running, max_queued;
     int pipe_rd, pipe_wr;
     struct event *ev;
+    int delivering; /* work_deliver is running (loop thread): no nested delivery */
 };
 
 /* Deliver the finished jobs' callbacks (loop thread). */
@@ -35,6 +36,10 @@ work_deliver(struct work *w)
 {
     struct job *list;
 
+    if (w->delivering) {
+        return; /* a callback polled: the outer delivery keeps completion order */
+    }
+    w->delivering = 1;
     pthread_mutex_lock(&w->mu);
     list = w->finished;
     w->finished = NULL;
@@ -58,6 +63,15 @@ work_deliver(struct work *w)
         list->done(list->arg, list->cancelled);
         free(list);
         list = next;
+    }
+    w->delivering = 0;
+}
+
+void
+work_poll(struct work *w)
+{
+    if (w != NULL) {
+        work_deliver(w);
     }
 }
 

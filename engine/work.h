@@ -20,6 +20,10 @@ typedef void (*work_done_fn)(void *arg, int cancelled);
 struct work *work_new(struct event_base *base, int nthreads, int max_queued, char **errp);
 /* Queue a job. -1 when the queue is full (the caller answers "busy"). */
 int work_submit(struct work *w, work_fn fn, work_done_fn done, void *arg) KG_WUR;
+/* Run the done callbacks of the jobs finished so far now, without waiting for the pipe's
+ * event (loop thread, between its own steps; never from inside such a callback's pool
+ * being freed). */
+void work_poll(struct work *w);
 /* Jobs queued or running. */
 int work_pending(const struct work *w);
 /* Finish the running jobs, cancel the queued ones (their done runs with cancelled 1),

@@ -1406,6 +1406,49 @@ test_delayed_reply(void)
     tsrv_stop(&t);
 }
 
+/* A reply made outside the loop's callbacks (an answer after a commit's sync) goes out
+ * at once on a plain connection, before the loop waits for events again, and the next
+ * request on the connection is read as usual. */
+static void
+test_reply_flushed(void)
+{
+    struct tsrv t;
+    struct buf out;
+    char tmp[4096];
+    ssize_t n = 0;
+    int fd;
+
+    T_REQUIRE(tsrv_start(&t, NULL) == 0);
+    buf_init(&out, 0);
+    fd = cli_connect(t.port, 0);
+    T_REQUIRE(fd >= 0);
+    T_EQ_INT(cli_sends(&t, fd, "GET /never HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    for (int i = 0; i < 1000 && t.held == NULL; i++) {
+        loop_once(&t);
+    }
+    T_REQUIRE(t.held != NULL);
+    http_reply(t.held, 200, "text/plain", "now", 3);
+    t.held = NULL;
+    for (int i = 0; i < 200 && n <= 0; i++) { /* the loop does not run meanwhile */
+        n = recv(fd, tmp, sizeof(tmp) - 1, 0);
+        if (n <= 0) {
+            usleep(1000);
+        }
+    }
+    T_ASSERT(n > 0);
+    tmp[n > 0 ? n : 0] = '\0';
+    T_EQ_INT(status_of(tmp), 200);
+    T_EQ_STR(body_of(tmp), "now");
+    T_EQ_INT(cli_sends(&t, fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    T_EQ_INT(cli_recv(&t, fd, &out, 1, 1000), 0);
+    T_EQ_INT(status_of(out.data), 200);
+    T_EQ_STR(body_of(out.data), "hello");
+    close(fd);
+    T_EQ_INT(pump_until_conns(&t, 0, 1000), 0);
+    buf_free(&out);
+    tsrv_stop(&t);
+}
+
 static void
 test_client_gone(void)
 {
@@ -1818,6 +1861,7 @@ TEST_LIST = {
     { "keep_alive", test_keep_alive },
     { "pipelined", test_pipelined },
     { "large_body_direct", test_large_body_direct },
+    { "reply_flushed", test_reply_flushed },
     { "chunked", test_chunked },
     { "expect_continue", test_expect_continue },
     { "body_too_large", test_body_too_large },

@@ -66,6 +66,50 @@ test_jobs_come_back(void)
     event_base_free(base);
 }
 
+static struct work *polled_pool;
+
+/* A completion that polls its own pool, as a callback run from a poll may. */
+static void
+job_done_polling(void *arg, int cancelled)
+{
+    job_done(arg, cancelled);
+    work_poll(polled_pool);
+}
+
+/* work_poll runs the callbacks of the jobs finished so far without the loop, in
+ * completion order; a callback that polls again runs nothing out of turn. */
+static void
+test_poll_delivers_in_order(void)
+{
+    struct event_base *base = event_base_new();
+    char *err = NULL;
+    struct work *w = work_new(base, 1, 8, &err);
+    struct job jobs[4];
+
+    T_REQUIRE(w != NULL);
+    polled_pool = w;
+    memset(jobs, 0, sizeof(jobs));
+    delivered = 0;
+    for (int i = 0; i < 4; i++) {
+        T_EQ_INT(work_submit(w, job_fn, job_done_polling, &jobs[i]), 0);
+    }
+    for (int spins = 0; work_pending(w) > 0 && spins < 500; spins++) {
+        usleep(2000);
+    }
+    T_EQ_INT(delivered, 0); /* finished, but nothing ran them yet */
+    work_poll(w);           /* no event loop */
+    T_EQ_INT(delivered, 4);
+    for (int i = 0; i < 4; i++) {
+        T_EQ_INT(jobs[i].done, 1);
+        T_EQ_INT(jobs[i].order, i + 1);
+    }
+    event_base_loop(base, EVLOOP_NONBLOCK); /* the pipe's bytes: nothing twice */
+    T_EQ_INT(delivered, 4);
+    work_poll(NULL);
+    work_free(w);
+    event_base_free(base);
+}
+
 static void
 test_full_queue_and_free(void)
 {
@@ -95,6 +139,7 @@ test_full_queue_and_free(void)
 
 TEST_LIST = {
     { "jobs_come_back", test_jobs_come_back },
+    { "poll_delivers_in_order", test_poll_delivers_in_order },
     { "full_queue_and_free", test_full_queue_and_free },
     { NULL, NULL },
 };
