@@ -186,12 +186,14 @@ def request_bytes(token, body):
 def test_queue_bound_and_fairness():
     """One parser thread and a queue of 4 MiB per tenant: tenant A's twelve bodies of
     about 3 MB complete at the same moment (each sent but its last byte, then the last
-    bytes together), and tenant B's body right after them. Two of A's go to the thread,
+    bytes together while the loop is held by the test build's "stall" request, so that
+    it finds them all at once), and tenant B's body right after them. Two of A's go to the thread,
     one waits, the rest get 503 overloaded with Retry-After (counted); every 202'd record
     is stored, no refused one is. B's body is taken (its queue is its own) and answered
     before A's last; /healthz answers at once meanwhile: the loop never waits for the
     threads."""
-    cfg = 'intake = { listen = "127.0.0.1:0", parse_threads = 1, parse_queue = "4MiB" }'
+    cfg = ('intake = { listen = "127.0.0.1:0", parse_threads = 1, parse_queue = "4MiB" }\n'
+           'testing = { clock = true }')
     with Daemon("offload-queue", cfg) as d:
         d.add_tenant("t2")
         d.start()
@@ -215,8 +217,14 @@ def test_queue_bound_and_fairness():
             threads = [threading.Thread(target=read, args=(k,)) for k in range(13)]
             for t in threads:
                 t.start()
+            stalled = {}
+            st = threading.Thread(target=lambda: stalled.update(d.control("stall 400")))
+            st.start()
+            time.sleep(0.1)  # the loop is asleep now
             for s, r in zip(socks, reqs + [breq]):
                 s.sendall(r[-1:])
+            st.join(30)
+            check(stalled.get("stalled_ms") == 400, "the stall: %r" % stalled)
             h0 = time.monotonic()
             h = d.get("/healthz")
             health_s = time.monotonic() - h0
@@ -233,7 +241,9 @@ def test_queue_bound_and_fairness():
         shed = [k for k in range(12) if answers[k][0] == 503]
         check(len(ok) + len(shed) == 12, "every answer 202 or 503: %r" %
               [a[0] for a in answers])
-        check(len(ok) >= 3 and shed, "some shed (%d), some taken (%d)" % (len(shed), len(ok)))
+        # Taken: the one parsed, the one next for the thread (unless B's is), the one in
+        # A's queue; the rest shed.
+        check(len(ok) >= 2 and shed, "some shed (%d), some taken (%d)" % (len(shed), len(ok)))
         for k in shed:
             check(json.loads(answers[k][1])["error"] == "overloaded" and
                   answers[k][2].get("retry-after") == "1", "shed: %r" % (answers[k],))
