@@ -1629,14 +1629,6 @@ tls_retry(struct tsrv *t, SSL *ssl, int r)
     return -1;
 }
 
-static void
-tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
 /* POST a 2 MB body over TLS, counting the loop's rounds of callbacks until it is
  * handled; check the echo. -1 when something failed. */
 static int
@@ -1647,7 +1639,7 @@ tls_big_body(struct tsrv *t, SSL *ssl, struct buf *out)
     size_t hl, off = 0, total;
     int iters = 0, handled = t->handled, rc = -1, sndbuf = 8 << 20;
     struct timeval tv = { 0, 20000 };
-    struct event *tick = event_new(t->base, -1, EV_PERSIST, tick_cb, NULL);
+    struct event *tick = event_new(t->base, -1, EV_PERSIST, on_tick, NULL);
     int64_t end = util_mono_us() + 5000000;
     const char *p;
 
