@@ -1196,6 +1196,26 @@ chunk_size_parse(const char *line, size_t n, unsigned long long *size, int *over
  * doubling as bytes come, never ahead of them. EOF, the peer's close_notify and errors
  * are left for the bufferevent's next read, which meets them too; bytes past the body
  * are never read. */
+/* Over TLS, the bytes after a body (a pipelined request, a chunk's CRLF) may already be
+ * decrypted inside SSL, with nothing left in the socket to wake the bufferevent: they go
+ * to the input, where the head or chunk reader finds them. At most one record. */
+static void
+conn_ssl_pending(struct http_conn *c, SSL *ssl)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    char tmp[16384];
+    int n;
+
+    while (SSL_pending(ssl) > 0 && (n = SSL_read(ssl, tmp, (int)sizeof(tmp))) > 0) {
+        if (evbuffer_add(in, tmp, (size_t)n) == -1) { /* the bufferevent keeps its end frozen */
+            evbuffer_unfreeze(in, 0);
+            (void)evbuffer_add(in, tmp, (size_t)n);
+            evbuffer_freeze(in, 0);
+        }
+    }
+    ERR_clear_error();
+}
+
 static void
 conn_read_direct(struct http_conn *c)
 {
@@ -1233,6 +1253,9 @@ conn_read_direct(struct http_conn *c)
         body->len += (size_t)r;
         body->data[body->len] = '\0';
         c->body_left -= (unsigned long long)r;
+    }
+    if (ssl != NULL) {
+        conn_ssl_pending(c, ssl);
     }
 }
 
