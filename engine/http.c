@@ -1188,14 +1188,6 @@ chunk_size_parse(const char *line, size_t n, unsigned long long *size, int *over
     return 0;
 }
 
-/* The rest of a body of known length (or of its current chunk), read from the
- * connection straight into the request, as far as it has come (over TLS: the records
- * received so far). The bufferevent reads at most 4 KiB per callback (one 16 KiB record
- * over TLS), and a callback runs once per loop iteration: a body of 1.6 MB took some 400
- * iterations to arrive (8 ms while the loop was storing batches). The body grows by
- * doubling as bytes come, never ahead of them. EOF, the peer's close_notify and errors
- * are left for the bufferevent's next read, which meets them too; bytes past the body
- * are never read. */
 /* Over TLS, the bytes after a body (a pipelined request, a chunk's CRLF) may already be
  * decrypted inside SSL, with nothing left in the socket to wake the bufferevent: they go
  * to the input, where the head or chunk reader finds them. At most one record. */
@@ -1216,6 +1208,15 @@ conn_ssl_pending(struct http_conn *c, SSL *ssl)
     ERR_clear_error();
 }
 
+/* The rest of a body of known length (or of its current chunk), read from the
+ * connection straight into the request, as far as it has come (over TLS: the records
+ * received so far). The bufferevent reads at most 4 KiB per callback (one 16 KiB record
+ * over TLS), and a callback runs once per loop iteration: a body of 1.6 MB took some 400
+ * iterations to arrive (8 ms while the loop was storing batches). The body grows by
+ * doubling as bytes come, so it holds at most twice what has come. EOF, the peer's
+ * close_notify and errors are left for the bufferevent's next read, which meets them
+ * too; bytes past the body are never read (over TLS, those already decrypted are handed
+ * over: conn_ssl_pending). */
 static void
 conn_read_direct(struct http_conn *c)
 {
