@@ -1213,7 +1213,10 @@ test_wal_begins_over(void)
             n * 8 * 4, w.restarts, max / 1024);
     T_ASSERT(w.restarts >= 3);
     T_ASSERT(n >= 2000);
-    T_ASSERT(max < (long)n * 16 * 1024); /* half of the rows written (n x 32 KB) */
+    /* Without the hand-over every commit appends: n x about 100 KB (0 restarts, 421 MB for
+     * 4,000 commits). The bound is loose: a disk busy with other work slows the
+     * checkpointer's syncs, and the WAL grows meanwhile. */
+    T_ASSERT(max < (long)n * 64 * 1024);
     T_EQ_INT(store_alert_count(f.t), (int64_t)n * 8);
     T_REQUIRE(sqlite3_open(path, &h) == SQLITE_OK);
     T_REQUIRE(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &s, NULL) == SQLITE_OK);
