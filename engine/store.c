@@ -1018,11 +1018,8 @@ struct checkpointer {
      * (HANDOFF_TAKEN) or until STORE_HANDOFF_MS passed. */
     _Atomic int handoff;
     size_t restart_bytes;
-    /* The WAL at the last offer, its header's salts and frames: not offered twice. */
-    uint64_t handed_salt;
-    int handed_at;         /* -1: none yet */
-    int kicked;            /* the loop found the WAL past half its restart size (under mu) */
-    _Atomic int following; /* the last pass set *follow: the thread comes back soon */
+    int handed_at; /* the WAL's frames at the last offer: not offered twice (-1: none) */
+    int kicked;    /* the loop saw the WAL reach half its restart size (under mu) */
 };
 
 enum { HANDOFF_NONE, HANDOFF_OFFERED, HANDOFF_TAKEN };
@@ -1045,6 +1042,7 @@ struct store_tenant {
     _Atomic uint64_t committed, synced;
     unsigned long long wal_restarts, restart_us; /* the loop's restarting checkpoints */
     int wal_frames, page_size; /* the WAL's frames after the last commit (wal_hook) */
+    int kicked;                /* the checkpointer was woken for this WAL's size */
 };
 
 /* ---- connection helpers ---- */
@@ -1853,27 +1851,6 @@ store_tenant_wal(struct store_tenant *t, struct store_wal *out)
     out->restart_us = t->restart_us;
 }
 
-/* The salts of a WAL file's header (which SQLite changes each time the WAL begins over),
- * or 0 when it cannot be read. */
-static uint64_t
-wal_salt(const char *wal)
-{
-    unsigned char hdr[8];
-    int fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    uint64_t v = 0;
-
-    if (fd < 0) {
-        return 0;
-    }
-    if (pread(fd, hdr, sizeof(hdr), 16) == (ssize_t)sizeof(hdr)) {
-        for (int i = 0; i < 8; i++) {
-            v = (v << 8) | hdr[i];
-        }
-    }
-    close(fd);
-    return v;
-}
-
 /* One pass of the checkpointer: a PASSIVE checkpoint (copies what no reader still
  * needs; never waits, never blocks the writer), then, when the WAL file is over the
  * threshold, a warning and, if that checkpoint was complete, a TRUNCATE with no busy
@@ -1889,11 +1866,11 @@ checkpoint_pass(struct checkpointer *c, sqlite3 *h, int page, const char *wal, i
                 int *follow)
 {
     int nlog = -1, nckpt = -1, rc, busy;
-    uint64_t size, bytes, salt;
+    uint64_t size, bytes;
     int64_t now;
 
     *follow = 0;
-    atomic_store(&c->following, 0);
+
     rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
     log_debug("store.checkpoint tenant=%s rc=%d log=%d done=%d", c->id, rc, nlog, nckpt);
     if (rc != SQLITE_OK) {
@@ -1912,12 +1889,8 @@ checkpoint_pass(struct checkpointer *c, sqlite3 *h, int page, const char *wal, i
     *follow = busy && bytes >= c->restart_bytes / 2;
     /* Not the same WAL twice: after the loop's pass its next commit begins the WAL over
      * (or, if a reader came in between, adds to it: then it is offered again). */
-    atomic_store(&c->following, *follow);
-    salt = wal_salt(wal);
-    if (busy && nlog == nckpt && bytes >= c->restart_bytes &&
-        (nlog != c->handed_at || salt != c->handed_salt)) {
+    if (busy && nlog == nckpt && bytes >= c->restart_bytes && nlog != c->handed_at) {
         c->handed_at = nlog;
-        c->handed_salt = salt;
         atomic_store(&c->handoff, HANDOFF_OFFERED);
     }
     size = file_size(wal);
@@ -2069,15 +2042,16 @@ wal_restart(struct store_tenant *t)
     if (c == NULL) {
         return;
     }
-    /* Past half its restart size the checkpointer follows the writer: woken when it is
-     * not following yet (its last pass found the WAL smaller, or the writer idle). */
-    if (t->page_size > 0 &&
-        (uint64_t)t->wal_frames * (uint64_t)t->page_size >= c->restart_bytes / 2 &&
-        !atomic_load(&c->following)) {
+    /* Past half its restart size, the checkpointer follows the writer (wakes it once). */
+    if (!t->kicked && t->page_size > 0 &&
+        (uint64_t)t->wal_frames * (uint64_t)t->page_size >= c->restart_bytes / 2) {
+        t->kicked = 1;
         pthread_mutex_lock(&c->mu);
         c->kicked = 1;
         pthread_cond_signal(&c->cv);
         pthread_mutex_unlock(&c->mu);
+    } else if ((uint64_t)t->wal_frames * (uint64_t)t->page_size < c->restart_bytes / 2) {
+        t->kicked = 0;
     }
     if (atomic_load(&c->handoff) != HANDOFF_OFFERED ||
         !atomic_compare_exchange_strong(&c->handoff, &offered, HANDOFF_TAKEN)) {
@@ -2111,7 +2085,6 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     c->wal_warn = wal_warn > 0 ? wal_warn : STORE_WAL_WARN;
     c->restart_bytes = c->wal_warn / 2;
     c->handed_at = -1;
-    atomic_init(&c->following, 0);
     atomic_init(&c->frames_behind, 0);
     atomic_init(&c->complete_ms, 0);
     atomic_init(&c->handoff, HANDOFF_NONE);
