@@ -797,17 +797,12 @@ loop_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_store_locked_total", NULL, lock_events);
     metrics_counter(b, "kagari_store_locked_writes_total", NULL, lock_refused);
     metrics_gauge(b, "kagari_tenants_locked", NULL, (double)nlocked);
-    (void)!buf_printf(b,
-                      "# TYPE kagari_commit_seconds_total counter\n"
-                      "kagari_commit_seconds_total %.6f\n",
-                      (double)stats.commit_us_total / 1e6);
+    metrics_seconds(b, "kagari_commit_seconds_total", NULL, stats.commit_us_total);
     metrics_counter(b, "kagari_commit_syncs_total",
                     "commits synced to the disk on the sync thread before their waiters were told",
                     stats.syncs);
-    (void)!buf_printf(b,
-                      "# HELP kagari_commit_sync_seconds_total from such a commit to its waiters "
-                      "being told (the sync and the wait for the sync thread)\n"
-                      "# TYPE kagari_commit_sync_seconds_total counter\n"
-                      "kagari_commit_sync_seconds_total %.6f\n",
-                      (double)stats.sync_us_total / 1e6);
+    metrics_seconds(b, "kagari_commit_sync_seconds_total",
+                    "from such a commit to its waiters being told (the sync and the wait for "
+                    "the sync thread)",
+                    stats.sync_us_total);
 }

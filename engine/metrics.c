@@ -78,6 +78,13 @@ metrics_gauge(struct buf *b, const char *name, const char *help, double v)
 }
 
 void
+metrics_seconds(struct buf *b, const char *name, const char *help, unsigned long long us)
+{
+    head(b, name, help, "counter");
+    (void)!buf_printf(b, "%s %.6f\n", name, (double)us / 1e6);
+}
+
+void
 metrics_labelled(struct buf *b, const char *name, const char *label, const char *value,
                  unsigned long long v, int first)
 {

@@ -20,6 +20,8 @@ void metrics_reset(void);
 /* Helpers for writers: one series with its HELP and TYPE lines. help may be NULL. */
 void metrics_counter(struct buf *b, const char *name, const char *help, unsigned long long v);
 void metrics_gauge(struct buf *b, const char *name, const char *help, double v);
+/* A counter of seconds, from a total kept in microseconds. */
+void metrics_seconds(struct buf *b, const char *name, const char *help, unsigned long long us);
 /* A counter with one label: the TYPE line is written when first is set. */
 void metrics_labelled(struct buf *b, const char *name, const char *label, const char *value,
                       unsigned long long v, int first);

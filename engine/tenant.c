@@ -220,12 +220,8 @@ tenant_metrics(struct buf *b, void *arg)
     metrics_counter(b, "kagari_store_wal_restarts_total",
                     "checkpoints the loop finished so that a busy WAL began over at its start",
                     restarts);
-    (void)!buf_printf(b,
-                      "# HELP kagari_store_wal_restart_seconds_total time the loop spent in "
-                      "those checkpoints\n"
-                      "# TYPE kagari_store_wal_restart_seconds_total counter\n"
-                      "kagari_store_wal_restart_seconds_total %.6f\n",
-                      (double)restart_us / 1e6);
+    metrics_seconds(b, "kagari_store_wal_restart_seconds_total",
+                    "time the loop spent in those checkpoints", restart_us);
     metrics_counter(b, "kagari_commits_unsynced_total",
                     "commits of events alone that did not wait for the disk (synced by the "
                     "next synced commit or checkpoint)",
