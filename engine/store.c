@@ -1018,6 +1018,7 @@ struct checkpointer {
      * (HANDOFF_TAKEN) or until STORE_HANDOFF_MS passed. */
     _Atomic int handoff;
     size_t restart_bytes;
+    int page;      /* the database's page size (4 KiB until the loop has read it) */
     int handed_at; /* the WAL's frames at the last offer: not offered twice (-1: none) */
     int kicked;    /* the loop saw the WAL reach half its restart size (under mu) */
 };
@@ -1041,8 +1042,8 @@ struct store_tenant {
     uint64_t commit_seq;
     _Atomic uint64_t committed, synced;
     unsigned long long wal_restarts, restart_us; /* the loop's restarting checkpoints */
-    int wal_frames, page_size; /* the WAL's frames after the last commit (wal_hook) */
-    int kicked;                /* the checkpointer was woken for this WAL's size */
+    int wal_frames; /* the WAL's frames after the last commit (wal_hook) */
+    int kicked;     /* the checkpointer was woken for this WAL's size */
 };
 
 /* ---- connection helpers ---- */
@@ -1862,7 +1863,7 @@ store_tenant_wal(struct store_tenant *t, struct store_wal *out)
  * next pass comes soon, so that little is left each time. A complete pass on a WAL past
  * its restart size is offered to the loop to finish (wal_restart). */
 static int
-checkpoint_pass(struct checkpointer *c, sqlite3 *h, int page, const char *wal, int64_t *logged_ms,
+checkpoint_pass(struct checkpointer *c, sqlite3 *h, const char *wal, int64_t *logged_ms,
                 int *follow)
 {
     int nlog = -1, nckpt = -1, rc, busy;
@@ -1884,7 +1885,7 @@ checkpoint_pass(struct checkpointer *c, sqlite3 *h, int page, const char *wal, i
     if (nlog == nckpt) {
         atomic_store(&c->complete_ms, now);
     }
-    bytes = (uint64_t)nlog * (uint64_t)page;
+    bytes = (uint64_t)nlog * (uint64_t)c->page;
     busy = util_mono_us() - atomic_load(&c->wrote_us) < STORE_TRUNCATE_IDLE_US;
     *follow = busy && bytes >= c->restart_bytes / 2;
     /* Not the same WAL twice: after the loop's pass its next commit begins the WAL over
@@ -1951,8 +1952,7 @@ checkpointer_main(void *arg)
     sqlite3 *h = NULL;
     char *wal = xasprintf("%s-wal", c->path);
     int64_t logged_ms = 0;
-    int large = 0, follow = 0, page = 4096;
-    sqlite3_stmt *ps = NULL;
+    int large = 0, follow = 0;
 
     if (sqlite3_open_v2(c->path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
@@ -1966,11 +1966,6 @@ checkpointer_main(void *arg)
      * mode, and a checkpoint on it does nothing. */
     sqlite3_busy_timeout(h, 100);
     (void)sqlite3_exec(h, "PRAGMA journal_mode", NULL, NULL, NULL);
-    if (sqlite3_prepare_v2(h, "PRAGMA page_size", -1, &ps, NULL) == SQLITE_OK &&
-        sqlite3_step(ps) == SQLITE_ROW && sqlite3_column_int(ps, 0) > 0) {
-        page = sqlite3_column_int(ps, 0);
-    }
-    sqlite3_finalize(ps);
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         int ms = large && c->interval_ms > STORE_WAL_LARGE_POLL_MS ? STORE_WAL_LARGE_POLL_MS
@@ -2001,7 +1996,7 @@ checkpointer_main(void *arg)
         }
         /* The mutex only guards stop: it is never held while touching the database. */
         pthread_mutex_unlock(&c->mu);
-        large = checkpoint_pass(c, h, page, wal, &logged_ms, &follow);
+        large = checkpoint_pass(c, h, wal, &logged_ms, &follow);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
@@ -2038,19 +2033,20 @@ wal_restart(struct store_tenant *t)
     struct checkpointer *c = t->ckpt;
     int offered = HANDOFF_OFFERED, nlog = -1, nckpt = -1;
     int64_t t0;
+    uint64_t bytes;
 
     if (c == NULL) {
         return;
     }
+    bytes = (uint64_t)t->wal_frames * (uint64_t)c->page;
     /* Past half its restart size, the checkpointer follows the writer (wakes it once). */
-    if (!t->kicked && t->page_size > 0 &&
-        (uint64_t)t->wal_frames * (uint64_t)t->page_size >= c->restart_bytes / 2) {
+    if (!t->kicked && bytes >= c->restart_bytes / 2) {
         t->kicked = 1;
         pthread_mutex_lock(&c->mu);
         c->kicked = 1;
         pthread_cond_signal(&c->cv);
         pthread_mutex_unlock(&c->mu);
-    } else if ((uint64_t)t->wal_frames * (uint64_t)t->page_size < c->restart_bytes / 2) {
+    } else if (bytes < c->restart_bytes / 2) {
         t->kicked = 0;
     }
     if (atomic_load(&c->handoff) != HANDOFF_OFFERED ||
@@ -2084,6 +2080,10 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     c->interval_ms = interval_ms > 0 ? interval_ms : 200;
     c->wal_warn = wal_warn > 0 ? wal_warn : STORE_WAL_WARN;
     c->restart_bytes = c->wal_warn / 2;
+    c->page = (int)pragma_int(&t->db, "PRAGMA page_size");
+    if (c->page <= 0) {
+        c->page = 4096;
+    }
     c->handed_at = -1;
     atomic_init(&c->frames_behind, 0);
     atomic_init(&c->complete_ms, 0);
@@ -2106,7 +2106,6 @@ store_tenant_checkpointer(struct store_tenant *t, int interval_ms, size_t wal_wa
     }
     /* The writer no longer checkpoints on commit (the hook replaces SQLite's automatic
      * checkpoints); keep the WAL file bounded. */
-    t->page_size = (int)pragma_int(&t->db, "PRAGMA page_size");
     sqlite3_wal_hook(t->db.h, wal_hook, t);
     {
         /* The WAL is kept at its restart size (and what comes in while it is restarted)
