@@ -32,8 +32,6 @@ void loop_wake(void);
 
 /* Open (if needed) the iteration's transaction on t and mark it for commit. */
 int loop_write(struct store_tenant *t, char **errp) KG_WUR;
-/* Tell the waiters of commits whose sync has finished, now (see loop_sync_thread). */
-void loop_sync_poll(void);
 /* The same for writes nobody waits on (a run's progress: a replay redoes it safely):
  * the commit may be put off for up to 10 ms so that several iterations share one
  * fsync. A later loop_write or loop_after_commit on t makes it due at once. */
@@ -49,6 +47,9 @@ int loop_write_unsynced(struct store_tenant *t, int ms, char **errp) KG_WUR;
  * commit's waiters (loop_after_commit) are then called back once its WAL is on the disk,
  * in a later iteration, and the loop does not wait for the disk meanwhile. */
 int loop_sync_thread(char **errp) KG_WUR;
+/* Tell the waiters of commits whose sync has finished, now, rather than at the loop's
+ * next wait for events (called between the admit step's batches and before commits). */
+void loop_sync_poll(void);
 /* Call fn(arg, ok) after this iteration's commit of t (ok = 0 when it failed and was
  * rolled back). Requires loop_write(t) in this iteration. */
 void loop_after_commit(struct store_tenant *t, void (*fn)(void *arg, int ok), void *arg);
